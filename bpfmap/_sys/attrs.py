@@ -1,0 +1,192 @@
+"""The kernel's bpf(2) ABI: command numbers, attr structs and info structs.
+
+Every structure mirrors the matching member of ``union bpf_attr`` (or
+``struct bpf_map_info``) in ``/usr/include/linux/bpf.h`` field by field, with
+implicit padding written out and every user pointer as a 64-bit integer, the way
+cilium/ebpf's ``internal/sys/types.go`` does.  ``tests/test_sys_abi.py`` checks
+every offset against what gcc computes from the installed header.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+from ctypes import c_char, c_uint32, c_uint64
+
+OBJ_NAME_LEN = 16
+
+
+class Cmd(enum.IntEnum):
+    """enum bpf_cmd."""
+
+    MAP_CREATE = 0
+    MAP_LOOKUP_ELEM = 1
+    MAP_UPDATE_ELEM = 2
+    MAP_DELETE_ELEM = 3
+    MAP_GET_NEXT_KEY = 4
+    PROG_LOAD = 5
+    OBJ_PIN = 6
+    OBJ_GET = 7
+    PROG_GET_NEXT_ID = 11
+    MAP_GET_NEXT_ID = 12
+    PROG_GET_FD_BY_ID = 13
+    MAP_GET_FD_BY_ID = 14
+    OBJ_GET_INFO_BY_FD = 15
+    BTF_LOAD = 18
+    BTF_GET_FD_BY_ID = 19
+    MAP_LOOKUP_AND_DELETE_ELEM = 21
+    MAP_FREEZE = 22
+    BTF_GET_NEXT_ID = 23
+    MAP_LOOKUP_BATCH = 24
+    MAP_LOOKUP_AND_DELETE_BATCH = 25
+    MAP_UPDATE_BATCH = 26
+    MAP_DELETE_BATCH = 27
+
+
+# Element update flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK).
+BPF_ANY = 0
+BPF_NOEXIST = 1
+BPF_EXIST = 2
+BPF_F_LOCK = 4
+
+# file_flags / open_flags for OBJ_GET and *_GET_FD_BY_ID.
+BPF_F_RDONLY = 1 << 3
+BPF_F_WRONLY = 1 << 4
+
+# BPF_PROG_TYPE_SOCKET_FILTER, for the tiny programs tests load.
+PROG_TYPE_SOCKET_FILTER = 1
+
+
+class _Attr(ctypes.Structure):
+    """Base for attr structs: zeroed on construction, as the kernel requires."""
+
+    def __init__(self, **fields: int) -> None:
+        ctypes.memset(ctypes.addressof(self), 0, ctypes.sizeof(self))
+        super().__init__(**fields)
+
+
+class MapCreateAttr(_Attr):
+    """BPF_MAP_CREATE."""
+
+    _fields_ = [
+        ("map_type", c_uint32),
+        ("key_size", c_uint32),
+        ("value_size", c_uint32),
+        ("max_entries", c_uint32),
+        ("map_flags", c_uint32),
+        ("inner_map_fd", c_uint32),
+        ("numa_node", c_uint32),
+        ("map_name", c_char * OBJ_NAME_LEN),
+        ("map_ifindex", c_uint32),
+        ("btf_fd", c_uint32),
+        ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32),
+        ("map_extra", c_uint64),
+    ]
+
+
+class MapElemAttr(_Attr):
+    """BPF_MAP_*_ELEM; ``value`` doubles as ``next_key`` for GET_NEXT_KEY."""
+
+    _fields_ = [
+        ("map_fd", c_uint32),
+        ("_pad0", c_uint32),
+        ("key", c_uint64),
+        ("value", c_uint64),
+        ("flags", c_uint64),
+    ]
+
+
+class MapBatchAttr(_Attr):
+    """BPF_MAP_*_BATCH (the ``batch`` member)."""
+
+    _fields_ = [
+        ("in_batch", c_uint64),
+        ("out_batch", c_uint64),
+        ("keys", c_uint64),
+        ("values", c_uint64),
+        ("count", c_uint32),
+        ("map_fd", c_uint32),
+        ("elem_flags", c_uint64),
+        ("flags", c_uint64),
+    ]
+
+
+class ObjAttr(_Attr):
+    """BPF_OBJ_PIN and BPF_OBJ_GET."""
+
+    _fields_ = [
+        ("pathname", c_uint64),
+        ("bpf_fd", c_uint32),
+        ("file_flags", c_uint32),
+    ]
+
+
+class GetIdAttr(_Attr):
+    """BPF_*_GET_NEXT_ID and BPF_*_GET_FD_BY_ID; ``start_id`` is also map_id/prog_id/btf_id."""
+
+    _fields_ = [
+        ("start_id", c_uint32),
+        ("next_id", c_uint32),
+        ("open_flags", c_uint32),
+    ]
+
+
+class InfoAttr(_Attr):
+    """BPF_OBJ_GET_INFO_BY_FD (the ``info`` member)."""
+
+    _fields_ = [
+        ("bpf_fd", c_uint32),
+        ("info_len", c_uint32),
+        ("info", c_uint64),
+    ]
+
+
+class ProgLoadAttr(_Attr):
+    """BPF_PROG_LOAD, up to ``prog_name`` (the kernel takes a shorter attr)."""
+
+    _fields_ = [
+        ("prog_type", c_uint32),
+        ("insn_cnt", c_uint32),
+        ("insns", c_uint64),
+        ("license", c_uint64),
+        ("log_level", c_uint32),
+        ("log_size", c_uint32),
+        ("log_buf", c_uint64),
+        ("kern_version", c_uint32),
+        ("prog_flags", c_uint32),
+        ("prog_name", c_char * OBJ_NAME_LEN),
+    ]
+
+
+class MapInfo(_Attr):
+    """struct bpf_map_info."""
+
+    _fields_ = [
+        ("type", c_uint32),
+        ("id", c_uint32),
+        ("key_size", c_uint32),
+        ("value_size", c_uint32),
+        ("max_entries", c_uint32),
+        ("map_flags", c_uint32),
+        ("name", c_char * OBJ_NAME_LEN),
+        ("ifindex", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32),
+        ("netns_dev", c_uint64),
+        ("netns_ino", c_uint64),
+        ("btf_id", c_uint32),
+        ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32),
+        ("_pad0", c_uint32),
+        ("map_extra", c_uint64),
+    ]
+
+
+class ProgInfo(_Attr):
+    """The head of struct bpf_prog_info (type, id); the kernel fills what fits."""
+
+    _fields_ = [
+        ("type", c_uint32),
+        ("id", c_uint32),
+    ]

@@ -1,0 +1,247 @@
+"""The one place that makes the bpf(2) syscall, plus the few other system calls
+bpfmap needs (statfs for the bpffs check, mount to create one)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+from .attrs import (
+    Cmd,
+    GetIdAttr,
+    InfoAttr,
+    MapBatchAttr,
+    MapCreateAttr,
+    MapElemAttr,
+    MapInfo,
+    ObjAttr,
+    ProgInfo,
+    ProgLoadAttr,
+)
+
+# __NR_bpf per architecture (arch/*/entry/syscalls or include/uapi/asm-generic/unistd.h).
+_NR_BPF = {
+    "x86_64": 321,
+    "aarch64": 280,
+    "arm64": 280,
+    "riscv64": 280,
+    "loongarch64": 280,
+    "s390x": 351,
+    "ppc64le": 361,
+    "i686": 357,
+    "armv7l": 386,
+}
+
+BPF_FS_MAGIC = 0xCAFE4A11
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint]
+
+
+def _nr_bpf() -> int:
+    machine = platform.machine()
+    try:
+        return _NR_BPF[machine]
+    except KeyError:
+        raise OSError(f"bpfmap does not know the bpf(2) syscall number on {machine}") from None
+
+
+NR_BPF = _nr_bpf()
+
+
+def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
+    """Call bpf(cmd, &attr, sizeof(attr)); return the result or raise OSError(errno)."""
+    ret = _syscall(NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+# -- helpers that build one attr each -------------------------------------------------
+
+
+def _addr(buf: ctypes.Array | None) -> int:
+    return ctypes.addressof(buf) if buf is not None else 0
+
+
+def buffer(data: bytes | int) -> ctypes.Array:
+    """A C buffer holding ``data`` (bytes) or ``data`` zero bytes (int)."""
+    if isinstance(data, int):
+        return ctypes.create_string_buffer(max(data, 1))
+    return ctypes.create_string_buffer(data, max(len(data), 1))
+
+
+def map_create(
+    map_type: int,
+    key_size: int,
+    value_size: int,
+    max_entries: int,
+    flags: int = 0,
+    name: bytes = b"",
+    inner_map_fd: int = 0,
+    numa_node: int = 0,
+    map_extra: int = 0,
+    btf_fd: int = 0,
+    btf_key_type_id: int = 0,
+    btf_value_type_id: int = 0,
+) -> int:
+    attr = MapCreateAttr(
+        map_type=map_type,
+        key_size=key_size,
+        value_size=value_size,
+        max_entries=max_entries,
+        map_flags=flags,
+        inner_map_fd=inner_map_fd,
+        numa_node=numa_node,
+        map_name=name,
+        btf_fd=btf_fd,
+        btf_key_type_id=btf_key_type_id,
+        btf_value_type_id=btf_value_type_id,
+        map_extra=map_extra,
+    )
+    return bpf(Cmd.MAP_CREATE, attr)
+
+
+def map_elem(cmd: Cmd, fd: int, key: ctypes.Array | None, value: ctypes.Array | None, flags: int = 0) -> None:
+    """LOOKUP/UPDATE/DELETE/GET_NEXT_KEY/LOOKUP_AND_DELETE: ``value`` is next_key for GET_NEXT_KEY."""
+    bpf(cmd, MapElemAttr(map_fd=fd, key=_addr(key), value=_addr(value), flags=flags))
+
+
+def map_freeze(fd: int) -> None:
+    bpf(Cmd.MAP_FREEZE, MapElemAttr(map_fd=fd))
+
+
+def map_batch(
+    cmd: Cmd,
+    fd: int,
+    keys: ctypes.Array | None,
+    values: ctypes.Array | None,
+    count: int,
+    in_batch: ctypes.Array | None = None,
+    out_batch: ctypes.Array | None = None,
+    elem_flags: int = 0,
+) -> MapBatchAttr:
+    """One *_BATCH call; returns the attr so the caller can read ``count`` even after an error."""
+    attr = MapBatchAttr(
+        in_batch=_addr(in_batch),
+        out_batch=_addr(out_batch),
+        keys=_addr(keys),
+        values=_addr(values),
+        count=count,
+        map_fd=fd,
+        elem_flags=elem_flags,
+    )
+    bpf(cmd, attr)
+    return attr
+
+
+def obj_pin(fd: int, path: str) -> None:
+    p = ctypes.create_string_buffer(os.fsencode(path))
+    bpf(Cmd.OBJ_PIN, ObjAttr(pathname=ctypes.addressof(p), bpf_fd=fd))
+
+
+def obj_get(path: str, flags: int = 0) -> int:
+    p = ctypes.create_string_buffer(os.fsencode(path))
+    return bpf(Cmd.OBJ_GET, ObjAttr(pathname=ctypes.addressof(p), file_flags=flags))
+
+
+def get_next_id(cmd: Cmd, start_id: int) -> int:
+    attr = GetIdAttr(start_id=start_id)
+    bpf(cmd, attr)
+    return attr.next_id
+
+
+def get_fd_by_id(cmd: Cmd, obj_id: int, flags: int = 0) -> int:
+    return bpf(cmd, GetIdAttr(start_id=obj_id, open_flags=flags))
+
+
+def _obj_info(fd: int, info: ctypes.Structure) -> None:
+    # The info struct is zeroed by its constructor: this kernel leaves fields it does
+    # not fill as the caller passed them.
+    bpf(
+        Cmd.OBJ_GET_INFO_BY_FD,
+        InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info)),
+    )
+
+
+def map_info(fd: int) -> MapInfo:
+    info = MapInfo()
+    _obj_info(fd, info)
+    return info
+
+
+def prog_info(fd: int) -> ProgInfo:
+    info = ProgInfo()
+    _obj_info(fd, info)
+    return info
+
+
+def prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"") -> int:
+    ibuf = buffer(insns)
+    lic = ctypes.create_string_buffer(license)
+    attr = ProgLoadAttr(
+        prog_type=prog_type,
+        insn_cnt=len(insns) // 8,
+        insns=ctypes.addressof(ibuf),
+        license=ctypes.addressof(lic),
+        prog_name=name,
+    )
+    return bpf(Cmd.PROG_LOAD, attr)
+
+
+# -- filesystem ------------------------------------------------------------------------
+
+
+class _Statfs(ctypes.Structure):
+    # struct statfs on 64-bit Linux: f_type is the first long.
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 120)]
+
+
+_statfs = _libc.statfs
+_statfs.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Statfs)]
+_statfs.restype = ctypes.c_int
+
+_mount = _libc.mount
+_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_mount.restype = ctypes.c_int
+
+
+def fs_magic(path: str) -> int:
+    """The f_type of the filesystem holding ``path`` (statfs(2))."""
+    buf = _Statfs()
+    if _statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return buf.f_type & 0xFFFFFFFF
+
+
+def mount_bpffs(target: str) -> None:
+    """mount -t bpf bpf TARGET."""
+    if _mount(b"bpf", os.fsencode(target), b"bpf", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def fd_kind(fd: int) -> str:
+    """'map', 'prog', 'btf', 'link' or '' for what a bpf fd refers to."""
+    target = os.readlink(f"/proc/self/fd/{fd}")
+    prefix = "anon_inode:bpf-"
+    if target.startswith(prefix):
+        return target[len(prefix):]
+    if target == "anon_inode:btf":
+        return "btf"
+    return ""
+
+
+def fdinfo(fd: int) -> dict[str, str]:
+    """The key/value lines of /proc/self/fdinfo/FD (memlock, frozen, map_type, ...)."""
+    out = {}
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+    return out

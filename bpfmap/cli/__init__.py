@@ -1,0 +1,100 @@
+"""The bpfmap command line: a thin typer app over the library.
+
+Exit codes (a contract for scripts): 0 ok; 1 not found or empty; 2 usage or input
+error; 3 error from the kernel or the system.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+
+from ..errors import BpfmapError
+from . import elements, manage
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 not found or empty (lookup miss, pop on an empty queue); "
+    "2 usage or input error; 3 error from the kernel or the system (permission, no such pin, unsupported). "
+    "MAP is a pinned path, id:N or name:NAME."
+)
+
+app = typer.Typer(
+    name="bpfmap",
+    help="Create, read, write and dump Linux eBPF maps.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+for group in (manage.app, elements.app):
+    for info in group.registered_commands:
+        app.registered_commands.append(info)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"bpfmap {__version__}")
+        raise Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Create, read, write and dump Linux eBPF maps."""
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"bpfmap: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    debug = bool(os.environ.get("BPFMAP_DEBUG"))
+    try:
+        app(args=argv, prog_name="bpfmap", standalone_mode=False)
+    except Exit as exc:
+        return exc.exit_code
+    except Abort:
+        _error("aborted")
+        return 130
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except TyperException as exc:  # click's usage errors
+        if getattr(exc, "exit_code", 1) == 0:
+            return 0
+        cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
+        _error(f"{exc.format_message()}; see '{cmd} --help'")  # type: ignore[attr-defined]
+        return 2
+    except BpfmapError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (| head): not our error; keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        if debug:
+            raise
+        _error(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}")
+        return 3
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for BPFMAP_DEBUG=1
+        if debug:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
+        return 3
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Verbs on maps as a whole: create, show, list, pin, freeze."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..maps import Map, list_maps
+from ..output import write_infos
+from ..pins import DEFAULT_BPFFS, check_pin_target, ensure_bpffs
+from ..types import MapFlag, MapType
+from .common import MapArg, OutputOpt, fmt_or_default
+
+app = typer.Typer()
+
+
+def _under_default_bpffs(path: str) -> bool:
+    full = os.path.abspath(path)
+    return full.startswith(DEFAULT_BPFFS + "/")
+
+
+@app.command()
+def create(
+    map_type: Annotated[str, typer.Argument(metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').")],
+    pin: Annotated[Optional[str], typer.Option("--pin", "-p", help="Where to pin the map (required).")] = None,
+    key: Annotated[Optional[int], typer.Option("--key", "-k", help="Key size in bytes.")] = None,
+    value: Annotated[Optional[int], typer.Option("--value", "-v", help="Value size in bytes.")] = None,
+    max_entries: Annotated[Optional[int], typer.Option("--max-entries", "-n",
+                                                       help="Capacity (default 1024; bytes for ringbuf).")] = None,
+    name: Annotated[str, typer.Option("--name", help="Map name, up to 15 characters.")] = "",
+    flags: Annotated[Optional[str], typer.Option("--flags", help="Comma-separated: no_prealloc, rdonly_prog, ...")] = None,
+    inner_map: Annotated[Optional[str], typer.Option("--inner-map", metavar="MAP",
+                                                     help="Template for array_of_maps / hash_of_maps.")] = None,
+    numa_node: Annotated[Optional[int], typer.Option("--numa-node", help="Allocate on this NUMA node.")] = None,
+    hashes: Annotated[int, typer.Option("--hashes", help="Bloom filter: number of hash functions (0 = 5).")] = 0,
+    mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories of the pin path.")] = False,
+    no_mount: Annotated[bool, typer.Option("--no-mount", help=f"Never mount a bpffs on {DEFAULT_BPFFS}.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Create a map and pin it.  Prints the new map's info."""
+    mtype = MapType.parse(map_type)
+    if not pin:
+        raise UsageError(f"create {mtype.label}: --pin PATH is required: a map lives only as long as a file "
+                         f"descriptor or a pin, and this command's descriptors close when it exits")
+    if _under_default_bpffs(pin) and not no_mount:
+        ensure_bpffs(DEFAULT_BPFFS)
+    check_pin_target(pin, mkdir=mkdir)  # before creating: a refused pin leaves nothing behind
+    inner = Map.open(inner_map, readonly=True) if inner_map else None
+    with Map.create(mtype, key, value, max_entries, MapFlag.parse(flags) if flags is not None else None,
+                    name=name, inner_map=inner, numa_node=numa_node, map_extra=hashes) as m:
+        if inner is not None:
+            inner.close()
+        m.pin(pin, mkdir=mkdir)
+        info = m.info()
+        info.pinned = [pin]
+    write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
+
+
+@app.command()
+def show(map_ref: MapArg, output: OutputOpt = None) -> None:
+    """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins."""
+    with Map.open(map_ref, readonly=True) as m:
+        info = m.info(pins=True)
+    write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
+
+
+@app.command(name="list")
+def list_(output: OutputOpt = None) -> None:
+    """List every map in the system, with the paths it is pinned at."""
+    write_infos((i.to_dict() for i in list_maps(pins=True)), fmt_or_default(output), sys.stdout)
+
+
+@app.command()
+def pin(map_ref: MapArg,
+        path: Annotated[str, typer.Argument(help="New pin path on a bpffs.")],
+        mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories.")] = False) -> None:
+    """Pin an existing map (by id, name or another pin) at a new path; never replaces a pin."""
+    with Map.open(map_ref, readonly=True) as m:
+        m.pin(path, mkdir=mkdir)
+
+
+@app.command()
+def freeze(map_ref: MapArg) -> None:
+    """Make a map read-only for user space, for good (programs can still write unless rdonly_prog)."""
+    with Map.open(map_ref) as m:
+        m.freeze()

@@ -1,0 +1,163 @@
+"""Writers for entries and map info: text, json, jsonl, table.  Never calls bpf.
+
+Shapes (a contract, see README "Output"):
+- entries, text: ``KEY<TAB>VALUE`` per line; per-CPU maps ``KEY<TAB>CPU0<TAB>CPU1...``
+- entries, json: one array of objects; jsonl: one object per line.  An object is
+  ``{"key": K, "value": V}``, per-CPU ``{"key": K, "values": [V0, V1, ...]}``.
+- map info: see MapInfo.to_dict.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Callable
+
+FORMATS = ("text", "json", "jsonl", "table")
+
+
+def default_format(stream: IO[str] | None = None) -> str:
+    """``table`` on a terminal, ``text`` for pipes and files."""
+    stream = stream or sys.stdout
+    return "table" if stream.isatty() else "text"
+
+
+def entry_object(key: object, value: object, percpu: bool) -> dict:
+    return {"key": key, "values": value} if percpu else {"key": key, "value": value}
+
+
+def write_entries(
+    entries: Iterable[tuple[object, object]],
+    fmt: str,
+    key_text: Callable[[object], str],
+    value_text: Callable[[object], str],
+    percpu: bool,
+    out: IO[str],
+) -> int:
+    """Stream entries to ``out``; returns how many were written."""
+    count = 0
+    if fmt == "text":
+        write = out.write
+        for k, v in entries:
+            if percpu:
+                write(key_text(k) + "\t" + "\t".join(map(value_text, v)) + "\n")  # type: ignore[arg-type]
+            else:
+                write(key_text(k) + "\t" + value_text(v) + "\n")
+            count += 1
+    elif fmt == "jsonl":
+        for k, v in entries:
+            out.write(json.dumps(entry_object(k, v, percpu)) + "\n")
+            count += 1
+    elif fmt == "json":
+        out.write("[")
+        for k, v in entries:
+            out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(entry_object(k, v, percpu)))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+    elif fmt == "table":
+        count = _entries_table(entries, key_text, value_text, percpu)
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    return count
+
+
+def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows: list[list[str]] = []
+    ncols = 1
+    for k, v in entries:
+        if percpu:
+            vals = [value_text(x) for x in v]  # type: ignore[union-attr]
+            ncols = max(ncols, len(vals))
+            rows.append([key_text(k), *vals])
+        else:
+            rows.append([key_text(k), value_text(v)])
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("key", overflow="fold")
+    if percpu:
+        for i in range(ncols):
+            table.add_column(f"cpu{i}", overflow="fold")
+    else:
+        table.add_column("value", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(markup=False, highlight=False)
+    console.print(table)
+    console.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}", style="dim")
+    return len(rows)
+
+
+def write_value(key: object, value: object, fmt: str, value_text: Callable[[object], str],
+                percpu: bool, out: IO[str], with_key: bool = True) -> None:
+    """One value (lookup/pop/peek): text prints the value alone, json an object."""
+    if fmt in ("json", "jsonl"):
+        obj = entry_object(key, value, percpu) if with_key else ({"values": value} if percpu else {"value": value})
+        out.write(json.dumps(obj, indent=2 if fmt == "json" else None) + "\n")
+    elif percpu:
+        out.write("\t".join(map(value_text, value)) + "\n")  # type: ignore[arg-type]
+    else:
+        out.write(value_text(value) + "\n")
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def info_lines(info: dict) -> Iterator[str]:
+    """bpftool-like text for one map."""
+    flags = ",".join(info["flags"]) or "-"
+    head = f"{info['id']}: {info['type']}  name {info['name'] or '-'}  flags {flags}"
+    if info["frozen"]:
+        head += "  frozen"
+    yield head
+    line = (f"\tkey {info['key_size']}B  value {info['value_size']}B  max_entries {info['max_entries']}"
+            f"  memlock {info['memlock'] if info['memlock'] is not None else '-'}B")
+    if info["btf_id"]:
+        line += f"  btf_id {info['btf_id']}"
+    yield line
+    for path in info["pinned"]:
+        yield f"\tpinned {path}"
+
+
+def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
+    count = 0
+    if fmt == "text":
+        for info in infos:
+            for line in info_lines(info):
+                out.write(line + "\n")
+            count += 1
+    elif fmt == "jsonl":
+        for info in infos:
+            out.write(json.dumps(info) + "\n")
+            count += 1
+    elif fmt == "json":
+        items = list(infos)
+        count = len(items)
+        out.write(json.dumps(items[0] if single and items else items, indent=2) + "\n")
+    elif fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_edge=False, header_style="bold")
+        for col in ("id", "type", "name", "key", "value", "max", "flags", "memlock", "btf", "pinned"):
+            table.add_column(col, overflow="fold")
+        for info in infos:
+            table.add_row(
+                str(info["id"]), info["type"], info["name"], str(info["key_size"]), str(info["value_size"]),
+                str(info["max_entries"]), ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
+                _human(info["memlock"]), str(info["btf_id"] or ""), "\n".join(info["pinned"]),
+            )
+            count += 1
+        Console(markup=False, highlight=False).print(table)
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    return count

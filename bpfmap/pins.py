@@ -1,0 +1,140 @@
+"""The BPF filesystem: checking, mounting, pinning, opening pins and finding them."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+from . import _sys
+from .errors import (
+    NoSuchObject,
+    NotBpffs,
+    PermissionDenied,
+    PinExists,
+    UsageError,
+    WrongObjectType,
+    translate,
+)
+
+DEFAULT_BPFFS = "/sys/fs/bpf"
+
+
+def is_bpffs(path: str) -> bool:
+    """Whether ``path`` (a file or directory) lives on a BPF filesystem."""
+    try:
+        return _sys.fs_magic(path) == _sys.BPF_FS_MAGIC
+    except FileNotFoundError:
+        return False
+
+
+def _mount_hint(directory: str) -> str:
+    return f"mount one with 'mount -t bpf bpf {directory}'"
+
+
+def ensure_bpffs(directory: str = DEFAULT_BPFFS) -> bool:
+    """Mount a bpffs on ``directory`` unless one is there already; True if it mounted.
+
+    Raises NotBpffs when the mount fails, PermissionDenied without CAP_SYS_ADMIN."""
+    if is_bpffs(directory):
+        return False
+    try:
+        os.makedirs(directory, exist_ok=True)
+        _sys.mount_bpffs(directory)
+    except PermissionError as err:
+        raise PermissionDenied(f"mount bpffs on {directory}: permission denied; run as root", err.errno) from err
+    except OSError as err:
+        raise NotBpffs(f"mount bpffs on {directory}: {err.strerror}; {_mount_hint(directory)}", err.errno) from err
+    return True
+
+
+def bpffs_mounts() -> list[str]:
+    """Mount points of every bpffs this process can see, /sys/fs/bpf first."""
+    seen: list[str] = []
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "bpf":
+                    point = parts[1].replace("\\040", " ")
+                    if point not in seen:
+                        seen.append(point)
+    except OSError:
+        return []
+    seen.sort(key=lambda p: p != DEFAULT_BPFFS)
+    return seen
+
+
+def check_pin_target(path: str, mkdir: bool = False) -> None:
+    """Raise unless ``path`` is a free name in an existing bpffs directory.
+
+    With ``mkdir``, missing directories are created (bpffs supports mkdir)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "/"
+    if os.path.lexists(path):
+        raise PinExists(f"pin {path}: something is already pinned there; bpfmap never replaces a pin: "
+                        f"choose another path or remove it first (rm {path})", errno.EEXIST)
+    if not os.path.isdir(directory):
+        if not mkdir:
+            raise UsageError(f"pin {path}: directory {directory} does not exist; create it "
+                             f"(mkdir -p {directory}) or pass --mkdir")
+        if not is_bpffs(_existing_ancestor(directory)):
+            raise NotBpffs(f"pin {path}: {_existing_ancestor(directory)} is not on a BPF filesystem; "
+                           f"{_mount_hint(_existing_ancestor(directory))}", errno.EPERM)
+        os.makedirs(directory, exist_ok=True)
+    if not is_bpffs(directory):
+        raise NotBpffs(f"pin {path}: {directory} is not on a BPF filesystem; {_mount_hint(directory)}",
+                       errno.EPERM)
+
+
+def _existing_ancestor(directory: str) -> str:
+    while not os.path.isdir(directory):
+        directory = os.path.dirname(directory)
+    return directory
+
+
+def pin_fd(fd: int, path: str, mkdir: bool = False) -> None:
+    """Pin the object behind ``fd`` at ``path``, never replacing what is there."""
+    check_pin_target(path, mkdir=mkdir)
+    try:
+        _sys.obj_pin(fd, path)
+    except OSError as err:
+        raise translate("pin", path, err) from err
+
+
+def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
+    """Open the pin at ``path`` and return an fd, checking that it is a ``kind`` ('map'/'prog')."""
+    if not os.path.lexists(path):
+        raise NoSuchObject(f"open {path}: no such pin; list pins with 'ls {os.path.dirname(path) or '.'}' "
+                           f"or maps with 'bpfmap list'", errno.ENOENT)
+    if os.path.isdir(path):
+        raise WrongObjectType(f"open {path}: is a directory, not a pinned {kind}", errno.EISDIR)
+    if not is_bpffs(path):
+        raise NotBpffs(f"open {path}: not on a BPF filesystem; pinned {kind}s live on a bpffs "
+                       f"such as {DEFAULT_BPFFS}", errno.EINVAL)
+    try:
+        fd = _sys.obj_get(path, _sys.BPF_F_RDONLY if readonly else 0)
+    except OSError as err:
+        raise translate("open", path, err) from err
+    actual = _sys.fd_kind(fd)
+    if actual != kind:
+        os.close(fd)
+        raise WrongObjectType(f"open {path}: this pin is a {actual or 'non-BPF object'}, not a {kind}",
+                              errno.EINVAL)
+    return fd
+
+
+def pinned_maps() -> Iterator[tuple[int, str]]:
+    """(map id, path) for every map pinned on a mounted bpffs that we can open."""
+    for mount in bpffs_mounts():
+        for root, _dirs, files in os.walk(mount):
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                try:
+                    fd = _sys.obj_get(path, _sys.BPF_F_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    if _sys.fd_kind(fd) == "map":
+                        yield _sys.map_info(fd).id, path
+                finally:
+                    os.close(fd)

@@ -1,0 +1,210 @@
+"""Map types, map flags, and what each type can do.
+
+Names are the kernel's (``BPF_MAP_TYPE_`` dropped, lower case).  The enum follows
+``enum bpf_map_type`` in linux/bpf.h; the last entries are newer than the 6.1 uapi
+header Debian ships, with the numbers from the kernel source.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class MapType(enum.IntEnum):
+    UNSPEC = 0
+    HASH = 1
+    ARRAY = 2
+    PROG_ARRAY = 3
+    PERF_EVENT_ARRAY = 4
+    PERCPU_HASH = 5
+    PERCPU_ARRAY = 6
+    STACK_TRACE = 7
+    CGROUP_ARRAY = 8
+    LRU_HASH = 9
+    LRU_PERCPU_HASH = 10
+    LPM_TRIE = 11
+    ARRAY_OF_MAPS = 12
+    HASH_OF_MAPS = 13
+    DEVMAP = 14
+    SOCKMAP = 15
+    CPUMAP = 16
+    XSKMAP = 17
+    SOCKHASH = 18
+    CGROUP_STORAGE = 19
+    REUSEPORT_SOCKARRAY = 20
+    PERCPU_CGROUP_STORAGE = 21
+    QUEUE = 22
+    STACK = 23
+    SK_STORAGE = 24
+    DEVMAP_HASH = 25
+    STRUCT_OPS = 26
+    RINGBUF = 27
+    INODE_STORAGE = 28
+    TASK_STORAGE = 29
+    BLOOM_FILTER = 30
+    USER_RINGBUF = 31
+    CGRP_STORAGE = 32  # 6.2
+    ARENA = 33  # 6.9
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "MapType":
+        """Look a type up by name (``lru_hash``, ``lru-hash``, ``BPF_MAP_TYPE_LRU_HASH``)."""
+        from .errors import UsageError
+
+        key = text.strip().upper().replace("-", "_")
+        key = key.removeprefix("BPF_MAP_TYPE_")
+        try:
+            return cls[key]
+        except KeyError:
+            names = ", ".join(t.label for t in cls if t is not cls.UNSPEC)
+            raise UsageError(f"unknown map type {text!r}; known types: {names}") from None
+
+
+class MapFlag(enum.IntFlag):
+    """BPF_F_* map creation flags."""
+
+    NO_PREALLOC = 1 << 0
+    NO_COMMON_LRU = 1 << 1
+    NUMA_NODE = 1 << 2
+    RDONLY = 1 << 3
+    WRONLY = 1 << 4
+    STACK_BUILD_ID = 1 << 5
+    ZERO_SEED = 1 << 6
+    RDONLY_PROG = 1 << 7
+    WRONLY_PROG = 1 << 8
+    CLONE = 1 << 9
+    MMAPABLE = 1 << 10
+    PRESERVE_ELEMS = 1 << 11
+    INNER_MAP = 1 << 12
+    LINK = 1 << 13  # 6.4
+    PATH_FD = 1 << 14  # 6.5
+    VTYPE_BTF_OBJ_FD = 1 << 15  # 6.9
+    TOKEN_FD = 1 << 16  # 6.9
+    SEGV_ON_FAULT = 1 << 17  # 6.9
+    NO_USER_CONV = 1 << 18  # 6.9
+
+    @classmethod
+    def parse(cls, text: str) -> "MapFlag":
+        """Parse ``no_prealloc,rdonly_prog`` (also ``-`` for ``_``, or a number)."""
+        from .errors import UsageError
+
+        flags = cls(0)
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            try:
+                flags |= cls(int(part, 0))
+                continue
+            except ValueError:
+                pass
+            key = part.upper().replace("-", "_").removeprefix("BPF_F_")
+            try:
+                flags |= cls[key]
+            except KeyError:
+                names = ", ".join(f.name.lower() for f in cls)
+                raise UsageError(f"unknown map flag {part!r}; known flags: {names}") from None
+        return flags
+
+    def labels(self) -> list[str]:
+        return [f.name.lower() for f in MapFlag if f in self]
+
+
+class Value(enum.Enum):
+    """What a map's value bytes mean to user space."""
+
+    BYTES = "bytes"  # plain data
+    MAP_ID = "map_id"  # maps of maps: written as an inner map fd, read back as its id
+    PROG_ID = "prog_id"  # prog_array: written as a program fd, read back as its id
+    FD = "fd"  # other fd maps (perf_event_array, sockmap, ...): write-only from user space
+
+
+class Access(enum.Enum):
+    """How user space reaches the elements."""
+
+    KEYED = "keyed"  # lookup/update/delete/iterate by key
+    QUEUE = "queue"  # push/pop/peek, FIFO
+    STACK = "stack"  # push/pop/peek, LIFO
+    BLOOM = "bloom"  # push adds, peek tests membership
+    STREAM = "stream"  # ring buffers and perf buffers: records, not entries
+    NONE = "none"  # storage maps keyed by sockets/tasks/cgroups, struct_ops, arena
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    """What a map type can do and the defaults ``create`` uses for it.
+
+    ``key_size``/``value_size`` are the sizes the kernel requires (None: the user
+    chooses).  ``max_entries`` None means the type's own rule (see Map.create)."""
+
+    access: Access = Access.KEYED
+    percpu: bool = False
+    value: Value = Value.BYTES
+    key_size: int | None = None
+    value_size: int | None = None
+    default_value_size: int | None = None
+    default_max_entries: int | None = 1024
+    default_flags: MapFlag = MapFlag(0)
+    required_flags: MapFlag = MapFlag(0)
+    needs_inner_map: bool = False
+    batch: bool = False
+    deletable: bool = True
+
+
+_FD_ARRAY = dict(key_size=4, value_size=4)
+
+SPECS: dict[MapType, TypeSpec] = {
+    MapType.HASH: TypeSpec(batch=True),
+    MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False),
+    MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, **_FD_ARRAY),
+    # max_entries None: one slot per possible CPU.
+    MapType.PERF_EVENT_ARRAY: TypeSpec(access=Access.STREAM, value=Value.FD, default_max_entries=None, **_FD_ARRAY),
+    MapType.PERCPU_HASH: TypeSpec(percpu=True, batch=True),
+    MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False),
+    MapType.STACK_TRACE: TypeSpec(key_size=4),
+    MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, **_FD_ARRAY),
+    MapType.LRU_HASH: TypeSpec(batch=True),
+    MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True),
+    MapType.LPM_TRIE: TypeSpec(default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC),
+    MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, **_FD_ARRAY),
+    MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4),
+    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4),
+    MapType.SOCKMAP: TypeSpec(value=Value.FD, key_size=4, default_value_size=4),
+    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4),
+    MapType.XSKMAP: TypeSpec(value=Value.FD, **_FD_ARRAY),
+    MapType.SOCKHASH: TypeSpec(value=Value.FD, default_value_size=4),
+    MapType.CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE),
+    MapType.REUSEPORT_SOCKARRAY: TypeSpec(value=Value.FD, key_size=4, default_value_size=4),
+    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, percpu=True),
+    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0),
+    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0),
+    MapType.SK_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
+                                 default_flags=MapFlag.NO_PREALLOC),
+    MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4),
+    MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4),
+    MapType.RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
+    MapType.INODE_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
+                                    default_flags=MapFlag.NO_PREALLOC),
+    MapType.TASK_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
+                                   default_flags=MapFlag.NO_PREALLOC),
+    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0),
+    MapType.USER_RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
+    MapType.CGRP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
+                                   default_flags=MapFlag.NO_PREALLOC),
+    MapType.ARENA: TypeSpec(access=Access.NONE, key_size=0, value_size=0, required_flags=MapFlag.MMAPABLE,
+                            default_flags=MapFlag.MMAPABLE),
+}
+
+
+def spec(map_type: MapType) -> TypeSpec:
+    """The TypeSpec of a map type; unknown (newer) types are treated as plain keyed maps."""
+    return SPECS.get(map_type, TypeSpec())
+
+
+def map_type_label(value: int) -> str:
+    try:
+        return MapType(value).label
+    except ValueError:
+        return f"type_{value}"
