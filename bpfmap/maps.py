@@ -206,6 +206,10 @@ class Map:
                     f"{value_size}, max_entries {max_entries}, flags {','.join(mflags.labels()) or 'none'} "
                     f"(errno {errno.errorcode.get(err.errno, err.errno)}); this kernel may not support "
                     f"{label} maps or this combination", err.errno) from err
+            if err.errno == errno.E2BIG:
+                raise Unsupported(
+                    f"create {label}: key {key_size} / value {value_size} / max_entries {max_entries} is too "
+                    f"big for a {label} map on this kernel (E2BIG); use smaller sizes", err.errno) from err
             raise translate("create", label, err) from err
         return cls(fd, ref=f"id:{_sys.map_info(fd).id}")
 

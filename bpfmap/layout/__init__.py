@@ -107,7 +107,7 @@ class Field:
 class StructCodec(Codec):
     """A C struct of scalar fields, aligned as the C compiler does on this machine."""
 
-    def __init__(self, fields: list[tuple[str, str]], packed: bool = False) -> None:
+    def __init__(self, fields: list[tuple[str, str]], packed: bool = False, scalar: bool = False) -> None:
         laid: list[Field] = []
         offset = 0
         align_max = 1
@@ -129,7 +129,8 @@ class StructCodec(Codec):
         self.fields = laid
         self.size = offset + tail
         self._struct = struct.Struct(fmt)
-        self.scalar = len(laid) == 1 and laid[0].name == "f0"
+        # One unnamed field (``u32``) reads as a bare number; a named one stays a struct.
+        self.scalar = scalar and len(laid) == 1
 
     def describe(self) -> str:
         parts = [f"{f.name}={f.type}@{f.offset}" for f in self.fields]
@@ -227,8 +228,10 @@ def parse_side(text: str, packed: bool = False) -> StructCodec | None:
     if s in ("", "-"):
         return None
     fields: list[tuple[str, str]] = []
+    named = False
     for i, part in enumerate(p.strip() for p in s.split(",")):
         name, eq, typ = part.rpartition("=")
+        named = named or bool(eq)
         name = name.strip() if eq else f"f{i}"
         typ = typ.strip().lower()
         if typ not in _SCALARS:
@@ -239,7 +242,7 @@ def parse_side(text: str, packed: bool = False) -> StructCodec | None:
         if name in (n for n, _ in fields):
             raise UsageError(f"layout {text!r}: field name {name!r} used twice")
         fields.append((name, typ))
-    return StructCodec(fields, packed)
+    return StructCodec(fields, packed, scalar=not named)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""Fixtures: a private bpffs per test session, a fresh pin directory per test.
+
+Tests talk to the real kernel.  Without the bpf syscall or bpffs they skip, unless
+CI=true, where that is a failure."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from bpfmap import _sys
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+INSTALLED = shutil.which("bpfmap")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the kernel's BPF is required)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def bpffs(tmp_path_factory):
+    """A private bpffs mounted on a temp directory for the whole session."""
+    if os.geteuid() != 0:
+        _unavailable("kernel tests need root to mount a bpffs")
+    try:
+        fd = _sys.map_create(2, 4, 4, 1)  # an array: does bpf(2) work at all?
+        os.close(fd)
+    except OSError as err:
+        _unavailable(f"bpf(2) unavailable: {err}")
+    directory = str(tmp_path_factory.mktemp("bpffs"))
+    assert "." not in directory, "bpftool rewrites dots in pin paths; keep them out"
+    try:
+        _sys.mount_bpffs(directory)
+    except OSError as err:
+        _unavailable(f"cannot mount a bpffs: {err}")
+    yield directory
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(directory.encode(), 2) != 0:  # MNT_DETACH
+        raise OSError(ctypes.get_errno(), f"umount {directory}")
+
+
+@pytest.fixture
+def pindir(bpffs):
+    """A new directory on the private bpffs; everything pinned there is removed after."""
+    path = os.path.join(bpffs, "t" + uuid.uuid4().hex[:12])
+    os.mkdir(path)
+    yield path
+    shutil.rmtree(path)
+
+
+def run_cli(*args: str, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed bpfmap (falling back to python -m bpfmap) as a subprocess."""
+    cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("BPFMAP_DEBUG", None)
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, input=input, env=full_env, timeout=60)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+# BPF_MOV64_IMM(R0, 0); BPF_EXIT_INSN(): the smallest program the verifier accepts.
+RETURN_ZERO = bytes.fromhex("b700000000000000" "9500000000000000")
+
+
+@pytest.fixture
+def program():
+    """A loaded socket-filter program (for prog_array tests)."""
+    from bpfmap import Program
+
+    fd = _sys.prog_load(_sys.attrs.PROG_TYPE_SOCKET_FILTER, RETURN_ZERO, name=b"bpfmap_test")
+    prog = Program.from_fd(fd)
+    yield prog
+    prog.close()
+
+
+def bpftool_path() -> str | None:
+    return shutil.which("bpftool")
+
+
+@pytest.fixture
+def bpftool():
+    path = bpftool_path()
+    if path is None:
+        if IN_CI:
+            pytest.fail("bpftool is not installed (.ci/run installs it)", pytrace=False)
+        pytest.skip("bpftool is not installed")
+    return path
