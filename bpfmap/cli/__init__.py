@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     debug = bool(os.environ.get("BPFMAP_DEBUG"))
     try:
-        app(args=argv, prog_name="bpfmap", standalone_mode=False)
+        # Without standalone mode, click hands back typer.Exit's code as the return value.
+        rv = app(args=argv, prog_name="bpfmap", standalone_mode=False)
     except Exit as exc:
         return exc.exit_code
     except Abort:
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
         return 3
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:

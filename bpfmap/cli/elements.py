@@ -16,12 +16,23 @@ from .common import LayoutOpt, MapArg, OutputOpt, fmt_or_default
 
 app = typer.Typer()
 
+# Element verbs take negative numbers (-1) as KEY/VALUE: let unknown "options" through
+# as arguments, and reject what still looks like a misspelt long option ourselves.
+_ARGS_MAY_BE_NEGATIVE = {"ignore_unknown_options": True}
+
+
+def _no_stray_options(*args: str | None) -> None:
+    for a in args:
+        if a and a.startswith("--") and a != "--":
+            raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
+
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per --layout.")]
 
 
-@app.command()
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, output: OutputOpt = None) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
+    _no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
         view = View(m, layout)
         raw_key = view.parse_key(key)
@@ -30,7 +41,7 @@ def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, output: Outpu
                     m.percpu, sys.stdout)
 
 
-@app.command()
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def update(
     map_ref: MapArg,
     key: KeyArg,
@@ -42,6 +53,7 @@ def update(
     layout: LayoutOpt = None,
 ) -> None:
     """Write VALUE at KEY (create or replace)."""
+    _no_stray_options(key, *values)
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")
     mode = "noexist" if noexist else "exist" if exist else "any"
@@ -61,9 +73,10 @@ def update(
         m.update(raw_key, parsed if m.percpu else parsed[0], mode)
 
 
-@app.command()
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def delete(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None) -> None:
     """Delete KEY.  Exit 1 if it is absent."""
+    _no_stray_options(key)
     with Map.open(map_ref) as m:
         m.delete(View(m, layout).parse_key(key))
 
@@ -82,7 +95,7 @@ def fmt_or_default_text(fmt: str | None) -> str:
     return "text" if fmt in (None, "table") else fmt
 
 
-@app.command()
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
@@ -90,6 +103,7 @@ def push(
     layout: LayoutOpt = None,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
+    _no_stray_options(value)
     with Map.open(map_ref) as m:
         m.push(View(m, layout).parse_value(value), overwrite=overwrite)
 
@@ -103,7 +117,7 @@ def pop(map_ref: MapArg, layout: LayoutOpt = None, output: OutputOpt = None) -> 
         write_value(None, value, fmt_or_default_text(output), view.value.format, False, sys.stdout, with_key=False)
 
 
-@app.command()
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def peek(
     map_ref: MapArg,
     value: Annotated[Optional[str], typer.Argument(metavar="[VALUE]", help="Bloom filter: the value to test.")] = None,
@@ -113,6 +127,7 @@ def peek(
     """Print the next element of a queue or stack without removing it (exit 1 if empty).
 
     For a bloom filter, test VALUE: exit 0 if it may be in the set, 1 if it is not."""
+    _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
         view = View(m, layout)
         if m.spec.access is Access.BLOOM:

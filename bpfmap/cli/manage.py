@@ -13,7 +13,7 @@ from ..maps import Map, list_maps
 from ..output import write_infos
 from ..pins import DEFAULT_BPFFS, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
-from .common import MapArg, OutputOpt, fmt_or_default
+from .common import MapArg, OutputOpt, complete_type, fmt_or_default
 
 app = typer.Typer()
 
@@ -25,7 +25,8 @@ def _under_default_bpffs(path: str) -> bool:
 
 @app.command()
 def create(
-    map_type: Annotated[str, typer.Argument(metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').")],
+    map_type: Annotated[str, typer.Argument(metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').",
+                                            autocompletion=complete_type)],
     pin: Annotated[Optional[str], typer.Option("--pin", "-p", help="Where to pin the map (required).")] = None,
     key: Annotated[Optional[int], typer.Option("--key", "-k", help="Key size in bytes.")] = None,
     value: Annotated[Optional[int], typer.Option("--value", "-v", help="Value size in bytes.")] = None,

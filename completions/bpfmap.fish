@@ -1,0 +1,1 @@
+complete --command bpfmap --no-files --arguments "(env _BPFMAP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) bpfmap)" --condition "env _BPFMAP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) bpfmap"
