@@ -4,6 +4,8 @@ Shapes (a contract, see README "Output"):
 - entries, text: ``KEY<TAB>VALUE`` per line; per-CPU maps ``KEY<TAB>CPU0<TAB>CPU1...``
 - entries, json: one array of objects; jsonl: one object per line.  An object is
   ``{"key": K, "value": V}``, per-CPU ``{"key": K, "values": [V0, V1, ...]}``.
+- entries, csv: a header row of flattened field names (``key``, ``key.port``,
+  ``value.hist[0].lo``, per-CPU ``values[1].packets``), then one row per entry.
 - map info: see MapInfo.to_dict.
 """
 
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Callable
 
-FORMATS = ("text", "json", "jsonl", "table")
+FORMATS = ("text", "json", "jsonl", "csv", "table")
 
 
 def default_format(stream: IO[str] | None = None) -> str:
@@ -55,6 +57,8 @@ def write_entries(
             out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(entry_object(k, v, percpu)))
             count += 1
         out.write("\n]\n" if count else "]\n")
+    elif fmt == "csv":
+        count = _entries_csv(entries, percpu, out)
     elif fmt == "table":
         count = _entries_table(entries, key_text, value_text, percpu)
     else:
@@ -62,26 +66,64 @@ def write_entries(
     return count
 
 
+def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:
+    """(column, scalar) pairs: dicts add ``.name``, lists add ``[i]``."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            flatten(f"{prefix}[{i}]", v, out)
+    else:
+        out.append((prefix, obj))
+
+
+def _entries_csv(entries: Iterable[tuple[object, object]], percpu: bool, out: IO[str]) -> int:
+    import csv
+
+    writer = csv.writer(out, lineterminator="\n")
+    header: list[str] | None = None
+    count = 0
+    for k, v in entries:
+        cells: list[tuple[str, object]] = []
+        flatten("key", k, cells)
+        flatten("values" if percpu else "value", v, cells)
+        if header is None:
+            header = [c for c, _ in cells]
+            writer.writerow(header)
+        writer.writerow(["true" if x is True else "false" if x is False else x for _, x in cells])
+        count += 1
+    return count
+
+
 def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool) -> int:
+    """A rich table: one column per top-level key field and value field (per CPU: one per CPU)."""
     from rich.console import Console
     from rich.table import Table
 
+    from .layout import format_text
+
     rows: list[list[str]] = []
-    ncols = 1
+    key_cols: list[str] | None = None
+    val_cols: list[str] | None = None
     for k, v in entries:
+        if key_cols is None:
+            key_cols = [f"key.{n}" for n in k] if isinstance(k, dict) else ["key"]
+            if percpu:
+                val_cols = [f"cpu{i}" for i in range(len(v))]  # type: ignore[arg-type]
+            else:
+                val_cols = list(v) if isinstance(v, dict) else ["value"]
+        kcells = [format_text(x) for x in k.values()] if isinstance(k, dict) else [key_text(k)]
         if percpu:
-            vals = [value_text(x) for x in v]  # type: ignore[union-attr]
-            ncols = max(ncols, len(vals))
-            rows.append([key_text(k), *vals])
+            vcells = [value_text(x) for x in v]  # type: ignore[union-attr]
+        elif isinstance(v, dict):
+            vcells = [format_text(x) for x in v.values()]
         else:
-            rows.append([key_text(k), value_text(v)])
+            vcells = [value_text(v)]
+        rows.append(kcells + vcells)
     table = Table(show_edge=False, header_style="bold")
-    table.add_column("key", overflow="fold")
-    if percpu:
-        for i in range(ncols):
-            table.add_column(f"cpu{i}", overflow="fold")
-    else:
-        table.add_column("value", overflow="fold")
+    for col in (key_cols or ["key"]) + (val_cols or ["value"]):
+        table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*row)
     console = Console(markup=False, highlight=False)

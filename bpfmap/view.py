@@ -1,13 +1,21 @@
-"""A Map seen through a Layout: text and Python values in, decoded entries out."""
+"""A Map seen through a Layout: text and Python values in, decoded entries out.
+
+Also what the CLI does to decoded entries without touching the kernel: per-CPU
+aggregation, sorting and top-N selection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .errors import UsageError
 from .layout import Codec, HexCodec, IdCodec, Layout
 from .maps import Map, Program
 from .types import Value
+
+AGGREGATES = ("all", "sum", "max", "min", "avg")
 
 
 class View:
@@ -17,7 +25,7 @@ class View:
         layout = layout or Layout()
         self.map = m
         keyless = m.key_size == 0
-        if layout.bare is not None and not keyless:
+        if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
         self.key: Codec = self._bind(layout.key, m.key_size, "key", m.ref)
         if keyless and layout.bare is not None:
@@ -55,18 +63,120 @@ class View:
         except UsageError as err:
             raise UsageError(f"value {text!r}: {err}") from None
 
+    def encode_value(self, value: Any) -> bytes:
+        try:
+            return self.value.encode(value)
+        except UsageError as err:
+            raise UsageError(f"value {value!r}: {err}") from None
+
     def open_value_ref(self, text: str) -> Map | Program:
         """For maps of maps and prog_array: open the map or program a value refers to."""
         if self.map.spec.value is Value.MAP_ID:
             return Map.open(text)
         return Program.open(text)
 
-    def decode_value(self, raw: bytes | list[bytes]) -> object:
+    def decode_value(self, raw: bytes | list[bytes]) -> Any:
         if isinstance(raw, list):
             return [self.value.decode(v) for v in raw]
         return self.value.decode(raw)
 
-    def items(self) -> Iterator[tuple[object, object]]:
+    def items(self) -> Iterator[tuple[Any, Any]]:
         """Decoded (key, value) pairs; raises at once (not on first next) if the map cannot be iterated."""
         kd, dv = self.key.decode, self.decode_value
         return ((kd(k), dv(v)) for k, v in self.map.items())
+
+
+# -- per-CPU --------------------------------------------------------------------------------
+
+
+def aggregate(values: list[Any], how: str) -> Any:
+    """Combine per-CPU values: numbers by ``how`` (sum/max/min/avg), field by field in
+    structs and arrays; anything else (strings, addresses) is taken from CPU 0."""
+    if how == "all":
+        return values
+    if how not in AGGREGATES:
+        raise UsageError(f"--percpu {how}: choose one of {', '.join(AGGREGATES)}")
+    return _combine(values, how)
+
+
+def _combine(values: list[Any], how: str) -> Any:
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _combine([v[k] for v in values], how) for k in first}
+    if isinstance(first, list):
+        return [_combine([v[i] for v in values], how) for i in range(len(first))]
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return first
+    if how == "sum":
+        return sum(values)
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
+    return sum(values) / len(values)
+
+
+def pick_cpu(values: list[Any], cpu: int, ncpus: int) -> Any:
+    if not 0 <= cpu < ncpus:
+        raise UsageError(f"--cpu {cpu}: this machine has CPUs 0..{ncpus - 1} (possible)")
+    return values[cpu]
+
+
+# -- sorting ---------------------------------------------------------------------------------
+
+
+def field_getter(field: str, sample: tuple[Any, Any]):
+    """A function (key, value) -> sort key for ``field``: ``key``, ``value``, ``key.port``,
+    ``value.packets`` or a bare field name (looked up in the value, then the key)."""
+    path = field.split(".")
+    roots = [path[0]] if path[0] in ("key", "value") else ["value", "key"]
+    rest = path[1:] if path[0] in ("key", "value") else path
+    for root in roots:
+        obj = sample[0] if root == "key" else sample[1]
+        if _dig(obj, rest) is not _MISSING:
+            idx = 0 if root == "key" else 1
+            return lambda entry: _sort_key(_dig(entry[idx], rest))
+    raise UsageError(f"--sort {field}: no such field in the entries (try key, value or value.NAME)")
+
+
+_MISSING = object()
+
+
+def _dig(obj: Any, path: list[str]) -> Any:
+    for part in path:
+        if isinstance(obj, list) and obj and isinstance(obj[0], dict):  # per-CPU 'all': sum across CPUs
+            vals = [_dig(o, [part]) for o in obj]
+            return sum(v for v in vals if isinstance(v, (int, float)))
+        if not isinstance(obj, dict) or part not in obj:
+            return _MISSING
+        obj = obj[part]
+    if isinstance(obj, list) and obj and all(isinstance(v, (int, float)) for v in obj):
+        return sum(obj)
+    return obj
+
+
+def _sort_key(v: Any) -> tuple:
+    # numbers before strings, so mixed types never raise
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, v, "")
+    return (1, 0, str(v))
+
+
+def sort_entries(entries: Iterable[tuple[Any, Any]], field: str, reverse: bool = False,
+                 top: int | None = None) -> Iterator[tuple[Any, Any]]:
+    """Entries ordered by ``field`` (ascending; ``reverse`` descending).  With ``top``, the
+    ``top`` largest (the smallest with ``reverse``), largest first, holding only ``top``
+    entries in memory."""
+    it = iter(entries)
+    try:
+        first = next(it)
+    except StopIteration:
+        return iter(())
+    getter = field_getter(field, first)
+    stream = itertools.chain([first], it)
+    if top is not None:
+        if top < 1:
+            raise UsageError("--top must be at least 1")
+        pick = heapq.nsmallest if reverse else heapq.nlargest
+        return iter(pick(top, stream, key=getter))
+    return iter(sorted(stream, key=getter, reverse=reverse))

@@ -77,7 +77,7 @@ def test_create_update_dump_lookup_delete_through_the_installed_command(cli, pin
     (["dump", "{dir}/missing"], 3, "no such pin"),
     (["dump", "{dir}"], 3, "is a directory"),
     (["dump", "/etc/hostname"], 3, "not on a BPF filesystem"),
-    (["dump", "{pin}", "-o", "xml"], 2, "choose one of text, json, jsonl, table"),
+    (["dump", "{pin}", "-o", "xml"], 2, "choose one of text, json, jsonl, csv, table"),
     (["nosuchverb"], 2, "No such command"),
     (["lookup", "{pin}"], 2, "Missing argument"),
     (["create", "hash", "--key", "4", "--value", "8", "--pin", "{pin}"], 3, "never replaces a pin"),

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 from ..layout import Layout
 from ..output import FORMATS, default_format
 
@@ -50,13 +51,39 @@ MapArg = Annotated[str, typer.Argument(metavar="MAP", help="Pinned path, id:N or
 LayoutOpt = Annotated[
     Optional[Layout],
     typer.Option("--layout", "-l", parser=_parse_layout, metavar="KEY:VALUE",
-                 help="Key and value layout, e.g. u32:u64 or 'u32,u16,u16:u64'; '-' leaves a side as hex."),
+                 help="Key and value layout, e.g. u32:u64 or 'saddr=ipv4,dport=be16:u64'; '-' leaves a side "
+                      "as hex; @FILE[#NAME] reads it from a file."),
 ]
+PackedOpt = Annotated[bool, typer.Option("--packed", help="Lay out both sides of --layout with no padding.")]
+HeaderOpt = Annotated[Optional[str], typer.Option("--c-header", metavar="FILE",
+                                                  help="C header declaring the key and value types.")]
+KeyTypeOpt = Annotated[Optional[str], typer.Option("--key-type", metavar="CTYPE",
+                                                   help="C type of the key, e.g. 'struct flow_key'.")]
+ValueTypeOpt = Annotated[Optional[str], typer.Option("--value-type", metavar="CTYPE",
+                                                     help="C type of the value, e.g. __u64.")]
 OutputOpt = Annotated[
     Optional[str],
     typer.Option("--output", "-o", parser=_parse_format, metavar="FORMAT", autocompletion=complete_format,
-                 help="text, json, jsonl or table (default: table on a terminal, text otherwise)."),
+                 help="text, json, jsonl, csv or table (default: table on a terminal, text otherwise)."),
 ]
+
+
+def pick_layout(layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
+                value_type: str | None) -> Layout | None:
+    """The one layout a command uses, from --layout (and --packed) or --c-header."""
+    if header is not None:
+        if layout is not None:
+            raise UsageError("give either --layout or --c-header, not both")
+        if packed:
+            raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
+        return Layout.from_c(header, key_type, value_type)
+    if key_type or value_type:
+        raise UsageError("--key-type and --value-type need --c-header FILE")
+    if packed:
+        if layout is None:
+            raise UsageError("--packed needs --layout")
+        return layout.packed()
+    return layout
 
 
 def fmt_or_default(fmt: str | None) -> str:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import KeyNotFound, UsageError
+from ..layout import Layout
 from ..maps import Map
 from ..output import write_entries, write_value
 from ..types import Access, Value
-from ..view import View
-from .common import LayoutOpt, MapArg, OutputOpt, fmt_or_default
+from ..view import AGGREGATES, View, aggregate, pick_cpu, sort_entries
+from .common import (
+    HeaderOpt,
+    KeyTypeOpt,
+    LayoutOpt,
+    MapArg,
+    OutputOpt,
+    PackedOpt,
+    ValueTypeOpt,
+    fmt_or_default,
+    pick_layout,
+)
 
 app = typer.Typer()
 
@@ -20,45 +32,83 @@ app = typer.Typer()
 # as arguments, and reject what still looks like a misspelt long option ourselves.
 _ARGS_MAY_BE_NEGATIVE = {"ignore_unknown_options": True}
 
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
+PercpuOpt = Annotated[Optional[str], typer.Option(
+    "--percpu", metavar="HOW", help=f"Per-CPU maps: {'|'.join(AGGREGATES)} (default all: one value per CPU).")]
+CpuOpt = Annotated[Optional[int], typer.Option("--cpu", metavar="N", help="Per-CPU maps: only CPU N's slot.")]
+
 
 def _no_stray_options(*args: str | None) -> None:
     for a in args:
         if a and a.startswith("--") and a != "--":
             raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
 
-KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per --layout.")]
+
+def _view(m: Map, layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
+          value_type: str | None) -> View:
+    return View(m, pick_layout(layout, packed, header, key_type, value_type))
+
+
+def _per_cpu(view: View, how: str | None, cpu: int | None):
+    """A function reducing a per-CPU value list as asked, and whether output stays per-CPU."""
+    if not view.percpu:
+        if how is not None or cpu is not None:
+            raise UsageError(f"--percpu/--cpu: {view.map.type_label} is not a per-CPU map")
+        return None, False
+    if how is not None and cpu is not None:
+        raise UsageError("give --percpu or --cpu, not both")
+    if cpu is not None:
+        n = view.map.ncpus
+        pick_cpu([None] * n, cpu, n)  # validates
+        return (lambda vals: vals[cpu]), False
+    if how is None or how == "all":
+        if how is not None and how not in AGGREGATES:
+            raise UsageError(f"--percpu {how}: choose one of {', '.join(AGGREGATES)}")
+        return None, True
+    aggregate([0], how)  # validates
+    return (lambda vals: aggregate(vals, how)), False
 
 
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
-def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, output: OutputOpt = None) -> None:
+def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: PackedOpt = False,
+           c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
+           percpu: PercpuOpt = None, cpu: CpuOpt = None, output: OutputOpt = None) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
     _no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
-        view = View(m, layout)
+        view = _view(m, layout, packed, c_header, key_type, value_type)
+        reduce, still_percpu = _per_cpu(view, percpu, cpu)
         raw_key = view.parse_key(key)
         value = view.decode_value(m.lookup(raw_key))
-        write_value(view.key.decode(raw_key), value, fmt_or_default_text(output), view.value.format,
-                    m.percpu, sys.stdout)
+        if reduce is not None:
+            value = reduce(value)
+        write_value(view.key.decode(raw_key), value, _single_format(output), view.value.format,
+                    still_percpu, sys.stdout)
 
 
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def update(
     map_ref: MapArg,
     key: KeyArg,
-    values: Annotated[list[str], typer.Argument(metavar="VALUE...",
-                                                help="The value; per-CPU maps take one (for all CPUs) or one per "
-                                                     "CPU; maps of maps a MAP, prog_array a program pin or id:N.")],
+    values: Annotated[Optional[list[str]], typer.Argument(
+        metavar="VALUE...", help="The value; per-CPU maps take one (for every CPU) or one per CPU; maps of maps "
+                                 "a MAP, prog_array a program pin or id:N.")] = None,
     noexist: Annotated[bool, typer.Option("--noexist", help="Only create: fail if KEY exists.")] = False,
     exist: Annotated[bool, typer.Option("--exist", help="Only replace: fail if KEY is absent.")] = False,
-    layout: LayoutOpt = None,
+    percpu_values: Annotated[Optional[str], typer.Option(
+        "--percpu-values", metavar="JSON", help="Per-CPU maps: a JSON list with one value per CPU.")] = None,
+    cpu: CpuOpt = None,
+    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
 ) -> None:
     """Write VALUE at KEY (create or replace)."""
+    values = values or []
     _no_stray_options(key, *values)
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")
     mode = "noexist" if noexist else "exist" if exist else "any"
     with Map.open(map_ref) as m:
-        view = View(m, layout)
+        view = _view(m, layout, packed, c_header, key_type, value_type)
         raw_key = view.parse_key(key)
         if m.spec.value in (Value.MAP_ID, Value.PROG_ID):
             if len(values) != 1:
@@ -66,33 +116,89 @@ def update(
             with view.open_value_ref(values[0]) as target:
                 m.update(raw_key, target, mode)
             return
+        if (percpu_values is not None or cpu is not None) and not m.percpu:
+            raise UsageError(f"--percpu-values/--cpu: {m.type_label} is not a per-CPU map")
+        if percpu_values is not None:
+            if values:
+                raise UsageError("give the value as VALUE or as --percpu-values, not both")
+            items = _json_list(percpu_values)
+            m.update(raw_key, [view.encode_value(v) for v in items], mode)
+            return
+        if not values:
+            raise UsageError(f"update {map_ref}: missing VALUE")
         if len(values) > 1 and not m.percpu:
             raise UsageError(f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
                              f"(quote a value that contains spaces)")
         parsed = [view.parse_value(v) for v in values]
+        if cpu is not None:
+            if len(parsed) != 1:
+                raise UsageError("--cpu N takes one VALUE")
+            pick_cpu(parsed, 0, 1)
+            pick_cpu([None] * m.ncpus, cpu, m.ncpus)
+            try:
+                current = m.lookup(raw_key)
+            except KeyNotFound:
+                if mode == "exist":
+                    raise
+                current = [bytes(m.value_size)] * m.ncpus
+            assert isinstance(current, list)
+            current[cpu] = parsed[0]
+            # Read-modify-write: the other CPUs' slots keep what they held when read.
+            m.update(raw_key, current, "exist" if mode == "exist" else "any")
+            return
         m.update(raw_key, parsed if m.percpu else parsed[0], mode)
 
 
+def _json_list(text: str) -> list[Any]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--percpu-values {text!r}: not JSON ({err.msg})") from None
+    if not isinstance(items, list):
+        raise UsageError(f"--percpu-values {text!r}: give a JSON list, one value per CPU")
+    return items
+
+
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
-def delete(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None) -> None:
+def delete(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: PackedOpt = False,
+           c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None) -> None:
     """Delete KEY.  Exit 1 if it is absent."""
     _no_stray_options(key)
     with Map.open(map_ref) as m:
-        m.delete(View(m, layout).parse_key(key))
+        m.delete(_view(m, layout, packed, c_header, key_type, value_type).parse_key(key))
 
 
 @app.command()
-def dump(map_ref: MapArg, layout: LayoutOpt = None, output: OutputOpt = None) -> None:
+def dump(
+    map_ref: MapArg,
+    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
+    percpu: PercpuOpt = None, cpu: CpuOpt = None,
+    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD",
+                                                help="Order by FIELD: key, value, value.NAME or NAME.")] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Descending order (with --top: the smallest).")] = False,
+    top: Annotated[Optional[int], typer.Option("--top", metavar="N",
+                                               help="Only the N largest by --sort, largest first.")] = None,
+    output: OutputOpt = None,
+) -> None:
     """Print every entry (text: KEY<TAB>VALUE per line)."""
+    if top is not None and sort is None:
+        raise UsageError("--top needs --sort FIELD")
     with Map.open(map_ref, readonly=True) as m:
-        view = View(m, layout)
-        write_entries(view.items(), fmt_or_default(output), view.key.format, view.value.format,
-                      m.percpu, sys.stdout)
+        view = _view(m, layout, packed, c_header, key_type, value_type)
+        reduce, still_percpu = _per_cpu(view, percpu, cpu)
+        entries = view.items()
+        if reduce is not None:
+            entries = ((k, reduce(v)) for k, v in entries)
+        if sort is not None:
+            entries = sort_entries(entries, sort, reverse=reverse, top=top)
+        write_entries(entries, fmt_or_default(output), view.key.format, view.value.format,
+                      still_percpu, sys.stdout)
 
 
-def fmt_or_default_text(fmt: str | None) -> str:
+def _single_format(fmt: str | None) -> str:
     """Single values read best as plain text, even on a terminal."""
-    return "text" if fmt in (None, "table") else fmt
+    return "text" if fmt in (None, "table", "csv") else fmt
 
 
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
@@ -100,50 +206,51 @@ def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Queue/stack: drop the oldest element when full.")] = False,
-    layout: LayoutOpt = None,
+    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+    value_type: ValueTypeOpt = None,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
     _no_stray_options(value)
     with Map.open(map_ref) as m:
-        m.push(View(m, layout).parse_value(value), overwrite=overwrite)
+        m.push(_view(m, layout, packed, c_header, None, value_type).parse_value(value), overwrite=overwrite)
 
 
 @app.command()
-def pop(map_ref: MapArg, layout: LayoutOpt = None, output: OutputOpt = None) -> None:
+def pop(map_ref: MapArg, layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+        value_type: ValueTypeOpt = None, output: OutputOpt = None) -> None:
     """Remove and print the next element of a queue (oldest) or stack (newest).  Exit 1 if empty."""
     with Map.open(map_ref) as m:
-        view = View(m, layout)
+        view = _view(m, layout, packed, c_header, None, value_type)
         value = view.value.decode(m.pop())
-        write_value(None, value, fmt_or_default_text(output), view.value.format, False, sys.stdout, with_key=False)
+        write_value(None, value, _single_format(output), view.value.format, False, sys.stdout, with_key=False)
 
 
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def peek(
     map_ref: MapArg,
     value: Annotated[Optional[str], typer.Argument(metavar="[VALUE]", help="Bloom filter: the value to test.")] = None,
-    layout: LayoutOpt = None,
-    output: OutputOpt = None,
+    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+    value_type: ValueTypeOpt = None, output: OutputOpt = None,
 ) -> None:
     """Print the next element of a queue or stack without removing it (exit 1 if empty).
 
     For a bloom filter, test VALUE: exit 0 if it may be in the set, 1 if it is not."""
     _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
-        view = View(m, layout)
+        view = _view(m, layout, packed, c_header, None, value_type)
         if m.spec.access is Access.BLOOM:
             if value is None:
                 raise UsageError(f"peek {map_ref}: a bloom filter needs the VALUE to test")
             raw = view.parse_value(value)
             present = m.peek(raw)
-            fmt = fmt_or_default_text(output)
+            fmt = _single_format(output)
             if fmt == "text":
                 sys.stdout.write(("maybe present" if present else "absent") + "\n")
             else:
-                import json
                 sys.stdout.write(json.dumps({"value": view.value.decode(raw), "present": present}) + "\n")
             if not present:
                 raise typer.Exit(1)
             return
         got = m.peek(view.parse_value(value) if value is not None else None)
-        write_value(None, view.value.decode(got), fmt_or_default_text(output), view.value.format, False,
+        write_value(None, view.value.decode(got), _single_format(output), view.value.format, False,
                     sys.stdout, with_key=False)

@@ -1,29 +1,21 @@
 """Layouts: meaning for the bytes of keys and values.
 
 A Layout holds one codec for the key and one for the value.  A codec turns bytes
-into a Python value (``decode``) and back (``encode``), reads the text a user
-types (``parse``) and writes the text a user reads (``format``).
-
-This module knows the scalar part of the layout language: ``KEY:VALUE``, each side
-comma-separated fields ``[name=]type`` with u8..u64 / s8..s64 (i8..i64) scalars,
-laid out with C alignment.  One field decodes to a bare number, several to a dict.
+into Python values (``decode``) and back (``encode``), reads the text a user types
+(``parse``) and writes the text a user reads (``format``).  Codecs come from the
+layout language (:mod:`.lang`), C declarations (:mod:`.cdecl`) or BTF; all three
+build the same model (:mod:`.model`), compiled once by :mod:`.codec`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import UsageError
-
-_SCALARS = {
-    "u8": ("B", 1), "u16": ("H", 2), "u32": ("I", 4), "u64": ("Q", 8),
-    "s8": ("b", 1), "s16": ("h", 2), "s32": ("i", 4), "s64": ("q", 8),
-    "i8": ("b", 1), "i16": ("h", 2), "i32": ("i", 4), "i64": ("q", 8),
-}
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from .model import Struct, Type
 
 
 class Codec:
@@ -31,20 +23,39 @@ class Codec:
 
     size: int
 
-    def decode(self, data: bytes) -> object:
+    def decode(self, data: bytes) -> Any:
         raise NotImplementedError
 
-    def encode(self, value: object) -> bytes:
+    def encode(self, value: Any) -> bytes:
         raise NotImplementedError
 
     def parse(self, text: str) -> bytes:
         raise NotImplementedError
 
-    def format(self, value: object) -> str:
-        raise NotImplementedError
+    def format(self, value: Any) -> str:
+        return format_text(value)
 
     def check_size(self, size: int, what: str) -> None:
         """Raise UsageError when this codec does not fit ``size`` bytes."""
+        if size != self.size:
+            raise UsageError(f"layout for the {what} is {self.size} bytes but the map's {what} is {size} bytes")
+
+
+def format_text(value: Any) -> str:
+    """Text output: structs as name=value pairs, nested values as compact JSON."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_inner_text(v)}" for k, v in value.items())
+    return _inner_text(value)
+
+
+def _inner_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 class HexCodec(Codec):
@@ -56,10 +67,7 @@ class HexCodec(Codec):
     def decode(self, data: bytes) -> str:
         return data.hex(" ")
 
-    def format(self, value: object) -> str:
-        return str(value)
-
-    def encode(self, value: object) -> bytes:
+    def encode(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray)):
             data = bytes(value)
         elif isinstance(value, str):
@@ -83,9 +91,8 @@ def parse_hex(text: str) -> bytes:
     s = text.strip()
     if s.lower().startswith("0x"):
         s = s[2:]
-    tokens = re.split(r"[\s:\-]+", s) if re.search(r"[\s:\-]", s) else [s]
     out = bytearray()
-    for tok in tokens:
+    for tok in re.split(r"[\s:\-]+", s):
         if not tok:
             continue
         if len(tok) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", tok):
@@ -95,109 +102,86 @@ def parse_hex(text: str) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: str
-    fmt: str
-    size: int
-    offset: int
+class TypeCodec(Codec):
+    """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
+    def __init__(self, t: Type) -> None:
+        from .codec import compile_type
 
-class StructCodec(Codec):
-    """A C struct of scalar fields, aligned as the C compiler does on this machine."""
+        self.type = t
+        self.size = t.size
+        self._dec, self._enc = compile_type(t)
 
-    def __init__(self, fields: list[tuple[str, str]], packed: bool = False, scalar: bool = False) -> None:
-        laid: list[Field] = []
-        offset = 0
-        align_max = 1
-        fmt = "="
-        for name, typ in fields:
-            code, size = _SCALARS[typ]
-            align = 1 if packed else size
-            pad = -offset % align
-            if pad:
-                fmt += f"{pad}x"
-            offset += pad
-            laid.append(Field(name, typ, code, size, offset))
-            fmt += code
-            offset += size
-            align_max = max(align_max, align)
-        tail = -offset % align_max
-        if tail:
-            fmt += f"{tail}x"
-        self.fields = laid
-        self.size = offset + tail
-        self._struct = struct.Struct(fmt)
-        # One unnamed field (``u32``) reads as a bare number; a named one stays a struct.
-        self.scalar = scalar and len(laid) == 1
+    @property
+    def fields(self) -> list:
+        return list(self.type.fields) if isinstance(self.type, Struct) else []
 
     def describe(self) -> str:
-        parts = [f"{f.name}={f.type}@{f.offset}" for f in self.fields]
-        return f"{{{', '.join(parts)}}} ({self.size} bytes)"
+        return self.type.describe() if isinstance(self.type, Struct) else f"{self.type.c_name()} ({self.size} bytes)"
 
     def check_size(self, size: int, what: str) -> None:
         if size != self.size:
             raise UsageError(f"layout for the {what} is {self.size} bytes but the map's {what} is {size} bytes; "
                              f"fields: {self.describe()}")
 
-    def decode(self, data: bytes) -> object:
-        vals = self._struct.unpack(data)
-        if self.scalar:
-            return vals[0]
-        return {f.name: v for f, v in zip(self.fields, vals)}
+    def decode(self, data: bytes) -> Any:
+        return self._dec(data, 0)
 
-    def format(self, value: object) -> str:
-        if isinstance(value, dict):
-            return ",".join(f"{k}={v}" for k, v in value.items())
-        return str(value)
-
-    def encode(self, value: object) -> bytes:
-        if isinstance(value, dict):
-            names = [f.name for f in self.fields]
-            unknown = set(value) - set(names)
-            if unknown:
-                raise UsageError(f"unknown field(s) {', '.join(sorted(unknown))}; fields are {', '.join(names)}")
-            missing = [n for n in names if n not in value]
-            if missing:
-                raise UsageError(f"missing field(s) {', '.join(missing)}")
-            items = [value[n] for n in names]
-        elif isinstance(value, (list, tuple)):
-            items = list(value)
-        else:
-            items = [value]
-        if len(items) != len(self.fields):
-            raise UsageError(f"{len(items)} field(s) given, the layout has {len(self.fields)}: "
-                             f"{', '.join(f.name for f in self.fields)}")
-        nums = [_int_for(f, v) for f, v in zip(self.fields, items)]
-        return self._struct.pack(*nums)
+    def encode(self, value: Any) -> bytes:
+        buf = bytearray(self.size)
+        self._enc(buf, 0, value, "")
+        return bytes(buf)
 
     def parse(self, text: str) -> bytes:
         s = text.strip()
-        if s.startswith(("{", "[")):
-            try:
-                return self.encode(json.loads(s))
-            except json.JSONDecodeError as err:
-                raise UsageError(f"bad JSON {text!r}: {err.msg}") from None
-        parts = [p.strip() for p in s.split(",")] if s else []
-        if parts and all("=" in p for p in parts):
-            return self.encode(dict(p.split("=", 1) for p in parts))
-        return self.encode(parts)
+        if isinstance(self.type, Struct):
+            if s.startswith(("{", "[")):
+                return self.encode(_json(text))
+            parts = split_top(s)
+            names = {f.name for f in self.type.fields if f.name}
+            pairs = [p.partition("=") for p in parts]
+            if parts and all(eq and k.strip() in names for k, eq, _v in pairs):
+                return self.encode({k.strip(): _maybe_json(v.strip()) for k, _eq, v in pairs})
+            return self.encode([_maybe_json(p.strip()) for p in parts])
+        if s.startswith("[") and not s.startswith("[::"):
+            return self.encode(_json(text))
+        return self.encode(s)
 
 
-def _int_for(f: Field, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UsageError(f"field {f.name} ({f.type}): expected a number, got {value!r}")
-    if isinstance(value, str):
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"bad JSON {text.strip()!r}: {err.msg} at column {err.colno}") from None
+
+
+def _maybe_json(text: str) -> Any:
+    """A field's text: nested structs and arrays as JSON, quoted strings unquoted, else as is."""
+    if text.startswith(("{", "[", '"')):
         try:
-            value = int(value.strip().replace("_", ""), 0)
-        except ValueError:
-            raise UsageError(f"field {f.name} ({f.type}): {value!r} is not a number") from None
-    bits = f.size * 8
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if f.fmt.islower() else (0, (1 << bits) - 1)
-    if not lo <= value <= hi:
-        raise UsageError(f"field {f.name} ({f.type}): {value} is out of range {lo}..{hi}")
-    return value
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def split_top(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes."""
+    parts, depth, cur, quote = [], 0, [], False
+    for ch in text:
+        if ch == '"':
+            quote = not quote
+        elif not quote and ch in "{[":
+            depth += 1
+        elif not quote and ch in "}]":
+            depth -= 1
+        if ch == "," and depth == 0 and not quote:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts if text.strip() else []
 
 
 class IdCodec(Codec):
@@ -211,38 +195,11 @@ class IdCodec(Codec):
     def decode(self, data: bytes) -> int:
         return int.from_bytes(data, "little")
 
-    def format(self, value: object) -> str:
-        return str(value)
-
-    def encode(self, value: object) -> bytes:
+    def encode(self, value: Any) -> bytes:
         raise UsageError(f"a {self.kind} value is written as a {self.kind} reference (pin path or id:N)")
 
-    parse = encode
-
-
-def parse_side(text: str, packed: bool = False) -> StructCodec | None:
-    """One side of ``KEY:VALUE``; None for ``-`` or empty (raw hex)."""
-    s = text.strip()
-    if s.startswith("packed "):
-        packed, s = True, s[len("packed "):].strip()
-    if s in ("", "-"):
-        return None
-    fields: list[tuple[str, str]] = []
-    named = False
-    for i, part in enumerate(p.strip() for p in s.split(",")):
-        name, eq, typ = part.rpartition("=")
-        named = named or bool(eq)
-        name = name.strip() if eq else f"f{i}"
-        typ = typ.strip().lower()
-        if typ not in _SCALARS:
-            raise UsageError(f"layout {text!r}: unknown type {typ!r} in field {i}; "
-                             f"known: {', '.join(_SCALARS)}")
-        if not _NAME_RE.match(name):
-            raise UsageError(f"layout {text!r}: bad field name {name!r}")
-        if name in (n for n, _ in fields):
-            raise UsageError(f"layout {text!r}: field name {name!r} used twice")
-        fields.append((name, typ))
-    return StructCodec(fields, packed, scalar=not named)
+    def parse(self, text: str) -> bytes:
+        return self.encode(text)
 
 
 @dataclass(frozen=True)
@@ -252,15 +209,46 @@ class Layout:
     key: Codec | None = None
     value: Codec | None = None
     bare: Codec | None = None  # a layout without ':', for maps without keys (queue, stack, bloom)
+    source: str = ""  # the text it was parsed from, to parse again packed
 
     @classmethod
     def parse(cls, text: str, packed: bool = False) -> "Layout":
         """``KEY:VALUE``, ``:VALUE`` or ``KEY:`` (the missing side is hex); a single
-        ``VALUE`` with no ``:`` is for maps without keys."""
-        key, sep, value = text.partition(":")
-        if not sep:
-            return cls(bare=parse_side(text, packed))
-        return cls(parse_side(key, packed), parse_side(value, packed))
+        ``VALUE`` with no ``:`` is for maps without keys; ``@FILE[#NAME]`` reads a file."""
+        from .lang import parse_side, read_layout_file, split_layout
+
+        source = text
+        if text.strip().startswith("@"):
+            text = read_layout_file(text.strip())
+        key, value = split_layout(text)
+        if value is None:
+            return cls(bare=_codec(parse_side(text, packed)), source=source)
+        return cls(_codec(parse_side(key, packed)), _codec(parse_side(value, packed)), source=source)
+
+    @classmethod
+    def from_c(cls, header: str, key_type: str | None = None, value_type: str | None = None,
+               use_cpp: bool = True) -> "Layout":
+        """Key and value types from C declarations in ``header`` (``struct flow_key``, ``__u64``)."""
+        from .cdecl import types_from_header
+
+        names = [n for n in (key_type, value_type) if n]
+        if not names:
+            raise UsageError(f"C header {header}: name the types with --key-type and/or --value-type")
+        types = dict(zip(names, types_from_header(header, names, use_cpp=use_cpp)))
+        return cls(_codec(types.get(key_type)) if key_type else None,
+                   _codec(types.get(value_type)) if value_type else None,
+                   bare=_codec(types.get(value_type)) if value_type and not key_type else None)
+
+    def packed(self) -> "Layout":
+        """The same layout with no padding on either side (``--packed``)."""
+        if not self.source:
+            raise UsageError("--packed applies to --layout, not to C declarations or BTF "
+                             "(use __attribute__((packed)) there)")
+        return Layout.parse(self.source, packed=True)
 
 
-__all__ = ["Codec", "HexCodec", "IdCodec", "Layout", "StructCodec", "parse_hex"]
+def _codec(t: Type | None) -> TypeCodec | None:
+    return TypeCodec(t) if t is not None else None
+
+
+__all__ = ["Codec", "HexCodec", "IdCodec", "Layout", "TypeCodec", "format_text", "parse_hex", "split_top"]

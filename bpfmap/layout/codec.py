@@ -1,0 +1,382 @@
+"""Compile a model type into fast decode/encode functions.
+
+decode(bytes) -> JSON-ready Python values (int, float, bool, str, list, dict);
+encode(value) -> bytes, taking the same values or text (numbers as strings,
+addresses in their usual notation); encode(decode(b)) == b for canonical bytes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+import struct
+from typing import Any, Callable
+
+from ..errors import UsageError
+from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
+
+_CODES = {("uint", 1): "B", ("uint", 2): "H", ("uint", 4): "I", ("uint", 8): "Q",
+          ("int", 1): "b", ("int", 2): "h", ("int", 4): "i", ("int", 8): "q",
+          ("float", 4): "f", ("float", 8): "d", ("bool", 1): "?"}
+
+Decoder = Callable[[bytes, int], Any]
+Encoder = Callable[[bytearray, int, Any, str], None]
+
+
+def _fail(path: str, t: Type, msg: str) -> UsageError:
+    if not path:
+        return UsageError(f"{t.c_name()}: {msg}")
+    return UsageError(f"field {path} ({t.c_name()}): {msg}")
+
+
+# -- scalars -----------------------------------------------------------------------------
+
+
+def _int_range(t: Scalar | Enum, bits: int | None = None) -> tuple[int, int]:
+    bits = bits or t.size * 8
+    if t.signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def to_int(value: Any, t: Type, path: str, bits: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise _fail(path, t, f"expected a number, got {json.dumps(value) if _jsonable(value) else repr(value)}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise _fail(path, t, f"{value} is not a whole number")
+        value = int(value)
+    if isinstance(value, str):
+        s = value.strip().replace("_", "")
+        try:
+            value = int(s, 0)
+        except ValueError:
+            raise _fail(path, t, f"{value!r} is not a number") from None
+    lo, hi = _int_range(t, bits)  # type: ignore[arg-type]
+    if not lo <= value <= hi:
+        raise _fail(path, t, f"{value} is out of range {lo}..{hi}")
+    return value
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
+    st = struct.Struct(t.order + _CODES[(t.kind, t.size)])
+    unpack_from, pack_into = st.unpack_from, st.pack_into
+
+    def dec(buf: bytes, off: int) -> Any:
+        return unpack_from(buf, off)[0]
+
+    if t.kind == "float":
+        def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+            if isinstance(v, str):
+                try:
+                    v = float(v)
+                except ValueError:
+                    raise _fail(path, t, f"{v!r} is not a number") from None
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _fail(path, t, f"expected a number, got {v!r}")
+            if t.size == 4 and math.isfinite(v) and abs(v) > 3.4028234663852886e38:
+                raise _fail(path, t, f"{v} is out of range for f32")
+            pack_into(buf, off, v)
+    elif t.kind == "bool":
+        def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+            if isinstance(v, str):
+                low = v.strip().lower()
+                if low in ("true", "1", "yes"):
+                    v = True
+                elif low in ("false", "0", "no"):
+                    v = False
+            if not isinstance(v, bool) and v not in (0, 1):
+                raise _fail(path, t, f"expected true or false, got {v!r}")
+            pack_into(buf, off, bool(v))
+    else:
+        def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+            pack_into(buf, off, to_int(v, t, path))
+    return dec, enc
+
+
+def _enum(t: Enum) -> tuple[Decoder, Encoder]:
+    code = _CODES[("int" if t.signed else "uint", t.size)]
+    st = struct.Struct("=" + code)
+    names = {}
+    for n, v in t.values:
+        names.setdefault(v, n)
+    by_name = dict(t.values)
+
+    def dec(buf: bytes, off: int) -> Any:
+        v = st.unpack_from(buf, off)[0]
+        return names.get(v, v)
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        if isinstance(v, str) and v.strip() in by_name:
+            v = by_name[v.strip()]
+        elif isinstance(v, str) and not re.fullmatch(r"\s*-?(0x[0-9a-fA-F_]+|[0-9_]+)\s*", v):
+            raise _fail(path, t, f"{v!r} is not one of {', '.join(by_name) or 'its values'}")
+        st.pack_into(buf, off, to_int(v, t, path))
+    return dec, enc
+
+
+# -- formatted ---------------------------------------------------------------------------
+
+
+def _char(t: Char) -> tuple[Decoder, Encoder]:
+    n = t.size
+
+    def dec(buf: bytes, off: int) -> str:
+        raw = bytes(buf[off:off + n])
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        if not isinstance(v, str):
+            raise _fail(path, t, f"expected a string, got {v!r}")
+        data = v.encode()
+        if len(data) > n:
+            raise _fail(path, t, f"{v!r} is {len(data)} bytes, longer than {n}")
+        buf[off:off + n] = data + b"\0" * (n - len(data))
+    return dec, enc
+
+
+def _bytes(t: Bytes) -> tuple[Decoder, Encoder]:
+    n = t.size
+
+    def dec(buf: bytes, off: int) -> str:
+        return bytes(buf[off:off + n]).hex(" ")
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        if isinstance(v, (bytes, bytearray)):
+            data = bytes(v)
+        elif isinstance(v, str):
+            s = re.sub(r"[\s:\-]", "", v.strip())
+            s = s[2:] if s.lower().startswith("0x") else s
+            try:
+                data = bytes.fromhex(s)
+            except ValueError:
+                raise _fail(path, t, f"{v!r} is not hex bytes") from None
+        else:
+            raise _fail(path, t, f"expected hex bytes as a string, got {v!r}")
+        if len(data) != n:
+            raise _fail(path, t, f"{len(data)} bytes given, {n} expected")
+        buf[off:off + n] = data
+    return dec, enc
+
+
+def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
+    n = t.size
+    if t.name == "mac":
+        def dec(buf: bytes, off: int) -> str:
+            return bytes(buf[off:off + 6]).hex(":")
+
+        def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+            s = v.strip().lower() if isinstance(v, str) else ""
+            if not re.fullmatch(r"[0-9a-f]{2}([:\-][0-9a-f]{2}){5}", s):
+                raise _fail(path, t, f"{v!r} is not a MAC address like aa:bb:cc:dd:ee:ff")
+            buf[off:off + 6] = bytes.fromhex(re.sub(r"[:\-]", "", s))
+        return dec, enc
+    cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
+
+    def dec(buf: bytes, off: int) -> str:  # type: ignore[no-redef]
+        return str(cls(bytes(buf[off:off + n])))
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:  # type: ignore[no-redef]
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            addr = cls(v.strip() if isinstance(v, str) else v)
+        except (ValueError, TypeError):
+            raise _fail(path, t, f"{v!r} is not an {t.name.upper()} address") from None
+        buf[off:off + n] = addr.packed
+    return dec, enc
+
+
+# -- composites --------------------------------------------------------------------------
+
+
+def _array(t: Array) -> tuple[Decoder, Encoder]:
+    edec, eenc = compile_type(t.elem)
+    step, count = t.elem.size, t.count
+
+    def dec(buf: bytes, off: int) -> list:
+        return [edec(buf, off + i * step) for i in range(count)]
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        if isinstance(v, str):
+            v = _json_or_fail(v, path, t)
+        if not isinstance(v, (list, tuple)):
+            raise _fail(path, t, f"expected a list of {count}, got {v!r}")
+        if len(v) != count:
+            raise _fail(path, t, f"{len(v)} elements given, {count} expected")
+        for i, item in enumerate(v):
+            eenc(buf, off + i * step, item, f"{path}[{i}]")
+    return dec, enc
+
+
+def _json_or_fail(text: str, path: str, t: Type) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise _fail(path, t, f"{text!r}: give it as JSON") from None
+
+
+def visible_fields(t: Struct) -> list:
+    return [f for f in t.fields if not isinstance(f.type, Pad)]
+
+
+def _bitfield(f, path_name: str) -> tuple[Decoder, Encoder]:
+    t = f.type
+    signed = getattr(t, "signed", False)
+    first = f.bit_offset // 8
+    shift = f.bit_offset - first * 8
+    nbytes = (shift + f.bit_size + 7) // 8
+    mask = (1 << f.bit_size) - 1
+    names = {v: n for n, v in reversed(t.values)} if isinstance(t, Enum) else None
+    by_name = dict(t.values) if isinstance(t, Enum) else {}
+
+    def dec(buf: bytes, off: int) -> Any:
+        raw = int.from_bytes(buf[off + first: off + first + nbytes], "little")
+        v = (raw >> shift) & mask
+        if signed and v >> (f.bit_size - 1):
+            v -= 1 << f.bit_size
+        return names.get(v, v) if names is not None else v
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        if isinstance(v, str) and v in by_name:
+            v = by_name[v]
+        v = to_int(v, t, path, bits=f.bit_size)
+        lo = off + first
+        raw = int.from_bytes(buf[lo: lo + nbytes], "little")
+        raw = (raw & ~(mask << shift)) | ((v & mask) << shift)
+        buf[lo: lo + nbytes] = raw.to_bytes(nbytes, "little")
+    return dec, enc
+
+
+def _field_names(t: Struct) -> list[str]:
+    """The keys a struct decodes to: its named fields, and those of anonymous members (C11)."""
+    out: list[str] = []
+    for f in visible_fields(t):
+        if f.name:
+            out.append(f.name)
+        elif isinstance(f.type, Struct):
+            out.extend(_field_names(f.type))
+    return out
+
+
+def _struct(t: Struct) -> tuple[Decoder, Encoder]:
+    named = []  # (name, offset, dec, enc)
+    anon = []  # (offset, dec, enc, names)
+    for f in visible_fields(t):
+        if f.bit_size is not None:
+            d, e = _bitfield(f, f.name)
+            if f.name:
+                named.append((f.name, 0, d, e))
+        elif f.name:
+            d, e = compile_type(f.type)
+            named.append((f.name, f.offset, d, e))
+        elif isinstance(f.type, Struct):
+            d, e = compile_type(f.type)
+            anon.append((f.offset, d, e, set(_field_names(f.type))))
+    names = _field_names(t)
+    fast = _fast_struct(t)
+    if fast is not None:
+        st, fnames = fast
+
+        def dec(buf: bytes, off: int) -> dict:
+            return dict(zip(fnames, st.unpack_from(buf, off)))
+    else:
+        order = [(f.name, f) for f in visible_fields(t)]
+        by_name = {n: (o, d) for n, o, d, _e in named}
+        anon_at = {o: d for o, d, _e, _n in anon}
+
+        def dec(buf: bytes, off: int) -> dict:  # type: ignore[misc]
+            out: dict = {}
+            for name, f in order:
+                if name:
+                    o, d = by_name[name]
+                    out[name] = d(buf, off + o)
+                elif f.offset in anon_at and isinstance(f.type, Struct):
+                    out.update(anon_at[f.offset](buf, off + f.offset))
+            return out
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        if isinstance(v, str):
+            v = _json_or_fail(v, path, t)
+        prefix = f"{path}." if path else ""
+        if isinstance(v, dict):
+            unknown = [k for k in v if k not in names]
+            if unknown:
+                raise _fail(path, t, f"unknown field(s) {', '.join(map(str, unknown))}; fields are "
+                                     f"{', '.join(names)}")
+            if t.union:
+                if len(v) != 1:
+                    raise _fail(path, t, f"give exactly one member of the union ({', '.join(names)})")
+            else:
+                missing = [n for n in names if n not in v]
+                if missing:
+                    raise _fail(path, t, f"missing field(s) {', '.join(missing)}")
+            for name, o, _d, e in named:
+                if name in v:
+                    e(buf, off + o, v[name], prefix + name)
+            for o, _d, e, sub_names in anon:
+                sub = {k: v[k] for k in v if k in sub_names}
+                if sub:
+                    e(buf, off + o, sub, path)
+            return
+        if isinstance(v, (list, tuple)) and not t.union and not anon:
+            if len(v) != len(named):
+                raise _fail(path, t, f"{len(v)} field(s) given, {len(named)} expected: {', '.join(names)}")
+            for (name, o, _d, e), item in zip(named, v):
+                e(buf, off + o, item, prefix + name)
+            return
+        raise _fail(path, t, f"expected the fields as a JSON object{'' if t.union else ' or list'}, got {v!r}")
+    return dec, enc
+
+
+def _fast_struct(t: Struct) -> tuple[struct.Struct, list[str]] | None:
+    """A struct of plain host-order scalars decodes with one precompiled struct.Struct."""
+    if t.union:
+        return None
+    fmt = "="
+    pos = 0
+    names = []
+    for f in t.fields:
+        if isinstance(f.type, Pad):
+            continue
+        if f.bit_size is not None or not isinstance(f.type, Scalar) or f.type.order != "=" \
+                or f.type.kind == "bool" or not f.name:
+            return None
+        if f.offset > pos:
+            fmt += f"{f.offset - pos}x"
+        fmt += _CODES[(f.type.kind, f.type.size)]
+        pos = f.offset + f.type.size
+        names.append(f.name)
+    if t.size > pos:
+        fmt += f"{t.size - pos}x"
+    st = struct.Struct(fmt)
+    return (st, names) if st.size == t.size else None
+
+
+def _pad(t: Pad) -> tuple[Decoder, Encoder]:
+    def dec(buf: bytes, off: int) -> None:
+        return None
+
+    def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
+        pass
+    return dec, enc
+
+
+_COMPILERS: dict[type, Callable[[Any], tuple[Decoder, Encoder]]] = {
+    Scalar: _scalar, Enum: _enum, Char: _char, Bytes: _bytes, Formatted: _formatted,
+    Array: _array, Struct: _struct, Pad: _pad,
+}
+
+
+def compile_type(t: Type) -> tuple[Decoder, Encoder]:
+    return _COMPILERS[type(t)](t)
