@@ -122,6 +122,9 @@ def update(
             if values:
                 raise UsageError("give the value as VALUE or as --percpu-values, not both")
             items = _json_list(percpu_values)
+            if len(items) != m.ncpus:
+                raise UsageError(f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
+                                 f"possible CPUs; give one per CPU (or one VALUE for all)")
             m.update(raw_key, [view.encode_value(v) for v in items], mode)
             return
         if not values:

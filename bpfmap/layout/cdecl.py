@@ -282,6 +282,12 @@ class CDecls:
         except Exception as err:  # pycparser's ParseError
             msg = str(err)
             if "<--key-type/--value-type>" in msg:
+                header_only = source[: source.index('# 1 "<--key-type/--value-type>"')]
+                try:  # an unfinished declaration in the header only shows up at our queries
+                    c_parser.CParser().parse(header_only + "\n", filename)
+                except Exception:
+                    raise UsageError(f"C header {filename}: it ends inside a declaration (a missing '}}' "
+                                     f"or ';'?)") from None
                 raise UsageError(f"C type {'/'.join(queries)}: {msg.split(':', 3)[-1].strip()}; "
                                  f"is the type declared in {filename}?") from None
             raise UsageError(f"C header {msg}; bpfmap reads declarations (structs, unions, enums, "

@@ -314,11 +314,14 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
             if unknown:
                 raise _fail(path, t, f"unknown field(s) {', '.join(map(str, unknown))}; fields are "
                                      f"{', '.join(names)}")
+            # A union takes one member or more (members decoded from the same bytes write
+            # those bytes back); a struct takes every field.
             if t.union:
-                if len(v) != 1:
-                    raise _fail(path, t, f"give exactly one member of the union ({', '.join(names)})")
+                if not v:
+                    raise _fail(path, t, f"give a member of the union ({', '.join(names)})")
             else:
-                missing = [n for n in names if n not in v]
+                missing = [n for n in (n for n, _o, _d, _e in named) if n not in v]
+                missing += [" or ".join(sorted(sub)) for _o, _d, _e, sub in anon if not any(k in v for k in sub)]
                 if missing:
                     raise _fail(path, t, f"missing field(s) {', '.join(missing)}")
             for name, o, _d, e in named:
