@@ -163,3 +163,18 @@ def test_hostile_values_raise_only_usage_errors(text):
         codec.parse(text)
     except UsageError:
         pass
+
+
+@pytest.mark.parametrize("text", ["{" * 5000 + "u8" + "}" * 5000 + ":u8", "u8" + "[1000]" * 10 + ":u8",
+                                  "x=" * 3000 + "u8:u8", ",".join(["u8"] * 20000) + ":u8"])
+def test_pathological_layouts(text):
+    try:
+        Layout.parse(text)
+    except UsageError:
+        pass
+
+
+def test_deep_json_value():
+    codec = Layout.parse("a=u8,b=u8:u8").key
+    with pytest.raises(UsageError):
+        codec.parse("[" * 100000 + "]" * 100000)

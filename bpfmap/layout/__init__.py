@@ -153,6 +153,8 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise UsageError(f"bad JSON {text.strip()!r}: {err.msg} at column {err.colno}") from None
+    except RecursionError:
+        raise UsageError("JSON nested too deep") from None
 
 
 def _maybe_json(text: str) -> Any:
@@ -160,7 +162,7 @@ def _maybe_json(text: str) -> Any:
     if text.startswith(("{", "[", '"')):
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return text
     return text
 

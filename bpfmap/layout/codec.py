@@ -222,7 +222,7 @@ def _array(t: Array) -> tuple[Decoder, Encoder]:
 def _json_or_fail(text: str, path: str, t: Type) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise _fail(path, t, f"{text!r}: give it as JSON") from None
 
 

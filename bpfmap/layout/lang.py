@@ -18,6 +18,7 @@ from .model import IPV4, IPV6, MAC, SCALARS, Array, Bytes, Char, Member, Pad, St
 _TOKEN = re.compile(r"\s*(?:(?P<num>\d+)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[{}\[\],=])|(?P<bad>\S))")
 _SIZED = {"char": Char, "hex": Bytes, "bytes": Bytes, "pad": Pad, "_": Pad}
 _FORMATTED = {"ipv4": IPV4, "ipv6": IPV6, "mac": MAC}
+MAX_DEPTH = 32
 MAX_SIZE = 1 << 20  # no BPF key or value comes near this; stops '[99999999999]' from eating memory
 
 
@@ -32,6 +33,7 @@ class _Parser:
                 raise self.error(f"unexpected {m.group(kind)!r}", m.start(kind))
             self.tokens.append((kind, m.group(kind), m.start(kind)))
         self.i = 0
+        self.depth = 0
 
     def error(self, msg: str, pos: int | None = None) -> UsageError:
         if pos is None:
@@ -82,8 +84,12 @@ class _Parser:
         if tok is None:
             raise self.error("expected a type, found the end")
         if tok[1] == "{":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"structs nested more than {MAX_DEPTH} deep")
             self.i += 1
             t: Type = self.fields("}")
+            self.depth -= 1
             self.take("}")
         else:
             kind, word, pos = self.take(kind="id")
