@@ -14,7 +14,10 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .btf import BtfSpec
 
 from . import _sys
 from .errors import (
@@ -159,6 +162,10 @@ class Map:
         self.percpu = self.spec.percpu
         self.ncpus = possible_cpus() if self.percpu else 1
         self.stride = _round8(self.value_size) if self.percpu else self.value_size
+        self.btf_id = info.btf_id
+        self.btf_key_type_id = info.btf_key_type_id
+        self.btf_value_type_id = info.btf_value_type_id
+        self.btf_note: str | None = None
 
     # -- making and opening --------------------------------------------------------
 
@@ -174,12 +181,18 @@ class Map:
         inner_map: "Map | None" = None,
         numa_node: int | None = None,
         map_extra: int = 0,
+        btf: "BtfSpec | None" = None,
+        btf_required: bool = False,
     ) -> "Map":
         """Create a map; sizes, entries and flags default from the type (see types.SPECS).
 
         The map lives as long as the returned object (or a pin, see :meth:`pin`).
         Raises UsageError for combinations the kernel would refuse with a bare
-        EINVAL, Unsupported when the kernel does not know the type."""
+        EINVAL, Unsupported when the kernel does not know the type.
+
+        ``btf`` (see :func:`bpfmap.btf.spec_for`) describes the key and value types;
+        when the kernel refuses it the map is created without BTF and ``btf_note``
+        on the result says why, unless ``btf_required``."""
         mtype = MapType.parse(map_type) if isinstance(map_type, str) else MapType(map_type)
         s = spec(mtype)
         label = mtype.label
@@ -193,25 +206,62 @@ class Map:
         _validate_create(mtype, s, key_size, value_size, max_entries, mflags, name, inner_map, map_extra)
         if numa_node is not None:
             mflags |= MapFlag.NUMA_NODE
-        try:
-            fd = _sys.map_create(
+        note = None
+        btf_fd = 0
+        if btf is not None:
+            if s.value is not Value.BYTES or s.access in (Access.STREAM, Access.NONE):
+                note = f"{label} maps cannot carry BTF for their keys and values; created without"
+                btf = None
+            else:
+                from .btf import load as load_btf
+
+                try:
+                    btf_fd = load_btf(btf)
+                except BpfmapError as err:
+                    if btf_required:
+                        raise
+                    note = f"{err}; created the map without BTF"
+                    btf = None
+
+        def attempt(with_btf: bool) -> int:
+            return _sys.map_create(
                 mtype, key_size, value_size, max_entries, int(mflags), name.encode(),
                 inner_map_fd=inner_map.fileno() if inner_map is not None else 0,
                 numa_node=numa_node or 0, map_extra=map_extra,
+                btf_fd=btf_fd if with_btf else 0,
+                btf_key_type_id=btf.key_type_id if with_btf and btf else 0,
+                btf_value_type_id=btf.value_type_id if with_btf and btf else 0,
             )
+
+        try:
+            try:
+                fd = attempt(btf is not None)
+            except OSError as err:
+                if btf is None or btf_required or err.errno not in (errno.EINVAL, 524, errno.EOPNOTSUPP):
+                    raise
+                fd = attempt(False)  # the kernel refused the BTF, not the map
+                note = (f"the kernel refused BTF for a {label} map "
+                        f"({errno.errorcode.get(err.errno, err.errno)}); created the map without BTF")
         except OSError as err:
             if err.errno in (errno.EINVAL, 524, errno.EOPNOTSUPP):
                 raise Unsupported(
                     f"create {label}: the kernel refused a {label} map with key {key_size}, value "
                     f"{value_size}, max_entries {max_entries}, flags {','.join(mflags.labels()) or 'none'} "
                     f"(errno {errno.errorcode.get(err.errno, err.errno)}); this kernel may not support "
-                    f"{label} maps or this combination", err.errno) from err
+                    f"{label} maps or this combination{' with this BTF' if btf_required else ''}",
+                    err.errno) from err
             if err.errno == errno.E2BIG:
                 raise Unsupported(
                     f"create {label}: key {key_size} / value {value_size} / max_entries {max_entries} is too "
                     f"big for a {label} map on this kernel (E2BIG); use smaller sizes", err.errno) from err
             raise translate("create", label, err) from err
-        return cls(fd, ref=f"id:{_sys.map_info(fd).id}")
+        finally:
+            if btf_fd:
+                os.close(btf_fd)
+        m = cls(fd, ref=f"id:{_sys.map_info(fd).id}")
+        m.btf_note = note
+        return m
+
 
     @classmethod
     def open(cls, ref: str, readonly: bool = False) -> "Map":
@@ -284,6 +334,12 @@ class Map:
         Never replaces an existing pin (PinExists); NotBpffs when the directory is
         not on a bpffs; UsageError when the directory is missing and not ``mkdir``."""
         pin_fd(self.fileno(), path, mkdir=mkdir)
+
+    def btf(self):
+        """The map's BTF (a :class:`bpfmap.btf.MapBTF`), or None when it has none."""
+        from .btf import map_btf
+
+        return map_btf(self.btf_id, self.btf_key_type_id, self.btf_value_type_id)
 
     def freeze(self) -> None:
         """Make the map read-only for user space, for good (Linux >= 5.2)."""

@@ -168,6 +168,14 @@ def info_lines(info: dict) -> Iterator[str]:
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {path}"
+    for side in ("key", "value"):
+        text = info.get(f"{side}_type")
+        if text:
+            lines = text.splitlines()
+            yield f"\t{side} type: {lines[0]}" if len(lines) == 1 else f"\t{side} type:"
+            if len(lines) > 1:
+                for ln in lines:
+                    yield f"\t\t{ln}" if ln else ""
 
 
 def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:

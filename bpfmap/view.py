@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .errors import UsageError
+from .errors import BpfmapError, UsageError
 from .layout import Codec, HexCodec, IdCodec, Layout
 from .maps import Map, Program
 from .types import Value
@@ -21,8 +21,24 @@ AGGREGATES = ("all", "sum", "max", "min", "avg")
 class View:
     """Decode and encode one map's keys and values through a layout (hex without one)."""
 
-    def __init__(self, m: Map, layout: Layout | None = None) -> None:
-        layout = layout or Layout()
+    def __init__(self, m: Map, layout: Layout | None = None, btf: bool = True) -> None:
+        """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex.
+        An explicit layout wins over BTF, even ``Layout()`` (all hex).  When BTF cannot
+        be used, ``note`` says why and the map is shown as hex."""
+        self.note: str | None = None
+        self.source = "layout" if layout is not None else "hex"
+        if layout is None and btf and m.btf_id and m.spec.value is Value.BYTES:
+            try:
+                from_btf = m.btf()
+                if from_btf is not None:
+                    self._setup(m, from_btf.layout())
+                    self.source = "btf"
+                    return
+            except BpfmapError as err:
+                self.note = f"BTF of {m.ref} not used ({err}); showing hex"
+        self._setup(m, layout or Layout())
+
+    def _setup(self, m: Map, layout: Layout) -> None:
         self.map = m
         keyless = m.key_size == 0
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:

@@ -5,6 +5,8 @@ from .attrs import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_F_RDONLY, BPF_F_WRONLY, B
 from .syscall import (
     BPF_FS_MAGIC,
     bpf,
+    btf_info,
+    btf_load,
     buffer,
     fd_kind,
     fdinfo,
@@ -24,7 +26,7 @@ from .syscall import (
 )
 
 __all__ = [
-    "attrs", "Cmd", "BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "BPF_F_LOCK", "BPF_F_RDONLY",
+    "attrs", "btf_info", "btf_load", "Cmd", "BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "BPF_F_LOCK", "BPF_F_RDONLY",
     "BPF_F_WRONLY", "BPF_FS_MAGIC", "bpf", "buffer", "fd_kind", "fdinfo", "fs_magic",
     "get_fd_by_id", "get_next_id", "map_batch", "map_create", "map_elem", "map_freeze",
     "map_info", "mount_bpffs", "obj_get", "obj_pin", "prog_info", "prog_load",

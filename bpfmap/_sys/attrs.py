@@ -183,6 +183,31 @@ class MapInfo(_Attr):
     ]
 
 
+class BtfLoadAttr(_Attr):
+    """BPF_BTF_LOAD."""
+
+    _fields_ = [
+        ("btf", c_uint64),
+        ("btf_log_buf", c_uint64),
+        ("btf_size", c_uint32),
+        ("btf_log_size", c_uint32),
+        ("btf_log_level", c_uint32),
+    ]
+
+
+class BtfInfo(_Attr):
+    """struct bpf_btf_info."""
+
+    _fields_ = [
+        ("btf", c_uint64),
+        ("btf_size", c_uint32),
+        ("id", c_uint32),
+        ("name", c_uint64),
+        ("name_len", c_uint32),
+        ("kernel_btf", c_uint32),
+    ]
+
+
 class ProgInfo(_Attr):
     """The head of struct bpf_prog_info (type, id); the kernel fills what fits."""
 

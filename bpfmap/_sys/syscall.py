@@ -8,6 +8,8 @@ import os
 import platform
 
 from .attrs import (
+    BtfInfo,
+    BtfLoadAttr,
     Cmd,
     GetIdAttr,
     InfoAttr,
@@ -178,6 +180,33 @@ def prog_info(fd: int) -> ProgInfo:
     info = ProgInfo()
     _obj_info(fd, info)
     return info
+
+
+def btf_info(fd: int) -> tuple[bytes, int, str, bool]:
+    """The raw BTF behind a BTF fd: (data, id, name, is kernel BTF)."""
+    info = BtfInfo()
+    _obj_info(fd, info)  # first call: sizes
+    data = ctypes.create_string_buffer(max(info.btf_size, 1))
+    name = ctypes.create_string_buffer(max(info.name_len + 1, 64))
+    size = info.btf_size
+    info = BtfInfo(btf=ctypes.addressof(data), btf_size=size, name=ctypes.addressof(name),
+                   name_len=len(name))
+    _obj_info(fd, info)
+    return data.raw[: info.btf_size], info.id, name.value.decode(errors="replace"), bool(info.kernel_btf)
+
+
+def btf_load(data: bytes, log_size: int = 0) -> int:
+    """Load BTF; on failure the OSError carries the verifier log as ``filename``."""
+    dbuf = buffer(data)
+    log = ctypes.create_string_buffer(log_size) if log_size else None
+    attr = BtfLoadAttr(btf=ctypes.addressof(dbuf), btf_size=len(data),
+                       btf_log_buf=_addr(log), btf_log_size=log_size, btf_log_level=1 if log_size else 0)
+    try:
+        return bpf(Cmd.BTF_LOAD, attr)
+    except OSError as err:
+        if log is not None:
+            err.filename = log.value.decode(errors="replace").strip()
+        raise
 
 
 def prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"") -> int:

@@ -46,7 +46,11 @@ def _no_stray_options(*args: str | None) -> None:
 
 def _view(m: Map, layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
           value_type: str | None) -> View:
-    return View(m, pick_layout(layout, packed, header, key_type, value_type))
+    """The layout the user gave, else the map's BTF, else hex (a note on stderr if BTF was unusable)."""
+    view = View(m, pick_layout(layout, packed, header, key_type, value_type))
+    if view.note:
+        sys.stderr.write(f"bpfmap: note: {view.note}\n")
+    return view
 
 
 def _per_cpu(view: View, how: str | None, cpu: int | None):

@@ -8,12 +8,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import BpfmapError, UsageError
 from ..maps import Map, list_maps
 from ..output import write_infos
 from ..pins import DEFAULT_BPFFS, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
-from .common import MapArg, OutputOpt, complete_type, fmt_or_default
+from .common import (
+    HeaderOpt,
+    KeyTypeOpt,
+    LayoutOpt,
+    MapArg,
+    OutputOpt,
+    PackedOpt,
+    ValueTypeOpt,
+    complete_type,
+    fmt_or_default,
+    pick_layout,
+)
 
 app = typer.Typer()
 
@@ -40,33 +51,87 @@ def create(
     hashes: Annotated[int, typer.Option("--hashes", help="Bloom filter: number of hash functions (0 = 5).")] = 0,
     mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories of the pin path.")] = False,
     no_mount: Annotated[bool, typer.Option("--no-mount", help=f"Never mount a bpffs on {DEFAULT_BPFFS}.")] = False,
+    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
+    btf: Annotated[str, typer.Option("--btf", metavar="MODE",
+                                     help="With a layout: auto (attach BTF, or say why not), required, none.")] = "auto",
     output: OutputOpt = None,
 ) -> None:
-    """Create a map and pin it.  Prints the new map's info."""
+    """Create a map and pin it.  Prints the new map's info.
+
+    With --layout or --c-header the sizes come from the layout and the map carries BTF
+    for its key and value types, so bpftool and a later 'bpfmap dump' decode it."""
     mtype = MapType.parse(map_type)
     if not pin:
         raise UsageError(f"create {mtype.label}: --pin PATH is required: a map lives only as long as a file "
                          f"descriptor or a pin, and this command's descriptors close when it exits")
+    if btf not in ("auto", "required", "none"):
+        raise UsageError(f"--btf {btf}: choose auto, required or none")
+    lay = pick_layout(layout, packed, c_header, key_type, value_type)
+    spec = None
+    if lay is not None:
+        key, value, spec = _sizes_and_btf(mtype, lay, key, value, btf)
     if _under_default_bpffs(pin) and not no_mount:
         ensure_bpffs(DEFAULT_BPFFS)
     check_pin_target(pin, mkdir=mkdir)  # before creating: a refused pin leaves nothing behind
     inner = Map.open(inner_map, readonly=True) if inner_map else None
-    with Map.create(mtype, key, value, max_entries, MapFlag.parse(flags) if flags is not None else None,
-                    name=name, inner_map=inner, numa_node=numa_node, map_extra=hashes) as m:
+    try:
+        m = Map.create(mtype, key, value, max_entries, MapFlag.parse(flags) if flags is not None else None,
+                       name=name, inner_map=inner, numa_node=numa_node, map_extra=hashes,
+                       btf=spec, btf_required=btf == "required")
+    finally:
         if inner is not None:
             inner.close()
+    with m:
+        if m.btf_note:
+            sys.stderr.write(f"bpfmap: note: {m.btf_note}\n")
         m.pin(pin, mkdir=mkdir)
         info = m.info()
         info.pinned = [pin]
     write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
 
 
+def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf: str):
+    """Key and value sizes from a layout (checked against --key/--value), and BTF for it."""
+    from ..btf import spec_for
+    from ..types import spec as type_spec
+
+    keyless = type_spec(mtype).key_size == 0
+    key_codec = None if keyless else lay.key
+    value_codec = lay.bare if keyless and lay.bare is not None else lay.value
+    if keyless and lay.key is not None and lay.bare is None:
+        raise UsageError(f"create {mtype.label}: {mtype.label} maps have no key; give the layout as VALUE "
+                         f"(no ':')")
+    if not keyless and lay.bare is not None and lay.value is None:
+        raise UsageError(f"create {mtype.label}: write the layout as KEY:VALUE")
+    for what, codec, given in (("key", key_codec, key), ("value", value_codec, value)):
+        if codec is not None and given is not None and codec.size != given:
+            raise UsageError(f"create {mtype.label}: the layout's {what} is {codec.size} bytes but --{what} "
+                             f"says {given}")
+    key = key if key is not None or key_codec is None else key_codec.size
+    value = value if value is not None or value_codec is None else value_codec.size
+    if btf == "none":
+        return key, value, None
+    key_t = getattr(key_codec, "type", None)
+    value_t = getattr(value_codec, "type", None)
+    if key_t is None and value_t is None:
+        return key, value, None
+    return key, value, spec_for(key_t, value_t)
+
+
 @app.command()
 def show(map_ref: MapArg, output: OutputOpt = None) -> None:
     """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins."""
     with Map.open(map_ref, readonly=True) as m:
-        info = m.info(pins=True)
-    write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
+        info = m.info(pins=True).to_dict()
+        info["key_type"] = info["value_type"] = None
+        try:
+            mb = m.btf()
+            if mb is not None:
+                info["key_type"], info["value_type"] = mb.key_c(), mb.value_c()
+        except BpfmapError as err:
+            sys.stderr.write(f"bpfmap: note: BTF of {map_ref} not shown ({err})\n")
+    write_infos([info], fmt_or_default(output), sys.stdout, single=True)
 
 
 @app.command(name="list")

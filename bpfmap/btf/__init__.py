@@ -1,0 +1,115 @@
+"""BTF: the kernel's type info.  Read a map's BTF to decode it with no layout; write
+BTF for the maps bpfmap creates so that every tool can decode them.
+
+Reading needs CAP_SYS_ADMIN (BTF_GET_FD_BY_ID); loading needs CAP_BPF.  Maps get
+BTF on Linux >= 4.18, value-only BTF for queue/stack from 5.2.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from .. import _sys
+from ..errors import BpfmapError, KernelError, UsageError, translate
+from ..layout import Layout, TypeCodec
+from ..layout.model import Type
+from .convert import build_btf, c_declaration, to_model
+from .wire import BTF, BTFError, Kind, vmlinux
+
+
+@dataclass
+class MapBTF:
+    """A map's BTF and the ids of its key and value types (0: none)."""
+
+    btf: BTF
+    btf_id: int
+    key_type_id: int
+    value_type_id: int
+
+    def key_c(self) -> str | None:
+        return c_declaration(self.btf, self.key_type_id).rstrip() if self.key_type_id else None
+
+    def value_c(self) -> str | None:
+        return c_declaration(self.btf, self.value_type_id).rstrip() if self.value_type_id else None
+
+    def layout(self) -> Layout:
+        """Codecs for the sides BTF describes (the other side stays hex)."""
+        key = TypeCodec(to_model(self.btf, self.key_type_id, "key BTF")) if self.key_type_id else None
+        value = TypeCodec(to_model(self.btf, self.value_type_id, "value BTF")) if self.value_type_id else None
+        return Layout(key, value, bare=value if not self.key_type_id else None)
+
+
+def load_btf_by_id(btf_id: int) -> BTF:
+    """The BTF object ``btf_id`` from the kernel, parsed (split on vmlinux when it refers to it)."""
+    try:
+        fd = _sys.get_fd_by_id(_sys.Cmd.BTF_GET_FD_BY_ID, btf_id)
+    except OSError as err:
+        raise translate("read BTF", f"id {btf_id}", err) from err
+    try:
+        data, _id, _name, kernel = _sys.btf_info(fd)
+    except OSError as err:
+        raise translate("read BTF", f"id {btf_id}", err) from err
+    finally:
+        os.close(fd)
+    try:
+        btf = BTF(data)
+        if not kernel and _refers_past_end(btf):
+            btf = BTF(data, base=vmlinux())
+        elif kernel and _name_is_module(_name):
+            btf = BTF(data, base=vmlinux())
+        return btf
+    except BTFError as err:
+        raise KernelError(f"read BTF id {btf_id}: {err}", errno.EINVAL) from err
+
+
+def _name_is_module(name: str) -> bool:
+    return bool(name) and name != "vmlinux"
+
+
+def _refers_past_end(btf: BTF) -> bool:
+    for tid in btf.ids():
+        t = btf.type(tid)
+        refs = [t.type] if t.kind not in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT, Kind.FWD) else []
+        refs += [m.type for m in t.members] + ([t.index_type] if t.kind == Kind.ARRAY else [])
+        if any(r >= btf.count for r in refs):
+            return True
+    return False
+
+
+def map_btf(btf_id: int, key_type_id: int, value_type_id: int) -> MapBTF | None:
+    """The BTF of a map, or None when it has none."""
+    if not btf_id or not (key_type_id or value_type_id):
+        return None
+    return MapBTF(load_btf_by_id(btf_id), btf_id, key_type_id, value_type_id)
+
+
+@dataclass
+class BtfSpec:
+    """BTF to attach to a map at creation: the blob and the key/value type ids in it."""
+
+    data: bytes
+    key_type_id: int
+    value_type_id: int
+
+
+def spec_for(key: Type | None, value: Type | None, key_name: str = "", value_name: str = "") -> BtfSpec:
+    data, kid, vid = build_btf(key, value, key_name, value_name)
+    return BtfSpec(data, kid, vid)
+
+
+def load(spec: BtfSpec) -> int:
+    """BPF_BTF_LOAD; raises KernelError with the kernel's log line on rejection."""
+    try:
+        return _sys.btf_load(spec.data, log_size=1 << 16)
+    except OSError as err:
+        exc = translate("load BTF", "", err)
+        log = (err.filename or "").strip().splitlines()
+        if log:
+            exc = type(exc)(f"load BTF: the kernel refused it: {log[-1]}", err.errno)
+        raise exc from err
+
+
+__all__ = ["BTF", "BTFError", "BtfSpec", "MapBTF", "Kind", "c_declaration", "load", "load_btf_by_id",
+           "map_btf", "spec_for", "to_model", "vmlinux", "BpfmapError", "UsageError"]
