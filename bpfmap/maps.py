@@ -430,15 +430,73 @@ class Map:
     __iter__ = keys
 
     def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
-        """(key, value) pairs; keys deleted between the walk and the lookup are skipped."""
-        return self._lookup_each(self.keys())
+        """(key, value) pairs, read batch by batch (BPF_MAP_LOOKUP_BATCH where the kernel
+        and the map type have it, GET_NEXT_KEY + LOOKUP otherwise); keys deleted during
+        the walk are skipped."""
+        return self._split_batches(self.batches())
 
-    def _lookup_each(self, keys: Iterator[bytes]) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
-        for key in keys:
-            try:
-                yield key, self.lookup(key)
-            except KeyNotFound:
-                continue
+    def _split_batches(self, batches) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+        ks, vs = self.key_size, self.stride * self.ncpus
+        split = self._split_value
+        for keys, values, count in batches:
+            for i in range(count):
+                yield keys[i * ks:(i + 1) * ks], split(values[i * vs:(i + 1) * vs])
+
+    def batches(self, delete: bool = False) -> Iterator[tuple[bytes, bytes, int]]:
+        """Raw (keys, values, count) batches: ``count`` keys back to back, and their values
+        at the map's value stride (per-CPU: ``round_up(value_size, 8)`` per possible CPU).
+        ``delete`` drains the map: each batch is deleted as it is read (Linux >= 5.6)."""
+        self._require(Access.KEYED, "drain" if delete else "iterate")
+        if delete and not self.spec.deletable:
+            raise UsageError(f"drain {self.ref}: {self.type_label} maps cannot delete elements")
+        from . import batch
+
+        return batch.batches(self, delete)
+
+    def update_batch(self, keys: bytes, values: bytes, count: int, mode: UpdateMode | int = "any") -> int:
+        """Write ``count`` elements from raw buffers (see :meth:`batches` for their shape).
+
+        On failure the exception (MapFull, KeyExists, ...) carries ``done``: how many
+        elements went in before it."""
+        self._require(Access.KEYED, "update")
+        if len(keys) != count * self.key_size or len(values) != count * self.stride * self.ncpus:
+            raise UsageError(f"update {self.ref}: batch buffers do not hold {count} elements")
+        from . import batch
+
+        return self._writing(lambda: batch.update(self, keys, values, count, _mode_flags(mode)), "update")
+
+    def delete_batch(self, keys: bytes, count: int) -> int:
+        """Delete ``count`` keys from a raw buffer; returns how many were there."""
+        self._require(Access.KEYED, "delete")
+        if not self.spec.deletable:
+            raise UsageError(f"delete {self.ref}: {self.type_label} maps cannot delete elements")
+        from . import batch
+
+        return self._writing(lambda: batch.delete(self, keys, count), "delete")
+
+    def clear(self) -> int:
+        """Remove every element (arrays: zero every value); returns how many there were."""
+        self._require(Access.KEYED, "clear")
+        if self.spec.deletable:
+            return sum(count for _k, _v, count in self.batches(delete=True))
+        n = 0
+        zero = bytes(self.stride * self.ncpus)
+        for keys, _values, count in self.batches():
+            self.update_batch(keys, zero * count, count)
+            n += count
+        return n
+
+    def _writing(self, fn, op: str):
+        try:
+            return fn()
+        except PermissionDenied as err:
+            if self.readonly:
+                raise ReadOnly(f"{op} {self.ref}: the map was opened read-only; open it for writing",
+                               err.errno) from err
+            if _sys.fdinfo(self._fd).get("frozen") == "1":
+                raise ReadOnly(f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
+                               f"create a new map to write", err.errno) from err
+            raise
 
     def values(self) -> Iterator[bytes | list[bytes]]:
         return (value for _key, value in self.items())

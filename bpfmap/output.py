@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+import itertools
 from typing import IO, Callable
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
@@ -32,38 +33,63 @@ def entry_object(key: object, value: object, percpu: bool) -> dict:
 def write_entries(
     entries: Iterable[tuple[object, object]],
     fmt: str,
-    key_text: Callable[[object], str],
-    value_text: Callable[[object], str],
+    key_codec,
+    value_codec,
     percpu: bool,
     out: IO[str],
 ) -> int:
-    """Stream entries to ``out``; returns how many were written."""
+    """Stream entries to ``out`` in chunks (constant memory, few write calls); returns how
+    many were written.  ``key_codec``/``value_codec`` give the text form and say which
+    fast paths are safe (layout.Codec.text_plain/json_kind)."""
+    if fmt == "table":
+        return _entries_table(entries, key_codec.format, value_codec.format, percpu)
+    if fmt == "csv":
+        return _entries_csv(entries, percpu, out)
+    line = _line_function(fmt, key_codec, value_codec, percpu)
     count = 0
-    if fmt == "text":
-        write = out.write
-        for k, v in entries:
-            if percpu:
-                write(key_text(k) + "\t" + "\t".join(map(value_text, v)) + "\n")  # type: ignore[arg-type]
-            else:
-                write(key_text(k) + "\t" + value_text(v) + "\n")
-            count += 1
-    elif fmt == "jsonl":
-        for k, v in entries:
-            out.write(json.dumps(entry_object(k, v, percpu)) + "\n")
-            count += 1
-    elif fmt == "json":
+    it = iter(entries)
+    if fmt == "json":
         out.write("[")
-        for k, v in entries:
-            out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(entry_object(k, v, percpu)))
-            count += 1
+    while True:
+        chunk = list(itertools.islice(it, CHUNK))
+        if not chunk:
+            break
+        if fmt == "json":
+            text = ",\n  ".join(map(line, chunk))
+            out.write(("\n  " if count == 0 else ",\n  ") + text)
+        else:
+            out.write("".join(map(line, chunk)))
+        count += len(chunk)
+    if fmt == "json":
         out.write("\n]\n" if count else "]\n")
-    elif fmt == "csv":
-        count = _entries_csv(entries, percpu, out)
-    elif fmt == "table":
-        count = _entries_table(entries, key_text, value_text, percpu)
-    else:
-        raise ValueError(f"unknown format {fmt}")
     return count
+
+
+CHUNK = 8192
+
+
+def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, object]], str]:
+    """One entry -> its text, with f-string fast paths where the codecs allow them."""
+    if fmt == "text":
+        if percpu:
+            kt, vt = kc.format, vc.format
+            return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[arg-type]
+        if kc.text_plain and vc.text_plain:
+            return lambda e: f"{e[0]}\t{e[1]}\n"
+        kt, vt = kc.format, vc.format
+        return lambda e: f"{kt(e[0])}\t{vt(e[1])}\n"
+    if fmt not in ("jsonl", "json"):
+        raise ValueError(f"unknown format {fmt}")
+    end = "\n" if fmt == "jsonl" else ""
+    if not percpu:
+        k, v = kc.json_kind, vc.json_kind
+        if k in ("raw", "str") and v in ("raw", "str"):
+            q1 = '"' if k == "str" else ""
+            q2 = '"' if v == "str" else ""
+            return lambda e: f'{{"key": {q1}{e[0]}{q1}, "value": {q2}{e[1]}{q2}}}{end}'
+    name = "values" if percpu else "value"
+    dumps = json.dumps
+    return lambda e: dumps({"key": e[0], name: e[1]}) + end
 
 
 def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:

@@ -96,10 +96,31 @@ class View:
             return [self.value.decode(v) for v in raw]
         return self.value.decode(raw)
 
-    def items(self) -> Iterator[tuple[Any, Any]]:
-        """Decoded (key, value) pairs; raises at once (not on first next) if the map cannot be iterated."""
-        kd, dv = self.key.decode, self.decode_value
-        return ((kd(k), dv(v)) for k, v in self.map.items())
+    def items(self, delete: bool = False) -> Iterator[tuple[Any, Any]]:
+        """Decoded (key, value) pairs, decoded batch by batch; raises at once (not on first
+        next) if the map cannot be iterated.  ``delete`` drains the map as it goes."""
+        return itertools.chain.from_iterable(self.entry_batches(delete))
+
+    def entry_batches(self, delete: bool = False) -> Iterator[list[tuple[Any, Any]]]:
+        """Lists of decoded (key, value) pairs, one per kernel batch."""
+        raw = self.map.batches(delete=delete)
+        return self._decode_batches(raw)
+
+    def _decode_batches(self, raw) -> Iterator[list[tuple[Any, Any]]]:
+        keys_many, values_many = self.key.decode_many, self._values_many
+        for keys, values, count in raw:
+            yield list(zip(keys_many(keys, count), values_many(values, count)))
+
+    def _values_many(self, values: bytes, count: int) -> list:
+        m = self.map
+        if not m.percpu:
+            return self.value.decode_many(values, count)
+        vs, stride, n = m.value_size, m.stride, m.ncpus
+        if stride != vs:  # drop each slot's padding to 8 bytes
+            mv = memoryview(values)
+            values = b"".join([mv[i * stride:i * stride + vs] for i in range(count * n)])
+        flat = self.value.decode_many(values, count * n)
+        return [flat[i * n:(i + 1) * n] for i in range(count)]
 
 
 # -- per-CPU --------------------------------------------------------------------------------

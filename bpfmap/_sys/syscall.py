@@ -126,8 +126,10 @@ def map_batch(
     in_batch: ctypes.Array | None = None,
     out_batch: ctypes.Array | None = None,
     elem_flags: int = 0,
-) -> MapBatchAttr:
-    """One *_BATCH call; returns the attr so the caller can read ``count`` even after an error."""
+) -> tuple[int, int]:
+    """One *_BATCH call: (elements processed, errno or 0).  Batch calls report a count
+    even when they fail (ENOENT at the end of a lookup, E2BIG on a full map), so the
+    errno is returned rather than raised."""
     attr = MapBatchAttr(
         in_batch=_addr(in_batch),
         out_batch=_addr(out_batch),
@@ -137,8 +139,8 @@ def map_batch(
         map_fd=fd,
         elem_flags=elem_flags,
     )
-    bpf(cmd, attr)
-    return attr
+    ret = _syscall(NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    return attr.count, (ctypes.get_errno() if ret < 0 else 0)
 
 
 def obj_pin(fd: int, path: str) -> None:

@@ -4,7 +4,6 @@ Exit codes (a contract for scripts): 0 ok; 1 not found or empty; 2 usage or inpu
 error; 3 error from the kernel or the system.
 """
 
-from __future__ import annotations
 
 import os
 import sys

@@ -1,6 +1,5 @@
 """Options and helpers shared by the verbs: parse at the edge, open maps, pick formats."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Optional
@@ -13,7 +12,10 @@ from ..output import FORMATS, default_format
 
 
 def _parse_layout(text: str) -> Layout:
-    return Layout.parse(text)
+    try:
+        return Layout.parse(text)
+    except UsageError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
 def _parse_format(text: str) -> str:

@@ -1,6 +1,5 @@
 """Verbs on elements: lookup, update, delete, dump, and push/pop/peek for queues."""
 
-from __future__ import annotations
 
 import json
 import sys
@@ -199,8 +198,7 @@ def dump(
             entries = ((k, reduce(v)) for k, v in entries)
         if sort is not None:
             entries = sort_entries(entries, sort, reverse=reverse, top=top)
-        write_entries(entries, fmt_or_default(output), view.key.format, view.value.format,
-                      still_percpu, sys.stdout)
+        write_entries(entries, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
 
 
 def _single_format(fmt: str | None) -> str:

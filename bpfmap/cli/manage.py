@@ -1,6 +1,5 @@
 """Verbs on maps as a whole: create, show, list, pin, freeze."""
 
-from __future__ import annotations
 
 import os
 import sys

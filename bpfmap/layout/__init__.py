@@ -19,9 +19,20 @@ from .model import Struct, Type
 
 
 class Codec:
-    """bytes <-> Python values for one side (key or value) of a map."""
+    """bytes <-> Python values for one side (key or value) of a map.
+
+    ``text_plain``: ``str(value)`` is its text form (numbers, strings), so writers may
+    use f-strings; ``json_kind``: ``"raw"`` when ``str(value)`` is valid JSON (integers),
+    ``"str"`` for strings that need no escaping (hex, addresses), else ``"any"``."""
 
     size: int
+    text_plain = False
+    json_kind = "any"
+
+    def decode_many(self, buf: bytes, count: int) -> list:
+        """Decode ``count`` values packed back to back in ``buf``."""
+        n, dec = self.size, self.decode
+        return [dec(buf[i * n:(i + 1) * n]) for i in range(count)]
 
     def decode(self, data: bytes) -> Any:
         raise NotImplementedError
@@ -61,11 +72,21 @@ def _inner_text(value: Any) -> str:
 class HexCodec(Codec):
     """Raw bytes as hex, the fallback when nothing gives meaning."""
 
+    text_plain = True
+    json_kind = "str"
+
     def __init__(self, size: int) -> None:
         self.size = size
 
     def decode(self, data: bytes) -> str:
         return data.hex(" ")
+
+    def decode_many(self, buf: bytes, count: int) -> list:
+        n = self.size
+        if n == 0:
+            return [""] * count
+        mv = memoryview(buf)
+        return [mv[i:i + n].hex(" ") for i in range(0, count * n, n)]
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray)):
@@ -106,11 +127,16 @@ class TypeCodec(Codec):
     """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
     def __init__(self, t: Type) -> None:
-        from .codec import compile_type
+        from .codec import compile_many, compile_type, kinds
 
         self.type = t
         self.size = t.size
         self._dec, self._enc = compile_type(t)
+        self._many = compile_many(t)
+        self.text_plain, self.json_kind = kinds(t)
+
+    def decode_many(self, buf: bytes, count: int) -> list:
+        return self._many(buf, count)
 
     @property
     def fields(self) -> list:
@@ -190,6 +216,8 @@ class IdCodec(Codec):
     """A u32 kernel object id: values of maps of maps and prog_array as user space reads them."""
 
     size = 4
+    text_plain = True
+    json_kind = "raw"
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

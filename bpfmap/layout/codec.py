@@ -383,3 +383,45 @@ _COMPILERS: dict[type, Callable[[Any], tuple[Decoder, Encoder]]] = {
 
 def compile_type(t: Type) -> tuple[Decoder, Encoder]:
     return _COMPILERS[type(t)](t)
+
+
+# -- many at once ------------------------------------------------------------------------------
+
+# memoryview.cast codes for host-order scalars: one C loop decodes a whole batch.
+_CAST = {("uint", 1): "B", ("uint", 2): "H", ("uint", 4): "I", ("uint", 8): "Q",
+         ("int", 1): "b", ("int", 2): "h", ("int", 4): "i", ("int", 8): "q",
+         ("float", 4): "f", ("float", 8): "d"}
+
+
+def compile_many(t: Type) -> Callable[[bytes, int], list]:
+    """A function decoding ``count`` values of ``t`` packed back to back."""
+    n = t.size
+    if isinstance(t, Scalar) and t.order == "=" and (t.kind, t.size) in _CAST:
+        code = _CAST[(t.kind, t.size)]
+
+        def many(buf: bytes, count: int) -> list:
+            return memoryview(buf)[: count * n].cast(code).tolist()
+        return many
+    if isinstance(t, Struct):
+        fast = _fast_struct(t)
+        if fast is not None:
+            st, names = fast
+            if len(names) == 1:
+                name = names[0]
+                return lambda buf, count: [{name: v[0]} for v in st.iter_unpack(buf[: count * n])]
+            return lambda buf, count: [dict(zip(names, v)) for v in st.iter_unpack(buf[: count * n])]
+    dec, _ = compile_type(t)
+    return lambda buf, count: [dec(buf, i * n) for i in range(count)]
+
+
+def kinds(t: Type) -> tuple[bool, str]:
+    """(text_plain, json_kind) of a type's decoded values: see layout.Codec."""
+    if isinstance(t, Scalar):
+        if t.kind == "bool":
+            return False, "any"
+        return True, ("raw" if t.kind in ("uint", "int") else "any")
+    if isinstance(t, (Bytes, Formatted)):
+        return True, "str"
+    if isinstance(t, (Char, Enum)):
+        return True, "any"
+    return False, "any"

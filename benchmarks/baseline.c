@@ -1,0 +1,69 @@
+/* The C baseline the benchmark compares bpfmap against: libbpf batch operations and
+ * printf, as a C programmer would write them.  Built by benchmarks/bench.py.
+ *
+ *   baseline dump PIN          print KEY<TAB>VALUE for a u32 -> u64 map
+ *   baseline load PIN FILE     read KEY<TAB>VALUE lines, write them with batch updates
+ */
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH 65536
+
+static int dump(const char *pin)
+{
+	int fd = bpf_obj_get(pin);
+	if (fd < 0) { perror("bpf_obj_get"); return 1; }
+	static __u32 keys[BATCH];
+	static __u64 values[BATCH];
+	__u32 in = 0, out = 0, count;
+	void *inp = NULL;
+	for (;;) {
+		count = BATCH;
+		int err = bpf_map_lookup_batch(fd, inp, &out, keys, values, &count, NULL);
+		if (err && errno != ENOENT) { perror("bpf_map_lookup_batch"); return 1; }
+		for (__u32 i = 0; i < count; i++)
+			printf("%u\t%llu\n", keys[i], (unsigned long long)values[i]);
+		if (err) break;
+		in = out;
+		inp = &in;
+	}
+	return 0;
+}
+
+static int load(const char *pin, const char *file)
+{
+	int fd = bpf_obj_get(pin);
+	if (fd < 0) { perror("bpf_obj_get"); return 1; }
+	FILE *f = fopen(file, "r");
+	if (!f) { perror(file); return 1; }
+	static __u32 keys[BATCH];
+	static __u64 values[BATCH];
+	__u32 n = 0;
+	unsigned int k;
+	unsigned long long v;
+	while (fscanf(f, "%u\t%llu\n", &k, &v) == 2) {
+		keys[n] = k;
+		values[n++] = v;
+		if (n == BATCH) {
+			__u32 c = n;
+			if (bpf_map_update_batch(fd, keys, values, &c, NULL)) { perror("update"); return 1; }
+			n = 0;
+		}
+	}
+	__u32 c = n;
+	if (n && bpf_map_update_batch(fd, keys, values, &c, NULL)) { perror("update"); return 1; }
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "dump"))
+		return dump(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "load"))
+		return load(argv[2], argv[3]);
+	fprintf(stderr, "usage: baseline dump PIN | baseline load PIN FILE\n");
+	return 2;
+}

@@ -1,0 +1,202 @@
+"""Batch operations (Linux >= 5.6): many elements per syscall, with a per-element fallback.
+
+Each function works batch by batch on raw buffers: ``keys`` holds ``count`` keys of
+``key_size`` bytes back to back, ``values`` ``count`` values of the map's value
+stride (per-CPU maps: ``round_up(value_size, 8) * possible CPUs``).  When the
+kernel or the map type has no batch support (EINVAL/ENOTSUPP on the first call) the
+per-element path takes over, and the answer is remembered for the map type.
+Set BPFMAP_NO_BATCH=1 to force the per-element path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from . import _sys
+from .errors import ENOTSUPP, KernelError, translate
+
+if TYPE_CHECKING:
+    from .maps import Map
+
+BATCH_BYTES = 4 << 20  # a batch's key + value buffers aim at this size
+_NO_BATCH_ERRNOS = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
+_unsupported: set[tuple[int, int]] = set()  # (map type, cmd) the kernel refused to batch
+
+
+class _NoBatch(Exception):
+    pass
+
+
+def enabled() -> bool:
+    return os.environ.get("BPFMAP_NO_BATCH", "") in ("", "0")
+
+
+def batch_count(m: "Map") -> int:
+    per = m.key_size + m.stride * m.ncpus
+    return max(64, min(1 << 16, BATCH_BYTES // max(per, 1)))
+
+
+def _usable(m: "Map", cmd: _sys.Cmd) -> bool:
+    return m.spec.batch and enabled() and (int(m.type), int(cmd)) not in _unsupported
+
+
+def _refused(m: "Map", cmd: _sys.Cmd) -> None:
+    _unsupported.add((int(m.type), int(cmd)))
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def batches(m: "Map", delete: bool = False) -> Iterator[tuple[bytes, bytes, int]]:
+    """(keys, values, count) for every element, batch by batch; ``delete`` drains the map
+    (each batch is looked up and deleted in one syscall where the kernel can)."""
+    cmd = _sys.Cmd.MAP_LOOKUP_AND_DELETE_BATCH if delete else _sys.Cmd.MAP_LOOKUP_BATCH
+    if _usable(m, cmd):
+        try:
+            yield from _kernel_batches(m, cmd)
+            return
+        except _NoBatch:
+            _refused(m, cmd)
+    yield from _element_batches(m, delete)
+
+
+def _kernel_batches(m: "Map", cmd: _sys.Cmd) -> Iterator[tuple[bytes, bytes, int]]:
+    ks, vs = m.key_size, m.stride * m.ncpus
+    n = batch_count(m)
+    keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
+    in_b, out_b = None, _sys.buffer(max(ks, 4))
+    first = True
+    fd = m.fileno()
+    while True:
+        count, err = _sys.map_batch(cmd, fd, keys, values, n, in_b, out_b)
+        if err == errno.ENOSPC and count == 0:
+            n *= 2  # a hash bucket holds more than a batch: grow and retry from the same place
+            keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
+            continue
+        if err and err != errno.ENOENT:
+            if first and err in _NO_BATCH_ERRNOS:
+                raise _NoBatch()
+            raise translate("iterate", m.ref, OSError(err, os.strerror(err)))
+        first = False
+        if count:
+            yield ctypes.string_at(keys, count * ks), ctypes.string_at(values, count * vs), count
+        if err == errno.ENOENT:
+            return
+        if in_b is None:
+            in_b = _sys.buffer(max(ks, 4))
+        in_b, out_b = out_b, in_b
+
+
+def _element_batches(m: "Map", delete: bool) -> Iterator[tuple[bytes, bytes, int]]:
+    """The same shape from GET_NEXT_KEY + LOOKUP (and DELETE): the fallback path."""
+    n = batch_count(m)
+    kbuf, vbuf, count = bytearray(), bytearray(), 0
+    vs = m.stride * m.ncpus
+    fd = m.fileno()
+    for key in m.keys():
+        kb, vb = _sys.buffer(key), _sys.buffer(vs)
+        try:
+            if delete:
+                _lookup_and_delete(m, fd, kb, vb)
+            else:
+                _sys.map_elem(_sys.Cmd.MAP_LOOKUP_ELEM, fd, kb, vb)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                continue  # deleted under us
+            raise translate("iterate", m.ref, err) from err
+        kbuf += key
+        vbuf += ctypes.string_at(vb, vs)
+        count += 1
+        if count == n:
+            yield bytes(kbuf), bytes(vbuf), count
+            kbuf, vbuf, count = bytearray(), bytearray(), 0
+    if count:
+        yield bytes(kbuf), bytes(vbuf), count
+
+
+def _lookup_and_delete(m: "Map", fd: int, kb, vb) -> None:
+    if (int(m.type), -1) not in _unsupported:
+        try:
+            _sys.map_elem(_sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, fd, kb, vb)
+            return
+        except OSError as err:
+            if err.errno not in _NO_BATCH_ERRNOS:
+                raise
+            _unsupported.add((int(m.type), -1))  # before 5.14 only queues and stacks had it
+    _sys.map_elem(_sys.Cmd.MAP_LOOKUP_ELEM, fd, kb, vb)
+    _sys.map_elem(_sys.Cmd.MAP_DELETE_ELEM, fd, kb, None)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def _batch_error(op: str, m: "Map", err: int, done: int) -> Exception:
+    """The usual exception for ``err``, saying (and carrying as ``done``) how many
+    elements of the batch went in before it."""
+    exc = translate(op, m.ref, OSError(err, os.strerror(err)))
+    msg = f"{exc} (after {done} element(s) of the batch)"
+    exc.args = (msg,)
+    if isinstance(exc, KernelError):
+        exc.message = msg
+    exc.done = done  # type: ignore[attr-defined]
+    return exc
+
+
+def update(m: "Map", keys: bytes, values: bytes, count: int, flags: int = 0) -> int:
+    """Write ``count`` elements; returns ``count``, or raises the usual exception (MapFull,
+    KeyExists, ...) with ``done``: how many of them went in, in order."""
+    if count == 0:
+        return 0
+    cmd = _sys.Cmd.MAP_UPDATE_BATCH
+    if _usable(m, cmd):
+        kb, vb = _sys.buffer(keys), _sys.buffer(values)
+        done, err = _sys.map_batch(cmd, m.fileno(), kb, vb, count, elem_flags=flags)
+        if not err:
+            return done
+        if not (done == 0 and err in _NO_BATCH_ERRNOS):
+            raise _batch_error("update", m, err, done)
+        _refused(m, cmd)
+    ks, vs = m.key_size, m.stride * m.ncpus
+    fd = m.fileno()
+    for i in range(count):
+        try:
+            _sys.map_elem(_sys.Cmd.MAP_UPDATE_ELEM, fd, _sys.buffer(keys[i * ks:(i + 1) * ks]),
+                          _sys.buffer(values[i * vs:(i + 1) * vs]), flags)
+        except OSError as err:
+            raise _batch_error("update", m, err.errno, i) from err
+    return count
+
+
+def delete(m: "Map", keys: bytes, count: int) -> int:
+    """Delete ``count`` keys; keys already gone are not an error.  Returns how many were deleted."""
+    cmd = _sys.Cmd.MAP_DELETE_BATCH
+    ks = m.key_size
+    if _usable(m, cmd):
+        kb = _sys.buffer(keys)
+        done, err = _sys.map_batch(cmd, m.fileno(), kb, None, count)
+        if not err:
+            return done
+        if not (done == 0 and err in _NO_BATCH_ERRNOS) and err != errno.ENOENT:
+            raise _batch_error("delete", m, err, done)
+        if err != errno.ENOENT:
+            _refused(m, cmd)
+        # ENOENT: one key was gone; the rest, from there, one by one
+        start = done if err == errno.ENOENT else 0
+    else:
+        start = 0
+    deleted = start
+    fd = m.fileno()
+    for i in range(start, count):
+        try:
+            _sys.map_elem(_sys.Cmd.MAP_DELETE_ELEM, fd, _sys.buffer(keys[i * ks:(i + 1) * ks]), None)
+            deleted += 1
+        except OSError as err:
+            if err.errno != errno.ENOENT:
+                raise _batch_error("delete", m, err.errno, deleted) from err
+    return deleted
+
+
