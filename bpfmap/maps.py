@@ -13,7 +13,6 @@ import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -56,25 +55,22 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-@dataclass
 class MapInfo:
     """What the kernel says about a map (struct bpf_map_info + fdinfo), and where it is pinned."""
 
-    id: int
-    type: MapType | int
-    name: str
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: MapFlag
-    memlock: int | None = None
-    frozen: bool = False
-    btf_id: int = 0
-    btf_key_type_id: int = 0
-    btf_value_type_id: int = 0
-    map_extra: int = 0
-    ifindex: int = 0
-    pinned: list[str] = field(default_factory=list)
+    def __init__(self, id: int, type: MapType | int, name: str, key_size: int, value_size: int,
+                 max_entries: int, flags: MapFlag, memlock: int | None = None, frozen: bool = False,
+                 btf_id: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0, map_extra: int = 0,
+                 ifindex: int = 0, pinned: list[str] | None = None) -> None:
+        self.id, self.type, self.name = id, type, name
+        self.key_size, self.value_size, self.max_entries, self.flags = key_size, value_size, max_entries, flags
+        self.memlock, self.frozen = memlock, frozen
+        self.btf_id, self.btf_key_type_id, self.btf_value_type_id = btf_id, btf_key_type_id, btf_value_type_id
+        self.map_extra, self.ifindex = map_extra, ifindex
+        self.pinned: list[str] = list(pinned or [])
+
+    def __repr__(self) -> str:
+        return f"MapInfo({self.to_dict()!r})"
 
     @property
     def type_name(self) -> str:

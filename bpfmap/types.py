@@ -8,7 +8,6 @@ header Debian ships, with the numbers from the kernel source.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 
 class MapType(enum.IntEnum):
@@ -132,25 +131,26 @@ class Access(enum.Enum):
     NONE = "none"  # storage maps keyed by sockets/tasks/cgroups, struct_ops, arena
 
 
-@dataclass(frozen=True)
 class TypeSpec:
     """What a map type can do and the defaults ``create`` uses for it.
 
     ``key_size``/``value_size`` are the sizes the kernel requires (None: the user
-    chooses).  ``max_entries`` None means the type's own rule (see Map.create)."""
+    chooses).  ``default_max_entries`` None means one per possible CPU."""
 
-    access: Access = Access.KEYED
-    percpu: bool = False
-    value: Value = Value.BYTES
-    key_size: int | None = None
-    value_size: int | None = None
-    default_value_size: int | None = None
-    default_max_entries: int | None = 1024
-    default_flags: MapFlag = MapFlag(0)
-    required_flags: MapFlag = MapFlag(0)
-    needs_inner_map: bool = False
-    batch: bool = False
-    deletable: bool = True
+    __slots__ = ("access", "percpu", "value", "key_size", "value_size", "default_value_size",
+                 "default_max_entries", "default_flags", "required_flags", "needs_inner_map", "batch",
+                 "deletable")
+
+    def __init__(self, access: Access = Access.KEYED, percpu: bool = False, value: Value = Value.BYTES,
+                 key_size: int | None = None, value_size: int | None = None,
+                 default_value_size: int | None = None, default_max_entries: int | None = 1024,
+                 default_flags: MapFlag = MapFlag(0), required_flags: MapFlag = MapFlag(0),
+                 needs_inner_map: bool = False, batch: bool = False, deletable: bool = True) -> None:
+        self.access, self.percpu, self.value = access, percpu, value
+        self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
+        self.default_max_entries, self.default_flags, self.required_flags = (
+            default_max_entries, default_flags, required_flags)
+        self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
 
 
 _FD_ARRAY = dict(key_size=4, value_size=4)

@@ -5,6 +5,7 @@ error; 3 error from the kernel or the system.
 """
 
 
+import importlib
 import os
 import sys
 
@@ -12,7 +13,6 @@ import typer
 from typer.exceptions import Abort, Exit, TyperException
 
 from ..errors import BpfmapError
-from . import elements, manage
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found or empty (lookup miss, pop on an empty queue); "
@@ -20,18 +20,12 @@ EXIT_CODES_HELP = (
     "MAP is a pinned path, id:N or name:NAME."
 )
 
-app = typer.Typer(
-    name="bpfmap",
-    help="Create, read, write and dump Linux eBPF maps.",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-for group in (manage.app, elements.app):
-    for info in group.registered_commands:
-        app.registered_commands.append(info)
+# Which module defines each verb, in the order --help lists them.
+COMMANDS = {
+    "create": "manage", "show": "manage", "list": "manage", "pin": "manage", "freeze": "manage",
+    "lookup": "elements", "update": "elements", "delete": "elements", "dump": "elements",
+    "push": "elements", "pop": "elements", "peek": "elements",
+}
 
 
 def _version(value: bool) -> None:
@@ -42,11 +36,39 @@ def _version(value: bool) -> None:
         raise Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Create, read, write and dump Linux eBPF maps."""
+
+
+def make_app(only: str | None = None) -> typer.Typer:
+    """The typer app; with ``only``, just that verb (typer inspects every command's
+    signature when it builds the app, so a single command starts faster)."""
+    app = typer.Typer(
+        name="bpfmap",
+        help="Create, read, write and dump Linux eBPF maps.",
+        epilog=EXIT_CODES_HELP,
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    names = [only] if only in COMMANDS else list(COMMANDS)
+    for name in names:
+        module = importlib.import_module(f".{COMMANDS[name]}", __name__)
+        info = next(i for i in module.app.registered_commands
+                    if (i.name or i.callback.__name__.rstrip("_")) == name)
+        app.registered_commands.append(info)
+    return app
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The verb of a command line when it is the first argument (no global options before it)."""
+    if os.environ.get("_BPFMAP_COMPLETE"):
+        return None  # completion needs every verb
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def _error(message: str) -> None:
@@ -58,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("BPFMAP_DEBUG"))
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
-        rv = app(args=argv, prog_name="bpfmap", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else argv
+        rv = make_app(_verb(args))(args=args, prog_name="bpfmap", standalone_mode=False)
     except Exit as exc:
         return exc.exit_code
     except Abort:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
@@ -232,14 +231,16 @@ class IdCodec(Codec):
         return self.encode(text)
 
 
-@dataclass(frozen=True)
 class Layout:
-    """Codecs for the key and the value; either may be None (hex)."""
+    """Codecs for the key and the value; either may be None (hex).  ``bare`` is a layout
+    without ':', for maps without keys (queue, stack, bloom); ``source`` the text it was
+    parsed from, to parse it again packed."""
 
-    key: Codec | None = None
-    value: Codec | None = None
-    bare: Codec | None = None  # a layout without ':', for maps without keys (queue, stack, bloom)
-    source: str = ""  # the text it was parsed from, to parse again packed
+    __slots__ = ("key", "value", "bare", "source")
+
+    def __init__(self, key: Codec | None = None, value: Codec | None = None, bare: Codec | None = None,
+                 source: str = "") -> None:
+        self.key, self.value, self.bare, self.source = key, value, bare, source
 
     @classmethod
     def parse(cls, text: str, packed: bool = False) -> "Layout":

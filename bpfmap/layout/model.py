@@ -7,10 +7,31 @@ straddles a unit of its declared type), or with no padding when packed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+
+class _Record:
+    """A small record, not changed after construction: equality, hash and repr from ``__slots__``.
+
+    (Plain classes rather than dataclasses: decorating a dozen dataclasses costs
+    ~10 ms at start-up, and the CLI imports this module on every command with a layout.)"""
+
+    __slots__ = ()
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._values()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({args})"
 
 
-class Type:
+class Type(_Record):
+    __slots__ = ()
     size: int
     align: int
 
@@ -18,19 +39,14 @@ class Type:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class Scalar(Type):
     """An integer, float or bool.  ``kind`` is 'uint', 'int', 'float' or 'bool';
     ``order`` is '=' (host), '<' (le*) or '>' (be*)."""
 
-    name: str
-    kind: str
-    size: int
-    order: str = "="
+    __slots__ = ("name", "kind", "size", "order", "align")
 
-    @property
-    def align(self) -> int:  # type: ignore[override]
-        return self.size
+    def __init__(self, name: str, kind: str, size: int, order: str = "=") -> None:
+        self.name, self.kind, self.size, self.order, self.align = name, kind, size, order, size
 
     @property
     def signed(self) -> bool:
@@ -40,36 +56,38 @@ class Scalar(Type):
         return self.name
 
 
-@dataclass(frozen=True)
 class Char(Type):
     """``char[N]``: a NUL-terminated string."""
 
-    size: int
-    align: int = 1
+    __slots__ = ("size", "align")
+
+    def __init__(self, size: int) -> None:
+        self.size, self.align = size, 1
 
     def c_name(self) -> str:
         return f"char[{self.size}]"
 
 
-@dataclass(frozen=True)
 class Bytes(Type):
     """``hex[N]``: raw bytes shown as hex."""
 
-    size: int
-    align: int = 1
+    __slots__ = ("size", "align")
+
+    def __init__(self, size: int) -> None:
+        self.size, self.align = size, 1
 
     def c_name(self) -> str:
         return f"hex[{self.size}]"
 
 
-@dataclass(frozen=True)
 class Formatted(Type):
     """Addresses: ``ipv4`` (4 bytes, aligned like __be32), ``ipv6`` (16, like in6_addr),
     ``mac`` (6, like u8[6])."""
 
-    name: str
-    size: int
-    align: int
+    __slots__ = ("name", "size", "align")
+
+    def __init__(self, name: str, size: int, align: int) -> None:
+        self.name, self.size, self.align = name, size, align
 
     def c_name(self) -> str:
         return self.name
@@ -80,70 +98,61 @@ IPV6 = Formatted("ipv6", 16, 4)
 MAC = Formatted("mac", 6, 1)
 
 
-@dataclass(frozen=True)
 class Pad(Type):
     """Bytes to skip."""
 
-    size: int
-    align: int = 1
+    __slots__ = ("size", "align")
+
+    def __init__(self, size: int) -> None:
+        self.size, self.align = size, 1
 
     def c_name(self) -> str:
         return f"pad[{self.size}]"
 
 
-@dataclass(frozen=True)
 class Array(Type):
-    elem: Type
-    count: int
+    __slots__ = ("elem", "count", "size", "align")
 
-    @property
-    def size(self) -> int:  # type: ignore[override]
-        return self.elem.size * self.count
-
-    @property
-    def align(self) -> int:  # type: ignore[override]
-        return self.elem.align
+    def __init__(self, elem: Type, count: int) -> None:
+        self.elem, self.count = elem, count
+        self.size, self.align = elem.size * count, elem.align
 
     def c_name(self) -> str:
         return f"{self.elem.c_name()}[{self.count}]"
 
 
-@dataclass(frozen=True)
 class Enum(Type):
     """An enum: decodes to the enumerator's name when there is one."""
 
-    name: str
-    size: int
-    signed: bool
-    values: tuple[tuple[str, int], ...]
+    __slots__ = ("name", "size", "signed", "values", "align")
 
-    @property
-    def align(self) -> int:  # type: ignore[override]
-        return self.size
+    def __init__(self, name: str, size: int, signed: bool, values: tuple[tuple[str, int], ...]) -> None:
+        self.name, self.size, self.signed, self.values, self.align = name, size, signed, tuple(values), size
 
     def c_name(self) -> str:
         return f"enum {self.name}" if self.name else "enum"
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: Type
-    offset: int  # bytes
-    bit_offset: int | None = None  # bitfields: bit position from the struct start
-    bit_size: int | None = None
+class Field(_Record):
+    """A placed member: byte ``offset``; bitfields also ``bit_offset`` (from the struct
+    start) and ``bit_size``."""
+
+    __slots__ = ("name", "type", "offset", "bit_offset", "bit_size")
+
+    def __init__(self, name: str, type: Type, offset: int, bit_offset: int | None = None,
+                 bit_size: int | None = None) -> None:
+        self.name, self.type, self.offset, self.bit_offset, self.bit_size = name, type, offset, bit_offset, bit_size
 
 
-@dataclass(frozen=True)
 class Struct(Type):
     """A struct or union with placed fields.  Build one with :func:`layout_struct`."""
 
-    name: str
-    fields: tuple[Field, ...]
-    size: int
-    align: int
-    union: bool = False
-    packed: bool = False
+    __slots__ = ("name", "fields", "size", "align", "union", "packed")
+
+    def __init__(self, name: str, fields: tuple[Field, ...], size: int, align: int, union: bool = False,
+                 packed: bool = False) -> None:
+        self.name, self.fields, self.size, self.align = name, tuple(fields), size, align
+        self.union, self.packed = union, packed
 
     def c_name(self) -> str:
         kw = "union" if self.union else "struct"
@@ -162,13 +171,13 @@ class Struct(Type):
         return "{" + ", ".join(parts) + f"}} ({self.size} bytes)"
 
 
-@dataclass
 class Member:
     """A field before placement."""
 
-    name: str
-    type: Type
-    bit_size: int | None = None
+    __slots__ = ("name", "type", "bit_size")
+
+    def __init__(self, name: str, type: Type, bit_size: int | None = None) -> None:
+        self.name, self.type, self.bit_size = name, type, bit_size
 
 
 def layout_struct(name: str, members: list[Member], packed: bool = False, union: bool = False,
