@@ -200,3 +200,58 @@ def delete(m: "Map", keys: bytes, count: int) -> int:
     return deleted
 
 
+
+
+def prefetch(it: Iterator, depth: int = 2) -> Iterator:
+    """Run ``it`` in a thread, ``depth`` items ahead: ctypes releases the GIL during
+    bpf(2), so the kernel fills the next batch while the caller formats this one.
+
+    When the caller stops early, the thread is told to stop and joined before this
+    generator returns, so it never touches the map's fd after the caller closes it."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    item = next(it)
+                except StopIteration:
+                    put(done)
+                    return
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the caller
+            put(_Raised(exc))
+
+    thread = threading.Thread(target=run, name="bpfmap-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc

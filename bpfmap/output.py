@@ -30,66 +30,87 @@ def entry_object(key: object, value: object, percpu: bool) -> dict:
     return {"key": key, "values": value} if percpu else {"key": key, "value": value}
 
 
+Batch = tuple[list, list]  # (keys, values) of one batch, decoded
+
+
+def columns(entries: Iterable[tuple[object, object]], size: int = 8192) -> Iterator[Batch]:
+    """Regroup (key, value) pairs into batches of columns."""
+    it = iter(entries)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        keys, values = zip(*chunk)
+        yield list(keys), list(values)
+
+
 def write_entries(
-    entries: Iterable[tuple[object, object]],
+    batches: Iterable[Batch],
     fmt: str,
     key_codec,
     value_codec,
     percpu: bool,
     out: IO[str],
 ) -> int:
-    """Stream entries to ``out`` in chunks (constant memory, few write calls); returns how
-    many were written.  ``key_codec``/``value_codec`` give the text form and say which
-    fast paths are safe (layout.Codec.text_plain/json_kind)."""
-    if fmt == "table":
-        return _entries_table(entries, key_codec.format, value_codec.format, percpu)
-    if fmt == "csv":
+    """Stream batches of entries to ``out``, one write per batch (memory bounded by a
+    batch); returns how many entries were written.  ``key_codec``/``value_codec`` give
+    the text form and say which fast paths are safe (layout.Codec.text_plain/json_kind):
+    plain numbers and strings are formatted a batch at a time by one %-format."""
+    if fmt in ("table", "csv"):
+        entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
+        if fmt == "table":
+            return _entries_table(entries, key_codec.format, value_codec.format, percpu)
         return _entries_csv(entries, percpu, out)
-    line = _line_function(fmt, key_codec, value_codec, percpu)
+    if fmt not in ("text", "jsonl", "json"):
+        raise ValueError(f"unknown format {fmt}")
+    template = _batch_template(fmt, key_codec, value_codec, percpu)
+    line = None if template else _line_function(fmt, key_codec, value_codec, percpu)
     count = 0
-    it = iter(entries)
     if fmt == "json":
         out.write("[")
-    while True:
-        chunk = list(itertools.islice(it, CHUNK))
-        if not chunk:
-            break
-        if fmt == "json":
-            text = ",\n  ".join(map(line, chunk))
-            out.write(("\n  " if count == 0 else ",\n  ") + text)
+    for keys, values in batches:
+        n = len(keys)
+        if not n:
+            continue
+        if template:
+            lines = (template * n) % tuple(itertools.chain.from_iterable(zip(keys, values)))
         else:
-            out.write("".join(map(line, chunk)))
-        count += len(chunk)
+            lines = "".join(map(line, zip(keys, values)))  # type: ignore[arg-type]
+        if fmt == "json":
+            lines = lines[:-1].replace("\n", ",\n  ")  # objects never hold a raw newline
+            out.write(("\n  " if count == 0 else ",\n  ") + lines)
+        else:
+            out.write(lines)
+        count += n
     if fmt == "json":
         out.write("\n]\n" if count else "]\n")
     return count
 
 
-CHUNK = 8192
+def _batch_template(fmt: str, kc, vc, percpu: bool) -> str | None:
+    """A %-format for one entry when both sides print as plain ``str(value)``."""
+    if percpu:
+        return None
+    if fmt == "text":
+        return "%s\t%s\n" if kc.text_plain and vc.text_plain else None
+    k, v = kc.json_kind, vc.json_kind
+    if k in ("raw", "str") and v in ("raw", "str"):
+        q1 = '"' if k == "str" else ""
+        q2 = '"' if v == "str" else ""
+        return f'{{{{"key": {q1}%s{q1}, "value": {q2}%s{q2}}}}}\n'.replace("{{", "{").replace("}}", "}")
+    return None
 
 
 def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, object]], str]:
-    """One entry -> its text, with f-string fast paths where the codecs allow them."""
+    """One entry -> its text line (with a newline)."""
     if fmt == "text":
-        if percpu:
-            kt, vt = kc.format, vc.format
-            return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[arg-type]
-        if kc.text_plain and vc.text_plain:
-            return lambda e: f"{e[0]}\t{e[1]}\n"
         kt, vt = kc.format, vc.format
+        if percpu:
+            return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[arg-type]
         return lambda e: f"{kt(e[0])}\t{vt(e[1])}\n"
-    if fmt not in ("jsonl", "json"):
-        raise ValueError(f"unknown format {fmt}")
-    end = "\n" if fmt == "jsonl" else ""
-    if not percpu:
-        k, v = kc.json_kind, vc.json_kind
-        if k in ("raw", "str") and v in ("raw", "str"):
-            q1 = '"' if k == "str" else ""
-            q2 = '"' if v == "str" else ""
-            return lambda e: f'{{"key": {q1}{e[0]}{q1}, "value": {q2}{e[1]}{q2}}}{end}'
     name = "values" if percpu else "value"
     dumps = json.dumps
-    return lambda e: dumps({"key": e[0], name: e[1]}) + end
+    return lambda e: dumps({"key": e[0], name: e[1]}) + "\n"
 
 
 def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:

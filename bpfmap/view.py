@@ -101,15 +101,26 @@ class View:
         next) if the map cannot be iterated.  ``delete`` drains the map as it goes."""
         return itertools.chain.from_iterable(self.entry_batches(delete))
 
+
     def entry_batches(self, delete: bool = False) -> Iterator[list[tuple[Any, Any]]]:
         """Lists of decoded (key, value) pairs, one per kernel batch."""
+        return (list(zip(k, v)) for k, v in self.column_batches(delete))
+
+    def column_batches(self, delete: bool = False) -> Iterator[tuple[list, list]]:
+        """(keys, values) lists, decoded, one pair per kernel batch.  Reading runs a batch
+        ahead in a thread, except when draining (a batch read ahead would be deleted
+        before anyone saw it, were the reader to stop)."""
         raw = self.map.batches(delete=delete)
+        if not delete:
+            from .batch import prefetch
+
+            raw = prefetch(raw)
         return self._decode_batches(raw)
 
-    def _decode_batches(self, raw) -> Iterator[list[tuple[Any, Any]]]:
+    def _decode_batches(self, raw) -> Iterator[tuple[list, list]]:
         keys_many, values_many = self.key.decode_many, self._values_many
         for keys, values, count in raw:
-            yield list(zip(keys_many(keys, count), values_many(values, count)))
+            yield keys_many(keys, count), values_many(values, count)
 
     def _values_many(self, values: bytes, count: int) -> list:
         m = self.map

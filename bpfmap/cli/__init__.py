@@ -23,7 +23,7 @@ EXIT_CODES_HELP = (
 # Which module defines each verb, in the order --help lists them.
 COMMANDS = {
     "create": "manage", "show": "manage", "list": "manage", "pin": "manage", "freeze": "manage",
-    "lookup": "elements", "update": "elements", "delete": "elements", "dump": "elements",
+    "lookup": "elements", "update": "elements", "delete": "elements", "clear": "elements", "dump": "elements",
     "push": "elements", "pop": "elements", "peek": "elements",
 }
 

@@ -1,16 +1,17 @@
 """Verbs on elements: lookup, update, delete, dump, and push/pop/peek for queues."""
 
 
+import itertools
 import json
 import sys
 from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import KeyNotFound, UsageError
+from ..errors import BpfmapError, KeyNotFound, UsageError
 from ..layout import Layout
 from ..maps import Map
-from ..output import write_entries, write_value
+from ..output import columns, write_entries, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate, pick_cpu, sort_entries
 from .common import (
@@ -89,10 +90,13 @@ def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: Packe
                     still_percpu, sys.stdout)
 
 
+OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
+
+
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
 def update(
     map_ref: MapArg,
-    key: KeyArg,
+    key: OptKeyArg = None,
     values: Annotated[Optional[list[str]], typer.Argument(
         metavar="VALUE...", help="The value; per-CPU maps take one (for every CPU) or one per CPU; maps of maps "
                                  "a MAP, prog_array a program pin or id:N.")] = None,
@@ -101,15 +105,30 @@ def update(
     percpu_values: Annotated[Optional[str], typer.Option(
         "--percpu-values", metavar="JSON", help="Per-CPU maps: a JSON list with one value per CPU.")] = None,
     cpu: CpuOpt = None,
+    from_: Annotated[Optional[str], typer.Option(
+        "--from", metavar="FILE", help="Bulk load entries from FILE ('-' for stdin): text, jsonl or csv, "
+                                       "as dump writes them.")] = None,
+    input_format: Annotated[str, typer.Option("--input-format", metavar="FMT",
+                                              help="auto, text, jsonl or csv (for --from).")] = "auto",
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="--from: skip bad lines, report them.")] = False,
     layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
     key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
 ) -> None:
-    """Write VALUE at KEY (create or replace)."""
+    """Write VALUE at KEY (create or replace), or load many entries with --from FILE."""
     values = values or []
     _no_stray_options(key, *values)
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")
     mode = "noexist" if noexist else "exist" if exist else "any"
+    if from_ is not None:
+        if key is not None or values or percpu_values is not None or cpu is not None:
+            raise UsageError("update --from FILE takes no KEY, VALUE, --percpu-values or --cpu")
+        with Map.open(map_ref) as m:
+            _bulk_load(m, _view(m, layout, packed, c_header, key_type, value_type), from_, input_format,
+                       mode, keep_going)
+        return
+    if key is None:
+        raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
     with Map.open(map_ref) as m:
         view = _view(m, layout, packed, c_header, key_type, value_type)
         raw_key = view.parse_key(key)
@@ -155,6 +174,47 @@ def update(
         m.update(raw_key, parsed if m.percpu else parsed[0], mode)
 
 
+def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool) -> None:
+    from ..bulk import FORMATS, Loader
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--input-format {fmt}: choose one of {', '.join(FORMATS)}")
+    loader = Loader(view, mode, keep_going)
+    where = f"update {m.ref} --from {path}"
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape")
+    except OSError as err:
+        raise UsageError(f"{where}: {err.strerror}") from None
+    try:
+        loader.load_stream(stream, fmt, path)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"bpfmap: {where}: interrupted; {loader.written} entries written\n")
+        raise typer.Exit(130) from None
+    except BpfmapError as err:
+        if isinstance(err, LoadErrorTypes()):
+            raise UsageError(f"{where}: {err}") from None
+        written = getattr(err, "written", loader.written)
+        err.args = (f"{err}; {written} entries written",)
+        if hasattr(err, "message"):
+            err.message = err.args[0]  # type: ignore[attr-defined]
+        raise
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    for line, msg in loader.bad:
+        sys.stderr.write(f"bpfmap: {where}: line {line}: {msg} (skipped)\n")
+    sys.stderr.write(f"bpfmap: {where}: {loader.written} entries written"
+                     f"{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}\n")
+    if loader.bad:
+        raise typer.Exit(2)
+
+
+def LoadErrorTypes():
+    from ..bulk import LoadError
+
+    return LoadError
+
+
 def _json_list(text: str) -> list[Any]:
     try:
         items = json.loads(text)
@@ -166,12 +226,29 @@ def _json_list(text: str) -> list[Any]:
 
 
 @app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
-def delete(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: PackedOpt = False,
+def delete(map_ref: MapArg, key: OptKeyArg = None,
+           all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
+           layout: LayoutOpt = None, packed: PackedOpt = False,
            c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None) -> None:
-    """Delete KEY.  Exit 1 if it is absent."""
+    """Delete KEY (exit 1 if it is absent), or every entry with --all."""
     _no_stray_options(key)
+    if all_:
+        if key is not None:
+            raise UsageError("delete: give KEY or --all, not both")
+        clear(map_ref)
+        return
+    if key is None:
+        raise UsageError(f"delete {map_ref}: missing KEY (or --all)")
     with Map.open(map_ref) as m:
         m.delete(_view(m, layout, packed, c_header, key_type, value_type).parse_key(key))
+
+
+@app.command()
+def clear(map_ref: MapArg) -> None:
+    """Delete every entry, batch by batch (arrays: zero every value).  Prints how many."""
+    with Map.open(map_ref) as m:
+        n = m.clear()
+    sys.stderr.write(f"bpfmap: clear {map_ref}: {n} entr{'y' if n == 1 else 'ies'} removed\n")
 
 
 @app.command()
@@ -185,20 +262,23 @@ def dump(
     reverse: Annotated[bool, typer.Option("--reverse", help="Descending order (with --top: the smallest).")] = False,
     top: Annotated[Optional[int], typer.Option("--top", metavar="N",
                                                help="Only the N largest by --sort, largest first.")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Drain: delete entries as they are read "
+                                                          "(atomically per batch where the kernel can).")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Print every entry (text: KEY<TAB>VALUE per line)."""
     if top is not None and sort is None:
         raise UsageError("--top needs --sort FIELD")
-    with Map.open(map_ref, readonly=True) as m:
+    with Map.open(map_ref, readonly=not delete) as m:
         view = _view(m, layout, packed, c_header, key_type, value_type)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
-        entries = view.items()
+        batches = view.column_batches(delete=delete)
         if reduce is not None:
-            entries = ((k, reduce(v)) for k, v in entries)
+            batches = ((k, list(map(reduce, v))) for k, v in batches)
         if sort is not None:
-            entries = sort_entries(entries, sort, reverse=reverse, top=top)
-        write_entries(entries, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
+            entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
+            batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
+        write_entries(batches, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
 
 
 def _single_format(fmt: str | None) -> str:

@@ -33,6 +33,12 @@ class Codec:
         n, dec = self.size, self.decode
         return [dec(buf[i * n:(i + 1) * n]) for i in range(count)]
 
+    def encode_many(self, items: list) -> bytes | None:
+        """Encode many values (all text, or all decoded values) in one go, or None when
+        this codec has no such fast path.  Raises ValueError/TypeError/OverflowError on
+        any bad item: the caller then encodes one by one to say which."""
+        return None
+
     def decode(self, data: bytes) -> Any:
         raise NotImplementedError
 
@@ -87,6 +93,12 @@ class HexCodec(Codec):
         mv = memoryview(buf)
         return [mv[i:i + n].hex(" ") for i in range(0, count * n, n)]
 
+    def encode_many(self, items: list) -> bytes | None:
+        parts = list(map(bytes.fromhex, items))  # TypeError on a non-string
+        if any(len(p) != self.size for p in parts):
+            raise ValueError("size")
+        return b"".join(parts)
+
     def encode(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray)):
             data = bytes(value)
@@ -126,16 +138,20 @@ class TypeCodec(Codec):
     """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
     def __init__(self, t: Type) -> None:
-        from .codec import compile_many, compile_type, kinds
+        from .codec import compile_encode_many, compile_many, compile_type, kinds
 
         self.type = t
         self.size = t.size
         self._dec, self._enc = compile_type(t)
         self._many = compile_many(t)
+        self._enc_many = compile_encode_many(t)
         self.text_plain, self.json_kind = kinds(t)
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)
+
+    def encode_many(self, items: list) -> bytes | None:
+        return self._enc_many(items) if self._enc_many is not None else None
 
     @property
     def fields(self) -> list:

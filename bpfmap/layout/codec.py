@@ -425,3 +425,28 @@ def kinds(t: Type) -> tuple[bool, str]:
     if isinstance(t, (Char, Enum)):
         return True, "any"
     return False, "any"
+
+
+def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
+    """A function encoding many host-order numbers (as text or as numbers) at C speed, or
+    None for other types.  It raises on any bad item; callers then go one by one."""
+    if not (isinstance(t, Scalar) and t.order == "=" and t.kind in ("uint", "int", "float")):
+        return None
+    from array import array
+    from itertools import repeat
+
+    code = _CAST[(t.kind, t.size)]
+    if t.kind == "float":
+        def many_floats(items: list) -> bytes:
+            if any(type(v) is bool for v in items):
+                raise TypeError("bool")
+            return array(code, map(float, items)).tobytes()
+        return many_floats
+
+    def many(items: list) -> bytes:
+        if items and type(items[0]) is str:
+            return array(code, map(int, items, repeat(0))).tobytes()
+        if not all(type(v) is int for v in items):
+            raise TypeError("not all integers")
+        return array(code, items).tobytes()
+    return many

@@ -1,0 +1,351 @@
+"""Bulk load: entries from text, JSON Lines or CSV, written with batch updates.
+
+The formats are those ``dump`` writes, so ``dump | update --from -`` round-trips:
+- text: ``KEY<TAB>VALUE`` (per-CPU: ``KEY<TAB>V0<TAB>V1...``); blank and ``#`` lines skipped;
+- jsonl: ``{"key": K, "value": V}`` (per-CPU ``"values": [...]``);
+- csv: a header of flattened names (``key``, ``key.port``, ``value.hist[0].lo``,
+  ``values[1]``) and one row per entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+import signal
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from .errors import BpfmapError, UsageError
+from .view import View
+
+FORMATS = ("auto", "text", "jsonl", "csv")
+CHUNK = 65536
+READ_BYTES = 2 << 20
+_TEXT_CHUNK = re.compile(r"(?:[^\t\n]*\t[^\t\n]*\n)*")
+
+
+class LoadError(UsageError):
+    """A bad input line; ``line`` is its number, ``written`` how many entries went in before."""
+
+    def __init__(self, message: str, line: int, written: int) -> None:
+        super().__init__(message)
+        self.line, self.written = line, written
+
+
+Record = tuple[int, Any, Any]  # (line number, key, value or per-CPU list); text fields are str
+
+
+def detect(first_line: str, name: str = "") -> str:
+    s = first_line.lstrip()
+    if s.startswith("{"):
+        return "jsonl"
+    if name.endswith(".csv") or (s.startswith(("key,", "key.", '"key')) and "\t" not in s):
+        return "csv"
+    return "text"
+
+
+def read_records(stream: IO[str], fmt: str = "auto", name: str = "") -> Iterator[Record]:
+    """Parse ``stream`` into records; malformed lines come back as (line, BadLine, None)."""
+    lines = enumerate(stream, 1)
+    if fmt == "auto":
+        head = []
+        for n, line in lines:
+            head.append((n, line))
+            if line.strip() and not line.startswith("#"):
+                break
+        fmt = detect(head[-1][1] if head else "", name)
+        lines = itertools.chain(head, lines)
+    if fmt == "text":
+        return _text(lines)
+    if fmt == "jsonl":
+        return _jsonl(lines)
+    if fmt == "csv":
+        return _csv(lines)
+    raise UsageError(f"input format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+class BadLine(str):
+    """The message of a line that could not be read."""
+
+
+def _text(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
+    for n, line in lines:
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, tab, rest = line.partition("\t")
+        if not tab:
+            yield n, BadLine("expected KEY<TAB>VALUE"), None
+            continue
+        values = rest.split("\t")
+        yield n, key, values if len(values) > 1 else values[0]
+
+
+def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
+    for n, line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as err:
+            yield n, BadLine(f"not JSON: {getattr(err, 'msg', 'nested too deep')}"), None
+            continue
+        if not isinstance(obj, dict) or "key" not in obj or not ("value" in obj or "values" in obj):
+            yield n, BadLine('expected {"key": ..., "value": ...} (or "values" for per-CPU maps)'), None
+            continue
+        yield n, obj["key"], (obj["values"] if "values" in obj else obj["value"])
+
+
+_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _unflatten(cells: list[tuple[str, str]]) -> dict:
+    """``[("key.a", "1"), ("value[0]", "2")]`` -> ``{"key": {"a": "1"}, "value": ["2"]}``."""
+    root: dict = {}
+    for path, value in cells:
+        keys: list[Any] = [int(i) if i is not None else n for n, i in (m.groups() for m in _PART.finditer(path))]
+        node: Any = root
+        for k, nxt in zip(keys, keys[1:] + [None]):
+            if nxt is None:
+                _put(node, k, value)
+                break
+            child = _get(node, k)
+            if child is None:
+                child = [] if isinstance(nxt, int) else {}
+                _put(node, k, child)
+            node = child
+    return root
+
+
+def _get(node: Any, k: Any) -> Any:
+    if isinstance(node, list):
+        return node[k] if isinstance(k, int) and k < len(node) else None
+    return node.get(k)
+
+
+def _put(node: Any, k: Any, v: Any) -> None:
+    if isinstance(node, list):
+        if not isinstance(k, int):
+            raise UsageError(f"CSV column mixes a list and a field name at {k!r}")
+        node.extend([None] * (k + 1 - len(node)))
+    elif isinstance(k, int):
+        raise UsageError(f"CSV column mixes a field name and a list index at [{k}]")
+    node[k] = v
+
+
+def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
+    numbered = iter(lines)
+    current = [0]
+
+    def text_lines():
+        for n, line in numbered:
+            current[0] = n
+            yield line
+    reader = csv.reader(text_lines())
+    header = None
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if header is None:
+            header = row
+            if not any(h == "key" or h.startswith(("key.", "key[")) for h in header):
+                yield current[0], BadLine("the CSV header has no key column"), None
+                return
+            continue
+        if len(row) != len(header):
+            yield current[0], BadLine(f"{len(row)} columns, the header has {len(header)}"), None
+            continue
+        try:
+            tree = _unflatten(list(zip(header, row)))
+        except UsageError as err:
+            yield current[0], BadLine(str(err)), None
+            return
+        if "key" not in tree or not ("value" in tree or "values" in tree):
+            yield current[0], BadLine("expected key and value columns"), None
+            continue
+        yield current[0], tree["key"], tree.get("values", tree.get("value"))
+
+
+class Loader:
+    """Encode records through a View and write them batch by batch."""
+
+    def __init__(self, view: View, mode: str = "any", keep_going: bool = False) -> None:
+        m = view.map
+        if m.key_size == 0 or m.spec.value.value != "bytes":
+            raise UsageError(f"update {m.ref} --from: bulk load is for maps with keys and data values, "
+                             f"not {m.type_label}")
+        self.view, self.map, self.mode, self.keep_going = view, m, mode, keep_going
+        self.written = 0
+        self.bad: list[tuple[int, str]] = []
+        self._stop: tuple[int, str] | None = None
+        self._pad = b"\0" * (m.stride - m.value_size)
+
+    def load_stream(self, stream: IO[str], fmt: str = "auto", name: str = "") -> int:
+        """Load every entry of ``stream``; returns how many were written.
+
+        Text and JSON Lines are read in chunks of lines and, when every line of a chunk
+        is well-formed and the layout is a plain number or hex, encoded with one C call
+        per chunk; otherwise line by line, which also finds and reports a bad line."""
+        if fmt not in FORMATS:
+            raise UsageError(f"input format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        first = stream.readline()
+        if fmt == "auto":
+            fmt = detect(first, name)
+        if fmt == "csv":
+            return self.load(read_records(itertools.chain([first], stream), "csv"))
+        lineno = 1
+        lines = [first] if first else []
+        while True:
+            lines += stream.readlines(READ_BYTES)
+            if not lines:
+                return self.written
+            fast = self._fast_lines(lines, fmt)
+            if fast is not None:
+                self._write(*fast)
+            else:
+                records = _text(enumerate(lines, lineno)) if fmt == "text" else _jsonl(enumerate(lines, lineno))
+                self.load(records)
+            lineno += len(lines)
+            lines = []
+
+    def _fast_lines(self, lines: list[str], fmt: str) -> tuple[bytes, bytes, int] | None:
+        if self.map.percpu:
+            return None
+        try:
+            if fmt == "text":
+                text = "".join(lines)
+                if not text.endswith("\n"):
+                    text += "\n"
+                # exactly one tab on every line: then keys and values alternate
+                if not _TEXT_CHUNK.fullmatch(text):
+                    return None
+                fields = text.replace("\n", "\t").split("\t")
+                keys, values = fields[0:-1:2], fields[1:-1:2]
+            else:
+                objs = json.loads("[" + ",".join(lines) + "]")
+                keys = [o["key"] for o in objs]
+                values = [o["value"] for o in objs]
+        except (ValueError, TypeError, KeyError, RecursionError):
+            return None
+        return self._encode_fast(keys, values)
+
+    def load(self, records: Iterable[Record]) -> int:
+        """Write every record; returns how many were written.  Raises LoadError on a bad
+        line (unless keep_going), the map's errors (with ``written``) otherwise."""
+        it = iter(records)
+        while True:
+            chunk = list(itertools.islice(it, CHUNK))
+            if not chunk:
+                return self.written
+            keys, values, count = self._encode(chunk)
+            if count:
+                self._write(keys, values, count)
+            if self._stop is not None:
+                line, msg = self._stop
+                raise LoadError(f"line {line}: {msg}; {self.written} entr{'y' if self.written == 1 else 'ies'} "
+                                f"written before it", line, self.written)
+
+    def _encode(self, chunk: list[Record]) -> tuple[bytes, bytes, int]:
+        if not any(isinstance(r[1], BadLine) for r in chunk):
+            fast = self._encode_fast([r[1] for r in chunk], [r[2] for r in chunk])
+            if fast is not None:
+                return fast
+        kb, vb = bytearray(), bytearray()
+        count = 0
+        key_enc, value_enc = self._key_encoder(), self._value_encoder()
+        for line, key, value in chunk:
+            if isinstance(key, BadLine):
+                msg = str(key)
+            else:
+                try:
+                    k = key_enc(key)
+                    v = value_enc(value)
+                except BpfmapError as err:
+                    msg = str(err)
+                else:
+                    kb += k
+                    vb += v
+                    count += 1
+                    continue
+            if not self.keep_going:
+                self._stop = (line, msg)
+                break
+            self.bad.append((line, msg))
+        return bytes(kb), bytes(vb), count
+
+    def _encode_fast(self, keys: list, values: list) -> tuple[bytes, bytes, int] | None:
+        """Every key and value at once, when both codecs can and every item is good."""
+        if self.map.percpu:
+            return None
+        try:
+            kb = self.view.key.encode_many(keys)
+            if kb is None:
+                return None
+            vb = self.view.value.encode_many(values)
+        except (ValueError, TypeError, OverflowError):
+            return None  # a bad line somewhere: the slow path finds and reports it
+        if vb is None:
+            return None
+        return kb, vb, len(keys)
+
+    def _key_encoder(self):
+        view = self.view
+        return lambda k: view.parse_key(k) if isinstance(k, str) else _encode(view.key, k, "key")
+
+    def _value_encoder(self):
+        view, m, pad = self.view, self.map, self._pad
+
+        def one(v):
+            return view.parse_value(v) if isinstance(v, str) else _encode(view.value, v, "value")
+
+        if not m.percpu:
+            return one
+
+        def per_cpu(v):
+            vals = v if isinstance(v, list) and not _is_value_list(view, v) else [v]
+            if len(vals) == 1:
+                vals = vals * m.ncpus
+            if len(vals) != m.ncpus:
+                raise UsageError(f"{len(vals)} per-CPU values, this machine has {m.ncpus} possible CPUs")
+            return b"".join(one(x) + pad for x in vals)
+        return per_cpu
+
+    def _write(self, keys: bytes, values: bytes, count: int) -> None:
+        # Block SIGINT while a batch goes in and is counted, so an interrupt reports
+        # exactly how many entries are in the map.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            try:
+                self.written += self.map.update_batch(keys, values, count, self.mode)
+            except BpfmapError as err:
+                self.written += getattr(err, "done", 0)
+                err.written = self.written  # type: ignore[attr-defined]
+                raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _is_value_list(view: View, v: list) -> bool:
+    """Whether a JSON list is one value (an array layout) rather than per-CPU values."""
+    from .layout import TypeCodec
+    from .layout.model import Array
+
+    return isinstance(view.value, TypeCodec) and isinstance(view.value.type, Array) and \
+        not (v and isinstance(v[0], list))
+
+
+def _encode(codec, value: Any, what: str) -> bytes:
+    try:
+        return codec.encode(value)
+    except UsageError as err:
+        raise UsageError(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: {err}") from None
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
