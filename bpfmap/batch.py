@@ -152,11 +152,15 @@ def update(m: "Map", keys: bytes, values: bytes, count: int, flags: int = 0) -> 
     if count == 0:
         return 0
     cmd = _sys.Cmd.MAP_UPDATE_BATCH
-    if _usable(m, cmd):
+    # The kernel's batch update takes no BPF_NOEXIST/BPF_EXIST (only BPF_F_LOCK): those
+    # modes go element by element.
+    if _usable(m, cmd) and not flags & ~_sys.BPF_F_LOCK:
         kb, vb = _sys.buffer(keys), _sys.buffer(values)
         done, err = _sys.map_batch(cmd, m.fileno(), kb, vb, count, elem_flags=flags)
         if not err:
             return done
+        if done == count:
+            done = 0  # refused before the first element: the kernel left count as we passed it
         if not (done == 0 and err in _NO_BATCH_ERRNOS):
             raise _batch_error("update", m, err, done)
         _refused(m, cmd)
@@ -180,6 +184,8 @@ def delete(m: "Map", keys: bytes, count: int) -> int:
         done, err = _sys.map_batch(cmd, m.fileno(), kb, None, count)
         if not err:
             return done
+        if done == count:
+            done = 0  # refused before the first element
         if not (done == 0 and err in _NO_BATCH_ERRNOS) and err != errno.ENOENT:
             raise _batch_error("delete", m, err, done)
         if err != errno.ENOENT:
