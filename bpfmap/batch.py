@@ -22,7 +22,8 @@ from .errors import ENOTSUPP, KernelError, translate
 if TYPE_CHECKING:
     from .maps import Map
 
-BATCH_BYTES = 4 << 20  # a batch's key + value buffers aim at this size
+BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
+MAX_BATCH = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
 _NO_BATCH_ERRNOS = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 _unsupported: set[tuple[int, int]] = set()  # (map type, cmd) the kernel refused to batch
 
@@ -37,7 +38,7 @@ def enabled() -> bool:
 
 def batch_count(m: "Map") -> int:
     per = m.key_size + m.stride * m.ncpus
-    return max(64, min(1 << 16, BATCH_BYTES // max(per, 1)))
+    return max(64, min(MAX_BATCH, BATCH_BYTES // max(per, 1)))
 
 
 def _usable(m: "Map", cmd: _sys.Cmd) -> bool:

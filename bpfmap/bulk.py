@@ -180,6 +180,7 @@ class Loader:
         self.written = 0
         self.bad: list[tuple[int, str]] = []
         self._stop: tuple[int, str] | None = None
+        self._writer: _Writer | None = None
         self._pad = b"\0" * (m.stride - m.value_size)
 
     def load_stream(self, stream: IO[str], fmt: str = "auto", name: str = "") -> int:
@@ -194,13 +195,14 @@ class Loader:
         if fmt == "auto":
             fmt = detect(first, name)
         if fmt == "csv":
-            return self.load(read_records(itertools.chain([first], stream), "csv"))
+            self.load(read_records(itertools.chain([first], stream), "csv"))
+            return self.finish()
         lineno = 1
         lines = [first] if first else []
         while True:
             lines += stream.readlines(READ_BYTES)
             if not lines:
-                return self.written
+                return self.finish()
             fast = self._fast_lines(lines, fmt)
             if fast is not None:
                 self._write(*fast)
@@ -238,12 +240,13 @@ class Loader:
         while True:
             chunk = list(itertools.islice(it, CHUNK))
             if not chunk:
-                return self.written
+                return self.finish()
             keys, values, count = self._encode(chunk)
             if count:
                 self._write(keys, values, count)
             if self._stop is not None:
                 line, msg = self._stop
+                self.finish()
                 raise LoadError(f"line {line}: {msg}; {self.written} entr{'y' if self.written == 1 else 'ies'} "
                                 f"written before it", line, self.written)
 
@@ -313,18 +316,78 @@ class Loader:
         return per_cpu
 
     def _write(self, keys: bytes, values: bytes, count: int) -> None:
-        # Block SIGINT while a batch goes in and is counted, so an interrupt reports
-        # exactly how many entries are in the map.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
+        """Hand a batch to the writer thread: the kernel takes it in while the next chunk
+        is parsed (ctypes releases the GIL during bpf(2))."""
+        if self._writer is None:
+            self._writer = _Writer(self.map, self.mode)
+        self._writer.submit(keys, values, count)
+
+    def finish(self) -> int:
+        """Wait for every batch handed over; returns how many entries are in."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            finally:
+                self.written = writer.written
+        return self.written
+
+    def abort(self) -> int:
+        """Stop after the batch being written (Ctrl-C); returns exactly how many entries are in."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close(abort=True)
+            self.written = writer.written
+        return self.written
+
+
+class _Writer:
+    """One thread that writes batches in order and counts exactly what the kernel took."""
+
+    def __init__(self, m, mode: str) -> None:
+        import queue
+        import threading
+
+        self.map, self.mode = m, mode
+        self.written = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(1)
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bpfmap-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # Ctrl-C goes to the main thread
+        while True:
+            item = self._q.get()
+            if item is None or self._abort.is_set():
+                return
+            if self.error is not None:
+                continue  # drain what was queued after a failure
+            keys, values, count = item
             try:
                 self.written += self.map.update_batch(keys, values, count, self.mode)
-            except BpfmapError as err:
+            except BaseException as err:
                 self.written += getattr(err, "done", 0)
-                err.written = self.written  # type: ignore[attr-defined]
-                raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                self.error = err
+
+    def submit(self, keys: bytes, values: bytes, count: int) -> None:
+        self._raise()
+        self._q.put((keys, values, count))
+
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self._abort.set()
+        self._q.put(None)
+        self._thread.join()
+        if not abort:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            err.written = self.written  # type: ignore[attr-defined]
+            raise err
 
 
 def _is_value_list(view: View, v: list) -> bool:

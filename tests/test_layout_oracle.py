@@ -178,3 +178,29 @@ def test_deep_json_value():
     codec = Layout.parse("a=u8,b=u8:u8").key
     with pytest.raises(UsageError):
         codec.parse("[" * 100000 + "]" * 100000)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.randoms(use_true_random=False), st.data())
+def test_batch_decoding_equals_one_by_one(rng, data):
+    """decode_many has fast paths (casts, one struct.Struct, generated code); they must
+    agree with the per-value decoder on every layout."""
+    codec = Layout.parse(random_side(rng) + ":u8").key
+    values = [value_for(codec.type, data.draw) for _ in range(3)]
+    buf = b"".join(codec.encode(v) for v in values)
+    one = [codec.decode(buf[i * codec.size:(i + 1) * codec.size]) for i in range(3)]
+    assert codec.decode_many(buf, 3) == one
+
+
+@pytest.mark.parametrize("text", ["u32", "s16", "f64", "be16", "a=u32,b=be16,c=ipv4,d=mac,e=char[4],f=hex[2]",
+                                  "x=u8,y=u64", "e=ipv6,z=bool,q=le32"])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_batch_encoding_and_decoding_fast_paths(text, data):
+    codec = Layout.parse(text + ":u8").key
+    vals = [value_for(codec.type, data.draw) for _ in range(5)]
+    buf = b"".join(codec.encode(v) for v in vals)
+    assert codec.decode_many(buf, 5) == [codec.decode(buf[i * codec.size:(i + 1) * codec.size]) for i in range(5)]
+    fast = codec.encode_many(vals)
+    if fast is not None:
+        assert fast == buf

@@ -188,11 +188,16 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     try:
         loader.load_stream(stream, fmt, path)
     except KeyboardInterrupt:
-        sys.stderr.write(f"bpfmap: {where}: interrupted; {loader.written} entries written\n")
+        written = loader.abort()
+        sys.stderr.write(f"bpfmap: {where}: interrupted; {written} entries written\n")
         raise typer.Exit(130) from None
     except BpfmapError as err:
         if isinstance(err, LoadErrorTypes()):
             raise UsageError(f"{where}: {err}") from None
+        try:
+            loader.finish()
+        except BpfmapError:
+            pass
         written = getattr(err, "written", loader.written)
         err.args = (f"{err}; {written} entries written",)
         if hasattr(err, "message"):

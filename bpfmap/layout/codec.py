@@ -182,9 +182,10 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
             buf[off:off + 6] = bytes.fromhex(re.sub(r"[:\-]", "", s))
         return dec, enc
     cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
+    ntop = _ntop(t.name)
 
     def dec(buf: bytes, off: int) -> str:  # type: ignore[no-redef]
-        return str(cls(bytes(buf[off:off + n])))
+        return ntop(bytes(buf[off:off + n]))
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:  # type: ignore[no-redef]
         try:
@@ -195,6 +196,15 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
             raise _fail(path, t, f"{v!r} is not an {t.name.upper()} address") from None
         buf[off:off + n] = addr.packed
     return dec, enc
+
+
+def _ntop(name: str) -> Callable[[bytes], str]:
+    """The C library's address formatting (fast; the same text for one value or a batch)."""
+    import socket
+
+    if name == "ipv4":
+        return socket.inet_ntoa
+    return lambda b: socket.inet_ntop(socket.AF_INET6, b)
 
 
 # -- composites --------------------------------------------------------------------------
@@ -410,6 +420,9 @@ def compile_many(t: Type) -> Callable[[bytes, int], list]:
                 name = names[0]
                 return lambda buf, count: [{name: v[0]} for v in st.iter_unpack(buf[: count * n])]
             return lambda buf, count: [dict(zip(names, v)) for v in st.iter_unpack(buf[: count * n])]
+        flat = _flat_struct(t)
+        if flat is not None:
+            return flat
     dec, _ = compile_type(t)
     return lambda buf, count: [dec(buf, i * n) for i in range(count)]
 
@@ -450,3 +463,65 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
             raise TypeError("not all integers")
         return array(code, items).tobytes()
     return many
+
+
+def _flat_struct(t: Struct) -> Callable[[bytes, int], list] | None:
+    """A batch decoder for a struct of scalars, strings, bytes and addresses (no nesting,
+    arrays or bitfields): one struct.Struct unpacks every field, a generated function
+    converts the few that need it (byte order, strings, addresses, enum names)."""
+    import sys
+
+    if t.union:
+        return None
+    fmt, pos, exprs, env = "=", 0, [], {}
+    host = "<" if sys.byteorder == "little" else ">"
+    for f in t.fields:
+        if isinstance(f.type, Pad):
+            continue
+        ft = f.type
+        if f.bit_size is not None or not f.name:
+            return None
+        if f.offset < pos:
+            return None
+        if f.offset > pos:
+            fmt += f"{f.offset - pos}x"
+        i = len(exprs)
+        v = f"v[{i}]"
+        if isinstance(ft, Scalar) and (ft.order in ("=", host) or ft.size == 1):
+            fmt += _CODES[(ft.kind, ft.size)]
+            expr = v
+        elif isinstance(ft, Scalar) and ft.kind in ("uint", "int"):
+            fmt += f"{ft.size}s"
+            expr = f"_from(v[{i}], {'big' if ft.order == '>' else 'little'!r}, signed={ft.kind == 'int'})"
+            env["_from"] = int.from_bytes
+        elif isinstance(ft, Enum):
+            fmt += _CODES[("int" if ft.signed else "uint", ft.size)]
+            env[f"_names{i}"] = {val: name for name, val in reversed(ft.values)}
+            expr = f"_names{i}.get({v}, {v})"
+        elif isinstance(ft, Char):
+            fmt += f"{ft.size}s"
+            expr = f"{v}.split(b'\\0', 1)[0].decode('utf-8', 'replace')"
+        elif isinstance(ft, Bytes):
+            fmt += f"{ft.size}s"
+            expr = f"{v}.hex(' ')"
+        elif isinstance(ft, Formatted):
+            fmt += f"{ft.size}s"
+            if ft.name == "mac":
+                expr = f"{v}.hex(':')"
+            else:
+                env[f"_ntop{i}"] = _ntop(ft.name)
+                expr = f"_ntop{i}({v})"
+        else:
+            return None
+        exprs.append((f.name, expr))
+        pos = f.offset + ft.size
+    if t.size > pos:
+        fmt += f"{t.size - pos}x"
+    st = struct.Struct(fmt)
+    if st.size != t.size or not exprs:
+        return None
+    body = ", ".join(f"{name!r}: {expr}" for name, expr in exprs)
+    env["_iter"] = st.iter_unpack
+    code = f"def many(buf, count):\n    return [{{{body}}} for v in _iter(buf[:count * {t.size}])]\n"
+    exec(compile(code, f"<bpfmap decoder for {t.c_name()}>", "exec"), env)
+    return env["many"]
