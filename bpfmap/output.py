@@ -54,8 +54,8 @@ def write_entries(
 ) -> int:
     """Stream batches of entries to ``out``, one write per batch (memory bounded by a
     batch); returns how many entries were written.  ``key_codec``/``value_codec`` give
-    the text form and say which fast paths are safe (layout.Codec.text_plain/json_kind):
-    plain numbers and strings are formatted a batch at a time by one %-format."""
+    the text form and, through their templates, let plain values be formatted a batch
+    at a time by one %-format."""
     if fmt in ("table", "csv"):
         entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
         if fmt == "table":
@@ -63,8 +63,8 @@ def write_entries(
         return _entries_csv(entries, percpu, out)
     if fmt not in ("text", "jsonl", "json"):
         raise ValueError(f"unknown format {fmt}")
-    template = _batch_template(fmt, key_codec, value_codec, percpu)
-    line = None if template else _line_function(fmt, key_codec, value_codec, percpu)
+    fast = _batch_template(fmt, key_codec, value_codec, percpu)
+    line = None if fast else _line_function(fmt, key_codec, value_codec, percpu)
     count = 0
     if fmt == "json":
         out.write("[")
@@ -72,8 +72,10 @@ def write_entries(
         n = len(keys)
         if not n:
             continue
-        if template:
-            lines = (template * n) % tuple(itertools.chain.from_iterable(zip(keys, values)))
+        if fast:
+            template, items = fast
+            pairs = zip(keys, values) if items is None else map(items, keys, values)
+            lines = (template * n) % tuple(itertools.chain.from_iterable(pairs))
         else:
             lines = "".join(map(line, zip(keys, values)))  # type: ignore[arg-type]
         if fmt == "json":
@@ -87,18 +89,24 @@ def write_entries(
     return count
 
 
-def _batch_template(fmt: str, kc, vc, percpu: bool) -> str | None:
-    """A %-format for one entry when both sides print as plain ``str(value)``."""
+def _batch_template(fmt: str, kc, vc, percpu: bool):
+    """(%-format for one entry, function entry -> its items) when both codecs have
+    templates (layout.Codec), else None."""
     if percpu:
         return None
     if fmt == "text":
-        return "%s\t%s\n" if kc.text_plain and vc.text_plain else None
-    k, v = kc.json_kind, vc.json_kind
-    if k in ("raw", "str") and v in ("raw", "str"):
-        q1 = '"' if k == "str" else ""
-        q2 = '"' if v == "str" else ""
-        return f'{{{{"key": {q1}%s{q1}, "value": {q2}%s{q2}}}}}\n'.replace("{{", "{").replace("}}", "}")
-    return None
+        kt, vt, head, mid, tail = kc.text_template, vc.text_template, "", "\t", "\n"
+    else:
+        kt, vt, head, mid, tail = kc.json_template, vc.json_template, '{"key": ', ', "value": ', "}\n"
+    if kt is None or vt is None:
+        return None
+    kf, vf = kc.flat, vc.flat
+    if kf is None and vf is None:
+        items = None  # (key, value) pairs are the items
+    else:
+        def items(k, v, kf=kf or (lambda x: (x,)), vf=vf or (lambda x: (x,))):
+            return kf(k) + vf(v)
+    return head + kt + mid + vt + tail, items
 
 
 def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, object]], str]:

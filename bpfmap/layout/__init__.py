@@ -20,13 +20,15 @@ from .model import Struct, Type
 class Codec:
     """bytes <-> Python values for one side (key or value) of a map.
 
-    ``text_plain``: ``str(value)`` is its text form (numbers, strings), so writers may
-    use f-strings; ``json_kind``: ``"raw"`` when ``str(value)`` is valid JSON (integers),
-    ``"str"`` for strings that need no escaping (hex, addresses), else ``"any"``."""
+    Writers format many values at once with ``text_template``/``json_template``: a
+    %-format with one ``%s`` per item of ``flat(value)`` (``flat`` None: the value is the
+    one item), or None when a value needs a formatter call (nested data, strings that
+    JSON must escape)."""
 
     size: int
-    text_plain = False
-    json_kind = "any"
+    text_template: str | None = None
+    json_template: str | None = None
+    flat = None
 
     def decode_many(self, buf: bytes, count: int) -> list:
         """Decode ``count`` values packed back to back in ``buf``."""
@@ -77,8 +79,8 @@ def _inner_text(value: Any) -> str:
 class HexCodec(Codec):
     """Raw bytes as hex, the fallback when nothing gives meaning."""
 
-    text_plain = True
-    json_kind = "str"
+    text_template = "%s"
+    json_template = '"%s"'  # hex digits and spaces need no escaping
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -138,14 +140,14 @@ class TypeCodec(Codec):
     """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
     def __init__(self, t: Type) -> None:
-        from .codec import compile_encode_many, compile_many, compile_type, kinds
+        from .codec import compile_encode_many, compile_many, compile_type, templates
 
         self.type = t
         self.size = t.size
         self._dec, self._enc = compile_type(t)
         self._many = compile_many(t)
         self._enc_many = compile_encode_many(t)
-        self.text_plain, self.json_kind = kinds(t)
+        self.text_template, self.json_template, self.flat = templates(t)
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)
@@ -231,8 +233,7 @@ class IdCodec(Codec):
     """A u32 kernel object id: values of maps of maps and prog_array as user space reads them."""
 
     size = 4
-    text_plain = True
-    json_kind = "raw"
+    text_template = json_template = "%s"
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

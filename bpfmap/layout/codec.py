@@ -427,17 +427,28 @@ def compile_many(t: Type) -> Callable[[bytes, int], list]:
     return lambda buf, count: [dec(buf, i * n) for i in range(count)]
 
 
-def kinds(t: Type) -> tuple[bool, str]:
-    """(text_plain, json_kind) of a type's decoded values: see layout.Codec."""
+def templates(t: Type) -> tuple[str | None, str | None, Callable[[Any], tuple] | None]:
+    """(text template, JSON template, flat) for values of ``t``: see layout.Codec."""
     if isinstance(t, Scalar):
         if t.kind == "bool":
-            return False, "any"
-        return True, ("raw" if t.kind in ("uint", "int") else "any")
+            return None, None, None
+        return "%s", ("%s" if t.kind in ("uint", "int") else None), None
     if isinstance(t, (Bytes, Formatted)):
-        return True, "str"
+        return "%s", '"%s"', None  # hex, addresses: nothing JSON must escape
     if isinstance(t, (Char, Enum)):
-        return True, "any"
-    return False, "any"
+        return "%s", None, None
+    if isinstance(t, Struct) and not t.union:
+        fields = visible_fields(t)
+        if not fields or any(f.bit_size is not None or not f.name or isinstance(f.type, (Struct, Array))
+                             for f in fields):
+            return None, None, None
+        parts = [(f.name, templates(f.type)) for f in fields]
+        text = ",".join(f"{name}={tt}" for name, (tt, _j, _f) in parts) if all(tt for _n, (tt, _j, _f) in parts) \
+            else None
+        js = "{" + ", ".join(f'"{name}": {jt}' for name, (_t, jt, _f) in parts) + "}" \
+            if all(jt for _n, (_t, jt, _f) in parts) else None
+        return text, js, (lambda d: tuple(d.values()))
+    return None, None, None
 
 
 def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:

@@ -1,0 +1,48 @@
+"""Writers: the batch %-format fast paths print exactly what the per-entry path prints."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from bpfmap.layout import HexCodec, Layout
+from bpfmap.output import _line_function, columns, write_entries
+from test_layout_oracle import value_for
+
+FLAT = ["u32:u64", "s8:f64", "a=u32,b=be16,c=ipv4,d=mac,e=hex[3]:n=u64,s=char[8]",
+        "k=u16:e=bool,f=f32", "ipv6:char[4]", "x=u8,y={a=u8}:u8", "q=u32[2]:u8"]
+
+
+@pytest.mark.parametrize("layout", FLAT)
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "json"])
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_fast_and_plain_paths_agree(layout, fmt, data):
+    lay = Layout.parse(layout)
+    entries = [(value_for(lay.key.type, data.draw), value_for(lay.value.type, data.draw)) for _ in range(7)]
+    entries = [(lay.key.decode(lay.key.encode(k)), lay.value.decode(lay.value.encode(v))) for k, v in entries]
+    fast = io.StringIO()
+    write_entries(columns(entries, 3), fmt, lay.key, lay.value, False, fast)
+    line = _line_function("jsonl" if fmt == "json" else fmt, lay.key, lay.value, False)
+    plain_lines = [line(e) for e in entries]
+    if fmt == "json":
+        assert json.loads(fast.getvalue()) == [json.loads(x) for x in plain_lines]
+        assert fast.getvalue() == "[\n  " + ",\n  ".join(x.rstrip("\n") for x in plain_lines) + "\n]\n"
+    else:
+        assert fast.getvalue() == "".join(plain_lines)
+    if fmt == "jsonl":
+        for text in fast.getvalue().splitlines():
+            json.loads(text)
+
+
+def test_hex_and_empty():
+    out = io.StringIO()
+    assert write_entries(iter([]), "json", HexCodec(4), HexCodec(4), False, out) == 0
+    assert out.getvalue() == "[]\n"
+    out = io.StringIO()
+    write_entries(iter([(["01 00"], ["ff"])]), "jsonl", HexCodec(2), HexCodec(1), False, out)
+    assert json.loads(out.getvalue()) == {"key": "01 00", "value": "ff"}
