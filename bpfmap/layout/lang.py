@@ -181,6 +181,8 @@ def read_layout_file(ref: str) -> str:
             lines = f.read().splitlines()
     except OSError as err:
         raise UsageError(f"layout file {path}: {err.strerror}") from None
+    except ValueError as err:  # a NUL in the name
+        raise UsageError(f"layout file {path!r}: {err}") from None
     sections: dict[str, list[str]] = {}
     current = ""
     for line in lines:
