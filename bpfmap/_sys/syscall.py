@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from .attrs import (
     BtfInfo,
@@ -44,7 +43,7 @@ _syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint
 
 
 def _nr_bpf() -> int:
-    machine = platform.machine()
+    machine = os.uname().machine
     try:
         return _NR_BPF[machine]
     except KeyError:

@@ -7,7 +7,6 @@ addresses in their usual notation); encode(decode(b)) == b for canonical bytes.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -181,6 +180,8 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
                 raise _fail(path, t, f"{v!r} is not a MAC address like aa:bb:cc:dd:ee:ff")
             buf[off:off + 6] = bytes.fromhex(re.sub(r"[:\-]", "", s))
         return dec, enc
+    import ipaddress
+
     cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
     ntop = _ntop(t.name)
 
