@@ -31,10 +31,43 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from bpfmap import Map  # noqa: E402
 from bpfmap import _sys  # noqa: E402
-from bpfmap.btf import spec_for  # noqa: E402
-from bpfmap.layout import Layout  # noqa: E402
 
 FLOW = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64"
+
+
+_BUILD = """
+import os, struct, sys
+from bpfmap import Map
+from bpfmap.btf import spec_for
+from bpfmap.layout import Layout
+
+fs, n = sys.argv[1], int(sys.argv[2])
+small_n = n // 10
+
+
+def fill(m, count, value_size):
+    for lo in range(0, count, 100000):
+        c = min(100000, count - lo)
+        m.update_batch(struct.pack(f"={c}I", *range(lo, lo + c)), struct.pack(f"={c}Q", *range(lo * 3, (lo + c) * 3, 3))
+                       if value_size == 8 else bytes(value_size * c), c)
+
+
+with Map.create("hash", 4, 8, max_entries=n) as m:
+    fill(m, n, 8)
+    m.pin(os.path.join(fs, "big"))
+with Map.create("hash", 4, 8, max_entries=small_n) as m:  # the same type, a tenth of it: RSS must not grow
+    fill(m, small_n, 8)
+    m.pin(os.path.join(fs, "tenth"))
+lay = Layout.parse(%r)
+with Map.create("hash", lay.key.size, lay.value.size, max_entries=small_n,
+                btf=spec_for(lay.key.type, lay.value.type)) as m:
+    keys = b"".join(lay.key.encode({"saddr": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                                    "daddr": "192.168.0.1", "sport": i & 0xFFFF, "dport": 443, "proto": 6})
+                    for i in range(small_n))
+    values = b"".join(lay.value.encode({"packets": i, "bytes": i * 1500}) for i in range(small_n))
+    m.update_batch(keys, values, small_n)
+    m.pin(os.path.join(fs, "small"))
+""" % FLOW
 
 
 def bpfmap_cmd() -> list[str]:
@@ -106,25 +139,11 @@ def main() -> int:
     try:
         baseline = build_baseline(tmp)
         n = args.entries
-        big = os.path.join(fs, "big")
-        with Map.create("hash", 4, 8, max_entries=n) as m:
-            m.update_batch(struct.pack(f"={n}I", *range(n)), struct.pack(f"={n}Q", *range(0, 3 * n, 3)), n)
-            m.pin(big)
         small_n = n // 10
-        tenth = os.path.join(fs, "tenth")  # the same map type with a tenth of the entries: RSS must not grow
-        with Map.create("hash", 4, 8, max_entries=small_n) as m:
-            m.update_batch(struct.pack(f"={small_n}I", *range(small_n)), bytes(8 * small_n), small_n)
-            m.pin(tenth)
-        small = os.path.join(fs, "small")
-        lay = Layout.parse(FLOW)
-        with Map.create("hash", lay.key.size, lay.value.size, max_entries=small_n,
-                        btf=spec_for(lay.key.type, lay.value.type)) as m:
-            keys = b"".join(lay.key.encode({"saddr": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
-                                            "daddr": "192.168.0.1", "sport": i & 0xFFFF, "dport": 443,
-                                            "proto": 6}) for i in range(small_n))
-            values = b"".join(lay.value.encode({"packets": i, "bytes": i * 1500}) for i in range(small_n))
-            m.update_batch(keys, values, small_n)
-            m.pin(small)
+        big, tenth, small = (os.path.join(fs, name) for name in ("big", "tenth", "small"))
+        # Built in a child process: this one must stay small, or the peak RSS of every
+        # command it starts would include the pages it held (see _WRAP).
+        subprocess.run([sys.executable, "-c", _BUILD, fs, str(n)], check=True)
         bm = bpfmap_cmd()
         reps = args.reps
 
