@@ -258,12 +258,17 @@ def write_markdown(path: str, rows, checks, notes, n: int, reps: int) -> None:
         "Medians of wall time; output to /dev/null. bpftool's batch load ran "
         "once (it takes minutes).",
         "",
-        "| case | tool | median | |",
-        "|---|---|---:|---|",
+        "| case | tool | median | vs bpfmap |",
+        "|---|---|---:|---:|",
     ]
+    reference: dict[str, float] = {}
     for case, tool, value, extra in rows:
-        unit = extra if extra == "MiB" else "s"
-        lines.append(f"| {case} | {tool} | {value:.3f} {unit} | {extra if extra != 'MiB' else ''} |")
+        if tool.startswith("bpfmap") and case not in reference:
+            reference[case] = value
+    for case, tool, value, extra in rows:
+        unit = "MiB" if extra == "MiB" else "s"
+        ratio = f"{value / reference[case]:.2f}x" if case in reference and unit == "s" else ""
+        lines.append(f"| {case} | {tool} | {value:.3f} {unit} | {ratio} |")
     lines += ["", "## Targets", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks]
     if notes:

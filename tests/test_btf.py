@@ -268,3 +268,29 @@ def test_maps_of_a_real_bpf_object_decode_like_bpftool(bm, bpf_object, bpftool):
     subprocess.run([bpftool, "map", "push", "pinned", f"{bpf_object}/jobs", "value", "9", "0", "0", "0"], check=True)
     code, out, _ = bm("pop", f"{bpf_object}/jobs", "-o", "json")
     assert code == 0 and json.loads(out)["value"] in (9, "09 00 00 00")
+
+
+@needs_vmlinux
+def test_split_btf_on_vmlinux_is_detected_and_decoded():
+    """A BTF blob that continues vmlinux's ids and strings (as module BTF does)."""
+    import struct as st
+
+    from bpfmap.btf import parse_btf
+    base = vmlinux()
+    int_id = base.find("int", Kind.INT).id
+    uint_id = base.find("unsigned int", Kind.INT).id
+    s0 = base.total_str_len
+    strings = b"pair\0a\0b\0"
+    types = st.pack("<III", s0, (4 << 24) | 2, 8) + st.pack("<III", s0 + 5, int_id, 0) + \
+        st.pack("<III", s0 + 7, uint_id, 32)
+    blob = st.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)) + types + strings
+    btf = parse_btf(blob)
+    assert btf.base is base and btf.first_id == base.count
+    pair = btf.type(base.count)
+    assert (pair.name, [m.name for m in pair.members]) == ("pair", ["a", "b"])
+    model = to_model(btf, pair.id)
+    assert [(f.name, f.offset, f.type.c_name()) for f in model.fields] == [("a", 0, "s32"), ("b", 4, "u32")]
+    assert "struct pair {" in c_declaration(btf, pair.id) and "int a;" in c_declaration(btf, pair.id)
+    # a closed blob stays standalone
+    own, kid, _ = build_btf(parse_side("x=u32,y=u8"), None)
+    assert parse_btf(own).base is None

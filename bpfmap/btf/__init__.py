@@ -54,28 +54,37 @@ def load_btf_by_id(btf_id: int) -> BTF:
     finally:
         os.close(fd)
     try:
-        btf = BTF(data)
-        if not kernel and _refers_past_end(btf):
-            btf = BTF(data, base=vmlinux())
-        elif kernel and _name_is_module(_name):
-            btf = BTF(data, base=vmlinux())
-        return btf
+        return parse_btf(data, kernel, _name)
     except BTFError as err:
         raise KernelError(f"read BTF id {btf_id}: {err}", errno.EINVAL) from err
 
 
-def _name_is_module(name: str) -> bool:
-    return bool(name) and name != "vmlinux"
+def parse_btf(data: bytes, kernel: bool = False, name: str = "") -> BTF:
+    """Parse a BTF blob from the kernel: standalone when it is closed (every type and
+    string it refers to is its own), else split on vmlinux (module BTF, or program BTF
+    that refers to kernel types)."""
+    if kernel and name and name != "vmlinux":
+        return BTF(data, base=vmlinux())
+    try:
+        btf = BTF(data)
+        _check_closed(btf)
+        return btf
+    except BTFError:
+        if not os.path.exists("/sys/kernel/btf/vmlinux"):
+            raise
+        return BTF(data, base=vmlinux())
 
 
-def _refers_past_end(btf: BTF) -> bool:
+def _check_closed(btf: BTF) -> None:
+    """Raise BTFError if a type names a string or a type id this blob does not have."""
     for tid in btf.ids():
-        t = btf.type(tid)
+        t = btf.type(tid)  # decodes names: out-of-range string offsets raise here
         refs = [t.type] if t.kind not in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FLOAT, Kind.FWD) else []
-        refs += [m.type for m in t.members] + ([t.index_type] if t.kind == Kind.ARRAY else [])
+        refs += [m.type for m in t.members] + [p for _n, p in t.params]
+        if t.kind == Kind.ARRAY:
+            refs.append(t.index_type)
         if any(r >= btf.count for r in refs):
-            return True
-    return False
+            raise BTFError(f"type {tid} refers to a type this BTF does not have")
 
 
 def map_btf(btf_id: int, key_type_id: int, value_type_id: int) -> MapBTF | None:
