@@ -190,11 +190,11 @@ def main() -> int:
             with Map.open(target) as m:
                 m.clear()
         t_load, _ = median([*bm, "update", target, "--from", load_txt, "-l", "u32:u64"], reps, before=clear)
-        add(f"load {n} u32->u64 from text", "bpfmap update --from", t_load)
+        add(f"load {n} u32->u64", "bpfmap update --from (text)", t_load)
         t_cload = None
         if baseline:
             t_cload, _ = median([baseline, "load", target, load_txt], reps, before=clear)
-            add(f"load {n} u32->u64 from text", "C fscanf + update_batch", t_cload)
+            add(f"load {n} u32->u64", "C fscanf + update_batch (text)", t_cload)
         batch_file = os.path.join(tmp, "bpftool.batch")
         with open(batch_file, "w") as f:
             for k in range(n):

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from .errors import BpfmapError, UsageError
+from .layout.codec import _jsonable
 from .view import View
 
 FORMATS = ("auto", "text", "jsonl", "csv")
@@ -405,10 +406,3 @@ def _encode(codec, value: Any, what: str) -> bytes:
     except UsageError as err:
         raise UsageError(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: {err}") from None
 
-
-def _jsonable(v: Any) -> bool:
-    try:
-        json.dumps(v)
-        return True
-    except (TypeError, ValueError):
-        return False

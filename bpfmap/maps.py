@@ -135,7 +135,40 @@ def map_ids() -> Iterator[int]:
         yield current
 
 
-class Map:
+class _FdOwner:
+    """Owns a file descriptor: ``fileno``, ``close``, a context manager, closed when collected."""
+
+    _fd: int
+    ref: str
+
+    def fileno(self) -> int:
+        if self._fd < 0:
+            raise ValueError(f"{self.ref}: already closed")
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Map(_FdOwner):
     """A BPF map, owned through its file descriptor; a context manager that closes it.
 
     Make one with :meth:`create` or :meth:`open`.  Raises UsageError for keys and
@@ -280,34 +313,6 @@ class Map:
     def _renamed(self, ref: str) -> "Map":
         self.ref = ref
         return self
-
-    # -- the fd ----------------------------------------------------------------------
-
-    def fileno(self) -> int:
-        if self._fd < 0:
-            raise ValueError(f"{self.ref}: map is closed")
-        return self._fd
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
-    def __enter__(self) -> "Map":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (f"<Map {self.ref} id={self.id} type={map_type_label(int(self.type))} "
@@ -748,7 +753,7 @@ def list_maps(pins: bool = True) -> Iterator[MapInfo]:
         yield info
 
 
-class Program:
+class Program(_FdOwner):
     """A loaded BPF program, held by fd: what prog_array values point to."""
 
     def __init__(self, fd: int, ref: str) -> None:
@@ -774,26 +779,6 @@ class Program:
         if _sys.fd_kind(fd) != "prog":
             raise WrongObjectType(f"{ref or fd}: not a program", errno.EINVAL)
         return cls(fd, ref or f"fd:{fd}")
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> "Program":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 __all__ = ["Map", "MapInfo", "Program", "list_maps", "map_ids", "possible_cpus", "BpfmapError"]

@@ -70,6 +70,19 @@ def cli():
     return run_cli
 
 
+@pytest.fixture
+def bm(capsys):
+    """Run bpfmap in-process (the console script's own code path); returns
+    (exit code, stdout, stderr)."""
+    from bpfmap.cli import main
+
+    def run(*args: str):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
 # BPF_MOV64_IMM(R0, 0); BPF_EXIT_INSN(): the smallest program the verifier accepts.
 RETURN_ZERO = bytes.fromhex("b700000000000000" "9500000000000000")
 

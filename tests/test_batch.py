@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from bpfmap import Map, possible_cpus
+from bpfmap import Map
 from bpfmap import batch as batch_mod
-from bpfmap.cli import main
 from conftest import run_cli
 
 
@@ -153,7 +150,6 @@ while time.time() < end:
 """])
     try:
         time.sleep(0.3)
-        from bpfmap.view import View
         with Map.open(pin, readonly=True) as m:
             for _ in range(5):
                 seen = set()

@@ -13,7 +13,6 @@ import pytest
 from bpfmap import Map, possible_cpus
 from bpfmap.btf import BTF, Kind, c_declaration, spec_for, to_model, vmlinux
 from bpfmap.btf.convert import build_btf
-from bpfmap.cli import main
 from bpfmap.layout.lang import parse_side
 from bpfmap.layout.model import Struct
 from conftest import IN_CI
@@ -23,13 +22,6 @@ VMLINUX = "/sys/kernel/btf/vmlinux"
 needs_vmlinux = pytest.mark.skipif(not os.path.exists(VMLINUX), reason="no /sys/kernel/btf/vmlinux")
 
 
-@pytest.fixture
-def bm(capsys):
-    def run(*args: str):
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 @needs_vmlinux

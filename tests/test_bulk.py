@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 import subprocess
@@ -12,17 +11,9 @@ import time
 import pytest
 
 from bpfmap import Map, possible_cpus
-from bpfmap.cli import main
 from conftest import INSTALLED, run_cli
 
 
-@pytest.fixture
-def bm(capsys):
-    def run(*args: str):
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 FLOW = "saddr=ipv4,dport=be16,proto=u8:packets=u64,comm=char[16],hist=u32[2]"

@@ -11,20 +11,8 @@ import os
 import pytest
 
 from bpfmap import Map, possible_cpus
-from bpfmap.cli import main
-from conftest import run_cli
 
 
-@pytest.fixture
-def bm(capsys):
-    """Run bpfmap in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str):
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_help_documents_exit_codes(cli):

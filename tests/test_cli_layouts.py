@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 
 import pytest
 
 from bpfmap import Map, possible_cpus
-from bpfmap.cli import main
 
 FLOW = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
 FLOW_H = """
@@ -22,13 +20,6 @@ struct flow_stats { __u64 packets, bytes; char comm[TASK_COMM_LEN]; };
 """
 
 
-@pytest.fixture
-def bm(capsys):
-    def run(*args: str):
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bpfmap import UsageError
-from bpfmap.layout import Layout, TypeCodec
+from bpfmap.layout import Layout
 from bpfmap.layout.lang import parse_side
 from bpfmap.layout.model import Array, Bytes, Char, Formatted, Pad, Scalar, Struct
 
@@ -81,7 +81,7 @@ def test_random_layouts_match_gcc(gcc, tmp_path):
         lines.append(f"struct s{i} {{ {body} }}{' __attribute__((packed))' if packed else ''};")
     lines.append("int main(void) {")
     for i, _text, _packed, t in cases:
-        offs = " ".join(f"%zu" for f in t.fields)
+        offs = " ".join("%zu" for f in t.fields)
         args = ", ".join(f"offsetof(struct s{i}, {f.name or f'pad{j}'})" for j, f in enumerate(t.fields))
         lines.append(f'printf("{i} %zu %zu {offs}\\n", sizeof(struct s{i}), _Alignof(struct s{i}), {args});')
     lines.append("return 0; }")

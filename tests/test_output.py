@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import random
 
 import pytest
 from hypothesis import given, settings, strategies as st

@@ -175,7 +175,7 @@ def update(
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool) -> None:
-    from ..bulk import FORMATS, Loader
+    from ..bulk import FORMATS, Loader, LoadError
 
     if fmt not in FORMATS:
         raise UsageError(f"--input-format {fmt}: choose one of {', '.join(FORMATS)}")
@@ -192,7 +192,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         sys.stderr.write(f"bpfmap: {where}: interrupted; {written} entries written\n")
         raise typer.Exit(130) from None
     except BpfmapError as err:
-        if isinstance(err, LoadErrorTypes()):
+        if isinstance(err, LoadError):
             raise UsageError(f"{where}: {err}") from None
         try:
             loader.finish()
@@ -212,12 +212,6 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
                      f"{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}\n")
     if loader.bad:
         raise typer.Exit(2)
-
-
-def LoadErrorTypes():
-    from ..bulk import LoadError
-
-    return LoadError
 
 
 def _json_list(text: str) -> list[Any]:

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 
 from ..errors import UsageError
-from .model import SCALARS, Array, Char, Enum, Member, Scalar, Struct, Type, layout_struct
+from .model import SCALARS, Array, Char, Enum, Member, Struct, Type, layout_struct
 
 # Typedefs every BPF header may use without its #includes (LP64: long is 64-bit).
 _INTS = {8: ("char", "signed char", "unsigned char"), 16: ("short", "short", "unsigned short"),
