@@ -11,7 +11,6 @@ Shapes (a contract, see README "Output"):
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Iterator
 import itertools
@@ -111,6 +110,7 @@ def _batch_template(fmt: str, kc, vc, percpu: bool):
 
 def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, object]], str]:
     """One entry -> its text line (with a newline)."""
+    import json
     if fmt == "text":
         kt, vt = kc.format, vc.format
         if percpu:
@@ -191,6 +191,8 @@ def write_value(key: object, value: object, fmt: str, value_text: Callable[[obje
                 percpu: bool, out: IO[str], with_key: bool = True) -> None:
     """One value (lookup/pop/peek): text prints the value alone, json an object."""
     if fmt in ("json", "jsonl"):
+        import json
+
         obj = entry_object(key, value, percpu) if with_key else ({"values": value} if percpu else {"value": value})
         out.write(json.dumps(obj, indent=2 if fmt == "json" else None) + "\n")
     elif percpu:
@@ -234,6 +236,7 @@ def info_lines(info: dict) -> Iterator[str]:
 
 
 def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
+    import json
     count = 0
     if fmt == "text":
         for info in infos:

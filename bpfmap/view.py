@@ -164,10 +164,11 @@ def _combine(values: list[Any], how: str) -> Any:
     return sum(values) / len(values)
 
 
-def pick_cpu(values: list[Any], cpu: int, ncpus: int) -> Any:
+def check_cpu(cpu: int, ncpus: int) -> int:
+    """``cpu`` if it is a possible CPU, else a UsageError."""
     if not 0 <= cpu < ncpus:
         raise UsageError(f"--cpu {cpu}: this machine has CPUs 0..{ncpus - 1} (possible)")
-    return values[cpu]
+    return cpu
 
 
 # -- sorting ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 
 import itertools
-import json
 import sys
 from typing import Annotated, Any, Optional
 
@@ -13,7 +12,7 @@ from ..layout import Layout
 from ..maps import Map
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
-from ..view import AGGREGATES, View, aggregate, pick_cpu, sort_entries
+from ..view import AGGREGATES, View, aggregate, check_cpu, sort_entries
 from .common import (
     HeaderOpt,
     KeyTypeOpt,
@@ -62,14 +61,11 @@ def _per_cpu(view: View, how: str | None, cpu: int | None):
     if how is not None and cpu is not None:
         raise UsageError("give --percpu or --cpu, not both")
     if cpu is not None:
-        n = view.map.ncpus
-        pick_cpu([None] * n, cpu, n)  # validates
+        check_cpu(cpu, view.map.ncpus)
         return (lambda vals: vals[cpu]), False
-    if how is None or how == "all":
-        if how is not None and how not in AGGREGATES:
-            raise UsageError(f"--percpu {how}: choose one of {', '.join(AGGREGATES)}")
+    if how in (None, "all"):
         return None, True
-    aggregate([0], how)  # validates
+    aggregate([0], how)  # an unknown HOW fails here, before the map is read
     return (lambda vals: aggregate(vals, how)), False
 
 
@@ -158,8 +154,7 @@ def update(
         if cpu is not None:
             if len(parsed) != 1:
                 raise UsageError("--cpu N takes one VALUE")
-            pick_cpu(parsed, 0, 1)
-            pick_cpu([None] * m.ncpus, cpu, m.ncpus)
+            check_cpu(cpu, m.ncpus)
             try:
                 current = m.lookup(raw_key)
             except KeyNotFound:
@@ -215,6 +210,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
 
 
 def _json_list(text: str) -> list[Any]:
+    import json
     try:
         items = json.loads(text)
     except json.JSONDecodeError as err:
@@ -319,6 +315,7 @@ def peek(
     """Print the next element of a queue or stack without removing it (exit 1 if empty).
 
     For a bloom filter, test VALUE: exit 0 if it may be in the set, 1 if it is not."""
+    import json
     _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
         view = _view(m, layout, packed, c_header, None, value_type)

@@ -9,7 +9,6 @@ build the same model (:mod:`.model`), compiled once by :mod:`.codec`.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -72,6 +71,8 @@ def _inner_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
+        import json
+
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 
@@ -192,6 +193,7 @@ class TypeCodec(Codec):
 
 
 def _json(text: str) -> Any:
+    import json
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -202,6 +204,7 @@ def _json(text: str) -> Any:
 
 def _maybe_json(text: str) -> Any:
     """A field's text: nested structs and arrays as JSON, quoted strings unquoted, else as is."""
+    import json
     if text.startswith(("{", "[", '"')):
         try:
             return json.loads(text)

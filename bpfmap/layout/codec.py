@@ -7,7 +7,6 @@ addresses in their usual notation); encode(decode(b)) == b for canonical bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import struct
@@ -42,6 +41,8 @@ def _int_range(t: Scalar | Enum, bits: int | None = None) -> tuple[int, int]:
 
 def to_int(value: Any, t: Type, path: str, bits: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        import json
+
         raise _fail(path, t, f"expected a number, got {json.dumps(value) if _jsonable(value) else repr(value)}")
     if isinstance(value, float):
         if not value.is_integer():
@@ -60,6 +61,7 @@ def to_int(value: Any, t: Type, path: str, bits: int | None = None) -> int:
 
 
 def _jsonable(v: Any) -> bool:
+    import json
     try:
         json.dumps(v)
         return True
@@ -231,6 +233,7 @@ def _array(t: Array) -> tuple[Decoder, Encoder]:
 
 
 def _json_or_fail(text: str, path: str, t: Type) -> Any:
+    import json
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError):
