@@ -179,7 +179,11 @@ class Map(_FdOwner):
         self._fd = fd
         self.ref = ref
         self.readonly = readonly
-        info = _info_from_fd(fd)
+        try:
+            info = _info_from_fd(fd)
+        except BaseException:
+            self.close()
+            raise
         self.id = info.id
         self.type = info.type
         self.name = info.name
@@ -325,7 +329,7 @@ class Map(_FdOwner):
         info = _info_from_fd(self.fileno())
         if pins:
             info.pinned = [path for map_id, path in pinned_maps() if map_id == info.id]
-        elif self.ref.startswith("/") or not self.ref.startswith(("id:", "name:")):
+        elif not self.ref.startswith(("id:", "name:")):  # opened by its pin
             info.pinned = [self.ref]
         return info
 
