@@ -489,3 +489,10 @@ def test_lifecycle_of_every_type(cli, pindir, program, mtype, args, kind):
         time.sleep(0.01)
     else:
         pytest.fail(f"map id:{map_id} still exists after its pin was removed")
+
+
+def test_numa_node_sets_its_flag():
+    with Map.create("hash", 4, 4, max_entries=4, numa_node=0) as m:
+        assert MapFlag.NUMA_NODE in m.info().flags
+        m.update(u32(1), u32(2))
+        assert m.lookup(u32(1)) == u32(2)
