@@ -109,7 +109,8 @@ class View:
     def column_batches(self, delete: bool = False) -> Iterator[tuple[list, list]]:
         """(keys, values) lists, decoded, one pair per kernel batch.  Reading runs a batch
         ahead in a thread, except when draining (a batch read ahead would be deleted
-        before anyone saw it, were the reader to stop)."""
+        before anyone saw it, were the reader to stop).  Exhaust or ``close()`` the
+        iterator before closing the map: closing it stops and joins that thread."""
         raw = self.map.batches(delete=delete)
         if not delete:
             from .batch import prefetch

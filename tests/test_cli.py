@@ -232,3 +232,18 @@ def test_debug_env_shows_the_traceback(pindir):
     r = subprocess.run([sys.executable, "-m", "bpfmap", "dump", f"{pindir}/missing"], capture_output=True,
                        text=True, env=dict(os.environ, BPFMAP_DEBUG="1"))
     assert r.returncode != 0 and "Traceback" in r.stderr and "NoSuchObject" in r.stderr
+
+
+def test_reader_closing_the_pipe_is_not_an_error(pindir):
+    import subprocess
+    import struct
+    from conftest import INSTALLED
+    pin = f"{pindir}/many"
+    n = 200000
+    with Map.create("hash", 4, 8, max_entries=n) as m:
+        m.update_batch(struct.pack(f"={n}I", *range(n)), bytes(8 * n), n)
+        m.pin(pin)
+    cmd = INSTALLED or "python -m bpfmap"
+    r = subprocess.run(["bash", "-c", f"{cmd} dump {pin} -l u32:u64 | head -1; echo rc=${{PIPESTATUS[0]}}"],
+                       capture_output=True, text=True)
+    assert r.stdout.splitlines()[-1] == "rc=0" and r.stderr == ""

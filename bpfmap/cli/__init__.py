@@ -71,6 +71,33 @@ def _verb(argv: list[str]) -> str | None:
     return argv[0] if argv and argv[0] in COMMANDS else None
 
 
+class StdoutClosed(Exception):
+    """The reader of stdout went away (``| head``)."""
+
+
+class _PipeGuard:
+    """stdout, with a closed pipe turned into StdoutClosed: click would turn the
+    BrokenPipeError into exit code 1, and a reader that stops early is not an error."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"bpfmap: {message}\n")
 
@@ -78,10 +105,13 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     debug = bool(os.environ.get("BPFMAP_DEBUG"))
+    real_stdout = sys.stdout
+    sys.stdout = _PipeGuard(real_stdout)
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
         args = sys.argv[1:] if argv is None else argv
         rv = make_app(_verb(args))(args=args, prog_name="bpfmap", standalone_mode=False)
+        sys.stdout.flush()
     except Exit as exc:
         return exc.exit_code
     except Abort:
@@ -101,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(str(exc))
         return exc.exit_code
-    except BrokenPipeError:
+    except (StdoutClosed, BrokenPipeError):
         # The reader went away (| head): not our error; keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, real_stdout.fileno())
         return 0
     except OSError as exc:
         if debug:
@@ -116,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
         return 3
+    finally:
+        sys.stdout = real_stdout
     return rv if isinstance(rv, int) else 0
 
 

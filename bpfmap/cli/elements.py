@@ -267,13 +267,17 @@ def dump(
     with Map.open(map_ref, readonly=not delete) as m:
         view = _view(m, layout, packed, c_header, key_type, value_type)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
-        batches = view.column_batches(delete=delete)
+        source = view.column_batches(delete=delete)
+        batches = source
         if reduce is not None:
             batches = ((k, list(map(reduce, v))) for k, v in batches)
         if sort is not None:
             entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
             batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
-        write_entries(batches, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
+        try:
+            write_entries(batches, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
+        finally:
+            source.close()  # stops the read-ahead thread before the map's fd is closed
 
 
 def _single_format(fmt: str | None) -> str:
