@@ -23,6 +23,7 @@ from .errors import (
     UsageError,
     WrongObjectType,
 )
+from .layout import Layout
 from .maps import Map, MapInfo, Program, list_maps, possible_cpus
 from .pins import ensure_bpffs, is_bpffs
 from .types import MapFlag, MapType
@@ -30,7 +31,7 @@ from .types import MapFlag, MapType
 __version__ = "0.1.0"
 
 __all__ = [
-    "Map", "MapInfo", "Program", "MapType", "MapFlag", "list_maps", "possible_cpus",
+    "Map", "MapInfo", "Program", "MapType", "MapFlag", "Layout", "list_maps", "possible_cpus",
     "ensure_bpffs", "is_bpffs", "BpfmapError", "Empty", "IterationAborted", "KernelError",
     "KeyExists", "KeyNotFound", "MapFull", "NoSuchObject", "NotBpffs", "NotFound",
     "PermissionDenied", "PinExists", "ReadOnly", "Unsupported", "UsageError", "WrongObjectType",
