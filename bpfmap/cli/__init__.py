@@ -52,6 +52,7 @@ def make_app(only: str | None = None) -> typer.Typer:
         no_args_is_help=True,
         add_completion=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # help texts hold brackets ([#NAME], [VALUE]) that are not markup
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
