@@ -110,15 +110,36 @@ def _batch_template(fmt: str, kc, vc, percpu: bool):
 
 def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, object]], str]:
     """One entry -> its text line (with a newline)."""
-    import json
     if fmt == "text":
         kt, vt = kc.format, vc.format
         if percpu:
             return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[arg-type]
         return lambda e: f"{kt(e[0])}\t{vt(e[1])}\n"
     name = "values" if percpu else "value"
-    dumps = json.dumps
-    return lambda e: dumps({"key": e[0], name: e[1]}) + "\n"
+    return lambda e: json_dumps({"key": e[0], name: e[1]}) + "\n"
+
+
+def json_dumps(obj: object, indent: int | None = None) -> str:
+    """Strict JSON: a NaN or infinite float (f32/f64 fields) is written as the string
+    "NaN", "Infinity" or "-Infinity", which bulk load reads back as the same float."""
+    import json
+
+    try:
+        return json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), indent=indent, allow_nan=False)
+
+
+def _finite(obj: object) -> object:
+    if isinstance(obj, float) and obj != obj:
+        return "NaN"
+    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+        return "Infinity" if obj > 0 else "-Infinity"
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:
@@ -191,10 +212,8 @@ def write_value(key: object, value: object, fmt: str, value_text: Callable[[obje
                 percpu: bool, out: IO[str], with_key: bool = True) -> None:
     """One value (lookup/pop/peek): text prints the value alone, json an object."""
     if fmt in ("json", "jsonl"):
-        import json
-
         obj = entry_object(key, value, percpu) if with_key else ({"values": value} if percpu else {"value": value})
-        out.write(json.dumps(obj, indent=2 if fmt == "json" else None) + "\n")
+        out.write(json_dumps(obj, indent=2 if fmt == "json" else None) + "\n")
     elif percpu:
         out.write("\t".join(map(value_text, value)) + "\n")  # type: ignore[arg-type]
     else:

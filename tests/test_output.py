@@ -45,3 +45,16 @@ def test_hex_and_empty():
     out = io.StringIO()
     write_entries(iter([(["01 00"], ["ff"])]), "jsonl", HexCodec(2), HexCodec(1), False, out)
     assert json.loads(out.getvalue()) == {"key": "01 00", "value": "ff"}
+
+
+def test_non_finite_floats_are_strict_json_and_load_back():
+    lay = Layout.parse("u32:a=f64,b=f32")
+    entries = [(1, {"a": float("nan"), "b": float("inf")}), (2, {"a": float("-inf"), "b": 1.5})]
+    out = io.StringIO()
+    write_entries(columns(entries), "jsonl", lay.key, lay.value, False, out)
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+            for line in out.getvalue().splitlines()]
+    assert rows[0]["value"] == {"a": "NaN", "b": "Infinity"} and rows[1]["value"]["a"] == "-Infinity"
+    raw = lay.value.encode(rows[0]["value"])  # the strings read back as the same floats
+    back = lay.value.decode(raw)
+    assert back["a"] != back["a"] and back["b"] == float("inf")
