@@ -495,13 +495,10 @@ class Map(_FdOwner):
         try:
             return fn()
         except PermissionDenied as err:
-            if self.readonly:
-                raise ReadOnly(f"{op} {self.ref}: the map was opened read-only; open it for writing",
-                               err.errno) from err
-            if _sys.fdinfo(self._fd).get("frozen") == "1":
-                raise ReadOnly(f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
-                               f"create a new map to write", err.errno) from err
-            raise
+            refined = self._refine_write_error(op, err)
+            if refined is err:
+                raise
+            raise refined from err
 
     def values(self) -> Iterator[bytes | list[bytes]]:
         return (value for _key, value in self.items())
@@ -630,14 +627,18 @@ class Map(_FdOwner):
         try:
             fn(*args)
         except OSError as err:
-            exc = translate(op, self.ref, err)
-            if isinstance(exc, PermissionDenied):
-                if self.readonly:
-                    exc = ReadOnly(f"{op} {self.ref}: the map was opened read-only; open it for writing", err.errno)
-                elif _sys.fdinfo(self._fd).get("frozen") == "1":
-                    exc = ReadOnly(f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
-                                   f"create a new map to write", err.errno)
-            raise exc from err
+            raise self._refine_write_error(op, translate(op, self.ref, err)) from err
+
+    def _refine_write_error(self, op: str, exc: BpfmapError) -> BpfmapError:
+        """A PermissionDenied from a write, told apart: a read-only fd or a frozen map is
+        not a missing capability."""
+        if isinstance(exc, PermissionDenied):
+            if self.readonly:
+                return ReadOnly(f"{op} {self.ref}: the map was opened read-only; open it for writing", exc.errno)
+            if _sys.fdinfo(self._fd).get("frozen") == "1":
+                return ReadOnly(f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
+                                f"create a new map to write", exc.errno)
+        return exc
 
 
 def access_hint(label: str, access: Access) -> str:
