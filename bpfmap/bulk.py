@@ -47,24 +47,15 @@ def detect(first_line: str, name: str = "") -> str:
     return "text"
 
 
-def read_records(stream: IO[str], fmt: str = "auto", name: str = "") -> Iterator[Record]:
-    """Parse ``stream`` into records; malformed lines come back as (line, BadLine, None)."""
-    lines = enumerate(stream, 1)
-    if fmt == "auto":
-        head = []
-        for n, line in lines:
-            head.append((n, line))
-            if line.strip() and not line.startswith("#"):
-                break
-        fmt = detect(head[-1][1] if head else "", name)
-        lines = itertools.chain(head, lines)
-    if fmt == "text":
-        return _text(lines)
-    if fmt == "jsonl":
-        return _jsonl(lines)
-    if fmt == "csv":
-        return _csv(lines)
-    raise UsageError(f"input format {fmt!r}: choose one of {', '.join(FORMATS)}")
+def sniff(stream: IO[str], name: str = "") -> tuple[str, list[str]]:
+    """The format of ``stream`` from its first line that is not blank or a comment, and
+    the lines read to find it (they still have to be loaded)."""
+    head: list[str] = []
+    for line in stream:
+        head.append(line)
+        if line.strip() and not line.startswith("#"):
+            break
+    return detect(head[-1] if head else "", name), head
 
 
 class BadLine(str):
@@ -192,14 +183,13 @@ class Loader:
         per chunk; otherwise line by line, which also finds and reports a bad line."""
         if fmt not in FORMATS:
             raise UsageError(f"input format {fmt!r}: choose one of {', '.join(FORMATS)}")
-        first = stream.readline()
+        lines: list[str] = []
         if fmt == "auto":
-            fmt = detect(first, name)
+            fmt, lines = sniff(stream, name)
         if fmt == "csv":
-            self.load(read_records(itertools.chain([first], stream), "csv"))
+            self.load(_csv(enumerate(itertools.chain(lines, stream), 1)))
             return self.finish()
         lineno = 1
-        lines = [first] if first else []
         while True:
             lines += stream.readlines(READ_BYTES)
             if not lines:

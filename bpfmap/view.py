@@ -26,13 +26,11 @@ class View:
         An explicit layout wins over BTF, even ``Layout()`` (all hex).  When BTF cannot
         be used, ``note`` says why and the map is shown as hex."""
         self.note: str | None = None
-        self.source = "layout" if layout is not None else "hex"
         if layout is None and btf and m.btf_id and m.spec.value is Value.BYTES:
             try:
                 from_btf = m.btf()
                 if from_btf is not None:
                     self._setup(m, from_btf.layout())
-                    self.source = "btf"
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"

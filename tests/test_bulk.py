@@ -157,3 +157,12 @@ def test_dump_delete_drains(bm, pindir):
         bm("update", pin, str(i), str(i), "-l", "u32:u64")
     code, _, err = bm("delete", pin, "--all")
     assert code == 0 and "5 entries removed" in err and bm("dump", pin)[1] == ""
+
+
+def test_format_is_sniffed_past_blank_and_comment_lines(bm, pindir, tmp_path):
+    pin = f"{pindir}/m"
+    _make(bm, pin, key="4", value="8")
+    f = tmp_path / "in"
+    f.write_text('\n# exported\n{"key": 1, "value": 10}\n{"key": 2, "value": 20}\n')
+    code, _, err = bm("update", pin, "--from", str(f), "-l", "u32:u64")
+    assert code == 0 and "2 entries written" in err, err
