@@ -115,8 +115,7 @@ def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, ob
         if percpu:
             return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[arg-type]
         return lambda e: f"{kt(e[0])}\t{vt(e[1])}\n"
-    name = "values" if percpu else "value"
-    return lambda e: json_dumps({"key": e[0], name: e[1]}) + "\n"
+    return lambda e: json_dumps(entry_object(e[0], e[1], percpu)) + "\n"
 
 
 def json_dumps(obj: object, indent: int | None = None) -> str:

@@ -105,12 +105,18 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
+def _enum_names(values) -> dict[int, str]:
+    """Value -> the first enumerator with it (C allows several names for one value)."""
+    names: dict[int, str] = {}
+    for n, v in values:
+        names.setdefault(v, n)
+    return names
+
+
 def _enum(t: Enum) -> tuple[Decoder, Encoder]:
     code = _CODES[("int" if t.signed else "uint", t.size)]
     st = struct.Struct("=" + code)
-    names = {}
-    for n, v in t.values:
-        names.setdefault(v, n)
+    names = _enum_names(t.values)
     by_name = dict(t.values)
 
     def dec(buf: bytes, off: int) -> Any:
@@ -251,7 +257,7 @@ def _bitfield(f, path_name: str) -> tuple[Decoder, Encoder]:
     shift = f.bit_offset - first * 8
     nbytes = (shift + f.bit_size + 7) // 8
     mask = (1 << f.bit_size) - 1
-    names = {v: n for n, v in reversed(t.values)} if isinstance(t, Enum) else None
+    names = _enum_names(t.values) if isinstance(t, Enum) else None
     by_name = dict(t.values) if isinstance(t, Enum) else {}
 
     def dec(buf: bytes, off: int) -> Any:
@@ -401,17 +407,11 @@ def compile_type(t: Type) -> tuple[Decoder, Encoder]:
 
 # -- many at once ------------------------------------------------------------------------------
 
-# memoryview.cast codes for host-order scalars: one C loop decodes a whole batch.
-_CAST = {("uint", 1): "B", ("uint", 2): "H", ("uint", 4): "I", ("uint", 8): "Q",
-         ("int", 1): "b", ("int", 2): "h", ("int", 4): "i", ("int", 8): "q",
-         ("float", 4): "f", ("float", 8): "d"}
-
-
 def compile_many(t: Type) -> Callable[[bytes, int], list]:
     """A function decoding ``count`` values of ``t`` packed back to back."""
     n = t.size
-    if isinstance(t, Scalar) and t.order == "=" and (t.kind, t.size) in _CAST:
-        code = _CAST[(t.kind, t.size)]
+    if isinstance(t, Scalar) and t.order == "=":  # memoryview.cast takes the struct codes
+        code = _CODES[(t.kind, t.size)]
 
         def many(buf: bytes, count: int) -> list:
             return memoryview(buf)[: count * n].cast(code).tolist()
@@ -463,7 +463,7 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     from array import array
     from itertools import repeat
 
-    code = _CAST[(t.kind, t.size)]
+    code = _CODES[(t.kind, t.size)]
     if t.kind == "float":
         def many_floats(items: list) -> bytes:
             if any(type(v) is bool for v in items):
@@ -511,7 +511,7 @@ def _flat_struct(t: Struct) -> Callable[[bytes, int], list] | None:
             env["_from"] = int.from_bytes
         elif isinstance(ft, Enum):
             fmt += _CODES[("int" if ft.signed else "uint", ft.size)]
-            env[f"_names{i}"] = {val: name for name, val in reversed(ft.values)}
+            env[f"_names{i}"] = _enum_names(ft.values)
             expr = f"_names{i}.get({v}, {v})"
         elif isinstance(ft, Char):
             fmt += f"{ft.size}s"
