@@ -2,7 +2,7 @@
 
 The formats are those ``dump`` writes, so ``dump | update --from -`` round-trips:
 - text: ``KEY<TAB>VALUE`` (per-CPU: ``KEY<TAB>V0<TAB>V1...``); blank and ``#`` lines skipped;
-- jsonl: ``{"key": K, "value": V}`` (per-CPU ``"values": [...]``);
+- jsonl: ``{"key": K, "value": V}`` (per-CPU ``"values": [...]``); blank and ``#`` lines skipped;
 - csv: a header of flattened names (``key``, ``key.port``, ``value.hist[0].lo``,
   ``values[1]``) and one row per entry.
 """
@@ -77,7 +77,7 @@ def _text(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
 
 def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
     for n, line in lines:
-        if not line.strip():
+        if not line.strip() or line.startswith("#"):
             continue
         try:
             obj = json.loads(line)
