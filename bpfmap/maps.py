@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 from . import _sys
 from .errors import (
+    ENOTSUPP,
     BpfmapError,
     IterationAborted,
     KeyNotFound,
@@ -36,6 +37,8 @@ from .types import Access, MapFlag, MapType, TypeSpec, Value, map_type_label, sp
 
 UpdateMode = Literal["any", "exist", "noexist"]
 _UPDATE_FLAGS = {"any": _sys.BPF_ANY, "exist": _sys.BPF_EXIST, "noexist": _sys.BPF_NOEXIST}
+# errnos with which the kernel refuses a create it does not support (ENOTSUPP leaks from inside)
+_REFUSED = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.]{0,15}$")
 
 
@@ -270,13 +273,13 @@ class Map(_FdOwner):
             try:
                 fd = attempt(btf is not None)
             except OSError as err:
-                if btf is None or btf_required or err.errno not in (errno.EINVAL, 524, errno.EOPNOTSUPP):
+                if btf is None or btf_required or err.errno not in _REFUSED:
                     raise
                 fd = attempt(False)  # the kernel refused the BTF, not the map
                 note = (f"the kernel refused BTF for a {label} map "
                         f"({errno.errorcode.get(err.errno, err.errno)}); created the map without BTF")
         except OSError as err:
-            if err.errno in (errno.EINVAL, 524, errno.EOPNOTSUPP):
+            if err.errno in _REFUSED:
                 raise Unsupported(
                     f"create {label}: the kernel refused a {label} map with key {key_size}, value "
                     f"{value_size}, max_entries {max_entries}, flags {','.join(mflags.labels()) or 'none'} "
