@@ -11,12 +11,32 @@ Shapes (a contract, see README "Output"):
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 import itertools
 from typing import IO, Callable
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
+
+
+def colour(stream: IO[str]) -> bool:
+    """Colour on ``stream``: a terminal, NO_COLOR unset (https://no-color.org), TERM not dumb."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def console(stream: IO[str] | None = None, **kwargs):
+    """A rich Console with no markup (map and BTF data may hold brackets) that colours
+    only when ``colour()`` says so."""
+    from rich.console import Console
+
+    stream = stream or sys.stdout
+    return Console(file=stream, markup=False, highlight=False, no_color=not colour(stream),
+                   force_terminal=None, **kwargs)
 
 
 def default_format(stream: IO[str] | None = None) -> str:
@@ -58,7 +78,7 @@ def write_entries(
     if fmt in ("table", "csv"):
         entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
         if fmt == "table":
-            return _entries_table(entries, key_codec.format, value_codec.format, percpu)
+            return _entries_table(entries, key_codec.format, value_codec.format, percpu, out)
         return _entries_csv(entries, percpu, out)
     if fmt not in ("text", "jsonl", "json"):
         raise ValueError(f"unknown format {fmt}")
@@ -171,9 +191,9 @@ def _entries_csv(entries: Iterable[tuple[object, object]], percpu: bool, out: IO
     return count
 
 
-def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool) -> int:
+def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool,
+                   out: IO[str]) -> int:
     """A rich table: one column per top-level key field and value field (per CPU: one per CPU)."""
-    from rich.console import Console
     from rich.table import Table
 
     from .layout import format_text
@@ -201,9 +221,9 @@ def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_tex
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*row)
-    console = Console(markup=False, highlight=False)
-    console.print(table)
-    console.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}", style="dim")
+    con = console(out)
+    con.print(table)
+    con.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}", style="dim")
     return len(rows)
 
 
@@ -219,14 +239,13 @@ def write_value(key: object, value: object, fmt: str, value_text: Callable[[obje
         out.write(value_text(value) + "\n")
 
 
-def _human(n: int | None) -> str:
+def human_size(n: int | None) -> str:
+    """Bytes for people: ``80.8 MB`` (SI units, as rich and ls -h --si print them)."""
     if n is None:
         return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+    from rich.filesize import decimal
+
+    return decimal(n)
 
 
 def info_lines(info: dict) -> Iterator[str]:
@@ -253,6 +272,46 @@ def info_lines(info: dict) -> Iterator[str]:
                     yield f"\t\t{ln}" if ln else ""
 
 
+def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
+    """A rich table: one row per map (list), or field/value rows for one map (show),
+    sizes for people."""
+    from rich.table import Table
+
+    
+    count = 0
+    if single:
+        table = Table(show_edge=False, show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        for info in infos:
+            count += 1
+            rows = [("id", str(info["id"])), ("type", info["type"]), ("name", info["name"] or "-"),
+                    ("key", f"{info['key_size']} B"), ("value", f"{info['value_size']} B"),
+                    ("max entries", f"{info['max_entries']:,}"), ("flags", ",".join(info["flags"]) or "-"),
+                    ("memlock", human_size(info["memlock"])), ("frozen", "yes" if info["frozen"] else "no"),
+                    ("btf id", str(info["btf_id"] or "-")), ("pinned", "\n".join(info["pinned"]) or "-")]
+            for side in ("key", "value"):
+                if info.get(f"{side}_type"):
+                    rows.append((f"{side} type", info[f"{side}_type"].expandtabs(4)))
+            for name, value in rows:
+                table.add_row(name, value)
+    else:
+        table = Table(show_edge=False, header_style="bold")
+        for col in ("id", "type", "name", "key", "value", "max", "flags", "memlock", "btf", "pinned"):
+            table.add_column(col, overflow="fold", no_wrap=col not in ("pinned", "name", "flags"),
+                             min_width=16 if col == "pinned" else None,
+                             justify="right" if col in ("id", "key", "value", "max", "memlock", "btf") else "left")
+        for info in infos:
+            table.add_row(
+                str(info["id"]), info["type"], info["name"], f"{info['key_size']} B", f"{info['value_size']} B",
+                f"{info['max_entries']:,}", ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
+                human_size(info["memlock"]), str(info["btf_id"] or ""), "\n".join(info["pinned"]),
+            )
+            count += 1
+    console(out).print(table)
+    return count
+
+
 def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
     import json
     count = 0
@@ -270,20 +329,7 @@ def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = Fa
         count = len(items)
         out.write(json.dumps(items[0] if single and items else items, indent=2) + "\n")
     elif fmt == "table":
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(show_edge=False, header_style="bold")
-        for col in ("id", "type", "name", "key", "value", "max", "flags", "memlock", "btf", "pinned"):
-            table.add_column(col, overflow="fold")
-        for info in infos:
-            table.add_row(
-                str(info["id"]), info["type"], info["name"], str(info["key_size"]), str(info["value_size"]),
-                str(info["max_entries"]), ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
-                _human(info["memlock"]), str(info["btf_id"] or ""), "\n".join(info["pinned"]),
-            )
-            count += 1
-        Console(markup=False, highlight=False).print(table)
+        count = _infos_table(infos, single, out)
     else:
         raise ValueError(f"unknown format {fmt}")
     return count

@@ -1,4 +1,3 @@
-
 #compdef bpfmap
 
 _bpfmap_completion() {
@@ -6,4 +5,3 @@ _bpfmap_completion() {
 }
 
 compdef _bpfmap_completion bpfmap
-

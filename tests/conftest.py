@@ -110,3 +110,60 @@ def bpftool():
             pytest.fail("bpftool is not installed (.ci/run installs it)", pytrace=False)
         pytest.skip("bpftool is not installed")
     return path
+
+
+def need_tool(name: str) -> str:
+    """The path of a command the test needs: a skip without it, a failure with CI=true
+    (.ci/run installs every one of them)."""
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is not installed (.ci/run installs it)", pytrace=False)
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+class Tmux:
+    """A detached tmux server of the test's own (its own socket), one window per run."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmux = need_tool("tmux")
+        self.sock = str(tmp_path / "tmux-sock")
+
+    def cmd(self, *args: str) -> str:
+        return subprocess.run([self.tmux, "-S", self.sock, *args], capture_output=True, text=True,
+                              check=True, timeout=30).stdout
+
+    def start(self, command: str, width: int = 160, height: int = 40, env: dict | None = None) -> None:
+        envs = [f"-e{k}={v}" for k, v in (env or {}).items()]
+        # COLUMNS/LINES inherited from the test's own environment would override the pane's size
+        self.cmd("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), *envs,
+                 f"unset COLUMNS LINES; {command}")
+
+    def screen(self) -> str:
+        return self.cmd("capture-pane", "-p", "-t", "t")
+
+    def keys(self, *keys: str) -> None:
+        self.cmd("send-keys", "-t", "t", *keys)
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}")
+
+    def close(self) -> None:
+        subprocess.run([self.tmux, "-S", self.sock, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    t = Tmux(tmp_path)
+    yield t
+    t.close()

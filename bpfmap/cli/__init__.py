@@ -25,6 +25,7 @@ COMMANDS = {
     "create": "manage", "show": "manage", "list": "manage", "pin": "manage", "freeze": "manage",
     "lookup": "elements", "update": "elements", "delete": "elements", "clear": "elements", "dump": "elements",
     "push": "elements", "pop": "elements", "peek": "elements",
+    "watch": "monitor", "hist": "monitor",
 }
 
 
@@ -55,6 +56,10 @@ def make_app(only: str | None = None) -> typer.Typer:
         rich_markup_mode=None,  # help texts hold brackets ([#NAME], [VALUE]) that are not markup
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    if os.environ.get("_BPFMAP_COMPLETE") or "--show-completion" in sys.argv or "--install-completion" in sys.argv:
+        from .completion import install
+
+        install()
     app.callback()(_root)
     names = [only] if only in COMMANDS else list(COMMANDS)
     for name in names:
@@ -99,38 +104,70 @@ class _PipeGuard:
         return getattr(self._stream, name)
 
 
-def _error(message: str) -> None:
-    sys.stderr.write(f"bpfmap: {message}\n")
+_JSON_ERRORS = False  # set by main() for -o json / -o jsonl
+
+
+def _json_output(args: list[str]) -> bool:
+    """Whether the command line asks for JSON output (then errors are JSON too)."""
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        value = None
+        if a in ("-o", "--output") and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith("--output="):
+            value = a.split("=", 1)[1]
+        elif a.startswith("-o") and len(a) > 2 and not a.startswith("--"):
+            value = a[2:]
+        if value is not None and value.strip().lower() in ("json", "jsonl"):
+            return True
+    return False
+
+
+def _error(message: str, code: int = 3) -> None:
+    """The one error line on stderr; a JSON object ``{"error", "code"}`` with -o json/jsonl;
+    the "bpfmap:" prefix in red on a colour terminal."""
+    if _JSON_ERRORS:
+        import json
+
+        sys.stderr.write(json.dumps({"error": message, "code": code}) + "\n")
+        return
+    from .term import colour
+
+    prefix = "\x1b[1;31mbpfmap:\x1b[0m" if colour(sys.stderr) else "bpfmap:"
+    sys.stderr.write(f"{prefix} {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
+    global _JSON_ERRORS
     debug = bool(os.environ.get("BPFMAP_DEBUG"))
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
+    args = sys.argv[1:] if argv is None else argv
+    _JSON_ERRORS = _json_output(args)
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
-        args = sys.argv[1:] if argv is None else argv
         rv = make_app(_verb(args))(args=args, prog_name="bpfmap", standalone_mode=False)
         sys.stdout.flush()
     except Exit as exc:
         return exc.exit_code
     except Abort:
-        _error("aborted")
+        _error("aborted", 130)
         return 130
     except KeyboardInterrupt:
-        _error("interrupted")
+        _error("interrupted", 130)
         return 130
     except TyperException as exc:  # click's usage errors
         if getattr(exc, "exit_code", 1) == 0:
             return 0
         cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
-        _error(f"{exc.format_message()}; see '{cmd} --help'")  # type: ignore[attr-defined]
+        _error(f"{exc.format_message()}; see '{cmd} --help'", 2)  # type: ignore[attr-defined]
         return 2
     except BpfmapError as exc:
         if debug:
             raise
-        _error(str(exc))
+        _error(str(exc), exc.exit_code)
         return exc.exit_code
     except (StdoutClosed, BrokenPipeError):
         # The reader went away (| head): not our error; keep Python from complaining at exit.

@@ -38,6 +38,17 @@ def complete_map(incomplete: str) -> list[str]:
     return [r for r in refs if r.startswith(incomplete)]
 
 
+def complete_layout(incomplete: str) -> list[str]:
+    """Type names for the field being typed: after ':', ',', '{' or '=' (``u32:u`` -> ``u32:u64``, ...)."""
+    import re
+
+    from ..layout.lang import type_names
+
+    m = re.match(r"^(.*[:,{=]\s*)?([^:,{=]*)$", incomplete)
+    head, tail = (m.group(1) or "", m.group(2)) if m else ("", incomplete)
+    return [head + t for t in type_names() if t.startswith(tail)]
+
+
 def complete_format(incomplete: str) -> list[str]:
     return [f for f in FORMATS if f.startswith(incomplete)]
 
@@ -52,7 +63,7 @@ MapArg = Annotated[str, typer.Argument(metavar="MAP", help="Pinned path, id:N or
                                        autocompletion=complete_map)]
 LayoutOpt = Annotated[
     Optional[Layout],
-    typer.Option("--layout", "-l", parser=_parse_layout, metavar="KEY:VALUE",
+    typer.Option("--layout", "-l", parser=_parse_layout, metavar="KEY:VALUE", autocompletion=complete_layout,
                  help="Key and value layout, e.g. u32:u64 or 'saddr=ipv4,dport=be16:u64'; '-' leaves a side "
                       "as hex; @FILE[#NAME] reads it from a file."),
 ]
@@ -68,6 +79,15 @@ OutputOpt = Annotated[
     typer.Option("--output", "-o", parser=_parse_format, metavar="FORMAT", autocompletion=complete_format,
                  help="text, json, jsonl, csv or table (default: table on a terminal, text otherwise)."),
 ]
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (errors still go to stderr).")]
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A diagnostic line on stderr (counts, notes), unless ``quiet``."""
+    if not quiet:
+        sys.stderr.write(f"bpfmap: {message}\n")
 
 
 def pick_layout(layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
@@ -86,6 +106,32 @@ def pick_layout(layout: Layout | None, packed: bool, header: str | None, key_typ
             raise UsageError("--packed needs --layout")
         return layout.packed()
     return layout
+
+
+def examples(*commands: str) -> str:
+    """A command's --help epilog: real command lines (click keeps a paragraph after a
+    \\b line as written).  tests/test_help.py runs every one of them."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  $ {c}" for c in commands)
+
+
+def make_view(m, layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
+              value_type: str | None, numeric_default: bool = False):
+    """The View a command reads and writes through: the layout the user gave, else the
+    map's BTF, else hex (a note on stderr when BTF was unusable).  ``numeric_default``
+    (watch, hist) reads a map with neither as unsigned integers when its key and value
+    are 4 or 8 bytes: a counter's shape."""
+    from ..view import View
+
+    lay = pick_layout(layout, packed, header, key_type, value_type)
+    if lay is None and numeric_default and not m.btf_id:
+        sizes = {4: "u32", 8: "u64"}
+        if m.value_size in sizes and (m.key_size in sizes or m.key_size == 0):
+            key = sizes.get(m.key_size, "")
+            lay = Layout.parse(f"{key}:{sizes[m.value_size]}" if key else sizes[m.value_size])
+    view = View(m, lay)
+    if view.note:
+        say(f"note: {view.note}")
+    return view
 
 
 def fmt_or_default(fmt: str | None) -> str:

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import BpfmapError, KeyNotFound, UsageError
-from ..layout import Layout
 from ..maps import Map
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
@@ -20,9 +19,12 @@ from .common import (
     MapArg,
     OutputOpt,
     PackedOpt,
+    QuietOpt,
     ValueTypeOpt,
+    examples,
     fmt_or_default,
-    pick_layout,
+    make_view,
+    say,
 )
 
 app = typer.Typer()
@@ -43,15 +45,6 @@ def _no_stray_options(*args: str | None) -> None:
             raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
 
 
-def _view(m: Map, layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
-          value_type: str | None) -> View:
-    """The layout the user gave, else the map's BTF, else hex (a note on stderr if BTF was unusable)."""
-    view = View(m, pick_layout(layout, packed, header, key_type, value_type))
-    if view.note:
-        sys.stderr.write(f"bpfmap: note: {view.note}\n")
-    return view
-
-
 def _per_cpu(view: View, how: str | None, cpu: int | None):
     """A function reducing a per-CPU value list as asked, and whether output stays per-CPU."""
     if not view.percpu:
@@ -69,16 +62,27 @@ def _per_cpu(view: View, how: str | None, cpu: int | None):
     return (lambda vals: aggregate(vals, how)), False
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
+    'bpfmap lookup /sys/fs/bpf/counts 1',
+    'if bpfmap lookup /sys/fs/bpf/counts 1 --exists; then echo present; fi',
+))
 def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: PackedOpt = False,
            c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-           percpu: PercpuOpt = None, cpu: CpuOpt = None, output: OutputOpt = None) -> None:
+           percpu: PercpuOpt = None, cpu: CpuOpt = None, output: OutputOpt = None,
+           exists: Annotated[bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not "
+                                                                 "(for 'if' in scripts).")] = False) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
     _no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
-        view = _view(m, layout, packed, c_header, key_type, value_type)
+        view = make_view(m, layout, packed, c_header, key_type, value_type)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
         raw_key = view.parse_key(key)
+        if exists:
+            try:
+                m.lookup(raw_key)
+            except KeyNotFound:
+                raise typer.Exit(1) from None
+            return
         value = view.decode_value(m.lookup(raw_key))
         if reduce is not None:
             value = reduce(value)
@@ -89,7 +93,10 @@ def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: Packe
 OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
+    'bpfmap update /sys/fs/bpf/counts 3 100 --noexist',
+    'bpfmap dump /sys/fs/bpf/counts -o jsonl | bpfmap update /sys/fs/bpf/copy --from -',
+))
 def update(
     map_ref: MapArg,
     key: OptKeyArg = None,
@@ -108,7 +115,7 @@ def update(
                                               help="auto, text, jsonl or csv (for --from).")] = "auto",
     keep_going: Annotated[bool, typer.Option("--keep-going", help="--from: skip bad lines, report them.")] = False,
     layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
+    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Write VALUE at KEY (create or replace), or load many entries with --from FILE."""
     values = values or []
@@ -120,13 +127,13 @@ def update(
         if key is not None or values or percpu_values is not None or cpu is not None:
             raise UsageError("update --from FILE takes no KEY, VALUE, --percpu-values or --cpu")
         with Map.open(map_ref) as m:
-            _bulk_load(m, _view(m, layout, packed, c_header, key_type, value_type), from_, input_format,
-                       mode, keep_going)
+            _bulk_load(m, make_view(m, layout, packed, c_header, key_type, value_type), from_, input_format,
+                       mode, keep_going, quiet)
         return
     if key is None:
         raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
     with Map.open(map_ref) as m:
-        view = _view(m, layout, packed, c_header, key_type, value_type)
+        view = make_view(m, layout, packed, c_header, key_type, value_type)
         raw_key = view.parse_key(key)
         if m.spec.value in (Value.MAP_ID, Value.PROG_ID):
             if len(values) != 1:
@@ -169,7 +176,7 @@ def update(
         m.update(raw_key, parsed if m.percpu else parsed[0], mode)
 
 
-def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool) -> None:
+def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
     from ..bulk import FORMATS, Loader, LoadError
 
     if fmt not in FORMATS:
@@ -180,11 +187,14 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         stream = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape")
     except OSError as err:
         raise UsageError(f"{where}: {err.strerror}") from None
+    from .term import Progress, ReadCounter
+
+    progress = Progress(f"load {path}", _file_size(stream), unit="bytes", enabled=not quiet)
     try:
-        loader.load_stream(stream, fmt, path)
+        loader.load_stream(ReadCounter(stream, progress), fmt, path)
     except KeyboardInterrupt:
         written = loader.abort()
-        sys.stderr.write(f"bpfmap: {where}: interrupted; {written} entries written\n")
+        say(f"{where}: interrupted; {written} entries written")
         raise typer.Exit(130) from None
     except BpfmapError as err:
         if isinstance(err, LoadError):
@@ -199,14 +209,27 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
             err.message = err.args[0]  # type: ignore[attr-defined]
         raise
     finally:
+        progress.close()
         if stream is not sys.stdin:
             stream.close()
     for line, msg in loader.bad:
-        sys.stderr.write(f"bpfmap: {where}: line {line}: {msg} (skipped)\n")
-    sys.stderr.write(f"bpfmap: {where}: {loader.written} entries written"
-                     f"{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}\n")
+        say(f"{where}: line {line}: {msg} (skipped)")
+    say(f"{where}: {loader.written} entries written"
+        f"{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}", quiet and not loader.bad)
     if loader.bad:
         raise typer.Exit(2)
+
+
+def _file_size(stream) -> int | None:
+    """The size of a regular file (a progress bar's total); None for pipes."""
+    import os
+    import stat
+
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _json_list(text: str) -> list[Any]:
@@ -220,33 +243,42 @@ def _json_list(text: str) -> list[Any]:
     return items
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
+    'bpfmap delete /sys/fs/bpf/counts 2',
+    'bpfmap delete /sys/fs/bpf/copy --all --quiet',
+))
 def delete(map_ref: MapArg, key: OptKeyArg = None,
            all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
            layout: LayoutOpt = None, packed: PackedOpt = False,
-           c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None) -> None:
+           c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
+           quiet: QuietOpt = False) -> None:
     """Delete KEY (exit 1 if it is absent), or every entry with --all."""
     _no_stray_options(key)
     if all_:
         if key is not None:
             raise UsageError("delete: give KEY or --all, not both")
-        clear(map_ref)
+        clear(map_ref, quiet)
         return
     if key is None:
         raise UsageError(f"delete {map_ref}: missing KEY (or --all)")
     with Map.open(map_ref) as m:
-        m.delete(_view(m, layout, packed, c_header, key_type, value_type).parse_key(key))
+        m.delete(make_view(m, layout, packed, c_header, key_type, value_type).parse_key(key))
 
 
-@app.command()
-def clear(map_ref: MapArg) -> None:
-    """Delete every entry, batch by batch (arrays: zero every value).  Prints how many."""
+@app.command(epilog=examples(
+    'bpfmap clear /sys/fs/bpf/copy',
+))
+def clear(map_ref: MapArg, quiet: QuietOpt = False) -> None:
+    """Delete every entry, batch by batch (arrays: zero every value).  Says how many on stderr."""
     with Map.open(map_ref) as m:
         n = m.clear()
-    sys.stderr.write(f"bpfmap: clear {map_ref}: {n} entr{'y' if n == 1 else 'ies'} removed\n")
+    say(f"clear {map_ref}: {n} entr{'y' if n == 1 else 'ies'} removed", quiet)
 
 
-@app.command()
+@app.command(epilog=examples(
+    'bpfmap dump /sys/fs/bpf/counts -o jsonl',
+    'bpfmap dump /sys/fs/bpf/pcpu --percpu sum --sort value --top 10',
+))
 def dump(
     map_ref: MapArg,
     layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
@@ -265,10 +297,16 @@ def dump(
     if top is not None and sort is None:
         raise UsageError("--top needs --sort FIELD")
     with Map.open(map_ref, readonly=not delete) as m:
-        view = _view(m, layout, packed, c_header, key_type, value_type)
+        view = make_view(m, layout, packed, c_header, key_type, value_type)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
         source = view.column_batches(delete=delete)
         batches = source
+        progress = None
+        if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
+            from .term import Progress
+
+            progress = Progress(f"dump {map_ref}", m.max_entries if not m.spec.deletable else None)
+            batches = progress.count_batches(batches)
         if reduce is not None:
             batches = ((k, list(map(reduce, v))) for k, v in batches)
         if sort is not None:
@@ -277,6 +315,8 @@ def dump(
         try:
             write_entries(batches, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
         finally:
+            if progress is not None:
+                progress.close()
             source.close()  # stops the read-ahead thread before the map's fd is closed
 
 
@@ -285,7 +325,9 @@ def _single_format(fmt: str | None) -> str:
     return "text" if fmt in (None, "table", "csv") else fmt
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
+    'bpfmap push /sys/fs/bpf/jobs 7 --layout u32',
+))
 def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
@@ -296,20 +338,24 @@ def push(
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
     _no_stray_options(value)
     with Map.open(map_ref) as m:
-        m.push(_view(m, layout, packed, c_header, None, value_type).parse_value(value), overwrite=overwrite)
+        m.push(make_view(m, layout, packed, c_header, None, value_type).parse_value(value), overwrite=overwrite)
 
 
-@app.command()
+@app.command(epilog=examples(
+    'bpfmap pop /sys/fs/bpf/jobs --layout u32',
+))
 def pop(map_ref: MapArg, layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
         value_type: ValueTypeOpt = None, output: OutputOpt = None) -> None:
     """Remove and print the next element of a queue (oldest) or stack (newest).  Exit 1 if empty."""
     with Map.open(map_ref) as m:
-        view = _view(m, layout, packed, c_header, None, value_type)
+        view = make_view(m, layout, packed, c_header, None, value_type)
         value = view.value.decode(m.pop())
         write_value(None, value, _single_format(output), view.value.format, False, sys.stdout, with_key=False)
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE)
+@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
+    'bpfmap peek /sys/fs/bpf/jobs --layout u32 -o json',
+))
 def peek(
     map_ref: MapArg,
     value: Annotated[Optional[str], typer.Argument(metavar="[VALUE]", help="Bloom filter: the value to test.")] = None,
@@ -322,7 +368,7 @@ def peek(
     import json
     _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
-        view = _view(m, layout, packed, c_header, None, value_type)
+        view = make_view(m, layout, packed, c_header, None, value_type)
         if m.spec.access is Access.BLOOM:
             if value is None:
                 raise UsageError(f"peek {map_ref}: a bloom filter needs the VALUE to test")

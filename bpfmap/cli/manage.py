@@ -19,10 +19,13 @@ from .common import (
     MapArg,
     OutputOpt,
     PackedOpt,
+    QuietOpt,
     ValueTypeOpt,
     complete_type,
+    examples,
     fmt_or_default,
     pick_layout,
+    say,
 )
 
 app = typer.Typer()
@@ -33,7 +36,10 @@ def _under_default_bpffs(path: str) -> bool:
     return full.startswith(DEFAULT_BPFFS + "/")
 
 
-@app.command()
+@app.command(epilog=examples(
+    'bpfmap create hash --key 4 --value 8 --max-entries 65536 --pin /sys/fs/bpf/demo/counts --mkdir',
+    "bpfmap create lru_hash --layout 'saddr=ipv4,dport=be16:packets=u64' --name flows --pin /sys/fs/bpf/demo/flows",
+))
 def create(
     map_type: Annotated[str, typer.Argument(metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').",
                                             autocompletion=complete_type)],
@@ -54,9 +60,9 @@ def create(
     key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
     btf: Annotated[str, typer.Option("--btf", metavar="MODE",
                                      help="With a layout: auto (attach BTF, or say why not), required, none.")] = "auto",
-    output: OutputOpt = None,
+    output: OutputOpt = None, quiet: QuietOpt = False,
 ) -> None:
-    """Create a map and pin it.  Prints the new map's info.
+    """Create a map and pin it.  Prints the new map's info (nothing with --quiet).
 
     With --layout or --c-header the sizes come from the layout and the map carries BTF
     for its key and value types, so bpftool and a later 'bpfmap dump' decode it."""
@@ -83,10 +89,12 @@ def create(
             inner.close()
     with m:
         if m.btf_note:
-            sys.stderr.write(f"bpfmap: note: {m.btf_note}\n")
+            say(f"note: {m.btf_note}", quiet)
         m.pin(pin, mkdir=mkdir)
         info = m.info()
         info.pinned = [pin]
+    if quiet:
+        return
     write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
 
 
@@ -118,7 +126,10 @@ def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf:
     return key, value, spec_for(key_t, value_t)
 
 
-@app.command()
+@app.command(epilog=examples(
+    'bpfmap show /sys/fs/bpf/counts',
+    'bpfmap show name:counts -o json',
+))
 def show(map_ref: MapArg, output: OutputOpt = None) -> None:
     """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins."""
     with Map.open(map_ref, readonly=True) as m:
@@ -129,17 +140,22 @@ def show(map_ref: MapArg, output: OutputOpt = None) -> None:
             if mb is not None:
                 info["key_type"], info["value_type"] = mb.key_c(), mb.value_c()
         except BpfmapError as err:
-            sys.stderr.write(f"bpfmap: note: BTF of {map_ref} not shown ({err})\n")
+            say(f"note: BTF of {map_ref} not shown ({err})")
     write_infos([info], fmt_or_default(output), sys.stdout, single=True)
 
 
-@app.command(name="list")
+@app.command(name="list", epilog=examples(
+    'bpfmap list',
+    'bpfmap list -o jsonl | jq -r .pinned[]',
+))
 def list_(output: OutputOpt = None) -> None:
     """List every map in the system, with the paths it is pinned at."""
     write_infos((i.to_dict() for i in list_maps(pins=True)), fmt_or_default(output), sys.stdout)
 
 
-@app.command()
+@app.command(epilog=examples(
+    'bpfmap pin name:counts /sys/fs/bpf/counts-again',
+))
 def pin(map_ref: MapArg,
         path: Annotated[str, typer.Argument(help="New pin path on a bpffs.")],
         mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories.")] = False) -> None:
@@ -148,7 +164,9 @@ def pin(map_ref: MapArg,
         m.pin(path, mkdir=mkdir)
 
 
-@app.command()
+@app.command(epilog=examples(
+    'bpfmap freeze /sys/fs/bpf/config',
+))
 def freeze(map_ref: MapArg) -> None:
     """Make a map read-only for user space, for good (programs can still write unless rdonly_prog)."""
     with Map.open(map_ref) as m:

@@ -22,6 +22,13 @@ MAX_DEPTH = 32
 MAX_SIZE = 1 << 20  # no BPF key or value comes near this; stops '[99999999999]' from eating memory
 
 
+def type_names() -> list[str]:
+    """Every type name the language knows, as written (sized ones with ``[N]``): for
+    shell completion and error messages."""
+    sized = [f"{n}[" for n in _SIZED if n != "_"]
+    return sorted(set(SCALARS) | set(_FORMATTED) | set(sized))
+
+
 class _Parser:
     def __init__(self, text: str, packed: bool) -> None:
         self.text = text

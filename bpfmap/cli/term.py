@@ -1,0 +1,113 @@
+"""The terminal: colour only where it belongs (a tty, no NO_COLOR), and a progress bar on
+stderr for long operations that shows only when stderr is a terminal."""
+
+
+import os
+import sys
+import time
+from typing import Optional
+
+from ..output import colour, console  # noqa: F401 (re-exported for the verbs)
+
+
+class Progress:
+    """A progress bar on stderr, drawn only when stderr is a terminal and the operation
+    has run for ``delay`` seconds (quick commands never flash a bar).  ``total`` None
+    shows a count and a rate.  Cheap to call per batch; a no-op when not shown."""
+
+    def __init__(self, what: str, total: Optional[int] = None, unit: str = "entries",
+                 enabled: bool = True, delay: float = 0.5) -> None:
+        self.what, self.total, self.unit = what, total, unit
+        self.enabled = enabled and _stderr_tty()
+        self.done = 0
+        self._start = time.monotonic()
+        self._delay = delay
+        self._bar = None
+        self._task = None
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self._bar is None:
+            if time.monotonic() - self._start < self._delay:
+                return
+            self._open()
+        self._bar.update(self._task, completed=self.done)  # type: ignore[union-attr]
+
+    def count_batches(self, batches):
+        """Pass (keys, values) batches through, counting entries."""
+        for keys, values in batches:
+            self.advance(len(keys))
+            yield keys, values
+
+    def set_total(self, total: Optional[int]) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
+    def _open(self) -> None:
+        from rich import progress as rp
+
+        columns = [rp.TextColumn("{task.description}")]
+        if self.total is not None:
+            columns += [rp.BarColumn(), rp.TaskProgressColumn()]
+        else:
+            columns += [rp.SpinnerColumn()]
+        if self.unit == "bytes":
+            columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
+        else:
+            columns += [rp.MofNCompleteColumn() if self.total is not None else rp.TextColumn("{task.completed:,.0f}"),
+                        rp.TextColumn(self.unit)]
+        columns += [rp.TimeElapsedColumn()]
+        self._bar = rp.Progress(*columns, console=console(sys.stderr), transient=True)
+        self._task = self._bar.add_task(self.what, total=self.total, completed=self.done)
+        self._bar.start()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _stderr_tty() -> bool:
+    try:
+        return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+class ReadCounter:
+    """A text stream whose reads advance a Progress by the characters read (about the
+    bytes, for the ASCII that dumps are made of)."""
+
+    def __init__(self, stream, progress: Progress) -> None:
+        self._stream, self._progress = stream, progress
+
+    def readlines(self, hint: int = -1) -> list[str]:
+        lines = self._stream.readlines(hint)
+        self._progress.advance(sum(map(len, lines)))
+        return lines
+
+    def readline(self, size: int = -1) -> str:
+        line = self._stream.readline(size)
+        self._progress.advance(len(line))
+        return line
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -1,0 +1,153 @@
+"""watch: deltas and rates between snapshots, the JSONL stream, and the live screen in a
+real terminal (tmux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bpfmap import Layout, Map
+from bpfmap.errors import UsageError
+from bpfmap.view import View
+from bpfmap.watch import Watcher, diff, scale, total
+
+from conftest import INSTALLED, run_cli
+
+
+def test_diff_scale_total_follow_the_value_shape():
+    new = {"pkts": 10, "bytes": 1000, "comm": "curl", "hist": [1, 2], "up": True}
+    old = {"pkts": 4, "bytes": 400, "comm": "wget", "hist": [1, 0], "up": False}
+    d = diff(new, old)
+    assert d == {"pkts": 6, "bytes": 600, "comm": None, "hist": [0, 2], "up": None}
+    assert scale(d, 0.5) == {"pkts": 3.0, "bytes": 300.0, "comm": None, "hist": [0.0, 1.0], "up": None}
+    assert total(d) == 608
+    assert diff(5, None) is None and total("x") is None
+    assert diff([1, 2], [1]) == [None, None]  # a changed shape has nothing to subtract
+
+
+def _counter_map(pindir, n=3):
+    m = Map.create("hash", 4, 16, 64)
+    m.pin(os.path.join(pindir, "c"))
+    for k in range(n):
+        m.update(k.to_bytes(4, "little"), (k * 10).to_bytes(8, "little") + b"ab".ljust(8, b"\0"))
+    return m
+
+
+def test_poll_gives_deltas_rates_and_new_entries(pindir):
+    with _counter_map(pindir) as m:
+        view = View(m, Layout.parse("u32:n=u64,tag=char[8]"))
+        w = Watcher(view)
+        first = w.poll()
+        assert first.interval is None and first.entries == 3
+        assert [(r.key, r.value["n"], r.delta, r.rate) for r in first.rows] == [
+            (0, 0, None, None), (1, 10, None, None), (2, 20, None, None)]
+        time.sleep(0.2)
+        m.update((1).to_bytes(4, "little"), (15).to_bytes(8, "little") + b"ab".ljust(8, b"\0"))
+        m.update((7).to_bytes(4, "little"), (1).to_bytes(8, "little") + bytes(8))
+        m.delete((0).to_bytes(4, "little"))
+        second = w.poll()
+        assert second.interval == pytest.approx(0.2, abs=0.15)
+        rows = {r.key: r for r in second.rows}
+        assert set(rows) == {1, 2, 7}
+        assert rows[1].delta == {"n": 5, "tag": None}
+        assert rows[1].rate["n"] == pytest.approx(5 / second.interval)
+        assert rows[2].delta == {"n": 0, "tag": None}
+        assert rows[7].delta is None and rows[7].rate is None  # new since the last poll
+
+
+def test_sort_by_rate_and_value_largest_first_and_top(pindir):
+    with _counter_map(pindir, 4) as m:
+        view = View(m, Layout.parse("u32:n=u64,tag=char[8]"))
+        w = Watcher(view, sort="rate", top=2)
+        w.poll()
+        for k, add in ((0, 50), (3, 7), (1, 1)):
+            cur = int.from_bytes(m.lookup(k.to_bytes(4, "little"))[:8], "little")
+            m.update(k.to_bytes(4, "little"), (cur + add).to_bytes(8, "little") + bytes(8))
+        snap = w.poll()
+        assert [r.key for r in snap.rows] == [0, 3] and snap.entries == 4
+        w.sort = "value"
+        assert [r.key for r in w.poll().rows] == [0, 3]  # 50 and 37
+        with pytest.raises(UsageError):
+            Watcher(view, sort="size")
+
+
+def test_percpu_values_are_summed(pindir):
+    with Map.create("percpu_array", 4, 8, 2) as m:
+        m.update((0).to_bytes(4, "little"), [(i + 1).to_bytes(8, "little") for i in range(m.ncpus)])
+        snap = Watcher(View(m, Layout.parse("u32:u64"))).poll()
+        assert snap.rows[0].value == sum(range(1, m.ncpus + 1))
+
+
+def test_jsonl_snapshots_off_a_terminal(pindir):
+    path = os.path.join(pindir, "counts")
+    assert run_cli("create", "hash", "--layout", "u32:u64", "--pin", path, "-q").returncode == 0
+    assert run_cli("update", path, "1", "100").returncode == 0
+    cmd = [INSTALLED or sys.executable, *([] if INSTALLED else ["-m", "bpfmap"]),
+           "watch", path, "--interval", "0.3", "--count", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a writer bumps the counter while watch runs
+    for i in range(6):
+        time.sleep(0.15)
+        run_cli("update", path, "1", str(100 + (i + 1) * 10))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    snaps = [json.loads(line) for line in out.splitlines()]
+    assert len(snaps) == 4
+    assert snaps[0]["interval"] is None and snaps[0]["rows"][0]["delta"] is None
+    assert all(s["entries"] == 1 and set(s) == {"time", "interval", "entries", "rows"} for s in snaps)
+    # the deltas add up to the counter's whole change, and each rate is delta / interval
+    values = [s["rows"][0]["value"] for s in snaps]
+    deltas = [s["rows"][0]["delta"] for s in snaps[1:]]
+    assert sum(deltas) == values[-1] - values[0] > 0
+    for s in snaps[1:]:
+        row = s["rows"][0]
+        assert row["rate"] == pytest.approx(row["delta"] / s["interval"], rel=1e-3)
+        assert s["interval"] == pytest.approx(0.3, abs=0.2)
+
+
+def test_watch_refuses_bad_options(pindir):
+    path = os.path.join(pindir, "q")
+    assert run_cli("create", "queue", "--value", "4", "--pin", path, "-q").returncode == 0
+    r = run_cli("watch", path, "--count", "1")
+    assert r.returncode == 2 and "cannot be iterated" in r.stderr
+    for bad in (["--interval", "0"], ["--sort", "size"], ["--count", "0"], ["-o", "csv"]):
+        r = run_cli("watch", path, *bad)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
+
+
+def test_live_screen_in_a_real_terminal(pindir, tmux, tmp_path):
+    """watch in tmux: the screen shows entries, deltas and rates; 'q' leaves with exit 0."""
+    path = os.path.join(pindir, "flows")
+    layout = "u32:packets=u64,bytes=u64,comm=char[8]"
+    assert run_cli("create", "hash", "--layout", layout, "--pin", path, "-q").returncode == 0
+    assert run_cli("update", path, "1", "1,100,curl").returncode == 0
+    assert run_cli("update", path, "2", "2,200,dig").returncode == 0
+    rc_file = tmp_path / "rc"
+    exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
+    tmux.start(f"{exe} watch {shlex.quote(path)} --interval 0.3 --sort rate; echo $? > {rc_file}; sleep 30")
+    tmux.wait_for("2 entries")
+    for i in range(1, 8):
+        run_cli("update", path, "2", f"{2 + i * 10},{200 + i * 1000},dig")
+        time.sleep(0.1)
+    screen = tmux.wait_for("/s")
+    deadline = time.monotonic() + 10
+    while "+1,000" not in screen and time.monotonic() < deadline:  # a refresh that saw one +10/+1000 step
+        time.sleep(0.1)
+        screen = tmux.screen()
+    lines = screen.splitlines()
+    head = next(ln for ln in lines if "packets" in ln)
+    assert all(c in head for c in ("key", "packets", "Δpackets", "packets/s", "bytes", "Δbytes", "bytes/s", "comm"))
+    rows = [ln for ln in lines if ln.strip().startswith(("1 ", "2 "))]
+    assert rows[0].strip().startswith("2 ") and "dig" in rows[0]  # --sort rate: the busy entry first
+    assert "+1,000" in screen and "curl" in rows[1]
+    tmux.keys("q")
+    deadline = time.monotonic() + 10
+    while not rc_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rc_file.read_text().strip() == "0"
