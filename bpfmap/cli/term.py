@@ -16,12 +16,13 @@ class Progress:
     shows a count and a rate.  Cheap to call per batch; a no-op when not shown."""
 
     def __init__(self, what: str, total: Optional[int] = None, unit: str = "entries",
-                 enabled: bool = True, delay: float = 0.5) -> None:
+                 enabled: bool = True, delay: float | None = None) -> None:
         self.what, self.total, self.unit = what, total, unit
         self.enabled = enabled and _stderr_tty()
         self.done = 0
         self._start = time.monotonic()
-        self._delay = delay
+        # BPFMAP_PROGRESS_DELAY: seconds before the bar shows (tests set 0)
+        self._delay = delay if delay is not None else float(os.environ.get("BPFMAP_PROGRESS_DELAY", "0.5"))
         self._bar = None
         self._task = None
 

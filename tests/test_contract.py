@@ -1,0 +1,117 @@
+"""docs/contract.md is checked against the program: every JSON shape it shows is compared
+(field names, nesting and JSON types) with what the command prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from conftest import run_cli
+
+DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "contract.md")
+
+
+def _shapes() -> dict[str, object]:
+    text = open(DOC, encoding="utf-8").read()
+    found = re.findall(r"<!-- shape: ([\w-]+) -->\s*```json\n(.*?)```", text, re.S)
+    return {name: json.loads(body) for name, body in found}
+
+
+def _kind(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return type(v).__name__
+
+
+def same_shape(doc: object, real: object, where: str = "$") -> None:
+    """``real`` has the documented fields and types (null matches anything: the doc says
+    which fields may be null)."""
+    if doc is None or real is None:
+        return
+    assert _kind(doc) == _kind(real), f"{where}: documented {_kind(doc)}, printed {_kind(real)} ({real!r})"
+    if isinstance(doc, dict):
+        assert set(doc) == set(real), f"{where}: documented fields {sorted(doc)}, printed {sorted(real)}"
+        for k in doc:
+            same_shape(doc[k], real[k], f"{where}.{k}")
+    elif isinstance(doc, list) and doc and real:
+        same_shape(doc[0], real[0], f"{where}[0]")
+
+
+def test_same_shape_catches_drift():
+    same_shape({"a": 1, "b": [1]}, {"a": 2.5, "b": []})
+    for bad in ({"a": "1", "b": [1]}, {"a": 1}, {"a": 1, "b": [1], "c": 0}, {"a": 1, "b": ["x"]}):
+        with pytest.raises(AssertionError):
+            same_shape({"a": 1, "b": [1]}, bad)
+
+
+@pytest.fixture
+def maps(pindir):
+    def make(name, *args):
+        path = os.path.join(pindir, name)
+        r = run_cli("create", *args, "--pin", path, "-q")
+        assert r.returncode == 0, r.stderr
+        return path
+
+    counts = make("counts", "hash", "--layout", "u32:u64", "--name", "counts")
+    assert run_cli("update", counts, "1", "42").returncode == 0
+    pcpu = make("pcpu", "percpu_array", "--layout", "u32:u64", "--max-entries", "1")
+    bloom = make("bloom", "bloom_filter", "--value", "4", "--max-entries", "16")
+    assert run_cli("push", bloom, "7", "--layout", "u32").returncode == 0
+    lat = make("lat", "array", "--layout", "u32:u64", "--max-entries", "8")
+    assert run_cli("update", lat, "3", "5").returncode == 0
+    return {"counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat}
+
+
+def _json_line(*args: str, stream: str = "stdout", line: int = 0) -> object:
+    r = run_cli(*args)
+    text = getattr(r, stream)
+    assert text, (args, r.returncode, r.stderr)
+    return json.loads(text.splitlines()[line])
+
+
+def test_documented_shapes_match_the_program(maps):
+    shapes = _shapes()
+    assert set(shapes) == {"error", "dump", "dump-percpu", "peek-bloom", "show", "list", "watch", "hist"}
+    counts = maps["counts"]
+    printed = {
+        "error": _json_line("lookup", counts, "99", "-o", "json", stream="stderr"),
+        "dump": _json_line("dump", counts, "-o", "jsonl"),
+        "dump-percpu": _json_line("dump", maps["pcpu"], "-o", "jsonl"),
+        "peek-bloom": _json_line("peek", maps["bloom"], "7", "--layout", "u32", "-o", "json"),
+        "show": json.loads(run_cli("show", counts, "-o", "json").stdout),
+        "list": next(i for i in map(json.loads, run_cli("list", "-o", "jsonl").stdout.splitlines())
+                     if counts in i["pinned"]),
+        "watch": _json_line("watch", counts, "--count", "2", "--interval", "0.1", "-o", "jsonl", line=1),
+        "hist": _json_line("hist", maps["lat"], "-o", "jsonl"),
+    }
+    for name, shape in shapes.items():
+        same_shape(shape, printed[name], name)
+    assert printed["error"]["code"] == 1 and run_cli("lookup", counts, "99", "-o", "json").returncode == 1
+
+
+@pytest.mark.parametrize("args, code", [
+    (["lookup", "/nonexistent/pin", "1", "-o", "json"], 3),
+    (["dump", "--bogus", "-o", "jsonl"], 2),
+    (["dump", "x", "--output=json", "--layout", "u33"], 2),
+])
+def test_errors_are_json_objects_with_json_output(args, code):
+    r = run_cli(*args)
+    assert r.returncode == code and r.stdout == ""
+    obj = json.loads(r.stderr)
+    assert obj["code"] == code and obj["error"] and set(obj) == {"error", "code"}
+
+
+def test_exit_code_table_lists_every_code_the_cli_uses():
+    from bpfmap import errors
+
+    text = open(DOC, encoding="utf-8").read()
+    table = set(map(int, re.findall(r"^\| (\d+) \|", text, re.M)))
+    used = {c.exit_code for c in vars(errors).values() if isinstance(c, type) and hasattr(c, "exit_code")}
+    assert used | {0, 130} == table

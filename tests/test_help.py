@@ -1,0 +1,82 @@
+"""Every command's --help ends with examples, and every example runs: on a private bpffs
+standing in for /sys/fs/bpf, with the maps the examples name created first."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bpfmap.cli import COMMANDS
+
+from conftest import INSTALLED, need_tool, run_cli
+
+
+def _examples(verb: str) -> list[str]:
+    r = run_cli(verb, "--help")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "Examples:" in text, f"{verb} --help has no examples"
+    tail = text[text.index("Examples:"):]
+    cmds = [m.group(1) for m in re.finditer(r"^\s+\$ (.+)$", tail, re.M)]
+    assert 1 <= len(cmds) <= 2, (verb, cmds)
+    # the examples are the last thing help prints
+    assert text.rstrip().endswith(cmds[-1])
+    return cmds
+
+
+def test_every_command_has_examples():
+    for verb in COMMANDS:
+        for cmd in _examples(verb):
+            assert cmd.split()[0] in ("bpfmap", "if") and f"bpfmap {verb}" in cmd, (verb, cmd)
+
+
+@pytest.fixture
+def fake_sys_fs_bpf(pindir):
+    """The maps the examples use, under pindir in place of /sys/fs/bpf."""
+    def make(*args):
+        r = run_cli("create", *args, "-q")
+        assert r.returncode == 0, r.stderr
+
+    counts = os.path.join(pindir, "counts")
+    make("hash", "--layout", "u32:u64", "--name", "counts", "--pin", counts)
+    for k, v in ((1, 42), (2, 7)):
+        assert run_cli("update", counts, str(k), str(v)).returncode == 0
+    make("hash", "--layout", "u32:u64", "--pin", os.path.join(pindir, "copy"))
+    make("array", "--key", "4", "--value", "8", "--max-entries", "16", "--pin", os.path.join(pindir, "config"))
+    make("percpu_array", "--layout", "u32:u64", "--max-entries", "4", "--pin", os.path.join(pindir, "pcpu"))
+    make("queue", "--layout", "u32", "--max-entries", "8", "--pin", os.path.join(pindir, "jobs"))
+    for v in ("1", "2"):
+        assert run_cli("push", os.path.join(pindir, "jobs"), v, "--layout", "u32").returncode == 0
+    lat = os.path.join(pindir, "lat")
+    make("array", "--layout", "u32:u64", "--max-entries", "32", "--pin", lat)
+    for slot, n in ((4, 3), (5, 9), (6, 2)):
+        assert run_cli("update", lat, str(slot), str(n)).returncode == 0
+    return pindir
+
+
+def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
+    need_tool("jq")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    if INSTALLED:
+        os.symlink(INSTALLED, bindir / "bpfmap")
+    else:
+        (bindir / "bpfmap").write_text(f"#!/bin/sh\nexec {sys.executable} -m bpfmap \"$@\"\n")
+        (bindir / "bpfmap").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    env.pop("BPFMAP_DEBUG", None)
+    for verb in COMMANDS:
+        for cmd in _examples(verb):
+            # the map name 'counts' is unique on this machine only if no other test made one
+            real = cmd.replace("/sys/fs/bpf", fake_sys_fs_bpf).replace("name:counts", "id:$(bpfmap show "
+                                                                      f"{fake_sys_fs_bpf}/counts -o json | jq .id)")
+            r = subprocess.run(["bash", "-o", "pipefail", "-c", real], capture_output=True, text=True, env=env,
+                               timeout=60, stdin=subprocess.DEVNULL)
+            assert r.returncode == 0, f"{verb}: {cmd}\n{r.stdout}\n{r.stderr}"
+            assert r.stdout or r.stderr or verb in ("update", "delete", "push", "pin", "freeze"), cmd
+    assert shutil.os.path.exists(os.path.join(fake_sys_fs_bpf, "demo", "flows"))

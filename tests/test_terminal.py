@@ -1,0 +1,125 @@
+"""What a terminal gets and a pipe does not: colour (never with NO_COLOR), progress bars
+on stderr, tables with sizes for people; and --quiet / lookup --exists for scripts."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+
+import pytest
+
+from conftest import INSTALLED, run_cli
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def on_terminal(args: list[str], env: dict | None = None, stdout_file: str | None = None,
+                cols: int = 120) -> tuple[int, str]:
+    """Run bpfmap with stderr (and stdout, unless ``stdout_file``) on a pseudo-terminal;
+    returns (exit code, everything the terminal received)."""
+    master, slave = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
+    cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    full_env = dict(os.environ, TERM="xterm-256color", **(env or {}))
+    for k in ("NO_COLOR", "COLUMNS", "LINES"):
+        if k not in (env or {}):
+            full_env.pop(k, None)
+    out = open(stdout_file, "w") if stdout_file else slave
+    proc = subprocess.Popen(cmd + args, stdin=slave, stdout=out, stderr=slave, env=full_env, close_fds=True)
+    os.close(slave)
+    if stdout_file:
+        out.close()
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.fixture
+def counts(pindir):
+    path = os.path.join(pindir, "counts")
+    assert run_cli("create", "hash", "--layout", "u32:u64", "--max-entries", "200000", "--pin", path,
+                   "-q").returncode == 0
+    return path
+
+
+def test_errors_are_red_on_a_terminal_and_plain_with_no_color(counts):
+    code, screen = on_terminal(["lookup", counts, "9"])
+    assert code == 1 and "\x1b[1;31mbpfmap:\x1b[0m lookup" in screen
+    code, screen = on_terminal(["lookup", counts, "9"], env={"NO_COLOR": "1"})
+    assert code == 1 and not ANSI.search(screen) and "bpfmap: lookup" in screen
+    r = run_cli("lookup", counts, "9")  # a pipe: never colour
+    assert not ANSI.search(r.stderr)
+
+
+def test_tables_on_a_terminal_with_sizes_for_people(counts):
+    code, screen = on_terminal(["show", counts])
+    assert code == 0, screen
+    assert "\x1b[" in screen  # rich styles the table
+    text = ANSI.sub("", screen)
+    assert re.search(r"memlock\s+│\s+\d+\.\d (kB|MB)", text) and "max entries" in text
+    code, plain = on_terminal(["show", counts], env={"NO_COLOR": "1"})
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", plain)  # no colour codes (bold may stay)
+    code, screen = on_terminal(["list"], cols=250)
+    assert code == 0 and counts in ANSI.sub("", screen)
+    r = run_cli("show", counts)  # a pipe: bpftool-like text with bytes
+    assert re.search(r"memlock \d+B", r.stdout)
+
+
+def test_progress_bar_on_a_terminal_stderr_only(counts, tmp_path):
+    data = tmp_path / "in.txt"
+    data.write_text("".join(f"{i}\t{i * 3}\n" for i in range(200000)))
+    code, screen = on_terminal(["update", counts, "--from", str(data)], env={"BPFMAP_PROGRESS_DELAY": "0"})
+    assert code == 0, screen
+    assert "200000 entries written" in screen
+    assert re.search(r"load .*in\.txt", screen) and "MB" in screen  # the bar: bytes read of the file's size
+    out = tmp_path / "dump.txt"
+    code, screen = on_terminal(["dump", counts], env={"BPFMAP_PROGRESS_DELAY": "0"}, stdout_file=str(out))
+    assert code == 0 and re.search(r"dump .*counts", screen) and "entries" in screen
+    assert len(out.read_text().splitlines()) == 200000 and "\x1b" not in out.read_text()
+    # no terminal, no bar
+    r = run_cli("update", counts, "--from", str(data), env={"BPFMAP_PROGRESS_DELAY": "0"})
+    assert r.returncode == 0 and r.stderr == "bpfmap: update %s --from %s: 200000 entries written\n" % (counts, data)
+
+
+def test_quiet_and_exists(counts, pindir):
+    r = run_cli("create", "hash", "--key", "4", "--value", "8", "--pin", os.path.join(pindir, "q"), "--quiet")
+    assert r.returncode == 0 and r.stdout == r.stderr == ""
+    assert run_cli("update", counts, "1", "2").returncode == 0
+    r = run_cli("lookup", counts, "1", "--exists")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = run_cli("lookup", counts, "2", "--exists")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+    r = run_cli("update", counts, "--from", "-", "-q", input="5\t6\n")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    for args in (["clear", counts, "-q"], ["delete", counts, "--all", "--quiet"]):
+        r = run_cli(*args)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), args
+    r = run_cli("clear", counts)
+    assert r.stderr == f"bpfmap: clear {counts}: 0 entries removed\n"
+    # --quiet never hides an error
+    r = run_cli("lookup", counts, "x", "--exists")
+    assert r.returncode == 2 and r.stderr
+    # a shell 'if' works on it
+    sh = f"if {INSTALLED or 'false'} lookup {counts} 1 --exists; then echo yes; else echo no; fi"
+    if INSTALLED:
+        assert subprocess.run(["sh", "-c", sh], capture_output=True, text=True).stdout == "no\n"
