@@ -151,3 +151,20 @@ def test_live_screen_in_a_real_terminal(pindir, tmux, tmp_path):
     while not rc_file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert rc_file.read_text().strip() == "0"
+
+
+def test_ctrl_c_leaves_the_live_screen_cleanly(pindir, tmux, tmp_path):
+    path = os.path.join(pindir, "c")
+    assert run_cli("create", "array", "--layout", "u32:u64", "--max-entries", "2", "--pin", path, "-q").returncode == 0
+    rc_file = tmp_path / "rc"
+    exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
+    tmux.start(f"{exe} watch {shlex.quote(path)} --interval 0.2 2>{tmp_path / 'err'}; echo $? > {rc_file}; "
+               f"stty -a > {tmp_path / 'stty'}; sleep 30")
+    tmux.wait_for("2 entries")
+    tmux.keys("C-c")
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "stty").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rc_file.read_text().strip() == "0"
+    assert (tmp_path / "err").read_text() == ""  # no traceback, no message
+    assert " icanon " in f" {(tmp_path / 'stty').read_text()} " and " echo " in (tmp_path / "stty").read_text()
