@@ -95,6 +95,14 @@ class IterationAborted(KernelError):
     """Key iteration could not finish: the map kept changing under it."""
 
 
+class VerifierRejected(KernelError):
+    """The verifier refused a program; ``log`` holds what it said."""
+
+    def __init__(self, message: str, errno: int = 0, log: str = "") -> None:
+        super().__init__(message, errno)
+        self.log = log
+
+
 _PERM_HINT = "run as root or with CAP_BPF (CAP_SYS_ADMIN on kernels before 5.8)"
 
 

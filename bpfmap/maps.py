@@ -788,5 +788,56 @@ class Program(_FdOwner):
             raise WrongObjectType(f"{ref or fd}: not a program", errno.EINVAL)
         return cls(fd, ref or f"fd:{fd}")
 
+    @classmethod
+    def load(cls, prog_type: "str | int", code: "str | bytes", maps: "dict | None" = None, name: str = "",
+             license: str = "GPL") -> "Program":
+        """Load a program: ``code`` is eBPF assembly (see bpfmap.asm) or instructions
+        (bytes); ``maps`` names the maps ``map[NAME]`` refers to.  ``prog_type`` is a
+        name (``socket_filter``, ``xdp``, ``raw_tracepoint``...) or a number.  Raises
+        AsmError (bad assembly), VerifierRejected (with the verifier's log) or the
+        usual KernelError subclasses."""
+        from .asm import assemble
+        from .errors import VerifierRejected
+
+        ptype = _prog_type(prog_type)
+        insns = assemble(code, maps) if isinstance(code, str) else bytes(code)
+        if not insns or len(insns) % 8:
+            raise UsageError(f"load program: {len(insns)} bytes of instructions; give whole 8-byte instructions")
+        what = f"load {ptype.name.lower()} program{' ' + name if name else ''}"
+        try:
+            fd = _sys.prog_load(ptype, insns, license.encode() + b"\0", name.encode()[:15], log_level=1,
+                                log_size=1 << 20)
+        except _sys.VerifierError as err:
+            log = err.log.strip()
+            if err.errno == errno.EACCES and log or err.errno == errno.EINVAL and log:
+                tail = " / ".join(log.splitlines()[-3:])
+                raise VerifierRejected(f"{what}: the verifier refused it: {tail}", err.errno, log) from None
+            raise translate("load program", name, err) from None
+        except OSError as err:
+            raise translate("load program", name, err) from err
+        return cls(fd, f"prog:{name or fd}")
+
+    def test_run(self, data: bytes = b"", repeat: int = 1, data_out: int = 0, ctx: bytes = b"",
+                 cpu: "int | None" = None) -> "tuple[int, bytes]":
+        """Run the program in the kernel with BPF_PROG_TEST_RUN (Linux 4.12+) on a packet
+        ``data`` (socket filter, tc, xdp) or a context ``ctx``; returns (return value,
+        data out).  ``cpu`` runs it on that CPU (raw_tracepoint programs only)."""
+        flags = 0 if cpu is None else _sys.attrs.BPF_F_TEST_RUN_ON_CPU
+        try:
+            retval, out, _ = _sys.prog_test_run(self.fileno(), data, data_out, ctx, repeat, flags, cpu or 0)
+        except OSError as err:
+            raise translate("test run", self.ref, err) from err
+        return retval, out
+
+
+def _prog_type(value: "str | int") -> "_sys.attrs.ProgType":
+    if isinstance(value, int):
+        return _sys.attrs.ProgType(value)
+    try:
+        return _sys.attrs.ProgType[value.upper().replace("-", "_")]
+    except KeyError:
+        names = ", ".join(t.name.lower() for t in _sys.attrs.ProgType if t.value)
+        raise UsageError(f"program type {value!r}: choose one of {names}") from None
+
 
 __all__ = ["Map", "MapInfo", "Program", "list_maps", "map_ids", "possible_cpus", "BpfmapError"]

@@ -23,6 +23,8 @@ from .syscall import (
     obj_pin,
     prog_info,
     prog_load,
+    prog_test_run,
+    VerifierError,
 )
 
 __all__ = [
@@ -30,4 +32,5 @@ __all__ = [
     "BPF_F_WRONLY", "BPF_FS_MAGIC", "bpf", "buffer", "fd_kind", "fdinfo", "fs_magic",
     "get_fd_by_id", "get_next_id", "map_batch", "map_create", "map_elem", "map_freeze",
     "map_info", "mount_bpffs", "obj_get", "obj_pin", "prog_info", "prog_load",
+    "prog_test_run", "VerifierError",
 ]

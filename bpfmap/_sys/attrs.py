@@ -27,6 +27,7 @@ class Cmd(enum.IntEnum):
     PROG_LOAD = 5
     OBJ_PIN = 6
     OBJ_GET = 7
+    PROG_TEST_RUN = 10
     PROG_GET_NEXT_ID = 11
     MAP_GET_NEXT_ID = 12
     PROG_GET_FD_BY_ID = 13
@@ -53,8 +54,47 @@ BPF_F_LOCK = 4
 BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 
-# BPF_PROG_TYPE_SOCKET_FILTER, for the tiny programs tests load.
-PROG_TYPE_SOCKET_FILTER = 1
+class ProgType(enum.IntEnum):
+    """enum bpf_prog_type (Linux 6.1 uapi; newer types load by number)."""
+
+    UNSPEC = 0
+    SOCKET_FILTER = 1
+    KPROBE = 2
+    SCHED_CLS = 3
+    SCHED_ACT = 4
+    TRACEPOINT = 5
+    XDP = 6
+    PERF_EVENT = 7
+    CGROUP_SKB = 8
+    CGROUP_SOCK = 9
+    LWT_IN = 10
+    LWT_OUT = 11
+    LWT_XMIT = 12
+    SOCK_OPS = 13
+    SK_SKB = 14
+    CGROUP_DEVICE = 15
+    SK_MSG = 16
+    RAW_TRACEPOINT = 17
+    CGROUP_SOCK_ADDR = 18
+    LWT_SEG6LOCAL = 19
+    LIRC_MODE2 = 20
+    SK_REUSEPORT = 21
+    FLOW_DISSECTOR = 22
+    CGROUP_SYSCTL = 23
+    RAW_TRACEPOINT_WRITABLE = 24
+    CGROUP_SOCKOPT = 25
+    TRACING = 26
+    STRUCT_OPS = 27
+    EXT = 28
+    LSM = 29
+    SK_LOOKUP = 30
+    SYSCALL = 31
+
+
+PROG_TYPE_SOCKET_FILTER = ProgType.SOCKET_FILTER
+
+# BPF_PROG_TEST_RUN flags
+BPF_F_TEST_RUN_ON_CPU = 1 << 0
 
 
 class _Attr(ctypes.Structure):
@@ -157,6 +197,29 @@ class ProgLoadAttr(_Attr):
         ("kern_version", c_uint32),
         ("prog_flags", c_uint32),
         ("prog_name", c_char * OBJ_NAME_LEN),
+    ]
+
+
+class ProgTestRunAttr(_Attr):
+    """BPF_PROG_TEST_RUN (``union bpf_attr.test``)."""
+
+    _fields_ = [
+        ("prog_fd", c_uint32),
+        ("retval", c_uint32),
+        ("data_size_in", c_uint32),
+        ("data_size_out", c_uint32),
+        ("data_in", c_uint64),
+        ("data_out", c_uint64),
+        ("repeat", c_uint32),
+        ("duration", c_uint32),
+        ("ctx_size_in", c_uint32),
+        ("ctx_size_out", c_uint32),
+        ("ctx_in", c_uint64),
+        ("ctx_out", c_uint64),
+        ("flags", c_uint32),
+        ("cpu", c_uint32),
+        ("batch_size", c_uint32),
+        ("_pad", c_uint32),
     ]
 
 

@@ -19,6 +19,7 @@ from .attrs import (
     ObjAttr,
     ProgInfo,
     ProgLoadAttr,
+    ProgTestRunAttr,
 )
 
 # __NR_bpf per architecture (arch/*/entry/syscalls or include/uapi/asm-generic/unistd.h).
@@ -210,17 +211,61 @@ def btf_load(data: bytes, log_size: int = 0) -> int:
         raise
 
 
-def prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"") -> int:
+def prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"",
+              log_level: int = 0, log_size: int = 0) -> int:
+    """Load a program; returns its fd.  With ``log_size``, a failure raises
+    ``VerifierError`` carrying the verifier's log."""
     ibuf = buffer(insns)
     lic = ctypes.create_string_buffer(license)
+    log = ctypes.create_string_buffer(log_size) if log_size else None
     attr = ProgLoadAttr(
         prog_type=prog_type,
         insn_cnt=len(insns) // 8,
         insns=ctypes.addressof(ibuf),
         license=ctypes.addressof(lic),
         prog_name=name,
+        log_level=log_level if log is not None else 0,
+        log_size=log_size,
+        log_buf=ctypes.addressof(log) if log is not None else 0,
     )
-    return bpf(Cmd.PROG_LOAD, attr)
+    try:
+        return bpf(Cmd.PROG_LOAD, attr)
+    except OSError as err:
+        if log is None:
+            raise
+        raise VerifierError(err.errno, log.value.decode("utf-8", "replace")) from None
+
+
+class VerifierError(OSError):
+    """PROG_LOAD failed; ``log`` is what the verifier said."""
+
+    def __init__(self, errno_: int, log: str) -> None:
+        super().__init__(errno_, os.strerror(errno_))
+        self.log = log
+
+
+def prog_test_run(prog_fd: int, data: bytes = b"", data_out_size: int = 0, ctx: bytes = b"",
+                  repeat: int = 1, flags: int = 0, cpu: int = 0) -> tuple[int, bytes, int]:
+    """BPF_PROG_TEST_RUN: run a program once (or ``repeat`` times) on ``data``;
+    returns (return value, data out, duration in ns)."""
+    din = buffer(data) if data else None
+    dout = ctypes.create_string_buffer(data_out_size) if data_out_size else None
+    cin = buffer(ctx) if ctx else None
+    attr = ProgTestRunAttr(
+        prog_fd=prog_fd,
+        data_size_in=len(data),
+        data_size_out=data_out_size,
+        data_in=ctypes.addressof(din) if din is not None else 0,
+        data_out=ctypes.addressof(dout) if dout is not None else 0,
+        repeat=repeat,
+        ctx_size_in=len(ctx),
+        ctx_in=ctypes.addressof(cin) if cin is not None else 0,
+        flags=flags,
+        cpu=cpu,
+    )
+    bpf(Cmd.PROG_TEST_RUN, attr)
+    out = dout.raw[:attr.data_size_out] if dout is not None else b""
+    return attr.retval, out, attr.duration
 
 
 # -- filesystem ------------------------------------------------------------------------
