@@ -46,12 +46,17 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.]{0,15}$")
 def possible_cpus() -> int:
     """How many CPUs the kernel could ever bring online: per-CPU values have this many slots."""
     with open("/sys/devices/system/cpu/possible") as f:
-        text = f.read().strip()
-    count = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        count += (int(hi) if hi else int(lo)) - int(lo) + 1
-    return count
+        return len(_parse_cpu_list(f.read()))
+
+
+def _parse_cpu_list(text: str) -> list[int]:
+    """``0-3,6`` -> [0, 1, 2, 3, 6] (the kernel's cpulist format)."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
 
 
 def _round8(n: int) -> int:
@@ -556,6 +561,22 @@ class Map(_FdOwner):
     @property
     def type_label(self) -> str:
         return map_type_label(int(self.type))
+
+    def put_fd(self, index: int, fd: int) -> None:
+        """Store a file descriptor at ``index`` of an fd array (perf_event_array: a perf
+        event; cgroup_array: a cgroup directory); the kernel keeps its own reference."""
+        try:
+            _sys.map_elem(_sys.Cmd.MAP_UPDATE_ELEM, self.fileno(), _sys.buffer(index.to_bytes(4, "little")),
+                          _sys.buffer(fd.to_bytes(4, "little")), _sys.BPF_ANY)
+        except OSError as err:
+            raise self._refine_write_error("update", translate("update", self.ref, err)) from err
+
+    def remove_fd(self, index: int) -> None:
+        """Empty slot ``index`` of an fd array (KeyNotFound if it is empty already)."""
+        try:
+            _sys.map_elem(_sys.Cmd.MAP_DELETE_ELEM, self.fileno(), _sys.buffer(index.to_bytes(4, "little")), None)
+        except OSError as err:
+            raise translate("delete", self.ref, err) from err
 
     def _require(self, access: Access, op: str) -> None:
         if self._fd < 0:

@@ -25,7 +25,7 @@ COMMANDS = {
     "create": "manage", "show": "manage", "list": "manage", "pin": "manage", "freeze": "manage",
     "lookup": "elements", "update": "elements", "delete": "elements", "clear": "elements", "dump": "elements",
     "push": "elements", "pop": "elements", "peek": "elements",
-    "watch": "monitor", "hist": "monitor",
+    "watch": "monitor", "hist": "monitor", "events": "monitor",
 }
 
 

@@ -19,8 +19,10 @@ from .common import (
     MapArg,
     PackedOpt,
     ValueTypeOpt,
+    QuietOpt,
     examples,
     make_view,
+    say,
 )
 
 app = typer.Typer()
@@ -268,3 +270,104 @@ def hist(
             if i:
                 sys.stdout.write("\n")
             sys.stdout.write("\n".join(render(h, width)) + "\n")
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+@app.command(epilog=examples(
+    "bpfmap events /sys/fs/bpf/rb --layout 'pid=u32,comm=char[16]' --count 2",
+    "bpfmap events /sys/fs/bpf/rb -o jsonl --timeout 1 | jq -c .value",
+))
+def events(
+    map_ref: MapArg,
+    layout: Annotated[Optional[str], typer.Option("--layout", "-l", metavar="VALUE",
+                                                  help="Layout of a record, e.g. 'pid=u32,comm=char[16]' "
+                                                       "(default: hex).")] = None,
+    c_header: HeaderOpt = None, value_type: ValueTypeOpt = None,
+    count: Annotated[Optional[int], typer.Option("--count", "-c", metavar="N", help="Stop after N records.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", "-t", metavar="S",
+                                                     help="Stop after S seconds (exit 1 if no record came).")]
+    = None,
+    pages: Annotated[int, typer.Option("--pages", metavar="N",
+                                       help="perf_event_array: ring pages per CPU (a power of two).")] = 64,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT",
+                                                  help="text (one record per line) or jsonl.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Read the records programs write to a ring buffer (ringbuf) or perf event array, as
+    the kernel commits them.  Ctrl-C stops with a summary line on stderr.
+
+    Lost records (perf buffers) are reported on stderr.  jsonl: {"value": V} per record,
+    with "cpu" for perf buffers."""
+    from ..events import reader
+    from ..layout import HexCodec
+
+    if count is not None and count < 1:
+        raise UsageError(f"--count {count}: give a positive number")
+    if timeout is not None and timeout < 0:
+        raise UsageError(f"--timeout {timeout}: give a number of seconds")
+    fmt = output or "text"
+    if fmt not in ("text", "jsonl"):
+        raise UsageError(f"--output {output}: events writes text or jsonl")
+    codec = _record_codec(layout, c_header, value_type)
+    seen = 0
+    with Map.open(map_ref) as m, reader(m, pages) as rd:  # the consumer writes its position
+        lost_said = 0
+        try:
+            for batch in _batches(rd, count, timeout):
+                lines = []
+                for rec in batch:
+                    c = codec if codec is not None and len(rec.data) >= codec.size else HexCodec(len(rec.data))
+                    value = c.decode(rec.data[:c.size])
+                    if fmt == "text":
+                        lines.append(c.format(value))
+                    else:
+                        obj = {"cpu": rec.cpu, "value": value} if rec.cpu is not None else {"value": value}
+                        lines.append(json_dumps(obj))
+                seen += len(batch)
+                if lines:
+                    sys.stdout.write("\n".join(lines) + "\n")
+                    sys.stdout.flush()
+                if rd.lost > lost_said:
+                    say(f"events {map_ref}: {rd.lost - lost_said} records lost (the ring was full; "
+                        f"--pages for a bigger perf buffer)")
+                    lost_said = rd.lost
+        except KeyboardInterrupt:
+            pass
+        say(f"events {map_ref}: {seen} records, {rd.lost} lost", quiet)
+    if timeout is not None and seen == 0:
+        raise typer.Exit(1)
+
+
+def _batches(rd, count: Optional[int], timeout: Optional[float]):
+    """Lists of records as they come, ``count`` in all at most, for ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    left = count
+    while left is None or left > 0:
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            return
+        batch = rd.read(wait, left)
+        if left is not None:
+            left -= len(batch)
+        yield batch
+
+
+def _record_codec(layout: Optional[str], c_header: Optional[str], value_type: Optional[str]):
+    """The codec for one record: the value side of --layout (or the whole layout when it
+    has one side), or --c-header with --value-type; None for hex."""
+    from ..layout import Layout
+
+    if layout is not None and c_header is not None:
+        raise UsageError("give either --layout or --c-header, not both")
+    if c_header is not None:
+        if value_type is None:
+            raise UsageError("--c-header needs --value-type CTYPE: the record's type")
+        return Layout.from_c(c_header, None, value_type).value
+    if value_type is not None:
+        raise UsageError("--value-type needs --c-header FILE")
+    if layout is None:
+        return None
+    lay = Layout.parse(layout)
+    return lay.bare if lay.bare is not None else lay.value

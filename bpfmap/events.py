@@ -1,0 +1,237 @@
+"""Event streams programs write: BPF ring buffers (Linux 5.8+) and perf event arrays
+(bpf_perf_event_output).  Readers give records as bytes, in the order the kernel
+committed them, and count what the kernel says was lost.
+
+Ring buffer: the map's consumer page is mapped read-write, the producer page and the
+data area read-only, the data area twice in a row (as the kernel maps it) so a record
+that wraps around the end reads as one slice.  A record's 8-byte header holds its
+length with a BUSY bit (not committed yet: stop there) and a DISCARD bit (skip it).
+
+Perf event array: one PERF_COUNT_SW_BPF_OUTPUT event per online CPU, its fd stored at
+the CPU's index of the map, its ring of ``pages`` pages mapped; PERF_RECORD_SAMPLE
+records carry the raw bytes (padded to 8 bytes with their 4-byte size),
+PERF_RECORD_LOST records say how many samples the kernel dropped."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import select
+import struct
+import time
+from collections.abc import Iterator
+
+from ._sys import perf
+from .errors import UsageError, translate
+from .maps import Map
+from .types import MapType
+
+PAGE = mmap.PAGESIZE
+RINGBUF_BUSY = 1 << 31
+RINGBUF_DISCARD = 1 << 30
+RINGBUF_HDR = 8
+
+
+class Record:
+    """One record: its bytes and the CPU it came from (perf buffers; None for ring buffers)."""
+
+    __slots__ = ("data", "cpu")
+
+    def __init__(self, data: bytes, cpu: int | None = None) -> None:
+        self.data, self.cpu = data, cpu
+
+
+class _Reader:
+    """What both readers share: an epoll set, a lost-record count, a context manager."""
+
+    lost: int
+    _epoll: select.epoll
+
+    def read(self, timeout: float | None = None, limit: int | None = None) -> list[Record]:
+        """Records that are ready (``limit`` at most: the rest stay in the ring), waiting
+        up to ``timeout`` seconds (None: until some arrive) for the kernel's wake-up when
+        there are none."""
+        got = self.drain(limit)
+        if got:
+            return got
+        self._epoll.poll(-1 if timeout is None else max(timeout, 0.0))
+        return self.drain(limit)
+
+    def drain(self, limit: int | None = None) -> list[Record]:
+        """The records ready now, ``limit`` at most; consumed from the ring."""
+        raise NotImplementedError
+
+    def records(self, count: int | None = None, timeout: float | None = None) -> Iterator[Record]:
+        """Records as they come, until ``count`` records or ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = 0
+        while count is None or seen < count:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            for rec in self.read(left if left is None else min(left, 1.0),
+                                 None if count is None else count - seen):
+                yield rec
+                seen += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class RingBufferReader(_Reader):
+    """Read a BPF_MAP_TYPE_RINGBUF map as its consumer.  ``lost`` stays 0: a full ring
+    makes the producer's reserve fail, which only the program sees."""
+
+    def __init__(self, m: Map) -> None:
+        if m.type is not MapType.RINGBUF:
+            raise UsageError(f"events {m.ref}: a {m.type_label} map is not a ring buffer")
+        self.map, self.size, self.lost = m, m.max_entries, 0
+        fd = m.fileno()
+        try:
+            self._cons = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            self._prod = mmap.mmap(fd, PAGE + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=PAGE)
+        except OSError as err:
+            raise translate("map ring buffer", m.ref, err) from err
+        self._epoll = select.epoll()
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def drain(self, limit: int | None = None) -> list[Record]:
+        cons = struct.unpack_from("<Q", self._cons, 0)[0]
+        prod = struct.unpack_from("<Q", self._prod, 0)[0]
+        mask, data = self.size - 1, self._prod
+        out: list[Record] = []
+        while cons < prod and (limit is None or len(out) < limit):
+            at = PAGE + (cons & mask)
+            word = struct.unpack_from("<I", data, at)[0]
+            if word & RINGBUF_BUSY:
+                break  # reserved, not committed yet: later records wait for it
+            length = word & ~(RINGBUF_BUSY | RINGBUF_DISCARD)
+            if not word & RINGBUF_DISCARD:
+                out.append(Record(data[at + RINGBUF_HDR:at + RINGBUF_HDR + length]))
+            cons += (length + RINGBUF_HDR + 7) & ~7
+            struct.pack_into("<Q", self._cons, 0, cons)  # hand the space back at once
+        return out
+
+    def close(self) -> None:
+        self._epoll.close()
+        self._prod.close()
+        self._cons.close()
+
+
+class _PerfRing:
+    def __init__(self, cpu: int, pages: int) -> None:
+        self.cpu = cpu
+        self.fd = perf.perf_event_open_bpf_output(cpu)
+        try:
+            self.mm = mmap.mmap(self.fd, (pages + 1) * PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError:
+            os.close(self.fd)
+            raise
+        off, size = struct.unpack_from("<QQ", self.mm, perf.MMAP_DATA_OFFSET)
+        self.offset, self.size = off or PAGE, size or pages * PAGE
+
+    def drain(self, out: list[Record], limit: int | None = None) -> int:
+        """Append this CPU's samples to ``out`` until it holds ``limit``; returns how
+        many samples the kernel said it lost."""
+        mm, size = self.mm, self.size
+        head = struct.unpack_from("<Q", mm, perf.MMAP_DATA_HEAD)[0]
+        tail = struct.unpack_from("<Q", mm, perf.MMAP_DATA_TAIL)[0]
+        lost = 0
+        while tail < head and (limit is None or len(out) < limit):
+            at = tail % size
+            rtype, _misc, rsize = struct.unpack_from("<IHH", self._read(at, 8))
+            rec = self._read(at, rsize)
+            if rtype == perf.PERF_RECORD_SAMPLE:
+                n = struct.unpack_from("<I", rec, 8)[0]
+                out.append(Record(rec[12:12 + n], self.cpu))
+            elif rtype == perf.PERF_RECORD_LOST:
+                lost += struct.unpack_from("<Q", rec, 16)[0]
+            tail += rsize
+        struct.pack_into("<Q", mm, perf.MMAP_DATA_TAIL, tail)
+        return lost
+
+    def _read(self, at: int, n: int) -> bytes:
+        """``n`` bytes at ring offset ``at``, across the end of the ring if need be."""
+        base, size = self.offset, self.size
+        if at + n <= size:
+            return self.mm[base + at:base + at + n]
+        first = size - at
+        return self.mm[base + at:base + size] + self.mm[base:base + n - first]
+
+    def close(self) -> None:
+        self.mm.close()
+        os.close(self.fd)
+
+
+def online_cpus() -> list[int]:
+    """CPUs online now (perf events open only there), from /sys/devices/system/cpu/online."""
+    from .maps import _parse_cpu_list
+
+    with open("/sys/devices/system/cpu/online") as f:
+        return _parse_cpu_list(f.read())
+
+
+class PerfBufferReader(_Reader):
+    """Read a BPF_MAP_TYPE_PERF_EVENT_ARRAY: a ring of ``pages`` pages (a power of two)
+    per online CPU, stored in the map at the CPU's index (replacing what was there, as
+    every perf buffer reader does).  ``lost`` counts samples the kernel dropped."""
+
+    def __init__(self, m: Map, pages: int = 64) -> None:
+        if m.type is not MapType.PERF_EVENT_ARRAY:
+            raise UsageError(f"events {m.ref}: a {m.type_label} map is not a perf event array")
+        if pages < 1 or pages & (pages - 1):
+            raise UsageError(f"perf buffer of {pages} pages: give a power of two")
+        self.map, self.lost = m, 0
+        self._rings: list[_PerfRing] = []
+        self._epoll = select.epoll()
+        try:
+            for cpu in online_cpus():
+                if cpu >= m.max_entries:
+                    continue
+                try:
+                    ring = _PerfRing(cpu, pages)
+                except OSError as err:
+                    raise translate("open perf buffer for", f"{m.ref} on CPU {cpu}", err) from err
+                self._rings.append(ring)
+                m.put_fd(cpu, ring.fd)
+                self._epoll.register(ring.fd, select.EPOLLIN)
+        except BaseException:
+            self.close()
+            raise
+        if not self._rings:
+            raise UsageError(f"events {m.ref}: max_entries {m.max_entries} covers no online CPU")
+
+    def drain(self, limit: int | None = None) -> list[Record]:
+        out: list[Record] = []
+        for ring in self._rings:
+            self.lost += ring.drain(out, limit)
+        return out
+
+    def close(self) -> None:
+        for ring in self._rings:
+            try:
+                self.map.remove_fd(ring.cpu)
+            except Exception:  # the map may be gone or read-only: the fd's close detaches anyway
+                pass
+            ring.close()
+        self._rings = []
+        self._epoll.close()
+
+
+def reader(m: Map, pages: int = 64) -> _Reader:
+    """The reader for a ring buffer or perf event array map."""
+    if m.type is MapType.RINGBUF:
+        return RingBufferReader(m)
+    if m.type is MapType.PERF_EVENT_ARRAY:
+        return PerfBufferReader(m, pages)
+    raise UsageError(f"events {m.ref}: {m.type_label} maps hold entries, not events; use 'bpfmap dump' "
+                     f"(events reads ringbuf and perf_event_array maps)")
+
+
+__all__ = ["Record", "RingBufferReader", "PerfBufferReader", "reader", "online_cpus"]
