@@ -27,6 +27,10 @@ from .maps import Map
 from .types import MapType
 
 PAGE = mmap.PAGESIZE
+_U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_PERF_HDR = struct.Struct("<IHH").unpack_from
+DRAIN_MAX = 1 << 16  # records per drain at most: memory stays bounded on a big, full ring
 RINGBUF_BUSY = 1 << 31
 RINGBUF_DISCARD = 1 << 30
 RINGBUF_HDR = 8
@@ -102,20 +106,25 @@ class RingBufferReader(_Reader):
         self._epoll.register(fd, select.EPOLLIN)
 
     def drain(self, limit: int | None = None) -> list[Record]:
-        cons = struct.unpack_from("<Q", self._cons, 0)[0]
-        prod = struct.unpack_from("<Q", self._prod, 0)[0]
+        cons = _U64(self._cons, 0)[0]
+        prod = _U64(self._prod, 0)[0]
         mask, data = self.size - 1, self._prod
+        limit = DRAIN_MAX if limit is None else min(limit, DRAIN_MAX)
         out: list[Record] = []
-        while cons < prod and (limit is None or len(out) < limit):
+        append = out.append
+        while cons < prod:
             at = PAGE + (cons & mask)
-            word = struct.unpack_from("<I", data, at)[0]
+            word = _U32(data, at)[0]
             if word & RINGBUF_BUSY:
                 break  # reserved, not committed yet: later records wait for it
             length = word & ~(RINGBUF_BUSY | RINGBUF_DISCARD)
-            if not word & RINGBUF_DISCARD:
-                out.append(Record(data[at + RINGBUF_HDR:at + RINGBUF_HDR + length]))
             cons += (length + RINGBUF_HDR + 7) & ~7
-            struct.pack_into("<Q", self._cons, 0, cons)  # hand the space back at once
+            if not word & RINGBUF_DISCARD:
+                append(Record(data[at + RINGBUF_HDR:at + RINGBUF_HDR + length]))
+                if len(out) >= limit:
+                    break
+        # one store hands the space of the whole batch back to producers
+        struct.pack_into("<Q", self._cons, 0, cons)
         return out
 
     def close(self) -> None:
@@ -139,19 +148,31 @@ class _PerfRing:
     def drain(self, out: list[Record], limit: int | None = None) -> int:
         """Append this CPU's samples to ``out`` until it holds ``limit``; returns how
         many samples the kernel said it lost."""
-        mm, size = self.mm, self.size
-        head = struct.unpack_from("<Q", mm, perf.MMAP_DATA_HEAD)[0]
-        tail = struct.unpack_from("<Q", mm, perf.MMAP_DATA_TAIL)[0]
+        mm, base, size, cpu = self.mm, self.offset, self.size, self.cpu
+        head = _U64(mm, perf.MMAP_DATA_HEAD)[0]
+        tail = _U64(mm, perf.MMAP_DATA_TAIL)[0]
+        limit = DRAIN_MAX if limit is None else min(limit, DRAIN_MAX)
+        append = out.append
         lost = 0
-        while tail < head and (limit is None or len(out) < limit):
+        while tail < head and len(out) < limit:
             at = tail % size
-            rtype, _misc, rsize = struct.unpack_from("<IHH", self._read(at, 8))
-            rec = self._read(at, rsize)
-            if rtype == perf.PERF_RECORD_SAMPLE:
-                n = struct.unpack_from("<I", rec, 8)[0]
-                out.append(Record(rec[12:12 + n], self.cpu))
-            elif rtype == perf.PERF_RECORD_LOST:
-                lost += struct.unpack_from("<Q", rec, 16)[0]
+            if at + 8 <= size:
+                rtype, _misc, rsize = _PERF_HDR(mm, base + at)
+            else:
+                rtype, _misc, rsize = _PERF_HDR(self._read(at, 8))
+            if at + rsize <= size:  # the common case: no copy of the record but its data
+                if rtype == perf.PERF_RECORD_SAMPLE:
+                    n = _U32(mm, base + at + 8)[0]
+                    append(Record(mm[base + at + 12:base + at + 12 + n], cpu))
+                elif rtype == perf.PERF_RECORD_LOST:
+                    lost += _U64(mm, base + at + 16)[0]
+            else:  # the record wraps around the end of the ring
+                rec = self._read(at, rsize)
+                if rtype == perf.PERF_RECORD_SAMPLE:
+                    n = _U32(rec, 8)[0]
+                    append(Record(rec[12:12 + n], cpu))
+                elif rtype == perf.PERF_RECORD_LOST:
+                    lost += _U64(rec, 16)[0]
             tail += rsize
         struct.pack_into("<Q", mm, perf.MMAP_DATA_TAIL, tail)
         return lost

@@ -77,7 +77,7 @@ def test_bash_tab_in_a_real_terminal(pinned, tmux):
     tmux.keys(f"source {shlex.quote(SCRIPTS['bash'])}", "Enter")
     tmux.keys(f"bpfmap show {path[:-4]}", "Tab")
     tmux.wait_for(f"bpfmap show {path}")
-    tmux.keys("C-u", f"bpfmap dump x --layout u32:u6", "Tab")
+    tmux.keys("C-u", "bpfmap dump x --layout u32:u6", "Tab")
     tmux.wait_for("--layout u32:u64")
 
 

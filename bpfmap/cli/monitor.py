@@ -301,7 +301,6 @@ def events(
     Lost records (perf buffers) are reported on stderr.  jsonl: {"value": V} per record,
     with "cpu" for perf buffers."""
     from ..events import reader
-    from ..layout import HexCodec
 
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
@@ -316,15 +315,7 @@ def events(
         lost_said = 0
         try:
             for batch in _batches(rd, count, timeout):
-                lines = []
-                for rec in batch:
-                    c = codec if codec is not None and len(rec.data) >= codec.size else HexCodec(len(rec.data))
-                    value = c.decode(rec.data[:c.size])
-                    if fmt == "text":
-                        lines.append(c.format(value))
-                    else:
-                        obj = {"cpu": rec.cpu, "value": value} if rec.cpu is not None else {"value": value}
-                        lines.append(json_dumps(obj))
+                lines = _record_lines(batch, codec, fmt)
                 seen += len(batch)
                 if lines:
                     sys.stdout.write("\n".join(lines) + "\n")
@@ -338,6 +329,30 @@ def events(
         say(f"events {map_ref}: {seen} records, {rd.lost} lost", quiet)
     if timeout is not None and seen == 0:
         raise typer.Exit(1)
+
+
+def _record_lines(batch, codec, fmt: str) -> list[str]:
+    """Decode and format a batch of records: one decode for the batch when every record
+    is the layout's size (the common case), one by one otherwise (hex for records that
+    are shorter than the layout)."""
+    from ..layout import HexCodec
+
+    if codec is not None and batch and all(len(r.data) == codec.size for r in batch):
+        values = codec.decode_many(b"".join([r.data for r in batch]), len(batch))
+    else:
+        values = []
+        for rec in batch:
+            c = codec if codec is not None and len(rec.data) >= codec.size else HexCodec(len(rec.data))
+            values.append((c, c.decode(rec.data[:c.size])))
+        if fmt == "text":
+            return [c.format(v) for c, v in values]
+        return [json_dumps({"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v})
+                for r, (_, v) in zip(batch, values)]
+    if fmt == "text":
+        return list(map(codec.format, values))
+    if batch[0].cpu is None:
+        return [json_dumps({"value": v}) for v in values]
+    return [json_dumps({"cpu": r.cpu, "value": v}) for r, v in zip(batch, values)]
 
 
 def _batches(rd, count: Optional[int], timeout: Optional[float]):
