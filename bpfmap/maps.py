@@ -257,7 +257,7 @@ class Map(_FdOwner):
                 from .btf import load as load_btf
 
                 try:
-                    btf_fd = load_btf(btf)
+                    btf_fd = btf.fd or load_btf(btf)
                 except BpfmapError as err:
                     if btf_required:
                         raise
@@ -297,7 +297,7 @@ class Map(_FdOwner):
                     f"big for a {label} map on this kernel (E2BIG); use smaller sizes", err.errno) from err
             raise translate("create", label, err) from err
         finally:
-            if btf_fd:
+            if btf_fd and not (btf is not None and btf.fd):
                 os.close(btf_fd)
         m = cls(fd, ref=f"id:{_sys.map_info(fd).id}")
         m.btf_note = note

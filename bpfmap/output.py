@@ -333,3 +333,39 @@ def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = Fa
     else:
         raise ValueError(f"unknown format {fmt}")
     return count
+
+
+def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
+    """Text for one map an object declares (show --object)."""
+    flags = ",".join(d["flags"]) or "-"
+    yield (f"{indent}{d['name']}: {d['type']}  key {d['key_size']}B  value {d['value_size']}B  "
+           f"max_entries {d['max_entries']}  flags {flags}  pinning {d['pinning']}")
+    if d["slots"]:
+        yield f"{indent}\tslots " + ", ".join(f"{k}={v}" for k, v in d["slots"].items())
+    for side in ("key", "value"):
+        text = d.get(f"{side}_type")
+        if text:
+            lines = text.splitlines()
+            if len(lines) == 1:
+                yield f"{indent}\t{side} type: {lines[0]}"
+            else:
+                yield f"{indent}\t{side} type:"
+                yield from (f"{indent}\t\t{ln}" if ln else "" for ln in lines)
+    if d["inner"]:
+        yield f"{indent}\tinner map:"
+        yield from object_map_lines(d["inner"], indent + "\t\t")
+
+
+def write_object_maps(defs: list[dict], fmt: str, out: IO[str]) -> None:
+    """show --object: text (bpftool-like), json (an array) or jsonl; table is text."""
+    import json
+
+    if fmt == "json":
+        out.write(json.dumps(defs, indent=2) + "\n")
+    elif fmt == "jsonl":
+        for d in defs:
+            out.write(json.dumps(d) + "\n")
+    else:
+        for d in defs:
+            for line in object_map_lines(d):
+                out.write(line + "\n")

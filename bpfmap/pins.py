@@ -69,20 +69,26 @@ def check_pin_target(path: str, mkdir: bool = False) -> None:
     """Raise unless ``path`` is a free name in an existing bpffs directory.
 
     With ``mkdir``, missing directories are created (bpffs supports mkdir)."""
-    directory = os.path.dirname(os.path.abspath(path)) or "/"
     if os.path.lexists(path):
         raise PinExists(f"pin {path}: something is already pinned there; bpfmap never replaces a pin: "
                         f"choose another path or remove it first (rm {path})", errno.EEXIST)
+    check_pin_dir(os.path.dirname(os.path.abspath(path)) or "/", mkdir, f"pin {path}")
+
+
+def check_pin_dir(directory: str, mkdir: bool = False, what: str = "") -> None:
+    """Raise unless ``directory`` is a directory on a bpffs (with ``mkdir``, create it
+    and its missing parents on the bpffs they are under)."""
+    what = what or f"pin directory {directory}"
     if not os.path.isdir(directory):
         if not mkdir:
-            raise UsageError(f"pin {path}: directory {directory} does not exist; create it "
+            raise UsageError(f"{what}: directory {directory} does not exist; create it "
                              f"(mkdir -p {directory}) or pass --mkdir")
         if not is_bpffs(_existing_ancestor(directory)):
-            raise NotBpffs(f"pin {path}: {_existing_ancestor(directory)} is not on a BPF filesystem; "
+            raise NotBpffs(f"{what}: {_existing_ancestor(directory)} is not on a BPF filesystem; "
                            f"{_mount_hint(_existing_ancestor(directory))}", errno.EPERM)
         os.makedirs(directory, exist_ok=True)
     if not is_bpffs(directory):
-        raise NotBpffs(f"pin {path}: {directory} is not on a BPF filesystem; {_mount_hint(directory)}",
+        raise NotBpffs(f"{what}: {directory} is not on a BPF filesystem; {_mount_hint(directory)}",
                        errno.EPERM)
 
 

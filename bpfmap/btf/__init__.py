@@ -96,11 +96,13 @@ def map_btf(btf_id: int, key_type_id: int, value_type_id: int) -> MapBTF | None:
 
 @dataclass
 class BtfSpec:
-    """BTF to attach to a map at creation: the blob and the key/value type ids in it."""
+    """BTF to attach to a map at creation: the blob and the key/value type ids in it;
+    ``fd`` a BTF object already loaded (shared by several maps; the caller closes it)."""
 
     data: bytes
     key_type_id: int
     value_type_id: int
+    fd: int = 0
 
 
 def spec_for(key: Type | None, value: Type | None, key_name: str = "", value_name: str = "") -> BtfSpec:

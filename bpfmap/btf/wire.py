@@ -167,6 +167,10 @@ class BTF:
         self._cache[tid] = t
         return t
 
+    def offset_of(self, tid: int) -> int:
+        """Where type ``tid``'s record starts in ``data`` (for fix-ups in place)."""
+        return self._offsets[tid - self.first_id]
+
     def find(self, name: str, kind: Kind | None = None) -> BtfType:
         """The first type called ``name`` (of ``kind``), searching this blob then its base."""
         for tid in self.ids():

@@ -9,8 +9,8 @@ import typer
 
 from ..errors import BpfmapError, UsageError
 from ..maps import Map, list_maps
-from ..output import write_infos
-from ..pins import DEFAULT_BPFFS, check_pin_target, ensure_bpffs
+from ..output import write_infos, write_object_maps
+from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
 from .common import (
     HeaderOpt,
@@ -21,6 +21,7 @@ from .common import (
     PackedOpt,
     QuietOpt,
     ValueTypeOpt,
+    complete_map,
     complete_type,
     examples,
     fmt_or_default,
@@ -41,8 +42,8 @@ def _under_default_bpffs(path: str) -> bool:
     "bpfmap create lru_hash --layout 'saddr=ipv4,dport=be16:packets=u64' --name flows --pin /sys/fs/bpf/demo/flows",
 ))
 def create(
-    map_type: Annotated[str, typer.Argument(metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').",
-                                            autocompletion=complete_type)],
+    map_type: Annotated[Optional[str], typer.Argument(
+        metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').", autocompletion=complete_type)] = None,
     pin: Annotated[Optional[str], typer.Option("--pin", "-p", help="Where to pin the map (required).")] = None,
     key: Annotated[Optional[int], typer.Option("--key", "-k", help="Key size in bytes.")] = None,
     value: Annotated[Optional[int], typer.Option("--value", "-v", help="Value size in bytes.")] = None,
@@ -61,11 +62,36 @@ def create(
     btf: Annotated[str, typer.Option("--btf", metavar="MODE",
                                      help="With a layout: auto (attach BTF, or say why not), required, none.")] = "auto",
     output: OutputOpt = None, quiet: QuietOpt = False,
+    from_object: Annotated[Optional[str], typer.Option(
+        "--from-object", metavar="OBJ", help="Create the maps a compiled BPF object (.o) declares in .maps, with "
+                                             "their BTF, pinned as DIR/NAME (--pin-dir); no program is loaded.")]
+    = None,
+    pin_dir: Annotated[Optional[str], typer.Option("--pin-dir", metavar="DIR",
+                                                   help="--from-object: the directory to pin the maps in.")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", metavar="NAME,...",
+                                                help="--from-object: just these maps.")] = None,
 ) -> None:
     """Create a map and pin it.  Prints the new map's info (nothing with --quiet).
 
+    With --from-object OBJ --pin-dir DIR, creates every map the object declares as
+    libbpf would (BTF, map-in-map inner maps and initial slots), pinned at DIR/NAME; a
+    compatible map already pinned there is reused, an incompatible one is an error that
+    lists the differences (and nothing is created).
+
     With --layout or --c-header the sizes come from the layout and the map carries BTF
     for its key and value types, so bpftool and a later 'bpfmap dump' decode it."""
+    if from_object is not None:
+        given = {"TYPE": map_type, "--pin": pin, "--key": key, "--value": value, "--max-entries": max_entries,
+                 "--flags": flags, "--inner-map": inner_map, "--layout": layout, "--c-header": c_header}
+        extra = [k for k, v in given.items() if v is not None] + (["--name"] if name else [])
+        if extra:
+            raise UsageError(f"create --from-object takes its maps from the object; drop {', '.join(extra)}")
+        _create_from_object(from_object, pin_dir, only, mkdir, no_mount, output, quiet)
+        return
+    if pin_dir is not None or only is not None:
+        raise UsageError("--pin-dir and --only go with --from-object OBJ")
+    if map_type is None:
+        raise UsageError("create: missing TYPE (hash, array, ...) or --from-object OBJ")
     mtype = MapType.parse(map_type)
     if not pin:
         raise UsageError(f"create {mtype.label}: --pin PATH is required: a map lives only as long as a file "
@@ -96,6 +122,38 @@ def create(
     if quiet:
         return
     write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
+
+
+def _create_from_object(obj_path: str, pin_dir: Optional[str], only: Optional[str], mkdir: bool, no_mount: bool,
+                        output: Optional[str], quiet: bool) -> None:
+    from ..objects import create_maps, read_object
+
+    if not pin_dir:
+        raise UsageError(f"create --from-object {obj_path}: --pin-dir DIR is required (maps are pinned as DIR/NAME)")
+    obj = read_object(obj_path)
+    names = [n.strip() for n in only.split(",") if n.strip()] if only is not None else None
+    if names is not None:
+        for n in names:
+            obj.map(n)  # an unknown name fails before anything is made
+    if not obj.maps:
+        raise UsageError(f"create --from-object {obj_path}: the object declares no maps in .maps")
+    if _under_default_bpffs(os.path.join(pin_dir, "x")) and not no_mount:
+        ensure_bpffs(DEFAULT_BPFFS)
+    check_pin_dir(pin_dir, mkdir, f"create --from-object {obj_path}")
+    created = create_maps(obj, pin_dir, names)
+    infos = []
+    try:
+        for c in created:
+            if c.reused:
+                say(f"note: {c.path}: reused the map pinned there (compatible with {c.definition.name})", quiet)
+            info = c.map.info()
+            info.pinned = [c.path]
+            infos.append(info.to_dict())
+    finally:
+        for c in created:
+            c.map.close()
+    if not quiet:
+        write_infos(infos, fmt_or_default(output), sys.stdout)
 
 
 def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf: str):
@@ -130,8 +188,24 @@ def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf:
     'bpfmap show /sys/fs/bpf/counts',
     'bpfmap show name:counts -o json',
 ))
-def show(map_ref: MapArg, output: OutputOpt = None) -> None:
-    """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins."""
+def show(map_ref: Annotated[Optional[str], typer.Argument(
+             metavar="MAP", help="Pinned path, id:N or name:NAME.", show_default=False,
+             autocompletion=complete_map)] = None,
+         output: OutputOpt = None,
+         object_: Annotated[Optional[str], typer.Option(
+             "--object", metavar="OBJ", help="List the maps a compiled BPF object declares, with their C types.")]
+         = None) -> None:
+    """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins (or, with
+    --object OBJ, the maps an object declares)."""
+    if object_ is not None:
+        if map_ref is not None:
+            raise UsageError("give MAP or --object OBJ, not both")
+        from ..objects import read_object
+
+        write_object_maps([d.to_dict() for d in read_object(object_).maps], fmt_or_default(output), sys.stdout)
+        return
+    if map_ref is None:
+        raise UsageError("show: missing MAP (a pin, id:N or name:NAME) or --object OBJ")
     with Map.open(map_ref, readonly=True) as m:
         info = m.info(pins=True).to_dict()
         info["key_type"] = info["value_type"] = None

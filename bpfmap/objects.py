@@ -1,0 +1,388 @@
+"""Maps declared in compiled BPF objects (ELF), created without loading any program.
+
+A libbpf-style object declares its maps in the ``.maps`` section as BTF-defined
+structs (``__uint(type, ...)``, ``__uint(max_entries, ...)``, ``__type(key, ...)``,
+``__type(value, ...)``, ``__array(values, ...)``, ``__uint(map_flags, ...)``,
+``__uint(pinning, LIBBPF_PIN_BY_NAME)``).  ``read_object`` reads those definitions the
+way libbpf's ``parse_btf_map_def`` does; ``create_maps`` creates them with the object's
+BTF (fixed up as libbpf fixes it: section sizes and variable offsets from the ELF),
+fills map-in-map slots the object initialises, and pins each map as DIR/NAME,
+reusing a compatible pin as libbpf's pin-by-name does.
+
+ELF is read with pyelftools; BTF with bpfmap.btf.  Needs Linux 5.x+ for BTF-defined maps
+the way libbpf creates them."""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+from .btf.wire import BTF, BTFError, Kind
+from .errors import BpfmapError, KernelError, PinExists, UsageError
+from .maps import Map
+from .types import MapFlag, MapType
+
+PIN_NONE, PIN_BY_NAME = 0, 1
+_PIN_NAMES = {PIN_NONE: "none", PIN_BY_NAME: "by_name"}
+
+# libbpf creates these types without key/value BTF (bpf_object__create_map)
+_NO_BTF = {MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.STACK_TRACE, MapType.ARRAY_OF_MAPS,
+           MapType.HASH_OF_MAPS, MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP,
+           MapType.SOCKMAP, MapType.SOCKHASH, MapType.QUEUE, MapType.STACK}
+
+
+class ObjectError(UsageError):
+    """The file is not a BPF object bpfmap can read, or a map definition is malformed."""
+
+
+class MapDef:
+    """One map an object declares."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.type: MapType | None = None
+        self.key_size = self.value_size = self.max_entries = 0
+        self.flags = 0
+        self.map_extra = 0
+        self.numa_node: int | None = None
+        self.pinning = PIN_NONE
+        self.key_type_id = self.value_type_id = 0
+        self.inner: MapDef | None = None
+        self.slots: dict[int, str] = {}  # map-in-map slots the object fills: index -> map name
+        self.key_c: str | None = None
+        self.value_c: str | None = None
+
+    @property
+    def kernel_name(self) -> str:
+        return self.name[:15]  # BPF_OBJ_NAME_LEN - 1, as libbpf truncates
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "type": self.type.label if self.type else None, "key_size": self.key_size,
+            "value_size": self.value_size, "max_entries": self.max_entries,
+            "flags": MapFlag(self.flags).labels(), "map_extra": self.map_extra, "numa_node": self.numa_node,
+            "pinning": _PIN_NAMES.get(self.pinning, str(self.pinning)),
+            "key_type": self.key_c, "value_type": self.value_c,
+            "inner": self.inner.to_dict() if self.inner else None,
+            "slots": {str(k): v for k, v in sorted(self.slots.items())},
+        }
+
+
+class BpfObject:
+    """The maps of one ELF object, and its BTF ready to load."""
+
+    def __init__(self, path: str, maps: list[MapDef], btf_data: bytes) -> None:
+        self.path, self.maps, self.btf_data = path, maps, btf_data
+
+    def map(self, name: str) -> MapDef:
+        for d in self.maps:
+            if d.name == name:
+                return d
+        raise UsageError(f"{self.path}: no map {name!r}; it declares {', '.join(d.name for d in self.maps)}")
+
+
+def read_object(path: str) -> BpfObject:
+    """Read the BTF-defined maps of the BPF object at ``path``."""
+    try:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+    except ImportError as err:  # pragma: no cover - a dependency
+        raise ObjectError("reading BPF objects needs pyelftools (pip install pyelftools)") from err
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise ObjectError(f"object {path}: {err.strerror}") from None
+    with f:
+        try:
+            elf = ELFFile(f)
+            return _read(path, elf)
+        except ELFError as err:
+            raise ObjectError(f"object {path}: not an ELF file ({err})") from None
+        except BTFError as err:
+            raise ObjectError(f"object {path}: bad BTF ({err})") from None
+
+
+def _read(path: str, elf) -> BpfObject:
+    if elf["e_machine"] != "EM_BPF":
+        raise ObjectError(f"object {path}: an ELF file for {elf['e_machine']}, not BPF (clang -target bpf)")
+    if elf.little_endian is not (struct.pack("=H", 1) == b"\x01\x00"):
+        raise ObjectError(f"object {path}: compiled for the other byte order")
+    btf_sec = elf.get_section_by_name(".BTF")
+    if btf_sec is None:
+        raise ObjectError(f"object {path}: no .BTF section; compile with -g (BTF-defined maps need BTF)")
+    raw = bytearray(btf_sec.data())
+    btf = BTF(bytes(raw))
+    symtab = elf.get_section_by_name(".symtab")
+    symbols: dict[tuple[int, str], int] = {}  # (section index, name) -> value
+    by_offset: dict[tuple[int, int], str] = {}  # (section index, value) -> name
+    if symtab is not None:
+        for sym in symtab.iter_symbols():
+            shndx = sym["st_shndx"]
+            if isinstance(shndx, int):
+                symbols[(shndx, sym.name)] = sym["st_value"]
+                if sym["st_info"]["type"] == "STT_OBJECT":
+                    by_offset[(shndx, sym["st_value"])] = sym.name
+    sections = {s.name: (i, s) for i, s in enumerate(elf.iter_sections())}
+    _fix_datasecs(raw, btf, sections, symbols)
+    maps: list[MapDef] = []
+    if ".maps" not in sections:
+        return BpfObject(path, maps, bytes(raw))
+    maps_idx, _ = sections[".maps"]
+    datasec = next((btf.type(t) for t in btf.ids() if btf.type(t).kind == Kind.DATASEC
+                    and btf.type(t).name == ".maps"), None)
+    if datasec is None:
+        raise ObjectError(f"object {path}: a .maps section but no BTF for it (compile with -g)")
+    fixed = BTF(bytes(raw))
+    relocs = _map_relocations(elf, maps_idx)
+    for var_info in fixed.type(datasec.id).members:
+        var = fixed.type(var_info.type)
+        if var.kind != Kind.VAR:
+            continue
+        d = _parse_def(fixed, var.name, var.type, path)
+        offset = var_info.bit_offset // 8
+        if d.inner is not None:
+            values_off = _member_offset(fixed, var.type, "values")
+            for roff, target in relocs:
+                if offset + values_off <= roff < offset + var_info.bit_size:
+                    d.slots[(roff - offset - values_off) // 8] = target
+        maps.append(d)
+    return BpfObject(path, maps, bytes(raw))
+
+
+def _fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> None:
+    """As libbpf's btf_fixup_datasec: DATASEC sizes from the ELF sections and variable
+    offsets from the symbols (clang leaves them 0); the kernel refuses a 0-size DATASEC."""
+    for tid in btf.ids():
+        t = btf.type(tid)
+        if t.kind != Kind.DATASEC or t.name not in sections:
+            continue
+        idx, sec = sections[t.name]
+        pos = btf.offset_of(tid)
+        struct.pack_into("<I", raw, pos + 8, sec["sh_size"])
+        for i, m in enumerate(t.members):
+            var = btf.type(m.type)
+            value = symbols.get((idx, var.name))
+            if value is not None:
+                struct.pack_into("<I", raw, pos + 12 + 12 * i + 4, value)
+
+
+def _map_relocations(elf, maps_idx: int) -> list[tuple[int, str]]:
+    """(offset in .maps, symbol name) for every relocation against .maps: the map
+    pointers map-in-map definitions hold in ``values``."""
+    from elftools.elf.relocation import RelocationSection
+
+    out = []
+    for sec in elf.iter_sections():
+        if isinstance(sec, RelocationSection) and sec["sh_info"] == maps_idx:
+            symtab = elf.get_section(sec["sh_link"])
+            for rel in sec.iter_relocations():
+                out.append((rel["r_offset"], symtab.get_symbol(rel["r_info_sym"]).name))
+    return out
+
+
+def _member_offset(btf: BTF, tid: int, name: str) -> int:
+    t = btf.resolve(tid)
+    for m in t.members:
+        if m.name == name:
+            return m.bit_offset // 8
+    return 0
+
+
+def _uint(btf: BTF, tid: int, what: str, path: str) -> int:
+    """The N of ``__uint(what, N)``: a pointer to an array of N ints."""
+    ptr = btf.resolve(tid)
+    if ptr.kind != Kind.PTR:
+        raise ObjectError(f"object {path}: map field {what} is not __uint(...)")
+    arr = btf.resolve(ptr.type)
+    if arr.kind != Kind.ARRAY:
+        raise ObjectError(f"object {path}: map field {what} is not __uint(...)")
+    return arr.nelems
+
+
+def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) -> MapDef:
+    from .btf.convert import c_declaration
+
+    st = btf.resolve(tid)
+    if st.kind != Kind.STRUCT:
+        raise ObjectError(f"object {path}: map {name} is not a struct definition (BTF-defined maps only)")
+    d = MapDef(name)
+    for m in st.members:
+        if m.name == "type":
+            v = _uint(btf, m.type, m.name, path)
+            try:
+                d.type = MapType(v)
+            except ValueError:
+                raise ObjectError(f"object {path}: map {name}: unknown map type {v}") from None
+        elif m.name in ("max_entries", "map_flags", "numa_node", "pinning", "map_extra", "key_size",
+                        "value_size"):
+            v = _uint(btf, m.type, m.name, path)
+            attr = {"map_flags": "flags"}.get(m.name, m.name)
+            setattr(d, attr, v)
+        elif m.name in ("key", "value"):
+            ptr = btf.resolve(m.type)
+            if ptr.kind != Kind.PTR:
+                raise ObjectError(f"object {path}: map {name}: {m.name} is not __type(...)")
+            size = btf.size_of(ptr.type)
+            given = getattr(d, f"{m.name}_size")
+            if given and given != size:
+                raise ObjectError(f"object {path}: map {name}: {m.name}_size {given} but the type is {size} bytes")
+            setattr(d, f"{m.name}_size", size)
+            setattr(d, f"{m.name}_type_id", ptr.type)
+            setattr(d, f"{m.name}_c", c_declaration(btf, ptr.type).rstrip())
+        elif m.name == "values":
+            arr = btf.resolve(m.type)
+            if arr.kind != Kind.ARRAY:
+                raise ObjectError(f"object {path}: map {name}: values is not __array(...)")
+            target = btf.resolve(arr.type)
+            if target.kind == Kind.PTR:
+                target = btf.resolve(target.type)
+            if inner:
+                raise ObjectError(f"object {path}: map {name}: maps of maps of maps are not supported")
+            if target.kind == Kind.STRUCT:
+                d.inner = _parse_def(btf, f"{name}.inner", target.id, path, inner=True)
+            if d.value_size and d.value_size != 4:
+                raise ObjectError(f"object {path}: map {name}: a map of maps has 4-byte values")
+            d.value_size = 4
+    if d.type is None:
+        raise ObjectError(f"object {path}: map {name} has no __uint(type, ...)")
+    if d.type in (MapType.PERF_EVENT_ARRAY,):
+        d.key_size, d.value_size = d.key_size or 4, d.value_size or 4
+        if not d.max_entries:
+            from .maps import possible_cpus
+
+            d.max_entries = possible_cpus()
+    if d.type in _NO_BTF:
+        d.key_type_id = d.value_type_id = 0
+    return d
+
+
+# -- creating -------------------------------------------------------------------------------
+
+
+class Created:
+    """A map created (or reused) from an object, and where it is pinned."""
+
+    def __init__(self, d: MapDef, m: Map, path: str, reused: bool) -> None:
+        self.definition, self.map, self.path, self.reused = d, m, path, reused
+
+
+def differences(d: MapDef, info: Any) -> list[str]:
+    """How a pinned map differs from a definition, in libbpf's map_is_reuse_compat terms."""
+    out = []
+    for what, want, have in (("type", d.type.label if d.type else "?", info.type_name),
+                             ("key_size", d.key_size, info.key_size), ("value_size", d.value_size, info.value_size),
+                             ("max_entries", d.max_entries, info.max_entries),
+                             ("map_flags", ",".join(MapFlag(d.flags).labels()) or "none",
+                              ",".join(MapFlag(info.flags).labels()) or "none"),
+                             ("map_extra", d.map_extra, info.map_extra)):
+        if want != have:
+            out.append(f"{what} {have} (pinned) vs {want} (object)")
+    return out
+
+
+def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> list[Created]:
+    """Create the maps of ``obj`` (those named in ``only``, default all) and pin each at
+    ``pin_dir``/NAME; an existing compatible pin is reused, an incompatible one is
+    refused (PinExists, with the differences) before anything is created.  On failure,
+    maps pinned by this call are unpinned again."""
+    from . import btf as btfmod
+
+    if only is not None:
+        for n in only:
+            obj.map(n)  # unknown names fail here
+    wanted = [d for d in obj.maps if only is None or d.name in only]  # object order: inner maps first
+    plan: list[tuple[MapDef, str, Map | None]] = []
+    try:
+        for d in wanted:
+            path = os.path.join(pin_dir, d.name)
+            existing = None
+            if os.path.lexists(path):
+                try:
+                    existing = Map.open(path)
+                except BpfmapError as err:
+                    raise PinExists(f"create {d.name} from {obj.path}: {path} exists and is not a map bpfmap "
+                                    f"can open ({err}); remove it or pin elsewhere", 17) from None
+                diff = differences(d, existing.info())
+                if diff:
+                    existing.close()
+                    raise PinExists(f"create {d.name} from {obj.path}: {path} is pinned with an incompatible map: "
+                                    f"{'; '.join(diff)}; remove the pin (rm {path}) or change the object", 17)
+            plan.append((d, path, existing))
+    except BaseException:
+        for _d, _p, m in plan:
+            if m is not None:
+                m.close()
+        raise
+    btf_fd = 0
+    created: list[Created] = []
+    try:
+        if any(d.key_type_id or d.value_type_id for d, _p, m in plan if m is None):
+            btf_fd = btfmod.load(btfmod.BtfSpec(obj.btf_data, 0, 0))
+        for d, path, existing in plan:
+            if existing is not None:
+                created.append(Created(d, existing, path, True))
+                continue
+            m = _create_one(d, btf_fd)
+            try:
+                m.pin(path)
+            except BaseException:
+                m.close()
+                raise
+            created.append(Created(d, m, path, False))
+        _fill_slots(obj, created, pin_dir)
+    except BaseException:
+        for c in created:
+            if not c.reused:
+                try:
+                    os.unlink(c.path)
+                except OSError:
+                    pass
+            c.map.close()
+        raise
+    finally:
+        if btf_fd:
+            os.close(btf_fd)
+    return created
+
+
+def _create_one(d: MapDef, btf_fd: int) -> Map:
+    from .btf import BtfSpec
+
+    inner = None
+    if d.inner is not None:
+        inner = _create_one(d.inner, btf_fd)
+    try:
+        spec = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd) if btf_fd and (
+            d.key_type_id or d.value_type_id) else None
+        return Map.create(d.type, d.key_size, d.value_size, d.max_entries, MapFlag(d.flags),
+                          name=d.kernel_name, inner_map=inner, numa_node=d.numa_node, map_extra=d.map_extra,
+                          btf=spec, btf_required=spec is not None)
+    finally:
+        if inner is not None:
+            inner.close()  # the outer map keeps what it needs of the template
+
+
+def _fill_slots(obj: BpfObject, created: list[Created], pin_dir: str) -> None:
+    """Put the maps a map-in-map definition names in its slots (libbpf's init_slots)."""
+    by_name = {c.definition.name: c.map for c in created}
+    for c in created:
+        if c.reused:
+            continue  # a map in use keeps what its slots hold, as libbpf leaves reused maps alone
+        for index, name in c.definition.slots.items():
+            target = by_name.get(name)
+            opened = None
+            if target is None:  # not created in this call (--only): its pin, if there is one
+                try:
+                    opened = target = Map.open(os.path.join(pin_dir, name))
+                except BpfmapError:
+                    raise KernelError(f"create {c.definition.name} from {obj.path}: slot {index} holds map "
+                                      f"{name}, which was not created (add it to --only)", 2) from None
+            try:
+                c.map.update(index.to_bytes(4, "little"), target)
+            finally:
+                if opened is not None:
+                    opened.close()
+
+
+__all__ = ["BpfObject", "Created", "MapDef", "ObjectError", "create_maps", "differences", "read_object"]

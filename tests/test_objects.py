@@ -1,0 +1,264 @@
+"""Maps from compiled BPF objects: read like libbpf reads them, created like libbpf creates
+them (bpftool's map show agrees on every field), and accepted by libbpf itself: its
+pin-by-name check reuses our pins when bpftool loads the object's program."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+
+import pytest
+
+from bpfmap import Map
+from bpfmap.errors import PinExists
+from bpfmap.objects import ObjectError, create_maps, read_object
+
+from conftest import INSTALLED, IN_CI, need_tool, run_cli
+
+SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct flow_key { __u32 saddr, daddr; __u16 sport, dport; __u8 proto; };
+struct flow_stats { __u64 packets, bytes; char comm[16]; };
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct flow_key);
+    __type(value, struct flow_stats);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 128);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
+    __type(key, __u64);
+    __type(value, __u32);
+} recent SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} events SEC(".maps");
+
+struct inner_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u64);
+} inner_a SEC(".maps"), inner_b SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __array(values, struct inner_map);
+} outer SEC(".maps") = {
+    .values = { [1] = &inner_a, [3] = &inner_b },
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+    __uint(max_entries, 8);
+    __type(key, __u32);
+    __array(values, struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 16);
+        __type(key, __u32);
+        __type(value, __u32);
+    });
+} by_cpu SEC(".maps");
+
+SEC("socket")
+int prog(struct __sk_buff *skb)
+{
+    __u32 k = 0;
+    struct flow_key fk = {};
+    __u64 *v = bpf_map_lookup_elem(&counters, &k);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+    bpf_map_lookup_elem(&flows, &fk);
+    void *in = bpf_map_lookup_elem(&outer, &k);
+    if (in)
+        bpf_map_lookup_elem(in, &k);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+NAMES = ["inner_a", "inner_b", "outer", "counters", "flows", "recent", "events", "by_cpu"]
+
+
+@pytest.fixture(scope="module")
+def obj(tmp_path_factory):
+    clang = need_tool("clang")
+    if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
+        if IN_CI:
+            pytest.fail("libbpf-dev is needed (.ci/run installs it)", pytrace=False)
+        pytest.skip("needs libbpf-dev")
+    d = tmp_path_factory.mktemp("obj")
+    (d / "prog.c").write_text(SOURCE)
+    out = d / "prog.o"
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                    "-c", str(d / "prog.c"), "-o", str(out)], check=True)
+    return str(out)
+
+
+def test_read_object_parses_btf_defined_maps(obj):
+    o = read_object(obj)
+    assert [d.name for d in o.maps] == NAMES
+    flows = o.map("flows")
+    assert (flows.type.label, flows.key_size, flows.value_size, flows.max_entries, flows.pinning) == (
+        "hash", 16, 32, 1024, 1)
+    assert "struct flow_key {" in flows.key_c and "char comm[16];" in flows.value_c
+    recent = o.map("recent")
+    assert recent.flags == 2 and (recent.key_size, recent.value_size) == (8, 4)  # BPF_F_NO_COMMON_LRU
+    outer = o.map("outer")
+    assert outer.slots == {1: "inner_a", 3: "inner_b"} and outer.value_size == 4
+    assert (outer.inner.type.label, outer.inner.value_size, outer.inner.max_entries) == ("array", 8, 2)
+    assert o.map("by_cpu").inner.type.label == "hash" and o.map("by_cpu").slots == {}
+    assert o.map("events").max_entries == 4096 and o.map("events").key_size == 0
+
+
+def test_not_an_object(tmp_path):
+    for path, message in (("/bin/true", "not BPF"), (str(tmp_path / "x"), "No such file")):
+        with pytest.raises(ObjectError, match=message):
+            read_object(path)
+    (tmp_path / "t.txt").write_text("hello")
+    with pytest.raises(ObjectError, match="not an ELF"):
+        read_object(str(tmp_path / "t.txt"))
+
+
+def _in_namespace(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a mount namespace of its own with a fresh bpffs on /sys/fs/bpf:
+    libbpf pins LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf, and this keeps the real one clean."""
+    unshare = need_tool("unshare")
+    need_tool("bpftool")
+    exe = shlex.quote(INSTALLED) if INSTALLED else "python -m bpfmap"
+    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={exe}\n{script}"
+    return subprocess.run([unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True,
+                          text=True, timeout=120)
+
+
+SHOW_FIELDS = ("type", "name", "flags", "bytes_key", "bytes_value", "max_entries", "bytes_memlock", "frozen")
+
+
+def test_maps_match_what_libbpf_creates(obj):
+    """Ours (create --from-object) and libbpf's (bpftool prog loadall ... pinmaps), side by
+    side in the same namespace; bpftool's map show must agree on every field but ids."""
+    # libbpf pins the pin-by-name map under /sys/fs/bpf whatever pinmaps says, and refuses
+    # a second path for it: so its maps go to /sys/fs/bpf/NAME, ours to /sys/fs/bpf/ours/NAME
+    shows = " ".join(f"bpftool -j map show pinned {{d}}/{n};" for n in NAMES)
+    outer = "bpftool -j map dump pinned {d}/outer;"
+    script = f"""
+mkdir /sys/fs/bpf/ours
+$BPFMAP create --from-object {obj} --pin-dir /sys/fs/bpf/ours -q
+bpftool prog loadall {obj} /sys/fs/bpf/progs pinmaps /sys/fs/bpf
+echo '=== ours'; {shows.format(d='/sys/fs/bpf/ours')} echo; {outer.format(d='/sys/fs/bpf/ours')}
+echo '=== libbpf'; {shows.format(d='/sys/fs/bpf')} echo; {outer.format(d='/sys/fs/bpf')}
+"""
+    r = _in_namespace(script)
+    assert r.returncode == 0, r.stderr
+    ours_text, libbpf_text = r.stdout.split("=== ours")[1].split("=== libbpf")
+    decoder = json.JSONDecoder()
+
+    def objects(text):
+        out, i = [], 0
+        text = text.strip()
+        while i < len(text):
+            o, j = decoder.raw_decode(text, i)
+            out.append(o)
+            i = j
+            while i < len(text) and text[i].isspace():
+                i += 1
+        return out
+
+    ours, theirs = objects(ours_text), objects(libbpf_text)
+    assert len(ours) == len(theirs) == len(NAMES) + 1
+    for a, b in zip(ours[:-1], theirs[:-1]):
+        assert {k: a.get(k) for k in SHOW_FIELDS} == {k: b.get(k) for k in SHOW_FIELDS}
+        assert ("btf_id" in a) == ("btf_id" in b), (a, b)
+    # map-in-map slots: the same slots filled, each with the map of the same name
+    ids_ours = {m["id"]: m["name"] for m in ours[:-1]}
+    ids_theirs = {m["id"]: m["name"] for m in theirs[:-1]}
+
+    def slots(dump, ids):
+        return {bytes(int(x, 16) for x in e["key"])[0]: ids.get(int.from_bytes(bytes(int(x, 16) for x in e["value"]),
+                                                                               "little"))
+                for e in dump}
+    assert slots(ours[-1], ids_ours) == slots(theirs[-1], ids_theirs) == {1: "inner_a", 3: "inner_b"}
+
+
+def test_libbpf_reuses_our_pins(obj):
+    """libbpf's own compatibility check: with our maps pinned where it looks for the
+    pin-by-name map, bpftool's loader takes them instead of making its own; an
+    incompatible pin makes it fail, as it makes us fail."""
+    script = f"""
+$BPFMAP create --from-object {obj} --pin-dir /sys/fs/bpf -q
+$BPFMAP show /sys/fs/bpf/flows -o json
+bpftool prog load {obj} /sys/fs/bpf/prog map name counters pinned /sys/fs/bpf/counters
+bpftool -j prog show pinned /sys/fs/bpf/prog
+echo
+rm /sys/fs/bpf/flows
+$BPFMAP create hash --key 16 --value 32 --max-entries 99 --pin /sys/fs/bpf/flows -q
+if bpftool prog load {obj} /sys/fs/bpf/prog2 2>/dev/null; then echo LIBBPF-ACCEPTED; else echo LIBBPF-REFUSED; fi
+"""
+    r = _in_namespace(script)
+    assert r.returncode == 0, r.stderr
+    decoder = json.JSONDecoder()
+    flows, i = decoder.raw_decode(r.stdout)
+    prog, _ = decoder.raw_decode(r.stdout[i:].strip())
+    with_counters = prog["map_ids"]
+    assert flows["id"] in with_counters  # pin by name: libbpf took ours
+    assert r.stdout.rstrip().endswith("LIBBPF-REFUSED")
+
+
+def test_incompatible_pin_is_refused_and_nothing_is_created(obj, pindir):
+    run = lambda *a: run_cli(*a)  # noqa: E731
+    r = run("create", "lru_hash", "--key", "8", "--value", "4", "--max-entries", "64", "--pin",
+            os.path.join(pindir, "recent"), "-q")
+    assert r.returncode == 0
+    r = run("create", "--from-object", obj, "--pin-dir", pindir)
+    assert r.returncode == 3 and r.stderr.count("\n") == 1
+    assert "max_entries 64 (pinned) vs 128 (object)" in r.stderr and "map_flags none (pinned) vs no_common_lru" \
+        in r.stderr
+    assert sorted(os.listdir(pindir)) == ["recent"]  # nothing else was made
+    with pytest.raises(PinExists):
+        create_maps(read_object(obj), pindir)
+    assert sorted(os.listdir(pindir)) == ["recent"]
+
+
+def test_reuse_only_and_show(obj, pindir):
+    r = run_cli("create", "--from-object", obj, "--pin-dir", pindir, "--only", "flows,counters", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    made = json.loads(r.stdout)
+    assert [m["name"] for m in made] == ["counters", "flows"] and sorted(os.listdir(pindir)) == ["counters", "flows"]
+    again = run_cli("create", "--from-object", obj, "--pin-dir", pindir, "--only", "flows", "-o", "json")
+    assert json.loads(again.stdout)[0]["id"] == made[1]["id"] and "reused" in again.stderr
+    # the map carries the object's BTF: dump decodes the struct with no layout
+    with Map.open(os.path.join(pindir, "flows")) as m:
+        m.update(bytes(16), (3).to_bytes(8, "little") + bytes(24))
+    dumped = json.loads(run_cli("dump", os.path.join(pindir, "flows"), "-o", "jsonl").stdout)
+    assert dumped["value"]["packets"] == 3 and set(dumped["key"]) == {"saddr", "daddr", "sport", "dport", "proto"}
+    shown = json.loads(run_cli("show", "--object", obj, "-o", "json").stdout)
+    assert [d["name"] for d in shown] == NAMES and shown[4]["pinning"] == "by_name"
+    assert "slots 1=inner_a, 3=inner_b" in run_cli("show", "--object", obj).stdout
+    for bad in (["create", "hash", "--from-object", obj, "--pin-dir", pindir],
+                ["create", "--from-object", obj],
+                ["create", "--from-object", obj, "--pin-dir", pindir, "--only", "nope"],
+                ["show", os.path.join(pindir, "flows"), "--object", obj]):
+        r = run_cli(*bad)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
