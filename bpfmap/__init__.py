@@ -21,6 +21,7 @@ from .errors import (
     ReadOnly,
     Unsupported,
     UsageError,
+    VerifierRejected,
     WrongObjectType,
 )
 from .layout import Layout
@@ -34,5 +35,6 @@ __all__ = [
     "Map", "MapInfo", "Program", "MapType", "MapFlag", "Layout", "list_maps", "possible_cpus",
     "ensure_bpffs", "is_bpffs", "BpfmapError", "Empty", "IterationAborted", "KernelError",
     "KeyExists", "KeyNotFound", "MapFull", "NoSuchObject", "NotBpffs", "NotFound",
-    "PermissionDenied", "PinExists", "ReadOnly", "Unsupported", "UsageError", "WrongObjectType",
+    "PermissionDenied", "PinExists", "ReadOnly", "Unsupported", "UsageError", "VerifierRejected",
+    "WrongObjectType",
 ]

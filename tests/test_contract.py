@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_cli
+from bpfmap import Map
+from bpfmap.maps import Program
+
+from conftest import INSTALLED, need_tool, run_cli
+from test_help import RINGBUF_TWICE
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "contract.md")
 
@@ -51,8 +58,11 @@ def test_same_shape_catches_drift():
             same_shape({"a": 1, "b": [1]}, bad)
 
 
+_CMD = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+
+
 @pytest.fixture
-def maps(pindir):
+def maps(pindir, tmp_path):
     def make(name, *args):
         path = os.path.join(pindir, name)
         r = run_cli("create", *args, "--pin", path, "-q")
@@ -66,7 +76,51 @@ def maps(pindir):
     assert run_cli("push", bloom, "7", "--layout", "u32").returncode == 0
     lat = make("lat", "array", "--layout", "u32:u64", "--max-entries", "8")
     assert run_cli("update", lat, "3", "5").returncode == 0
-    return {"counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat}
+    rb = make("rb", "ringbuf")
+    with Map.open(rb) as m:
+        prog = Program.load("socket_filter", RINGBUF_TWICE, {"rb": m})
+        prog.test_run(bytes(20))
+        prog.close()
+    pe = make("pe", "perf_event_array")
+    from test_objects import SOURCE
+
+    src, obj = os.path.join(tmp_path, "o.c"), os.path.join(tmp_path, "o.o")
+    with open(src, "w") as f:
+        f.write(SOURCE)
+    clang = need_tool("clang")
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c",
+                    src, "-o", obj], check=True)
+    return {"counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat, "rb": rb, "pe": pe, "obj": obj}
+
+
+def _perf_record(path: str) -> object:
+    """One record through a perf buffer that 'bpfmap events' opens, written while it waits."""
+    import threading
+    import time
+
+    from test_events import Producer
+
+    proc = subprocess.Popen(_CMD + ["events", path, "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o",
+                                    "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    with Map.open(path) as m:
+        prod = Producer(m, record_size=24)
+
+        def produce():
+            while not stop.is_set():
+                prod.run(1)
+                time.sleep(0.02)
+
+        t = threading.Thread(target=produce)
+        t.start()
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            stop.set()
+            t.join()
+            prod.close()
+    assert proc.returncode == 0, err
+    return json.loads(out.splitlines()[0])
 
 
 def _json_line(*args: str, stream: str = "stdout", line: int = 0) -> object:
@@ -78,7 +132,8 @@ def _json_line(*args: str, stream: str = "stdout", line: int = 0) -> object:
 
 def test_documented_shapes_match_the_program(maps):
     shapes = _shapes()
-    assert set(shapes) == {"error", "dump", "dump-percpu", "peek-bloom", "show", "list", "watch", "hist"}
+    assert set(shapes) == {"error", "dump", "dump-percpu", "peek-bloom", "show", "list", "watch", "hist", "events",
+                           "events-perf", "object-map"}
     counts = maps["counts"]
     printed = {
         "error": _json_line("lookup", counts, "99", "-o", "json", stream="stderr"),
@@ -90,6 +145,11 @@ def test_documented_shapes_match_the_program(maps):
                      if counts in i["pinned"]),
         "watch": _json_line("watch", counts, "--count", "2", "--interval", "0.1", "-o", "jsonl", line=1),
         "hist": _json_line("hist", maps["lat"], "-o", "jsonl"),
+        "events": _json_line("events", maps["rb"], "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o",
+                             "jsonl"),
+        "events-perf": _perf_record(maps["pe"]),
+        "object-map": next(d for d in json.loads(run_cli("show", "--object", maps["obj"], "-o", "json").stdout)
+                           if d["inner"] and d["slots"]),
     }
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
+from bpfmap import Map
 from bpfmap.cli import COMMANDS
+from bpfmap.maps import Program
 
 from conftest import INSTALLED, need_tool, run_cli
 
@@ -35,6 +37,33 @@ def test_every_command_has_examples():
             assert cmd.split()[0] in ("bpfmap", "if") and f"bpfmap {verb}" in cmd, (verb, cmd)
 
 
+# writes two 24-byte records {pid, comm[16], pad} ('pid=u32,comm=char[16]' reads their start)
+RINGBUF_TWICE = """
+    r1 = 0
+    *(u64 *)(r10 - 24) = r1
+    *(u64 *)(r10 - 16) = r1
+    *(u64 *)(r10 - 8) = r1
+    r1 = 42
+    *(u32 *)(r10 - 24) = r1
+    r1 = 0x6c7275
+    *(u32 *)(r10 - 20) = r1
+    r1 = map[rb]
+    r2 = r10
+    r2 += -24
+    r3 = 24
+    r4 = 0
+    call ringbuf_output
+    r1 = map[rb]
+    r2 = r10
+    r2 += -24
+    r3 = 24
+    r4 = 0
+    call ringbuf_output
+    r0 = 0
+    exit
+"""
+
+
 @pytest.fixture
 def fake_sys_fs_bpf(pindir):
     """The maps the examples use, under pindir in place of /sys/fs/bpf."""
@@ -52,6 +81,13 @@ def fake_sys_fs_bpf(pindir):
     make("queue", "--layout", "u32", "--max-entries", "8", "--pin", os.path.join(pindir, "jobs"))
     for v in ("1", "2"):
         assert run_cli("push", os.path.join(pindir, "jobs"), v, "--layout", "u32").returncode == 0
+    rb = os.path.join(pindir, "rb")
+    make("ringbuf", "--pin", rb)
+    with Map.open(rb) as m:  # four records: two for each 'events' example
+        prog = Program.load("socket_filter", RINGBUF_TWICE, {"rb": m})
+        prog.test_run(bytes(20))
+        prog.test_run(bytes(20))
+        prog.close()
     lat = os.path.join(pindir, "lat")
     make("array", "--layout", "u32:u64", "--max-entries", "32", "--pin", lat)
     for slot, n in ((4, 3), (5, 9), (6, 2)):
