@@ -75,6 +75,27 @@ class BpfObject:
     def __init__(self, path: str, maps: list[MapDef], btf_data: bytes) -> None:
         self.path, self.maps, self.btf_data = path, maps, btf_data
 
+    def type_codec(self, ctype: str):
+        """A codec for a type of the object's BTF named as in C: ``struct event``,
+        ``union u``, ``enum e`` or a typedef/base name (``__u64``).  For records a
+        program writes to ring and perf buffers: their type lives in the object."""
+        from .btf.convert import to_model
+        from .layout import TypeCodec
+
+        words = ctype.split()
+        kinds = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
+        kind = kinds.get(words[0]) if len(words) == 2 else None
+        name = words[-1]
+        btf = BTF(self.btf_data)
+        try:
+            t = btf.find(name, kind) if kind is not None else next(
+                btf.type(i) for i in btf.ids() if btf.type(i).name == name
+                and btf.type(i).kind in (Kind.TYPEDEF, Kind.INT, Kind.FLOAT, Kind.STRUCT, Kind.UNION, Kind.ENUM))
+        except (KeyError, StopIteration):
+            raise UsageError(f"{self.path}: no type {ctype!r} in its BTF (a type only a program uses is kept "
+                             f"when the program uses it)") from None
+        return TypeCodec(to_model(btf, t.id, ctype))
+
     def map(self, name: str) -> MapDef:
         for d in self.maps:
             if d.name == name:

@@ -149,3 +149,30 @@ def test_verifier_log_in_the_error(bpffs):
     assert "R0 !read_ok" in exc.value.log
     with pytest.raises(UsageError):
         Program.load("no_such_type", "exit")
+
+
+def test_kernel_pushes_to_a_queue_that_bpfmap_pops(pindir):
+    """bpf_map_push_elem from a program; pop from the command line sees the kernel's order."""
+    from conftest import run_cli
+
+    path = os.path.join(pindir, "jobs")
+    assert run_cli("create", "queue", "--value", "4", "--max-entries", "8", "--pin", path, "-q").returncode == 0
+    code = """
+        r1 = *(u32 *)(r1 + 0)       ; skb->len: the value to push
+        *(u32 *)(r10 - 4) = r1
+        r1 = map[jobs]
+        r2 = r10
+        r2 += -4
+        r3 = 0
+        call map_push_elem
+        r0 = 0
+        exit
+    """
+    with Map.open(path) as jobs:
+        prog = Program.load("socket_filter", code, {"jobs": jobs})
+        for n in (3, 1, 2):
+            prog.test_run(bytes(14 + n))
+        prog.close()
+    popped = [run_cli("pop", path, "--layout", "u32").stdout.strip() for _ in range(3)]
+    assert popped == ["3", "1", "2"]
+    assert run_cli("pop", path, "--layout", "u32").returncode == 1  # empty now

@@ -262,3 +262,20 @@ def test_reuse_only_and_show(obj, pindir):
                 ["show", os.path.join(pindir, "flows"), "--object", obj]):
         r = run_cli(*bad)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
+
+
+def test_events_decode_records_with_a_type_from_the_object(obj, pindir):
+    from test_events import Producer
+
+    path = os.path.join(pindir, "rb")
+    assert run_cli("create", "ringbuf", "--pin", path, "-q").returncode == 0
+    with Map.open(path) as rb:
+        prod = Producer(rb, record_size=32)  # {u32 len, u32 0xabcd, zeros}: a struct flow_stats's size
+        prod.run(2)
+        prod.close()
+    r = run_cli("events", path, "--object", obj, "--value-type", "struct flow_stats", "--count", "2", "-o", "jsonl")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["value"] for x in r.stdout.splitlines()] == [
+        {"packets": n | (0xABCD << 32), "bytes": 0, "comm": ""} for n in (0, 1)]
+    r = run_cli("events", path, "--object", obj, "--value-type", "struct nope", "--count", "1")
+    assert r.returncode == 2 and "no type 'struct nope'" in r.stderr

@@ -285,6 +285,9 @@ def events(
                                                   help="Layout of a record, e.g. 'pid=u32,comm=char[16]' "
                                                        "(default: hex).")] = None,
     c_header: HeaderOpt = None, value_type: ValueTypeOpt = None,
+    object_: Annotated[Optional[str], typer.Option(
+        "--object", metavar="OBJ", help="Decode records as --value-type from this BPF object's BTF "
+                                        "(e.g. --object prog.o --value-type 'struct event').")] = None,
     count: Annotated[Optional[int], typer.Option("--count", "-c", metavar="N", help="Stop after N records.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", "-t", metavar="S",
                                                      help="Stop after S seconds (exit 1 if no record came).")]
@@ -309,7 +312,7 @@ def events(
     fmt = output or "text"
     if fmt not in ("text", "jsonl"):
         raise UsageError(f"--output {output}: events writes text or jsonl")
-    codec = _record_codec(layout, c_header, value_type)
+    codec = _record_codec(layout, c_header, value_type, object_)
     seen = 0
     with Map.open(map_ref) as m, reader(m, pages) as rd:  # the consumer writes its position
         lost_said = 0
@@ -369,19 +372,27 @@ def _batches(rd, count: Optional[int], timeout: Optional[float]):
         yield batch
 
 
-def _record_codec(layout: Optional[str], c_header: Optional[str], value_type: Optional[str]):
+def _record_codec(layout: Optional[str], c_header: Optional[str], value_type: Optional[str],
+                  object_: Optional[str] = None):
     """The codec for one record: the value side of --layout (or the whole layout when it
-    has one side), or --c-header with --value-type; None for hex."""
+    has one side), --c-header or --object (the object's BTF) with --value-type; None
+    for hex."""
     from ..layout import Layout
 
-    if layout is not None and c_header is not None:
-        raise UsageError("give either --layout or --c-header, not both")
+    if sum(x is not None for x in (layout, c_header, object_)) > 1:
+        raise UsageError("give one of --layout, --c-header and --object")
+    if object_ is not None:
+        if value_type is None:
+            raise UsageError("--object needs --value-type CTYPE: the record's type, e.g. 'struct event'")
+        from ..objects import read_object
+
+        return read_object(object_).type_codec(value_type)
     if c_header is not None:
         if value_type is None:
             raise UsageError("--c-header needs --value-type CTYPE: the record's type")
         return Layout.from_c(c_header, None, value_type).value
     if value_type is not None:
-        raise UsageError("--value-type needs --c-header FILE")
+        raise UsageError("--value-type needs --c-header FILE or --object OBJ")
     if layout is None:
         return None
     lay = Layout.parse(layout)
