@@ -8,14 +8,13 @@ import os
 import platform
 import re
 import subprocess
-import sys
 
 import pytest
 
 from bpfmap import Map
 from bpfmap.maps import Program
 
-from conftest import INSTALLED, need_tool, run_cli
+from conftest import need_tool, run_cli
 from test_help import RINGBUF_TWICE
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "contract.md")
@@ -58,9 +57,6 @@ def test_same_shape_catches_drift():
             same_shape({"a": 1, "b": [1]}, bad)
 
 
-_CMD = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
-
-
 @pytest.fixture
 def maps(pindir, tmp_path):
     def make(name, *args):
@@ -95,31 +91,11 @@ def maps(pindir, tmp_path):
 
 def _perf_record(path: str) -> object:
     """One record through a perf buffer that 'bpfmap events' opens, written while it waits."""
-    import threading
-    import time
+    from test_events import events_while_writing
 
-    from test_events import Producer
-
-    proc = subprocess.Popen(_CMD + ["events", path, "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o",
-                                    "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stop = threading.Event()
-    with Map.open(path) as m:
-        prod = Producer(m, record_size=24)
-
-        def produce():
-            while not stop.is_set():
-                prod.run(1)
-                time.sleep(0.02)
-
-        t = threading.Thread(target=produce)
-        t.start()
-        try:
-            out, err = proc.communicate(timeout=30)
-        finally:
-            stop.set()
-            t.join()
-            prod.close()
-    assert proc.returncode == 0, err
+    code, out, err = events_while_writing(path, "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl",
+                                          record_size=24)
+    assert code == 0, err
     return json.loads(out.splitlines()[0])
 
 

@@ -201,16 +201,17 @@ def test_cli_ringbuf_jsonl_text_and_timeout(pindir):
     assert r.returncode == 2
 
 
-def test_cli_perf_buffer_while_a_program_writes(pindir):
-    path = os.path.join(pindir, "pe")
-    assert run_cli("create", "perf_event_array", "--pin", path, "-q").returncode == 0
-    with Map.open(path) as pe:
-        prod = Producer(pe, record_size=8)
-        proc = subprocess.Popen(_cmd("events", path, "--layout", "len=u32,tag=u32", "--count", "5", "-o", "jsonl"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def events_while_writing(path: str, *args: str, record_size: int = 8) -> tuple[int, str, str]:
+    """Run 'bpfmap events PATH ARGS' while a program writes a record every 20 ms (until
+    the command ends: a perf buffer only sees what is written after it attached);
+    returns (exit code, stdout, stderr)."""
+    with Map.open(path) as m:
+        prod = Producer(m, record_size=record_size)
+        proc = subprocess.Popen(_cmd("events", path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         stop = threading.Event()
 
-        def produce():  # until the reader has attached and taken 5 samples
+        def produce():
             while not stop.is_set():
                 prod.run(1)
                 time.sleep(0.02)
@@ -222,12 +223,19 @@ def test_cli_perf_buffer_while_a_program_writes(pindir):
         finally:
             stop.set()
             t.join()
-        assert proc.returncode == 0, err
-        lines = [json.loads(x) for x in out.splitlines()]
-        assert len(lines) == 5 and all(set(x) == {"cpu", "value"} and x["value"]["tag"] == 0xABCD for x in lines)
-        lens = [x["value"]["len"] for x in lines]
-        assert lens == sorted(lens) and len(set(lens)) == 5  # in order, none twice (one CPU at a time here)
-        prod.close()
+            prod.close()
+    return proc.returncode, out, err
+
+
+def test_cli_perf_buffer_while_a_program_writes(pindir):
+    path = os.path.join(pindir, "pe")
+    assert run_cli("create", "perf_event_array", "--pin", path, "-q").returncode == 0
+    code, out, err = events_while_writing(path, "--layout", "len=u32,tag=u32", "--count", "5", "-o", "jsonl")
+    assert code == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == 5 and all(set(x) == {"cpu", "value"} and x["value"]["tag"] == 0xABCD for x in lines)
+    lens = [x["value"]["len"] for x in lines]
+    assert lens == sorted(lens) and len(set(lens)) == 5  # in order, none twice (one CPU at a time here)
 
 
 def test_cli_ctrl_c_prints_a_summary(pindir):
