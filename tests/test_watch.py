@@ -132,20 +132,39 @@ def test_live_screen_in_a_real_terminal(pindir, tmux, tmp_path):
     exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
     tmux.start(f"{exe} watch {shlex.quote(path)} --interval 0.3 --sort rate; echo $? > {rc_file}; sleep 30")
     tmux.wait_for("2 entries")
-    for i in range(1, 8):
-        run_cli("update", path, "2", f"{2 + i * 10},{200 + i * 1000},dig")
-        time.sleep(0.1)
-    screen = tmux.wait_for("/s")
-    deadline = time.monotonic() + 10
-    while "+1,000" not in screen and time.monotonic() < deadline:  # a refresh that saw one +10/+1000 step
-        time.sleep(0.1)
-        screen = tmux.screen()
-    lines = screen.splitlines()
-    head = next(ln for ln in lines if "packets" in ln)
+    # a writer bumps entry 2 (+10 packets, +1000 bytes) every 0.1 s while the screen refreshes
+    import re
+    import threading
+
+    stop = threading.Event()
+
+    def bump():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            run_cli("update", path, "2", f"{2 + i * 10},{200 + i * 1000},dig")
+            time.sleep(0.1)
+
+    writer = threading.Thread(target=bump)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            screen = tmux.screen()
+            rows = [ln.strip() for ln in screen.splitlines() if ln.strip().startswith(("1 ", "2 "))]
+            if len(rows) == 2 and rows[0].startswith("2 ") and re.search(r"\+[1-9][\d,]*0 ", rows[0]):
+                break
+            assert time.monotonic() < deadline, f"no refresh showed entry 2 changing first:\n{screen}"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        writer.join()
+    head = next(ln for ln in screen.splitlines() if "packets" in ln)
     assert all(c in head for c in ("key", "packets", "Δpackets", "packets/s", "bytes", "Δbytes", "bytes/s", "comm"))
-    rows = [ln for ln in lines if ln.strip().startswith(("1 ", "2 "))]
-    assert rows[0].strip().startswith("2 ") and "dig" in rows[0]  # --sort rate: the busy entry first
-    assert "+1,000" in screen and "curl" in rows[1]
+    # --sort rate: the busy entry first, with a positive rate; the idle one after it, unchanged
+    rates = re.findall(r"([\d,]+\.\d)/s", rows[0])
+    assert "dig" in rows[0] and rates and float(rates[0].replace(",", "")) > 0
+    assert "curl" in rows[1] and "+0" in rows[1] and " 0.0/s" in rows[1]
     tmux.keys("q")
     deadline = time.monotonic() + 10
     while not rc_file.exists() and time.monotonic() < deadline:
