@@ -74,6 +74,7 @@ class BpfObject:
 
     def __init__(self, path: str, maps: list[MapDef], btf_data: bytes) -> None:
         self.path, self.maps, self.btf_data = path, maps, btf_data
+        self.btf_note: str | None = None  # set by create_maps when the kernel refused this BTF
 
     def type_codec(self, ctype: str):
         """A codec for a type of the object's BTF named as in C: ``struct event``,
@@ -173,10 +174,15 @@ def _read(path: str, elf) -> BpfObject:
 
 def _fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> None:
     """As libbpf's btf_fixup_datasec: DATASEC sizes from the ELF sections and variable
-    offsets from the symbols (clang leaves them 0); the kernel refuses a 0-size DATASEC."""
+    offsets from the symbols (clang leaves them 0); the kernel refuses a 0-size DATASEC.
+    Extern variables (``__kconfig``) become allocated ones laid out one after another,
+    as libbpf lays out its .kconfig map; the kernel refuses extern linkage."""
     for tid in btf.ids():
         t = btf.type(tid)
-        if t.kind != Kind.DATASEC or t.name not in sections:
+        if t.kind != Kind.DATASEC:
+            continue
+        if t.name not in sections:
+            _fix_extern_datasec(raw, btf, t)
             continue
         idx, sec = sections[t.name]
         pos = btf.offset_of(tid)
@@ -186,6 +192,21 @@ def _fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> No
             value = symbols.get((idx, var.name))
             if value is not None:
                 struct.pack_into("<I", raw, pos + 12 + 12 * i + 4, value)
+
+
+def _fix_extern_datasec(raw: bytearray, btf: BTF, sec) -> None:
+    pos = btf.offset_of(sec.id)
+    off = 0
+    for i, m in enumerate(sec.members):
+        var = btf.type(m.type)
+        if var.kind != Kind.VAR:
+            return  # extern functions (__ksym): left as they are; the BTF may then be refused
+        size = btf.size_of(var.type)
+        off = (off + min(size, 8) - 1) // min(size, 8) * min(size, 8) if size else off
+        struct.pack_into("<I", raw, btf.offset_of(var.id) + 12, 1)  # BTF_VAR_GLOBAL_ALLOCATED
+        struct.pack_into("<II", raw, pos + 12 + 12 * i + 4, off, size)
+        off += size
+    struct.pack_into("<I", raw, pos + 8, off)
 
 
 def _map_relocations(elf, maps_idx: int) -> list[tuple[int, str]]:
@@ -338,13 +359,21 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
     btf_fd = 0
     created: list[Created] = []
     try:
+        generated = False
         if any(d.key_type_id or d.value_type_id for d, _p, m in plan if m is None):
-            btf_fd = btfmod.load(btfmod.BtfSpec(obj.btf_data, 0, 0))
+            try:
+                btf_fd = btfmod.load(btfmod.BtfSpec(obj.btf_data, 0, 0))
+            except BpfmapError as err:
+                # BTF this kernel cannot take (extern functions, newer kinds): give each map BTF
+                # generated from its key and value types instead, which decodes the same
+                generated = True
+                obj.btf_note = (f"{err}; the maps carry BTF generated from their key and value types instead "
+                                f"of the object's")
         for d, path, existing in plan:
             if existing is not None:
                 created.append(Created(d, existing, path, True))
                 continue
-            m = _create_one(d, btf_fd)
+            m = _create_one(d, btf_fd, obj if generated else None)
             try:
                 m.pin(path)
             except BaseException:
@@ -367,15 +396,21 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
     return created
 
 
-def _create_one(d: MapDef, btf_fd: int) -> Map:
-    from .btf import BtfSpec
+def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) -> Map:
+    from .btf import BtfSpec, spec_for, to_model
 
     inner = None
     if d.inner is not None:
-        inner = _create_one(d.inner, btf_fd)
+        inner = _create_one(d.inner, btf_fd, generate_from)
     try:
-        spec = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd) if btf_fd and (
-            d.key_type_id or d.value_type_id) else None
+        spec = None
+        if d.key_type_id or d.value_type_id:
+            if generate_from is not None:
+                btf = BTF(generate_from.btf_data)
+                spec = spec_for(to_model(btf, d.key_type_id, "key") if d.key_type_id else None,
+                                to_model(btf, d.value_type_id, "value") if d.value_type_id else None)
+            elif btf_fd:
+                spec = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
         return Map.create(d.type, d.key_size, d.value_size, d.max_entries, MapFlag(d.flags),
                           name=d.kernel_name, inner_map=inner, numa_node=d.numa_node, map_extra=d.map_extra,
                           btf=spec, btf_required=spec is not None)

@@ -279,3 +279,45 @@ def test_events_decode_records_with_a_type_from_the_object(obj, pindir):
         {"packets": n | (0xABCD << 32), "bytes": 0, "comm": ""} for n in (0, 1)]
     r = run_cli("events", path, "--object", obj, "--value-type", "struct nope", "--count", "1")
     assert r.returncode == 2 and "no type 'struct nope'" in r.stderr
+
+
+EXTERNS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+extern int LINUX_KERNEL_VERSION __kconfig;
+%s
+struct v { __u64 a; char name[8]; };
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16);
+    __type(key, __u32);
+    __type(value, struct v);
+} counts SEC(".maps");
+SEC("tc")
+int prog(struct __sk_buff *skb)
+{
+    __u32 k = LINUX_KERNEL_VERSION;
+    %s
+    bpf_map_lookup_elem(&counts, &k);
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("ksym", [False, True], ids=["kconfig-extern", "ksym-function"])
+def test_objects_with_externs(tmp_path, pindir, ksym):
+    """An extern __kconfig variable is laid out as libbpf lays out .kconfig (the object's
+    BTF then loads); an extern __ksym function makes the kernel refuse the object's BTF,
+    and the map gets BTF generated from its types instead, with a note."""
+    clang = need_tool("clang")
+    decl, call = ("extern void bpf_rcu_read_lock(void) __ksym;", "bpf_rcu_read_lock();") if ksym else ("", "")
+    (tmp_path / "e.c").write_text(EXTERNS % (decl, call))
+    out = str(tmp_path / "e.o")
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c",
+                    str(tmp_path / "e.c"), "-o", out], check=True)
+    r = run_cli("create", "--from-object", out, "--pin-dir", pindir, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert ("generated from their key and value types" in r.stderr) is ksym
+    shown = json.loads(run_cli("show", os.path.join(pindir, "counts"), "-o", "json").stdout)
+    assert shown["btf_id"] and "char name[8];" in shown["value_type"]

@@ -141,6 +141,8 @@ def _create_from_object(obj_path: str, pin_dir: Optional[str], only: Optional[st
         ensure_bpffs(DEFAULT_BPFFS)
     check_pin_dir(pin_dir, mkdir, f"create --from-object {obj_path}")
     created = create_maps(obj, pin_dir, names)
+    if obj.btf_note:
+        say(f"note: {obj.btf_note}", quiet)
     infos = []
     try:
         for c in created:
