@@ -103,7 +103,7 @@ def test_zsh_tab_in_a_real_terminal(pinned, tmux):
     tmux.wait_for(f"bpfmap show {path}")
 
 
-@pytest.mark.parametrize("shell", ["bash", "fish"])
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_install_completion(shell, tmp_path):
     exe = need_tool(shell)
     home = tmp_path / "home"
@@ -120,6 +120,10 @@ def test_install_completion(shell, tmp_path):
         r = subprocess.run(["bash", "-i", "-c", "complete -p bpfmap"], capture_output=True, text=True, env=env,
                            timeout=60, stdin=subprocess.DEVNULL)
         assert "_bpfmap_completion bpfmap" in r.stdout, r.stderr
+    elif shell == "zsh":
+        installed = home / ".zfunc" / "_bpfmap"
+        assert installed.read_text().strip() == script("zsh").strip()
+        assert "fpath+=~/.zfunc" in (home / ".zshrc").read_text()
     else:
         installed = home / ".config" / "fish" / "completions" / "bpfmap.fish"
         assert installed.read_text().strip() == script("fish").strip()
