@@ -43,9 +43,11 @@ def _root(
     """Create, read, write and dump Linux eBPF maps."""
 
 
-def make_app(only: str | None = None) -> typer.Typer:
+def make_app(only: str | None = None, completion: bool = True) -> typer.Typer:
     """The typer app; with ``only``, just that verb (typer inspects every command's
-    signature when it builds the app, so a single command starts faster)."""
+    signature when it builds the app, so a single command starts faster).
+    ``completion``: the command line completes or installs completion, so typer's
+    scripts get our bash script (skipped otherwise: it costs an import)."""
     app = typer.Typer(
         name="bpfmap",
         help="Create, read, write and dump Linux eBPF maps.",
@@ -56,7 +58,7 @@ def make_app(only: str | None = None) -> typer.Typer:
         rich_markup_mode=None,  # help texts hold brackets ([#NAME], [VALUE]) that are not markup
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    if os.environ.get("_BPFMAP_COMPLETE") or "--show-completion" in sys.argv or "--install-completion" in sys.argv:
+    if completion:
         from .completion import install
 
         install()
@@ -148,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     _JSON_ERRORS = _json_output(args)
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
-        rv = make_app(_verb(args))(args=args, prog_name="bpfmap", standalone_mode=False)
+        completing = bool(os.environ.get("_BPFMAP_COMPLETE")) or any(
+            a in ("--show-completion", "--install-completion") for a in args)
+        rv = make_app(_verb(args), completing)(args=args, prog_name="bpfmap", standalone_mode=False)
         sys.stdout.flush()
     except Exit as exc:
         return exc.exit_code
