@@ -329,7 +329,9 @@ def events(
                     lost_said = rd.lost
         except KeyboardInterrupt:
             pass
-        say(f"events {map_ref}: {seen} records, {rd.lost} lost", quiet)
+        # a ring buffer cannot tell what did not fit (the program's reserve failed): no lost count
+        lost = f", {rd.lost} lost" if m.type_label == "perf_event_array" else ""
+        say(f"events {map_ref}: {seen} records{lost}", quiet)
     if timeout is not None and seen == 0:
         raise typer.Exit(1)
 
