@@ -167,6 +167,23 @@ def test_perf_buffer_reads_samples_per_cpu_and_counts_lost(bpffs):
             prod.close()
 
 
+def test_perf_buffer_records_across_the_end_of_the_ring(bpffs):
+    """24-byte samples in a 4096-byte ring: records straddle its end and are read whole."""
+    with Map.create("perf_event_array", 4, 4) as pe, PerfBufferReader(pe, pages=1) as rd:
+        prod = Producer(pe, record_size=8)
+        saved = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {min(saved)})
+            got, sent = [], []
+            for _ in range(30):  # 30 * 100 * 24 bytes: the ring wraps 17 times
+                sent += prod.run(100)
+                got += _lens(rd.read(0))
+            assert got == sent and rd.lost == 0 and prod.dropped == 0
+        finally:
+            os.sched_setaffinity(0, saved)
+            prod.close()
+
+
 def test_readers_refuse_other_maps(bpffs):
     with Map.create("hash", 4, 4, 4) as m:
         with pytest.raises(UsageError):
