@@ -65,18 +65,25 @@ class _Reader:
         """The records ready now, ``limit`` at most; consumed from the ring."""
         raise NotImplementedError
 
-    def records(self, count: int | None = None, timeout: float | None = None) -> Iterator[Record]:
-        """Records as they come, until ``count`` records or ``timeout`` seconds."""
+    def batches(self, count: int | None = None, timeout: float | None = None) -> Iterator[list[Record]]:
+        """Lists of records as the kernel wakes us, ``count`` records in all at most (the
+        rest stay in the ring), for ``timeout`` seconds at most (None: no limit).  A batch
+        may be empty when a wait ends with nothing to read."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        seen = 0
-        while count is None or seen < count:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+        left = count
+        while left is None or left > 0:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
                 return
-            for rec in self.read(left if left is None else min(left, 1.0),
-                                 None if count is None else count - seen):
-                yield rec
-                seen += 1
+            batch = self.read(wait, left)
+            if left is not None:
+                left -= len(batch)
+            yield batch
+
+    def records(self, count: int | None = None, timeout: float | None = None) -> Iterator[Record]:
+        """Records one by one, as ``batches`` gives them."""
+        for batch in self.batches(count, timeout):
+            yield from batch
 
     def __enter__(self):
         return self

@@ -317,7 +317,7 @@ def events(
     with Map.open(map_ref) as m, reader(m, pages) as rd:  # the consumer writes its position
         lost_said = 0
         try:
-            for batch in _batches(rd, count, timeout):
+            for batch in rd.batches(count, timeout):
                 lines = _record_lines(batch, codec, fmt)
                 seen += len(batch)
                 if lines:
@@ -358,20 +358,6 @@ def _record_lines(batch, codec, fmt: str) -> list[str]:
     if batch[0].cpu is None:
         return [json_dumps({"value": v}) for v in values]
     return [json_dumps({"cpu": r.cpu, "value": v}) for r, v in zip(batch, values)]
-
-
-def _batches(rd, count: Optional[int], timeout: Optional[float]):
-    """Lists of records as they come, ``count`` in all at most, for ``timeout`` seconds."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    left = count
-    while left is None or left > 0:
-        wait = None if deadline is None else deadline - time.monotonic()
-        if wait is not None and wait <= 0:
-            return
-        batch = rd.read(wait, left)
-        if left is not None:
-            left -= len(batch)
-        yield batch
 
 
 def _record_codec(layout: Optional[str], c_header: Optional[str], value_type: Optional[str],

@@ -42,11 +42,6 @@ class Progress:
             self.advance(len(keys))
             yield keys, values
 
-    def set_total(self, total: Optional[int]) -> None:
-        self.total = total
-        if self._bar is not None:
-            self._bar.update(self._task, total=total)
-
     def _open(self) -> None:
         from rich import progress as rp
 
