@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import UsageError
+from .view import is_number
 
 SCHEMES = ("log2", "bits", "linear")
 BAR_WIDTH = 52  # bpftrace's
@@ -63,7 +64,7 @@ def slot_range(slot: int, scheme: str = "log2", step: int = 1, minimum: int = 0)
 
 
 def _number(obj: Any, what: str) -> int:
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+    if not is_number(obj):
         raise UsageError(f"hist: the {what} must be a number, not {obj!r}; give a layout (--layout u32:u64) "
                          f"or pick a field (--slot NAME / --field NAME)")
     return obj  # type: ignore[return-value]
@@ -81,7 +82,7 @@ def _pick(obj: Any, name: str | None, what: str, option: str) -> Any:
         return name
     if what == "key" and "slot" in obj:
         return "slot"
-    numeric = [k for k, v in obj.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numeric = [k for k, v in obj.items() if is_number(v)]
     if not numeric:
         raise UsageError(f"hist: the {what} has no numeric field; give {option} NAME")
     return numeric[-1] if what == "key" else numeric[0]

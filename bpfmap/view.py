@@ -146,13 +146,18 @@ def aggregate(values: list[Any], how: str) -> Any:
     return _combine(values, how)
 
 
+def is_number(x: Any) -> bool:
+    """An int or float decoded from a map (bools, which are ints to Python, are not)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _combine(values: list[Any], how: str) -> Any:
     first = values[0]
     if isinstance(first, dict):
         return {k: _combine([v[k] for v in values], how) for k in first}
     if isinstance(first, list):
         return [_combine([v[i] for v in values], how) for i in range(len(first))]
-    if isinstance(first, bool) or not isinstance(first, (int, float)):
+    if not is_number(first):
         return first
     if how == "sum":
         return sum(values)
@@ -205,7 +210,7 @@ def _dig(obj: Any, path: list[str]) -> Any:
 
 def _sort_key(v: Any) -> tuple:
     # numbers before strings, so mixed types never raise
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
+    if is_number(v):
         return (0, v, "")
     return (1, 0, str(v))
 

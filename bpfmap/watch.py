@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import UsageError
-from .view import View, aggregate, _sort_key
+from .view import View, _sort_key, aggregate, is_number
 
 SORTS = ("key", "value", "rate")
 
@@ -26,14 +26,10 @@ def _freeze(obj: Any) -> Any:
     return obj
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def diff(new: Any, old: Any) -> Any:
     """``new - old`` for every numeric leaf, None where there is nothing to subtract."""
-    if _is_number(new):
-        return new - old if _is_number(old) else None
+    if is_number(new):
+        return new - old if is_number(old) else None
     if isinstance(new, dict):
         old = old if isinstance(old, dict) else {}
         return {k: diff(v, old.get(k)) for k, v in new.items()}
@@ -45,7 +41,7 @@ def diff(new: Any, old: Any) -> Any:
 
 def scale(obj: Any, factor: float) -> Any:
     """Every numeric leaf times ``factor``: a delta over ``dt`` seconds into a rate."""
-    if _is_number(obj):
+    if is_number(obj):
         return obj * factor
     if isinstance(obj, dict):
         return {k: scale(v, factor) for k, v in obj.items()}
@@ -56,7 +52,7 @@ def scale(obj: Any, factor: float) -> Any:
 
 def total(obj: Any) -> float | None:
     """The sum of the numeric leaves (what --sort value|rate orders by); None if none."""
-    if _is_number(obj):
+    if is_number(obj):
         return obj
     if isinstance(obj, dict):
         obj = list(obj.values())

@@ -12,6 +12,7 @@ import typer
 from ..errors import Empty, UsageError
 from ..maps import Map
 from ..output import json_dumps
+from ..view import is_number
 from .common import (
     HeaderOpt,
     KeyTypeOpt,
@@ -147,18 +148,14 @@ def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]
         keys.close()
 
 
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def _fmt_delta(d: Any) -> str:
-    if not _num(d):
+    if not is_number(d):
         return ""
     return f"{d:+,}" if isinstance(d, int) else f"{d:+,.3g}"
 
 
 def _fmt_rate(r: Any) -> str:
-    if not _num(r):
+    if not is_number(r):
         return ""
     return f"{r:,.1f}/s"
 
@@ -182,10 +179,10 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
     val_names = list(first.value) if isinstance(first.value, dict) else ["value"]
 
     def fields(obj: Any, names: list[str]) -> list[Any]:
-        return [obj.get(n) if isinstance(obj, dict) else None for n in names] if isinstance(obj, dict) \
-            else [obj] + [None] * (len(names) - 1)
+        """A struct's top-level fields in column order; a plain value is its one column."""
+        return [obj.get(n) for n in names] if isinstance(obj, dict) else [obj]
 
-    numeric = [_num(v) for v in fields(first.value, val_names)]
+    numeric = [is_number(v) for v in fields(first.value, val_names)]
     for n in key_names:
         table.add_column(n, overflow="fold")
     for n, is_num in zip(val_names, numeric):
