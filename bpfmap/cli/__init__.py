@@ -134,7 +134,7 @@ def _error(message: str, code: int = 3) -> None:
 
         sys.stderr.write(json.dumps({"error": message, "code": code}) + "\n")
         return
-    from .term import colour
+    from ..output import colour
 
     prefix = "\x1b[1;31mbpfmap:\x1b[0m" if colour(sys.stderr) else "bpfmap:"
     sys.stderr.write(f"{prefix} {message}\n")

@@ -127,7 +127,7 @@ class _Keys:
 def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]) -> None:
     from rich.live import Live
 
-    from .term import console
+    from ..output import console
 
     con = console(sys.stdout)
     keys = _Keys()

@@ -1,5 +1,5 @@
-"""The terminal: colour only where it belongs (a tty, no NO_COLOR), and a progress bar on
-stderr for long operations that shows only when stderr is a terminal."""
+"""A progress bar on stderr for long operations, shown only when stderr is a terminal
+(colour and the rich console live in output.py)."""
 
 
 import os
@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Optional
 
-from ..output import colour, console  # noqa: F401 (re-exported for the verbs)
+from ..output import console
 
 
 class Progress:
