@@ -288,7 +288,7 @@ def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) ->
             d.value_size = 4
     if d.type is None:
         raise ObjectError(f"object {path}: map {name} has no __uint(type, ...)")
-    if d.type in (MapType.PERF_EVENT_ARRAY,):
+    if d.type is MapType.PERF_EVENT_ARRAY:  # libbpf fills these in for perf buffers
         d.key_size, d.value_size = d.key_size or 4, d.value_size or 4
         if not d.max_entries:
             from .maps import possible_cpus
