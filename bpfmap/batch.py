@@ -36,7 +36,10 @@ def enabled() -> bool:
     return os.environ.get("BPFMAP_NO_BATCH", "") in ("", "0")
 
 
-def batch_count(m: "Map") -> int:
+def batch_count(m: "Map", size: int | None = None) -> int:
+    """Elements per batch: ``size`` when given, else as many as fit BATCH_BYTES (64..MAX_BATCH)."""
+    if size is not None:
+        return size
     per = m.key_size + m.stride * m.ncpus
     return max(64, min(MAX_BATCH, BATCH_BYTES // max(per, 1)))
 
@@ -52,22 +55,23 @@ def _refused(m: "Map", cmd: _sys.Cmd) -> None:
 # -- reading -----------------------------------------------------------------------------
 
 
-def batches(m: "Map", delete: bool = False) -> Iterator[tuple[bytes, bytes, int]]:
+def batches(m: "Map", delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
     """(keys, values, count) for every element, batch by batch; ``delete`` drains the map
-    (each batch is looked up and deleted in one syscall where the kernel can)."""
+    (each batch is looked up and deleted in one syscall where the kernel can).  ``size``
+    bounds a batch (a hash bucket bigger than that still comes whole)."""
     cmd = _sys.Cmd.MAP_LOOKUP_AND_DELETE_BATCH if delete else _sys.Cmd.MAP_LOOKUP_BATCH
     if _usable(m, cmd):
         try:
-            yield from _kernel_batches(m, cmd)
+            yield from _kernel_batches(m, cmd, size)
             return
         except _NoBatch:
             _refused(m, cmd)
-    yield from _element_batches(m, delete)
+    yield from _element_batches(m, delete, size)
 
 
-def _kernel_batches(m: "Map", cmd: _sys.Cmd) -> Iterator[tuple[bytes, bytes, int]]:
+def _kernel_batches(m: "Map", cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
     ks, vs = m.key_size, m.stride * m.ncpus
-    n = batch_count(m)
+    n = batch_count(m, size)
     keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
     in_b, out_b = None, _sys.buffer(max(ks, 4))
     first = True
@@ -92,29 +96,39 @@ def _kernel_batches(m: "Map", cmd: _sys.Cmd) -> Iterator[tuple[bytes, bytes, int
         in_b, out_b = out_b, in_b
 
 
-def _element_batches(m: "Map", delete: bool) -> Iterator[tuple[bytes, bytes, int]]:
-    """The same shape from GET_NEXT_KEY + LOOKUP (and DELETE): the fallback path."""
-    n = batch_count(m)
+def _element_batches(m: "Map", delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+    """The same shape from GET_NEXT_KEY + LOOKUP (and DELETE): the fallback path.
+
+    Draining, the elements deleted so far are handed out before an error is raised,
+    so that they are never dropped with the exception."""
+    n = batch_count(m, size)
     kbuf, vbuf, count = bytearray(), bytearray(), 0
     vs = m.stride * m.ncpus
     fd = m.fileno()
-    for key in m.keys():
-        kb, vb = _sys.buffer(key), _sys.buffer(vs)
-        try:
-            if delete:
-                _lookup_and_delete(m, fd, kb, vb)
-            else:
-                _sys.map_elem(_sys.Cmd.MAP_LOOKUP_ELEM, fd, kb, vb)
-        except OSError as err:
-            if err.errno == errno.ENOENT:
-                continue  # deleted under us
-            raise translate("iterate", m.ref, err) from err
-        kbuf += key
-        vbuf += ctypes.string_at(vb, vs)
-        count += 1
-        if count == n:
+    try:
+        for key in m.keys():
+            kb, vb = _sys.buffer(key), _sys.buffer(vs)
+            try:
+                if delete:
+                    _lookup_and_delete(m, fd, kb, vb)
+                else:
+                    _sys.map_elem(_sys.Cmd.MAP_LOOKUP_ELEM, fd, kb, vb)
+            except OSError as err:
+                if err.errno == errno.ENOENT:
+                    continue  # deleted under us
+                raise translate("iterate", m.ref, err) from err
+            kbuf += key
+            vbuf += ctypes.string_at(vb, vs)
+            count += 1
+            if count == n:
+                batch, kbuf, vbuf, count = (bytes(kbuf), bytes(vbuf), count), bytearray(), bytearray(), 0
+                yield batch
+    except GeneratorExit:
+        raise
+    except BaseException:  # a kernel error, or Ctrl-C pressed twice
+        if delete and count:
             yield bytes(kbuf), bytes(vbuf), count
-            kbuf, vbuf, count = bytearray(), bytearray(), 0
+        raise
     if count:
         yield bytes(kbuf), bytes(vbuf), count
 

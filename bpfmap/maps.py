@@ -455,16 +455,20 @@ class Map(_FdOwner):
             for i in range(count):
                 yield keys[i * ks:(i + 1) * ks], split(values[i * vs:(i + 1) * vs])
 
-    def batches(self, delete: bool = False) -> Iterator[tuple[bytes, bytes, int]]:
+    def batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
         """Raw (keys, values, count) batches: ``count`` keys back to back, and their values
         at the map's value stride (per-CPU: ``round_up(value_size, 8)`` per possible CPU).
-        ``delete`` drains the map: each batch is deleted as it is read (Linux >= 5.6)."""
+        ``delete`` drains the map: each batch is deleted as it is read (Linux >= 5.6).
+        ``size`` caps the elements per batch (default: about 1 MiB of buffers); a hash
+        bucket holding more than that still comes whole."""
+        if size is not None and size < 1:
+            raise UsageError(f"batch size {size}: give at least 1")
         self._require(Access.KEYED, "drain" if delete else "iterate")
         if delete and not self.spec.deletable:
             raise UsageError(f"drain {self.ref}: {self.type_label} maps cannot delete elements")
         from . import batch
 
-        return batch.batches(self, delete)
+        return batch.batches(self, delete, size)
 
     def update_batch(self, keys: bytes, values: bytes, count: int, mode: UpdateMode | int = "any") -> int:
         """Write ``count`` elements from raw buffers (see :meth:`batches` for their shape).

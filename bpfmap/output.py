@@ -174,21 +174,81 @@ def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:
 
 
 def _entries_csv(entries: Iterable[tuple[object, object]], percpu: bool, out: IO[str]) -> int:
-    import csv
-
-    writer = csv.writer(out, lineterminator="\n")
-    header: list[str] | None = None
+    rows = _CsvRows(percpu)
     count = 0
     for k, v in entries:
-        cells: list[tuple[str, object]] = []
-        flatten("key", k, cells)
-        flatten("values" if percpu else "value", v, cells)
-        if header is None:
-            header = [c for c, _ in cells]
-            writer.writerow(header)
-        writer.writerow(["true" if x is True else "false" if x is False else x for _, x in cells])
+        out.write(rows.row(k, v))
         count += 1
     return count
+
+
+class _CsvRows:
+    """CSV text for one entry at a time: the header row (flattened names of the first
+    entry) comes before the first row."""
+
+    def __init__(self, percpu: bool) -> None:
+        import csv
+        import io
+
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, lineterminator="\n")
+        self._side = "values" if percpu else "value"
+        self._header = False
+
+    def row(self, k: object, v: object) -> str:
+        cells: list[tuple[str, object]] = []
+        flatten("key", k, cells)
+        flatten(self._side, v, cells)
+        if not self._header:
+            self._writer.writerow([c for c, _ in cells])
+            self._header = True
+        self._writer.writerow(["true" if x is True else "false" if x is False else x for _, x in cells])
+        text = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        return text
+
+
+class EntryTexts:
+    """Entries one string each, in exactly the bytes write_entries writes (separators
+    and a JSON array's brackets included), for a writer that must know where each entry
+    ends in its output: a drain puts back the entries a failed write did not deliver.
+    Formats: text, jsonl, json, csv (a table is drawn only once every entry is in)."""
+
+    FORMATS = ("text", "jsonl", "json", "csv")
+
+    def __init__(self, fmt: str, key_codec, value_codec, percpu: bool) -> None:
+        if fmt not in self.FORMATS:
+            raise ValueError(f"unknown format {fmt}")
+        self.fmt, self.count = fmt, 0
+        if fmt == "csv":
+            self._one: Callable[[object, object], str] = _CsvRows(percpu).row
+            return
+        fast = _batch_template(fmt, key_codec, value_codec, percpu)
+        if fast is None:
+            line = _line_function(fmt, key_codec, value_codec, percpu)
+            self._one = lambda k, v: line((k, v))
+        elif fast[1] is None:
+            template = fast[0]
+            self._one = lambda k, v: template % (k, v)
+        else:
+            template, items = fast
+            self._one = lambda k, v: template % items(k, v)  # type: ignore[misc]
+
+    def batch(self, keys: list, values: list) -> list[str]:
+        """The text of each entry of a decoded batch, in order."""
+        texts = list(map(self._one, keys, values))
+        if self.fmt == "json" and texts:
+            first = "[\n  " if self.count == 0 else ",\n  "
+            texts = [first + texts[0][:-1]] + [",\n  " + t[:-1] for t in texts[1:]]
+        self.count += len(texts)
+        return texts
+
+    def end(self) -> str:
+        """What follows the last entry (a JSON array's closing bracket)."""
+        if self.fmt != "json":
+            return ""
+        return "\n]\n" if self.count else "[]\n"
 
 
 def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool,

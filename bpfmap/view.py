@@ -104,22 +104,28 @@ class View:
         """Lists of decoded (key, value) pairs, one per kernel batch."""
         return (list(zip(k, v)) for k, v in self.column_batches(delete))
 
-    def column_batches(self, delete: bool = False) -> Iterator[tuple[list, list]]:
-        """(keys, values) lists, decoded, one pair per kernel batch.  Reading runs a batch
-        ahead in a thread, except when draining (a batch read ahead would be deleted
-        before anyone saw it, were the reader to stop).  Exhaust or ``close()`` the
-        iterator before closing the map: closing it stops and joins that thread."""
-        raw = self.map.batches(delete=delete)
+    def column_batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[list, list]]:
+        """(keys, values) lists, decoded, one pair per kernel batch (of at most ``size``
+        elements when given).  Reading runs a batch ahead in a thread, except when
+        draining (a batch read ahead would be deleted before anyone saw it, were the
+        reader to stop; to drain without losing entries, see bpfmap.drain).  Exhaust
+        or ``close()`` the iterator before closing the map: closing it stops and joins
+        that thread."""
+        raw = self.map.batches(delete=delete, size=size)
         if not delete:
             from .batch import prefetch
 
             raw = prefetch(raw)
         return self._decode_batches(raw)
 
+    def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:
+        """One raw batch (see Map.batches) as lists of decoded keys and values."""
+        return self.key.decode_many(keys, count), self._values_many(values, count)
+
     def _decode_batches(self, raw) -> Iterator[tuple[list, list]]:
-        keys_many, values_many = self.key.decode_many, self._values_many
+        decode = self.decode_batch
         for keys, values, count in raw:
-            yield keys_many(keys, count), values_many(values, count)
+            yield decode(keys, values, count)
 
     def _values_many(self, values: bytes, count: int) -> list:
         m = self.map

@@ -290,16 +290,28 @@ def dump(
     top: Annotated[Optional[int], typer.Option("--top", metavar="N",
                                                help="Only the N largest by --sort, largest first.")] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Drain: delete entries as they are read "
-                                                          "(atomically per batch where the kernel can).")] = False,
+                                                          "(atomically per batch where the kernel can); entries "
+                                                          "the output does not take are put back.")] = False,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", metavar="N", min=1,
+        help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.")] = None,
     output: OutputOpt = None,
 ) -> None:
     """Print every entry (text: KEY<TAB>VALUE per line)."""
     if top is not None and sort is None:
         raise UsageError("--top needs --sort FIELD")
+    if delete and sort is not None:
+        raise UsageError("dump --delete writes entries as it drains them and cannot --sort or --top; "
+                         "sort the output (| sort) or dump, then clear")
+    if delete and output == "table":
+        raise UsageError("dump --delete: a table is drawn only once every entry is in; use -o text, json, jsonl or csv")
     with Map.open(map_ref, readonly=not delete) as m:
         view = make_view(m, layout, packed, c_header, key_type, value_type)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
-        source = view.column_batches(delete=delete)
+        if delete:
+            _drain(m, view, reduce, still_percpu, output or "text", batch_size)
+            return
+        source = view.column_batches(size=batch_size)
         batches = source
         progress = None
         if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
@@ -318,6 +330,38 @@ def dump(
             if progress is not None:
                 progress.close()
             source.close()  # stops the read-ahead thread before the map's fd is closed
+
+
+def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size: int | None) -> None:
+    """dump --delete: nothing drained is dropped (see bpfmap.drain).  Ctrl-C finishes the
+    batch in hand, then exits 130 (SIGTERM 143) with the count; a reader that goes away
+    (| head) is exit 0, with the entries it did not take put back."""
+    from ..drain import DeliveryError, HeldSignals, Sink, drain
+    from ..output import EntryTexts
+    from .term import Progress
+
+    texts = EntryTexts(fmt, view.key, view.value, still_percpu)
+
+    def entry_texts(keys: bytes, values: bytes, count: int) -> list[str]:
+        k, v = view.decode_batch(keys, values, count)
+        return texts.batch(k, list(map(reduce, v)) if reduce is not None else v)
+
+    progress = Progress(f"dump {m.ref}", None, enabled=not sys.stdout.isatty())
+    note = "finishing the batch in hand, then stopping; press Ctrl-C again to put it back in the map instead"
+    try:
+        with HeldSignals(note) as held:
+            n = drain(m, entry_texts, Sink(sys.stdout), texts.end, batch_size,
+                      stop=lambda: held.caught is not None, progress=progress.advance)
+    except DeliveryError as err:
+        if err.reader_gone and not err.rescued:
+            say(str(err))
+            return
+        raise
+    finally:
+        progress.close()
+    if held.caught is not None:
+        say(f"dump --delete {m.ref}: interrupted; {n} entries drained and written, the rest left in the map")
+        raise typer.Exit(128 + held.caught)
 
 
 def _single_format(fmt: str | None) -> str:
