@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 import signal
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -58,6 +59,53 @@ def sniff(stream: IO[str], name: str = "") -> tuple[str, list[str]]:
     return detect(head[-1] if head else "", name), head
 
 
+class _LongLine(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class BoundedLines:
+    """The lines of a text stream (each with its newline), read in chunks, none longer
+    than ``limit`` characters: a stream with no newlines (``/dev/zero``, a binary file)
+    stops at the limit instead of filling memory.  Iterable (lines the iteration read
+    and did not hand out stay for the next call), with ``readlines(hint)``."""
+
+    def __init__(self, stream: IO[str], limit: int) -> None:
+        self._stream, self.limit = stream, limit
+        self._carry = ""
+        self._returned = 0
+        self._ahead: deque[str] = deque()  # read by __iter__, not handed out yet
+
+    def readlines(self, hint: int = READ_BYTES) -> list[str]:
+        if self._ahead:
+            lines = list(self._ahead)
+            self._ahead.clear()
+            return lines
+        while True:
+            chunk = self._stream.read(max(hint, 1))
+            if not chunk:
+                last, self._carry = self._carry, ""
+                self._returned += bool(last)
+                return [last] if last else []
+            parts = (self._carry + chunk).split("\n")
+            self._carry = parts.pop()
+            if len(self._carry) > self.limit:
+                raise _LongLine(self._returned + len(parts) + 1)
+            if parts:
+                self._returned += len(parts)
+                return [p + "\n" for p in parts]
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if not self._ahead:
+            self._ahead.extend(self.readlines(65536))
+            if not self._ahead:
+                raise StopIteration
+        return self._ahead.popleft()
+
+
 class BadLine(str):
     """The message of a line that could not be read."""
 
@@ -81,8 +129,9 @@ def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
             continue
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as err:
-            yield n, BadLine(f"not JSON: {getattr(err, 'msg', 'nested too deep')}"), None
+        except (ValueError, RecursionError) as err:  # ValueError: also a number past 4300 digits
+            why = "nested too deep" if isinstance(err, RecursionError) else getattr(err, "msg", str(err).split(";")[0])
+            yield n, BadLine(f"not JSON: {why}"), None
             continue
         if not isinstance(obj, dict) or "key" not in obj or not ("value" in obj or "values" in obj):
             yield n, BadLine('expected {"key": ..., "value": ...} (or "values" for per-CPU maps)'), None
@@ -183,9 +232,25 @@ class Loader:
         per chunk; otherwise line by line, which also finds and reports a bad line."""
         if fmt not in FORMATS:
             raise UsageError(f"input format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        bounded = BoundedLines(stream, self.line_limit())
+        try:
+            return self._load_lines(bounded, fmt, name)
+        except _LongLine as long:
+            self.finish()
+            raise LoadError(f"line {long.line}: longer than {bounded.limit:,} characters without a newline, "
+                            f"not an entry of this map; {self.written} entries written before it",
+                            long.line, self.written) from None
+
+    def line_limit(self) -> int:
+        """The longest input line taken: generous for the widest way to write an entry
+        (JSON with long field names, ~64 characters a byte), plus 1 MiB."""
+        m = self.map
+        return (1 << 20) + 64 * (m.key_size + m.value_size * m.ncpus)
+
+    def _load_lines(self, stream: BoundedLines, fmt: str, name: str) -> int:
         lines: list[str] = []
         if fmt == "auto":
-            fmt, lines = sniff(stream, name)
+            fmt, lines = sniff(stream, name)  # type: ignore[arg-type]
         if fmt == "csv":
             self.load(_csv(enumerate(itertools.chain(lines, stream), 1)))
             return self.finish()

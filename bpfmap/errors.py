@@ -104,6 +104,74 @@ class VerifierRejected(KernelError):
 
 
 _PERM_HINT = "run as root or with CAP_BPF (CAP_SYS_ADMIN on kernels before 5.8)"
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_BPF = 1, 2, 21, 39
+
+
+def effective_caps() -> int | None:
+    """This process's effective capability set (a bit per CAP_*), None if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def permission_hint(op: str, target: str) -> str:
+    """What this process lacks for ``op`` on ``target``, from what it holds: the file
+    permissions of a pin, CAP_BPF, or CAP_SYS_ADMIN (maps by id or name, listing, BTF)."""
+    caps = effective_caps()
+    if caps is None:
+        return _PERM_HINT
+
+    def has(cap: int) -> bool:
+        return bool(caps >> cap & 1)
+
+    if target.startswith("/"):
+        hint = _file_hint(target, has)
+        if hint:
+            return hint
+    if not has(CAP_BPF) and not has(CAP_SYS_ADMIN):
+        return f"this process has neither CAP_BPF nor CAP_SYS_ADMIN; {_PERM_HINT}"
+    by_id = target.startswith(("id:", "name:")) or op.startswith(("list", "btf")) or "BTF" in op
+    if not has(CAP_SYS_ADMIN) and by_id:
+        return ("this process has CAP_BPF but not CAP_SYS_ADMIN, which the kernel wants for reaching maps by id "
+                "or name, listing them and reading BTF; open the map by its pin, or add CAP_SYS_ADMIN")
+    if not has(CAP_SYS_ADMIN):
+        return ("this process has CAP_BPF but not CAP_SYS_ADMIN, which some map types and operations need "
+                "(CAP_NET_ADMIN or CAP_PERFMON for others); add CAP_SYS_ADMIN or run as root")
+    return ("the process has CAP_BPF and CAP_SYS_ADMIN, so a security module (SELinux, AppArmor, lockdown) "
+            "or the map itself (read-only, frozen) refused it")
+
+
+def _file_hint(path: str, has) -> str | None:
+    """Why the file permissions of ``path`` keep this process out, if they do."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if has(CAP_DAC_OVERRIDE):
+        return None
+    uid = os.geteuid()
+    if uid == st.st_uid:
+        bits, who = st.st_mode >> 6, "its owner"
+    elif st.st_gid in {os.getegid(), *os.getgroups()}:
+        bits, who = st.st_mode >> 3, "its group"
+    else:
+        bits, who = st.st_mode, "others"
+    can_read = bool(bits & 4) or has(CAP_DAC_READ_SEARCH)
+    if can_read and bits & 2:
+        return None
+    mode = f"mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid} gid {st.st_gid}"
+    if not can_read:
+        return (f"{path} is {mode}: uid {uid} ({who}) may not read it; change its mode or owner "
+                f"(chmod, chown) or run as a user who may")
+    return (f"{path} is {mode}: uid {uid} ({who}) may read it but not write it; commands that only read "
+            f"open it read-only, writing needs write permission (chmod u+w, chown)")
 
 
 def translate(op: str, target: str, err: OSError) -> KernelError:
@@ -112,10 +180,12 @@ def translate(op: str, target: str, err: OSError) -> KernelError:
     ``op`` is what we were doing (``lookup``, ``update``, ``create``, ``pin``, ...),
     ``target`` the map or path it was done to.
     """
+    from .inputs import quote
+
     code = err.errno or 0
-    where = f"{op} {target}".rstrip()
+    where = f"{op} {quote(target, bare=True)}".rstrip()
     if code in (_errno.EPERM, _errno.EACCES):
-        return PermissionDenied(f"{where}: permission denied; {_PERM_HINT}", code)
+        return PermissionDenied(f"{where}: permission denied; {permission_hint(op, target)}", code)
     if code == _errno.ENOENT:
         if op in ("lookup", "delete", "update"):
             return KeyNotFound(f"{where}: key not found")

@@ -32,6 +32,7 @@ from .errors import (
     WrongObjectType,
     translate,
 )
+from .inputs import quote
 from .pins import open_pinned, pin_fd, pinned_maps
 from .types import Access, MapFlag, MapType, TypeSpec, Value, map_type_label, spec
 
@@ -319,6 +320,9 @@ class Map(_FdOwner):
                 raise translate("open", ref, err) from err
             return cls(fd, ref, readonly)
         if ref.startswith("name:"):
+            if not ref[5:]:
+                raise UsageError("map reference 'name:': the name is empty (an unset variable?); "
+                                 "give name:NAME, id:N or a pin")
             return cls.open(f"id:{_id_by_name(ref[5:])}", readonly)._renamed(ref)
         return cls(open_pinned(ref, "map", readonly), ref, readonly)
 
@@ -698,7 +702,7 @@ def _validate_create(mtype: MapType, s: TypeSpec, key_size: int, value_size: int
                      flags: MapFlag, name: str, inner_map: Map | None, map_extra: int) -> None:
     label = mtype.label
     if not _NAME_RE.match(name):
-        raise UsageError(f"create {label}: name {name!r} must be at most 15 characters of "
+        raise UsageError(f"create {label}: name {quote(name)} must be at most 15 characters of "
                          f"letters, digits, '_' and '.'")
     missing = s.required_flags & ~flags
     if missing:
@@ -738,9 +742,9 @@ def _parse_id(ref: str) -> int:
     try:
         value = int(ref[3:], 0)
     except ValueError:
-        raise UsageError(f"map reference {ref!r}: expected id:N with a number N") from None
-    if value <= 0:
-        raise UsageError(f"map reference {ref!r}: ids start at 1")
+        raise UsageError(f"map reference {quote(ref)}: expected id:N with a number N") from None
+    if not 0 < value < 1 << 32:
+        raise UsageError(f"map reference {quote(ref)}: ids are 1 to {(1 << 32) - 1}")
     return value
 
 
@@ -757,11 +761,11 @@ def _id_by_name(name: str) -> int:
         finally:
             os.close(fd)
     if not matches:
-        raise NoSuchObject(f"open name:{name}: no map with that name; names are at most 15 characters "
+        raise NoSuchObject(f"open name:{quote(name, bare=True)}: no map with that name; names are at most 15 characters "
                            f"('bpfmap list' shows them)", errno.ENOENT)
     if len(matches) > 1:
         ids = ", ".join(f"id:{i}" for i in matches)
-        raise UsageError(f"open name:{name}: {len(matches)} maps have that name ({ids}); use id:N or a pin")
+        raise UsageError(f"open name:{quote(name, bare=True)}: {len(matches)} maps have that name ({ids}); use id:N or a pin")
     return matches[0]
 
 

@@ -105,24 +105,73 @@ class BpfObject:
 
 
 def read_object(path: str) -> BpfObject:
-    """Read the BTF-defined maps of the BPF object at ``path``."""
+    """Read the BTF-defined maps of the BPF object at ``path``.
+
+    Raises ObjectError (a UsageError) for anything that is not a well-formed BPF object:
+    every offset and size is checked against the file before it is read, and whatever
+    else the ELF or BTF parsers trip on becomes "bad object FILE: ..."."""
     try:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
     except ImportError as err:  # pragma: no cover - a dependency
         raise ObjectError("reading BPF objects needs pyelftools (pip install pyelftools)") from err
+    import io
+
+    from .inputs import OBJECT_LIMIT, quote, read_bytes
+
     try:
-        f = open(path, "rb")
-    except OSError as err:
-        raise ObjectError(f"object {path}: {err.strerror}") from None
-    with f:
-        try:
-            elf = ELFFile(f)
-            return _read(path, elf)
-        except ELFError as err:
-            raise ObjectError(f"object {path}: not an ELF file ({err})") from None
-        except BTFError as err:
-            raise ObjectError(f"object {path}: bad BTF ({err})") from None
+        data = read_bytes(path, "object", OBJECT_LIMIT)
+    except UsageError as err:
+        raise ObjectError(str(err)) from None
+    shown = quote(path, bare=True)
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        _check_layout(elf, len(data))
+        return _read(path, elf)
+    except ObjectError:
+        raise
+    except _Damaged as err:
+        raise ObjectError(f"bad object {shown}: {err}") from None
+    except ELFError as err:
+        raise ObjectError(f"object {shown}: not an ELF file ({err})") from None
+    except BTFError as err:
+        raise ObjectError(f"bad object {shown}: bad BTF ({err})") from None
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError, struct.error, OverflowError,
+            MemoryError, RecursionError, AssertionError) as err:
+        # pyelftools' own parsing of a damaged file (construct's errors are ValueError-like or
+        # plain exceptions of its own): still a bad file, never an internal error
+        raise ObjectError(f"bad object {shown}: {type(err).__name__}: {quote(str(err), bare=True)}") from None
+    except Exception as err:
+        if type(err).__module__.split(".")[0] in ("elftools", "construct"):
+            raise ObjectError(f"bad object {shown}: {type(err).__name__}: {quote(str(err), bare=True)}") from None
+        raise
+
+
+class _Damaged(Exception):
+    pass
+
+
+def _check_layout(elf, size: int) -> None:
+    """Every section's bytes inside the file, and the tables we read of the type we read
+    them as, before any is read (a damaged size would otherwise ask for gigabytes)."""
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    n = elf.num_sections()
+    if n > 65536:
+        raise _Damaged(f"{n} sections")
+    for i in range(n):
+        sec = elf.get_section(i)
+        if sec["sh_type"] != "SHT_NOBITS" and sec["sh_offset"] + sec["sh_size"] > size:
+            raise _Damaged(f"section {i} ({sec.name!r}) ends at byte {sec['sh_offset'] + sec['sh_size']:,}, "
+                              f"past the end of the file ({size:,} bytes)")
+        if sec.name == ".symtab" and not isinstance(sec, SymbolTableSection):
+            raise _Damaged(f"section {i} (.symtab) is not a symbol table ({sec['sh_type']})")
+        if isinstance(sec, RelocationSection):
+            link = sec["sh_link"]
+            if not (0 <= link < n and isinstance(elf.get_section(link), SymbolTableSection)):
+                raise _Damaged(f"relocation section {i} ({sec.name!r}) links to section {link}, "
+                                  f"not a symbol table")
 
 
 def _read(path: str, elf) -> BpfObject:
@@ -186,11 +235,15 @@ def _fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> No
             continue
         idx, sec = sections[t.name]
         pos = btf.offset_of(tid)
+        if sec["sh_size"] > 0xFFFFFFFF:
+            raise _Damaged(f"section {t.name!r} is {sec['sh_size']:,} bytes, more than BTF can describe")
         struct.pack_into("<I", raw, pos + 8, sec["sh_size"])
         for i, m in enumerate(t.members):
             var = btf.type(m.type)
             value = symbols.get((idx, var.name))
             if value is not None:
+                if not 0 <= value <= sec["sh_size"]:
+                    raise _Damaged(f"symbol {var.name!r} at offset {value:,}, outside its section {t.name!r}")
                 struct.pack_into("<I", raw, pos + 12 + 12 * i + 4, value)
 
 

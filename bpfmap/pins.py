@@ -109,13 +109,22 @@ def pin_fd(fd: int, path: str, mkdir: bool = False) -> None:
 
 def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
     """Open the pin at ``path`` and return an fd, checking that it is a ``kind`` ('map'/'prog')."""
-    if not os.path.lexists(path):
-        raise NoSuchObject(f"open {path}: no such pin; list pins with 'ls {os.path.dirname(path) or '.'}' "
+    from .inputs import quote
+
+    shown = quote(path, bare=True)
+    try:
+        exists = os.path.lexists(path)
+    except ValueError:  # a NUL in the path
+        raise UsageError(f"open {quote(path)}: a path cannot hold a NUL byte") from None
+    if not exists:
+        if len(os.path.basename(path)) > 255 or len(path) >= 4096:
+            raise UsageError(f"open {shown}: the path is too long for the file system")
+        raise NoSuchObject(f"open {shown}: no such pin; list pins with 'ls {quote(os.path.dirname(path), bare=True) or '.'}' "
                            f"or maps with 'bpfmap list'", errno.ENOENT)
     if os.path.isdir(path):
-        raise WrongObjectType(f"open {path}: is a directory, not a pinned {kind}", errno.EISDIR)
+        raise WrongObjectType(f"open {shown}: is a directory, not a pinned {kind}", errno.EISDIR)
     if not is_bpffs(path):
-        raise NotBpffs(f"open {path}: not on a BPF filesystem; pinned {kind}s live on a bpffs "
+        raise NotBpffs(f"open {shown}: not on a BPF filesystem; pinned {kind}s live on a bpffs "
                        f"such as {DEFAULT_BPFFS}", errno.EINVAL)
     try:
         fd = _sys.obj_get(path, _sys.BPF_F_RDONLY if readonly else 0)
@@ -124,7 +133,7 @@ def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
     actual = _sys.fd_kind(fd)
     if actual != kind:
         os.close(fd)
-        raise WrongObjectType(f"open {path}: this pin is a {actual or 'non-BPF object'}, not a {kind}",
+        raise WrongObjectType(f"open {shown}: this pin is a {actual or 'non-BPF object'}, not a {kind}",
                               errno.EINVAL)
     return fd
 

@@ -54,6 +54,7 @@ class MapType(enum.IntEnum):
     def parse(cls, text: str) -> "MapType":
         """Look a type up by name (``lru_hash``, ``lru-hash``, ``BPF_MAP_TYPE_LRU_HASH``)."""
         from .errors import UsageError
+        from .inputs import quote
 
         key = text.strip().upper().replace("-", "_")
         key = key.removeprefix("BPF_MAP_TYPE_")
@@ -61,7 +62,7 @@ class MapType(enum.IntEnum):
             return cls[key]
         except KeyError:
             names = ", ".join(t.label for t in cls if t is not cls.UNSPEC)
-            raise UsageError(f"unknown map type {text!r}; known types: {names}") from None
+            raise UsageError(f"unknown map type {quote(text)}; known types: {names}") from None
 
 
 class MapFlag(enum.IntFlag):
@@ -91,6 +92,7 @@ class MapFlag(enum.IntFlag):
     def parse(cls, text: str) -> "MapFlag":
         """Parse ``no_prealloc,rdonly_prog`` (also ``-`` for ``_``, or a number)."""
         from .errors import UsageError
+        from .inputs import quote
 
         flags = cls(0)
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -104,7 +106,7 @@ class MapFlag(enum.IntFlag):
                 flags |= cls[key]
             except KeyError:
                 names = ", ".join(f.name.lower() for f in cls)
-                raise UsageError(f"unknown map flag {part!r}; known flags: {names}") from None
+                raise UsageError(f"unknown map flag {quote(part)}; known flags: {names}") from None
         return flags
 
     def labels(self) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import BpfmapError, UsageError
+from .inputs import quote
 from .layout import Codec, HexCodec, IdCodec, Layout
 from .maps import Map, Program
 from .types import Value
@@ -69,19 +70,19 @@ class View:
         try:
             return self.key.parse(text)
         except UsageError as err:
-            raise UsageError(f"key {text!r}: {err}") from None
+            raise UsageError(f"key {quote(text)}: {err}") from None
 
     def parse_value(self, text: str) -> bytes:
         try:
             return self.value.parse(text)
         except UsageError as err:
-            raise UsageError(f"value {text!r}: {err}") from None
+            raise UsageError(f"value {quote(text)}: {err}") from None
 
     def encode_value(self, value: Any) -> bytes:
         try:
             return self.value.encode(value)
         except UsageError as err:
-            raise UsageError(f"value {value!r}: {err}") from None
+            raise UsageError(f"value {quote(repr(value), bare=True)}: {err}") from None
 
     def open_value_ref(self, text: str) -> Map | Program:
         """For maps of maps and prog_array: open the map or program a value refers to."""
@@ -195,7 +196,7 @@ def field_getter(field: str, sample: tuple[Any, Any]):
         if _dig(obj, rest) is not _MISSING:
             idx = 0 if root == "key" else 1
             return lambda entry: _sort_key(_dig(entry[idx], rest))
-    raise UsageError(f"--sort {field}: no such field in the entries (try key, value or value.NAME)")
+    raise UsageError(f"--sort {quote(field, bare=True)}: no such field in the entries (try key, value or value.NAME)")
 
 
 _MISSING = object()

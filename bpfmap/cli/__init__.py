@@ -126,9 +126,20 @@ def _json_output(args: list[str]) -> bool:
     return False
 
 
+def _one_line(message: str) -> str:
+    """An error message as one readable line: line breaks escaped, and any run of
+    characters without a space longer than 300 (user input echoed whole somewhere)
+    cut to 200 with its length."""
+    import re
+
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
+    return re.sub(r"\S{301,}", lambda m: f"{m.group()[:300]}... ({len(m.group())} chars)", message)
+
+
 def _error(message: str, code: int = 3) -> None:
     """The one error line on stderr; a JSON object ``{"error", "code"}`` with -o json/jsonl;
     the "bpfmap:" prefix in red on a colour terminal."""
+    message = _one_line(message)
     if _JSON_ERRORS:
         import json
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
+from ..inputs import quote
 from ..layout import Layout
 from ..output import FORMATS, default_format
 
@@ -21,7 +22,7 @@ def _parse_layout(text: str) -> Layout:
 def _parse_format(text: str) -> str:
     fmt = text.strip().lower()
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"{text!r}: choose one of {', '.join(FORMATS)}")
+        raise typer.BadParameter(f"{quote(text)}: choose one of {', '.join(FORMATS)}")
     return fmt
 
 
@@ -82,6 +83,23 @@ OutputOpt = Annotated[
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (errors still go to stderr).")]
+
+
+MAX_SECONDS = 1e6  # ~11 days: past it epoll and sleep overflow, and no one waits that long
+
+
+def check_seconds(value: float | None, option: str, zero: bool = False) -> None:
+    """A UsageError unless ``value`` (if given) is a finite number of seconds, above 0
+    (or 0 itself with ``zero``) and at most MAX_SECONDS: nan, inf and negatives are
+    refused before anything is printed."""
+    import math
+
+    if value is None:
+        return
+    low_ok = value >= 0 if zero else value > 0
+    if not (math.isfinite(value) and low_ok and value <= MAX_SECONDS):
+        span = "from 0" if zero else "above 0,"
+        raise UsageError(f"{option} {value}: give a number of seconds {span} up to {MAX_SECONDS:,.0f}")
 
 
 def say(message: str, quiet: bool = False) -> None:

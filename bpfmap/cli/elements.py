@@ -12,6 +12,7 @@ from ..maps import Map
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate, check_cpu, sort_entries
+from ..inputs import quote
 from .common import (
     HeaderOpt,
     KeyTypeOpt,
@@ -236,10 +237,10 @@ def _json_list(text: str) -> list[Any]:
     import json
     try:
         items = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"--percpu-values {text!r}: not JSON ({err.msg})") from None
+    except ValueError as err:  # JSONDecodeError, or a number past 4300 digits
+        raise UsageError(f"--percpu-values {quote(text)}: not JSON ({getattr(err, 'msg', str(err).split(';')[0])})") from None
     if not isinstance(items, list):
-        raise UsageError(f"--percpu-values {text!r}: give a JSON list, one value per CPU")
+        raise UsageError(f"--percpu-values {quote(text)}: give a JSON list, one value per CPU")
     return items
 
 

@@ -21,6 +21,7 @@ from .common import (
     PackedOpt,
     ValueTypeOpt,
     QuietOpt,
+    check_seconds,
     examples,
     make_view,
     say,
@@ -57,8 +58,7 @@ def watch(
     {"time", "interval", "entries", "rows": [{"key", "value", "delta", "rate"}]}."""
     from ..watch import Watcher
 
-    if interval <= 0:
-        raise UsageError(f"--interval {interval}: give a positive number of seconds")
+    check_seconds(interval, "--interval")
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
     fmt = output or ("live" if sys.stdout.isatty() else "jsonl")
@@ -304,8 +304,7 @@ def events(
 
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
-    if timeout is not None and timeout < 0:
-        raise UsageError(f"--timeout {timeout}: give a number of seconds")
+    check_seconds(timeout, "--timeout", zero=True)
     fmt = output or "text"
     if fmt not in ("text", "jsonl"):
         raise UsageError(f"--output {output}: events writes text or jsonl")

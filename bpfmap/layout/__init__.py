@@ -197,7 +197,9 @@ def _json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise UsageError(f"bad JSON {text.strip()!r}: {err.msg} at column {err.colno}") from None
+        raise UsageError(f"bad JSON: {err.msg} at column {err.colno}") from None
+    except ValueError as err:  # a number past Python's 4300-digit limit
+        raise UsageError(f"bad JSON: {str(err).split(';')[0]}") from None
     except RecursionError:
         raise UsageError("JSON nested too deep") from None
 
@@ -208,7 +210,7 @@ def _maybe_json(text: str) -> Any:
     if text.startswith(("{", "[", '"')):
         try:
             return json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             return text
     return text
 

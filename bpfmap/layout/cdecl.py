@@ -492,10 +492,7 @@ class CDecls:
 
 def types_from_header(path: str, names: list[str], use_cpp: bool = True) -> list[Type]:
     """Read ``path`` and resolve each of ``names`` (``struct flow_key``, ``__u64``, ``counts_t[4]``)."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError as err:
-        raise UsageError(f"C header {path}: {err.strerror}") from None
-    decls = CDecls(text, path, names, use_cpp=use_cpp)
+    from ..inputs import read_text
+
+    decls = CDecls(read_text(path, "C header"), path, names, use_cpp=use_cpp)
     return [decls.resolve(n) for n in names]

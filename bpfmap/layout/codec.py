@@ -53,11 +53,26 @@ def to_int(value: Any, t: Type, path: str, bits: int | None = None) -> int:
         try:
             value = int(s, 0)
         except ValueError:
-            raise _fail(path, t, f"{value!r} is not a number") from None
+            if s.lstrip("+-").isdigit():
+                raise _fail(path, t, f"{_q(value)} has more digits than any integer field holds") from None
+            raise _fail(path, t, f"{_q(value)} is not a number") from None
     lo, hi = _int_range(t, bits)  # type: ignore[arg-type]
     if not lo <= value <= hi:
-        raise _fail(path, t, f"{value} is out of range {lo}..{hi}")
+        raise _fail(path, t, f"{_q(value, plain=True)} is out of range {lo}..{hi}")
     return value
+
+
+def _q(v: Any, plain: bool = False) -> str:
+    """A value the user gave, for an error about one field: quoted (``plain``: as
+    str() shows it), cut to 40 characters when longer (the whole input is quoted once,
+    by the caller)."""
+    from ..inputs import quote
+
+    if isinstance(v, int) and v.bit_length() > 4000:  # str() refuses ints past 4300 digits
+        return f"a {v.bit_length()}-bit number"
+    if plain or not isinstance(v, str):
+        return quote(str(v) if plain else repr(v), limit=40, bare=True)
+    return quote(v, limit=40)
 
 
 def _jsonable(v: Any) -> bool:
@@ -82,11 +97,11 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
                 try:
                     v = float(v)
                 except ValueError:
-                    raise _fail(path, t, f"{v!r} is not a number") from None
+                    raise _fail(path, t, f"{_q(v)} is not a number") from None
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise _fail(path, t, f"expected a number, got {v!r}")
+                raise _fail(path, t, f"expected a number, got {_q(v)}")
             if t.size == 4 and math.isfinite(v) and abs(v) > 3.4028234663852886e38:
-                raise _fail(path, t, f"{v} is out of range for f32")
+                raise _fail(path, t, f"{_q(v, plain=True)} is out of range for f32")
             pack_into(buf, off, v)
     elif t.kind == "bool":
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
@@ -97,7 +112,7 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
                 elif low in ("false", "0", "no"):
                     v = False
             if not isinstance(v, bool) and v not in (0, 1):
-                raise _fail(path, t, f"expected true or false, got {v!r}")
+                raise _fail(path, t, f"expected true or false, got {_q(v)}")
             pack_into(buf, off, bool(v))
     else:
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
@@ -127,7 +142,7 @@ def _enum(t: Enum) -> tuple[Decoder, Encoder]:
         if isinstance(v, str) and v.strip() in by_name:
             v = by_name[v.strip()]
         elif isinstance(v, str) and not re.fullmatch(r"\s*-?(0x[0-9a-fA-F_]+|[0-9_]+)\s*", v):
-            raise _fail(path, t, f"{v!r} is not one of {', '.join(by_name) or 'its values'}")
+            raise _fail(path, t, f"{_q(v)} is not one of {', '.join(by_name) or 'its values'}")
         st.pack_into(buf, off, to_int(v, t, path))
     return dec, enc
 
@@ -144,10 +159,10 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         if not isinstance(v, str):
-            raise _fail(path, t, f"expected a string, got {v!r}")
+            raise _fail(path, t, f"expected a string, got {_q(v)}")
         data = v.encode()
         if len(data) > n:
-            raise _fail(path, t, f"{v!r} is {len(data)} bytes, longer than {n}")
+            raise _fail(path, t, f"{_q(v)} is {len(data)} bytes, longer than {n}")
         buf[off:off + n] = data + b"\0" * (n - len(data))
     return dec, enc
 
@@ -167,9 +182,9 @@ def _bytes(t: Bytes) -> tuple[Decoder, Encoder]:
             try:
                 data = bytes.fromhex(s)
             except ValueError:
-                raise _fail(path, t, f"{v!r} is not hex bytes") from None
+                raise _fail(path, t, f"{_q(v)} is not hex bytes") from None
         else:
-            raise _fail(path, t, f"expected hex bytes as a string, got {v!r}")
+            raise _fail(path, t, f"expected hex bytes as a string, got {_q(v)}")
         if len(data) != n:
             raise _fail(path, t, f"{len(data)} bytes given, {n} expected")
         buf[off:off + n] = data
@@ -185,7 +200,7 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
             s = v.strip().lower() if isinstance(v, str) else ""
             if not re.fullmatch(r"[0-9a-f]{2}([:\-][0-9a-f]{2}){5}", s):
-                raise _fail(path, t, f"{v!r} is not a MAC address like aa:bb:cc:dd:ee:ff")
+                raise _fail(path, t, f"{_q(v)} is not a MAC address like aa:bb:cc:dd:ee:ff")
             buf[off:off + 6] = bytes.fromhex(re.sub(r"[:\-]", "", s))
         return dec, enc
     import ipaddress
@@ -202,7 +217,7 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
                 raise ValueError
             addr = cls(v.strip() if isinstance(v, str) else v)
         except (ValueError, TypeError):
-            raise _fail(path, t, f"{v!r} is not an {t.name.upper()} address") from None
+            raise _fail(path, t, f"{_q(v)} is not an {t.name.upper()} address") from None
         buf[off:off + n] = addr.packed
     return dec, enc
 
@@ -230,7 +245,7 @@ def _array(t: Array) -> tuple[Decoder, Encoder]:
         if isinstance(v, str):
             v = _json_or_fail(v, path, t)
         if not isinstance(v, (list, tuple)):
-            raise _fail(path, t, f"expected a list of {count}, got {v!r}")
+            raise _fail(path, t, f"expected a list of {count}, got {_q(v)}")
         if len(v) != count:
             raise _fail(path, t, f"{len(v)} elements given, {count} expected")
         for i, item in enumerate(v):
@@ -242,8 +257,8 @@ def _json_or_fail(text: str, path: str, t: Type) -> Any:
     import json
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise _fail(path, t, f"{text!r}: give it as JSON") from None
+    except (ValueError, RecursionError):  # ValueError: also a number past 4300 digits
+        raise _fail(path, t, f"{_q(text)}: give it as JSON") from None
 
 
 def visible_fields(t: Struct) -> list:
@@ -358,7 +373,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
             for (name, o, _d, e), item in zip(named, v):
                 e(buf, off + o, item, prefix + name)
             return
-        raise _fail(path, t, f"expected the fields as a JSON object{'' if t.union else ' or list'}, got {v!r}")
+        raise _fail(path, t, f"expected the fields as a JSON object{'' if t.union else ' or list'}, got {_q(v)}")
     return dec, enc
 
 

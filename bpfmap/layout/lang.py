@@ -45,7 +45,11 @@ class _Parser:
     def error(self, msg: str, pos: int | None = None) -> UsageError:
         if pos is None:
             pos = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
-        return UsageError(f"layout {self.text.strip()!r}: {msg} at column {pos + 1}")
+        from ..inputs import quote
+
+        text = self.text.strip()
+        return UsageError(f"layout {quote(text, at=pos - (len(self.text) - len(self.text.lstrip())))}: "
+                          f"{msg} at column {pos + 1}")
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -182,14 +186,10 @@ def read_layout_file(ref: str) -> str:
         [counters]
         u32 : u64
     """
+    from ..inputs import read_text
+
     path, _, name = ref[1:].partition("#")
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise UsageError(f"layout file {path}: {err.strerror}") from None
-    except ValueError as err:  # a NUL in the name
-        raise UsageError(f"layout file {path!r}: {err}") from None
+    lines = read_text(path, "layout file").splitlines()
     sections: dict[str, list[str]] = {}
     current = ""
     for line in lines:

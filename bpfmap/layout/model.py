@@ -161,13 +161,16 @@ class Struct(Type):
     def describe(self) -> str:
         """Every field with its offset: what a size-mismatch error shows."""
         parts = []
-        for f in self.fields:
+        shown = 16
+        for f in self.fields[:shown]:
             if isinstance(f.type, Pad):
                 parts.append(f"pad@{f.offset}+{f.type.size}")
             elif f.bit_size is not None:
                 parts.append(f"{f.name}:{f.bit_size}@bit{f.bit_offset}")
             else:
                 parts.append(f"{f.name}={f.type.c_name()}@{f.offset}")
+        if len(self.fields) > shown:
+            parts.append(f"... {len(self.fields) - shown} more")
         return "{" + ", ".join(parts) + f"}} ({self.size} bytes)"
 
 
