@@ -43,6 +43,9 @@ _REFUSED = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.]{0,15}$")
 
 
+MAX_BATCH_SIZE = 1 << 20  # elements per batch a caller may ask for (buffers stay in memory)
+
+
 @functools.cache
 def possible_cpus() -> int:
     """How many CPUs the kernel could ever bring online: per-CPU values have this many slots."""
@@ -465,8 +468,8 @@ class Map(_FdOwner):
         ``delete`` drains the map: each batch is deleted as it is read (Linux >= 5.6).
         ``size`` caps the elements per batch (default: about 1 MiB of buffers); a hash
         bucket holding more than that still comes whole."""
-        if size is not None and size < 1:
-            raise UsageError(f"batch size {size}: give at least 1")
+        if size is not None and not 1 <= size <= MAX_BATCH_SIZE:
+            raise UsageError(f"batch size {size}: give 1 to {MAX_BATCH_SIZE:,}")
         self._require(Access.KEYED, "drain" if delete else "iterate")
         if delete and not self.spec.deletable:
             raise UsageError(f"drain {self.ref}: {self.type_label} maps cannot delete elements")

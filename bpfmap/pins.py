@@ -69,6 +69,8 @@ def check_pin_target(path: str, mkdir: bool = False) -> None:
     """Raise unless ``path`` is a free name in an existing bpffs directory.
 
     With ``mkdir``, missing directories are created (bpffs supports mkdir)."""
+    if not path:
+        raise UsageError("pin: the path is empty (an unset variable?); give a path on a bpffs")
     if os.path.lexists(path):
         raise PinExists(f"pin {path}: something is already pinned there; bpfmap never replaces a pin: "
                         f"choose another path or remove it first (rm {path})", errno.EEXIST)

@@ -150,4 +150,4 @@ def test_exit_code_table_lists_every_code_the_cli_uses():
     text = open(DOC, encoding="utf-8").read()
     table = set(map(int, re.findall(r"^\| (\d+) \|", text, re.M)))
     used = {c.exit_code for c in vars(errors).values() if isinstance(c, type) and hasattr(c, "exit_code")}
-    assert used | {0, 130} == table
+    assert used | {0, 130, 143} == table  # 130, 143: Ctrl-C, SIGTERM (128 + the signal)

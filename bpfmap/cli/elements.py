@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import BpfmapError, KeyNotFound, UsageError
+from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError
 from ..maps import Map
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
@@ -209,6 +209,10 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         if hasattr(err, "message"):
             err.message = err.args[0]  # type: ignore[attr-defined]
         raise
+    except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
+        written = loader.abort()
+        raise KernelError(f"{where}: reading the input failed ({err.strerror or err}); {written} entries "
+                          f"written", err.errno or 0) from None
     finally:
         progress.close()
         if stream is not sys.stdin:
@@ -294,7 +298,7 @@ def dump(
                                                           "(atomically per batch where the kernel can); entries "
                                                           "the output does not take are put back.")] = False,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", metavar="N", min=1,
+        "--batch-size", metavar="N", min=1, max=1 << 20,
         help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.")] = None,
     output: OutputOpt = None,
 ) -> None:

@@ -86,6 +86,11 @@ class ReadCounter:
     def __init__(self, stream, progress: Progress) -> None:
         self._stream, self._progress = stream, progress
 
+    def read(self, size: int = -1) -> str:
+        text = self._stream.read(size)
+        self._progress.advance(len(text))
+        return text
+
     def readlines(self, hint: int = -1) -> list[str]:
         lines = self._stream.readlines(hint)
         self._progress.advance(sum(map(len, lines)))
