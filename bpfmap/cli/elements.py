@@ -8,11 +8,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError
-from ..maps import Map
+from ..inputs import quote
+from ..maps import MAX_BATCH_SIZE, Map
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate, check_cpu, sort_entries
-from ..inputs import quote
 from .common import (
     HeaderOpt,
     KeyTypeOpt,
@@ -298,7 +298,7 @@ def dump(
                                                           "(atomically per batch where the kernel can); entries "
                                                           "the output does not take are put back.")] = False,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", metavar="N", min=1, max=1 << 20,
+        "--batch-size", metavar="N", min=1, max=MAX_BATCH_SIZE,
         help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.")] = None,
     output: OutputOpt = None,
 ) -> None:
