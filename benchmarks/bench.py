@@ -35,7 +35,8 @@ from bpfmap import _sys  # noqa: E402
 FLOW = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64"
 
 
-_BUILD = """
+_BUILD = (
+    """
 import os, struct, sys
 from bpfmap import Map
 from bpfmap.btf import spec_for
@@ -67,7 +68,9 @@ with Map.create("hash", lay.key.size, lay.value.size, max_entries=small_n,
     values = b"".join(lay.value.encode({"packets": i, "bytes": i * 1500}) for i in range(small_n))
     m.update_batch(keys, values, small_n)
     m.pin(os.path.join(fs, "small"))
-""" % FLOW
+"""
+    % FLOW
+)
 
 
 def bpfmap_cmd() -> list[str]:
@@ -82,9 +85,11 @@ def run(cmd: list[str]) -> tuple[float, int]:
     include the pages it shared with this (large) process before exec."""
     exe = shutil.which(cmd[0]) or cmd[0]
     with tempfile.TemporaryFile() as err:
-        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                   (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                   (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+        ]
         t = time.perf_counter()
         pid = os.posix_spawn(exe, cmd, os.environ, file_actions=actions)
         _pid, status, usage = os.wait4(pid, 0)
@@ -120,8 +125,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--bpftool-load-reps", type=int, default=1,
-                    help="bpftool batch of 1M updates is slow: how many times to run it")
+    ap.add_argument(
+        "--bpftool-load-reps", type=int, default=1, help="bpftool batch of 1M updates is slow: how many times to run it"
+    )
     ap.add_argument("--write", metavar="FILE", help="also write the results as Markdown")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -189,6 +195,7 @@ def main() -> int:
         def clear() -> None:
             with Map.open(target) as m:
                 m.clear()
+
         t_load, _ = median([*bm, "update", target, "--from", load_txt, "-l", "u32:u64"], reps, before=clear)
         add(f"load {n} u32->u64", "bpfmap update --from (text)", t_load)
         t_cload = None
@@ -222,14 +229,22 @@ def main() -> int:
         if t_c:
             checks.append((f"dump text <= 1.5x C ({t_text / t_c:.2f}x)", t_text <= 1.5 * t_c))
             checks.append((f"dump JSONL <= 2x C ({t_jsonl / t_c:.2f}x)", t_jsonl <= 2 * t_c))
-        checks.append((f"bpftool dump >= 4x slower than ours ({t_bt / t_text:.1f}x text, "
-                       f"{t_btj / t_jsonl:.1f}x JSON)", t_bt >= 4 * t_text and t_btj >= 4 * t_jsonl))
+        checks.append(
+            (
+                f"bpftool dump >= 4x slower than ours ({t_bt / t_text:.1f}x text, {t_btj / t_jsonl:.1f}x JSON)",
+                t_bt >= 4 * t_text and t_btj >= 4 * t_jsonl,
+            )
+        )
         if t_cload:
             checks.append((f"bulk load <= 2x C batch update ({t_load / t_cload:.2f}x)", t_load <= 2 * t_cload))
         checks.append((f"lookup <= 1.3x import typer ({t_lookup / t_typer:.2f}x)", t_lookup <= 1.3 * t_typer))
         checks.append((f"dump peak RSS <= 80 MiB ({rss_1m / 1024:.1f} MiB)", rss_1m / 1024 <= 80))
-        checks.append((f"peak RSS flat from {small_n} to {n} entries ({rss_100k / 1024:.1f} -> "
-                       f"{rss_1m / 1024:.1f} MiB)", rss_1m <= rss_100k * 1.25 + 4096))
+        checks.append(
+            (
+                f"peak RSS flat from {small_n} to {n} entries ({rss_100k / 1024:.1f} -> {rss_1m / 1024:.1f} MiB)",
+                rss_1m <= rss_100k * 1.25 + 4096,
+            )
+        )
         print()
         for text, ok in checks:
             print(f"{'PASS' if ok else 'FAIL'}  {text}")
@@ -255,8 +270,7 @@ def write_markdown(path: str, rows, checks, notes, n: int, reps: int) -> None:
         "",
         f"Reproduce (as root): `python benchmarks/bench.py --reps {reps} --entries {n} --write benchmarks/RESULTS.md`",
         "",
-        "Medians of wall time; output to /dev/null. bpftool's batch load ran "
-        "once (it takes minutes).",
+        "Medians of wall time; output to /dev/null. bpftool's batch load ran once (it takes minutes).",
         "",
         "| case | tool | median | vs bpfmap |",
         "|---|---|---:|---:|",

@@ -33,17 +33,41 @@ from bpfmap.maps import Program  # noqa: E402
 
 OUTPUT = {
     "ringbuf": ["r1 = map[out]", "r2 = r10", "r2 += -8", "r3 = 8", "r4 = 0", "call ringbuf_output"],
-    "perf_event_array": ["r1 = r6", "r2 = map[out]", "r3 = 0xffffffff ll", "r4 = r10", "r4 += -8", "r5 = 8",
-                         "call perf_event_output"],
+    "perf_event_array": [
+        "r1 = r6",
+        "r2 = map[out]",
+        "r3 = 0xffffffff ll",
+        "r4 = r10",
+        "r4 += -8",
+        "r5 = 8",
+        "call perf_event_output",
+    ],
 }
 
 
 def program(kind: str, out: Map, drops: Map) -> Program:
     """Each run writes one 8-byte record (a marker, skb->len); failures count in drops[0]."""
-    code = ["r6 = r1", "r1 = *(u32 *)(r6 + 0)", "*(u32 *)(r10 - 8) = r1", "r1 = 0xabcd", "*(u32 *)(r10 - 4) = r1",
-            *OUTPUT[kind], "if r0 == 0 goto out", "r1 = 0", "*(u32 *)(r10 - 12) = r1", "r2 = r10", "r2 += -12",
-            "r1 = map[drops]", "call map_lookup_elem", "if r0 == 0 goto out", "r1 = 1",
-            "lock *(u64 *)(r0 + 0) += r1", "out:", "r0 = 0", "exit"]
+    code = [
+        "r6 = r1",
+        "r1 = *(u32 *)(r6 + 0)",
+        "*(u32 *)(r10 - 8) = r1",
+        "r1 = 0xabcd",
+        "*(u32 *)(r10 - 4) = r1",
+        *OUTPUT[kind],
+        "if r0 == 0 goto out",
+        "r1 = 0",
+        "*(u32 *)(r10 - 12) = r1",
+        "r2 = r10",
+        "r2 += -12",
+        "r1 = map[drops]",
+        "call map_lookup_elem",
+        "if r0 == 0 goto out",
+        "r1 = 1",
+        "lock *(u64 *)(r0 + 0) += r1",
+        "out:",
+        "r0 = 0",
+        "exit",
+    ]
     return Program.load("socket_filter", "\n".join(code), {"out": out, "drops": drops})
 
 
@@ -54,8 +78,9 @@ def produce(prog: Program, n: int) -> threading.Thread:
 
 
 def bench_library(kind: str, n: int, ring: int, pages: int) -> tuple[float, int, int]:
-    out = Map.create(kind, 0 if kind == "ringbuf" else 4, 0 if kind == "ringbuf" else 4,
-                     ring if kind == "ringbuf" else None)
+    out = Map.create(
+        kind, 0 if kind == "ringbuf" else 4, 0 if kind == "ringbuf" else 4, ring if kind == "ringbuf" else None
+    )
     drops = Map.create("array", 4, 8, 1)
     prog = program(kind, out, drops)
     got = 0
@@ -91,8 +116,9 @@ def bench_cli(fs: str, n: int, ring: int) -> tuple[float, int, int]:
     cmd = [exe] if exe.endswith("bpfmap") else [exe, "-m", "bpfmap"]
     start = time.perf_counter()
     with open(os.devnull, "w") as devnull:
-        proc = subprocess.Popen(cmd + ["events", path, "--layout", "u32,u32", "--count", str(n), "--timeout", "120",
-                                       "-q"], stdout=devnull)
+        proc = subprocess.Popen(
+            cmd + ["events", path, "--layout", "u32,u32", "--count", str(n), "--timeout", "120", "-q"], stdout=devnull
+        )
         time.sleep(0.3)  # the reader starts (the ring keeps records written before it anyway)
         t = produce(prog, n)
         t.join()

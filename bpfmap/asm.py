@@ -38,11 +38,34 @@ LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0
 SIZES = {"u32": 0x00, "u16": 0x08, "u8": 0x10, "u64": 0x18}
 IMM, MEM, ATOMIC = 0x00, 0x60, 0xC0
 K, X = 0x00, 0x08
-ALU_OPS = {"+": 0x00, "-": 0x10, "*": 0x20, "/": 0x30, "|": 0x40, "&": 0x50, "<<": 0x60, ">>": 0x70,
-           "%": 0x90, "^": 0xA0, "": 0xB0, "s>>": 0xC0}
+ALU_OPS = {
+    "+": 0x00,
+    "-": 0x10,
+    "*": 0x20,
+    "/": 0x30,
+    "|": 0x40,
+    "&": 0x50,
+    "<<": 0x60,
+    ">>": 0x70,
+    "%": 0x90,
+    "^": 0xA0,
+    "": 0xB0,
+    "s>>": 0xC0,
+}
 NEG, END, TO_LE, TO_BE = 0x80, 0xD0, 0x00, 0x08
-JMP_OPS = {"==": 0x10, ">": 0x20, ">=": 0x30, "&": 0x40, "!=": 0x50, "s>": 0x60, "s>=": 0x70,
-           "<": 0xA0, "<=": 0xB0, "s<": 0xC0, "s<=": 0xD0}
+JMP_OPS = {
+    "==": 0x10,
+    ">": 0x20,
+    ">=": 0x30,
+    "&": 0x40,
+    "!=": 0x50,
+    "s>": 0x60,
+    "s>=": 0x70,
+    "<": 0xA0,
+    "<=": 0xB0,
+    "s<": 0xC0,
+    "s<=": 0xD0,
+}
 JA, CALL, EXIT = 0x00, 0x80, 0x90
 PSEUDO_MAP_FD = 1
 ATOMIC_ADD = 0x00
@@ -51,22 +74,28 @@ _REG = r"([rw])(10|[0-9])"
 _NUM = r"([-+]?(?:0x[0-9a-fA-F]+|\d+))"
 _MEMREF = r"\*\(\s*(u8|u16|u32|u64)\s*\*\s*\)\s*\(\s*r(10|[0-9])\s*(?:([-+])\s*(0x[0-9a-fA-F]+|\d+))?\s*\)"
 
-_PATTERNS: list[tuple[str, re.Pattern]] = [(name, re.compile(rx)) for name, rx in [
-    ("label", r"([A-Za-z_.][\w.]*):"),
-    ("exit", r"exit"),
-    ("call", r"call\s+(\w+)"),
-    ("goto", r"goto\s+([+-]?\d+|[A-Za-z_.][\w.]*)"),
-    ("jcond", rf"if\s+{_REG}\s*(==|!=|s>=|s<=|s>|s<|>=|<=|>|<|&)\s*(?:{_REG}|{_NUM})\s+goto\s+"
-              r"([+-]?\d+|[A-Za-z_.][\w.]*)"),
-    ("imm64", rf"r(10|[0-9])\s*=\s*{_NUM}\s+ll"),
-    ("mapfd", r"r(10|[0-9])\s*=\s*map\[\s*([^\]\s]+)\s*\]"),
-    ("load", rf"r(10|[0-9])\s*=\s*{_MEMREF}"),
-    ("atomic", rf"lock\s+{_MEMREF}\s*\+=\s*r(10|[0-9])"),
-    ("store", rf"{_MEMREF}\s*=\s*(?:r(10|[0-9])|{_NUM})"),
-    ("neg", rf"{_REG}\s*=\s*-\s*([rw])(10|[0-9])"),
-    ("endian", rf"{_REG}\s*=\s*(be|le)(16|32|64)\s+([rw])(10|[0-9])"),
-    ("alu", rf"{_REG}\s*(\+|-|\*|/|%|&|\||\^|<<|>>|s>>)?=\s*(?:{_REG}|{_NUM})"),
-]]
+_PATTERNS: list[tuple[str, re.Pattern]] = [
+    (name, re.compile(rx))
+    for name, rx in [
+        ("label", r"([A-Za-z_.][\w.]*):"),
+        ("exit", r"exit"),
+        ("call", r"call\s+(\w+)"),
+        ("goto", r"goto\s+([+-]?\d+|[A-Za-z_.][\w.]*)"),
+        (
+            "jcond",
+            rf"if\s+{_REG}\s*(==|!=|s>=|s<=|s>|s<|>=|<=|>|<|&)\s*(?:{_REG}|{_NUM})\s+goto\s+"
+            r"([+-]?\d+|[A-Za-z_.][\w.]*)",
+        ),
+        ("imm64", rf"r(10|[0-9])\s*=\s*{_NUM}\s+ll"),
+        ("mapfd", r"r(10|[0-9])\s*=\s*map\[\s*([^\]\s]+)\s*\]"),
+        ("load", rf"r(10|[0-9])\s*=\s*{_MEMREF}"),
+        ("atomic", rf"lock\s+{_MEMREF}\s*\+=\s*r(10|[0-9])"),
+        ("store", rf"{_MEMREF}\s*=\s*(?:r(10|[0-9])|{_NUM})"),
+        ("neg", rf"{_REG}\s*=\s*-\s*([rw])(10|[0-9])"),
+        ("endian", rf"{_REG}\s*=\s*(be|le)(16|32|64)\s+([rw])(10|[0-9])"),
+        ("alu", rf"{_REG}\s*(\+|-|\*|/|%|&|\||\^|<<|>>|s>>)?=\s*(?:{_REG}|{_NUM})"),
+    ]
+]
 
 
 def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
@@ -115,7 +144,7 @@ def assemble(text: str, maps: Mapping[str, Any] | None = None) -> bytes:
                 m = rx.match(code) if name == "label" else rx.fullmatch(code)
                 if m:
                     items.append((lineno, name, m))
-                    code = code[m.end():].strip() if name == "label" else ""
+                    code = code[m.end() :].strip() if name == "label" else ""
                     break
             else:
                 raise AsmError(f"cannot read {code!r}", lineno)

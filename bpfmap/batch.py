@@ -36,7 +36,7 @@ def enabled() -> bool:
     return os.environ.get("BPFMAP_NO_BATCH", "") in ("", "0")
 
 
-def batch_count(m: "Map", size: int | None = None) -> int:
+def batch_count(m: Map, size: int | None = None) -> int:
     """Elements per batch: ``size`` when given, else as many as fit BATCH_BYTES (64..MAX_BATCH)."""
     if size is not None:
         return size
@@ -44,18 +44,18 @@ def batch_count(m: "Map", size: int | None = None) -> int:
     return max(64, min(MAX_BATCH, BATCH_BYTES // max(per, 1)))
 
 
-def _usable(m: "Map", cmd: _sys.Cmd) -> bool:
+def _usable(m: Map, cmd: _sys.Cmd) -> bool:
     return m.spec.batch and enabled() and (int(m.type), int(cmd)) not in _unsupported
 
 
-def _refused(m: "Map", cmd: _sys.Cmd) -> None:
+def _refused(m: Map, cmd: _sys.Cmd) -> None:
     _unsupported.add((int(m.type), int(cmd)))
 
 
 # -- reading -----------------------------------------------------------------------------
 
 
-def batches(m: "Map", delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
+def batches(m: Map, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
     """(keys, values, count) for every element, batch by batch; ``delete`` drains the map
     (each batch is looked up and deleted in one syscall where the kernel can).  ``size``
     bounds a batch (a hash bucket bigger than that still comes whole)."""
@@ -69,7 +69,7 @@ def batches(m: "Map", delete: bool = False, size: int | None = None) -> Iterator
     yield from _element_batches(m, delete, size)
 
 
-def _kernel_batches(m: "Map", cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+def _kernel_batches(m: Map, cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
     ks, vs = m.key_size, m.stride * m.ncpus
     n = batch_count(m, size)
     keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
@@ -96,7 +96,7 @@ def _kernel_batches(m: "Map", cmd: _sys.Cmd, size: int | None) -> Iterator[tuple
         in_b, out_b = out_b, in_b
 
 
-def _element_batches(m: "Map", delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+def _element_batches(m: Map, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
     """The same shape from GET_NEXT_KEY + LOOKUP (and DELETE): the fallback path.
 
     Draining, the elements deleted so far are handed out before an error is raised,
@@ -133,7 +133,7 @@ def _element_batches(m: "Map", delete: bool, size: int | None) -> Iterator[tuple
         yield bytes(kbuf), bytes(vbuf), count
 
 
-def _lookup_and_delete(m: "Map", fd: int, kb, vb) -> None:
+def _lookup_and_delete(m: Map, fd: int, kb, vb) -> None:
     if (int(m.type), -1) not in _unsupported:
         try:
             _sys.map_elem(_sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, fd, kb, vb)
@@ -149,7 +149,7 @@ def _lookup_and_delete(m: "Map", fd: int, kb, vb) -> None:
 # -- writing -----------------------------------------------------------------------------
 
 
-def _batch_error(op: str, m: "Map", err: int, done: int) -> Exception:
+def _batch_error(op: str, m: Map, err: int, done: int) -> Exception:
     """The usual exception for ``err``, saying (and carrying as ``done``) how many
     elements of the batch went in before it."""
     exc = translate(op, m.ref, OSError(err, os.strerror(err)))
@@ -161,7 +161,7 @@ def _batch_error(op: str, m: "Map", err: int, done: int) -> Exception:
     return exc
 
 
-def update(m: "Map", keys: bytes, values: bytes, count: int, flags: int = 0) -> int:
+def update(m: Map, keys: bytes, values: bytes, count: int, flags: int = 0) -> int:
     """Write ``count`` elements; returns ``count``, or raises the usual exception (MapFull,
     KeyExists, ...) with ``done``: how many of them went in, in order."""
     if count == 0:
@@ -183,14 +183,19 @@ def update(m: "Map", keys: bytes, values: bytes, count: int, flags: int = 0) -> 
     fd = m.fileno()
     for i in range(count):
         try:
-            _sys.map_elem(_sys.Cmd.MAP_UPDATE_ELEM, fd, _sys.buffer(keys[i * ks:(i + 1) * ks]),
-                          _sys.buffer(values[i * vs:(i + 1) * vs]), flags)
+            _sys.map_elem(
+                _sys.Cmd.MAP_UPDATE_ELEM,
+                fd,
+                _sys.buffer(keys[i * ks : (i + 1) * ks]),
+                _sys.buffer(values[i * vs : (i + 1) * vs]),
+                flags,
+            )
         except OSError as err:
             raise _batch_error("update", m, err.errno, i) from err
     return count
 
 
-def delete(m: "Map", keys: bytes, count: int) -> int:
+def delete(m: Map, keys: bytes, count: int) -> int:
     """Delete ``count`` keys; keys already gone are not an error.  Returns how many were deleted."""
     cmd = _sys.Cmd.MAP_DELETE_BATCH
     ks = m.key_size
@@ -213,14 +218,12 @@ def delete(m: "Map", keys: bytes, count: int) -> int:
     fd = m.fileno()
     for i in range(start, count):
         try:
-            _sys.map_elem(_sys.Cmd.MAP_DELETE_ELEM, fd, _sys.buffer(keys[i * ks:(i + 1) * ks]), None)
+            _sys.map_elem(_sys.Cmd.MAP_DELETE_ELEM, fd, _sys.buffer(keys[i * ks : (i + 1) * ks]), None)
             deleted += 1
         except OSError as err:
             if err.errno != errno.ENOENT:
                 raise _batch_error("delete", m, err.errno, deleted) from err
     return deleted
-
-
 
 
 def prefetch(it: Iterator, depth: int = 2) -> Iterator:

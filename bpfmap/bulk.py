@@ -184,6 +184,7 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         for n, line in numbered:
             current[0] = n
             yield line
+
     reader = csv.reader(text_lines())
     header = None
     for row in reader:
@@ -215,8 +216,9 @@ class Loader:
     def __init__(self, view: View, mode: str = "any", keep_going: bool = False) -> None:
         m = view.map
         if m.key_size == 0 or m.spec.value.value != "bytes":
-            raise UsageError(f"update {m.ref} --from: bulk load is for maps with keys and data values, "
-                             f"not {m.type_label}")
+            raise UsageError(
+                f"update {m.ref} --from: bulk load is for maps with keys and data values, not {m.type_label}"
+            )
         self.view, self.map, self.mode, self.keep_going = view, m, mode, keep_going
         self.written = 0
         self.bad: list[tuple[int, str]] = []
@@ -237,9 +239,12 @@ class Loader:
             return self._load_lines(bounded, fmt, name)
         except _LongLine as long:
             self.finish()
-            raise LoadError(f"line {long.line}: longer than {bounded.limit:,} characters without a newline, "
-                            f"not an entry of this map; {self.written} entries written before it",
-                            long.line, self.written) from None
+            raise LoadError(
+                f"line {long.line}: longer than {bounded.limit:,} characters without a newline, "
+                f"not an entry of this map; {self.written} entries written before it",
+                long.line,
+                self.written,
+            ) from None
 
     def line_limit(self) -> int:
         """The longest input line taken: generous for the widest way to write an entry
@@ -303,8 +308,11 @@ class Loader:
             if self._stop is not None:
                 line, msg = self._stop
                 self.finish()
-                raise LoadError(f"line {line}: {msg}; {self.written} entr{'y' if self.written == 1 else 'ies'} "
-                                f"written before it", line, self.written)
+                raise LoadError(
+                    f"line {line}: {msg}; {self.written} entr{'y' if self.written == 1 else 'ies'} written before it",
+                    line,
+                    self.written,
+                )
 
     def _encode(self, chunk: list[Record]) -> tuple[bytes, bytes, int]:
         if not any(isinstance(r[1], BadLine) for r in chunk):
@@ -369,6 +377,7 @@ class Loader:
             if len(vals) != m.ncpus:
                 raise UsageError(f"{len(vals)} per-CPU values, this machine has {m.ncpus} possible CPUs")
             return b"".join(one(x) + pad for x in vals)
+
         return per_cpu
 
     def _write(self, keys: bytes, values: bytes, count: int) -> None:
@@ -451,8 +460,9 @@ def _is_value_list(view: View, v: list) -> bool:
     from .layout import TypeCodec
     from .layout.model import Array
 
-    return isinstance(view.value, TypeCodec) and isinstance(view.value.type, Array) and \
-        not (v and isinstance(v[0], list))
+    return (
+        isinstance(view.value, TypeCodec) and isinstance(view.value.type, Array) and not (v and isinstance(v[0], list))
+    )
 
 
 def _encode(codec, value: Any, what: str) -> bytes:
@@ -460,4 +470,3 @@ def _encode(codec, value: Any, what: str) -> bytes:
         return codec.encode(value)
     except UsageError as err:
         raise UsageError(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: {err}") from None
-

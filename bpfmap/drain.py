@@ -42,8 +42,15 @@ class DeliveryError(BpfmapError):
 
     exit_code = 3
 
-    def __init__(self, message: str, delivered: int, restored: int, rescued: int,
-                 rescue_path: str | None, cause: BaseException | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        delivered: int,
+        restored: int,
+        rescued: int,
+        rescue_path: str | None,
+        cause: BaseException | None,
+    ) -> None:
         super().__init__(message)
         self.delivered, self.restored, self.rescued = delivered, restored, rescued
         self.rescue_path, self.cause = rescue_path, cause
@@ -109,7 +116,7 @@ class Sink:
             if left <= 0 or not poller.poll(left * 1000):
                 return False
             try:
-                n = os.write(self._fd, view[:select.PIPE_BUF])  # POLLOUT on a pipe: PIPE_BUF bytes free
+                n = os.write(self._fd, view[: select.PIPE_BUF])  # POLLOUT on a pipe: PIPE_BUF bytes free
             except OSError:
                 return False
             self.written += n
@@ -154,9 +161,15 @@ class _Batch:
 Formatter = Callable[[bytes, bytes, int], Sequence[str]]
 
 
-def drain(m, texts: Formatter, sink: Sink, end: Callable[[], str] = lambda: "",
-          size: int | None = None, stop: Callable[[], bool] = lambda: False,
-          progress: Callable[[int], None] | None = None) -> int:
+def drain(
+    m,
+    texts: Formatter,
+    sink: Sink,
+    end: Callable[[], str] = lambda: "",
+    size: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Drain ``m`` into ``sink``: ``texts(keys, values, count)`` gives each entry's text of
     a raw batch (see Map.batches), ``end()`` what closes the output.  ``stop`` is asked
     after each batch is written (HeldSignals.caught).  Returns how many entries were
@@ -227,7 +240,7 @@ def _put_back(m, pending: deque[_Batch], sink: Sink, exc: BaseException, deliver
             if batch.ends is not None and batch.ends[i] <= reached:
                 delivered += 1
                 continue
-            key, value = batch.keys[i * ks:(i + 1) * ks], batch.values[i * vs:(i + 1) * vs]
+            key, value = batch.keys[i * ks : (i + 1) * ks], batch.values[i * vs : (i + 1) * vs]
             try:
                 _sys.map_elem(_sys.Cmd.MAP_UPDATE_ELEM, fd, _sys.buffer(key), _sys.buffer(value), _sys.BPF_NOEXIST)
                 restored += 1
@@ -252,11 +265,12 @@ def _put_back(m, pending: deque[_Batch], sink: Sink, exc: BaseException, deliver
         msg += f", {restored} not written were put back in the map"
     if refused and rescue_path:
         reasons = sorted({why for _k, _v, why in refused})
-        msg += (f", {len(refused)} could not be put back ({'; '.join(reasons)}) and were saved to {rescue_path}; "
-                f"restore them with 'bpfmap update {m.ref} --from {rescue_path} --layout -:-'")
+        msg += (
+            f", {len(refused)} could not be put back ({'; '.join(reasons)}) and were saved to {rescue_path}; "
+            f"restore them with 'bpfmap update {m.ref} --from {rescue_path} --layout -:-'"
+        )
     elif refused:
-        msg += (f"; {len(refused)} could not be put back and saving them failed too "
-                f"({rescue_error}): they are lost")
+        msg += f"; {len(refused)} could not be put back and saving them failed too ({rescue_error}): they are lost"
     cls = DrainInterrupted if isinstance(exc, KeyboardInterrupt) else DeliveryError
     return cls(msg, delivered, restored, len(refused), rescue_path, None if interrupted else exc)
 
@@ -269,7 +283,7 @@ def _finish_entry(batch: _Batch, sink: Sink) -> None:
     cut, begin = sink.written, base
     for end in batch.ends:
         if begin < cut < end:
-            sink.try_write(batch.data[cut - base:end - base], timeout=1.0)
+            sink.try_write(batch.data[cut - base : end - base], timeout=1.0)
             return
         begin = end
 
@@ -287,7 +301,7 @@ def _rescue(m, entries: list[tuple[bytes, bytes, str]]) -> str:
 
     lines = []
     for key, value, _why in entries:
-        slots = [value[i * stride:i * stride + vs] for i in range(m.ncpus)] if m.percpu else [value[:vs]]
+        slots = [value[i * stride : i * stride + vs] for i in range(m.ncpus)] if m.percpu else [value[:vs]]
         lines.append("\t".join([hexb(key), *map(hexb, slots)]) + "\n")
     name = f"bpfmap-rescue-{time.strftime('%Y%m%d-%H%M%S')}-"
     dirs = [os.environ.get("BPFMAP_RESCUE_DIR"), os.getcwd(), tempfile.gettempdir()]
@@ -342,7 +356,7 @@ class HeldSignals:
             except (OSError, ValueError):
                 pass
 
-    def __enter__(self) -> "HeldSignals":
+    def __enter__(self) -> HeldSignals:
         import threading
 
         if threading.current_thread() is threading.main_thread():

@@ -137,13 +137,19 @@ def permission_hint(op: str, target: str) -> str:
         return f"this process has neither CAP_BPF nor CAP_SYS_ADMIN; {_PERM_HINT}"
     by_id = target.startswith(("id:", "name:")) or op.startswith(("list", "btf")) or "BTF" in op
     if not has(CAP_SYS_ADMIN) and by_id:
-        return ("this process has CAP_BPF but not CAP_SYS_ADMIN, which the kernel wants for reaching maps by id "
-                "or name, listing them and reading BTF; open the map by its pin, or add CAP_SYS_ADMIN")
+        return (
+            "this process has CAP_BPF but not CAP_SYS_ADMIN, which the kernel wants for reaching maps by id "
+            "or name, listing them and reading BTF; open the map by its pin, or add CAP_SYS_ADMIN"
+        )
     if not has(CAP_SYS_ADMIN):
-        return ("this process has CAP_BPF but not CAP_SYS_ADMIN, which some map types and operations need "
-                "(CAP_NET_ADMIN or CAP_PERFMON for others); add CAP_SYS_ADMIN or run as root")
-    return ("the process has CAP_BPF and CAP_SYS_ADMIN, so a security module (SELinux, AppArmor, lockdown) "
-            "or the map itself (read-only, frozen) refused it")
+        return (
+            "this process has CAP_BPF but not CAP_SYS_ADMIN, which some map types and operations need "
+            "(CAP_NET_ADMIN or CAP_PERFMON for others); add CAP_SYS_ADMIN or run as root"
+        )
+    return (
+        "the process has CAP_BPF and CAP_SYS_ADMIN, so a security module (SELinux, AppArmor, lockdown) "
+        "or the map itself (read-only, frozen) refused it"
+    )
 
 
 def _file_hint(path: str, has) -> str | None:
@@ -168,10 +174,14 @@ def _file_hint(path: str, has) -> str | None:
         return None
     mode = f"mode {st.st_mode & 0o7777:04o}, owner uid {st.st_uid} gid {st.st_gid}"
     if not can_read:
-        return (f"{path} is {mode}: uid {uid} ({who}) may not read it; change its mode or owner "
-                f"(chmod, chown) or run as a user who may")
-    return (f"{path} is {mode}: uid {uid} ({who}) may read it but not write it; commands that only read "
-            f"open it read-only, writing needs write permission (chmod u+w, chown)")
+        return (
+            f"{path} is {mode}: uid {uid} ({who}) may not read it; change its mode or owner "
+            f"(chmod, chown) or run as a user who may"
+        )
+    return (
+        f"{path} is {mode}: uid {uid} ({who}) may read it but not write it; commands that only read "
+        f"open it read-only, writing needs write permission (chmod u+w, chown)"
+    )
 
 
 def translate(op: str, target: str, err: OSError) -> KernelError:
@@ -198,8 +208,7 @@ def translate(op: str, target: str, err: OSError) -> KernelError:
         return KeyExists(f"{where}: key already exists; drop --noexist to overwrite", code)
     if code == _errno.E2BIG:
         if op in ("update", "push"):
-            return MapFull(f"{where}: map is full (max_entries reached); delete entries or "
-                           f"create a bigger map", code)
+            return MapFull(f"{where}: map is full (max_entries reached); delete entries or create a bigger map", code)
         return InvalidArgument(f"{where}: argument too big for this kernel ({err.strerror})", code)
     if code in (ENOTSUPP, _errno.EOPNOTSUPP):
         return Unsupported(f"{where}: not supported by this map type or kernel", code)

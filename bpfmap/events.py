@@ -127,7 +127,7 @@ class RingBufferReader(_Reader):
             length = word & ~(RINGBUF_BUSY | RINGBUF_DISCARD)
             cons += (length + RINGBUF_HDR + 7) & ~7
             if not word & RINGBUF_DISCARD:
-                append(Record(data[at + RINGBUF_HDR:at + RINGBUF_HDR + length]))
+                append(Record(data[at + RINGBUF_HDR : at + RINGBUF_HDR + length]))
                 if len(out) >= limit:
                     break
         # one store hands the space of the whole batch back to producers
@@ -170,14 +170,14 @@ class _PerfRing:
             if at + rsize <= size:  # the common case: no copy of the record but its data
                 if rtype == perf.PERF_RECORD_SAMPLE:
                     n = _U32(mm, base + at + 8)[0]
-                    append(Record(mm[base + at + 12:base + at + 12 + n], cpu))
+                    append(Record(mm[base + at + 12 : base + at + 12 + n], cpu))
                 elif rtype == perf.PERF_RECORD_LOST:
                     lost += _U64(mm, base + at + 16)[0]
             else:  # the record wraps around the end of the ring
                 rec = self._read(at, rsize)
                 if rtype == perf.PERF_RECORD_SAMPLE:
                     n = _U32(rec, 8)[0]
-                    append(Record(rec[12:12 + n], cpu))
+                    append(Record(rec[12 : 12 + n], cpu))
                 elif rtype == perf.PERF_RECORD_LOST:
                     lost += _U64(rec, 16)[0]
             tail += rsize
@@ -188,9 +188,9 @@ class _PerfRing:
         """``n`` bytes at ring offset ``at``, across the end of the ring if need be."""
         base, size = self.offset, self.size
         if at + n <= size:
-            return self.mm[base + at:base + at + n]
+            return self.mm[base + at : base + at + n]
         first = size - at
-        return self.mm[base + at:base + size] + self.mm[base:base + n - first]
+        return self.mm[base + at : base + size] + self.mm[base : base + n - first]
 
     def close(self) -> None:
         self.mm.close()
@@ -258,8 +258,10 @@ def reader(m: Map, pages: int = 64) -> _Reader:
         return RingBufferReader(m)
     if m.type is MapType.PERF_EVENT_ARRAY:
         return PerfBufferReader(m, pages)
-    raise UsageError(f"events {m.ref}: {m.type_label} maps hold entries, not events; use 'bpfmap dump' "
-                     f"(events reads ringbuf and perf_event_array maps)")
+    raise UsageError(
+        f"events {m.ref}: {m.type_label} maps hold entries, not events; use 'bpfmap dump' "
+        f"(events reads ringbuf and perf_event_array maps)"
+    )
 
 
 __all__ = ["Record", "RingBufferReader", "PerfBufferReader", "reader", "online_cpus"]

@@ -65,8 +65,10 @@ def slot_range(slot: int, scheme: str = "log2", step: int = 1, minimum: int = 0)
 
 def _number(obj: Any, what: str) -> int:
     if not is_number(obj):
-        raise UsageError(f"hist: the {what} must be a number, not {obj!r}; give a layout (--layout u32:u64) "
-                         f"or pick a field (--slot NAME / --field NAME)")
+        raise UsageError(
+            f"hist: the {what} must be a number, not {obj!r}; give a layout (--layout u32:u64) "
+            f"or pick a field (--slot NAME / --field NAME)"
+        )
     return obj  # type: ignore[return-value]
 
 
@@ -88,8 +90,14 @@ def _pick(obj: Any, name: str | None, what: str, option: str) -> Any:
     return numeric[-1] if what == "key" else numeric[0]
 
 
-def build(entries: Iterable[tuple[Any, Any]], scheme: str = "log2", step: int = 1, minimum: int = 0,
-          slot_field: str | None = None, count_field: str | None = None) -> list[Histogram]:
+def build(
+    entries: Iterable[tuple[Any, Any]],
+    scheme: str = "log2",
+    step: int = 1,
+    minimum: int = 0,
+    slot_field: str | None = None,
+    count_field: str | None = None,
+) -> list[Histogram]:
     """Histograms from decoded (key, value) entries (per-CPU values already summed).
     Slots are numbers; missing slots (a hash map) count 0."""
     if scheme not in SCHEMES:
@@ -122,8 +130,11 @@ def build(entries: Iterable[tuple[Any, Any]], scheme: str = "log2", step: int = 
             out.append(Histogram(group, []))
             continue
         lo, hi = min(used), max(used)
-        out.append(Histogram(group, [Bucket(*slot_range(s, scheme, step, minimum), counts.get(s, 0))
-                                     for s in range(lo, hi + 1)]))
+        out.append(
+            Histogram(
+                group, [Bucket(*slot_range(s, scheme, step, minimum), counts.get(s, 0)) for s in range(lo, hi + 1)]
+            )
+        )
     return out
 
 

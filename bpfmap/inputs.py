@@ -14,8 +14,13 @@ from .errors import UsageError
 TEXT_LIMIT = 16 << 20  # layouts and C headers
 OBJECT_LIMIT = 256 << 20  # BPF objects (ELF)
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISFIFO, "a FIFO (pipe)"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def quote(text: str, limit: int = 200, bare: bool = False, at: int | None = None) -> str:
@@ -29,7 +34,7 @@ def quote(text: str, limit: int = 200, bare: bool = False, at: int | None = None
     if at is None or at < limit - 20:
         return f"{show(text[:limit])}... ({len(text)} chars)"
     start = min(at - (limit - 40), len(text) - limit)
-    return f"...{show(text[start:start + limit])}{'...' if start + limit < len(text) else ''} ({len(text)} chars)"
+    return f"...{show(text[start : start + limit])}{'...' if start + limit < len(text) else ''} ({len(text)} chars)"
 
 
 def read_bytes(path: str, what: str, limit: int = OBJECT_LIMIT) -> bytes:
@@ -77,5 +82,6 @@ def read_text(path: str, what: str, limit: int = TEXT_LIMIT) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise UsageError(f"{where}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8; "
-                         f"not a text file") from None
+        raise UsageError(
+            f"{where}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8; not a text file"
+        ) from None

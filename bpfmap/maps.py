@@ -70,10 +70,24 @@ def _round8(n: int) -> int:
 class MapInfo:
     """What the kernel says about a map (struct bpf_map_info + fdinfo), and where it is pinned."""
 
-    def __init__(self, id: int, type: MapType | int, name: str, key_size: int, value_size: int,
-                 max_entries: int, flags: MapFlag, memlock: int | None = None, frozen: bool = False,
-                 btf_id: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0, map_extra: int = 0,
-                 ifindex: int = 0, pinned: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        id: int,
+        type: MapType | int,
+        name: str,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        flags: MapFlag,
+        memlock: int | None = None,
+        frozen: bool = False,
+        btf_id: int = 0,
+        btf_key_type_id: int = 0,
+        btf_value_type_id: int = 0,
+        map_extra: int = 0,
+        ifindex: int = 0,
+        pinned: list[str] | None = None,
+    ) -> None:
         self.id, self.type, self.name = id, type, name
         self.key_size, self.value_size, self.max_entries, self.flags = key_size, value_size, max_entries, flags
         self.memlock, self.frozen = memlock, frozen
@@ -223,12 +237,12 @@ class Map(_FdOwner):
         max_entries: int | None = None,
         flags: MapFlag | str | int | None = None,
         name: str = "",
-        inner_map: "Map | None" = None,
+        inner_map: Map | None = None,
         numa_node: int | None = None,
         map_extra: int = 0,
-        btf: "BtfSpec | None" = None,
+        btf: BtfSpec | None = None,
         btf_required: bool = False,
-    ) -> "Map":
+    ) -> Map:
         """Create a map; sizes, entries and flags default from the type (see types.SPECS).
 
         The map lives as long as the returned object (or a pin, see :meth:`pin`).
@@ -270,9 +284,15 @@ class Map(_FdOwner):
 
         def attempt(with_btf: bool) -> int:
             return _sys.map_create(
-                mtype, key_size, value_size, max_entries, int(mflags), name.encode(),
+                mtype,
+                key_size,
+                value_size,
+                max_entries,
+                int(mflags),
+                name.encode(),
                 inner_map_fd=inner_map.fileno() if inner_map is not None else 0,
-                numa_node=numa_node or 0, map_extra=map_extra,
+                numa_node=numa_node or 0,
+                map_extra=map_extra,
                 btf_fd=btf_fd if with_btf else 0,
                 btf_key_type_id=btf.key_type_id if with_btf and btf else 0,
                 btf_value_type_id=btf.value_type_id if with_btf and btf else 0,
@@ -285,8 +305,10 @@ class Map(_FdOwner):
                 if btf is None or btf_required or err.errno not in _REFUSED:
                     raise
                 fd = attempt(False)  # the kernel refused the BTF, not the map
-                note = (f"the kernel refused BTF for a {label} map "
-                        f"({errno.errorcode.get(err.errno, err.errno)}); created the map without BTF")
+                note = (
+                    f"the kernel refused BTF for a {label} map "
+                    f"({errno.errorcode.get(err.errno, err.errno)}); created the map without BTF"
+                )
         except OSError as err:
             if err.errno in _REFUSED:
                 raise Unsupported(
@@ -294,11 +316,14 @@ class Map(_FdOwner):
                     f"{value_size}, max_entries {max_entries}, flags {','.join(mflags.labels()) or 'none'} "
                     f"(errno {errno.errorcode.get(err.errno, err.errno)}); this kernel may not support "
                     f"{label} maps or this combination{' with this BTF' if btf_required else ''}",
-                    err.errno) from err
+                    err.errno,
+                ) from err
             if err.errno == errno.E2BIG:
                 raise Unsupported(
                     f"create {label}: key {key_size} / value {value_size} / max_entries {max_entries} is too "
-                    f"big for a {label} map on this kernel (E2BIG); use smaller sizes", err.errno) from err
+                    f"big for a {label} map on this kernel (E2BIG); use smaller sizes",
+                    err.errno,
+                ) from err
             raise translate("create", label, err) from err
         finally:
             if btf_fd and not (btf is not None and btf.fd):
@@ -307,9 +332,8 @@ class Map(_FdOwner):
         m.btf_note = note
         return m
 
-
     @classmethod
-    def open(cls, ref: str, readonly: bool = False) -> "Map":
+    def open(cls, ref: str, readonly: bool = False) -> Map:
         """Open a map by pinned path, ``id:N`` or ``name:NAME``.
 
         ``readonly`` opens with BPF_F_RDONLY, which works on read-only pins and
@@ -324,18 +348,21 @@ class Map(_FdOwner):
             return cls(fd, ref, readonly)
         if ref.startswith("name:"):
             if not ref[5:]:
-                raise UsageError("map reference 'name:': the name is empty (an unset variable?); "
-                                 "give name:NAME, id:N or a pin")
+                raise UsageError(
+                    "map reference 'name:': the name is empty (an unset variable?); give name:NAME, id:N or a pin"
+                )
             return cls.open(f"id:{_id_by_name(ref[5:])}", readonly)._renamed(ref)
         return cls(open_pinned(ref, "map", readonly), ref, readonly)
 
-    def _renamed(self, ref: str) -> "Map":
+    def _renamed(self, ref: str) -> Map:
         self.ref = ref
         return self
 
     def __repr__(self) -> str:
-        return (f"<Map {self.ref} id={self.id} type={map_type_label(int(self.type))} "
-                f"key={self.key_size} value={self.value_size} max_entries={self.max_entries}>")
+        return (
+            f"<Map {self.ref} id={self.id} type={map_type_label(int(self.type))} "
+            f"key={self.key_size} value={self.value_size} max_entries={self.max_entries}>"
+        )
 
     # -- metadata ----------------------------------------------------------------------
 
@@ -386,8 +413,9 @@ class Map(_FdOwner):
     def __contains__(self, key: bytes) -> bool:
         return self.get(key) is not None
 
-    def update(self, key: bytes, value: "bytes | Sequence[bytes] | Map | Program | int",
-               mode: UpdateMode | int = "any") -> None:
+    def update(
+        self, key: bytes, value: bytes | Sequence[bytes] | Map | Program | int, mode: UpdateMode | int = "any"
+    ) -> None:
         """Write ``value`` at ``key``.
 
         ``mode``: ``any`` (create or replace), ``noexist`` (create only: KeyExists
@@ -404,8 +432,10 @@ class Map(_FdOwner):
         """Remove ``key``; raises KeyNotFound if it is not there."""
         self._require(Access.KEYED, "delete")
         if not self.spec.deletable:
-            raise UsageError(f"delete {self.ref}: {self.type_label} maps cannot delete elements (every index "
-                             f"always exists); write zeros with update instead")
+            raise UsageError(
+                f"delete {self.ref}: {self.type_label} maps cannot delete elements (every index "
+                f"always exists); write zeros with update instead"
+            )
         kbuf = self._key_buffer(key)
         self._write("delete", _sys.map_elem, _sys.Cmd.MAP_DELETE_ELEM, self._fd, kbuf, None)
 
@@ -422,8 +452,11 @@ class Map(_FdOwner):
     def _walk_keys(self) -> Iterator[bytes]:
         ks = self.key_size
         # Arrays walk by index and never restart; everything else may.
-        seen: set[bytes] | None = None if self.type in (MapType.ARRAY, MapType.PERCPU_ARRAY,
-                                                        MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS) else set()
+        seen: set[bytes] | None = (
+            None
+            if self.type in (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS)
+            else set()
+        )
         budget = 4 * max(self.max_entries, 1) + 16
         cur = None
         nxt = _sys.buffer(ks)
@@ -437,8 +470,11 @@ class Map(_FdOwner):
                 raise translate("iterate", self.ref, err) from err
             budget -= 1
             if budget < 0:
-                raise IterationAborted(f"iterate {self.ref}: the map changed too fast to finish the walk; "
-                                       f"retry, or dump while writers are paused", errno.EAGAIN)
+                raise IterationAborted(
+                    f"iterate {self.ref}: the map changed too fast to finish the walk; "
+                    f"retry, or dump while writers are paused",
+                    errno.EAGAIN,
+                )
             key = nxt.raw[:ks]
             cur, nxt = nxt, _sys.buffer(ks)
             if seen is not None:
@@ -460,7 +496,7 @@ class Map(_FdOwner):
         split = self._split_value
         for keys, values, count in batches:
             for i in range(count):
-                yield keys[i * ks:(i + 1) * ks], split(values[i * vs:(i + 1) * vs])
+                yield keys[i * ks : (i + 1) * ks], split(values[i * vs : (i + 1) * vs])
 
     def batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
         """Raw (keys, values, count) batches: ``count`` keys back to back, and their values
@@ -538,8 +574,9 @@ class Map(_FdOwner):
         """Take the next element off a queue (oldest) or stack (newest); raises Empty."""
         self._require_keyless("pop")
         if self.spec.access is Access.BLOOM:
-            raise UsageError(f"pop {self.ref}: bloom filters cannot give elements back; "
-                             f"test membership with peek VALUE")
+            raise UsageError(
+                f"pop {self.ref}: bloom filters cannot give elements back; test membership with peek VALUE"
+            )
         vbuf = _sys.buffer(self.value_size)
         self._write("pop", _sys.map_elem, _sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, self._fd, None, vbuf)
         return vbuf.raw[: self.value_size]
@@ -577,8 +614,13 @@ class Map(_FdOwner):
         """Store a file descriptor at ``index`` of an fd array (perf_event_array: a perf
         event; cgroup_array: a cgroup directory); the kernel keeps its own reference."""
         try:
-            _sys.map_elem(_sys.Cmd.MAP_UPDATE_ELEM, self.fileno(), _sys.buffer(index.to_bytes(4, "little")),
-                          _sys.buffer(fd.to_bytes(4, "little")), _sys.BPF_ANY)
+            _sys.map_elem(
+                _sys.Cmd.MAP_UPDATE_ELEM,
+                self.fileno(),
+                _sys.buffer(index.to_bytes(4, "little")),
+                _sys.buffer(fd.to_bytes(4, "little")),
+                _sys.BPF_ANY,
+            )
         except OSError as err:
             raise self._refine_write_error("update", translate("update", self.ref, err)) from err
 
@@ -597,14 +639,15 @@ class Map(_FdOwner):
 
     def _require_keyless(self, op: str) -> None:
         if self.spec.access not in (Access.QUEUE, Access.STACK, Access.BLOOM):
-            raise UsageError(f"{op} {self.ref}: {self.type_label} maps have no {op}; "
-                             f"push/pop/peek are for queue, stack and bloom_filter maps")
+            raise UsageError(
+                f"{op} {self.ref}: {self.type_label} maps have no {op}; "
+                f"push/pop/peek are for queue, stack and bloom_filter maps"
+            )
         self.fileno()
 
     def _key_buffer(self, key: bytes):
         if len(key) != self.key_size:
-            raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are "
-                             f"{self.key_size} bytes")
+            raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {self.key_size} bytes")
         return _sys.buffer(key)
 
     def _encode_value(self, value: object) -> bytes:
@@ -613,8 +656,10 @@ class Map(_FdOwner):
                 raise UsageError(f"value for {self.ref}: {self.type_label} values are data, not maps or programs")
             want = Value.MAP_ID if isinstance(value, Map) else Value.PROG_ID
             if self.spec.value is not want:
-                raise UsageError(f"value for {self.ref}: {self.type_label} takes "
-                                 f"{'a map' if self.spec.value is Value.MAP_ID else 'a program'}")
+                raise UsageError(
+                    f"value for {self.ref}: {self.type_label} takes "
+                    f"{'a map' if self.spec.value is Value.MAP_ID else 'a program'}"
+                )
             value = value.fileno()
         if isinstance(value, int):
             if self.spec.value is Value.BYTES:
@@ -625,8 +670,9 @@ class Map(_FdOwner):
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise UsageError(f"value for {self.ref}: expected bytes, got {type(value).__name__}")
         if len(value) != self.value_size:
-            raise UsageError(f"value for {self.ref}: {len(value)} bytes given, the map's values are "
-                             f"{self.value_size} bytes")
+            raise UsageError(
+                f"value for {self.ref}: {len(value)} bytes given, the map's values are {self.value_size} bytes"
+            )
         return bytes(value)
 
     def _percpu_value(self, value: object) -> bytes:
@@ -634,14 +680,17 @@ class Map(_FdOwner):
         if len(values) == 1:
             values = values * self.ncpus
         if len(values) != self.ncpus:
-            raise UsageError(f"value for {self.ref}: {len(values)} per-CPU values given, this machine has "
-                             f"{self.ncpus} possible CPUs; give one value (for all) or {self.ncpus}")
+            raise UsageError(
+                f"value for {self.ref}: {len(values)} per-CPU values given, this machine has "
+                f"{self.ncpus} possible CPUs; give one value (for all) or {self.ncpus}"
+            )
         pad = b"\0" * (self.stride - self.value_size)
         out = bytearray()
         for v in values:
             if len(v) != self.value_size:
-                raise UsageError(f"value for {self.ref}: {len(v)} bytes given, the map's values are "
-                                 f"{self.value_size} bytes")
+                raise UsageError(
+                    f"value for {self.ref}: {len(v)} bytes given, the map's values are {self.value_size} bytes"
+                )
             out += bytes(v) + pad
         return bytes(out)
 
@@ -649,7 +698,7 @@ class Map(_FdOwner):
         if not self.percpu:
             return raw[: self.value_size]
         s, n = self.stride, self.value_size
-        return [raw[i * s: i * s + n] for i in range(self.ncpus)]
+        return [raw[i * s : i * s + n] for i in range(self.ncpus)]
 
     def _call(self, op: str, fn, *args) -> None:
         try:
@@ -671,8 +720,11 @@ class Map(_FdOwner):
             if self.readonly:
                 return ReadOnly(f"{op} {self.ref}: the map was opened read-only; open it for writing", exc.errno)
             if _sys.fdinfo(self._fd).get("frozen") == "1":
-                return ReadOnly(f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
-                                f"create a new map to write", exc.errno)
+                return ReadOnly(
+                    f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
+                    f"create a new map to write",
+                    exc.errno,
+                )
         return exc
 
 
@@ -701,12 +753,22 @@ def _pick_size(label: str, what: str, given: int | None, required: int | None, d
     return given
 
 
-def _validate_create(mtype: MapType, s: TypeSpec, key_size: int, value_size: int, max_entries: int,
-                     flags: MapFlag, name: str, inner_map: Map | None, map_extra: int) -> None:
+def _validate_create(
+    mtype: MapType,
+    s: TypeSpec,
+    key_size: int,
+    value_size: int,
+    max_entries: int,
+    flags: MapFlag,
+    name: str,
+    inner_map: Map | None,
+    map_extra: int,
+) -> None:
     label = mtype.label
     if not _NAME_RE.match(name):
-        raise UsageError(f"create {label}: name {quote(name)} must be at most 15 characters of "
-                         f"letters, digits, '_' and '.'")
+        raise UsageError(
+            f"create {label}: name {quote(name)} must be at most 15 characters of letters, digits, '_' and '.'"
+        )
     missing = s.required_flags & ~flags
     if missing:
         raise UsageError(f"create {label}: {label} maps need the flag(s) {','.join(MapFlag(missing).labels())}")
@@ -719,13 +781,16 @@ def _validate_create(mtype: MapType, s: TypeSpec, key_size: int, value_size: int
     if not s.needs_inner_map and inner_map is not None:
         raise UsageError(f"create {label}: --inner-map is only for array_of_maps and hash_of_maps")
     if mtype is MapType.LPM_TRIE and not 5 <= key_size <= 4 + 256:
-        raise UsageError(f"create {label}: the key is a u32 prefix length plus the data, "
-                         f"5..260 bytes; {key_size} given")
+        raise UsageError(
+            f"create {label}: the key is a u32 prefix length plus the data, 5..260 bytes; {key_size} given"
+        )
     if mtype in (MapType.RINGBUF, MapType.USER_RINGBUF):
         page = os.sysconf("SC_PAGE_SIZE")
         if max_entries < page or max_entries & (max_entries - 1):
-            raise UsageError(f"create {label}: the size (--max-entries) must be a power of two "
-                             f"and at least the page size ({page}); {max_entries} given")
+            raise UsageError(
+                f"create {label}: the size (--max-entries) must be a power of two "
+                f"and at least the page size ({page}); {max_entries} given"
+            )
     if mtype is MapType.BLOOM_FILTER and not 0 <= map_extra <= 15:
         raise UsageError(f"create {label}: the number of hash functions (map_extra) must be 0..15")
     if mtype in (MapType.STACK_TRACE,) and value_size % 8:
@@ -764,11 +829,16 @@ def _id_by_name(name: str) -> int:
         finally:
             os.close(fd)
     if not matches:
-        raise NoSuchObject(f"open name:{quote(name, bare=True)}: no map with that name; names are at most 15 characters "
-                           f"('bpfmap list' shows them)", errno.ENOENT)
+        raise NoSuchObject(
+            f"open name:{quote(name, bare=True)}: no map with that name; names are at most 15 characters "
+            f"('bpfmap list' shows them)",
+            errno.ENOENT,
+        )
     if len(matches) > 1:
         ids = ", ".join(f"id:{i}" for i in matches)
-        raise UsageError(f"open name:{quote(name, bare=True)}: {len(matches)} maps have that name ({ids}); use id:N or a pin")
+        raise UsageError(
+            f"open name:{quote(name, bare=True)}: {len(matches)} maps have that name ({ids}); use id:N or a pin"
+        )
     return matches[0]
 
 
@@ -802,7 +872,7 @@ class Program(_FdOwner):
         self.id = _sys.prog_info(fd).id
 
     @classmethod
-    def open(cls, ref: str) -> "Program":
+    def open(cls, ref: str) -> Program:
         """Open a program by pinned path or ``id:N``."""
         if ref.startswith("id:"):
             try:
@@ -815,14 +885,15 @@ class Program(_FdOwner):
         return cls(open_pinned(ref, "prog"), ref)
 
     @classmethod
-    def from_fd(cls, fd: int, ref: str = "") -> "Program":
+    def from_fd(cls, fd: int, ref: str = "") -> Program:
         if _sys.fd_kind(fd) != "prog":
             raise WrongObjectType(f"{ref or fd}: not a program", errno.EINVAL)
         return cls(fd, ref or f"fd:{fd}")
 
     @classmethod
-    def load(cls, prog_type: "str | int", code: "str | bytes", maps: "dict | None" = None, name: str = "",
-             license: str = "GPL") -> "Program":
+    def load(
+        cls, prog_type: str | int, code: str | bytes, maps: dict | None = None, name: str = "", license: str = "GPL"
+    ) -> Program:
         """Load a program: ``code`` is eBPF assembly (see bpfmap.asm) or instructions
         (bytes); ``maps`` names the maps ``map[NAME]`` refers to.  ``prog_type`` is a
         name (``socket_filter``, ``xdp``, ``raw_tracepoint``...) or a number.  Raises
@@ -837,8 +908,9 @@ class Program(_FdOwner):
             raise UsageError(f"load program: {len(insns)} bytes of instructions; give whole 8-byte instructions")
         what = f"load {ptype.name.lower()} program{' ' + name if name else ''}"
         try:
-            fd = _sys.prog_load(ptype, insns, license.encode() + b"\0", name.encode()[:15], log_level=1,
-                                log_size=1 << 20)
+            fd = _sys.prog_load(
+                ptype, insns, license.encode() + b"\0", name.encode()[:15], log_level=1, log_size=1 << 20
+            )
         except _sys.VerifierError as err:
             log = err.log.strip()
             if err.errno == errno.EACCES and log or err.errno == errno.EINVAL and log:
@@ -849,8 +921,9 @@ class Program(_FdOwner):
             raise translate("load program", name, err) from err
         return cls(fd, f"prog:{name or fd}")
 
-    def test_run(self, data: bytes = b"", repeat: int = 1, data_out: int = 0, ctx: bytes = b"",
-                 cpu: "int | None" = None) -> "tuple[int, bytes]":
+    def test_run(
+        self, data: bytes = b"", repeat: int = 1, data_out: int = 0, ctx: bytes = b"", cpu: int | None = None
+    ) -> tuple[int, bytes]:
         """Run the program in the kernel with BPF_PROG_TEST_RUN (Linux 4.12+) on a packet
         ``data`` (socket filter, tc, xdp) or a context ``ctx``; returns (return value,
         data out).  ``cpu`` runs it on that CPU (raw_tracepoint programs only)."""
@@ -862,7 +935,7 @@ class Program(_FdOwner):
         return retval, out
 
 
-def _prog_type(value: "str | int") -> "_sys.attrs.ProgType":
+def _prog_type(value: str | int) -> _sys.attrs.ProgType:
     if isinstance(value, int):
         return _sys.attrs.ProgType(value)
     try:

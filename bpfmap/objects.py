@@ -27,9 +27,21 @@ PIN_NONE, PIN_BY_NAME = 0, 1
 _PIN_NAMES = {PIN_NONE: "none", PIN_BY_NAME: "by_name"}
 
 # libbpf creates these types without key/value BTF (bpf_object__create_map)
-_NO_BTF = {MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.STACK_TRACE, MapType.ARRAY_OF_MAPS,
-           MapType.HASH_OF_MAPS, MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP,
-           MapType.SOCKMAP, MapType.SOCKHASH, MapType.QUEUE, MapType.STACK}
+_NO_BTF = {
+    MapType.PERF_EVENT_ARRAY,
+    MapType.CGROUP_ARRAY,
+    MapType.STACK_TRACE,
+    MapType.ARRAY_OF_MAPS,
+    MapType.HASH_OF_MAPS,
+    MapType.DEVMAP,
+    MapType.DEVMAP_HASH,
+    MapType.CPUMAP,
+    MapType.XSKMAP,
+    MapType.SOCKMAP,
+    MapType.SOCKHASH,
+    MapType.QUEUE,
+    MapType.STACK,
+}
 
 
 class ObjectError(UsageError):
@@ -59,11 +71,17 @@ class MapDef:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "type": self.type.label if self.type else None, "key_size": self.key_size,
-            "value_size": self.value_size, "max_entries": self.max_entries,
-            "flags": MapFlag(self.flags).labels(), "map_extra": self.map_extra, "numa_node": self.numa_node,
+            "name": self.name,
+            "type": self.type.label if self.type else None,
+            "key_size": self.key_size,
+            "value_size": self.value_size,
+            "max_entries": self.max_entries,
+            "flags": MapFlag(self.flags).labels(),
+            "map_extra": self.map_extra,
+            "numa_node": self.numa_node,
             "pinning": _PIN_NAMES.get(self.pinning, str(self.pinning)),
-            "key_type": self.key_c, "value_type": self.value_c,
+            "key_type": self.key_c,
+            "value_type": self.value_c,
             "inner": self.inner.to_dict() if self.inner else None,
             "slots": {str(k): v for k, v in sorted(self.slots.items())},
         }
@@ -89,12 +107,21 @@ class BpfObject:
         name = words[-1]
         btf = BTF(self.btf_data)
         try:
-            t = btf.find(name, kind) if kind is not None else next(
-                btf.type(i) for i in btf.ids() if btf.type(i).name == name
-                and btf.type(i).kind in (Kind.TYPEDEF, Kind.INT, Kind.FLOAT, Kind.STRUCT, Kind.UNION, Kind.ENUM))
+            t = (
+                btf.find(name, kind)
+                if kind is not None
+                else next(
+                    btf.type(i)
+                    for i in btf.ids()
+                    if btf.type(i).name == name
+                    and btf.type(i).kind in (Kind.TYPEDEF, Kind.INT, Kind.FLOAT, Kind.STRUCT, Kind.UNION, Kind.ENUM)
+                )
+            )
         except (KeyError, StopIteration):
-            raise UsageError(f"{self.path}: no type {ctype!r} in its BTF (a type only a program uses is kept "
-                             f"when the program uses it)") from None
+            raise UsageError(
+                f"{self.path}: no type {ctype!r} in its BTF (a type only a program uses is kept "
+                f"when the program uses it)"
+            ) from None
         return TypeCodec(to_model(btf, t.id, ctype))
 
     def map(self, name: str) -> MapDef:
@@ -136,8 +163,18 @@ def read_object(path: str) -> BpfObject:
         raise ObjectError(f"object {shown}: not an ELF file ({err})") from None
     except BTFError as err:
         raise ObjectError(f"bad object {shown}: bad BTF ({err})") from None
-    except (ValueError, KeyError, IndexError, AttributeError, TypeError, struct.error, OverflowError,
-            MemoryError, RecursionError, AssertionError) as err:
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        TypeError,
+        struct.error,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+        AssertionError,
+    ) as err:
         # pyelftools' own parsing of a damaged file (construct's errors are ValueError-like or
         # plain exceptions of its own): still a bad file, never an internal error
         raise ObjectError(f"bad object {shown}: {type(err).__name__}: {quote(str(err), bare=True)}") from None
@@ -163,15 +200,16 @@ def _check_layout(elf, size: int) -> None:
     for i in range(n):
         sec = elf.get_section(i)
         if sec["sh_type"] != "SHT_NOBITS" and sec["sh_offset"] + sec["sh_size"] > size:
-            raise _Damaged(f"section {i} ({sec.name!r}) ends at byte {sec['sh_offset'] + sec['sh_size']:,}, "
-                              f"past the end of the file ({size:,} bytes)")
+            raise _Damaged(
+                f"section {i} ({sec.name!r}) ends at byte {sec['sh_offset'] + sec['sh_size']:,}, "
+                f"past the end of the file ({size:,} bytes)"
+            )
         if sec.name == ".symtab" and not isinstance(sec, SymbolTableSection):
             raise _Damaged(f"section {i} (.symtab) is not a symbol table ({sec['sh_type']})")
         if isinstance(sec, RelocationSection):
             link = sec["sh_link"]
             if not (0 <= link < n and isinstance(elf.get_section(link), SymbolTableSection)):
-                raise _Damaged(f"relocation section {i} ({sec.name!r}) links to section {link}, "
-                                  f"not a symbol table")
+                raise _Damaged(f"relocation section {i} ({sec.name!r}) links to section {link}, not a symbol table")
 
 
 def _read(path: str, elf) -> BpfObject:
@@ -200,8 +238,9 @@ def _read(path: str, elf) -> BpfObject:
     if ".maps" not in sections:
         return BpfObject(path, maps, bytes(raw))
     maps_idx, _ = sections[".maps"]
-    datasec = next((btf.type(t) for t in btf.ids() if btf.type(t).kind == Kind.DATASEC
-                    and btf.type(t).name == ".maps"), None)
+    datasec = next(
+        (btf.type(t) for t in btf.ids() if btf.type(t).kind == Kind.DATASEC and btf.type(t).name == ".maps"), None
+    )
     if datasec is None:
         raise ObjectError(f"object {path}: a .maps section but no BTF for it (compile with -g)")
     fixed = BTF(bytes(raw))
@@ -309,8 +348,7 @@ def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) ->
                 d.type = MapType(v)
             except ValueError:
                 raise ObjectError(f"object {path}: map {name}: unknown map type {v}") from None
-        elif m.name in ("max_entries", "map_flags", "numa_node", "pinning", "map_extra", "key_size",
-                        "value_size"):
+        elif m.name in ("max_entries", "map_flags", "numa_node", "pinning", "map_extra", "key_size", "value_size"):
             v = _uint(btf, m.type, m.name, path)
             attr = {"map_flags": "flags"}.get(m.name, m.name)
             setattr(d, attr, v)
@@ -365,12 +403,14 @@ class Created:
 def differences(d: MapDef, info: Any) -> list[str]:
     """How a pinned map differs from a definition, in libbpf's map_is_reuse_compat terms."""
     out = []
-    for what, want, have in (("type", d.type.label if d.type else "?", info.type_name),
-                             ("key_size", d.key_size, info.key_size), ("value_size", d.value_size, info.value_size),
-                             ("max_entries", d.max_entries, info.max_entries),
-                             ("map_flags", ",".join(MapFlag(d.flags).labels()) or "none",
-                              ",".join(MapFlag(info.flags).labels()) or "none"),
-                             ("map_extra", d.map_extra, info.map_extra)):
+    for what, want, have in (
+        ("type", d.type.label if d.type else "?", info.type_name),
+        ("key_size", d.key_size, info.key_size),
+        ("value_size", d.value_size, info.value_size),
+        ("max_entries", d.max_entries, info.max_entries),
+        ("map_flags", ",".join(MapFlag(d.flags).labels()) or "none", ",".join(MapFlag(info.flags).labels()) or "none"),
+        ("map_extra", d.map_extra, info.map_extra),
+    ):
         if want != have:
             out.append(f"{what} {have} (pinned) vs {want} (object)")
     return out
@@ -396,13 +436,19 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
                 try:
                     existing = Map.open(path)
                 except BpfmapError as err:
-                    raise PinExists(f"create {d.name} from {obj.path}: {path} exists and is not a map bpfmap "
-                                    f"can open ({err}); remove it or pin elsewhere", 17) from None
+                    raise PinExists(
+                        f"create {d.name} from {obj.path}: {path} exists and is not a map bpfmap "
+                        f"can open ({err}); remove it or pin elsewhere",
+                        17,
+                    ) from None
                 diff = differences(d, existing.info())
                 if diff:
                     existing.close()
-                    raise PinExists(f"create {d.name} from {obj.path}: {path} is pinned with an incompatible map: "
-                                    f"{'; '.join(diff)}; remove the pin (rm {path}) or change the object", 17)
+                    raise PinExists(
+                        f"create {d.name} from {obj.path}: {path} is pinned with an incompatible map: "
+                        f"{'; '.join(diff)}; remove the pin (rm {path}) or change the object",
+                        17,
+                    )
             plan.append((d, path, existing))
     except BaseException:
         for _d, _p, m in plan:
@@ -420,8 +466,9 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
                 # BTF this kernel cannot take (extern functions, newer kinds): give each map BTF
                 # generated from its key and value types instead, which decodes the same
                 generated = True
-                obj.btf_note = (f"{err}; the maps carry BTF generated from their key and value types instead "
-                                f"of the object's")
+                obj.btf_note = (
+                    f"{err}; the maps carry BTF generated from their key and value types instead of the object's"
+                )
         for d, path, existing in plan:
             if existing is not None:
                 created.append(Created(d, existing, path, True))
@@ -460,13 +507,25 @@ def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) 
         if d.key_type_id or d.value_type_id:
             if generate_from is not None:
                 btf = BTF(generate_from.btf_data)
-                spec = spec_for(to_model(btf, d.key_type_id, "key") if d.key_type_id else None,
-                                to_model(btf, d.value_type_id, "value") if d.value_type_id else None)
+                spec = spec_for(
+                    to_model(btf, d.key_type_id, "key") if d.key_type_id else None,
+                    to_model(btf, d.value_type_id, "value") if d.value_type_id else None,
+                )
             elif btf_fd:
                 spec = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
-        return Map.create(d.type, d.key_size, d.value_size, d.max_entries, MapFlag(d.flags),
-                          name=d.kernel_name, inner_map=inner, numa_node=d.numa_node, map_extra=d.map_extra,
-                          btf=spec, btf_required=spec is not None)
+        return Map.create(
+            d.type,
+            d.key_size,
+            d.value_size,
+            d.max_entries,
+            MapFlag(d.flags),
+            name=d.kernel_name,
+            inner_map=inner,
+            numa_node=d.numa_node,
+            map_extra=d.map_extra,
+            btf=spec,
+            btf_required=spec is not None,
+        )
     finally:
         if inner is not None:
             inner.close()  # the outer map keeps what it needs of the template
@@ -485,8 +544,11 @@ def _fill_slots(obj: BpfObject, created: list[Created], pin_dir: str) -> None:
                 try:
                     opened = target = Map.open(os.path.join(pin_dir, name))
                 except BpfmapError:
-                    raise KernelError(f"create {c.definition.name} from {obj.path}: slot {index} holds map "
-                                      f"{name}, which was not created (add it to --only)", 2) from None
+                    raise KernelError(
+                        f"create {c.definition.name} from {obj.path}: slot {index} holds map "
+                        f"{name}, which was not created (add it to --only)",
+                        2,
+                    ) from None
             try:
                 c.map.update(index.to_bytes(4, "little"), target)
             finally:

@@ -11,11 +11,11 @@ Shapes (a contract, see README "Output"):
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
-import itertools
-from typing import IO, Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
 
@@ -35,8 +35,9 @@ def console(stream: IO[str] | None = None, **kwargs):
     from rich.console import Console
 
     stream = stream or sys.stdout
-    return Console(file=stream, markup=False, highlight=False, no_color=not colour(stream),
-                   force_terminal=None, **kwargs)
+    return Console(
+        file=stream, markup=False, highlight=False, no_color=not colour(stream), force_terminal=None, **kwargs
+    )
 
 
 def default_format(stream: IO[str] | None = None) -> str:
@@ -123,8 +124,10 @@ def _batch_template(fmt: str, kc, vc, percpu: bool):
     if kf is None and vf is None:
         items = None  # (key, value) pairs are the items
     else:
+
         def items(k, v, kf=kf or (lambda x: (x,)), vf=vf or (lambda x: (x,))):
             return kf(k) + vf(v)
+
     return head + kt + mid + vt + tail, items
 
 
@@ -251,8 +254,7 @@ class EntryTexts:
         return "\n]\n" if self.count else "[]\n"
 
 
-def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool,
-                   out: IO[str]) -> int:
+def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool, out: IO[str]) -> int:
     """A rich table: one column per top-level key field and value field (per CPU: one per CPU)."""
     from rich.table import Table
 
@@ -287,8 +289,15 @@ def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_tex
     return len(rows)
 
 
-def write_value(key: object, value: object, fmt: str, value_text: Callable[[object], str],
-                percpu: bool, out: IO[str], with_key: bool = True) -> None:
+def write_value(
+    key: object,
+    value: object,
+    fmt: str,
+    value_text: Callable[[object], str],
+    percpu: bool,
+    out: IO[str],
+    with_key: bool = True,
+) -> None:
     """One value (lookup/pop/peek): text prints the value alone, json an object."""
     if fmt in ("json", "jsonl"):
         obj = entry_object(key, value, percpu) if with_key else ({"values": value} if percpu else {"value": value})
@@ -315,8 +324,10 @@ def info_lines(info: dict) -> Iterator[str]:
     if info["frozen"]:
         head += "  frozen"
     yield head
-    line = (f"\tkey {info['key_size']}B  value {info['value_size']}B  max_entries {info['max_entries']}"
-            f"  memlock {info['memlock'] if info['memlock'] is not None else '-'}B")
+    line = (
+        f"\tkey {info['key_size']}B  value {info['value_size']}B  max_entries {info['max_entries']}"
+        f"  memlock {info['memlock'] if info['memlock'] is not None else '-'}B"
+    )
     if info["btf_id"]:
         line += f"  btf_id {info['btf_id']}"
     yield line
@@ -337,7 +348,6 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
     sizes for people."""
     from rich.table import Table
 
-    
     count = 0
     if single:
         table = Table(show_edge=False, show_header=False)
@@ -345,11 +355,19 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
         table.add_column("value", overflow="fold")
         for info in infos:
             count += 1
-            rows = [("id", str(info["id"])), ("type", info["type"]), ("name", info["name"] or "-"),
-                    ("key", f"{info['key_size']} B"), ("value", f"{info['value_size']} B"),
-                    ("max entries", f"{info['max_entries']:,}"), ("flags", ",".join(info["flags"]) or "-"),
-                    ("memlock", human_size(info["memlock"])), ("frozen", "yes" if info["frozen"] else "no"),
-                    ("btf id", str(info["btf_id"] or "-")), ("pinned", "\n".join(info["pinned"]) or "-")]
+            rows = [
+                ("id", str(info["id"])),
+                ("type", info["type"]),
+                ("name", info["name"] or "-"),
+                ("key", f"{info['key_size']} B"),
+                ("value", f"{info['value_size']} B"),
+                ("max entries", f"{info['max_entries']:,}"),
+                ("flags", ",".join(info["flags"]) or "-"),
+                ("memlock", human_size(info["memlock"])),
+                ("frozen", "yes" if info["frozen"] else "no"),
+                ("btf id", str(info["btf_id"] or "-")),
+                ("pinned", "\n".join(info["pinned"]) or "-"),
+            ]
             for side in ("key", "value"):
                 if info.get(f"{side}_type"):
                     rows.append((f"{side} type", info[f"{side}_type"].expandtabs(4)))
@@ -358,14 +376,25 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
     else:
         table = Table(show_edge=False, header_style="bold")
         for col in ("id", "type", "name", "key", "value", "max", "flags", "memlock", "btf", "pinned"):
-            table.add_column(col, overflow="fold", no_wrap=col not in ("pinned", "name", "flags"),
-                             min_width=16 if col == "pinned" else None,
-                             justify="right" if col in ("id", "key", "value", "max", "memlock", "btf") else "left")
+            table.add_column(
+                col,
+                overflow="fold",
+                no_wrap=col not in ("pinned", "name", "flags"),
+                min_width=16 if col == "pinned" else None,
+                justify="right" if col in ("id", "key", "value", "max", "memlock", "btf") else "left",
+            )
         for info in infos:
             table.add_row(
-                str(info["id"]), info["type"], info["name"], f"{info['key_size']} B", f"{info['value_size']} B",
-                f"{info['max_entries']:,}", ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
-                human_size(info["memlock"]), str(info["btf_id"] or ""), "\n".join(info["pinned"]),
+                str(info["id"]),
+                info["type"],
+                info["name"],
+                f"{info['key_size']} B",
+                f"{info['value_size']} B",
+                f"{info['max_entries']:,}",
+                ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
+                human_size(info["memlock"]),
+                str(info["btf_id"] or ""),
+                "\n".join(info["pinned"]),
             )
             count += 1
     console(out).print(table)
@@ -374,6 +403,7 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
 
 def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
     import json
+
     count = 0
     if fmt == "text":
         for info in infos:
@@ -398,8 +428,10 @@ def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = Fa
 def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
     """Text for one map an object declares (show --object)."""
     flags = ",".join(d["flags"]) or "-"
-    yield (f"{indent}{d['name']}: {d['type']}  key {d['key_size']}B  value {d['value_size']}B  "
-           f"max_entries {d['max_entries']}  flags {flags}  pinning {d['pinning']}")
+    yield (
+        f"{indent}{d['name']}: {d['type']}  key {d['key_size']}B  value {d['value_size']}B  "
+        f"max_entries {d['max_entries']}  flags {flags}  pinning {d['pinning']}"
+    )
     if d["slots"]:
         yield f"{indent}\tslots " + ", ".join(f"{k}={v}" for k, v in d["slots"].items())
     for side in ("key", "value"):

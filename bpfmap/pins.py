@@ -72,8 +72,11 @@ def check_pin_target(path: str, mkdir: bool = False) -> None:
     if not path:
         raise UsageError("pin: the path is empty (an unset variable?); give a path on a bpffs")
     if os.path.lexists(path):
-        raise PinExists(f"pin {path}: something is already pinned there; bpfmap never replaces a pin: "
-                        f"choose another path or remove it first (rm {path})", errno.EEXIST)
+        raise PinExists(
+            f"pin {path}: something is already pinned there; bpfmap never replaces a pin: "
+            f"choose another path or remove it first (rm {path})",
+            errno.EEXIST,
+        )
     check_pin_dir(os.path.dirname(os.path.abspath(path)) or "/", mkdir, f"pin {path}")
 
 
@@ -83,15 +86,18 @@ def check_pin_dir(directory: str, mkdir: bool = False, what: str = "") -> None:
     what = what or f"pin directory {directory}"
     if not os.path.isdir(directory):
         if not mkdir:
-            raise UsageError(f"{what}: directory {directory} does not exist; create it "
-                             f"(mkdir -p {directory}) or pass --mkdir")
+            raise UsageError(
+                f"{what}: directory {directory} does not exist; create it (mkdir -p {directory}) or pass --mkdir"
+            )
         if not is_bpffs(_existing_ancestor(directory)):
-            raise NotBpffs(f"{what}: {_existing_ancestor(directory)} is not on a BPF filesystem; "
-                           f"{_mount_hint(_existing_ancestor(directory))}", errno.EPERM)
+            raise NotBpffs(
+                f"{what}: {_existing_ancestor(directory)} is not on a BPF filesystem; "
+                f"{_mount_hint(_existing_ancestor(directory))}",
+                errno.EPERM,
+            )
         os.makedirs(directory, exist_ok=True)
     if not is_bpffs(directory):
-        raise NotBpffs(f"{what}: {directory} is not on a BPF filesystem; {_mount_hint(directory)}",
-                       errno.EPERM)
+        raise NotBpffs(f"{what}: {directory} is not on a BPF filesystem; {_mount_hint(directory)}", errno.EPERM)
 
 
 def _existing_ancestor(directory: str) -> str:
@@ -121,13 +127,18 @@ def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
     if not exists:
         if len(os.path.basename(path)) > 255 or len(path) >= 4096:
             raise UsageError(f"open {shown}: the path is too long for the file system")
-        raise NoSuchObject(f"open {shown}: no such pin; list pins with 'ls {quote(os.path.dirname(path), bare=True) or '.'}' "
-                           f"or maps with 'bpfmap list'", errno.ENOENT)
+        raise NoSuchObject(
+            f"open {shown}: no such pin; list pins with 'ls {quote(os.path.dirname(path), bare=True) or '.'}' "
+            f"or maps with 'bpfmap list'",
+            errno.ENOENT,
+        )
     if os.path.isdir(path):
         raise WrongObjectType(f"open {shown}: is a directory, not a pinned {kind}", errno.EISDIR)
     if not is_bpffs(path):
-        raise NotBpffs(f"open {shown}: not on a BPF filesystem; pinned {kind}s live on a bpffs "
-                       f"such as {DEFAULT_BPFFS}", errno.EINVAL)
+        raise NotBpffs(
+            f"open {shown}: not on a BPF filesystem; pinned {kind}s live on a bpffs such as {DEFAULT_BPFFS}",
+            errno.EINVAL,
+        )
     try:
         fd = _sys.obj_get(path, _sys.BPF_F_RDONLY if readonly else 0)
     except OSError as err:
@@ -135,8 +146,7 @@ def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
     actual = _sys.fd_kind(fd)
     if actual != kind:
         os.close(fd)
-        raise WrongObjectType(f"open {shown}: this pin is a {actual or 'non-BPF object'}, not a {kind}",
-                              errno.EINVAL)
+        raise WrongObjectType(f"open {shown}: this pin is a {actual or 'non-BPF object'}, not a {kind}", errno.EINVAL)
     return fd
 
 

@@ -51,7 +51,7 @@ class MapType(enum.IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, text: str) -> "MapType":
+    def parse(cls, text: str) -> MapType:
         """Look a type up by name (``lru_hash``, ``lru-hash``, ``BPF_MAP_TYPE_LRU_HASH``)."""
         from .errors import UsageError
         from .inputs import quote
@@ -89,7 +89,7 @@ class MapFlag(enum.IntFlag):
     NO_USER_CONV = 1 << 18  # 6.9
 
     @classmethod
-    def parse(cls, text: str) -> "MapFlag":
+    def parse(cls, text: str) -> MapFlag:
         """Parse ``no_prealloc,rdonly_prog`` (also ``-`` for ``_``, or a number)."""
         from .errors import UsageError
         from .inputs import quote
@@ -139,19 +139,43 @@ class TypeSpec:
     ``key_size``/``value_size`` are the sizes the kernel requires (None: the user
     chooses).  ``default_max_entries`` None means one per possible CPU."""
 
-    __slots__ = ("access", "percpu", "value", "key_size", "value_size", "default_value_size",
-                 "default_max_entries", "default_flags", "required_flags", "needs_inner_map", "batch",
-                 "deletable")
+    __slots__ = (
+        "access",
+        "percpu",
+        "value",
+        "key_size",
+        "value_size",
+        "default_value_size",
+        "default_max_entries",
+        "default_flags",
+        "required_flags",
+        "needs_inner_map",
+        "batch",
+        "deletable",
+    )
 
-    def __init__(self, access: Access = Access.KEYED, percpu: bool = False, value: Value = Value.BYTES,
-                 key_size: int | None = None, value_size: int | None = None,
-                 default_value_size: int | None = None, default_max_entries: int | None = 1024,
-                 default_flags: MapFlag = MapFlag(0), required_flags: MapFlag = MapFlag(0),
-                 needs_inner_map: bool = False, batch: bool = False, deletable: bool = True) -> None:
+    def __init__(
+        self,
+        access: Access = Access.KEYED,
+        percpu: bool = False,
+        value: Value = Value.BYTES,
+        key_size: int | None = None,
+        value_size: int | None = None,
+        default_value_size: int | None = None,
+        default_max_entries: int | None = 1024,
+        default_flags: MapFlag = MapFlag(0),  # noqa: B008 (immutable)
+        required_flags: MapFlag = MapFlag(0),  # noqa: B008 (immutable)
+        needs_inner_map: bool = False,
+        batch: bool = False,
+        deletable: bool = True,
+    ) -> None:
         self.access, self.percpu, self.value = access, percpu, value
         self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
         self.default_max_entries, self.default_flags, self.required_flags = (
-            default_max_entries, default_flags, required_flags)
+            default_max_entries,
+            default_flags,
+            required_flags,
+        )
         self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
 
 
@@ -182,21 +206,42 @@ SPECS: dict[MapType, TypeSpec] = {
     MapType.PERCPU_CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, percpu=True),
     MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0),
     MapType.STACK: TypeSpec(access=Access.STACK, key_size=0),
-    MapType.SK_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
-                                 default_flags=MapFlag.NO_PREALLOC),
+    MapType.SK_STORAGE: TypeSpec(
+        default_max_entries=0,
+        access=Access.NONE,
+        key_size=4,
+        required_flags=MapFlag.NO_PREALLOC,
+        default_flags=MapFlag.NO_PREALLOC,
+    ),
     MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4),
     MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4),
     MapType.RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
-    MapType.INODE_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
-                                    default_flags=MapFlag.NO_PREALLOC),
-    MapType.TASK_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
-                                   default_flags=MapFlag.NO_PREALLOC),
+    MapType.INODE_STORAGE: TypeSpec(
+        default_max_entries=0,
+        access=Access.NONE,
+        key_size=4,
+        required_flags=MapFlag.NO_PREALLOC,
+        default_flags=MapFlag.NO_PREALLOC,
+    ),
+    MapType.TASK_STORAGE: TypeSpec(
+        default_max_entries=0,
+        access=Access.NONE,
+        key_size=4,
+        required_flags=MapFlag.NO_PREALLOC,
+        default_flags=MapFlag.NO_PREALLOC,
+    ),
     MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0),
     MapType.USER_RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
-    MapType.CGRP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, key_size=4, required_flags=MapFlag.NO_PREALLOC,
-                                   default_flags=MapFlag.NO_PREALLOC),
-    MapType.ARENA: TypeSpec(access=Access.NONE, key_size=0, value_size=0, required_flags=MapFlag.MMAPABLE,
-                            default_flags=MapFlag.MMAPABLE),
+    MapType.CGRP_STORAGE: TypeSpec(
+        default_max_entries=0,
+        access=Access.NONE,
+        key_size=4,
+        required_flags=MapFlag.NO_PREALLOC,
+        default_flags=MapFlag.NO_PREALLOC,
+    ),
+    MapType.ARENA: TypeSpec(
+        access=Access.NONE, key_size=0, value_size=0, required_flags=MapFlag.MMAPABLE, default_flags=MapFlag.MMAPABLE
+    ),
 }
 
 

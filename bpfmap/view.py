@@ -100,7 +100,6 @@ class View:
         next) if the map cannot be iterated.  ``delete`` drains the map as it goes."""
         return itertools.chain.from_iterable(self.entry_batches(delete))
 
-
     def entry_batches(self, delete: bool = False) -> Iterator[list[tuple[Any, Any]]]:
         """Lists of decoded (key, value) pairs, one per kernel batch."""
         return (list(zip(k, v)) for k, v in self.column_batches(delete))
@@ -135,9 +134,9 @@ class View:
         vs, stride, n = m.value_size, m.stride, m.ncpus
         if stride != vs:  # drop each slot's padding to 8 bytes
             mv = memoryview(values)
-            values = b"".join([mv[i * stride:i * stride + vs] for i in range(count * n)])
+            values = b"".join([mv[i * stride : i * stride + vs] for i in range(count * n)])
         flat = self.value.decode_many(values, count * n)
-        return [flat[i * n:(i + 1) * n] for i in range(count)]
+        return [flat[i * n : (i + 1) * n] for i in range(count)]
 
 
 # -- per-CPU --------------------------------------------------------------------------------
@@ -222,8 +221,9 @@ def _sort_key(v: Any) -> tuple:
     return (1, 0, str(v))
 
 
-def sort_entries(entries: Iterable[tuple[Any, Any]], field: str, reverse: bool = False,
-                 top: int | None = None) -> Iterator[tuple[Any, Any]]:
+def sort_entries(
+    entries: Iterable[tuple[Any, Any]], field: str, reverse: bool = False, top: int | None = None
+) -> Iterator[tuple[Any, Any]]:
     """Entries ordered by ``field`` (ascending; ``reverse`` descending).  With ``top``, the
     ``top`` largest (the smallest with ``reverse``), largest first, holding only ``top``
     entries in memory."""

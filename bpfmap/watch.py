@@ -92,8 +92,12 @@ class Snapshot:
         self.rows, self.entries, self.time, self.interval = rows, entries, when, interval
 
     def to_dict(self) -> dict:
-        return {"time": round(self.time, 6), "interval": None if self.interval is None else round(self.interval, 6),
-                "entries": self.entries, "rows": [r.to_dict() for r in self.rows]}
+        return {
+            "time": round(self.time, 6),
+            "interval": None if self.interval is None else round(self.interval, 6),
+            "entries": self.entries,
+            "rows": [r.to_dict() for r in self.rows],
+        }
 
 
 class Watcher:
@@ -140,6 +144,7 @@ class Watcher:
         else:
             attr = "value" if self.sort == "value" else "rate"
             # largest first; rows without a number (new entries' rates) last
-            rows.sort(key=lambda r: (total(getattr(r, attr)) is None, -(total(getattr(r, attr)) or 0),
-                                     _key_order(r.key)))
-        return rows[:self.top] if self.top is not None else rows
+            rows.sort(
+                key=lambda r: (total(getattr(r, attr)) is None, -(total(getattr(r, attr)) or 0), _key_order(r.key))
+            )
+        return rows[: self.top] if self.top is not None else rows

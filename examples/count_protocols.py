@@ -59,8 +59,9 @@ NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
 def packet(proto: int, payload: bytes = b"") -> bytes:
     """An Ethernet frame with an IPv4 header carrying ``proto``."""
     eth = bytes(6) + bytes(6) + struct.pack("!H", 0x0800)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0,
-                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    )
     return eth + ip + payload
 
 

@@ -80,11 +80,12 @@ def bm(capsys):
         code = main(list(args))
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
 # BPF_MOV64_IMM(R0, 0); BPF_EXIT_INSN(): the smallest program the verifier accepts.
-RETURN_ZERO = bytes.fromhex("b700000000000000" "9500000000000000")
+RETURN_ZERO = bytes.fromhex("b7000000000000009500000000000000")
 
 
 @pytest.fixture
@@ -131,14 +132,25 @@ class Tmux:
         self.sock = str(tmp_path / "tmux-sock")
 
     def cmd(self, *args: str) -> str:
-        return subprocess.run([self.tmux, "-S", self.sock, *args], capture_output=True, text=True,
-                              check=True, timeout=30).stdout
+        return subprocess.run(
+            [self.tmux, "-S", self.sock, *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
 
     def start(self, command: str, width: int = 160, height: int = 40, env: dict | None = None) -> None:
         envs = [f"-e{k}={v}" for k, v in (env or {}).items()]
         # COLUMNS/LINES inherited from the test's own environment would override the pane's size
-        self.cmd("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), *envs,
-                 f"unset COLUMNS LINES; {command}")
+        self.cmd(
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            *envs,
+            f"unset COLUMNS LINES; {command}",
+        )
 
     def screen(self) -> str:
         return self.cmd("capture-pane", "-p", "-t", "t")

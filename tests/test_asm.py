@@ -8,13 +8,12 @@ import random
 import subprocess
 
 import pytest
+from conftest import need_tool
 
 from bpfmap import Map
 from bpfmap.asm import AsmError, assemble
 from bpfmap.errors import UsageError, VerifierRejected
 from bpfmap.maps import Program
-
-from conftest import need_tool
 
 
 def _random_line(rng: random.Random) -> str:
@@ -60,7 +59,9 @@ def test_same_bytes_as_llvm(tmp_path):
     theirs = raw.read_bytes()
     assert len(ours) == len(theirs)
     for i in range(0, len(ours), 8):
-        assert ours[i:i + 8] == theirs[i:i + 8], f"insn {i // 8}: ours {ours[i:i+8].hex()} llvm {theirs[i:i+8].hex()}"
+        assert ours[i : i + 8] == theirs[i : i + 8], (
+            f"insn {i // 8}: ours {ours[i : i + 8].hex()} llvm {theirs[i : i + 8].hex()}"
+        )
 
 
 def test_encodings_llvm_14_cannot_check():
@@ -81,23 +82,26 @@ def test_labels_and_comments():
         goto start
         end: exit
     """)
-    insns = [code[i:i + 8] for i in range(0, len(code), 8)]
+    insns = [code[i : i + 8] for i in range(0, len(code), 8)]
     assert len(insns) == 6
     assert int.from_bytes(insns[1][2:4], "little", signed=True) == 3  # over the 2-slot ld_imm64 and goto
     assert int.from_bytes(insns[4][2:4], "little", signed=True) == -5
 
 
-@pytest.mark.parametrize("text, message", [
-    ("r11 = 1", "cannot read"),
-    ("goto nowhere", "no label"),
-    ("call no_such_helper", "no helper"),
-    ("r1 = map[m]", "no map 'm'"),
-    ("r1 = 1 << 40", "cannot read"),
-    ("w1 = 0x100000000", "does not fit"),
-    ("r1 += w2", "one width"),
-    ("a:\na:\nexit", "defined twice"),
-    ("r1 = -r2", "in place"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("r11 = 1", "cannot read"),
+        ("goto nowhere", "no label"),
+        ("call no_such_helper", "no helper"),
+        ("r1 = map[m]", "no map 'm'"),
+        ("r1 = 1 << 40", "cannot read"),
+        ("w1 = 0x100000000", "does not fit"),
+        ("r1 += w2", "one width"),
+        ("a:\na:\nexit", "defined twice"),
+        ("r1 = -r2", "in place"),
+    ],
+)
 def test_errors_name_the_line(text, message):
     with pytest.raises(AsmError) as exc:
         assemble(text)

@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
+from conftest import run_cli
 
 from bpfmap import Map
 from bpfmap import batch as batch_mod
-from conftest import run_cli
 
 
 @pytest.fixture
@@ -23,6 +23,7 @@ def no_batch(monkeypatch):
             monkeypatch.setenv("BPFMAP_NO_BATCH", "1")
         else:
             monkeypatch.delenv("BPFMAP_NO_BATCH", raising=False)
+
     return set_
 
 
@@ -64,6 +65,7 @@ def test_kernel_batches_really_are_used(no_batch, monkeypatch):
     def spy(cmd, *a, **k):
         calls.append(cmd)
         return real(cmd, *a, **k)
+
     monkeypatch.setattr(batch_mod._sys, "map_batch", spy)
     with Map.create("hash", 4, 8, max_entries=100000) as m:
         n = 70000
@@ -79,8 +81,10 @@ def test_kernel_batches_really_are_used(no_batch, monkeypatch):
 
 
 def test_maps_of_maps_batch_like_single(no_batch):
-    with Map.create("array", 4, 4, max_entries=1) as inner, \
-            Map.create("hash_of_maps", 4, max_entries=8, inner_map=inner) as outer:
+    with (
+        Map.create("array", 4, 4, max_entries=1) as inner,
+        Map.create("hash_of_maps", 4, max_entries=8, inner_map=inner) as outer,
+    ):
         for i in range(5):
             outer.update(struct.pack("=I", i), inner)
         no_batch(False)
@@ -135,7 +139,11 @@ def test_dump_while_another_process_inserts_and_deletes(pindir):
     with Map.create("hash", 4, 8, max_entries=80000) as m:
         m.update_batch(struct.pack(f"={stable}I", *range(stable)), bytes(8 * stable), stable)
         m.pin(pin)
-    churn = subprocess.Popen([sys.executable, "-c", f"""
+    churn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import struct, time
 from bpfmap import Map
 m = Map.open({pin!r})
@@ -147,14 +155,16 @@ while time.time() < end:
     m.update_batch(keys, bytes(8000), 1000)
     m.delete_batch(keys, 1000)
     i += 1
-"""])
+""",
+        ]
+    )
     try:
         time.sleep(0.3)
         with Map.open(pin, readonly=True) as m:
             for _ in range(5):
                 seen = set()
                 for keys, _values, count in m.batches():
-                    batch_keys = [keys[i * 4:(i + 1) * 4] for i in range(count)]
+                    batch_keys = [keys[i * 4 : (i + 1) * 4] for i in range(count)]
                     assert len(batch_keys) == len(set(batch_keys)), "a key twice in one batch"
                     seen.update(batch_keys)
                 assert {struct.pack("=I", i) for i in range(stable)} <= seen
@@ -177,8 +187,11 @@ def test_four_processes_bulk_load_disjoint_ranges(pindir, tmp_path):
     for p in range(4):
         f = tmp_path / f"part{p}.txt"
         f.write_text("".join(f"{k}\t{k * 2}\n" for k in range(p * per, (p + 1) * per)))
-        procs.append(subprocess.Popen([*(_cmd()), "update", pin, "--from", str(f), "-l", "u32:u64"],
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [*(_cmd()), "update", pin, "--from", str(f), "-l", "u32:u64"], stderr=subprocess.PIPE, text=True
+            )
+        )
     for p in procs:
         _out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -191,6 +204,7 @@ def test_four_processes_bulk_load_disjoint_ranges(pindir, tmp_path):
 
 def _cmd() -> list[str]:
     from conftest import INSTALLED
+
     return [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
 
 
@@ -199,12 +213,22 @@ def test_lookup_imports_no_rich_and_no_parsers(pindir):
     with Map.create("hash", 4, 8, max_entries=4) as m:
         m.update(struct.pack("=I", 1), struct.pack("=Q", 2))
         m.pin(pin)
-    code = ("import sys, runpy\nsys.argv = ['bpfmap', 'lookup', %r, '1', '-l', 'u32:u64']\n"
-            "try:\n    runpy.run_module('bpfmap', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print(' '.join(sorted(m for m in sys.modules)), file=sys.stderr)\n") % pin
+    code = (
+        "import sys, runpy\nsys.argv = ['bpfmap', 'lookup', %r, '1', '-l', 'u32:u64']\n"
+        "try:\n    runpy.run_module('bpfmap', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules)), file=sys.stderr)\n"
+    ) % pin
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout == "2\n", r.stderr
     mods = set(r.stderr.split())
-    for heavy in ("rich", "pycparser", "bpfmap.btf", "bpfmap.layout.cdecl", "bpfmap.bulk", "pydantic",
-                  "bpfmap.cli.manage", "dataclasses"):
+    for heavy in (
+        "rich",
+        "pycparser",
+        "bpfmap.btf",
+        "bpfmap.layout.cdecl",
+        "bpfmap.bulk",
+        "pydantic",
+        "bpfmap.cli.manage",
+        "dataclasses",
+    ):
         assert heavy not in mods, f"{heavy} imported by a plain lookup"

@@ -7,9 +7,9 @@ import os
 import subprocess
 
 import pytest
+from conftest import run_cli
 
 from bpfmap import Map, MapFlag, possible_cpus
-from conftest import run_cli
 
 pytestmark = pytest.mark.bpftool
 
@@ -28,16 +28,28 @@ def from_hexlist(items: list[str]) -> bytes:
     return bytes(int(x, 16) for x in items)
 
 
-CASES = [("hash", 4, 8), ("array", 4, 8), ("lru_hash", 8, 4), ("percpu_hash", 4, 12),
-         ("percpu_array", 4, 4), ("lru_percpu_hash", 4, 8), ("lpm_trie", 8, 4)]
+CASES = [
+    ("hash", 4, 8),
+    ("array", 4, 8),
+    ("lru_hash", 8, 4),
+    ("percpu_hash", 4, 12),
+    ("percpu_array", 4, 4),
+    ("lru_percpu_hash", 4, 8),
+    ("lpm_trie", 8, 4),
+]
 
 
 def _entries(mtype: str, ks: int, vs: int) -> dict[bytes, object]:
     n = possible_cpus()
     out: dict[bytes, object] = {}
     for i in range(1, 6):
-        key = (32).to_bytes(4, "little") + bytes([10, 0, 0, i]) if mtype == "lpm_trie" else \
-            i.to_bytes(ks, "little") if mtype.endswith("array") else (i * 0x01010101).to_bytes(ks, "little")
+        key = (
+            (32).to_bytes(4, "little") + bytes([10, 0, 0, i])
+            if mtype == "lpm_trie"
+            else i.to_bytes(ks, "little")
+            if mtype.endswith("array")
+            else (i * 0x01010101).to_bytes(ks, "little")
+        )
         if "percpu" in mtype:
             out[key] = [bytes((i * 16 + c + j) & 0xFF for j in range(vs)) for c in range(n)]
         else:
@@ -67,23 +79,66 @@ def test_bpftool_reads_what_we_write(bpftool, pindir, mtype, ks, vs):
         assert theirs[k] == v
     show = bt(bpftool, "map", "show", "pinned", path)
     info = json.loads(run_cli("show", path, "-o", "json").stdout)
-    assert (show["id"], show["type"], show["name"], show["bytes_key"], show["bytes_value"], show["max_entries"],
-            show["flags"], show["bytes_memlock"]) == \
-        (info["id"], info["type"], info["name"], info["key_size"], info["value_size"], info["max_entries"],
-         int(MapFlag.parse(",".join(info["flags"]))), info["memlock"])
+    assert (
+        show["id"],
+        show["type"],
+        show["name"],
+        show["bytes_key"],
+        show["bytes_value"],
+        show["max_entries"],
+        show["flags"],
+        show["bytes_memlock"],
+    ) == (
+        info["id"],
+        info["type"],
+        info["name"],
+        info["key_size"],
+        info["value_size"],
+        info["max_entries"],
+        int(MapFlag.parse(",".join(info["flags"]))),
+        info["memlock"],
+    )
 
 
 @pytest.mark.parametrize("mtype,ks,vs", CASES, ids=[c[0] for c in CASES])
 def test_we_read_what_bpftool_writes(bpftool, pindir, mtype, ks, vs):
     path = os.path.join(pindir, "bt_" + mtype)
     extra = ["flags", "1"] if mtype == "lpm_trie" else []
-    bt(bpftool, "map", "create", path, "type", mtype, "key", str(ks), "value", str(vs), "entries", "8",
-       "name", "theirs", *extra, json_out=False)
+    bt(
+        bpftool,
+        "map",
+        "create",
+        path,
+        "type",
+        mtype,
+        "key",
+        str(ks),
+        "value",
+        str(vs),
+        "entries",
+        "8",
+        "name",
+        "theirs",
+        *extra,
+        json_out=False,
+    )
     want = _entries(mtype, ks, vs)
     for k, v in want.items():
         one = v if isinstance(v, bytes) else v[0]  # bpftool writes one value to every CPU
-        bt(bpftool, "map", "update", "pinned", path, "key", "hex", *[f"{b:02x}" for b in k],
-           "value", "hex", *[f"{b:02x}" for b in one], json_out=False)
+        bt(
+            bpftool,
+            "map",
+            "update",
+            "pinned",
+            path,
+            "key",
+            "hex",
+            *[f"{b:02x}" for b in k],
+            "value",
+            "hex",
+            *[f"{b:02x}" for b in one],
+            json_out=False,
+        )
     with Map.open(path, readonly=True) as m:
         assert m.name == "theirs"
         got = dict(m.items())
@@ -96,14 +151,30 @@ def test_we_read_what_bpftool_writes(bpftool, pindir, mtype, ks, vs):
     for k, v in want.items():
         row = rows[k.hex(" ")]
         one = v if isinstance(v, bytes) else v[0]
-        assert row.get("value", row.get("values")) == (one.hex(" ") if isinstance(v, bytes)
-                                                       else [one.hex(" ")] * possible_cpus())
+        assert row.get("value", row.get("values")) == (
+            one.hex(" ") if isinstance(v, bytes) else [one.hex(" ")] * possible_cpus()
+        )
 
 
 def test_bpftool_queue_pops_in_order(bpftool, pindir):
     path = os.path.join(pindir, "btq")
-    bt(bpftool, "map", "create", path, "type", "queue", "key", "0", "value", "4", "entries", "4",
-       "name", "btq", json_out=False)
+    bt(
+        bpftool,
+        "map",
+        "create",
+        path,
+        "type",
+        "queue",
+        "key",
+        "0",
+        "value",
+        "4",
+        "entries",
+        "4",
+        "name",
+        "btq",
+        json_out=False,
+    )
     for i in (7, 8, 9):
         bt(bpftool, "map", "push", "pinned", path, "value", str(i), "0", "0", "0", json_out=False)
     r = [run_cli("pop", path, "-l", "u32").stdout for _ in range(3)]

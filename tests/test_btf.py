@@ -9,19 +9,17 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import IN_CI
+from test_layout_oracle import random_side
 
 from bpfmap import Map, possible_cpus
 from bpfmap.btf import BTF, Kind, c_declaration, spec_for, to_model, vmlinux
 from bpfmap.btf.convert import build_btf
 from bpfmap.layout.lang import parse_side
 from bpfmap.layout.model import Struct
-from conftest import IN_CI
-from test_layout_oracle import random_side
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 needs_vmlinux = pytest.mark.skipif(not os.path.exists(VMLINUX), reason="no /sys/kernel/btf/vmlinux")
-
-
 
 
 @needs_vmlinux
@@ -35,15 +33,25 @@ def test_vmlinux_parses_fully():
         if t.kind in (Kind.STRUCT, Kind.UNION):
             for m in t.members:
                 assert m.type < btf.count
-    assert {Kind.INT, Kind.PTR, Kind.ARRAY, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.TYPEDEF,
-            Kind.FUNC, Kind.FUNC_PROTO} <= kinds
+    assert {
+        Kind.INT,
+        Kind.PTR,
+        Kind.ARRAY,
+        Kind.STRUCT,
+        Kind.UNION,
+        Kind.ENUM,
+        Kind.TYPEDEF,
+        Kind.FUNC,
+        Kind.FUNC_PROTO,
+    } <= kinds
 
 
 @needs_vmlinux
 @pytest.mark.parametrize("name", ["task_struct", "sk_buff", "iphdr", "bpf_map"])
 def test_struct_sizes_match_bpftool(name, bpftool):
-    out = subprocess.run([bpftool, "-j", "btf", "dump", "file", VMLINUX], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [bpftool, "-j", "btf", "dump", "file", VMLINUX], capture_output=True, text=True, check=True
+    ).stdout
     theirs = next(t for t in json.loads(out)["types"] if t["kind"] == "STRUCT" and t["name"] == name)
     ours = vmlinux().find(name, Kind.STRUCT)
     assert (ours.id, ours.size, len(ours.members)) == (theirs["id"], theirs["size"], theirs["vlen"])
@@ -58,6 +66,7 @@ def test_bitfields_and_anonymous_unions_decode():
     btf = vmlinux()
     iphdr = btf.find("iphdr", Kind.STRUCT)
     from bpfmap.layout import TypeCodec
+
     codec = TypeCodec(to_model(btf, iphdr.id))
     raw = bytes([0x45, 0, 0, 60, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
     got = codec.decode(raw)
@@ -88,8 +97,7 @@ def test_the_kernel_accepts_our_btf():
         value = parse_side(random_side(rng))
         if key.size > 512 or value.size > 4096:
             continue
-        with Map.create("hash", key.size, value.size, max_entries=4, btf=spec_for(key, value),
-                        btf_required=True) as m:
+        with Map.create("hash", key.size, value.size, max_entries=4, btf=spec_for(key, value), btf_required=True) as m:
             assert m.btf_id and m.btf_key_type_id and m.btf_value_type_id
 
 
@@ -103,12 +111,15 @@ def test_created_map_is_pretty_printed_by_bpftool_and_decoded_without_flags(bm, 
     assert bm("update", pin, "10.0.0.1,443,6", "9,curl,[1,2]", "-l", lay)[0] == 0
     # no --layout: bpfmap reads the BTF it wrote
     code, out, _ = bm("dump", pin, "-o", "jsonl")
-    assert json.loads(out) == {"key": {"saddr": "10.0.0.1", "sport": 443, "proto": 6},
-                               "value": {"packets": 9, "comm": "curl", "hist": [1, 2]}}
-    assert bm("lookup", pin, "10.0.0.1,443,6")[1] == 'packets=9,comm=curl,hist=[1,2]\n'
+    assert json.loads(out) == {
+        "key": {"saddr": "10.0.0.1", "sport": 443, "proto": 6},
+        "value": {"packets": 9, "comm": "curl", "hist": [1, 2]},
+    }
+    assert bm("lookup", pin, "10.0.0.1,443,6")[1] == "packets=9,comm=curl,hist=[1,2]\n"
     # bpftool pretty-prints it with our field names
-    dumped = json.loads(subprocess.run([bpftool, "-j", "map", "dump", "pinned", pin], capture_output=True,
-                                       text=True, check=True).stdout)
+    dumped = json.loads(
+        subprocess.run([bpftool, "-j", "map", "dump", "pinned", pin], capture_output=True, text=True, check=True).stdout
+    )
     formatted = dumped[0]["formatted"]
     assert set(formatted["key"]) == {"saddr", "sport", "proto"}
     assert formatted["value"] == {"packets": 9, "comm": "curl", "hist": [1, 2]}
@@ -121,16 +132,31 @@ def test_created_map_is_pretty_printed_by_bpftool_and_decoded_without_flags(bm, 
 
 def test_create_from_c_header_carries_its_names(bm, pindir, tmp_path, bpftool):
     header = tmp_path / "k.h"
-    header.write_text("#include <linux/types.h>\nenum dir { IN = 1, OUT = 2 };\n"
-                      "struct conn { __u32 id; enum dir d; unsigned int f: 3, g: 5; };\n")
+    header.write_text(
+        "#include <linux/types.h>\nenum dir { IN = 1, OUT = 2 };\n"
+        "struct conn { __u32 id; enum dir d; unsigned int f: 3, g: 5; };\n"
+    )
     pin = f"{pindir}/conns"
-    code, out, err = bm("create", "hash", "--c-header", str(header), "--key-type", "__u32",
-                        "--value-type", "struct conn", "--pin", pin)
+    code, out, err = bm(
+        "create", "hash", "--c-header", str(header), "--key-type", "__u32", "--value-type", "struct conn", "--pin", pin
+    )
     assert code == 0, err
-    assert bm("update", pin, "1", '{"id": 7, "d": "OUT", "f": 5, "g": 17}', "--c-header", str(header),
-              "--key-type", "__u32", "--value-type", "struct conn")[0] == 0
-    assert json.loads(bm("dump", pin, "-o", "jsonl")[1]) == {"key": 1, "value": {"id": 7, "d": "OUT", "f": 5,
-                                                                                  "g": 17}}
+    assert (
+        bm(
+            "update",
+            pin,
+            "1",
+            '{"id": 7, "d": "OUT", "f": 5, "g": 17}',
+            "--c-header",
+            str(header),
+            "--key-type",
+            "__u32",
+            "--value-type",
+            "struct conn",
+        )[0]
+        == 0
+    )
+    assert json.loads(bm("dump", pin, "-o", "jsonl")[1]) == {"key": 1, "value": {"id": 7, "d": "OUT", "f": 5, "g": 17}}
     shown = bm("show", pin)[1]
     assert "struct conn {" in shown and "enum dir d;" in shown and "unsigned int f: 3;" in shown
 
@@ -147,8 +173,7 @@ def test_btf_refused_is_a_note_or_an_error(bm, pindir):
         assert err.startswith("bpfmap: note: ") and "without BTF" in err
         code, _, err = bm("create", "queue", "--layout", "a=u32,b=u32", "--pin", f"{pindir}/q2", "--btf", "required")
         assert code == 3 and "refused" in err and not os.path.exists(f"{pindir}/q2")
-    code, out, err = bm("create", "hash", "--layout", "u32:u64", "--btf", "none", "--pin", f"{pindir}/n",
-                        "-o", "json")
+    code, out, err = bm("create", "hash", "--layout", "u32:u64", "--btf", "none", "--pin", f"{pindir}/n", "-o", "json")
     assert code == 0 and json.loads(out)["btf_id"] == 0
 
 
@@ -216,9 +241,9 @@ def bpf_object(tmp_path, pindir, bpftool):
     src.write_text(BPF_PROG)
     obj = tmp_path / "prog.o"
     import platform
+
     arch_inc = f"/usr/include/{platform.machine()}-linux-gnu"
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I{arch_inc}", "-c", str(src), "-o", str(obj)],
-                   check=True)
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I{arch_inc}", "-c", str(src), "-o", str(obj)], check=True)
     maps = f"{pindir}/maps"
     subprocess.run([bpftool, "prog", "loadall", str(obj), f"{pindir}/progs", "pinmaps", maps], check=True)
     return maps
@@ -226,28 +251,65 @@ def bpf_object(tmp_path, pindir, bpftool):
 
 def test_maps_of_a_real_bpf_object_decode_like_bpftool(bm, bpf_object, bpftool):
     flows = f"{bpf_object}/flows"
-    rows = [("06 00 00 00 01 02 03 04 50 00 00 00",
-             "05 00 00 00 00 00 00 00 " + " ".join(f"{b:02x}" for b in b"curl".ljust(16, b"\0"))
-             + " 07 00 00 00 00 00 00 00"),
-            ("11 00 00 00 0a 00 00 01 35 00 00 00",
-             "ff 00 00 00 00 00 00 00 " + " ".join(f"{b:02x}" for b in b"dns-resolver".ljust(16, b"\0"))
-             + " 01 00 00 00 00 00 00 00")]
+    rows = [
+        (
+            "06 00 00 00 01 02 03 04 50 00 00 00",
+            "05 00 00 00 00 00 00 00 "
+            + " ".join(f"{b:02x}" for b in b"curl".ljust(16, b"\0"))
+            + " 07 00 00 00 00 00 00 00",
+        ),
+        (
+            "11 00 00 00 0a 00 00 01 35 00 00 00",
+            "ff 00 00 00 00 00 00 00 "
+            + " ".join(f"{b:02x}" for b in b"dns-resolver".ljust(16, b"\0"))
+            + " 01 00 00 00 00 00 00 00",
+        ),
+    ]
     for k, v in rows:
-        subprocess.run([bpftool, "map", "update", "pinned", flows, "key", "hex", *k.split(), "value", "hex",
-                        *v.split()], check=True)
-    subprocess.run([bpftool, "map", "update", "pinned", f"{bpf_object}/counters", "key", "2", "0", "0", "0",
-                    "value", "42", "0", "0", "0", "0", "0", "0", "0"], check=True)
+        subprocess.run(
+            [bpftool, "map", "update", "pinned", flows, "key", "hex", *k.split(), "value", "hex", *v.split()],
+            check=True,
+        )
+    subprocess.run(
+        [
+            bpftool,
+            "map",
+            "update",
+            "pinned",
+            f"{bpf_object}/counters",
+            "key",
+            "2",
+            "0",
+            "0",
+            "0",
+            "value",
+            "42",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+        ],
+        check=True,
+    )
 
     def bpftool_formatted(path):
-        out = subprocess.run([bpftool, "-j", "map", "dump", "pinned", path], capture_output=True, text=True,
-                             check=True).stdout
-        return sorted((json.dumps(e["formatted"]["key"]), e["formatted"].get("value", e["formatted"].get("values")))
-                      for e in json.loads(out))
+        out = subprocess.run(
+            [bpftool, "-j", "map", "dump", "pinned", path], capture_output=True, text=True, check=True
+        ).stdout
+        return sorted(
+            (json.dumps(e["formatted"]["key"]), e["formatted"].get("value", e["formatted"].get("values")))
+            for e in json.loads(out)
+        )
 
     def ours(path):
         code, out, err = bm("dump", path, "-o", "jsonl")
         assert code == 0 and err == "", err
-        return sorted((json.dumps(e["key"]), e.get("value", e.get("values"))) for e in map(json.loads, out.splitlines()))
+        return sorted(
+            (json.dumps(e["key"]), e.get("value", e.get("values"))) for e in map(json.loads, out.splitlines())
+        )
 
     assert ours(flows) == bpftool_formatted(flows)
     assert len(ours(flows)) == 2
@@ -268,13 +330,17 @@ def test_split_btf_on_vmlinux_is_detected_and_decoded():
     import struct as st
 
     from bpfmap.btf import parse_btf
+
     base = vmlinux()
     int_id = base.find("int", Kind.INT).id
     uint_id = base.find("unsigned int", Kind.INT).id
     s0 = base.total_str_len
     strings = b"pair\0a\0b\0"
-    types = st.pack("<III", s0, (4 << 24) | 2, 8) + st.pack("<III", s0 + 5, int_id, 0) + \
-        st.pack("<III", s0 + 7, uint_id, 32)
+    types = (
+        st.pack("<III", s0, (4 << 24) | 2, 8)
+        + st.pack("<III", s0 + 5, int_id, 0)
+        + st.pack("<III", s0 + 7, uint_id, 32)
+    )
     blob = st.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)) + types + strings
     btf = parse_btf(blob)
     assert btf.base is base and btf.first_id == base.count

@@ -9,12 +9,9 @@ import subprocess
 import time
 
 import pytest
-
-from bpfmap import Map, possible_cpus
 from conftest import INSTALLED, run_cli
 
-
-
+from bpfmap import Map, possible_cpus
 
 FLOW = "saddr=ipv4,dport=be16,proto=u8:packets=u64,comm=char[16],hist=u32[2]"
 
@@ -31,7 +28,9 @@ def test_dump_then_load_round_trips(bm, pindir, tmp_path, fmt, layout):
     _make(bm, dst)
     lay = ["-l", layout] if layout else []
     for i in range(1, 300):
-        assert bm("update", src, f"10.0.{i // 256}.{i % 256},{i},6", f"{i * 10},p{i},[{i},{-i % 7}]", "-l", FLOW)[0] == 0
+        assert (
+            bm("update", src, f"10.0.{i // 256}.{i % 256},{i},6", f"{i * 10},p{i},[{i},{-i % 7}]", "-l", FLOW)[0] == 0
+        )
     code, dumped, _ = bm("dump", src, *lay, "-o", fmt)
     assert code == 0
     f = tmp_path / f"entries.{fmt}"
@@ -74,11 +73,14 @@ def test_stdin_and_big_load_match_the_file(pindir, tmp_path):
     assert got == {k: k * 3 for k in range(n)}
 
 
-@pytest.mark.parametrize("bad,line,written,msg", [
-    ("70000\t1\n", 3, 2, "out of range"),
-    ("5\n", 3, 2, "expected KEY<TAB>VALUE"),
-    ("x\t1\n", 3, 2, "'x' is not a number"),
-])
+@pytest.mark.parametrize(
+    "bad,line,written,msg",
+    [
+        ("70000\t1\n", 3, 2, "out of range"),
+        ("5\n", 3, 2, "expected KEY<TAB>VALUE"),
+        ("x\t1\n", 3, 2, "'x' is not a number"),
+    ],
+)
 def test_bad_line_stops_with_its_number(bm, pindir, tmp_path, bad, line, written, msg):
     pin = f"{pindir}/m"
     _make(bm, pin, key="2", value="8")
@@ -100,8 +102,10 @@ def test_keep_going_skips_and_reports(bm, pindir, tmp_path):
     assert code == 2
     assert "line 2: not JSON" in err and "line 3: expected" in err and "line 4:" in err
     assert "2 entries written, 3 bad lines skipped" in err
-    assert json.loads("[" + ",".join(bm("dump", pin, "-l", "u32:u64", "-o", "jsonl")[1].splitlines()) + "]") \
+    assert (
+        json.loads("[" + ",".join(bm("dump", pin, "-l", "u32:u64", "-o", "jsonl")[1].splitlines()) + "]")
         and len(bm("dump", pin)[1].splitlines()) == 2
+    )
 
 
 def test_full_map_says_how_many_went_in(bm, pindir, tmp_path):
@@ -129,8 +133,9 @@ def test_ctrl_c_reports_exactly_how_many_are_in(pindir):
     with Map.create("hash", 4, 8, max_entries=1 << 20) as m:
         m.pin(pin)
     cmd = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
-    p = subprocess.Popen([*cmd, "update", pin, "--from", "-", "-l", "u32:u64"], stdin=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*cmd, "update", pin, "--from", "-", "-l", "u32:u64"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     # a few full reads' worth, then keep the pipe open: the loader waits for more
     chunk = "".join(f"{k}\t{k}\n" for k in range(300000))
     p.stdin.write(chunk)

@@ -138,10 +138,19 @@ def test_decoding_through_c_types(tmp_path):
     assert key[:4] == bytes([10, 0, 0, 1])
     assert key[8:10] == b"\x00\x50"  # __be16 is stored big-endian
     value = {
-        "packets": 5, "bytes": 1500, "comm": "curl", "p": "P_UDP",
+        "packets": 5,
+        "bytes": 1500,
+        "comm": "curl",
+        "p": "P_UDP",
         "hist": [{"lo": i, "hi": i * 2} for i in range(8)],
-        "flag": 1, "kind": 5, "neg": -3, "a": 0x01020304, "mac": [1, 2, 3, 4, 5, 6], "ok": True,
-        "ratio": 0.5, "s": "S_A",
+        "flag": 1,
+        "kind": 5,
+        "neg": -3,
+        "a": 0x01020304,
+        "mac": [1, 2, 3, 4, 5, 6],
+        "ok": True,
+        "ratio": 0.5,
+        "s": "S_A",
     }
     raw = lay.value.encode(value)
     got = lay.value.decode(raw)
@@ -165,13 +174,16 @@ def test_enum_by_number_and_unknown_values(tmp_path):
         lay.value.encode({"c": "PINK"})
 
 
-@pytest.mark.parametrize("text,ctype,match", [
-    ("struct a { int x; };", "struct nope", "struct nope is not defined .*defined: struct a"),
-    ("struct a { int x; };", "nope_t", "is the type declared"),
-    ("struct a { int x[]; };", "struct a", "without a size"),
-    ("struct a { int x; ", "struct a", "C header"),
-    ("struct a { long double x; };", "struct a", "long double"),
-])
+@pytest.mark.parametrize(
+    "text,ctype,match",
+    [
+        ("struct a { int x; };", "struct nope", "struct nope is not defined .*defined: struct a"),
+        ("struct a { int x; };", "nope_t", "is the type declared"),
+        ("struct a { int x[]; };", "struct a", "without a size"),
+        ("struct a { int x; ", "struct a", "C header"),
+        ("struct a { long double x; };", "struct a", "long double"),
+    ],
+)
 def test_errors_name_the_problem(tmp_path, text, ctype, match):
     header = tmp_path / "bad.h"
     header.write_text(text)

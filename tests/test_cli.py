@@ -13,8 +13,6 @@ import pytest
 from bpfmap import Map, possible_cpus
 
 
-
-
 def test_help_documents_exit_codes(cli):
     r = cli("--help")
     assert r.returncode == 0
@@ -24,6 +22,7 @@ def test_help_documents_exit_codes(cli):
 def test_python_dash_m_works(pindir):
     import subprocess
     import sys
+
     r = subprocess.run([sys.executable, "-m", "bpfmap", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("bpfmap ")
 
@@ -33,14 +32,21 @@ def test_create_update_dump_lookup_delete_through_the_installed_command(cli, pin
     r = cli("create", "hash", "--key", "4", "--value", "8", "--pin", path, "--name", "cli_t", "-o", "json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert (info["type"], info["key_size"], info["value_size"], info["name"], info["pinned"]) == \
-        ("hash", 4, 8, "cli_t", [path])
+    assert (info["type"], info["key_size"], info["value_size"], info["name"], info["pinned"]) == (
+        "hash",
+        4,
+        8,
+        "cli_t",
+        [path],
+    )
     assert cli("update", path, "01 00 00 00", "0x2a00000000000000").returncode == 0
     assert cli("update", path, "2", "7", "--layout", "u32:u64").returncode == 0
     r = cli("dump", path)  # not a terminal: text
     assert r.returncode == 0
-    assert sorted(r.stdout.splitlines()) == ["01 00 00 00\t2a 00 00 00 00 00 00 00",
-                                             "02 00 00 00\t07 00 00 00 00 00 00 00"]
+    assert sorted(r.stdout.splitlines()) == [
+        "01 00 00 00\t2a 00 00 00 00 00 00 00",
+        "02 00 00 00\t07 00 00 00 00 00 00 00",
+    ]
     r = cli("dump", path, "-l", "u32:u64", "-o", "jsonl")
     assert sorted(r.stdout.splitlines()) == ['{"key": 1, "value": 42}', '{"key": 2, "value": 7}']
     r = cli("lookup", path, "1", "-l", "u32:u64")
@@ -52,26 +58,29 @@ def test_create_update_dump_lookup_delete_through_the_installed_command(cli, pin
     assert cli("delete", path, "1", "-l", "u32:u64").returncode == 1
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["create", "hash", "--key", "4", "--value", "8"], 2, "--pin PATH is required"),
-    (["create", "hashh", "--pin", "/x"], 2, "unknown map type 'hashh'"),
-    (["lookup", "{pin}", "1"], 2, "two hex digits per byte"),
-    (["lookup", "{pin}", "01 00"], 2, "2 bytes given, 4 expected"),
-    (["lookup", "{pin}", "1", "-l", "u16:u64"], 2, "layout for the key is 2 bytes but the map's key is 4"),
-    (["lookup", "{pin}", "1", "-l", "u32:u99"], 2, "unknown type 'u99'"),
-    (["update", "{pin}", "1", "-1", "-l", "u32:u64"], 2, "out of range 0..18446744073709551615"),
-    (["update", "{pin}", "1", "2", "3", "-l", "u32:u64"], 2, "only per-CPU maps take one per CPU"),
-    (["update", "{pin}", "1", "2", "--noexsit", "-l", "u32:u64"], 2, "no such option: --noexsit"),
-    (["dump", "{dir}/missing"], 3, "no such pin"),
-    (["dump", "{dir}"], 3, "is a directory"),
-    (["dump", "/etc/hostname"], 3, "not on a BPF filesystem"),
-    (["dump", "{pin}", "-o", "xml"], 2, "choose one of text, json, jsonl, csv, table"),
-    (["nosuchverb"], 2, "No such command"),
-    (["lookup", "{pin}"], 2, "Missing argument"),
-    (["create", "hash", "--key", "4", "--value", "8", "--pin", "{pin}"], 3, "never replaces a pin"),
-    (["create", "hash", "--key", "4", "--value", "8", "--pin", "{dir}/a/b"], 2, "does not exist"),
-    (["pop", "{pin}"], 2, "push/pop/peek are for queue, stack and bloom_filter"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["create", "hash", "--key", "4", "--value", "8"], 2, "--pin PATH is required"),
+        (["create", "hashh", "--pin", "/x"], 2, "unknown map type 'hashh'"),
+        (["lookup", "{pin}", "1"], 2, "two hex digits per byte"),
+        (["lookup", "{pin}", "01 00"], 2, "2 bytes given, 4 expected"),
+        (["lookup", "{pin}", "1", "-l", "u16:u64"], 2, "layout for the key is 2 bytes but the map's key is 4"),
+        (["lookup", "{pin}", "1", "-l", "u32:u99"], 2, "unknown type 'u99'"),
+        (["update", "{pin}", "1", "-1", "-l", "u32:u64"], 2, "out of range 0..18446744073709551615"),
+        (["update", "{pin}", "1", "2", "3", "-l", "u32:u64"], 2, "only per-CPU maps take one per CPU"),
+        (["update", "{pin}", "1", "2", "--noexsit", "-l", "u32:u64"], 2, "no such option: --noexsit"),
+        (["dump", "{dir}/missing"], 3, "no such pin"),
+        (["dump", "{dir}"], 3, "is a directory"),
+        (["dump", "/etc/hostname"], 3, "not on a BPF filesystem"),
+        (["dump", "{pin}", "-o", "xml"], 2, "choose one of text, json, jsonl, csv, table"),
+        (["nosuchverb"], 2, "No such command"),
+        (["lookup", "{pin}"], 2, "Missing argument"),
+        (["create", "hash", "--key", "4", "--value", "8", "--pin", "{pin}"], 3, "never replaces a pin"),
+        (["create", "hash", "--key", "4", "--value", "8", "--pin", "{dir}/a/b"], 2, "does not exist"),
+        (["pop", "{pin}"], 2, "push/pop/peek are for queue, stack and bloom_filter"),
+    ],
+)
 def test_bad_input_gets_one_line_and_the_documented_code(cli, pindir, args, code, message):
     pin = os.path.join(pindir, "m")
     with Map.create("hash", 4, 8, max_entries=4) as m:
@@ -216,6 +225,7 @@ def test_ensure_bpffs_mounts_once(tmp_path):
     import ctypes
 
     from bpfmap import ensure_bpffs, is_bpffs
+
     target = str(tmp_path / "fs")
     assert not is_bpffs(str(tmp_path))
     try:
@@ -229,21 +239,31 @@ def test_ensure_bpffs_mounts_once(tmp_path):
 def test_debug_env_shows_the_traceback(pindir):
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-m", "bpfmap", "dump", f"{pindir}/missing"], capture_output=True,
-                       text=True, env=dict(os.environ, BPFMAP_DEBUG="1"))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "bpfmap", "dump", f"{pindir}/missing"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, BPFMAP_DEBUG="1"),
+    )
     assert r.returncode != 0 and "Traceback" in r.stderr and "NoSuchObject" in r.stderr
 
 
 def test_reader_closing_the_pipe_is_not_an_error(pindir):
-    import subprocess
     import struct
+    import subprocess
+
     from conftest import INSTALLED
+
     pin = f"{pindir}/many"
     n = 200000
     with Map.create("hash", 4, 8, max_entries=n) as m:
         m.update_batch(struct.pack(f"={n}I", *range(n)), bytes(8 * n), n)
         m.pin(pin)
     cmd = INSTALLED or "python -m bpfmap"
-    r = subprocess.run(["bash", "-c", f"{cmd} dump {pin} -l u32:u64 | head -1; echo rc=${{PIPESTATUS[0]}}"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "-c", f"{cmd} dump {pin} -l u32:u64 | head -1; echo rc=${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+    )
     assert r.stdout.splitlines()[-1] == "rc=0" and r.stderr == ""

@@ -20,25 +20,43 @@ struct flow_stats { __u64 packets, bytes; char comm[TASK_COMM_LEN]; };
 """
 
 
-
-
 @pytest.fixture
 def flows(bm, pindir):
     pin = f"{pindir}/flows"
     assert bm("create", "hash", "--key", "16", "--value", "32", "--pin", pin)[0] == 0
     assert bm("update", pin, "10.0.0.1,10.0.0.2,1234,443,6", "100,64000,curl", "-l", FLOW)[0] == 0
-    assert bm("update", pin, '{"saddr":"10.0.0.3","daddr":"10.0.0.2","sport":999,"dport":80,"proto":17}',
-              '{"packets":7,"bytes":900,"comm":"dig"}', "-l", FLOW)[0] == 0
-    assert bm("update", pin, "saddr=10.0.0.4,daddr=10.0.0.2,sport=1,dport=53,proto=17",
-              "packets=50,bytes=5,comm=nsd", "-l", FLOW)[0] == 0
+    assert (
+        bm(
+            "update",
+            pin,
+            '{"saddr":"10.0.0.3","daddr":"10.0.0.2","sport":999,"dport":80,"proto":17}',
+            '{"packets":7,"bytes":900,"comm":"dig"}',
+            "-l",
+            FLOW,
+        )[0]
+        == 0
+    )
+    assert (
+        bm(
+            "update",
+            pin,
+            "saddr=10.0.0.4,daddr=10.0.0.2,sport=1,dport=53,proto=17",
+            "packets=50,bytes=5,comm=nsd",
+            "-l",
+            FLOW,
+        )[0]
+        == 0
+    )
     return pin
 
 
 def test_written_through_a_layout_and_dumped_back(bm, flows):
     code, out, _ = bm("dump", flows, "-l", FLOW, "-o", "jsonl")
     rows = sorted((json.loads(line) for line in out.splitlines()), key=lambda r: r["key"]["saddr"])
-    assert rows[0] == {"key": {"saddr": "10.0.0.1", "daddr": "10.0.0.2", "sport": 1234, "dport": 443, "proto": 6},
-                       "value": {"packets": 100, "bytes": 64000, "comm": "curl"}}
+    assert rows[0] == {
+        "key": {"saddr": "10.0.0.1", "daddr": "10.0.0.2", "sport": 1234, "dport": 443, "proto": 6},
+        "value": {"packets": 100, "bytes": 64000, "comm": "curl"},
+    }
     assert [r["value"]["comm"] for r in rows] == ["curl", "dig", "nsd"]
     # the bytes are what C would have: network order for be16, padding zeroed
     with Map.open(flows) as m:
@@ -52,8 +70,19 @@ def test_lookup_text_forms_and_c_header(bm, flows, tmp_path):
     assert (code, out) == (0, "packets=7,bytes=900,comm=dig\n")
     header = tmp_path / "flow.h"
     header.write_text(FLOW_H)
-    code, out, err = bm("lookup", flows, "167772163,167772162,999,80,17", "--c-header", str(header),
-                        "--key-type", "struct flow_key", "--value-type", "struct flow_stats", "-o", "json")
+    code, out, err = bm(
+        "lookup",
+        flows,
+        "167772163,167772162,999,80,17",
+        "--c-header",
+        str(header),
+        "--key-type",
+        "struct flow_key",
+        "--value-type",
+        "struct flow_stats",
+        "-o",
+        "json",
+    )
     assert code == 0, err
     assert json.loads(out)["value"] == {"packets": 7, "bytes": 900, "comm": "dig"}
 
@@ -62,8 +91,16 @@ def test_csv_table_and_text(bm, flows, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
     code, out, _ = bm("dump", flows, "-l", FLOW, "-o", "csv", "--sort", "packets")
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["key.saddr", "key.daddr", "key.sport", "key.dport", "key.proto",
-                       "value.packets", "value.bytes", "value.comm"]
+    assert rows[0] == [
+        "key.saddr",
+        "key.daddr",
+        "key.sport",
+        "key.dport",
+        "key.proto",
+        "value.packets",
+        "value.bytes",
+        "value.comm",
+    ]
     assert [r[5] for r in rows[1:]] == ["7", "50", "100"]
     code, out, _ = bm("dump", flows, "-l", FLOW, "-o", "table")
     header = out.splitlines()[0]
@@ -77,6 +114,7 @@ def test_sort_reverse_top(bm, flows):
     def comms(*args):
         out = bm("dump", flows, "-l", FLOW, "-o", "jsonl", *args)[1]
         return [json.loads(line)["value"]["comm"] for line in out.splitlines()]
+
     assert comms("--sort", "value.packets") == ["dig", "nsd", "curl"]
     assert comms("--sort", "packets", "--reverse") == ["curl", "nsd", "dig"]
     assert comms("--sort", "packets", "--top", "2") == ["curl", "nsd"]
@@ -88,13 +126,19 @@ def test_sort_reverse_top(bm, flows):
     assert code == 2 and "--top needs --sort" in err
 
 
-@pytest.mark.parametrize("args,message", [
-    (["10.0.0.300,10.0.0.2,1,2,3", "1,2,x"], "field saddr (ipv4): '10.0.0.300' is not an IPV4 address"),
-    (["10.0.0.1,10.0.0.2,70000,2,3", "1,2,x"], "field sport (be16): 70000 is out of range 0..65535"),
-    (["10.0.0.1,10.0.0.2,1,2", "1,2,x"], "4 field(s) given, 5 expected"),
-    (["10.0.0.1,10.0.0.2,1,2,3", "1,2,a-name-longer-than-16"], "field comm (char[16]): 'a-name-longer-than-16' is 21 bytes"),
-    (["10.0.0.1,10.0.0.2,1,2,3", '{"packets":1,"bytes":2}'], "missing field(s) comm"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["10.0.0.300,10.0.0.2,1,2,3", "1,2,x"], "field saddr (ipv4): '10.0.0.300' is not an IPV4 address"),
+        (["10.0.0.1,10.0.0.2,70000,2,3", "1,2,x"], "field sport (be16): 70000 is out of range 0..65535"),
+        (["10.0.0.1,10.0.0.2,1,2", "1,2,x"], "4 field(s) given, 5 expected"),
+        (
+            ["10.0.0.1,10.0.0.2,1,2,3", "1,2,a-name-longer-than-16"],
+            "field comm (char[16]): 'a-name-longer-than-16' is 21 bytes",
+        ),
+        (["10.0.0.1,10.0.0.2,1,2,3", '{"packets":1,"bytes":2}'], "missing field(s) comm"),
+    ],
+)
 def test_bad_values_are_usage_errors_naming_the_field(bm, flows, args, message):
     code, out, err = bm("update", flows, *args, "-l", FLOW)
     assert code == 2 and message in err and err.count("\n") == 1
@@ -133,8 +177,10 @@ def test_percpu_aggregates_and_single_cpu(bm, pindir):
     assert json.loads(out)["values"] == vals
     for how, expect in [("sum", sum), ("max", max), ("min", min)]:
         out = bm("lookup", pin, "1", "-l", lay, "--percpu", how, "-o", "json")[1]
-        assert json.loads(out) == {"key": 1, "value": {"pkts": expect(v["pkts"] for v in vals),
-                                                       "bytes": expect(v["bytes"] for v in vals)}}
+        assert json.loads(out) == {
+            "key": 1,
+            "value": {"pkts": expect(v["pkts"] for v in vals), "bytes": expect(v["bytes"] for v in vals)},
+        }
     out = bm("dump", pin, "-l", lay, "--percpu", "avg", "-o", "jsonl")[1]
     assert json.loads(out)["value"]["pkts"] == sum(range(1, n + 1)) / n
     # write one CPU's slot, the others keep their values
@@ -156,20 +202,34 @@ def test_percpu_aggregates_and_single_cpu(bm, pindir):
 
 def test_bpftool_written_map_reads_through_layout_and_header(bm, pindir, tmp_path, bpftool):
     path = f"{pindir}/btflows"
-    subprocess.run([bpftool, "map", "create", path, "type", "hash", "key", "16", "value", "32",
-                    "entries", "8", "name", "btflows"], check=True)
-    key = "0a 00 00 01 0a 00 00 02 04 d2 01 bb 06 00 00 00".split()
-    value = ("64 00 00 00 00 00 00 00 00 fa 00 00 00 00 00 00 " + " ".join(f"{b:02x}" for b in b"curl")
-             + " 00" * 12).split()
-    subprocess.run([bpftool, "map", "update", "pinned", path, "key", "hex", *key, "value", "hex", *value],
-                   check=True)
-    want = {"key": {"saddr": "10.0.0.1", "daddr": "10.0.0.2", "sport": 1234, "dport": 443, "proto": 6},
-            "value": {"packets": 100, "bytes": 64000, "comm": "curl"}}
+    subprocess.run(
+        [bpftool, "map", "create", path, "type", "hash", "key", "16", "value", "32", "entries", "8", "name", "btflows"],
+        check=True,
+    )
+    key = ["0a", "00", "00", "01", "0a", "00", "00", "02", "04", "d2", "01", "bb", "06", "00", "00", "00"]
+    value = (
+        "64 00 00 00 00 00 00 00 00 fa 00 00 00 00 00 00 " + " ".join(f"{b:02x}" for b in b"curl") + " 00" * 12
+    ).split()
+    subprocess.run([bpftool, "map", "update", "pinned", path, "key", "hex", *key, "value", "hex", *value], check=True)
+    want = {
+        "key": {"saddr": "10.0.0.1", "daddr": "10.0.0.2", "sport": 1234, "dport": 443, "proto": 6},
+        "value": {"packets": 100, "bytes": 64000, "comm": "curl"},
+    }
     assert json.loads(bm("dump", path, "-l", FLOW, "-o", "jsonl")[1]) == want
     header = tmp_path / "flow.h"
     header.write_text(FLOW_H)
-    out = bm("dump", path, "--c-header", str(header), "--key-type", "struct flow_key",
-             "--value-type", "struct flow_stats", "-o", "jsonl")[1]
+    out = bm(
+        "dump",
+        path,
+        "--c-header",
+        str(header),
+        "--key-type",
+        "struct flow_key",
+        "--value-type",
+        "struct flow_stats",
+        "-o",
+        "jsonl",
+    )[1]
     got = json.loads(out)
     assert got["value"] == want["value"]
     assert (got["key"]["sport"], got["key"]["dport"], got["key"]["saddr"]) == (1234, 443, 0x0A000001)

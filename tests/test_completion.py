@@ -10,11 +10,10 @@ import subprocess
 import time
 
 import pytest
+from conftest import need_tool
 
 from bpfmap.cli.completion import SHELLS, script
 from bpfmap.maps import Map
-
-from conftest import need_tool
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SCRIPTS = {sh: os.path.abspath(os.path.join(ROOT, "completions", f"bpfmap.{sh}")) for sh in SHELLS}
@@ -28,8 +27,9 @@ def _installed():
 def test_checked_in_scripts_are_current():
     for shell in SHELLS:
         with open(SCRIPTS[shell]) as f:
-            assert f.read() == script(shell), \
+            assert f.read() == script(shell), (
                 f"completions/bpfmap.{shell} is stale: python -m bpfmap.cli.completion completions"
+            )
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def pinned(pindir):
 
 
 def _bash_complete(line: str) -> list[str]:
-    prog = f"""source {shlex.quote(SCRIPTS['bash'])}
+    prog = f"""source {shlex.quote(SCRIPTS["bash"])}
 complete -p bpfmap
 COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}
 read -r -a COMP_WORDS <<< "$COMP_LINE"; COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
@@ -84,8 +84,10 @@ def test_bash_tab_in_a_real_terminal(pinned, tmux):
 def test_fish_completes_a_pinned_path(pinned):
     fish = need_tool("fish")
     path, map_id = pinned
-    prog = f"source {shlex.quote(SCRIPTS['fish'])}; complete -C {shlex.quote('bpfmap dump ' + path[:-3])}; " \
-           f"complete -C 'bpfmap show id:{map_id}'"
+    prog = (
+        f"source {shlex.quote(SCRIPTS['fish'])}; complete -C {shlex.quote('bpfmap dump ' + path[:-3])}; "
+        f"complete -C 'bpfmap show id:{map_id}'"
+    )
     r = subprocess.run([fish, "--no-config", "-c", prog], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     got = [ln.split("\t")[0] for ln in r.stdout.splitlines()]
@@ -110,15 +112,22 @@ def test_install_completion(shell, tmp_path):
     home.mkdir()
     env = dict(os.environ, HOME=str(home), SHELL=exe)
     # run from the shell itself: typer (shellingham) detects the shell of the parent process
-    r = subprocess.run([exe, "-c", "bpfmap --install-completion; true"], capture_output=True, text=True,
-                       env=env, timeout=60)
+    r = subprocess.run(
+        [exe, "-c", "bpfmap --install-completion; true"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert r.returncode == 0 and "completion installed" in r.stdout, r.stdout + r.stderr
     if shell == "bash":
         installed = home / ".bash_completions" / "bpfmap.sh"
         assert f"source '{installed}'" in (home / ".bashrc").read_text()
         assert installed.read_text() == script("bash")  # ours, with the ':' handling
-        r = subprocess.run(["bash", "-i", "-c", "complete -p bpfmap"], capture_output=True, text=True, env=env,
-                           timeout=60, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            ["bash", "-i", "-c", "complete -p bpfmap"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert "_bpfmap_completion bpfmap" in r.stdout, r.stderr
     elif shell == "zsh":
         installed = home / ".zfunc" / "_bpfmap"

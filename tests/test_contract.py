@@ -10,12 +10,11 @@ import re
 import subprocess
 
 import pytest
+from conftest import need_tool, run_cli
+from test_help import RINGBUF_TWICE
 
 from bpfmap import Map
 from bpfmap.maps import Program
-
-from conftest import need_tool, run_cli
-from test_help import RINGBUF_TWICE
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "contract.md")
 
@@ -84,8 +83,10 @@ def maps(pindir, tmp_path):
     with open(src, "w") as f:
         f.write(SOURCE)
     clang = need_tool("clang")
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c",
-                    src, "-o", obj], check=True)
+    subprocess.run(
+        [clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", src, "-o", obj],
+        check=True,
+    )
     return {"counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat, "rb": rb, "pe": pe, "obj": obj}
 
 
@@ -93,8 +94,9 @@ def _perf_record(path: str) -> object:
     """One record through a perf buffer that 'bpfmap events' opens, written while it waits."""
     from test_events import events_while_writing
 
-    code, out, err = events_while_writing(path, "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl",
-                                          record_size=24)
+    code, out, err = events_while_writing(
+        path, "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl", record_size=24
+    )
     assert code == 0, err
     return json.loads(out.splitlines()[0])
 
@@ -108,8 +110,19 @@ def _json_line(*args: str, stream: str = "stdout", line: int = 0) -> object:
 
 def test_documented_shapes_match_the_program(maps):
     shapes = _shapes()
-    assert set(shapes) == {"error", "dump", "dump-percpu", "peek-bloom", "show", "list", "watch", "hist", "events",
-                           "events-perf", "object-map"}
+    assert set(shapes) == {
+        "error",
+        "dump",
+        "dump-percpu",
+        "peek-bloom",
+        "show",
+        "list",
+        "watch",
+        "hist",
+        "events",
+        "events-perf",
+        "object-map",
+    }
     counts = maps["counts"]
     printed = {
         "error": _json_line("lookup", counts, "99", "-o", "json", stream="stderr"),
@@ -117,26 +130,32 @@ def test_documented_shapes_match_the_program(maps):
         "dump-percpu": _json_line("dump", maps["pcpu"], "-o", "jsonl"),
         "peek-bloom": _json_line("peek", maps["bloom"], "7", "--layout", "u32", "-o", "json"),
         "show": json.loads(run_cli("show", counts, "-o", "json").stdout),
-        "list": next(i for i in map(json.loads, run_cli("list", "-o", "jsonl").stdout.splitlines())
-                     if counts in i["pinned"]),
+        "list": next(
+            i for i in map(json.loads, run_cli("list", "-o", "jsonl").stdout.splitlines()) if counts in i["pinned"]
+        ),
         "watch": _json_line("watch", counts, "--count", "2", "--interval", "0.1", "-o", "jsonl", line=1),
         "hist": _json_line("hist", maps["lat"], "-o", "jsonl"),
-        "events": _json_line("events", maps["rb"], "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o",
-                             "jsonl"),
+        "events": _json_line("events", maps["rb"], "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl"),
         "events-perf": _perf_record(maps["pe"]),
-        "object-map": next(d for d in json.loads(run_cli("show", "--object", maps["obj"], "-o", "json").stdout)
-                           if d["inner"] and d["slots"]),
+        "object-map": next(
+            d
+            for d in json.loads(run_cli("show", "--object", maps["obj"], "-o", "json").stdout)
+            if d["inner"] and d["slots"]
+        ),
     }
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)
     assert printed["error"]["code"] == 1 and run_cli("lookup", counts, "99", "-o", "json").returncode == 1
 
 
-@pytest.mark.parametrize("args, code", [
-    (["lookup", "/nonexistent/pin", "1", "-o", "json"], 3),
-    (["dump", "--bogus", "-o", "jsonl"], 2),
-    (["dump", "x", "--output=json", "--layout", "u33"], 2),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["lookup", "/nonexistent/pin", "1", "-o", "json"], 3),
+        (["dump", "--bogus", "-o", "jsonl"], 2),
+        (["dump", "x", "--output=json", "--layout", "u33"], 2),
+    ],
+)
 def test_errors_are_json_objects_with_json_output(args, code):
     r = run_cli(*args)
     assert r.returncode == code and r.stdout == ""

@@ -12,13 +12,13 @@ import subprocess
 import time
 
 import pytest
+from conftest import INSTALLED, run_cli
 
 from bpfmap import Map, possible_cpus
 from bpfmap.drain import DeliveryError, Sink, drain
 from bpfmap.layout import Layout
 from bpfmap.output import EntryTexts
 from bpfmap.view import View
-from conftest import INSTALLED, run_cli
 
 CMD = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
 N = 100_000
@@ -56,8 +56,9 @@ def test_a_full_disk_puts_the_batch_back(pindir):
     pin = f"{pindir}/m"
     _filled(pin)
     with open("/dev/full", "w") as full:
-        r = subprocess.run([*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=full, stderr=subprocess.PIPE,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
+        )
     assert r.returncode == 3, r.stderr
     assert len(r.stderr.splitlines()) == 1 and "No space left on device" in r.stderr
     assert "put back in the map" in r.stderr and "Traceback" not in r.stderr
@@ -68,8 +69,14 @@ def test_the_element_by_element_path_puts_back_too(pindir):
     pin = f"{pindir}/m"
     _filled(pin, 3000)
     with open("/dev/full", "w") as full:
-        r = subprocess.run([*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=full, stderr=subprocess.PIPE,
-                           text=True, timeout=60, env=dict(os.environ, BPFMAP_NO_BATCH="1"))
+        r = subprocess.run(
+            [*CMD, "dump", pin, "-l", "u32:u64", "--delete"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, BPFMAP_NO_BATCH="1"),
+        )
     assert r.returncode == 3, r.stderr
     _assert_nothing_lost(pin, {}, 3000)
 
@@ -80,8 +87,9 @@ def test_a_reader_that_closes_gets_whole_lines_and_the_rest_stays(pindir, take):
     what still sat in the pipe, is put back.  Exit 0, as for any reader that stops early."""
     pin = f"{pindir}/m"
     _filled(pin)
-    p = subprocess.Popen([*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     data = b""
     while len(data) < take:
         chunk = os.read(p.stdout.fileno(), take - len(data))
@@ -113,8 +121,9 @@ def _read_all_slowly(p: subprocess.Popen, after_first, chunk: int = 4096, pause:
 def test_a_signal_finishes_the_batch_in_hand(pindir, sig, code):
     pin = f"{pindir}/m"
     _filled(pin)
-    p = subprocess.Popen([*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     data = _read_all_slowly(p, lambda: p.send_signal(sig))
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == code, err
@@ -127,8 +136,11 @@ def test_a_signal_finishes_the_batch_in_hand(pindir, sig, code):
 def test_json_stays_one_valid_array_when_interrupted(pindir):
     pin = f"{pindir}/m"
     _filled(pin)
-    p = subprocess.Popen([*CMD, "dump", pin, "-l", "u32:u64", "--delete", "-o", "json", "--batch-size", "1000"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [*CMD, "dump", pin, "-l", "u32:u64", "--delete", "-o", "json", "--batch-size", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     data = _read_all_slowly(p, lambda: p.send_signal(signal.SIGINT))
     assert p.wait(timeout=60) == 130
     got = {e["key"]: e["value"] for e in json.loads(data)}
@@ -139,8 +151,11 @@ def test_json_stays_one_valid_array_when_interrupted(pindir):
 def test_sigkill_loses_at_most_one_batch(pindir):
     pin = f"{pindir}/m"
     _filled(pin)
-    p = subprocess.Popen([*CMD, "dump", pin, "-l", "u32:u64", "--delete", "--batch-size", "100"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [*CMD, "dump", pin, "-l", "u32:u64", "--delete", "--batch-size", "100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     data = _read_all_slowly(p, lambda: p.send_signal(signal.SIGKILL))
     assert p.wait(timeout=60) == -signal.SIGKILL
     got = _complete_lines(data)
@@ -182,6 +197,7 @@ def _drain_into(m: Map, sink: Sink, layout: str = "u32:u64", **kw) -> int:
     def entry_texts(keys, values, count):
         k, v = view.decode_batch(keys, values, count)
         return texts.batch(k, v)
+
     return drain(m, entry_texts, sink, texts.end, **kw)
 
 
@@ -206,9 +222,11 @@ def test_keys_recreated_meanwhile_are_kept_and_the_old_entries_rescued(pindir, t
     pin = f"{pindir}/m"
     _filled(pin, 2000)
     with Map.open(pin) as m:
+
         def recreate():  # the whole map is one batch, drained when the first write fails
             for k in (1500, 1501):
                 m.update(struct.pack("I", k), struct.pack("Q", 7), mode="noexist")
+
         with pytest.raises(DeliveryError) as caught:
             _drain_into(m, _FailingSink(open(os.devnull, "w"), errno.EIO, before_failing=recreate))
     e = caught.value
@@ -217,8 +235,9 @@ def test_keys_recreated_meanwhile_are_kept_and_the_old_entries_rescued(pindir, t
     left = _left(pin)
     assert left[1500] == 7 and left[1501] == 7 and len(left) == 2000
     lines = open(e.rescue_path).read().splitlines()
-    assert sorted(lines) == sorted(f"{struct.pack('I', k).hex(' ')}\t{struct.pack('Q', k * 3).hex(' ')}"
-                                   for k in (1500, 1501))
+    assert sorted(lines) == sorted(
+        f"{struct.pack('I', k).hex(' ')}\t{struct.pack('Q', k * 3).hex(' ')}" for k in (1500, 1501)
+    )
     copy = f"{pindir}/copy"
     run_cli("create", "hash", "--key", "4", "--value", "8", "--pin", copy)
     r = run_cli("update", copy, "--from", e.rescue_path, "--layout", "-:-")
@@ -236,6 +255,7 @@ def test_percpu_rescue_files_load_back(pindir, tmp_path, monkeypatch):
 
         def recreate():
             m.update(struct.pack("I", 1), [struct.pack("I", 0)] * ncpu)
+
         with pytest.raises(DeliveryError) as caught:
             _drain_into(m, _FailingSink(open(os.devnull, "w"), errno.ENOSPC, before_failing=recreate), layout="u32:u32")
     e = caught.value
@@ -251,8 +271,11 @@ def test_percpu_rescue_files_load_back(pindir, tmp_path, monkeypatch):
 def test_drain_refuses_what_would_hold_or_drop_entries(bm, pindir):
     pin = f"{pindir}/m"
     _filled(pin, 10)
-    for args, word in ((["--sort", "value"], "--sort"), (["--sort", "value", "--top", "1"], "--sort"),
-                       (["-o", "table"], "table")):
+    for args, word in (
+        (["--sort", "value"], "--sort"),
+        (["--sort", "value", "--top", "1"], "--sort"),
+        (["-o", "table"], "table"),
+    ):
         code, _out, err = bm("dump", pin, "-l", "u32:u64", "--delete", *args)
         assert code == 2 and word in err
     assert len(_left(pin)) == 10
@@ -263,8 +286,9 @@ def test_a_second_ctrl_c_stops_a_stalled_write_and_puts_the_rest_back(pindir):
     batch to be written, the second gives up on it and puts back what the pipe did not take."""
     pin = f"{pindir}/m"
     _filled(pin)
-    p = subprocess.Popen([*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [*CMD, "dump", pin, "-l", "u32:u64", "--delete"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     time.sleep(1.5)  # the pipe fills; bpfmap blocks in write(2)
     p.send_signal(signal.SIGINT)
     time.sleep(0.5)

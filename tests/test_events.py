@@ -13,13 +13,12 @@ import threading
 import time
 
 import pytest
+from conftest import INSTALLED, run_cli
 
 from bpfmap import Map
 from bpfmap.errors import UsageError
 from bpfmap.events import PerfBufferReader, RingBufferReader, reader
 from bpfmap.maps import Program
-
-from conftest import INSTALLED, run_cli
 
 
 def _emit(kind: str, record_size: int) -> str:
@@ -28,17 +27,46 @@ def _emit(kind: str, record_size: int) -> str:
     assert record_size % 8 == 0 and record_size >= 8
     lines = ["r6 = r1", "r1 = 0"]
     lines += [f"*(u64 *)(r10 - {off})  = r1" for off in range(8, record_size + 1, 8)]
-    lines += ["r1 = *(u32 *)(r6 + 0)", f"*(u32 *)(r10 - {record_size}) = r1",
-              "r1 = 0xabcd", f"*(u32 *)(r10 - {record_size - 4}) = r1"]
+    lines += [
+        "r1 = *(u32 *)(r6 + 0)",
+        f"*(u32 *)(r10 - {record_size}) = r1",
+        "r1 = 0xabcd",
+        f"*(u32 *)(r10 - {record_size - 4}) = r1",
+    ]
     if kind == "ringbuf":
-        lines += ["r1 = map[out]", "r2 = r10", f"r2 += -{record_size}", f"r3 = {record_size}", "r4 = 0",
-                  "call ringbuf_output"]
+        lines += [
+            "r1 = map[out]",
+            "r2 = r10",
+            f"r2 += -{record_size}",
+            f"r3 = {record_size}",
+            "r4 = 0",
+            "call ringbuf_output",
+        ]
     else:
-        lines += ["r1 = r6", "r2 = map[out]", "r3 = 0xffffffff ll", "r4 = r10", f"r4 += -{record_size}",
-                  f"r5 = {record_size}", "call perf_event_output"]
-    lines += ["if r0 == 0 goto out", "r1 = 0", "*(u32 *)(r10 - 4) = r1", "r2 = r10", "r2 += -4",
-              "r1 = map[drops]", "call map_lookup_elem", "if r0 == 0 goto out", "r1 = 1",
-              "lock *(u64 *)(r0 + 0) += r1", "out:", "r0 = 0", "exit"]
+        lines += [
+            "r1 = r6",
+            "r2 = map[out]",
+            "r3 = 0xffffffff ll",
+            "r4 = r10",
+            f"r4 += -{record_size}",
+            f"r5 = {record_size}",
+            "call perf_event_output",
+        ]
+    lines += [
+        "if r0 == 0 goto out",
+        "r1 = 0",
+        "*(u32 *)(r10 - 4) = r1",
+        "r2 = r10",
+        "r2 += -4",
+        "r1 = map[drops]",
+        "call map_lookup_elem",
+        "if r0 == 0 goto out",
+        "r1 = 1",
+        "lock *(u64 *)(r0 + 0) += r1",
+        "out:",
+        "r0 = 0",
+        "exit",
+    ]
     return "\n".join(lines)
 
 
@@ -96,7 +124,7 @@ def test_ringbuf_full_loses_records_and_invents_none(bpffs):
         prod = Producer(rb, record_size=8)
         sent = prod.run(400)  # 16 bytes each: the ring holds fewer than 256
         got = _lens(rd.drain())
-        assert 200 < len(got) < 256 and got == sent[:len(got)]  # the first ones, in order, once
+        assert 200 < len(got) < 256 and got == sent[: len(got)]  # the first ones, in order, once
         assert len(got) + prod.dropped == 400
         assert rd.drain() == []
         more = prod.run(10)  # room again after the drain
@@ -156,7 +184,7 @@ def test_perf_buffer_reads_samples_per_cpu_and_counts_lost(bpffs):
             os.sched_setaffinity(0, {cpus[0]})
             flood = prod.run(1000)
             read = _lens(rd.read(0))
-            assert read == flood[:len(read)] and len(read) < 1000 and rd.lost == 0
+            assert read == flood[: len(read)] and len(read) < 1000 and rd.lost == 0
             # the kernel writes its LOST record before the next sample that fits
             after = prod.run(1)
             assert _lens(rd.read(1.0)) == after
@@ -185,12 +213,10 @@ def test_perf_buffer_records_across_the_end_of_the_ring(bpffs):
 
 
 def test_readers_refuse_other_maps(bpffs):
-    with Map.create("hash", 4, 4, 4) as m:
-        with pytest.raises(UsageError):
-            reader(m)
-    with Map.create("perf_event_array", 4, 4) as pe:
-        with pytest.raises(UsageError):
-            PerfBufferReader(pe, pages=3)
+    with Map.create("hash", 4, 4, 4) as m, pytest.raises(UsageError):
+        reader(m)
+    with Map.create("perf_event_array", 4, 4) as pe, pytest.raises(UsageError):
+        PerfBufferReader(pe, pages=3)
 
 
 def _cmd(*args: str) -> list[str]:
@@ -206,11 +232,13 @@ def test_cli_ringbuf_jsonl_text_and_timeout(pindir):
         r = run_cli("events", path, "--layout", "len=u32,tag=u32", "--count", "3", "-o", "jsonl")
         assert r.returncode == 0, r.stderr
         assert [json.loads(x) for x in r.stdout.splitlines()] == [
-            {"value": {"len": n, "tag": 0xABCD}} for n in sent[:3]]
+            {"value": {"len": n, "tag": 0xABCD}} for n in sent[:3]
+        ]
         assert r.stderr == f"bpfmap: events {path}: 3 records\n"
         r = run_cli("events", path, "--timeout", "0.5")  # the two left, as hex, then the timeout
         assert r.returncode == 0 and r.stdout.splitlines() == [
-            n.to_bytes(4, "little").hex(" ") + " cd ab 00 00" for n in sent[3:]]
+            n.to_bytes(4, "little").hex(" ") + " cd ab 00 00" for n in sent[3:]
+        ]
         r = run_cli("events", path, "--timeout", "0.2", "-q")  # nothing left: exit 1
         assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
         prod.close()
@@ -224,8 +252,7 @@ def events_while_writing(path: str, *args: str, record_size: int = 8) -> tuple[i
     returns (exit code, stdout, stderr)."""
     with Map.open(path) as m:
         prod = Producer(m, record_size=record_size)
-        proc = subprocess.Popen(_cmd("events", path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(_cmd("events", path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stop = threading.Event()
 
         def produce():

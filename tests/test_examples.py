@@ -13,8 +13,12 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 def test_count_protocols(pindir):
     pin = os.path.join(pindir, "protocols")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "count_protocols.py"), "--pin", pin],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "count_protocols.py"), "--pin", pin],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["protocol", "packets", "tcp", "3", "udp", "2", "icmp", "1", "sctp", "1"]
     # the kernel's counts, read back through the command line

@@ -10,12 +10,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import INSTALLED, need_tool, run_cli
 
 from bpfmap import Map
 from bpfmap.cli import COMMANDS
 from bpfmap.maps import Program
-
-from conftest import INSTALLED, need_tool, run_cli
 
 
 def _examples(verb: str) -> list[str]:
@@ -23,7 +22,7 @@ def _examples(verb: str) -> list[str]:
     assert r.returncode == 0, r.stderr
     text = r.stdout
     assert "Examples:" in text, f"{verb} --help has no examples"
-    tail = text[text.index("Examples:"):]
+    tail = text[text.index("Examples:") :]
     cmds = [m.group(1) for m in re.finditer(r"^\s+\$ (.+)$", tail, re.M)]
     assert 1 <= len(cmds) <= 2, (verb, cmds)
     # the examples are the last thing help prints
@@ -67,6 +66,7 @@ RINGBUF_TWICE = """
 @pytest.fixture
 def fake_sys_fs_bpf(pindir):
     """The maps the examples use, under pindir in place of /sys/fs/bpf."""
+
     def make(*args):
         r = run_cli("create", *args, "-q")
         assert r.returncode == 0, r.stderr
@@ -102,17 +102,24 @@ def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
     if INSTALLED:
         os.symlink(INSTALLED, bindir / "bpfmap")
     else:
-        (bindir / "bpfmap").write_text(f"#!/bin/sh\nexec {sys.executable} -m bpfmap \"$@\"\n")
+        (bindir / "bpfmap").write_text(f'#!/bin/sh\nexec {sys.executable} -m bpfmap "$@"\n')
         (bindir / "bpfmap").chmod(0o755)
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
     env.pop("BPFMAP_DEBUG", None)
     for verb in COMMANDS:
         for cmd in _examples(verb):
             # the map name 'counts' is unique on this machine only if no other test made one
-            real = cmd.replace("/sys/fs/bpf", fake_sys_fs_bpf).replace("name:counts", "id:$(bpfmap show "
-                                                                      f"{fake_sys_fs_bpf}/counts -o json | jq .id)")
-            r = subprocess.run(["bash", "-o", "pipefail", "-c", real], capture_output=True, text=True, env=env,
-                               timeout=60, stdin=subprocess.DEVNULL)
+            real = cmd.replace("/sys/fs/bpf", fake_sys_fs_bpf).replace(
+                "name:counts", f"id:$(bpfmap show {fake_sys_fs_bpf}/counts -o json | jq .id)"
+            )
+            r = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", real],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
             assert r.returncode == 0, f"{verb}: {cmd}\n{r.stdout}\n{r.stderr}"
             assert r.stdout or r.stderr or verb in ("update", "delete", "push", "pin", "freeze"), cmd
     assert shutil.os.path.exists(os.path.join(fake_sys_fs_bpf, "demo", "flows"))

@@ -8,20 +8,20 @@ import os
 import random
 
 import pytest
+from conftest import run_cli
 
 from bpfmap import Map
 from bpfmap.errors import UsageError
-from bpfmap.hist import build, label, render, short, slot_range, Bucket
-
-from conftest import run_cli
+from bpfmap.hist import Bucket, build, label, render, short, slot_range
 
 
 def _log2_floor(v: int) -> int:  # libbpf-tools' log2l()
     return 0 if v < 2 else v.bit_length() - 1
 
 
-@pytest.mark.parametrize("scheme, slot_of", [("log2", _log2_floor), ("bits", lambda v: v.bit_length()),
-                                             ("linear", lambda v: v // 10)])
+@pytest.mark.parametrize(
+    "scheme, slot_of", [("log2", _log2_floor), ("bits", lambda v: v.bit_length()), ("linear", lambda v: v // 10)]
+)
 def test_every_value_falls_in_its_slots_range(scheme, slot_of):
     rng = random.Random(7)
     for v in [0, 1, 2, 3, 4, 1023, 1024, 1 << 40] + [rng.randrange(1 << 32) for _ in range(500)]:
@@ -30,8 +30,16 @@ def test_every_value_falls_in_its_slots_range(scheme, slot_of):
 
 
 def test_labels_use_powers_of_1024():
-    assert [short(n) for n in (0, 1, 512, 1024, 3072, 1 << 20, 1 << 30, 1000)] == \
-        ["0", "1", "512", "1K", "3K", "1M", "1G", "1000"]
+    assert [short(n) for n in (0, 1, 512, 1024, 3072, 1 << 20, 1 << 30, 1000)] == [
+        "0",
+        "1",
+        "512",
+        "1K",
+        "3K",
+        "1M",
+        "1G",
+        "1000",
+    ]
     assert label(Bucket(1024, 2048, 0)) == "[1K, 2K)"
     assert label(Bucket(1, 2, 0)) == "[1]"
 
@@ -70,7 +78,7 @@ def test_cli_draws_a_known_distribution(pindir, percpu):
         "[1K, 2K)    1 |@@@                                                 |",
     ]
     assert r.stdout.splitlines() == expected
-    for line, (lo, n) in zip(expected, [(8, 4), (16, 16), (32, 8), (64, 0), (128, 2)]):
+    for line, (_lo, n) in zip(expected, [(8, 4), (16, 16), (32, 8), (64, 0), (128, 2)]):
         bar = line.split("|")[1]
         assert len(bar) == 52 and bar.count("@") == n * 52 // 16
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import ctypes
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bpfmap import UsageError
 from bpfmap.layout import HexCodec, Layout, parse_hex
 
-CTYPES = {"u8": ctypes.c_uint8, "u16": ctypes.c_uint16, "u32": ctypes.c_uint32, "u64": ctypes.c_uint64,
-          "s8": ctypes.c_int8, "s16": ctypes.c_int16, "s32": ctypes.c_int32, "s64": ctypes.c_int64}
+CTYPES = {
+    "u8": ctypes.c_uint8,
+    "u16": ctypes.c_uint16,
+    "u32": ctypes.c_uint32,
+    "u64": ctypes.c_uint64,
+    "s8": ctypes.c_int8,
+    "s16": ctypes.c_int16,
+    "s32": ctypes.c_int32,
+    "s64": ctypes.c_int64,
+}
 
 
 @pytest.mark.parametrize("text", ["01 00 00 00", "0x01000000", "01:00:00:00", "01000000", " 01-00-00-00 "])
@@ -59,23 +68,29 @@ def test_struct_text_forms():
     assert key.format(key.decode(want)) == "src=1,port=2"
 
 
-@pytest.mark.parametrize("layout,text,match", [
-    ("u8:u8", "256", "u8: 256 is out of range 0..255"),
-    ("s8:u8", "-129", "out of range -128..127"),
-    ("a=u32,b=u32:u8", "1", "1 field\\(s\\) given, 2 expected: a, b"),
-    ("a=u32:u8", "x", "'x' is not a number"),
-    ("a=u32,b=u8:u8", '{"a": 1, "c": 2}', "unknown field\\(s\\) c"),
-])
+@pytest.mark.parametrize(
+    "layout,text,match",
+    [
+        ("u8:u8", "256", "u8: 256 is out of range 0..255"),
+        ("s8:u8", "-129", "out of range -128..127"),
+        ("a=u32,b=u32:u8", "1", "1 field\\(s\\) given, 2 expected: a, b"),
+        ("a=u32:u8", "x", "'x' is not a number"),
+        ("a=u32,b=u8:u8", '{"a": 1, "c": 2}', "unknown field\\(s\\) c"),
+    ],
+)
 def test_bad_values_name_the_field(layout, text, match):
     with pytest.raises(UsageError, match=match):
         Layout.parse(layout).key.parse(text)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("u33:u8", "unknown type 'u33'"),
-    ("a=u8,a=u8:u8", "used twice"),
-    ("1a=u8:u8", "expected a type or field name, found '1' at column 1"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("u33:u8", "unknown type 'u33'"),
+        ("a=u8,a=u8:u8", "used twice"),
+        ("1a=u8:u8", "expected a type or field name, found '1' at column 1"),
+    ],
+)
 def test_bad_layouts(text, match):
     with pytest.raises(UsageError, match=match):
         Layout.parse(text)
@@ -90,8 +105,11 @@ def test_missing_side_is_hex_and_bare_is_for_keyless_maps():
 
 
 def test_size_mismatch_shows_offsets():
-    with pytest.raises(UsageError, match=r"layout for the key is 16 bytes but the map's key is 12 bytes; "
-                                         r"fields: \{a=u8@0, b=u64@8\}"):
+    with pytest.raises(
+        UsageError,
+        match=r"layout for the key is 16 bytes but the map's key is 12 bytes; "
+        r"fields: \{a=u8@0, b=u64@8\}",
+    ):
         Layout.parse("a=u8,b=u64:u8").key.check_size(12, "key")
 
 
@@ -119,4 +137,3 @@ def test_layout_matches_ctypes_and_round_trips(types, packed, data):
     assert raw == bytes(c)
     decoded = codec.decode(raw)
     assert decoded == values  # named fields stay a dict, even a single one
-

@@ -8,7 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpfmap import UsageError
 from bpfmap.layout import Layout
@@ -16,11 +17,23 @@ from bpfmap.layout.lang import parse_side
 from bpfmap.layout.model import Array, Bytes, Char, Formatted, Pad, Scalar, Struct
 
 C_SCALARS = {
-    "u8": "unsigned char", "u16": "unsigned short", "u32": "unsigned int", "u64": "unsigned long long",
-    "s8": "signed char", "s16": "short", "s32": "int", "s64": "long long",
-    "be16": "unsigned short", "be32": "unsigned int", "be64": "unsigned long long",
-    "le16": "unsigned short", "le32": "unsigned int", "le64": "unsigned long long",
-    "f32": "float", "f64": "double", "bool": "_Bool",
+    "u8": "unsigned char",
+    "u16": "unsigned short",
+    "u32": "unsigned int",
+    "u64": "unsigned long long",
+    "s8": "signed char",
+    "s16": "short",
+    "s32": "int",
+    "s64": "long long",
+    "be16": "unsigned short",
+    "be32": "unsigned int",
+    "be64": "unsigned long long",
+    "le16": "unsigned short",
+    "le32": "unsigned int",
+    "le64": "unsigned long long",
+    "f32": "float",
+    "f64": "double",
+    "bool": "_Bool",
 }
 LEAVES = list(C_SCALARS) + ["char[{n}]", "hex[{n}]", "ipv4", "ipv6", "mac", "pad[{n}]"]
 
@@ -116,6 +129,7 @@ def value_for(t, draw):
         return draw(st.binary(min_size=t.size, max_size=t.size)).hex(" ")
     if isinstance(t, Formatted):
         import ipaddress
+
         if t.name == "mac":
             return draw(st.binary(min_size=6, max_size=6)).hex(":")
         cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
@@ -165,8 +179,15 @@ def test_hostile_values_raise_only_usage_errors(text):
         pass
 
 
-@pytest.mark.parametrize("text", ["{" * 5000 + "u8" + "}" * 5000 + ":u8", "u8" + "[1000]" * 10 + ":u8",
-                                  "x=" * 3000 + "u8:u8", ",".join(["u8"] * 20000) + ":u8"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{" * 5000 + "u8" + "}" * 5000 + ":u8",
+        "u8" + "[1000]" * 10 + ":u8",
+        "x=" * 3000 + "u8:u8",
+        ",".join(["u8"] * 20000) + ":u8",
+    ],
+)
 def test_pathological_layouts(text):
     try:
         Layout.parse(text)
@@ -188,19 +209,21 @@ def test_batch_decoding_equals_one_by_one(rng, data):
     codec = Layout.parse(random_side(rng) + ":u8").key
     values = [value_for(codec.type, data.draw) for _ in range(3)]
     buf = b"".join(codec.encode(v) for v in values)
-    one = [codec.decode(buf[i * codec.size:(i + 1) * codec.size]) for i in range(3)]
+    one = [codec.decode(buf[i * codec.size : (i + 1) * codec.size]) for i in range(3)]
     assert codec.decode_many(buf, 3) == one
 
 
-@pytest.mark.parametrize("text", ["u32", "s16", "f64", "be16", "a=u32,b=be16,c=ipv4,d=mac,e=char[4],f=hex[2]",
-                                  "x=u8,y=u64", "e=ipv6,z=bool,q=le32"])
+@pytest.mark.parametrize(
+    "text",
+    ["u32", "s16", "f64", "be16", "a=u32,b=be16,c=ipv4,d=mac,e=char[4],f=hex[2]", "x=u8,y=u64", "e=ipv6,z=bool,q=le32"],
+)
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_batch_encoding_and_decoding_fast_paths(text, data):
     codec = Layout.parse(text + ":u8").key
     vals = [value_for(codec.type, data.draw) for _ in range(5)]
     buf = b"".join(codec.encode(v) for v in vals)
-    assert codec.decode_many(buf, 5) == [codec.decode(buf[i * codec.size:(i + 1) * codec.size]) for i in range(5)]
+    assert codec.decode_many(buf, 5) == [codec.decode(buf[i * codec.size : (i + 1) * codec.size]) for i in range(5)]
     fast = codec.encode_many(vals)
     if fast is not None:
         assert fast == buf

@@ -26,9 +26,9 @@ from bpfmap import (
     Unsupported,
     UsageError,
     WrongObjectType,
+    _sys,
     possible_cpus,
 )
-from bpfmap import _sys
 
 
 def u32(n: int) -> bytes:
@@ -41,10 +41,12 @@ def u64(n: int) -> bytes:
 
 def reopen_items(path: str) -> list:
     """Read a pinned map from a separate process: the point of pinning."""
-    code = ("import sys; from bpfmap import Map\n"
-            "m = Map.open(sys.argv[1], readonly=True)\n"
-            "for k, v in sorted(m.items()):\n"
-            "    print(k.hex(), v.hex() if isinstance(v, bytes) else ','.join(x.hex() for x in v))\n")
+    code = (
+        "import sys; from bpfmap import Map\n"
+        "m = Map.open(sys.argv[1], readonly=True)\n"
+        "for k, v in sorted(m.items()):\n"
+        "    print(k.hex(), v.hex() if isinstance(v, bytes) else ','.join(x.hex() for x in v))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True).stdout
     return [tuple(line.split(" ")) for line in out.splitlines()]
 
@@ -118,8 +120,7 @@ def test_possible_cpus_reads_sysfs():
 
 
 def test_queue_is_fifo_and_stack_is_lifo(pindir):
-    with Map.create("queue", value_size=4, max_entries=3) as q, Map.create("stack", value_size=4,
-                                                                           max_entries=3) as s:
+    with Map.create("queue", value_size=4, max_entries=3) as q, Map.create("stack", value_size=4, max_entries=3) as s:
         for i in (1, 2, 3):
             q.push(u32(i))
             s.push(u32(i))
@@ -188,16 +189,19 @@ def test_wrong_sizes_are_caught_before_the_kernel():
             m.update(u32(1), u32(1))
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(map_type="hash", value_size=4), "give the key size"),
-    (dict(map_type="array", key_size=8, value_size=4), "need a key size of 4, not 8"),
-    (dict(map_type="queue", key_size=4, value_size=4), "need a key size of 0"),
-    (dict(map_type="hash", key_size=4, value_size=4, name="x" * 16), "at most 15 characters"),
-    (dict(map_type="array_of_maps"), "need a template inner map"),
-    (dict(map_type="ringbuf", max_entries=1000), "power of two"),
-    (dict(map_type="hash", key_size=4, value_size=4, max_entries=0), "at least 1"),
-    (dict(map_type="no_such_type"), "unknown map type"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(map_type="hash", value_size=4), "give the key size"),
+        (dict(map_type="array", key_size=8, value_size=4), "need a key size of 4, not 8"),
+        (dict(map_type="queue", key_size=4, value_size=4), "need a key size of 0"),
+        (dict(map_type="hash", key_size=4, value_size=4, name="x" * 16), "at most 15 characters"),
+        (dict(map_type="array_of_maps"), "need a template inner map"),
+        (dict(map_type="ringbuf", max_entries=1000), "power of two"),
+        (dict(map_type="hash", key_size=4, value_size=4, max_entries=0), "at least 1"),
+        (dict(map_type="no_such_type"), "unknown map type"),
+    ],
+)
 def test_invalid_combinations_are_explained(kwargs, match):
     with pytest.raises(UsageError, match=match):
         Map.create(**kwargs)
@@ -264,8 +268,10 @@ def test_open_by_id_and_name(pindir):
 
 
 def test_name_shared_by_two_maps_is_ambiguous():
-    with Map.create("array", 4, 4, max_entries=1, name="twin_t") as a, \
-            Map.create("array", 4, 4, max_entries=1, name="twin_t") as b:
+    with (
+        Map.create("array", 4, 4, max_entries=1, name="twin_t") as a,
+        Map.create("array", 4, 4, max_entries=1, name="twin_t") as b,
+    ):
         with pytest.raises(UsageError, match=f"2 maps have that name .id:{a.id}, id:{b.id}"):
             Map.open("name:twin_t")
 
@@ -308,8 +314,7 @@ def test_prog_array_holds_programs(program):
 
 @pytest.mark.parametrize("outer", ["array_of_maps", "hash_of_maps"])
 def test_maps_of_maps_hold_maps(outer, program):
-    with Map.create("array", 4, 4, max_entries=2) as inner, \
-            Map.create(outer, 4, max_entries=4, inner_map=inner) as m:
+    with Map.create("array", 4, 4, max_entries=2) as inner, Map.create(outer, 4, max_entries=4, inner_map=inner) as m:
         m.update(u32(0), inner)
         assert int.from_bytes(m.lookup(u32(0)), "little") == inner.id
         with pytest.raises(UsageError, match="takes a map"):
@@ -320,8 +325,13 @@ def test_maps_of_maps_hold_maps(outer, program):
 
 
 def test_stream_and_device_maps_can_be_created_and_pinned(pindir):
-    for mtype, kwargs in [("ringbuf", {}), ("perf_event_array", {}), ("devmap", {}), ("devmap_hash", {}),
-                          ("cpumap", {"max_entries": possible_cpus()})]:
+    for mtype, kwargs in [
+        ("ringbuf", {}),
+        ("perf_event_array", {}),
+        ("devmap", {}),
+        ("devmap_hash", {}),
+        ("cpumap", {"max_entries": possible_cpus()}),
+    ]:
         with Map.create(mtype, **kwargs) as m:
             path = os.path.join(pindir, mtype)
             m.pin(path)
@@ -344,8 +354,13 @@ def test_devmap_takes_an_ifindex():
 def test_info_zeroes_what_the_kernel_leaves_alone(pindir):
     with Map.create("hash", 4, 4, max_entries=3, name="info_t") as m:
         info = m.info()
-        assert (info.type, info.key_size, info.value_size, info.max_entries, info.name) == \
-            (MapType.HASH, 4, 4, 3, "info_t")
+        assert (info.type, info.key_size, info.value_size, info.max_entries, info.name) == (
+            MapType.HASH,
+            4,
+            4,
+            3,
+            "info_t",
+        )
         assert info.btf_id == 0 and info.btf_key_type_id == 0
         assert info.memlock and info.memlock > 0
         m.pin(os.path.join(pindir, "i"))
@@ -367,9 +382,12 @@ def test_close_and_context_manager():
 def _run_as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``code`` as nobody, after importing bpfmap as root (the interpreter may live under /root)."""
     import pwd
+
     nobody = pwd.getpwnam("nobody")
-    pre = ("import os, sys, bpfmap, bpfmap.maps\n"
-           f"os.setgroups([]); os.setgid({nobody.pw_gid}); os.setuid({nobody.pw_uid})\n")
+    pre = (
+        "import os, sys, bpfmap, bpfmap.maps\n"
+        f"os.setgroups([]); os.setgid({nobody.pw_gid}); os.setuid({nobody.pw_uid})\n"
+    )
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return subprocess.run([sys.executable, "-c", pre + code, *args], capture_output=True, text=True, env=env)
 
@@ -379,6 +397,7 @@ def public_bpffs(bpffs):
     """A bpffs in a directory everyone can reach (pytest's temp root is 0700)."""
     import ctypes
     import tempfile
+
     d = tempfile.mkdtemp(prefix="bpfmapro")
     os.chmod(d, 0o755)
     _sys.mount_bpffs(d)
@@ -395,10 +414,12 @@ def test_readonly_pin_as_non_root(public_bpffs):
         m.update(u32(0), u32(77))
         m.pin(path)
     os.chmod(path, 0o444)
-    code = ("from bpfmap import Map, BpfmapError\n"
-            "for ro in (True, False):\n"
-            "    try:\n        m = Map.open(sys.argv[1], readonly=ro)\n        print(m.lookup(bytes(4)).hex())\n"
-            "    except BpfmapError as e:\n        print('ERR', type(e).__name__, e)\n")
+    code = (
+        "from bpfmap import Map, BpfmapError\n"
+        "for ro in (True, False):\n"
+        "    try:\n        m = Map.open(sys.argv[1], readonly=ro)\n        print(m.lookup(bytes(4)).hex())\n"
+        "    except BpfmapError as e:\n        print('ERR', type(e).__name__, e)\n"
+    )
     out = _run_as_nobody(code, path)
     assert out.returncode == 0, out.stderr
     read_only, read_write = out.stdout.splitlines()
@@ -442,8 +463,9 @@ def test_lifecycle_of_every_type(cli, pindir, program, mtype, args, kind):
         tmpl.pin(inner)
     path = os.path.join(pindir, mtype)
     entries = {"ringbuf": "4096", "perf_event_array": str(possible_cpus())}.get(mtype, "4")
-    r = cli("create", mtype, *[a.format(inner=inner) for a in args], "--max-entries", entries,
-            "--pin", path, "-o", "json")
+    r = cli(
+        "create", mtype, *[a.format(inner=inner) for a in args], "--max-entries", entries, "--pin", path, "-o", "json"
+    )
     assert r.returncode == 0, r.stderr
     map_id = __import__("json").loads(r.stdout)["id"]
     key = "08 00 00 00 0a 00 00 00" if mtype == "lpm_trie" else "01 00 00 00"
@@ -482,7 +504,9 @@ def test_lifecycle_of_every_type(cli, pindir, program, mtype, args, kind):
     # for its id without opening it: an open by id takes a user reference, and for a
     # prog_array that restarts the deferred clear that holds the map alive.
     import time
+
     from bpfmap.maps import map_ids
+
     for _ in range(500):
         if map_id not in set(map_ids()):
             break

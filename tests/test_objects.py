@@ -11,12 +11,11 @@ import shlex
 import subprocess
 
 import pytest
+from conftest import IN_CI, INSTALLED, need_tool, run_cli
 
 from bpfmap import Map
 from bpfmap.errors import PinExists
 from bpfmap.objects import ObjectError, create_maps, read_object
-
-from conftest import INSTALLED, IN_CI, need_tool, run_cli
 
 SOURCE = r"""
 #include <linux/bpf.h>
@@ -112,8 +111,21 @@ def obj(tmp_path_factory):
     d = tmp_path_factory.mktemp("obj")
     (d / "prog.c").write_text(SOURCE)
     out = d / "prog.o"
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                    "-c", str(d / "prog.c"), "-o", str(out)], check=True)
+    subprocess.run(
+        [
+            clang,
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            f"-I/usr/include/{platform.machine()}-linux-gnu",
+            "-c",
+            str(d / "prog.c"),
+            "-o",
+            str(out),
+        ],
+        check=True,
+    )
     return str(out)
 
 
@@ -122,7 +134,12 @@ def test_read_object_parses_btf_defined_maps(obj):
     assert [d.name for d in o.maps] == NAMES
     flows = o.map("flows")
     assert (flows.type.label, flows.key_size, flows.value_size, flows.max_entries, flows.pinning) == (
-        "hash", 16, 32, 1024, 1)
+        "hash",
+        16,
+        32,
+        1024,
+        1,
+    )
     assert "struct flow_key {" in flows.key_c and "char comm[16];" in flows.value_c
     recent = o.map("recent")
     assert recent.flags == 2 and (recent.key_size, recent.value_size) == (8, 4)  # BPF_F_NO_COMMON_LRU
@@ -149,8 +166,9 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess:
     need_tool("bpftool")
     exe = shlex.quote(INSTALLED) if INSTALLED else "python -m bpfmap"
     full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={exe}\n{script}"
-    return subprocess.run([unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True, text=True, timeout=120
+    )
 
 
 SHOW_FIELDS = ("type", "name", "flags", "bytes_key", "bytes_value", "max_entries", "bytes_memlock", "frozen")
@@ -167,8 +185,8 @@ def test_maps_match_what_libbpf_creates(obj):
 mkdir /sys/fs/bpf/ours
 $BPFMAP create --from-object {obj} --pin-dir /sys/fs/bpf/ours -q
 bpftool prog loadall {obj} /sys/fs/bpf/progs pinmaps /sys/fs/bpf
-echo '=== ours'; {shows.format(d='/sys/fs/bpf/ours')} echo; {outer.format(d='/sys/fs/bpf/ours')}
-echo '=== libbpf'; {shows.format(d='/sys/fs/bpf')} echo; {outer.format(d='/sys/fs/bpf')}
+echo '=== ours'; {shows.format(d="/sys/fs/bpf/ours")} echo; {outer.format(d="/sys/fs/bpf/ours")}
+echo '=== libbpf'; {shows.format(d="/sys/fs/bpf")} echo; {outer.format(d="/sys/fs/bpf")}
 """
     r = _in_namespace(script)
     assert r.returncode == 0, r.stderr
@@ -196,9 +214,13 @@ echo '=== libbpf'; {shows.format(d='/sys/fs/bpf')} echo; {outer.format(d='/sys/f
     ids_theirs = {m["id"]: m["name"] for m in theirs[:-1]}
 
     def slots(dump, ids):
-        return {bytes(int(x, 16) for x in e["key"])[0]: ids.get(int.from_bytes(bytes(int(x, 16) for x in e["value"]),
-                                                                               "little"))
-                for e in dump}
+        return {
+            bytes(int(x, 16) for x in e["key"])[0]: ids.get(
+                int.from_bytes(bytes(int(x, 16) for x in e["value"]), "little")
+            )
+            for e in dump
+        }
+
     assert slots(ours[-1], ids_ours) == slots(theirs[-1], ids_theirs) == {1: "inner_a", 3: "inner_b"}
 
 
@@ -228,13 +250,25 @@ if bpftool prog load {obj} /sys/fs/bpf/prog2 2>/dev/null; then echo LIBBPF-ACCEP
 
 def test_incompatible_pin_is_refused_and_nothing_is_created(obj, pindir):
     run = lambda *a: run_cli(*a)  # noqa: E731
-    r = run("create", "lru_hash", "--key", "8", "--value", "4", "--max-entries", "64", "--pin",
-            os.path.join(pindir, "recent"), "-q")
+    r = run(
+        "create",
+        "lru_hash",
+        "--key",
+        "8",
+        "--value",
+        "4",
+        "--max-entries",
+        "64",
+        "--pin",
+        os.path.join(pindir, "recent"),
+        "-q",
+    )
     assert r.returncode == 0
     r = run("create", "--from-object", obj, "--pin-dir", pindir)
     assert r.returncode == 3 and r.stderr.count("\n") == 1
-    assert "max_entries 64 (pinned) vs 128 (object)" in r.stderr and "map_flags none (pinned) vs no_common_lru" \
-        in r.stderr
+    assert (
+        "max_entries 64 (pinned) vs 128 (object)" in r.stderr and "map_flags none (pinned) vs no_common_lru" in r.stderr
+    )
     assert sorted(os.listdir(pindir)) == ["recent"]  # nothing else was made
     with pytest.raises(PinExists):
         create_maps(read_object(obj), pindir)
@@ -256,10 +290,12 @@ def test_reuse_only_and_show(obj, pindir):
     shown = json.loads(run_cli("show", "--object", obj, "-o", "json").stdout)
     assert [d["name"] for d in shown] == NAMES and shown[4]["pinning"] == "by_name"
     assert "slots 1=inner_a, 3=inner_b" in run_cli("show", "--object", obj).stdout
-    for bad in (["create", "hash", "--from-object", obj, "--pin-dir", pindir],
-                ["create", "--from-object", obj],
-                ["create", "--from-object", obj, "--pin-dir", pindir, "--only", "nope"],
-                ["show", os.path.join(pindir, "flows"), "--object", obj]):
+    for bad in (
+        ["create", "hash", "--from-object", obj, "--pin-dir", pindir],
+        ["create", "--from-object", obj],
+        ["create", "--from-object", obj, "--pin-dir", pindir, "--only", "nope"],
+        ["show", os.path.join(pindir, "flows"), "--object", obj],
+    ):
         r = run_cli(*bad)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
 
@@ -276,7 +312,8 @@ def test_events_decode_records_with_a_type_from_the_object(obj, pindir):
     r = run_cli("events", path, "--object", obj, "--value-type", "struct flow_stats", "--count", "2", "-o", "jsonl")
     assert r.returncode == 0, r.stderr
     assert [json.loads(x)["value"] for x in r.stdout.splitlines()] == [
-        {"packets": n | (0xABCD << 32), "bytes": 0, "comm": ""} for n in (0, 1)]
+        {"packets": n | (0xABCD << 32), "bytes": 0, "comm": ""} for n in (0, 1)
+    ]
     r = run_cli("events", path, "--object", obj, "--value-type", "struct nope", "--count", "1")
     assert r.returncode == 2 and "no type 'struct nope'" in r.stderr
 
@@ -314,8 +351,21 @@ def test_objects_with_externs(tmp_path, pindir, ksym):
     decl, call = ("extern void bpf_rcu_read_lock(void) __ksym;", "bpf_rcu_read_lock();") if ksym else ("", "")
     (tmp_path / "e.c").write_text(EXTERNS % (decl, call))
     out = str(tmp_path / "e.o")
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c",
-                    str(tmp_path / "e.c"), "-o", out], check=True)
+    subprocess.run(
+        [
+            clang,
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            f"-I/usr/include/{platform.machine()}-linux-gnu",
+            "-c",
+            str(tmp_path / "e.c"),
+            "-o",
+            out,
+        ],
+        check=True,
+    )
     r = run_cli("create", "--from-object", out, "--pin-dir", pindir, "-o", "json")
     assert r.returncode == 0, r.stderr
     assert ("generated from their key and value types" in r.stderr) is ksym

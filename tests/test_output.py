@@ -6,14 +6,22 @@ import io
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_layout_oracle import value_for
 
 from bpfmap.layout import HexCodec, Layout
 from bpfmap.output import _line_function, columns, write_entries
-from test_layout_oracle import value_for
 
-FLAT = ["u32:u64", "s8:f64", "a=u32,b=be16,c=ipv4,d=mac,e=hex[3]:n=u64,s=char[8]",
-        "k=u16:e=bool,f=f32", "ipv6:char[4]", "x=u8,y={a=u8}:u8", "q=u32[2]:u8"]
+FLAT = [
+    "u32:u64",
+    "s8:f64",
+    "a=u32,b=be16,c=ipv4,d=mac,e=hex[3]:n=u64,s=char[8]",
+    "k=u16:e=bool,f=f32",
+    "ipv6:char[4]",
+    "x=u8,y={a=u8}:u8",
+    "q=u32[2]:u8",
+]
 
 
 @pytest.mark.parametrize("layout", FLAT)
@@ -52,8 +60,10 @@ def test_non_finite_floats_are_strict_json_and_load_back():
     entries = [(1, {"a": float("nan"), "b": float("inf")}), (2, {"a": float("-inf"), "b": 1.5})]
     out = io.StringIO()
     write_entries(columns(entries), "jsonl", lay.key, lay.value, False, out)
-    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
-            for line in out.getvalue().splitlines()]
+    rows = [
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+        for line in out.getvalue().splitlines()
+    ]
     assert rows[0]["value"] == {"a": "NaN", "b": "Infinity"} and rows[1]["value"]["a"] == "-Infinity"
     raw = lay.value.encode(rows[0]["value"])  # the strings read back as the same floats
     back = lay.value.decode(raw)

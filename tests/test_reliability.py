@@ -9,10 +9,10 @@ import struct
 import subprocess
 
 import pytest
-
-from bpfmap import Map
 from conftest import INSTALLED, need_tool, run_cli
 from test_objects import obj  # noqa: F401  (the compiled object fixture)
+
+from bpfmap import Map
 
 CMD = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
 
@@ -36,12 +36,15 @@ def counts(pindir):
 # -- files that are not what a layout, header or object should be ---------------------------
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--layout", "@/dev/zero"], "character device"),
-    (["--c-header", "/dev/zero", "--key-type", "__u32", "--value-type", "__u64"], "character device"),
-    (["--c-header", "/tmp", "--key-type", "__u32", "--value-type", "__u64"], "directory"),
-    (["--layout", "@/proc/self/mountinfo#x"], "no layout"),  # a 0-size /proc file, read bounded
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--layout", "@/dev/zero"], "character device"),
+        (["--c-header", "/dev/zero", "--key-type", "__u32", "--value-type", "__u64"], "character device"),
+        (["--c-header", "/tmp", "--key-type", "__u32", "--value-type", "__u64"], "directory"),
+        (["--layout", "@/proc/self/mountinfo#x"], "no layout"),  # a 0-size /proc file, read bounded
+    ],
+)
 def test_special_files_are_refused_before_reading(bm, counts, args, says):
     code, _out, err = bm("dump", counts, *args)
     assert code == 2 and says in _one_line_error(err)
@@ -72,8 +75,9 @@ def test_binary_and_oversized_files_are_refused(bm, counts, tmp_path):
 
 
 def test_bulk_load_of_an_endless_line_stops_at_the_line_limit(counts):
-    r = subprocess.run([*CMD, "update", counts, "--from", "/dev/zero", "-l", "u32:u64"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [*CMD, "update", counts, "--from", "/dev/zero", "-l", "u32:u64"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2
     assert "line 1: longer than" in _one_line_error(r.stderr) and "0 entries written" in r.stderr
 
@@ -103,13 +107,13 @@ def _mutants(data: bytes, n: int, seed: int):
             for _ in range(rng.randint(1, 4)):
                 b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
         elif kind == 1:
-            b = b[:rng.randrange(len(b))]
+            b = b[: rng.randrange(len(b))]
         elif kind == 2:
             i = rng.randrange(len(b) - 8)
-            b[i:i + 8] = rng.getrandbits(64).to_bytes(8, "little")
+            b[i : i + 8] = rng.getrandbits(64).to_bytes(8, "little")
         else:  # sh_name, sh_type, sh_offset, sh_size, sh_link or sh_info of one section
             i = shoff + 64 * rng.randrange(shnum) + rng.choice([0, 4, 0x18, 0x20, 0x28, 0x2C])
-            b[i:i + 4] = rng.getrandbits(32).to_bytes(4, "little")
+            b[i : i + 4] = rng.getrandbits(32).to_bytes(4, "little")
         yield bytes(b)
 
 
@@ -139,8 +143,7 @@ def test_damaged_objects_create_and_decode_nothing_wrong(bm, obj, pindir, tmp_pa
         assert code in (0, 2, 3), err
         if code:
             _one_line_error(err)
-        code, _out, err = bm("events", rb, "--object", str(path), "--value-type", "struct flow_key",
-                             "--timeout", "0")
+        code, _out, err = bm("events", rb, "--object", str(path), "--value-type", "struct flow_key", "--timeout", "0")
         assert code in (1, 2), err  # 1: no record came
         if code == 2:
             _one_line_error(err)
@@ -209,8 +212,9 @@ def test_bulk_load_error_lines_stay_short(counts, tmp_path):
 
 def _as(bounding: str, *args: str) -> subprocess.CompletedProcess:
     setpriv = need_tool("setpriv")
-    return subprocess.run([setpriv, f"--bounding-set={bounding}", *CMD, *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [setpriv, f"--bounding-set={bounding}", *CMD, *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_hint_names_the_file_permission_for_a_pin_we_may_not_read(counts):
@@ -249,6 +253,5 @@ def test_more_of_the_matrix(bm, counts, pindir):
     assert code == 2 and "the path is empty" in _one_line_error(err)
     code, _out, err = bm("show", "--object", "/dev/zero")
     assert code == 2 and "character device" in _one_line_error(err)
-    with pytest.raises(Exception, match="batch size 0"):
-        with Map.open(counts) as m:
-            next(m.batches(size=0))
+    with pytest.raises(Exception, match="batch size 0"), Map.open(counts) as m:
+        next(m.batches(size=0))

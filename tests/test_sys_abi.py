@@ -15,26 +15,100 @@ HEADER = "/usr/include/linux/bpf.h"
 
 # (our struct, C expression naming the same member of union bpf_attr or the struct)
 CASES = [
-    (attrs.MapCreateAttr, "union bpf_attr", "", ["map_type", "key_size", "value_size", "max_entries",
-        "map_flags", "inner_map_fd", "numa_node", "map_name", "map_ifindex", "btf_fd", "btf_key_type_id",
-        "btf_value_type_id", "btf_vmlinux_value_type_id", "map_extra"]),
+    (
+        attrs.MapCreateAttr,
+        "union bpf_attr",
+        "",
+        [
+            "map_type",
+            "key_size",
+            "value_size",
+            "max_entries",
+            "map_flags",
+            "inner_map_fd",
+            "numa_node",
+            "map_name",
+            "map_ifindex",
+            "btf_fd",
+            "btf_key_type_id",
+            "btf_value_type_id",
+            "btf_vmlinux_value_type_id",
+            "map_extra",
+        ],
+    ),
     (attrs.MapElemAttr, "union bpf_attr", "", ["map_fd", "key", "value", "flags"]),
-    (attrs.MapBatchAttr, "union bpf_attr", "batch.", ["in_batch", "out_batch", "keys", "values", "count",
-        "map_fd", "elem_flags", "flags"]),
+    (
+        attrs.MapBatchAttr,
+        "union bpf_attr",
+        "batch.",
+        ["in_batch", "out_batch", "keys", "values", "count", "map_fd", "elem_flags", "flags"],
+    ),
     (attrs.ObjAttr, "union bpf_attr", "", ["pathname", "bpf_fd", "file_flags"]),
     (attrs.GetIdAttr, "union bpf_attr", "", ["start_id", "next_id", "open_flags"]),
     (attrs.InfoAttr, "union bpf_attr", "info.", ["bpf_fd", "info_len", "info"]),
-    (attrs.ProgLoadAttr, "union bpf_attr", "", ["prog_type", "insn_cnt", "insns", "license", "log_level",
-        "log_size", "log_buf", "kern_version", "prog_flags", "prog_name"]),
-    (attrs.ProgTestRunAttr, "union bpf_attr", "test.", ["prog_fd", "retval", "data_size_in", "data_size_out",
-        "data_in", "data_out", "repeat", "duration", "ctx_size_in", "ctx_size_out", "ctx_in", "ctx_out", "flags",
-        "cpu", "batch_size"]),
-    (attrs.BtfLoadAttr, "union bpf_attr", "", ["btf", "btf_log_buf", "btf_size", "btf_log_size",
-        "btf_log_level"]),
+    (
+        attrs.ProgLoadAttr,
+        "union bpf_attr",
+        "",
+        [
+            "prog_type",
+            "insn_cnt",
+            "insns",
+            "license",
+            "log_level",
+            "log_size",
+            "log_buf",
+            "kern_version",
+            "prog_flags",
+            "prog_name",
+        ],
+    ),
+    (
+        attrs.ProgTestRunAttr,
+        "union bpf_attr",
+        "test.",
+        [
+            "prog_fd",
+            "retval",
+            "data_size_in",
+            "data_size_out",
+            "data_in",
+            "data_out",
+            "repeat",
+            "duration",
+            "ctx_size_in",
+            "ctx_size_out",
+            "ctx_in",
+            "ctx_out",
+            "flags",
+            "cpu",
+            "batch_size",
+        ],
+    ),
+    (attrs.BtfLoadAttr, "union bpf_attr", "", ["btf", "btf_log_buf", "btf_size", "btf_log_size", "btf_log_level"]),
     (attrs.BtfInfo, "struct bpf_btf_info", "", ["btf", "btf_size", "id", "name", "name_len", "kernel_btf"]),
-    (attrs.MapInfo, "struct bpf_map_info", "", ["type", "id", "key_size", "value_size", "max_entries",
-        "map_flags", "name", "ifindex", "btf_vmlinux_value_type_id", "netns_dev", "netns_ino", "btf_id",
-        "btf_key_type_id", "btf_value_type_id", "map_extra"]),
+    (
+        attrs.MapInfo,
+        "struct bpf_map_info",
+        "",
+        [
+            "type",
+            "id",
+            "key_size",
+            "value_size",
+            "max_entries",
+            "map_flags",
+            "name",
+            "ifindex",
+            "btf_vmlinux_value_type_id",
+            "netns_dev",
+            "netns_ino",
+            "btf_id",
+            "btf_key_type_id",
+            "btf_value_type_id",
+            "map_extra",
+        ],
+    ),
 ]
 
 
@@ -43,12 +117,18 @@ def c_offsets(tmp_path_factory):
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None or not __import__("os").path.exists(HEADER):
         pytest.skip("needs gcc and linux/bpf.h")
-    lines = ['#include <stdio.h>', '#include <stddef.h>', f'#include <{HEADER[len("/usr/include/"):]}>',
-             "int main(void) {"]
+    lines = [
+        "#include <stdio.h>",
+        "#include <stddef.h>",
+        f"#include <{HEADER[len('/usr/include/') :]}>",
+        "int main(void) {",
+    ]
     for cls, ctype, prefix, fields in CASES:
         for f in fields:
-            lines.append(f'printf("{cls.__name__}.{f} %zu %zu\\n", offsetof({ctype}, {prefix}{f}), '
-                         f'sizeof((({ctype} *)0)->{prefix}{f}));')
+            lines.append(
+                f'printf("{cls.__name__}.{f} %zu %zu\\n", offsetof({ctype}, {prefix}{f}), '
+                f"sizeof((({ctype} *)0)->{prefix}{f}));"
+            )
     lines.append('printf("sizeof.MapInfo %zu 0\\n", sizeof(struct bpf_map_info));')
     lines.append("return 0; }")
     d = tmp_path_factory.mktemp("abi")

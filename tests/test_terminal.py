@@ -11,14 +11,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import INSTALLED, run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def on_terminal(args: list[str], env: dict | None = None, stdout_file: str | None = None,
-                cols: int = 120) -> tuple[int, str]:
+def on_terminal(
+    args: list[str], env: dict | None = None, stdout_file: str | None = None, cols: int = 120
+) -> tuple[int, str]:
     """Run bpfmap with stderr (and stdout, unless ``stdout_file``) on a pseudo-terminal;
     returns (exit code, everything the terminal received)."""
     master, slave = pty.openpty()
@@ -57,8 +57,9 @@ def on_terminal(args: list[str], env: dict | None = None, stdout_file: str | Non
 @pytest.fixture
 def counts(pindir):
     path = os.path.join(pindir, "counts")
-    assert run_cli("create", "hash", "--layout", "u32:u64", "--max-entries", "200000", "--pin", path,
-                   "-q").returncode == 0
+    assert (
+        run_cli("create", "hash", "--layout", "u32:u64", "--max-entries", "200000", "--pin", path, "-q").returncode == 0
+    )
     return path
 
 

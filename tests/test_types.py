@@ -4,8 +4,9 @@ from bpfmap import MapFlag, MapType, UsageError
 from bpfmap.types import SPECS, Access
 
 
-@pytest.mark.parametrize("text", ["lru_percpu_hash", "lru-percpu-hash", "LRU_PERCPU_HASH",
-                                  "BPF_MAP_TYPE_LRU_PERCPU_HASH"])
+@pytest.mark.parametrize(
+    "text", ["lru_percpu_hash", "lru-percpu-hash", "LRU_PERCPU_HASH", "BPF_MAP_TYPE_LRU_PERCPU_HASH"]
+)
 def test_type_names(text):
     assert MapType.parse(text) is MapType.LRU_PERCPU_HASH
 

@@ -11,13 +11,12 @@ import sys
 import time
 
 import pytest
+from conftest import INSTALLED, run_cli
 
 from bpfmap import Layout, Map
 from bpfmap.errors import UsageError
 from bpfmap.view import View
 from bpfmap.watch import Watcher, diff, scale, total
-
-from conftest import INSTALLED, run_cli
 
 
 def test_diff_scale_total_follow_the_value_shape():
@@ -46,7 +45,10 @@ def test_poll_gives_deltas_rates_and_new_entries(pindir):
         first = w.poll()
         assert first.interval is None and first.entries == 3
         assert [(r.key, r.value["n"], r.delta, r.rate) for r in first.rows] == [
-            (0, 0, None, None), (1, 10, None, None), (2, 20, None, None)]
+            (0, 0, None, None),
+            (1, 10, None, None),
+            (2, 20, None, None),
+        ]
         time.sleep(0.2)
         m.update((1).to_bytes(4, "little"), (15).to_bytes(8, "little") + b"ab".ljust(8, b"\0"))
         m.update((7).to_bytes(4, "little"), (1).to_bytes(8, "little") + bytes(8))
@@ -88,8 +90,16 @@ def test_jsonl_snapshots_off_a_terminal(pindir):
     path = os.path.join(pindir, "counts")
     assert run_cli("create", "hash", "--layout", "u32:u64", "--pin", path, "-q").returncode == 0
     assert run_cli("update", path, "1", "100").returncode == 0
-    cmd = [INSTALLED or sys.executable, *([] if INSTALLED else ["-m", "bpfmap"]),
-           "watch", path, "--interval", "0.3", "--count", "4"]
+    cmd = [
+        INSTALLED or sys.executable,
+        *([] if INSTALLED else ["-m", "bpfmap"]),
+        "watch",
+        path,
+        "--interval",
+        "0.3",
+        "--count",
+        "4",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # a writer bumps the counter while watch runs
     for i in range(6):
@@ -177,8 +187,10 @@ def test_ctrl_c_leaves_the_live_screen_cleanly(pindir, tmux, tmp_path):
     assert run_cli("create", "array", "--layout", "u32:u64", "--max-entries", "2", "--pin", path, "-q").returncode == 0
     rc_file = tmp_path / "rc"
     exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
-    tmux.start(f"{exe} watch {shlex.quote(path)} --interval 0.2 2>{tmp_path / 'err'}; echo $? > {rc_file}; "
-               f"stty -a > {tmp_path / 'stty'}; sleep 30")
+    tmux.start(
+        f"{exe} watch {shlex.quote(path)} --interval 0.2 2>{tmp_path / 'err'}; echo $? > {rc_file}; "
+        f"stty -a > {tmp_path / 'stty'}; sleep 30"
+    )
     tmux.wait_for("2 entries")
     tmux.keys("C-c")
     deadline = time.monotonic() + 10

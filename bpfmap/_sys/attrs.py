@@ -54,6 +54,7 @@ BPF_F_LOCK = 4
 BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 
+
 class ProgType(enum.IntEnum):
     """enum bpf_prog_type (Linux 6.1 uapi; newer types load by number)."""
 

@@ -8,11 +8,17 @@ import fcntl
 import os
 from ctypes import c_int32, c_uint16, c_uint32, c_uint64
 
-
 # __NR_perf_event_open per architecture
 _NR_PERF_EVENT_OPEN = {
-    "x86_64": 298, "aarch64": 241, "arm64": 241, "riscv64": 241, "loongarch64": 241,
-    "s390x": 331, "ppc64le": 319, "i686": 336, "armv7l": 364,
+    "x86_64": 298,
+    "aarch64": 241,
+    "arm64": 241,
+    "riscv64": 241,
+    "loongarch64": 241,
+    "s390x": 331,
+    "ppc64le": 319,
+    "i686": 336,
+    "armv7l": 364,
 }
 
 PERF_TYPE_SOFTWARE = 1
@@ -72,11 +78,22 @@ def perf_event_open_bpf_output(cpu: int, wakeup_events: int = 1) -> int:
     nr = _NR_PERF_EVENT_OPEN.get(os.uname().machine)
     if nr is None:
         raise OSError(f"bpfmap does not know perf_event_open's number on {os.uname().machine}")
-    attr = PerfEventAttr(type=PERF_TYPE_SOFTWARE, size=ctypes.sizeof(PerfEventAttr),
-                         config=PERF_COUNT_SW_BPF_OUTPUT, sample_period=1, sample_type=PERF_SAMPLE_RAW,
-                         wakeup_events=wakeup_events)
-    fd = _syscall(ctypes.c_long(nr), ctypes.byref(attr), ctypes.c_int(-1), ctypes.c_int(cpu), ctypes.c_int(-1),
-                  ctypes.c_ulong(PERF_FLAG_FD_CLOEXEC))
+    attr = PerfEventAttr(
+        type=PERF_TYPE_SOFTWARE,
+        size=ctypes.sizeof(PerfEventAttr),
+        config=PERF_COUNT_SW_BPF_OUTPUT,
+        sample_period=1,
+        sample_type=PERF_SAMPLE_RAW,
+        wakeup_events=wakeup_events,
+    )
+    fd = _syscall(
+        ctypes.c_long(nr),
+        ctypes.byref(attr),
+        ctypes.c_int(-1),
+        ctypes.c_int(cpu),
+        ctypes.c_int(-1),
+        ctypes.c_ulong(PERF_FLAG_FD_CLOEXEC),
+    )
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

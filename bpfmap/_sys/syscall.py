@@ -191,8 +191,7 @@ def btf_info(fd: int) -> tuple[bytes, int, str, bool]:
     data = ctypes.create_string_buffer(max(info.btf_size, 1))
     name = ctypes.create_string_buffer(max(info.name_len + 1, 64))
     size = info.btf_size
-    info = BtfInfo(btf=ctypes.addressof(data), btf_size=size, name=ctypes.addressof(name),
-                   name_len=len(name))
+    info = BtfInfo(btf=ctypes.addressof(data), btf_size=size, name=ctypes.addressof(name), name_len=len(name))
     _obj_info(fd, info)
     return data.raw[: info.btf_size], info.id, name.value.decode(errors="replace"), bool(info.kernel_btf)
 
@@ -201,8 +200,13 @@ def btf_load(data: bytes, log_size: int = 0) -> int:
     """Load BTF; on failure the OSError carries the verifier log as ``filename``."""
     dbuf = buffer(data)
     log = ctypes.create_string_buffer(log_size) if log_size else None
-    attr = BtfLoadAttr(btf=ctypes.addressof(dbuf), btf_size=len(data),
-                       btf_log_buf=_addr(log), btf_log_size=log_size, btf_log_level=1 if log_size else 0)
+    attr = BtfLoadAttr(
+        btf=ctypes.addressof(dbuf),
+        btf_size=len(data),
+        btf_log_buf=_addr(log),
+        btf_log_size=log_size,
+        btf_log_level=1 if log_size else 0,
+    )
     try:
         return bpf(Cmd.BTF_LOAD, attr)
     except OSError as err:
@@ -211,8 +215,9 @@ def btf_load(data: bytes, log_size: int = 0) -> int:
         raise
 
 
-def prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"",
-              log_level: int = 0, log_size: int = 0) -> int:
+def prog_load(
+    prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"", log_level: int = 0, log_size: int = 0
+) -> int:
     """Load a program; returns its fd.  With ``log_size``, a failure raises
     ``VerifierError`` carrying the verifier's log."""
     ibuf = buffer(insns)
@@ -244,8 +249,15 @@ class VerifierError(OSError):
         self.log = log
 
 
-def prog_test_run(prog_fd: int, data: bytes = b"", data_out_size: int = 0, ctx: bytes = b"",
-                  repeat: int = 1, flags: int = 0, cpu: int = 0) -> tuple[int, bytes, int]:
+def prog_test_run(
+    prog_fd: int,
+    data: bytes = b"",
+    data_out_size: int = 0,
+    ctx: bytes = b"",
+    repeat: int = 1,
+    flags: int = 0,
+    cpu: int = 0,
+) -> tuple[int, bytes, int]:
     """BPF_PROG_TEST_RUN: run a program once (or ``repeat`` times) on ``data``;
     returns (return value, data out, duration in ns)."""
     din = buffer(data) if data else None
@@ -264,7 +276,7 @@ def prog_test_run(prog_fd: int, data: bytes = b"", data_out_size: int = 0, ctx: 
         cpu=cpu,
     )
     bpf(Cmd.PROG_TEST_RUN, attr)
-    out = dout.raw[:attr.data_size_out] if dout is not None else b""
+    out = dout.raw[: attr.data_size_out] if dout is not None else b""
     return attr.retval, out, attr.duration
 
 
@@ -306,7 +318,7 @@ def fd_kind(fd: int) -> str:
     target = os.readlink(f"/proc/self/fd/{fd}")
     prefix = "anon_inode:bpf-"
     if target.startswith(prefix):
-        return target[len(prefix):]
+        return target[len(prefix) :]
     if target == "anon_inode:btf":
         return "btf"
     return ""

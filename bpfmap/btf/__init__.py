@@ -122,5 +122,19 @@ def load(spec: BtfSpec) -> int:
         raise exc from err
 
 
-__all__ = ["BTF", "BTFError", "BtfSpec", "MapBTF", "Kind", "c_declaration", "load", "load_btf_by_id",
-           "map_btf", "spec_for", "to_model", "vmlinux", "BpfmapError", "UsageError"]
+__all__ = [
+    "BTF",
+    "BTFError",
+    "BtfSpec",
+    "MapBTF",
+    "Kind",
+    "c_declaration",
+    "load",
+    "load_btf_by_id",
+    "map_btf",
+    "spec_for",
+    "to_model",
+    "vmlinux",
+    "BpfmapError",
+    "UsageError",
+]

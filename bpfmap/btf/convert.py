@@ -22,9 +22,11 @@ from ..layout.model import (
 from .wire import BTF, INT_BOOL, INT_CHAR, INT_SIGNED, Builder, Kind
 
 # Typedef names that carry meaning: byte order, and the formatted types bpfmap writes.
-_NAMED = {f"__be{b}": SCALARS[f"be{b}"] for b in (16, 32, 64)} | \
-    {f"__le{b}": SCALARS[f"le{b}"] for b in (16, 32, 64)} | \
-    {"bpfmap_ipv4": IPV4, "bpfmap_ipv6": IPV6, "bpfmap_mac": MAC}
+_NAMED = (
+    {f"__be{b}": SCALARS[f"be{b}"] for b in (16, 32, 64)}
+    | {f"__le{b}": SCALARS[f"le{b}"] for b in (16, 32, 64)}
+    | {"bpfmap_ipv4": IPV4, "bpfmap_ipv6": IPV6, "bpfmap_mac": MAC}
+)
 _CV = (Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG)
 
 
@@ -205,9 +207,16 @@ class _CPrinter:
 
 # -- model -> BTF ----------------------------------------------------------------------------
 
-_INT_NAMES = {("uint", 1): "unsigned char", ("uint", 2): "unsigned short", ("uint", 4): "unsigned int",
-              ("uint", 8): "unsigned long long", ("int", 1): "signed char", ("int", 2): "short",
-              ("int", 4): "int", ("int", 8): "long long"}
+_INT_NAMES = {
+    ("uint", 1): "unsigned char",
+    ("uint", 2): "unsigned short",
+    ("uint", 4): "unsigned int",
+    ("uint", 8): "unsigned long long",
+    ("int", 1): "signed char",
+    ("int", 2): "short",
+    ("int", 4): "int",
+    ("int", 8): "long long",
+}
 
 
 def add_model(b: Builder, t: Type, name: str = "") -> int:

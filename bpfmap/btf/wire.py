@@ -95,7 +95,7 @@ def _extra_len(kind: int, vlen: int) -> int:
 class BTF:
     """A parsed BTF blob; ``types(id)`` decodes type ``id`` (0 is void)."""
 
-    def __init__(self, data: bytes, base: "BTF | None" = None) -> None:
+    def __init__(self, data: bytes, base: BTF | None = None) -> None:
         if len(data) < _HDR.size:
             raise BTFError("BTF too short for its header")
         magic, version, _flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(data, 0)
@@ -108,7 +108,7 @@ class BTF:
             raise BTFError("BTF sections run past the end of the data")
         self.data = data
         self.base = base
-        self.strings = data[s0: s0 + str_len]
+        self.strings = data[s0 : s0 + str_len]
         self.first_id = base.count if base is not None else 1
         self.str_base = base.total_str_len if base is not None else 0
         self.total_str_len = self.str_base + str_len
@@ -140,7 +140,7 @@ class BTF:
         if off >= len(self.strings):
             raise BTFError(f"string offset {off} out of range")
         end = self.strings.find(b"\0", off)
-        return self.strings[off: end if end >= 0 else None].decode(errors="replace")
+        return self.strings[off : end if end >= 0 else None].decode(errors="replace")
 
     def __len__(self) -> int:
         return self.count - 1
@@ -161,8 +161,9 @@ class BTF:
             return hit
         idx = tid - self.first_id
         if idx >= len(self._offsets):
-            raise BTFError(f"type id {tid} out of range (this BTF has ids up to {self.count - 1}; "
-                           f"split BTF needs its base)")
+            raise BTFError(
+                f"type id {tid} out of range (this BTF has ids up to {self.count - 1}; split BTF needs its base)"
+            )
         t = self._decode(tid, self._offsets[idx])
         self._cache[tid] = t
         return t
@@ -278,8 +279,16 @@ class Builder:
             self._str_index[s] = off
         return off
 
-    def _add(self, memo_key: tuple | None, name: str, kind: Kind, vlen: int, size_or_type: int,
-             extra: bytes = b"", kind_flag: bool = False) -> int:
+    def _add(
+        self,
+        memo_key: tuple | None,
+        name: str,
+        kind: Kind,
+        vlen: int,
+        size_or_type: int,
+        extra: bytes = b"",
+        kind_flag: bool = False,
+    ) -> int:
         if memo_key is not None and memo_key in self._memo:
             return self._memo[memo_key]
         info = (int(kind_flag) << 31) | (int(kind) << 24) | vlen
@@ -290,8 +299,9 @@ class Builder:
         return tid
 
     def int_(self, name: str, size: int, encoding: int = 0) -> int:
-        return self._add(("int", name, size, encoding), name, Kind.INT, 0, size,
-                         _U32.pack((encoding << 24) | (size * 8)))
+        return self._add(
+            ("int", name, size, encoding), name, Kind.INT, 0, size, _U32.pack((encoding << 24) | (size * 8))
+        )
 
     def float_(self, name: str, size: int) -> int:
         return self._add(("float", name, size), name, Kind.FLOAT, 0, size)
@@ -307,17 +317,16 @@ class Builder:
         if size <= 4:
             extra = b"".join(struct.pack("<Ii" if signed else "<II", self.string(n), v) for n, v in values)
             return self._add(None, name, Kind.ENUM, len(values), size, extra, kind_flag=signed)
-        extra = b"".join(struct.pack("<III", self.string(n), v & 0xFFFFFFFF, (v >> 32) & 0xFFFFFFFF)
-                         for n, v in values)
+        extra = b"".join(struct.pack("<III", self.string(n), v & 0xFFFFFFFF, (v >> 32) & 0xFFFFFFFF) for n, v in values)
         return self._add(None, name, Kind.ENUM64, len(values), size, extra, kind_flag=signed)
 
     def struct(self, name: str, size: int, members: list[tuple[str, int, int, int]], union: bool = False) -> int:
         """members: (name, type id, bit offset, bitfield size or 0)."""
         kflag = any(bs for _n, _t, _o, bs in members)
-        extra = b"".join(struct.pack("<III", self.string(n), t, (bs << 24 | o) if kflag else o)
-                         for n, t, o, bs in members)
-        return self._add(None, name, Kind.UNION if union else Kind.STRUCT, len(members), size, extra,
-                         kind_flag=kflag)
+        extra = b"".join(
+            struct.pack("<III", self.string(n), t, (bs << 24 | o) if kflag else o) for n, t, o, bs in members
+        )
+        return self._add(None, name, Kind.UNION if union else Kind.STRUCT, len(members), size, extra, kind_flag=kflag)
 
     def bytes(self) -> bytes:
         types = b"".join(self._types)

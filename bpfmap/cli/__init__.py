@@ -4,7 +4,6 @@ Exit codes (a contract for scripts): 0 ok; 1 not found or empty; 2 usage or inpu
 error; 3 error from the kernel or the system.
 """
 
-
 import importlib
 import os
 import sys
@@ -22,10 +21,22 @@ EXIT_CODES_HELP = (
 
 # Which module defines each verb, in the order --help lists them.
 COMMANDS = {
-    "create": "manage", "show": "manage", "list": "manage", "pin": "manage", "freeze": "manage",
-    "lookup": "elements", "update": "elements", "delete": "elements", "clear": "elements", "dump": "elements",
-    "push": "elements", "pop": "elements", "peek": "elements",
-    "watch": "monitor", "hist": "monitor", "events": "monitor",
+    "create": "manage",
+    "show": "manage",
+    "list": "manage",
+    "pin": "manage",
+    "freeze": "manage",
+    "lookup": "elements",
+    "update": "elements",
+    "delete": "elements",
+    "clear": "elements",
+    "dump": "elements",
+    "push": "elements",
+    "pop": "elements",
+    "peek": "elements",
+    "watch": "monitor",
+    "hist": "monitor",
+    "events": "monitor",
 }
 
 
@@ -66,8 +77,7 @@ def make_app(only: str | None = None, completion: bool = True) -> typer.Typer:
     names = [only] if only in COMMANDS else list(COMMANDS)
     for name in names:
         module = importlib.import_module(f".{COMMANDS[name]}", __name__)
-        info = next(i for i in module.app.registered_commands
-                    if (i.name or i.callback.__name__.rstrip("_")) == name)
+        info = next(i for i in module.app.registered_commands if (i.name or i.callback.__name__.rstrip("_")) == name)
         app.registered_commands.append(info)
     return app
 
@@ -162,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
         completing = bool(os.environ.get("_BPFMAP_COMPLETE")) or any(
-            a in ("--show-completion", "--install-completion") for a in args)
+            a in ("--show-completion", "--install-completion") for a in args
+        )
         rv = make_app(_verb(args), completing)(args=args, prog_name="bpfmap", standalone_mode=False)
         sys.stdout.flush()
     except Exit as exc:

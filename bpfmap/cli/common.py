@@ -1,6 +1,5 @@
 """Options and helpers shared by the verbs: parse at the edge, open maps, pick formats."""
 
-
 import sys
 from typing import Annotated, Optional
 
@@ -34,8 +33,11 @@ def complete_map(incomplete: str) -> list[str]:
         infos = list(list_maps(pins=True))
     except Exception:  # completion must never fail loudly
         return []
-    refs = [p for i in infos for p in i.pinned] + [f"id:{i.id}" for i in infos] + \
-        [f"name:{i.name}" for i in infos if i.name]
+    refs = (
+        [p for i in infos for p in i.pinned]
+        + [f"id:{i.id}" for i in infos]
+        + [f"name:{i.name}" for i in infos if i.name]
+    )
     return [r for r in refs if r.startswith(incomplete)]
 
 
@@ -60,25 +62,44 @@ def complete_type(incomplete: str) -> list[str]:
     return [t.label for t in MapType if t is not MapType.UNSPEC and t.label.startswith(incomplete)]
 
 
-MapArg = Annotated[str, typer.Argument(metavar="MAP", help="Pinned path, id:N or name:NAME.", show_default=False,
-                                       autocompletion=complete_map)]
+MapArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="MAP", help="Pinned path, id:N or name:NAME.", show_default=False, autocompletion=complete_map
+    ),
+]
 LayoutOpt = Annotated[
     Optional[Layout],
-    typer.Option("--layout", "-l", parser=_parse_layout, metavar="KEY:VALUE", autocompletion=complete_layout,
-                 help="Key and value layout, e.g. u32:u64 or 'saddr=ipv4,dport=be16:u64'; '-' leaves a side "
-                      "as hex; @FILE[#NAME] reads it from a file."),
+    typer.Option(
+        "--layout",
+        "-l",
+        parser=_parse_layout,
+        metavar="KEY:VALUE",
+        autocompletion=complete_layout,
+        help="Key and value layout, e.g. u32:u64 or 'saddr=ipv4,dport=be16:u64'; '-' leaves a side "
+        "as hex; @FILE[#NAME] reads it from a file.",
+    ),
 ]
 PackedOpt = Annotated[bool, typer.Option("--packed", help="Lay out both sides of --layout with no padding.")]
-HeaderOpt = Annotated[Optional[str], typer.Option("--c-header", metavar="FILE",
-                                                  help="C header declaring the key and value types.")]
-KeyTypeOpt = Annotated[Optional[str], typer.Option("--key-type", metavar="CTYPE",
-                                                   help="C type of the key, e.g. 'struct flow_key'.")]
-ValueTypeOpt = Annotated[Optional[str], typer.Option("--value-type", metavar="CTYPE",
-                                                     help="C type of the value, e.g. __u64.")]
+HeaderOpt = Annotated[
+    Optional[str], typer.Option("--c-header", metavar="FILE", help="C header declaring the key and value types.")
+]
+KeyTypeOpt = Annotated[
+    Optional[str], typer.Option("--key-type", metavar="CTYPE", help="C type of the key, e.g. 'struct flow_key'.")
+]
+ValueTypeOpt = Annotated[
+    Optional[str], typer.Option("--value-type", metavar="CTYPE", help="C type of the value, e.g. __u64.")
+]
 OutputOpt = Annotated[
     Optional[str],
-    typer.Option("--output", "-o", parser=_parse_format, metavar="FORMAT", autocompletion=complete_format,
-                 help="text, json, jsonl, csv or table (default: table on a terminal, text otherwise)."),
+    typer.Option(
+        "--output",
+        "-o",
+        parser=_parse_format,
+        metavar="FORMAT",
+        autocompletion=complete_format,
+        help="text, json, jsonl, csv or table (default: table on a terminal, text otherwise).",
+    ),
 ]
 
 
@@ -108,8 +129,9 @@ def say(message: str, quiet: bool = False) -> None:
         sys.stderr.write(f"bpfmap: {message}\n")
 
 
-def pick_layout(layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
-                value_type: str | None) -> Layout | None:
+def pick_layout(
+    layout: Layout | None, packed: bool, header: str | None, key_type: str | None, value_type: str | None
+) -> Layout | None:
     """The one layout a command uses, from --layout (and --packed) or --c-header."""
     if header is not None:
         if layout is not None:
@@ -132,8 +154,15 @@ def examples(*commands: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  $ {c}" for c in commands)
 
 
-def make_view(m, layout: Layout | None, packed: bool, header: str | None, key_type: str | None,
-              value_type: str | None, numeric_default: bool = False):
+def make_view(
+    m,
+    layout: Layout | None,
+    packed: bool,
+    header: str | None,
+    key_type: str | None,
+    value_type: str | None,
+    numeric_default: bool = False,
+):
     """The View a command reads and writes through: the layout the user gave, else the
     map's BTF, else hex (a note on stderr when BTF was unusable).  ``numeric_default``
     (watch, hist) reads a map with neither as unsigned integers when its key and value

@@ -5,7 +5,6 @@ splits apart (COMP_WORDBREAKS).
 Regenerate the checked-in copies with ``python -m bpfmap.cli.completion completions``;
 a test fails when they are stale."""
 
-
 import os
 import sys
 

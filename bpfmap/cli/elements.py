@@ -1,6 +1,5 @@
 """Verbs on elements: lookup, update, delete, dump, and push/pop/peek for queues."""
 
-
 import itertools
 import sys
 from typing import Annotated, Any, Optional
@@ -35,8 +34,12 @@ app = typer.Typer()
 _ARGS_MAY_BE_NEGATIVE = {"ignore_unknown_options": True}
 
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
-PercpuOpt = Annotated[Optional[str], typer.Option(
-    "--percpu", metavar="HOW", help=f"Per-CPU maps: {'|'.join(AGGREGATES)} (default all: one value per CPU).")]
+PercpuOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--percpu", metavar="HOW", help=f"Per-CPU maps: {'|'.join(AGGREGATES)} (default all: one value per CPU)."
+    ),
+]
 CpuOpt = Annotated[Optional[int], typer.Option("--cpu", metavar="N", help="Per-CPU maps: only CPU N's slot.")]
 
 
@@ -63,15 +66,28 @@ def _per_cpu(view: View, how: str | None, cpu: int | None):
     return (lambda vals: aggregate(vals, how)), False
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
-    'bpfmap lookup /sys/fs/bpf/counts 1',
-    'if bpfmap lookup /sys/fs/bpf/counts 1 --exists; then echo present; fi',
-))
-def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: PackedOpt = False,
-           c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-           percpu: PercpuOpt = None, cpu: CpuOpt = None, output: OutputOpt = None,
-           exists: Annotated[bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not "
-                                                                 "(for 'if' in scripts).")] = False) -> None:
+@app.command(
+    context_settings=_ARGS_MAY_BE_NEGATIVE,
+    epilog=examples(
+        "bpfmap lookup /sys/fs/bpf/counts 1",
+        "if bpfmap lookup /sys/fs/bpf/counts 1 --exists; then echo present; fi",
+    ),
+)
+def lookup(
+    map_ref: MapArg,
+    key: KeyArg,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    percpu: PercpuOpt = None,
+    cpu: CpuOpt = None,
+    output: OutputOpt = None,
+    exists: Annotated[
+        bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not (for 'if' in scripts).")
+    ] = False,
+) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
     _no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
@@ -87,36 +103,57 @@ def lookup(map_ref: MapArg, key: KeyArg, layout: LayoutOpt = None, packed: Packe
         value = view.decode_value(m.lookup(raw_key))
         if reduce is not None:
             value = reduce(value)
-        write_value(view.key.decode(raw_key), value, _single_format(output), view.value.format,
-                    still_percpu, sys.stdout)
+        write_value(
+            view.key.decode(raw_key), value, _single_format(output), view.value.format, still_percpu, sys.stdout
+        )
 
 
 OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
-    'bpfmap update /sys/fs/bpf/counts 3 100 --noexist',
-    'bpfmap dump /sys/fs/bpf/counts -o jsonl | bpfmap update /sys/fs/bpf/copy --from -',
-))
+@app.command(
+    context_settings=_ARGS_MAY_BE_NEGATIVE,
+    epilog=examples(
+        "bpfmap update /sys/fs/bpf/counts 3 100 --noexist",
+        "bpfmap dump /sys/fs/bpf/counts -o jsonl | bpfmap update /sys/fs/bpf/copy --from -",
+    ),
+)
 def update(
     map_ref: MapArg,
     key: OptKeyArg = None,
-    values: Annotated[Optional[list[str]], typer.Argument(
-        metavar="VALUE...", help="The value; per-CPU maps take one (for every CPU) or one per CPU; maps of maps "
-                                 "a MAP, prog_array a program pin or id:N.")] = None,
+    values: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="VALUE...",
+            help="The value; per-CPU maps take one (for every CPU) or one per CPU; maps of maps "
+            "a MAP, prog_array a program pin or id:N.",
+        ),
+    ] = None,
     noexist: Annotated[bool, typer.Option("--noexist", help="Only create: fail if KEY exists.")] = False,
     exist: Annotated[bool, typer.Option("--exist", help="Only replace: fail if KEY is absent.")] = False,
-    percpu_values: Annotated[Optional[str], typer.Option(
-        "--percpu-values", metavar="JSON", help="Per-CPU maps: a JSON list with one value per CPU.")] = None,
+    percpu_values: Annotated[
+        Optional[str],
+        typer.Option("--percpu-values", metavar="JSON", help="Per-CPU maps: a JSON list with one value per CPU."),
+    ] = None,
     cpu: CpuOpt = None,
-    from_: Annotated[Optional[str], typer.Option(
-        "--from", metavar="FILE", help="Bulk load entries from FILE ('-' for stdin): text, jsonl or csv, "
-                                       "as dump writes them.")] = None,
-    input_format: Annotated[str, typer.Option("--input-format", metavar="FMT",
-                                              help="auto, text, jsonl or csv (for --from).")] = "auto",
+    from_: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from",
+            metavar="FILE",
+            help="Bulk load entries from FILE ('-' for stdin): text, jsonl or csv, as dump writes them.",
+        ),
+    ] = None,
+    input_format: Annotated[
+        str, typer.Option("--input-format", metavar="FMT", help="auto, text, jsonl or csv (for --from).")
+    ] = "auto",
     keep_going: Annotated[bool, typer.Option("--keep-going", help="--from: skip bad lines, report them.")] = False,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None, quiet: QuietOpt = False,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write VALUE at KEY (create or replace), or load many entries with --from FILE."""
     values = values or []
@@ -128,8 +165,15 @@ def update(
         if key is not None or values or percpu_values is not None or cpu is not None:
             raise UsageError("update --from FILE takes no KEY, VALUE, --percpu-values or --cpu")
         with Map.open(map_ref) as m:
-            _bulk_load(m, make_view(m, layout, packed, c_header, key_type, value_type), from_, input_format,
-                       mode, keep_going, quiet)
+            _bulk_load(
+                m,
+                make_view(m, layout, packed, c_header, key_type, value_type),
+                from_,
+                input_format,
+                mode,
+                keep_going,
+                quiet,
+            )
         return
     if key is None:
         raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
@@ -149,15 +193,19 @@ def update(
                 raise UsageError("give the value as VALUE or as --percpu-values, not both")
             items = _json_list(percpu_values)
             if len(items) != m.ncpus:
-                raise UsageError(f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
-                                 f"possible CPUs; give one per CPU (or one VALUE for all)")
+                raise UsageError(
+                    f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
+                    f"possible CPUs; give one per CPU (or one VALUE for all)"
+                )
             m.update(raw_key, [view.encode_value(v) for v in items], mode)
             return
         if not values:
             raise UsageError(f"update {map_ref}: missing VALUE")
         if len(values) > 1 and not m.percpu:
-            raise UsageError(f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
-                             f"(quote a value that contains spaces)")
+            raise UsageError(
+                f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
+                f"(quote a value that contains spaces)"
+            )
         parsed = [view.parse_value(v) for v in values]
         if cpu is not None:
             if len(parsed) != 1:
@@ -211,16 +259,19 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         raise
     except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
         written = loader.abort()
-        raise KernelError(f"{where}: reading the input failed ({err.strerror or err}); {written} entries "
-                          f"written", err.errno or 0) from None
+        raise KernelError(
+            f"{where}: reading the input failed ({err.strerror or err}); {written} entries written", err.errno or 0
+        ) from None
     finally:
         progress.close()
         if stream is not sys.stdin:
             stream.close()
     for line, msg in loader.bad:
         say(f"{where}: line {line}: {msg} (skipped)")
-    say(f"{where}: {loader.written} entries written"
-        f"{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}", quiet and not loader.bad)
+    say(
+        f"{where}: {loader.written} entries written{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}",
+        quiet and not loader.bad,
+    )
     if loader.bad:
         raise typer.Exit(2)
 
@@ -239,24 +290,36 @@ def _file_size(stream) -> int | None:
 
 def _json_list(text: str) -> list[Any]:
     import json
+
     try:
         items = json.loads(text)
     except ValueError as err:  # JSONDecodeError, or a number past 4300 digits
-        raise UsageError(f"--percpu-values {quote(text)}: not JSON ({getattr(err, 'msg', str(err).split(';')[0])})") from None
+        raise UsageError(
+            f"--percpu-values {quote(text)}: not JSON ({getattr(err, 'msg', str(err).split(';')[0])})"
+        ) from None
     if not isinstance(items, list):
         raise UsageError(f"--percpu-values {quote(text)}: give a JSON list, one value per CPU")
     return items
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
-    'bpfmap delete /sys/fs/bpf/counts 2',
-    'bpfmap delete /sys/fs/bpf/copy --all --quiet',
-))
-def delete(map_ref: MapArg, key: OptKeyArg = None,
-           all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
-           layout: LayoutOpt = None, packed: PackedOpt = False,
-           c_header: HeaderOpt = None, key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-           quiet: QuietOpt = False) -> None:
+@app.command(
+    context_settings=_ARGS_MAY_BE_NEGATIVE,
+    epilog=examples(
+        "bpfmap delete /sys/fs/bpf/counts 2",
+        "bpfmap delete /sys/fs/bpf/copy --all --quiet",
+    ),
+)
+def delete(
+    map_ref: MapArg,
+    key: OptKeyArg = None,
+    all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
     """Delete KEY (exit 1 if it is absent), or every entry with --all."""
     _no_stray_options(key)
     if all_:
@@ -270,9 +333,11 @@ def delete(map_ref: MapArg, key: OptKeyArg = None,
         m.delete(make_view(m, layout, packed, c_header, key_type, value_type).parse_key(key))
 
 
-@app.command(epilog=examples(
-    'bpfmap clear /sys/fs/bpf/copy',
-))
+@app.command(
+    epilog=examples(
+        "bpfmap clear /sys/fs/bpf/copy",
+    )
+)
 def clear(map_ref: MapArg, quiet: QuietOpt = False) -> None:
     """Delete every entry, batch by batch (arrays: zero every value).  Says how many on stderr."""
     with Map.open(map_ref) as m:
@@ -280,34 +345,57 @@ def clear(map_ref: MapArg, quiet: QuietOpt = False) -> None:
     say(f"clear {map_ref}: {n} entr{'y' if n == 1 else 'ies'} removed", quiet)
 
 
-@app.command(epilog=examples(
-    'bpfmap dump /sys/fs/bpf/counts -o jsonl',
-    'bpfmap dump /sys/fs/bpf/pcpu --percpu sum --sort value --top 10',
-))
+@app.command(
+    epilog=examples(
+        "bpfmap dump /sys/fs/bpf/counts -o jsonl",
+        "bpfmap dump /sys/fs/bpf/pcpu --percpu sum --sort value --top 10",
+    )
+)
 def dump(
     map_ref: MapArg,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-    percpu: PercpuOpt = None, cpu: CpuOpt = None,
-    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD",
-                                                help="Order by FIELD: key, value, value.NAME or NAME.")] = None,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    percpu: PercpuOpt = None,
+    cpu: CpuOpt = None,
+    sort: Annotated[
+        Optional[str], typer.Option("--sort", metavar="FIELD", help="Order by FIELD: key, value, value.NAME or NAME.")
+    ] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Descending order (with --top: the smallest).")] = False,
-    top: Annotated[Optional[int], typer.Option("--top", metavar="N",
-                                               help="Only the N largest by --sort, largest first.")] = None,
-    delete: Annotated[bool, typer.Option("--delete", help="Drain: delete entries as they are read "
-                                                          "(atomically per batch where the kernel can); entries "
-                                                          "the output does not take are put back.")] = False,
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", metavar="N", min=1, max=MAX_BATCH_SIZE,
-        help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.")] = None,
+    top: Annotated[
+        Optional[int], typer.Option("--top", metavar="N", help="Only the N largest by --sort, largest first.")
+    ] = None,
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete",
+            help="Drain: delete entries as they are read "
+            "(atomically per batch where the kernel can); entries "
+            "the output does not take are put back.",
+        ),
+    ] = False,
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(
+            "--batch-size",
+            metavar="N",
+            min=1,
+            max=MAX_BATCH_SIZE,
+            help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.",
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Print every entry (text: KEY<TAB>VALUE per line)."""
     if top is not None and sort is None:
         raise UsageError("--top needs --sort FIELD")
     if delete and sort is not None:
-        raise UsageError("dump --delete writes entries as it drains them and cannot --sort or --top; "
-                         "sort the output (| sort) or dump, then clear")
+        raise UsageError(
+            "dump --delete writes entries as it drains them and cannot --sort or --top; "
+            "sort the output (| sort) or dump, then clear"
+        )
     if delete and output == "table":
         raise UsageError("dump --delete: a table is drawn only once every entry is in; use -o text, json, jsonl or csv")
     with Map.open(map_ref, readonly=not delete) as m:
@@ -355,8 +443,15 @@ def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size:
     note = "finishing the batch in hand, then stopping; press Ctrl-C again to put it back in the map instead"
     try:
         with HeldSignals(note) as held:
-            n = drain(m, entry_texts, Sink(sys.stdout), texts.end, batch_size,
-                      stop=lambda: held.caught is not None, progress=progress.advance)
+            n = drain(
+                m,
+                entry_texts,
+                Sink(sys.stdout),
+                texts.end,
+                batch_size,
+                stop=lambda: held.caught is not None,
+                progress=progress.advance,
+            )
     except DeliveryError as err:
         if err.reader_gone and not err.rescued:
             say(str(err))
@@ -374,14 +469,21 @@ def _single_format(fmt: str | None) -> str:
     return "text" if fmt in (None, "table", "csv") else fmt
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
-    'bpfmap push /sys/fs/bpf/jobs 7 --layout u32',
-))
+@app.command(
+    context_settings=_ARGS_MAY_BE_NEGATIVE,
+    epilog=examples(
+        "bpfmap push /sys/fs/bpf/jobs 7 --layout u32",
+    ),
+)
 def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Queue/stack: drop the oldest element when full.")] = False,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Queue/stack: drop the oldest element when full.")
+    ] = False,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
     value_type: ValueTypeOpt = None,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
@@ -390,11 +492,19 @@ def push(
         m.push(make_view(m, layout, packed, c_header, None, value_type).parse_value(value), overwrite=overwrite)
 
 
-@app.command(epilog=examples(
-    'bpfmap pop /sys/fs/bpf/jobs --layout u32',
-))
-def pop(map_ref: MapArg, layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-        value_type: ValueTypeOpt = None, output: OutputOpt = None) -> None:
+@app.command(
+    epilog=examples(
+        "bpfmap pop /sys/fs/bpf/jobs --layout u32",
+    )
+)
+def pop(
+    map_ref: MapArg,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    value_type: ValueTypeOpt = None,
+    output: OutputOpt = None,
+) -> None:
     """Remove and print the next element of a queue (oldest) or stack (newest).  Exit 1 if empty."""
     with Map.open(map_ref) as m:
         view = make_view(m, layout, packed, c_header, None, value_type)
@@ -402,19 +512,26 @@ def pop(map_ref: MapArg, layout: LayoutOpt = None, packed: PackedOpt = False, c_
         write_value(None, value, _single_format(output), view.value.format, False, sys.stdout, with_key=False)
 
 
-@app.command(context_settings=_ARGS_MAY_BE_NEGATIVE, epilog=examples(
-    'bpfmap peek /sys/fs/bpf/jobs --layout u32 -o json',
-))
+@app.command(
+    context_settings=_ARGS_MAY_BE_NEGATIVE,
+    epilog=examples(
+        "bpfmap peek /sys/fs/bpf/jobs --layout u32 -o json",
+    ),
+)
 def peek(
     map_ref: MapArg,
     value: Annotated[Optional[str], typer.Argument(metavar="[VALUE]", help="Bloom filter: the value to test.")] = None,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    value_type: ValueTypeOpt = None, output: OutputOpt = None,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    value_type: ValueTypeOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Print the next element of a queue or stack without removing it (exit 1 if empty).
 
     For a bloom filter, test VALUE: exit 0 if it may be in the set, 1 if it is not."""
     import json
+
     _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
         view = make_view(m, layout, packed, c_header, None, value_type)
@@ -432,5 +549,6 @@ def peek(
                 raise typer.Exit(1)
             return
         got = m.peek(view.parse_value(value) if value is not None else None)
-        write_value(None, view.value.decode(got), _single_format(output), view.value.format, False,
-                    sys.stdout, with_key=False)
+        write_value(
+            None, view.value.decode(got), _single_format(output), view.value.format, False, sys.stdout, with_key=False
+        )

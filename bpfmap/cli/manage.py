@@ -1,6 +1,5 @@
 """Verbs on maps as a whole: create, show, list, pin, freeze."""
 
-
 import os
 import sys
 from typing import Annotated, Optional
@@ -37,39 +36,62 @@ def _under_default_bpffs(path: str) -> bool:
     return full.startswith(DEFAULT_BPFFS + "/")
 
 
-@app.command(epilog=examples(
-    'bpfmap create hash --key 4 --value 8 --max-entries 65536 --pin /sys/fs/bpf/demo/counts --mkdir',
-    "bpfmap create lru_hash --layout 'saddr=ipv4,dport=be16:packets=u64' --name flows --pin /sys/fs/bpf/demo/flows",
-))
+@app.command(
+    epilog=examples(
+        "bpfmap create hash --key 4 --value 8 --max-entries 65536 --pin /sys/fs/bpf/demo/counts --mkdir",
+        "bpfmap create lru_hash --layout 'saddr=ipv4,dport=be16:packets=u64' --name flows --pin /sys/fs/bpf/demo/flows",
+    )
+)
 def create(
-    map_type: Annotated[Optional[str], typer.Argument(
-        metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').", autocompletion=complete_type)] = None,
+    map_type: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="TYPE", help="hash, array, lru_hash, queue, ... ('-' or '_').", autocompletion=complete_type
+        ),
+    ] = None,
     pin: Annotated[Optional[str], typer.Option("--pin", "-p", help="Where to pin the map (required).")] = None,
     key: Annotated[Optional[int], typer.Option("--key", "-k", help="Key size in bytes.")] = None,
     value: Annotated[Optional[int], typer.Option("--value", "-v", help="Value size in bytes.")] = None,
-    max_entries: Annotated[Optional[int], typer.Option("--max-entries", "-n",
-                                                       help="Capacity (default 1024; bytes for ringbuf).")] = None,
+    max_entries: Annotated[
+        Optional[int], typer.Option("--max-entries", "-n", help="Capacity (default 1024; bytes for ringbuf).")
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="Map name, up to 15 characters.")] = "",
-    flags: Annotated[Optional[str], typer.Option("--flags", help="Comma-separated: no_prealloc, rdonly_prog, ...")] = None,
-    inner_map: Annotated[Optional[str], typer.Option("--inner-map", metavar="MAP",
-                                                     help="Template for array_of_maps / hash_of_maps.")] = None,
+    flags: Annotated[
+        Optional[str], typer.Option("--flags", help="Comma-separated: no_prealloc, rdonly_prog, ...")
+    ] = None,
+    inner_map: Annotated[
+        Optional[str], typer.Option("--inner-map", metavar="MAP", help="Template for array_of_maps / hash_of_maps.")
+    ] = None,
     numa_node: Annotated[Optional[int], typer.Option("--numa-node", help="Allocate on this NUMA node.")] = None,
     hashes: Annotated[int, typer.Option("--hashes", help="Bloom filter: number of hash functions (0 = 5).")] = 0,
     mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories of the pin path.")] = False,
     no_mount: Annotated[bool, typer.Option("--no-mount", help=f"Never mount a bpffs on {DEFAULT_BPFFS}.")] = False,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-    btf: Annotated[str, typer.Option("--btf", metavar="MODE",
-                                     help="With a layout: auto (attach BTF, or say why not), required, none.")] = "auto",
-    output: OutputOpt = None, quiet: QuietOpt = False,
-    from_object: Annotated[Optional[str], typer.Option(
-        "--from-object", metavar="OBJ", help="Create the maps a compiled BPF object (.o) declares in .maps, with "
-                                             "their BTF, pinned as DIR/NAME (--pin-dir); no program is loaded.")]
-    = None,
-    pin_dir: Annotated[Optional[str], typer.Option("--pin-dir", metavar="DIR",
-                                                   help="--from-object: the directory to pin the maps in.")] = None,
-    only: Annotated[Optional[str], typer.Option("--only", metavar="NAME,...",
-                                                help="--from-object: just these maps.")] = None,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    btf: Annotated[
+        str,
+        typer.Option("--btf", metavar="MODE", help="With a layout: auto (attach BTF, or say why not), required, none."),
+    ] = "auto",
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    from_object: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from-object",
+            metavar="OBJ",
+            help="Create the maps a compiled BPF object (.o) declares in .maps, with "
+            "their BTF, pinned as DIR/NAME (--pin-dir); no program is loaded.",
+        ),
+    ] = None,
+    pin_dir: Annotated[
+        Optional[str], typer.Option("--pin-dir", metavar="DIR", help="--from-object: the directory to pin the maps in.")
+    ] = None,
+    only: Annotated[
+        Optional[str], typer.Option("--only", metavar="NAME,...", help="--from-object: just these maps.")
+    ] = None,
 ) -> None:
     """Create a map and pin it.  Prints the new map's info (nothing with --quiet).
 
@@ -81,8 +103,17 @@ def create(
     With --layout or --c-header the sizes come from the layout and the map carries BTF
     for its key and value types, so bpftool and a later 'bpfmap dump' decode it."""
     if from_object is not None:
-        given = {"TYPE": map_type, "--pin": pin, "--key": key, "--value": value, "--max-entries": max_entries,
-                 "--flags": flags, "--inner-map": inner_map, "--layout": layout, "--c-header": c_header}
+        given = {
+            "TYPE": map_type,
+            "--pin": pin,
+            "--key": key,
+            "--value": value,
+            "--max-entries": max_entries,
+            "--flags": flags,
+            "--inner-map": inner_map,
+            "--layout": layout,
+            "--c-header": c_header,
+        }
         extra = [k for k, v in given.items() if v is not None] + (["--name"] if name else [])
         if extra:
             raise UsageError(f"create --from-object takes its maps from the object; drop {', '.join(extra)}")
@@ -94,8 +125,10 @@ def create(
         raise UsageError("create: missing TYPE (hash, array, ...) or --from-object OBJ")
     mtype = MapType.parse(map_type)
     if not pin:
-        raise UsageError(f"create {mtype.label}: --pin PATH is required: a map lives only as long as a file "
-                         f"descriptor or a pin, and this command's descriptors close when it exits")
+        raise UsageError(
+            f"create {mtype.label}: --pin PATH is required: a map lives only as long as a file "
+            f"descriptor or a pin, and this command's descriptors close when it exits"
+        )
     if btf not in ("auto", "required", "none"):
         raise UsageError(f"--btf {btf}: choose auto, required or none")
     lay = pick_layout(layout, packed, c_header, key_type, value_type)
@@ -107,9 +140,19 @@ def create(
     check_pin_target(pin, mkdir=mkdir)  # before creating: a refused pin leaves nothing behind
     inner = Map.open(inner_map, readonly=True) if inner_map else None
     try:
-        m = Map.create(mtype, key, value, max_entries, MapFlag.parse(flags) if flags is not None else None,
-                       name=name, inner_map=inner, numa_node=numa_node, map_extra=hashes,
-                       btf=spec, btf_required=btf == "required")
+        m = Map.create(
+            mtype,
+            key,
+            value,
+            max_entries,
+            MapFlag.parse(flags) if flags is not None else None,
+            name=name,
+            inner_map=inner,
+            numa_node=numa_node,
+            map_extra=hashes,
+            btf=spec,
+            btf_required=btf == "required",
+        )
     finally:
         if inner is not None:
             inner.close()
@@ -124,8 +167,15 @@ def create(
     write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
 
 
-def _create_from_object(obj_path: str, pin_dir: Optional[str], only: Optional[str], mkdir: bool, no_mount: bool,
-                        output: Optional[str], quiet: bool) -> None:
+def _create_from_object(
+    obj_path: str,
+    pin_dir: Optional[str],
+    only: Optional[str],
+    mkdir: bool,
+    no_mount: bool,
+    output: Optional[str],
+    quiet: bool,
+) -> None:
     from ..objects import create_maps, read_object
 
     if not pin_dir:
@@ -167,14 +217,14 @@ def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf:
     key_codec = None if keyless else lay.key
     value_codec = lay.bare if keyless and lay.bare is not None else lay.value
     if keyless and lay.key is not None and lay.bare is None:
-        raise UsageError(f"create {mtype.label}: {mtype.label} maps have no key; give the layout as VALUE "
-                         f"(no ':')")
+        raise UsageError(f"create {mtype.label}: {mtype.label} maps have no key; give the layout as VALUE (no ':')")
     if not keyless and lay.bare is not None and lay.value is None:
         raise UsageError(f"create {mtype.label}: write the layout as KEY:VALUE")
     for what, codec, given in (("key", key_codec, key), ("value", value_codec, value)):
         if codec is not None and given is not None and codec.size != given:
-            raise UsageError(f"create {mtype.label}: the layout's {what} is {codec.size} bytes but --{what} "
-                             f"says {given}")
+            raise UsageError(
+                f"create {mtype.label}: the layout's {what} is {codec.size} bytes but --{what} says {given}"
+            )
     key = key if key is not None or key_codec is None else key_codec.size
     value = value if value is not None or value_codec is None else value_codec.size
     if btf == "none":
@@ -186,17 +236,27 @@ def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf:
     return key, value, spec_for(key_t, value_t)
 
 
-@app.command(epilog=examples(
-    'bpfmap show /sys/fs/bpf/counts',
-    'bpfmap show name:counts -o json',
-))
-def show(map_ref: Annotated[Optional[str], typer.Argument(
-             metavar="MAP", help="Pinned path, id:N or name:NAME.", show_default=False,
-             autocompletion=complete_map)] = None,
-         output: OutputOpt = None,
-         object_: Annotated[Optional[str], typer.Option(
-             "--object", metavar="OBJ", help="List the maps a compiled BPF object declares, with their C types.")]
-         = None) -> None:
+@app.command(
+    epilog=examples(
+        "bpfmap show /sys/fs/bpf/counts",
+        "bpfmap show name:counts -o json",
+    )
+)
+def show(
+    map_ref: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="MAP", help="Pinned path, id:N or name:NAME.", show_default=False, autocompletion=complete_map
+        ),
+    ] = None,
+    output: OutputOpt = None,
+    object_: Annotated[
+        Optional[str],
+        typer.Option(
+            "--object", metavar="OBJ", help="List the maps a compiled BPF object declares, with their C types."
+        ),
+    ] = None,
+) -> None:
     """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins (or, with
     --object OBJ, the maps an object declares)."""
     if object_ is not None:
@@ -220,29 +280,38 @@ def show(map_ref: Annotated[Optional[str], typer.Argument(
     write_infos([info], fmt_or_default(output), sys.stdout, single=True)
 
 
-@app.command(name="list", epilog=examples(
-    'bpfmap list',
-    'bpfmap list -o jsonl | jq -r .pinned[]',
-))
+@app.command(
+    name="list",
+    epilog=examples(
+        "bpfmap list",
+        "bpfmap list -o jsonl | jq -r .pinned[]",
+    ),
+)
 def list_(output: OutputOpt = None) -> None:
     """List every map in the system, with the paths it is pinned at."""
     write_infos((i.to_dict() for i in list_maps(pins=True)), fmt_or_default(output), sys.stdout)
 
 
-@app.command(epilog=examples(
-    'bpfmap pin name:counts /sys/fs/bpf/counts-again',
-))
-def pin(map_ref: MapArg,
-        path: Annotated[str, typer.Argument(help="New pin path on a bpffs.")],
-        mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories.")] = False) -> None:
+@app.command(
+    epilog=examples(
+        "bpfmap pin name:counts /sys/fs/bpf/counts-again",
+    )
+)
+def pin(
+    map_ref: MapArg,
+    path: Annotated[str, typer.Argument(help="New pin path on a bpffs.")],
+    mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories.")] = False,
+) -> None:
     """Pin an existing map (by id, name or another pin) at a new path; never replaces a pin."""
     with Map.open(map_ref, readonly=True) as m:
         m.pin(path, mkdir=mkdir)
 
 
-@app.command(epilog=examples(
-    'bpfmap freeze /sys/fs/bpf/config',
-))
+@app.command(
+    epilog=examples(
+        "bpfmap freeze /sys/fs/bpf/config",
+    )
+)
 def freeze(map_ref: MapArg) -> None:
     """Make a map read-only for user space, for good (programs can still write unless rdonly_prog)."""
     with Map.open(map_ref) as m:

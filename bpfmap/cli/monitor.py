@@ -1,7 +1,6 @@
 """Verbs that look at a live system: watch (entries, changes, rates) and hist (bar charts
 of histogram maps)."""
 
-
 import os
 import sys
 import time
@@ -19,8 +18,8 @@ from .common import (
     LayoutOpt,
     MapArg,
     PackedOpt,
-    ValueTypeOpt,
     QuietOpt,
+    ValueTypeOpt,
     check_seconds,
     examples,
     make_view,
@@ -33,23 +32,37 @@ app = typer.Typer()
 # -- watch ----------------------------------------------------------------------------------
 
 
-@app.command(epilog=examples(
-    "bpfmap watch /sys/fs/bpf/counts --interval 0.5 --count 2 --sort rate",
-    "bpfmap watch /sys/fs/bpf/counts --count 3 -o jsonl | jq -c '.rows[0].rate'",
-))
+@app.command(
+    epilog=examples(
+        "bpfmap watch /sys/fs/bpf/counts --interval 0.5 --count 2 --sort rate",
+        "bpfmap watch /sys/fs/bpf/counts --count 3 -o jsonl | jq -c '.rows[0].rate'",
+    )
+)
 def watch(
     map_ref: MapArg,
     interval: Annotated[float, typer.Option("--interval", "-i", metavar="S", help="Seconds between refreshes.")] = 1.0,
-    sort: Annotated[str, typer.Option("--sort", metavar="BY",
-                                      help="key, value or rate (value and rate: largest first).")] = "key",
+    sort: Annotated[
+        str, typer.Option("--sort", metavar="BY", help="key, value or rate (value and rate: largest first).")
+    ] = "key",
     top: Annotated[Optional[int], typer.Option("--top", metavar="N", help="Show only the first N entries.")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", "-c", metavar="N",
-                                                 help="Stop after N refreshes (default: until q or Ctrl-C).")] = None,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT",
-                                                  help="live (default on a terminal) or jsonl (default otherwise: "
-                                                       "one snapshot per line).")] = None,
+    count: Annotated[
+        Optional[int],
+        typer.Option("--count", "-c", metavar="N", help="Stop after N refreshes (default: until q or Ctrl-C)."),
+    ] = None,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    output: Annotated[
+        Optional[str],
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="live (default on a terminal) or jsonl (default otherwise: one snapshot per line).",
+        ),
+    ] = None,
 ) -> None:
     """Watch a map live: every entry, its change since the last refresh and a per-second
     rate for each numeric field (per-CPU values summed).  q or Ctrl-C leaves.
@@ -167,8 +180,11 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
 
     from ..layout import format_text
 
-    head = Text(f"{ref}  {m.type_label} id {m.id}  {snap.entries} entries  every {interval:g}s  "
-                f"{time.strftime('%H:%M:%S', time.localtime(snap.time))}   q: quit", style="bold")
+    head = Text(
+        f"{ref}  {m.type_label} id {m.id}  {snap.entries} entries  every {interval:g}s  "
+        f"{time.strftime('%H:%M:%S', time.localtime(snap.time))}   q: quit",
+        style="bold",
+    )
     table = Table(show_edge=False, header_style="bold")
     rows = snap.rows
     room = max(1, height - 6)
@@ -208,30 +224,50 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
 # -- hist -----------------------------------------------------------------------------------
 
 
-@app.command(epilog=examples(
-    "bpfmap hist /sys/fs/bpf/lat",
-    "bpfmap hist /sys/fs/bpf/lat --linear --step 10 -o json",
-))
+@app.command(
+    epilog=examples(
+        "bpfmap hist /sys/fs/bpf/lat",
+        "bpfmap hist /sys/fs/bpf/lat --linear --step 10 -o json",
+    )
+)
 def hist(
     map_ref: MapArg,
-    linear: Annotated[bool, typer.Option("--linear", help="Linear buckets: slot i is [MIN+i*STEP, MIN+(i+1)*STEP).")]
-    = False,
+    linear: Annotated[
+        bool, typer.Option("--linear", help="Linear buckets: slot i is [MIN+i*STEP, MIN+(i+1)*STEP).")
+    ] = False,
     step: Annotated[int, typer.Option("--step", metavar="STEP", help="--linear: bucket width.")] = 1,
     minimum: Annotated[int, typer.Option("--min", metavar="MIN", help="--linear: where slot 0 starts.")] = 0,
-    scheme: Annotated[Optional[str], typer.Option(
-        "--scheme", metavar="S", help="log2 (default; libbpf-tools log2l: slot i is [2^i, 2^(i+1)), slot 0 has 0), "
-                                      "bits (bcc bpf_log2l, fls: slot i is [2^(i-1), 2^i)) or linear.")] = None,
-    slot: Annotated[Optional[str], typer.Option("--slot", metavar="NAME",
-                                                help="Struct keys: the slot field (default: 'slot', else the last "
-                                                     "numeric field); the other fields group histograms.")] = None,
-    field: Annotated[Optional[str], typer.Option("--field", metavar="NAME",
-                                                 help="Struct values: the count field (default: the first numeric).")]
-    = None,
+    scheme: Annotated[
+        Optional[str],
+        typer.Option(
+            "--scheme",
+            metavar="S",
+            help="log2 (default; libbpf-tools log2l: slot i is [2^i, 2^(i+1)), slot 0 has 0), "
+            "bits (bcc bpf_log2l, fls: slot i is [2^(i-1), 2^i)) or linear.",
+        ),
+    ] = None,
+    slot: Annotated[
+        Optional[str],
+        typer.Option(
+            "--slot",
+            metavar="NAME",
+            help="Struct keys: the slot field (default: 'slot', else the last "
+            "numeric field); the other fields group histograms.",
+        ),
+    ] = None,
+    field: Annotated[
+        Optional[str],
+        typer.Option("--field", metavar="NAME", help="Struct values: the count field (default: the first numeric)."),
+    ] = None,
     width: Annotated[int, typer.Option("--width", metavar="N", help="Bar width in characters.")] = 52,
-    layout: LayoutOpt = None, packed: PackedOpt = False, c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None, value_type: ValueTypeOpt = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT",
-                                                  help="text (bars), json or jsonl.")] = None,
+    layout: LayoutOpt = None,
+    packed: PackedOpt = False,
+    c_header: HeaderOpt = None,
+    key_type: KeyTypeOpt = None,
+    value_type: ValueTypeOpt = None,
+    output: Annotated[
+        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (bars), json or jsonl.")
+    ] = None,
 ) -> None:
     """Draw a histogram map (key: bucket slot, value: count) as bars, bpftrace-style.
 
@@ -272,27 +308,42 @@ def hist(
 # -- events ---------------------------------------------------------------------------------
 
 
-@app.command(epilog=examples(
-    "bpfmap events /sys/fs/bpf/rb --layout 'pid=u32,comm=char[16]' --count 2",
-    "bpfmap events /sys/fs/bpf/rb -o jsonl --timeout 1 | jq -c .value",
-))
+@app.command(
+    epilog=examples(
+        "bpfmap events /sys/fs/bpf/rb --layout 'pid=u32,comm=char[16]' --count 2",
+        "bpfmap events /sys/fs/bpf/rb -o jsonl --timeout 1 | jq -c .value",
+    )
+)
 def events(
     map_ref: MapArg,
-    layout: Annotated[Optional[str], typer.Option("--layout", "-l", metavar="VALUE",
-                                                  help="Layout of a record, e.g. 'pid=u32,comm=char[16]' "
-                                                       "(default: hex).")] = None,
-    c_header: HeaderOpt = None, value_type: ValueTypeOpt = None,
-    object_: Annotated[Optional[str], typer.Option(
-        "--object", metavar="OBJ", help="Decode records as --value-type from this BPF object's BTF "
-                                        "(e.g. --object prog.o --value-type 'struct event').")] = None,
+    layout: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layout", "-l", metavar="VALUE", help="Layout of a record, e.g. 'pid=u32,comm=char[16]' (default: hex)."
+        ),
+    ] = None,
+    c_header: HeaderOpt = None,
+    value_type: ValueTypeOpt = None,
+    object_: Annotated[
+        Optional[str],
+        typer.Option(
+            "--object",
+            metavar="OBJ",
+            help="Decode records as --value-type from this BPF object's BTF "
+            "(e.g. --object prog.o --value-type 'struct event').",
+        ),
+    ] = None,
     count: Annotated[Optional[int], typer.Option("--count", "-c", metavar="N", help="Stop after N records.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", "-t", metavar="S",
-                                                     help="Stop after S seconds (exit 1 if no record came).")]
-    = None,
-    pages: Annotated[int, typer.Option("--pages", metavar="N",
-                                       help="perf_event_array: ring pages per CPU (a power of two).")] = 64,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT",
-                                                  help="text (one record per line) or jsonl.")] = None,
+    timeout: Annotated[
+        Optional[float],
+        typer.Option("--timeout", "-t", metavar="S", help="Stop after S seconds (exit 1 if no record came)."),
+    ] = None,
+    pages: Annotated[
+        int, typer.Option("--pages", metavar="N", help="perf_event_array: ring pages per CPU (a power of two).")
+    ] = 64,
+    output: Annotated[
+        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (one record per line) or jsonl.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Read the records programs write to a ring buffer (ringbuf) or perf event array, as
@@ -320,8 +371,10 @@ def events(
                     sys.stdout.write("\n".join(lines) + "\n")
                     sys.stdout.flush()
                 if rd.lost > lost_said:
-                    say(f"events {map_ref}: {rd.lost - lost_said} records lost (the ring was full; "
-                        f"--pages for a bigger perf buffer)")
+                    say(
+                        f"events {map_ref}: {rd.lost - lost_said} records lost (the ring was full; "
+                        f"--pages for a bigger perf buffer)"
+                    )
                     lost_said = rd.lost
         except KeyboardInterrupt:
             pass
@@ -344,11 +397,13 @@ def _record_lines(batch, codec, fmt: str) -> list[str]:
         values = []
         for rec in batch:
             c = codec if codec is not None and len(rec.data) >= codec.size else HexCodec(len(rec.data))
-            values.append((c, c.decode(rec.data[:c.size])))
+            values.append((c, c.decode(rec.data[: c.size])))
         if fmt == "text":
             return [c.format(v) for c, v in values]
-        return [json_dumps({"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v})
-                for r, (_, v) in zip(batch, values)]
+        return [
+            json_dumps({"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v})
+            for r, (_, v) in zip(batch, values)
+        ]
     if fmt == "text":
         return list(map(codec.format, values))
     if batch[0].cpu is None:
@@ -356,8 +411,9 @@ def _record_lines(batch, codec, fmt: str) -> list[str]:
     return [json_dumps({"cpu": r.cpu, "value": v}) for r, v in zip(batch, values)]
 
 
-def _record_codec(layout: Optional[str], c_header: Optional[str], value_type: Optional[str],
-                  object_: Optional[str] = None):
+def _record_codec(
+    layout: Optional[str], c_header: Optional[str], value_type: Optional[str], object_: Optional[str] = None
+):
     """The codec for one record: the value side of --layout (or the whole layout when it
     has one side), --c-header or --object (the object's BTF) with --value-type; None
     for hex."""

@@ -1,7 +1,6 @@
 """A progress bar on stderr for long operations, shown only when stderr is a terminal
 (colour and the rich console live in output.py)."""
 
-
 import os
 import sys
 import time
@@ -15,8 +14,14 @@ class Progress:
     has run for ``delay`` seconds (quick commands never flash a bar).  ``total`` None
     shows a count and a rate.  Cheap to call per batch; a no-op when not shown."""
 
-    def __init__(self, what: str, total: Optional[int] = None, unit: str = "entries",
-                 enabled: bool = True, delay: float | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: Optional[int] = None,
+        unit: str = "entries",
+        enabled: bool = True,
+        delay: float | None = None,
+    ) -> None:
         self.what, self.total, self.unit = what, total, unit
         self.enabled = enabled and _stderr_tty()
         self.done = 0
@@ -53,8 +58,10 @@ class Progress:
         if self.unit == "bytes":
             columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
         else:
-            columns += [rp.MofNCompleteColumn() if self.total is not None else rp.TextColumn("{task.completed:,.0f}"),
-                        rp.TextColumn(self.unit)]
+            columns += [
+                rp.MofNCompleteColumn() if self.total is not None else rp.TextColumn("{task.completed:,.0f}"),
+                rp.TextColumn(self.unit),
+            ]
         columns += [rp.TimeElapsedColumn()]
         self._bar = rp.Progress(*columns, console=console(sys.stderr), transient=True)
         self._task = self._bar.add_task(self.what, total=self.total, completed=self.done)

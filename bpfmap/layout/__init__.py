@@ -32,7 +32,7 @@ class Codec:
     def decode_many(self, buf: bytes, count: int) -> list:
         """Decode ``count`` values packed back to back in ``buf``."""
         n, dec = self.size, self.decode
-        return [dec(buf[i * n:(i + 1) * n]) for i in range(count)]
+        return [dec(buf[i * n : (i + 1) * n]) for i in range(count)]
 
     def encode_many(self, items: list) -> bytes | None:
         """Encode many values (all text, or all decoded values) in one go, or None when
@@ -94,7 +94,7 @@ class HexCodec(Codec):
         if n == 0:
             return [""] * count
         mv = memoryview(buf)
-        return [mv[i:i + n].hex(" ") for i in range(0, count * n, n)]
+        return [mv[i : i + n].hex(" ") for i in range(0, count * n, n)]
 
     def encode_many(self, items: list) -> bytes | None:
         parts = list(map(bytes.fromhex, items))  # TypeError on a non-string
@@ -116,8 +116,10 @@ class HexCodec(Codec):
 
     def _sized(self, data: bytes) -> bytes:
         if len(data) != self.size:
-            raise UsageError(f"{len(data)} bytes given, {self.size} expected; give hex bytes "
-                             f"such as '{' '.join(['00'] * min(self.size, 8))}' or use --layout")
+            raise UsageError(
+                f"{len(data)} bytes given, {self.size} expected; give hex bytes "
+                f"such as '{' '.join(['00'] * min(self.size, 8))}' or use --layout"
+            )
         return data
 
 
@@ -131,8 +133,10 @@ def parse_hex(text: str) -> bytes:
         if not tok:
             continue
         if len(tok) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", tok):
-            raise UsageError(f"bad hex bytes {text!r}: write two hex digits per byte, e.g. "
-                             f"'01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)")
+            raise UsageError(
+                f"bad hex bytes {text!r}: write two hex digits per byte, e.g. "
+                f"'01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)"
+            )
         out += bytes.fromhex(tok)
     return bytes(out)
 
@@ -165,8 +169,10 @@ class TypeCodec(Codec):
 
     def check_size(self, size: int, what: str) -> None:
         if size != self.size:
-            raise UsageError(f"layout for the {what} is {self.size} bytes but the map's {what} is {size} bytes; "
-                             f"fields: {self.describe()}")
+            raise UsageError(
+                f"layout for the {what} is {self.size} bytes but the map's {what} is {size} bytes; "
+                f"fields: {self.describe()}"
+            )
 
     def decode(self, data: bytes) -> Any:
         return self._dec(data, 0)
@@ -194,6 +200,7 @@ class TypeCodec(Codec):
 
 def _json(text: str) -> Any:
     import json
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -207,6 +214,7 @@ def _json(text: str) -> Any:
 def _maybe_json(text: str) -> Any:
     """A field's text: nested structs and arrays as JSON, quoted strings unquoted, else as is."""
     import json
+
     if text.startswith(("{", "[", '"')):
         try:
             return json.loads(text)
@@ -260,12 +268,13 @@ class Layout:
 
     __slots__ = ("key", "value", "bare", "source")
 
-    def __init__(self, key: Codec | None = None, value: Codec | None = None, bare: Codec | None = None,
-                 source: str = "") -> None:
+    def __init__(
+        self, key: Codec | None = None, value: Codec | None = None, bare: Codec | None = None, source: str = ""
+    ) -> None:
         self.key, self.value, self.bare, self.source = key, value, bare, source
 
     @classmethod
-    def parse(cls, text: str, packed: bool = False) -> "Layout":
+    def parse(cls, text: str, packed: bool = False) -> Layout:
         """``KEY:VALUE``, ``:VALUE`` or ``KEY:`` (the missing side is hex); a single
         ``VALUE`` with no ``:`` is for maps without keys; ``@FILE[#NAME]`` reads a file."""
         from .lang import parse_side, read_layout_file, split_layout
@@ -279,8 +288,9 @@ class Layout:
         return cls(_codec(parse_side(key, packed)), _codec(parse_side(value, packed)), source=source)
 
     @classmethod
-    def from_c(cls, header: str, key_type: str | None = None, value_type: str | None = None,
-               use_cpp: bool = True) -> "Layout":
+    def from_c(
+        cls, header: str, key_type: str | None = None, value_type: str | None = None, use_cpp: bool = True
+    ) -> Layout:
         """Key and value types from C declarations in ``header`` (``struct flow_key``, ``__u64``)."""
         from .cdecl import types_from_header
 
@@ -288,15 +298,18 @@ class Layout:
         if not names:
             raise UsageError(f"C header {header}: name the types with --key-type and/or --value-type")
         types = dict(zip(names, types_from_header(header, names, use_cpp=use_cpp)))
-        return cls(_codec(types.get(key_type)) if key_type else None,
-                   _codec(types.get(value_type)) if value_type else None,
-                   bare=_codec(types.get(value_type)) if value_type and not key_type else None)
+        return cls(
+            _codec(types.get(key_type)) if key_type else None,
+            _codec(types.get(value_type)) if value_type else None,
+            bare=_codec(types.get(value_type)) if value_type and not key_type else None,
+        )
 
-    def packed(self) -> "Layout":
+    def packed(self) -> Layout:
         """The same layout with no padding on either side (``--packed``)."""
         if not self.source:
-            raise UsageError("--packed applies to --layout, not to C declarations or BTF "
-                             "(use __attribute__((packed)) there)")
+            raise UsageError(
+                "--packed applies to --layout, not to C declarations or BTF (use __attribute__((packed)) there)"
+            )
         return Layout.parse(self.source, packed=True)
 
 

@@ -19,8 +19,12 @@ from ..errors import UsageError
 from .model import SCALARS, Array, Char, Enum, Member, Struct, Type, layout_struct
 
 # Typedefs every BPF header may use without its #includes (LP64: long is 64-bit).
-_INTS = {8: ("char", "signed char", "unsigned char"), 16: ("short", "short", "unsigned short"),
-         32: ("int", "int", "unsigned int"), 64: ("long long", "long long", "unsigned long long")}
+_INTS = {
+    8: ("char", "signed char", "unsigned char"),
+    16: ("short", "short", "unsigned short"),
+    32: ("int", "int", "unsigned int"),
+    64: ("long long", "long long", "unsigned long long"),
+}
 _PRELUDE_TYPEDEFS: dict[str, str] = {}
 for _bits, (_plain, _s, _u) in _INTS.items():
     for _fmt_u, _fmt_s in (("__u{}", "__s{}"), ("u{}", "s{}"), ("uint{}_t", "int{}_t")):
@@ -29,12 +33,25 @@ for _bits, (_plain, _s, _u) in _INTS.items():
     if _bits > 8:
         _PRELUDE_TYPEDEFS[f"__be{_bits}"] = _u
         _PRELUDE_TYPEDEFS[f"__le{_bits}"] = _u
-_PRELUDE_TYPEDEFS.update({
-    "__wsum": "unsigned int", "__sum16": "unsigned short", "size_t": "unsigned long", "ssize_t": "long",
-    "uintptr_t": "unsigned long", "intptr_t": "long", "bool": "_Bool", "pid_t": "int", "uid_t": "unsigned int",
-    "gid_t": "unsigned int", "__kernel_size_t": "unsigned long", "u_int8_t": "unsigned char",
-    "u_int16_t": "unsigned short", "u_int32_t": "unsigned int", "u_int64_t": "unsigned long long",
-})
+_PRELUDE_TYPEDEFS.update(
+    {
+        "__wsum": "unsigned int",
+        "__sum16": "unsigned short",
+        "size_t": "unsigned long",
+        "ssize_t": "long",
+        "uintptr_t": "unsigned long",
+        "intptr_t": "long",
+        "bool": "_Bool",
+        "pid_t": "int",
+        "uid_t": "unsigned int",
+        "gid_t": "unsigned int",
+        "__kernel_size_t": "unsigned long",
+        "u_int8_t": "unsigned char",
+        "u_int16_t": "unsigned short",
+        "u_int32_t": "unsigned int",
+        "u_int64_t": "unsigned long long",
+    }
+)
 # Typedef names that mean a byte order: decoded as such, wherever a chain of typedefs ends.
 _ORDERED = {f"__be{b}": SCALARS[f"be{b}"] for b in (16, 32, 64)} | {f"__le{b}": SCALARS[f"le{b}"] for b in (16, 32, 64)}
 
@@ -77,8 +94,9 @@ _PRELUDE_MACROS = r"""
 #define NULL ((void *)0)
 """
 
-_OBJECT_MACROS = {m.group(1): m.group(2) or "" for m in
-                  re.finditer(r"^#define (\w+)[ \t]*(.*)$", _PRELUDE_MACROS, re.M)}
+_OBJECT_MACROS = {
+    m.group(1): m.group(2) or "" for m in re.finditer(r"^#define (\w+)[ \t]*(.*)$", _PRELUDE_MACROS, re.M)
+}
 
 
 def _typedef_prelude(text: str) -> str:
@@ -107,8 +125,9 @@ def _run_cpp(text: str, filename: str) -> str | None:
             f.write(_PRELUDE_MACROS)
         with open(src, "w") as f:
             f.write(text)
-        r = subprocess.run([cpp, "-undef", "-nostdinc", "-x", "c", "-include", prelude, src],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [cpp, "-undef", "-nostdinc", "-x", "c", "-include", prelude, src], capture_output=True, text=True
+        )
         if r.returncode != 0:
             first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip())
             raise UsageError(f"C header {filename}: the preprocessor failed: {first.replace(src, filename)}")
@@ -138,7 +157,7 @@ def _mini_cpp(text: str) -> str:
         for name, body in macros.items():
             if name in ("likely", "unlikely"):
                 continue
-            new = re.sub(rf"\b{name}\b", lambda _m: body, out)
+            new = re.sub(rf"\b{name}\b", lambda _m, body=body: body, out)
             if new != out:
                 out, changed = new, True
         if not changed:
@@ -175,8 +194,8 @@ def _strip_attributes(text: str) -> tuple[str, dict[str, dict]]:
         m = _ATTR.search(text)
         if not m:
             return text, attrs
-        end = _matching(text, m.start() + text[m.start():].index("("), "(", ")")
-        body = text[m.end(): end - 1]
+        end = _matching(text, m.start() + text[m.start() :].index("("), "(", ")")
+        body = text[m.end() : end - 1]
         info = {}
         if re.search(r"\b__packed__\b|\bpacked\b", body):
             info["packed"] = True
@@ -186,7 +205,7 @@ def _strip_attributes(text: str) -> tuple[str, dict[str, dict]]:
         target = None
         if info:
             before = text[: m.start()].rstrip()
-            after = text[end + 1:]
+            after = text[end + 1 :]
             sm = re.search(r"\b(struct|union)\s*$", before)
             if sm:  # struct __attribute__((packed)) name {
                 nm = re.match(r"\s*(\w+)", after)
@@ -206,12 +225,12 @@ def _strip_attributes(text: str) -> tuple[str, dict[str, dict]]:
                     else:
                         counter += 1
                         target = f"__bpfmap_anon{counter}"
-                        text = text[: head.end(1)] + " " + target + text[head.end(1):]
+                        text = text[: head.end(1)] + " " + target + text[head.end(1) :]
                         end += len(target) + 1
                         m = _ATTR.search(text, head.end(1))
         if target:
             attrs.setdefault(target, {}).update(info)
-        text = text[: m.start()] + _blank(text[m.start(): end + 1]) + text[end + 1:]
+        text = text[: m.start()] + _blank(text[m.start() : end + 1]) + text[end + 1 :]
 
 
 def _open_of(text: str, close_i: int) -> int:
@@ -236,7 +255,7 @@ def _drop_function_bodies(text: str) -> str:
         if ch == "{":
             if depth == 0 and re.search(r"\)\s*$", text[:i]):
                 end = _matching(text, i, "{", "}")
-                out.append(";" + _blank(text[i + 1: end + 1]))
+                out.append(";" + _blank(text[i + 1 : end + 1]))
                 i = end + 1
                 continue
             depth += 1
@@ -253,8 +272,7 @@ def _drop_function_bodies(text: str) -> str:
 class CDecls:
     """Parsed C declarations; :meth:`resolve` turns a type name into a model type."""
 
-    def __init__(self, text: str, filename: str = "<header>", queries: list[str] = (),
-                 use_cpp: bool = True) -> None:
+    def __init__(self, text: str, filename: str = "<header>", queries: list[str] = (), use_cpp: bool = True) -> None:
         try:
             from pycparser import c_ast, c_parser
         except ImportError:  # pragma: no cover - a dependency
@@ -275,8 +293,10 @@ class CDecls:
             alias = f"__bpfmap_query{i}"
             self.queries[q] = alias
             tail.append(f"typedef {base} {alias}{dims};")
-        source = (f'# 1 "<bpfmap prelude>"\n{_typedef_prelude(expanded)}\n{expanded}\n'
-                  f'# 1 "<--key-type/--value-type>"\n' + "\n".join(tail) + "\n")
+        source = (
+            f'# 1 "<bpfmap prelude>"\n{_typedef_prelude(expanded)}\n{expanded}\n'
+            f'# 1 "<--key-type/--value-type>"\n' + "\n".join(tail) + "\n"
+        )
         try:
             self.ast = c_parser.CParser().parse(source, filename)
         except Exception as err:  # pycparser's ParseError
@@ -286,12 +306,15 @@ class CDecls:
                 try:  # an unfinished declaration in the header only shows up at our queries
                     c_parser.CParser().parse(header_only + "\n", filename)
                 except Exception:
-                    raise UsageError(f"C header {filename}: it ends inside a declaration (a missing '}}' "
-                                     f"or ';'?)") from None
-                raise UsageError(f"C type {'/'.join(queries)}: {msg.split(':', 3)[-1].strip()}; "
-                                 f"is the type declared in {filename}?") from None
-            raise UsageError(f"C header {msg}; bpfmap reads declarations (structs, unions, enums, "
-                             f"typedefs), not arbitrary C") from None
+                    raise UsageError(
+                        f"C header {filename}: it ends inside a declaration (a missing '}}' or ';'?)"
+                    ) from None
+                raise UsageError(
+                    f"C type {'/'.join(queries)}: {msg.split(':', 3)[-1].strip()}; is the type declared in {filename}?"
+                ) from None
+            raise UsageError(
+                f"C header {msg}; bpfmap reads declarations (structs, unions, enums, typedefs), not arbitrary C"
+            ) from None
         self.typedefs: dict = {}
         self.tagged: dict[tuple[str, str], object] = {}
         self.enum_values: dict[str, int] = {}
@@ -404,8 +427,10 @@ class CDecls:
         if node.decls is None:
             found = self.tagged.get((kind, node.name))
             if found is None:
-                raise UsageError(f"C type {ctx}: {kind} {node.name} is not defined in {self.filename} "
-                                 f"(defined: {', '.join(self.known_types()) or 'nothing'})")
+                raise UsageError(
+                    f"C type {ctx}: {kind} {node.name} is not defined in {self.filename} "
+                    f"(defined: {', '.join(self.known_types()) or 'nothing'})"
+                )
             node = found
         key = (kind, node.name or id(node))
         if key in self._cache:
@@ -422,8 +447,9 @@ class CDecls:
                 members.append(Member(decl.name or "", member_type, bits))
         attrs = self.attrs.get(node.name or "", {})
         name = node.name if node.name and not node.name.startswith("__bpfmap_anon") else ""
-        s = layout_struct(name, members, packed=attrs.get("packed", False), union=kind == "union",
-                          align=attrs.get("align"))
+        s = layout_struct(
+            name, members, packed=attrs.get("packed", False), union=kind == "union", align=attrs.get("align")
+        )
         self._cache[key] = s
         return s
 
@@ -468,14 +494,25 @@ class CDecls:
             raise UsageError(f"C type {ctx}: unknown constant {node.name} (a macro bpfmap could not expand?)")
         if isinstance(node, a.UnaryOp):
             if node.op == "sizeof":
-                return self._type(node.expr, ctx).size if not isinstance(node.expr, a.Typename) \
+                return (
+                    self._type(node.expr, ctx).size
+                    if not isinstance(node.expr, a.Typename)
                     else self._type(node.expr.type, ctx).size
+                )
             v = self._const(node.expr, ctx)
             return {"-": -v, "+": v, "~": ~v, "!": int(not v)}[node.op]
         if isinstance(node, a.BinaryOp):
             x, y = self._const(node.left, ctx), self._const(node.right, ctx)
-            ops = {"+": x + y, "-": x - y, "*": x * y, "<<": x << y if y < 64 else 0, ">>": x >> y,
-                   "|": x | y, "&": x & y, "^": x ^ y}
+            ops = {
+                "+": x + y,
+                "-": x - y,
+                "*": x * y,
+                "<<": x << y if y < 64 else 0,
+                ">>": x >> y,
+                "|": x | y,
+                "&": x & y,
+                "^": x ^ y,
+            }
             if node.op in ops:
                 return ops[node.op]
             if node.op in ("/", "%"):

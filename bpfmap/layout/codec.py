@@ -10,14 +10,25 @@ from __future__ import annotations
 import math
 import re
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UsageError
 from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
 
-_CODES = {("uint", 1): "B", ("uint", 2): "H", ("uint", 4): "I", ("uint", 8): "Q",
-          ("int", 1): "b", ("int", 2): "h", ("int", 4): "i", ("int", 8): "q",
-          ("float", 4): "f", ("float", 8): "d", ("bool", 1): "?"}
+_CODES = {
+    ("uint", 1): "B",
+    ("uint", 2): "H",
+    ("uint", 4): "I",
+    ("uint", 8): "Q",
+    ("int", 1): "b",
+    ("int", 2): "h",
+    ("int", 4): "i",
+    ("int", 8): "q",
+    ("float", 4): "f",
+    ("float", 8): "d",
+    ("bool", 1): "?",
+}
 
 Decoder = Callable[[bytes, int], Any]
 Encoder = Callable[[bytearray, int, Any, str], None]
@@ -77,6 +88,7 @@ def _q(v: Any, plain: bool = False) -> str:
 
 def _jsonable(v: Any) -> bool:
     import json
+
     try:
         json.dumps(v)
         return True
@@ -92,6 +104,7 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
         return unpack_from(buf, off)[0]
 
     if t.kind == "float":
+
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
             if isinstance(v, str):
                 try:
@@ -104,6 +117,7 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
                 raise _fail(path, t, f"{_q(v, plain=True)} is out of range for f32")
             pack_into(buf, off, v)
     elif t.kind == "bool":
+
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
             if isinstance(v, str):
                 low = v.strip().lower()
@@ -115,8 +129,10 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
                 raise _fail(path, t, f"expected true or false, got {_q(v)}")
             pack_into(buf, off, bool(v))
     else:
+
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
             pack_into(buf, off, to_int(v, t, path))
+
     return dec, enc
 
 
@@ -144,6 +160,7 @@ def _enum(t: Enum) -> tuple[Decoder, Encoder]:
         elif isinstance(v, str) and not re.fullmatch(r"\s*-?(0x[0-9a-fA-F_]+|[0-9_]+)\s*", v):
             raise _fail(path, t, f"{_q(v)} is not one of {', '.join(by_name) or 'its values'}")
         st.pack_into(buf, off, to_int(v, t, path))
+
     return dec, enc
 
 
@@ -154,7 +171,7 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
     n = t.size
 
     def dec(buf: bytes, off: int) -> str:
-        raw = bytes(buf[off:off + n])
+        raw = bytes(buf[off : off + n])
         return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
@@ -163,7 +180,8 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
         data = v.encode()
         if len(data) > n:
             raise _fail(path, t, f"{_q(v)} is {len(data)} bytes, longer than {n}")
-        buf[off:off + n] = data + b"\0" * (n - len(data))
+        buf[off : off + n] = data + b"\0" * (n - len(data))
+
     return dec, enc
 
 
@@ -171,7 +189,7 @@ def _bytes(t: Bytes) -> tuple[Decoder, Encoder]:
     n = t.size
 
     def dec(buf: bytes, off: int) -> str:
-        return bytes(buf[off:off + n]).hex(" ")
+        return bytes(buf[off : off + n]).hex(" ")
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         if isinstance(v, (bytes, bytearray)):
@@ -187,21 +205,24 @@ def _bytes(t: Bytes) -> tuple[Decoder, Encoder]:
             raise _fail(path, t, f"expected hex bytes as a string, got {_q(v)}")
         if len(data) != n:
             raise _fail(path, t, f"{len(data)} bytes given, {n} expected")
-        buf[off:off + n] = data
+        buf[off : off + n] = data
+
     return dec, enc
 
 
 def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
     n = t.size
     if t.name == "mac":
+
         def dec(buf: bytes, off: int) -> str:
-            return bytes(buf[off:off + 6]).hex(":")
+            return bytes(buf[off : off + 6]).hex(":")
 
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
             s = v.strip().lower() if isinstance(v, str) else ""
             if not re.fullmatch(r"[0-9a-f]{2}([:\-][0-9a-f]{2}){5}", s):
                 raise _fail(path, t, f"{_q(v)} is not a MAC address like aa:bb:cc:dd:ee:ff")
-            buf[off:off + 6] = bytes.fromhex(re.sub(r"[:\-]", "", s))
+            buf[off : off + 6] = bytes.fromhex(re.sub(r"[:\-]", "", s))
+
         return dec, enc
     import ipaddress
 
@@ -209,7 +230,7 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
     ntop = _ntop(t.name)
 
     def dec(buf: bytes, off: int) -> str:  # type: ignore[no-redef]
-        return ntop(bytes(buf[off:off + n]))
+        return ntop(bytes(buf[off : off + n]))
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:  # type: ignore[no-redef]
         try:
@@ -218,7 +239,8 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
             addr = cls(v.strip() if isinstance(v, str) else v)
         except (ValueError, TypeError):
             raise _fail(path, t, f"{_q(v)} is not an {t.name.upper()} address") from None
-        buf[off:off + n] = addr.packed
+        buf[off : off + n] = addr.packed
+
     return dec, enc
 
 
@@ -250,11 +272,13 @@ def _array(t: Array) -> tuple[Decoder, Encoder]:
             raise _fail(path, t, f"{len(v)} elements given, {count} expected")
         for i, item in enumerate(v):
             eenc(buf, off + i * step, item, f"{path}[{i}]")
+
     return dec, enc
 
 
 def _json_or_fail(text: str, path: str, t: Type) -> Any:
     import json
+
     try:
         return json.loads(text)
     except (ValueError, RecursionError):  # ValueError: also a number past 4300 digits
@@ -276,7 +300,7 @@ def _bitfield(f, path_name: str) -> tuple[Decoder, Encoder]:
     by_name = dict(t.values) if isinstance(t, Enum) else {}
 
     def dec(buf: bytes, off: int) -> Any:
-        raw = int.from_bytes(buf[off + first: off + first + nbytes], "little")
+        raw = int.from_bytes(buf[off + first : off + first + nbytes], "little")
         v = (raw >> shift) & mask
         if signed and v >> (f.bit_size - 1):
             v -= 1 << f.bit_size
@@ -287,9 +311,10 @@ def _bitfield(f, path_name: str) -> tuple[Decoder, Encoder]:
             v = by_name[v]
         v = to_int(v, t, path, bits=f.bit_size)
         lo = off + first
-        raw = int.from_bytes(buf[lo: lo + nbytes], "little")
+        raw = int.from_bytes(buf[lo : lo + nbytes], "little")
         raw = (raw & ~(mask << shift)) | ((v & mask) << shift)
-        buf[lo: lo + nbytes] = raw.to_bytes(nbytes, "little")
+        buf[lo : lo + nbytes] = raw.to_bytes(nbytes, "little")
+
     return dec, enc
 
 
@@ -347,8 +372,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
         if isinstance(v, dict):
             unknown = [k for k in v if k not in names]
             if unknown:
-                raise _fail(path, t, f"unknown field(s) {', '.join(map(str, unknown))}; fields are "
-                                     f"{', '.join(names)}")
+                raise _fail(path, t, f"unknown field(s) {', '.join(map(str, unknown))}; fields are {', '.join(names)}")
             # A union takes one member or more (members decoded from the same bytes write
             # those bytes back); a struct takes every field.
             if t.union:
@@ -374,6 +398,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
                 e(buf, off + o, item, prefix + name)
             return
         raise _fail(path, t, f"expected the fields as a JSON object{'' if t.union else ' or list'}, got {_q(v)}")
+
     return dec, enc
 
 
@@ -387,8 +412,13 @@ def _fast_struct(t: Struct) -> tuple[struct.Struct, list[str]] | None:
     for f in t.fields:
         if isinstance(f.type, Pad):
             continue
-        if f.bit_size is not None or not isinstance(f.type, Scalar) or f.type.order != "=" \
-                or f.type.kind == "bool" or not f.name:
+        if (
+            f.bit_size is not None
+            or not isinstance(f.type, Scalar)
+            or f.type.order != "="
+            or f.type.kind == "bool"
+            or not f.name
+        ):
             return None
         if f.offset > pos:
             fmt += f"{f.offset - pos}x"
@@ -407,12 +437,19 @@ def _pad(t: Pad) -> tuple[Decoder, Encoder]:
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         pass
+
     return dec, enc
 
 
 _COMPILERS: dict[type, Callable[[Any], tuple[Decoder, Encoder]]] = {
-    Scalar: _scalar, Enum: _enum, Char: _char, Bytes: _bytes, Formatted: _formatted,
-    Array: _array, Struct: _struct, Pad: _pad,
+    Scalar: _scalar,
+    Enum: _enum,
+    Char: _char,
+    Bytes: _bytes,
+    Formatted: _formatted,
+    Array: _array,
+    Struct: _struct,
+    Pad: _pad,
 }
 
 
@@ -422,6 +459,7 @@ def compile_type(t: Type) -> tuple[Decoder, Encoder]:
 
 # -- many at once ------------------------------------------------------------------------------
 
+
 def compile_many(t: Type) -> Callable[[bytes, int], list]:
     """A function decoding ``count`` values of ``t`` packed back to back."""
     n = t.size
@@ -430,6 +468,7 @@ def compile_many(t: Type) -> Callable[[bytes, int], list]:
 
         def many(buf: bytes, count: int) -> list:
             return memoryview(buf)[: count * n].cast(code).tolist()
+
         return many
     if isinstance(t, Struct):
         fast = _fast_struct(t)
@@ -458,14 +497,19 @@ def templates(t: Type) -> tuple[str | None, str | None, Callable[[Any], tuple] |
         return "%s", None, None
     if isinstance(t, Struct) and not t.union:
         fields = visible_fields(t)
-        if not fields or any(f.bit_size is not None or not f.name or isinstance(f.type, (Struct, Array))
-                             for f in fields):
+        if not fields or any(
+            f.bit_size is not None or not f.name or isinstance(f.type, (Struct, Array)) for f in fields
+        ):
             return None, None, None
         parts = [(f.name, templates(f.type)) for f in fields]
-        text = ",".join(f"{name}={tt}" for name, (tt, _j, _f) in parts) if all(tt for _n, (tt, _j, _f) in parts) \
+        text = (
+            ",".join(f"{name}={tt}" for name, (tt, _j, _f) in parts) if all(tt for _n, (tt, _j, _f) in parts) else None
+        )
+        js = (
+            "{" + ", ".join(f'"{name}": {jt}' for name, (_t, jt, _f) in parts) + "}"
+            if all(jt for _n, (_t, jt, _f) in parts)
             else None
-        js = "{" + ", ".join(f'"{name}": {jt}' for name, (_t, jt, _f) in parts) + "}" \
-            if all(jt for _n, (_t, jt, _f) in parts) else None
+        )
         return text, js, (lambda d: tuple(d.values()))
     return None, None, None
 
@@ -480,10 +524,12 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
 
     code = _CODES[(t.kind, t.size)]
     if t.kind == "float":
+
         def many_floats(items: list) -> bytes:
             if any(type(v) is bool for v in items):
                 raise TypeError("bool")
             return array(code, map(float, items)).tobytes()
+
         return many_floats
 
     def many(items: list) -> bytes:
@@ -492,6 +538,7 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
         if not all(type(v) is int for v in items):
             raise TypeError("not all integers")
         return array(code, items).tobytes()
+
     return many
 
 

@@ -48,8 +48,9 @@ class _Parser:
         from ..inputs import quote
 
         text = self.text.strip()
-        return UsageError(f"layout {quote(text, at=pos - (len(self.text) - len(self.text.lstrip())))}: "
-                          f"{msg} at column {pos + 1}")
+        return UsageError(
+            f"layout {quote(text, at=pos - (len(self.text) - len(self.text.lstrip())))}: {msg} at column {pos + 1}"
+        )
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -144,7 +145,7 @@ def parse_side(text: str, packed: bool = False) -> Type | None:
     """Parse one side; None for '-' or empty.  One unnamed field is returned bare."""
     s = text.strip()
     if s.startswith("packed ") or s == "packed":
-        packed, s = True, s[len("packed"):].strip()
+        packed, s = True, s[len("packed") :].strip()
     if s in ("", "-"):
         return None
     p = _Parser(s, packed)
@@ -170,7 +171,7 @@ def split_layout(text: str) -> tuple[str, str | None]:
         elif ch in "}]":
             depth -= 1
         elif ch == ":" and depth == 0:
-            return text[:i], text[i + 1:]
+            return text[:i], text[i + 1 :]
     return text, None
 
 
@@ -207,12 +208,15 @@ def read_layout_file(ref: str) -> str:
     layouts = {k: " ".join(v) for k, v in sections.items() if v}
     if name:
         if name not in layouts:
-            raise UsageError(f"layout file {path}: no layout named {name!r} "
-                             f"(has: {', '.join(k for k in layouts if k) or 'none'})")
+            raise UsageError(
+                f"layout file {path}: no layout named {name!r} (has: {', '.join(k for k in layouts if k) or 'none'})"
+            )
         return layouts[name]
     if len(layouts) == 1:
         return next(iter(layouts.values()))
     if not layouts:
         raise UsageError(f"layout file {path}: no layout in it")
-    raise UsageError(f"layout file {path}: holds {len(layouts)} layouts; pick one with @{path}#NAME "
-                     f"({', '.join(k for k in layouts if k)})")
+    raise UsageError(
+        f"layout file {path}: holds {len(layouts)} layouts; pick one with @{path}#NAME "
+        f"({', '.join(k for k in layouts if k)})"
+    )

@@ -139,8 +139,9 @@ class Field(_Record):
 
     __slots__ = ("name", "type", "offset", "bit_offset", "bit_size")
 
-    def __init__(self, name: str, type: Type, offset: int, bit_offset: int | None = None,
-                 bit_size: int | None = None) -> None:
+    def __init__(
+        self, name: str, type: Type, offset: int, bit_offset: int | None = None, bit_size: int | None = None
+    ) -> None:
         self.name, self.type, self.offset, self.bit_offset, self.bit_size = name, type, offset, bit_offset, bit_size
 
 
@@ -149,8 +150,9 @@ class Struct(Type):
 
     __slots__ = ("name", "fields", "size", "align", "union", "packed")
 
-    def __init__(self, name: str, fields: tuple[Field, ...], size: int, align: int, union: bool = False,
-                 packed: bool = False) -> None:
+    def __init__(
+        self, name: str, fields: tuple[Field, ...], size: int, align: int, union: bool = False, packed: bool = False
+    ) -> None:
         self.name, self.fields, self.size, self.align = name, tuple(fields), size, align
         self.union, self.packed = union, packed
 
@@ -183,8 +185,9 @@ class Member:
         self.name, self.type, self.bit_size = name, type, bit_size
 
 
-def layout_struct(name: str, members: list[Member], packed: bool = False, union: bool = False,
-                  align: int | None = None) -> Struct:
+def layout_struct(
+    name: str, members: list[Member], packed: bool = False, union: bool = False, align: int | None = None
+) -> Struct:
     """Place ``members`` as the C compiler does (or packed), and pad the end to the alignment."""
     fields: list[Field] = []
     bit = 0  # next free bit
