@@ -149,9 +149,10 @@ def _lookup_and_delete(m: Map, fd: int, kb, vb) -> None:
 # -- writing -----------------------------------------------------------------------------
 
 
-def _batch_error(op: str, m: Map, err: int, done: int) -> Exception:
+def _batch_error(op: str, m: Map, err: int | None, done: int) -> Exception:
     """The usual exception for ``err``, saying (and carrying as ``done``) how many
     elements of the batch went in before it."""
+    err = err or 0
     exc = translate(op, m.ref, OSError(err, os.strerror(err)))
     msg = f"{exc} (after {done} element(s) of the batch)"
     exc.args = (msg,)

@@ -16,7 +16,7 @@ import re
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from .errors import BpfmapError, UsageError
 from .layout.codec import _jsonable
@@ -59,6 +59,12 @@ def sniff(stream: IO[str], name: str = "") -> tuple[str, list[str]]:
     return detect(head[-1] if head else "", name), head
 
 
+class TextSource(Protocol):
+    """What a load reads from: a text stream's ``read``."""
+
+    def read(self, size: int = -1, /) -> str: ...
+
+
 class _LongLine(Exception):
     def __init__(self, line: int) -> None:
         self.line = line
@@ -70,7 +76,7 @@ class BoundedLines:
     stops at the limit instead of filling memory.  Iterable (lines the iteration read
     and did not hand out stay for the next call), with ``readlines(hint)``."""
 
-    def __init__(self, stream: IO[str], limit: int) -> None:
+    def __init__(self, stream: TextSource, limit: int) -> None:
         self._stream, self.limit = stream, limit
         self._carry = ""
         self._returned = 0
@@ -226,7 +232,7 @@ class Loader:
         self._writer: _Writer | None = None
         self._pad = b"\0" * (m.stride - m.value_size)
 
-    def load_stream(self, stream: IO[str], fmt: str = "auto", name: str = "") -> int:
+    def load_stream(self, stream: TextSource, fmt: str = "auto", name: str = "") -> int:
         """Load every entry of ``stream``; returns how many were written.
 
         Text and JSON Lines are read in chunks of lines and, when every line of a chunk

@@ -256,10 +256,10 @@ def _put_back(m, pending: deque[_Batch], sink: Sink, exc: BaseException, deliver
     interrupted = not isinstance(exc, OSError)
     if interrupted:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed ({type(exc).__name__}: {exc})"
-    elif exc.errno == errno.EPIPE:  # type: ignore[union-attr]
+    elif exc.errno == errno.EPIPE:  # type: ignore[attr-defined]
         what = "the reader closed the output"
     else:
-        what = f"writing the output failed ({exc.strerror or exc})"  # type: ignore[union-attr]
+        what = f"writing the output failed ({exc.strerror or exc})"  # type: ignore[attr-defined]
     msg = f"drain {m.ref}: {what}; {delivered} entries were written"
     if restored:
         msg += f", {restored} not written were put back in the map"

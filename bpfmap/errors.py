@@ -42,9 +42,9 @@ class Empty(NotFound):
 class KernelError(BpfmapError, OSError):
     """The kernel (or the system) refused; ``errno`` says how."""
 
-    def __init__(self, message: str, errno: int = 0) -> None:
+    def __init__(self, message: str, errno: int | None = 0) -> None:
         BpfmapError.__init__(self, message)
-        self.errno = errno
+        self.errno = errno or 0
         self.message = message
 
     def __str__(self) -> str:
@@ -98,7 +98,7 @@ class IterationAborted(KernelError):
 class VerifierRejected(KernelError):
     """The verifier refused a program; ``log`` holds what it said."""
 
-    def __init__(self, message: str, errno: int = 0, log: str = "") -> None:
+    def __init__(self, message: str, errno: int | None = 0, log: str = "") -> None:
         super().__init__(message, errno)
         self.log = log
 
@@ -184,7 +184,7 @@ def _file_hint(path: str, has) -> str | None:
     )
 
 
-def translate(op: str, target: str, err: OSError) -> KernelError:
+def translate(op: str, target: str, err: OSError) -> BpfmapError:
     """Turn an OSError from a bpf(2) call into the matching bpfmap exception.
 
     ``op`` is what we were doing (``lookup``, ``update``, ``create``, ``pin``, ...),

@@ -69,7 +69,7 @@ def _number(obj: Any, what: str) -> int:
             f"hist: the {what} must be a number, not {obj!r}; give a layout (--layout u32:u64) "
             f"or pick a field (--slot NAME / --field NAME)"
         )
-    return obj  # type: ignore[return-value]
+    return obj
 
 
 def _pick(obj: Any, name: str | None, what: str, option: str) -> Any:

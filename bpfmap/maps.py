@@ -676,7 +676,7 @@ class Map(_FdOwner):
         return bytes(value)
 
     def _percpu_value(self, value: object) -> bytes:
-        values = [value] if isinstance(value, (bytes, bytearray, memoryview)) else list(value)  # type: ignore[arg-type]
+        values = [value] if isinstance(value, (bytes, bytearray, memoryview)) else list(value)  # type: ignore[call-overload]
         if len(values) == 1:
             values = values * self.ncpus
         if len(values) != self.ncpus:

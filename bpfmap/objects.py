@@ -513,6 +513,7 @@ def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) 
                 )
             elif btf_fd:
                 spec = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
+        assert d.type is not None  # _parse_def refuses a map without one
         return Map.create(
             d.type,
             d.key_size,

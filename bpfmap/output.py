@@ -136,7 +136,7 @@ def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, ob
     if fmt == "text":
         kt, vt = kc.format, vc.format
         if percpu:
-            return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[arg-type]
+            return lambda e: kt(e[0]) + "\t" + "\t".join(map(vt, e[1])) + "\n"  # type: ignore[call-overload]
         return lambda e: f"{kt(e[0])}\t{vt(e[1])}\n"
     return lambda e: json_dumps(entry_object(e[0], e[1], percpu)) + "\n"
 
@@ -236,7 +236,7 @@ class EntryTexts:
             self._one = lambda k, v: template % (k, v)
         else:
             template, items = fast
-            self._one = lambda k, v: template % items(k, v)  # type: ignore[misc]
+            self._one = lambda k, v: template % items(k, v)
 
     def batch(self, keys: list, values: list) -> list[str]:
         """The text of each entry of a decoded batch, in order."""
@@ -272,7 +272,7 @@ def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_tex
                 val_cols = list(v) if isinstance(v, dict) else ["value"]
         kcells = [format_text(x) for x in k.values()] if isinstance(k, dict) else [key_text(k)]
         if percpu:
-            vcells = [value_text(x) for x in v]  # type: ignore[union-attr]
+            vcells = [value_text(x) for x in v]  # type: ignore[attr-defined]
         elif isinstance(v, dict):
             vcells = [format_text(x) for x in v.values()]
         else:
@@ -303,7 +303,7 @@ def write_value(
         obj = entry_object(key, value, percpu) if with_key else ({"values": value} if percpu else {"value": value})
         out.write(json_dumps(obj, indent=2 if fmt == "json" else None) + "\n")
     elif percpu:
-        out.write("\t".join(map(value_text, value)) + "\n")  # type: ignore[arg-type]
+        out.write("\t".join(map(value_text, value)) + "\n")  # type: ignore[call-overload]
     else:
         out.write(value_text(value) + "\n")
 

@@ -8,6 +8,7 @@ header Debian ships, with the numbers from the kernel source.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class MapType(enum.IntEnum):
@@ -105,12 +106,12 @@ class MapFlag(enum.IntFlag):
             try:
                 flags |= cls[key]
             except KeyError:
-                names = ", ".join(f.name.lower() for f in cls)
+                names = ", ".join(str(f.name).lower() for f in cls)
                 raise UsageError(f"unknown map flag {quote(part)}; known flags: {names}") from None
         return flags
 
     def labels(self) -> list[str]:
-        return [f.name.lower() for f in MapFlag if f in self]
+        return [str(f.name).lower() for f in MapFlag if f in self]
 
 
 class Value(enum.Enum):
@@ -179,7 +180,7 @@ class TypeSpec:
         self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
 
 
-_FD_ARRAY = dict(key_size=4, value_size=4)
+_FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4)
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True),

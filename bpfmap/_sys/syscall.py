@@ -99,7 +99,7 @@ def map_create(
         map_flags=flags,
         inner_map_fd=inner_map_fd,
         numa_node=numa_node,
-        map_name=name,
+        map_name=name,  # type: ignore[arg-type]  # a c_char array field takes bytes
         btf_fd=btf_fd,
         btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
@@ -228,7 +228,7 @@ def prog_load(
         insn_cnt=len(insns) // 8,
         insns=ctypes.addressof(ibuf),
         license=ctypes.addressof(lic),
-        prog_name=name,
+        prog_name=name,  # type: ignore[arg-type]  # a c_char array field takes bytes
         log_level=log_level if log is not None else 0,
         log_size=log_size,
         log_buf=ctypes.addressof(log) if log is not None else 0,
@@ -244,7 +244,8 @@ def prog_load(
 class VerifierError(OSError):
     """PROG_LOAD failed; ``log`` is what the verifier said."""
 
-    def __init__(self, errno_: int, log: str) -> None:
+    def __init__(self, errno_: int | None, log: str) -> None:
+        errno_ = errno_ or 0
         super().__init__(errno_, os.strerror(errno_))
         self.log = log
 

@@ -246,13 +246,13 @@ def add_model(b: Builder, t: Type, name: str = "") -> int:
     if isinstance(t, Enum):
         return b.enum(t.name, t.size, t.signed, list(t.values))
     if isinstance(t, Struct):
-        members = []
+        members: list[tuple[str, int, int, int]] = []
         for f in t.fields:
             if isinstance(f.type, Pad):
                 continue
             tid = add_model(b, f.type)
             if f.bit_size is not None:
-                members.append((f.name, tid, f.bit_offset, f.bit_size))
+                members.append((f.name, tid, f.bit_offset or 0, f.bit_size))
             else:
                 members.append((f.name, tid, f.offset * 8, 0))
         return b.struct(t.name or name, t.size, members, union=t.union)

@@ -95,6 +95,9 @@ def _extra_len(kind: int, vlen: int) -> int:
 class BTF:
     """A parsed BTF blob; ``types(id)`` decodes type ``id`` (0 is void)."""
 
+    count: int  # one past the last type id
+    total_str_len: int  # string bytes of this blob and its base
+
     def __init__(self, data: bytes, base: BTF | None = None) -> None:
         if len(data) < _HDR.size:
             raise BTFError("BTF too short for its header")
@@ -112,7 +115,7 @@ class BTF:
         self.first_id = base.count if base is not None else 1
         self.str_base = base.total_str_len if base is not None else 0
         self.total_str_len = self.str_base + str_len
-        offsets = []
+        offsets: list[int] = []
         pos, end = t0, t0 + type_len
         unpack = _TYPE.unpack_from
         while pos < end:

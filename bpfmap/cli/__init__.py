@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(exc, "exit_code", 1) == 0:
             return 0
         cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
-        _error(f"{exc.format_message()}; see '{cmd} --help'", 2)  # type: ignore[attr-defined]
+        _error(f"{exc.format_message()}; see '{cmd} --help'", 2)
         return 2
     except BpfmapError as exc:
         if debug:

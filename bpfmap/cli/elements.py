@@ -255,7 +255,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         written = getattr(err, "written", loader.written)
         err.args = (f"{err}; {written} entries written",)
         if hasattr(err, "message"):
-            err.message = err.args[0]  # type: ignore[attr-defined]
+            err.message = err.args[0]
         raise
     except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
         written = loader.abort()

@@ -215,7 +215,7 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
             if is_num:
                 cells += [_fmt_delta(d), _fmt_rate(r)]
         table.add_row(*cells)
-    parts = [head, table]
+    parts: list[Any] = [head, table]
     if len(rows) > room:
         parts.append(Text(f"... {len(rows) - room} more (--top N, --sort rate)", style="dim"))
     return Group(*parts)

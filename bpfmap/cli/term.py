@@ -4,7 +4,7 @@
 import os
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
 from ..output import console
 
@@ -28,8 +28,8 @@ class Progress:
         self._start = time.monotonic()
         # BPFMAP_PROGRESS_DELAY: seconds before the bar shows (tests set 0)
         self._delay = delay if delay is not None else float(os.environ.get("BPFMAP_PROGRESS_DELAY", "0.5"))
-        self._bar = None
-        self._task = None
+        self._bar: Any = None  # a rich Progress once shown
+        self._task: Any = None
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -39,7 +39,7 @@ class Progress:
             if time.monotonic() - self._start < self._delay:
                 return
             self._open()
-        self._bar.update(self._task, completed=self.done)  # type: ignore[union-attr]
+        self._bar.update(self._task, completed=self.done)
 
     def count_batches(self, batches):
         """Pass (keys, values) batches through, counting entries."""
@@ -50,7 +50,7 @@ class Progress:
     def _open(self) -> None:
         from rich import progress as rp
 
-        columns = [rp.TextColumn("{task.description}")]
+        columns: list[rp.ProgressColumn] = [rp.TextColumn("{task.description}")]
         if self.total is not None:
             columns += [rp.BarColumn(), rp.TaskProgressColumn()]
         else:

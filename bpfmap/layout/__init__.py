@@ -10,6 +10,7 @@ build the same model (:mod:`.model`), compiled once by :mod:`.codec`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
@@ -27,7 +28,7 @@ class Codec:
     size: int
     text_template: str | None = None
     json_template: str | None = None
-    flat = None
+    flat: Callable[[Any], tuple] | None = None
 
     def decode_many(self, buf: bytes, count: int) -> list:
         """Decode ``count`` values packed back to back in ``buf``."""
@@ -225,7 +226,9 @@ def _maybe_json(text: str) -> Any:
 
 def split_top(text: str) -> list[str]:
     """Split on commas outside brackets and quotes."""
-    parts, depth, cur, quote = [], 0, [], False
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, False
     for ch in text:
         if ch == '"':
             quote = not quote

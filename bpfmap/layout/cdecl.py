@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 
 from ..errors import UsageError
 from .model import SCALARS, Array, Char, Enum, Member, Struct, Type, layout_struct
@@ -157,7 +158,7 @@ def _mini_cpp(text: str) -> str:
         for name, body in macros.items():
             if name in ("likely", "unlikely"):
                 continue
-            new = re.sub(rf"\b{name}\b", lambda _m, body=body: body, out)
+            new = re.sub(rf"\b{name}\b", body.replace("\\", "\\\\"), out)
             if new != out:
                 out, changed = new, True
         if not changed:
@@ -196,7 +197,7 @@ def _strip_attributes(text: str) -> tuple[str, dict[str, dict]]:
             return text, attrs
         end = _matching(text, m.start() + text[m.start() :].index("("), "(", ")")
         body = text[m.end() : end - 1]
-        info = {}
+        info: dict[str, int | bool] = {}
         if re.search(r"\b__packed__\b|\bpacked\b", body):
             info["packed"] = True
         am = re.search(r"\b(?:__aligned__|aligned)\s*\(\s*(\d+)\s*\)", body)
@@ -227,7 +228,9 @@ def _strip_attributes(text: str) -> tuple[str, dict[str, dict]]:
                         target = f"__bpfmap_anon{counter}"
                         text = text[: head.end(1)] + " " + target + text[head.end(1) :]
                         end += len(target) + 1
-                        m = _ATTR.search(text, head.end(1))
+                        found = _ATTR.search(text, head.end(1))
+                        assert found is not None  # the same attribute, moved right by the name
+                        m = found
         if target:
             attrs.setdefault(target, {}).update(info)
         text = text[: m.start()] + _blank(text[m.start() : end + 1]) + text[end + 1 :]
@@ -272,7 +275,9 @@ def _drop_function_bodies(text: str) -> str:
 class CDecls:
     """Parsed C declarations; :meth:`resolve` turns a type name into a model type."""
 
-    def __init__(self, text: str, filename: str = "<header>", queries: list[str] = (), use_cpp: bool = True) -> None:
+    def __init__(
+        self, text: str, filename: str = "<header>", queries: Sequence[str] = (), use_cpp: bool = True
+    ) -> None:
         try:
             from pycparser import c_ast, c_parser
         except ImportError:  # pragma: no cover - a dependency
@@ -289,6 +294,7 @@ class CDecls:
         tail = []
         for i, q in enumerate(queries):
             m = re.match(r"^(.*?)((?:\s*\[\s*\w+\s*\])*)\s*$", q.strip(), re.S)
+            assert m is not None  # the pattern matches any string
             base, dims = m.group(1), m.group(2)
             alias = f"__bpfmap_query{i}"
             self.queries[q] = alias

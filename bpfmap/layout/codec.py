@@ -355,7 +355,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
         by_name = {n: (o, d) for n, o, d, _e in named}
         anon_at = {o: d for o, d, _e, _n in anon}
 
-        def dec(buf: bytes, off: int) -> dict:  # type: ignore[misc]
+        def dec(buf: bytes, off: int) -> dict:
             out: dict = {}
             for name, f in order:
                 if name:
@@ -467,7 +467,7 @@ def compile_many(t: Type) -> Callable[[bytes, int], list]:
         code = _CODES[(t.kind, t.size)]
 
         def many(buf: bytes, count: int) -> list:
-            return memoryview(buf)[: count * n].cast(code).tolist()
+            return memoryview(buf)[: count * n].cast(code).tolist()  # type: ignore[call-overload]  # code is a struct code
 
         return many
     if isinstance(t, Struct):
@@ -550,7 +550,9 @@ def _flat_struct(t: Struct) -> Callable[[bytes, int], list] | None:
 
     if t.union:
         return None
-    fmt, pos, exprs, env = "=", 0, [], {}
+    fmt, pos = "=", 0
+    exprs: list[tuple[str, str]] = []
+    env: dict[str, Any] = {}
     host = "<" if sys.byteorder == "little" else ">"
     for f in t.fields:
         if isinstance(f.type, Pad):

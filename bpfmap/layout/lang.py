@@ -150,8 +150,9 @@ def parse_side(text: str, packed: bool = False) -> Type | None:
         return None
     p = _Parser(s, packed)
     struct = p.fields(None)
-    if p.peek() is not None:
-        raise p.error(f"unexpected {p.peek()[1]!r}")
+    extra = p.peek()
+    if extra is not None:
+        raise p.error(f"unexpected {extra[1]!r}")
     visible = [f for f in struct.fields if not isinstance(f.type, Pad)]
     if len(struct.fields) == 1 and len(visible) == 1 and not _explicit_name(s):
         return visible[0].type

@@ -14,13 +14,13 @@ class _Record:
     (Plain classes rather than dataclasses: decorating a dozen dataclasses costs
     ~10 ms at start-up, and the CLI imports this module on every command with a layout.)"""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def _values(self) -> tuple:
         return tuple(getattr(self, k) for k in self.__slots__)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._values() == self._values()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._values()))
