@@ -13,13 +13,14 @@ import csv
 import itertools
 import json
 import re
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
+from .core.threads import Writer
 from .errors import BpfmapError, UsageError
 from .layout.codec import _jsonable
+from .types import Value
 from .view import View
 
 FORMATS = ("auto", "text", "jsonl", "csv")
@@ -221,7 +222,7 @@ class Loader:
 
     def __init__(self, view: View, mode: str = "any", keep_going: bool = False) -> None:
         m = view.map
-        if m.key_size == 0 or m.spec.value.value != "bytes":
+        if m.key_size == 0 or m.kind.value is not Value.BYTES:
             raise UsageError(
                 f"update {m.ref} --from: bulk load is for maps with keys and data values, not {m.type_label}"
             )
@@ -229,8 +230,7 @@ class Loader:
         self.written = 0
         self.bad: list[tuple[int, str]] = []
         self._stop: tuple[int, str] | None = None
-        self._writer: _Writer | None = None
-        self._pad = b"\0" * (m.stride - m.value_size)
+        self._writer: Writer | None = None
 
     def load_stream(self, stream: TextSource, fmt: str = "auto", name: str = "") -> int:
         """Load every entry of ``stream``; returns how many were written.
@@ -368,7 +368,7 @@ class Loader:
         return lambda k: view.parse_key(k) if isinstance(k, str) else _encode(view.key, k, "key")
 
     def _value_encoder(self):
-        view, m, pad = self.view, self.map, self._pad
+        view, m = self.view, self.map
 
         def one(v):
             return view.parse_value(v) if isinstance(v, str) else _encode(view.value, v, "value")
@@ -378,11 +378,7 @@ class Loader:
 
         def per_cpu(v):
             vals = v if isinstance(v, list) and not _is_value_list(view, v) else [v]
-            if len(vals) == 1:
-                vals = vals * m.ncpus
-            if len(vals) != m.ncpus:
-                raise UsageError(f"{len(vals)} per-CPU values, this machine has {m.ncpus} possible CPUs")
-            return b"".join(one(x) + pad for x in vals)
+            return m.shape.pack([one(x) for x in vals], "values")
 
         return per_cpu
 
@@ -390,7 +386,7 @@ class Loader:
         """Hand a batch to the writer thread: the kernel takes it in while the next chunk
         is parsed (ctypes releases the GIL during bpf(2))."""
         if self._writer is None:
-            self._writer = _Writer(self.map, self.mode)
+            self._writer = Writer(self.map, self.mode)
         self._writer.submit(keys, values, count)
 
     def finish(self) -> int:
@@ -410,55 +406,6 @@ class Loader:
             writer.close(abort=True)
             self.written = writer.written
         return self.written
-
-
-class _Writer:
-    """One thread that writes batches in order and counts exactly what the kernel took."""
-
-    def __init__(self, m, mode: str) -> None:
-        import queue
-        import threading
-
-        self.map, self.mode = m, mode
-        self.written = 0
-        self.error: BaseException | None = None
-        self._q: queue.Queue = queue.Queue(1)
-        self._abort = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bpfmap-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # Ctrl-C goes to the main thread
-        while True:
-            item = self._q.get()
-            if item is None or self._abort.is_set():
-                return
-            if self.error is not None:
-                continue  # drain what was queued after a failure
-            keys, values, count = item
-            try:
-                self.written += self.map.update_batch(keys, values, count, self.mode)
-            except BaseException as err:
-                self.written += getattr(err, "done", 0)
-                self.error = err
-
-    def submit(self, keys: bytes, values: bytes, count: int) -> None:
-        self._raise()
-        self._q.put((keys, values, count))
-
-    def close(self, abort: bool = False) -> None:
-        if abort:
-            self._abort.set()
-        self._q.put(None)
-        self._thread.join()
-        if not abort:
-            self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            err, self.error = self.error, None
-            err.written = self.written  # type: ignore[attr-defined]
-            raise err
 
 
 def _is_value_list(view: View, v: list) -> bool:

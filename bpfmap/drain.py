@@ -231,7 +231,7 @@ def _put_back(m, pending: deque[_Batch], sink: Sink, exc: BaseException, deliver
     if not reader_gone and not isinstance(exc, OSError):
         _finish_entry(pending[-1], sink)
     reached = sink.written - sink.unread() if reader_gone else sink.written
-    ks, vs = m.key_size, m.stride * m.ncpus
+    ks, vs = m.key_size, m.shape.entry
     fd = m.fileno()
     restored = 0
     refused: list[tuple[bytes, bytes, str]] = []
@@ -294,15 +294,13 @@ def _rescue(m, entries: list[tuple[bytes, bytes, str]]) -> str:
     $BPFMAP_RESCUE_DIR, else the current one, else the temp directory."""
     import tempfile
 
-    vs, stride = m.value_size, m.stride
-
     def hexb(b: bytes) -> str:
         return b.hex(" ")
 
     lines = []
     for key, value, _why in entries:
-        slots = [value[i * stride : i * stride + vs] for i in range(m.ncpus)] if m.percpu else [value[:vs]]
-        lines.append("\t".join([hexb(key), *map(hexb, slots)]) + "\n")
+        slots = m.shape.split(value)
+        lines.append("\t".join([hexb(key), *map(hexb, slots if isinstance(slots, list) else [slots])]) + "\n")
     name = f"bpfmap-rescue-{time.strftime('%Y%m%d-%H%M%S')}-"
     dirs = [os.environ.get("BPFMAP_RESCUE_DIR"), os.getcwd(), tempfile.gettempdir()]
     last: OSError | None = None

@@ -7,15 +7,18 @@ UsageError -> 2, everything else -> 3.
 
 from __future__ import annotations
 
+import copy
 import errno as _errno
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
 
 
 class BpfmapError(Exception):
-    """Root of every error bpfmap raises."""
+    """Root of every error bpfmap raises.  ``done``: for a batch operation, how many
+    elements went in before the error (None otherwise)."""
 
     exit_code = 3
+    done: int | None = None
 
 
 class UsageError(BpfmapError, ValueError):
@@ -184,40 +187,64 @@ def _file_hint(path: str, has) -> str | None:
     )
 
 
-def translate(op: str, target: str, err: OSError) -> BpfmapError:
+def translate(op: str, target: str, err: OSError, detail: str = "", done: int | None = None) -> BpfmapError:
     """Turn an OSError from a bpf(2) call into the matching bpfmap exception.
 
     ``op`` is what we were doing (``lookup``, ``update``, ``create``, ``pin``, ...),
-    ``target`` the map or path it was done to.
+    ``target`` the map or path it was done to; ``detail`` ends the message (``(after 3
+    element(s) of the batch)``) and ``done`` (how many elements of a batch went in before
+    the error) is set on the exception.
     """
+    cls, text = _classify(op, target, err)
+    code = err.errno or 0
+    exc = cls(text + detail, code) if issubclass(cls, KernelError) else cls(text + detail)
+    exc.done = done
+    return exc
+
+
+def amended(exc: BpfmapError, note: str, **attrs: object) -> BpfmapError:
+    """A copy of ``exc`` whose message ends with ``note`` (and with ``attrs`` set), to raise
+    from it: a caller that knows more (how many entries went in) says so without changing
+    an exception already raised."""
+    new = copy.copy(exc)
+    message = f"{exc}{note}"
+    new.args = (message,)
+    if isinstance(new, KernelError):
+        new.message = message
+    for name, value in attrs.items():
+        setattr(new, name, value)
+    return new
+
+
+def _classify(op: str, target: str, err: OSError) -> tuple[type[BpfmapError], str]:
     from .inputs import quote
 
     code = err.errno or 0
     where = f"{op} {quote(target, bare=True)}".rstrip()
     if code in (_errno.EPERM, _errno.EACCES):
-        return PermissionDenied(f"{where}: permission denied; {permission_hint(op, target)}", code)
+        return PermissionDenied, f"{where}: permission denied; {permission_hint(op, target)}"
     if code == _errno.ENOENT:
         if op in ("lookup", "delete", "update"):
-            return KeyNotFound(f"{where}: key not found")
+            return KeyNotFound, f"{where}: key not found"
         if op in ("pop", "peek"):
-            return Empty(f"{where}: the map is empty")
-        return NoSuchObject(f"{where}: no such map; check the path, id or name ('bpfmap list')", code)
+            return Empty, f"{where}: the map is empty"
+        return NoSuchObject, f"{where}: no such map; check the path, id or name ('bpfmap list')"
     if code == _errno.EEXIST:
         if op == "pin":
-            return PinExists(f"{where}: a pin already exists there; choose another path or unpin it (rm)", code)
-        return KeyExists(f"{where}: key already exists; drop --noexist to overwrite", code)
+            return PinExists, f"{where}: a pin already exists there; choose another path or unpin it (rm)"
+        return KeyExists, f"{where}: key already exists; drop --noexist to overwrite"
     if code == _errno.E2BIG:
         if op in ("update", "push"):
-            return MapFull(f"{where}: map is full (max_entries reached); delete entries or create a bigger map", code)
-        return InvalidArgument(f"{where}: argument too big for this kernel ({err.strerror})", code)
+            return MapFull, f"{where}: map is full (max_entries reached); delete entries or create a bigger map"
+        return InvalidArgument, f"{where}: argument too big for this kernel ({err.strerror})"
     if code in (ENOTSUPP, _errno.EOPNOTSUPP):
-        return Unsupported(f"{where}: not supported by this map type or kernel", code)
+        return Unsupported, f"{where}: not supported by this map type or kernel"
     if code == _errno.EBADF:
-        return WrongObjectType(f"{where}: not a map file descriptor", code)
+        return WrongObjectType, f"{where}: not a map file descriptor"
     if code == _errno.ENOSYS:
-        return Unsupported(f"{where}: the kernel has no bpf(2) syscall (CONFIG_BPF_SYSCALL)", code)
+        return Unsupported, f"{where}: the kernel has no bpf(2) syscall (CONFIG_BPF_SYSCALL)"
     if code == _errno.EINVAL:
-        return InvalidArgument(f"{where}: the kernel rejected the arguments (EINVAL)", code)
+        return InvalidArgument, f"{where}: the kernel rejected the arguments (EINVAL)"
     if code == _errno.ENOMEM:
-        return KernelError(f"{where}: out of memory; lower max_entries or raise the memlock limit", code)
-    return KernelError(f"{where}: {err.strerror or _errno.errorcode.get(code, code)}", code)
+        return KernelError, f"{where}: out of memory; lower max_entries or raise the memlock limit"
+    return KernelError, f"{where}: {err.strerror or _errno.errorcode.get(code, code)}"

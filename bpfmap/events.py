@@ -199,10 +199,10 @@ class _PerfRing:
 
 def online_cpus() -> list[int]:
     """CPUs online now (perf events open only there), from /sys/devices/system/cpu/online."""
-    from .maps import _parse_cpu_list
+    from .core.values import parse_cpu_list
 
     with open("/sys/devices/system/cpu/online") as f:
-        return _parse_cpu_list(f.read())
+        return parse_cpu_list(f.read())
 
 
 class PerfBufferReader(_Reader):

@@ -19,6 +19,7 @@ import struct
 from typing import Any
 
 from .btf.wire import BTF, BTFError, Kind
+from .core.spec import MapSpec
 from .errors import BpfmapError, KernelError, PinExists, UsageError
 from .maps import Map
 from .types import MapFlag, MapType
@@ -48,22 +49,43 @@ class ObjectError(UsageError):
     """The file is not a BPF object bpfmap can read, or a map definition is malformed."""
 
 
+def _spec_field(name: str) -> Any:
+    """A MapDef attribute that is its MapSpec's field."""
+    return property(lambda self: getattr(self.spec, name), lambda self, v: setattr(self.spec, name, v))
+
+
 class MapDef:
-    """One map an object declares."""
+    """One map an object declares: its MapSpec (what the kernel creates, as libbpf would;
+    the kernel name is the first 15 characters of ``name``), and what the object adds:
+    pinning, key and value types in its BTF, the slots a map of maps fills."""
+
+    type = _spec_field("type")
+    key_size = _spec_field("key_size")
+    value_size = _spec_field("value_size")
+    max_entries = _spec_field("max_entries")
+    flags = _spec_field("flags")
+    map_extra = _spec_field("map_extra")
+    numa_node = _spec_field("numa_node")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.type: MapType | None = None
-        self.key_size = self.value_size = self.max_entries = 0
-        self.flags = 0
-        self.map_extra = 0
-        self.numa_node: int | None = None
+        self.spec = MapSpec(MapType.UNSPEC, 0, 0, 0, MapFlag(0), name=self.kernel_name)
         self.pinning = PIN_NONE
         self.key_type_id = self.value_type_id = 0
-        self.inner: MapDef | None = None
+        self._inner: MapDef | None = None
         self.slots: dict[int, str] = {}  # map-in-map slots the object fills: index -> map name
         self.key_c: str | None = None
         self.value_c: str | None = None
+
+    @property
+    def inner(self) -> MapDef | None:
+        """A map of maps' inner map definition (its spec is ``spec.inner``)."""
+        return self._inner
+
+    @inner.setter
+    def inner(self, d: MapDef | None) -> None:
+        self._inner = d
+        self.spec.inner = d.spec if d is not None else None
 
     @property
     def kernel_name(self) -> str:
@@ -377,12 +399,12 @@ def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) ->
             if d.value_size and d.value_size != 4:
                 raise ObjectError(f"object {path}: map {name}: a map of maps has 4-byte values")
             d.value_size = 4
-    if d.type is None:
+    if d.type is MapType.UNSPEC:
         raise ObjectError(f"object {path}: map {name} has no __uint(type, ...)")
     if d.type is MapType.PERF_EVENT_ARRAY:  # libbpf fills these in for perf buffers
         d.key_size, d.value_size = d.key_size or 4, d.value_size or 4
         if not d.max_entries:
-            from .maps import possible_cpus
+            from .core.values import possible_cpus
 
             d.max_entries = possible_cpus()
     if d.type in _NO_BTF:
@@ -398,22 +420,6 @@ class Created:
 
     def __init__(self, d: MapDef, m: Map, path: str, reused: bool) -> None:
         self.definition, self.map, self.path, self.reused = d, m, path, reused
-
-
-def differences(d: MapDef, info: Any) -> list[str]:
-    """How a pinned map differs from a definition, in libbpf's map_is_reuse_compat terms."""
-    out = []
-    for what, want, have in (
-        ("type", d.type.label if d.type else "?", info.type_name),
-        ("key_size", d.key_size, info.key_size),
-        ("value_size", d.value_size, info.value_size),
-        ("max_entries", d.max_entries, info.max_entries),
-        ("map_flags", ",".join(MapFlag(d.flags).labels()) or "none", ",".join(MapFlag(info.flags).labels()) or "none"),
-        ("map_extra", d.map_extra, info.map_extra),
-    ):
-        if want != have:
-            out.append(f"{what} {have} (pinned) vs {want} (object)")
-    return out
 
 
 def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> list[Created]:
@@ -441,7 +447,7 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
                         f"can open ({err}); remove it or pin elsewhere",
                         17,
                     ) from None
-                diff = differences(d, existing.info())
+                diff = d.spec.compatible(existing.info())
                 if diff:
                     existing.close()
                     raise PinExists(
@@ -501,32 +507,20 @@ def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) 
 
     inner = None
     if d.inner is not None:
-        inner = _create_one(d.inner, btf_fd, generate_from)
+        inner = _create_one(d.inner, btf_fd, generate_from)  # with its own BTF, as libbpf does
     try:
-        spec = None
+        types = None
         if d.key_type_id or d.value_type_id:
             if generate_from is not None:
                 btf = BTF(generate_from.btf_data)
-                spec = spec_for(
+                types = spec_for(
                     to_model(btf, d.key_type_id, "key") if d.key_type_id else None,
                     to_model(btf, d.value_type_id, "value") if d.value_type_id else None,
                 )
             elif btf_fd:
-                spec = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
-        assert d.type is not None  # _parse_def refuses a map without one
-        return Map.create(
-            d.type,
-            d.key_size,
-            d.value_size,
-            d.max_entries,
-            MapFlag(d.flags),
-            name=d.kernel_name,
-            inner_map=inner,
-            numa_node=d.numa_node,
-            map_extra=d.map_extra,
-            btf=spec,
-            btf_required=spec is not None,
-        )
+                types = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
+        spec = d.spec.replace(btf=types, inner=None)
+        return Map.create(spec, inner_map=inner, btf_required=types is not None)
     finally:
         if inner is not None:
             inner.close()  # the outer map keeps what it needs of the template
@@ -557,4 +551,4 @@ def _fill_slots(obj: BpfObject, created: list[Created], pin_dir: str) -> None:
                     opened.close()
 
 
-__all__ = ["BpfObject", "Created", "MapDef", "ObjectError", "create_maps", "differences", "read_object"]
+__all__ = ["BpfObject", "Created", "MapDef", "ObjectError", "create_maps", "read_object"]

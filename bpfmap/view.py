@@ -27,7 +27,7 @@ class View:
         An explicit layout wins over BTF, even ``Layout()`` (all hex).  When BTF cannot
         be used, ``note`` says why and the map is shown as hex."""
         self.note: str | None = None
-        if layout is None and btf and m.btf_id and m.spec.value is Value.BYTES:
+        if layout is None and btf and m.btf_id and m.kind.value is Value.BYTES:
             try:
                 from_btf = m.btf()
                 if from_btf is not None:
@@ -45,9 +45,9 @@ class View:
         self.key: Codec = self._bind(layout.key, m.key_size, "key", m.ref)
         if keyless and layout.bare is not None:
             self.value: Codec = self._bind(layout.bare, m.value_size, "value", m.ref)
-        elif m.spec.value is Value.MAP_ID:
+        elif m.kind.value is Value.MAP_ID:
             self.value = IdCodec("map")
-        elif m.spec.value is Value.PROG_ID:
+        elif m.kind.value is Value.PROG_ID:
             self.value = IdCodec("program")
         else:
             self.value = self._bind(layout.value, m.value_size, "value", m.ref)
@@ -86,7 +86,7 @@ class View:
 
     def open_value_ref(self, text: str) -> Map | Program:
         """For maps of maps and prog_array: open the map or program a value refers to."""
-        if self.map.spec.value is Value.MAP_ID:
+        if self.map.kind.value is Value.MAP_ID:
             return Map.open(text)
         return Program.open(text)
 
@@ -113,7 +113,7 @@ class View:
         that thread."""
         raw = self.map.batches(delete=delete, size=size)
         if not delete:
-            from .batch import prefetch
+            from .core.threads import prefetch
 
             raw = prefetch(raw)
         return self._decode_batches(raw)
@@ -131,11 +131,8 @@ class View:
         m = self.map
         if not m.percpu:
             return self.value.decode_many(values, count)
-        vs, stride, n = m.value_size, m.stride, m.ncpus
-        if stride != vs:  # drop each slot's padding to 8 bytes
-            mv = memoryview(values)
-            values = b"".join([mv[i * stride : i * stride + vs] for i in range(count * n)])
-        flat = self.value.decode_many(values, count * n)
+        n = m.ncpus
+        flat = self.value.decode_many(m.shape.slots(values, count), count * n)
         return [flat[i * n : (i + 1) * n] for i in range(count)]
 
 

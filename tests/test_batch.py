@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 from bpfmap import Map
-from bpfmap import batch as batch_mod
+from bpfmap.core import batch as batch_mod
 
 
 @pytest.fixture

@@ -180,7 +180,7 @@ def update(
     with Map.open(map_ref) as m:
         view = make_view(m, layout, packed, c_header, key_type, value_type)
         raw_key = view.parse_key(key)
-        if m.spec.value in (Value.MAP_ID, Value.PROG_ID):
+        if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
             if len(values) != 1:
                 raise UsageError(f"update {map_ref}: give one {view.value.kind} reference as the value")
             with view.open_value_ref(values[0]) as target:
@@ -245,17 +245,14 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         written = loader.abort()
         say(f"{where}: interrupted; {written} entries written")
         raise typer.Exit(130) from None
-    except BpfmapError as err:
-        if isinstance(err, LoadError):
-            raise UsageError(f"{where}: {err}") from None
+    except LoadError as err:
+        raise UsageError(f"{where}: {err}") from None
+    except BpfmapError:
+        # the map refused (MapFull, ...): the writer's error already says how many went in
         try:
-            loader.finish()
+            loader.finish()  # joins the writer thread
         except BpfmapError:
             pass
-        written = getattr(err, "written", loader.written)
-        err.args = (f"{err}; {written} entries written",)
-        if hasattr(err, "message"):
-            err.message = err.args[0]
         raise
     except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
         written = loader.abort()
@@ -410,7 +407,7 @@ def dump(
         if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
             from .term import Progress
 
-            progress = Progress(f"dump {map_ref}", m.max_entries if not m.spec.deletable else None)
+            progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
             batches = progress.count_batches(batches)
         if reduce is not None:
             batches = ((k, list(map(reduce, v))) for k, v in batches)
@@ -535,7 +532,7 @@ def peek(
     _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
         view = make_view(m, layout, packed, c_header, None, value_type)
-        if m.spec.access is Access.BLOOM:
+        if m.kind.access is Access.BLOOM:
             if value is None:
                 raise UsageError(f"peek {map_ref}: a bloom filter needs the VALUE to test")
             raw = view.parse_value(value)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import BpfmapError, UsageError
-from ..maps import Map, list_maps
+from ..maps import Map, MapSpec, list_maps
 from ..output import write_infos, write_object_maps
 from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
@@ -132,27 +132,26 @@ def create(
     if btf not in ("auto", "required", "none"):
         raise UsageError(f"--btf {btf}: choose auto, required or none")
     lay = pick_layout(layout, packed, c_header, key_type, value_type)
-    spec = None
+    types = None
     if lay is not None:
-        key, value, spec = _sizes_and_btf(mtype, lay, key, value, btf)
+        key, value, types = _sizes_and_btf(mtype, lay, key, value, btf)
+    spec = MapSpec(
+        mtype,
+        key,
+        value,
+        max_entries,
+        MapFlag.parse(flags) if flags is not None else None,
+        name=name,
+        numa_node=numa_node,
+        map_extra=hashes,
+        btf=types,
+    ).resolved()  # a bad combination fails here, before any pin is checked or mounted
     if _under_default_bpffs(pin) and not no_mount:
         ensure_bpffs(DEFAULT_BPFFS)
     check_pin_target(pin, mkdir=mkdir)  # before creating: a refused pin leaves nothing behind
     inner = Map.open(inner_map, readonly=True) if inner_map else None
     try:
-        m = Map.create(
-            mtype,
-            key,
-            value,
-            max_entries,
-            MapFlag.parse(flags) if flags is not None else None,
-            name=name,
-            inner_map=inner,
-            numa_node=numa_node,
-            map_extra=hashes,
-            btf=spec,
-            btf_required=btf == "required",
-        )
+        m = Map.create(spec, inner_map=inner, btf_required=btf == "required")
     finally:
         if inner is not None:
             inner.close()

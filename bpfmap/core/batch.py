@@ -1,4 +1,5 @@
-"""Batch operations (Linux >= 5.6): many elements per syscall, with a per-element fallback.
+"""Batch operations (Linux >= 5.6): many elements per syscall, with a per-element fallback,
+and the key walk (BPF_MAP_GET_NEXT_KEY) the fallback rests on.
 
 Each function works batch by batch on raw buffers: ``keys`` holds ``count`` keys of
 ``key_size`` bytes back to back, ``values`` ``count`` values of the map's value
@@ -14,13 +15,27 @@ import ctypes
 import errno
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from . import _sys
-from .errors import ENOTSUPP, KernelError, translate
+from .. import _sys
+from ..errors import ENOTSUPP, IterationAborted, translate
+from ..types import MapType, TypeSpec
+from .values import ValueShape
 
-if TYPE_CHECKING:
-    from .maps import Map
+
+class MapCore(Protocol):
+    """What batch operations need of a map (bpfmap.Map has it): its fd, its shape and
+    what its type can do."""
+
+    ref: str
+    type: MapType | int
+    kind: TypeSpec
+    key_size: int
+    max_entries: int
+    shape: ValueShape
+
+    def fileno(self) -> int: ...
+
 
 BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
 MAX_BATCH = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
@@ -36,26 +51,26 @@ def enabled() -> bool:
     return os.environ.get("BPFMAP_NO_BATCH", "") in ("", "0")
 
 
-def batch_count(m: Map, size: int | None = None) -> int:
+def batch_count(m: MapCore, size: int | None = None) -> int:
     """Elements per batch: ``size`` when given, else as many as fit BATCH_BYTES (64..MAX_BATCH)."""
     if size is not None:
         return size
-    per = m.key_size + m.stride * m.ncpus
+    per = m.key_size + m.shape.entry
     return max(64, min(MAX_BATCH, BATCH_BYTES // max(per, 1)))
 
 
-def _usable(m: Map, cmd: _sys.Cmd) -> bool:
-    return m.spec.batch and enabled() and (int(m.type), int(cmd)) not in _unsupported
+def _usable(m: MapCore, cmd: _sys.Cmd) -> bool:
+    return m.kind.batch and enabled() and (int(m.type), int(cmd)) not in _unsupported
 
 
-def _refused(m: Map, cmd: _sys.Cmd) -> None:
+def _refused(m: MapCore, cmd: _sys.Cmd) -> None:
     _unsupported.add((int(m.type), int(cmd)))
 
 
 # -- reading -----------------------------------------------------------------------------
 
 
-def batches(m: Map, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
+def batches(m: MapCore, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
     """(keys, values, count) for every element, batch by batch; ``delete`` drains the map
     (each batch is looked up and deleted in one syscall where the kernel can).  ``size``
     bounds a batch (a hash bucket bigger than that still comes whole)."""
@@ -69,8 +84,8 @@ def batches(m: Map, delete: bool = False, size: int | None = None) -> Iterator[t
     yield from _element_batches(m, delete, size)
 
 
-def _kernel_batches(m: Map, cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
-    ks, vs = m.key_size, m.stride * m.ncpus
+def _kernel_batches(m: MapCore, cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+    ks, vs = m.key_size, m.shape.entry
     n = batch_count(m, size)
     keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
     in_b, out_b = None, _sys.buffer(max(ks, 4))
@@ -96,17 +111,17 @@ def _kernel_batches(m: Map, cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[b
         in_b, out_b = out_b, in_b
 
 
-def _element_batches(m: Map, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+def _element_batches(m: MapCore, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
     """The same shape from GET_NEXT_KEY + LOOKUP (and DELETE): the fallback path.
 
     Draining, the elements deleted so far are handed out before an error is raised,
     so that they are never dropped with the exception."""
     n = batch_count(m, size)
     kbuf, vbuf, count = bytearray(), bytearray(), 0
-    vs = m.stride * m.ncpus
+    vs = m.shape.entry
     fd = m.fileno()
     try:
-        for key in m.keys():
+        for key in walk_keys(m):
             kb, vb = _sys.buffer(key), _sys.buffer(vs)
             try:
                 if delete:
@@ -133,7 +148,7 @@ def _element_batches(m: Map, delete: bool, size: int | None) -> Iterator[tuple[b
         yield bytes(kbuf), bytes(vbuf), count
 
 
-def _lookup_and_delete(m: Map, fd: int, kb, vb) -> None:
+def _lookup_and_delete(m: MapCore, fd: int, kb, vb) -> None:
     if (int(m.type), -1) not in _unsupported:
         try:
             _sys.map_elem(_sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, fd, kb, vb)
@@ -149,20 +164,16 @@ def _lookup_and_delete(m: Map, fd: int, kb, vb) -> None:
 # -- writing -----------------------------------------------------------------------------
 
 
-def _batch_error(op: str, m: Map, err: int | None, done: int) -> Exception:
+def _batch_error(op: str, m: MapCore, err: int | None, done: int) -> Exception:
     """The usual exception for ``err``, saying (and carrying as ``done``) how many
     elements of the batch went in before it."""
     err = err or 0
-    exc = translate(op, m.ref, OSError(err, os.strerror(err)))
-    msg = f"{exc} (after {done} element(s) of the batch)"
-    exc.args = (msg,)
-    if isinstance(exc, KernelError):
-        exc.message = msg
-    exc.done = done  # type: ignore[attr-defined]
-    return exc
+    return translate(
+        op, m.ref, OSError(err, os.strerror(err)), detail=f" (after {done} element(s) of the batch)", done=done
+    )
 
 
-def update(m: Map, keys: bytes, values: bytes, count: int, flags: int = 0) -> int:
+def update(m: MapCore, keys: bytes, values: bytes, count: int, flags: int = 0) -> int:
     """Write ``count`` elements; returns ``count``, or raises the usual exception (MapFull,
     KeyExists, ...) with ``done``: how many of them went in, in order."""
     if count == 0:
@@ -180,7 +191,7 @@ def update(m: Map, keys: bytes, values: bytes, count: int, flags: int = 0) -> in
         if not (done == 0 and err in _NO_BATCH_ERRNOS):
             raise _batch_error("update", m, err, done)
         _refused(m, cmd)
-    ks, vs = m.key_size, m.stride * m.ncpus
+    ks, vs = m.key_size, m.shape.entry
     fd = m.fileno()
     for i in range(count):
         try:
@@ -196,7 +207,7 @@ def update(m: Map, keys: bytes, values: bytes, count: int, flags: int = 0) -> in
     return count
 
 
-def delete(m: Map, keys: bytes, count: int) -> int:
+def delete(m: MapCore, keys: bytes, count: int) -> int:
     """Delete ``count`` keys; keys already gone are not an error.  Returns how many were deleted."""
     cmd = _sys.Cmd.MAP_DELETE_BATCH
     ks = m.key_size
@@ -227,56 +238,41 @@ def delete(m: Map, keys: bytes, count: int) -> int:
     return deleted
 
 
-def prefetch(it: Iterator, depth: int = 2) -> Iterator:
-    """Run ``it`` in a thread, ``depth`` items ahead: ctypes releases the GIL during
-    bpf(2), so the kernel fills the next batch while the caller formats this one.
+# -- the key walk ----------------------------------------------------------------------------
 
-    When the caller stops early, the thread is told to stop and joined before this
-    generator returns, so it never touches the map's fd after the caller closes it."""
-    import queue
-    import threading
+_INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS)
 
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-    done = object()
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+def walk_keys(m: MapCore) -> Iterator[bytes]:
+    """Every key, by BPF_MAP_GET_NEXT_KEY.
 
-    def run() -> None:
+    When the current key is deleted under us, hash maps and tries restart from their
+    first key; keys already returned are then skipped, so each key comes once.  Raises
+    IterationAborted if the map changes so fast that the walk cannot finish (after 4x
+    max_entries steps)."""
+    ks = m.key_size
+    seen: set[bytes] | None = None if m.type in _INDEXED else set()  # arrays walk by index, never restart
+    budget = 4 * max(m.max_entries, 1) + 16
+    cur = None
+    nxt = _sys.buffer(ks)
+    fd = m.fileno()
+    while True:
         try:
-            while not stop.is_set():
-                try:
-                    item = next(it)
-                except StopIteration:
-                    put(done)
-                    return
-                if not put(item):
-                    return
-        except BaseException as exc:  # handed to the caller
-            put(_Raised(exc))
-
-    thread = threading.Thread(target=run, name="bpfmap-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
+            _sys.map_elem(_sys.Cmd.MAP_GET_NEXT_KEY, fd, cur, nxt)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
                 return
-            if isinstance(item, _Raised):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-class _Raised:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
+            raise translate("iterate", m.ref, err) from err
+        budget -= 1
+        if budget < 0:
+            raise IterationAborted(
+                f"iterate {m.ref}: the map changed too fast to finish the walk; retry, or dump while writers are paused",
+                errno.EAGAIN,
+            )
+        key = nxt.raw[:ks]
+        cur, nxt = nxt, _sys.buffer(ks)
+        if seen is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        yield key

@@ -1,0 +1,93 @@
+"""Loaded BPF programs, held by fd: what prog_array values point to, and what tests run."""
+
+from __future__ import annotations
+
+import errno
+
+from .. import _sys
+from ..errors import UsageError, WrongObjectType, translate
+from ..pins import open_pinned
+from .fd import FdOwner
+from .info import parse_id
+
+
+class Program(FdOwner):
+    """A loaded BPF program, held by fd: what prog_array values point to."""
+
+    def __init__(self, fd: int, ref: str) -> None:
+        self._fd = fd
+        self.ref = ref
+        self.id = _sys.prog_info(fd).id
+
+    @classmethod
+    def open(cls, ref: str) -> Program:
+        """Open a program by pinned path or ``id:N``."""
+        if ref.startswith("id:"):
+            try:
+                fd = _sys.get_fd_by_id(_sys.Cmd.PROG_GET_FD_BY_ID, parse_id(ref))
+            except OSError as err:
+                raise translate("open program", ref, err) from err
+            return cls(fd, ref)
+        if ref.startswith("name:"):
+            raise UsageError(f"open program {ref}: programs are given as a pin path or id:N")
+        return cls(open_pinned(ref, "prog"), ref)
+
+    @classmethod
+    def from_fd(cls, fd: int, ref: str = "") -> Program:
+        if _sys.fd_kind(fd) != "prog":
+            raise WrongObjectType(f"{ref or fd}: not a program", errno.EINVAL)
+        return cls(fd, ref or f"fd:{fd}")
+
+    @classmethod
+    def load(
+        cls, prog_type: str | int, code: str | bytes, maps: dict | None = None, name: str = "", license: str = "GPL"
+    ) -> Program:
+        """Load a program: ``code`` is eBPF assembly (see bpfmap.asm) or instructions
+        (bytes); ``maps`` names the maps ``map[NAME]`` refers to.  ``prog_type`` is a
+        name (``socket_filter``, ``xdp``, ``raw_tracepoint``...) or a number.  Raises
+        AsmError (bad assembly), VerifierRejected (with the verifier's log) or the
+        usual KernelError subclasses."""
+        from ..asm import assemble
+        from ..errors import VerifierRejected
+
+        ptype = _prog_type(prog_type)
+        insns = assemble(code, maps) if isinstance(code, str) else bytes(code)
+        if not insns or len(insns) % 8:
+            raise UsageError(f"load program: {len(insns)} bytes of instructions; give whole 8-byte instructions")
+        what = f"load {ptype.name.lower()} program{' ' + name if name else ''}"
+        try:
+            fd = _sys.prog_load(
+                ptype, insns, license.encode() + b"\0", name.encode()[:15], log_level=1, log_size=1 << 20
+            )
+        except _sys.VerifierError as err:
+            log = err.log.strip()
+            if err.errno == errno.EACCES and log or err.errno == errno.EINVAL and log:
+                tail = " / ".join(log.splitlines()[-3:])
+                raise VerifierRejected(f"{what}: the verifier refused it: {tail}", err.errno, log) from None
+            raise translate("load program", name, err) from None
+        except OSError as err:
+            raise translate("load program", name, err) from err
+        return cls(fd, f"prog:{name or fd}")
+
+    def test_run(
+        self, data: bytes = b"", repeat: int = 1, data_out: int = 0, ctx: bytes = b"", cpu: int | None = None
+    ) -> tuple[int, bytes]:
+        """Run the program in the kernel with BPF_PROG_TEST_RUN (Linux 4.12+) on a packet
+        ``data`` (socket filter, tc, xdp) or a context ``ctx``; returns (return value,
+        data out).  ``cpu`` runs it on that CPU (raw_tracepoint programs only)."""
+        flags = 0 if cpu is None else _sys.attrs.BPF_F_TEST_RUN_ON_CPU
+        try:
+            retval, out, _ = _sys.prog_test_run(self.fileno(), data, data_out, ctx, repeat, flags, cpu or 0)
+        except OSError as err:
+            raise translate("test run", self.ref, err) from err
+        return retval, out
+
+
+def _prog_type(value: str | int) -> _sys.attrs.ProgType:
+    if isinstance(value, int):
+        return _sys.attrs.ProgType(value)
+    try:
+        return _sys.attrs.ProgType[value.upper().replace("-", "_")]
+    except KeyError:
+        names = ", ".join(t.name.lower() for t in _sys.attrs.ProgType if t.value)
+        raise UsageError(f"program type {value!r}: choose one of {names}") from None

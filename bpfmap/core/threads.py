@@ -1,0 +1,117 @@
+"""The two threads bpfmap runs beside the main one.  ctypes releases the GIL during
+bpf(2), so the kernel works on one batch while Python formats or parses the next.
+
+- ``prefetch``: a dump reads one batch ahead;
+- ``Writer``: a bulk load hands batches to a thread that writes them in order.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+from collections.abc import Iterator
+
+from ..errors import BpfmapError, amended
+
+
+def prefetch(it: Iterator, depth: int = 2) -> Iterator:
+    """Run ``it`` in a thread, ``depth`` items ahead: ctypes releases the GIL during
+    bpf(2), so the kernel fills the next batch while the caller formats this one.
+
+    When the caller stops early, the thread is told to stop and joined before this
+    generator returns, so it never touches the map's fd after the caller closes it."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    item = next(it)
+                except StopIteration:
+                    put(done)
+                    return
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the caller
+            put(_Raised(exc))
+
+    thread = threading.Thread(target=run, name="bpfmap-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Writer:
+    """One thread that writes batches in order and counts exactly what the kernel took."""
+
+    def __init__(self, m, mode: str) -> None:
+        self.map, self.mode = m, mode
+        self.written = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(1)
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bpfmap-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # Ctrl-C goes to the main thread
+        while True:
+            item = self._q.get()
+            if item is None or self._abort.is_set():
+                return
+            if self.error is not None:
+                continue  # drain what was queued after a failure
+            keys, values, count = item
+            try:
+                self.written += self.map.update_batch(keys, values, count, self.mode)
+            except BaseException as err:
+                self.written += getattr(err, "done", 0)
+                self.error = err
+
+    def submit(self, keys: bytes, values: bytes, count: int) -> None:
+        self._raise()
+        self._q.put((keys, values, count))
+
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self._abort.set()
+        self._q.put(None)
+        self._thread.join()
+        if not abort:
+            self._raise()
+
+    def _raise(self) -> None:
+        """Raise the writer's error, saying (and carrying as ``written``) how many entries
+        went in: nothing is written after an error, so the count is final."""
+        if self.error is not None:
+            err, self.error = self.error, None
+            if isinstance(err, BpfmapError):
+                n = self.written
+                raise amended(err, f"; {n} entries written", written=n) from err
+            raise err

@@ -1,0 +1,80 @@
+"""How a map's values sit in the kernel's buffers: the one place that knows.
+
+A per-CPU map's value is one slot per *possible* CPU, each rounded up to 8 bytes (the
+stride; the kernel copies ``round_up(value_size, 8)`` per CPU); any other map's value is
+``value_size`` bytes.  Batch buffers hold ``count`` such values back to back.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from ..errors import UsageError
+
+
+@functools.cache
+def possible_cpus() -> int:
+    """How many CPUs the kernel could ever bring online: per-CPU values have this many slots."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        return len(parse_cpu_list(f.read()))
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``0-3,6`` -> [0, 1, 2, 3, 6] (the kernel's cpulist format)."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+class ValueShape:
+    """One map's values in buffers: ``ncpus`` slots of ``stride`` bytes each (1 and
+    ``value_size`` unless per-CPU); ``entry`` bytes per element in a batch buffer."""
+
+    __slots__ = ("value_size", "percpu", "ncpus", "stride", "entry")
+
+    def __init__(self, value_size: int, percpu: bool) -> None:
+        self.value_size, self.percpu = value_size, percpu
+        self.ncpus = possible_cpus() if percpu else 1
+        self.stride = round8(value_size) if percpu else value_size
+        self.entry = self.stride * self.ncpus
+
+    def pack(self, values: Sequence[bytes | bytearray | memoryview], what: str) -> bytes:
+        """Per-CPU values (one for every CPU, or one per possible CPU) as the kernel's
+        buffer; ``what`` starts the UsageError for a wrong count or size."""
+        if len(values) == 1:
+            values = list(values) * self.ncpus
+        if len(values) != self.ncpus:
+            raise UsageError(
+                f"{what}: {len(values)} per-CPU values given, this machine has {self.ncpus} possible CPUs; "
+                f"give one value (for all) or {self.ncpus}"
+            )
+        pad = b"\0" * (self.stride - self.value_size)
+        out = bytearray()
+        for v in values:
+            if len(v) != self.value_size:
+                raise UsageError(f"{what}: {len(v)} bytes given, the map's values are {self.value_size} bytes")
+            out += bytes(v) + pad
+        return bytes(out)
+
+    def split(self, raw: bytes) -> bytes | list[bytes]:
+        """One element's buffer as its value (per-CPU: the list of slots, padding dropped)."""
+        if not self.percpu:
+            return raw[: self.value_size]
+        s, n = self.stride, self.value_size
+        return [raw[i * s : i * s + n] for i in range(self.ncpus)]
+
+    def slots(self, values: bytes, count: int) -> bytes:
+        """A batch's values as ``count * ncpus`` slots of ``value_size`` bytes back to back
+        (per-CPU padding dropped), for decoding many at once."""
+        if self.stride == self.value_size:
+            return values
+        mv, s, n = memoryview(values), self.stride, self.value_size
+        return b"".join([mv[i * s : i * s + n] for i in range(count * self.ncpus)])
