@@ -1,13 +1,23 @@
 """bpfmap: manage Linux eBPF maps from Python and the shell.
 
-The public API: :class:`Map` (bytes in, bytes out), :class:`MapType`,
-:class:`MapFlag`, :class:`Layout` (meaning for those bytes) and the exceptions in
-:mod:`bpfmap.errors`.
+The public API: :class:`Map` (bytes in, bytes out) made from a :class:`MapSpec` or
+opened by pin, id or name; :class:`MapInfo`, :func:`list_maps`; :class:`Program`;
+:class:`MapType`, :class:`MapFlag`; :class:`Layout` and :class:`View` (meaning for
+those bytes); and every exception, all derived from :class:`BpfmapError`.  The heavier
+parts (BPF objects, event streams, drains, bulk loads, the assembler) load when first
+used, so ``import bpfmap`` stays cheap.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .core.spec import MapSpec
 from .errors import (
     BpfmapError,
     Empty,
+    InvalidArgument,
     IterationAborted,
     KernelError,
     KeyExists,
@@ -31,32 +41,81 @@ from .types import MapFlag, MapType
 
 __version__ = "0.1.0"
 
+# name -> module, imported on first use (module __getattr__, PEP 562)
+_LAZY = {
+    "View": "view",
+    "BpfObject": "objects",
+    "MapDef": "objects",
+    "ObjectError": "objects",
+    "read_object": "objects",
+    "create_maps": "objects",
+    "reader": "events",
+    "DeliveryError": "drain",
+    "DrainInterrupted": "drain",
+    "drain": "drain",
+    "LoadError": "bulk",
+    "Loader": "bulk",
+    "AsmError": "asm",
+    "assemble": "asm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bpfmap' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "Map",
+    "MapSpec",
     "MapInfo",
     "Program",
     "MapType",
     "MapFlag",
     "Layout",
+    "View",
     "list_maps",
     "possible_cpus",
     "ensure_bpffs",
     "is_bpffs",
+    "BpfObject",
+    "MapDef",
+    "read_object",
+    "create_maps",
+    "reader",
+    "drain",
+    "Loader",
+    "assemble",
+    # errors
     "BpfmapError",
-    "Empty",
-    "IterationAborted",
-    "KernelError",
-    "KeyExists",
+    "UsageError",
+    "NotFound",
     "KeyNotFound",
-    "MapFull",
+    "Empty",
+    "KernelError",
+    "PermissionDenied",
     "NoSuchObject",
     "NotBpffs",
-    "NotFound",
-    "PermissionDenied",
+    "WrongObjectType",
+    "Unsupported",
+    "InvalidArgument",
+    "MapFull",
+    "KeyExists",
     "PinExists",
     "ReadOnly",
-    "Unsupported",
-    "UsageError",
+    "IterationAborted",
     "VerifierRejected",
-    "WrongObjectType",
+    "ObjectError",
+    "LoadError",
+    "DeliveryError",
+    "DrainInterrupted",
+    "AsmError",
 ]

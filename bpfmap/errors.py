@@ -106,6 +106,20 @@ class VerifierRejected(KernelError):
         self.log = log
 
 
+def quote(text: str, limit: int = 200, bare: bool = False, at: int | None = None) -> str:
+    """User input for an error message: repr()-quoted (``bare``: as it is, for paths),
+    cut to about ``limit`` characters with its length when longer
+    (``'0a0a0a'... (120000 chars)``); ``at``: keep the part around that position
+    (where a parse error is) rather than the start."""
+    show = (lambda t: t) if bare else repr
+    if len(text) <= limit:
+        return show(text)
+    if at is None or at < limit - 20:
+        return f"{show(text[:limit])}... ({len(text)} chars)"
+    start = min(at - (limit - 40), len(text) - limit)
+    return f"...{show(text[start : start + limit])}{'...' if start + limit < len(text) else ''} ({len(text)} chars)"
+
+
 _PERM_HINT = "run as root or with CAP_BPF (CAP_SYS_ADMIN on kernels before 5.8)"
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_BPF = 1, 2, 21, 39
 
@@ -217,8 +231,6 @@ def amended(exc: BpfmapError, note: str, **attrs: object) -> BpfmapError:
 
 
 def _classify(op: str, target: str, err: OSError) -> tuple[type[BpfmapError], str]:
-    from .inputs import quote
-
     code = err.errno or 0
     where = f"{op} {quote(target, bare=True)}".rstrip()
     if code in (_errno.EPERM, _errno.EACCES):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import UsageError
+from .errors import UsageError, quote
 
 TEXT_LIMIT = 16 << 20  # layouts and C headers
 OBJECT_LIMIT = 256 << 20  # BPF objects (ELF)
@@ -21,20 +21,6 @@ _KINDS = (
     (stat.S_ISFIFO, "a FIFO (pipe)"),
     (stat.S_ISSOCK, "a socket"),
 )
-
-
-def quote(text: str, limit: int = 200, bare: bool = False, at: int | None = None) -> str:
-    """User input for an error message: repr()-quoted (``bare``: as it is, for paths),
-    cut to about ``limit`` characters with its length when longer
-    (``'0a0a0a'... (120000 chars)``); ``at``: keep the part around that position
-    (where a parse error is) rather than the start."""
-    show = (lambda t: t) if bare else repr
-    if len(text) <= limit:
-        return show(text)
-    if at is None or at < limit - 20:
-        return f"{show(text[:limit])}... ({len(text)} chars)"
-    start = min(at - (limit - 40), len(text) - limit)
-    return f"...{show(text[start : start + limit])}{'...' if start + limit < len(text) else ''} ({len(text)} chars)"
 
 
 def read_bytes(path: str, what: str, limit: int = OBJECT_LIMIT) -> bytes:

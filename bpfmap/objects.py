@@ -14,6 +14,7 @@ the way libbpf creates them."""
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from typing import Any
@@ -166,7 +167,8 @@ def read_object(path: str) -> BpfObject:
         raise ObjectError("reading BPF objects needs pyelftools (pip install pyelftools)") from err
     import io
 
-    from .inputs import OBJECT_LIMIT, quote, read_bytes
+    from .errors import quote
+    from .inputs import OBJECT_LIMIT, read_bytes
 
     try:
         data = read_bytes(path, "object", OBJECT_LIMIT)
@@ -445,15 +447,15 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
                     raise PinExists(
                         f"create {d.name} from {obj.path}: {path} exists and is not a map bpfmap "
                         f"can open ({err}); remove it or pin elsewhere",
-                        17,
+                        errno.EEXIST,
                     ) from None
-                diff = d.spec.compatible(existing.info())
+                diff = d.spec.compatible(existing.info(), "object")
                 if diff:
                     existing.close()
                     raise PinExists(
                         f"create {d.name} from {obj.path}: {path} is pinned with an incompatible map: "
                         f"{'; '.join(diff)}; remove the pin (rm {path}) or change the object",
-                        17,
+                        errno.EEXIST,
                     )
             plan.append((d, path, existing))
     except BaseException:
@@ -542,7 +544,7 @@ def _fill_slots(obj: BpfObject, created: list[Created], pin_dir: str) -> None:
                     raise KernelError(
                         f"create {c.definition.name} from {obj.path}: slot {index} holds map "
                         f"{name}, which was not created (add it to --only)",
-                        2,
+                        errno.ENOENT,
                     ) from None
             try:
                 c.map.update(index.to_bytes(4, "little"), target)

@@ -11,11 +11,12 @@ Shapes (a contract, see README "Output"):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
 
@@ -64,30 +65,26 @@ def columns(entries: Iterable[tuple[object, object]], size: int = 8192) -> Itera
         yield list(keys), list(values)
 
 
-def write_entries(
-    batches: Iterable[Batch],
-    fmt: str,
-    key_codec,
-    value_codec,
-    percpu: bool,
-    out: IO[str],
-) -> int:
-    """Stream batches of entries to ``out``, one write per batch (memory bounded by a
-    batch); returns how many entries were written.  ``key_codec``/``value_codec`` give
-    the text form and, through their templates, let plain values be formatted a batch
-    at a time by one %-format."""
-    if fmt in ("table", "csv"):
-        entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
-        if fmt == "table":
-            return _entries_table(entries, key_codec.format, value_codec.format, percpu, out)
-        return _entries_csv(entries, percpu, out)
-    if fmt not in ("text", "jsonl", "json"):
-        raise ValueError(f"unknown format {fmt}")
+class _Frame:
+    """What surrounds and separates entries in a line format: a JSON array's brackets and
+    commas (``json``), nothing for ``text`` and ``jsonl``."""
+
+    __slots__ = ("start", "first", "between", "empty_end", "end")
+
+    def __init__(self, start: str = "", first: str = "", between: str = "", empty_end: str = "", end: str = ""):
+        self.start, self.first, self.between, self.empty_end, self.end = start, first, between, empty_end, end
+
+
+_FRAMES = {"text": _Frame(), "jsonl": _Frame(), "json": _Frame("[", "\n  ", ",\n  ", "]\n", "\n]\n")}
+
+
+def _write_lines(fmt: str, batches: Iterable[Batch], key_codec, value_codec, percpu: bool, out: IO[str]) -> int:
+    """text, jsonl, json: one %-format or one join per batch, one write per batch."""
+    frame = _FRAMES[fmt]
     fast = _batch_template(fmt, key_codec, value_codec, percpu)
     line = None if fast else _line_function(fmt, key_codec, value_codec, percpu)
     count = 0
-    if fmt == "json":
-        out.write("[")
+    out.write(frame.start)
     for keys, values in batches:
         n = len(keys)
         if not n:
@@ -98,15 +95,49 @@ def write_entries(
             lines = (template * n) % tuple(itertools.chain.from_iterable(pairs))
         else:
             lines = "".join(map(line, zip(keys, values)))  # type: ignore[arg-type]
-        if fmt == "json":
-            lines = lines[:-1].replace("\n", ",\n  ")  # objects never hold a raw newline
-            out.write(("\n  " if count == 0 else ",\n  ") + lines)
-        else:
-            out.write(lines)
+        if frame.between:  # one entry per line, never a raw newline inside one
+            lines = (frame.first if count == 0 else frame.between) + lines[:-1].replace("\n", frame.between)
+        out.write(lines)
         count += n
-    if fmt == "json":
-        out.write("\n]\n" if count else "]\n")
+    out.write(frame.end if count else frame.empty_end)
     return count
+
+
+def _entries(batches: Iterable[Batch]) -> Iterator[tuple[object, object]]:
+    return itertools.chain.from_iterable(zip(k, v) for k, v in batches)
+
+
+EntryWriter = Callable[[Iterable[Batch], Any, Any, bool, IO[str]], int]
+
+_ENTRY_WRITERS: dict[str, EntryWriter] = {
+    "text": functools.partial(_write_lines, "text"),
+    "jsonl": functools.partial(_write_lines, "jsonl"),
+    "json": functools.partial(_write_lines, "json"),
+    "csv": lambda batches, _kc, _vc, percpu, out: _entries_csv(_entries(batches), percpu, out),
+    "table": lambda batches, kc, vc, percpu, out: _entries_table(_entries(batches), kc.format, vc.format, percpu, out),
+}
+
+
+def write_entries(
+    batches: Iterable[Batch],
+    fmt: str,
+    key_codec,
+    value_codec,
+    percpu: bool,
+    out: IO[str],
+) -> int:
+    """Stream batches of entries to ``out`` in ``fmt`` (FORMATS), one write per batch
+    (memory bounded by a batch; a table holds every entry); returns how many entries were
+    written.  ``key_codec``/``value_codec`` give the text form and, through their
+    templates, let plain values be formatted a batch at a time by one %-format."""
+    return _writer(_ENTRY_WRITERS, fmt)(batches, key_codec, value_codec, percpu, out)
+
+
+def _writer(table: dict[str, Any], fmt: str) -> Any:
+    try:
+        return table[fmt]
+    except KeyError:
+        raise ValueError(f"unknown format {fmt}") from None
 
 
 def _batch_template(fmt: str, kc, vc, percpu: bool):
@@ -241,17 +272,19 @@ class EntryTexts:
     def batch(self, keys: list, values: list) -> list[str]:
         """The text of each entry of a decoded batch, in order."""
         texts = list(map(self._one, keys, values))
-        if self.fmt == "json" and texts:
-            first = "[\n  " if self.count == 0 else ",\n  "
-            texts = [first + texts[0][:-1]] + [",\n  " + t[:-1] for t in texts[1:]]
+        frame = _FRAMES.get(self.fmt)
+        if frame is not None and frame.between and texts:
+            first = frame.start + frame.first if self.count == 0 else frame.between
+            texts = [first + texts[0][:-1]] + [frame.between + t[:-1] for t in texts[1:]]
         self.count += len(texts)
         return texts
 
     def end(self) -> str:
         """What follows the last entry (a JSON array's closing bracket)."""
-        if self.fmt != "json":
+        frame = _FRAMES.get(self.fmt)
+        if frame is None:
             return ""
-        return "\n]\n" if self.count else "[]\n"
+        return frame.end if self.count else frame.start + frame.empty_end
 
 
 def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool, out: IO[str]) -> int:
@@ -299,13 +332,16 @@ def write_value(
     with_key: bool = True,
 ) -> None:
     """One value (lookup/pop/peek): text prints the value alone, json an object."""
-    if fmt in ("json", "jsonl"):
+    if fmt in _JSON_INDENT:
         obj = entry_object(key, value, percpu) if with_key else ({"values": value} if percpu else {"value": value})
-        out.write(json_dumps(obj, indent=2 if fmt == "json" else None) + "\n")
+        out.write(json_dumps(obj, indent=_JSON_INDENT[fmt]) + "\n")
     elif percpu:
         out.write("\t".join(map(value_text, value)) + "\n")  # type: ignore[call-overload]
     else:
         out.write(value_text(value) + "\n")
+
+
+_JSON_INDENT = {"json": 2, "jsonl": None}  # single objects: indented for json, one line for jsonl
 
 
 def human_size(n: int | None) -> str:
@@ -401,28 +437,40 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
     return count
 
 
-def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
+def _infos_text(infos: Iterable[dict], _single: bool, out: IO[str]) -> int:
+    count = 0
+    for info in infos:
+        for line in info_lines(info):
+            out.write(line + "\n")
+        count += 1
+    return count
+
+
+def _infos_jsonl(infos: Iterable[dict], _single: bool, out: IO[str]) -> int:
     import json
 
     count = 0
-    if fmt == "text":
-        for info in infos:
-            for line in info_lines(info):
-                out.write(line + "\n")
-            count += 1
-    elif fmt == "jsonl":
-        for info in infos:
-            out.write(json.dumps(info) + "\n")
-            count += 1
-    elif fmt == "json":
-        items = list(infos)
-        count = len(items)
-        out.write(json.dumps(items[0] if single and items else items, indent=2) + "\n")
-    elif fmt == "table":
-        count = _infos_table(infos, single, out)
-    else:
-        raise ValueError(f"unknown format {fmt}")
+    for info in infos:
+        out.write(json.dumps(info) + "\n")
+        count += 1
     return count
+
+
+def _infos_json(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
+    import json
+
+    items = list(infos)
+    out.write(json.dumps(items[0] if single and items else items, indent=2) + "\n")
+    return len(items)
+
+
+_INFO_WRITERS = {"text": _infos_text, "jsonl": _infos_jsonl, "json": _infos_json, "table": _infos_table}
+
+
+def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
+    """Map info (show, list, create) in ``fmt``; ``single``: one map (show), which json
+    prints as an object, not an array.  Returns how many maps were written."""
+    return _writer(_INFO_WRITERS, fmt)(infos, single, out)
 
 
 def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
@@ -448,16 +496,34 @@ def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
         yield from object_map_lines(d["inner"], indent + "\t\t")
 
 
-def write_object_maps(defs: list[dict], fmt: str, out: IO[str]) -> None:
-    """show --object: text (bpftool-like), json (an array) or jsonl; table is text."""
+def _object_maps_text(defs: list[dict], out: IO[str]) -> None:
+    for d in defs:
+        for line in object_map_lines(d):
+            out.write(line + "\n")
+
+
+def _object_maps_json(defs: list[dict], out: IO[str]) -> None:
     import json
 
-    if fmt == "json":
-        out.write(json.dumps(defs, indent=2) + "\n")
-    elif fmt == "jsonl":
-        for d in defs:
-            out.write(json.dumps(d) + "\n")
-    else:
-        for d in defs:
-            for line in object_map_lines(d):
-                out.write(line + "\n")
+    out.write(json.dumps(defs, indent=2) + "\n")
+
+
+def _object_maps_jsonl(defs: list[dict], out: IO[str]) -> None:
+    import json
+
+    for d in defs:
+        out.write(json.dumps(d) + "\n")
+
+
+_OBJECT_WRITERS = {
+    "text": _object_maps_text,
+    "table": _object_maps_text,
+    "csv": _object_maps_text,
+    "json": _object_maps_json,
+    "jsonl": _object_maps_jsonl,
+}
+
+
+def write_object_maps(defs: list[dict], fmt: str, out: IO[str]) -> None:
+    """show --object: text (bpftool-like), json (an array) or jsonl; table is text."""
+    _writer(_OBJECT_WRITERS, fmt)(defs, out)

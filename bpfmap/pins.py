@@ -117,7 +117,7 @@ def pin_fd(fd: int, path: str, mkdir: bool = False) -> None:
 
 def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
     """Open the pin at ``path`` and return an fd, checking that it is a ``kind`` ('map'/'prog')."""
-    from .inputs import quote
+    from .errors import quote
 
     shown = quote(path, bare=True)
     try:

@@ -54,8 +54,7 @@ class MapType(enum.IntEnum):
     @classmethod
     def parse(cls, text: str) -> MapType:
         """Look a type up by name (``lru_hash``, ``lru-hash``, ``BPF_MAP_TYPE_LRU_HASH``)."""
-        from .errors import UsageError
-        from .inputs import quote
+        from .errors import UsageError, quote
 
         key = text.strip().upper().replace("-", "_")
         key = key.removeprefix("BPF_MAP_TYPE_")
@@ -92,8 +91,7 @@ class MapFlag(enum.IntFlag):
     @classmethod
     def parse(cls, text: str) -> MapFlag:
         """Parse ``no_prealloc,rdonly_prog`` (also ``-`` for ``_``, or a number)."""
-        from .errors import UsageError
-        from .inputs import quote
+        from .errors import UsageError, quote
 
         flags = cls(0)
         for part in filter(None, (p.strip() for p in text.split(","))):

@@ -10,8 +10,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .errors import BpfmapError, UsageError
-from .inputs import quote
+from .errors import BpfmapError, UsageError, quote
 from .layout import Codec, HexCodec, IdCodec, Layout
 from .maps import Map, Program
 from .types import Value

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from test_layout_oracle import value_for
 
 from bpfmap.layout import HexCodec, Layout
-from bpfmap.output import _line_function, columns, write_entries
+from bpfmap.output import EntryTexts, _line_function, columns, write_entries
 
 FLAT = [
     "u32:u64",
@@ -68,3 +68,26 @@ def test_non_finite_floats_are_strict_json_and_load_back():
     raw = lay.value.encode(rows[0]["value"])  # the strings read back as the same floats
     back = lay.value.decode(raw)
     assert back["a"] != back["a"] and back["b"] == float("inf")
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "json", "csv"])
+@pytest.mark.parametrize(
+    "layout, percpu", [("u32:u64", False), ("a=u32,s=char[4]:b=u64,c=ipv4", False), ("-:-", False), ("u32:u64", True)]
+)
+def test_entry_texts_are_the_bytes_write_entries_writes(fmt, layout, percpu):
+    """A drain writes entry by entry (EntryTexts) what a dump writes batch by batch."""
+    lay = Layout.parse(layout)
+    kc = lay.key or HexCodec(4)
+    vc = lay.value or HexCodec(8)
+    raw_k = [
+        (i * 7).to_bytes(4, "little") if layout == "u32:u64" else bytes([i, 0, 0, 0]) * (1 if kc.size == 4 else 2)
+        for i in range(5)
+    ]
+    keys = [kc.decode(k[: kc.size].ljust(kc.size, b"x")) for k in raw_k]
+    one = [vc.decode(bytes([i]) * vc.size) for i in range(5)]
+    values = [[v, v] for v in one] if percpu else one
+    for batches in ([], [(keys[:2], values[:2])], [(keys[:2], values[:2]), ([], []), (keys[2:], values[2:])]):
+        out = io.StringIO()
+        write_entries(batches, fmt, kc, vc, percpu, out)
+        texts = EntryTexts(fmt, kc, vc, percpu)
+        assert "".join("".join(texts.batch(k, v)) for k, v in batches) + texts.end() == out.getvalue()

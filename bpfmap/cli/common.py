@@ -5,8 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..inputs import quote
+from ..errors import UsageError, quote
 from ..layout import Layout
 from ..output import FORMATS, default_format
 
@@ -129,56 +128,107 @@ def say(message: str, quiet: bool = False) -> None:
         sys.stderr.write(f"bpfmap: {message}\n")
 
 
-def pick_layout(
-    layout: Layout | None, packed: bool, header: str | None, key_type: str | None, value_type: str | None
-) -> Layout | None:
-    """The one layout a command uses, from --layout (and --packed) or --c-header."""
-    if header is not None:
-        if layout is not None:
-            raise UsageError("give either --layout or --c-header, not both")
-        if packed:
-            raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
-        return Layout.from_c(header, key_type, value_type)
-    if key_type or value_type:
-        raise UsageError("--key-type and --value-type need --c-header FILE")
-    if packed:
-        if layout is None:
-            raise UsageError("--packed needs --layout")
-        return layout.packed()
-    return layout
+class LayoutOptions:
+    """--layout (with --packed) or --c-header (with --key-type, --value-type): how a
+    command reads keys and values, as one value (see :func:`layout_options`)."""
+
+    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type")
+
+    def __init__(
+        self,
+        layout: Layout | None = None,
+        packed: bool = False,
+        c_header: str | None = None,
+        key_type: str | None = None,
+        value_type: str | None = None,
+    ) -> None:
+        self.layout, self.packed, self.c_header = layout, packed, c_header
+        self.key_type, self.value_type = key_type, value_type
+
+    def pick(self) -> Layout | None:
+        """The one layout the options give: from --layout (and --packed) or --c-header."""
+        if self.c_header is not None:
+            if self.layout is not None:
+                raise UsageError("give either --layout or --c-header, not both")
+            if self.packed:
+                raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
+            return Layout.from_c(self.c_header, self.key_type, self.value_type)
+        if self.key_type or self.value_type:
+            raise UsageError("--key-type and --value-type need --c-header FILE")
+        if self.packed:
+            if self.layout is None:
+                raise UsageError("--packed needs --layout")
+            return self.layout.packed()
+        return self.layout
+
+    def view(self, m, numeric_default: bool = False):
+        """The View a command reads and writes through: the layout the user gave, else
+        the map's BTF, else hex (a note on stderr when BTF was unusable).
+        ``numeric_default`` (watch, hist) reads a map with neither as unsigned integers
+        when its key and value are 4 or 8 bytes: a counter's shape."""
+        from ..view import View
+
+        lay = self.pick()
+        if lay is None and numeric_default and not m.btf_id:
+            sizes = {4: "u32", 8: "u64"}
+            if m.value_size in sizes and (m.key_size in sizes or m.key_size == 0):
+                key = sizes.get(m.key_size, "")
+                lay = Layout.parse(f"{key}:{sizes[m.value_size]}" if key else sizes[m.value_size])
+        view = View(m, lay)
+        if view.note:
+            say(f"note: {view.note}")
+        return view
+
+
+NO_LAYOUT = LayoutOptions()
+
+
+def layout_options(keys: bool = True):
+    """A command decorator: its ``opts: LayoutOptions`` parameter appears on the command
+    line as --layout, --packed, --c-header, (with ``keys``) --key-type and --value-type,
+    and reaches the command as one LayoutOptions."""
+    import functools
+    import inspect
+
+    options = {
+        "layout": (LayoutOpt, None),
+        "packed": (PackedOpt, False),
+        "c_header": (HeaderOpt, None),
+        "key_type": (KeyTypeOpt, None),
+        "value_type": (ValueTypeOpt, None),
+    }
+    if not keys:
+        del options["key_type"]
+
+    def wrap(command):
+        sig = inspect.signature(command)
+        params = []
+        for p in sig.parameters.values():
+            if p.name != "opts":
+                params.append(p)
+                continue
+            params += [
+                inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=ann)
+                for name, (ann, default) in options.items()
+            ]
+
+        @functools.wraps(command)
+        def run(**kwargs):
+            opts = LayoutOptions(**{name: kwargs.pop(name) for name in options})
+            return command(opts=opts, **kwargs)
+
+        run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": sig.return_annotation}
+        del run.__wrapped__  # typer must see the new signature, not the command's
+        return run
+
+    return wrap
 
 
 def examples(*commands: str) -> str:
     """A command's --help epilog: real command lines (click keeps a paragraph after a
     \\b line as written).  tests/test_help.py runs every one of them."""
     return "Examples:\n\n\b\n" + "\n".join(f"  $ {c}" for c in commands)
-
-
-def make_view(
-    m,
-    layout: Layout | None,
-    packed: bool,
-    header: str | None,
-    key_type: str | None,
-    value_type: str | None,
-    numeric_default: bool = False,
-):
-    """The View a command reads and writes through: the layout the user gave, else the
-    map's BTF, else hex (a note on stderr when BTF was unusable).  ``numeric_default``
-    (watch, hist) reads a map with neither as unsigned integers when its key and value
-    are 4 or 8 bytes: a counter's shape."""
-    from ..view import View
-
-    lay = pick_layout(layout, packed, header, key_type, value_type)
-    if lay is None and numeric_default and not m.btf_id:
-        sizes = {4: "u32", 8: "u64"}
-        if m.value_size in sizes and (m.key_size in sizes or m.key_size == 0):
-            key = sizes.get(m.key_size, "")
-            lay = Layout.parse(f"{key}:{sizes[m.value_size]}" if key else sizes[m.value_size])
-    view = View(m, lay)
-    if view.note:
-        say(f"note: {view.note}")
-    return view
 
 
 def fmt_or_default(fmt: str | None) -> str:

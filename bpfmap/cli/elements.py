@@ -6,24 +6,20 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError
-from ..inputs import quote
+from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError, quote
 from ..maps import MAX_BATCH_SIZE, Map
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate, check_cpu, sort_entries
 from .common import (
-    HeaderOpt,
-    KeyTypeOpt,
-    LayoutOpt,
+    NO_LAYOUT,
+    LayoutOptions,
     MapArg,
     OutputOpt,
-    PackedOpt,
     QuietOpt,
-    ValueTypeOpt,
     examples,
     fmt_or_default,
-    make_view,
+    layout_options,
     say,
 )
 
@@ -73,25 +69,22 @@ def _per_cpu(view: View, how: str | None, cpu: int | None):
         "if bpfmap lookup /sys/fs/bpf/counts 1 --exists; then echo present; fi",
     ),
 )
+@layout_options()
 def lookup(
     map_ref: MapArg,
     key: KeyArg,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     percpu: PercpuOpt = None,
     cpu: CpuOpt = None,
     output: OutputOpt = None,
     exists: Annotated[
         bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not (for 'if' in scripts).")
     ] = False,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
     _no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
-        view = make_view(m, layout, packed, c_header, key_type, value_type)
+        view = opts.view(m)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
         raw_key = view.parse_key(key)
         if exists:
@@ -118,6 +111,7 @@ OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex byt
         "bpfmap dump /sys/fs/bpf/counts -o jsonl | bpfmap update /sys/fs/bpf/copy --from -",
     ),
 )
+@layout_options()
 def update(
     map_ref: MapArg,
     key: OptKeyArg = None,
@@ -148,12 +142,8 @@ def update(
         str, typer.Option("--input-format", metavar="FMT", help="auto, text, jsonl or csv (for --from).")
     ] = "auto",
     keep_going: Annotated[bool, typer.Option("--keep-going", help="--from: skip bad lines, report them.")] = False,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     quiet: QuietOpt = False,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Write VALUE at KEY (create or replace), or load many entries with --from FILE."""
     values = values or []
@@ -167,7 +157,7 @@ def update(
         with Map.open(map_ref) as m:
             _bulk_load(
                 m,
-                make_view(m, layout, packed, c_header, key_type, value_type),
+                opts.view(m),
                 from_,
                 input_format,
                 mode,
@@ -178,7 +168,7 @@ def update(
     if key is None:
         raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
     with Map.open(map_ref) as m:
-        view = make_view(m, layout, packed, c_header, key_type, value_type)
+        view = opts.view(m)
         raw_key = view.parse_key(key)
         if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
             if len(values) != 1:
@@ -306,16 +296,13 @@ def _json_list(text: str) -> list[Any]:
         "bpfmap delete /sys/fs/bpf/copy --all --quiet",
     ),
 )
+@layout_options()
 def delete(
     map_ref: MapArg,
     key: OptKeyArg = None,
     all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     quiet: QuietOpt = False,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Delete KEY (exit 1 if it is absent), or every entry with --all."""
     _no_stray_options(key)
@@ -327,7 +314,7 @@ def delete(
     if key is None:
         raise UsageError(f"delete {map_ref}: missing KEY (or --all)")
     with Map.open(map_ref) as m:
-        m.delete(make_view(m, layout, packed, c_header, key_type, value_type).parse_key(key))
+        m.delete(opts.view(m).parse_key(key))
 
 
 @app.command(
@@ -348,13 +335,9 @@ def clear(map_ref: MapArg, quiet: QuietOpt = False) -> None:
         "bpfmap dump /sys/fs/bpf/pcpu --percpu sum --sort value --top 10",
     )
 )
+@layout_options()
 def dump(
     map_ref: MapArg,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     percpu: PercpuOpt = None,
     cpu: CpuOpt = None,
     sort: Annotated[
@@ -384,6 +367,7 @@ def dump(
         ),
     ] = None,
     output: OutputOpt = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print every entry (text: KEY<TAB>VALUE per line)."""
     if top is not None and sort is None:
@@ -396,7 +380,7 @@ def dump(
     if delete and output == "table":
         raise UsageError("dump --delete: a table is drawn only once every entry is in; use -o text, json, jsonl or csv")
     with Map.open(map_ref, readonly=not delete) as m:
-        view = make_view(m, layout, packed, c_header, key_type, value_type)
+        view = opts.view(m)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
         if delete:
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
@@ -472,21 +456,19 @@ def _single_format(fmt: str | None) -> str:
         "bpfmap push /sys/fs/bpf/jobs 7 --layout u32",
     ),
 )
+@layout_options(keys=False)
 def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Queue/stack: drop the oldest element when full.")
     ] = False,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    value_type: ValueTypeOpt = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
     _no_stray_options(value)
     with Map.open(map_ref) as m:
-        m.push(make_view(m, layout, packed, c_header, None, value_type).parse_value(value), overwrite=overwrite)
+        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
 
 
 @app.command(
@@ -494,17 +476,15 @@ def push(
         "bpfmap pop /sys/fs/bpf/jobs --layout u32",
     )
 )
+@layout_options(keys=False)
 def pop(
     map_ref: MapArg,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    value_type: ValueTypeOpt = None,
     output: OutputOpt = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Remove and print the next element of a queue (oldest) or stack (newest).  Exit 1 if empty."""
     with Map.open(map_ref) as m:
-        view = make_view(m, layout, packed, c_header, None, value_type)
+        view = opts.view(m)
         value = view.value.decode(m.pop())
         write_value(None, value, _single_format(output), view.value.format, False, sys.stdout, with_key=False)
 
@@ -515,14 +495,12 @@ def pop(
         "bpfmap peek /sys/fs/bpf/jobs --layout u32 -o json",
     ),
 )
+@layout_options(keys=False)
 def peek(
     map_ref: MapArg,
     value: Annotated[Optional[str], typer.Argument(metavar="[VALUE]", help="Bloom filter: the value to test.")] = None,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    value_type: ValueTypeOpt = None,
     output: OutputOpt = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the next element of a queue or stack without removing it (exit 1 if empty).
 
@@ -531,7 +509,7 @@ def peek(
 
     _no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
-        view = make_view(m, layout, packed, c_header, None, value_type)
+        view = opts.view(m)
         if m.kind.access is Access.BLOOM:
             if value is None:
                 raise UsageError(f"peek {map_ref}: a bloom filter needs the VALUE to test")

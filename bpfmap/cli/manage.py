@@ -12,19 +12,16 @@ from ..output import write_infos, write_object_maps
 from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
 from .common import (
-    HeaderOpt,
-    KeyTypeOpt,
-    LayoutOpt,
+    NO_LAYOUT,
+    LayoutOptions,
     MapArg,
     OutputOpt,
-    PackedOpt,
     QuietOpt,
-    ValueTypeOpt,
     complete_map,
     complete_type,
     examples,
     fmt_or_default,
-    pick_layout,
+    layout_options,
     say,
 )
 
@@ -42,6 +39,7 @@ def _under_default_bpffs(path: str) -> bool:
         "bpfmap create lru_hash --layout 'saddr=ipv4,dport=be16:packets=u64' --name flows --pin /sys/fs/bpf/demo/flows",
     )
 )
+@layout_options()
 def create(
     map_type: Annotated[
         Optional[str],
@@ -66,11 +64,6 @@ def create(
     hashes: Annotated[int, typer.Option("--hashes", help="Bloom filter: number of hash functions (0 = 5).")] = 0,
     mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories of the pin path.")] = False,
     no_mount: Annotated[bool, typer.Option("--no-mount", help=f"Never mount a bpffs on {DEFAULT_BPFFS}.")] = False,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     btf: Annotated[
         str,
         typer.Option("--btf", metavar="MODE", help="With a layout: auto (attach BTF, or say why not), required, none."),
@@ -92,6 +85,7 @@ def create(
     only: Annotated[
         Optional[str], typer.Option("--only", metavar="NAME,...", help="--from-object: just these maps.")
     ] = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Create a map and pin it.  Prints the new map's info (nothing with --quiet).
 
@@ -111,8 +105,8 @@ def create(
             "--max-entries": max_entries,
             "--flags": flags,
             "--inner-map": inner_map,
-            "--layout": layout,
-            "--c-header": c_header,
+            "--layout": opts.layout,
+            "--c-header": opts.c_header,
         }
         extra = [k for k, v in given.items() if v is not None] + (["--name"] if name else [])
         if extra:
@@ -131,7 +125,7 @@ def create(
         )
     if btf not in ("auto", "required", "none"):
         raise UsageError(f"--btf {btf}: choose auto, required or none")
-    lay = pick_layout(layout, packed, c_header, key_type, value_type)
+    lay = opts.pick()
     types = None
     if lay is not None:
         key, value, types = _sizes_and_btf(mtype, lay, key, value, btf)

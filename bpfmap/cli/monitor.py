@@ -11,18 +11,18 @@ import typer
 from ..errors import Empty, UsageError
 from ..maps import Map
 from ..output import json_dumps
+from ..types import MapType
 from ..view import is_number
 from .common import (
+    NO_LAYOUT,
     HeaderOpt,
-    KeyTypeOpt,
-    LayoutOpt,
+    LayoutOptions,
     MapArg,
-    PackedOpt,
     QuietOpt,
     ValueTypeOpt,
     check_seconds,
     examples,
-    make_view,
+    layout_options,
     say,
 )
 
@@ -38,6 +38,7 @@ app = typer.Typer()
         "bpfmap watch /sys/fs/bpf/counts --count 3 -o jsonl | jq -c '.rows[0].rate'",
     )
 )
+@layout_options()
 def watch(
     map_ref: MapArg,
     interval: Annotated[float, typer.Option("--interval", "-i", metavar="S", help="Seconds between refreshes.")] = 1.0,
@@ -49,11 +50,6 @@ def watch(
         Optional[int],
         typer.Option("--count", "-c", metavar="N", help="Stop after N refreshes (default: until q or Ctrl-C)."),
     ] = None,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     output: Annotated[
         Optional[str],
         typer.Option(
@@ -63,6 +59,7 @@ def watch(
             help="live (default on a terminal) or jsonl (default otherwise: one snapshot per line).",
         ),
     ] = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Watch a map live: every entry, its change since the last refresh and a per-second
     rate for each numeric field (per-CPU values summed).  q or Ctrl-C leaves.
@@ -78,7 +75,7 @@ def watch(
     if fmt not in ("live", "jsonl"):
         raise UsageError(f"--output {output}: watch writes live or jsonl")
     with Map.open(map_ref, readonly=True) as m:
-        view = make_view(m, layout, packed, c_header, key_type, value_type, numeric_default=True)
+        view = opts.view(m, numeric_default=True)
         watcher = Watcher(view, sort=sort, top=top)
         try:
             if fmt == "live":
@@ -230,6 +227,7 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
         "bpfmap hist /sys/fs/bpf/lat --linear --step 10 -o json",
     )
 )
+@layout_options()
 def hist(
     map_ref: MapArg,
     linear: Annotated[
@@ -260,14 +258,10 @@ def hist(
         typer.Option("--field", metavar="NAME", help="Struct values: the count field (default: the first numeric)."),
     ] = None,
     width: Annotated[int, typer.Option("--width", metavar="N", help="Bar width in characters.")] = 52,
-    layout: LayoutOpt = None,
-    packed: PackedOpt = False,
-    c_header: HeaderOpt = None,
-    key_type: KeyTypeOpt = None,
-    value_type: ValueTypeOpt = None,
     output: Annotated[
         Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (bars), json or jsonl.")
     ] = None,
+    opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Draw a histogram map (key: bucket slot, value: count) as bars, bpftrace-style.
 
@@ -286,7 +280,7 @@ def hist(
     if fmt not in ("text", "json", "jsonl"):
         raise UsageError(f"--output {output}: hist writes text, json or jsonl")
     with Map.open(map_ref, readonly=True) as m:
-        view = make_view(m, layout, packed, c_header, key_type, value_type, numeric_default=True)
+        view = opts.view(m, numeric_default=True)
         entries = view.items()
         if view.percpu:
             entries = ((k, aggregate(v, "sum")) for k, v in entries)
@@ -379,7 +373,7 @@ def events(
         except KeyboardInterrupt:
             pass
         # a ring buffer cannot tell what did not fit (the program's reserve failed): no lost count
-        lost = f", {rd.lost} lost" if m.type_label == "perf_event_array" else ""
+        lost = f", {rd.lost} lost" if m.type is MapType.PERF_EVENT_ARRAY else ""
         say(f"events {map_ref}: {seen} records{lost}", quiet)
     if timeout is not None and seen == 0:
         raise typer.Exit(1)

@@ -8,8 +8,7 @@ import os
 from collections.abc import Iterator
 
 from .. import _sys
-from ..errors import NoSuchObject, UsageError, translate
-from ..inputs import quote
+from ..errors import NoSuchObject, UsageError, quote, translate
 from ..pins import pinned_maps
 from ..types import MapFlag, MapType, map_type_label
 

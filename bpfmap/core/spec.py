@@ -15,8 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .. import _sys
-from ..errors import ENOTSUPP, BpfmapError, Unsupported, UsageError, translate
-from ..inputs import quote
+from ..errors import ENOTSUPP, BpfmapError, Unsupported, UsageError, quote, translate
 from ..types import Access, MapFlag, MapType, TypeSpec, Value
 from ..types import spec as type_spec
 from .values import possible_cpus
@@ -150,9 +149,10 @@ class MapSpec:
         if self.type is MapType.STACK_TRACE and self.value_size % 8:
             raise UsageError(f"create {label}: value size must be a multiple of 8 (u64 instruction pointers)")
 
-    def compatible(self, info: Any) -> list[str]:
+    def compatible(self, info: Any, source: str = "spec") -> list[str]:
         """How a map (its MapInfo) differs from this spec where reuse needs them equal:
-        type, key and value size, max_entries, flags, map_extra.  Empty: compatible."""
+        type, key and value size, max_entries, flags, map_extra, each as ``max_entries 64
+        (pinned) vs 128 (SOURCE)``.  Empty: compatible."""
         want = self.resolved()
         out = []
         for what, mine, have in (
@@ -164,7 +164,7 @@ class MapSpec:
             ("map_extra", want.map_extra, info.map_extra),
         ):
             if mine != have:
-                out.append(f"{what} {have} (pinned) vs {mine} (object)")
+                out.append(f"{what} {have} (pinned) vs {mine} ({source})")
         return out
 
 

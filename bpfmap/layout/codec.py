@@ -77,7 +77,7 @@ def _q(v: Any, plain: bool = False) -> str:
     """A value the user gave, for an error about one field: quoted (``plain``: as
     str() shows it), cut to 40 characters when longer (the whole input is quoted once,
     by the caller)."""
-    from ..inputs import quote
+    from ..errors import quote
 
     if isinstance(v, int) and v.bit_length() > 4000:  # str() refuses ints past 4300 digits
         return f"a {v.bit_length()}-bit number"

@@ -45,7 +45,7 @@ class _Parser:
     def error(self, msg: str, pos: int | None = None) -> UsageError:
         if pos is None:
             pos = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
-        from ..inputs import quote
+        from ..errors import quote
 
         text = self.text.strip()
         return UsageError(
