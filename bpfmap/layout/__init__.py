@@ -9,11 +9,11 @@ build the same model (:mod:`.model`), compiled once by :mod:`.codec`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, quote
+from .hexbytes import hex_bytes
 from .model import Struct, Type
 
 
@@ -126,20 +126,13 @@ class HexCodec(Codec):
 
 def parse_hex(text: str) -> bytes:
     """``01 00 00 00``, ``0x01000000``, ``01:00:00:00`` (or ``-`` separated) -> bytes."""
-    s = text.strip()
-    if s.lower().startswith("0x"):
-        s = s[2:]
-    out = bytearray()
-    for tok in re.split(r"[\s:\-]+", s):
-        if not tok:
-            continue
-        if len(tok) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", tok):
-            raise UsageError(
-                f"bad hex bytes {text!r}: write two hex digits per byte, e.g. "
-                f"'01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)"
-            )
-        out += bytes.fromhex(tok)
-    return bytes(out)
+    data = hex_bytes(text)
+    if data is None:
+        raise UsageError(
+            f"bad hex bytes {quote(text)}: write two hex digits per byte, e.g. "
+            f"'01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)"
+        )
+    return data
 
 
 class TypeCodec(Codec):

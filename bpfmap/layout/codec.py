@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import re
 import struct
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UsageError
+from .hexbytes import hex_bytes
 from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
 
 _CODES = {
@@ -32,6 +34,117 @@ _CODES = {
 
 Decoder = Callable[[bytes, int], Any]
 Encoder = Callable[[bytearray, int, Any, str], None]
+_HOST = "<" if sys.byteorder == "little" else ">"
+
+
+# -- decoding: one rule per leaf type, from which every decoder is made ----------------------
+#
+# A leaf (a number, enum, string, hex bytes, an address) decodes as a struct code and, where
+# the unpacked item is not yet the value, a conversion expression over it.  A single value,
+# a whole flat struct at once, and a batch of either are all generated from that rule.
+
+
+class _Leaf(NamedTuple):
+    code: str  # struct code without a byte-order prefix ("I", "16s")
+    expr: str | None  # Python expression turning the unpacked item {v} into the value; None: as is
+    env: dict[str, Any]  # the names ``expr`` uses
+
+
+def _leaf(t: Type, tag: str = "") -> _Leaf | None:
+    """How a leaf type decodes (``tag`` keeps its helper names apart from other fields');
+    None for arrays, structs and padding."""
+    if isinstance(t, Scalar):
+        code = _CODES[(t.kind, t.size)]
+        if t.order in ("=", _HOST) or t.size == 1:
+            return _Leaf(code, None, {})
+        if t.kind in ("uint", "int"):
+            order = "big" if t.order == ">" else "little"
+            return _Leaf(f"{t.size}s", f"_from({{v}}, {order!r}, signed={t.kind == 'int'})", {"_from": int.from_bytes})
+        other = struct.Struct(t.order + code)  # a float (or bool) in the other byte order
+        return _Leaf(f"{t.size}s", f"_unpack{tag}({{v}})[0]", {f"_unpack{tag}": other.unpack})
+    if isinstance(t, Enum):
+        code = _CODES[("int" if t.signed else "uint", t.size)]
+        return _Leaf(code, f"_names{tag}.get({{v}}, {{v}})", {f"_names{tag}": _enum_names(t.values)})
+    if isinstance(t, Char):
+        return _Leaf(f"{t.size}s", "{v}.split(b'\\0', 1)[0].decode('utf-8', 'replace')", {})
+    if isinstance(t, Bytes):
+        return _Leaf(f"{t.size}s", "{v}.hex(' ')", {})
+    if isinstance(t, Formatted):
+        if t.name == "mac":
+            return _Leaf("6s", "{v}.hex(':')", {})
+        return _Leaf(f"{t.size}s", f"_ntop{tag}({{v}})", {f"_ntop{tag}": _ntop(t.name)})
+    return None
+
+
+def _generate(source: str, env: dict[str, Any], what: str) -> dict[str, Any]:
+    """Run generated decoder ``source`` with ``env``; returns its namespace."""
+    namespace = dict(env)
+    exec(compile(source, f"<bpfmap decoder for {what}>", "exec"), namespace)
+    return namespace
+
+
+def _leaf_decoders(t: Type, leaf: _Leaf) -> tuple[Decoder, Callable[[bytes, int], list]]:
+    """(one value at an offset, ``count`` values back to back) for a leaf."""
+    st = struct.Struct("=" + leaf.code)
+    conv = "v[0]" if leaf.expr is None else leaf.expr.format(v="v[0]")
+    ns = _generate(
+        f"def one(buf, off):\n    v = _unpack_from(buf, off)\n    return {conv}\n"
+        f"def many(buf, count):\n    return [{conv} for v in _iter(buf[:count * {t.size}])]\n",
+        {**leaf.env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack},
+        t.c_name(),
+    )
+    one, many = ns["one"], ns["many"]
+    if leaf.expr is None and leaf.code in "BHIQbhiqfd":  # memoryview.cast takes these codes, at C speed
+        n, code = t.size, leaf.code
+
+        def many(buf: bytes, count: int) -> list:
+            return memoryview(buf)[: count * n].cast(code).tolist()  # type: ignore[call-overload]  # code is a struct code
+
+    return one, many
+
+
+def _decoder(t: Type) -> Decoder:
+    """One value of leaf type ``t`` at an offset."""
+    leaf = _leaf(t)
+    assert leaf is not None, t
+    return _leaf_decoders(t, leaf)[0]
+
+
+def _flat_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | None:
+    """(one struct at an offset, ``count`` structs back to back) for a struct whose fields
+    are all named leaves (no nesting, arrays, bitfields or unions): one struct.Struct
+    unpacks every field, generated code applies each leaf's conversion."""
+    if t.union:
+        return None
+    fmt, pos = "=", 0
+    items: list[str] = []
+    env: dict[str, Any] = {}
+    for f in t.fields:
+        if isinstance(f.type, Pad):
+            continue
+        leaf = _leaf(f.type, str(len(items)))
+        if leaf is None or f.bit_size is not None or not f.name or f.offset < pos:
+            return None
+        if f.offset > pos:
+            fmt += f"{f.offset - pos}x"
+        fmt += leaf.code
+        v = f"v[{len(items)}]"
+        items.append(f"{f.name!r}: {v if leaf.expr is None else leaf.expr.format(v=v)}")
+        env.update(leaf.env)
+        pos = f.offset + f.type.size
+    if t.size > pos:
+        fmt += f"{t.size - pos}x"
+    st = struct.Struct(fmt)
+    if st.size != t.size or not items:
+        return None
+    body = "{" + ", ".join(items) + "}"
+    ns = _generate(
+        f"def one(buf, off):\n    v = _unpack_from(buf, off)\n    return {body}\n"
+        f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n",
+        {**env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack},
+        t.c_name(),
+    )
+    return ns["one"], ns["many"]
 
 
 def _fail(path: str, t: Type, msg: str) -> UsageError:
@@ -97,11 +210,8 @@ def _jsonable(v: Any) -> bool:
 
 
 def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
-    st = struct.Struct(t.order + _CODES[(t.kind, t.size)])
-    unpack_from, pack_into = st.unpack_from, st.pack_into
-
-    def dec(buf: bytes, off: int) -> Any:
-        return unpack_from(buf, off)[0]
+    pack_into = struct.Struct(t.order + _CODES[(t.kind, t.size)]).pack_into
+    dec = _decoder(t)
 
     if t.kind == "float":
 
@@ -145,14 +255,9 @@ def _enum_names(values) -> dict[int, str]:
 
 
 def _enum(t: Enum) -> tuple[Decoder, Encoder]:
-    code = _CODES[("int" if t.signed else "uint", t.size)]
-    st = struct.Struct("=" + code)
-    names = _enum_names(t.values)
+    st = struct.Struct("=" + _CODES[("int" if t.signed else "uint", t.size)])
     by_name = dict(t.values)
-
-    def dec(buf: bytes, off: int) -> Any:
-        v = st.unpack_from(buf, off)[0]
-        return names.get(v, v)
+    dec = _decoder(t)
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         if isinstance(v, str) and v.strip() in by_name:
@@ -169,10 +274,7 @@ def _enum(t: Enum) -> tuple[Decoder, Encoder]:
 
 def _char(t: Char) -> tuple[Decoder, Encoder]:
     n = t.size
-
-    def dec(buf: bytes, off: int) -> str:
-        raw = bytes(buf[off : off + n])
-        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    dec = _decoder(t)
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         if not isinstance(v, str):
@@ -187,20 +289,16 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
 
 def _bytes(t: Bytes) -> tuple[Decoder, Encoder]:
     n = t.size
-
-    def dec(buf: bytes, off: int) -> str:
-        return bytes(buf[off : off + n]).hex(" ")
+    dec = _decoder(t)
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         if isinstance(v, (bytes, bytearray)):
             data = bytes(v)
         elif isinstance(v, str):
-            s = re.sub(r"[\s:\-]", "", v.strip())
-            s = s[2:] if s.lower().startswith("0x") else s
-            try:
-                data = bytes.fromhex(s)
-            except ValueError:
+            parsed = hex_bytes(v)
+            if parsed is None:
                 raise _fail(path, t, f"{_q(v)} is not hex bytes") from None
+            data = parsed
         else:
             raise _fail(path, t, f"expected hex bytes as a string, got {_q(v)}")
         if len(data) != n:
@@ -212,10 +310,8 @@ def _bytes(t: Bytes) -> tuple[Decoder, Encoder]:
 
 def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
     n = t.size
+    dec = _decoder(t)
     if t.name == "mac":
-
-        def dec(buf: bytes, off: int) -> str:
-            return bytes(buf[off : off + 6]).hex(":")
 
         def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
             s = v.strip().lower() if isinstance(v, str) else ""
@@ -227,10 +323,6 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
     import ipaddress
 
     cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
-    ntop = _ntop(t.name)
-
-    def dec(buf: bytes, off: int) -> str:  # type: ignore[no-redef]
-        return ntop(bytes(buf[off : off + n]))
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:  # type: ignore[no-redef]
         try:
@@ -344,12 +436,9 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
             d, e = compile_type(f.type)
             anon.append((f.offset, d, e, set(_field_names(f.type))))
     names = _field_names(t)
-    fast = _fast_struct(t)
-    if fast is not None:
-        st, fnames = fast
-
-        def dec(buf: bytes, off: int) -> dict:
-            return dict(zip(fnames, st.unpack_from(buf, off)))
+    flat = _flat_struct(t)
+    if flat is not None:
+        dec = flat[0]
     else:
         order = [(f.name, f) for f in visible_fields(t)]
         by_name = {n: (o, d) for n, o, d, _e in named}
@@ -402,35 +491,6 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _fast_struct(t: Struct) -> tuple[struct.Struct, list[str]] | None:
-    """A struct of plain host-order scalars decodes with one precompiled struct.Struct."""
-    if t.union:
-        return None
-    fmt = "="
-    pos = 0
-    names = []
-    for f in t.fields:
-        if isinstance(f.type, Pad):
-            continue
-        if (
-            f.bit_size is not None
-            or not isinstance(f.type, Scalar)
-            or f.type.order != "="
-            or f.type.kind == "bool"
-            or not f.name
-        ):
-            return None
-        if f.offset > pos:
-            fmt += f"{f.offset - pos}x"
-        fmt += _CODES[(f.type.kind, f.type.size)]
-        pos = f.offset + f.type.size
-        names.append(f.name)
-    if t.size > pos:
-        fmt += f"{t.size - pos}x"
-    st = struct.Struct(fmt)
-    return (st, names) if st.size == t.size else None
-
-
 def _pad(t: Pad) -> tuple[Decoder, Encoder]:
     def dec(buf: bytes, off: int) -> None:
         return None
@@ -462,25 +522,14 @@ def compile_type(t: Type) -> tuple[Decoder, Encoder]:
 
 def compile_many(t: Type) -> Callable[[bytes, int], list]:
     """A function decoding ``count`` values of ``t`` packed back to back."""
-    n = t.size
-    if isinstance(t, Scalar) and t.order == "=":  # memoryview.cast takes the struct codes
-        code = _CODES[(t.kind, t.size)]
-
-        def many(buf: bytes, count: int) -> list:
-            return memoryview(buf)[: count * n].cast(code).tolist()  # type: ignore[call-overload]  # code is a struct code
-
-        return many
+    leaf = _leaf(t)
+    if leaf is not None:
+        return _leaf_decoders(t, leaf)[1]
     if isinstance(t, Struct):
-        fast = _fast_struct(t)
-        if fast is not None:
-            st, names = fast
-            if len(names) == 1:
-                name = names[0]
-                return lambda buf, count: [{name: v[0]} for v in st.iter_unpack(buf[: count * n])]
-            return lambda buf, count: [dict(zip(names, v)) for v in st.iter_unpack(buf[: count * n])]
         flat = _flat_struct(t)
         if flat is not None:
-            return flat
+            return flat[1]
+    n = t.size
     dec, _ = compile_type(t)
     return lambda buf, count: [dec(buf, i * n) for i in range(count)]
 
@@ -540,67 +589,3 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
         return array(code, items).tobytes()
 
     return many
-
-
-def _flat_struct(t: Struct) -> Callable[[bytes, int], list] | None:
-    """A batch decoder for a struct of scalars, strings, bytes and addresses (no nesting,
-    arrays or bitfields): one struct.Struct unpacks every field, a generated function
-    converts the few that need it (byte order, strings, addresses, enum names)."""
-    import sys
-
-    if t.union:
-        return None
-    fmt, pos = "=", 0
-    exprs: list[tuple[str, str]] = []
-    env: dict[str, Any] = {}
-    host = "<" if sys.byteorder == "little" else ">"
-    for f in t.fields:
-        if isinstance(f.type, Pad):
-            continue
-        ft = f.type
-        if f.bit_size is not None or not f.name:
-            return None
-        if f.offset < pos:
-            return None
-        if f.offset > pos:
-            fmt += f"{f.offset - pos}x"
-        i = len(exprs)
-        v = f"v[{i}]"
-        if isinstance(ft, Scalar) and (ft.order in ("=", host) or ft.size == 1):
-            fmt += _CODES[(ft.kind, ft.size)]
-            expr = v
-        elif isinstance(ft, Scalar) and ft.kind in ("uint", "int"):
-            fmt += f"{ft.size}s"
-            expr = f"_from(v[{i}], {'big' if ft.order == '>' else 'little'!r}, signed={ft.kind == 'int'})"
-            env["_from"] = int.from_bytes
-        elif isinstance(ft, Enum):
-            fmt += _CODES[("int" if ft.signed else "uint", ft.size)]
-            env[f"_names{i}"] = _enum_names(ft.values)
-            expr = f"_names{i}.get({v}, {v})"
-        elif isinstance(ft, Char):
-            fmt += f"{ft.size}s"
-            expr = f"{v}.split(b'\\0', 1)[0].decode('utf-8', 'replace')"
-        elif isinstance(ft, Bytes):
-            fmt += f"{ft.size}s"
-            expr = f"{v}.hex(' ')"
-        elif isinstance(ft, Formatted):
-            fmt += f"{ft.size}s"
-            if ft.name == "mac":
-                expr = f"{v}.hex(':')"
-            else:
-                env[f"_ntop{i}"] = _ntop(ft.name)
-                expr = f"_ntop{i}({v})"
-        else:
-            return None
-        exprs.append((f.name, expr))
-        pos = f.offset + ft.size
-    if t.size > pos:
-        fmt += f"{t.size - pos}x"
-    st = struct.Struct(fmt)
-    if st.size != t.size or not exprs:
-        return None
-    body = ", ".join(f"{name!r}: {expr}" for name, expr in exprs)
-    env["_iter"] = st.iter_unpack
-    code = f"def many(buf, count):\n    return [{{{body}}} for v in _iter(buf[:count * {t.size}])]\n"
-    exec(compile(code, f"<bpfmap decoder for {t.c_name()}>", "exec"), env)
-    return env["many"]
