@@ -9,6 +9,7 @@ from .syscall import (
     btf_info,
     btf_load,
     buffer,
+    contents,
     fd_kind,
     fdinfo,
     fs_magic,
@@ -29,6 +30,7 @@ from .syscall import (
 
 __all__ = [
     "attrs",
+    "contents",
     "btf_info",
     "btf_load",
     "Cmd",

@@ -77,6 +77,11 @@ def buffer(data: bytes | int) -> ctypes.Array:
     return ctypes.create_string_buffer(data, max(len(data), 1))
 
 
+def contents(buf: ctypes.Array, size: int) -> bytes:
+    """The first ``size`` bytes of a C buffer, copied out."""
+    return ctypes.string_at(buf, size)
+
+
 def map_create(
     map_type: int,
     key_size: int,

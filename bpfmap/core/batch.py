@@ -11,7 +11,6 @@ Set BPFMAP_NO_BATCH=1 to force the per-element path.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 from collections.abc import Iterator
@@ -103,7 +102,7 @@ def _kernel_batches(m: MapCore, cmd: _sys.Cmd, size: int | None) -> Iterator[tup
             raise translate("iterate", m.ref, OSError(err, os.strerror(err)))
         first = False
         if count:
-            yield ctypes.string_at(keys, count * ks), ctypes.string_at(values, count * vs), count
+            yield _sys.contents(keys, count * ks), _sys.contents(values, count * vs), count
         if err == errno.ENOENT:
             return
         if in_b is None:
@@ -133,7 +132,7 @@ def _element_batches(m: MapCore, delete: bool, size: int | None) -> Iterator[tup
                     continue  # deleted under us
                 raise translate("iterate", m.ref, err) from err
             kbuf += key
-            vbuf += ctypes.string_at(vb, vs)
+            vbuf += _sys.contents(vb, vs)
             count += 1
             if count == n:
                 batch, kbuf, vbuf, count = (bytes(kbuf), bytes(vbuf), count), bytearray(), bytearray(), 0

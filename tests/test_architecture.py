@@ -1,0 +1,95 @@
+"""The layering docs/architecture.md describes, checked on the source: no import circles
+(not even through imports inside functions), lower layers never import higher ones, and
+only _sys/ touches ctypes."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpfmap")
+
+
+def _modules() -> dict[str, str]:
+    mods = {}
+    for root, _dirs, files in os.walk(ROOT):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(root, f)
+                name = "bpfmap" + path[len(ROOT) : -3].replace(os.sep, ".")
+                mods[name.removesuffix(".__init__")] = path
+    return mods
+
+
+MODULES = _modules()
+
+
+def _imports(name: str) -> set[str]:
+    """Every bpfmap module ``name`` imports, at module level or inside functions."""
+    path = MODULES[name]
+    package = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
+            for cand in [target] + [f"{target}.{a.name}" for a in node.names]:
+                if cand in MODULES and cand != name:
+                    out.add(cand)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in MODULES)
+    return out
+
+
+GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def test_no_import_circles():
+    """Apart from the package's own __init__ (which re-exports), no module reaches itself."""
+    graph = {m: {t for t in deps if t != "bpfmap"} for m, deps in GRAPH.items() if m != "bpfmap"}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == 1:
+                cycles.append(path[path.index(t) :] + [t])
+            elif t not in state:
+                visit(t, path + [t])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
+LOWER = {  # a module of the left never imports one of the right
+    "bpfmap._sys": ("bpfmap.errors", "bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout"),
+    "bpfmap.errors": ("bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout", "bpfmap.pins"),
+    "bpfmap.core": ("bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.output", "bpfmap.bulk", "bpfmap.drain"),
+    "bpfmap.layout": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli"),
+    "bpfmap.maps": ("bpfmap.view", "bpfmap.cli", "bpfmap.output"),
+    "bpfmap.output": ("bpfmap.maps", "bpfmap.core", "bpfmap.cli", "bpfmap._sys"),
+}
+
+
+def test_lower_layers_never_import_higher_ones():
+    bad = []
+    for m, deps in GRAPH.items():
+        for low, highs in LOWER.items():
+            if m == low or m.startswith(low + "."):
+                bad += [(m, d) for d in deps if any(d == h or d.startswith(h + ".") for h in highs)]
+    assert not bad, bad
+
+
+def test_only_sys_touches_ctypes_and_the_cli_no_struct_or_errno():
+    for name, path in MODULES.items():
+        tree = ast.parse(open(path).read())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        if not name.startswith("bpfmap._sys"):
+            assert "ctypes" not in imported, name
+        if name.startswith("bpfmap.cli"):
+            assert not imported & {"ctypes", "struct", "errno"}, name
