@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._sys.helpers import HELPERS
@@ -135,7 +135,19 @@ def assemble(text: str, maps: Mapping[str, Any] | None = None) -> bytes:
     """Assemble ``text`` into instructions.  ``maps`` names the maps ``map[NAME]``
     refers to (Map objects or fds); ``map[id:N]`` is not accepted (a program needs
     an fd).  Raises AsmError (a UsageError) naming the line."""
-    maps = maps or {}
+    items = _parse(text)
+    ctx = _Context(maps or {}, _labels(items))
+    out: list[bytes] = []
+    for lineno, kind, m in items:
+        if kind == "label":
+            continue
+        out += _ENCODERS[kind](m.groups(), lineno, ctx)
+        ctx.pc += _slots(kind)
+    return b"".join(out)
+
+
+def _parse(text: str) -> list[tuple[int, str, re.Match]]:
+    """(line number, kind, match) for every instruction and label, in order."""
     items: list[tuple[int, str, re.Match]] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         code = re.split(r";|#|//", raw, maxsplit=1)[0].strip()
@@ -148,7 +160,15 @@ def assemble(text: str, maps: Mapping[str, Any] | None = None) -> bytes:
                     break
             else:
                 raise AsmError(f"cannot read {code!r}", lineno)
-    # first pass: where each label lands (LD_IMM64 is two slots)
+    return items
+
+
+def _slots(kind: str) -> int:
+    return 2 if kind in ("imm64", "mapfd") else 1  # LD_IMM64 takes two instruction slots
+
+
+def _labels(items: list[tuple[int, str, re.Match]]) -> dict[str, int]:
+    """Where each label lands (the first pass)."""
     labels: dict[str, int] = {}
     pc = 0
     for lineno, kind, m in items:
@@ -157,90 +177,127 @@ def assemble(text: str, maps: Mapping[str, Any] | None = None) -> bytes:
                 raise AsmError(f"label {m.group(1)!r} defined twice", lineno)
             labels[m.group(1)] = pc
         else:
-            pc += 2 if kind in ("imm64", "mapfd") else 1
-    out: list[bytes] = []
-    pc = 0
+            pc += _slots(kind)
+    return labels
 
-    def target(ref: str, lineno: int) -> int:
+
+class _Context:
+    """What encoding an instruction needs besides its text: the maps, the labels and
+    where the instruction lands."""
+
+    def __init__(self, maps: Mapping[str, Any], labels: dict[str, int]) -> None:
+        self.maps, self.labels, self.pc = maps, labels, 0
+
+    def target(self, ref: str, lineno: int) -> int:
+        """A jump offset: a number, or a label's distance from the next instruction."""
         if re.fullmatch(r"[+-]?\d+", ref):
             off = int(ref)
-        elif ref in labels:
-            off = labels[ref] - (pc + 1)
+        elif ref in self.labels:
+            off = self.labels[ref] - (self.pc + 1)
         else:
             raise AsmError(f"no label {ref!r}", lineno)
         if not -(1 << 15) <= off < (1 << 15):
             raise AsmError(f"jump to {ref} is too far", lineno)
         return off
 
-    for lineno, kind, m in items:
-        if kind == "label":
-            continue
-        g = m.groups()
-        if kind == "exit":
-            out.append(insn(JMP | EXIT))
-        elif kind == "call":
-            name = g[0]
-            helper = int(name) if name.isdigit() else HELPERS.get(name, HELPERS.get(name.removeprefix("bpf_")))
-            if helper is None:
-                raise AsmError(f"no helper {name!r} (bpf_map_lookup_elem is 'call map_lookup_elem')", lineno)
-            out.append(insn(JMP | CALL, imm=helper))
-        elif kind == "goto":
-            out.append(insn(JMP | JA, off=target(g[0], lineno)))
-        elif kind == "jcond":
-            width, dst, op, swidth, src, num, ref = g
-            cls = JMP32 if width == "w" else JMP
-            if swidth is not None:
-                if swidth != width:
-                    raise AsmError("compare registers of one width (r with r, w with w)", lineno)
-                out.append(insn(cls | JMP_OPS[op] | X, int(dst), int(src), target(ref, lineno)))
-            else:
-                out.append(insn(cls | JMP_OPS[op] | K, int(dst), 0, target(ref, lineno), _int(num, lineno)))
-        elif kind == "imm64":
-            v = _int(g[1], lineno, 64) & ((1 << 64) - 1)
-            out.append(insn(LD | SIZES["u64"] | IMM, int(g[0]), imm=v & 0xFFFFFFFF))
-            out.append(insn(0, imm=v >> 32))
-        elif kind == "mapfd":
-            name = g[1]
-            if name not in maps:
-                raise AsmError(f"no map {name!r} given (maps={{{name!r}: Map}})", lineno)
-            out.append(insn(LD | SIZES["u64"] | IMM, int(g[0]), PSEUDO_MAP_FD, imm=_map_fd(maps[name])))
-            out.append(insn(0))
-        elif kind == "load":
-            dst, size, src, sign, off = g
-            out.append(insn(LDX | SIZES[size] | MEM, int(dst), int(src), _off(sign, off, lineno)))
-        elif kind == "store":
-            size, dst, sign, off, src, num = g
-            if src is not None:
-                out.append(insn(STX | SIZES[size] | MEM, int(dst), int(src), _off(sign, off, lineno)))
-            else:
-                out.append(insn(ST | SIZES[size] | MEM, int(dst), 0, _off(sign, off, lineno), _int(num, lineno)))
-        elif kind == "atomic":
-            size, dst, sign, off, src = g
-            if size not in ("u32", "u64"):
-                raise AsmError("atomic add works on u32 and u64", lineno)
-            out.append(insn(STX | SIZES[size] | ATOMIC, int(dst), int(src), _off(sign, off, lineno), ATOMIC_ADD))
-        elif kind == "neg":
-            width, dst, swidth, src = g
-            if (width, dst) != (swidth, src):
-                raise AsmError("negation is in place: rX = -rX", lineno)
-            out.append(insn((ALU if width == "w" else ALU64) | NEG, int(dst)))
-        elif kind == "endian":
-            width, dst, order, bits, swidth, src = g
-            if (width, dst) != (swidth, src):
-                raise AsmError("byte swaps are in place: rX = be16 rX", lineno)
-            out.append(insn(ALU | END | (TO_BE if order == "be" else TO_LE), int(dst), imm=int(bits)))
-        elif kind == "alu":
-            width, dst, op, swidth, src, num = g
-            cls = ALU if width == "w" else ALU64
-            code_op = ALU_OPS[op or ""]
-            if swidth is not None:
-                if swidth != width:
-                    raise AsmError("mix of r and w registers; use one width", lineno)
-                out.append(insn(cls | code_op | X, int(dst), int(src)))
-            else:
-                out.append(insn(cls | code_op | K, int(dst), imm=_int(num, lineno)))
-        pc += 2 if kind in ("imm64", "mapfd") else 1
-    return b"".join(out)
+
+def _exit(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    return [insn(JMP | EXIT)]
+
+
+def _call(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    name = g[0]
+    helper = int(name) if name.isdigit() else HELPERS.get(name, HELPERS.get(name.removeprefix("bpf_")))
+    if helper is None:
+        raise AsmError(f"no helper {name!r} (bpf_map_lookup_elem is 'call map_lookup_elem')", lineno)
+    return [insn(JMP | CALL, imm=helper)]
+
+
+def _goto(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    return [insn(JMP | JA, off=ctx.target(g[0], lineno))]
+
+
+def _jcond(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    width, dst, op, swidth, src, num, ref = g
+    cls = JMP32 if width == "w" else JMP
+    if swidth is not None:
+        if swidth != width:
+            raise AsmError("compare registers of one width (r with r, w with w)", lineno)
+        return [insn(cls | JMP_OPS[op] | X, int(dst), int(src), ctx.target(ref, lineno))]
+    return [insn(cls | JMP_OPS[op] | K, int(dst), 0, ctx.target(ref, lineno), _int(num, lineno))]
+
+
+def _imm64(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    v = _int(g[1], lineno, 64) & ((1 << 64) - 1)
+    return [insn(LD | SIZES["u64"] | IMM, int(g[0]), imm=v & 0xFFFFFFFF), insn(0, imm=v >> 32)]
+
+
+def _mapfd(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    name = g[1]
+    if name not in ctx.maps:
+        raise AsmError(f"no map {name!r} given (maps={{{name!r}: Map}})", lineno)
+    return [insn(LD | SIZES["u64"] | IMM, int(g[0]), PSEUDO_MAP_FD, imm=_map_fd(ctx.maps[name])), insn(0)]
+
+
+def _load(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    dst, size, src, sign, off = g
+    return [insn(LDX | SIZES[size] | MEM, int(dst), int(src), _off(sign, off, lineno))]
+
+
+def _store(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    size, dst, sign, off, src, num = g
+    if src is not None:
+        return [insn(STX | SIZES[size] | MEM, int(dst), int(src), _off(sign, off, lineno))]
+    return [insn(ST | SIZES[size] | MEM, int(dst), 0, _off(sign, off, lineno), _int(num, lineno))]
+
+
+def _atomic(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    size, dst, sign, off, src = g
+    if size not in ("u32", "u64"):
+        raise AsmError("atomic add works on u32 and u64", lineno)
+    return [insn(STX | SIZES[size] | ATOMIC, int(dst), int(src), _off(sign, off, lineno), ATOMIC_ADD)]
+
+
+def _neg(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    width, dst, swidth, src = g
+    if (width, dst) != (swidth, src):
+        raise AsmError("negation is in place: rX = -rX", lineno)
+    return [insn((ALU if width == "w" else ALU64) | NEG, int(dst))]
+
+
+def _endian(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    width, dst, order, bits, swidth, src = g
+    if (width, dst) != (swidth, src):
+        raise AsmError("byte swaps are in place: rX = be16 rX", lineno)
+    return [insn(ALU | END | (TO_BE if order == "be" else TO_LE), int(dst), imm=int(bits))]
+
+
+def _alu(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+    width, dst, op, swidth, src, num = g
+    cls = ALU if width == "w" else ALU64
+    code_op = ALU_OPS[op or ""]
+    if swidth is not None:
+        if swidth != width:
+            raise AsmError("mix of r and w registers; use one width", lineno)
+        return [insn(cls | code_op | X, int(dst), int(src))]
+    return [insn(cls | code_op | K, int(dst), imm=_int(num, lineno))]
+
+
+# the kind of a parsed line (a name in _PATTERNS) -> its encoder
+_ENCODERS: dict[str, Callable[[tuple, int, _Context], list[bytes]]] = {
+    "exit": _exit,
+    "call": _call,
+    "goto": _goto,
+    "jcond": _jcond,
+    "imm64": _imm64,
+    "mapfd": _mapfd,
+    "load": _load,
+    "store": _store,
+    "atomic": _atomic,
+    "neg": _neg,
+    "endian": _endian,
+    "alu": _alu,
+}
 
 
 def _off(sign: str | None, off: str | None, line: int) -> int:

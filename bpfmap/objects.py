@@ -429,12 +429,45 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
     ``pin_dir``/NAME; an existing compatible pin is reused, an incompatible one is
     refused (PinExists, with the differences) before anything is created.  On failure,
     maps pinned by this call are unpinned again."""
-    from . import btf as btfmod
-
     if only is not None:
         for n in only:
             obj.map(n)  # unknown names fail here
     wanted = [d for d in obj.maps if only is None or d.name in only]  # object order: inner maps first
+    plan = _plan(obj, wanted, pin_dir)
+    btf_fd = 0
+    created: list[Created] = []
+    try:
+        btf_fd, generated = _load_object_btf(obj, [d for d, _p, m in plan if m is None])
+        for d, path, existing in plan:
+            if existing is not None:
+                created.append(Created(d, existing, path, True))
+                continue
+            m = _create_one(d, btf_fd, obj if generated else None)
+            try:
+                m.pin(path)
+            except BaseException:
+                m.close()
+                raise
+            created.append(Created(d, m, path, False))
+        _fill_slots(obj, created, pin_dir)
+    except BaseException:
+        for c in created:
+            if not c.reused:
+                try:
+                    os.unlink(c.path)
+                except OSError:
+                    pass
+            c.map.close()
+        raise
+    finally:
+        if btf_fd:
+            os.close(btf_fd)
+    return created
+
+
+def _plan(obj: BpfObject, wanted: list[MapDef], pin_dir: str) -> list[tuple[MapDef, str, Map | None]]:
+    """(definition, pin path, the compatible map pinned there or None) for each map; an
+    incompatible pin is PinExists, before anything is created."""
     plan: list[tuple[MapDef, str, Map | None]] = []
     try:
         for d in wanted:
@@ -463,45 +496,23 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
             if m is not None:
                 m.close()
         raise
-    btf_fd = 0
-    created: list[Created] = []
+    return plan
+
+
+def _load_object_btf(obj: BpfObject, new: list[MapDef]) -> tuple[int, bool]:
+    """(fd of the object's BTF loaded in the kernel or 0, whether to generate BTF per map
+    instead) for the maps about to be created."""
+    from . import btf as btfmod
+
+    if not any(d.key_type_id or d.value_type_id for d in new):
+        return 0, False
     try:
-        generated = False
-        if any(d.key_type_id or d.value_type_id for d, _p, m in plan if m is None):
-            try:
-                btf_fd = btfmod.load(btfmod.BtfSpec(obj.btf_data, 0, 0))
-            except BpfmapError as err:
-                # BTF this kernel cannot take (extern functions, newer kinds): give each map BTF
-                # generated from its key and value types instead, which decodes the same
-                generated = True
-                obj.btf_note = (
-                    f"{err}; the maps carry BTF generated from their key and value types instead of the object's"
-                )
-        for d, path, existing in plan:
-            if existing is not None:
-                created.append(Created(d, existing, path, True))
-                continue
-            m = _create_one(d, btf_fd, obj if generated else None)
-            try:
-                m.pin(path)
-            except BaseException:
-                m.close()
-                raise
-            created.append(Created(d, m, path, False))
-        _fill_slots(obj, created, pin_dir)
-    except BaseException:
-        for c in created:
-            if not c.reused:
-                try:
-                    os.unlink(c.path)
-                except OSError:
-                    pass
-            c.map.close()
-        raise
-    finally:
-        if btf_fd:
-            os.close(btf_fd)
-    return created
+        return btfmod.load(btfmod.BtfSpec(obj.btf_data, 0, 0)), False
+    except BpfmapError as err:
+        # BTF this kernel cannot take (extern functions, newer kinds): give each map BTF
+        # generated from its key and value types instead, which decodes the same
+        obj.btf_note = f"{err}; the maps carry BTF generated from their key and value types instead of the object's"
+        return 0, True
 
 
 def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) -> Map:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError, quote
-from ..maps import MAX_BATCH_SIZE, Map
+from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate, check_cpu, sort_entries
@@ -150,69 +150,70 @@ def update(
     _no_stray_options(key, *values)
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")
-    mode = "noexist" if noexist else "exist" if exist else "any"
+    mode: UpdateMode = "noexist" if noexist else "exist" if exist else "any"
     if from_ is not None:
         if key is not None or values or percpu_values is not None or cpu is not None:
             raise UsageError("update --from FILE takes no KEY, VALUE, --percpu-values or --cpu")
         with Map.open(map_ref) as m:
-            _bulk_load(
-                m,
-                opts.view(m),
-                from_,
-                input_format,
-                mode,
-                keep_going,
-                quiet,
-            )
+            _bulk_load(m, opts.view(m), from_, input_format, mode, keep_going, quiet)
         return
     if key is None:
         raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
     with Map.open(map_ref) as m:
-        view = opts.view(m)
-        raw_key = view.parse_key(key)
-        if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
-            if len(values) != 1:
-                raise UsageError(f"update {map_ref}: give one {view.value.kind} reference as the value")
-            with view.open_value_ref(values[0]) as target:
-                m.update(raw_key, target, mode)
-            return
-        if (percpu_values is not None or cpu is not None) and not m.percpu:
-            raise UsageError(f"--percpu-values/--cpu: {m.type_label} is not a per-CPU map")
-        if percpu_values is not None:
-            if values:
-                raise UsageError("give the value as VALUE or as --percpu-values, not both")
-            items = _json_list(percpu_values)
-            if len(items) != m.ncpus:
-                raise UsageError(
-                    f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
-                    f"possible CPUs; give one per CPU (or one VALUE for all)"
-                )
-            m.update(raw_key, [view.encode_value(v) for v in items], mode)
-            return
-        if not values:
-            raise UsageError(f"update {map_ref}: missing VALUE")
-        if len(values) > 1 and not m.percpu:
+        _update_one(m, opts.view(m), key, values, percpu_values, cpu, mode)
+
+
+def _update_one(
+    m: Map, view: View, key: str, values: list[str], percpu_values: str | None, cpu: int | None, mode: UpdateMode
+) -> None:
+    """update MAP KEY VALUE...: one entry, its value given as text (one per CPU, or as JSON
+    with --percpu-values, or one CPU's slot with --cpu), a map or a program reference."""
+    map_ref = m.ref
+    raw_key = view.parse_key(key)
+    if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
+        if len(values) != 1:
+            what = "map" if m.kind.value is Value.MAP_ID else "program"
+            raise UsageError(f"update {map_ref}: give one {what} reference as the value")
+        with view.open_value_ref(values[0]) as target:
+            m.update(raw_key, target, mode)
+        return
+    if (percpu_values is not None or cpu is not None) and not m.percpu:
+        raise UsageError(f"--percpu-values/--cpu: {m.type_label} is not a per-CPU map")
+    if percpu_values is not None:
+        if values:
+            raise UsageError("give the value as VALUE or as --percpu-values, not both")
+        items = _json_list(percpu_values)
+        if len(items) != m.ncpus:
             raise UsageError(
-                f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
-                f"(quote a value that contains spaces)"
+                f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
+                f"possible CPUs; give one per CPU (or one VALUE for all)"
             )
-        parsed = [view.parse_value(v) for v in values]
-        if cpu is not None:
-            if len(parsed) != 1:
-                raise UsageError("--cpu N takes one VALUE")
-            check_cpu(cpu, m.ncpus)
-            try:
-                current = m.lookup(raw_key)
-            except KeyNotFound:
-                if mode == "exist":
-                    raise
-                current = [bytes(m.value_size)] * m.ncpus
-            assert isinstance(current, list)
-            current[cpu] = parsed[0]
-            # Read-modify-write: the other CPUs' slots keep what they held when read.
-            m.update(raw_key, current, "exist" if mode == "exist" else "any")
-            return
-        m.update(raw_key, parsed if m.percpu else parsed[0], mode)
+        m.update(raw_key, [view.encode_value(v) for v in items], mode)
+        return
+    if not values:
+        raise UsageError(f"update {map_ref}: missing VALUE")
+    if len(values) > 1 and not m.percpu:
+        raise UsageError(
+            f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
+            f"(quote a value that contains spaces)"
+        )
+    parsed = [view.parse_value(v) for v in values]
+    if cpu is not None:
+        if len(parsed) != 1:
+            raise UsageError("--cpu N takes one VALUE")
+        check_cpu(cpu, m.ncpus)
+        try:
+            current = m.lookup(raw_key)
+        except KeyNotFound:
+            if mode == "exist":
+                raise
+            current = [bytes(m.value_size)] * m.ncpus
+        assert isinstance(current, list)
+        current[cpu] = parsed[0]
+        # Read-modify-write: the other CPUs' slots keep what they held when read.
+        m.update(raw_key, current, "exist" if mode == "exist" else "any")
+        return
+    m.update(raw_key, parsed if m.percpu else parsed[0], mode)
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:

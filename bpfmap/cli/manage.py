@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import BpfmapError, UsageError
-from ..maps import Map, MapSpec, list_maps
+from ..maps import Map, MapInfo, MapSpec, list_maps
 from ..output import write_infos, write_object_maps
 from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
@@ -140,12 +140,22 @@ def create(
         map_extra=hashes,
         btf=types,
     ).resolved()  # a bad combination fails here, before any pin is checked or mounted
+    info = _create_and_pin(spec, pin, inner_map, btf == "required", mkdir, no_mount, quiet)
+    if not quiet:
+        write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
+
+
+def _create_and_pin(
+    spec: MapSpec, pin: str, inner_map: Optional[str], btf_required: bool, mkdir: bool, no_mount: bool, quiet: bool
+) -> MapInfo:
+    """Create the map and pin it; the pin target is checked first, so a refused pin leaves
+    nothing behind.  Returns the new map's info."""
     if _under_default_bpffs(pin) and not no_mount:
         ensure_bpffs(DEFAULT_BPFFS)
-    check_pin_target(pin, mkdir=mkdir)  # before creating: a refused pin leaves nothing behind
+    check_pin_target(pin, mkdir=mkdir)
     inner = Map.open(inner_map, readonly=True) if inner_map else None
     try:
-        m = Map.create(spec, inner_map=inner, btf_required=btf == "required")
+        m = Map.create(spec, inner_map=inner, btf_required=btf_required)
     finally:
         if inner is not None:
             inner.close()
@@ -154,10 +164,8 @@ def create(
             say(f"note: {m.btf_note}", quiet)
         m.pin(pin, mkdir=mkdir)
         info = m.info()
-        info.pinned = [pin]
-    if quiet:
-        return
-    write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
+    info.pinned = [pin]
+    return info
 
 
 def _create_from_object(

@@ -422,6 +422,7 @@ def _field_names(t: Struct) -> list[str]:
 
 
 def _struct(t: Struct) -> tuple[Decoder, Encoder]:
+    """Named fields, bitfields and anonymous members (C11), each through its own codec."""
     named = []  # (name, offset, dec, enc)
     anon = []  # (offset, dec, enc, names)
     for f in visible_fields(t):
@@ -435,24 +436,33 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
         elif isinstance(f.type, Struct):
             d, e = compile_type(f.type)
             anon.append((f.offset, d, e, set(_field_names(f.type))))
-    names = _field_names(t)
     flat = _flat_struct(t)
-    if flat is not None:
-        dec = flat[0]
-    else:
-        order = [(f.name, f) for f in visible_fields(t)]
-        by_name = {n: (o, d) for n, o, d, _e in named}
-        anon_at = {o: d for o, d, _e, _n in anon}
+    dec = flat[0] if flat is not None else _struct_decoder(t, named, anon)
+    return dec, _struct_encoder(t, named, anon)
 
-        def dec(buf: bytes, off: int) -> dict:
-            out: dict = {}
-            for name, f in order:
-                if name:
-                    o, d = by_name[name]
-                    out[name] = d(buf, off + o)
-                elif f.offset in anon_at and isinstance(f.type, Struct):
-                    out.update(anon_at[f.offset](buf, off + f.offset))
-            return out
+
+def _struct_decoder(t: Struct, named: list, anon: list) -> Decoder:
+    """A struct field by field (nested, arrays, bitfields, anonymous members)."""
+    order = [(f.name, f) for f in visible_fields(t)]
+    by_name = {n: (o, d) for n, o, d, _e in named}
+    anon_at = {o: d for o, d, _e, _n in anon}
+
+    def dec(buf: bytes, off: int) -> dict:
+        out: dict = {}
+        for name, f in order:
+            if name:
+                o, d = by_name[name]
+                out[name] = d(buf, off + o)
+            elif f.offset in anon_at and isinstance(f.type, Struct):
+                out.update(anon_at[f.offset](buf, off + f.offset))
+        return out
+
+    return dec
+
+
+def _struct_encoder(t: Struct, named: list, anon: list) -> Encoder:
+    """Fields from a dict (a union: one member or more), a list in field order, or JSON text."""
+    names = _field_names(t)
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
         if isinstance(v, str):
@@ -488,7 +498,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
             return
         raise _fail(path, t, f"expected the fields as a JSON object{'' if t.union else ' or list'}, got {_q(v)}")
 
-    return dec, enc
+    return enc
 
 
 def _pad(t: Pad) -> tuple[Decoder, Encoder]:
