@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .core.spec import MapSpec
 from .errors import (
     BpfmapError,
     Empty,
@@ -35,7 +34,7 @@ from .errors import (
     WrongObjectType,
 )
 from .layout import Layout
-from .maps import Map, MapInfo, Program, list_maps, possible_cpus
+from .maps import Map, MapInfo, list_maps, possible_cpus
 from .pins import ensure_bpffs, is_bpffs
 from .types import MapFlag, MapType
 
@@ -43,6 +42,8 @@ __version__ = "0.1.0"
 
 # name -> module, imported on first use (module __getattr__, PEP 562)
 _LAZY = {
+    "MapSpec": "core.spec",
+    "Program": "core.program",
     "View": "view",
     "BpfObject": "objects",
     "MapDef": "objects",

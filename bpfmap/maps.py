@@ -16,15 +16,9 @@ import errno
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:
-    from .btf import BtfSpec
-
 from . import _sys
-from .core import batch
 from .core.fd import FdOwner
 from .core.info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
-from .core.program import Program
-from .core.spec import MapSpec, create_fd
 from .core.values import ValueShape, possible_cpus
 from .errors import (
     BpfmapError,
@@ -37,6 +31,24 @@ from .errors import (
 from .pins import open_pinned, pin_fd, pinned_maps
 from .types import Access, MapFlag, MapType, TypeSpec, Value, map_type_label
 from .types import spec as type_spec
+
+if TYPE_CHECKING:
+    from .btf import BtfSpec
+    from .core.program import Program
+    from .core.spec import MapSpec
+
+# Loaded when first used, not by every command's start-up: batch operations, creation
+# (MapSpec) and programs.  ``from bpfmap.maps import MapSpec, Program`` still works.
+_LAZY = {"MapSpec": "core.spec", "Program": "core.program"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+
 
 UpdateMode = Literal["any", "exist", "noexist"]
 _UPDATE_FLAGS = {"any": _sys.BPF_ANY, "exist": _sys.BPF_EXIST, "noexist": _sys.BPF_NOEXIST}
@@ -115,6 +127,8 @@ class Map(FdOwner):
         ``inner`` describes one.  ``btf`` (see :func:`bpfmap.btf.spec_for`) describes
         the key and value types; when the kernel refuses it the map is created without
         BTF and ``btf_note`` on the result says why, unless ``btf_required``."""
+        from .core.spec import MapSpec, create_fd
+
         if isinstance(map_type, MapSpec):
             spec = map_type
         else:
@@ -257,6 +271,8 @@ class Map(FdOwner):
         once.  Raises IterationAborted if the map changes so fast that the walk
         cannot finish (after 4x max_entries steps)."""
         self._require(Access.KEYED, "iterate")
+        from .core import batch
+
         return batch.walk_keys(self)
 
     __iter__ = keys
@@ -285,6 +301,8 @@ class Map(FdOwner):
         self._require(Access.KEYED, "drain" if delete else "iterate")
         if delete and not self.kind.deletable:
             raise UsageError(f"drain {self.ref}: {self.type_label} maps cannot delete elements")
+        from .core import batch
+
         return batch.batches(self, delete, size)
 
     def update_batch(self, keys: bytes, values: bytes, count: int, mode: UpdateMode | int = "any") -> int:
@@ -295,6 +313,8 @@ class Map(FdOwner):
         self._require(Access.KEYED, "update")
         if len(keys) != count * self.key_size or len(values) != count * self.shape.entry:
             raise UsageError(f"update {self.ref}: batch buffers do not hold {count} elements")
+        from .core import batch
+
         return self._writing(lambda: batch.update(self, keys, values, count, _mode_flags(mode)), "update")
 
     def delete_batch(self, keys: bytes, count: int) -> int:
@@ -302,6 +322,8 @@ class Map(FdOwner):
         self._require(Access.KEYED, "delete")
         if not self.kind.deletable:
             raise UsageError(f"delete {self.ref}: {self.type_label} maps cannot delete elements")
+        from .core import batch
+
         return self._writing(lambda: batch.delete(self, keys, count), "delete")
 
     def clear(self) -> int:
@@ -421,6 +443,8 @@ class Map(FdOwner):
         return _sys.buffer(key)
 
     def _encode_value(self, value: object) -> bytes:
+        from .core.program import Program
+
         if isinstance(value, (Map, Program)):
             if self.kind.value not in (Value.MAP_ID, Value.PROG_ID):
                 raise UsageError(f"value for {self.ref}: {self.type_label} values are data, not maps or programs")

@@ -8,12 +8,15 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BpfmapError, UsageError, quote
 from .layout import Codec, HexCodec, IdCodec, Layout
-from .maps import Map, Program
+from .maps import Map
 from .types import Value
+
+if TYPE_CHECKING:
+    from .core.program import Program
 
 AGGREGATES = ("all", "sum", "max", "min", "avg")
 
@@ -87,6 +90,8 @@ class View:
         """For maps of maps and prog_array: open the map or program a value refers to."""
         if self.map.kind.value is Value.MAP_ID:
             return Map.open(text)
+        from .core.program import Program
+
         return Program.open(text)
 
     def decode_value(self, raw: bytes | list[bytes]) -> Any:

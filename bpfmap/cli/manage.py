@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
-from ..maps import Map, MapInfo, MapSpec, list_maps
+from ..maps import Map, MapInfo, list_maps
 from ..output import write_infos, write_object_maps
 from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
