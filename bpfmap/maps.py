@@ -23,6 +23,7 @@ from .core.values import ValueShape, possible_cpus
 from .errors import (
     BpfmapError,
     KeyNotFound,
+    NotFound,
     PermissionDenied,
     ReadOnly,
     UsageError,
@@ -276,6 +277,23 @@ class Map(FdOwner):
         return batch.walk_keys(self)
 
     __iter__ = keys
+
+    def next_key(self, key: bytes | None = None) -> bytes:
+        """The key after ``key`` (BPF_MAP_GET_NEXT_KEY), or the first key when ``key`` is
+        None.  A hash map whose ``key`` is absent answers with its first key.  Raises
+        NotFound at the end (or on an empty map)."""
+        self._require(Access.KEYED, "getnext")
+        kbuf = self._key_buffer(key) if key is not None else None
+        nxt = _sys.buffer(self.key_size)
+        try:
+            _sys.map_elem(_sys.Cmd.MAP_GET_NEXT_KEY, self.fileno(), kbuf, nxt)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                raise NotFound(
+                    f"getnext {self.ref}: {'no key after it' if key is not None else 'the map is empty'}"
+                ) from None
+            raise translate("getnext", self.ref, err) from err
+        return _sys.contents(nxt, self.key_size)
 
     def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
         """(key, value) pairs, read batch by batch (BPF_MAP_LOOKUP_BATCH where the kernel

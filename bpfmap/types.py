@@ -151,6 +151,7 @@ class TypeSpec:
         "needs_inner_map",
         "batch",
         "deletable",
+        "indexed",
     )
 
     def __init__(
@@ -167,6 +168,7 @@ class TypeSpec:
         needs_inner_map: bool = False,
         batch: bool = False,
         deletable: bool = True,
+        indexed: bool = False,
     ) -> None:
         self.access, self.percpu, self.value = access, percpu, value
         self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
@@ -176,18 +178,19 @@ class TypeSpec:
             required_flags,
         )
         self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
+        self.indexed = indexed  # keys are 4-byte indices: read and written as numbers without a layout
 
 
-_FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4)
+_FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4, indexed=True)
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True),
-    MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False),
+    MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False, indexed=True),
     MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, **_FD_ARRAY),
     # max_entries None: one slot per possible CPU.
     MapType.PERF_EVENT_ARRAY: TypeSpec(access=Access.STREAM, value=Value.FD, default_max_entries=None, **_FD_ARRAY),
     MapType.PERCPU_HASH: TypeSpec(percpu=True, batch=True),
-    MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False),
+    MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False, indexed=True),
     MapType.STACK_TRACE: TypeSpec(key_size=4),
     MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, **_FD_ARRAY),
     MapType.LRU_HASH: TypeSpec(batch=True),
@@ -195,13 +198,13 @@ SPECS: dict[MapType, TypeSpec] = {
     MapType.LPM_TRIE: TypeSpec(default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC),
     MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, **_FD_ARRAY),
     MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4),
-    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4),
-    MapType.SOCKMAP: TypeSpec(value=Value.FD, key_size=4, default_value_size=4),
-    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4),
+    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True),
+    MapType.SOCKMAP: TypeSpec(value=Value.FD, key_size=4, default_value_size=4, indexed=True),
+    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True),
     MapType.XSKMAP: TypeSpec(value=Value.FD, **_FD_ARRAY),
     MapType.SOCKHASH: TypeSpec(value=Value.FD, default_value_size=4),
     MapType.CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE),
-    MapType.REUSEPORT_SOCKARRAY: TypeSpec(value=Value.FD, key_size=4, default_value_size=4),
+    MapType.REUSEPORT_SOCKARRAY: TypeSpec(value=Value.FD, key_size=4, default_value_size=4, indexed=True),
     MapType.PERCPU_CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, percpu=True),
     MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0),
     MapType.STACK: TypeSpec(access=Access.STACK, key_size=0),

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import BpfmapError, UsageError, quote
-from .layout import Codec, HexCodec, IdCodec, Layout
+from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout
 from .maps import Map
 from .types import Value
 
@@ -25,7 +25,8 @@ class View:
     """Decode and encode one map's keys and values through a layout (hex without one)."""
 
     def __init__(self, m: Map, layout: Layout | None = None, btf: bool = True) -> None:
-        """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex.
+        """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex
+        (the 4-byte index keys of array-type maps as numbers).
         An explicit layout wins over BTF, even ``Layout()`` (all hex).  When BTF cannot
         be used, ``note`` says why and the map is shown as hex."""
         self.note: str | None = None
@@ -37,14 +38,15 @@ class View:
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"
-        self._setup(m, layout or Layout())
+        # array indices are numbers even without a layout
+        self._setup(m, layout or Layout(), index_keys=layout is None and m.kind.indexed and m.key_size == 4)
 
-    def _setup(self, m: Map, layout: Layout) -> None:
+    def _setup(self, m: Map, layout: Layout, index_keys: bool = False) -> None:
         self.map = m
         keyless = m.key_size == 0
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
-        self.key: Codec = self._bind(layout.key, m.key_size, "key", m.ref)
+        self.key: Codec = IndexCodec() if index_keys else self._bind(layout.key, m.key_size, "key", m.ref)
         if keyless and layout.bare is not None:
             self.value: Codec = self._bind(layout.bare, m.value_size, "value", m.ref)
         elif m.kind.value is Value.MAP_ID:

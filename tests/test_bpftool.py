@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from conftest import run_cli
 
-from bpfmap import Map, MapFlag, possible_cpus
+from bpfmap import Map, MapFlag, MapType, possible_cpus
+from bpfmap.types import spec
 
 pytestmark = pytest.mark.bpftool
 
@@ -148,8 +149,9 @@ def test_we_read_what_bpftool_writes(bpftool, pindir, mtype, ks, vs):
     # and through the installed command, as jsonl
     r = run_cli("dump", path, "-o", "jsonl")
     rows = {json.loads(line)["key"]: json.loads(line) for line in r.stdout.splitlines()}
+    indexed = spec(MapType.parse(mtype)).indexed  # array indices dump as numbers, other keys as hex
     for k, v in want.items():
-        row = rows[k.hex(" ")]
+        row = rows[int.from_bytes(k, "little") if indexed else k.hex(" ")]
         one = v if isinstance(v, bytes) else v[0]
         assert row.get("value", row.get("values")) == (
             one.hex(" ") if isinstance(v, bytes) else [one.hex(" ")] * possible_cpus()

@@ -240,5 +240,9 @@ def test_option_conflicts(bm, flows, tmp_path):
     assert code == 2 and "either --layout or --c-header" in err
     code, _, err = bm("dump", flows, "--key-type", "int")
     assert code == 2 and "need --c-header" in err
-    code, _, err = bm("dump", flows, "--percpu", "sum")
+    # --percpu on a map that is not per-CPU is the identity (scripts need not branch); --cpu is an error
+    assert bm("dump", flows, "--percpu", "sum") == bm("dump", flows)
+    code, _, err = bm("dump", flows, "--percpu", "median")
+    assert code == 2 and "--percpu median" in err
+    code, _, err = bm("dump", flows, "--cpu", "0")
     assert code == 2 and "not a per-CPU map" in err

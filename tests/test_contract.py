@@ -115,6 +115,7 @@ def test_documented_shapes_match_the_program(maps):
         "dump",
         "dump-percpu",
         "peek-bloom",
+        "getnext",
         "show",
         "list",
         "watch",
@@ -129,6 +130,7 @@ def test_documented_shapes_match_the_program(maps):
         "dump": _json_line("dump", counts, "-o", "jsonl"),
         "dump-percpu": _json_line("dump", maps["pcpu"], "-o", "jsonl"),
         "peek-bloom": _json_line("peek", maps["bloom"], "7", "--layout", "u32", "-o", "json"),
+        "getnext": json.loads(run_cli("getnext", maps["lat"], "3", "-o", "json").stdout),
         "show": json.loads(run_cli("show", counts, "-o", "json").stdout),
         "list": next(
             i for i in map(json.loads, run_cli("list", "-o", "jsonl").stdout.splitlines()) if counts in i["pinned"]

@@ -4,6 +4,7 @@ Exit codes (a contract for scripts): 0 ok; 1 not found or empty; 2 usage or inpu
 error; 3 error from the kernel or the system.
 """
 
+import copy
 import importlib
 import os
 import sys
@@ -31,6 +32,7 @@ COMMANDS = {
     "delete": "elements",
     "clear": "elements",
     "dump": "elements",
+    "getnext": "elements",
     "push": "elements",
     "pop": "elements",
     "peek": "elements",
@@ -38,6 +40,8 @@ COMMANDS = {
     "hist": "monitor",
     "events": "monitor",
 }
+# Other names of a verb (bpftool's): alias -> verb
+ALIASES = {"enqueue": "push", "dequeue": "pop"}
 
 
 def _version(value: bool) -> None:
@@ -74,19 +78,30 @@ def make_app(only: str | None = None, completion: bool = True) -> typer.Typer:
 
         install()
     app.callback()(_root)
-    names = [only] if only in COMMANDS else list(COMMANDS)
+    verb = ALIASES.get(only, only) if only is not None else None
+    names = [verb] if verb in COMMANDS else list(COMMANDS)
     for name in names:
-        module = importlib.import_module(f".{COMMANDS[name]}", __name__)
-        info = next(i for i in module.app.registered_commands if (i.name or i.callback.__name__.rstrip("_")) == name)
-        app.registered_commands.append(info)
+        app.registered_commands.append(_command(name))
+    for alias, name in ALIASES.items():
+        if only is None or only == alias:
+            info = copy.copy(_command(name))
+            info.name, info.hidden = alias, False
+            info.help = f"The same as '{name}' (bpftool's name for it)."
+            app.registered_commands.append(info)
     return app
+
+
+def _command(name: str):
+    """The typer CommandInfo of verb ``name``, from its module."""
+    module = importlib.import_module(f".{COMMANDS[name]}", __name__)
+    return next(i for i in module.app.registered_commands if (i.name or i.callback.__name__.rstrip("_")) == name)
 
 
 def _verb(argv: list[str]) -> str | None:
     """The verb of a command line when it is the first argument (no global options before it)."""
     if os.environ.get("_BPFMAP_COMPLETE"):
         return None  # completion needs every verb
-    return argv[0] if argv and argv[0] in COMMANDS else None
+    return argv[0] if argv and (argv[0] in COMMANDS or argv[0] in ALIASES) else None
 
 
 class StdoutClosed(Exception):
@@ -161,13 +176,34 @@ def _error(message: str, code: int = 3) -> None:
     sys.stderr.write(f"{prefix} {message}\n")
 
 
+def short_usage() -> str:
+    """What ``bpfmap`` alone prints: the usage line and one line per verb."""
+    app = make_app(completion=False)
+    lines = [
+        "Usage: bpfmap VERB [ARGS]...   ('bpfmap VERB --help' for one verb, 'bpfmap --help' for all)",
+        "",
+        "Verbs:",
+    ]
+    width = max(map(len, [*COMMANDS, *ALIASES]))
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__.rstrip("_")  # type: ignore[union-attr]
+        doc = info.help or info.callback.__doc__ or ""
+        para = " ".join(doc.strip().split("\n\n")[0].split())
+        first = para.split(". ")[0].rstrip(".")
+        lines.append(f"  {name:<{width}}  {first}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     global _JSON_ERRORS
     debug = bool(os.environ.get("BPFMAP_DEBUG"))
+    args = sys.argv[1:] if argv is None else argv
+    if not args and not os.environ.get("_BPFMAP_COMPLETE"):  # completion comes with no arguments
+        sys.stderr.write(short_usage())
+        return 2
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
-    args = sys.argv[1:] if argv is None else argv
     _JSON_ERRORS = _json_output(args)
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.

@@ -48,9 +48,11 @@ def _no_stray_options(*args: str | None) -> None:
 def _per_cpu(view: View, how: str | None, cpu: int | None):
     """A function reducing a per-CPU value list as asked, and whether output stays per-CPU."""
     if not view.percpu:
-        if how is not None or cpu is not None:
-            raise UsageError(f"--percpu/--cpu: {view.map.type_label} is not a per-CPU map")
-        return None, False
+        if cpu is not None:
+            raise UsageError(f"--cpu: {view.map.type_label} is not a per-CPU map")
+        if how is not None:
+            aggregate([0], how)  # an unknown HOW still fails; a known one is the identity here,
+        return None, False  # so scripts need not branch on the map type
     if how is not None and cpu is not None:
         raise UsageError("give --percpu or --cpu, not both")
     if cpu is not None:
@@ -444,6 +446,37 @@ def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size:
     if held.caught is not None:
         say(f"dump --delete {m.ref}: interrupted; {n} entries drained and written, the rest left in the map")
         raise typer.Exit(128 + held.caught)
+
+
+@app.command(
+    context_settings=_ARGS_MAY_BE_NEGATIVE,
+    epilog=examples(
+        "bpfmap getnext /sys/fs/bpf/counts",
+        'bpfmap getnext /sys/fs/bpf/counts "$(bpfmap getnext /sys/fs/bpf/counts)" -o json',
+    ),
+)
+@layout_options()
+def getnext(
+    map_ref: MapArg,
+    key: OptKeyArg = None,
+    output: OutputOpt = None,
+    opts: LayoutOptions = NO_LAYOUT,
+) -> None:
+    """Print the key after KEY (without KEY: the first key), as bpftool map getnext.  Exit 1
+    at the end.  json: {"key": KEY or null, "next_key": NEXT}."""
+    _no_stray_options(key)
+    with Map.open(map_ref, readonly=True) as m:
+        view = opts.view(m)
+        raw = view.parse_key(key) if key is not None else None
+        nxt = view.key.decode(m.next_key(raw))
+        fmt = _single_format(output)
+        if fmt == "text":
+            sys.stdout.write(view.key.format(nxt) + "\n")
+        else:
+            from ..output import json_dumps
+
+            obj = {"key": view.key.decode(raw) if raw is not None else None, "next_key": nxt}
+            sys.stdout.write(json_dumps(obj, indent=2 if fmt == "json" else None) + "\n")
 
 
 def _single_format(fmt: str | None) -> str:

@@ -259,8 +259,8 @@ def show(
         ),
     ] = None,
 ) -> None:
-    """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins (or, with
-    --object OBJ, the maps an object declares)."""
+    """Show one map: id, type, name, sizes, flags, memlock, BTF id and pins (without MAP,
+    every map, as 'list'; with --object OBJ, the maps an object declares)."""
     if object_ is not None:
         if map_ref is not None:
             raise UsageError("give MAP or --object OBJ, not both")
@@ -268,8 +268,9 @@ def show(
 
         write_object_maps([d.to_dict() for d in read_object(object_).maps], fmt_or_default(output), sys.stdout)
         return
-    if map_ref is None:
-        raise UsageError("show: missing MAP (a pin, id:N or name:NAME) or --object OBJ")
+    if map_ref is None:  # as bpftool map show
+        list_(output)
+        return
     with Map.open(map_ref, readonly=True) as m:
         info = m.info(pins=True).to_dict()
         info["key_type"] = info["value_type"] = None

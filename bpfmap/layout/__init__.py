@@ -9,6 +9,7 @@ build the same model (:mod:`.model`), compiled once by :mod:`.codec`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -190,6 +191,31 @@ class TypeCodec(Codec):
         if s.startswith("[") and not s.startswith("[::"):
             return self.encode(_json(text))
         return self.encode(s)
+
+
+class IndexCodec(TypeCodec):
+    """The 4-byte index key of an array-type map without a layout: a number (u32) in and
+    out; four hex bytes with separators (``01 00 00 00``, how such keys were written
+    before they were numbers) still parse."""
+
+    def __init__(self) -> None:
+        from .model import SCALARS
+
+        super().__init__(SCALARS["u32"])
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            return super().encode(value)
+        except UsageError:
+            data = hex_bytes(value) if isinstance(value, str) and re.search(r"[\s:\-]", value.strip()) else None
+            if data is None or len(data) != 4:
+                raise
+            return data
+
+    def encode_many(self, items: list) -> bytes | None:
+        if any(isinstance(v, str) for v in items):
+            return None  # hex strings go one by one, through encode
+        return super().encode_many(items)
 
 
 def _json(text: str) -> Any:

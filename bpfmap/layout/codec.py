@@ -177,7 +177,7 @@ def to_int(value: Any, t: Type, path: str, bits: int | None = None) -> int:
         try:
             value = int(s, 0)
         except ValueError:
-            if s.lstrip("+-").isdigit():
+            if s.lstrip("+-").isdigit() and len(s) > 4000:  # past str->int's digit limit
                 raise _fail(path, t, f"{_q(value)} has more digits than any integer field holds") from None
             raise _fail(path, t, f"{_q(value)} is not a number") from None
     lo, hi = _int_range(t, bits)  # type: ignore[arg-type]

@@ -1,0 +1,119 @@
+"""bpftool's map verbs and habits that bpfmap also has: getnext, enqueue/dequeue, show
+without MAP, numeric array indices, --percpu on any map, the short usage."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+
+from conftest import INSTALLED, run_cli
+
+from bpfmap import Map
+
+CMD = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
+
+
+def _hash(pindir, n=5):
+    pin = f"{pindir}/h"
+    with Map.create("hash", 4, 8, max_entries=16) as m:
+        for i in range(n):
+            m.update(struct.pack("I", i * 10), struct.pack("Q", i))
+        m.pin(pin)
+    return pin
+
+
+def test_getnext_walks_every_key_then_exits_1(pindir):
+    pin = _hash(pindir)
+    seen, key = [], None
+    for _ in range(10):
+        r = run_cli("getnext", pin, *([key] if key is not None else []), "-l", "u32:u64")
+        if r.returncode:
+            assert r.returncode == 1 and "no key after it" in r.stderr
+            break
+        key = r.stdout.strip()
+        seen.append(int(key))
+    assert sorted(seen) == [0, 10, 20, 30, 40]
+    r = run_cli("getnext", pin, str(seen[0]), "-l", "u32:u64", "-o", "json")
+    assert json.loads(r.stdout) == {"key": seen[0], "next_key": seen[1]}
+
+
+def test_getnext_agrees_with_bpftool(pindir, bpftool):
+    pin = _hash(pindir)
+    ours = run_cli("getnext", pin, "00 00 00 00").stdout.strip()
+    theirs = json.loads(
+        subprocess.run(
+            [bpftool, "-j", "map", "getnext", "pinned", pin, "key", "0", "0", "0", "0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert ours == " ".join(b.removeprefix("0x") for b in theirs["next_key"])
+    with Map.create("hash", 4, 8, max_entries=4) as empty:
+        empty.pin(f"{pindir}/empty")
+    r = run_cli("getnext", f"{pindir}/empty")
+    assert r.returncode == 1 and "the map is empty" in r.stderr
+
+
+def test_enqueue_and_dequeue_are_push_and_pop(pindir):
+    pin = f"{pindir}/q"
+    assert run_cli("create", "queue", "--value", "4", "--max-entries", "4", "--pin", pin).returncode == 0
+    assert run_cli("enqueue", pin, "7", "--layout", "u32").returncode == 0
+    assert run_cli("push", pin, "8", "--layout", "u32").returncode == 0
+    assert run_cli("dequeue", pin, "--layout", "u32").stdout == "7\n"
+    assert run_cli("pop", pin, "--layout", "u32").stdout == "8\n"
+    assert run_cli("dequeue", pin, "--layout", "u32").returncode == 1
+
+
+def test_show_without_map_lists_every_map(pindir):
+    pin = _hash(pindir)
+    shown = [json.loads(line) for line in run_cli("show", "-o", "jsonl").stdout.splitlines()]
+    listed = [json.loads(line) for line in run_cli("list", "-o", "jsonl").stdout.splitlines()]
+    assert [m["id"] for m in shown] == [m["id"] for m in listed]
+    assert any(pin in m["pinned"] for m in shown)
+
+
+def test_array_indices_are_numbers_without_a_layout(pindir):
+    pin = f"{pindir}/a"
+    assert run_cli("create", "array", "--value", "4", "--max-entries", "3", "--pin", pin).returncode == 0
+    assert run_cli("update", pin, "2", "2a 00 00 00").returncode == 0
+    assert run_cli("update", pin, "01 00 00 00", "07 00 00 00").returncode == 0  # the hex form still parses
+    rows = [json.loads(line) for line in run_cli("dump", pin, "-o", "jsonl").stdout.splitlines()]
+    assert rows == [
+        {"key": 0, "value": "00 00 00 00"},
+        {"key": 1, "value": "07 00 00 00"},
+        {"key": 2, "value": "2a 00 00 00"},
+    ]
+    assert run_cli("lookup", pin, "2").stdout == "2a 00 00 00\n"
+    assert run_cli("dump", pin, "--layout", "-:-").stdout.splitlines()[2] == "02 00 00 00\t2a 00 00 00"
+    with Map.open(pin) as m:  # the bytes are what the number says
+        assert m.lookup(struct.pack("I", 2)) == bytes([42, 0, 0, 0])
+    # a JSON Lines dump loads back
+    copy = f"{pindir}/b"
+    run_cli("create", "array", "--value", "4", "--max-entries", "3", "--pin", copy)
+    r = subprocess.run(
+        [*CMD, "update", copy, "--from", "-"],
+        input=run_cli("dump", pin, "-o", "jsonl").stdout,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert run_cli("dump", copy).stdout == run_cli("dump", pin).stdout
+
+
+def test_percpu_options_are_the_identity_on_other_maps(pindir):
+    pin = _hash(pindir)
+    plain = run_cli("dump", pin, "-l", "u32:u64").stdout
+    for how in ("sum", "max", "min", "avg", "all"):
+        assert run_cli("dump", pin, "-l", "u32:u64", "--percpu", how).stdout == plain
+    assert run_cli("lookup", pin, "10", "-l", "u32:u64", "--percpu", "sum").stdout == "1\n"
+
+
+def test_bpfmap_alone_prints_the_verbs():
+    r = subprocess.run(CMD, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("Usage: bpfmap VERB")
+    verbs = {line.split()[0] for line in lines[3:]}
+    assert {"create", "dump", "getnext", "enqueue", "dequeue", "events"} <= verbs
