@@ -1,0 +1,68 @@
+"""The package installs like one: metadata, the man page (generated from the CLI, never
+stale, valid roff), the completion scripts and py.typed in the wheel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import need_tool
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_man_page_is_current():
+    from bpfmap.cli.manpage import render
+
+    with open(os.path.join(ROOT, "man", "bpfmap.1")) as f:
+        assert f.read() == render(), "man/bpfmap.1 is stale: run 'python -m bpfmap.cli.manpage man/bpfmap.1'"
+
+
+def test_man_page_covers_every_verb_option_and_exit_code():
+    from bpfmap.cli import ALIASES, COMMANDS
+    from bpfmap.cli.manpage import render
+
+    page = render()
+    for verb in [*COMMANDS, *ALIASES]:
+        assert f'.SS "bpfmap {verb} ' in page, verb
+    for option in ("\\-\\-layout", "\\-\\-batch\\-size", "\\-\\-from\\-object", "\\-\\-percpu"):
+        assert option in page
+    assert ".SH EXIT STATUS" in page and "3 error from the kernel" in page
+    assert page.count("\n$ ") == 0 and "bpfmap dump /sys/fs/bpf/counts \\-o jsonl" in page
+
+
+def test_man_page_renders_without_warnings():
+    groff = need_tool("groff")
+    r = subprocess.run(
+        [groff, "-man", "-Tutf8", "-ww", "-z", os.path.join(ROOT, "man", "bpfmap.1")], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), ROOT],
+        check=True,
+        capture_output=True,
+    )
+    (path,) = out.glob("bpfmap-*.whl")
+    return zipfile.ZipFile(path)
+
+
+def test_wheel_ships_the_man_page_completions_and_typing(wheel):
+    names = wheel.namelist()
+    data = [n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n]
+    assert "share/man/man1/bpfmap.1" in data
+    assert "share/bash-completion/completions/bpfmap.bash" in data
+    assert "share/fish/vendor_completions.d/bpfmap.fish" in data
+    assert "share/bpfmap/completions/bpfmap.zsh" in data
+    assert "bpfmap/py.typed" in names
+    meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "License :: OSI Approved :: MIT License" in meta and "Keywords:" in meta
+    assert "](" not in meta.split("\n\n", 1)[1].replace("](http", ""), "relative links do not render on an index"
+    assert any(n.endswith("LICENSE") for n in names)
