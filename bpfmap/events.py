@@ -207,19 +207,26 @@ def online_cpus() -> list[int]:
 
 class PerfBufferReader(_Reader):
     """Read a BPF_MAP_TYPE_PERF_EVENT_ARRAY: a ring of ``pages`` pages (a power of two)
-    per online CPU, stored in the map at the CPU's index (replacing what was there, as
-    every perf buffer reader does).  ``lost`` counts samples the kernel dropped."""
+    per online CPU (or only on the CPUs in ``cpus``, as bpftool's ``event_pipe cpu N``),
+    stored in the map at the CPU's index (replacing what was there, as every perf buffer
+    reader does).  ``lost`` counts samples the kernel dropped."""
 
-    def __init__(self, m: Map, pages: int = 64) -> None:
+    def __init__(self, m: Map, pages: int = 64, cpus: list[int] | None = None) -> None:
         if m.type is not MapType.PERF_EVENT_ARRAY:
             raise UsageError(f"events {m.ref}: a {m.type_label} map is not a perf event array")
         if pages < 1 or pages & (pages - 1):
             raise UsageError(f"perf buffer of {pages} pages: give a power of two")
         self.map, self.lost = m, 0
         self._rings: list[_PerfRing] = []
+        online = online_cpus()
+        for cpu in cpus or ():
+            if cpu not in online:
+                raise UsageError(f"events {m.ref}: CPU {cpu} is not online (online: {', '.join(map(str, online))})")
+            if cpu >= m.max_entries:
+                raise UsageError(f"events {m.ref}: CPU {cpu} is past max_entries {m.max_entries}")
         self._epoll = select.epoll()
         try:
-            for cpu in online_cpus():
+            for cpu in cpus if cpus is not None else online:
                 if cpu >= m.max_entries:
                     continue
                 try:
@@ -252,12 +259,15 @@ class PerfBufferReader(_Reader):
         self._epoll.close()
 
 
-def reader(m: Map, pages: int = 64) -> _Reader:
-    """The reader for a ring buffer or perf event array map."""
+def reader(m: Map, pages: int = 64, cpus: list[int] | None = None) -> _Reader:
+    """The reader for a ring buffer or perf event array map (``cpus``: for a perf event
+    array, read only these CPUs' buffers)."""
     if m.type is MapType.RINGBUF:
+        if cpus is not None:
+            raise UsageError(f"events {m.ref}: a ring buffer is one for every CPU; --cpu is for perf event arrays")
         return RingBufferReader(m)
     if m.type is MapType.PERF_EVENT_ARRAY:
-        return PerfBufferReader(m, pages)
+        return PerfBufferReader(m, pages, cpus)
     raise UsageError(
         f"events {m.ref}: {m.type_label} maps hold entries, not events; use 'bpfmap dump' "
         f"(events reads ringbuf and perf_event_array maps)"

@@ -71,6 +71,8 @@ def maps(pindir, tmp_path):
     assert run_cli("push", bloom, "7", "--layout", "u32").returncode == 0
     lat = make("lat", "array", "--layout", "u32:u64", "--max-entries", "8")
     assert run_cli("update", lat, "3", "5").returncode == 0
+    outer = make("outer", "array_of_maps", "--max-entries", "1", "--inner-map", lat)
+    assert run_cli("update", outer, "0", lat).returncode == 0
     rb = make("rb", "ringbuf")
     with Map.open(rb) as m:
         prog = Program.load("socket_filter", RINGBUF_TWICE, {"rb": m})
@@ -87,7 +89,7 @@ def maps(pindir, tmp_path):
         [clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", src, "-o", obj],
         check=True,
     )
-    return {"counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat, "rb": rb, "pe": pe, "obj": obj}
+    return {"outer": outer, "counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat, "rb": rb, "pe": pe, "obj": obj}
 
 
 def _perf_record(path: str) -> object:
@@ -116,6 +118,7 @@ def test_documented_shapes_match_the_program(maps):
         "dump-percpu",
         "peek-bloom",
         "getnext",
+        "dump-recursive",
         "show",
         "list",
         "watch",
@@ -131,6 +134,7 @@ def test_documented_shapes_match_the_program(maps):
         "dump-percpu": _json_line("dump", maps["pcpu"], "-o", "jsonl"),
         "peek-bloom": _json_line("peek", maps["bloom"], "7", "--layout", "u32", "-o", "json"),
         "getnext": json.loads(run_cli("getnext", maps["lat"], "3", "-o", "json").stdout),
+        "dump-recursive": _json_line("dump", maps["outer"], "--recursive", "-o", "jsonl"),
         "show": json.loads(run_cli("show", counts, "-o", "json").stdout),
         "list": next(
             i for i in map(json.loads, run_cli("list", "-o", "jsonl").stdout.splitlines()) if counts in i["pinned"]

@@ -246,16 +246,18 @@ def test_cli_ringbuf_jsonl_text_and_timeout(pindir):
     assert r.returncode == 2
 
 
-def events_while_writing(path: str, *args: str, record_size: int = 8) -> tuple[int, str, str]:
+def events_while_writing(path: str, *args: str, record_size: int = 8, cpu: int | None = None) -> tuple[int, str, str]:
     """Run 'bpfmap events PATH ARGS' while a program writes a record every 20 ms (until
-    the command ends: a perf buffer only sees what is written after it attached);
-    returns (exit code, stdout, stderr)."""
+    the command ends: a perf buffer only sees what is written after it attached), on
+    ``cpu`` when given; returns (exit code, stdout, stderr)."""
     with Map.open(path) as m:
         prod = Producer(m, record_size=record_size)
         proc = subprocess.Popen(_cmd("events", path, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stop = threading.Event()
 
         def produce():
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})  # this thread: the program runs (and writes) on that CPU
             while not stop.is_set():
                 prod.run(1)
                 time.sleep(0.02)
@@ -301,3 +303,20 @@ def test_cli_ctrl_c_prints_a_summary(pindir):
         assert proc.returncode == 0 and len(out.splitlines()) == 2
         assert err == f"bpfmap: events {path}: 2 records\n"
         prod.close()
+
+
+def test_cli_events_cpu_reads_one_cpus_perf_buffer(pindir):
+    from bpfmap.events import online_cpus
+
+    online = online_cpus()
+    path = os.path.join(pindir, "pe")
+    assert run_cli("create", "perf_event_array", "--pin", path, "-q").returncode == 0
+    last = online[-1]
+    code, out, err = events_while_writing(path, "--cpu", str(last), "--count", "3", "-o", "jsonl", cpu=last)
+    assert code == 0, err
+    assert [json.loads(x)["cpu"] for x in out.splitlines()] == [last] * 3
+    if len(online) > 1:  # records written on another CPU never reach this CPU's buffer
+        code, out, err = events_while_writing(path, "--cpu", str(online[0]), "--timeout", "1", cpu=last)
+        assert code == 1 and out == "", err
+    code, _out, err = events_while_writing(path, "--cpu", "4096", "--timeout", "0")
+    assert code == 2 and "not online" in err

@@ -117,3 +117,30 @@ def test_bpfmap_alone_prints_the_verbs():
     assert lines[0].startswith("Usage: bpfmap VERB")
     verbs = {line.split()[0] for line in lines[3:]}
     assert {"create", "dump", "getnext", "enqueue", "dequeue", "events"} <= verbs
+
+
+def test_dump_recursive_shows_each_inner_map_under_its_slot(pindir):
+    a, b, outer = f"{pindir}/inner_a", f"{pindir}/inner_b", f"{pindir}/outer"
+    assert run_cli("create", "array", "--layout", "u32:u64", "--max-entries", "2", "--pin", a, "-q").returncode == 0
+    assert run_cli("create", "array", "--value", "8", "--max-entries", "2", "--pin", b, "-q").returncode == 0
+    run_cli("update", a, "1", "42")
+    run_cli("update", b, "0", "07 00 00 00 00 00 00 00")
+    assert run_cli("create", "array_of_maps", "--max-entries", "3", "--inner-map", a, "--pin", outer).returncode == 0
+    run_cli("update", outer, "0", a)
+    run_cli("update", outer, "2", b)
+    ids = {p: json.loads(run_cli("show", p, "-o", "json").stdout)["id"] for p in (a, b)}
+    rows = [json.loads(x) for x in run_cli("dump", outer, "--recursive", "-o", "jsonl").stdout.splitlines()]
+    assert rows == [
+        {"key": 0, "value": ids[a], "inner": [{"key": 0, "value": 0}, {"key": 1, "value": 42}]},  # a's BTF
+        {
+            "key": 2,
+            "value": ids[b],
+            "inner": [{"key": 0, "value": "07 00 00 00 00 00 00 00"}, {"key": 1, "value": "00 00 00 00 00 00 00 00"}],
+        },  # hex
+    ]
+    as_json = json.loads(run_cli("dump", outer, "-r", "-o", "json", "--inner-layout", "u32:u64").stdout)
+    assert [r["inner"][0]["value"] for r in as_json] == [0, 7]
+    text = run_cli("dump", outer, "-r").stdout.splitlines()
+    assert text[:3] == [f"0\t{ids[a]}", "\t0\t0", "\t1\t42"]
+    r = run_cli("dump", a, "--recursive")
+    assert r.returncode == 2 and "maps of maps" in r.stderr

@@ -10,7 +10,7 @@ from ..layout import Layout
 from ..output import FORMATS, default_format
 
 
-def _parse_layout(text: str) -> Layout:
+def parse_layout(text: str) -> Layout:
     try:
         return Layout.parse(text)
     except UsageError as err:
@@ -72,7 +72,7 @@ LayoutOpt = Annotated[
     typer.Option(
         "--layout",
         "-l",
-        parser=_parse_layout,
+        parser=parse_layout,
         metavar="KEY:VALUE",
         autocompletion=complete_layout,
         help="Key and value layout, e.g. u32:u64 or 'saddr=ipv4,dport=be16:u64'; '-' leaves a side "

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError, quote
+from ..layout import Layout
 from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
@@ -20,6 +21,7 @@ from .common import (
     examples,
     fmt_or_default,
     layout_options,
+    parse_layout,
     say,
 )
 
@@ -369,6 +371,19 @@ def dump(
             help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.",
         ),
     ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option("--recursive", "-r", help="Maps of maps: each inner map's entries under its slot."),
+    ] = False,
+    inner_layout: Annotated[
+        Optional[Layout],
+        typer.Option(
+            "--inner-layout",
+            parser=parse_layout,
+            metavar="KEY:VALUE",
+            help="--recursive: the inner maps' layout (default: their BTF, else hex).",
+        ),
+    ] = None,
     output: OutputOpt = None,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
@@ -382,8 +397,15 @@ def dump(
         )
     if delete and output == "table":
         raise UsageError("dump --delete: a table is drawn only once every entry is in; use -o text, json, jsonl or csv")
+    if inner_layout is not None and not recursive:
+        raise UsageError("--inner-layout goes with --recursive")
     with Map.open(map_ref, readonly=not delete) as m:
         view = opts.view(m)
+        if recursive:
+            if delete or sort is not None or percpu is not None or cpu is not None:
+                raise UsageError("dump --recursive takes no --delete, --sort, --top, --percpu or --cpu")
+            _dump_recursive(view, inner_layout, output or "text")
+            return
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
         if delete:
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
@@ -407,6 +429,43 @@ def dump(
             if progress is not None:
                 progress.close()
             source.close()  # stops the read-ahead thread before the map's fd is closed
+
+
+def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
+    """dump --recursive: each slot of a map of maps, then its inner map's entries, decoded
+    by the inner map's BTF or --inner-layout.  text: the slot line, then each inner entry
+    on a line starting with a tab; json/jsonl: {"key", "value": id, "inner": [entries]}."""
+    from ..output import entry_object, json_dumps
+
+    m = view.map
+    if m.kind.value is not Value.MAP_ID:
+        raise UsageError(f"dump --recursive {m.ref}: {m.type_label} maps hold data; it is for maps of maps")
+    if fmt not in ("text", "json", "jsonl"):
+        raise UsageError(f"dump --recursive: -o {fmt}; use text, json or jsonl")
+    first = True
+    if fmt == "json":
+        sys.stdout.write("[")
+    for key, inner_id in view.items():
+        with Map.open(f"id:{inner_id}", readonly=True) as inner:
+            iv = View(inner, inner_layout)
+            entries = list(iv.items())
+        if fmt == "text":
+            lines = [f"{view.key.format(key)}\t{inner_id}"]
+            vfmt = iv.value.format
+            for k, v in entries:
+                shown = "\t".join(map(vfmt, v)) if inner.percpu else vfmt(v)
+                lines.append(f"\t{iv.key.format(k)}\t{shown}")
+            sys.stdout.write("\n".join(lines) + "\n")
+            continue
+        obj = {"key": key, "value": inner_id, "inner": [entry_object(k, v, inner.percpu) for k, v in entries]}
+        text = json_dumps(obj)
+        if fmt == "json":
+            sys.stdout.write(("\n  " if first else ",\n  ") + text)
+        else:
+            sys.stdout.write(text + "\n")
+        first = False
+    if fmt == "json":
+        sys.stdout.write("]\n" if first else "\n]\n")
 
 
 def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size: int | None) -> None:

@@ -335,6 +335,12 @@ def events(
     pages: Annotated[
         int, typer.Option("--pages", metavar="N", help="perf_event_array: ring pages per CPU (a power of two).")
     ] = 64,
+    cpu: Annotated[
+        Optional[int],
+        typer.Option(
+            "--cpu", metavar="N", help="perf_event_array: read only CPU N's buffer (bpftool's event_pipe cpu N)."
+        ),
+    ] = None,
     output: Annotated[
         Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (one record per line) or jsonl.")
     ] = None,
@@ -355,7 +361,7 @@ def events(
         raise UsageError(f"--output {output}: events writes text or jsonl")
     codec = _record_codec(layout, c_header, value_type, object_)
     seen = 0
-    with Map.open(map_ref) as m, reader(m, pages) as rd:  # the consumer writes its position
+    with Map.open(map_ref) as m, reader(m, pages, [cpu] if cpu is not None else None) as rd:
         lost_said = 0
         try:
             for batch in rd.batches(count, timeout):
