@@ -40,8 +40,29 @@ from .types import MapFlag, MapType
 
 __version__ = "0.1.0"
 
+
+def _view(
+    self: Map,
+    layout: Any = None,
+    c_header: str | None = None,
+    key_type: str | None = None,
+    value_type: str | None = None,
+) -> Any:
+    """A typed, dict-like View over this map (``m.view("u32:u64")``; no layout: its BTF,
+    else hex); closing the View leaves the map open."""
+    from .api import as_layout
+    from .view import View
+
+    return View(self, as_layout(layout, c_header, key_type, value_type))
+
+
+# The package, the top layer, joins Map to View here: maps.py never imports view.py.
+Map.view = _view  # type: ignore[attr-defined]
+
 # name -> module, imported on first use (module __getattr__, PEP 562)
 _LAZY = {
+    "open": "api",
+    "create": "api",
     "MapSpec": "core.spec",
     "Program": "core.program",
     "View": "view",
@@ -75,6 +96,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "open",
+    "create",
     "Map",
     "MapSpec",
     "MapInfo",

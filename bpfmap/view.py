@@ -22,14 +22,26 @@ AGGREGATES = ("all", "sum", "max", "min", "avg")
 
 
 class View:
-    """Decode and encode one map's keys and values through a layout (hex without one)."""
+    """A map seen through a layout (hex without one): a dict-like object over typed keys
+    and values, and the decoding the CLI's verbs use.
 
-    def __init__(self, m: Map, layout: Layout | None = None, btf: bool = True) -> None:
+    As a mapping: ``view[key]``, ``view[key] = value``, ``del view[key]``, ``key in view``,
+    ``len(view)``, ``get``, ``keys()``, ``values()``, ``items()``, ``clear()``; per-CPU
+    maps answer one value per possible CPU, and ``sum(key)``/``max``/``min``/``avg``
+    combine them.  Struct keys and values come out as records (hashable named tuples,
+    nested ones too; ``_asdict()``, ``_replace()``); keys and values go in as records,
+    tuples or lists (fields in order), dicts, ctypes instances, bytes or text as the CLI
+    takes it.  A missing key raises KeyNotFound (a KeyError).  Not thread-safe: give each
+    thread its own View (the kernel map itself may be shared)."""
+
+    def __init__(self, m: Map, layout: Layout | None = None, btf: bool = True, owns: bool = False) -> None:
         """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex
         (the 4-byte index keys of array-type maps as numbers).
         An explicit layout wins over BTF, even ``Layout()`` (all hex).  When BTF cannot
-        be used, ``note`` says why and the map is shown as hex."""
+        be used, ``note`` says why and the map is shown as hex.  ``owns``: closing the
+        View closes the map."""
         self.note: str | None = None
+        self._owns = owns
         if layout is None and btf and m.btf_id and m.kind.value is Value.BYTES:
             try:
                 from_btf = m.btf()
@@ -101,10 +113,91 @@ class View:
             return [self.value.decode(v) for v in raw]
         return self.value.decode(raw)
 
-    def items(self, delete: bool = False) -> Iterator[tuple[Any, Any]]:
-        """Decoded (key, value) pairs, decoded batch by batch; raises at once (not on first
-        next) if the map cannot be iterated.  ``delete`` drains the map as it goes."""
+    def entries(self, delete: bool = False) -> Iterator[tuple[Any, Any]]:
+        """Decoded (key, value) pairs as JSON-ready values (structs as dicts), decoded batch
+        by batch; raises at once (not on first next) if the map cannot be iterated.
+        ``delete`` drains the map as it goes."""
         return itertools.chain.from_iterable(self.entry_batches(delete))
+
+    # -- the mapping --------------------------------------------------------------------
+
+    def __getitem__(self, key: Any) -> Any:
+        return record(self.decode_value(self.map.lookup(self.key_bytes(key))))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.map.update(self.key_bytes(key), self.value_bytes(value))
+
+    def __delitem__(self, key: Any) -> None:
+        self.map.delete(self.key_bytes(key))
+
+    def __contains__(self, key: object) -> bool:
+        return self.map.get(self.key_bytes(key)) is not None
+
+    def __len__(self) -> int:
+        return sum(count for _k, _v, count in self.map.batches())
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        raw = self.map.get(self.key_bytes(key))
+        return default if raw is None else record(self.decode_value(raw))  # type: ignore[arg-type]
+
+    def keys(self) -> Iterator[Any]:
+        return (k for k, _v in self.items())
+
+    def values(self) -> Iterator[Any]:
+        return (v for _k, v in self.items())
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """(key, value) pairs as records, batch by batch (a batch read ahead in a thread)."""
+        return ((record(k), record(v)) for k, v in self.entries())
+
+    def clear(self) -> int:
+        """Remove every entry (arrays: zero every value); returns how many there were."""
+        return self.map.clear()
+
+    def sum(self, key: Any) -> Any:
+        """A per-CPU value's numbers summed across CPUs (field by field in structs)."""
+        return self._combined(key, "sum")
+
+    def max(self, key: Any) -> Any:
+        return self._combined(key, "max")
+
+    def min(self, key: Any) -> Any:
+        return self._combined(key, "min")
+
+    def avg(self, key: Any) -> Any:
+        return self._combined(key, "avg")
+
+    def _combined(self, key: Any, how: str) -> Any:
+        value = self.decode_value(self.map.lookup(self.key_bytes(key)))
+        return record(aggregate(value, how) if self.percpu else value)
+
+    def key_bytes(self, key: Any) -> bytes:
+        """A key as the kernel takes it, from a record, tuple, list, dict, ctypes instance,
+        bytes or text."""
+        return _to_bytes(self.key, key, self.parse_key)
+
+    def value_bytes(self, value: Any) -> Any:
+        """A value as Map.update takes it; per-CPU maps take one value (for every CPU) or a
+        list with one per possible CPU."""
+        if self.map.kind.value in (Value.MAP_ID, Value.PROG_ID) and not isinstance(value, (bytes, str)):
+            return value  # a Map, a Program or an fd
+        if self.percpu and isinstance(value, list) and len(value) == self.map.ncpus:
+            return [_to_bytes(self.value, v, self.parse_value) for v in value]
+        return _to_bytes(self.value, value, self.parse_value)
+
+    def close(self) -> None:
+        """Close the map when this View owns it (bpfmap.open, bpfmap.create)."""
+        if self._owns:
+            self.map.close()
+
+    def __enter__(self) -> View:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def entry_batches(self, delete: bool = False) -> Iterator[list[tuple[Any, Any]]]:
         """Lists of decoded (key, value) pairs, one per kernel batch."""
@@ -140,6 +233,60 @@ class View:
         n = m.ncpus
         flat = self.value.decode_many(m.shape.slots(values, count), count * n)
         return [flat[i * n : (i + 1) * n] for i in range(count)]
+
+
+# -- records --------------------------------------------------------------------------------
+
+_RECORDS: dict[tuple[str, ...], type] = {}
+
+
+def _record_class(fields: tuple[str, ...]) -> type:
+    cls = _RECORDS.get(fields)
+    if cls is None:
+        from collections import namedtuple
+
+        cls = _RECORDS[fields] = namedtuple("Record", fields, rename=True)
+    return cls
+
+
+def record(value: Any) -> Any:
+    """A decoded value as the typed API gives it: structs (dicts) as records, arrays as
+    tuples, nested too, so that keys hash; scalars as they are; a per-CPU list stays a list."""
+    if isinstance(value, dict):
+        return _record_class(tuple(value))(*(_frozen(v) for v in value.values()))
+    if isinstance(value, list):
+        return [record(v) for v in value]  # per-CPU slots
+    return value
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return record(value)
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A record (or tuple of them) back as the codecs take it: dicts and lists."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _to_bytes(codec: Codec, value: Any, parse) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if hasattr(value, "_b_base_") or hasattr(value, "_objects"):  # a ctypes instance
+        return bytes(memoryview(value))
+    if isinstance(value, str):
+        return parse(value)
+    try:
+        return codec.encode(plain(value))
+    except UsageError as err:
+        raise UsageError(f"{quote(repr(value), bare=True)}: {err}") from None
 
 
 # -- per-CPU --------------------------------------------------------------------------------

@@ -117,8 +117,8 @@ class Watcher:
 
     def _entries(self) -> Iterable[tuple[Any, Any]]:
         if self.view.percpu:
-            return ((k, aggregate(v, self.how)) for k, v in self.view.items())
-        return self.view.items()
+            return ((k, aggregate(v, self.how)) for k, v in self.view.entries())
+        return self.view.entries()
 
     def poll(self) -> Snapshot:
         now_mono, now = time.monotonic(), time.time()

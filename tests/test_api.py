@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import struct
 import subprocess
 import sys
 
@@ -78,3 +79,88 @@ def test_map_create_takes_a_spec(bpffs):
         other = spec.replace(max_entries=32)
         assert other.compatible(info) == ["max_entries 16 (pinned) vs 32 (spec)"]
     assert "map_extra" in inspect.signature(bpfmap.Map.create).parameters  # the keyword form stays
+
+
+# -- the typed, dict-like API -----------------------------------------------------------------
+
+import ctypes  # noqa: E402
+import random  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_layout_oracle import random_side, value_for  # noqa: E402
+
+from bpfmap.layout import Layout  # noqa: E402
+from bpfmap.view import record  # noqa: E402
+
+FLOW = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
+
+
+def test_open_and_create_give_a_dict_like_view(pindir):
+    pin = f"{pindir}/flows"
+    with bpfmap.create("hash", layout=FLOW, pin=pin, max_entries=64) as flows:
+        flows[("10.0.0.1", "10.0.0.2", 1234, 443, 6)] = {"packets": 1, "bytes": 60, "comm": "curl"}
+        flows["10.0.0.3,10.0.0.2,40000,53,17"] = "packets=7,bytes=900,comm=dig"  # the CLI's text forms
+    with bpfmap.open(pin) as flows:  # the layout comes back from the BTF create attached
+        assert len(flows) == 2
+        got = dict(flows.items())
+        key = next(k for k in got if k.dport == 443)
+        assert (key.saddr, key.sport, got[key].packets, got[key].comm) == ("10.0.0.1", 1234, 1, "curl")
+        assert key._asdict()["proto"] == 6 and key in flows and flows[key] == got[key]
+        flows[key] = got[key]._replace(packets=2)  # a record goes back in
+        assert flows[key].packets == 2 and flows.get(key._replace(dport=1)) is None
+        del flows[key]
+        with pytest.raises(KeyError):
+            flows[key]
+        with pytest.raises(bpfmap.KeyNotFound):
+            del flows[key]
+        assert [k.dport for k in flows] == [53] and [v.comm for v in flows.values()] == ["dig"]
+        assert flows.clear() == 1 and len(flows) == 0
+    with bpfmap.open(pin, readonly=True) as flows, pytest.raises(bpfmap.ReadOnly):
+        flows[("10.0.0.1", "10.0.0.2", 1, 2, 3)] = (1, 2, "x")
+
+
+def test_ctypes_structures_as_a_layout(pindir):
+    class Key(ctypes.Structure):
+        _fields_ = [("pid", ctypes.c_uint32), ("cpu", ctypes.c_uint16)]
+
+    class Value(ctypes.Structure):
+        _fields_ = [("count", ctypes.c_uint64), ("comm", ctypes.c_char * 8), ("hist", ctypes.c_uint32 * 2)]
+
+    with bpfmap.create("hash", layout=(Key, Value), pin=f"{pindir}/ct", max_entries=8) as m:
+        assert (m.map.key_size, m.map.value_size) == (ctypes.sizeof(Key), ctypes.sizeof(Value))
+        m[Key(42, 1)] = Value(7, b"bash", (1, 2))  # ctypes instances in
+        got = m[(42, 1)]
+        assert (got.count, got.comm, got.hist) == (7, "bash", (1, 2))
+        raw = m.map.lookup(bytes(Key(42, 1)))
+        assert Value.from_buffer_copy(raw).count == 7  # and the bytes are what ctypes lays out
+
+
+def test_per_cpu_values_and_their_aggregates(bpffs):
+    with bpfmap.Map.create("percpu_hash", 4, 8, 4) as raw:
+        counters = raw.view("u32:u64")
+        n = bpfmap.possible_cpus()
+        counters[0] = 3  # one value for every CPU
+        assert counters[0] == [3] * n and counters.sum(0) == 3 * n and counters.max(0) == 3
+        counters[1] = list(range(1, n + 1))  # one per CPU
+        assert counters.sum(1) == n * (n + 1) // 2 and counters.min(1) == 1 and counters.avg(1) == (n + 1) / 2
+    with bpfmap.Map.create("hash", 4, 8, 4) as plain_map:
+        plain_map.view("u32:u64")[5] = 9
+        assert plain_map.view("u32:u64").sum(5) == 9  # the identity on a map that is not per-CPU
+        assert not plain_map.closed  # a View over a Map it does not own leaves it open
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.randoms(use_true_random=False), st.data())
+def test_records_round_trip_through_random_layouts(bpffs, rng: random.Random, data):
+    text = random_side(rng)
+    lay = Layout.parse(f"u32:{text}")
+    value = value_for(lay.value.type, data.draw)
+    decoded = lay.value.decode(lay.value.encode(value))
+    with bpfmap.Map.create("hash", 4, lay.value.size, 4) as m:
+        view = m.view(f"u32:{text}")
+        view[1] = record(decoded)  # records (nested, arrays as tuples) go back in as they came out
+        assert view[1] == record(decoded)
+        assert {view[1]: 1}  # hashable
+        assert m.lookup(struct.pack("I", 1)) == lay.value.encode(decoded)

@@ -445,10 +445,10 @@ def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
     first = True
     if fmt == "json":
         sys.stdout.write("[")
-    for key, inner_id in view.items():
+    for key, inner_id in view.entries():
         with Map.open(f"id:{inner_id}", readonly=True) as inner:
             iv = View(inner, inner_layout)
-            entries = list(iv.items())
+            entries = list(iv.entries())
         if fmt == "text":
             lines = [f"{view.key.format(key)}\t{inner_id}"]
             vfmt = iv.value.format

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..api import sizes_and_btf
 from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
 from ..maps import Map, MapInfo, list_maps
@@ -129,7 +130,7 @@ def create(
     lay = opts.pick()
     types = None
     if lay is not None:
-        key, value, types = _sizes_and_btf(mtype, lay, key, value, btf)
+        key, value, types = sizes_and_btf(mtype, lay, key, value, btf != "none")
     spec = MapSpec(
         mtype,
         key,
@@ -208,34 +209,6 @@ def _create_from_object(
             c.map.close()
     if not quiet:
         write_infos(infos, fmt_or_default(output), sys.stdout)
-
-
-def _sizes_and_btf(mtype: MapType, lay, key: int | None, value: int | None, btf: str):
-    """Key and value sizes from a layout (checked against --key/--value), and BTF for it."""
-    from ..btf import spec_for
-    from ..types import spec as type_spec
-
-    keyless = type_spec(mtype).key_size == 0
-    key_codec = None if keyless else lay.key
-    value_codec = lay.bare if keyless and lay.bare is not None else lay.value
-    if keyless and lay.key is not None and lay.bare is None:
-        raise UsageError(f"create {mtype.label}: {mtype.label} maps have no key; give the layout as VALUE (no ':')")
-    if not keyless and lay.bare is not None and lay.value is None:
-        raise UsageError(f"create {mtype.label}: write the layout as KEY:VALUE")
-    for what, codec, given in (("key", key_codec, key), ("value", value_codec, value)):
-        if codec is not None and given is not None and codec.size != given:
-            raise UsageError(
-                f"create {mtype.label}: the layout's {what} is {codec.size} bytes but --{what} says {given}"
-            )
-    key = key if key is not None or key_codec is None else key_codec.size
-    value = value if value is not None or value_codec is None else value_codec.size
-    if btf == "none":
-        return key, value, None
-    key_t = getattr(key_codec, "type", None)
-    value_t = getattr(value_codec, "type", None)
-    if key_t is None and value_t is None:
-        return key, value, None
-    return key, value, spec_for(key_t, value_t)
 
 
 @app.command(

@@ -281,7 +281,7 @@ def hist(
         raise UsageError(f"--output {output}: hist writes text, json or jsonl")
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m, numeric_default=True)
-        entries = view.items()
+        entries = view.entries()
         if view.percpu:
             entries = ((k, aggregate(v, "sum")) for k, v in entries)
         hists = build(entries, scheme, step, minimum, slot, field)

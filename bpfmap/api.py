@@ -1,0 +1,175 @@
+"""The typed API: ``bpfmap.open`` and ``bpfmap.create`` give a View, a dict-like map whose
+keys and values are Python values (records for structs) instead of bytes.
+
+    with bpfmap.open("/sys/fs/bpf/flows") as flows:      # layout from BTF; layout=/c_header= too
+        for key, value in flows.items():
+            print(key.saddr, value.packets)
+        flows[("10.0.0.1", 443)] = {"packets": 1, "comm": "curl"}
+
+Layouts are a layout string (``"u32:u64"``), a Layout, C declarations (``c_header=``,
+``key_type=``, ``value_type=``) or a pair of ctypes types (``(KeyStruct, ValueStruct)``).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .errors import UsageError
+from .layout import Layout
+from .maps import Map
+from .types import MapType
+from .view import View
+
+LayoutLike = Any  # str | Layout | tuple of ctypes types | None
+
+
+def open(
+    ref: str,
+    layout: LayoutLike = None,
+    c_header: str | None = None,
+    key_type: str | None = None,
+    value_type: str | None = None,
+    readonly: bool = False,
+) -> View:
+    """Open a map by pin, ``id:N`` or ``name:NAME`` as a typed, dict-like View (which
+    closes the map when closed).  Without a layout: the map's BTF, else bytes as hex."""
+    lay = as_layout(layout, c_header, key_type, value_type)
+    m = Map.open(ref, readonly=readonly)
+    try:
+        return View(m, lay, owns=True)
+    except BaseException:
+        m.close()
+        raise
+
+
+def create(
+    map_type: MapType | str,
+    layout: LayoutLike = None,
+    pin: str | None = None,
+    key_size: int | None = None,
+    value_size: int | None = None,
+    max_entries: int | None = None,
+    flags: Any = None,
+    name: str = "",
+    c_header: str | None = None,
+    key_type: str | None = None,
+    value_type: str | None = None,
+    mkdir: bool = False,
+    **spec: Any,
+) -> View:
+    """Create a map (sizes from the layout, which is attached as BTF so bpftool and a later
+    ``bpfmap.open`` decode it), pin it at ``pin`` when given, and return it as a View."""
+    from .core.spec import MapSpec
+
+    mtype = MapType.parse(map_type) if isinstance(map_type, str) else MapType(map_type)
+    lay = as_layout(layout, c_header, key_type, value_type)
+    types = None
+    if lay is not None:
+        key_size, value_size, types = sizes_and_btf(mtype, lay, key_size, value_size)
+    mspec = MapSpec.of(
+        mtype, flags, key_size=key_size, value_size=value_size, max_entries=max_entries, name=name, btf=types, **spec
+    )
+    m = Map.create(mspec)
+    try:
+        if pin is not None:
+            m.pin(pin, mkdir=mkdir)
+        return View(m, lay, owns=True)
+    except BaseException:
+        m.close()
+        raise
+
+
+def as_layout(
+    layout: LayoutLike, c_header: str | None = None, key_type: str | None = None, value_type: str | None = None
+) -> Layout | None:
+    """A Layout from what the API takes: a layout string, a Layout, a (key, value) pair of
+    ctypes types, or C declarations (``c_header`` with ``key_type``/``value_type``)."""
+    if c_header is not None:
+        if layout is not None:
+            raise UsageError("give either layout= or c_header=, not both")
+        return Layout.from_c(c_header, key_type, value_type)
+    if layout is None or isinstance(layout, Layout):
+        return layout
+    if isinstance(layout, str):
+        return Layout.parse(layout)
+    if isinstance(layout, tuple) and len(layout) == 2:
+        key, value = (ctypes_layout(t) if t is not None else "-" for t in layout)
+        return Layout.parse(f"{key}:{value}")
+    if isinstance(layout, type) and (hasattr(layout, "_fields_") or hasattr(layout, "_length_")):
+        return Layout.parse(ctypes_layout(layout))  # one side: a queue's or stack's value
+    raise UsageError(f"layout {layout!r}: give a layout string, a Layout or a (key, value) pair of ctypes types")
+
+
+def ctypes_layout(t: Any) -> str:
+    """The layout language for a ctypes type: structures (``_fields_``; ``_pack_ = 1`` is
+    ``packed``), arrays (``c_char * 16`` is ``char[16]``), integers, floats and bools; a
+    BigEndianStructure's integers become be16/be32/be64.  Unions and bitfields are refused
+    (a C header says those).  Duck-typed: only _sys/ imports ctypes."""
+    if hasattr(t, "_fields_"):
+        return ("packed " if getattr(t, "_pack_", 0) == 1 else "") + _struct_fields(t)
+    return _field_type(t, False)
+
+
+def _struct_fields(t: Any) -> str:
+    if any(c.__name__ in ("Union", "BigEndianUnion", "LittleEndianUnion") for c in t.__mro__):
+        raise UsageError(f"ctypes {t.__name__}: unions have no layout form; use a C header")
+    big = any(c.__name__ == "BigEndianStructure" for c in t.__mro__)
+    fields = []
+    for spec in t._fields_:
+        if len(spec) != 2:
+            raise UsageError(f"ctypes {t.__name__}: bitfields ({spec[0]}) have no layout form; use a C header")
+        name, ftype = spec
+        fields.append(f"{name}={_field_type(ftype, big)}")
+    return ",".join(fields)
+
+
+def _field_type(ftype: Any, big: bool) -> str:
+    if hasattr(ftype, "_length_"):  # an array
+        if getattr(ftype._type_, "_type_", None) == "c":
+            return f"char[{ftype._length_}]"
+        return f"{_field_type(ftype._type_, big)}[{ftype._length_}]"
+    if hasattr(ftype, "_fields_"):
+        return "{" + _struct_fields(ftype) + "}"
+    code = getattr(ftype, "_type_", None)
+    if not isinstance(code, str) or len(code) != 1 or code not in "bBhHiIlLqQfd?c":
+        raise UsageError(f"ctypes type {getattr(ftype, '__name__', ftype)} has no layout form")
+    if code in "fd":
+        return "f32" if code == "f" else "f64"
+    if code == "?":
+        return "bool"
+    size = 1 if code == "c" else struct.calcsize(code)  # native sizes, as ctypes lays them out
+    if size == 1:
+        return "s8" if code == "b" else "u8"
+    if big:
+        return f"be{size * 8}"
+    return f"{'s' if code.islower() else 'u'}{size * 8}"
+
+
+def sizes_and_btf(mtype: MapType, lay: Layout, key: int | None, value: int | None, btf: bool = True):
+    """(key size, value size, BtfSpec or None) for creating a ``mtype`` map through a layout:
+    the sizes from the layout (checked against ``key``/``value`` when given)."""
+    from .btf import spec_for
+    from .types import spec as type_spec
+
+    keyless = type_spec(mtype).key_size == 0
+    key_codec = None if keyless else lay.key
+    value_codec = lay.bare if keyless and lay.bare is not None else lay.value
+    if keyless and lay.key is not None and lay.bare is None:
+        raise UsageError(f"create {mtype.label}: {mtype.label} maps have no key; give the layout as VALUE (no ':')")
+    if not keyless and lay.bare is not None and lay.value is None:
+        raise UsageError(f"create {mtype.label}: write the layout as KEY:VALUE")
+    for what, codec, given in (("key", key_codec, key), ("value", value_codec, value)):
+        if codec is not None and given is not None and codec.size != given:
+            raise UsageError(
+                f"create {mtype.label}: the layout's {what} is {codec.size} bytes but --{what} says {given}"
+            )
+    key = key if key is not None or key_codec is None else key_codec.size
+    value = value if value is not None or value_codec is None else value_codec.size
+    if not btf:
+        return key, value, None
+    key_t = getattr(key_codec, "type", None)
+    value_t = getattr(value_codec, "type", None)
+    if key_t is None and value_t is None:
+        return key, value, None
+    return key, value, spec_for(key_t, value_t)
