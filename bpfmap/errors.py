@@ -7,7 +7,6 @@ UsageError -> 2, everything else -> 3.
 
 from __future__ import annotations
 
-import copy
 import errno as _errno
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
@@ -220,6 +219,8 @@ def amended(exc: BpfmapError, note: str, **attrs: object) -> BpfmapError:
     """A copy of ``exc`` whose message ends with ``note`` (and with ``attrs`` set), to raise
     from it: a caller that knows more (how many entries went in) says so without changing
     an exception already raised."""
+    import copy
+
     new = copy.copy(exc)
     message = f"{exc}{note}"
     new.args = (message,)

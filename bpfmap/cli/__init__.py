@@ -4,7 +4,6 @@ Exit codes (a contract for scripts): 0 ok; 1 not found or empty; 2 usage or inpu
 error; 3 error from the kernel or the system.
 """
 
-import copy
 import importlib
 import os
 import sys
@@ -84,6 +83,8 @@ def make_app(only: str | None = None, completion: bool = True) -> typer.Typer:
         app.registered_commands.append(_command(name))
     for alias, name in ALIASES.items():
         if only is None or only == alias:
+            import copy
+
             info = copy.copy(_command(name))
             info.name, info.hidden = alias, False
             info.help = f"The same as '{name}' (bpftool's name for it)."
