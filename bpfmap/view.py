@@ -134,6 +134,8 @@ class View:
         return self.map.get(self.key_bytes(key)) is not None
 
     def __len__(self) -> int:
+        """How many entries: counted by reading the map batch by batch (the kernel keeps no
+        count), so O(entries); an array always has max_entries."""
         return sum(count for _k, _v, count in self.map.batches())
 
     def __iter__(self) -> Iterator[Any]:
