@@ -54,6 +54,19 @@ def entry_object(key: object, value: object, percpu: bool) -> dict:
 Batch = tuple[list, list]  # (keys, values) of one batch, decoded
 
 
+class _Unreadable:
+    """The value codec of maps whose values user space cannot read: text ``-``, JSON null."""
+
+    text_template = json_template = flat = None
+
+    @staticmethod
+    def format(_value: object) -> str:
+        return "-"
+
+
+UNREADABLE = _Unreadable()
+
+
 def columns(entries: Iterable[tuple[object, object]], size: int = 8192) -> Iterator[Batch]:
     """Regroup (key, value) pairs into batches of columns."""
     it = iter(entries)

@@ -267,3 +267,15 @@ def test_reader_closing_the_pipe_is_not_an_error(pindir):
         text=True,
     )
     assert r.stdout.splitlines()[-1] == "rc=0" and r.stderr == ""
+
+
+def test_maps_with_unreadable_values_dump_their_keys(cli, pindir):
+    """sockmap, cgroup_array, ...: user space cannot read their values; dump lists the keys."""
+    for mtype in ("sockmap", "cgroup_array", "xskmap"):
+        path = f"{pindir}/{mtype}"
+        assert cli("create", mtype, "--max-entries", "3", "--pin", path, "-q").returncode == 0
+        r = cli("dump", path)
+        assert r.returncode == 0 and r.stdout == "0\t-\n1\t-\n2\t-\n", (mtype, r.stderr)
+        assert "user space cannot read" in r.stderr
+        rows = [json.loads(x) for x in cli("dump", path, "-o", "jsonl").stdout.splitlines()]
+        assert rows == [{"key": i, "value": None} for i in range(3)]

@@ -407,6 +407,9 @@ def dump(
             _dump_recursive(view, inner_layout, output or "text")
             return
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
+        if m.kind.value is Value.FD and not delete:
+            _dump_keys_only(m, view, fmt_or_default(output))
+            return
         if delete:
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
             return
@@ -429,6 +432,20 @@ def dump(
             if progress is not None:
                 progress.close()
             source.close()  # stops the read-ahead thread before the map's fd is closed
+
+
+def _dump_keys_only(m: Map, view: View, fmt: str) -> None:
+    """Maps whose values are file descriptors the kernel keeps for programs (sockmap,
+    cgroup_array, xskmap, ...): user space can list their keys but not read the values,
+    so every value is shown as unreadable (text ``-``, JSON null) and a note says why."""
+    from ..output import UNREADABLE
+
+    say(
+        f"note: {m.type_label} values are kernel objects (sockets, cgroups, ...) that user space cannot read; "
+        f"showing the keys"
+    )
+    batches = columns((k, None) for k in map(view.key.decode, m.keys()))
+    write_entries(batches, fmt, view.key, UNREADABLE, False, sys.stdout)
 
 
 def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
