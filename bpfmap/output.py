@@ -185,6 +185,20 @@ def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, ob
     return lambda e: json_dumps(entry_object(e[0], e[1], percpu)) + "\n"
 
 
+def write_objects(objs: Iterable[object], fmt: str, out: IO[str]) -> int:
+    """JSON objects: one per line (jsonl), or one array framed as a dump's entries are
+    (json).  Returns how many were written."""
+    frame = _FRAMES[fmt]
+    count = 0
+    out.write(frame.start)
+    for obj in objs:
+        text = json_dumps(obj)
+        out.write((frame.first if count == 0 else frame.between) + text if frame.between else text + "\n")
+        count += 1
+    out.write(frame.end if count else frame.empty_end)
+    return count
+
+
 def json_dumps(obj: object, indent: int | None = None) -> str:
     """Strict JSON: a NaN or infinite float (f32/f64 fields) is written as the string
     "NaN", "Infinity" or "-Infinity", which bulk load reads back as the same float."""

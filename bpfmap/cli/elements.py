@@ -452,37 +452,36 @@ def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
     """dump --recursive: each slot of a map of maps, then its inner map's entries, decoded
     by the inner map's BTF or --inner-layout.  text: the slot line, then each inner entry
     on a line starting with a tab; json/jsonl: {"key", "value": id, "inner": [entries]}."""
-    from ..output import entry_object, json_dumps
+    from ..output import EntryTexts, entry_object, write_objects
 
     m = view.map
     if m.kind.value is not Value.MAP_ID:
         raise UsageError(f"dump --recursive {m.ref}: {m.type_label} maps hold data; it is for maps of maps")
     if fmt not in ("text", "json", "jsonl"):
         raise UsageError(f"dump --recursive: -o {fmt}; use text, json or jsonl")
-    first = True
-    if fmt == "json":
-        sys.stdout.write("[")
-    for key, inner_id in view.entries():
-        with Map.open(f"id:{inner_id}", readonly=True) as inner:
-            iv = View(inner, inner_layout)
-            entries = list(iv.entries())
-        if fmt == "text":
-            lines = [f"{view.key.format(key)}\t{inner_id}"]
-            vfmt = iv.value.format
-            for k, v in entries:
-                shown = "\t".join(map(vfmt, v)) if inner.percpu else vfmt(v)
-                lines.append(f"\t{iv.key.format(k)}\t{shown}")
-            sys.stdout.write("\n".join(lines) + "\n")
-            continue
-        obj = {"key": key, "value": inner_id, "inner": [entry_object(k, v, inner.percpu) for k, v in entries]}
-        text = json_dumps(obj)
-        if fmt == "json":
-            sys.stdout.write(("\n  " if first else ",\n  ") + text)
-        else:
-            sys.stdout.write(text + "\n")
-        first = False
-    if fmt == "json":
-        sys.stdout.write("]\n" if first else "\n]\n")
+
+    def slots():
+        for key, inner_id in view.entries():
+            with Map.open(f"id:{inner_id}", readonly=True) as inner:
+                iv = View(inner, inner_layout)
+                entries = list(iv.entries())
+            yield key, inner_id, iv, entries
+
+    if fmt == "text":
+        for key, inner_id, iv, entries in slots():
+            texts = EntryTexts("text", iv.key, iv.value, iv.percpu).batch(
+                [k for k, _ in entries], [v for _, v in entries]
+            )
+            sys.stdout.write(f"{view.key.format(key)}\t{inner_id}\n" + "".join("\t" + t for t in texts))
+        return
+    write_objects(
+        (
+            {"key": key, "value": inner_id, "inner": [entry_object(k, v, iv.percpu) for k, v in entries]}
+            for key, inner_id, iv, entries in slots()
+        ),
+        fmt,
+        sys.stdout,
+    )
 
 
 def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size: int | None) -> None:
