@@ -28,6 +28,12 @@ def _paragraphs(text: str) -> list[str]:
     return out
 
 
+def _long_first(opts: list[str]) -> list[str]:
+    """An option's names, long ones first (click may list the help option's either way
+    round, depending on what the process did before)."""
+    return sorted(opts, key=lambda o: not o.startswith("--"))
+
+
 def _examples(epilog: str | None) -> list[str]:
     return [ln.strip()[2:] for ln in (epilog or "").splitlines() if ln.strip().startswith("$ ")]
 
@@ -65,7 +71,7 @@ def render() -> str:
                 out += [".TP", f"\\fI{_esc(param.make_metavar(ctx).strip('{}[].'))}\\fR"]
                 out.append(_esc(getattr(param, "help", None) or ""))
             elif not getattr(param, "hidden", False):
-                flags = ", ".join(f"\\fB{_esc(o)}\\fR" for o in param.opts + param.secondary_opts)
+                flags = ", ".join(f"\\fB{_esc(o)}\\fR" for o in _long_first(param.opts + param.secondary_opts))
                 shown = param.metavar or (param.name or "").upper()
                 metavar = "" if param.is_flag else f" \\fI{_esc(shown)}\\fR"
                 out += [".TP", flags + metavar, _esc(getattr(param, "help", None) or "")]
