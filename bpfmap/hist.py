@@ -1,5 +1,10 @@
-"""Histograms kept in maps: an array or hash whose key is a bucket (slot) number and
-whose value is a count, as bcc, libbpf-tools and bpftrace programs keep them.
+"""Histograms kept in maps, in the two shapes programs keep them:
+
+- slot in the key: an array or hash whose key is a bucket (slot) number and whose value
+  is a count (bcc, bpftrace, some libbpf-tools);
+- slots in the value: a value holding an array of slot counts (``struct hist { __u32
+  slots[26]; char comm[16]; }``), one histogram per entry, keyed by pid, cgroup, disk...
+  (most libbpf-tools), or a global variable holding such an array or an array of them.
 
 Slot schemes (what range of values slot ``i`` counts):
 
@@ -7,6 +12,7 @@ Slot schemes (what range of values slot ``i`` counts):
   slot ``i`` holds ``[2^i, 2^(i+1))``.
 - ``bits`` (bit length, the kernel's ``fls64()``; bcc's ``bpf_log2l()``): slot 0 holds 0,
   slot ``i`` holds ``[2^(i-1), 2^i)``.
+- ``exp2zero``: the same slots as ``bits`` (slot 0 only zero), under the name exporters use.
 - ``linear`` (``slot = (v - min) / step``): slot ``i`` holds ``[min + i*step, min + (i+1)*step)``.
 
 Per-CPU counts are summed.  A key that is a struct names its slot field (default: a
@@ -21,7 +27,9 @@ from typing import Any
 from .errors import UsageError
 from .view import is_number
 
-SCHEMES = ("log2", "bits", "linear")
+SCHEMES = ("log2", "bits", "exp2zero", "linear")
+UNITS = ("nsecs", "usecs", "msecs", "secs", "bytes", "kbytes")
+PERCENTILES = (50.0, 90.0, 99.0)
 BAR_WIDTH = 52  # bpftrace's
 
 
@@ -39,24 +47,56 @@ class Bucket:
 
 class Histogram:
     """Buckets from the first to the last non-empty one (empty ones between kept);
-    ``group`` is the non-slot key fields this histogram is for (None for a plain key)."""
+    ``group`` is what this histogram is for: the non-slot key fields, or for slots in the
+    value the key's fields and label fields (None for a plain key or a merged one);
+    ``sum`` the sum of the values counted when the map keeps one (a sum slot)."""
 
-    def __init__(self, group: dict | None, buckets: list[Bucket]) -> None:
-        self.group, self.buckets = group, buckets
+    def __init__(self, group: dict | None, buckets: list[Bucket], sum: int | None = None) -> None:
+        self.group, self.buckets, self.sum = group, buckets, sum
+        self.unit: str | None = None
 
     @property
     def total(self) -> int:
         return sum(b.count for b in self.buckets)
 
-    def to_dict(self) -> dict:
-        return {"group": self.group, "total": self.total, "buckets": [b.to_dict() for b in self.buckets]}
+    def percentile(self, p: float) -> float | None:
+        """The value below which ``p`` percent of the counts lie, interpolated linearly
+        inside its bucket (as histogram_quantile does); None with no counts."""
+        total = self.total
+        if not total:
+            return None
+        target = total * p / 100.0
+        seen = 0
+        for b in self.buckets:
+            if b.count and seen + b.count >= target:
+                return b.low + (b.high - b.low) * (target - seen) / b.count
+            seen += b.count
+        return float(self.buckets[-1].high)
+
+    def to_dict(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict:
+        return {
+            "group": self.group,
+            "total": self.total,
+            "buckets": [b.to_dict() for b in self.buckets],
+            "percentiles": {_pname(p): _round(self.percentile(p)) for p in percentiles},
+            "sum": self.sum,
+            "unit": self.unit,
+        }
+
+
+def _pname(p: float) -> str:
+    return f"p{p:g}"
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
 
 
 def slot_range(slot: int, scheme: str = "log2", step: int = 1, minimum: int = 0) -> tuple[int, int]:
     """The values ``[low, high)`` slot ``slot`` counts under ``scheme``."""
     if scheme == "log2":
         return (0, 2) if slot == 0 else (1 << slot, 1 << (slot + 1))
-    if scheme == "bits":
+    if scheme in ("bits", "exp2zero"):
         return (0, 1) if slot == 0 else (1 << (slot - 1), 1 << slot)
     if scheme == "linear":
         return minimum + slot * step, minimum + (slot + 1) * step
@@ -100,10 +140,7 @@ def build(
 ) -> list[Histogram]:
     """Histograms from decoded (key, value) entries (per-CPU values already summed).
     Slots are numbers; missing slots (a hash map) count 0."""
-    if scheme not in SCHEMES:
-        raise UsageError(f"histogram scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
-    if step < 1:
-        raise UsageError(f"--step {step}: give a positive number")
+    _check_scheme(scheme, step)
     groups: dict[tuple, tuple[dict | None, dict[int, int]]] = {}
     key_field = value_field = None
     first = True
@@ -138,6 +175,111 @@ def build(
     return out
 
 
+def slots_field(value: Any) -> str | None:
+    """Where a decoded value keeps slot counts: "" when it is an array of numbers, else its
+    first field that is one (or an array of them); None when it keeps none."""
+    if _slot_array(value):
+        return ""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if _slot_array(v) or (isinstance(v, list) and v and all(_slot_array(x) for x in v)):
+                return k
+    return None
+
+
+def _slot_array(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 1 and all(is_number(x) for x in v)
+
+
+def build_in_value(
+    entries: Iterable[tuple[Any, Any]],
+    slots: str,
+    scheme: str = "log2",
+    step: int = 1,
+    minimum: int = 0,
+    labels: list[str] | None = None,
+    merge: bool = False,
+    sum_slot: bool = False,
+    keyed: bool = True,
+) -> list[Histogram]:
+    """Histograms from values that hold their slot counts: the array at ``slots`` (a
+    field path; "" for the value itself), one histogram per entry (and per inner array
+    when it holds arrays), headed by the key's fields (``keyed``) and the ``labels``
+    fields of the value (default: its string fields, like ``comm``); ``merge`` sums
+    them all into one.  ``sum_slot``: the array's last element is the sum of the values."""
+    from .view import select_path
+
+    _check_scheme(scheme, step)
+    out: list[Histogram] = []
+    merged: list[int] = []
+    merged_sum = 0
+    label_names = labels
+    for key, value in entries:
+        arr = select_path(value, slots) if slots else value
+        if label_names is None:  # default: the value's strings (comm), when entries stand for something
+            strings = [k for k, v in value.items() if isinstance(v, str)] if isinstance(value, dict) else []
+            label_names = strings if keyed else []
+        group: dict = {}
+        if keyed:
+            group.update(key if isinstance(key, dict) else {"key": key})
+        for name in label_names:
+            group[name] = select_path(value, name)
+        rows = [(None, arr)] if _slot_array(arr) else list(enumerate(arr)) if isinstance(arr, list) else None
+        if rows is None or not all(_slot_array(r) for _i, r in rows):
+            raise UsageError(f"hist --slots {slots or 'value'}: not an array of counts ({str(arr)[:60]})")
+        for i, counts in rows:
+            total_sum = None
+            if sum_slot:
+                counts, total_sum = counts[:-1], counts[-1]
+            if merge:
+                if len(merged) < len(counts):
+                    merged += [0] * (len(counts) - len(merged))
+                for j, c in enumerate(counts):
+                    merged[j] += c
+                merged_sum += total_sum or 0
+                continue
+            g = dict(group) if i is None else {**group, "index": i}
+            out.append(_from_counts(g or None, counts, scheme, step, minimum, total_sum))
+    if merge:
+        return [_from_counts(None, merged, scheme, step, minimum, merged_sum if sum_slot else None)] if merged else []
+    return out
+
+
+def _from_counts(group: dict | None, counts: list, scheme: str, step: int, minimum: int, total_sum) -> Histogram:
+    used = [i for i, c in enumerate(counts) if c]
+    if not used:
+        return Histogram(group, [], total_sum)
+    lo, hi = min(used), max(used)
+    return Histogram(
+        group, [Bucket(*slot_range(i, scheme, step, minimum), counts[i]) for i in range(lo, hi + 1)], total_sum
+    )
+
+
+def _check_scheme(scheme: str, step: int) -> None:
+    if scheme not in SCHEMES:
+        raise UsageError(f"histogram scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+    if step < 1:
+        raise UsageError(f"--step {step}: give a positive number")
+
+
+def subtract(new: list[Histogram], old: list[Histogram]) -> list[Histogram]:
+    """The counts ``new`` added since ``old`` (histograms matched by group): a live view's
+    change since the last refresh."""
+    before = {repr(h.group): {(b.low, b.high): b.count for b in h.buckets} for h in old}
+    out = []
+    for h in new:
+        prev = before.get(repr(h.group), {})
+        buckets = [Bucket(b.low, b.high, b.count - prev.get((b.low, b.high), 0)) for b in h.buckets]
+        while buckets and not buckets[0].count:
+            buckets.pop(0)
+        while buckets and not buckets[-1].count:
+            buckets.pop()
+        d = Histogram(h.group, buckets, None)
+        d.unit = h.unit
+        out.append(d)
+    return out
+
+
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E", "Z")
 
 
@@ -156,8 +298,10 @@ def label(b: Bucket) -> str:
     return f"[{short(b.low)}]" if b.high == b.low + 1 else f"[{short(b.low)}, {short(b.high)})"
 
 
-def render(h: Histogram, width: int = BAR_WIDTH) -> list[str]:
-    """bpftrace-style lines: ``[1K, 2K)   12 |@@@@@    |``; a group's fields head it."""
+def render(h: Histogram, width: int = BAR_WIDTH, percentiles: tuple[float, ...] = ()) -> list[str]:
+    """bpftrace-style lines: ``[1K, 2K)   12 |@@@@@    |``; a group's fields head it, a
+    unit names the values above the bars, requested percentiles (and the sum and mean when
+    the map keeps a sum) follow them."""
     lines = []
     if h.group:
         lines.append(", ".join(f"{k} = {v}" for k, v in h.group.items()))
@@ -166,9 +310,17 @@ def render(h: Histogram, width: int = BAR_WIDTH) -> list[str]:
         return lines
     peak = max(b.count for b in h.buckets) or 1
     labels = [label(b) for b in h.buckets]
-    lw = max(len(x) for x in labels)
+    lw = max(len(x) for x in labels + [h.unit or ""])
     cw = max(len(str(b.count)) for b in h.buckets)
+    if h.unit:
+        lines.append(f"{h.unit:<{lw}} {'count':>{cw}}")
     for text, b in zip(labels, h.buckets):
-        bar = "@" * (b.count * width // peak)
+        bar = "@" * (b.count * width // peak) if b.count > 0 else ""
         lines.append(f"{text:<{lw}} {b.count:>{cw}} |{bar:<{width}}|")
+    unit = f" {h.unit}" if h.unit else ""
+    extra = [f"{_pname(p)} = {_round(h.percentile(p)):g}{unit}" for p in percentiles if h.total]
+    if h.sum is not None and h.total:
+        extra.append(f"sum = {h.sum}{unit}, mean = {h.sum / h.total:.3g}{unit}")
+    if extra:
+        lines.append(", ".join(extra))
     return lines

@@ -509,8 +509,9 @@ class Map(FdOwner):
                 return ReadOnly(f"{op} {self.ref}: the map was opened read-only; open it for writing", exc.errno)
             if _sys.fdinfo(self._fd).get("frozen") == "1":
                 return ReadOnly(
-                    f"{op} {self.ref}: the map is frozen (read-only for user space for good); "
-                    f"create a new map to write",
+                    f"{op} {self.ref}: the map is frozen (read-only for user space for good; libbpf "
+                    f"freezes a program's .rodata and .kconfig maps at load, so set those knobs before "
+                    f"loading); create a new map to write",
                     exc.errno,
                 )
         return exc

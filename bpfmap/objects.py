@@ -77,6 +77,11 @@ class MapDef:
         self.slots: dict[int, str] = {}  # map-in-map slots the object fills: index -> map name
         self.key_c: str | None = None
         self.value_c: str | None = None
+        # a global-variable map (libbpf's internal maps): its ELF section, the bytes it
+        # starts with, and whether libbpf freezes it after writing them
+        self.section: str | None = None
+        self.initial: bytes | None = None
+        self.freeze = False
 
     @property
     def inner(self) -> MapDef | None:
@@ -91,6 +96,12 @@ class MapDef:
     @property
     def kernel_name(self) -> str:
         return self.name[:15]  # BPF_OBJ_NAME_LEN - 1, as libbpf truncates
+
+    @property
+    def pin_name(self) -> str:
+        """The file name under the pin directory: libbpf's (bpftool's ``pinmaps``), which
+        writes the dots of global-variable map names (``prog.bss``) as ``_``."""
+        return self.name.replace(".", "_") if self.section else self.name
 
     def to_dict(self) -> dict:
         return {
@@ -107,6 +118,7 @@ class MapDef:
             "value_type": self.value_c,
             "inner": self.inner.to_dict() if self.inner else None,
             "slots": {str(k): v for k, v in sorted(self.slots.items())},
+            "section": self.section,
         }
 
 
@@ -149,7 +161,7 @@ class BpfObject:
 
     def map(self, name: str) -> MapDef:
         for d in self.maps:
-            if d.name == name:
+            if name in (d.name, d.pin_name, d.section):
                 return d
         raise UsageError(f"{self.path}: no map {name!r}; it declares {', '.join(d.name for d in self.maps)}")
 
@@ -260,6 +272,7 @@ def _read(path: str, elf) -> BpfObject:
     _fix_datasecs(raw, btf, sections, symbols)
     maps: list[MapDef] = []
     if ".maps" not in sections:
+        maps += _global_maps(path, BTF(bytes(raw)), sections)
         return BpfObject(path, maps, bytes(raw))
     maps_idx, _ = sections[".maps"]
     datasec = next(
@@ -281,7 +294,136 @@ def _read(path: str, elf) -> BpfObject:
                 if offset + values_off <= roff < offset + var_info.bit_size:
                     d.slots[(roff - offset - values_off) // 8] = target
         maps.append(d)
+    maps += _global_maps(path, fixed, sections)
     return BpfObject(path, maps, bytes(raw))
+
+
+_DATA_PREFIXES = (".data", ".rodata", ".bss")
+
+
+def _is_data_section(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in _DATA_PREFIXES) and not name.startswith(".rodata.str")
+
+
+def internal_map_name(obj_path: str, section: str) -> str:
+    """libbpf's name for the map of a global-variable section: as many characters of
+    the object's name (its file name up to the first dot) as leave room for the section
+    name, at least 7 of it (``minimal.rodata``, ``minimal.bss``); a section with a
+    second dot (``.data.knobs``) goes alone; characters the kernel refuses become ``_``."""
+    import re
+
+    obj_name = os.path.basename(obj_path).split(".", 1)[0]
+    sfx_len = max(7, len(section))
+    pfx_len = 0 if "." in section[1:] else min(15 - sfx_len, len(obj_name))
+    name = (obj_name[: max(pfx_len, 0)] + section[:sfx_len])[:15]
+    return re.sub(r"[^A-Za-z0-9_.]", "_", name)
+
+
+def _global_maps(path: str, btf: BTF, sections: dict) -> list[MapDef]:
+    """The one-entry arrays libbpf makes of an object's global variables (.data, .rodata,
+    .bss, .data.NAME..., and .kconfig for ``__kconfig`` externs), in section order: value
+    BTF the section's DATASEC, no key BTF, BPF_F_MMAPABLE, .rodata and .kconfig also
+    BPF_F_RDONLY_PROG and frozen once written, as libbpf 1.x creates them."""
+    datasecs = {t.name: t for t in (btf.type(i) for i in btf.ids()) if t.kind == Kind.DATASEC}
+    found: list[tuple[int, str, int, bytes]] = []  # (order, section, size, initial bytes)
+    for name, (idx, sec) in sections.items():
+        if not _is_data_section(name) or not sec["sh_size"]:
+            continue
+        nobits = sec["sh_type"] == "SHT_NOBITS"
+        if not nobits and sec["sh_type"] != "SHT_PROGBITS":
+            continue
+        found.append((idx, name, sec["sh_size"], bytes(sec["sh_size"]) if nobits else sec.data()))
+    kconfig = datasecs.get(".kconfig")
+    if kconfig is not None and kconfig.size:
+        found.append((1 << 30, ".kconfig", kconfig.size, _kconfig_values(path, btf, kconfig)))
+    out = []
+    for _order, name, size, data in sorted(found):
+        d = MapDef(internal_map_name(path, name))
+        d.type, d.key_size, d.value_size, d.max_entries = MapType.ARRAY, 4, size, 1
+        d.freeze = name.startswith(".rodata") or name == ".kconfig"
+        d.flags = MapFlag.MMAPABLE | (MapFlag.RDONLY_PROG if d.freeze else MapFlag(0))
+        d.section, d.initial = name, data
+        sec_type = datasecs.get(name)
+        if sec_type is not None and sec_type.size == size:
+            from .btf.convert import c_declaration
+
+            d.value_type_id = sec_type.id
+            d.value_c = c_declaration(btf, sec_type.id).rstrip()
+        out.append(d)
+    return out
+
+
+def _kconfig_values(path: str, btf: BTF, sec) -> bytes:
+    """The .kconfig map's bytes as libbpf fills them: LINUX_KERNEL_VERSION from uname,
+    CONFIG_* from the running kernel's config (/proc/config.gz or /boot/config-RELEASE):
+    bools and tristates (``enum libbpf_tristate``: n 0, y 1, m 2), integers and char
+    arrays; an option the kernel does not set reads 0 (n)."""
+    config = _kernel_config()
+    buf = bytearray(sec.size)
+    for m in sec.members:
+        var = btf.type(m.type)
+        if var.kind != Kind.VAR:
+            continue
+        off, size = m.bit_offset // 8, m.bit_size
+        t = btf.resolve(var.type)
+        name = var.name
+        if name == "LINUX_KERNEL_VERSION":
+            major, minor, patch = (list(map(int, _release_numbers())) + [0, 0, 0])[:3]
+            value: int | bytes = (major << 16) + (minor << 8) + min(patch, 255)
+        elif name.startswith("CONFIG_"):
+            raw = config.get(name)
+            if raw is None:
+                continue  # an option this kernel does not set reads 0 (n), as a __weak extern does
+            value = _kconfig_value(t, raw)
+        else:
+            continue  # other LINUX_* externs: 0, as on a kernel without them
+        if isinstance(value, bytes):
+            buf[off : off + size] = value[:size].ljust(size, b"\0")
+        else:
+            buf[off : off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+    return bytes(buf)
+
+
+def _release_numbers() -> list[str]:
+    import re
+
+    return re.findall(r"\d+", os.uname().release.split("-")[0])[:3]
+
+
+def _kconfig_value(t, raw: str) -> int | bytes:
+    if t.kind == Kind.ARRAY:
+        return raw.strip('"').encode()
+    if t.kind == Kind.ENUM and t.name == "libbpf_tristate":
+        return {"y": 1, "m": 2}.get(raw, 0)
+    if raw in ("y", "m", "n"):
+        return {"y": 1, "m": 1 if t.size == 1 else 2}.get(raw, 0)
+    try:
+        return int(raw, 0)
+    except ValueError:
+        return 0
+
+
+def _kernel_config() -> dict[str, str]:
+    """CONFIG_NAME -> its value text, from /proc/config.gz or /boot/config-RELEASE (empty
+    when neither is there)."""
+    import gzip
+
+    text = ""
+    try:
+        with gzip.open("/proc/config.gz", "rt", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        try:
+            with open(f"/boot/config-{os.uname().release}", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return {}
+    out = {}
+    for line in text.splitlines():
+        name, eq, value = line.partition("=")
+        if eq and name.startswith("CONFIG_"):
+            out[name] = value
+    return out
 
 
 def _fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> None:
@@ -432,7 +574,9 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
     if only is not None:
         for n in only:
             obj.map(n)  # unknown names fail here
-    wanted = [d for d in obj.maps if only is None or d.name in only]  # object order: inner maps first
+    wanted = [
+        d for d in obj.maps if only is None or any(obj.map(n) is d for n in only)
+    ]  # object order: inner maps first
     plan = _plan(obj, wanted, pin_dir)
     btf_fd = 0
     created: list[Created] = []
@@ -471,7 +615,7 @@ def _plan(obj: BpfObject, wanted: list[MapDef], pin_dir: str) -> list[tuple[MapD
     plan: list[tuple[MapDef, str, Map | None]] = []
     try:
         for d in wanted:
-            path = os.path.join(pin_dir, d.name)
+            path = os.path.join(pin_dir, d.pin_name)
             existing = None
             if os.path.lexists(path):
                 try:
@@ -526,14 +670,29 @@ def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) 
         if d.key_type_id or d.value_type_id:
             if generate_from is not None:
                 btf = BTF(generate_from.btf_data)
+                # the kernel takes a value-only BTF for a one-entry array only when the value is a
+                # DATASEC; generated BTF describes a section as a struct, so it gets a u32 key
+                from .layout.model import SCALARS
+
+                no_key = SCALARS["u32"] if d.section else None
                 types = spec_for(
-                    to_model(btf, d.key_type_id, "key") if d.key_type_id else None,
+                    to_model(btf, d.key_type_id, "key") if d.key_type_id else no_key,
                     to_model(btf, d.value_type_id, "value") if d.value_type_id else None,
                 )
             elif btf_fd:
                 types = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
         spec = d.spec.replace(btf=types, inner=None)
-        return Map.create(spec, inner_map=inner, btf_required=types is not None)
+        m = Map.create(spec, inner_map=inner, btf_required=types is not None)
+        if d.initial is not None:  # a global-variable map: its section's bytes, then frozen if read-only
+            try:
+                if any(d.initial):
+                    m.update(bytes(4), d.initial)
+                if d.freeze:
+                    m.freeze()
+            except BaseException:
+                m.close()
+                raise
+        return m
     finally:
         if inner is not None:
             inner.close()  # the outer map keeps what it needs of the template

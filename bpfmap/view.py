@@ -46,7 +46,9 @@ class View:
             try:
                 from_btf = m.btf()
                 if from_btf is not None:
-                    self._setup(m, from_btf.layout())
+                    # a key without BTF (global-variable maps: value BTF only) of an array is its index
+                    keyless_index = not from_btf.key_type_id and m.kind.indexed and m.key_size == 4
+                    self._setup(m, from_btf.layout(), index_keys=keyless_index)
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"
@@ -189,6 +191,66 @@ class View:
         if self.percpu and isinstance(value, list) and len(value) == self.map.ncpus:
             return [_to_bytes(self.value, v, self.parse_value) for v in value]
         return _to_bytes(self.value, value, self.parse_value)
+
+    def set_fields(self, key: Any, fields: dict[str, Any], text: bool = False) -> None:
+        """Change some fields of the value at ``key`` and leave its other bytes alone: a
+        global variable of a .data/.bss map (``{"packets": 0}``), a struct field
+        (``limits.max_len``) or an array element (``hists[1][3]``).  ``text``: values are
+        text as typed on the command line.
+
+        A mmapable array (what libbpf makes of global variables) is written in place
+        through shared memory, as a libbpf skeleton writes it: a program updating other
+        variables meanwhile loses nothing.  Any other map is read, changed and written
+        back (BPF_EXIST), so a concurrent change to the same value's other bytes is lost.
+        A frozen map (.rodata and .kconfig after load) raises ReadOnly."""
+        from .layout import TypeCodec
+
+        if self.percpu:
+            raise UsageError(f"{self.map.ref}: per-CPU values are set whole (update KEY VALUE), not by field")
+        t = getattr(self.value, "type", None)
+        if t is None:
+            raise UsageError(f"{self.map.ref}: setting fields needs a layout or BTF for the value")
+        patches = []
+        for name, v in fields.items():
+            offset, ft = locate_field(t, name)
+            codec = TypeCodec(ft)
+            try:
+                data = codec.parse(v) if text and isinstance(v, str) else codec.encode(v)
+            except UsageError as err:
+                raise UsageError(f"{name}: {err}") from None
+            patches.append((offset, data))
+        raw_key = self.key_bytes(key)
+        if self._write_in_place(raw_key, patches):
+            return
+        current = bytearray(self.map.lookup(raw_key))  # type: ignore[arg-type]  # not per-CPU
+        for offset, data in patches:
+            current[offset : offset + len(data)] = data
+        self.map.update(raw_key, bytes(current), "exist")
+
+    def _write_in_place(self, raw_key: bytes, patches: list[tuple[int, bytes]]) -> bool:
+        """Write ``patches`` into an mmapable array's value through shared memory; False
+        when the map is not one (or cannot be mapped writable: then the syscall path says why)."""
+        from .types import MapFlag, MapType
+
+        m = self.map
+        if m.type is not MapType.ARRAY or not m.flags & MapFlag.MMAPABLE or m.readonly:
+            return False
+        index = int.from_bytes(raw_key, "little")
+        if index >= m.max_entries:
+            return False
+        import mmap
+
+        stride = (m.value_size + 7) // 8 * 8
+        length = (stride * m.max_entries + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+        try:
+            mem = mmap.mmap(m.fileno(), length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError:
+            return False  # frozen: the update below reports it
+        with mem:
+            for offset, data in patches:
+                at = index * stride + offset
+                mem[at : at + len(data)] = data
+        return True
 
     def close(self) -> None:
         """Close the map when this View owns it (bpfmap.open, bpfmap.create)."""
@@ -364,6 +426,60 @@ def _dig(obj: Any, path: list[str]) -> Any:
     if isinstance(obj, list) and obj and all(isinstance(v, (int, float)) for v in obj):
         return sum(obj)
     return obj
+
+
+def path_parts(path: str) -> list[tuple[str, str]]:
+    """``a.b[3]`` -> [("a", ""), ("b", ""), ("", "3")]: the field names and indices of a path."""
+    import re
+
+    parts = re.findall(r"\.?([A-Za-z_][A-Za-z_0-9]*)|\[(\d+)\]", path)
+    if not path or "".join(f".{n}" if n else f"[{i}]" for n, i in parts).lstrip(".") != path:
+        raise UsageError(f"{quote(path)}: name a field as NAME, NAME.FIELD or NAME[INDEX]")
+    return parts
+
+
+def select_path(value: Any, path: str) -> Any:
+    """The part of a decoded value ``path`` names (``hists``, ``limits.max_len``, ``hists[1]``)."""
+    for name, index in path_parts(path):
+        if name:
+            if not isinstance(value, dict) or name not in value:
+                have = ", ".join(value) if isinstance(value, dict) else "none"
+                raise UsageError(f"{quote(path)}: no field {name} (fields: {have})")
+            value = value[name]
+        else:
+            if not isinstance(value, list) or int(index) >= len(value):
+                raise UsageError(f"{quote(path)}: no element {index}")
+            value = value[int(index)]
+    return value
+
+
+def locate_field(t: Any, path: str) -> tuple[int, Any]:
+    """(byte offset, model type) of the field ``path`` names in struct type ``t``: a
+    name, ``a.b`` into nested structs, ``a[3]`` into arrays."""
+    from .layout.model import Array, Struct
+
+    offset = 0
+    for name, index in path_parts(path):
+        if name:
+            if not isinstance(t, Struct):
+                raise UsageError(f"{quote(path)}: {t.c_name()} has no field {name}")
+            found = next((f for f in t.fields if f.name == name), None)
+            if found is None:
+                names = ", ".join(f.name for f in t.fields if f.name)
+                raise UsageError(f"{quote(path)}: no field {name}; there are {names}")
+            if found.bit_size is not None:
+                raise UsageError(f"{quote(path)}: {name} is a bitfield; set the whole value")
+            offset += found.offset
+            t = found.type
+        else:
+            if not isinstance(t, Array):
+                raise UsageError(f"{quote(path)}: {t.c_name()} is not an array")
+            i = int(index)
+            if i >= t.count:
+                raise UsageError(f"{quote(path)}: index {i} past the end of {t.c_name()}")
+            offset += i * t.elem.size
+            t = t.elem
+    return offset, t
 
 
 def _sort_key(v: Any) -> tuple:

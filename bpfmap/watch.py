@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import UsageError
-from .view import View, _sort_key, aggregate, is_number
+from .view import View, _sort_key, aggregate, is_number, path_parts, select_path
 
 SORTS = ("key", "value", "rate")
 
@@ -106,7 +106,12 @@ class Watcher:
     ``how`` reduces per-CPU values (default sum); ``sort`` is key, value or rate (value
     and rate largest first); ``top`` keeps that many rows after sorting."""
 
-    def __init__(self, view: View, sort: str = "key", top: int | None = None, how: str = "sum") -> None:
+    def __init__(
+        self, view: View, sort: str = "key", top: int | None = None, how: str = "sum", select: str | None = None
+    ) -> None:
+        if select is not None:
+            path_parts(select)  # a malformed path fails before the first refresh
+        self.select = select
         if sort not in SORTS:
             raise UsageError(f"--sort {sort}: choose one of {', '.join(SORTS)}")
         if top is not None and top < 1:
@@ -116,9 +121,13 @@ class Watcher:
         self._last_time: float | None = None
 
     def _entries(self) -> Iterable[tuple[Any, Any]]:
+        entries = self.view.entries()
         if self.view.percpu:
-            return ((k, aggregate(v, self.how)) for k, v in self.view.entries())
-        return self.view.entries()
+            entries = ((k, aggregate(v, self.how)) for k, v in entries)
+        if self.select is not None:  # --var NAME: one variable (field) of each value
+            path = self.select
+            entries = ((k, select_path(v, path)) for k, v in entries)
+        return entries
 
     def poll(self) -> Snapshot:
         now_mono, now = time.monotonic(), time.time()

@@ -75,7 +75,7 @@ def test_create_update_dump_lookup_delete_through_the_installed_command(cli, pin
         (["dump", "/etc/hostname"], 3, "not on a BPF filesystem"),
         (["dump", "{pin}", "-o", "xml"], 2, "choose one of text, json, jsonl, csv, table"),
         (["nosuchverb"], 2, "No such command"),
-        (["lookup", "{pin}"], 2, "Missing argument"),
+        (["lookup", "{pin}"], 2, "missing KEY"),
         (["create", "hash", "--key", "4", "--value", "8", "--pin", "{pin}"], 3, "never replaces a pin"),
         (["create", "hash", "--key", "4", "--value", "8", "--pin", "{dir}/a/b"], 2, "does not exist"),
         (["pop", "{pin}"], 2, "push/pop/peek are for queue, stack and bloom_filter"),

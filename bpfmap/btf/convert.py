@@ -84,9 +84,28 @@ class _Reader:
             return Array(self.read(t.type), t.nelems)
         if k in (Kind.STRUCT, Kind.UNION):
             return self._struct(t)
+        if k == Kind.DATASEC:
+            return self._section(t)
         if k == Kind.FWD:
             raise UsageError(f"{self.ctx}: {t.name} is only declared (forward), its layout is unknown")
         raise UsageError(f"{self.ctx}: a {k.name.lower()} ({t.name or 'anonymous'}) is not data")
+
+    def _section(self, t) -> Struct:
+        """A DATASEC: its variables as fields at their offsets (what lies between them,
+        padding and variables BTF does not describe, is skipped)."""
+        fields = []
+        end = 0
+        for m in sorted(t.members, key=lambda m: m.bit_offset):
+            var = self.btf.type(m.type)
+            if var.kind != Kind.VAR:  # extern functions (.ksyms)
+                continue
+            offset = m.bit_offset // 8
+            vt = self.read(var.type)
+            if offset < end or offset + vt.size > t.size:
+                raise UsageError(f"{self.ctx}: variable {var.name} of section {t.name} overlaps or runs past its end")
+            fields.append(Field(var.name, vt, offset))
+            end = offset + vt.size
+        return Struct(t.name, tuple(fields), t.size, 1, section=True)
 
     def _struct(self, t) -> Struct:
         fields = []
@@ -125,6 +144,14 @@ class _CPrinter:
 
     def definition(self, tid: int) -> str:
         t = self.btf.type(tid)
+        if t.kind == Kind.DATASEC:  # as the program declares them: SEC(".data") __u64 x;
+            lines = []
+            for m in sorted(t.members, key=lambda m: m.bit_offset):
+                var = self.btf.type(m.type)
+                if var.kind == Kind.VAR:
+                    self._require(var.type)
+                    lines.append(f'SEC("{t.name}") {self.decl(var.type, var.name, 0)};\n')
+            return "".join(lines)
         if t.kind in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64):
             return self._body(t, 0) + ";\n"
         if t.kind == Kind.TYPEDEF:
@@ -174,6 +201,7 @@ class _CPrinter:
         t = self.btf.type(tid)
         suffix = ""
         prefix = ""
+        leading: set[str] = set()  # qualifiers of the base type: written first, as C code has them
         while True:
             if t.kind == Kind.ARRAY:
                 suffix += f"[{t.nelems}]"
@@ -182,11 +210,15 @@ class _CPrinter:
                 prefix = "*" + prefix
                 t = self.btf.type(t.type)
             elif t.kind in _CV:
-                prefix = {Kind.CONST: "const ", Kind.VOLATILE: "volatile "}.get(t.kind, "") + prefix
+                word = {Kind.CONST: "const", Kind.VOLATILE: "volatile"}.get(t.kind)
+                if word and prefix:
+                    prefix = f"{word} {prefix}"
+                elif word:
+                    leading.add(word)
                 t = self.btf.type(t.type)
             else:
                 break
-        base = self._base_name(t, indent)
+        base = "".join(f"{w} " for w in ("const", "volatile") if w in leading) + self._base_name(t, indent)
         sep = " " if name or prefix else ""
         return f"{base}{sep}{prefix}{name}{suffix}"
 
@@ -255,7 +287,8 @@ def add_model(b: Builder, t: Type, name: str = "") -> int:
                 members.append((f.name, tid, f.bit_offset or 0, f.bit_size))
             else:
                 members.append((f.name, tid, f.offset * 8, 0))
-        return b.struct(t.name or name, t.size, members, union=t.union)
+        # a section's variables become an anonymous struct's members (BTF names no struct ".data")
+        return b.struct("" if t.section else t.name or name, t.size, members, union=t.union)
     if isinstance(t, Pad):
         return b.array(b.int_("unsigned char", 1), t.size)
     raise TypeError(t)

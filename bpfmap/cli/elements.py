@@ -76,7 +76,14 @@ def _per_cpu(view: View, how: str | None, cpu: int | None):
 @layout_options()
 def lookup(
     map_ref: MapArg,
-    key: KeyArg,
+    key: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="KEY",
+            help="Hex bytes ('01 00 00 00') or per the layout; optional for one-entry arrays "
+            "(global-variable maps): 0.",
+        ),
+    ] = None,
     percpu: PercpuOpt = None,
     cpu: CpuOpt = None,
     output: OutputOpt = None,
@@ -90,7 +97,7 @@ def lookup(
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
         reduce, still_percpu = _per_cpu(view, percpu, cpu)
-        raw_key = view.parse_key(key)
+        raw_key = view.parse_key(_default_key(m, key, "lookup"))
         if exists:
             try:
                 m.lookup(raw_key)
@@ -103,6 +110,15 @@ def lookup(
         write_value(
             view.key.decode(raw_key), value, _single_format(output), view.value.format, still_percpu, sys.stdout
         )
+
+
+def _default_key(m: Map, key: str | None, verb: str) -> str:
+    """KEY as given, or 0 for a one-entry array (a global-variable map) where it may be left out."""
+    if key is not None:
+        return key
+    if m.kind.indexed and m.max_entries == 1 and m.key_size == 4:
+        return "0"
+    raise UsageError(f"{verb} {m.ref}: missing KEY")
 
 
 OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
@@ -146,12 +162,34 @@ def update(
         str, typer.Option("--input-format", metavar="FMT", help="auto, text, jsonl or csv (for --from).")
     ] = "auto",
     keep_going: Annotated[bool, typer.Option("--keep-going", help="--from: skip bad lines, report them.")] = False,
+    var: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--var",
+            metavar="NAME=VALUE",
+            help="Set one variable of a global-variable map (.data, .bss) or one field of a struct "
+            "value (NAME, NAME.FIELD, NAME[I]), leaving the rest as it is; repeatable.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
-    """Write VALUE at KEY (create or replace), or load many entries with --from FILE."""
+    """Write VALUE at KEY (create or replace), load many entries with --from FILE, or set
+    variables of a global-variable map with --var NAME=VALUE."""
     values = values or []
     _no_stray_options(key, *values)
+    if var:
+        if values or from_ is not None or percpu_values is not None or cpu is not None or noexist:
+            raise UsageError("update --var takes no VALUE, --from, --percpu-values, --cpu or --noexist")
+        assignments = {}
+        for item in var:
+            name, eq, text = item.partition("=")
+            if not eq or not name.strip():
+                raise UsageError(f"--var {quote(item)}: write NAME=VALUE")
+            assignments[name.strip()] = text
+        with Map.open(map_ref) as m:
+            opts.view(m).set_fields(_default_key(m, key, "update"), assignments, text=True)
+        return
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")
     mode: UpdateMode = "noexist" if noexist else "exist" if exist else "any"

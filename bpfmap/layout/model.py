@@ -146,17 +146,28 @@ class Field(_Record):
 
 
 class Struct(Type):
-    """A struct or union with placed fields.  Build one with :func:`layout_struct`."""
+    """A struct or union with placed fields.  Build one with :func:`layout_struct`.
+    ``section``: the global variables of an ELF section (a BTF DATASEC, what libbpf
+    makes a .data/.rodata/.bss map of), each variable a field at its offset."""
 
-    __slots__ = ("name", "fields", "size", "align", "union", "packed")
+    __slots__ = ("name", "fields", "size", "align", "union", "packed", "section")
 
     def __init__(
-        self, name: str, fields: tuple[Field, ...], size: int, align: int, union: bool = False, packed: bool = False
+        self,
+        name: str,
+        fields: tuple[Field, ...],
+        size: int,
+        align: int,
+        union: bool = False,
+        packed: bool = False,
+        section: bool = False,
     ) -> None:
         self.name, self.fields, self.size, self.align = name, tuple(fields), size, align
-        self.union, self.packed = union, packed
+        self.union, self.packed, self.section = union, packed, section
 
     def c_name(self) -> str:
+        if self.section:
+            return f'SEC("{self.name}")'
         kw = "union" if self.union else "struct"
         return f"{kw} {self.name}" if self.name else kw
 
