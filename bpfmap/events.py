@@ -68,7 +68,8 @@ class _Reader:
     def batches(self, count: int | None = None, timeout: float | None = None) -> Iterator[list[Record]]:
         """Lists of records as the kernel wakes us, ``count`` records in all at most (the
         rest stay in the ring), for ``timeout`` seconds at most (None: no limit).  A batch
-        may be empty when a wait ends with nothing to read."""
+        may be empty when a wait ends with nothing to read.  A consumer that keeps only
+        some records (a filter) sends how many it kept: only those count toward ``count``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         left = count
         while left is None or left > 0:
@@ -76,9 +77,9 @@ class _Reader:
             if wait is not None and wait <= 0:
                 return
             batch = self.read(wait, left)
+            kept = yield batch
             if left is not None:
-                left -= len(batch)
-            yield batch
+                left -= len(batch) if kept is None else kept
 
     def records(self, count: int | None = None, timeout: float | None = None) -> Iterator[Record]:
         """Records one by one, as ``batches`` gives them."""
@@ -274,4 +275,165 @@ def reader(m: Map, pages: int = 64, cpus: list[int] | None = None) -> _Reader:
     )
 
 
-__all__ = ["Record", "RingBufferReader", "PerfBufferReader", "reader", "online_cpus"]
+# -- decoding records -----------------------------------------------------------------------
+
+
+class Condition:
+    """``--where FIELD=VALUE`` (also ``!=``, and ``~`` for a substring): a test on a
+    decoded record.  Numbers compare as numbers (``pid=0x10``), the rest as the text
+    the record shows (``comm=curl``, ``ok=true``)."""
+
+    __slots__ = ("text", "path", "op", "want", "number")
+
+    def __init__(self, text: str) -> None:
+        import re
+
+        m = re.match(r"^\s*([A-Za-z_][\w.\[\]]*)\s*(!=|=|~)(.*)$", text)
+        if not m:
+            raise UsageError(f"--where {text!r}: write FIELD=VALUE, FIELD!=VALUE or FIELD~TEXT")
+        from .view import path_parts
+
+        self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
+        path_parts(self.path)
+        try:
+            self.number: int | None = int(self.want.strip(), 0)
+        except ValueError:
+            self.number = None
+
+    def check_fields(self, t) -> None:
+        """Raise UsageError when the record type has no such field."""
+        from .view import locate_field
+
+        try:
+            locate_field(t, self.path)
+        except UsageError as err:
+            raise UsageError(f"--where {self.text}: {err}") from None
+
+    def __call__(self, value) -> bool:
+        from .view import select_path
+
+        try:
+            v = select_path(value, self.path)
+        except UsageError:
+            return False  # a short record without the field
+        if self.op == "~":
+            return self.want in _shown(v)
+        if isinstance(v, int) and not isinstance(v, bool) and self.number is not None:
+            same = v == self.number
+        else:
+            same = _shown(v) == self.want
+        return same if self.op == "=" else not same
+
+
+def _shown(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class RecordDecoder:
+    """Records (bytes) to decoded values, as programs really send them: records shorter
+    than the type (a trailing array sent only as far as it is used) decode the fields
+    that fit and the used part of a cut array or string; longer ones decode the type
+    and keep the excess as hex (``extra``); perf samples' padding to 8 bytes is not
+    excess.  ``where`` conditions filter decoded records.  ``notes`` holds one line for
+    each kind of mismatch seen (the caller says each once)."""
+
+    def __init__(self, codec, where: list[Condition] | None = None, perf: bool = False) -> None:
+        from .layout import HexCodec
+        from .layout.model import Struct
+
+        self.codec, self.where, self.perf = codec, where or [], perf
+        t = getattr(codec, "type", None)
+        self._struct = t if isinstance(t, Struct) and not t.union else None
+        for c in self.where:
+            if t is None:
+                raise UsageError(f"--where {c.text}: records need a layout (--layout, --c-header or --object)")
+            c.check_fields(t)
+        self._hex = HexCodec
+        self.notes: list[str] = []
+        self._noted: set[str] = set()
+        self._type_name = t.c_name() if t is not None else ""
+
+    def decode(self, batch: list[Record]) -> list[tuple[Record, object, str | None]]:
+        """(record, value, excess hex or None) for each record that passes ``where``."""
+        codec = self.codec
+        out: list[tuple[Record, object, str | None]]
+        if codec is None:
+            out = [(r, r.data.hex(" "), None) for r in batch]
+        else:
+            size = codec.size
+            if batch and all(len(r.data) == size for r in batch):
+                values = codec.decode_many(b"".join([r.data for r in batch]), len(batch))
+                out = [(r, v, None) for r, v in zip(batch, values)]
+            else:
+                out = [self._one(r) for r in batch]
+        if self.where:
+            conds = self.where
+            out = [o for o in out if all(c(o[1]) for c in conds)]
+        return out
+
+    def _one(self, r: Record) -> tuple[Record, object, str | None]:
+        codec, data = self.codec, r.data
+        size = codec.size
+        if len(data) >= size:
+            extra = data[size:]
+            # a perf sample of exactly the type's size comes padded so that its 4-byte size and
+            # data fill whole 8-byte words: those zeros are not excess
+            padded = (size + 4 + 7) // 8 * 8 - 4
+            if extra and not (self.perf and len(data) == padded and not any(extra)):
+                self._note(
+                    "long",
+                    f"records longer than {self._type_name} ({size} bytes) came (e.g. {len(data)} bytes): "
+                    f"the bytes past it are shown as hex (extra)",
+                )
+                return r, codec.decode(data[:size]), extra.hex(" ")
+            return r, codec.decode(data[:size]), None
+        if self._struct is None:
+            self._note("short", f"records shorter than {self._type_name or 'the layout'} ({size} bytes): shown as hex")
+            return r, data.hex(" "), None
+        self._note(
+            "short",
+            f"records shorter than {self._type_name} ({size} bytes) came (e.g. {len(data)} bytes): "
+            f"the fields that fit are shown, a cut array or string as far as it was sent",
+        )
+        return r, _cut(self._struct, codec.decode(data.ljust(size, b"\0")), len(data)), None
+
+    def _note(self, kind: str, text: str) -> None:
+        if kind not in self._noted:
+            self._noted.add(kind)
+            self.notes.append(text)
+
+
+def _cut(t, value, length: int):
+    """The fields of decoded struct ``value`` that lie within ``length`` bytes: a field
+    past the end is left out; a cut array keeps its whole elements, a cut string the
+    characters sent."""
+    from .layout.model import Array, Char
+
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for f in t.fields:
+        if not f.name or f.name not in value:
+            continue
+        end = f.offset + f.type.size
+        if end <= length:
+            out[f.name] = value[f.name]
+        elif f.offset <= length and f.bit_size is None:  # a trailing array sent up to where it starts: empty
+            if isinstance(f.type, Array):
+                out[f.name] = value[f.name][: (length - f.offset) // f.type.elem.size]
+            elif isinstance(f.type, Char):
+                out[f.name] = value[f.name]  # the zeros after the sent part end the string
+    return out
+
+
+__all__ = [
+    "Condition",
+    "Record",
+    "RecordDecoder",
+    "RingBufferReader",
+    "PerfBufferReader",
+    "reader",
+    "online_cpus",
+]

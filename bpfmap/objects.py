@@ -131,33 +131,39 @@ class BpfObject:
 
     def type_codec(self, ctype: str):
         """A codec for a type of the object's BTF named as in C: ``struct event``,
-        ``union u``, ``enum e`` or a typedef/base name (``__u64``).  For records a
-        program writes to ring and perf buffers: their type lives in the object."""
+        ``union u``, ``enum e`` or a typedef/base name (``__u64``, ``event_t``); ``struct
+        X`` also finds a typedef X of a struct, and a bare name a struct, union or enum.
+        For records a program writes to ring and perf buffers: their type lives in the
+        object (it is there when a map, a global or a function uses it)."""
+        import difflib
+
         from .btf.convert import to_model
         from .layout import TypeCodec
 
         words = ctype.split()
         kinds = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
         kind = kinds.get(words[0]) if len(words) == 2 else None
-        name = words[-1]
+        name = words[-1] if words else ""
         btf = BTF(self.btf_data)
-        try:
-            t = (
-                btf.find(name, kind)
-                if kind is not None
-                else next(
-                    btf.type(i)
-                    for i in btf.ids()
-                    if btf.type(i).name == name
-                    and btf.type(i).kind in (Kind.TYPEDEF, Kind.INT, Kind.FLOAT, Kind.STRUCT, Kind.UNION, Kind.ENUM)
-                )
+        types = [btf.type(i) for i in btf.ids()]
+        data_kinds = (Kind.TYPEDEF, Kind.INT, Kind.FLOAT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64)
+        wanted = (kind,) if kind is not None else data_kinds
+        found = next((t for t in types if t.name == name and t.kind in wanted), None)
+        if found is None and kind is not None:  # struct X written for a typedef X of a struct
+            found = next(
+                (t for t in types if t.name == name and t.kind == Kind.TYPEDEF and btf.resolve(t.id).kind == kind),
+                None,
             )
-        except (KeyError, StopIteration):
+        if found is None:
+            names = sorted({t.name for t in types if t.name and t.kind in data_kinds})
+            close = difflib.get_close_matches(name, names, n=3)
+            near = f"; did you mean {', '.join(close)}?" if close else ""
             raise UsageError(
-                f"{self.path}: no type {ctype!r} in its BTF (a type only a program uses is kept "
-                f"when the program uses it)"
-            ) from None
-        return TypeCodec(to_model(btf, t.id, ctype))
+                f"{self.path}: no type {ctype!r} in its BTF{near} (clang keeps the types globals, maps and "
+                f"functions use, not those only local variables use: name it in a map, e.g. "
+                f"__type(value, {ctype}), or a global)"
+            )
+        return TypeCodec(to_model(btf, found.id, ctype))
 
     def map(self, name: str) -> MapDef:
         for d in self.maps:

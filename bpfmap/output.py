@@ -396,6 +396,8 @@ def info_lines(info: dict) -> Iterator[str]:
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {path}"
+    if info.get("operations"):
+        yield f"\toperations: {', '.join(info['operations'])}"
     for side in ("key", "value"):
         text = info.get(f"{side}_type")
         if text:

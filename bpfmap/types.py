@@ -180,6 +180,28 @@ class TypeSpec:
         self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
         self.indexed = indexed  # keys are 4-byte indices: read and written as numbers without a layout
 
+    def operations(self, flags: MapFlag = MapFlag(0), frozen: bool = False) -> list[str]:  # noqa: B008
+        """The bpfmap verbs that work on a map of this type (with these flags, frozen or
+        not) from user space: what ``show`` lists."""
+        writable = not frozen and MapFlag.RDONLY not in flags
+        readable = MapFlag.WRONLY not in flags
+        ops: list[str] = []
+        if self.access is Access.KEYED:
+            if self.value is Value.FD:
+                ops += ["dump (keys only: values are not readable)"]
+            elif readable:
+                ops += ["lookup", "dump", "watch"]
+            ops += ["getnext"]
+            if writable:
+                ops += ["update"] + (["delete"] if self.deletable else []) + ["clear"]
+        elif self.access in (Access.QUEUE, Access.STACK):
+            ops += (["peek", "pop"] if readable else []) + (["push"] if writable else [])
+        elif self.access is Access.BLOOM:
+            ops += (["peek (test membership)"] if readable else []) + (["push (add)"] if writable else [])
+        elif self.access is Access.STREAM:
+            ops += ["events"]
+        return ops or ["none from user space (programs use it)"]
+
 
 _FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4, indexed=True)
 

@@ -80,6 +80,21 @@ class View:
             raise UsageError(f"layout for {ref}: {err}") from None
         return codec
 
+    def show_as(self, formats: dict[str, str]) -> None:
+        """Show some fields of the keys or values as addresses or names (``{"saddr": "ip",
+        "ret": "errno"}``; see bpfmap.layout.formats); raises UsageError for a field
+        neither side has."""
+        from .layout.formats import apply
+
+        value, rest = apply(self.value, formats, "value")
+        key, rest = apply(self.key, rest, "key")
+        if rest:
+            raise UsageError(
+                f"--as {', '.join(rest)}: no such field in the key or value of {self.map.ref} "
+                f"(name a field as FIELD or FIELD.SUBFIELD)"
+            )
+        self.key, self.value = key, value  # type: ignore[assignment]
+
     @property
     def percpu(self) -> bool:
         return self.map.percpu

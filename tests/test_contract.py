@@ -97,7 +97,7 @@ def _perf_record(path: str) -> object:
     from test_events import events_while_writing
 
     code, out, err = events_while_writing(
-        path, "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl", record_size=24
+        path, "--layout", "pid=u32,comm=char[16],pad[4]", "--count", "1", "-o", "jsonl", record_size=24
     )
     assert code == 0, err
     return json.loads(out.splitlines()[0])
@@ -124,6 +124,7 @@ def test_documented_shapes_match_the_program(maps):
         "watch",
         "hist",
         "events",
+        "events-long",
         "events-perf",
         "object-map",
     }
@@ -141,7 +142,13 @@ def test_documented_shapes_match_the_program(maps):
         ),
         "watch": _json_line("watch", counts, "--count", "2", "--interval", "0.1", "-o", "jsonl", line=1),
         "hist": _json_line("hist", maps["lat"], "-o", "jsonl"),
-        "events": _json_line("events", maps["rb"], "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl"),
+        "events": _json_line(
+            "events", maps["rb"], "--layout", "pid=u32,comm=char[16],pad[4]", "--count", "1", "-o", "jsonl"
+        ),
+        # the ring's 24-byte records read through a 20-byte layout: the excess as hex
+        "events-long": _json_line(
+            "events", maps["rb"], "--layout", "pid=u32,comm=char[16]", "--count", "1", "-o", "jsonl"
+        ),
         "events-perf": _perf_record(maps["pe"]),
         "object-map": next(
             d

@@ -393,3 +393,274 @@ def test_hist_schemes_and_sum_slot():
     [lin] = build_in_value(entries, "slots", scheme="linear", step=10, minimum=100)
     assert [(b.low, b.high) for b in lin.buckets][-1] == (140, 150)
     assert lin.percentile(100) == 150
+
+
+# -- event records as programs send them -------------------------------------------------------
+
+HEADER = os.path.join(SOURCES, "events.h")  # includes "records.h" from beside it
+
+
+@pytest.fixture(scope="module")
+def records_prog(bpffs, tmp_path_factory):
+    loaded = load("records", bpffs, tmp_path_factory)
+    yield loaded
+    subprocess.run(["rm", "-rf", loaded.root])
+
+
+def exec_event(pid: int, comm: str, args: str) -> bytes:
+    a = args.encode()
+    return struct.pack("<II16s64s", pid, len(a), comm.encode(), a)
+
+
+def events_jsonl(path: str, *args: str) -> tuple[list[dict], str]:
+    r = run_cli("events", path, "-o", "jsonl", "--timeout", "0.5", *args)
+    assert r.returncode in (0, 1), r.stderr
+    return [json.loads(x) for x in r.stdout.splitlines()], r.stderr
+
+
+def test_short_records_decode_the_fields_that_fit(records_prog):
+    sent = [(1, "sh", "ls -l"), (2, "bash", "x" * 64), (3, "cat", "")]
+    for pid, comm, args in sent:
+        records_prog.run("exec", exec_event(pid, comm, args))
+    got, err = events_jsonl(records_prog.map("execs"), "--c-header", HEADER, "--value-type", "struct exec_event")
+    assert [g["value"] for g in got] == [
+        {"pid": pid, "args_len": len(args), "comm": comm, "args": args} for pid, comm, args in sent
+    ]
+    # said once, not per record, and never silently
+    assert err.count("shorter than struct exec_event (88 bytes)") == 1, err
+
+
+def test_short_records_cut_a_trailing_array_of_numbers(records_prog):
+    records_prog.run("exec", exec_event(9, "dd", "\x01\x02\x03"))
+    layout = "pid=u32,args_len=u32,comm=char[16],args=u8[64]"
+    [got], err = events_jsonl(records_prog.map("execs"), "--layout", layout)
+    assert got["value"] == {"pid": 9, "args_len": 3, "comm": "dd", "args": [1, 2, 3]}
+    assert "shorter" in err
+
+
+def test_long_records_show_the_excess_as_hex(records_prog):
+    records_prog.run("exec", exec_event(4, "vi", "ab"))
+    [got], err = events_jsonl(records_prog.map("execs"), "--layout", "pid=u32,args_len=u32")
+    assert got == {"value": {"pid": 4, "args_len": 2}, "extra": (b"vi".ljust(16, b"\0") + b"ab").hex(" ")}
+    assert "longer than" in err
+    records_prog.run("exec", exec_event(5, "vi", "ab"))
+    r = run_cli("events", records_prog.map("execs"), "--layout", "pid=u32,args_len=u32", "-t", "0.5")
+    assert r.stdout == "pid=5,args_len=2 +[" + (b"vi".ljust(16, b"\0") + b"ab").hex(" ") + "]\n"
+
+
+def test_events_where_filters_before_formatting(records_prog):
+    for pid, comm, args in [(10, "bash", "ls"), (11, "curl", "-s x"), (12, "bash", "make all"), (13, "sh", "lsof")]:
+        records_prog.run("exec", exec_event(pid, comm, args))
+    path = records_prog.map("execs")
+    base = ("--c-header", HEADER, "--value-type", "struct exec_event")
+    got, _ = events_jsonl(path, *base, "--where", "comm=bash", "--where", "args~make")
+    assert [g["value"]["pid"] for g in got] == [12]
+    for pid, comm, args in [(10, "bash", "ls"), (11, "curl", "-s x"), (12, "bash", "make all")]:
+        records_prog.run("exec", exec_event(pid, comm, args))
+    got, _ = events_jsonl(path, *base, "--where", "comm!=bash", "--where", "pid=0xb")
+    assert [g["value"]["comm"] for g in got] == ["curl"]
+    r = run_cli("events", path, *base, "--where", "nope=1", "-t", "0")
+    assert r.returncode == 2 and "--where nope=1" in r.stderr and "no field nope" in r.stderr
+    r = run_cli("events", path, "--where", "pid=1", "-t", "0")
+    assert r.returncode == 2 and "need a layout" in r.stderr
+
+
+def test_local_includes_and_include_dirs(records_prog, tmp_path):
+    (tmp_path / "tool.h").write_text('#include <linux/types.h>\n#include "records.h"\nstruct top { __u64 n; };\n')
+    args = ("--c-header", str(tmp_path / "tool.h"), "--value-type", "struct exec_event", "-t", "0")
+    r = run_cli("events", records_prog.map("execs"), *args)
+    assert r.returncode == 2 and "records.h" in r.stderr and "-I DIR" in r.stderr, r.stderr
+    records_prog.run("exec", exec_event(21, "top", "-b"))
+    got, _ = events_jsonl(records_prog.map("execs"), *args[:-2], "-I", SOURCES)
+    assert got[0]["value"] == {"pid": 21, "args_len": 2, "comm": "top", "args": "-b"}
+    # and for maps: dump through a header that includes the record header
+    r = run_cli(
+        "dump",
+        records_prog.map("scratch"),
+        "--c-header",
+        HEADER,
+        "--key-type",
+        "__u32",
+        "--value-type",
+        "struct exec_event",
+        "-o",
+        "json",
+    )
+    assert r.returncode == 0, r.stderr
+    assert 21 in {v["pid"] for v in json.loads(r.stdout)[0]["values"]}  # the last record on its CPU
+
+
+def conn_event(family: int, saddr: str, daddr: str, dport: int, pid: int) -> bytes:
+    import socket
+
+    af = socket.AF_INET if family == 2 else socket.AF_INET6
+    s, d = (socket.inet_pton(af, a).ljust(16, b"\0") for a in (saddr, daddr))
+    return s + d + struct.pack("<HHI", family, dport, pid) + bytes(8)
+
+
+def run_tc(loaded: Loaded, payload: bytes) -> None:
+    with Program.open(os.path.join(loaded.progs, "conn")) as p:  # tc: the packet starts at its Ethernet header
+        p.test_run(payload)
+
+
+def test_int128_addresses_by_family_over_btf_and_bpftool(records_prog):
+    run_tc(records_prog, conn_event(2, "10.0.0.1", "192.168.1.20", 443, 100))
+    run_tc(records_prog, conn_event(10, "2001:db8::1", "fe80::2", 80, 200))
+    path = records_prog.map("last_conn")
+    plain = {e["key"]: e["value"] for e in dump_json(path)}
+    theirs = {e["key"]: e["value"] for e in bpftool_formatted(path)}
+    for pid in (100, 200):  # bpftool shows __int128 as hex; the same number
+        assert plain[pid]["saddr"] == int(theirs[pid]["saddr"], 16)
+        assert plain[pid]["daddr"] == int(theirs[pid]["daddr"], 16)
+    shown = {e["key"]: e["value"] for e in dump_json(path, "--as", "saddr=ip,daddr=ip")}
+    assert shown[100] == {"saddr": "10.0.0.1", "daddr": "192.168.1.20", "family": 2, "dport": 443, "pid": 100}
+    assert shown[200] == {"saddr": "2001:db8::1", "daddr": "fe80::2", "family": 10, "dport": 80, "pid": 200}
+    r = run_cli("show", path)
+    assert "unsigned __int128 saddr;" in r.stdout
+    # the formats parse back: update through --as, read the bytes with bpftool
+    r = run_cli(
+        "update", path, "300", "saddr=10.9.8.7,daddr=10.0.0.2,family=2,dport=22,pid=300", "--as", "saddr=ip,daddr=ip"
+    )
+    assert r.returncode == 0, r.stderr
+    assert {e["key"]: e["value"] for e in bpftool_formatted(path)}[300]["saddr"] == hex(
+        int.from_bytes(bytes([10, 9, 8, 7]), "little")
+    )
+
+
+def test_perf_records_with_int128_from_the_object_by_typedef(records_prog):
+    import threading
+    import time
+
+    path = records_prog.map("conns")
+    for where, want in (("family=10", "2001:db8::1"), ("family=2", "10.0.0.1")):
+        proc = subprocess.Popen(
+            [
+                "bpfmap",
+                "events",
+                path,
+                "--object",
+                records_prog.obj,
+                "--value-type",
+                "conn_event_t",
+                "--as",
+                "saddr=ip,daddr=ip",
+                "--where",
+                where,
+                "-c",
+                "1",
+                "-o",
+                "jsonl",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        stop = threading.Event()
+
+        def write():
+            while not stop.is_set():
+                run_tc(records_prog, conn_event(2, "10.0.0.1", "192.168.1.20", 443, 100))
+                run_tc(records_prog, conn_event(10, "2001:db8::1", "fe80::2", 80, 200))
+                time.sleep(0.02)
+
+        t = threading.Thread(target=write)
+        t.start()
+        try:
+            out, err = proc.communicate(timeout=20)
+        finally:
+            stop.set()
+            t.join()
+        assert proc.returncode == 0, err
+        rec = json.loads(out)
+        assert rec["value"]["saddr"] == want and "cpu" in rec and "extra" not in rec
+
+
+def test_object_types_by_typedef_struct_name_and_absent(records_prog):
+    path = records_prog.map("execs")
+    for name in ("conn_event_t", "struct conn_event", "struct conn_event_t", "conn_event", "struct exec_event"):
+        r = run_cli("events", path, "--object", records_prog.obj, "--value-type", name, "-t", "0")
+        assert r.returncode == 1, (name, r.stderr)  # decoded fine; no record came
+    r = run_cli("events", path, "--object", records_prog.obj, "--value-type", "struct local_only", "-t", "0")
+    assert r.returncode == 2 and "not those only local variables use" in r.stderr
+    r = run_cli("events", path, "--object", records_prog.obj, "--value-type", "struct exec_evnt", "-t", "0")
+    assert "did you mean exec_event" in r.stderr
+
+
+def test_u128_in_the_layout_language_round_trips_through_btf(pindir):
+    path = os.path.join(pindir, "big")
+    assert run_cli("create", "hash", "--layout", "u128:s128", "--pin", path, "-q").returncode == 0
+    big = (1 << 128) - 1
+    assert run_cli("update", path, str(big), "-170141183460469231731687303715884105728").returncode == 0
+    assert run_cli("lookup", path, str(big)).stdout == "-170141183460469231731687303715884105728\n"
+    [entry] = bpftool_formatted(path)
+    assert int(entry["key"], 16) == big
+    r = run_cli("update", path, str(big + 1), "0")
+    assert r.returncode == 2 and "out of range" in r.stderr
+
+
+def test_as_formats_errno_syscall_ksym_mac_hex(pindir):
+    from bpfmap.layout.formats import syscall_names
+
+    path = os.path.join(pindir, "f")
+    layout = "id=u32:ret=s32,nr=u32,addr=u64,hw=hex[6],raw=u32"
+    assert run_cli("create", "hash", "--layout", layout, "--pin", path, "-q").returncode == 0
+    addr, name = _unique_kernel_symbol()
+    nr = next(n for n, s in syscall_names().items() if s == "openat")
+    r = run_cli(
+        "update", path, "1", f"ret=-2,nr={nr},addr={addr + 0x10},hw=02 00 5e 10 20 30,raw=7", "--layout", layout
+    )
+    assert r.returncode == 0, r.stderr
+    fmt = ("--as", "ret=errno,nr=syscall,addr=ksym,hw=mac", "--as", "raw=hex")
+    got = dump_json(path, *fmt)[0]["value"]
+    assert got == {
+        "ret": "-ENOENT",
+        "nr": "openat",
+        "addr": f"{name}+0x10",
+        "hw": "02:00:5e:10:20:30",
+        "raw": "07 00 00 00",
+    }
+    # names parse back
+    r = run_cli("update", path, "2", f"ret=-EPERM,nr=read,addr={name},hw=aa:bb:cc:dd:ee:ff,raw=01 00 00 00", *fmt)
+    assert r.returncode == 0, r.stderr
+    assert run_cli("lookup", path, "2", "--layout", layout).stdout == (
+        f"ret=-1,nr=0,addr={addr},hw=aa bb cc dd ee ff,raw=1\n"
+    )
+    for bad, msg in (
+        ("nope=ip", "no such field"),
+        ("ret=ipv6", "is 4 bytes"),
+        ("ret=base64", "unknown format"),
+        ("hw=errno", "not an integer"),
+    ):
+        r = run_cli("dump", path, "--as", bad)
+        assert r.returncode == 2 and msg in r.stderr, (bad, r.stderr)
+
+
+def _unique_kernel_symbol() -> tuple[int, str]:
+    with open("/proc/kallsyms") as f:
+        rows = [(int(a, 16), n) for a, _k, n, *_ in (line.split() for line in f)]
+    rows.sort()
+    for (a, n), (b, _m) in zip(rows, rows[1:]):
+        if a and b > a + 0x10 and [x for x, _ in rows].count(a) == 1 and n.isidentifier():
+            return a, n
+    pytest.skip("no kernel symbols readable")
+
+
+def test_show_says_which_operations_a_type_allows(pindir, globals_prog):
+    def ops(path):
+        return json.loads(run_cli("show", path, "-o", "json").stdout)["operations"]
+
+    made = {}
+    for t, extra in (
+        ("sockmap", ()),
+        ("ringbuf", ("--max-entries", "4096")),
+        ("queue", ("--value", "4")),
+        ("hash", ("--key", "4", "--value", "4")),
+    ):
+        made[t] = os.path.join(pindir, t)
+        assert run_cli("create", t, *extra, "--pin", made[t], "-q").returncode == 0
+    assert ops(made["sockmap"])[0].startswith("dump (keys only")
+    assert ops(made["ringbuf"]) == ["events"]
+    assert ops(made["queue"]) == ["peek", "pop", "push"]
+    assert ops(made["hash"]) == ["lookup", "dump", "watch", "getnext", "update", "delete", "clear"]
+    assert "update" not in ops(globals_prog.map("globals_rodata"))  # frozen
+    assert "operations: lookup, dump" in run_cli("show", made["hash"]).stdout

@@ -67,10 +67,10 @@ class _Reader:
         if k == Kind.INT:
             if t.encoding & INT_BOOL and t.size == 1:
                 return SCALARS["bool"]
-            if t.size in (1, 2, 4, 8):
+            if t.size in (1, 2, 4, 8, 16):
                 signed = bool(t.encoding & INT_SIGNED)
                 return SCALARS[f"{'s' if signed else 'u'}{t.size * 8}"]
-            return Bytes(t.size)  # __int128 and friends: shown as hex
+            return Bytes(t.size)
         if k == Kind.PTR:
             return SCALARS["u64"]
         if k == Kind.FLOAT:
@@ -248,6 +248,8 @@ _INT_NAMES = {
     ("int", 2): "short",
     ("int", 4): "int",
     ("int", 8): "long long",
+    ("uint", 16): "unsigned __int128",
+    ("int", 16): "__int128",
 }
 
 

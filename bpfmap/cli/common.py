@@ -83,6 +83,25 @@ PackedOpt = Annotated[bool, typer.Option("--packed", help="Lay out both sides of
 HeaderOpt = Annotated[
     Optional[str], typer.Option("--c-header", metavar="FILE", help="C header declaring the key and value types.")
 ]
+IncludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--include-dir",
+        "-I",
+        metavar="DIR",
+        help="--c-header: look for #include files here too (repeatable); local includes "
+        '(#include "x.h") are found beside the header.',
+    ),
+]
+AsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--as",
+        metavar="FIELD=FMT,...",
+        help="Show fields as: ip (IPv4/IPv6 by the struct's af/family field), ipv4, ipv6, mac, hex, "
+        "ksym (kernel symbol), errno, syscall; e.g. --as saddr=ip,daddr=ip.",
+    ),
+]
 KeyTypeOpt = Annotated[
     Optional[str], typer.Option("--key-type", metavar="CTYPE", help="C type of the key, e.g. 'struct flow_key'.")
 ]
@@ -132,7 +151,7 @@ class LayoutOptions:
     """--layout (with --packed) or --c-header (with --key-type, --value-type): how a
     command reads keys and values, as one value (see :func:`layout_options`)."""
 
-    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type")
+    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type", "include_dir", "as_")
 
     def __init__(
         self,
@@ -141,9 +160,12 @@ class LayoutOptions:
         c_header: str | None = None,
         key_type: str | None = None,
         value_type: str | None = None,
+        include_dir: list[str] | None = None,
+        as_: list[str] | None = None,
     ) -> None:
         self.layout, self.packed, self.c_header = layout, packed, c_header
         self.key_type, self.value_type = key_type, value_type
+        self.include_dir, self.as_ = include_dir or [], as_ or []
 
     def pick(self) -> Layout | None:
         """The one layout the options give: from --layout (and --packed) or --c-header."""
@@ -152,9 +174,11 @@ class LayoutOptions:
                 raise UsageError("give either --layout or --c-header, not both")
             if self.packed:
                 raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
-            return Layout.from_c(self.c_header, self.key_type, self.value_type)
+            return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dir)
         if self.key_type or self.value_type:
             raise UsageError("--key-type and --value-type need --c-header FILE")
+        if self.include_dir:
+            raise UsageError("--include-dir goes with --c-header FILE")
         if self.packed:
             if self.layout is None:
                 raise UsageError("--packed needs --layout")
@@ -177,6 +201,10 @@ class LayoutOptions:
         view = View(m, lay)
         if view.note:
             say(f"note: {view.note}")
+        if self.as_:
+            from ..layout.formats import parse_spec
+
+            view.show_as(parse_spec(self.as_))
         return view
 
 
@@ -196,6 +224,8 @@ def layout_options(keys: bool = True):
         "c_header": (HeaderOpt, None),
         "key_type": (KeyTypeOpt, None),
         "value_type": (ValueTypeOpt, None),
+        "include_dir": (IncludeOpt, None),
+        "as_": (AsOpt, None),
     }
     if not keys:
         del options["key_type"]

@@ -245,8 +245,10 @@ def show(
         list_(output)
         return
     with Map.open(map_ref, readonly=True) as m:
-        info = m.info(pins=True).to_dict()
+        mi = m.info(pins=True)
+        info = mi.to_dict()
         info["key_type"] = info["value_type"] = None
+        info["operations"] = m.kind.operations(MapFlag(mi.flags), mi.frozen)
         try:
             mb = m.btf()
             if mb is not None:

@@ -16,7 +16,9 @@ from ..types import MapType
 from ..view import is_number
 from .common import (
     NO_LAYOUT,
+    AsOpt,
     HeaderOpt,
+    IncludeOpt,
     LayoutOptions,
     MapArg,
     QuietOpt,
@@ -499,6 +501,18 @@ def events(
     output: Annotated[
         Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (one record per line) or jsonl.")
     ] = None,
+    where: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="FIELD=VALUE",
+            help="Only records whose FIELD is VALUE (also FIELD!=VALUE, FIELD~TEXT for a substring); "
+            "repeatable: all must hold.",
+        ),
+    ] = None,
+    include_dir: IncludeOpt = None,
+    as_: AsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Read the records programs write to a ring buffer (ringbuf) or perf event array, as
@@ -506,7 +520,7 @@ def events(
 
     Lost records (perf buffers) are reported on stderr.  jsonl: {"value": V} per record,
     with "cpu" for perf buffers."""
-    from ..events import reader
+    from ..events import Condition, RecordDecoder, reader
 
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
@@ -514,14 +528,28 @@ def events(
     fmt = output or "text"
     if fmt not in ("text", "jsonl"):
         raise UsageError(f"--output {output}: events writes text or jsonl")
-    codec = _record_codec(layout, c_header, value_type, object_)
-    seen = 0
+    codec = _record_codec(layout, c_header, value_type, object_, include_dir)
+    if as_:
+        from ..layout.formats import apply, parse_spec
+
+        codec, rest = apply(codec, parse_spec(as_))
+        if rest:
+            raise UsageError(f"--as {', '.join(rest)}: no such field in the record type")
+    conditions = [Condition(w) for w in where or []]
+    seen = read = 0
     with Map.open(map_ref) as m, reader(m, pages, [cpu] if cpu is not None else None) as rd:
+        decoder = RecordDecoder(codec, conditions, perf=m.type is MapType.PERF_EVENT_ARRAY)
         lost_said = 0
+        batches = rd.batches(count, timeout)
         try:
-            for batch in rd.batches(count, timeout):
-                lines = _record_lines(batch, codec, fmt)
-                seen += len(batch)
+            batch = next(batches, None)
+            while batch is not None:
+                lines = _record_lines(decoder, batch, fmt)
+                for note in decoder.notes:
+                    say(f"note: events {map_ref}: {note}", quiet)
+                decoder.notes.clear()
+                seen += len(lines)
+                read += len(batch)
                 if lines:
                     sys.stdout.write("\n".join(lines) + "\n")
                     sys.stdout.flush()
@@ -531,43 +559,42 @@ def events(
                         f"--pages for a bigger perf buffer)"
                     )
                     lost_said = rd.lost
+                try:  # --count counts the records shown: those --where let through
+                    batch = batches.send(len(lines))
+                except StopIteration:
+                    batch = None
         except KeyboardInterrupt:
             pass
         # a ring buffer cannot tell what did not fit (the program's reserve failed): no lost count
         lost = f", {rd.lost} lost" if m.type is MapType.PERF_EVENT_ARRAY else ""
-        say(f"events {map_ref}: {seen} records{lost}", quiet)
+        matched = f" of {read} read" if conditions else ""
+        say(f"events {map_ref}: {seen} records{matched}{lost}", quiet)
     if timeout is not None and seen == 0:
         raise typer.Exit(1)
 
 
-def _record_lines(batch, codec, fmt: str) -> list[str]:
-    """Decode and format a batch of records: one decode for the batch when every record
-    is the layout's size (the common case), one by one otherwise (hex for records that
-    are shorter than the layout)."""
-    from ..layout import HexCodec
-
-    if codec is not None and batch and all(len(r.data) == codec.size for r in batch):
-        values = codec.decode_many(b"".join([r.data for r in batch]), len(batch))
-    else:
-        values = []
-        for rec in batch:
-            c = codec if codec is not None and len(rec.data) >= codec.size else HexCodec(len(rec.data))
-            values.append((c, c.decode(rec.data[: c.size])))
-        if fmt == "text":
-            return [c.format(v) for c, v in values]
-        return [
-            json_dumps({"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v})
-            for r, (_, v) in zip(batch, values)
-        ]
+def _record_lines(decoder, batch, fmt: str) -> list[str]:
+    """Decode, filter and format a batch of records (one decode for the batch when every
+    record is the type's size, the common case)."""
+    decoded = decoder.decode(batch)
     if fmt == "text":
-        return list(map(codec.format, values))
-    if batch[0].cpu is None:
-        return [json_dumps({"value": v}) for v in values]
-    return [json_dumps({"cpu": r.cpu, "value": v}) for r, v in zip(batch, values)]
+        fmt_value = decoder.codec.format if decoder.codec is not None else str
+        return [fmt_value(v) + (f" +[{extra}]" if extra else "") for _r, v, extra in decoded]
+    out = []
+    for r, v, extra in decoded:
+        obj: dict = {"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v}
+        if extra:
+            obj["extra"] = extra
+        out.append(json_dumps(obj))
+    return out
 
 
 def _record_codec(
-    layout: Optional[str], c_header: Optional[str], value_type: Optional[str], object_: Optional[str] = None
+    layout: Optional[str],
+    c_header: Optional[str],
+    value_type: Optional[str],
+    object_: Optional[str] = None,
+    include_dir: Optional[list[str]] = None,
 ):
     """The codec for one record: the value side of --layout (or the whole layout when it
     has one side), --c-header or --object (the object's BTF) with --value-type; None
@@ -585,7 +612,9 @@ def _record_codec(
     if c_header is not None:
         if value_type is None:
             raise UsageError("--c-header needs --value-type CTYPE: the record's type")
-        return Layout.from_c(c_header, None, value_type).value
+        return Layout.from_c(c_header, None, value_type, include_dirs=include_dir).value
+    if include_dir:
+        raise UsageError("--include-dir goes with --c-header FILE")
     if value_type is not None:
         raise UsageError("--value-type needs --c-header FILE or --object OBJ")
     if layout is None:

@@ -311,15 +311,21 @@ class Layout:
 
     @classmethod
     def from_c(
-        cls, header: str, key_type: str | None = None, value_type: str | None = None, use_cpp: bool = True
+        cls,
+        header: str,
+        key_type: str | None = None,
+        value_type: str | None = None,
+        use_cpp: bool = True,
+        include_dirs: list[str] | None = None,
     ) -> Layout:
-        """Key and value types from C declarations in ``header`` (``struct flow_key``, ``__u64``)."""
+        """Key and value types from C declarations in ``header`` (``struct flow_key``,
+        ``__u64``); ``#include "x.h"`` is read from beside the header (and ``include_dirs``)."""
         from .cdecl import types_from_header
 
         names = [n for n in (key_type, value_type) if n]
         if not names:
             raise UsageError(f"C header {header}: name the types with --key-type and/or --value-type")
-        types = dict(zip(names, types_from_header(header, names, use_cpp=use_cpp)))
+        types = dict(zip(names, types_from_header(header, names, use_cpp=use_cpp, include_dirs=include_dirs)))
         return cls(
             _codec(types.get(key_type)) if key_type else None,
             _codec(types.get(value_type)) if value_type else None,

@@ -51,7 +51,16 @@ _PRELUDE_TYPEDEFS.update(
         "u_int16_t": "unsigned short",
         "u_int32_t": "unsigned int",
         "u_int64_t": "unsigned long long",
+        # __int128 (which pycparser does not know) is rewritten to these before parsing
+        "__bpfmap_u128": "int",
+        "__bpfmap_s128": "int",
+        "__u128": "__bpfmap_u128",
+        "__s128": "__bpfmap_s128",
     }
+)
+_INT128 = (
+    (re.compile(r"\bunsigned\s+__int128\b|\b__uint128_t\b|\b__int128\s+unsigned\b"), "__bpfmap_u128"),
+    (re.compile(r"\b(?:signed\s+)?__int128(?:_t)?\b"), "__bpfmap_s128"),
 )
 # Typedef names that mean a byte order: decoded as such, wherever a chain of typedefs ends.
 _ORDERED = {f"__be{b}": SCALARS[f"be{b}"] for b in (16, 32, 64)} | {f"__le{b}": SCALARS[f"le{b}"] for b in (16, 32, 64)}
@@ -288,6 +297,8 @@ class CDecls:
         expanded = _run_cpp(body, filename) if use_cpp else None
         if expanded is None:
             expanded = f'# 1 "{filename}"\n' + _mini_cpp(body)
+        for pattern, name in _INT128:
+            expanded = pattern.sub(name, expanded)
         expanded, self.attrs = _strip_attributes(expanded)
         expanded = _drop_function_bodies(expanded)
         self.queries: dict[str, str] = {}
@@ -394,6 +405,8 @@ class CDecls:
         return False
 
     def _named(self, names: list[str], ctx: str) -> Type:
+        if names == ["__bpfmap_u128"] or names == ["__bpfmap_s128"]:
+            return SCALARS[names[0][-4:]]
         if len(names) == 1 and names[0] in _ORDERED:
             return _ORDERED[names[0]]
         if len(names) == 1 and names[0] in self.typedefs:
@@ -533,9 +546,63 @@ class CDecls:
         raise UsageError(f"C type {ctx}: cannot evaluate {type(node).__name__} as a constant")
 
 
-def types_from_header(path: str, names: list[str], use_cpp: bool = True) -> list[Type]:
-    """Read ``path`` and resolve each of ``names`` (``struct flow_key``, ``__u64``, ``counts_t[4]``)."""
+def types_from_header(
+    path: str, names: list[str], use_cpp: bool = True, include_dirs: list[str] | None = None
+) -> list[Type]:
+    """Read ``path`` (with the local headers it includes) and resolve each of ``names``
+    (``struct flow_key``, ``__u64``, ``counts_t[4]``)."""
     from ..inputs import read_text
 
-    decls = CDecls(read_text(path, "C header"), path, names, use_cpp=use_cpp)
-    return [decls.resolve(n) for n in names]
+    for d in include_dirs or []:
+        if not os.path.isdir(d):
+            raise UsageError(f"--include-dir {d}: not a directory")
+    missing: list[str] = []
+    text = inline_includes(read_text(path, "C header"), path, list(include_dirs or []), set(), missing=missing)
+    try:
+        decls = CDecls(text, path, names, use_cpp=use_cpp)
+        return [decls.resolve(n) for n in names]
+    except UsageError as err:
+        if not missing:
+            raise
+        raise UsageError(f"{err}; includes not found: {', '.join(missing[:5])} (add -I DIR)") from None
+
+
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"]+)[>"].*$', re.M)
+# Headers never read: vmlinux.h is every kernel type (megabytes; kernel typedefs are predefined)
+_NEVER_READ = {"vmlinux.h"}
+
+
+def inline_includes(
+    text: str, path: str, include_dirs: list[str], seen: set[str], depth: int = 0, missing: list[str] | None = None
+) -> str:
+    """``text`` with each ``#include "file.h"`` found beside ``path`` or in
+    ``include_dirs`` (and each ``#include <file.h>`` found in ``include_dirs``) replaced by
+    that file, read once; other includes (system headers) stay, and are dropped later.
+    Line markers keep error positions in the file they come from."""
+    from ..inputs import read_text
+
+    if depth > 32:
+        raise UsageError(f"C header {path}: includes nested more than 32 deep")
+    here = os.path.dirname(os.path.abspath(path))
+
+    def one(m: re.Match) -> str:
+        quoted, name = m.group(1) == '"', m.group(2).strip()
+        if os.path.basename(name) in _NEVER_READ:
+            return ""
+        dirs = ([here] if quoted else []) + include_dirs
+        for d in dirs:
+            candidate = os.path.normpath(os.path.join(d, name))
+            if os.path.isfile(candidate):
+                if candidate in seen:
+                    return ""
+                seen.add(candidate)
+                body = inline_includes(
+                    read_text(candidate, "C header"), candidate, include_dirs, seen, depth + 1, missing
+                )
+                line = text.count("\n", 0, m.start()) + 2
+                return f'# 1 "{candidate}"\n{body}\n# {line} "{path}"'
+        if quoted and missing is not None:
+            missing.append(name)
+        return m.group(0)
+
+    return _INCLUDE.sub(one, text)

@@ -53,6 +53,9 @@ class _Leaf(NamedTuple):
 def _leaf(t: Type, tag: str = "") -> _Leaf | None:
     """How a leaf type decodes (``tag`` keeps its helper names apart from other fields');
     None for arrays, structs and padding."""
+    if isinstance(t, Scalar) and t.size == 16:  # no struct code: from the bytes
+        order = "big" if t.order == ">" else "little" if t.order == "<" else sys.byteorder
+        return _Leaf("16s", f"_from({{v}}, {order!r}, signed={t.kind == 'int'})", {"_from": int.from_bytes})
     if isinstance(t, Scalar):
         code = _CODES[(t.kind, t.size)]
         if t.order in ("=", _HOST) or t.size == 1:
@@ -210,6 +213,13 @@ def _jsonable(v: Any) -> bool:
 
 
 def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
+    if t.size == 16:
+        order = "big" if t.order == ">" else "little" if t.order == "<" else sys.byteorder
+
+        def enc128(buf: bytearray, off: int, v: Any, path: str) -> None:
+            buf[off : off + 16] = to_int(v, t, path).to_bytes(16, order, signed=t.kind == "int")
+
+        return _decoder(t), enc128
     pack_into = struct.Struct(t.order + _CODES[(t.kind, t.size)]).pack_into
     dec = _decoder(t)
 
@@ -576,7 +586,7 @@ def templates(t: Type) -> tuple[str | None, str | None, Callable[[Any], tuple] |
 def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     """A function encoding many host-order numbers (as text or as numbers) at C speed, or
     None for other types.  It raises on any bad item; callers then go one by one."""
-    if not (isinstance(t, Scalar) and t.order == "=" and t.kind in ("uint", "int", "float")):
+    if not (isinstance(t, Scalar) and t.order == "=" and t.kind in ("uint", "int", "float") and t.size <= 8):
         return None
     from array import array
     from itertools import repeat

@@ -5,7 +5,7 @@
     dims    := '[' N ']'      (the first is the size for char/hex/bytes/pad/_,
                                every other one makes an array)
 
-Scalars: u8..u64, s8..s64 (i8..i64), be16..be64, le16..le64, f32, f64, bool.
+Scalars: u8..u128, s8..s128 (i8..i128), be16..be64, le16..le64, f32, f64, bool.
 """
 
 from __future__ import annotations

@@ -248,6 +248,9 @@ for _bits in (8, 16, 32, 64):
     if _bits > 8:
         SCALARS[f"be{_bits}"] = Scalar(f"be{_bits}", "uint", _n, ">")
         SCALARS[f"le{_bits}"] = Scalar(f"le{_bits}", "uint", _n, "<")
+SCALARS["u128"] = Scalar("u128", "uint", 16)  # __int128: two 8-byte words, aligned to 16 as x86-64 and arm64 do
+SCALARS["s128"] = Scalar("s128", "int", 16)
+SCALARS["i128"] = SCALARS["s128"]
 SCALARS["f32"] = Scalar("f32", "float", 4)
 SCALARS["f64"] = Scalar("f64", "float", 8)
 SCALARS["bool"] = Scalar("bool", "bool", 1)

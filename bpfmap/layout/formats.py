@@ -1,0 +1,379 @@
+"""Per-field display formats (``--as saddr=ip,daddr=ip,ret=errno``): a field's bytes
+shown as what they mean, over any layout (the language, a C header or BTF).
+
+- ``ipv4``, ``ipv6``, ``mac``, ``hex``: the field's bytes read as that (its size must fit:
+  4, 16, 6 bytes; hex any); these change the type, so values are written that way too.
+- ``ip``: an IPv4 or IPv6 address by the struct's address-family field (``af``,
+  ``family``, ``sa_family``, ... : 2 AF_INET, 10 AF_INET6); the address starts the field
+  (an IPv4 address in a 16-byte field takes its first 4 bytes).  Without a family field,
+  4-byte fields are IPv4, 16-byte ones IPv6.
+- ``ksym``: a kernel address as ``symbol+0xoff`` from /proc/kallsyms.
+- ``errno``: an error number as its name (``-2`` -> ``-ENOENT``).
+- ``syscall``: a system call number as its name, from the kernel headers' unistd table.
+
+Names, once shown, parse back where they mean one number (errno and syscall names, a
+symbol's address, an address for ``ip``)."""
+
+from __future__ import annotations
+
+import bisect
+import errno as errno_mod
+import os
+import re
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import UsageError, quote
+from . import Codec, TypeCodec
+from .model import IPV4, IPV6, MAC, Bytes, Enum, Field, Scalar, Struct, Type
+
+FORMATS = ("ip", "ipv4", "ipv6", "mac", "hex", "ksym", "errno", "syscall")
+FAMILY_FIELDS = ("af", "family", "sa_family", "ss_family", "sin_family", "sin6_family", "addr_family", "ip_family")
+AF_INET, AF_INET6 = 2, 10
+
+
+def parse_spec(text: str | list[str] | None) -> dict[str, str]:
+    """``saddr=ip,daddr=ip`` (one or more such arguments) -> {"saddr": "ip", ...}."""
+    if not text:
+        return {}
+    items = text if isinstance(text, list) else [text]
+    out: dict[str, str] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, eq, fmt = part.partition("=")
+            name, fmt = name.strip(), fmt.strip().lower()
+            if not eq or not name:
+                raise UsageError(f"--as {quote(part)}: write FIELD=FORMAT, e.g. saddr=ip")
+            if fmt not in FORMATS:
+                raise UsageError(f"--as {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(FORMATS)}")
+            out[name] = fmt
+    return out
+
+
+def apply(codec: Codec | None, spec: dict[str, str], what: str = "value") -> tuple[Codec | None, dict[str, str]]:
+    """``codec`` with the formats of ``spec`` whose fields it has applied; returns it and
+    the part of ``spec`` it does not have (for the other side)."""
+    if not spec or not isinstance(codec, TypeCodec):
+        return codec, dict(spec)
+    t = codec.type
+    mine = {p: f for p, f in spec.items() if _has(t, p)}
+    if not mine:
+        return codec, dict(spec)
+    post: list[tuple[list[str], str, int]] = []  # (path, format, field size) done on decoded values
+    for path, fmt in mine.items():
+        parts = path.split(".")
+        ft = _field_type(t, parts)
+        if fmt in ("ipv4", "ipv6", "mac", "hex"):
+            new = {"ipv4": IPV4, "ipv6": IPV6, "mac": MAC}.get(fmt) or Bytes(ft.size)
+            if new.size != ft.size:
+                raise UsageError(f"--as {path}={fmt}: {path} is {ft.size} bytes ({ft.c_name()}), {fmt} is {new.size}")
+            t = _replace(t, parts, new)
+        elif fmt == "ip":
+            if ft.size < 4:
+                raise UsageError(f"--as {path}=ip: {path} is {ft.size} bytes ({ft.c_name()}), too small for an address")
+            family = _family_field(t, parts)
+            if family is None and ft.size not in (4, 16):
+                raise UsageError(
+                    f"--as {path}=ip: no address-family field ({', '.join(FAMILY_FIELDS[:3])}...) beside "
+                    f"{parts[-1]}, and {ft.size} bytes is neither IPv4 nor IPv6; use ipv4 or ipv6"
+                )
+            t = _replace(t, parts, Bytes(ft.size))
+            post.append((parts, "ip", ft.size))
+        else:
+            if not (isinstance(ft, (Scalar, Enum)) and getattr(ft, "kind", "int") != "float"):
+                raise UsageError(f"--as {path}={fmt}: {path} is {ft.c_name()}, not an integer")
+            post.append((parts, fmt, ft.size))
+    inner = TypeCodec(t)
+    rest = {p: f for p, f in spec.items() if p not in mine}
+    if not post:
+        return inner, rest
+    return FormattedCodec(inner, post), rest
+
+
+def _has(t: Type, path: str) -> bool:
+    try:
+        _field_type(t, path.split("."))
+        return True
+    except UsageError:
+        return False
+
+
+def _field_type(t: Type, parts: list[str]) -> Type:
+    for name in parts:
+        if not isinstance(t, Struct):
+            raise UsageError(f"{name}: not a struct field")
+        f = next((f for f in t.fields if f.name == name), None)
+        if f is None or f.bit_size is not None:
+            raise UsageError(f"{name}: no such field")
+        t = f.type
+    return t
+
+
+def _replace(t: Type, parts: list[str], new: Type) -> Type:
+    assert isinstance(t, Struct)
+    fields = []
+    for f in t.fields:
+        if f.name == parts[0]:
+            inner = new if len(parts) == 1 else _replace(f.type, parts[1:], new)
+            f = Field(f.name, inner, f.offset, f.bit_offset, f.bit_size)
+        fields.append(f)
+    return Struct(t.name, tuple(fields), t.size, t.align, t.union, t.packed, t.section)
+
+
+def _family_field(t: Type, parts: list[str]) -> str | None:
+    parent = _field_type(t, parts[:-1]) if len(parts) > 1 else t
+    assert isinstance(parent, Struct)
+    names = [f.name for f in parent.fields if f.name]
+    for n in FAMILY_FIELDS:
+        if n in names:
+            return n
+    return next((n for n in names if n.endswith("family")), None)
+
+
+class FormattedCodec(Codec):
+    """A TypeCodec whose decoded values get some fields shown as addresses or names."""
+
+    def __init__(self, inner: TypeCodec, post: list[tuple[list[str], str, int]]) -> None:
+        self.inner, self.size, self.type = inner, inner.size, inner.type
+        self._post = [(parts, fmt, _SHOW[fmt](size), _PARSE[fmt](size)) for parts, fmt, size in post]
+        self._family = {tuple(p): _family_field(inner.type, p) for p, fmt, _s in post if fmt == "ip"}
+
+    @property
+    def fields(self) -> list:
+        return self.inner.fields
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def check_size(self, size: int, what: str) -> None:
+        self.inner.check_size(size, what)
+
+    def _show(self, value: Any) -> Any:
+        for parts, fmt, show, _parse in self._post:
+            parent = value
+            for name in parts[:-1]:
+                parent = parent.get(name) if isinstance(parent, dict) else None
+            if not isinstance(parent, dict) or parts[-1] not in parent:
+                continue
+            if fmt == "ip":
+                fam = self._family.get(tuple(parts))
+                parent[parts[-1]] = show(parent[parts[-1]], parent.get(fam) if fam else None)
+            else:
+                parent[parts[-1]] = show(parent[parts[-1]])
+        return value
+
+    def decode(self, data: bytes) -> Any:
+        return self._show(self.inner.decode(data))
+
+    def decode_many(self, buf: bytes, count: int) -> list:
+        return [self._show(v) for v in self.inner.decode_many(buf, count)]
+
+    def _unshow(self, value: Any) -> Any:
+        if isinstance(value, str):
+            from . import _json
+
+            value = _json(value) if value.strip().startswith("{") else value
+        if not isinstance(value, dict):
+            return value
+        value = _deep_copy(value)
+        for parts, _fmt, _show, parse in self._post:
+            parent = value
+            for name in parts[:-1]:
+                parent = parent.get(name) if isinstance(parent, dict) else None
+            if isinstance(parent, dict) and parts[-1] in parent:
+                parent[parts[-1]] = parse(parent[parts[-1]])
+        return value
+
+    def encode(self, value: Any) -> bytes:
+        return self.inner.encode(self._unshow(value))
+
+    def parse(self, text: str) -> bytes:
+        s = text.strip()
+        if s.startswith("{"):
+            return self.encode(s)
+        from . import _maybe_json, split_top
+
+        pairs = [p.partition("=") for p in split_top(s)]
+        if pairs and all(eq for _k, eq, _v in pairs):
+            return self.encode({k.strip(): _maybe_json(v.strip()) for k, _eq, v in pairs})
+        return self.inner.parse(text)
+
+
+def _deep_copy(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _deep_copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_deep_copy(x) for x in v]
+    return v
+
+
+# -- the formats ------------------------------------------------------------------------------
+
+
+def _show_ip(size: int) -> Callable[..., Any]:
+    def show(hexed: Any, family: Any = None) -> Any:
+        if not isinstance(hexed, str):
+            return hexed
+        raw = bytes.fromhex(hexed)
+        fam = {"AF_INET": AF_INET, "AF_INET6": AF_INET6}.get(family, family) if family is not None else None
+        if fam is None:
+            fam = AF_INET if size == 4 else AF_INET6
+        if fam == AF_INET:
+            return socket.inet_ntop(socket.AF_INET, raw[:4])
+        if fam == AF_INET6 and size >= 16:
+            return socket.inet_ntop(socket.AF_INET6, raw[:16])
+        return hexed  # another family (AF_UNIX...): the bytes
+
+    return show
+
+
+def _parse_ip(size: int) -> Callable[[Any], Any]:
+    def parse(v: Any) -> Any:
+        if not isinstance(v, str) or " " in v.strip():
+            return v
+        import ipaddress
+
+        try:
+            packed = ipaddress.ip_address(v.strip()).packed
+        except ValueError:
+            return v
+        return packed.ljust(size, b"\0")[:size].hex(" ") if len(packed) <= size else v
+
+    return parse
+
+
+_KSYMS: tuple[list[int], list[str]] | None = None
+
+
+def _kallsyms() -> tuple[list[int], list[str]]:
+    global _KSYMS
+    if _KSYMS is None:
+        pairs = []
+        try:
+            with open("/proc/kallsyms") as f:
+                for line in f:
+                    addr, _kind, name = line.split()[:3]
+                    a = int(addr, 16)
+                    if a:
+                        pairs.append((a, name))
+        except OSError:
+            pass
+        pairs.sort()
+        _KSYMS = ([a for a, _n in pairs], [n for _a, n in pairs])
+    return _KSYMS
+
+
+def _show_ksym(size: int) -> Callable[[Any], Any]:
+    def show(v: Any) -> Any:
+        if not isinstance(v, int) or v <= 0:
+            return v
+        addrs, names = _kallsyms()
+        i = bisect.bisect_right(addrs, v) - 1
+        if i < 0:
+            return v
+        off = v - addrs[i]
+        return names[i] if not off else f"{names[i]}+{off:#x}"
+
+    return show
+
+
+def _parse_ksym(size: int) -> Callable[[Any], Any]:
+    def parse(v: Any) -> Any:
+        if not isinstance(v, str) or re.fullmatch(r"\s*-?(0x[0-9a-fA-F]+|\d+)\s*", v):
+            return v
+        name, _plus, off = v.strip().partition("+")
+        addrs, names = _kallsyms()
+        try:
+            return addrs[names.index(name)] + (int(off, 0) if off else 0)
+        except ValueError:
+            raise UsageError(f"{quote(v)}: no kernel symbol {name} in /proc/kallsyms") from None
+
+    return parse
+
+
+def _show_errno(size: int) -> Callable[[Any], Any]:
+    def show(v: Any) -> Any:
+        if not isinstance(v, int) or not v or abs(v) not in errno_mod.errorcode:
+            return v
+        return ("-" if v < 0 else "") + errno_mod.errorcode[abs(v)]
+
+    return show
+
+
+def _parse_errno(size: int) -> Callable[[Any], Any]:
+    def parse(v: Any) -> Any:
+        if isinstance(v, str):
+            s = v.strip()
+            neg, name = (True, s[1:]) if s.startswith("-") else (False, s)
+            code = getattr(errno_mod, name, None) if name.isupper() else None
+            if isinstance(code, int):
+                return -code if neg else code
+        return v
+
+    return parse
+
+
+_SYSCALLS: dict[int, str] | None = None
+
+
+def syscall_names() -> dict[int, str]:
+    """Number -> name, from the kernel headers (linux-libc-dev's asm/unistd_64.h or
+    unistd_32.h for this machine); empty when they are not installed."""
+    global _SYSCALLS
+    if _SYSCALLS is None:
+        _SYSCALLS = {}
+        machine = os.uname().machine
+        bits = "64" if machine.endswith("64") or machine == "s390x" else "32"
+        for path in (
+            f"/usr/include/{machine}-linux-gnu/asm/unistd_{bits}.h",
+            f"/usr/include/asm/unistd_{bits}.h",
+            f"/usr/include/{machine}-linux-gnu/asm/unistd.h",
+            "/usr/include/asm-generic/unistd.h",
+        ):
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except OSError:
+                continue
+            for m in re.finditer(r"^#define\s+__NR3?2?_(\w+)\s+(\d+)\s*$", text, re.M):
+                _SYSCALLS.setdefault(int(m.group(2)), m.group(1))
+            if _SYSCALLS:
+                break
+    return _SYSCALLS
+
+
+def _show_syscall(size: int) -> Callable[[Any], Any]:
+    def show(v: Any) -> Any:
+        return syscall_names().get(v, v) if isinstance(v, int) else v
+
+    return show
+
+
+def _parse_syscall(size: int) -> Callable[[Any], Any]:
+    def parse(v: Any) -> Any:
+        if isinstance(v, str) and not v.strip().lstrip("-").isdigit():
+            by_name = {n: i for i, n in syscall_names().items()}
+            if v.strip() in by_name:
+                return by_name[v.strip()]
+        return v
+
+    return parse
+
+
+_SHOW: dict[str, Callable[[int], Callable[..., Any]]] = {
+    "ip": _show_ip,
+    "ksym": _show_ksym,
+    "errno": _show_errno,
+    "syscall": _show_syscall,
+}
+_PARSE: dict[str, Callable[[int], Callable[[Any], Any]]] = {
+    "ip": _parse_ip,
+    "ksym": _parse_ksym,
+    "errno": _parse_errno,
+    "syscall": _parse_syscall,
+}
+
+__all__ = ["FORMATS", "FormattedCodec", "apply", "parse_spec", "syscall_names"]
