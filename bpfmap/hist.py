@@ -280,6 +280,49 @@ def subtract(new: list[Histogram], old: list[Histogram]) -> list[Histogram]:
     return out
 
 
+def from_view(
+    view: Any,
+    scheme: str = "log2",
+    step: int = 1,
+    minimum: int = 0,
+    slot_field: str | None = None,
+    count_field: str | None = None,
+    slots: str | None = None,
+    labels: list[str] | None = None,
+    merge: bool = False,
+    sum_slot: bool = False,
+    unit: str | None = None,
+    strict: bool = False,
+) -> list[Histogram]:
+    """The histograms a map (through a View) holds now: slots in the value when ``slots``
+    names them or the values hold an array of counts (and no key slot field is named),
+    else slot in the key.  Per-CPU counts are summed.  ``strict``: in-value options were
+    given, so a map without slots in its values is an error."""
+    import itertools
+
+    from .view import aggregate
+
+    entries: Iterable[tuple[Any, Any]] = view.entries()
+    if view.percpu:
+        entries = ((k, aggregate(v, "sum")) for k, v in entries)
+    it = iter(entries)
+    first = next(it, None)
+    if first is None:
+        return []
+    entries = itertools.chain([first], it)
+    where = slots if slots is not None else (None if slot_field or count_field else slots_field(first[1]))
+    if where is None:
+        if strict or sum_slot:
+            raise UsageError(f"hist {view.map.ref}: the values hold no array of counts; give --slots FIELD")
+        hists = build(entries, scheme, step, minimum, slot_field, count_field)
+    else:
+        single = view.map.kind.indexed and view.map.max_entries == 1  # a global-variable map: its key says nothing
+        hists = build_in_value(entries, where, scheme, step, minimum, labels, merge, sum_slot, keyed=not single)
+    for h in hists:
+        h.unit = unit
+    return hists
+
+
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E", "Z")
 
 

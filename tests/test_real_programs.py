@@ -368,19 +368,25 @@ def test_hist_of_a_global_array_of_arrays(globals_prog):
     assert one[0]["group"] is None and one[0]["total"] == sum(bss[0])
 
 
-def test_hist_live_shows_what_was_added_since_the_last_refresh(hists_prog, recorded):
+@pytest.mark.parametrize("command", [["hist", "--merge", "-i", "1"], ["watch", "--hist", "-i", "1"]])
+def test_live_histograms_show_what_was_added_since_the_last_refresh(hists_prog, recorded, command):
+    verb, *opts = command
     proc = subprocess.Popen(
-        ["bpfmap", "hist", hists_prog.map("hists"), "--merge", "-i", "1", "-c", "2", "-o", "jsonl"],
-        stdout=subprocess.PIPE,
-        text=True,
+        ["bpfmap", verb, hists_prog.map("hists"), *opts, "-c", "2", "-o", "jsonl"], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    first = json.loads(proc.stdout.readline())
+    first = [json.loads(proc.stdout.readline())]
+    if verb == "watch":  # one line per pid
+        first.append(json.loads(proc.stdout.readline()))
     hists_prog.run("record", sample(42, 70, "curl"), times=3)  # slot 6: [64, 128)
-    second = json.loads(proc.stdout.readline())
+    rest = [json.loads(line) for line in proc.stdout]
     assert proc.wait(timeout=10) == 0
-    assert first["refresh"] == 1 and first["total"] >= 13
-    assert second["refresh"] == 2 and second["buckets"] == [{"low": 64, "high": 128, "count": 3}]
+    assert {h["refresh"] for h in first} == {1} and sum(h["total"] for h in first) >= 13
+    assert {h["refresh"] for h in rest} == {2}
+    changed = [h for h in rest if h["total"]]
+    assert [h["buckets"] for h in changed] == [[{"low": 64, "high": 128, "count": 3}]]
+    if verb == "watch":
+        assert changed[0]["group"] == {"key": 42, "comm": "curl"}
 
 
 def test_hist_schemes_and_sum_slot():

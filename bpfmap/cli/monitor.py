@@ -1,7 +1,6 @@
 """Verbs that look at a live system: watch (entries, changes, rates) and hist (bar charts
 of histogram maps)."""
 
-import itertools
 import os
 import sys
 import time
@@ -71,6 +70,14 @@ def watch(
             "values: NAME, NAME.FIELD or NAME[I].",
         ),
     ] = None,
+    as_hist: Annotated[
+        bool,
+        typer.Option(
+            "--hist",
+            help="A histogram map: draw its histograms (as 'hist') with the counts added since the "
+            "last refresh; with --var, the histograms a global variable holds.",
+        ),
+    ] = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Watch a map live: every entry, its change since the last refresh and a per-second
@@ -88,6 +95,21 @@ def watch(
         raise UsageError(f"--output {output}: watch writes live or jsonl")
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m, numeric_default=True)
+        if as_hist:
+            from ..hist import PERCENTILES, from_view, render, subtract
+
+            _hist_live(
+                lambda: from_view(view, slots=var, strict=var is not None),
+                subtract,
+                render,
+                "text" if fmt == "live" else "jsonl",
+                interval,
+                count,
+                52,
+                PERCENTILES,
+                False,
+            )
+            return
         watcher = Watcher(view, sort=sort, top=top, select=var)
         try:
             if fmt == "live":
@@ -333,8 +355,7 @@ def hist(
     libbpf-tools keep them: one histogram per pid, disk...).
 
     Without a layout or BTF, 4- and 8-byte keys and values read as unsigned integers."""
-    from ..hist import PERCENTILES, UNITS, build, build_in_value, render, slots_field, subtract
-    from ..view import aggregate
+    from ..hist import PERCENTILES, UNITS, from_view, render, subtract
 
     if linear and scheme not in (None, "linear"):
         raise UsageError(f"--linear and --scheme {scheme} exclude each other")
@@ -365,27 +386,22 @@ def hist(
 
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m, numeric_default=True)
-        single = m.kind.indexed and m.max_entries == 1  # a global-variable map: its key says nothing
 
         def read():
-            entries = view.entries()
-            if view.percpu:
-                entries = ((k, aggregate(v, "sum")) for k, v in entries)
-            entries = iter(entries)
-            first = next(entries, None)
-            if first is None:
-                return []
-            entries = itertools.chain([first], entries)
-            where = slots if slots is not None else (None if slot or field else slots_field(first[1]))
-            if where is None:
-                if in_value_only or sum_slot:
-                    raise UsageError(f"hist {map_ref}: the values hold no array of counts; give --slots FIELD")
-                hists = build(entries, scheme, step, minimum, slot, field)
-            else:
-                hists = build_in_value(entries, where, scheme, step, minimum, labels, merge, sum_slot, keyed=not single)
-            for h in hists:
-                h.unit = unit
-            return hists
+            return from_view(
+                view,
+                scheme,
+                step,
+                minimum,
+                slot,
+                field,
+                slots,
+                labels,
+                merge,
+                sum_slot,
+                unit,
+                strict=bool(in_value_only),
+            )
 
         if interval is not None:
             _hist_live(read, subtract, render, fmt, interval, count, width, shown or PERCENTILES, bool(shown))
