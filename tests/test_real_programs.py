@@ -563,7 +563,7 @@ def test_perf_records_with_int128_from_the_object_by_typedef(records_prog):
         )
         stop = threading.Event()
 
-        def write():
+        def write(stop: threading.Event = stop) -> None:
             while not stop.is_set():
                 run_tc(records_prog, conn_event(2, "10.0.0.1", "192.168.1.20", 443, 100))
                 run_tc(records_prog, conn_event(10, "2001:db8::1", "fe80::2", 80, 200))
