@@ -443,6 +443,19 @@ def _dig(obj: Any, path: list[str]) -> Any:
     return obj
 
 
+def numeric_layout(m: Map) -> Layout | None:
+    """For a map with neither a layout nor BTF whose key and value are 4 or 8 bytes: read
+    them as unsigned integers (a counter's shape, what watch, hist and export assume);
+    None otherwise (hex, or the map's BTF)."""
+    if m.btf_id:
+        return None
+    sizes = {4: "u32", 8: "u64"}
+    if m.value_size in sizes and (m.key_size in sizes or m.key_size == 0):
+        key = sizes.get(m.key_size, "")
+        return Layout.parse(f"{key}:{sizes[m.value_size]}" if key else sizes[m.value_size])
+    return None
+
+
 def path_parts(path: str) -> list[tuple[str, str]]:
     """``a.b[3]`` -> [("a", ""), ("b", ""), ("", "3")]: the field names and indices of a path."""
     import re

@@ -106,11 +106,15 @@ def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
         (bindir / "bpfmap").chmod(0o755)
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
     env.pop("BPFMAP_DEBUG", None)
+    config = tmp_path / "export.yaml"  # export's examples' /etc/bpfmap/export.yaml
+    config.write_text(f"metrics:\n  - name: counts_total\n    map: {fake_sys_fs_bpf}/counts\n")
     for verb in COMMANDS:
         for cmd in _examples(verb):
             # the map name 'counts' is unique on this machine only if no other test made one
-            real = cmd.replace("/sys/fs/bpf", fake_sys_fs_bpf).replace(
-                "name:counts", f"id:$(bpfmap show {fake_sys_fs_bpf}/counts -o json | jq .id)"
+            real = (
+                cmd.replace("/sys/fs/bpf", fake_sys_fs_bpf)
+                .replace("name:counts", f"id:$(bpfmap show {fake_sys_fs_bpf}/counts -o json | jq .id)")
+                .replace("/etc/bpfmap/export.yaml", str(config))
             )
             r = subprocess.run(
                 ["bash", "-o", "pipefail", "-c", real],

@@ -38,6 +38,7 @@ COMMANDS = {
     "watch": "monitor",
     "hist": "monitor",
     "events": "monitor",
+    "export": "exporter",
 }
 # Other names of a verb (bpftool's): alias -> verb
 ALIASES = {"enqueue": "push", "dequeue": "pop"}

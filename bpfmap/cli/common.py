@@ -190,14 +190,11 @@ class LayoutOptions:
         the map's BTF, else hex (a note on stderr when BTF was unusable).
         ``numeric_default`` (watch, hist) reads a map with neither as unsigned integers
         when its key and value are 4 or 8 bytes: a counter's shape."""
-        from ..view import View
+        from ..view import View, numeric_layout
 
         lay = self.pick()
-        if lay is None and numeric_default and not m.btf_id:
-            sizes = {4: "u32", 8: "u64"}
-            if m.value_size in sizes and (m.key_size in sizes or m.key_size == 0):
-                key = sizes.get(m.key_size, "")
-                lay = Layout.parse(f"{key}:{sizes[m.value_size]}" if key else sizes[m.value_size])
+        if lay is None and numeric_default:
+            lay = numeric_layout(m)
         view = View(m, lay)
         if view.note:
             say(f"note: {view.note}")

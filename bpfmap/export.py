@@ -1,0 +1,606 @@
+"""Map contents as Prometheus metrics: a config of metrics, each read from a map at
+scrape time, exposed through prometheus-client (HTTP /metrics, one exposition, or a
+node_exporter textfile).
+
+A metric names a map (pin, ``id:N`` or ``name:NAME``), how to read it (a layout, a C
+header, else the map's BTF, else 4/8-byte integers), which value field is the number
+and which fields are labels (by name: no sizes, no padding).  Histograms come from
+either shape ``bpfmap hist`` knows: slots in the value (an array of counts per entry)
+or the slot in the key.  Maps are opened read-only (BPF_F_RDONLY) at every scrape, so a
+map that disappears makes its metric absent (and counts an error) and a new map under
+the same pin or name is picked up by the next scrape.
+
+Needs ``prometheus-client`` and ``PyYAML`` (``pip install 'bpfmap[export]'``)."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .errors import BpfmapError, UsageError, quote
+
+TYPES = ("counter", "gauge", "histogram")
+BUCKETS = ("exp2", "exp2zero", "bits", "linear", "fixed")
+PERCPU = ("sum", "cpu")
+_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_KEYS = {
+    "name",
+    "help",
+    "type",
+    "map",
+    "layout",
+    "c_header",
+    "key_type",
+    "value_type",
+    "include_dirs",
+    "value",
+    "labels",
+    "as",
+    "percpu",
+    "slots",
+    "slot",
+    "buckets",
+    "multiplier",
+    "step",
+    "min",
+    "bounds",
+    "sum_slot",
+}
+_HIST_ONLY = ("slots", "slot", "buckets", "multiplier", "step", "min", "bounds", "sum_slot")
+
+
+def _need_libraries() -> None:
+    try:
+        import prometheus_client  # noqa: F401
+        import yaml  # noqa: F401
+    except ImportError as err:
+        raise UsageError(
+            f"bpfmap export needs prometheus-client and PyYAML ({err.name} is missing): pip install 'bpfmap[export]'"
+        ) from None
+
+
+class ConfigError(UsageError):
+    """A config that cannot be exported: names the metric and the field."""
+
+
+class Metric:
+    """One metric of the config, checked."""
+
+    def __init__(self, raw: dict, index: int, source: str) -> None:
+        self.where = f"{source}: metric {raw.get('name') or f'#{index + 1}'}"
+        unknown = sorted(set(raw) - _KEYS)
+        if unknown:
+            raise self.error(unknown[0], f"unknown field; fields are {', '.join(sorted(_KEYS))}")
+        self.name: str = self._required(raw, "name")
+        if not _NAME.match(self.name):
+            raise self.error("name", f"{quote(self.name)} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+        self.type = self._str(raw, "type") or "counter"
+        if self.type not in TYPES:
+            raise self.error("type", f"{quote(self.type)}: choose one of {', '.join(TYPES)}")
+        self.map: str = self._required(raw, "map")
+        self.layout_text = self._str(raw, "layout")
+        self.c_header = self._str(raw, "c_header")
+        self.key_type = self._str(raw, "key_type")
+        self.value_type = self._str(raw, "value_type")
+        self.include_dirs = self._strings(raw, "include_dirs") or []
+        if self.layout_text and self.c_header:
+            raise self.error("layout", "give layout or c_header, not both")
+        if (self.key_type or self.value_type) and not self.c_header:
+            raise self.error("key_type" if self.key_type else "value_type", "needs c_header")
+        if self.c_header and not (self.key_type or self.value_type):
+            raise self.error("c_header", "name the types with key_type and/or value_type")
+        self.value = self._str(raw, "value")
+        self.labels = self._strings(raw, "labels")
+        for label in self.labels or []:
+            _label_name(label, self)
+        as_ = raw.get("as") or {}
+        if not isinstance(as_, dict):
+            raise self.error("as", "give a mapping of field: format, e.g. {saddr: ip}")
+        from .layout.formats import parse_spec
+
+        try:
+            self.formats = parse_spec(",".join(f"{k}={v}" for k, v in as_.items())) if as_ else {}
+        except UsageError as err:
+            raise self.error("as", str(err).removeprefix("--as ")) from None
+        self.percpu = self._str(raw, "percpu") or "sum"
+        if self.percpu not in PERCPU:
+            raise self.error("percpu", f"{quote(self.percpu)}: choose sum or cpu")
+        self.help = self._str(raw, "help") or ""
+        if self.type != "histogram":
+            given = [k for k in _HIST_ONLY if k in raw]
+            if given:
+                raise self.error(given[0], f"applies to histograms (type: histogram), not to a {self.type}")
+            self.slots = self.slot = None
+            self.multiplier = 1.0
+            return
+        self.slots = self._str(raw, "slots")
+        self.slot = self._str(raw, "slot")
+        if self.slots and self.slot:
+            raise self.error("slots", "give slots (an array of counts in the value) or slot (in the key), not both")
+        if self.slots and self.value:
+            raise self.error("value", "a histogram with slots in the value takes its counts from slots, not value")
+        self.buckets = self._str(raw, "buckets") or "exp2"
+        if self.buckets not in BUCKETS:
+            raise self.error("buckets", f"{quote(self.buckets)}: choose one of {', '.join(BUCKETS)}")
+        self.multiplier = self._number(raw, "multiplier", 1.0, positive=True)
+        self.step = self._number(raw, "step", None, positive=True)
+        self.min = self._number(raw, "min", 0.0)
+        if self.buckets == "linear" and self.step is None:
+            raise self.error("step", "linear buckets need step (the width of a slot)")
+        if self.buckets != "linear" and ("step" in raw or "min" in raw):
+            raise self.error("step" if "step" in raw else "min", "applies to linear buckets")
+        bounds = raw.get("bounds")
+        if self.buckets == "fixed":
+            if not isinstance(bounds, list) or not bounds or not all(_is_num(b) for b in bounds):
+                raise self.error("bounds", "fixed buckets need bounds: a list of numbers, one per slot")
+            if any(b >= c for b, c in zip(bounds, bounds[1:])):
+                raise self.error("bounds", "must increase")
+        elif bounds is not None:
+            raise self.error("bounds", "applies to fixed buckets")
+        self.bounds = [float(b) for b in bounds] if bounds else []
+        sum_slot = raw.get("sum_slot", False)
+        if not isinstance(sum_slot, bool):
+            raise self.error("sum_slot", "true or false")
+        self.sum_slot = sum_slot
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def error(self, field: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {field}: {problem}")
+
+    def _required(self, raw: dict, key: str) -> str:
+        v = self._str(raw, key, required=True)
+        assert v is not None
+        return v
+
+    def _str(self, raw: dict, key: str, required: bool = False) -> str | None:
+        v = raw.get(key)
+        if v is None:
+            if required:
+                raise self.error(key, "required")
+            return None
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise self.error(key, f"give a string, not {type(v).__name__}")
+        return str(v)
+
+    def _strings(self, raw: dict, key: str) -> list[str] | None:
+        v = raw.get(key)
+        if v is None:
+            return None
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            raise self.error(key, "give a list of names")
+        return v
+
+    def _number(self, raw: dict, key: str, default: float | None, positive: bool = False) -> Any:
+        v = raw.get(key, default)
+        if v is None:
+            return None
+        if not _is_num(v) or not math.isfinite(v) or (positive and v <= 0):
+            raise self.error(key, f"{v!r}: give a {'positive ' if positive else ''}number")
+        return float(v)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def make_layout(self):
+        from .layout import Layout
+
+        try:
+            if self.layout_text:
+                return Layout.parse(self.layout_text)
+            if self.c_header:
+                return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dirs)
+        except UsageError as err:
+            raise self.error("layout" if self.layout_text else "c_header", str(err)) from None
+        return None
+
+    def help_text(self) -> str:
+        if self.help:
+            base = self.help
+        elif self.type == "histogram":
+            base = f"{self.slots or 'counts'} of {self.map}"
+        else:
+            base = f"{self.value or 'value'} of {self.map}"
+        if self.type == "histogram" and not self.sum_slot:
+            base += " (sum estimated from bucket midpoints)"
+        return base
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _label_name(path: str, metric: Metric) -> str:
+    name = path.replace(".", "_").replace("[", "_").replace("]", "")
+    if not _LABEL.match(name) or name.startswith("__"):
+        raise metric.error("labels", f"{quote(path)} does not make a Prometheus label name")
+    return name
+
+
+def read_config(path: str) -> list[Metric]:
+    """The metrics of the YAML config at ``path``, checked (ConfigError names the metric
+    and the field)."""
+    _need_libraries()
+    import yaml
+
+    from .inputs import read_text
+
+    text = read_text(path, "export config")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Any, source: str = "config") -> list[Metric]:
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), list) or not data["metrics"]:
+        raise ConfigError(f"{source}: metrics: give a list of metrics (metrics: [- name: ..., map: ...])")
+    extra = sorted(set(data) - {"metrics"})
+    if extra:
+        raise ConfigError(f"{source}: {extra[0]}: unknown top-level field (the config has metrics:)")
+    metrics = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data["metrics"]):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: metric #{i + 1}: give its fields (name:, map:, ...)")
+        m = Metric(raw, i, source)
+        if m.name in seen:
+            raise m.error("name", "used by another metric")
+        seen.add(m.name)
+        metrics.append(m)
+    return metrics
+
+
+# -- scraping ---------------------------------------------------------------------------------
+
+
+class Reading:
+    """One metric read from its map: label names, and samples (label values, number), or
+    for a histogram (label values, cumulative buckets, sum)."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.samples: dict[tuple, Any] = {}
+
+
+def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every non-struct leaf of a decoded key."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    else:
+        yield prefix.rstrip(".") or "key", obj
+
+
+def _label_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        import json
+
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
+def _get(obj: Any, path: str) -> Any:
+    from .view import select_path
+
+    return select_path(obj, path)
+
+
+class Exporter:
+    """Reads the config's metrics from their maps, for prometheus-client's registry (a
+    custom collector) and for bpfmap's own metrics."""
+
+    def __init__(self, metrics: list[Metric], log=None) -> None:
+        self.metrics = metrics
+        self.errors = {m.name: 0 for m in metrics}
+        self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
+        self._said: dict[str, str] = {}
+        self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
+
+    # prometheus_client calls this at every scrape
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        durations = GaugeMetricFamily(
+            "bpfmap_export_scrape_duration_seconds", "Seconds spent reading each metric's map", labels=["metric"]
+        )
+        entries = GaugeMetricFamily("bpfmap_export_map_entries", "Entries read from each map", labels=["map"])
+        max_entries = GaugeMetricFamily("bpfmap_export_map_max_entries", "Each map's max_entries", labels=["map"])
+        errors = CounterMetricFamily(
+            "bpfmap_export_errors", "Scrapes where a metric's map could not be read", labels=["metric"]
+        )
+        maps_done: set[str] = set()
+        for metric in self.metrics:
+            start = time.perf_counter()
+            try:
+                family, count, max_e = self.read(metric)
+            except BpfmapError as err:
+                self.errors[metric.name] += 1
+                self._say(metric.name, f"export: {metric.name}: {err}")
+            else:
+                self._said.pop(metric.name, None)
+                yield family
+                if metric.map not in maps_done:
+                    maps_done.add(metric.map)
+                    entries.add_metric([metric.map], count)
+                    max_entries.add_metric([metric.map], max_e)
+            durations.add_metric([metric.name], time.perf_counter() - start)
+        for name, n in self.errors.items():
+            errors.add_metric([name], n)
+        yield from (durations, entries, max_entries, errors)
+
+    def describe(self) -> list:
+        return []  # no describe-time reading: the registry must not scrape at registration
+
+    def _say(self, key: str, text: str) -> None:
+        if self._said.get(key) != text:  # once per new error, not at every scrape
+            self._said[key] = text
+            self.log(text)
+
+    def read(self, metric: Metric) -> tuple[Any, int, int]:
+        """The metric family for ``metric`` read now, the entries read, the map's max_entries."""
+        from .maps import Map
+        from .view import View, aggregate, numeric_layout
+
+        with Map.open(metric.map, readonly=True) as m:
+            layout = self._layouts[metric.name] or numeric_layout(m)
+            view = View(m, layout)
+            if metric.formats:
+                try:
+                    view.show_as(metric.formats)
+                except UsageError as err:
+                    raise metric.error("as", str(err).removeprefix("--as ")) from None
+            count = 0
+            if view.percpu and metric.percpu == "cpu":
+                rows: Iterable[tuple[Any, Any, str | None]] = (
+                    (k, v, str(cpu)) for k, vals in view.entries() for cpu, v in enumerate(vals)
+                )
+            elif view.percpu:
+                rows = ((k, aggregate(vals, "sum"), None) for k, vals in view.entries())
+            else:
+                rows = ((k, v, None) for k, v in view.entries())
+
+            def counted():
+                nonlocal count
+                for row in rows:
+                    count += 1
+                    yield row
+
+            if metric.type == "histogram":
+                family = self._histogram(metric, counted())
+            else:
+                family = self._scalar(metric, counted())
+            if metric.percpu == "cpu" and view.percpu:
+                count //= max(m.ncpus, 1)
+            return family, count, m.max_entries
+
+    def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
+        if metric.labels is not None:
+            return metric.labels
+        return [p for p, _v in _leaves(key) if p != exclude]
+
+    def _labels_of(self, metric: Metric, paths: list[str], key: Any, value: Any) -> tuple:
+        out = []
+        for p in paths:
+            if p == "key" and not isinstance(key, dict):
+                out.append(_label_value(key))
+                continue
+            try:
+                out.append(_label_value(_get(key, p)))
+            except UsageError:
+                try:
+                    out.append(_label_value(_get(value, p)))
+                except UsageError:
+                    raise metric.error("labels", f"{p}: no such field in the key or the value") from None
+        return tuple(out)
+
+    def _number(self, metric: Metric, value: Any) -> float:
+        v = value
+        if metric.value:
+            try:
+                v = _get(value, metric.value)
+            except UsageError:
+                fields = ", ".join(value) if isinstance(value, dict) else "none (the value is not a struct)"
+                raise metric.error("value", f"no field {metric.value} in the value; its fields: {fields}") from None
+        elif isinstance(value, dict):
+            numeric = [k for k, x in value.items() if _is_num(x)]
+            raise metric.error("value", f"the value is a struct: name its number ({', '.join(numeric) or 'none'})")
+        if not _is_num(v):
+            raise metric.error("value", f"{metric.value or 'the value'} is not a number ({str(v)[:40]})")
+        return v
+
+    def _scalar(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        paths: list[str] | None = None
+        names: list[str] = []
+        sums: dict[tuple, float] = {}
+        for key, value, cpu in rows:
+            if paths is None:
+                paths = self._label_paths(metric, key, value)
+                names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpu is not None else [])
+            labels = self._labels_of(metric, paths, key, value) + ((cpu,) if cpu is not None else ())
+            sums[labels] = sums.get(labels, 0) + self._number(metric, value)
+        cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
+        family = cls(metric.name, metric.help_text(), labels=names)
+        for labels, v in sums.items():
+            family.add_metric(list(labels), v)
+        return family
+
+    def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):
+        from prometheus_client.core import HistogramMetricFamily
+
+        paths: list[str] | None = None
+        names: list[str] = []
+        groups: dict[tuple, list[float]] = {}
+        sums: dict[tuple, float] = {}
+        slot_path: str | None = None
+        for key, value, cpu in rows:
+            if paths is None:
+                if metric.slots is None:  # the slot in the key: the named field, else the key itself
+                    if isinstance(key, dict):
+                        slot_path = metric.slot or ("slot" if "slot" in key else None)
+                        if slot_path is None:
+                            raise metric.error("slot", "the key is a struct: name its slot field (slot: NAME)")
+                    elif metric.slot:
+                        raise metric.error("slot", "the key is not a struct; leave slot out")
+                exclude = (slot_path or "key") if metric.slots is None else None
+                paths = self._label_paths(metric, key, value, exclude=exclude)
+                if metric.slots is None and not isinstance(key, dict) and metric.labels is None:
+                    paths = []
+                names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpu is not None else [])
+            labels = self._labels_of(metric, paths, key, value) + ((cpu,) if cpu is not None else ())
+            counts = groups.setdefault(labels, [])
+            if metric.slots is not None:
+                try:
+                    arr = _get(value, metric.slots)
+                except UsageError:
+                    raise metric.error("slots", f"no field {metric.slots} in the value") from None
+                if not isinstance(arr, list) or not all(_is_num(x) for x in arr):
+                    raise metric.error("slots", f"{metric.slots} is not an array of counts")
+                if metric.sum_slot:
+                    arr, total = arr[:-1], arr[-1]
+                    sums[labels] = sums.get(labels, 0) + total
+                if len(counts) < len(arr):
+                    counts += [0] * (len(arr) - len(counts))
+                for i, c in enumerate(arr):
+                    counts[i] += c
+            else:
+                slot = _get(key, slot_path) if slot_path else key
+                if not isinstance(slot, int) or slot < 0:
+                    raise metric.error("slot", f"slot {slot!r} is not a slot number")
+                if len(counts) <= slot:
+                    counts += [0] * (slot + 1 - len(counts))
+                counts[slot] += self._number(metric, value)
+        family = HistogramMetricFamily(metric.name, metric.help_text(), labels=names)
+        for labels, counts in groups.items():
+            buckets, estimate = self._buckets(metric, counts)
+            total_sum = sums[labels] * metric.multiplier if metric.sum_slot else estimate
+            family.add_metric(list(labels), buckets, total_sum)
+        return family
+
+    def _buckets(self, metric: Metric, counts: list[float]) -> tuple[list[tuple[str, float]], float]:
+        """Cumulative (le, count) pairs ending with +Inf, and the sum estimated from midpoints."""
+        out: list[tuple[str, float]] = []
+        running = 0.0
+        estimate = 0.0
+        overflow = 0.0
+        for i, c in enumerate(counts):
+            bounds = slot_bounds(metric, i)
+            if bounds is None:  # past the last fixed bound
+                overflow += c
+                continue
+            low, high = bounds
+            running += c
+            estimate += c * (low + high) / 2
+            out.append((_le(high * metric.multiplier), running))
+        if metric.buckets == "fixed":  # every bound, also those no slot of this map reached
+            for i in range(len(counts), len(metric.bounds)):
+                out.append((_le(metric.bounds[i] * metric.multiplier), running))
+        out.append(("+Inf", running + overflow))
+        return out, estimate * metric.multiplier
+
+
+def slot_bounds(metric: Metric, i: int) -> tuple[float, float] | None:
+    """The values ``[low, high)`` slot ``i`` counts (in the map's units), None past the
+    last fixed bound."""
+    if metric.buckets == "exp2":
+        return (0.0, 2.0) if i == 0 else (float(1 << i), float(1 << (i + 1)))
+    if metric.buckets in ("exp2zero", "bits"):
+        return (0.0, 1.0) if i == 0 else (float(1 << (i - 1)), float(1 << i))
+    if metric.buckets == "linear":
+        step = metric.step or 1.0
+        return metric.min + i * step, metric.min + (i + 1) * step
+    if i >= len(metric.bounds):
+        return None
+    return (metric.bounds[i - 1] if i else 0.0), metric.bounds[i]
+
+
+def _le(x: float) -> str:
+    return repr(float(x)) if not float(x).is_integer() or abs(x) >= 1e15 else f"{x:.1f}"
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+def registry_for(exporter: Exporter):
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(exporter)
+    return registry
+
+
+def exposition(exporter: Exporter, openmetrics: bool = False) -> bytes:
+    """One scrape, in the text format 0.0.4 (or OpenMetrics)."""
+    registry = registry_for(exporter)
+    if openmetrics:
+        from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+
+        return om_latest(registry)
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (loopback) -> (host, port)."""
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", text.strip())
+    if not m:
+        raise UsageError(f"--listen {quote(text)}: write HOST:PORT, e.g. 127.0.0.1:9435 or [::1]:9435")
+    host = m.group(1) or m.group(3) or "127.0.0.1"
+    port = int(m.group(2) or m.group(4))
+    if not 0 < port < 65536:
+        raise UsageError(f"--listen {quote(text)}: port {port} is not 1..65535")
+    return host, port
+
+
+def serve(exporter: Exporter, host: str, port: int):
+    """Serve /metrics on HOST:PORT in a background thread (plain text, or OpenMetrics when
+    the scraper asks for it); returns the server (``shutdown()`` stops it)."""
+    from prometheus_client import start_http_server
+
+    from .errors import KernelError
+
+    try:
+        result = start_http_server(port, addr=host, registry=registry_for(exporter))
+    except OSError as err:
+        raise KernelError(f"export: cannot listen on {host}:{port}: {err.strerror or err}", err.errno or 0) from None
+    return result[0] if isinstance(result, tuple) else result
+
+
+def write_textfile(exporter: Exporter, path: str) -> None:
+    """The exposition written to ``path`` atomically (a temp file beside it, then
+    rename), as node_exporter's textfile collector wants."""
+    from prometheus_client import write_to_textfile
+
+    from .errors import KernelError
+
+    try:
+        write_to_textfile(path, registry_for(exporter))
+    except OSError as err:
+        raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
+
+
+__all__ = [
+    "ConfigError",
+    "Exporter",
+    "Metric",
+    "exposition",
+    "parse_config",
+    "parse_listen",
+    "read_config",
+    "serve",
+    "write_textfile",
+]

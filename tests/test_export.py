@@ -1,0 +1,480 @@
+"""bpfmap export: maps as Prometheus metrics, checked by prometheus-client's parser,
+promtool and a real Prometheus server scraping a real exporter while a real BPF program
+(tests/bpf/flows.bpf.c, tests/bpf/hists.bpf.c; loaded by libbpf, run with
+BPF_PROG_TEST_RUN) counts between scrapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from conftest import need_tool, run_cli
+from test_real_programs import Loaded, load, sample
+
+from bpfmap import Map
+
+prometheus_client = pytest.importorskip("prometheus_client")
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def flows_prog(bpffs, tmp_path_factory):
+    loaded = load("flows", bpffs, tmp_path_factory)
+    yield loaded
+    subprocess.run(["rm", "-rf", loaded.root])
+
+
+@pytest.fixture(scope="module")
+def hists_prog(bpffs, tmp_path_factory):
+    loaded = load("hists", bpffs, tmp_path_factory)
+    yield loaded
+    subprocess.run(["rm", "-rf", loaded.root])
+
+
+def flow_sample(saddr: str, daddr: str, dport: int, proto: int, length: int, usecs: int, comm: str) -> bytes:
+    key = socket.inet_aton(saddr) + socket.inet_aton(daddr) + struct.pack("<HBB", dport, proto, 0)
+    return key + struct.pack("<II16s", length, usecs, comm.encode())
+
+
+def send(loaded: Loaded, times: int, saddr="10.0.0.1", daddr="10.0.0.2", dport=443, proto=6, length=100, usecs=100):
+    loaded.run("flow", flow_sample(saddr, daddr, dport, proto, length, usecs, "curl"), times=times)
+
+
+def write_config(tmp_path, text: str) -> str:
+    path = tmp_path / "export.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def flows_config(flows_prog: Loaded, hists_prog: Loaded | None = None, extra: str = "") -> str:
+    text = f"""
+metrics:
+  - name: flow_packets_total
+    help: Packets per flow
+    type: counter
+    map: {flows_prog.map("flows")}
+    value: packets
+    labels: [saddr, daddr, dport]
+    as: {{saddr: ipv4, daddr: ipv4}}
+  - name: flow_bytes
+    type: gauge
+    map: {flows_prog.map("flows")}
+    value: bytes
+    labels: [saddr, comm]
+    as: {{saddr: ipv4}}
+  - name: packets_by_proto_total
+    map: {flows_prog.map("by_proto")}
+    labels: [key]
+  - name: lat_seconds
+    type: histogram
+    map: {flows_prog.map("lat")}
+    buckets: exp2
+    multiplier: 0.000001
+"""
+    if hists_prog is not None:
+        text += f"""
+  - name: task_lat_seconds
+    type: histogram
+    map: {hists_prog.map("hists")}
+    slots: slots
+    labels: [comm]
+    multiplier: 0.000001
+"""
+    return text + extra
+
+
+def once(config: str, *args: str) -> dict:
+    r = run_cli("export", config, "--once", *args)
+    assert r.returncode == 0, r.stderr
+    return {f.name: f for f in text_string_to_metric_families(r.stdout)}
+
+
+def samples(family, suffix: str = "") -> dict:
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == family.name + suffix}
+
+
+# -- one exposition ---------------------------------------------------------------------------
+
+
+def test_once_exports_counters_gauges_and_both_histogram_shapes(flows_prog, hists_prog, tmp_path):
+    for m in ("flows", "lat"):
+        assert run_cli("clear", flows_prog.map(m), "-q").returncode == 0
+    send(flows_prog, 5, usecs=100)  # slot 6: [64, 128) us
+    send(flows_prog, 2, saddr="10.0.0.9", dport=80, length=1500, usecs=3)  # slot 1: [2, 4) us
+    for us in (1, 3, 1000):
+        hists_prog.run("record", sample(42, us, "curl"))
+    got = once(write_config(tmp_path, flows_config(flows_prog, hists_prog)))
+    assert samples(got["flow_packets"], "_total") == {
+        (("daddr", "10.0.0.2"), ("dport", "443"), ("saddr", "10.0.0.1")): 5.0,
+        (("daddr", "10.0.0.2"), ("dport", "80"), ("saddr", "10.0.0.9")): 2.0,
+    }
+    assert got["flow_packets"].documentation == "Packets per flow" and got["flow_packets"].type == "counter"
+    assert samples(got["flow_bytes"]) == {
+        (("comm", "curl"), ("saddr", "10.0.0.1")): 500.0,
+        (("comm", "curl"), ("saddr", "10.0.0.9")): 3000.0,
+    }
+    # per-CPU counts summed; every key of the array is a series
+    by_proto = samples(got["packets_by_proto"], "_total")
+    assert by_proto[(("key", "6"),)] >= 7 and len(by_proto) == 256
+    # slot in the key: cumulative buckets, le in seconds, +Inf, count, sum from midpoints
+    lat = got["lat_seconds"]
+    buckets = {s.labels["le"]: s.value for s in lat.samples if s.name == "lat_seconds_bucket"}
+    assert buckets["4e-06"] == 2 and buckets["6.4e-05"] == 2 and buckets["0.000128"] == 7 and buckets["+Inf"] == 7
+    assert [s.value for s in lat.samples if s.name == "lat_seconds_count"] == [7]
+    [total] = [s.value for s in lat.samples if s.name == "lat_seconds_sum"]
+    assert total == pytest.approx((2 * 3 + 5 * 96) * 1e-6)
+    assert "estimated from bucket midpoints" in lat.documentation
+    # slots in the value, labelled by comm
+    task = got["task_lat_seconds"]
+    curl = {s.labels["le"]: s.value for s in task.samples if s.name.endswith("_bucket") and s.labels["comm"] == "curl"}
+    assert curl["2e-06"] >= 1 and curl["+Inf"] >= 3
+    # bpfmap's own metrics
+    entries = samples(got["bpfmap_export_map_entries"])
+    assert entries[(("map", flows_prog.map("flows")),)] == 2
+    assert samples(got["bpfmap_export_map_max_entries"])[(("map", flows_prog.map("flows")),)] == 1024
+    assert set(samples(got["bpfmap_export_errors"], "_total").values()) == {0.0}
+    assert len(samples(got["bpfmap_export_scrape_duration_seconds"])) == 5
+
+
+def test_percpu_cpu_label_and_sum_slot_and_fixed_buckets(flows_prog, pindir, tmp_path):
+    send(flows_prog, 3, proto=17)
+    path = os.path.join(pindir, "h")  # a histogram whose last slot holds the sum
+    assert run_cli("create", "hash", "--layout", "pid=u32:slots=u64[4]", "--pin", path, "-q").returncode == 0
+    assert run_cli("update", path, "pid=7", "slots=[1,2,3,250]", "--layout", "pid=u32:slots=u64[4]").returncode == 0
+    config = write_config(
+        tmp_path,
+        f"""
+metrics:
+  - name: proto_per_cpu_total
+    map: {flows_prog.map("by_proto")}
+    percpu: cpu
+    labels: [key]
+  - name: sized
+    type: histogram
+    map: {path}
+    slots: slots
+    sum_slot: true
+    buckets: fixed
+    bounds: [10, 100, 1000, 5000]
+""",
+    )
+    got = once(config)
+    udp = {s.labels["cpu"]: s.value for s in got["proto_per_cpu"].samples if s.labels["key"] == "17"}
+    assert set(udp) == {str(c) for c in range(Map.open(flows_prog.map("by_proto")).ncpus)} and sum(udp.values()) >= 3
+    sized = {s.labels["le"]: s.value for s in got["sized"].samples if s.name == "sized_bucket"}
+    assert sized == {"10.0": 1, "100.0": 3, "1000.0": 6, "5000.0": 6, "+Inf": 6}
+    assert [s.value for s in got["sized"].samples if s.name == "sized_sum"] == [250]
+    assert "estimated" not in got["sized"].documentation
+
+
+def test_promtool_accepts_the_exposition(flows_prog, hists_prog, tmp_path):
+    promtool = need_tool("promtool")
+    r = run_cli("export", write_config(tmp_path, flows_config(flows_prog, hists_prog)), "--once")
+    assert r.returncode == 0, r.stderr
+    check = subprocess.run([promtool, "check", "metrics"], input=r.stdout, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for line in r.stdout.splitlines():  # every metric has HELP and TYPE
+        if not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            bases = {name} | {name.removesuffix(s) for s in ("_bucket", "_count", "_sum")}
+            assert any(f"# HELP {b} " in r.stdout and f"# TYPE {b} " in r.stdout for b in bases), name
+
+
+def test_openmetrics_once(flows_prog, tmp_path):
+    r = run_cli("export", write_config(tmp_path, flows_config(flows_prog)), "--once", "--openmetrics")
+    assert r.returncode == 0 and r.stdout.endswith("# EOF\n")
+
+
+BAD = [
+    ("metrics: []", "metrics: give a list"),
+    ("metrics: [{map: /x}]", "metric #1: name: required"),
+    ("metrics: [{name: a b, map: /x}]", "metric a b: name:"),
+    ("metrics: [{name: m, map: /x, type: summary}]", "metric m: type: 'summary'"),
+    ("metrics: [{name: m}]", "metric m: map: required"),
+    ("metrics: [{name: m, map: /x, colour: red}]", "metric m: colour: unknown field"),
+    ("metrics: [{name: m, map: /x, layout: 'u32:u65'}]", "metric m: layout:"),
+    ("metrics: [{name: m, map: /x, percpu: max}]", "metric m: percpu:"),
+    ("metrics: [{name: m, map: /x, as: {saddr: base64}}]", "metric m: as:"),
+    ("metrics: [{name: m, map: /x, labels: ['a-b']}]", "metric m: labels:"),
+    ("metrics: [{name: m, map: /x, buckets: exp2}]", "metric m: buckets: applies to histograms"),
+    ("metrics: [{name: m, map: /x, type: histogram, buckets: log10}]", "metric m: buckets:"),
+    ("metrics: [{name: m, map: /x, type: histogram, buckets: linear}]", "metric m: step:"),
+    (
+        "metrics: [{name: m, map: /x, type: histogram, buckets: fixed, bounds: [3, 2]}]",
+        "metric m: bounds: must increase",
+    ),
+    ("metrics: [{name: m, map: /x, type: histogram, multiplier: -1}]", "metric m: multiplier:"),
+    ("metrics: [{name: m, map: /x}, {name: m, map: /y}]", "metric m: name: used by another metric"),
+    ("metrics: [{name: m, map: /x, key_type: u32}]", "metric m: key_type: needs c_header"),
+    ("metrics:\n  - name: m\n   map: x", "not YAML at line"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[m for _t, m in BAD])
+def test_bad_configs_name_the_metric_and_the_field(tmp_path, text, message):
+    config = write_config(tmp_path, text)
+    for mode in ("--check", "--once"):
+        r = run_cli("export", config, mode)
+        assert r.returncode == 2, (mode, r.stderr)
+        assert message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert r.stdout == ""
+
+
+def test_check_opens_and_decodes_every_map(flows_prog, tmp_path):
+    config = write_config(tmp_path, flows_config(flows_prog))
+    r = run_cli("export", config, "--check")
+    assert r.returncode == 0, r.stderr
+    assert "4 metrics ok" in r.stderr and f"{flows_prog.map('flows')}:" in r.stderr
+    # a value field the map does not have, and a map that is not there
+    wrong = flows_config(flows_prog).replace("value: packets", "value: packetz")
+    r = run_cli("export", write_config(tmp_path, wrong), "--check")
+    assert r.returncode == 2 and "flow_packets_total: value: no field packetz" in r.stderr, r.stderr
+    missing = flows_config(flows_prog).replace(flows_prog.map("lat"), flows_prog.map("nope"))
+    r = run_cli("export", write_config(tmp_path, missing), "--check")
+    assert r.returncode == 3 and "no such pin" in r.stderr and "(metric lat_seconds)" in r.stderr, r.stderr
+
+
+def test_textfile_is_written_atomically_and_again_each_interval(flows_prog, tmp_path):
+    config = write_config(tmp_path, flows_config(flows_prog))
+    out = tmp_path / "bpfmap.prom"
+    r = run_cli("export", config, "--textfile", str(out), "--once")
+    assert r.returncode == 0 and "flow_packets_total{" in out.read_text()
+    proc = subprocess.Popen(["bpfmap", "export", config, "--textfile", str(out), "--interval", "0.2", "-q"])
+    try:
+        before = _flow_packets(out.read_text())
+        send(flows_prog, 4)
+        deadline = time.monotonic() + 10
+        while _flow_packets(out.read_text()) != before + 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _flow_packets(out.read_text()) == before + 4
+        assert not [p for p in os.listdir(tmp_path) if p.startswith("bpfmap.prom.")]  # no temp file left
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def _flow_packets(text: str) -> float:
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    return samples(families["flow_packets"], "_total")[(("daddr", "10.0.0.2"), ("dport", "443"), ("saddr", "10.0.0.1"))]
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Exporter:
+    """`bpfmap export --listen` in the background; always stopped."""
+
+    def __init__(self, config: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.proc = subprocess.Popen(
+            ["bpfmap", "export", config, "--listen", f"127.0.0.1:{self.port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.get()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError(  # noqa: B904 (the OSError says nothing more)
+                        f"exporter did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                    )
+                time.sleep(0.1)
+
+    def get(self, accept: str | None = None) -> tuple[str, str]:
+        req = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.read().decode(), resp.headers["Content-Type"]
+
+    def families(self) -> dict:
+        return {f.name: f for f in text_string_to_metric_families(self.get()[0])}
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+
+@pytest.fixture
+def exporter():
+    started: list[Exporter] = []
+
+    def start(config: str) -> Exporter:
+        e = Exporter(config)
+        started.append(e)
+        return e
+
+    yield start
+    for e in started:
+        e.stop()
+
+
+def test_served_metrics_follow_a_map_that_goes_and_comes_back(exporter, pindir, tmp_path):
+    pin = os.path.join(pindir, "c")
+    layout = "u32:u64"
+    assert run_cli("create", "hash", "--layout", layout, "--pin", pin, "-q").returncode == 0
+    assert run_cli("update", pin, "1", "10").returncode == 0
+    config = write_config(tmp_path, f"metrics:\n  - name: c_total\n    map: {pin}\n    labels: [key]\n")
+    e = exporter(config)
+    assert samples(e.families()["c"], "_total") == {(("key", "1"),): 10.0}
+    os.unlink(pin)  # the program restarted: its map is gone
+    fams = e.families()
+    assert "c" not in fams
+    assert samples(fams["bpfmap_export_errors"], "_total") == {(("metric", "c_total"),): 1.0}
+    assert run_cli("create", "hash", "--layout", layout, "--pin", pin, "-q").returncode == 0  # a new map, same pin
+    assert run_cli("update", pin, "2", "20").returncode == 0
+    fams = e.families()
+    assert samples(fams["c"], "_total") == {(("key", "2"),): 20.0}
+    assert samples(fams["bpfmap_export_errors"], "_total") == {(("metric", "c_total"),): 1.0}
+    # the scraper's format: OpenMetrics when asked for
+    text, ctype = e.get("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    assert ctype.startswith("application/openmetrics-text") and text.endswith("# EOF\n")
+    assert e.get()[1].startswith("text/plain; version=0.0.4")
+    err = e.stop()
+    assert e.proc.returncode == 0
+    assert err.count("no such pin") == 1  # said once, not at every scrape
+
+
+def test_listen_refuses_a_port_in_use(flows_prog, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run_cli("export", write_config(tmp_path, flows_config(flows_prog)), "--listen", f"127.0.0.1:{port}")
+    assert r.returncode == 3 and "cannot listen on 127.0.0.1:" in r.stderr, r.stderr
+
+
+def test_listen_addresses():
+    from bpfmap.errors import UsageError
+    from bpfmap.export import parse_listen
+
+    assert parse_listen("127.0.0.1:9435") == ("127.0.0.1", 9435)
+    assert parse_listen(":9100") == ("127.0.0.1", 9100)  # loopback unless an address is named
+    assert parse_listen("[::1]:80") == ("::1", 80)
+    assert parse_listen("0.0.0.0:9435") == ("0.0.0.0", 9435)
+    for bad in ("9435", "host:0", "host:99999", "[::1]"):
+        with pytest.raises(UsageError):
+            parse_listen(bad)
+
+
+# -- a real Prometheus ------------------------------------------------------------------------
+
+
+class Prometheus:
+    """A Prometheus server on 127.0.0.1 with a temp config and TSDB, scraping one target
+    every second; always stopped."""
+
+    def __init__(self, tmp_path, target: str) -> None:
+        binary = need_tool("prometheus")
+        self.port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: bpfmap\n    static_configs: [{{targets: ['{target}']}}]\n"
+        )
+        (tmp_path / "tsdb").mkdir()
+        self.log = open(tmp_path / "prometheus.log", "w")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_for(lambda: self._get("/-/ready") is not None, "ready", 30)
+
+    def _get(self, path: str) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            return None
+
+    def query(self, expr: str) -> list:
+        text = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        if text is None:
+            return []
+        data = json.loads(text)
+        assert data["status"] == "success", data
+        return data["data"]["result"]
+
+    def value(self, expr: str) -> float | None:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def wait_for(self, cond, what: str, seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited {self.proc.returncode}")
+            if cond():
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"prometheus: {what} not within {seconds} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def test_a_real_prometheus_scrapes_counters_rates_and_quantiles(flows_prog, hists_prog, exporter, tmp_path):
+    for m in ("flows", "lat"):
+        assert run_cli("clear", flows_prog.map(m), "-q").returncode == 0
+    assert run_cli("clear", hists_prog.map("hists"), "-q").returncode == 0
+    send(flows_prog, 5, usecs=100)
+    for us in (100, 100, 100, 3000):  # in-value slots: log2 6, 6, 6, 11
+        hists_prog.run("record", sample(7, us, "nginx"))
+    e = exporter(write_config(tmp_path, flows_config(flows_prog, hists_prog)))
+    prom = Prometheus(tmp_path, f"127.0.0.1:{e.port}")
+    try:
+        flow = 'flow_packets_total{saddr="10.0.0.1",daddr="10.0.0.2",dport="443"}'
+        prom.wait_for(lambda: prom.value(flow) == 5, "flow_packets_total == 5")
+        send(flows_prog, 10, usecs=100)  # the program counts between scrapes
+        prom.wait_for(lambda: prom.value(flow) == 15, "flow_packets_total == 15")
+        prom.wait_for(lambda: (prom.value(f"rate({flow}[1m])") or 0) > 0, "rate() > 0")
+        assert prom.value('up{job="bpfmap"}') == 1
+        # histogram_quantile over both shapes: the median of 15 x 100 us lies in [64, 128) us
+        p50 = prom.value("histogram_quantile(0.5, sum by (le) (lat_seconds_bucket))")
+        assert p50 is not None and 64e-6 <= p50 <= 128e-6, p50
+        task_p50 = prom.value('histogram_quantile(0.5, sum by (le) (task_lat_seconds_bucket{comm="nginx"}))')
+        assert task_p50 is not None and 64e-6 <= task_p50 <= 128e-6, task_p50
+        task_p99 = prom.value('histogram_quantile(0.99, sum by (le) (task_lat_seconds_bucket{comm="nginx"}))')
+        assert task_p99 is not None and 2048e-6 <= task_p99 <= 4096e-6, task_p99
+        assert prom.value('bpfmap_export_map_max_entries{map="%s"}' % flows_prog.map("flows")) == 1024
+    finally:
+        prom.stop()
