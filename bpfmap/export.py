@@ -14,6 +14,7 @@ Needs ``prometheus-client`` and ``PyYAML`` (``pip install 'bpfmap[export]'``).""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import sys
@@ -306,6 +307,7 @@ class Exporter:
         self.errors = {m.name: 0 for m in metrics}
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
+        self._views: dict[str, Any] = {}
         self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
 
     # prometheus_client calls this at every scrape
@@ -348,94 +350,178 @@ class Exporter:
             self._said[key] = text
             self.log(text)
 
-    def read(self, metric: Metric) -> tuple[Any, int, int]:
-        """The metric family for ``metric`` read now, the entries read, the map's max_entries."""
+    def _view(self, metric: Metric):
+        """The View for ``metric``'s map: opened (read-only) at every scrape, so that a map
+        gone or replaced under its pin or name is seen; the View built for the same map
+        (by id) at an earlier scrape is kept, its BTF read and decoders compiled once."""
         from .maps import Map
-        from .view import View, aggregate, numeric_layout
+        from .view import View, numeric_layout
 
-        with Map.open(metric.map, readonly=True) as m:
-            layout = self._layouts[metric.name] or numeric_layout(m)
-            view = View(m, layout)
+        try:
+            m = Map.open(metric.map, readonly=True)
+        except BpfmapError:
+            self._drop(metric.name)  # let the old map go: our fd would keep it alive
+            raise
+        cached = self._views.get(metric.name)
+        if cached is not None and cached.map.id == m.id:
+            m.close()
+            return cached
+        self._drop(metric.name)
+        try:
+            view = View(m, self._layouts[metric.name] or numeric_layout(m))
             if metric.formats:
                 try:
                     view.show_as(metric.formats)
                 except UsageError as err:
                     raise metric.error("as", str(err).removeprefix("--as ")) from None
-            count = 0
-            if view.percpu and metric.percpu == "cpu":
-                rows: Iterable[tuple[Any, Any, str | None]] = (
-                    (k, v, str(cpu)) for k, vals in view.entries() for cpu, v in enumerate(vals)
-                )
-            elif view.percpu:
-                rows = ((k, aggregate(vals, "sum"), None) for k, vals in view.entries())
-            else:
-                rows = ((k, v, None) for k, v in view.entries())
+        except BaseException:
+            m.close()
+            raise
+        self._views[metric.name] = view
+        return view
 
-            def counted():
-                nonlocal count
-                for row in rows:
-                    count += 1
-                    yield row
+    def _drop(self, name: str) -> None:
+        old = self._views.pop(name, None)
+        if old is not None:
+            old.map.close()
 
+    def close(self) -> None:
+        """Close the maps held between scrapes."""
+        for name in list(self._views):
+            self._drop(name)
+
+    def read(self, metric: Metric) -> tuple[Any, int, int]:
+        """The metric family for ``metric`` read now, the entries read, the map's max_entries."""
+        from .view import aggregate
+
+        view = self._view(metric)
+        m = view.map
+        count = 0
+
+        def batches() -> Iterator[tuple[list, list, list | None]]:
+            nonlocal count
+            for keys, values in view.column_batches():
+                count += len(keys)
+                if not view.percpu:
+                    yield keys, values, None
+                elif metric.percpu == "sum":
+                    yield keys, [aggregate(v, "sum") for v in values], None
+                else:  # a series per CPU: cpu="N"
+                    n = len(values[0]) if values else 0
+                    cpus = [str(c) for c in range(n)]
+                    yield (
+                        [k for k in keys for _c in cpus],
+                        [x for v in values for x in v],
+                        cpus * len(keys),
+                    )
+
+        try:
             if metric.type == "histogram":
-                family = self._histogram(metric, counted())
+                rows = ((k, v, c[i] if c else None) for ks, vs, c in batches() for i, (k, v) in enumerate(zip(ks, vs)))
+                family = self._histogram(metric, rows)
             else:
-                family = self._scalar(metric, counted())
-            if metric.percpu == "cpu" and view.percpu:
-                count //= max(m.ncpus, 1)
-            return family, count, m.max_entries
+                family = self._scalar(metric, batches())
+        except BpfmapError:
+            raise
+        except OSError as err:  # the map went away mid-read
+            from .errors import translate
+
+            self._drop(metric.name)
+            raise translate("read", metric.map, err) from err
+        return family, count, m.max_entries
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
         if metric.labels is not None:
             return metric.labels
         return [p for p, _v in _leaves(key) if p != exclude]
 
-    def _labels_of(self, metric: Metric, paths: list[str], key: Any, value: Any) -> tuple:
-        out = []
+    def _label_getter(self, metric: Metric, paths: list[str], key: Any, value: Any):
+        """A function (key, value) -> label values for ``paths``, compiled once from the first
+        entry: each path is looked up in the key, else in the value (``comm``)."""
+        getters = []
         for p in paths:
             if p == "key" and not isinstance(key, dict):
-                out.append(_label_value(key))
+                getters.append((0, _identity))
                 continue
-            try:
-                out.append(_label_value(_get(key, p)))
-            except UsageError:
+            for side, obj in ((0, key), (1, value)):
+                g = _getter(p)
                 try:
-                    out.append(_label_value(_get(value, p)))
-                except UsageError:
-                    raise metric.error("labels", f"{p}: no such field in the key or the value") from None
-        return tuple(out)
+                    g(obj)
+                except (KeyError, IndexError, TypeError):
+                    continue
+                getters.append((side, g))
+                break
+            else:
+                raise metric.error("labels", f"{p}: no such field in the key or the value")
+        import operator
 
-    def _number(self, metric: Metric, value: Any) -> float:
-        v = value
+        if (
+            len(paths) > 1
+            and all(side == 0 for side, _g in getters)
+            and all("." not in p and "[" not in p and p != "key" for p in paths)
+        ):
+            # every label a top-level field of a struct key: one C-level itemgetter makes the
+            # tuple; numbers and strings become text by str() (what _label_text does for them)
+            many = operator.itemgetter(*paths)
+            plain = all(type(x) in (str, int) for x in many(key))
+            text = str if plain else _label_text
+            return lambda k, v: tuple(map(text, many(k)))
+
+        def labels(k: Any, v: Any) -> tuple:
+            return tuple(_label_text(g(v if side else k)) for side, g in getters)
+
+        return labels
+
+    def _number_getter(self, metric: Metric, value: Any):
+        """A function value -> the metric's number, compiled from the first value."""
         if metric.value:
+            g = _getter(metric.value)
             try:
-                v = _get(value, metric.value)
-            except UsageError:
+                v = g(value)
+            except (KeyError, IndexError, TypeError):
                 fields = ", ".join(value) if isinstance(value, dict) else "none (the value is not a struct)"
                 raise metric.error("value", f"no field {metric.value} in the value; its fields: {fields}") from None
         elif isinstance(value, dict):
             numeric = [k for k, x in value.items() if _is_num(x)]
             raise metric.error("value", f"the value is a struct: name its number ({', '.join(numeric) or 'none'})")
+        else:
+            g, v = _identity, value
         if not _is_num(v):
             raise metric.error("value", f"{metric.value or 'the value'} is not a number ({str(v)[:40]})")
-        return v
+        return g
 
-    def _scalar(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):
+    def _scalar(self, metric: Metric, batches: Iterable[tuple[list, list, list | None]]):
+        """A counter or gauge, batch by batch: label tuples and numbers made a batch at a
+        time, summed where several entries share labels."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        paths: list[str] | None = None
         names: list[str] = []
         sums: dict[tuple, float] = {}
-        for key, value, cpu in rows:
-            if paths is None:
-                paths = self._label_paths(metric, key, value)
-                names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpu is not None else [])
-            labels = self._labels_of(metric, paths, key, value) + ((cpu,) if cpu is not None else ())
-            sums[labels] = sums.get(labels, 0) + self._number(metric, value)
+        labels_of: Any = None
+        number: Any = None
+        for keys, values, cpus in batches:
+            if not keys:
+                continue
+            if labels_of is None:
+                paths = self._label_paths(metric, keys[0], values[0])
+                names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpus is not None else [])
+                labels_of = self._label_getter(metric, paths, keys[0], values[0])
+                number = self._number_getter(metric, values[0])
+            labels = list(map(labels_of, keys, values))
+            if cpus is not None:
+                labels = [t + (c,) for t, c in zip(labels, cpus)]
+            try:
+                numbers = list(map(number, values))
+            except (KeyError, IndexError, TypeError):
+                raise metric.error("value", f"{metric.value or 'the value'} is missing in an entry") from None
+            get = sums.get
+            for t, v in zip(labels, numbers):
+                sums[t] = get(t, 0) + v
+        if any(not _is_num(v) for v in itertools.islice(sums.values(), 1)):
+            raise metric.error("value", f"{metric.value or 'the value'} is not a number")
         cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
         family = cls(metric.name, metric.help_text(), labels=names)
-        for labels, v in sums.items():
-            family.add_metric(list(labels), v)
+        _fill(family, names, sums.items(), "_total" if metric.type == "counter" else "")
         return family
 
     def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):
@@ -443,6 +529,8 @@ class Exporter:
 
         paths: list[str] | None = None
         names: list[str] = []
+        labels_of: Any = None
+        number: Any = None
         groups: dict[tuple, list[float]] = {}
         sums: dict[tuple, float] = {}
         slot_path: str | None = None
@@ -460,7 +548,10 @@ class Exporter:
                 if metric.slots is None and not isinstance(key, dict) and metric.labels is None:
                     paths = []
                 names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpu is not None else [])
-            labels = self._labels_of(metric, paths, key, value) + ((cpu,) if cpu is not None else ())
+                labels_of = self._label_getter(metric, paths, key, value)
+                if metric.slots is None:
+                    number = self._number_getter(metric, value)
+            labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
             counts = groups.setdefault(labels, [])
             if metric.slots is not None:
                 try:
@@ -482,7 +573,7 @@ class Exporter:
                     raise metric.error("slot", f"slot {slot!r} is not a slot number")
                 if len(counts) <= slot:
                     counts += [0] * (slot + 1 - len(counts))
-                counts[slot] += self._number(metric, value)
+                counts[slot] += number(value)
         family = HistogramMetricFamily(metric.name, metric.help_text(), labels=names)
         for labels, counts in groups.items():
             buckets, estimate = self._buckets(metric, counts)
@@ -510,6 +601,41 @@ class Exporter:
                 out.append((_le(metric.bounds[i] * metric.multiplier), running))
         out.append(("+Inf", running + overflow))
         return out, estimate * metric.multiplier
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _getter(path: str):
+    """A function reading the field ``path`` (``a``, ``a.b``, ``a[2]``) of a decoded value;
+    KeyError/IndexError/TypeError when it has none."""
+    import operator
+
+    from .view import path_parts
+
+    steps = [name if name else int(index) for name, index in path_parts(path)]
+    if len(steps) == 1:
+        return operator.itemgetter(steps[0])
+
+    def get(obj: Any) -> Any:
+        for s in steps:
+            obj = obj[s]
+        return obj
+
+    return get
+
+
+def _label_text(v: Any) -> str:
+    return v if type(v) is str else _label_value(v)
+
+
+def _fill(family: Any, names: list[str], items: Iterable[tuple[tuple, float]], suffix: str) -> None:
+    """The family's samples, made at once (what ``add_metric`` does one call at a time)."""
+    from prometheus_client.samples import Sample
+
+    name = family.name + suffix
+    family.samples.extend(Sample(name, dict(zip(names, labels)), value) for labels, value in items)
 
 
 def slot_bounds(metric: Metric, i: int) -> tuple[float, float] | None:
