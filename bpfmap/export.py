@@ -14,7 +14,6 @@ Needs ``prometheus-client`` and ``PyYAML`` (``pip install 'bpfmap[export]'``).""
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import sys
@@ -497,8 +496,10 @@ class Exporter:
 
         names: list[str] = []
         sums: dict[tuple, float] = {}
+        unique: list[tuple[tuple, float]] = []  # labels name every key field: no two entries share them
         labels_of: Any = None
         number: Any = None
+        distinct = False
         for keys, values, cpus in batches:
             if not keys:
                 continue
@@ -507,6 +508,7 @@ class Exporter:
                 names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpus is not None else [])
                 labels_of = self._label_getter(metric, paths, keys[0], values[0])
                 number = self._number_getter(metric, values[0])
+                distinct = set(paths) >= {p for p, _v in _leaves(keys[0])}
             labels = list(map(labels_of, keys, values))
             if cpus is not None:
                 labels = [t + (c,) for t, c in zip(labels, cpus)]
@@ -514,14 +516,18 @@ class Exporter:
                 numbers = list(map(number, values))
             except (KeyError, IndexError, TypeError):
                 raise metric.error("value", f"{metric.value or 'the value'} is missing in an entry") from None
+            if distinct:
+                unique.extend(zip(labels, numbers))
+                continue
             get = sums.get
             for t, v in zip(labels, numbers):
                 sums[t] = get(t, 0) + v
-        if any(not _is_num(v) for v in itertools.islice(sums.values(), 1)):
+        items = unique or list(sums.items())
+        if items and not _is_num(items[0][1]):
             raise metric.error("value", f"{metric.value or 'the value'} is not a number")
         cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
         family = cls(metric.name, metric.help_text(), labels=names)
-        _fill(family, names, sums.items(), "_total" if metric.type == "counter" else "")
+        _fill(family, names, items, "_total" if metric.type == "counter" else "")
         return family
 
     def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):

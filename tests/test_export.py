@@ -478,3 +478,11 @@ def test_a_real_prometheus_scrapes_counters_rates_and_quantiles(flows_prog, hist
         assert prom.value('bpfmap_export_map_max_entries{map="%s"}' % flows_prog.map("flows")) == 1024
     finally:
         prom.stop()
+
+
+def test_the_example_config_is_valid():
+    from bpfmap.export import read_config
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    metrics = read_config(os.path.join(here, "examples", "export.yaml"))
+    assert [m.type for m in metrics] == ["counter", "counter", "histogram", "histogram"]
