@@ -486,3 +486,13 @@ def test_the_example_config_is_valid():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     metrics = read_config(os.path.join(here, "examples", "export.yaml"))
     assert [m.type for m in metrics] == ["counter", "counter", "histogram", "histogram"]
+
+
+def test_once_prints_what_it_can_and_exits_3_when_a_map_is_missing(flows_prog, tmp_path):
+    config = flows_config(flows_prog).replace(flows_prog.map("lat"), flows_prog.map("gone"))
+    r = run_cli("export", write_config(tmp_path, config), "--once")
+    assert r.returncode == 3, r.stderr
+    got = {f.name: f for f in text_string_to_metric_families(r.stdout)}
+    assert "flow_packets" in got and "lat_seconds" not in got
+    assert samples(got["bpfmap_export_errors"], "_total")[(("metric", "lat_seconds"),)] == 1
+    assert "export: lat_seconds:" in r.stderr and "no such pin" in r.stderr
