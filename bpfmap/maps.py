@@ -12,9 +12,10 @@ its own beyond the single-element verbs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _sys
 from .core.fd import FdOwner
@@ -86,6 +87,8 @@ class Map(FdOwner):
         self.btf_key_type_id = info.btf_key_type_id
         self.btf_value_type_id = info.btf_value_type_id
         self.btf_note: str | None = None
+        self._btf: Any = _UNREAD
+        self._shared = False
 
     # The value layout, as attributes (per-CPU maps: ncpus slots of stride bytes each).
     @property
@@ -162,7 +165,20 @@ class Map(FdOwner):
         """Open a map by pinned path, ``id:N`` or ``name:NAME``.
 
         ``readonly`` opens with BPF_F_RDONLY, which works on read-only pins and
-        read-only maps."""
+        read-only maps.  Inside :func:`shared_opens`, a map opened before with the same
+        reference is handed out again (and closing it does nothing until the block ends)."""
+        if _SHARED is not None:
+            cached = _SHARED.get((ref, readonly))
+            if cached is not None and not cached.closed:
+                return cached
+            m = cls._open(ref, readonly)
+            m._shared = True
+            _SHARED[(ref, readonly)] = m
+            return m
+        return cls._open(ref, readonly)
+
+    @classmethod
+    def _open(cls, ref: str, readonly: bool = False) -> Map:
         flags = _sys.BPF_F_RDONLY if readonly else 0
         if ref.startswith("id:"):
             map_id = parse_id(ref)
@@ -176,7 +192,7 @@ class Map(FdOwner):
                 raise UsageError(
                     "map reference 'name:': the name is empty (an unset variable?); give name:NAME, id:N or a pin"
                 )
-            return cls.open(f"id:{id_by_name(ref[5:])}", readonly)._renamed(ref)
+            return cls._open(f"id:{id_by_name(ref[5:])}", readonly)._renamed(ref)
         return cls(open_pinned(ref, "map", readonly), ref, readonly)
 
     def _renamed(self, ref: str) -> Map:
@@ -208,10 +224,17 @@ class Map(FdOwner):
         pin_fd(self.fileno(), path, mkdir=mkdir)
 
     def btf(self):
-        """The map's BTF (a :class:`bpfmap.btf.MapBTF`), or None when it has none."""
-        from .btf import map_btf
+        """The map's BTF (a :class:`bpfmap.btf.MapBTF`), or None when it has none; read
+        once per Map (a map's BTF never changes)."""
+        if self._btf is _UNREAD:
+            from .btf import map_btf
 
-        return map_btf(self.btf_id, self.btf_key_type_id, self.btf_value_type_id)
+            self._btf = map_btf(self.btf_id, self.btf_key_type_id, self.btf_value_type_id)
+        return self._btf
+
+    def close(self) -> None:
+        if not self._shared:  # a shared map (shared_opens) closes when its block ends
+            super().close()
 
     def freeze(self) -> None:
         """Make the map read-only for user space, for good (Linux >= 5.2)."""
@@ -515,6 +538,36 @@ class Map(FdOwner):
                     exc.errno,
                 )
         return exc
+
+
+_UNREAD = object()
+_SHARED: dict[tuple[str, bool], Map] | None = None
+
+
+@contextlib.contextmanager
+def shared_opens() -> Iterator[None]:
+    """Within the block, ``Map.open`` of a reference opened before returns the same Map
+    (one fd, its BTF read once), and ``close`` leaves it open; every map is closed when the
+    block ends.  For many commands in one process (``bpfmap batch``).  ``forget()``
+    drops the maps opened so far (after a command that creates or pins maps)."""
+    global _SHARED
+    outer = _SHARED
+    _SHARED = {}
+    try:
+        yield
+    finally:
+        forget()
+        _SHARED = outer
+
+
+def forget() -> None:
+    """Close the maps ``shared_opens`` holds (they are opened again on next use)."""
+    if _SHARED is None:
+        return
+    for m in _SHARED.values():
+        m._shared = False
+        m.close()
+    _SHARED.clear()
 
 
 def access_hint(label: str, access: Access) -> str:

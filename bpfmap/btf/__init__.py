@@ -35,10 +35,15 @@ class MapBTF:
         return c_declaration(self.btf, self.value_type_id).rstrip() if self.value_type_id else None
 
     def layout(self) -> Layout:
-        """Codecs for the sides BTF describes (the other side stays hex)."""
+        """Codecs for the sides BTF describes (the other side stays hex); compiled once."""
+        cached = self.__dict__.get("_layout")
+        if cached is not None:
+            return cached
         key = TypeCodec(to_model(self.btf, self.key_type_id, "key BTF")) if self.key_type_id else None
         value = TypeCodec(to_model(self.btf, self.value_type_id, "value BTF")) if self.value_type_id else None
-        return Layout(key, value, bare=value if not self.key_type_id else None)
+        layout = Layout(key, value, bare=value if not self.key_type_id else None)
+        self.__dict__["_layout"] = layout
+        return layout
 
 
 def load_btf_by_id(btf_id: int) -> BTF:

@@ -39,6 +39,7 @@ COMMANDS = {
     "hist": "monitor",
     "events": "monitor",
     "export": "exporter",
+    "batch": "batch",
 }
 # Other names of a verb (bpftool's): alias -> verb
 ALIASES = {"enqueue": "push", "dequeue": "pop"}
@@ -166,7 +167,7 @@ def _one_line(message: str) -> str:
 def _error(message: str, code: int = 3) -> None:
     """The one error line on stderr; a JSON object ``{"error", "code"}`` with -o json/jsonl;
     the "bpfmap:" prefix in red on a colour terminal."""
-    message = _one_line(message)
+    message = _one_line(_ERROR_PREFIX + message)
     if _JSON_ERRORS:
         import json
 
@@ -198,21 +199,48 @@ def short_usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
-    global _JSON_ERRORS
-    debug = bool(os.environ.get("BPFMAP_DEBUG"))
     args = sys.argv[1:] if argv is None else argv
     if not args and not os.environ.get("_BPFMAP_COMPLETE"):  # completion comes with no arguments
         sys.stderr.write(short_usage())
         return 2
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
-    _JSON_ERRORS = _json_output(args)
     try:
-        # Without standalone mode, click hands back typer.Exit's code as the return value.
-        completing = bool(os.environ.get("_BPFMAP_COMPLETE")) or any(
-            a in ("--show-completion", "--install-completion") for a in args
-        )
-        rv = make_app(_verb(args), completing)(args=args, prog_name="bpfmap", standalone_mode=False)
+        return run_args(args)
+    except (StdoutClosed, BrokenPipeError):
+        # The reader went away (| head): not our error; keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, real_stdout.fileno())
+        return 0
+    finally:
+        sys.stdout = real_stdout
+
+
+_ERROR_PREFIX = ""  # "line N: " while bpfmap batch runs a line
+
+
+def _debug() -> bool:
+    return bool(os.environ.get("BPFMAP_DEBUG"))
+
+
+def run_args(args: list[str], command=None, call=None, json_errors: bool | None = None) -> int:
+    """Run one command line (``args`` without 'bpfmap') and return its exit code, saying
+    any error in one line on stderr; ``command``: a click command built before (bpfmap
+    batch builds it once), else the app for this verb; ``call``: a function that runs
+    the command line already parsed (batch's fast path).  StdoutClosed propagates."""
+    global _JSON_ERRORS
+    _JSON_ERRORS = _json_output(args) if json_errors is None else json_errors
+    try:
+        if call is not None:
+            rv = call()
+        elif command is not None:
+            rv = command.main(args=list(args), prog_name="bpfmap", standalone_mode=False)
+        else:
+            # Without standalone mode, click hands back typer.Exit's code as the return value.
+            completing = bool(os.environ.get("_BPFMAP_COMPLETE")) or any(
+                a in ("--show-completion", "--install-completion") for a in args
+            )
+            rv = make_app(_verb(args), completing)(args=args, prog_name="bpfmap", standalone_mode=False)
         sys.stdout.flush()
     except Exit as exc:
         return exc.exit_code
@@ -229,27 +257,22 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"{exc.format_message()}; see '{cmd} --help'", 2)
         return 2
     except BpfmapError as exc:
-        if debug:
+        if _debug():
             raise
         _error(str(exc), exc.exit_code)
         return exc.exit_code
     except (StdoutClosed, BrokenPipeError):
-        # The reader went away (| head): not our error; keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, real_stdout.fileno())
-        return 0
+        raise
     except OSError as exc:
-        if debug:
+        if _debug():
             raise
         _error(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}")
         return 3
     except Exception as exc:  # a bug: say so in one line, keep the traceback for BPFMAP_DEBUG=1
-        if debug:
+        if _debug():
             raise
         _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
         return 3
-    finally:
-        sys.stdout = real_stdout
     return rv if isinstance(rv, int) else 0
 
 

@@ -151,7 +151,7 @@ class LayoutOptions:
     """--layout (with --packed) or --c-header (with --key-type, --value-type): how a
     command reads keys and values, as one value (see :func:`layout_options`)."""
 
-    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type", "include_dir", "as_")
+    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type", "include_dir", "as_", "_views")
 
     def __init__(
         self,
@@ -166,6 +166,7 @@ class LayoutOptions:
         self.layout, self.packed, self.c_header = layout, packed, c_header
         self.key_type, self.value_type = key_type, value_type
         self.include_dir, self.as_ = include_dir or [], as_ or []
+        self._views: dict = {}  # map -> View, for maps shared across a batch's lines
 
     def pick(self) -> Layout | None:
         """The one layout the options give: from --layout (and --packed) or --c-header."""
@@ -192,6 +193,9 @@ class LayoutOptions:
         when its key and value are 4 or 8 bytes: a counter's shape."""
         from ..view import View, numeric_layout
 
+        shared = getattr(m, "_shared", False)
+        if shared and (m, numeric_default) in self._views:
+            return self._views[(m, numeric_default)]
         lay = self.pick()
         if lay is None and numeric_default:
             lay = numeric_layout(m)
@@ -202,6 +206,8 @@ class LayoutOptions:
             from ..layout.formats import parse_spec
 
             view.show_as(parse_spec(self.as_))
+        if shared:
+            self._views[(m, numeric_default)] = view
         return view
 
 

@@ -93,6 +93,19 @@ def lookup(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
+    do_lookup(map_ref, key, percpu, cpu, output, exists, opts)
+
+
+def do_lookup(
+    map_ref: str,
+    key: Optional[str],
+    percpu: Optional[str] = None,
+    cpu: Optional[int] = None,
+    output: Optional[str] = None,
+    exists: bool = False,
+    opts: LayoutOptions = NO_LAYOUT,
+) -> None:
+    """The lookup verb once its arguments are parsed (bpfmap batch calls it directly)."""
     _no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
@@ -356,6 +369,11 @@ def delete(
         return
     if key is None:
         raise UsageError(f"delete {map_ref}: missing KEY (or --all)")
+    do_delete(map_ref, key, opts)
+
+
+def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """The delete verb for one KEY (bpfmap batch calls it directly)."""
     with Map.open(map_ref) as m:
         m.delete(opts.view(m).parse_key(key))
 

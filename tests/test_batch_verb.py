@@ -1,0 +1,140 @@
+"""bpfmap batch: many commands in one process, with the output of running them one by one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.fixture
+def counts(pindir):
+    path = os.path.join(pindir, "counts")
+    assert run_cli("create", "hash", "--layout", "u32:u64", "--pin", path, "-q").returncode == 0
+    for k, v in ((1, 10), (2, 20), (3, 30)):
+        assert run_cli("update", path, str(k), str(v)).returncode == 0
+    return path
+
+
+def lines_for(path: str, pindir: str) -> list[str]:
+    """A mix: fast-path lookups/updates/deletes, lines the full parser takes (other
+    options, other verbs), quoting and JSON."""
+    return [
+        f"lookup {path} 1",
+        f"lookup {path} 2 -o json",
+        f"lookup {path} 3 --layout u32:u64 -o jsonl",
+        f"lookup {path} 1 --layout=u32:- --output=text",
+        f"update {path} 4 40",
+        f"lookup {path} 4",
+        f"update {path} 5 '50' --noexist",
+        f"delete {path} 2",
+        f"lookup {path} 1 --exists",
+        f"dump {path} -o jsonl --sort key",
+        f"show {path} -o json",
+        f"create hash --layout u32:u64 --pin {pindir}/made -q",
+        f"update {pindir}/made 7 70",
+        f"lookup {pindir}/made 7",
+    ]
+
+
+def one_by_one(lines: list[str]) -> tuple[str, int]:
+    out = []
+    for line in lines:
+        r = subprocess.run(f"bpfmap {line}", shell=True, capture_output=True, text=True)
+        out.append(r.stdout)
+        if r.returncode:
+            return "".join(out), r.returncode
+    return "".join(out), 0
+
+
+def test_batch_output_is_what_the_commands_print_one_by_one(pindir, counts, tmp_path):
+    lines = lines_for(counts, pindir)
+    expected, code = one_by_one(lines)
+    assert code == 0
+    # reset the maps the first run changed, then run the same lines as one batch
+    for k in ("4", "5"):
+        run_cli("delete", counts, k)
+    run_cli("update", counts, "2", "20")
+    os.unlink(f"{pindir}/made")
+    script = tmp_path / "cmds"
+    script.write_text("# a comment\n\n" + "\n".join(lines) + "\n")
+    r = run_cli("batch", str(script))
+    assert r.returncode == 0, r.stderr
+    # show's JSON holds an id and a memlock that are the same map's; made's is a new map
+    assert r.stdout.count("\n") == expected.count("\n")
+    got_lines = [x for x in r.stdout.splitlines() if '"id"' not in x]
+    want_lines = [x for x in expected.splitlines() if '"id"' not in x]
+    assert got_lines == want_lines
+
+
+def test_stdin_comments_continuations_and_quotes(counts):
+    text = f"""
+lookup {counts} 1   # the first
+# a whole comment line
+lookup \\
+  {counts} \\
+  3
+update {counts} 9 "90"
+lookup {counts} 9
+"""
+    r = run_cli("batch", "-", input=text)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "10\n30\n90\n"
+
+
+def test_a_failing_line_stops_the_batch_with_its_number(counts):
+    text = f"lookup {counts} 1\nlookup {counts} --bogus 1\nupdate {counts} 1 99\n"
+    r = run_cli("batch", "-", input=text)
+    assert r.returncode == 2
+    assert r.stdout == "10\n"
+    single = run_cli("lookup", counts, "--bogus", "1")  # the message a single command gives, numbered
+    assert single.returncode == 2
+    assert r.stderr == single.stderr.replace("bpfmap: ", "bpfmap: line 2: ", 1)
+    assert run_cli("lookup", counts, "1").stdout == "10\n"  # line 3 did not run
+    r = run_cli("batch", "-", input=f"lookup {counts} 1\nlookup {counts} 77\nupdate {counts} 1 99\n")
+    assert r.returncode == 1 and "line 2: " in r.stderr and "key not found" in r.stderr
+    r = run_cli("batch", "-", input=f"frobnicate {counts}\n")
+    assert r.returncode == 2 and r.stderr.startswith("bpfmap: line 1: ")
+
+
+def test_keep_going_runs_the_rest_and_exits_with_the_worst(counts):
+    text = f"lookup {counts} 77\nlookup {counts} --bogus\nupdate {counts} 1 99\nlookup {counts} 1\n"
+    r = run_cli("batch", "-", "--keep-going", input=text)
+    assert r.returncode == 2
+    assert r.stdout == "99\n"
+    assert [x.split(":")[1].strip() for x in r.stderr.splitlines()] == ["line 1", "line 2"]
+
+
+def test_bad_files(tmp_path):
+    r = run_cli("batch", "-", input='lookup "unclosed\n')
+    assert r.returncode == 2 and "line 1" in r.stderr and "quote" in r.stderr
+    r = run_cli("batch", "-", input="lookup x \\")
+    assert r.returncode == 2 and "ends after a backslash" in r.stderr
+    r = run_cli("batch", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "missing" in r.stderr
+    r = run_cli("batch", "-", input="\n# nothing\n")
+    assert r.returncode == 0 and r.stdout == ""
+
+
+def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
+    from bpfmap.cli import main
+    from bpfmap.maps import Map
+
+    opened = []
+    real = Map._open.__func__
+
+    def counting(cls, ref, readonly=False):
+        opened.append((ref, readonly))
+        return real(cls, ref, readonly)
+
+    monkeypatch.setattr(Map, "_open", classmethod(counting))
+    script = tmp_path / "many"
+    script.write_text("".join(f"lookup {counts} {1 + i % 3}\n" for i in range(200)) + f"update {counts} 1 11\n")
+    fds = len(os.listdir("/proc/self/fd"))
+    assert main(["batch", str(script)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == ["10", "20", "30"] and len(out.splitlines()) == 200
+    assert opened == [(counts, True), (counts, False)]  # read-only once, for writing once
+    assert len(os.listdir("/proc/self/fd")) == fds  # and both closed when the batch ended
