@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Many lookups from a script: `bpfmap batch` against `bpftool batch file`, each doing the
+same N lookups of one key of a pinned hash (u32 -> u64), wall time of the whole command,
+interleaved runs.  Run as root (not in CI):
+
+    python benchmarks/bench_batch.py [--lookups 10000] [--reps 5]
+
+Target (issue 14): bpfmap within 5x of bpftool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bpfmap import _sys  # noqa: E402
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lookups", type=int, default=10000)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    bpftool = shutil.which("bpftool")
+    if bpftool is None:
+        sys.exit("needs bpftool")
+    tmp = tempfile.mkdtemp(prefix="bpfmapbatch")
+    fs = os.path.join(tmp, "fs")
+    os.mkdir(fs)
+    _sys.mount_bpffs(fs)
+    try:
+        pin = os.path.join(fs, "counts")
+        subprocess.run(["bpfmap", "create", "hash", "--layout", "u32:u64", "--pin", pin, "-q"], check=True)
+        subprocess.run(["bpfmap", "update", pin, "1", "42"], check=True)
+        ours = os.path.join(tmp, "ours.txt")
+        theirs = os.path.join(tmp, "theirs.txt")
+        with open(ours, "w") as f:
+            f.write(f"lookup {pin} 1 --layout u32:u64\n" * args.lookups)
+        with open(theirs, "w") as f:
+            f.write(f"map lookup pinned {pin} key 1 0 0 0\n" * args.lookups)
+        a, b = [], []
+        for _ in range(args.reps):
+            a.append(timed(["bpfmap", "batch", ours]))
+            b.append(timed([bpftool, "batch", "file", theirs]))
+        ma, mb = statistics.median(a), statistics.median(b)
+        print(
+            f"{args.lookups} lookups: bpfmap batch {ma:.3f} s (min {min(a):.3f}), bpftool batch {mb:.3f} s (min {min(b):.3f})"
+        )
+        print(f"{'PASS' if ma <= 5 * mb else 'FAIL'}  bpfmap batch within 5x of bpftool batch ({ma / mb:.2f}x)")
+    finally:
+        subprocess.run(["umount", fs])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
