@@ -138,3 +138,90 @@ def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
     assert out.splitlines()[:3] == ["10", "20", "30"] and len(out.splitlines()) == 200
     assert opened == [(counts, True), (counts, False)]  # read-only once, for writing once
     assert len(os.listdir("/proc/self/fd")) == fds  # and both closed when the batch ended
+
+
+# -- the parser-free path of plain lookups, updates and deletes ------------------------------------
+
+
+def _maps(root: str) -> dict[str, str]:
+    """The same maps, made afresh under ``root``."""
+    os.mkdir(root)
+    paths = {n: os.path.join(root, n) for n in ("counts", "pcpu", "flows")}
+    made = [
+        ("hash", "--layout", "u32:u64", "--pin", paths["counts"]),
+        ("percpu_array", "--layout", "u32:u64", "--max-entries", "4", "--pin", paths["pcpu"]),
+        ("hash", "--layout", "saddr=ipv4,dport=be16:packets=u64,comm=char[8]", "--pin", paths["flows"]),
+    ]
+    for args in made:
+        assert run_cli("create", *args, "-q").returncode == 0
+    for k, v in ((1, 10), (2, 20)):
+        assert run_cli("update", paths["counts"], str(k), str(v)).returncode == 0
+    return paths
+
+
+CASES = [
+    ["lookup", "counts", "1"],
+    ["lookup", "counts", "1", "-o", "json"],
+    ["lookup", "counts", "1", "--output=jsonl"],
+    ["lookup", "counts", "1", "-o", "TABLE"],
+    ["lookup", "counts", "0x2", "--layout", "u32:u64"],
+    ["lookup", "counts", "99"],
+    ["lookup", "counts", "99", "-o", "json"],
+    ["lookup", "counts", "01 00 00 00", "-l", "-:u64"],
+    ["lookup", "counts", "abc"],
+    ["lookup", "counts", "1", "-l", "u16:u64"],
+    ["lookup", "counts"],
+    ["lookup", "pcpu", "2"],
+    ["lookup", "pcpu", "9", "-o", "json"],
+    ["lookup", "nope", "1"],
+    ["update", "counts", "6", "60"],
+    ["lookup", "counts", "6"],
+    ["update", "counts", "6", "x"],
+    ["update", "counts", "70000000000", "1"],
+    ["update", "pcpu", "1", "5"],
+    ["lookup", "pcpu", "1", "-o", "json"],
+    ["update", "flows", "saddr=10.0.0.1,dport=80", "packets=3,comm=curl"],
+    ["lookup", "flows", "saddr=10.0.0.1,dport=80", "-o", "json"],
+    ["update", "flows", "saddr=10.0.0.300,dport=80", "packets=3,comm=curl"],
+    ["delete", "counts", "6"],
+    ["delete", "counts", "6"],
+    ["delete", "pcpu", "1"],
+]
+
+
+def test_plain_lines_give_what_the_parser_gives(pindir, capsys):
+    """Each case through the fast path on one set of maps and through the command-line
+    parser on an identical set, in order: the same exit code, stdout and stderr."""
+    import bpfmap.cli as cli
+    from bpfmap.cli.verbs import parse_fast, run_fast
+
+    fast_maps, plain_maps = _maps(os.path.join(pindir, "a")), _maps(os.path.join(pindir, "b"))
+    for case in CASES:
+        results = []
+        for maps, via_fast in ((fast_maps, True), (plain_maps, False)):
+            root = os.path.dirname(maps["counts"])
+            args = [case[0], os.path.join(root, case[1]), *case[2:]]
+            if via_fast:
+                parsed = parse_fast(args)
+                assert parsed is not None, case
+                code = cli.run_args(args, call=lambda p=parsed: run_fast(p), json_errors=parsed[2] in ("json", "jsonl"))
+            else:
+                code = cli.run_args(args)
+            out, err = capsys.readouterr()
+            results.append((code, out.replace(root, "ROOT"), err.replace(root, "ROOT")))
+        assert results[0] == results[1], case
+
+
+def test_a_plain_lookup_does_not_load_the_parser(counts):
+    import sys
+
+    code = (
+        "import sys; from bpfmap.cli import main; rc = main(sys.argv[1:]); "
+        "sys.stderr.write('typer loaded: %s' % ('typer' in sys.modules)); sys.exit(rc)"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "lookup", counts, "1"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "10\n" and r.stderr == "typer loaded: False"
+    r = subprocess.run(
+        [sys.executable, "-c", code, "lookup", counts, "1", "--percpu", "sum"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stderr == "typer loaded: True"  # other options: the parser

@@ -7,11 +7,15 @@ error; 3 error from the kernel or the system.
 import importlib
 import os
 import sys
-
-import typer
-from typer.exceptions import Abort, Exit, TyperException
+from typing import TYPE_CHECKING
 
 from ..errors import BpfmapError
+
+if TYPE_CHECKING:
+    import typer
+
+# typer is imported when a command line needs its parser: not for the plain lookups,
+# updates and deletes bpfmap.cli.verbs parses itself (start-up is most of their time)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found or empty (lookup miss, pop on an empty queue); "
@@ -45,25 +49,26 @@ COMMANDS = {
 ALIASES = {"enqueue": "push", "dequeue": "pop"}
 
 
-def _version(value: bool) -> None:
-    if value:
-        from .. import __version__
-
-        print(f"bpfmap {__version__}")
-        raise Exit()
-
-
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-) -> None:
-    """Create, read, write and dump Linux eBPF maps."""
-
-
-def make_app(only: str | None = None, completion: bool = True) -> typer.Typer:
+def make_app(only: str | None = None, completion: bool = True) -> "typer.Typer":
     """The typer app; with ``only``, just that verb (typer inspects every command's
     signature when it builds the app, so a single command starts faster).
     ``completion``: the command line completes or installs completion, so typer's
     scripts get our bash script (skipped otherwise: it costs an import)."""
+    import typer
+    from typer.exceptions import Exit
+
+    def _version(value: bool) -> None:
+        if value:
+            from .. import __version__
+
+            print(f"bpfmap {__version__}")
+            raise Exit()
+
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    ) -> None:
+        """Create, read, write and dump Linux eBPF maps."""
+
     app = typer.Typer(
         name="bpfmap",
         help="Create, read, write and dump Linux eBPF maps.",
@@ -206,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
     try:
+        if args and args[0] in ("lookup", "update", "delete") and not os.environ.get("_BPFMAP_COMPLETE"):
+            from .verbs import parse_fast, run_fast
+
+            fast = parse_fast(args)
+            if fast is not None:  # a plain line: no command-line parser (nor typer) to load
+                return run_args(args, call=lambda: run_fast(fast), json_errors=fast[2] in ("json", "jsonl"))
         return run_args(args)
     except (StdoutClosed, BrokenPipeError):
         # The reader went away (| head): not our error; keep Python from complaining at exit.
@@ -242,38 +253,55 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
             )
             rv = make_app(_verb(args), completing)(args=args, prog_name="bpfmap", standalone_mode=False)
         sys.stdout.flush()
-    except Exit as exc:
-        return exc.exit_code
-    except Abort:
-        _error("aborted", 130)
-        return 130
-    except KeyboardInterrupt:
-        _error("interrupted", 130)
-        return 130
-    except TyperException as exc:  # click's usage errors
-        if getattr(exc, "exit_code", 1) == 0:
-            return 0
-        cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
-        _error(f"{exc.format_message()}; see '{cmd} --help'", 2)
-        return 2
     except BpfmapError as exc:
         if _debug():
             raise
         _error(str(exc), exc.exit_code)
         return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted", 130)
+        return 130
     except (StdoutClosed, BrokenPipeError):
         raise
-    except OSError as exc:
-        if _debug():
-            raise
+    except Exception as exc:
+        code = _typer_exit(exc)
+        if code is None:
+            return _other_error(exc)
+        return code
+    return rv if isinstance(rv, int) else 0
+
+
+def _typer_exit(exc: Exception) -> int | None:
+    """The exit code for typer's and click's own exceptions (said as one line), or None
+    for another exception.  typer is loaded already whenever one of these is raised."""
+    if "typer" not in sys.modules:
+        return None
+    from typer.exceptions import Abort, Exit, TyperException
+
+    if isinstance(exc, Exit):
+        return exc.exit_code
+    if isinstance(exc, Abort):
+        _error("aborted", 130)
+        return 130
+    if isinstance(exc, TyperException):  # click's usage errors
+        if getattr(exc, "exit_code", 1) == 0:
+            return 0
+        cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
+        _error(f"{exc.format_message()}; see '{cmd} --help'", 2)
+        return 2
+    return None
+
+
+def _other_error(exc: Exception) -> int:
+    """An OSError the library did not translate (exit 3), or a bug: one line either way,
+    the traceback with BPFMAP_DEBUG=1."""
+    if _debug():
+        raise exc
+    if isinstance(exc, OSError):
         _error(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}")
         return 3
-    except Exception as exc:  # a bug: say so in one line, keep the traceback for BPFMAP_DEBUG=1
-        if _debug():
-            raise
-        _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
-        return 3
-    return rv if isinstance(rv, int) else 0
+    _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
+    return 3
 
 
 def run() -> None:

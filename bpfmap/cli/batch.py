@@ -1,7 +1,7 @@
 """The batch verb: many bpfmap commands in one process, as ``bpftool batch file`` runs
 bpftool's.  Maps are opened once for the whole batch; plain lookups, updates and
 deletes (the lines scripts have by the thousand) skip the command-line parser and go
-straight to the verbs' own code, everything else runs through it."""
+straight to the verbs' own code (bpfmap.cli.verbs), everything else runs through it."""
 
 import re
 import shlex
@@ -95,10 +95,10 @@ class _Runner:
         cli = _cli
         cli._ERROR_PREFIX = f"line {lineno}: "
         try:
-            fast = _fast(words)
+            fast = parse_fast(words)
             if fast is not None:
                 json_errors = fast[2] in ("json", "jsonl")
-                return cli.run_args(words, call=lambda: _run_fast(fast), json_errors=json_errors)
+                return cli.run_args(words, call=lambda: run_fast(fast), json_errors=json_errors)
             if words[0] in _CHANGES_PINS:
                 forget()
             code = cli.run_args(words, self._click())
@@ -118,79 +118,9 @@ class _Runner:
         return self._command
 
 
-# -- the fast path ----------------------------------------------------------------------------
-#
-# lookup MAP KEY / update MAP KEY VALUE / delete MAP KEY, with --layout/-l and (lookup)
-# --output/-o: parsed here, run by the verbs' own functions.  A line with anything else
-# (another option, a negative number that looks like one, a bad option value) goes through
-# the command-line parser, which says what is wrong exactly as a single command would.
-
-_FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2)}
-_OPTIONS: dict[str | None, object] = {}  # --layout text -> its LayoutOptions (views cached in it)
-
-
-def _fast(words: list[str]):
-    verb = words[0]
-    if verb not in ("lookup", "update", "delete"):
-        return None
-    positional: list[str] = []
-    layout = output = None
-    i, n = 1, len(words)
-    while i < n:
-        w = words[i]
-        i += 1
-        if w[:1] != "-":
-            positional.append(w)
-        elif (w == "-l" or w == "--layout") and i < n:
-            layout, i = words[i], i + 1
-        elif (w == "-o" or w == "--output") and i < n:
-            output, i = words[i], i + 1
-        elif w.startswith("--layout="):
-            layout = w[9:]
-        elif w.startswith("--output="):
-            output = w[9:]
-        else:
-            return None  # another option (or a negative number): the parser's job
-    lo, hi = _FAST_VERBS[verb]
-    if not lo <= len(positional) <= hi or (output is not None and verb != "lookup"):
-        return None
-    from .common import FORMATS, LayoutOptions
-
-    if output is not None:
-        output = output.strip().lower()
-        if output not in FORMATS:
-            return None
-    opts = _OPTIONS.get(layout)
-    if opts is None:
-        lay = None
-        if layout is not None:
-            try:
-                from .common import parse_layout
-
-                lay = parse_layout(layout)
-            except Exception:
-                return None  # the parser says what is wrong with it
-        opts = LayoutOptions(layout=lay)
-        if len(_OPTIONS) < 256:
-            _OPTIONS[layout] = opts
-    return verb, positional, output, opts
-
-
-def _run_fast(parsed) -> None:
-    """Run a parsed line through the verb's own function."""
-    verb, positional, output, opts = parsed
-    if verb == "lookup":
-        elements.do_lookup(positional[0], positional[1] if len(positional) > 1 else None, output=output, opts=opts)
-    elif verb == "delete":
-        elements.do_delete(positional[0], positional[1], opts)
-    else:
-        with Map.open(positional[0]) as m:
-            elements._update_one(m, opts.view(m), positional[1], [positional[2]], None, None, "any")
-
-
 import bpfmap.cli as _cli  # noqa: E402  (the package that runs command lines; loaded before this module)
 
-from ..maps import Map, forget  # noqa: E402
-from . import elements  # noqa: E402
+from ..maps import forget  # noqa: E402
+from .verbs import parse_fast, run_fast  # noqa: E402
 
 __all__ = ["batch"]

@@ -8,6 +8,7 @@ import typer
 from ..errors import UsageError, quote
 from ..layout import Layout
 from ..output import FORMATS, default_format
+from .verbs import NO_LAYOUT, LayoutOptions, say  # noqa: F401  (re-exported: the verbs import them from here)
 
 
 def parse_layout(text: str) -> Layout:
@@ -139,79 +140,6 @@ def check_seconds(value: float | None, option: str, zero: bool = False) -> None:
     if not (math.isfinite(value) and low_ok and value <= MAX_SECONDS):
         span = "from 0" if zero else "above 0,"
         raise UsageError(f"{option} {value}: give a number of seconds {span} up to {MAX_SECONDS:,.0f}")
-
-
-def say(message: str, quiet: bool = False) -> None:
-    """A diagnostic line on stderr (counts, notes), unless ``quiet``."""
-    if not quiet:
-        sys.stderr.write(f"bpfmap: {message}\n")
-
-
-class LayoutOptions:
-    """--layout (with --packed) or --c-header (with --key-type, --value-type): how a
-    command reads keys and values, as one value (see :func:`layout_options`)."""
-
-    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type", "include_dir", "as_", "_views")
-
-    def __init__(
-        self,
-        layout: Layout | None = None,
-        packed: bool = False,
-        c_header: str | None = None,
-        key_type: str | None = None,
-        value_type: str | None = None,
-        include_dir: list[str] | None = None,
-        as_: list[str] | None = None,
-    ) -> None:
-        self.layout, self.packed, self.c_header = layout, packed, c_header
-        self.key_type, self.value_type = key_type, value_type
-        self.include_dir, self.as_ = include_dir or [], as_ or []
-        self._views: dict = {}  # map -> View, for maps shared across a batch's lines
-
-    def pick(self) -> Layout | None:
-        """The one layout the options give: from --layout (and --packed) or --c-header."""
-        if self.c_header is not None:
-            if self.layout is not None:
-                raise UsageError("give either --layout or --c-header, not both")
-            if self.packed:
-                raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
-            return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dir)
-        if self.key_type or self.value_type:
-            raise UsageError("--key-type and --value-type need --c-header FILE")
-        if self.include_dir:
-            raise UsageError("--include-dir goes with --c-header FILE")
-        if self.packed:
-            if self.layout is None:
-                raise UsageError("--packed needs --layout")
-            return self.layout.packed()
-        return self.layout
-
-    def view(self, m, numeric_default: bool = False):
-        """The View a command reads and writes through: the layout the user gave, else
-        the map's BTF, else hex (a note on stderr when BTF was unusable).
-        ``numeric_default`` (watch, hist) reads a map with neither as unsigned integers
-        when its key and value are 4 or 8 bytes: a counter's shape."""
-        from ..view import View, numeric_layout
-
-        shared = getattr(m, "_shared", False)
-        if shared and (m, numeric_default) in self._views:
-            return self._views[(m, numeric_default)]
-        lay = self.pick()
-        if lay is None and numeric_default:
-            lay = numeric_layout(m)
-        view = View(m, lay)
-        if view.note:
-            say(f"note: {view.note}")
-        if self.as_:
-            from ..layout.formats import parse_spec
-
-            view.show_as(parse_spec(self.as_))
-        if shared:
-            self._views[(m, numeric_default)] = view
-        return view
-
-
-NO_LAYOUT = LayoutOptions()
 
 
 def layout_options(keys: bool = True):

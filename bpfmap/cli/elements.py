@@ -2,16 +2,16 @@
 
 import itertools
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ..errors import BpfmapError, KernelError, KeyNotFound, UsageError, quote
+from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
 from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
 from ..output import columns, write_entries, write_value
 from ..types import Access, Value
-from ..view import AGGREGATES, View, aggregate, check_cpu, sort_entries
+from ..view import AGGREGATES, View, sort_entries
 from .common import (
     NO_LAYOUT,
     LayoutOptions,
@@ -23,6 +23,16 @@ from .common import (
     layout_options,
     parse_layout,
     say,
+)
+from .verbs import (
+    default_key,
+    do_delete,
+    do_lookup,
+    lookup_exists,
+    no_stray_options,
+    per_cpu,
+    single_format,
+    update_one,
 )
 
 app = typer.Typer()
@@ -39,31 +49,6 @@ PercpuOpt = Annotated[
     ),
 ]
 CpuOpt = Annotated[Optional[int], typer.Option("--cpu", metavar="N", help="Per-CPU maps: only CPU N's slot.")]
-
-
-def _no_stray_options(*args: str | None) -> None:
-    for a in args:
-        if a and a.startswith("--") and a != "--":
-            raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
-
-
-def _per_cpu(view: View, how: str | None, cpu: int | None):
-    """A function reducing a per-CPU value list as asked, and whether output stays per-CPU."""
-    if not view.percpu:
-        if cpu is not None:
-            raise UsageError(f"--cpu: {view.map.type_label} is not a per-CPU map")
-        if how is not None:
-            aggregate([0], how)  # an unknown HOW still fails; a known one is the identity here,
-        return None, False  # so scripts need not branch on the map type
-    if how is not None and cpu is not None:
-        raise UsageError("give --percpu or --cpu, not both")
-    if cpu is not None:
-        check_cpu(cpu, view.map.ncpus)
-        return (lambda vals: vals[cpu]), False
-    if how in (None, "all"):
-        return None, True
-    aggregate([0], how)  # an unknown HOW fails here, before the map is read
-    return (lambda vals: aggregate(vals, how)), False
 
 
 @app.command(
@@ -93,45 +78,12 @@ def lookup(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
-    do_lookup(map_ref, key, percpu, cpu, output, exists, opts)
-
-
-def do_lookup(
-    map_ref: str,
-    key: Optional[str],
-    percpu: Optional[str] = None,
-    cpu: Optional[int] = None,
-    output: Optional[str] = None,
-    exists: bool = False,
-    opts: LayoutOptions = NO_LAYOUT,
-) -> None:
-    """The lookup verb once its arguments are parsed (bpfmap batch calls it directly)."""
-    _no_stray_options(key)
-    with Map.open(map_ref, readonly=True) as m:
-        view = opts.view(m)
-        reduce, still_percpu = _per_cpu(view, percpu, cpu)
-        raw_key = view.parse_key(_default_key(m, key, "lookup"))
-        if exists:
-            try:
-                m.lookup(raw_key)
-            except KeyNotFound:
-                raise typer.Exit(1) from None
-            return
-        value = view.decode_value(m.lookup(raw_key))
-        if reduce is not None:
-            value = reduce(value)
-        write_value(
-            view.key.decode(raw_key), value, _single_format(output), view.value.format, still_percpu, sys.stdout
-        )
-
-
-def _default_key(m: Map, key: str | None, verb: str) -> str:
-    """KEY as given, or 0 for a one-entry array (a global-variable map) where it may be left out."""
-    if key is not None:
-        return key
-    if m.kind.indexed and m.max_entries == 1 and m.key_size == 4:
-        return "0"
-    raise UsageError(f"{verb} {m.ref}: missing KEY")
+    if exists:
+        no_stray_options(key)
+        if not lookup_exists(map_ref, key, opts):
+            raise typer.Exit(1)
+        return
+    do_lookup(map_ref, key, percpu, cpu, output, opts)
 
 
 OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
@@ -190,7 +142,7 @@ def update(
     """Write VALUE at KEY (create or replace), load many entries with --from FILE, or set
     variables of a global-variable map with --var NAME=VALUE."""
     values = values or []
-    _no_stray_options(key, *values)
+    no_stray_options(key, *values)
     if var:
         if values or from_ is not None or percpu_values is not None or cpu is not None or noexist:
             raise UsageError("update --var takes no VALUE, --from, --percpu-values, --cpu or --noexist")
@@ -201,7 +153,7 @@ def update(
                 raise UsageError(f"--var {quote(item)}: write NAME=VALUE")
             assignments[name.strip()] = text
         with Map.open(map_ref) as m:
-            opts.view(m).set_fields(_default_key(m, key, "update"), assignments, text=True)
+            opts.view(m).set_fields(default_key(m, key, "update"), assignments, text=True)
         return
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")
@@ -215,60 +167,7 @@ def update(
     if key is None:
         raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
     with Map.open(map_ref) as m:
-        _update_one(m, opts.view(m), key, values, percpu_values, cpu, mode)
-
-
-def _update_one(
-    m: Map, view: View, key: str, values: list[str], percpu_values: str | None, cpu: int | None, mode: UpdateMode
-) -> None:
-    """update MAP KEY VALUE...: one entry, its value given as text (one per CPU, or as JSON
-    with --percpu-values, or one CPU's slot with --cpu), a map or a program reference."""
-    map_ref = m.ref
-    raw_key = view.parse_key(key)
-    if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
-        if len(values) != 1:
-            what = "map" if m.kind.value is Value.MAP_ID else "program"
-            raise UsageError(f"update {map_ref}: give one {what} reference as the value")
-        with view.open_value_ref(values[0]) as target:
-            m.update(raw_key, target, mode)
-        return
-    if (percpu_values is not None or cpu is not None) and not m.percpu:
-        raise UsageError(f"--percpu-values/--cpu: {m.type_label} is not a per-CPU map")
-    if percpu_values is not None:
-        if values:
-            raise UsageError("give the value as VALUE or as --percpu-values, not both")
-        items = _json_list(percpu_values)
-        if len(items) != m.ncpus:
-            raise UsageError(
-                f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
-                f"possible CPUs; give one per CPU (or one VALUE for all)"
-            )
-        m.update(raw_key, [view.encode_value(v) for v in items], mode)
-        return
-    if not values:
-        raise UsageError(f"update {map_ref}: missing VALUE")
-    if len(values) > 1 and not m.percpu:
-        raise UsageError(
-            f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
-            f"(quote a value that contains spaces)"
-        )
-    parsed = [view.parse_value(v) for v in values]
-    if cpu is not None:
-        if len(parsed) != 1:
-            raise UsageError("--cpu N takes one VALUE")
-        check_cpu(cpu, m.ncpus)
-        try:
-            current = m.lookup(raw_key)
-        except KeyNotFound:
-            if mode == "exist":
-                raise
-            current = [bytes(m.value_size)] * m.ncpus
-        assert isinstance(current, list)
-        current[cpu] = parsed[0]
-        # Read-modify-write: the other CPUs' slots keep what they held when read.
-        m.update(raw_key, current, "exist" if mode == "exist" else "any")
-        return
-    m.update(raw_key, parsed if m.percpu else parsed[0], mode)
+        update_one(m, opts.view(m), key, values, percpu_values, cpu, mode)
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
@@ -331,20 +230,6 @@ def _file_size(stream) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-def _json_list(text: str) -> list[Any]:
-    import json
-
-    try:
-        items = json.loads(text)
-    except ValueError as err:  # JSONDecodeError, or a number past 4300 digits
-        raise UsageError(
-            f"--percpu-values {quote(text)}: not JSON ({getattr(err, 'msg', str(err).split(';')[0])})"
-        ) from None
-    if not isinstance(items, list):
-        raise UsageError(f"--percpu-values {quote(text)}: give a JSON list, one value per CPU")
-    return items
-
-
 @app.command(
     context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
@@ -361,7 +246,7 @@ def delete(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Delete KEY (exit 1 if it is absent), or every entry with --all."""
-    _no_stray_options(key)
+    no_stray_options(key)
     if all_:
         if key is not None:
             raise UsageError("delete: give KEY or --all, not both")
@@ -370,12 +255,6 @@ def delete(
     if key is None:
         raise UsageError(f"delete {map_ref}: missing KEY (or --all)")
     do_delete(map_ref, key, opts)
-
-
-def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
-    """The delete verb for one KEY (bpfmap batch calls it directly)."""
-    with Map.open(map_ref) as m:
-        m.delete(opts.view(m).parse_key(key))
 
 
 @app.command(
@@ -462,7 +341,7 @@ def dump(
                 raise UsageError("dump --recursive takes no --delete, --sort, --top, --percpu or --cpu")
             _dump_recursive(view, inner_layout, output or "text")
             return
-        reduce, still_percpu = _per_cpu(view, percpu, cpu)
+        reduce, still_percpu = per_cpu(view, percpu, cpu)
         if m.kind.value is Value.FD and not delete:
             _dump_keys_only(m, view, fmt_or_default(output))
             return
@@ -595,12 +474,12 @@ def getnext(
 ) -> None:
     """Print the key after KEY (without KEY: the first key), as bpftool map getnext.  Exit 1
     at the end.  json: {"key": KEY or null, "next_key": NEXT}."""
-    _no_stray_options(key)
+    no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
         raw = view.parse_key(key) if key is not None else None
         nxt = view.key.decode(m.next_key(raw))
-        fmt = _single_format(output)
+        fmt = single_format(output)
         if fmt == "text":
             sys.stdout.write(view.key.format(nxt) + "\n")
         else:
@@ -608,11 +487,6 @@ def getnext(
 
             obj = {"key": view.key.decode(raw) if raw is not None else None, "next_key": nxt}
             sys.stdout.write(json_dumps(obj, indent=2 if fmt == "json" else None) + "\n")
-
-
-def _single_format(fmt: str | None) -> str:
-    """Single values read best as plain text, even on a terminal."""
-    return "text" if fmt in (None, "table", "csv") else fmt
 
 
 @app.command(
@@ -631,7 +505,7 @@ def push(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
-    _no_stray_options(value)
+    no_stray_options(value)
     with Map.open(map_ref) as m:
         m.push(opts.view(m).parse_value(value), overwrite=overwrite)
 
@@ -651,7 +525,7 @@ def pop(
     with Map.open(map_ref) as m:
         view = opts.view(m)
         value = view.value.decode(m.pop())
-        write_value(None, value, _single_format(output), view.value.format, False, sys.stdout, with_key=False)
+        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
 
 
 @app.command(
@@ -672,7 +546,7 @@ def peek(
     For a bloom filter, test VALUE: exit 0 if it may be in the set, 1 if it is not."""
     import json
 
-    _no_stray_options(value)
+    no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
         if m.kind.access is Access.BLOOM:
@@ -680,7 +554,7 @@ def peek(
                 raise UsageError(f"peek {map_ref}: a bloom filter needs the VALUE to test")
             raw = view.parse_value(value)
             present = m.peek(raw)
-            fmt = _single_format(output)
+            fmt = single_format(output)
             if fmt == "text":
                 sys.stdout.write(("maybe present" if present else "absent") + "\n")
             else:
@@ -690,5 +564,5 @@ def peek(
             return
         got = m.peek(view.parse_value(value) if value is not None else None)
         write_value(
-            None, view.value.decode(got), _single_format(output), view.value.format, False, sys.stdout, with_key=False
+            None, view.value.decode(got), single_format(output), view.value.format, False, sys.stdout, with_key=False
         )

@@ -1,0 +1,299 @@
+"""The verbs' own code once their arguments are parsed, and the fast path that parses
+plain lookup/update/delete lines without the command-line parser: no typer here, so a
+plain ``bpfmap lookup`` (and every line of ``bpfmap batch`` that is one) starts without
+importing it.  The typer commands (elements.py) parse and call these."""
+
+import sys
+from typing import Any, Optional
+
+from ..errors import KeyNotFound, UsageError, quote
+from ..layout import Layout
+from ..maps import Map, UpdateMode
+from ..output import FORMATS, write_value
+from ..types import Value
+from ..view import View, aggregate, check_cpu
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A diagnostic line on stderr (counts, notes), unless ``quiet``."""
+    if not quiet:
+        sys.stderr.write(f"bpfmap: {message}\n")
+
+
+class LayoutOptions:
+    """--layout (with --packed) or --c-header (with --key-type, --value-type): how a
+    command reads keys and values, as one value (see :func:`layout_options`)."""
+
+    __slots__ = ("layout", "packed", "c_header", "key_type", "value_type", "include_dir", "as_", "_views")
+
+    def __init__(
+        self,
+        layout: Layout | None = None,
+        packed: bool = False,
+        c_header: str | None = None,
+        key_type: str | None = None,
+        value_type: str | None = None,
+        include_dir: list[str] | None = None,
+        as_: list[str] | None = None,
+    ) -> None:
+        self.layout, self.packed, self.c_header = layout, packed, c_header
+        self.key_type, self.value_type = key_type, value_type
+        self.include_dir, self.as_ = include_dir or [], as_ or []
+        self._views: dict = {}  # map -> View, for maps shared across a batch's lines
+
+    def pick(self) -> Layout | None:
+        """The one layout the options give: from --layout (and --packed) or --c-header."""
+        if self.c_header is not None:
+            if self.layout is not None:
+                raise UsageError("give either --layout or --c-header, not both")
+            if self.packed:
+                raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
+            return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dir)
+        if self.key_type or self.value_type:
+            raise UsageError("--key-type and --value-type need --c-header FILE")
+        if self.include_dir:
+            raise UsageError("--include-dir goes with --c-header FILE")
+        if self.packed:
+            if self.layout is None:
+                raise UsageError("--packed needs --layout")
+            return self.layout.packed()
+        return self.layout
+
+    def view(self, m, numeric_default: bool = False):
+        """The View a command reads and writes through: the layout the user gave, else
+        the map's BTF, else hex (a note on stderr when BTF was unusable).
+        ``numeric_default`` (watch, hist) reads a map with neither as unsigned integers
+        when its key and value are 4 or 8 bytes: a counter's shape."""
+        from ..view import View, numeric_layout
+
+        shared = getattr(m, "_shared", False)
+        if shared and (m, numeric_default) in self._views:
+            return self._views[(m, numeric_default)]
+        lay = self.pick()
+        if lay is None and numeric_default:
+            lay = numeric_layout(m)
+        view = View(m, lay)
+        if view.note:
+            say(f"note: {view.note}")
+        if self.as_:
+            from ..layout.formats import parse_spec
+
+            view.show_as(parse_spec(self.as_))
+        if shared:
+            self._views[(m, numeric_default)] = view
+        return view
+
+
+NO_LAYOUT = LayoutOptions()
+
+
+def no_stray_options(*args: str | None) -> None:
+    for a in args:
+        if a and a.startswith("--") and a != "--":
+            raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
+
+
+def per_cpu(view: View, how: str | None, cpu: int | None):
+    """A function reducing a per-CPU value list as asked, and whether output stays per-CPU."""
+    if not view.percpu:
+        if cpu is not None:
+            raise UsageError(f"--cpu: {view.map.type_label} is not a per-CPU map")
+        if how is not None:
+            aggregate([0], how)  # an unknown HOW still fails; a known one is the identity here,
+        return None, False  # so scripts need not branch on the map type
+    if how is not None and cpu is not None:
+        raise UsageError("give --percpu or --cpu, not both")
+    if cpu is not None:
+        check_cpu(cpu, view.map.ncpus)
+        return (lambda vals: vals[cpu]), False
+    if how in (None, "all"):
+        return None, True
+    aggregate([0], how)  # an unknown HOW fails here, before the map is read
+    return (lambda vals: aggregate(vals, how)), False
+
+
+def do_lookup(
+    map_ref: str,
+    key: Optional[str],
+    percpu: Optional[str] = None,
+    cpu: Optional[int] = None,
+    output: Optional[str] = None,
+    opts: LayoutOptions = NO_LAYOUT,
+) -> None:
+    """The lookup verb once its arguments are parsed."""
+    no_stray_options(key)
+    with Map.open(map_ref, readonly=True) as m:
+        view = opts.view(m)
+        reduce, still_percpu = per_cpu(view, percpu, cpu)
+        raw_key = view.parse_key(default_key(m, key, "lookup"))
+        value = view.decode_value(m.lookup(raw_key))
+        if reduce is not None:
+            value = reduce(value)
+        write_value(view.key.decode(raw_key), value, single_format(output), view.value.format, still_percpu, sys.stdout)
+
+
+def lookup_exists(map_ref: str, key: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> bool:
+    """lookup --exists: whether KEY is in the map."""
+    no_stray_options(key)
+    with Map.open(map_ref, readonly=True) as m:
+        raw_key = opts.view(m).parse_key(default_key(m, key, "lookup"))
+        try:
+            m.lookup(raw_key)
+        except KeyNotFound:
+            return False
+        return True
+
+
+def single_format(fmt: str | None) -> str:
+    """Single values read best as plain text, even on a terminal."""
+    return "text" if fmt in (None, "table", "csv") else fmt
+
+
+def default_key(m: Map, key: str | None, verb: str) -> str:
+    """KEY as given, or 0 for a one-entry array (a global-variable map) where it may be left out."""
+    if key is not None:
+        return key
+    if m.kind.indexed and m.max_entries == 1 and m.key_size == 4:
+        return "0"
+    raise UsageError(f"{verb} {m.ref}: missing KEY")
+
+
+def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """The delete verb for one KEY (bpfmap batch calls it directly)."""
+    with Map.open(map_ref) as m:
+        m.delete(opts.view(m).parse_key(key))
+
+
+def update_one(
+    m: Map, view: View, key: str, values: list[str], percpu_values: str | None, cpu: int | None, mode: UpdateMode
+) -> None:
+    """update MAP KEY VALUE...: one entry, its value given as text (one per CPU, or as JSON
+    with --percpu-values, or one CPU's slot with --cpu), a map or a program reference."""
+    map_ref = m.ref
+    raw_key = view.parse_key(key)
+    if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
+        if len(values) != 1:
+            what = "map" if m.kind.value is Value.MAP_ID else "program"
+            raise UsageError(f"update {map_ref}: give one {what} reference as the value")
+        with view.open_value_ref(values[0]) as target:
+            m.update(raw_key, target, mode)
+        return
+    if (percpu_values is not None or cpu is not None) and not m.percpu:
+        raise UsageError(f"--percpu-values/--cpu: {m.type_label} is not a per-CPU map")
+    if percpu_values is not None:
+        if values:
+            raise UsageError("give the value as VALUE or as --percpu-values, not both")
+        items = json_list(percpu_values)
+        if len(items) != m.ncpus:
+            raise UsageError(
+                f"--percpu-values: {len(items)} values given, this machine has {m.ncpus} "
+                f"possible CPUs; give one per CPU (or one VALUE for all)"
+            )
+        m.update(raw_key, [view.encode_value(v) for v in items], mode)
+        return
+    if not values:
+        raise UsageError(f"update {map_ref}: missing VALUE")
+    if len(values) > 1 and not m.percpu:
+        raise UsageError(
+            f"update {map_ref}: {len(values)} values given; only per-CPU maps take one per CPU "
+            f"(quote a value that contains spaces)"
+        )
+    parsed = [view.parse_value(v) for v in values]
+    if cpu is not None:
+        if len(parsed) != 1:
+            raise UsageError("--cpu N takes one VALUE")
+        check_cpu(cpu, m.ncpus)
+        try:
+            current = m.lookup(raw_key)
+        except KeyNotFound:
+            if mode == "exist":
+                raise
+            current = [bytes(m.value_size)] * m.ncpus
+        assert isinstance(current, list)
+        current[cpu] = parsed[0]
+        # Read-modify-write: the other CPUs' slots keep what they held when read.
+        m.update(raw_key, current, "exist" if mode == "exist" else "any")
+        return
+    m.update(raw_key, parsed if m.percpu else parsed[0], mode)
+
+
+def json_list(text: str) -> list[Any]:
+    import json
+
+    try:
+        items = json.loads(text)
+    except ValueError as err:  # JSONDecodeError, or a number past 4300 digits
+        raise UsageError(
+            f"--percpu-values {quote(text)}: not JSON ({getattr(err, 'msg', str(err).split(';')[0])})"
+        ) from None
+    if not isinstance(items, list):
+        raise UsageError(f"--percpu-values {quote(text)}: give a JSON list, one value per CPU")
+    return items
+
+
+# -- the fast path ----------------------------------------------------------------------------
+#
+# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY, with --layout/-l and (lookup)
+# --output/-o: parsed here, run by the functions above.  A line with anything else (another
+# option, a negative number that looks like one, a bad option value) goes through the
+# command-line parser, which says what is wrong exactly as it always does.
+
+_FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2)}
+_OPTIONS: dict[Optional[str], LayoutOptions] = {}  # --layout text -> its LayoutOptions (views cached in it)
+
+
+def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str], LayoutOptions]]:
+    """(verb, positional arguments, output format, layout options) for a plain line, or
+    None when the command-line parser must read it."""
+    verb = words[0] if words else ""
+    span = _FAST_VERBS.get(verb)
+    if span is None:
+        return None
+    positional: list[str] = []
+    layout = output = None
+    i, n = 1, len(words)
+    while i < n:
+        w = words[i]
+        i += 1
+        if w[:1] != "-":
+            positional.append(w)
+        elif (w == "-l" or w == "--layout") and i < n:
+            layout, i = words[i], i + 1
+        elif (w == "-o" or w == "--output") and i < n:
+            output, i = words[i], i + 1
+        elif w.startswith("--layout="):
+            layout = w[9:]
+        elif w.startswith("--output="):
+            output = w[9:]
+        else:
+            return None  # another option (or a negative number): the parser's job
+    if not span[0] <= len(positional) <= span[1] or (output is not None and verb != "lookup"):
+        return None
+    if output is not None:
+        output = output.strip().lower()
+        if output not in FORMATS:
+            return None
+    opts = _OPTIONS.get(layout)
+    if opts is None:
+        lay = None
+        if layout is not None:
+            try:
+                lay = Layout.parse(layout)
+            except Exception:
+                return None  # the parser says what is wrong with it
+        opts = LayoutOptions(layout=lay)
+        if len(_OPTIONS) < 256:
+            _OPTIONS[layout] = opts
+    return verb, positional, output, opts
+
+
+def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions]) -> None:
+    """Run a line parse_fast read, through the verb's own function."""
+    verb, positional, output, opts = parsed
+    if verb == "lookup":
+        do_lookup(positional[0], positional[1] if len(positional) > 1 else None, output=output, opts=opts)
+    elif verb == "delete":
+        do_delete(positional[0], positional[1], opts)
+    else:
+        with Map.open(positional[0]) as m:
+            update_one(m, opts.view(m), positional[1], [positional[2]], None, None, "any")
