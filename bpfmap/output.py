@@ -164,7 +164,10 @@ def _batch_template(fmt: str, kc, vc, percpu: bool):
         kt, vt, head, mid, tail = kc.json_template, vc.json_template, '{"key": ', ', "value": ', "}\n"
     if kt is None or vt is None:
         return None
-    kf, vf = kc.flat, vc.flat
+    if fmt == "text":
+        kf, vf = kc.flat, vc.flat
+    else:
+        kf, vf = getattr(kc, "json_flat", None) or kc.flat, getattr(vc, "json_flat", None) or vc.flat
     if kf is None and vf is None:
         items = None  # (key, value) pairs are the items
     else:

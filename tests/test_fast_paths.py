@@ -101,3 +101,50 @@ def test_the_random_layouts_take_the_fast_path():
     lay = Layout.parse("f0=u8,f1=ipv4:f0=be32,f1=hex[3],f2=u128")
     assert _batch_template("text", lay.key, lay.value, False) is not None
     assert _batch_template("jsonl", lay.key, lay.value, False) is not None
+
+
+ENUM_HEADER = """
+enum state { IDLE = 0, BUSY = 1, GONE = 7 };
+struct rec { enum state st; char name[6]; _Bool on; float f; double d; unsigned int n; };
+"""
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.binary(min_size=8, max_size=8), count=st.integers(1, 40))
+def test_enums_strings_bools_and_floats_from_c_take_the_same_bytes(bpffs, tmp_path_factory, seed, count):
+    """Values JSON must escape or convert (enum names, strings with any bytes, bools,
+    NaN and infinite floats): the JSON template path escapes them as json.dumps does."""
+    import random
+    import struct
+
+    header = tmp_path_factory.getbasetemp() / "rec.h"
+    header.write_text(ENUM_HEADER)
+    lay = Layout.from_c(str(header), "unsigned int", "struct rec")
+    assert _batch_template_json(lay) is not None
+    rng = random.Random(seed)
+    specials = [float("nan"), float("inf"), float("-inf"), 0.1, -2.5, 1e300]
+    with Map.create("hash", 4, lay.value.size, max_entries=64) as m:
+        for i in range(count):
+            name = bytes(rng.choice([0x41, 0x22, 0x5C, 0x0A, 0xC3, 0xA9, 0xFF, 0x00, 0x7F]) for _ in range(6))
+            value = struct.pack(
+                "=I6s?xfd I",
+                rng.choice([0, 1, 7, 3]),
+                name,
+                rng.choice([True, False]),
+                rng.choice(specials[:-1] + [3e38]),  # f32
+                rng.choice(specials),
+                rng.randrange(1 << 32),
+            )
+            value = value.ljust(lay.value.size, b"\0")[: lay.value.size]
+            m.update(i.to_bytes(4, "little"), value)
+        view = View(m, lay)
+        batches = list(view.column_batches())
+    out = io.StringIO()
+    write_entries(batches, "jsonl", view.key, view.value, False, out)
+    assert out.getvalue() == plain("jsonl", batches, view.key, view.value)
+
+
+def _batch_template_json(lay):
+    from bpfmap.output import _batch_template
+
+    return _batch_template("jsonl", lay.key, lay.value, False)

@@ -23,13 +23,14 @@ class Codec:
 
     Writers format many values at once with ``text_template``/``json_template``: a
     %-format with one ``%s`` per item of ``flat(value)`` (``flat`` None: the value is the
-    one item), or None when a value needs a formatter call (nested data, strings that
-    JSON must escape)."""
+    one item; for JSON ``json_flat`` when set: strings already escaped, floats and bools
+    as JSON writes them), or None when a value needs a formatter call (nested data)."""
 
     size: int
     text_template: str | None = None
     json_template: str | None = None
     flat: Callable[[Any], tuple] | None = None
+    json_flat: Callable[[Any], tuple] | None = None  # the JSON template's items, when not ``flat``'s
 
     def decode_many(self, buf: bytes, count: int) -> list:
         """Decode ``count`` values packed back to back in ``buf``."""
@@ -147,7 +148,7 @@ class TypeCodec(Codec):
         self._dec, self._enc = compile_type(t)
         self._many = compile_many(t)
         self._enc_many = compile_encode_many(t)
-        self.text_template, self.json_template, self.flat = templates(t)
+        self.text_template, self.json_template, self.flat, self.json_flat = templates(t)
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)

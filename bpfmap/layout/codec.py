@@ -554,33 +554,83 @@ def compile_many(t: Type) -> Callable[[bytes, int], list]:
     return lambda buf, count: [dec(buf, i * n) for i in range(count)]
 
 
-def templates(t: Type) -> tuple[str | None, str | None, Callable[[Any], tuple] | None]:
-    """(text template, JSON template, flat) for values of ``t``: see layout.Codec."""
+def _json_float(v: float) -> str:
+    """A float as json_dumps writes it: repr, or the string "NaN"/"Infinity"/"-Infinity"."""
+    if v != v:
+        return '"NaN"'
+    if v in (math.inf, -math.inf):
+        return '"Infinity"' if v > 0 else '"-Infinity"'
+    return float.__repr__(v)
+
+
+def _json_enum(v: Any) -> str:
+    return _json_str(v) if type(v) is str else str(v)
+
+
+def _json_str(v: str) -> str:
+    from json.encoder import encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
+
+    return encode_basestring_ascii(v)
+
+
+_JSON_BOOL = {True: "true", False: "false"}.__getitem__
+
+
+def _json_leaf(t: Type) -> tuple[str, Callable[[Any], str] | None] | None:
+    """(JSON template, conversion of the decoded value to its JSON text or None: as is)
+    for a leaf type, giving the bytes json_dumps gives; None for other types."""
     if isinstance(t, Scalar):
         if t.kind == "bool":
-            return None, None, None
-        return "%s", ("%s" if t.kind in ("uint", "int") else None), None
+            return "%s", _JSON_BOOL
+        if t.kind == "float":
+            return "%s", _json_float
+        return "%s", None
     if isinstance(t, (Bytes, Formatted)):
-        return "%s", '"%s"', None  # hex, addresses: nothing JSON must escape
-    if isinstance(t, (Char, Enum)):
-        return "%s", None, None
+        return '"%s"', None  # hex, addresses: nothing JSON must escape
+    if isinstance(t, Char):
+        from json.encoder import encode_basestring_ascii
+
+        return "%s", encode_basestring_ascii
+    if isinstance(t, Enum):
+        return "%s", _json_enum
+    return None
+
+
+def templates(
+    t: Type,
+) -> tuple[str | None, str | None, Callable[[Any], tuple] | None, Callable[[Any], tuple] | None]:
+    """(text template, JSON template, flat, JSON flat) for values of ``t``: see layout.Codec.
+    ``flat`` gives the items the text template takes, ``JSON flat`` those of the JSON
+    template (strings escaped, floats and bools as JSON writes them)."""
+    leaf = _json_leaf(t)
+    if leaf is not None:
+        text = None if isinstance(t, Scalar) and t.kind == "bool" else "%s"
+        jt, conv = leaf
+        return text, jt, None, (None if conv is None else (lambda v, c=conv: (c(v),)))
     if isinstance(t, Struct) and not t.union:
         fields = visible_fields(t)
         if not fields or any(
             f.bit_size is not None or not f.name or isinstance(f.type, (Struct, Array)) for f in fields
         ):
-            return None, None, None
-        parts = [(f.name, templates(f.type)) for f in fields]
-        text = (
-            ",".join(f"{name}={tt}" for name, (tt, _j, _f) in parts) if all(tt for _n, (tt, _j, _f) in parts) else None
-        )
-        js = (
-            "{" + ", ".join(f'"{name}": {jt}' for name, (_t, jt, _f) in parts) + "}"
-            if all(jt for _n, (_t, jt, _f) in parts)
-            else None
-        )
-        return text, js, (lambda d: tuple(d.values()))
-    return None, None, None
+            return None, None, None, None
+        parts = [(f.name, templates(f.type)[0], _json_leaf(f.type)) for f in fields]
+        text = ",".join(f"{name}={tt}" for name, tt, _j in parts) if all(tt for _n, tt, _j in parts) else None
+        if not all(j for _n, _t, j in parts):
+            return text, None, (lambda d: tuple(d.values())), None
+        js = "{" + ", ".join(f'"{name}": {j[0]}' for name, _t, j in parts if j) + "}"
+        convs = [j[1] for _n, _t, j in parts if j]
+        json_flat = None
+        if any(convs):
+            names = [f"v{i}" for i in range(len(convs))]
+            items = ", ".join(f"c{i}({n})" if c else n for i, (n, c) in enumerate(zip(names, convs)))
+            ns = _generate(
+                f"def json_flat(d):\n    {', '.join(names)}, = d.values()\n    return ({items},)\n",
+                {f"c{i}": c for i, c in enumerate(convs) if c},
+                f"JSON of {t.c_name()}",
+            )
+            json_flat = ns["json_flat"]
+        return text, js, (lambda d: tuple(d.values())), json_flat
+    return None, None, None, None
 
 
 def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
