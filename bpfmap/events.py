@@ -353,12 +353,14 @@ class RecordDecoder:
         self._hex = HexCodec
         self.notes: list[str] = []
         self._noted: set[str] = set()
+        self.cut = False
         self._type_name = t.c_name() if t is not None else ""
 
     def decode(self, batch: list[Record]) -> list[tuple[Record, object, str | None]]:
         """(record, value, excess hex or None) for each record that passes ``where``."""
         codec = self.codec
         out: list[tuple[Record, object, str | None]]
+        self.cut = False  # whether a record of this batch was shorter than the type (decoded in part)
         if codec is None:
             out = [(r, r.data.hex(" "), None) for r in batch]
         else:
@@ -367,6 +369,7 @@ class RecordDecoder:
                 values = codec.decode_many(b"".join([r.data for r in batch]), len(batch))
                 out = [(r, v, None) for r, v in zip(batch, values)]
             else:
+                self.cut = any(len(r.data) < size for r in batch)
                 out = [self._one(r) for r in batch]
         if self.where:
             conds = self.where

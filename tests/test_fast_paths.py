@@ -148,3 +148,43 @@ def _batch_template_json(lay):
     from bpfmap.output import _batch_template
 
     return _batch_template("jsonl", lay.key, lay.value, False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    layout=st.lists(st.sampled_from(LEAVES), min_size=1, max_size=4).map(side),
+    seed=st.binary(min_size=8, max_size=8),
+    cpus=st.booleans(),
+)
+def test_event_records_batch_path_gives_the_line_path_bytes(layout, seed, cpus):
+    """events: a batch of whole records formatted by one %-format, against each record
+    formatted alone (as records of another size are)."""
+    import random
+
+    from bpfmap.cli.monitor import _record_lines
+    from bpfmap.events import Record, RecordDecoder
+    from bpfmap.output import json_dumps
+
+    codec = Layout.parse(layout).bare
+    rng = random.Random(seed)
+    records = []
+    for i in range(20):
+        data = bytes(rng.randrange(256) for _ in range(codec.size))
+        if "bool" in layout:
+            data = bytes(b & 1 for b in data)
+        records.append(Record(data, i % 3 if cpus else None))
+    dec = RecordDecoder(codec)
+    for fmt in ("text", "jsonl"):
+        n, text = _record_lines(dec, records, fmt)
+        values = [codec.decode(r.data) for r in records]
+        if fmt == "text":
+            expected = "".join(codec.format(v) + "\n" for v in values)
+        else:
+            expected = "".join(
+                json_dumps({"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v}) + "\n"
+                for r, v in zip(records, values)
+            )
+        assert (n, text) == (len(records), expected), (fmt, layout)
+    # a batch with a short record goes record by record (the short one decodes in part)
+    n, text = _record_lines(dec, records[:2] + [Record(records[2].data[:1], None)], "jsonl")
+    assert n == 3 and text.count("\n") == 3

@@ -560,14 +560,14 @@ def events(
         try:
             batch = next(batches, None)
             while batch is not None:
-                lines = _record_lines(decoder, batch, fmt)
+                shown, text = _record_lines(decoder, batch, fmt)
                 for note in decoder.notes:
                     say(f"note: events {map_ref}: {note}", quiet)
                 decoder.notes.clear()
-                seen += len(lines)
+                seen += shown
                 read += len(batch)
-                if lines:
-                    sys.stdout.write("\n".join(lines) + "\n")
+                if shown:
+                    sys.stdout.write(text)
                     sys.stdout.flush()
                 if rd.lost > lost_said:
                     say(
@@ -576,7 +576,7 @@ def events(
                     )
                     lost_said = rd.lost
                 try:  # --count counts the records shown: those --where let through
-                    batch = batches.send(len(lines))
+                    batch = batches.send(shown)
                 except StopIteration:
                     batch = None
         except KeyboardInterrupt:
@@ -589,20 +589,63 @@ def events(
         raise typer.Exit(1)
 
 
-def _record_lines(decoder, batch, fmt: str) -> list[str]:
-    """Decode, filter and format a batch of records (one decode for the batch when every
-    record is the type's size, the common case)."""
+def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
+    """Decode, filter and format a batch of records: (how many are shown, their lines).
+    Records all of the type's size, unfiltered, with a codec that has templates are
+    decoded at once and formatted with one %-format, as dump formats entries; others
+    go through the decoder (filters, short and long records) one by one."""
+    codec = decoder.codec
+    if codec is not None and not decoder.where and batch:
+        fast = _record_template(codec, fmt, batch[0].cpu is not None and fmt != "text")
+        if fast is not None:
+            datas = [r.data for r in batch]
+            size = codec.size
+            if all(len(d) == size for d in datas):
+                template, flat, with_cpu = fast
+                values = codec.decode_many(b"".join(datas), len(datas))
+                if flat is None or type(values[0]) is dict:  # the items the template was made for
+                    return len(values), (template * len(values)) % _record_items(batch, values, flat, with_cpu)
     decoded = decoder.decode(batch)
+    if not decoded:
+        return 0, ""
+    n = len(decoded)
     if fmt == "text":
-        fmt_value = decoder.codec.format if decoder.codec is not None else str
-        return [fmt_value(v) + (f" +[{extra}]" if extra else "") for _r, v, extra in decoded]
+        fmt_value = codec.format if codec is not None else str
+        return n, "".join(fmt_value(v) + (f" +[{extra}]" if extra else "") + "\n" for _r, v, extra in decoded)
     out = []
     for r, v, extra in decoded:
         obj: dict = {"cpu": r.cpu, "value": v} if r.cpu is not None else {"value": v}
         if extra:
             obj["extra"] = extra
-        out.append(json_dumps(obj))
-    return out
+        out.append(json_dumps(obj) + "\n")
+    return n, "".join(out)
+
+
+def _record_template(codec, fmt: str, with_cpu: bool):
+    """(%-format of one record's line, items of a value or None, whether the CPU leads the
+    items) for a codec with templates, else None."""
+    if fmt == "text":
+        if not codec.text_template:
+            return None
+        return codec.text_template + "\n", codec.flat, False
+    if not codec.json_template:
+        return None
+    head = '{"cpu": %s, "value": ' if with_cpu else '{"value": '
+    return head + codec.json_template + "}\n", getattr(codec, "json_flat", None) or codec.flat, with_cpu
+
+
+def _record_items(batch, values: list, flat, with_cpu: bool) -> tuple:
+    import itertools
+
+    if flat is None:
+        return (
+            tuple(itertools.chain.from_iterable((r.cpu, v) for r, v in zip(batch, values)))
+            if with_cpu
+            else tuple(values)
+        )
+    if with_cpu:
+        return tuple(itertools.chain.from_iterable((r.cpu, *flat(v)) for r, v in zip(batch, values)))
+    return tuple(itertools.chain.from_iterable(map(flat, values)))
 
 
 def _record_codec(
