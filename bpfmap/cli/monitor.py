@@ -602,6 +602,9 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
             size = codec.size
             if all(len(d) == size for d in datas):
                 template, flat, with_cpu = fast
+                items_many = getattr(codec, "items_many", None)
+                if items_many is not None and not with_cpu and (fmt == "text" or codec.json_flat is None):
+                    return len(datas), (template * len(datas)) % tuple(items_many(b"".join(datas), len(datas)))
                 values = codec.decode_many(b"".join(datas), len(datas))
                 if flat is None or type(values[0]) is dict:  # the items the template was made for
                     return len(values), (template * len(values)) % _record_items(batch, values, flat, with_cpu)

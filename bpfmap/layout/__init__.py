@@ -141,7 +141,7 @@ class TypeCodec(Codec):
     """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
     def __init__(self, t: Type) -> None:
-        from .codec import compile_encode_many, compile_many, compile_type, templates
+        from .codec import compile_encode_many, compile_items, compile_many, compile_type, templates
 
         self.type = t
         self.size = t.size
@@ -149,6 +149,8 @@ class TypeCodec(Codec):
         self._many = compile_many(t)
         self._enc_many = compile_encode_many(t)
         self.text_template, self.json_template, self.flat, self.json_flat = templates(t)
+        # a flat struct's values straight to their template items, no dict each (events)
+        self.items_many = compile_items(t) if self.flat is not None else None
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)

@@ -7,6 +7,7 @@ addresses in their usual notation); encode(decode(b)) == b for canonical bytes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import struct
@@ -121,6 +122,7 @@ def _flat_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | No
         return None
     fmt, pos = "=", 0
     items: list[str] = []
+    exprs: list[str] = []
     env: dict[str, Any] = {}
     for f in t.fields:
         if isinstance(f.type, Pad):
@@ -133,6 +135,7 @@ def _flat_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | No
         fmt += leaf.code
         v = f"v[{len(items)}]"
         items.append(f"{f.name!r}: {v if leaf.expr is None else leaf.expr.format(v=v)}")
+        exprs.append(v if leaf.expr is None else leaf.expr.format(v=v))
         env.update(leaf.env)
         pos = f.offset + f.type.size
     if t.size > pos:
@@ -141,13 +144,35 @@ def _flat_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | No
     if st.size != t.size or not items:
         return None
     body = "{" + ", ".join(items) + "}"
+    plain = all(e == f"v[{i}]" for i, e in enumerate(exprs))
+    flat_items = (
+        f"    return list(_chain(_iter(buf[:count * {t.size}])))\n"
+        if plain
+        else f"    return [x for v in _iter(buf[:count * {t.size}]) for x in ({', '.join(exprs)},)]\n"
+    )
     ns = _generate(
         f"def one(buf, off):\n    v = _unpack_from(buf, off)\n    return {body}\n"
-        f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n",
-        {**env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack},
+        f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n"
+        f"def items(buf, count):\n{flat_items}",
+        {**env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack, "_chain": itertools.chain.from_iterable},
         t.c_name(),
     )
+    _FLAT_ITEMS[t] = ns["items"]
     return ns["one"], ns["many"]
+
+
+# flat struct type -> a function decoding ``count`` of them into one list of their fields'
+# values in order (what a text template takes), with no dict per value
+_FLAT_ITEMS: dict[Type, Callable[[bytes, int], list]] = {}
+
+
+def compile_items(t: Type) -> Callable[[bytes, int], list] | None:
+    """For a flat struct: a function decoding ``count`` values packed back to back into one
+    flat list of their fields' values (the text template's items, the JSON template's
+    when no field needs a JSON conversion); None for other types."""
+    if isinstance(t, Struct) and t not in _FLAT_ITEMS:
+        _flat_struct(t)
+    return _FLAT_ITEMS.get(t) if isinstance(t, Struct) else None
 
 
 def _fail(path: str, t: Type, msg: str) -> UsageError:
