@@ -9,7 +9,7 @@ Run as root (not in CI):
 
 Readers measured: the library (RingBufferReader / PerfBufferReader, records counted,
 not decoded) and the CLI (`bpfmap events PIN --count N -o text > /dev/null`, decoding
-every record through --layout u32,u32).
+every record through --layout u32,u32, and as a 3-field struct in text and JSON Lines).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def bench_library(kind: str, n: int, ring: int, pages: int) -> tuple[float, int,
     return elapsed, got, dropped
 
 
-def bench_cli(fs: str, n: int, ring: int) -> tuple[float, int, int]:
+def bench_cli(fs: str, n: int, ring: int, layout: str = "u32,u32", fmt: str = "text") -> tuple[float, int, int]:
     path = os.path.join(fs, "rb")
     out = Map.create("ringbuf", 0, 0, ring)
     out.pin(path)
@@ -117,7 +117,8 @@ def bench_cli(fs: str, n: int, ring: int) -> tuple[float, int, int]:
     start = time.perf_counter()
     with open(os.devnull, "w") as devnull:
         proc = subprocess.Popen(
-            cmd + ["events", path, "--layout", "u32,u32", "--count", str(n), "--timeout", "120", "-q"], stdout=devnull
+            cmd + ["events", path, "--layout", layout, "-o", fmt, "--count", str(n), "--timeout", "120", "-q"],
+            stdout=devnull,
         )
         time.sleep(0.3)  # the reader starts (the ring keeps records written before it anyway)
         t = produce(prog, n)
@@ -149,8 +150,14 @@ def main() -> int:
     fs = tempfile.mkdtemp(prefix="bpfmapbench")
     _sys.mount_bpffs(fs)
     try:
-        secs, got, dropped = bench_cli(fs, n, ring)
-        print(f"{'CLI bpfmap events -o text, ringbuf':<40} {secs:8.3f} {got:10,} {dropped:12,} {got / secs:12,.0f}")
+        for label, layout, fmt in (
+            ("CLI bpfmap events -o text, ringbuf", "u32,u32", "text"),
+            # the same 8 bytes as a 3-field struct {len, tag, hi}, both formats
+            ("CLI -o text, 3-field struct", "len=u32,tag=u16,hi=u16", "text"),
+            ("CLI -o jsonl, 3-field struct", "len=u32,tag=u16,hi=u16", "jsonl"),
+        ):
+            secs, got, dropped = bench_cli(fs, n, ring, layout, fmt)
+            print(f"{label:<40} {secs:8.3f} {got:10,} {dropped:12,} {got / secs:12,.0f}")
     finally:
         ctypes.CDLL(None).umount2(fs.encode(), 2)
         os.rmdir(fs)
