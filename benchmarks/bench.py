@@ -29,10 +29,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bpfmap import (
-    Map,  # noqa: E402
-    _sys,  # noqa: E402
-)
+from bpfmap import Map  # noqa: E402
+from bpfmap import _sys  # noqa: E402
 
 FLOW = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64"
 
