@@ -670,3 +670,18 @@ def test_show_says_which_operations_a_type_allows(pindir, globals_prog):
     assert ops(made["hash"]) == ["lookup", "dump", "watch", "getnext", "update", "delete", "clear"]
     assert "update" not in ops(globals_prog.map("globals_rodata"))  # frozen
     assert "operations: lookup, dump" in run_cli("show", made["hash"]).stdout
+
+
+def test_update_var_on_struct_values_of_any_map(pindir):
+    """--var is also a field update for struct values (read, change, write back)."""
+    path = os.path.join(pindir, "sv")
+    layout = "u32:packets=u64,bytes=u64,comm=char[8]"
+    assert run_cli("create", "hash", "--layout", layout, "--pin", path, "-q").returncode == 0
+    assert run_cli("update", path, "1", "packets=1,bytes=2,comm=a").returncode == 0
+    r = run_cli("update", path, "1", "--var", "packets=5", "--var", "comm=bb")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("lookup", path, "1").stdout == "packets=5,bytes=2,comm=bb\n"
+    r = run_cli("update", path, "2", "--var", "packets=5")  # no such entry: nothing created
+    assert r.returncode == 1 and run_cli("lookup", path, "2").returncode == 1
+    r = run_cli("update", path, "1", "5", "--var", "packets=1")
+    assert r.returncode == 2 and "--var takes no VALUE" in r.stderr
