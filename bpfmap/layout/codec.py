@@ -658,6 +658,9 @@ def templates(
     return None, None, None, None
 
 
+_JUST_INT = frozenset({int})
+
+
 def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     """A function encoding many host-order numbers (as text or as numbers) at C speed, or
     None for other types.  It raises on any bad item; callers then go one by one."""
@@ -670,7 +673,7 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     if t.kind == "float":
 
         def many_floats(items: list) -> bytes:
-            if any(type(v) is bool for v in items):
+            if bool in set(map(type, items)):  # the types, gathered at C speed
                 raise TypeError("bool")
             return array(code, map(float, items)).tobytes()
 
@@ -679,7 +682,7 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     def many(items: list) -> bytes:
         if items and type(items[0]) is str:
             return array(code, map(int, items, repeat(0))).tobytes()
-        if not all(type(v) is int for v in items):
+        if not set(map(type, items)) <= _JUST_INT:  # bool is an int to array(): refused here
             raise TypeError("not all integers")
         return array(code, items).tobytes()
 
