@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -111,6 +112,72 @@ def _write_lines(fmt: str, batches: Iterable[Batch], key_codec, value_codec, per
         if frame.between:  # one entry per line, never a raw newline inside one
             lines = (frame.first if count == 0 else frame.between) + lines[:-1].replace("\n", frame.between)
         out.write(lines)
+        count += n
+    out.write(frame.end if count else frame.empty_end)
+    return count
+
+
+def item_writer(fmt: str, kc, vc) -> Callable[[bytes, bytes, int], str] | None:
+    """For text, jsonl and json: a function (keys, values, count) -> the entries' lines,
+    decoding the raw batch straight to the template's items (no dict per entry), when
+    both codecs can (flat structs, scalars, hex); else None.  The same bytes as
+    write_entries writes for the decoded batch."""
+    if fmt not in ("text", "jsonl", "json"):
+        return None
+    fast = _batch_template(fmt, kc, vc, False)
+    ki, vi = _items_of(kc, fmt), _items_of(vc, fmt)
+    if not fast or ki is None or vi is None:
+        return None
+    template = fast[0]
+    (kdec, kn), (vdec, vn) = ki, vi
+    chain = itertools.chain.from_iterable
+
+    def lines(keys: bytes, values: bytes, count: int) -> str:
+        k, v = kdec(keys, count), vdec(values, count)
+        if kn == 1 and vn == 1:
+            items = tuple(chain(zip(k, v)))
+        else:
+            items = tuple(chain(map(operator.add, zip(*[iter(k)] * kn), zip(*[iter(v)] * vn))))
+        return (template * count) % items
+
+    return lines
+
+
+def _items_of(codec, fmt: str):
+    """(function decoding ``count`` values into their template items, items per value)."""
+    many = codec.decode_many if codec.flat is None else getattr(codec, "items_many", None)
+    template = codec.text_template if fmt == "text" else codec.json_template
+    if many is None or template is None:
+        return None
+    per = template.count("%s")
+    if fmt == "text" or getattr(codec, "json_flat", None) is None:
+        return many, per
+    convs = getattr(codec, "json_convs", None)
+    if convs is None or len(convs) != per:
+        return None
+    columns = [(j, c) for j, c in enumerate(convs) if c is not None]
+
+    def converted(buf: bytes, count: int) -> list:
+        items = many(buf, count)
+        for j, conv in columns:  # each field that JSON writes differently, a column at a time
+            items[j::per] = list(map(conv, items[j::per]))
+        return items
+
+    return converted, per
+
+
+def write_item_batches(raw: Iterable[tuple[bytes, bytes, int]], fmt: str, lines, out: IO[str]) -> int:
+    """Raw batches through ``lines`` (item_writer), framed as write_entries frames them."""
+    frame = _FRAMES[fmt]
+    count = 0
+    out.write(frame.start)
+    for keys, values, n in raw:
+        if not n:
+            continue
+        text = lines(keys, values, n)
+        if frame.between:
+            text = (frame.first if count == 0 else frame.between) + text[:-1].replace("\n", frame.between)
+        out.write(text)
         count += n
     out.write(frame.end if count else frame.empty_end)
     return count

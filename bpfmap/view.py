@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import BpfmapError, UsageError, quote
@@ -295,6 +295,13 @@ class View:
 
             raw = prefetch(raw)
         return self._decode_batches(raw)
+
+    def raw_batches(self, size: int | None = None) -> Generator[tuple[bytes, bytes, int], None, None]:
+        """The map's raw (keys, values, count) batches, read a batch ahead in a thread;
+        ``close()`` the iterator before closing the map, as column_batches."""
+        from .core.threads import prefetch
+
+        return prefetch(self.map.batches(size=size))  # type: ignore[return-value]  # a generator
 
     def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:
         """One raw batch (see Map.batches) as lists of decoded keys and values."""

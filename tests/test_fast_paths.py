@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bpfmap import Map, View
 from bpfmap.layout import Layout
-from bpfmap.output import _line_function, write_entries
+from bpfmap.output import _line_function, item_writer, write_entries, write_item_batches
 
 LEAVES = [
     "u8",
@@ -72,11 +72,18 @@ def test_fast_and_plain_writers_give_the_same_bytes(bpffs, layout, seed, count):
                 key = bytes(b & 1 for b in key)
             m.update(key, value)
         view = View(m, lay)
-        batches = list(view.column_batches())
-    for fmt in ("text", "jsonl"):
+        raw = list(m.batches())
+    batches = [view.decode_batch(k, v, n) for k, v, n in raw]
+    for fmt in ("text", "jsonl", "json"):
         out = io.StringIO()
         write_entries(batches, fmt, view.key, view.value, False, out)
-        assert out.getvalue() == plain(fmt, batches, view.key, view.value), (fmt, layout)
+        if fmt != "json":
+            assert out.getvalue() == plain(fmt, batches, view.key, view.value), (fmt, layout)
+        lines = item_writer(fmt, view.key, view.value)  # raw batches straight to items (dump's fastest path)
+        if lines is not None:
+            direct = io.StringIO()
+            write_item_batches(raw, fmt, lines, direct)
+            assert direct.getvalue() == out.getvalue(), (fmt, layout)
 
 
 def test_the_comparison_can_fail(bpffs):
@@ -101,6 +108,8 @@ def test_the_random_layouts_take_the_fast_path():
     lay = Layout.parse("f0=u8,f1=ipv4:f0=be32,f1=hex[3],f2=u128")
     assert _batch_template("text", lay.key, lay.value, False) is not None
     assert _batch_template("jsonl", lay.key, lay.value, False) is not None
+    assert item_writer("jsonl", lay.key, lay.value) is not None
+    assert item_writer("text", Layout.parse("u32:u64").key, Layout.parse("u32:u64").value) is not None
 
 
 ENUM_HEADER = """
@@ -138,10 +147,16 @@ def test_enums_strings_bools_and_floats_from_c_take_the_same_bytes(bpffs, tmp_pa
             value = value.ljust(lay.value.size, b"\0")[: lay.value.size]
             m.update(i.to_bytes(4, "little"), value)
         view = View(m, lay)
-        batches = list(view.column_batches())
+        raw = list(m.batches())
+    batches = [view.decode_batch(k, v, n) for k, v, n in raw]
     out = io.StringIO()
     write_entries(batches, "jsonl", view.key, view.value, False, out)
     assert out.getvalue() == plain("jsonl", batches, view.key, view.value)
+    lines = item_writer("jsonl", view.key, view.value)  # the columns converted for JSON
+    assert lines is not None
+    direct = io.StringIO()
+    write_item_batches(raw, "jsonl", lines, direct)
+    assert direct.getvalue() == out.getvalue()
 
 
 def _batch_template_json(lay):

@@ -9,7 +9,7 @@ import typer
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
 from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
-from ..output import columns, write_entries, write_value
+from ..output import columns, item_writer, write_entries, write_item_batches, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View, sort_entries
 from .common import (
@@ -348,6 +348,11 @@ def dump(
         if delete:
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
             return
+        fmt = fmt_or_default(output)
+        lines = None if reduce is not None or sort is not None or m.percpu else item_writer(fmt, view.key, view.value)
+        if lines is not None:  # flat structs and scalars: raw batches straight to their lines
+            _dump_items(m, view, map_ref, fmt, lines, batch_size)
+            return
         source = view.column_batches(size=batch_size)
         batches = source
         progress = None
@@ -367,6 +372,29 @@ def dump(
             if progress is not None:
                 progress.close()
             source.close()  # stops the read-ahead thread before the map's fd is closed
+
+
+def _dump_items(m: Map, view: View, map_ref: str, fmt: str, lines, batch_size: Optional[int]) -> None:
+    source = view.raw_batches(size=batch_size)
+    raw = source
+    progress = None
+    if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
+        from .term import Progress
+
+        progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
+
+        def counted(batches, progress=progress):
+            for batch in batches:
+                progress.advance(batch[2])
+                yield batch
+
+        raw = counted(source)
+    try:
+        write_item_batches(raw, fmt, lines, sys.stdout)
+    finally:
+        if progress is not None:
+            progress.close()
+        source.close()  # stops the read-ahead thread before the map's fd is closed
 
 
 def _dump_keys_only(m: Map, view: View, fmt: str) -> None:

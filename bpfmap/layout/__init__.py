@@ -141,7 +141,14 @@ class TypeCodec(Codec):
     """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
     def __init__(self, t: Type) -> None:
-        from .codec import compile_encode_many, compile_items, compile_many, compile_type, templates
+        from .codec import (
+            compile_encode_many,
+            compile_items,
+            compile_many,
+            compile_type,
+            json_conversions,
+            templates,
+        )
 
         self.type = t
         self.size = t.size
@@ -151,6 +158,7 @@ class TypeCodec(Codec):
         self.text_template, self.json_template, self.flat, self.json_flat = templates(t)
         # a flat struct's values straight to their template items, no dict each (events)
         self.items_many = compile_items(t) if self.flat is not None else None
+        self.json_convs = json_conversions(t) if self.json_template is not None else None
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)

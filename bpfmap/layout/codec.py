@@ -661,6 +661,19 @@ def templates(
 _JUST_INT = frozenset({int})
 
 
+def json_conversions(t: Type) -> list | None:
+    """The JSON conversion of each template item of ``t`` (None: the value as is), in item
+    order: what json_flat applies, for callers that hold the items in columns."""
+    leaf = _json_leaf(t)
+    if leaf is not None:
+        return [leaf[1]]
+    if isinstance(t, Struct) and not t.union:
+        convs = [_json_leaf(f.type) for f in visible_fields(t)]
+        if all(c is not None for c in convs):
+            return [c[1] for c in convs]  # type: ignore[index]
+    return None
+
+
 def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     """A function encoding many host-order numbers (as text or as numbers) at C speed, or
     None for other types.  It raises on any bad item; callers then go one by one."""
