@@ -203,3 +203,68 @@ def test_event_records_batch_path_gives_the_line_path_bytes(layout, seed, cpus):
     # a batch with a short record goes record by record (the short one decodes in part)
     n, text = _record_lines(dec, records[:2] + [Record(records[2].data[:1], None)], "jsonl")
     assert n == 3 and text.count("\n") == 3
+
+
+# -- nested structs: one generated decoder against the field-by-field one ------------------------
+
+NESTED_LEAVES = [
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "s16",
+    "be16",
+    "be32",
+    "bool",
+    "ipv4",
+    "ipv6",
+    "mac",
+    "char[3]",
+    "hex[2]",
+    "f32",
+]
+
+
+def _nested_type(depth: int = 0):
+    leaf = st.sampled_from(NESTED_LEAVES)
+    array = st.tuples(st.sampled_from(NESTED_LEAVES), st.integers(1, 5)).map(lambda p: f"{p[0]}[{p[1]}]")
+    if depth >= 2:
+        return st.one_of(leaf, array)
+    sub = st.lists(_nested_type(depth + 1), min_size=1, max_size=3).map(
+        lambda ts: "{" + ",".join(f"g{i}={t}" for i, t in enumerate(ts)) + "}"
+    )
+    sub_array = st.tuples(sub, st.integers(1, 3)).map(lambda p: f"{p[0]}[{p[1]}]")
+    return st.one_of(leaf, array, sub, sub_array)
+
+
+nested_layouts = st.lists(_nested_type(), min_size=1, max_size=4).map(
+    lambda ts: ",".join(f"f{i}={t}" for i, t in enumerate(ts))
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(layout=nested_layouts, data=st.binary(min_size=2048, max_size=2048))
+def test_nested_structs_decode_as_field_by_field(layout, data):
+    from bpfmap.layout.codec import field_by_field
+    from bpfmap.layout.model import Struct
+
+    codec = Layout.parse(layout).bare
+    t = codec.type
+    assert isinstance(t, Struct)
+    n = max(1, min(8, len(data) // t.size))
+    buf = (data * (1 + n * t.size // len(data)))[: n * t.size]
+    slow = field_by_field(t)
+    want = [slow(buf, i * t.size) for i in range(n)]
+    assert repr(codec.decode_many(buf, n)) == repr(want), layout
+    assert repr(codec.decode(buf[: t.size])) == repr(want[0]), layout
+
+
+def test_nested_layouts_take_the_generated_decoder():
+    from bpfmap.layout.codec import _whole_struct
+
+    t = Layout.parse("a={x=u32,y=be16[3]}[2],b=char[4],c=u64").bare.type
+    assert _whole_struct(t) is not None
+    from bpfmap.layout.cdecl import CDecls
+
+    decls = CDecls("struct in { unsigned x : 3; }; struct out { struct in i; unsigned y; };", "b.h", ["struct out"])
+    assert _whole_struct(decls.resolve("struct out")) is None  # bitfields keep the field-by-field decoder

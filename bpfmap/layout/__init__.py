@@ -74,10 +74,22 @@ def _inner_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
+        return _compact_json(value)
+    return str(value)
+
+
+_COMPACT: Callable[[Any], str] | None = None
+
+
+def _compact_json(value: Any) -> str:
+    """json.dumps(value, separators=(",", ":")), with one encoder made once (json.dumps
+    builds a new encoder at every call given any option)."""
+    global _COMPACT
+    if _COMPACT is None:
         import json
 
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+        _COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+    return _COMPACT(value)
 
 
 class HexCodec(Codec):
