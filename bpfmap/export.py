@@ -263,15 +263,6 @@ def parse_config(data: Any, source: str = "config") -> list[Metric]:
 # -- scraping ---------------------------------------------------------------------------------
 
 
-class Reading:
-    """One metric read from its map: label names, and samples (label values, number), or
-    for a histogram (label values, cumulative buckets, sum)."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-        self.samples: dict[tuple, Any] = {}
-
-
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted path, value) of every non-struct leaf of a decoded key."""
     if isinstance(obj, dict):
@@ -279,22 +270,6 @@ def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from _leaves(v, f"{prefix}{k}.")
     else:
         yield prefix.rstrip(".") or "key", obj
-
-
-def _label_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, dict)):
-        import json
-
-        return json.dumps(v, separators=(",", ":"))
-    return str(v)
-
-
-def _get(obj: Any, path: str) -> Any:
-    from .view import select_path
-
-    return select_path(obj, path)
 
 
 class Exporter:
@@ -537,6 +512,8 @@ class Exporter:
         names: list[str] = []
         labels_of: Any = None
         number: Any = None
+        slot_of: Any = None
+        slots_of: Any = None
         groups: dict[tuple, list[float]] = {}
         sums: dict[tuple, float] = {}
         slot_path: str | None = None
@@ -557,12 +534,15 @@ class Exporter:
                 labels_of = self._label_getter(metric, paths, key, value)
                 if metric.slots is None:
                     number = self._number_getter(metric, value)
+                    slot_of = _getter(slot_path) if slot_path else _identity
+                else:
+                    slots_of = _getter(metric.slots)
             labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
             counts = groups.setdefault(labels, [])
             if metric.slots is not None:
                 try:
-                    arr = _get(value, metric.slots)
-                except UsageError:
+                    arr = slots_of(value)
+                except (KeyError, IndexError, TypeError):
                     raise metric.error("slots", f"no field {metric.slots} in the value") from None
                 if not isinstance(arr, list) or not all(_is_num(x) for x in arr):
                     raise metric.error("slots", f"{metric.slots} is not an array of counts")
@@ -574,7 +554,10 @@ class Exporter:
                 for i, c in enumerate(arr):
                     counts[i] += c
             else:
-                slot = _get(key, slot_path) if slot_path else key
+                try:
+                    slot = slot_of(key)
+                except (KeyError, IndexError, TypeError):
+                    raise metric.error("slot", f"no field {slot_path} in the key") from None
                 if not isinstance(slot, int) or slot < 0:
                     raise metric.error("slot", f"slot {slot!r} is not a slot number")
                 if len(counts) <= slot:
@@ -633,7 +616,10 @@ def _getter(path: str):
 
 
 def _label_text(v: Any) -> str:
-    return v if type(v) is str else _label_value(v)
+    """A label value: what text output shows of it (bools true/false, arrays as JSON)."""
+    from .layout import inner_text
+
+    return v if type(v) is str else inner_text(v)
 
 
 def _fill(family: Any, names: list[str], items: Iterable[tuple[tuple, float]], suffix: str) -> None:

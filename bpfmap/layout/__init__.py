@@ -64,11 +64,13 @@ class Codec:
 def format_text(value: Any) -> str:
     """Text output: structs as name=value pairs, nested values as compact JSON."""
     if isinstance(value, dict):
-        return ",".join(f"{k}={_inner_text(v)}" for k, v in value.items())
-    return _inner_text(value)
+        return ",".join(f"{k}={inner_text(v)}" for k, v in value.items())
+    return inner_text(value)
 
 
-def _inner_text(value: Any) -> str:
+def inner_text(value: Any) -> str:
+    """One value as text: strings as they are, bools as true/false, structs and arrays as
+    compact JSON, numbers by str()."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -368,4 +370,14 @@ def _codec(t: Type | None) -> TypeCodec | None:
     return TypeCodec(t) if t is not None else None
 
 
-__all__ = ["Codec", "HexCodec", "IdCodec", "Layout", "TypeCodec", "format_text", "parse_hex", "split_top"]
+__all__ = [
+    "Codec",
+    "HexCodec",
+    "IdCodec",
+    "Layout",
+    "TypeCodec",
+    "format_text",
+    "inner_text",
+    "parse_hex",
+    "split_top",
+]

@@ -265,19 +265,7 @@ def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | N
 def field_by_field(t: Struct) -> Decoder:
     """The decoder that reads a struct one field at a time, each through its own codec
     (what the generated decoders must agree with)."""
-    named, anon = [], []
-    for f in visible_fields(t):
-        if f.bit_size is not None:
-            d, _e = _bitfield(f, f.name)
-            if f.name:
-                named.append((f.name, 0, d, _e))
-        elif f.name:
-            d, _e = compile_type(f.type)
-            named.append((f.name, f.offset, d, _e))
-        elif isinstance(f.type, Struct):
-            d, _e = compile_type(f.type)
-            anon.append((f.offset, d, _e, set(_field_names(f.type))))
-    return _struct_decoder(t, named, anon)
+    return _struct_decoder(t, *_field_codecs(t))
 
 
 def _fail(path: str, t: Type, msg: str) -> UsageError:
@@ -563,6 +551,15 @@ def _field_names(t: Struct) -> list[str]:
 
 def _struct(t: Struct) -> tuple[Decoder, Encoder]:
     """Named fields, bitfields and anonymous members (C11), each through its own codec."""
+    named, anon = _field_codecs(t)
+    flat = _flat_struct(t) or _whole_struct(t)
+    dec = flat[0] if flat is not None else _struct_decoder(t, named, anon)
+    return dec, _struct_encoder(t, named, anon)
+
+
+def _field_codecs(t: Struct) -> tuple[list, list]:
+    """(named fields as (name, offset, dec, enc), anonymous members as (offset, dec, enc,
+    their field names)) of a struct, each through its own codec."""
     named = []  # (name, offset, dec, enc)
     anon = []  # (offset, dec, enc, names)
     for f in visible_fields(t):
@@ -576,9 +573,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
         elif isinstance(f.type, Struct):
             d, e = compile_type(f.type)
             anon.append((f.offset, d, e, set(_field_names(f.type))))
-    flat = _flat_struct(t) or _whole_struct(t)
-    dec = flat[0] if flat is not None else _struct_decoder(t, named, anon)
-    return dec, _struct_encoder(t, named, anon)
+    return named, anon
 
 
 def _struct_decoder(t: Struct, named: list, anon: list) -> Decoder:
