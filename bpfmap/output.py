@@ -94,21 +94,31 @@ _FRAMES = {"text": _Frame(), "jsonl": _Frame(), "json": _Frame("[", "\n  ", ",\n
 
 def _write_lines(fmt: str, batches: Iterable[Batch], key_codec, value_codec, percpu: bool, out: IO[str]) -> int:
     """text, jsonl, json: one %-format or one join per batch, one write per batch."""
-    frame = _FRAMES[fmt]
     fast = _batch_template(fmt, key_codec, value_codec, percpu)
     line = None if fast else _line_function(fmt, key_codec, value_codec, percpu)
+
+    def chunks() -> Iterator[tuple[str, int]]:
+        for keys, values in batches:
+            n = len(keys)
+            if not n:
+                continue
+            if fast:
+                template, items = fast
+                pairs = zip(keys, values) if items is None else map(items, keys, values)
+                yield (template * n) % tuple(itertools.chain.from_iterable(pairs)), n
+            else:
+                yield "".join(map(line, zip(keys, values))), n  # type: ignore[arg-type]
+
+    return _write_framed(fmt, chunks(), out)
+
+
+def _write_framed(fmt: str, chunks: Iterable[tuple[str, int]], out: IO[str]) -> int:
+    """Write (lines, entries) chunks framed for ``fmt`` (json: one array, an entry per
+    line); returns the entries written."""
+    frame = _FRAMES[fmt]
     count = 0
     out.write(frame.start)
-    for keys, values in batches:
-        n = len(keys)
-        if not n:
-            continue
-        if fast:
-            template, items = fast
-            pairs = zip(keys, values) if items is None else map(items, keys, values)
-            lines = (template * n) % tuple(itertools.chain.from_iterable(pairs))
-        else:
-            lines = "".join(map(line, zip(keys, values)))  # type: ignore[arg-type]
+    for lines, n in chunks:
         if frame.between:  # one entry per line, never a raw newline inside one
             lines = (frame.first if count == 0 else frame.between) + lines[:-1].replace("\n", frame.between)
         out.write(lines)
@@ -168,19 +178,7 @@ def _items_of(codec, fmt: str):
 
 def write_item_batches(raw: Iterable[tuple[bytes, bytes, int]], fmt: str, lines, out: IO[str]) -> int:
     """Raw batches through ``lines`` (item_writer), framed as write_entries frames them."""
-    frame = _FRAMES[fmt]
-    count = 0
-    out.write(frame.start)
-    for keys, values, n in raw:
-        if not n:
-            continue
-        text = lines(keys, values, n)
-        if frame.between:
-            text = (frame.first if count == 0 else frame.between) + text[:-1].replace("\n", frame.between)
-        out.write(text)
-        count += n
-    out.write(frame.end if count else frame.empty_end)
-    return count
+    return _write_framed(fmt, ((lines(keys, values, n), n) for keys, values, n in raw if n), out)
 
 
 def _entries(batches: Iterable[Batch]) -> Iterator[tuple[object, object]]:
