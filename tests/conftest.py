@@ -124,6 +124,21 @@ def need_tool(name: str) -> str:
     return path
 
 
+def compile_bpf(src, obj) -> str:
+    """``clang -O2 -g -target bpf SRC -o OBJ``, as libbpf-based tools build their objects;
+    a skip without clang or libbpf-dev, a failure with CI=true.  Returns OBJ."""
+    import platform
+
+    clang = need_tool("clang")
+    if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
+        if IN_CI:
+            pytest.fail("libbpf-dev is needed (.ci/run installs it)", pytrace=False)
+        pytest.skip("needs libbpf-dev")
+    arch = f"-I/usr/include/{platform.machine()}-linux-gnu"
+    subprocess.run([clang, "-O2", "-g", "-target", "bpf", arch, "-c", str(src), "-o", str(obj)], check=True)
+    return str(obj)
+
+
 class Tmux:
     """A detached tmux server of the test's own (its own socket), one window per run."""
 

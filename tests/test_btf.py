@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 
 import pytest
-from conftest import IN_CI
+from conftest import compile_bpf
 from test_layout_oracle import random_side
 
 from bpfmap import Map, possible_cpus
@@ -232,18 +231,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.fixture
 def bpf_object(tmp_path, pindir, bpftool):
-    clang = shutil.which("clang")
-    if clang is None or not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
-        if IN_CI:
-            pytest.fail("clang and libbpf-dev are needed (.ci/run installs them)", pytrace=False)
-        pytest.skip("needs clang and libbpf-dev")
     src = tmp_path / "prog.c"
     src.write_text(BPF_PROG)
-    obj = tmp_path / "prog.o"
-    import platform
-
-    arch_inc = f"/usr/include/{platform.machine()}-linux-gnu"
-    subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I{arch_inc}", "-c", str(src), "-o", str(obj)], check=True)
+    obj = compile_bpf(src, tmp_path / "prog.o")
     maps = f"{pindir}/maps"
     subprocess.run([bpftool, "prog", "loadall", str(obj), f"{pindir}/progs", "pinmaps", maps], check=True)
     return maps

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-import subprocess
 
 import pytest
-from conftest import need_tool, run_cli
+from conftest import compile_bpf, run_cli
 from test_help import RINGBUF_TWICE
 
 from bpfmap import Map
@@ -84,11 +82,7 @@ def maps(pindir, tmp_path):
     src, obj = os.path.join(tmp_path, "o.c"), os.path.join(tmp_path, "o.o")
     with open(src, "w") as f:
         f.write(SOURCE)
-    clang = need_tool("clang")
-    subprocess.run(
-        [clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", src, "-o", obj],
-        check=True,
-    )
+    compile_bpf(src, obj)
     return {"outer": outer, "counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat, "rb": rb, "pe": pe, "obj": obj}
 
 

@@ -17,26 +17,15 @@ import urllib.request
 
 import pytest
 from conftest import need_tool, run_cli
-from test_real_programs import Loaded, load, sample
+from test_real_programs import Loaded, loaded_program, sample
 
 from bpfmap import Map
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def flows_prog(bpffs, tmp_path_factory):
-    loaded = load("flows", bpffs, tmp_path_factory)
-    yield loaded
-    subprocess.run(["rm", "-rf", loaded.root])
-
-
-@pytest.fixture(scope="module")
-def hists_prog(bpffs, tmp_path_factory):
-    loaded = load("hists", bpffs, tmp_path_factory)
-    yield loaded
-    subprocess.run(["rm", "-rf", loaded.root])
+flows_prog = loaded_program("flows")
+hists_prog = loaded_program("hists")
 
 
 def flow_sample(saddr: str, daddr: str, dport: int, proto: int, length: int, usecs: int, comm: str) -> bytes:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import subprocess
 
 import pytest
-from conftest import IN_CI, INSTALLED, need_tool, run_cli
+from conftest import INSTALLED, compile_bpf, need_tool, run_cli
 
 from bpfmap import Map
 from bpfmap.errors import PinExists
@@ -103,30 +102,9 @@ NAMES = ["inner_a", "inner_b", "outer", "counters", "flows", "recent", "events",
 
 @pytest.fixture(scope="module")
 def obj(tmp_path_factory):
-    clang = need_tool("clang")
-    if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
-        if IN_CI:
-            pytest.fail("libbpf-dev is needed (.ci/run installs it)", pytrace=False)
-        pytest.skip("needs libbpf-dev")
     d = tmp_path_factory.mktemp("obj")
     (d / "prog.c").write_text(SOURCE)
-    out = d / "prog.o"
-    subprocess.run(
-        [
-            clang,
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            f"-I/usr/include/{platform.machine()}-linux-gnu",
-            "-c",
-            str(d / "prog.c"),
-            "-o",
-            str(out),
-        ],
-        check=True,
-    )
-    return str(out)
+    return compile_bpf(d / "prog.c", d / "prog.o")
 
 
 def test_read_object_parses_btf_defined_maps(obj):
@@ -347,25 +325,9 @@ def test_objects_with_externs(tmp_path, pindir, ksym):
     """An extern __kconfig variable is laid out as libbpf lays out .kconfig (the object's
     BTF then loads); an extern __ksym function makes the kernel refuse the object's BTF,
     and the map gets BTF generated from its types instead, with a note."""
-    clang = need_tool("clang")
     decl, call = ("extern void bpf_rcu_read_lock(void) __ksym;", "bpf_rcu_read_lock();") if ksym else ("", "")
     (tmp_path / "e.c").write_text(EXTERNS % (decl, call))
-    out = str(tmp_path / "e.o")
-    subprocess.run(
-        [
-            clang,
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            f"-I/usr/include/{platform.machine()}-linux-gnu",
-            "-c",
-            str(tmp_path / "e.c"),
-            "-o",
-            out,
-        ],
-        check=True,
-    )
+    out = compile_bpf(tmp_path / "e.c", tmp_path / "e.o")
     r = run_cli("create", "--from-object", out, "--pin-dir", pindir, "-o", "json")
     assert r.returncode == 0, r.stderr
     assert ("generated from their key and value types" in r.stderr) is ksym

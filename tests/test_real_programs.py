@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import struct
 import subprocess
 import uuid
 
 import pytest
-from conftest import IN_CI, need_tool, run_cli
+from conftest import compile_bpf, need_tool, run_cli
 
 from bpfmap import Map, Program, View
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = os.path.join(HERE, "bpf")
-
-
-def compile_bpf(name: str, out_dir: str) -> str:
-    clang = need_tool("clang")
-    if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
-        if IN_CI:
-            pytest.fail("libbpf-dev is needed (.ci/run installs it)", pytrace=False)
-        pytest.skip("needs libbpf-dev")
-    out = os.path.join(out_dir, f"{name}.o")
-    cmd = [clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu"]
-    subprocess.run([*cmd, "-c", os.path.join(SOURCES, f"{name}.bpf.c"), "-o", out], check=True)
-    return out
 
 
 class Loaded:
@@ -56,7 +43,7 @@ class Loaded:
 
 def load(name: str, bpffs: str, tmp_path_factory) -> Loaded:
     bpftool = need_tool("bpftool")
-    obj = compile_bpf(name, str(tmp_path_factory.mktemp(name)))
+    obj = compile_bpf(os.path.join(SOURCES, f"{name}.bpf.c"), tmp_path_factory.mktemp(name) / f"{name}.o")
     root = os.path.join(bpffs, f"{name}{uuid.uuid4().hex[:8]}")
     os.mkdir(root)
     loaded = Loaded(obj, root)
@@ -64,18 +51,21 @@ def load(name: str, bpffs: str, tmp_path_factory) -> Loaded:
     return loaded
 
 
-@pytest.fixture(scope="module")
-def globals_prog(bpffs, tmp_path_factory):
-    loaded = load("globals", bpffs, tmp_path_factory)
-    yield loaded
-    subprocess.run(["rm", "-rf", loaded.root])
+def loaded_program(name: str):
+    """A module-scoped fixture: tests/bpf/NAME.bpf.c compiled, loaded by libbpf, pinned;
+    everything it pinned removed after the module."""
+
+    @pytest.fixture(scope="module")
+    def fixture(bpffs, tmp_path_factory):
+        loaded = load(name, bpffs, tmp_path_factory)
+        yield loaded
+        subprocess.run(["rm", "-rf", loaded.root])
+
+    return fixture
 
 
-@pytest.fixture(scope="module")
-def hists_prog(bpffs, tmp_path_factory):
-    loaded = load("hists", bpffs, tmp_path_factory)
-    yield loaded
-    subprocess.run(["rm", "-rf", loaded.root])
+globals_prog = loaded_program("globals")
+hists_prog = loaded_program("hists")
 
 
 def bpftool_formatted(path: str) -> list:
@@ -406,11 +396,7 @@ def test_hist_schemes_and_sum_slot():
 HEADER = os.path.join(SOURCES, "events.h")  # includes "records.h" from beside it
 
 
-@pytest.fixture(scope="module")
-def records_prog(bpffs, tmp_path_factory):
-    loaded = load("records", bpffs, tmp_path_factory)
-    yield loaded
-    subprocess.run(["rm", "-rf", loaded.root])
+records_prog = loaded_program("records")
 
 
 def exec_event(pid: int, comm: str, args: str) -> bytes:
