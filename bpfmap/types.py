@@ -204,6 +204,14 @@ class TypeSpec:
 
 
 _FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4, indexed=True)
+# socket/inode/task/cgroup local storage: keyed by an fd, no entries of their own to make
+_LOCAL_STORAGE: dict[str, Any] = dict(
+    default_max_entries=0,
+    access=Access.NONE,
+    key_size=4,
+    required_flags=MapFlag.NO_PREALLOC,
+    default_flags=MapFlag.NO_PREALLOC,
+)
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True),
@@ -230,39 +238,15 @@ SPECS: dict[MapType, TypeSpec] = {
     MapType.PERCPU_CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, percpu=True),
     MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0),
     MapType.STACK: TypeSpec(access=Access.STACK, key_size=0),
-    MapType.SK_STORAGE: TypeSpec(
-        default_max_entries=0,
-        access=Access.NONE,
-        key_size=4,
-        required_flags=MapFlag.NO_PREALLOC,
-        default_flags=MapFlag.NO_PREALLOC,
-    ),
+    MapType.SK_STORAGE: TypeSpec(**_LOCAL_STORAGE),
     MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4),
     MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4),
     MapType.RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
-    MapType.INODE_STORAGE: TypeSpec(
-        default_max_entries=0,
-        access=Access.NONE,
-        key_size=4,
-        required_flags=MapFlag.NO_PREALLOC,
-        default_flags=MapFlag.NO_PREALLOC,
-    ),
-    MapType.TASK_STORAGE: TypeSpec(
-        default_max_entries=0,
-        access=Access.NONE,
-        key_size=4,
-        required_flags=MapFlag.NO_PREALLOC,
-        default_flags=MapFlag.NO_PREALLOC,
-    ),
+    MapType.INODE_STORAGE: TypeSpec(**_LOCAL_STORAGE),
+    MapType.TASK_STORAGE: TypeSpec(**_LOCAL_STORAGE),
     MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0),
     MapType.USER_RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
-    MapType.CGRP_STORAGE: TypeSpec(
-        default_max_entries=0,
-        access=Access.NONE,
-        key_size=4,
-        required_flags=MapFlag.NO_PREALLOC,
-        default_flags=MapFlag.NO_PREALLOC,
-    ),
+    MapType.CGRP_STORAGE: TypeSpec(**_LOCAL_STORAGE),
     MapType.ARENA: TypeSpec(
         access=Access.NONE, key_size=0, value_size=0, required_flags=MapFlag.MMAPABLE, default_flags=MapFlag.MMAPABLE
     ),
