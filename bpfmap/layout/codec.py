@@ -114,53 +114,6 @@ def _decoder(t: Type) -> Decoder:
     return _leaf_decoders(t, leaf)[0]
 
 
-def _flat_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | None:
-    """(one struct at an offset, ``count`` structs back to back) for a struct whose fields
-    are all named leaves (no nesting, arrays, bitfields or unions): one struct.Struct
-    unpacks every field, generated code applies each leaf's conversion."""
-    if t.union:
-        return None
-    fmt, pos = "=", 0
-    items: list[str] = []
-    exprs: list[str] = []
-    env: dict[str, Any] = {}
-    for f in t.fields:
-        if isinstance(f.type, Pad):
-            continue
-        leaf = _leaf(f.type, str(len(items)))
-        if leaf is None or f.bit_size is not None or not f.name or f.offset < pos:
-            return None
-        if f.offset > pos:
-            fmt += f"{f.offset - pos}x"
-        fmt += leaf.code
-        v = f"v[{len(items)}]"
-        items.append(f"{f.name!r}: {v if leaf.expr is None else leaf.expr.format(v=v)}")
-        exprs.append(v if leaf.expr is None else leaf.expr.format(v=v))
-        env.update(leaf.env)
-        pos = f.offset + f.type.size
-    if t.size > pos:
-        fmt += f"{t.size - pos}x"
-    st = struct.Struct(fmt)
-    if st.size != t.size or not items:
-        return None
-    body = "{" + ", ".join(items) + "}"
-    plain = all(e == f"v[{i}]" for i, e in enumerate(exprs))
-    flat_items = (
-        f"    return list(_chain(_iter(buf[:count * {t.size}])))\n"
-        if plain
-        else f"    return [x for v in _iter(buf[:count * {t.size}]) for x in ({', '.join(exprs)},)]\n"
-    )
-    ns = _generate(
-        f"def one(buf, off):\n    v = _unpack_from(buf, off)\n    return {body}\n"
-        f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n"
-        f"def items(buf, count):\n{flat_items}",
-        {**env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack, "_chain": itertools.chain.from_iterable},
-        t.c_name(),
-    )
-    _FLAT_ITEMS[t] = ns["items"]
-    return ns["one"], ns["many"]
-
-
 # flat struct type -> a function decoding ``count`` of them into one list of their fields'
 # values in order (what a text template takes), with no dict per value
 _FLAT_ITEMS: dict[Type, Callable[[bytes, int], list]] = {}
@@ -170,9 +123,10 @@ def compile_items(t: Type) -> Callable[[bytes, int], list] | None:
     """For a flat struct: a function decoding ``count`` values packed back to back into one
     flat list of their fields' values (the text template's items, the JSON template's
     when no field needs a JSON conversion); None for other types."""
-    if isinstance(t, Struct) and t not in _FLAT_ITEMS:
-        _flat_struct(t)
-    return _FLAT_ITEMS.get(t) if isinstance(t, Struct) else None
+    if not isinstance(t, Struct):
+        return None
+    _whole_struct(t)  # makes the items function of a flat struct
+    return _FLAT_ITEMS.get(t)
 
 
 class _NotWhole(Exception):
@@ -242,8 +196,14 @@ def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | N
     if t in _WHOLE:
         return _WHOLE[t]
     gen = _WholeStruct()
+    fields = visible_fields(t)
+    flat = not t.union and all(_leaf(f.type) is not None and f.name and f.bit_size is None for f in fields)
     try:
-        body = gen.add(t, 0)
+        if flat:  # the fields' expressions kept: they are also the flat items
+            exprs = [gen.add(f.type, f.offset) for f in fields]
+            body = "{" + ", ".join(f"{f.name!r}: {e}" for f, e in zip(fields, exprs)) + "}"
+        else:
+            body = gen.add(t, 0)
         gen._at(t.size)
     except _NotWhole:
         _WHOLE[t] = None
@@ -252,12 +212,25 @@ def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | N
     if st.size != t.size or not gen.n:
         _WHOLE[t] = None
         return None
-    ns = _generate(
+    source = (
         f"def one(buf, off):\n    v = _unpack_from(buf, off)\n    return {body}\n"
-        f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n",
-        {**gen.env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack},
+        f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n"
+    )
+    if flat:
+        if all(e == f"v[{i}]" for i, e in enumerate(exprs)):
+            source += f"def items(buf, count):\n    return list(_chain(_iter(buf[:count * {t.size}])))\n"
+        else:
+            source += (
+                f"def items(buf, count):\n"
+                f"    return [x for v in _iter(buf[:count * {t.size}]) for x in ({', '.join(exprs)},)]\n"
+            )
+    ns = _generate(
+        source,
+        {**gen.env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack, "_chain": itertools.chain.from_iterable},
         t.c_name(),
     )
+    if flat:
+        _FLAT_ITEMS[t] = ns["items"]
     _WHOLE[t] = (ns["one"], ns["many"])
     return _WHOLE[t]
 
@@ -552,8 +525,8 @@ def _field_names(t: Struct) -> list[str]:
 def _struct(t: Struct) -> tuple[Decoder, Encoder]:
     """Named fields, bitfields and anonymous members (C11), each through its own codec."""
     named, anon = _field_codecs(t)
-    flat = _flat_struct(t) or _whole_struct(t)
-    dec = flat[0] if flat is not None else _struct_decoder(t, named, anon)
+    whole = _whole_struct(t)
+    dec = whole[0] if whole is not None else _struct_decoder(t, named, anon)
     return dec, _struct_encoder(t, named, anon)
 
 
@@ -671,9 +644,9 @@ def compile_many(t: Type) -> Callable[[bytes, int], list]:
     if leaf is not None:
         return _leaf_decoders(t, leaf)[1]
     if isinstance(t, Struct):
-        flat = _flat_struct(t) or _whole_struct(t)
-        if flat is not None:
-            return flat[1]
+        whole = _whole_struct(t)
+        if whole is not None:
+            return whole[1]
     n = t.size
     dec, _ = compile_type(t)
     return lambda buf, count: [dec(buf, i * n) for i in range(count)]
