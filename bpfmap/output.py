@@ -135,7 +135,7 @@ def item_writer(fmt: str, kc, vc) -> Callable[[bytes, bytes, int], str] | None:
     if fmt not in ("text", "jsonl", "json"):
         return None
     fast = _batch_template(fmt, kc, vc, False)
-    ki, vi = _items_of(kc, fmt), _items_of(vc, fmt)
+    ki, vi = items_decoder(kc, fmt), items_decoder(vc, fmt)
     if not fast or ki is None or vi is None:
         return None
     template = fast[0]
@@ -153,8 +153,10 @@ def item_writer(fmt: str, kc, vc) -> Callable[[bytes, bytes, int], str] | None:
     return lines
 
 
-def _items_of(codec, fmt: str):
-    """(function decoding ``count`` values into their template items, items per value)."""
+def items_decoder(codec, fmt: str):
+    """(function decoding ``count`` values packed back to back into the items of the
+    codec's ``fmt`` template, items per value), with JSON's conversions made a column at
+    a time; None when the codec has no template for ``fmt`` or no such decoder."""
     many = codec.decode_many if codec.flat is None else getattr(codec, "items_many", None)
     template = codec.text_template if fmt == "text" else codec.json_template
     if many is None or template is None:

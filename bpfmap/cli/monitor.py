@@ -592,22 +592,14 @@ def events(
 def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
     """Decode, filter and format a batch of records: (how many are shown, their lines).
     Records all of the type's size, unfiltered, with a codec that has templates are
-    decoded at once and formatted with one %-format, as dump formats entries; others
-    go through the decoder (filters, short and long records) one by one."""
+    decoded at once straight to the template's items and formatted with one %-format, as
+    dump formats entries; others go through the decoder (filters, short and long
+    records) one by one."""
     codec = decoder.codec
     if codec is not None and not decoder.where and batch:
-        fast = _record_template(codec, fmt, batch[0].cpu is not None and fmt != "text")
-        if fast is not None:
-            datas = [r.data for r in batch]
-            size = codec.size
-            if all(len(d) == size for d in datas):
-                template, flat, with_cpu = fast
-                items_many = getattr(codec, "items_many", None)
-                if items_many is not None and not with_cpu and (fmt == "text" or codec.json_flat is None):
-                    return len(datas), (template * len(datas)) % tuple(items_many(b"".join(datas), len(datas)))
-                values = codec.decode_many(b"".join(datas), len(datas))
-                if flat is None or type(values[0]) is dict:  # the items the template was made for
-                    return len(values), (template * len(values)) % _record_items(batch, values, flat, with_cpu)
+        lines = _batch_lines(codec, batch, fmt)
+        if lines is not None:
+            return len(batch), lines
     decoded = decoder.decode(batch)
     if not decoded:
         return 0, ""
@@ -624,31 +616,29 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
     return n, "".join(out)
 
 
-def _record_template(codec, fmt: str, with_cpu: bool):
-    """(%-format of one record's line, items of a value or None, whether the CPU leads the
-    items) for a codec with templates, else None."""
-    if fmt == "text":
-        if not codec.text_template:
-            return None
-        return codec.text_template + "\n", codec.flat, False
-    if not codec.json_template:
-        return None
-    head = '{"cpu": %s, "value": ' if with_cpu else '{"value": '
-    return head + codec.json_template + "}\n", getattr(codec, "json_flat", None) or codec.flat, with_cpu
-
-
-def _record_items(batch, values: list, flat, with_cpu: bool) -> tuple:
+def _batch_lines(codec, batch, fmt: str) -> Optional[str]:
+    """The lines of a batch of records all of the codec's size, formatted by one %-format
+    (output.items_decoder gives the items); None when they are not or it has no template."""
     import itertools
+    import operator
 
-    if flat is None:
-        return (
-            tuple(itertools.chain.from_iterable((r.cpu, v) for r, v in zip(batch, values)))
-            if with_cpu
-            else tuple(values)
-        )
-    if with_cpu:
-        return tuple(itertools.chain.from_iterable((r.cpu, *flat(v)) for r, v in zip(batch, values)))
-    return tuple(itertools.chain.from_iterable(map(flat, values)))
+    from ..output import items_decoder
+
+    decode = items_decoder(codec, fmt)
+    datas = [r.data for r in batch]
+    if decode is None or not all(len(d) == codec.size for d in datas):
+        return None
+    many, per = decode
+    items = many(b"".join(datas), len(datas))
+    if fmt == "text":
+        template = codec.text_template + "\n"
+    elif batch[0].cpu is None:
+        template = '{"value": ' + codec.json_template + "}\n"
+    else:  # a perf buffer's records name their CPU first
+        template = '{"cpu": %s, "value": ' + codec.json_template + "}\n"
+        cpus = ((r.cpu,) for r in batch)
+        items = list(itertools.chain.from_iterable(map(operator.add, cpus, zip(*[iter(items)] * per))))
+    return (template * len(batch)) % tuple(items)
 
 
 def _record_codec(
