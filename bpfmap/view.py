@@ -5,6 +5,7 @@ aggregation, sorting and top-N selection."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from collections.abc import Generator, Iterable, Iterator
@@ -463,14 +464,16 @@ def numeric_layout(m: Map) -> Layout | None:
     return None
 
 
-def path_parts(path: str) -> list[tuple[str, str]]:
-    """``a.b[3]`` -> [("a", ""), ("b", ""), ("", "3")]: the field names and indices of a path."""
+@functools.lru_cache(maxsize=256)
+def path_parts(path: str) -> tuple[tuple[str, str], ...]:
+    """``a.b[3]`` -> (("a", ""), ("b", ""), ("", "3")): the field names and indices of a
+    path; parsed once per path (watch, hist and events --where read one per entry)."""
     import re
 
     parts = re.findall(r"\.?([A-Za-z_][A-Za-z_0-9]*)|\[(\d+)\]", path)
     if not path or "".join(f".{n}" if n else f"[{i}]" for n, i in parts).lstrip(".") != path:
         raise UsageError(f"{quote(path)}: name a field as NAME, NAME.FIELD or NAME[INDEX]")
-    return parts
+    return tuple(parts)
 
 
 def select_path(value: Any, path: str) -> Any:
