@@ -79,6 +79,7 @@ _LAZY = {
     "Loader": "bulk",
     "AsmError": "asm",
     "assemble": "asm",
+    "ConfigError": "export",
 }
 
 
@@ -138,6 +139,7 @@ __all__ = [
     "IterationAborted",
     "VerifierRejected",
     "ObjectError",
+    "ConfigError",
     "LoadError",
     "DeliveryError",
     "DrainInterrupted",

@@ -21,6 +21,7 @@ def test_every_exception_class_is_exported():
     import bpfmap.asm
     import bpfmap.bulk
     import bpfmap.drain
+    import bpfmap.export
     import bpfmap.objects  # noqa: F401  (load every module that defines errors)
 
     def subclasses(cls):
