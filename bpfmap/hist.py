@@ -162,16 +162,7 @@ def build(
         counts[int(slot)] = counts.get(int(slot), 0) + count
     out = []
     for group, counts in groups.values():
-        used = [s for s, c in counts.items() if c]
-        if not used:
-            out.append(Histogram(group, []))
-            continue
-        lo, hi = min(used), max(used)
-        out.append(
-            Histogram(
-                group, [Bucket(*slot_range(s, scheme, step, minimum), counts.get(s, 0)) for s in range(lo, hi + 1)]
-            )
-        )
+        out.append(_from_counts(group, counts, scheme, step, minimum, None))
     return out
 
 
@@ -245,13 +236,16 @@ def build_in_value(
     return out
 
 
-def _from_counts(group: dict | None, counts: list, scheme: str, step: int, minimum: int, total_sum) -> Histogram:
-    used = [i for i, c in enumerate(counts) if c]
+def _from_counts(group: dict | None, counts: list | dict, scheme: str, step: int, minimum: int, total_sum) -> Histogram:
+    """A histogram of slot counts (a list by slot, or slot -> count): buckets from the first
+    to the last non-empty slot, the empty ones between kept."""
+    by_slot = counts if isinstance(counts, dict) else dict(enumerate(counts))
+    used = [i for i, c in by_slot.items() if c]
     if not used:
         return Histogram(group, [], total_sum)
     lo, hi = min(used), max(used)
     return Histogram(
-        group, [Bucket(*slot_range(i, scheme, step, minimum), counts[i]) for i in range(lo, hi + 1)], total_sum
+        group, [Bucket(*slot_range(i, scheme, step, minimum), by_slot.get(i, 0)) for i in range(lo, hi + 1)], total_sum
     )
 
 
