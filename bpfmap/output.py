@@ -134,6 +134,11 @@ def item_writer(fmt: str, kc, vc) -> Callable[[bytes, bytes, int], str] | None:
     write_entries writes for the decoded batch."""
     if fmt not in ("text", "jsonl", "json"):
         return None
+    from .layout.rows import row_writer
+
+    rows = row_writer(fmt, kc, vc)  # any nesting of structs and arrays of leaves
+    if rows is not None:
+        return rows
     fast = _batch_template(fmt, kc, vc, False)
     ki, vi = items_decoder(kc, fmt), items_decoder(vc, fmt)
     if not fast or ki is None or vi is None:

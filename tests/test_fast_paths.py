@@ -268,3 +268,101 @@ def test_nested_layouts_take_the_generated_decoder():
 
     decls = CDecls("struct in { unsigned x : 3; }; struct out { struct in i; unsigned y; };", "b.h", ["struct out"])
     assert _whole_struct(decls.resolve("struct out")) is None  # bitfields keep the field-by-field decoder
+
+
+# -- whole rows: nested structs and arrays formatted a batch at a time ---------------------------
+
+
+def _rows_against_plain(lay, data: bytes, count: int) -> None:
+    """row_writer's lines for ``count`` entries cut from ``data`` against the decoded
+    entries written one line at a time (text, jsonl) and framed (json)."""
+    from bpfmap.layout.rows import row_writer
+
+    ks, vs = lay.key.size, lay.value.size
+    buf = data * (1 + count * (ks + vs) // len(data))
+    keys, values = buf[: count * ks], buf[count * ks : count * (ks + vs)]
+    batch = (lay.key.decode_many(keys, count), lay.value.decode_many(values, count))
+    for fmt in ("text", "jsonl", "json"):
+        rows = row_writer(fmt, lay.key, lay.value)
+        assert rows is not None, (fmt, lay.key.type, lay.value.type)
+        want = io.StringIO()
+        if fmt == "json":
+            write_entries([batch], fmt, lay.key, lay.value, False, want)
+        else:
+            want.write(plain(fmt, [batch], lay.key, lay.value))
+        got = io.StringIO()
+        write_item_batches([(keys, values, count)], fmt, rows, got)
+        assert got.getvalue() == want.getvalue(), fmt
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    key=st.one_of(st.sampled_from(LEAVES), nested_layouts),
+    value=nested_layouts,
+    data=st.binary(min_size=64, max_size=4096),
+    count=st.integers(1, 3000),
+)
+def test_rows_of_nested_layouts_give_the_plain_bytes(key, value, data, count):
+    """Any bytes (NaN floats, bools other than 0/1, strings with no NUL or bad UTF-8),
+    nested structs and arrays on both sides, batches past one chunk (2048 entries)."""
+    _rows_against_plain(Layout.parse(f"{key}:{value}"), data, count)
+
+
+NESTED_HEADER = """
+enum state { IDLE = 0, BUSY = 1, GONE = 7, ALSO_GONE = 7 };
+struct in { enum state st[2]; char name[5]; _Bool on; float f; double d; unsigned __int128 big; };
+struct rec { struct in a[2]; struct { unsigned short x; } anon_named; enum state top; char comm[4]; };
+"""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=256, max_size=2048), count=st.integers(1, 50))
+def test_rows_of_c_structs_with_enums_strings_and_floats(tmp_path_factory, data, count):
+    """Enum names (the first of a value's names), strings JSON escapes, bools, NaN and
+    infinite floats (bare in text's compact JSON, quoted in JSON output), 128-bit numbers,
+    at the top and nested."""
+    header = tmp_path_factory.getbasetemp() / "nested_rec.h"
+    header.write_text(NESTED_HEADER)
+    _rows_against_plain(Layout.from_c(str(header), "enum state", "struct rec"), data, count)
+
+
+def test_rows_take_nested_layouts_and_leave_the_rest():
+    from bpfmap.layout.cdecl import CDecls
+    from bpfmap.layout.rows import row_writer
+
+    lay = Layout.parse("a={x=u32,y=be16[3]}[2],b=char[4]:c=u64,d={e=ipv6,f=mac}")
+    assert row_writer("text", lay.key, lay.value) is not None
+    for decl, name in (
+        ("struct b { unsigned x : 3; unsigned y; };", "struct b"),
+        ("union u { unsigned x; char c[4]; };", "union u"),
+        ("struct a { struct { unsigned x; }; unsigned y; };", "struct a"),
+    ):
+        t = CDecls(decl, "b.h", [name]).resolve(name)
+        from bpfmap.layout import TypeCodec
+
+        assert row_writer("jsonl", lay.key, TypeCodec(t)) is None, decl  # the decoded path writes these
+    big = Layout.parse("u32:u64[2000]")
+    assert row_writer("text", big.key, big.value) is None  # more leaves than a template is worth
+
+
+def test_rows_comparison_can_fail():
+    """The comparison above catches one wrong byte: a row template with a stray space."""
+    import pytest
+
+    from bpfmap.layout import rows
+
+    lay = Layout.parse("a=u32:b={c=u16,d=char[3]}")
+    rows._WRITERS.clear()
+    real = rows._compile
+
+    def broken(fmt, kt, vt):
+        lines = real(fmt, kt, vt)
+        return lambda k, v, n: lines(k, v, n).replace(",", ", ", 1)
+
+    rows._compile = broken
+    try:
+        with pytest.raises(AssertionError):
+            _rows_against_plain(lay, bytes(range(64)), 3)
+    finally:
+        rows._compile = real
+        rows._WRITERS.clear()

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 
 from .. import _sys
 from ..errors import BpfmapError, KernelError, UsageError, translate
 from ..layout import Layout, TypeCodec
 from ..layout.model import Type
 from .convert import build_btf, c_declaration, to_model
-from .wire import BTF, BTFError, Kind, vmlinux
+from .wire import BTF, BTFError, Kind, _Plain, vmlinux
 
 
-@dataclass
-class MapBTF:
+class MapBTF(_Plain):
     """A map's BTF and the ids of its key and value types (0: none)."""
 
-    btf: BTF
-    btf_id: int
-    key_type_id: int
-    value_type_id: int
+    def __init__(self, btf: BTF, btf_id: int, key_type_id: int, value_type_id: int) -> None:
+        self.btf, self.btf_id, self.key_type_id, self.value_type_id = btf, btf_id, key_type_id, value_type_id
 
     def key_c(self) -> str | None:
         return c_declaration(self.btf, self.key_type_id).rstrip() if self.key_type_id else None
@@ -99,15 +95,12 @@ def map_btf(btf_id: int, key_type_id: int, value_type_id: int) -> MapBTF | None:
     return MapBTF(load_btf_by_id(btf_id), btf_id, key_type_id, value_type_id)
 
 
-@dataclass
-class BtfSpec:
+class BtfSpec(_Plain):
     """BTF to attach to a map at creation: the blob and the key/value type ids in it;
     ``fd`` a BTF object already loaded (shared by several maps; the caller closes it)."""
 
-    data: bytes
-    key_type_id: int
-    value_type_id: int
-    fd: int = 0
+    def __init__(self, data: bytes, key_type_id: int, value_type_id: int, fd: int = 0) -> None:
+        self.data, self.key_type_id, self.value_type_id, self.fd = data, key_type_id, value_type_id, fd
 
 
 def spec_for(key: Type | None, value: Type | None, key_name: str = "", value_name: str = "") -> BtfSpec:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field
 
 MAGIC = 0xEB9F
 _HDR = struct.Struct("<HBBIIIII")
@@ -47,35 +46,42 @@ class BTFError(ValueError):
     pass
 
 
-@dataclass
-class BtfMember:
-    name: str
-    type: int
-    bit_offset: int
-    bit_size: int = 0  # 0: not a bitfield
+class _Plain:
+    """Equality and repr from the public attributes (caches start with ``_``): what
+    @dataclass gave, without importing dataclasses (~10 ms of every command that reads BTF)."""
+
+    def _fields(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass is
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._fields().items())})"
 
 
-@dataclass
-class BtfType:
-    id: int
-    kind: Kind
-    name: str
-    size: int = 0  # INT, STRUCT, UNION, ENUM*, FLOAT, DATASEC
-    type: int = 0  # PTR, TYPEDEF, CV, FUNC, VAR, DECL_TAG, TYPE_TAG; ARRAY: element
-    kind_flag: bool = False
-    vlen: int = 0
-    # INT
-    encoding: int = 0
-    bits: int = 0
-    int_offset: int = 0
-    # ARRAY
-    index_type: int = 0
-    nelems: int = 0
-    # STRUCT/UNION, FUNC_PROTO params (name, type), DATASEC (type, offset, size)
-    members: list[BtfMember] = field(default_factory=list)
-    # ENUM/ENUM64
-    values: list[tuple[str, int]] = field(default_factory=list)
-    params: list[tuple[str, int]] = field(default_factory=list)
+class BtfMember(_Plain):
+    def __init__(self, name: str, type: int, bit_offset: int, bit_size: int = 0) -> None:
+        self.name, self.type, self.bit_offset = name, type, bit_offset
+        self.bit_size = bit_size  # 0: not a bitfield
+
+
+class BtfType(_Plain):
+    def __init__(
+        self, id: int, kind: Kind, name: str, size: int = 0, type: int = 0, kind_flag: bool = False, vlen: int = 0
+    ) -> None:
+        self.id, self.kind, self.name = id, kind, name
+        self.size = size  # INT, STRUCT, UNION, ENUM*, FLOAT, DATASEC
+        self.type = type  # PTR, TYPEDEF, CV, FUNC, VAR, DECL_TAG, TYPE_TAG; ARRAY: element
+        self.kind_flag, self.vlen = kind_flag, vlen
+        self.encoding = self.bits = self.int_offset = 0  # INT
+        self.index_type = self.nelems = 0  # ARRAY
+        # STRUCT/UNION, FUNC_PROTO params (name, type), DATASEC (type, offset, size)
+        self.members: list[BtfMember] = []
+        self.values: list[tuple[str, int]] = []  # ENUM/ENUM64
+        self.params: list[tuple[str, int]] = []
 
 
 def _extra_len(kind: int, vlen: int) -> int:

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
     try:
-        if args and args[0] in ("lookup", "update", "delete") and not os.environ.get("_BPFMAP_COMPLETE"):
+        if args and args[0] in ("lookup", "update", "delete", "dump") and not os.environ.get("_BPFMAP_COMPLETE"):
             from .verbs import parse_fast, run_fast
 
             fast = parse_fast(args)

@@ -1,6 +1,5 @@
 """Verbs on elements: lookup, update, delete, dump, and push/pop/peek for queues."""
 
-import itertools
 import sys
 from typing import Annotated, Optional
 
@@ -9,9 +8,9 @@ import typer
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
 from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
-from ..output import columns, item_writer, write_entries, write_item_batches, write_value
+from ..output import write_value
 from ..types import Access, Value
-from ..view import AGGREGATES, View, sort_entries
+from ..view import AGGREGATES, View
 from .common import (
     NO_LAYOUT,
     LayoutOptions,
@@ -19,7 +18,6 @@ from .common import (
     OutputOpt,
     QuietOpt,
     examples,
-    fmt_or_default,
     layout_options,
     parse_layout,
     say,
@@ -28,6 +26,7 @@ from .verbs import (
     default_key,
     do_delete,
     do_lookup,
+    dump_entries,
     lookup_exists,
     no_stray_options,
     per_cpu,
@@ -342,73 +341,10 @@ def dump(
             _dump_recursive(view, inner_layout, output or "text")
             return
         reduce, still_percpu = per_cpu(view, percpu, cpu)
-        if m.kind.value is Value.FD and not delete:
-            _dump_keys_only(m, view, fmt_or_default(output))
-            return
         if delete:
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
             return
-        fmt = fmt_or_default(output)
-        lines = None if reduce is not None or sort is not None or m.percpu else item_writer(fmt, view.key, view.value)
-        if lines is not None:  # flat structs and scalars: raw batches straight to their lines
-            _dump_items(m, view, map_ref, fmt, lines, batch_size)
-            return
-        source = view.column_batches(size=batch_size)
-        batches = source
-        progress = None
-        if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
-            from .term import Progress
-
-            progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
-            batches = progress.count_batches(batches)
-        if reduce is not None:
-            batches = ((k, list(map(reduce, v))) for k, v in batches)
-        if sort is not None:
-            entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
-            batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
-        try:
-            write_entries(batches, fmt_or_default(output), view.key, view.value, still_percpu, sys.stdout)
-        finally:
-            if progress is not None:
-                progress.close()
-            source.close()  # stops the read-ahead thread before the map's fd is closed
-
-
-def _dump_items(m: Map, view: View, map_ref: str, fmt: str, lines, batch_size: Optional[int]) -> None:
-    source = view.raw_batches(size=batch_size)
-    raw = source
-    progress = None
-    if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
-        from .term import Progress
-
-        progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
-
-        def counted(batches, progress=progress):
-            for batch in batches:
-                progress.advance(batch[2])
-                yield batch
-
-        raw = counted(source)
-    try:
-        write_item_batches(raw, fmt, lines, sys.stdout)
-    finally:
-        if progress is not None:
-            progress.close()
-        source.close()  # stops the read-ahead thread before the map's fd is closed
-
-
-def _dump_keys_only(m: Map, view: View, fmt: str) -> None:
-    """Maps whose values are file descriptors the kernel keeps for programs (sockmap,
-    cgroup_array, xskmap, ...): user space can list their keys but not read the values,
-    so every value is shown as unreadable (text ``-``, JSON null) and a note says why."""
-    from ..output import UNREADABLE
-
-    say(
-        f"note: {m.type_label} values are kernel objects (sockets, cgroups, ...) that user space cannot read; "
-        f"showing the keys"
-    )
-    batches = columns((k, None) for k in map(view.key.decode, m.keys()))
-    write_entries(batches, fmt, view.key, UNREADABLE, False, sys.stdout)
+        dump_entries(view, map_ref, reduce, still_percpu, output, batch_size, sort, reverse, top)
 
 
 def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:

@@ -1,5 +1,5 @@
 """The verbs' own code once their arguments are parsed, and the fast path that parses
-plain lookup/update/delete lines without the command-line parser: no typer here, so a
+plain lookup/update/delete/dump lines without the command-line parser: no typer here, so a
 plain ``bpfmap lookup`` (and every line of ``bpfmap batch`` that is one) starts without
 importing it.  The typer commands (elements.py) parse and call these."""
 
@@ -231,14 +231,112 @@ def json_list(text: str) -> list[Any]:
     return items
 
 
+def do_dump(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """dump MAP with no other option than --layout and --output (the fast path runs it)."""
+    with Map.open(map_ref, readonly=True) as m:
+        view = opts.view(m)
+        reduce, still_percpu = per_cpu(view, None, None)
+        dump_entries(view, map_ref, reduce, still_percpu, output)
+
+
+def dump_entries(
+    view: View,
+    map_ref: str,
+    reduce,
+    still_percpu: bool,
+    output: Optional[str],
+    batch_size: Optional[int] = None,
+    sort: Optional[str] = None,
+    reverse: bool = False,
+    top: Optional[int] = None,
+) -> None:
+    """Write every entry of the view's map in ``output`` (default: a table on a
+    terminal, else text), per-CPU values reduced by ``reduce``, sorted when asked."""
+    from ..output import columns, default_format, item_writer, write_entries
+
+    m = view.map
+    fmt = output or default_format(sys.stdout)
+    if m.kind.value is Value.FD:
+        _dump_keys_only(m, view, fmt)
+        return
+    lines = None if reduce is not None or sort is not None or m.percpu else item_writer(fmt, view.key, view.value)
+    if lines is not None:  # leaves in structs and arrays: raw batches straight to their lines
+        _dump_items(view, map_ref, fmt, lines, batch_size)
+        return
+    source: Any = view.column_batches(size=batch_size)  # a generator: closed below
+    batches = source
+    progress = None
+    if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
+        from .term import Progress
+
+        progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
+        batches = progress.count_batches(batches)
+    if reduce is not None:
+        batches = ((k, list(map(reduce, v))) for k, v in batches)
+    if sort is not None:
+        import itertools
+
+        from ..view import sort_entries
+
+        entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
+        batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
+    try:
+        write_entries(batches, fmt, view.key, view.value, still_percpu, sys.stdout)
+    finally:
+        if progress is not None:
+            progress.close()
+        source.close()  # stops the read-ahead thread before the map's fd is closed
+
+
+def _dump_items(view: View, map_ref: str, fmt: str, lines, batch_size: Optional[int]) -> None:
+    from ..output import write_item_batches
+
+    m = view.map
+    source = view.raw_batches(size=batch_size)
+    raw = source
+    progress = None
+    if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
+        from .term import Progress
+
+        progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
+
+        def counted(batches, progress=progress):
+            for batch in batches:
+                progress.advance(batch[2])
+                yield batch
+
+        raw = counted(source)
+    try:
+        write_item_batches(raw, fmt, lines, sys.stdout)
+    finally:
+        if progress is not None:
+            progress.close()
+        source.close()  # stops the read-ahead thread before the map's fd is closed
+
+
+def _dump_keys_only(m: Map, view: View, fmt: str) -> None:
+    """Maps whose values are file descriptors the kernel keeps for programs (sockmap,
+    cgroup_array, xskmap, ...): user space can list their keys but not read the values,
+    so every value is shown as unreadable (text ``-``, JSON null) and a note says why."""
+    from ..output import UNREADABLE, columns, write_entries
+
+    say(
+        f"note: {m.type_label} values are kernel objects (sockets, cgroups, ...) that user space cannot read; "
+        f"showing the keys"
+    )
+    batches = columns((k, None) for k in map(view.key.decode, m.keys()))
+    write_entries(batches, fmt, view.key, UNREADABLE, False, sys.stdout)
+
+
 # -- the fast path ----------------------------------------------------------------------------
 #
-# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY, with --layout/-l and (lookup)
-# --output/-o: parsed here, run by the functions above.  A line with anything else (another
+# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP, with --layout/-l and
+# (lookup, dump) --output/-o: parsed here, run by the functions above.  A line with anything else (another
 # option, a negative number that looks like one, a bad option value) goes through the
 # command-line parser, which says what is wrong exactly as it always does.
 
-_FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2)}
+_FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2), "dump": (1, 1)}
+_OUTPUT_VERBS = ("lookup", "dump")
 _OPTIONS: dict[Optional[str], LayoutOptions] = {}  # --layout text -> its LayoutOptions (views cached in it)
 
 
@@ -267,7 +365,7 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
             output = w[9:]
         else:
             return None  # another option (or a negative number): the parser's job
-    if not span[0] <= len(positional) <= span[1] or (output is not None and verb != "lookup"):
+    if not span[0] <= len(positional) <= span[1] or (output is not None and verb not in _OUTPUT_VERBS):
         return None
     if output is not None:
         output = output.strip().lower()
@@ -290,7 +388,9 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
 def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions]) -> None:
     """Run a line parse_fast read, through the verb's own function."""
     verb, positional, output, opts = parsed
-    if verb == "lookup":
+    if verb == "dump":
+        do_dump(positional[0], output, opts)
+    elif verb == "lookup":
         do_lookup(positional[0], positional[1] if len(positional) > 1 else None, output=output, opts=opts)
     elif verb == "delete":
         do_delete(positional[0], positional[1], opts)

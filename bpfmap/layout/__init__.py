@@ -151,28 +151,60 @@ def parse_hex(text: str) -> bytes:
     return data
 
 
+class _Compiled:
+    """A TypeCodec attribute compiled on first use, with the others of its ``group`` (a
+    dump that formats raw rows never compiles decoders, a lookup never the batch
+    decoders).  Set on an instance, it is that instance's value from then on."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        obj._compile(self.group)
+        return obj.__dict__[self.name]
+
+
 class TypeCodec(Codec):
     """A codec for one model type (a struct, or a bare scalar/string/array)."""
 
-    def __init__(self, t: Type) -> None:
-        from .codec import (
-            compile_encode_many,
-            compile_items,
-            compile_many,
-            compile_type,
-            json_conversions,
-            templates,
-        )
+    _dec = _Compiled("codec")
+    _enc = _Compiled("codec")
+    _many = _Compiled("many")
+    _enc_many = _Compiled("encode_many")
+    text_template = _Compiled("templates")
+    json_template = _Compiled("templates")
+    flat = _Compiled("templates")
+    json_flat = _Compiled("templates")
+    # a flat struct's values straight to their template items, no dict each (events)
+    items_many = _Compiled("items")
+    json_convs = _Compiled("items")
 
+    def __init__(self, t: Type) -> None:
         self.type = t
         self.size = t.size
-        self._dec, self._enc = compile_type(t)
-        self._many = compile_many(t)
-        self._enc_many = compile_encode_many(t)
-        self.text_template, self.json_template, self.flat, self.json_flat = templates(t)
-        # a flat struct's values straight to their template items, no dict each (events)
-        self.items_many = compile_items(t) if self.flat is not None else None
-        self.json_convs = json_conversions(t) if self.json_template is not None else None
+
+    def _compile(self, group: str) -> None:
+        from . import codec
+
+        t, d = self.type, self.__dict__
+        if group == "codec":
+            d["_dec"], d["_enc"] = codec.compile_type(t)
+        elif group == "many":
+            d["_many"] = codec.compile_many(t)
+        elif group == "encode_many":
+            d["_enc_many"] = codec.compile_encode_many(t)
+        elif group == "templates":
+            names = ("text_template", "json_template", "flat", "json_flat")
+            for name, value in zip(names, codec.templates(t)):
+                d.setdefault(name, value)  # one set on the instance stays
+        else:
+            d["items_many"] = codec.compile_items(t) if self.flat is not None else None
+            d["json_convs"] = codec.json_conversions(t) if self.json_template is not None else None
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)

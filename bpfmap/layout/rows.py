@@ -1,0 +1,313 @@
+"""Whole batches of raw entries to text or JSON lines, one %-format per batch.
+
+A dump reads keys and values from the kernel a batch at a time, packed back to back.
+For a key and a value type made of leaves (numbers, strings, addresses, enums, hex) in
+structs and arrays nested to any depth, this module compiles, once per type pair and
+format:
+
+- one struct.Struct per side that unpacks every leaf of an entry at C speed (big-endian
+  fields are byte-swapped a column at a time first, so one native-order Struct reads
+  them all);
+- the line template: the entry's text with one ``%s`` per leaf, nested structs and
+  arrays written as JSON around them;
+- the conversions a few leaves need (strings cut at NUL and escaped for JSON, enum
+  names, addresses, bools, non-finite floats), applied a column at a time, each through
+  a bounded memo when its values repeat (comm, addresses).
+
+The lines are those ``output.write_entries`` writes for the decoded entries (text:
+``Codec.format``; JSON: ``json_dumps`` of ``{"key": K, "value": V}``), byte for byte:
+tests compare them on random nested layouts.  Types this does not take (bitfields,
+unions, anonymous members, per-CPU values, more than _MAX_ITEMS leaves) return None and
+go through the decoded path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
+
+try:  # what json.dumps escapes strings with, without importing json (start-up)
+    from _json import encode_basestring_ascii as _json_str
+except ImportError:  # pragma: no cover  (Pythons without the C accelerator)
+    from json.encoder import encode_basestring_ascii as _json_str
+
+_HOST = "<" if sys.byteorder == "little" else ">"
+_CODES = {
+    ("uint", 1): "B",
+    ("uint", 2): "H",
+    ("uint", 4): "I",
+    ("uint", 8): "Q",
+    ("int", 1): "b",
+    ("int", 2): "h",
+    ("int", 4): "i",
+    ("int", 8): "q",
+    ("float", 4): "f",
+    ("float", 8): "d",
+    ("bool", 1): "?",
+}
+_MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
+_CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
+_MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
+
+Column = Callable[[list], list]  # a conversion of one column of items
+
+# Where a leaf is written: TEXT is a field's value in ``name=value`` text (as is), NESTED
+# is inside the compact JSON text output writes for nested structs and arrays (JSON that
+# allows NaN), JSON is inside json.dumps output (NaN and infinities as strings).
+TEXT, NESTED, JSON = "text", "nested", "json"
+
+
+def _memo(convert: Callable[[Any], Any]) -> Column:
+    """A column conversion through a bounded memo: map lookups at C speed while the values
+    repeat (a task name, an address), ``convert`` once per new value.  A column of mostly
+    new values (every flow's own address) is converted straight, without the memo."""
+    cache: dict = {}
+
+    def column(items: list) -> list:
+        try:
+            return list(map(cache.__getitem__, items))
+        except KeyError:
+            new = set(items).difference(cache)
+            if len(new) * 4 > len(items):  # few repeats: the memo would cost more than it saves
+                return list(map(convert, items))
+            if len(cache) + len(new) > _MEMO_MAX:
+                cache.clear()
+            cache.update(zip(new, map(convert, new)))
+            return list(map(cache.__getitem__, items))
+
+    return column
+
+
+def _each(convert: Callable[[Any], Any]) -> Column:
+    return lambda items: list(map(convert, items))
+
+
+def _cstring(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _float_text(allow_nan: bool) -> Callable[[float], str]:
+    """A float as json writes it: repr; NaN and infinities bare (NESTED) or quoted (JSON)."""
+    q = "" if allow_nan else '"'
+    special = {"nan": f"{q}NaN{q}", "inf": f"{q}Infinity{q}", "-inf": f"{q}-Infinity{q}"}
+
+    def text(v: float) -> str:
+        r = float.__repr__(v)
+        return special.get(r, r)
+
+    return text
+
+
+_BOOL = {True: "true", False: "false"}
+
+
+def _ntoa(name: str) -> Callable[[bytes], str]:
+    import socket
+
+    if name == "ipv4":
+        return socket.inet_ntoa
+    return lambda b: socket.inet_ntop(socket.AF_INET6, b)
+
+
+class _Side:
+    """The unpacking of one side (key or value) of an entry: a native-order struct format
+    over every leaf, the byte ranges to swap into host order first, and each item's
+    conversion."""
+
+    def __init__(self) -> None:
+        self.fmt, self.pos, self.n = "=", 0, 0
+        self.swaps: list[tuple[int, int]] = []  # (offset, size) of fields to byte-swap
+        self.convs: dict[int, Column] = {}  # item index -> its column conversion
+
+    def _at(self, off: int) -> None:
+        if off < self.pos:
+            raise _NotRow("overlapping fields")
+        if off > self.pos:
+            self.fmt += f"{off - self.pos}x"
+        self.pos = off
+
+    def _item(self, off: int, size: int, code: str, conv: Column | None = None) -> None:
+        self._at(off)
+        self.fmt += code
+        if conv is not None:
+            self.convs[self.n] = conv
+        self.n += 1
+        self.pos = off + size
+        if self.n > _MAX_ITEMS:
+            raise _NotRow("too many leaves")
+
+    # -- templates: every literal's % doubled, one %s per item ---------------------------
+
+    def piece(self, t: Type, off: int, where: str) -> str:
+        """The template of a value of ``t`` at ``off`` written ``where``."""
+        quote = '"' if where != TEXT else ""
+        if isinstance(t, Scalar):
+            if t.size == 16:
+                order = "big" if t.order == ">" else "little" if t.order == "<" else sys.byteorder
+                signed = t.kind == "int"
+                self._item(off, 16, "16s", _each(lambda b: int.from_bytes(b, order, signed=signed)))
+                return "%s"
+            if t.order not in ("=", _HOST) and t.size > 1:
+                self.swaps.append((off, t.size))
+            conv: Column | None = None
+            if t.kind == "bool":
+                conv = _each(_BOOL.__getitem__)
+            elif t.kind == "float" and where != TEXT:
+                conv = _each(_float_text(where == NESTED))
+            self._item(off, t.size, _CODES[(t.kind, t.size)], conv)
+            return "%s"
+        if isinstance(t, Enum):
+            names: dict[int, str] = {}
+            for name, v in t.values:  # the first name of a value, as the decoder shows it
+                names.setdefault(v, name if where == TEXT else _json_str(name))
+            self._item(off, t.size, _CODES[("int" if t.signed else "uint", t.size)], _each(lambda v: names.get(v, v)))
+            return "%s"
+        if isinstance(t, Char):
+            self._item(
+                off, t.size, f"{t.size}s", _memo(_cstring if where == TEXT else lambda b: _json_str(_cstring(b)))
+            )
+            return "%s"
+        if isinstance(t, Bytes):
+            self._item(off, t.size, f"{t.size}s", _each(lambda b: b.hex(" ")))
+            return f"{quote}%s{quote}"
+        if isinstance(t, Formatted):
+            if t.name == "mac":
+                self._item(off, 6, "6s", _each(lambda b: b.hex(":")))
+            elif t.name == "ipv4":  # four bytes in the template: no conversion at all
+                for i in range(4):
+                    self._item(off + i, 1, "B")
+                return f"{quote}%s.%s.%s.%s{quote}"
+            else:
+                self._item(off, t.size, f"{t.size}s", _memo(_ntoa(t.name)))
+            return f"{quote}%s{quote}"
+        inner = NESTED if where == TEXT else where  # nested data in text is compact JSON
+        sep, colon = (",", ":") if inner == NESTED else (", ", ": ")
+        if isinstance(t, Array):
+            return "[" + sep.join(self.piece(t.elem, off + i * t.elem.size, inner) for i in range(t.count)) + "]"
+        if isinstance(t, Struct) and not t.union:
+            parts = []
+            for f in _fields(t):
+                parts.append(_literal(_json_str(f.name)) + colon + self.piece(f.type, off + f.offset, inner))
+            return "{" + sep.join(parts) + "}"
+        raise _NotRow(type(t).__name__)
+
+    def top(self, t: Type, fmt: str) -> str:
+        """The template of a whole key or value: text ``name=value,...`` for a struct (or
+        the value alone), JSON as json.dumps writes it."""
+        if fmt == "text" and isinstance(t, Struct) and not t.union:
+            parts = [_literal(f.name) + "=" + self.piece(f.type, f.offset, TEXT) for f in _fields(t)]
+            body = ",".join(parts)
+        else:
+            body = self.piece(t, 0, TEXT if fmt == "text" else JSON)
+        self._at(t.size)
+        return body
+
+    def unpacker(self, size: int) -> Callable[[bytes, int], Any]:
+        """(buf, count) -> an iterator of each entry's items (tuples)."""
+        st = struct.Struct(self.fmt)
+        if st.size != size:
+            raise _NotRow("size")
+        it = st.iter_unpack
+        swaps = self.swaps
+        if not swaps:
+            return lambda buf, count: it(memoryview(buf)[: count * size])
+
+        def swapped(buf: bytes, count: int):
+            b = bytearray(memoryview(buf)[: count * size])
+            for off, n in swaps:  # each byte of the field, a column at a time
+                cols = [b[off + i :: size] for i in range(n)]
+                for i in range(n):
+                    b[off + i :: size] = cols[n - 1 - i]
+            return it(b)
+
+        return swapped
+
+
+class _NotRow(Exception):
+    """A type the row writer does not take."""
+
+
+def _fields(t: Struct) -> list:
+    from .codec import visible_fields
+
+    fields = visible_fields(t)
+    for f in fields:
+        if f.bit_size is not None or not f.name:
+            raise _NotRow("bitfield or anonymous member")
+    return fields
+
+
+def _literal(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _type_of(codec) -> Type | None:
+    from . import HexCodec, TypeCodec
+
+    if isinstance(codec, TypeCodec):
+        return codec.type
+    if type(codec) is HexCodec:
+        return Bytes(codec.size)
+    return None
+
+
+_WRITERS: dict[tuple, Callable[[bytes, bytes, int], str] | None] = {}
+
+
+def row_writer(fmt: str, key_codec, value_codec) -> Callable[[bytes, bytes, int], str] | None:
+    """For ``text``, ``jsonl`` and ``json``: a function (keys, values, count) -> the
+    entries' lines (``json``: each entry's object on a line, framed by the caller), or
+    None when a side's type is not made of leaves this module writes."""
+    kt, vt = _type_of(key_codec), _type_of(value_codec)
+    if fmt not in ("text", "jsonl", "json") or kt is None or vt is None or not kt.size or not vt.size:
+        return None
+    cache_key = ("text" if fmt == "text" else "json", kt, vt)
+    if cache_key not in _WRITERS:
+        try:
+            _WRITERS[cache_key] = _compile("text" if fmt == "text" else "json", kt, vt)
+        except _NotRow:
+            _WRITERS[cache_key] = None
+    return _WRITERS[cache_key]
+
+
+def _compile(fmt: str, kt: Type, vt: Type) -> Callable[[bytes, bytes, int], str]:
+    ks, vs = _Side(), _Side()
+    kbody, vbody = ks.top(kt, fmt), vs.top(vt, fmt)
+    if fmt == "text":
+        line = f"{kbody}\t{vbody}\n"
+    else:
+        line = '{"key": ' + kbody + ', "value": ' + vbody + "}\n"
+    kunpack, vunpack = ks.unpacker(kt.size), vs.unpacker(vt.size)
+    per = ks.n + vs.n
+    convs = sorted([*ks.convs.items(), *((ks.n + j, c) for j, c in vs.convs.items())])
+    chain = itertools.chain.from_iterable
+    add = operator.add
+    single = ks.n == 1 and vs.n == 1
+
+    ksize, vsize = kt.size, vt.size
+
+    def lines(keys: bytes, values: bytes, count: int) -> str:
+        if count > _CHUNK:  # a kernel batch in chunks: the items of each stay in the CPU's caches
+            kv, vv = memoryview(keys), memoryview(values)
+            return "".join(
+                chunk(kv[i * ksize :], vv[i * vsize :], min(_CHUNK, count - i)) for i in range(0, count, _CHUNK)
+            )
+        return chunk(keys, values, count)
+
+    def chunk(keys, values, count: int) -> str:
+        k, v = kunpack(keys, count), vunpack(values, count)
+        rows = zip(chain(k), chain(v)) if single else map(add, k, v)
+        if not convs:
+            return (line * count) % tuple(chain(rows))
+        items = list(chain(rows))
+        for j, conv in convs:  # each converted leaf, a column at a time
+            items[j::per] = conv(items[j::per])
+        return (line * count) % tuple(items)
+
+    return lines
