@@ -140,7 +140,7 @@ def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
     assert len(os.listdir("/proc/self/fd")) == fds  # and both closed when the batch ended
 
 
-# -- the parser-free path of plain lookups, updates and deletes ------------------------------------
+# -- the parser-free path of plain lookups, updates, deletes and dumps -----------------------------
 
 
 def _maps(root: str) -> dict[str, str]:
@@ -186,6 +186,14 @@ CASES = [
     ["delete", "counts", "6"],
     ["delete", "counts", "6"],
     ["delete", "pcpu", "1"],
+    ["dump", "counts"],
+    ["dump", "counts", "-o", "json"],
+    ["dump", "counts", "-o", "csv"],
+    ["dump", "pcpu", "-o", "jsonl"],
+    ["dump", "flows", "--output=json"],
+    ["dump", "flows", "-l", "hex[6]:u64,char[8]"],
+    ["dump", "flows", "-l", "u32:u64"],
+    ["dump", "nope"],
 ]
 
 
@@ -225,3 +233,7 @@ def test_a_plain_lookup_does_not_load_the_parser(counts):
         [sys.executable, "-c", code, "lookup", counts, "1", "--percpu", "sum"], capture_output=True, text=True
     )
     assert r.returncode == 0 and r.stderr == "typer loaded: True"  # other options: the parser
+    r = subprocess.run([sys.executable, "-c", code, "dump", counts, "-o", "jsonl"], capture_output=True, text=True)
+    got = sorted(r.stdout.splitlines())
+    assert r.returncode == 0 and r.stderr == "typer loaded: False"
+    assert got == ['{"key": 1, "value": 10}', '{"key": 2, "value": 20}', '{"key": 3, "value": 30}']
