@@ -3,6 +3,8 @@
  *
  *   baseline dump PIN          print KEY<TAB>VALUE for a u32 -> u64 map
  *   baseline load PIN FILE     read KEY<TAB>VALUE lines, write them with batch updates
+ *   baseline loadmem PIN N     write keys 0..N-1 with values 3*key from memory, batch
+ *                              by batch (what a loader could do at best)
  */
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -58,12 +60,32 @@ static int load(const char *pin, const char *file)
 	return 0;
 }
 
+static int loadmem(const char *pin, long n)
+{
+	int fd = bpf_obj_get(pin);
+	if (fd < 0) { perror("bpf_obj_get"); return 1; }
+	__u32 *keys = malloc(n * sizeof(*keys));
+	__u64 *values = malloc(n * sizeof(*values));
+	if (!keys || !values) { perror("malloc"); return 1; }
+	for (long i = 0; i < n; i++) {
+		keys[i] = i;
+		values[i] = 3 * (__u64)i;
+	}
+	for (long lo = 0; lo < n; lo += BATCH) {
+		__u32 c = n - lo < BATCH ? n - lo : BATCH;
+		if (bpf_map_update_batch(fd, keys + lo, values + lo, &c, NULL)) { perror("update"); return 1; }
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "dump"))
 		return dump(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "load"))
 		return load(argv[2], argv[3]);
-	fprintf(stderr, "usage: baseline dump PIN | baseline load PIN FILE\n");
+	if (argc == 4 && !strcmp(argv[1], "loadmem"))
+		return loadmem(argv[2], atol(argv[3]));
+	fprintf(stderr, "usage: baseline dump PIN | baseline load PIN FILE | baseline loadmem PIN N\n");
 	return 2;
 }

@@ -83,24 +83,31 @@ class BoundedLines:
         self._returned = 0
         self._ahead: deque[str] = deque()  # read by __iter__, not handed out yet
 
-    def readlines(self, hint: int = READ_BYTES) -> list[str]:
+    def read_block(self, hint: int = READ_BYTES) -> tuple[str, int]:
+        """(whole lines as one string, how many): at least one line, each ending with a
+        newline but the stream's last; ("", 0) at the end."""
         if self._ahead:
             lines = list(self._ahead)
             self._ahead.clear()
-            return lines
+            return "".join(lines), len(lines)
         while True:
             chunk = self._stream.read(max(hint, 1))
             if not chunk:
                 last, self._carry = self._carry, ""
                 self._returned += bool(last)
-                return [last] if last else []
-            parts = (self._carry + chunk).split("\n")
-            self._carry = parts.pop()
+                return last, int(bool(last))
+            text = self._carry + chunk
+            cut = text.rfind("\n") + 1
+            self._carry = text[cut:]
             if len(self._carry) > self.limit:
-                raise _LongLine(self._returned + len(parts) + 1)
-            if parts:
-                self._returned += len(parts)
-                return [p + "\n" for p in parts]
+                raise _LongLine(self._returned + text.count("\n", 0, cut) + 1)
+            if cut:
+                n = text.count("\n", 0, cut)
+                self._returned += n
+                return text[:cut], n
+
+    def readlines(self, hint: int = READ_BYTES) -> list[str]:
+        return split_lines(self.read_block(hint)[0])
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -111,6 +118,55 @@ class BoundedLines:
             if not self._ahead:
                 raise StopIteration
         return self._ahead.popleft()
+
+
+def split_lines(block: str) -> list[str]:
+    """A block of lines (read_block) as its lines, each with its newline (the last may have none)."""
+    parts = block.split("\n")
+    last = parts.pop()
+    lines = [p + "\n" for p in parts]
+    if last:
+        lines.append(last)
+    return lines
+
+
+# Lines of plain integers, as ``dump`` writes numbers: what a line is once its digits
+# (and, where a number may be negative, its minus signs) are removed.  JSON Lines keys and
+# values with a minus sign take the json path (a minus could hide in the braces' text).
+_NUMBER_ROWS = {
+    "jsonl": (b'{"key": , "value": }\n', b"0123456789"),
+    "csv": (b",\n", b"0123456789-"),
+    "text": (b"\t\n", b"0123456789-"),
+}
+_SPACED = bytes.maketrans(b",\t\n", b"   ")
+_JSONL_TEXT = b'{}":keyvalu'  # the characters of a JSON Lines line that are not its numbers
+
+
+def _number_fields(block: str, n: int, fmt: str) -> list[str] | None:
+    """``n`` lines (each ending with a newline) of ``K<TAB>V``, CSV ``K,V`` or JSON Lines
+    ``{"key": K, "value": V}`` where K and V are plain integers, as the list K, V, K, V...;
+    checked strictly at C speed (two translations and a comparison); None when any line is
+    anything else (the general path reads those).  The numbers are checked by the
+    encoders, which parse them as int(x, 0) does (no stray sign, no leading zero)."""
+    skeleton, digits = _NUMBER_ROWS[fmt]
+    try:
+        data = block.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if data.translate(None, digits) != skeleton * n:
+        return None
+    data = data.translate(_SPACED, _JSONL_TEXT if fmt == "jsonl" else b"")
+    if fmt == "jsonl" and b" 00" in data:
+        return None  # JSON has no 00 (int(x, 0) takes it)
+    fields = data.decode("ascii").split()
+    return fields if len(fields) == 2 * n else None  # an empty number: the general path says so
+
+
+def _counted(numbered: Iterator[tuple[int, str]], current: list[int]) -> Iterator[str]:
+    """The lines of ``numbered``, keeping the number of the last one read in ``current``."""
+    for n, line in numbered:
+        current[0] = n
+        yield line
 
 
 class BadLine(str):
@@ -287,46 +343,58 @@ class Loader:
         return (1 << 20) + 64 * (m.key_size + m.value_size * m.ncpus)
 
     def _load_lines(self, stream: BoundedLines, fmt: str, name: str) -> int:
-        lines: list[str] = []
+        head: list[str] = []
         if fmt == "auto":
-            fmt, lines = sniff(stream, name)  # type: ignore[arg-type]
-        if fmt == "csv":
-            self.load(_csv(enumerate(itertools.chain(lines, stream), 1)))
-            return self.finish()
+            fmt, head = sniff(stream, name)  # type: ignore[arg-type]
+        block, n = stream.read_block(READ_BYTES)
+        block, n = "".join(head) + block, len(head) + n
         lineno = 1
-        while True:
-            lines += stream.readlines(READ_BYTES)
-            if not lines:
+        if fmt == "csv":
+            if not block.startswith("key,value\n"):  # nested columns, blank lines first, ...
+                self.load(_csv(enumerate(itertools.chain(split_lines(block), stream), 1)))
                 return self.finish()
-            fast = self._fast_lines(lines, fmt)
+            block, n, lineno = block[10:], n - 1, 2  # rows of numbers go a block at a time, as text does
+        while n:
+            fast = self._fast_block(block, n, fmt)
             if fast is not None:
                 self._write(*fast)
+            elif fmt == "csv":  # the rest through the CSV reader (a quoted cell may span lines)
+                current = [lineno]
+                rest = enumerate(itertools.chain(split_lines(block), stream), lineno)
+                self.load(_csv_pairs(csv.reader(_counted(rest, current)), current))
+                return self.finish()
             else:
-                records = _text(enumerate(lines, lineno)) if fmt == "text" else _jsonl(enumerate(lines, lineno))
-                self.load(records)
-            lineno += len(lines)
-            lines = []
+                lines = enumerate(split_lines(block), lineno)
+                self.load(_text(lines) if fmt == "text" else _jsonl(lines))
+            lineno += n
+            block, n = stream.read_block(READ_BYTES)
+        return self.finish()
 
-    def _fast_lines(self, lines: list[str], fmt: str) -> tuple[bytes, bytes, int] | None:
+    def _fast_block(self, block: str, n: int, fmt: str) -> tuple[bytes, bytes, int] | None:
+        """``n`` lines encoded at once, or None: a line that is not plain, or an item a
+        codec refuses (the line-by-line path then reads them and says which)."""
         if self.map.percpu:
             return None
+        if not block.endswith("\n"):
+            block += "\n"
         try:
+            fields = _number_fields(block, n, fmt)
+            if fields is not None:
+                fast = self._encode_fast(fields[0::2], fields[1::2])
+                if fast is not None or fmt == "csv":
+                    return fast
             if fmt == "text":
-                text = "".join(lines)
-                if not text.endswith("\n"):
-                    text += "\n"
                 # exactly one tab on every line: then keys and values alternate
-                if not _TEXT_CHUNK.fullmatch(text):
+                if not _TEXT_CHUNK.fullmatch(block):
                     return None
-                fields = text.replace("\n", "\t").split("\t")
-                keys, values = fields[0:-1:2], fields[1:-1:2]
-            else:
-                objs = json.loads("[" + ",".join(lines) + "]")
-                keys = [o["key"] for o in objs]
-                values = [o["value"] for o in objs]
+                fields = block.replace("\n", "\t").split("\t")
+                return self._encode_fast(fields[0:-1:2], fields[1:-1:2])
+            if fmt != "jsonl":
+                return None
+            objs = json.loads("[" + block[:-1].replace("\n", ",") + "]")  # no JSON value holds a raw newline
+            return self._encode_fast([o["key"] for o in objs], [o["value"] for o in objs])
         except (ValueError, TypeError, KeyError, RecursionError):
             return None
-        return self._encode_fast(keys, values)
 
     def load(self, records: Iterable[Record]) -> int:
         """Write every record; returns how many were written.  Raises LoadError on a bad

@@ -171,3 +171,123 @@ def test_format_is_sniffed_past_blank_and_comment_lines(bm, pindir, tmp_path):
     f.write_text('\n# exported\n{"key": 1, "value": 10}\n{"key": 2, "value": 20}\n')
     code, _, err = bm("update", pin, "--from", str(f), "-l", "u32:u64")
     assert code == 0 and "2 entries written" in err, err
+
+
+# -- lines of plain numbers: read a block at a time, checked strictly ----------------------------
+
+_GOOD = {
+    "jsonl": lambda k, v: f'{{"key": {k}, "value": {v}}}\n',
+    "csv": lambda k, v: f"{k},{v}\n",
+    "text": lambda k, v: f"{k}\t{v}\n",
+}
+# lines close to what dump writes that the number path must not take as numbers, each
+# placed after good lines, in blocks of a few lines: the result must be the general path's
+_TRICKY = {
+    "jsonl": [
+        '{"key": 00, "value": 1}\n',
+        '{"key": 007, "value": 1}\n',
+        '{"key": -1, "value": 1}\n',
+        '{"key": , "value": 1}\n',
+        '{"key": 1, "value": 2, "value": 3}\n{"key": 5}\n',
+        '{"key": 1,  "value": 2}\n',
+        '{"key":1,"value":2}\n',
+        '{"key": 1, "value": 2}\r\n',
+        '{"key": 1, "value": 99999999999999999999999}\n',
+        '{"key": 4294967296, "value": 1}\n',
+        '{"key": 1, "value": 1.0}\n',
+        '{"key": 1, "value": 1e3}\n',
+        '{"key": "7", "value": 1}\n',
+        "\n",
+        "# a comment\n",
+        '{"key": 1, "value": \u0662}\n',
+        '{"key": 1_0, "value": 1}\n',
+        '{"k-ey": 5, "value": 1}\n',
+        '{"key": 3, "value": 4}',  # no newline at the end
+    ],
+    "csv": [
+        "1,-2\n",
+        "-3,4\n",
+        '"5",6\n',
+        '"7","8\n9"\n',
+        "1,2\r\n",
+        "1,,2\n",
+        ",5\n",
+        "5,\n",
+        "1, 2\n",
+        "1,0x10\n",
+        "4294967296,1\n",
+        "1,00\n",
+        "\n",
+        "3,4",
+    ],
+    "text": [
+        "1\t-2\n",
+        "1\t0x10\n",
+        "1\t2\t3\n",
+        "\t5\n",
+        "5\t\n",
+        "00\t1\n",
+        "007\t1\n",
+        "1 \t2\n",
+        "4294967296\t1\n",
+        "# a comment\n",
+        "3\t4",
+    ],
+}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "text"])
+def test_number_lines_load_as_the_general_path_loads_them(bm, pindir, tmp_path, monkeypatch, fmt):
+    """Every tricky line after good ones, in blocks of ~64 characters (so the lines fall
+    in several blocks): exit code, message (line numbers) and map contents the same as
+    when every line goes through the general path."""
+    import bpfmap.bulk as bulk
+
+    monkeypatch.setattr(bulk, "READ_BYTES", 64)
+    head = "key,value\n" if fmt == "csv" else ""
+    good = "".join(_GOOD[fmt](k, k * 3) for k in range(12))
+    for i, tricky in enumerate(_TRICKY[fmt]):
+        f = tmp_path / f"in{i}.{fmt}"
+        f.write_text(head + good + tricky + _GOOD[fmt](100, 300))
+        results = []
+        for general in (False, True):
+            if general:
+                monkeypatch.setattr(bulk, "_number_fields", lambda block, n, fmt: None)
+            pin = f"{pindir}/m{i}{'g' if general else 'f'}"
+            assert bm("create", "hash", "--key", "4", "--value", "8", "--max-entries", "64", "--pin", pin)[0] == 0
+            code, out, err = bm("update", pin, "--from", str(f), "-l", "u32:s64", "--input-format", fmt)
+            with Map.open(pin) as m:
+                results.append((code, out, err.replace(pin, "MAP"), sorted(m.items())))
+            monkeypatch.undo()
+            monkeypatch.setattr(bulk, "READ_BYTES", 64)
+        assert results[0] == results[1], (fmt, tricky)
+        assert len(results[0][3]) >= 12, (fmt, tricky, results[0][2])  # the good lines before it are in
+
+
+def test_number_lines_take_the_block_path(pindir, tmp_path, monkeypatch):
+    """What dump writes of numbers is read by the number path, not line by line."""
+    import bpfmap.bulk as bulk
+    from bpfmap.layout import Layout
+
+    calls = []
+    real = bulk._number_fields
+
+    def spy(block, n, fmt):
+        fields = real(block, n, fmt)
+        calls.append((fmt, n, fields is not None))
+        return fields
+
+    monkeypatch.setattr(bulk, "_number_fields", spy)
+    with Map.create("hash", 4, 8, max_entries=64) as m:
+        view = m.view(Layout.parse("u32:u64"))
+        for fmt, text in (
+            ("jsonl", "".join(_GOOD["jsonl"](k, k) for k in range(5))),
+            ("csv", "key,value\n" + "".join(_GOOD["csv"](k, k) for k in range(5))),
+            ("text", "".join(_GOOD["text"](k, k) for k in range(5))),
+        ):
+            import io
+
+            m.clear()
+            assert bulk.Loader(view).load_stream(io.StringIO(text), fmt) == 5
+            assert sorted(m.items()) == [(struct.pack("=I", k), struct.pack("=Q", k)) for k in range(5)]
+    assert calls == [("jsonl", 5, True), ("csv", 5, True), ("text", 5, True)]
