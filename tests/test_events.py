@@ -17,7 +17,7 @@ from conftest import INSTALLED, run_cli
 
 from bpfmap import Map
 from bpfmap.errors import UsageError
-from bpfmap.events import PerfBufferReader, RingBufferReader, reader
+from bpfmap.events import PerfBufferReader, Record, RingBufferReader, reader
 from bpfmap.maps import Program
 
 
@@ -162,6 +162,104 @@ def test_ringbuf_skips_discarded_records(bpffs):
         got = [int.from_bytes(r.data, "little") for r in rd.drain()]
         assert got == [n - 14 for n in range(14, 40) if n % 2 == 0]  # odd lengths were discarded
         prog.close()
+
+
+def _drain_all(rd, packed: bool) -> list:
+    """Drain until empty: each batch as ("packed", size, count) or ("list", count), and
+    every record's bytes in order."""
+    from bpfmap.events import Packed
+
+    shapes, datas = [], []
+    while True:
+        batch = rd.drain(packed=packed)
+        if not len(batch):
+            return shapes, datas
+        if isinstance(batch, Packed):
+            shapes.append(("packed", batch.size, batch.count))
+            datas += [r.data for r in batch.records()]
+            assert b"".join(r.data for r in batch.records()) == batch.data
+        else:
+            shapes.append(("list", len(batch)))
+            datas += [r.data for r in batch]
+
+
+def test_ringbuf_packed_runs_across_wraparound(bpffs):
+    """Runs of same-sized records come out as one Packed each, in order, wrapping around
+    the end of the ring (read through its second mapping) 15 times."""
+    with Map.create("ringbuf", 0, 0, 4096) as rb, RingBufferReader(rb) as rd:
+        prod = Producer(rb, record_size=24)  # 32 bytes with the header: 128 fit
+        for _ in range(20):
+            sent = prod.run(100)
+            shapes, datas = _drain_all(rd, packed=True)
+            assert shapes == [("packed", 24, 100)]
+            assert _lens(Record(d) for d in datas) == sent
+        assert prod.dropped == 0
+        prod.close()
+
+
+def test_ringbuf_packed_runs_end_at_another_size(bpffs):
+    """Records of 8, then 16, then 8 bytes: three runs, each its own Packed; a run
+    shorter than 64 records is read record by record."""
+    with Map.create("ringbuf", 0, 0, 8192) as rb, RingBufferReader(rb) as rd:
+        small, big = Producer(rb, record_size=8), Producer(rb, record_size=16)
+        sent = small.run(70) + big.run(70)
+        small.next = 70
+        sent += small.run(70) + big.run(10)
+        shapes, datas = _drain_all(rd, packed=True)
+        assert shapes == [("packed", 8, 70), ("packed", 16, 70), ("packed", 8, 70), ("list", 10)]
+        assert _lens(Record(d) for d in datas) == sent
+        assert [len(d) for d in datas] == [8] * 70 + [16] * 70 + [8] * 70 + [16] * 10
+        small.close()
+        big.close()
+
+
+def test_ringbuf_packed_run_stops_at_a_discarded_record(bpffs):
+    """A discarded record ends a run; what comes out is what the record-by-record
+    loop gives (the discarded one skipped)."""
+    code = """
+        r6 = r1
+        r1 = map[rb]
+        r2 = 8
+        r3 = 0
+        call ringbuf_reserve
+        if r0 == 0 goto out
+        r1 = *(u32 *)(r6 + 0)
+        *(u64 *)(r0 + 0) = r1
+        r1 = r0
+        r2 = 0
+        r3 = *(u32 *)(r6 + 0)
+        if r3 == 100 goto discard
+        call ringbuf_submit
+        goto out
+    discard:
+        call ringbuf_discard
+    out:
+        r0 = 0
+        exit
+    """
+    results = []
+    for packed in (True, False):
+        with Map.create("ringbuf", 0, 0, 8192) as rb, RingBufferReader(rb) as rd:
+            prog = Program.load("socket_filter", code, {"rb": rb})
+            for n in range(14, 14 + 200):
+                prog.test_run(bytes(n))
+            shapes, datas = _drain_all(rd, packed=packed)
+            results.append([int.from_bytes(d, "little") for d in datas])
+            prog.close()
+        if packed:
+            assert shapes[0] == ("packed", 8, 100)  # lengths 0..99, then the discarded 100
+    assert results[0] == results[1] == [n for n in range(200) if n != 100]
+
+
+def test_ringbuf_packed_respects_the_limit(bpffs):
+    with Map.create("ringbuf", 0, 0, 8192) as rb, RingBufferReader(rb) as rd:
+        prod = Producer(rb, record_size=8)
+        sent = prod.run(300)
+        first = rd.drain(limit=100, packed=True)
+        assert len(first) == 100
+        rest = rd.drain(packed=True)
+        assert _lens(first.records() + rest.records()) == sent  # type: ignore[union-attr]
+        prod.close()
 
 
 def test_perf_buffer_reads_samples_per_cpu_and_counts_lost(bpffs):

@@ -556,7 +556,7 @@ def events(
     with Map.open(map_ref) as m, reader(m, pages, [cpu] if cpu is not None else None) as rd:
         decoder = RecordDecoder(codec, conditions, perf=m.type is MapType.PERF_EVENT_ARRAY)
         lost_said = 0
-        batches = rd.batches(count, timeout)
+        batches = rd.batches(count, timeout, packed=True)
         try:
             batch = next(batches, None)
             while batch is not None:
@@ -593,13 +593,24 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
     """Decode, filter and format a batch of records: (how many are shown, their lines).
     Records all of the type's size, unfiltered, with a codec that has templates are
     decoded at once straight to the template's items and formatted with one %-format, as
-    dump formats entries; others go through the decoder (filters, short and long
-    records) one by one."""
+    dump formats entries (a Packed run without a Record each); others go through the
+    decoder (filters, short and long records) one by one."""
+    from ..events import Packed
+
     codec = decoder.codec
+    if isinstance(batch, Packed):
+        if codec is not None and not decoder.where and batch.size == codec.size:
+            lines = _packed_lines(codec, batch.data, batch.count, None, fmt)
+            if lines is not None:
+                return batch.count, lines
+        batch = batch.records()
     if codec is not None and not decoder.where and batch:
-        lines = _batch_lines(codec, batch, fmt)
-        if lines is not None:
-            return len(batch), lines
+        datas = [r.data for r in batch]
+        if all(len(d) == codec.size for d in datas):
+            cpus = None if batch[0].cpu is None else [r.cpu for r in batch]
+            lines = _packed_lines(codec, b"".join(datas), len(datas), cpus, fmt)
+            if lines is not None:
+                return len(batch), lines
     decoded = decoder.decode(batch)
     if not decoded:
         return 0, ""
@@ -616,29 +627,28 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
     return n, "".join(out)
 
 
-def _batch_lines(codec, batch, fmt: str) -> Optional[str]:
-    """The lines of a batch of records all of the codec's size, formatted by one %-format
-    (output.items_decoder gives the items); None when they are not or it has no template."""
+def _packed_lines(codec, data: bytes, count: int, cpus: Optional[list], fmt: str) -> Optional[str]:
+    """The lines of ``count`` records of the codec's size packed in ``data`` (``cpus``:
+    each one's CPU, for a perf buffer), formatted by one %-format (output.items_decoder
+    gives the items); None when the codec has no template."""
     import itertools
     import operator
 
     from ..output import items_decoder
 
     decode = items_decoder(codec, fmt)
-    datas = [r.data for r in batch]
-    if decode is None or not all(len(d) == codec.size for d in datas):
+    if decode is None:
         return None
     many, per = decode
-    items = many(b"".join(datas), len(datas))
+    items = many(data, count)
     if fmt == "text":
         template = codec.text_template + "\n"
-    elif batch[0].cpu is None:
+    elif cpus is None:
         template = '{"value": ' + codec.json_template + "}\n"
     else:  # a perf buffer's records name their CPU first
         template = '{"cpu": %s, "value": ' + codec.json_template + "}\n"
-        cpus = ((r.cpu,) for r in batch)
-        items = list(itertools.chain.from_iterable(map(operator.add, cpus, zip(*[iter(items)] * per))))
-    return (template * len(batch)) % tuple(items)
+        items = list(itertools.chain.from_iterable(map(operator.add, zip(cpus), zip(*[iter(items)] * per))))
+    return (template * count) % tuple(items)
 
 
 def _record_codec(
