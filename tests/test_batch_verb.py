@@ -216,6 +216,8 @@ def test_plain_lines_give_what_the_parser_gives(pindir, capsys):
             else:
                 code = cli.run_args(args)
             out, err = capsys.readouterr()
+            if case[0] == "dump":  # two hash maps list the same entries in their own orders
+                out = "\n".join(sorted(line.rstrip(",") for line in out.splitlines()))
             results.append((code, out.replace(root, "ROOT"), err.replace(root, "ROOT")))
         assert results[0] == results[1], case
 
