@@ -79,7 +79,7 @@ def produce(prog: Program, n: int) -> threading.Thread:
     return t
 
 
-def bench_library(kind: str, n: int, ring: int, pages: int) -> tuple[float, int, int]:
+def bench_library(kind: str, n: int, ring: int, pages: int, packed: bool = False) -> tuple[float, int, int]:
     out = Map.create(
         kind, 0 if kind == "ringbuf" else 4, 0 if kind == "ringbuf" else 4, ring if kind == "ringbuf" else None
     )
@@ -91,7 +91,7 @@ def bench_library(kind: str, n: int, ring: int, pages: int) -> tuple[float, int,
         t = produce(prog, n)
         idle = None
         while True:
-            batch = rd.read(0.2)
+            batch = rd.read(0.2, packed=packed)
             got += len(batch)
             if t.is_alive() or batch:
                 idle = None
@@ -151,6 +151,7 @@ def main() -> int:
     print(f"{'reader':<40} {'seconds':>8} {'read':>10} {'not written':>12} {'records/s':>12}")
     for name, (secs, got, dropped) in [
         ("library, ringbuf", bench_library("ringbuf", n, ring, args.pages)),
+        ("library, ringbuf, packed=True", bench_library("ringbuf", n, ring, args.pages, packed=True)),
         ("library, perf_event_array", bench_library("perf_event_array", n, ring, args.pages)),
     ]:
         print(f"{name:<40} {secs:8.3f} {got:10,} {dropped:12,} {got / secs:12,.0f}")
