@@ -132,8 +132,10 @@ def test_ringbuf_full_loses_records_and_invents_none(bpffs):
         prod.close()
 
 
-def test_ringbuf_skips_discarded_records(bpffs):
-    code = """
+def _discarding(test: str) -> str:
+    """A socket filter that reserves an 8-byte record holding skb->len and discards it
+    when ``test`` (on r3 = skb->len) jumps to ``discard``, else submits it."""
+    return f"""
         r6 = r1
         r1 = map[rb]
         r2 = 8
@@ -145,8 +147,7 @@ def test_ringbuf_skips_discarded_records(bpffs):
         r1 = r0
         r2 = 0
         r3 = *(u32 *)(r6 + 0)
-        r3 &= 1
-        if r3 == 1 goto discard
+        {test}
         call ringbuf_submit
         goto out
     discard:
@@ -155,6 +156,10 @@ def test_ringbuf_skips_discarded_records(bpffs):
         r0 = 0
         exit
     """
+
+
+def test_ringbuf_skips_discarded_records(bpffs):
+    code = _discarding("r3 &= 1\n        if r3 == 1 goto discard")
     with Map.create("ringbuf", 0, 0, 4096) as rb, RingBufferReader(rb) as rd:
         prog = Program.load("socket_filter", code, {"rb": rb})
         for n in range(14, 40):
@@ -216,27 +221,7 @@ def test_ringbuf_packed_runs_end_at_another_size(bpffs):
 def test_ringbuf_packed_run_stops_at_a_discarded_record(bpffs):
     """A discarded record ends a run; what comes out is what the record-by-record
     loop gives (the discarded one skipped)."""
-    code = """
-        r6 = r1
-        r1 = map[rb]
-        r2 = 8
-        r3 = 0
-        call ringbuf_reserve
-        if r0 == 0 goto out
-        r1 = *(u32 *)(r6 + 0)
-        *(u64 *)(r0 + 0) = r1
-        r1 = r0
-        r2 = 0
-        r3 = *(u32 *)(r6 + 0)
-        if r3 == 100 goto discard
-        call ringbuf_submit
-        goto out
-    discard:
-        call ringbuf_discard
-    out:
-        r0 = 0
-        exit
-    """
+    code = _discarding("if r3 == 100 goto discard")
     results = []
     for packed in (True, False):
         with Map.create("ringbuf", 0, 0, 8192) as rb, RingBufferReader(rb) as rd:

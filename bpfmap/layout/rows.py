@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .codec import _CODES, _HOST, _json_float, _ntop, visible_fields
 from .model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
 
 try:  # what json.dumps escapes strings with, without importing json (start-up)
@@ -37,20 +38,6 @@ try:  # what json.dumps escapes strings with, without importing json (start-up)
 except ImportError:  # pragma: no cover  (Pythons without the C accelerator)
     from json.encoder import encode_basestring_ascii as _json_str
 
-_HOST = "<" if sys.byteorder == "little" else ">"
-_CODES = {
-    ("uint", 1): "B",
-    ("uint", 2): "H",
-    ("uint", 4): "I",
-    ("uint", 8): "Q",
-    ("int", 1): "b",
-    ("int", 2): "h",
-    ("int", 4): "i",
-    ("int", 8): "q",
-    ("float", 4): "f",
-    ("float", 8): "d",
-    ("bool", 1): "?",
-}
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
 _CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
 _MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
@@ -92,27 +79,12 @@ def _cstring(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def _float_text(allow_nan: bool) -> Callable[[float], str]:
-    """A float as json writes it: repr; NaN and infinities bare (NESTED) or quoted (JSON)."""
-    q = "" if allow_nan else '"'
-    special = {"nan": f"{q}NaN{q}", "inf": f"{q}Infinity{q}", "-inf": f"{q}-Infinity{q}"}
-
-    def text(v: float) -> str:
-        r = float.__repr__(v)
-        return special.get(r, r)
-
-    return text
+def _nested_float(v: float) -> str:
+    """A float as compact JSON that allows NaN writes it (text output's nested data)."""
+    return _json_float(v).strip('"')
 
 
 _BOOL = {True: "true", False: "false"}
-
-
-def _ntoa(name: str) -> Callable[[bytes], str]:
-    import socket
-
-    if name == "ipv4":
-        return socket.inet_ntoa
-    return lambda b: socket.inet_ntop(socket.AF_INET6, b)
 
 
 class _Side:
@@ -159,7 +131,7 @@ class _Side:
             if t.kind == "bool":
                 conv = _each(_BOOL.__getitem__)
             elif t.kind == "float" and where != TEXT:
-                conv = _each(_float_text(where == NESTED))
+                conv = _each(_nested_float if where == NESTED else _json_float)
             self._item(off, t.size, _CODES[(t.kind, t.size)], conv)
             return "%s"
         if isinstance(t, Enum):
@@ -184,7 +156,7 @@ class _Side:
                     self._item(off + i, 1, "B")
                 return f"{quote}%s.%s.%s.%s{quote}"
             else:
-                self._item(off, t.size, f"{t.size}s", _memo(_ntoa(t.name)))
+                self._item(off, t.size, f"{t.size}s", _memo(_ntop(t.name)))
             return f"{quote}%s{quote}"
         inner = NESTED if where == TEXT else where  # nested data in text is compact JSON
         sep, colon = (",", ":") if inner == NESTED else (", ", ": ")
@@ -234,8 +206,6 @@ class _NotRow(Exception):
 
 
 def _fields(t: Struct) -> list:
-    from .codec import visible_fields
-
     fields = visible_fields(t)
     for f in fields:
         if f.bit_size is not None or not f.name:
