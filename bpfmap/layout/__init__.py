@@ -189,22 +189,8 @@ class TypeCodec(Codec):
         self.size = t.size
 
     def _compile(self, group: str) -> None:
-        from . import codec
-
-        t, d = self.type, self.__dict__
-        if group == "codec":
-            d["_dec"], d["_enc"] = codec.compile_type(t)
-        elif group == "many":
-            d["_many"] = codec.compile_many(t)
-        elif group == "encode_many":
-            d["_enc_many"] = codec.compile_encode_many(t)
-        elif group == "templates":
-            names = ("text_template", "json_template", "flat", "json_flat")
-            for name, value in zip(names, codec.templates(t)):
-                d.setdefault(name, value)  # one set on the instance stays
-        else:
-            d["items_many"] = codec.compile_items(t) if self.flat is not None else None
-            d["json_convs"] = codec.json_conversions(t) if self.json_template is not None else None
+        for name, value in _GROUPS[group](self).items():
+            self.__dict__.setdefault(name, value)  # one set on the instance stays
 
     def decode_many(self, buf: bytes, count: int) -> list:
         return self._many(buf, count)
@@ -248,6 +234,50 @@ class TypeCodec(Codec):
         if s.startswith("[") and not s.startswith("[::"):
             return self.encode(_json(text))
         return self.encode(s)
+
+
+def _group_codec(c: TypeCodec) -> dict:
+    from .codec import compile_type
+
+    dec, enc = compile_type(c.type)
+    return {"_dec": dec, "_enc": enc}
+
+
+def _group_many(c: TypeCodec) -> dict:
+    from .codec import compile_many
+
+    return {"_many": compile_many(c.type)}
+
+
+def _group_encode_many(c: TypeCodec) -> dict:
+    from .codec import compile_encode_many
+
+    return {"_enc_many": compile_encode_many(c.type)}
+
+
+def _group_templates(c: TypeCodec) -> dict:
+    from .codec import templates
+
+    return dict(zip(("text_template", "json_template", "flat", "json_flat"), templates(c.type)))
+
+
+def _group_items(c: TypeCodec) -> dict:
+    from .codec import compile_items, json_conversions
+
+    return {
+        "items_many": compile_items(c.type) if c.flat is not None else None,
+        "json_convs": json_conversions(c.type) if c.json_template is not None else None,
+    }
+
+
+# what each group of a TypeCodec's lazily compiled attributes is made by
+_GROUPS: dict[str, Callable[[TypeCodec], dict]] = {
+    "codec": _group_codec,
+    "many": _group_many,
+    "encode_many": _group_encode_many,
+    "templates": _group_templates,
+    "items": _group_items,
+}
 
 
 class IndexCodec(TypeCodec):
