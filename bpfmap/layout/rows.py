@@ -5,9 +5,10 @@ For a key and a value type made of leaves (numbers, strings, addresses, enums, h
 structs and arrays nested to any depth, this module compiles, once per type pair and
 format:
 
-- one struct.Struct per side that unpacks every leaf of an entry at C speed (big-endian
-  fields are byte-swapped a column at a time first, so one native-order Struct reads
-  them all);
+- one buffer of rows, each entry's key bytes then its value bytes (copied from the
+  kernel's batch a column at a time), big-endian fields byte-swapped a column at a time,
+  and one native-order struct unpack over every leaf of 2,048 rows: one tuple of items,
+  no Python object per entry but the items;
 - the line template: the entry's text with one ``%s`` per leaf, nested structs and
   arrays written as JSON around them;
 - the conversions a few leaves need (strings cut at NUL and escaped for JSON, enum
@@ -23,8 +24,6 @@ go through the decoded path.
 
 from __future__ import annotations
 
-import itertools
-import operator
 import struct
 import sys
 from collections.abc import Callable
@@ -180,26 +179,6 @@ class _Side:
         self._at(t.size)
         return body
 
-    def unpacker(self, size: int) -> Callable[[bytes, int], Any]:
-        """(buf, count) -> an iterator of each entry's items (tuples)."""
-        st = struct.Struct(self.fmt)
-        if st.size != size:
-            raise _NotRow("size")
-        it = st.iter_unpack
-        swaps = self.swaps
-        if not swaps:
-            return lambda buf, count: it(memoryview(buf)[: count * size])
-
-        def swapped(buf: bytes, count: int):
-            b = bytearray(memoryview(buf)[: count * size])
-            for off, n in swaps:  # each byte of the field, a column at a time
-                cols = [b[off + i :: size] for i in range(n)]
-                for i in range(n):
-                    b[off + i :: size] = cols[n - 1 - i]
-            return it(b)
-
-        return swapped
-
 
 class _NotRow(Exception):
     """A type the row writer does not take."""
@@ -253,14 +232,16 @@ def _compile(fmt: str, kt: Type, vt: Type) -> Callable[[bytes, bytes, int], str]
         line = f"{kbody}\t{vbody}\n"
     else:
         line = '{"key": ' + kbody + ', "value": ' + vbody + "}\n"
-    kunpack, vunpack = ks.unpacker(kt.size), vs.unpacker(vt.size)
+    ksize, vsize = kt.size, vt.size
+    size = ksize + vsize
+    row = ks.fmt[1:] + vs.fmt[1:]  # one entry: its key's leaves, then its value's
+    if struct.calcsize("=" + row) != size:
+        raise _NotRow("size")
+    swaps = ks.swaps + [(ksize + off, n) for off, n in vs.swaps]
     per = ks.n + vs.n
     convs = sorted([*ks.convs.items(), *((ks.n + j, c) for j, c in vs.convs.items())])
-    chain = itertools.chain.from_iterable
-    add = operator.add
-    single = ks.n == 1 and vs.n == 1
-
-    ksize, vsize = kt.size, vt.size
+    join = _joiner(ksize, vsize)
+    unpackers: dict[int, Callable[[Any], tuple]] = {}
 
     def lines(keys: bytes, values: bytes, count: int) -> str:
         if count > _CHUNK:  # a kernel batch in chunks: the items of each stay in the CPU's caches
@@ -271,13 +252,45 @@ def _compile(fmt: str, kt: Type, vt: Type) -> Callable[[bytes, bytes, int], str]
         return chunk(keys, values, count)
 
     def chunk(keys, values, count: int) -> str:
-        k, v = kunpack(keys, count), vunpack(values, count)
-        rows = zip(chain(k), chain(v)) if single else map(add, k, v)
-        if not convs:
-            return (line * count) % tuple(chain(rows))
-        items = list(chain(rows))
-        for j, conv in convs:  # each converted leaf, a column at a time
-            items[j::per] = conv(items[j::per])
-        return (line * count) % tuple(items)
+        rows = join(keys, values, count)
+        for off, n in swaps:  # each byte of a big-endian field, a column at a time
+            cols = [rows[off + i :: size] for i in range(n)]
+            for i in range(n):
+                rows[off + i :: size] = cols[n - 1 - i]
+        unpack = unpackers.get(count)
+        if unpack is None:  # every leaf of ``count`` entries in one tuple, no tuple per entry
+            unpack = struct.Struct("=" + row * count).unpack
+            if len(unpackers) < 8:  # the chunk size, and a batch's last chunks
+                unpackers[count] = unpack
+        items: Any = unpack(rows)
+        if convs:
+            items = list(items)
+            for j, conv in convs:  # each converted leaf, a column at a time
+                items[j::per] = conv(items[j::per])
+            items = tuple(items)
+        return (line * count) % items
 
     return lines
+
+
+def _joiner(ksize: int, vsize: int) -> Callable[[Any, Any, int], bytearray]:
+    """(keys, values, count) -> one buffer of rows, each entry's key then its value,
+    copied a column at a time in the widest unit both sizes are multiples of."""
+    unit = next(u for u in (8, 4, 2, 1) if ksize % u == 0 and vsize % u == 0)
+    code = {8: "Q", 4: "I", 2: "H", 1: "B"}[unit]
+    kw, vw = ksize // unit, vsize // unit
+    rw = kw + vw
+
+    def join(keys: Any, values: Any, count: int) -> bytearray:
+        out = bytearray(count * (ksize + vsize))
+        dst = memoryview(out).cast(code)  # type: ignore[call-overload]  # one of Q I H B
+        k = memoryview(keys)[: count * ksize].cast(code)  # type: ignore[call-overload]
+        v = memoryview(values)[: count * vsize].cast(code)  # type: ignore[call-overload]
+        for j in range(kw):
+            dst[j::rw] = k[j::kw]
+        for j in range(vw):
+            dst[kw + j :: rw] = v[j::vw]
+        del dst
+        return out
+
+    return join
