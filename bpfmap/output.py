@@ -184,7 +184,12 @@ def items_decoder(codec, fmt: str):
 
 
 def write_item_batches(raw: Iterable[tuple[bytes, bytes, int]], fmt: str, lines, out: IO[str]) -> int:
-    """Raw batches through ``lines`` (item_writer), framed as write_entries frames them."""
+    """Raw batches through ``lines`` (item_writer), framed as write_entries frames them;
+    a piece at a time where ``lines`` makes a batch in pieces (layout.rows)."""
+    pieces = getattr(lines, "pieces", None)
+    if pieces is not None:
+        chunks = itertools.chain.from_iterable(pieces(keys, values, n) for keys, values, n in raw if n)
+        return _write_framed(fmt, chunks, out)
     return _write_framed(fmt, ((lines(keys, values, n), n) for keys, values, n in raw if n), out)
 
 

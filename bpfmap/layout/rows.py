@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .codec import _CODES, _HOST, _json_float, _ntop, visible_fields
@@ -243,12 +243,17 @@ def _compile(fmt: str, kt: Type, vt: Type) -> Callable[[bytes, bytes, int], str]
     join = _joiner(ksize, vsize)
     unpackers: dict[int, Callable[[Any], tuple]] = {}
 
+    def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
+        """(lines, how many) for each chunk of a kernel batch: the items of a chunk stay
+        in the CPU's caches, and a writer writes each piece without joining them."""
+        kv, vv = memoryview(keys), memoryview(values)
+        for i in range(0, count, _CHUNK):
+            n = min(_CHUNK, count - i)
+            yield chunk(kv[i * ksize :], vv[i * vsize :], n), n
+
     def lines(keys: bytes, values: bytes, count: int) -> str:
-        if count > _CHUNK:  # a kernel batch in chunks: the items of each stay in the CPU's caches
-            kv, vv = memoryview(keys), memoryview(values)
-            return "".join(
-                chunk(kv[i * ksize :], vv[i * vsize :], min(_CHUNK, count - i)) for i in range(0, count, _CHUNK)
-            )
+        if count > _CHUNK:
+            return "".join(text for text, _n in pieces(keys, values, count))
         return chunk(keys, values, count)
 
     def chunk(keys, values, count: int) -> str:
@@ -270,6 +275,7 @@ def _compile(fmt: str, kt: Type, vt: Type) -> Callable[[bytes, bytes, int], str]
             items = tuple(items)
         return (line * count) % items
 
+    lines.pieces = pieces  # type: ignore[attr-defined]  # write_item_batches writes chunk by chunk
     return lines
 
 
