@@ -218,6 +218,8 @@ def row_writer(fmt: str, key_codec, value_codec) -> Callable[[bytes, bytes, int]
         return None
     cache_key = ("text" if fmt == "text" else "json", kt, vt)
     if cache_key not in _WRITERS:
+        if len(_WRITERS) >= 64:  # a long batch of many layouts: keep the memos bounded
+            _WRITERS.clear()
         try:
             _WRITERS[cache_key] = _compile("text" if fmt == "text" else "json", kt, vt)
         except _NotRow:
