@@ -127,17 +127,17 @@ def _write_framed(fmt: str, chunks: Iterable[tuple[str, int]], out: IO[str]) -> 
     return count
 
 
-def item_writer(fmt: str, kc, vc) -> Callable[[bytes, bytes, int], str] | None:
+def item_writer(fmt: str, kc, vc, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
     """For text, jsonl and json: a function (keys, values, count) -> the entries' lines,
     decoding the raw batch straight to the template's items (no dict per entry), when
-    both codecs can (flat structs, scalars, hex); else None.  The same bytes as
-    write_entries writes for the decoded batch."""
+    both codecs can (structs, arrays, scalars, hex); else None.  ``ncpus``: per-CPU
+    values, all CPUs' shown.  The same bytes as write_entries writes for the decoded batch."""
     if fmt not in ("text", "jsonl", "json"):
         return None
     from .layout.rows import row_writer
 
-    rows = row_writer(fmt, kc, vc)  # any nesting of structs and arrays of leaves
-    if rows is not None:
+    rows = row_writer(fmt, kc, vc, ncpus)  # any nesting of structs and arrays of leaves
+    if rows is not None or ncpus is not None:
         return rows
     fast = _batch_template(fmt, kc, vc, False)
     ki, vi = items_decoder(kc, fmt), items_decoder(vc, fmt)

@@ -278,23 +278,29 @@ def test_nested_layouts_take_the_generated_decoder():
 # -- whole rows: nested structs and arrays formatted a batch at a time ---------------------------
 
 
-def _rows_against_plain(lay, data: bytes, count: int) -> None:
+def _rows_against_plain(lay, data: bytes, count: int, ncpus: int | None = None) -> None:
     """row_writer's lines for ``count`` entries cut from ``data`` against the decoded
-    entries written one line at a time (text, jsonl) and framed (json)."""
+    entries written one line at a time (text, jsonl) and framed (json); ``ncpus``: the
+    values per-CPU, a slot rounded up to 8 bytes each, as the kernel gives them."""
     from bpfmap.layout.rows import row_writer
 
     ks, vs = lay.key.size, lay.value.size
-    buf = data * (1 + count * (ks + vs) // len(data))
-    keys, values = buf[: count * ks], buf[count * ks : count * (ks + vs)]
-    batch = (lay.key.decode_many(keys, count), lay.value.decode_many(values, count))
+    stride = vs if ncpus is None else (vs + 7) & ~7
+    entry = stride * (ncpus or 1)
+    buf = data * (1 + count * (ks + entry) // len(data))
+    keys, values = buf[: count * ks], buf[count * ks : count * (ks + entry)]
+    slots = [lay.value.decode(values[i * stride : i * stride + vs]) for i in range(count * (ncpus or 1))]
+    vals = slots if ncpus is None else [slots[i * ncpus : (i + 1) * ncpus] for i in range(count)]
+    batch = (lay.key.decode_many(keys, count), vals)
     for fmt in ("text", "jsonl", "json"):
-        rows = row_writer(fmt, lay.key, lay.value)
+        rows = row_writer(fmt, lay.key, lay.value, ncpus)
         assert rows is not None, (fmt, lay.key.type, lay.value.type)
         want = io.StringIO()
         if fmt == "json":
-            write_entries([batch], fmt, lay.key, lay.value, False, want)
+            write_entries([batch], fmt, lay.key, lay.value, ncpus is not None, want)
         else:
-            want.write(plain(fmt, [batch], lay.key, lay.value))
+            line = _line_function(fmt, lay.key, lay.value, ncpus is not None)
+            want.write("".join(map(line, zip(*batch))))
         got = io.StringIO()
         write_item_batches([(keys, values, count)], fmt, rows, got)
         assert got.getvalue() == want.getvalue(), fmt
@@ -311,6 +317,20 @@ def test_rows_of_nested_layouts_give_the_plain_bytes(key, value, data, count):
     """Any bytes (NaN floats, bools other than 0/1, strings with no NUL or bad UTF-8),
     nested structs and arrays on both sides, batches past one chunk (2048 entries)."""
     _rows_against_plain(Layout.parse(f"{key}:{value}"), data, count)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key=st.sampled_from(LEAVES),
+    value=st.one_of(st.sampled_from(LEAVES), nested_layouts),
+    data=st.binary(min_size=64, max_size=2048),
+    count=st.integers(1, 2500),
+    ncpus=st.integers(1, 5),
+)
+def test_rows_of_per_cpu_values_give_the_plain_bytes(key, value, data, count, ncpus):
+    """Per-CPU values: each CPU's slot (padding to 8 bytes skipped) as its own value,
+    tab-separated in text, a "values" list in JSON."""
+    _rows_against_plain(Layout.parse(f"{key}:{value}"), data, count, ncpus)
 
 
 NESTED_HEADER = """
@@ -360,8 +380,8 @@ def test_rows_comparison_can_fail():
     rows._WRITERS.clear()
     real = rows._compile
 
-    def broken(fmt, kt, vt):
-        lines = real(fmt, kt, vt)
+    def broken(fmt, kt, vt, ncpus=None):
+        lines = real(fmt, kt, vt, ncpus)
         return lambda k, v, n: lines(k, v, n).replace(",", ", ", 1)
 
     rows._compile = broken

@@ -259,7 +259,9 @@ def dump_entries(
     if m.kind.value is Value.FD:
         _dump_keys_only(m, view, fmt)
         return
-    lines = None if reduce is not None or sort is not None or m.percpu else item_writer(fmt, view.key, view.value)
+    lines = None
+    if reduce is None and sort is None and (still_percpu or not m.percpu):
+        lines = item_writer(fmt, view.key, view.value, m.ncpus if still_percpu else None)
     if lines is not None:  # leaves in structs and arrays: raw batches straight to their lines
         _dump_items(view, map_ref, fmt, lines, batch_size)
         return

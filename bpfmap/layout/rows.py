@@ -168,16 +168,24 @@ class _Side:
             return "{" + sep.join(parts) + "}"
         raise _NotRow(type(t).__name__)
 
-    def top(self, t: Type, fmt: str) -> str:
-        """The template of a whole key or value: text ``name=value,...`` for a struct (or
-        the value alone), JSON as json.dumps writes it."""
+    def top(self, t: Type, fmt: str, base: int = 0) -> str:
+        """The template of a whole key or value at ``base``: text ``name=value,...`` for a
+        struct (or the value alone), JSON as json.dumps writes it."""
         if fmt == "text" and isinstance(t, Struct) and not t.union:
-            parts = [_literal(f.name) + "=" + self.piece(f.type, f.offset, TEXT) for f in _fields(t)]
+            parts = [_literal(f.name) + "=" + self.piece(f.type, base + f.offset, TEXT) for f in _fields(t)]
             body = ",".join(parts)
         else:
-            body = self.piece(t, 0, TEXT if fmt == "text" else JSON)
-        self._at(t.size)
+            body = self.piece(t, base, TEXT if fmt == "text" else JSON)
+        self._at(base + t.size)
         return body
+
+    def per_cpu(self, t: Type, fmt: str, ncpus: int) -> str:
+        """A per-CPU value: one value of ``t`` per CPU, each in a slot rounded up to 8
+        bytes; text: tab-separated, JSON: a list."""
+        stride = (t.size + 7) & ~7
+        parts = [self.top(t, fmt, i * stride) for i in range(ncpus)]
+        self._at(ncpus * stride)
+        return "\t".join(parts) if fmt == "text" else "[" + ", ".join(parts) + "]"
 
 
 class _NotRow(Exception):
@@ -209,32 +217,35 @@ def _type_of(codec) -> Type | None:
 _WRITERS: dict[tuple, Callable[[bytes, bytes, int], str] | None] = {}
 
 
-def row_writer(fmt: str, key_codec, value_codec) -> Callable[[bytes, bytes, int], str] | None:
+def row_writer(fmt: str, key_codec, value_codec, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
     """For ``text``, ``jsonl`` and ``json``: a function (keys, values, count) -> the
     entries' lines (``json``: each entry's object on a line, framed by the caller), or
-    None when a side's type is not made of leaves this module writes."""
+    None when a side's type is not made of leaves this module writes.  ``ncpus``: the
+    values are per-CPU, ``ncpus`` slots each (text ``KEY<TAB>V0<TAB>V1``, JSON
+    ``{"key": K, "values": [V0, V1]}``)."""
     kt, vt = _type_of(key_codec), _type_of(value_codec)
     if fmt not in ("text", "jsonl", "json") or kt is None or vt is None or not kt.size or not vt.size:
         return None
-    cache_key = ("text" if fmt == "text" else "json", kt, vt)
+    cache_key = ("text" if fmt == "text" else "json", kt, vt, ncpus)
     if cache_key not in _WRITERS:
         if len(_WRITERS) >= 64:  # a long batch of many layouts: keep the memos bounded
             _WRITERS.clear()
         try:
-            _WRITERS[cache_key] = _compile("text" if fmt == "text" else "json", kt, vt)
+            _WRITERS[cache_key] = _compile("text" if fmt == "text" else "json", kt, vt, ncpus)
         except _NotRow:
             _WRITERS[cache_key] = None
     return _WRITERS[cache_key]
 
 
-def _compile(fmt: str, kt: Type, vt: Type) -> Callable[[bytes, bytes, int], str]:
+def _compile(fmt: str, kt: Type, vt: Type, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str]:
     ks, vs = _Side(), _Side()
-    kbody, vbody = ks.top(kt, fmt), vs.top(vt, fmt)
+    kbody = ks.top(kt, fmt)
+    vbody = vs.top(vt, fmt) if ncpus is None else vs.per_cpu(vt, fmt, ncpus)
     if fmt == "text":
         line = f"{kbody}\t{vbody}\n"
     else:
-        line = '{"key": ' + kbody + ', "value": ' + vbody + "}\n"
-    ksize, vsize = kt.size, vt.size
+        line = '{"key": ' + kbody + (', "value": ' if ncpus is None else ', "values": ') + vbody + "}\n"
+    ksize, vsize = kt.size, vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
     size = ksize + vsize
     row = ks.fmt[1:] + vs.fmt[1:]  # one entry: its key's leaves, then its value's
     if struct.calcsize("=" + row) != size:
