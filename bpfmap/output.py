@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -129,58 +128,12 @@ def _write_framed(fmt: str, chunks: Iterable[tuple[str, int]], out: IO[str]) -> 
 
 def item_writer(fmt: str, kc, vc, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
     """For text, jsonl and json: a function (keys, values, count) -> the entries' lines,
-    decoding the raw batch straight to the template's items (no dict per entry), when
-    both codecs can (structs, arrays, scalars, hex); else None.  ``ncpus``: per-CPU
-    values, all CPUs' shown.  The same bytes as write_entries writes for the decoded batch."""
-    if fmt not in ("text", "jsonl", "json"):
-        return None
+    made straight from the raw batch (layout.rows: leaves in structs and arrays, any
+    nesting) when both codecs' types allow; else None.  ``ncpus``: per-CPU values, all
+    CPUs' shown.  The same bytes as write_entries writes for the decoded batch."""
     from .layout.rows import row_writer
 
-    rows = row_writer(fmt, kc, vc, ncpus)  # any nesting of structs and arrays of leaves
-    if rows is not None or ncpus is not None:
-        return rows
-    fast = _batch_template(fmt, kc, vc, False)
-    ki, vi = items_decoder(kc, fmt), items_decoder(vc, fmt)
-    if not fast or ki is None or vi is None:
-        return None
-    template = fast[0]
-    (kdec, kn), (vdec, vn) = ki, vi
-    chain = itertools.chain.from_iterable
-
-    def lines(keys: bytes, values: bytes, count: int) -> str:
-        k, v = kdec(keys, count), vdec(values, count)
-        if kn == 1 and vn == 1:
-            items = tuple(chain(zip(k, v)))
-        else:
-            items = tuple(chain(map(operator.add, zip(*[iter(k)] * kn), zip(*[iter(v)] * vn))))
-        return (template * count) % items
-
-    return lines
-
-
-def items_decoder(codec, fmt: str):
-    """(function decoding ``count`` values packed back to back into the items of the
-    codec's ``fmt`` template, items per value), with JSON's conversions made a column at
-    a time; None when the codec has no template for ``fmt`` or no such decoder."""
-    many = codec.decode_many if codec.flat is None else getattr(codec, "items_many", None)
-    template = codec.text_template if fmt == "text" else codec.json_template
-    if many is None or template is None:
-        return None
-    per = template.count("%s")
-    if fmt == "text" or getattr(codec, "json_flat", None) is None:
-        return many, per
-    convs = getattr(codec, "json_convs", None)
-    if convs is None or len(convs) != per:
-        return None
-    columns = [(j, c) for j, c in enumerate(convs) if c is not None]
-
-    def converted(buf: bytes, count: int) -> list:
-        items = many(buf, count)
-        for j, conv in columns:  # each field that JSON writes differently, a column at a time
-            items[j::per] = list(map(conv, items[j::per]))
-        return items
-
-    return converted, per
+    return row_writer(fmt, kc, vc, ncpus)
 
 
 def write_item_batches(raw: Iterable[tuple[bytes, bytes, int]], fmt: str, lines, out: IO[str]) -> int:

@@ -380,8 +380,8 @@ def test_rows_comparison_can_fail():
     rows._WRITERS.clear()
     real = rows._compile
 
-    def broken(fmt, kt, vt, ncpus=None):
-        lines = real(fmt, kt, vt, ncpus)
+    def broken(*args):
+        lines = real(*args)
         return lambda k, v, n: lines(k, v, n).replace(",", ", ", 1)
 
     rows._compile = broken

@@ -591,10 +591,9 @@ def events(
 
 def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
     """Decode, filter and format a batch of records: (how many are shown, their lines).
-    Records all of the type's size, unfiltered, with a codec that has templates are
-    decoded at once straight to the template's items and formatted with one %-format, as
-    dump formats entries (a Packed run without a Record each); others go through the
-    decoder (filters, short and long records) one by one."""
+    Records all of the type's size, unfiltered, of a type made of leaves are formatted
+    straight from their bytes, as dump formats entries (a Packed run without a Record
+    each); others go through the decoder (filters, short and long records) one by one."""
     from ..events import Packed
 
     codec = decoder.codec
@@ -629,26 +628,16 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
 
 def _packed_lines(codec, data: bytes, count: int, cpus: Optional[list], fmt: str) -> Optional[str]:
     """The lines of ``count`` records of the codec's size packed in ``data`` (``cpus``:
-    each one's CPU, for a perf buffer), formatted by one %-format (output.items_decoder
-    gives the items); None when the codec has no template."""
-    import itertools
-    import operator
+    each one's CPU, for a perf buffer), formatted a chunk at a time as dump formats
+    entries (layout.rows); None when the codec's type is not one rows writes."""
+    from array import array
 
-    from ..output import items_decoder
+    from ..layout.rows import record_writer
 
-    decode = items_decoder(codec, fmt)
-    if decode is None:
+    lines = record_writer(fmt, codec, cpus is not None)
+    if lines is None:
         return None
-    many, per = decode
-    items = many(data, count)
-    if fmt == "text":
-        template = codec.text_template + "\n"
-    elif cpus is None:
-        template = '{"value": ' + codec.json_template + "}\n"
-    else:  # a perf buffer's records name their CPU first
-        template = '{"cpu": %s, "value": ' + codec.json_template + "}\n"
-        items = list(itertools.chain.from_iterable(map(operator.add, zip(cpus), zip(*[iter(items)] * per))))
-    return (template * count) % tuple(items)
+    return lines(array("I", cpus).tobytes() if cpus is not None else b"", data, count)
 
 
 def _record_codec(

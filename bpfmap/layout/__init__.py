@@ -180,9 +180,6 @@ class TypeCodec(Codec):
     json_template = _Compiled("templates")
     flat = _Compiled("templates")
     json_flat = _Compiled("templates")
-    # a flat struct's values straight to their template items, no dict each (events)
-    items_many = _Compiled("items")
-    json_convs = _Compiled("items")
 
     def __init__(self, t: Type) -> None:
         self.type = t
@@ -261,22 +258,12 @@ def _group_templates(c: TypeCodec) -> dict:
     return dict(zip(("text_template", "json_template", "flat", "json_flat"), templates(c.type)))
 
 
-def _group_items(c: TypeCodec) -> dict:
-    from .codec import compile_items, json_conversions
-
-    return {
-        "items_many": compile_items(c.type) if c.flat is not None else None,
-        "json_convs": json_conversions(c.type) if c.json_template is not None else None,
-    }
-
-
 # what each group of a TypeCodec's lazily compiled attributes is made by
 _GROUPS: dict[str, Callable[[TypeCodec], dict]] = {
     "codec": _group_codec,
     "many": _group_many,
     "encode_many": _group_encode_many,
     "templates": _group_templates,
-    "items": _group_items,
 }
 
 

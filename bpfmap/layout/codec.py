@@ -7,7 +7,6 @@ addresses in their usual notation); encode(decode(b)) == b for canonical bytes.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import struct
@@ -114,21 +113,6 @@ def _decoder(t: Type) -> Decoder:
     return _leaf_decoders(t, leaf)[0]
 
 
-# flat struct type -> a function decoding ``count`` of them into one list of their fields'
-# values in order (what a text template takes), with no dict per value
-_FLAT_ITEMS: dict[Type, Callable[[bytes, int], list]] = {}
-
-
-def compile_items(t: Type) -> Callable[[bytes, int], list] | None:
-    """For a flat struct: a function decoding ``count`` values packed back to back into one
-    flat list of their fields' values (the text template's items, the JSON template's
-    when no field needs a JSON conversion); None for other types."""
-    if not isinstance(t, Struct):
-        return None
-    _whole_struct(t)  # makes the items function of a flat struct
-    return _FLAT_ITEMS.get(t)
-
-
 class _NotWhole(Exception):
     """A type the whole-struct decoder does not take (bitfields, unions, anonymous members)."""
 
@@ -196,14 +180,8 @@ def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | N
     if t in _WHOLE:
         return _WHOLE[t]
     gen = _WholeStruct()
-    fields = visible_fields(t)
-    flat = not t.union and all(_leaf(f.type) is not None and f.name and f.bit_size is None for f in fields)
     try:
-        if flat:  # the fields' expressions kept: they are also the flat items
-            exprs = [gen.add(f.type, f.offset) for f in fields]
-            body = "{" + ", ".join(f"{f.name!r}: {e}" for f, e in zip(fields, exprs)) + "}"
-        else:
-            body = gen.add(t, 0)
+        body = gen.add(t, 0)
         gen._at(t.size)
     except _NotWhole:
         _WHOLE[t] = None
@@ -216,21 +194,7 @@ def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | N
         f"def one(buf, off):\n    v = _unpack_from(buf, off)\n    return {body}\n"
         f"def many(buf, count):\n    return [{body} for v in _iter(buf[:count * {t.size}])]\n"
     )
-    if flat:
-        if all(e == f"v[{i}]" for i, e in enumerate(exprs)):
-            source += f"def items(buf, count):\n    return list(_chain(_iter(buf[:count * {t.size}])))\n"
-        else:
-            source += (
-                f"def items(buf, count):\n"
-                f"    return [x for v in _iter(buf[:count * {t.size}]) for x in ({', '.join(exprs)},)]\n"
-            )
-    ns = _generate(
-        source,
-        {**gen.env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack, "_chain": itertools.chain.from_iterable},
-        t.c_name(),
-    )
-    if flat:
-        _FLAT_ITEMS[t] = ns["items"]
+    ns = _generate(source, {**gen.env, "_unpack_from": st.unpack_from, "_iter": st.iter_unpack}, t.c_name())
     _WHOLE[t] = (ns["one"], ns["many"])
     return _WHOLE[t]
 
@@ -732,19 +696,6 @@ def templates(
 
 
 _JUST_INT = frozenset({int})
-
-
-def json_conversions(t: Type) -> list | None:
-    """The JSON conversion of each template item of ``t`` (None: the value as is), in item
-    order: what json_flat applies, for callers that hold the items in columns."""
-    leaf = _json_leaf(t)
-    if leaf is not None:
-        return [leaf[1]]
-    if isinstance(t, Struct) and not t.union:
-        convs = [_json_leaf(f.type) for f in visible_fields(t)]
-        if all(c is not None for c in convs):
-            return [c[1] for c in convs]  # type: ignore[index]
-    return None
 
 
 def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:

@@ -205,14 +205,18 @@ def _literal(text: str) -> str:
 
 
 def _type_of(codec) -> Type | None:
-    from . import HexCodec, TypeCodec
+    from . import HexCodec, IdCodec, TypeCodec
 
     if isinstance(codec, TypeCodec):
         return codec.type
     if type(codec) is HexCodec:
         return Bytes(codec.size)
+    if type(codec) is IdCodec:
+        return _LE32
     return None
 
+
+_LE32 = Scalar("u32", "uint", 4, "<")  # a kernel object id, as IdCodec reads it; a record's CPU
 
 _WRITERS: dict[tuple, Callable[[bytes, bytes, int], str] | None] = {}
 
@@ -224,28 +228,52 @@ def row_writer(fmt: str, key_codec, value_codec, ncpus: int | None = None) -> Ca
     values are per-CPU, ``ncpus`` slots each (text ``KEY<TAB>V0<TAB>V1``, JSON
     ``{"key": K, "values": [V0, V1]}``)."""
     kt, vt = _type_of(key_codec), _type_of(value_codec)
-    if fmt not in ("text", "jsonl", "json") or kt is None or vt is None or not kt.size or not vt.size:
+    if fmt not in ("text", "jsonl", "json") or kt is None or not kt.size:
         return None
-    cache_key = ("text" if fmt == "text" else "json", kt, vt, ncpus)
+    if fmt == "text":
+        return _writer("text", kt, vt, ncpus, ("", "\t", "\n"))
+    return _writer("json", kt, vt, ncpus, ('{"key": ', ', "value": ' if ncpus is None else ', "values": ', "}\n"))
+
+
+def record_writer(fmt: str, codec, cpus: bool = False) -> Callable[[bytes, bytes, int], str] | None:
+    """For ``text`` and ``jsonl`` event records: a function (cpus, records, count) -> their
+    lines (text: the value; JSON ``{"value": V}``, ``{"cpu": C, "value": V}`` when
+    ``cpus``: then ``cpus`` holds each record's CPU as a u32), or None as row_writer."""
+    vt = _type_of(codec)
+    if fmt == "text":
+        return _writer("text", None, vt, None, ("", "", "\n"))
+    if cpus:
+        return _writer("json", _LE32, vt, None, ('{"cpu": ', ', "value": ', "}\n"))
+    return _writer("json", None, vt, None, ('{"value": ', "", "}\n"))
+
+
+def _writer(fmt: str, kt: Type | None, vt: Type | None, ncpus: int | None, frame: tuple[str, str, str]):
+    """The compiled lines function for these types and line frame, made once (None: a
+    type this module does not write)."""
+    if vt is None or not vt.size:
+        return None
+    cache_key = (fmt, kt, vt, ncpus, frame)
     if cache_key not in _WRITERS:
         if len(_WRITERS) >= 64:  # a long batch of many layouts: keep the memos bounded
             _WRITERS.clear()
         try:
-            _WRITERS[cache_key] = _compile("text" if fmt == "text" else "json", kt, vt, ncpus)
+            _WRITERS[cache_key] = _compile(fmt, kt, vt, ncpus, frame)
         except _NotRow:
             _WRITERS[cache_key] = None
     return _WRITERS[cache_key]
 
 
-def _compile(fmt: str, kt: Type, vt: Type, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str]:
+def _compile(
+    fmt: str, kt: Type | None, vt: Type, ncpus: int | None, frame: tuple[str, str, str]
+) -> Callable[[bytes, bytes, int], str]:
+    """Lines ``HEAD KEY MID VALUE TAIL`` (``frame``; no KEY when ``kt`` is None)."""
     ks, vs = _Side(), _Side()
-    kbody = ks.top(kt, fmt)
+    kbody = ks.top(kt, fmt) if kt is not None else ""
     vbody = vs.top(vt, fmt) if ncpus is None else vs.per_cpu(vt, fmt, ncpus)
-    if fmt == "text":
-        line = f"{kbody}\t{vbody}\n"
-    else:
-        line = '{"key": ' + kbody + (', "value": ' if ncpus is None else ', "values": ') + vbody + "}\n"
-    ksize, vsize = kt.size, vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
+    head, mid, tail = frame
+    line = head + kbody + mid + vbody + tail
+    ksize = kt.size if kt is not None else 0
+    vsize = vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
     size = ksize + vsize
     row = ks.fmt[1:] + vs.fmt[1:]  # one entry: its key's leaves, then its value's
     if struct.calcsize("=" + row) != size:
@@ -294,7 +322,10 @@ def _compile(fmt: str, kt: Type, vt: Type, ncpus: int | None = None) -> Callable
 
 def _joiner(ksize: int, vsize: int) -> Callable[[Any, Any, int], bytearray]:
     """(keys, values, count) -> one buffer of rows, each entry's key then its value,
-    copied a column at a time in the widest unit both sizes are multiples of."""
+    copied a column at a time in the widest unit both sizes are multiples of (no key:
+    the values, copied)."""
+    if not ksize:
+        return lambda _keys, values, count: bytearray(memoryview(values)[: count * vsize])
     unit = next(u for u in (8, 4, 2, 1) if ksize % u == 0 and vsize % u == 0)
     code = {8: "Q", 4: "I", 2: "H", 1: "B"}[unit]
     kw, vw = ksize // unit, vsize // unit
