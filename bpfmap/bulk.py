@@ -253,15 +253,8 @@ def _put(node: Any, k: Any, v: Any) -> None:
 
 
 def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
-    numbered = iter(lines)
     current = [0]
-
-    def text_lines():
-        for n, line in numbered:
-            current[0] = n
-            yield line
-
-    reader = csv.reader(text_lines())
+    reader = csv.reader(_counted(iter(lines), current))
     header = None
     for row in reader:
         if not row or (len(row) == 1 and not row[0].strip()):
