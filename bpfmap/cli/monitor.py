@@ -604,10 +604,10 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
                 return batch.count, lines
         batch = batch.records()
     if codec is not None and not decoder.where and batch:
-        datas = [r.data for r in batch]
-        if all(len(d) == codec.size for d in datas):
-            cpus = None if batch[0].cpu is None else [r.cpu for r in batch]
-            lines = _packed_lines(codec, b"".join(datas), len(datas), cpus, fmt)
+        datas, cpus = [r.data for r in batch], [r.cpu for r in batch]
+        same_kind = all(c is None for c in cpus) or None not in cpus  # every record names its CPU, or none
+        if same_kind and all(len(d) == codec.size for d in datas):
+            lines = _packed_lines(codec, b"".join(datas), len(datas), None if cpus[0] is None else cpus, fmt)
             if lines is not None:
                 return len(batch), lines
     decoded = decoder.decode(batch)
