@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 
 from ._sys import perf
+from .columns import copy_columns
 from .errors import UsageError, translate
 from .maps import Map
 from .types import MapType
@@ -190,14 +191,9 @@ class RingBufferReader(_Reader):
             n = lo
             if n < _PACKED_MIN:
                 return None
-        unit = 8 if length % 8 == 0 else 4 if length % 4 == 0 else 2 if length % 2 == 0 else 1
-        code = {8: "Q", 4: "I", 2: "H", 1: "B"}[unit]
         out = bytearray(n * length)
-        dst, src = memoryview(out).cast(code), span.cast(code)  # type: ignore[call-overload]  # code is one of Q I H B
-        per_dst, per_src, skip = length // unit, stride // unit, RINGBUF_HDR // unit
-        for j in range(per_dst):  # each column of the records' data
-            dst[j::per_dst] = src[skip + j : n * per_src : per_src]
-        del words, span, src, dst
+        copy_columns(out, length, 0, span, stride, RINGBUF_HDR, length, n)
+        del words, span  # the ring's mapping is closed later: no view of it may remain
         struct.pack_into("<Q", self._cons, 0, cons + n * stride)
         return Packed(bytes(out), length, n)
 

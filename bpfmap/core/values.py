@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from ..columns import copy_columns
 from ..errors import UsageError
 
 
@@ -76,5 +77,7 @@ class ValueShape:
         (per-CPU padding dropped), for decoding many at once."""
         if self.stride == self.value_size:
             return values
-        mv, s, n = memoryview(values), self.stride, self.value_size
-        return b"".join([mv[i * s : i * s + n] for i in range(count * self.ncpus)])
+        n, slots = self.value_size, count * self.ncpus
+        out = bytearray(n * slots)
+        copy_columns(out, n, 0, values, self.stride, 0, n, slots)
+        return bytes(out)

@@ -6,7 +6,7 @@ structs and arrays nested to any depth, this module compiles, once per type pair
 format:
 
 - one buffer of rows, each entry's key bytes then its value bytes (copied from the
-  kernel's batch a column at a time), big-endian fields byte-swapped a column at a time,
+  kernel's batch a column at a time: columns.copy_columns), big-endian fields byte-swapped a column at a time,
   and one native-order struct unpack over every leaf of 2,048 rows: one tuple of items,
   no Python object per entry but the items;
 - the line template: the entry's text with one ``%s`` per leaf, nested structs and
@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..columns import copy_columns
 from .codec import _CODES, _HOST, _json_float, _ntop, visible_fields
 from .model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
 
@@ -281,7 +282,6 @@ def _compile(
     swaps = ks.swaps + [(ksize + off, n) for off, n in vs.swaps]
     per = ks.n + vs.n
     convs = sorted([*ks.convs.items(), *((ks.n + j, c) for j, c in vs.convs.items())])
-    join = _joiner(ksize, vsize)
     unpackers: dict[int, Callable[[Any], tuple]] = {}
 
     def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
@@ -298,7 +298,9 @@ def _compile(
         return chunk(keys, values, count)
 
     def chunk(keys, values, count: int) -> str:
-        rows = join(keys, values, count)
+        rows = bytearray(count * size)  # each entry's key bytes, then its value bytes
+        copy_columns(rows, size, 0, keys, ksize, 0, ksize, count)
+        copy_columns(rows, size, ksize, values, vsize, 0, vsize, count)
         for off, n in swaps:  # each byte of a big-endian field, a column at a time
             cols = [rows[off + i :: size] for i in range(n)]
             for i in range(n):
@@ -318,29 +320,3 @@ def _compile(
 
     lines.pieces = pieces  # type: ignore[attr-defined]  # write_item_batches writes chunk by chunk
     return lines
-
-
-def _joiner(ksize: int, vsize: int) -> Callable[[Any, Any, int], bytearray]:
-    """(keys, values, count) -> one buffer of rows, each entry's key then its value,
-    copied a column at a time in the widest unit both sizes are multiples of (no key:
-    the values, copied)."""
-    if not ksize:
-        return lambda _keys, values, count: bytearray(memoryview(values)[: count * vsize])
-    unit = next(u for u in (8, 4, 2, 1) if ksize % u == 0 and vsize % u == 0)
-    code = {8: "Q", 4: "I", 2: "H", 1: "B"}[unit]
-    kw, vw = ksize // unit, vsize // unit
-    rw = kw + vw
-
-    def join(keys: Any, values: Any, count: int) -> bytearray:
-        out = bytearray(count * (ksize + vsize))
-        dst = memoryview(out).cast(code)  # type: ignore[call-overload]  # one of Q I H B
-        k = memoryview(keys)[: count * ksize].cast(code)  # type: ignore[call-overload]
-        v = memoryview(values)[: count * vsize].cast(code)  # type: ignore[call-overload]
-        for j in range(kw):
-            dst[j::rw] = k[j::kw]
-        for j in range(vw):
-            dst[kw + j :: rw] = v[j::vw]
-        del dst
-        return out
-
-    return join
