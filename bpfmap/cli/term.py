@@ -41,11 +41,12 @@ class Progress:
             self._open()
         self._bar.update(self._task, completed=self.done)
 
-    def count_batches(self, batches):
-        """Pass (keys, values) batches through, counting entries."""
-        for keys, values in batches:
-            self.advance(len(keys))
-            yield keys, values
+    def count_batches(self, batches, raw: bool = False):
+        """Pass batches through, counting entries: decoded (keys, values), or ``raw``
+        (keys, values, count) as the kernel gives them."""
+        for batch in batches:
+            self.advance(batch[2] if raw else len(batch[0]))
+            yield batch
 
     def _open(self) -> None:
         from rich import progress as rp

@@ -252,7 +252,7 @@ def dump_entries(
 ) -> None:
     """Write every entry of the view's map in ``output`` (default: a table on a
     terminal, else text), per-CPU values reduced by ``reduce``, sorted when asked."""
-    from ..output import columns, default_format, item_writer, write_entries
+    from ..output import columns, default_format, item_writer, write_entries, write_item_batches
 
     m = view.map
     fmt = output or default_format(sys.stdout)
@@ -260,56 +260,31 @@ def dump_entries(
         _dump_keys_only(m, view, fmt)
         return
     lines = None
-    if reduce is None and sort is None and (still_percpu or not m.percpu):
+    if reduce is None and sort is None:  # every value whole, in the kernel's order
         lines = item_writer(fmt, view.key, view.value, m.ncpus if still_percpu else None)
-    if lines is not None:  # leaves in structs and arrays: raw batches straight to their lines
-        _dump_items(view, map_ref, fmt, lines, batch_size)
-        return
-    source: Any = view.column_batches(size=batch_size)  # a generator: closed below
-    batches = source
+    # leaves in structs and arrays: raw batches straight to their lines; else decoded ones
+    source: Any = view.raw_batches(size=batch_size) if lines is not None else view.column_batches(size=batch_size)
+    batches = source  # generators, closed below
     progress = None
     if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
         from .term import Progress
 
         progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
-        batches = progress.count_batches(batches)
-    if reduce is not None:
-        batches = ((k, list(map(reduce, v))) for k, v in batches)
-    if sort is not None:
-        import itertools
-
-        from ..view import sort_entries
-
-        entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
-        batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
+        batches = progress.count_batches(batches, raw=lines is not None)
     try:
+        if lines is not None:
+            write_item_batches(batches, fmt, lines, sys.stdout)
+            return
+        if reduce is not None:
+            batches = ((k, list(map(reduce, v))) for k, v in batches)
+        if sort is not None:
+            import itertools
+
+            from ..view import sort_entries
+
+            entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
+            batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
         write_entries(batches, fmt, view.key, view.value, still_percpu, sys.stdout)
-    finally:
-        if progress is not None:
-            progress.close()
-        source.close()  # stops the read-ahead thread before the map's fd is closed
-
-
-def _dump_items(view: View, map_ref: str, fmt: str, lines, batch_size: Optional[int]) -> None:
-    from ..output import write_item_batches
-
-    m = view.map
-    source = view.raw_batches(size=batch_size)
-    raw = source
-    progress = None
-    if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
-        from .term import Progress
-
-        progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
-
-        def counted(batches, progress=progress):
-            for batch in batches:
-                progress.advance(batch[2])
-                yield batch
-
-        raw = counted(source)
-    try:
-        write_item_batches(raw, fmt, lines, sys.stdout)
     finally:
         if progress is not None:
             progress.close()
