@@ -16,19 +16,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from bpfmap import _sys  # noqa: E402
-
-
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+from _common import child_times, private_bpffs
 
 
 def main() -> None:
@@ -41,11 +30,7 @@ def main() -> None:
     bpftool = shutil.which("bpftool")
     if bpftool is None:
         sys.exit("needs bpftool")
-    tmp = tempfile.mkdtemp(prefix="bpfmapbatch")
-    fs = os.path.join(tmp, "fs")
-    os.mkdir(fs)
-    _sys.mount_bpffs(fs)
-    try:
+    with private_bpffs("bpfmapbatch") as (tmp, fs):
         pin = os.path.join(fs, "counts")
         subprocess.run(["bpfmap", "create", "hash", "--layout", "u32:u64", "--pin", pin, "-q"], check=True)
         subprocess.run(["bpfmap", "update", pin, "1", "42"], check=True)
@@ -57,16 +42,13 @@ def main() -> None:
             f.write(f"map lookup pinned {pin} key 1 0 0 0\n" * args.lookups)
         a, b = [], []
         for _ in range(args.reps):
-            a.append(timed(["bpfmap", "batch", ours]))
-            b.append(timed([bpftool, "batch", "file", theirs]))
+            a.append(child_times(["bpfmap", "batch", ours])[0])
+            b.append(child_times([bpftool, "batch", "file", theirs])[0])
         ma, mb = statistics.median(a), statistics.median(b)
         print(
             f"{args.lookups} lookups: bpfmap batch {ma:.3f} s (min {min(a):.3f}), bpftool batch {mb:.3f} s (min {min(b):.3f})"
         )
         print(f"{'PASS' if ma <= 5 * mb else 'FAIL'}  bpfmap batch within 5x of bpftool batch ({ma / mb:.2f}x)")
-    finally:
-        subprocess.run(["umount", fs])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,19 +17,19 @@ Rates count from the program's first record to the reader's end (the CLI is star
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bpfmap import Map, _sys  # noqa: E402
+from _common import private_bpffs  # noqa: E402
+
+from bpfmap import Map  # noqa: E402
 from bpfmap.events import reader  # noqa: E402
 from bpfmap.maps import Program  # noqa: E402
 
@@ -155,9 +155,7 @@ def main() -> int:
         ("library, perf_event_array", bench_library("perf_event_array", n, ring, args.pages)),
     ]:
         print(f"{name:<40} {secs:8.3f} {got:10,} {dropped:12,} {got / secs:12,.0f}")
-    fs = tempfile.mkdtemp(prefix="bpfmapbench")
-    _sys.mount_bpffs(fs)
-    try:
+    with private_bpffs("bpfmapevents") as (_tmp, fs):
         for label, layout, fmt in (
             ("CLI bpfmap events -o text, ringbuf", "u32,u32", "text"),
             # the same 8 bytes as a 3-field struct {len, tag, hi}, both formats
@@ -169,9 +167,6 @@ def main() -> int:
                 f"{label:<40} {secs:8.3f} {got:10,} {dropped:12,} {got / secs:12,.0f}"
                 f"   ({got / whole:,.0f}/s counting start-up and the 0.3 s wait)"
             )
-    finally:
-        ctypes.CDLL(None).umount2(fs.encode(), 2)
-        os.rmdir(fs)
     return 0
 
 

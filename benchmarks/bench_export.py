@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bpfmap import _sys  # noqa: E402
+from _common import private_bpffs  # noqa: E402
 
 LAYOUT = "saddr=ipv4,daddr=ipv4,dport=u16,proto=u8:packets=u64,bytes=u64"
 
@@ -100,11 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (maps and a private bpffs)")
-    tmp = tempfile.mkdtemp(prefix="bpfmapexport")
-    fs = os.path.join(tmp, "fs")
-    os.mkdir(fs)
-    _sys.mount_bpffs(fs)
-    try:
+    with private_bpffs("bpfmapexport") as (tmp, fs):
         results = {}
         for n in (int(x) for x in args.entries.split(",")):
             pin = os.path.join(fs, f"flows{n}")
@@ -132,9 +126,6 @@ def main() -> None:
                 f"{'PASS' if ok else 'FAIL'}  {n} entries: RSS flat across {len(r['rss'])} scrapes "
                 f"(median {first / 1024:.1f} MiB in the first third, {last / 1024:.1f} MiB in the last)"
             )
-    finally:
-        subprocess.run(["umount", fs])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

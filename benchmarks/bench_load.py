@@ -15,28 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bpfmap import Map, _sys  # noqa: E402
+from _common import child_times, private_bpffs  # noqa: E402
 
-
-def run(cmd: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+from bpfmap import Map  # noqa: E402
 
 
 def main() -> int:
@@ -50,11 +39,7 @@ def main() -> int:
     if not gcc or not os.path.exists("/usr/include/bpf/bpf.h"):
         sys.exit("needs gcc and libbpf-dev for the C program")
     n = args.entries
-    tmp = tempfile.mkdtemp(prefix="bpfmapload")
-    fs = os.path.join(tmp, "fs")
-    os.mkdir(fs)
-    _sys.mount_bpffs(fs)
-    try:
+    with private_bpffs("bpfmapload") as (tmp, fs):
         exe = os.path.join(tmp, "baseline")
         subprocess.run([gcc, "-O2", "-o", exe, os.path.join(HERE, "baseline.c"), "-lbpf"], check=True)
         target = os.path.join(fs, "target")
@@ -91,7 +76,7 @@ def main() -> int:
         for _ in range(args.reps):
             for name, cmd in cases.items():
                 clear()
-                times[name].append(run(cmd))
+                times[name].append(child_times(cmd))
         with Map.open(target) as m:
             assert sum(1 for _ in m.keys()) == n, "the last load did not write every entry"
         wall = {k: statistics.median(w for w, _c in v) for k, v in times.items()}
@@ -110,9 +95,6 @@ def main() -> int:
             ok &= ratio <= limit
             print(f"{'PASS' if ratio <= limit else 'FAIL'}  {name} within {limit}x of C ({ratio:.2f}x)")
         return 0 if ok else 1
-    finally:
-        subprocess.run(["umount", fs])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

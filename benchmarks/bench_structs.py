@@ -19,17 +19,15 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bpfmap import _sys  # noqa: E402
+from _common import child_times, private_bpffs  # noqa: E402
 
 FLAT = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
 
@@ -52,13 +50,6 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def cpu(cmd: list[str]) -> float:
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=100_000)
@@ -69,11 +60,7 @@ def main() -> None:
     clang, bpftool = shutil.which("clang"), shutil.which("bpftool")
     if not clang or not bpftool:
         sys.exit("needs clang and bpftool")
-    tmp = tempfile.mkdtemp(prefix="bpfmapnested")
-    fs = os.path.join(tmp, "fs")
-    os.mkdir(fs)
-    _sys.mount_bpffs(fs)
-    try:
+    with private_bpffs("bpfmapstructs") as (tmp, fs):
         src, obj = os.path.join(tmp, "nested.c"), os.path.join(tmp, "nested.o")
         with open(src, "w") as f:
             f.write(SOURCE)
@@ -126,7 +113,7 @@ def main() -> None:
             times: dict[str, list[float]] = {k: [] for k in cases}
             for _ in range(args.reps):
                 for name, cmd in cases.items():
-                    times[name].append(cpu(cmd))
+                    times[name].append(child_times(cmd)[1])
             med = {k: statistics.median(v) for k, v in times.items()}
             print(f"{args.entries} entries, {label}, CPU seconds:")
             for name, v in times.items():
@@ -137,9 +124,6 @@ def main() -> None:
             ):
                 ratio = med[theirs] / med[ours]
                 print(f"{'PASS' if ratio >= 3 else 'FAIL'}  {ours} >= 3x faster than {theirs} ({ratio:.2f}x)")
-    finally:
-        subprocess.run(["umount", fs])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
