@@ -344,7 +344,7 @@ class Loader:
         lineno = 1
         if fmt == "csv":
             if not block.startswith("key,value\n"):  # nested columns, blank lines first, ...
-                self.load(_csv(enumerate(itertools.chain(split_lines(block), stream), 1)))
+                self._feed(_csv(enumerate(itertools.chain(split_lines(block), stream), 1)))
                 return self.finish()
             block, n, lineno = block[10:], n - 1, 2  # rows of numbers go a block at a time, as text does
         while n:
@@ -354,11 +354,11 @@ class Loader:
             elif fmt == "csv":  # the rest through the CSV reader (a quoted cell may span lines)
                 current = [lineno]
                 rest = enumerate(itertools.chain(split_lines(block), stream), lineno)
-                self.load(_csv_pairs(csv.reader(_counted(rest, current)), current))
+                self._feed(_csv_pairs(csv.reader(_counted(rest, current)), current))
                 return self.finish()
             else:
                 lines = enumerate(split_lines(block), lineno)
-                self.load(_text(lines) if fmt == "text" else _jsonl(lines))
+                self._feed(_text(lines) if fmt == "text" else _jsonl(lines))
             lineno += n
             block, n = stream.read_block(READ_BYTES)
         return self.finish()
@@ -392,11 +392,17 @@ class Loader:
     def load(self, records: Iterable[Record]) -> int:
         """Write every record; returns how many were written.  Raises LoadError on a bad
         line (unless keep_going), the map's errors (with ``written``) otherwise."""
+        self._feed(records)
+        return self.finish()
+
+    def _feed(self, records: Iterable[Record]) -> None:
+        """Hand every record to the writer (one writer for a whole stream, so that its
+        count, and the one in its errors, is the stream's)."""
         it = iter(records)
         while True:
             chunk = list(itertools.islice(it, CHUNK))
             if not chunk:
-                return self.finish()
+                return
             keys, values, count = self._encode(chunk)
             if count:
                 self._write(keys, values, count)
@@ -485,7 +491,7 @@ class Loader:
             try:
                 writer.close()
             finally:
-                self.written = writer.written
+                self.written += writer.written
         return self.written
 
     def abort(self) -> int:
@@ -493,7 +499,7 @@ class Loader:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close(abort=True)
-            self.written = writer.written
+            self.written += writer.written
         return self.written
 
 

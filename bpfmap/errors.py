@@ -258,6 +258,8 @@ def _classify(op: str, target: str, err: OSError) -> tuple[type[BpfmapError], st
         return Unsupported, f"{where}: the kernel has no bpf(2) syscall (CONFIG_BPF_SYSCALL)"
     if code == _errno.EINVAL:
         return InvalidArgument, f"{where}: the kernel rejected the arguments (EINVAL)"
+    if code in (_errno.EMFILE, _errno.ENFILE):
+        return KernelError, f"{where}: too many open files; raise the limit (ulimit -n) or close maps held open"
     if code == _errno.ENOMEM:
         return KernelError, f"{where}: out of memory; lower max_entries or raise the memlock limit"
     return KernelError, f"{where}: {err.strerror or _errno.errorcode.get(code, code)}"

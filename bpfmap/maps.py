@@ -67,12 +67,15 @@ class Map(FdOwner):
 
     def __init__(self, fd: int, ref: str, readonly: bool = False) -> None:
         self._fd = fd
+        self._shared = False  # before anything can fail: close() reads it
         self.ref = ref
         self.readonly = readonly
         try:
             info = info_from_fd(fd)
-        except BaseException:
+        except BaseException as err:
             self.close()
+            if isinstance(err, OSError) and not isinstance(err, BpfmapError):
+                raise translate("open", ref, err) from err
             raise
         self.id = info.id
         self.type = info.type
@@ -88,7 +91,6 @@ class Map(FdOwner):
         self.btf_value_type_id = info.btf_value_type_id
         self.btf_note: str | None = None
         self._btf: Any = _UNREAD
-        self._shared = False
 
     # The value layout, as attributes (per-CPU maps: ncpus slots of stride bytes each).
     @property

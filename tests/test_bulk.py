@@ -291,3 +291,75 @@ def test_number_lines_take_the_block_path(pindir, tmp_path, monkeypatch):
             assert bulk.Loader(view).load_stream(io.StringIO(text), fmt) == 5
             assert sorted(m.items()) == [(struct.pack("=I", k), struct.pack("=Q", k)) for k in range(5)]
     assert calls == [("jsonl", 5, True), ("csv", 5, True), ("text", 5, True)]
+
+
+_STRUCT = "k=u32,tag=char[8]:n=s64,comm=char[16]"
+
+
+def _count_lines(fmt: str, layout: str, n: int) -> str:
+    """``n`` entries in ``fmt`` for ``layout`` (u32:u64, or a struct that takes the
+    general path), with a negative number every 7th line where numbers may be negative
+    (those lines leave the number path, so the blocks mix both paths)."""
+    rows = []
+    for k in range(n):
+        if layout == "u32:s64":
+            v = -k if k % 7 == 3 else k
+            rows.append({"text": f"{k}\t{v}\n", "jsonl": f'{{"key": {k}, "value": {v}}}\n', "csv": f"{k},{v}\n"}[fmt])
+        else:
+            key, val = {"k": k, "tag": f"t{k % 5}"}, {"n": -k, "comm": f"c{k}"}
+            rows.append(
+                {
+                    "text": f"k={k},tag=t{k % 5}\tn={-k},comm=c{k}\n",
+                    "jsonl": json.dumps({"key": key, "value": val}) + "\n",
+                    "csv": f"{k},t{k % 5},{-k},c{k}\n",
+                }[fmt]
+            )
+    head = {"csv": "key,value\n" if layout == "u32:s64" else "key.k,key.tag,value.n,value.comm\n"}.get(fmt, "")
+    return head + "".join(rows)
+
+
+@pytest.mark.parametrize("read_bytes", [512, 4096, 2 << 20], ids=["tiny-blocks", "blocks", "one-block"])
+@pytest.mark.parametrize("layout", ["u32:s64", _STRUCT], ids=["numbers", "struct"])
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "csv"])
+@pytest.mark.parametrize("sniffed", [True, False], ids=["auto", "named"])
+def test_load_counts_are_exact(bm, pindir, tmp_path, monkeypatch, fmt, layout, read_bytes, sniffed):
+    """The count a load prints is the number of entries in the map, whatever the
+    format, the layout, the number of blocks and the path each block takes."""
+    import bpfmap.bulk as bulk
+
+    monkeypatch.setattr(bulk, "READ_BYTES", read_bytes)
+    n = 5000
+    f = tmp_path / f"in.{fmt}"
+    f.write_text(_count_lines(fmt, layout, n))
+    pin = f"{pindir}/m"
+    key, value = ("4", "8") if layout == "u32:s64" else ("12", "24")
+    _make(bm, pin, key=key, value=value, entries="8000")
+    fmt_args = [] if sniffed else ["--input-format", fmt]
+    code, _, err = bm("update", pin, "--from", str(f), "-l", layout, *fmt_args)
+    assert code == 0, err
+    with Map.open(pin) as m:
+        assert len(list(m.keys())) == n
+    assert f"{n} entries written" in err
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_counts_in_errors_are_the_streams(bm, pindir, tmp_path, monkeypatch, fmt):
+    """A bad line or a full map after several blocks: the message counts every entry
+    that went in, not the last block's."""
+    import bpfmap.bulk as bulk
+
+    monkeypatch.setattr(bulk, "READ_BYTES", 1024)
+    good = _count_lines(fmt, _STRUCT, 900)
+    f = tmp_path / f"bad.{fmt}"
+    f.write_text(good + "garbage\n")
+    pin = f"{pindir}/m"
+    _make(bm, pin, key="12", value="24", entries="2000")
+    code, _, err = bm("update", pin, "--from", str(f), "-l", _STRUCT)
+    assert code == 2 and "line 901:" in err and "900 entries written before it" in err, err
+    with Map.open(pin) as m:
+        assert len(list(m.keys())) == 900
+    small = f"{pindir}/small"
+    _make(bm, small, key="12", value="24", entries="700")
+    f.write_text(good)
+    code, _, err = bm("update", small, "--from", str(f), "-l", _STRUCT)
+    assert code == 3 and "map is full" in err and "700 entries written" in err, err

@@ -522,3 +522,51 @@ def test_numa_node_sets_its_flag():
         assert MapFlag.NUMA_NODE in m.info().flags
         m.update(u32(1), u32(2))
         assert m.lookup(u32(1)) == u32(2)
+
+
+def test_map_on_a_wrong_fd_closes_it_and_says_why():
+    """Map(fd) on an fd that is not a map: the error is the kernel's (translated), and the
+    fd is closed, not leaked (it used to raise AttributeError from close())."""
+    import errno
+
+    from bpfmap.errors import BpfmapError
+
+    r, w = os.pipe()
+    try:
+        with pytest.raises(BpfmapError):
+            Map(r, "pipe")
+        with pytest.raises(OSError) as err:
+            os.fstat(r)
+        assert err.value.errno == errno.EBADF
+    finally:
+        os.close(w)
+
+
+def test_opening_maps_past_the_fd_limit_fails_cleanly(pindir):
+    """Under a low RLIMIT_NOFILE, opening maps fails with a translated error naming the
+    limit, and every fd of a failed open is closed (none leaks, none keeps a map alive)."""
+    code = f"""
+import os, resource
+from bpfmap import Map
+from bpfmap.errors import BpfmapError
+m = Map.create("hash", 4, 4, max_entries=4)
+m.pin({pindir!r} + "/lim")
+resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+held, errors = [], set()
+for _ in range(40):
+    try:
+        held.append(Map.open({pindir!r} + "/lim"))
+    except BpfmapError as err:
+        errors.add(type(err).__name__ + ": " + str(err))
+open_fds = len(os.listdir("/proc/self/fd"))
+for h in held:
+    h.close()
+after = len(os.listdir("/proc/self/fd"))
+print(len(held), open_fds, after, sorted(errors))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    held, open_fds, after, errors = out.stdout.split(" ", 3)
+    assert 0 < int(held) < 40
+    assert int(after) == int(open_fds) - int(held)
+    assert "too many open files" in errors and "AttributeError" not in out.stderr
