@@ -8,6 +8,7 @@ UsageError -> 2, everything else -> 3.
 from __future__ import annotations
 
 import errno as _errno
+import re
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
 
@@ -110,13 +111,26 @@ def quote(text: str, limit: int = 200, bare: bool = False, at: int | None = None
     cut to about ``limit`` characters with its length when longer
     (``'0a0a0a'... (120000 chars)``); ``at``: keep the part around that position
     (where a parse error is) rather than the start."""
-    show = (lambda t: t) if bare else repr
+    show = _shown_bare if bare else _shown
     if len(text) <= limit:
         return show(text)
     if at is None or at < limit - 20:
         return f"{show(text[:limit])}... ({len(text)} chars)"
     start = min(at - (limit - 40), len(text) - limit)
     return f"...{show(text[start : start + limit])}{'...' if start + limit < len(text) else ''} ({len(text)} chars)"
+
+
+_ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")
+
+
+def _shown(text: str) -> str:
+    """repr(), with the bytes that were not UTF-8 (surrogate escapes, as Python reads
+    argv and files) shown as the bytes they were: ``\\xff``, not ``\\udcff``."""
+    return _ESCAPED_BYTE.sub(r"\\x\1", repr(text))
+
+
+def _shown_bare(text: str) -> str:
+    return _shown(text)[1:-1] if _ESCAPED_BYTE.search(repr(text)) else text
 
 
 _PERM_HINT = "run as root or with CAP_BPF (CAP_SYS_ADMIN on kernels before 5.8)"

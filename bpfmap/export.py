@@ -674,9 +674,12 @@ def exposition(exporter: Exporter, openmetrics: bool = False) -> bytes:
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (loopback) -> (host, port)."""
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", text.strip())
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})|([A-Za-z0-9.-]*):([0-9]{1,5})", text.strip())
     if not m:
-        raise UsageError(f"--listen {quote(text)}: write HOST:PORT, e.g. 127.0.0.1:9435 or [::1]:9435")
+        raise UsageError(
+            f"--listen {quote(text)}: write HOST:PORT with an address or host name and ASCII digits, "
+            "e.g. 127.0.0.1:9435 or [::1]:9435"
+        )
     host = m.group(1) or m.group(3) or "127.0.0.1"
     port = int(m.group(2) or m.group(4))
     if not 0 < port < 65536:

@@ -77,6 +77,12 @@ def check_pin_target(path: str, mkdir: bool = False) -> None:
             f"choose another path or remove it first (rm {path})",
             errno.EEXIST,
         )
+    name = os.path.basename(path)
+    if "." in name:  # bpf_lookup() in the kernel refuses such names with EPERM
+        raise UsageError(
+            f"pin {path}: a BPF filesystem refuses '.' in a name; choose one without dots "
+            f"(e.g. {name.replace('.', '_')})"
+        )
     check_pin_dir(os.path.dirname(os.path.abspath(path)) or "/", mkdir, f"pin {path}")
 
 

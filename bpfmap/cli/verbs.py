@@ -155,7 +155,10 @@ def default_key(m: Map, key: str | None, verb: str) -> str:
         return key
     if m.kind.indexed and m.max_entries == 1 and m.key_size == 4:
         return "0"
-    raise UsageError(f"{verb} {m.ref}: missing KEY")
+    raise UsageError(
+        f"{verb} {m.ref}: missing KEY; only a global-variable map (a one-entry array such as .data or .bss) "
+        f"goes without one, and this is a {m.type_label} of {m.max_entries} entries"
+    )
 
 
 def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:

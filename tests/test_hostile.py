@@ -1,0 +1,89 @@
+"""Hostile input: what an outsider can hand bpfmap on the command line, in files and in
+configs gets a one-line error and exit 2 (never an internal error, never a changed map)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import run_cli
+
+from bpfmap import Map
+
+STRUCT = "k=u32:n=u32,comm=char[8]"
+XFF = os.fsdecode(b"a\xffb")  # what Python makes of a non-UTF-8 argument
+
+
+@pytest.fixture
+def smap(bm, pindir):
+    pin = f"{pindir}/s"
+    assert bm("create", "hash", "--layout", STRUCT, "--pin", pin)[0] == 0
+    return pin
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [(f"n=1,comm={XFF}", r"byte \xff"), ('{"n": 1, "comm": "\\ud800"}', "lone surrogate U+D800")],
+    ids=["non-utf8-argv", "json-lone-surrogate"],
+)
+def test_text_that_is_not_utf8_is_a_usage_error(smap, value, shown):
+    r = run_cli("update", smap, "1", value)
+    assert r.returncode == 2, r.stderr
+    assert shown in r.stderr and "not UTF-8 text" in r.stderr and "internal error" not in r.stderr
+    assert "\\udc" not in r.stderr  # bytes shown as bytes
+    with Map.open(smap) as m:
+        assert list(m.keys()) == []
+
+
+def test_var_with_bad_text_and_var_on_a_hash(bm, pindir, smap):
+    g = f"{pindir}/g"
+    assert bm("create", "array", "--layout", "u32:x=u32,comm=char[8]", "--max-entries", "1", "--pin", g)[0] == 0
+    r = run_cli("update", g, "--var", f"comm={XFF}")
+    assert r.returncode == 2 and "not UTF-8 text" in r.stderr and r"\xff" in r.stderr, r.stderr
+    r = run_cli("update", smap, "--var", "n=1")
+    assert r.returncode == 2 and "global-variable map" in r.stderr and "hash" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "csv"])
+def test_bad_text_in_a_file_names_its_line_and_keep_going_skips_it(smap, tmp_path, fmt):
+    bad = b"a\xffb" if fmt != "jsonl" else b"\\ud800"
+    lines = {
+        "text": [b"k=1\tn=1,comm=ok\n", b"k=2\tn=2,comm=" + bad + b"\n", b"k=3\tn=3,comm=fine\n"],
+        "jsonl": [
+            b'{"key": {"k": 1}, "value": {"n": 1, "comm": "ok"}}\n',
+            b'{"key": {"k": 2}, "value": {"n": 2, "comm": "' + bad + b'"}}\n',
+            b'{"key": {"k": 3}, "value": {"n": 3, "comm": "fine"}}\n',
+        ],
+        "csv": [b"key.k,value.n,value.comm\n", b"1,1,ok\n", b"2,2," + bad + b"\n", b"3,3,fine\n"],
+    }[fmt]
+    f = tmp_path / f"in.{fmt}"
+    f.write_bytes(b"".join(lines))
+    bad_line = len(lines) - 1
+    r = run_cli("update", smap, "--from", str(f))
+    assert r.returncode == 2 and f"line {bad_line}:" in r.stderr and "not UTF-8 text" in r.stderr, r.stderr
+    assert "1 entry written before it" in r.stderr
+    r = run_cli("update", smap, "--from", str(f), "--keep-going")
+    assert r.returncode == 2 and "(skipped)" in r.stderr and "2 entries written, 1 bad lines skipped" in r.stderr
+    with Map.open(smap) as m:
+        assert len(list(m.keys())) == 2
+
+
+def test_a_pin_name_with_a_dot_is_refused_before_the_kernel(pindir):
+    r = run_cli("create", "hash", "--key", "4", "--value", "4", "--pin", f"{pindir}/sub/a.b", "--mkdir")
+    assert r.returncode == 2, r.stderr
+    assert "refuses '.' in a name" in r.stderr and "a_b" in r.stderr and "security module" not in r.stderr
+    assert not os.path.exists(f"{pindir}/sub")  # nothing made before the refusal
+
+
+@pytest.mark.parametrize("listen", [os.fsdecode(b"\xff:1"), "[::1]:\uff19\uff19", "127.0.0.1:\u0661"])
+def test_listen_takes_ascii_only(tmp_path, listen):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("metrics:\n- name: x\n  map: /nonexistent\n")
+    r = run_cli("export", str(cfg), "--listen", listen)
+    assert r.returncode == 2 and "--listen" in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+def test_json_errors_keep_their_shape(smap):
+    r = run_cli("update", smap, "1", json.dumps({"n": 1, "comm": "x" * 9}))
+    assert r.returncode == 2 and "longer than 8" in r.stderr
