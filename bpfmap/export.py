@@ -14,9 +14,12 @@ Needs ``prometheus-client`` and ``PyYAML`` (``pip install 'bpfmap[export]'``).""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,8 +29,10 @@ from .errors import BpfmapError, UsageError, quote
 TYPES = ("counter", "gauge", "histogram")
 BUCKETS = ("exp2", "exp2zero", "bits", "linear", "fixed")
 PERCPU = ("sum", "cpu")
-_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+SELF_PREFIX = "bpfmap_export_"
 _KEYS = {
     "name",
     "help",
@@ -72,13 +77,19 @@ class Metric:
     """One metric of the config, checked."""
 
     def __init__(self, raw: dict, index: int, source: str) -> None:
-        self.where = f"{source}: metric {raw.get('name') or f'#{index + 1}'}"
+        name = raw.get("name")
+        self.where = f"{source}: metric {name if isinstance(name, str) and name else f'#{index + 1}'}"
+        odd = [k for k in raw if not isinstance(k, str)]
+        if odd:
+            raise self.error(repr(odd[0]), "not a field name; fields are names such as name, map, value")
         unknown = sorted(set(raw) - _KEYS)
         if unknown:
             raise self.error(unknown[0], f"unknown field; fields are {', '.join(sorted(_KEYS))}")
         self.name: str = self._required(raw, "name")
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise self.error("name", f"{quote(self.name)} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+        if self.name.startswith(SELF_PREFIX):
+            raise self.error("name", f"names starting with {SELF_PREFIX} are bpfmap's own metrics; choose another")
         self.type = self._str(raw, "type") or "counter"
         if self.type not in TYPES:
             raise self.error("type", f"{quote(self.type)}: choose one of {', '.join(TYPES)}")
@@ -96,20 +107,12 @@ class Metric:
             raise self.error("c_header", "name the types with key_type and/or value_type")
         self.value = self._str(raw, "value")
         self.labels = self._strings(raw, "labels")
-        for label in self.labels or []:
-            _label_name(label, self)
-        as_ = raw.get("as") or {}
-        if not isinstance(as_, dict):
-            raise self.error("as", "give a mapping of field: format, e.g. {saddr: ip}")
-        from .layout.formats import parse_spec
-
-        try:
-            self.formats = parse_spec(",".join(f"{k}={v}" for k, v in as_.items())) if as_ else {}
-        except UsageError as err:
-            raise self.error("as", str(err).removeprefix("--as ")) from None
+        self.formats = self._formats(raw.get("as"))
         self.percpu = self._str(raw, "percpu") or "sum"
         if self.percpu not in PERCPU:
             raise self.error("percpu", f"{quote(self.percpu)}: choose sum or cpu")
+        if self.labels is not None:
+            self.label_names(self.labels)
         self.help = self._str(raw, "help") or ""
         if self.type != "histogram":
             given = [k for k in _HIST_ONLY if k in raw]
@@ -136,8 +139,11 @@ class Metric:
             raise self.error("step" if "step" in raw else "min", "applies to linear buckets")
         bounds = raw.get("bounds")
         if self.buckets == "fixed":
-            if not isinstance(bounds, list) or not bounds or not all(_is_num(b) for b in bounds):
+            if not isinstance(bounds, list) or not bounds:
                 raise self.error("bounds", "fixed buckets need bounds: a list of numbers, one per slot")
+            bounds = [_number(b) for b in bounds]
+            if not all(b is not None and math.isfinite(b) for b in bounds):
+                raise self.error("bounds", "give finite numbers, one per slot (+Inf is added after the last)")
             if any(b >= c for b, c in zip(bounds, bounds[1:])):
                 raise self.error("bounds", "must increase")
         elif bounds is not None:
@@ -182,9 +188,57 @@ class Metric:
         v = raw.get(key, default)
         if v is None:
             return None
-        if not _is_num(v) or not math.isfinite(v) or (positive and v <= 0):
+        n = _number(v)
+        if n is None or not math.isfinite(n) or (positive and n <= 0):
             raise self.error(key, f"{v!r}: give a {'positive ' if positive else ''}number")
-        return float(v)
+        return n
+
+    def _formats(self, as_: Any) -> dict[str, str]:
+        """``as:``, a mapping of field path -> display format, checked item by item (a key
+        with a comma is one bad name, not two fields)."""
+        if not as_:
+            return {}
+        if not isinstance(as_, dict):
+            raise self.error("as", "give a mapping of field: format, e.g. {saddr: ip}")
+        from .layout.formats import parse_spec
+
+        formats: dict[str, str] = {}
+        for k, v in as_.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise self.error("as", f"{quote(str(k))[:60]}: give a field name and a format name, e.g. saddr: ip")
+            if "," in k or "=" in k:
+                raise self.error("as", f"{quote(k)}: one field per key (a name, NAME.FIELD or NAME[I])")
+            try:
+                formats.update(parse_spec(f"{k}={v}"))
+            except UsageError as err:
+                raise self.error("as", str(err).removeprefix("--as ")) from None
+        return formats
+
+    def label_names(self, paths: list[str], cpu_label: bool = False) -> list[str]:
+        """The Prometheus label names of ``paths`` (the cpu label appended where each CPU is
+        its own series), refused when two are one name or one is a name Prometheus or
+        bpfmap uses (``le`` in a histogram, ``cpu`` with percpu: cpu)."""
+        names = [_label_name(p, self) for p in paths]
+        reserved = {"le": "a histogram's bucket label"} if self.type == "histogram" else {}
+        if self.percpu == "cpu":
+            reserved["cpu"] = "the CPU label of percpu: cpu"
+        seen: dict[str, str] = {}
+        for path, name in zip(paths, names):
+            if name in reserved:
+                raise self.error("labels", f"{path}: the label {name} is {reserved[name]}; leave it out or list others")
+            if name in seen:
+                raise self.error("labels", f"{seen[name]} and {path} are both the label {name}; list one of them")
+            seen[name] = path
+        return names + (["cpu"] if cpu_label else [])
+
+    def sample_names(self) -> set[str]:
+        """Every name this metric's samples and family take in the exposition."""
+        if self.type == "counter":
+            base = self.name.removesuffix("_total")
+            return {base, base + "_total", base + "_created"}
+        if self.type == "gauge":
+            return {self.name}
+        return {self.name} | {self.name + s for s in ("_bucket", "_sum", "_count", "_created")}
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -216,16 +270,32 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _number(v: Any) -> float | None:
+    """A config number: an int or float, or a string YAML left unparsed (``1e-6``, which
+    YAML 1.1 reads as text); None for anything else."""
+    if _is_num(v):
+        return float(v)
+    if isinstance(v, str) and _FLOAT.fullmatch(v.strip()):
+        return float(v)
+    return None
+
+
 def _label_name(path: str, metric: Metric) -> str:
     name = path.replace(".", "_").replace("[", "_").replace("]", "")
-    if not _LABEL.match(name) or name.startswith("__"):
+    if not _LABEL.fullmatch(name) or name.startswith("__"):
         raise metric.error("labels", f"{quote(path)} does not make a Prometheus label name")
     return name
 
 
+MAX_CONFIG_NODES = 100_000  # values in the config once YAML aliases are expanded
+MAX_CONFIG_DEPTH = 64
+
+
 def read_config(path: str) -> list[Metric]:
     """The metrics of the YAML config at ``path``, checked (ConfigError names the metric
-    and the field)."""
+    and the field).  A key given twice in one mapping is an error, and so is a config
+    that expands (through aliases) past MAX_CONFIG_NODES values or nests deeper than
+    MAX_CONFIG_DEPTH."""
     _need_libraries()
     import yaml
 
@@ -233,29 +303,76 @@ def read_config(path: str) -> list[Metric]:
 
     text = read_text(path, "export config")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506  (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: not YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config (over {MAX_CONFIG_DEPTH} levels)") from None
+    _check_size(data, path)
     return parse_config(data, path)
 
 
+def _strict_loader() -> type:
+    """yaml.SafeLoader refusing a key given twice in one mapping (YAML says keys are
+    unique; PyYAML keeps the last silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _value in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    if key_node.value in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"{key_node.value!r} is given twice in one mapping", key_node.start_mark
+                        )
+                    seen.add(key_node.value)
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse a config that is larger, with its aliases expanded, than any real one (an
+    alias bomb: a few hundred bytes that expand to billions of values)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    nodes = 0
+    while stack:
+        obj, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"{source}: more than {MAX_CONFIG_NODES:,} values once its aliases are expanded")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{source}: nested too deeply to be a config (over {MAX_CONFIG_DEPTH} levels)")
+        if isinstance(obj, dict):
+            stack.extend((x, depth + 1) for kv in obj.items() for x in kv)
+        elif isinstance(obj, list):
+            stack.extend((x, depth + 1) for x in obj)
+
+
 def parse_config(data: Any, source: str = "config") -> list[Metric]:
+    """The metrics of a config already read (a dict with ``metrics:``), checked."""
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), list) or not data["metrics"]:
         raise ConfigError(f"{source}: metrics: give a list of metrics (metrics: [- name: ..., map: ...])")
-    extra = sorted(set(data) - {"metrics"})
+    extra = [k for k in data if k != "metrics"]
     if extra:
-        raise ConfigError(f"{source}: {extra[0]}: unknown top-level field (the config has metrics:)")
+        raise ConfigError(
+            f"{source}: {quote(str(extra[0]), 60, bare=True)}: unknown top-level field (the config has metrics:)"
+        )
     metrics = []
-    seen: set[str] = set()
+    taken: dict[str, str] = {}  # exposed name -> the metric exposing it
     for i, raw in enumerate(data["metrics"]):
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: metric #{i + 1}: give its fields (name:, map:, ...)")
         m = Metric(raw, i, source)
-        if m.name in seen:
-            raise m.error("name", "used by another metric")
-        seen.add(m.name)
+        for name in sorted(m.sample_names()):
+            if name in taken:
+                other = taken[name]
+                why = "used by another metric" if other == m.name else f"{name} is also a name of metric {other}"
+                raise m.error("name", f"{why}; Prometheus would keep one of them")
+        taken.update(dict.fromkeys(m.sample_names(), m.name))
         metrics.append(m)
     return metrics
 
@@ -274,39 +391,56 @@ def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 class Exporter:
     """Reads the config's metrics from their maps, for prometheus-client's registry (a
-    custom collector) and for bpfmap's own metrics."""
+    custom collector) and for bpfmap's own metrics.
+
+    Scrapes are serialized: prometheus-client serves each request in a thread of its
+    own, and the maps held open between scrapes (and the fds behind them) belong to one
+    scrape at a time, so a scrape never reads through an fd another one closed.  A
+    metric that fails is left out of that scrape and counted; the others are served."""
 
     def __init__(self, metrics: list[Metric], log=None) -> None:
         self.metrics = metrics
         self.errors = {m.name: 0 for m in metrics}
+        self.textfile_errors = 0
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
         self._views: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._scrape_errors: set[str] = set()  # metrics that counted an error in this scrape
         self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
 
     # prometheus_client calls this at every scrape
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> list[Any]:
+        """Every metric's family and bpfmap's own, read now (one scrape at a time)."""
+        with self._lock:
+            return self._collect()
+
+    def _collect(self) -> list[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         durations = GaugeMetricFamily(
-            "bpfmap_export_scrape_duration_seconds", "Seconds spent reading each metric's map", labels=["metric"]
+            SELF_PREFIX + "scrape_duration_seconds", "Seconds spent reading each metric's map", labels=["metric"]
         )
-        entries = GaugeMetricFamily("bpfmap_export_map_entries", "Entries read from each map", labels=["map"])
-        max_entries = GaugeMetricFamily("bpfmap_export_map_max_entries", "Each map's max_entries", labels=["map"])
+        entries = GaugeMetricFamily(SELF_PREFIX + "map_entries", "Entries read from each map", labels=["map"])
+        max_entries = GaugeMetricFamily(SELF_PREFIX + "map_max_entries", "Each map's max_entries", labels=["map"])
         errors = CounterMetricFamily(
-            "bpfmap_export_errors", "Scrapes where a metric's map could not be read", labels=["metric"]
+            SELF_PREFIX + "errors",
+            "Scrapes where a metric's map could not be read (or held values it could not show)",
+            labels=["metric"],
         )
+        out: list[Any] = []
         maps_done: set[str] = set()
+        self._scrape_errors = set()
         for metric in self.metrics:
             start = time.perf_counter()
             try:
                 family, count, max_e = self.read(metric)
-            except BpfmapError as err:
-                self.errors[metric.name] += 1
-                self._say(metric.name, f"export: {metric.name}: {err}")
+            except Exception as err:  # one metric's failure is never the whole scrape's
+                self.count_error(metric, f"export: {metric.name}: {describe_error(err)}")
             else:
-                self._said.pop(metric.name, None)
-                yield family
+                if metric.name not in self._scrape_errors:
+                    self._said.pop(metric.name, None)
+                out.append(family)
                 if metric.map not in maps_done:
                     maps_done.add(metric.map)
                     entries.add_metric([metric.map], count)
@@ -314,7 +448,26 @@ class Exporter:
             durations.add_metric([metric.name], time.perf_counter() - start)
         for name, n in self.errors.items():
             errors.add_metric([name], n)
-        yield from (durations, entries, max_entries, errors)
+        out += [durations, entries, max_entries, errors]
+        if self.textfile_errors:
+            failed = CounterMetricFamily(
+                SELF_PREFIX + "textfile_write_errors", "Textfile writes that failed (retried at the next interval)"
+            )
+            failed.add_metric([], self.textfile_errors)
+            out.append(failed)
+        return out
+
+    def last_error(self, name: str) -> str | None:
+        """What the metric ``name``'s last error said (None once it reads again)."""
+        return self._said.get(name)
+
+    def count_error(self, metric: Metric, text: str) -> None:
+        """Count one error of ``metric`` in this scrape (once, however many entries had it)
+        and say it (once, until it changes)."""
+        if metric.name not in self._scrape_errors:
+            self._scrape_errors.add(metric.name)
+            self.errors[metric.name] += 1
+        self._say(metric.name, text)
 
     def describe(self) -> list:
         return []  # no describe-time reading: the registry must not scrape at registration
@@ -372,9 +525,9 @@ class Exporter:
         m = view.map
         count = 0
 
-        def batches() -> Iterator[tuple[list, list, list | None]]:
+        def batches(source: Iterable[tuple[list, list]]) -> Iterator[tuple[list, list, list | None]]:
             nonlocal count
-            for keys, values in view.column_batches():
+            for keys, values in source:
                 count += len(keys)
                 if not view.percpu:
                     yield keys, values, None
@@ -389,12 +542,16 @@ class Exporter:
                         cpus * len(keys),
                     )
 
-        try:
+        def family_of(source: Iterable[tuple[list, list]]) -> Any:
             if metric.type == "histogram":
-                rows = ((k, v, c[i] if c else None) for ks, vs, c in batches() for i, (k, v) in enumerate(zip(ks, vs)))
-                family = self._histogram(metric, rows)
-            else:
-                family = self._scalar(metric, batches())
+                rows = (
+                    (k, v, c[i] if c else None) for ks, vs, c in batches(source) for i, (k, v) in enumerate(zip(ks, vs))
+                )
+                return self._histogram(metric, rows)
+            return self._scalar(metric, batches(source))
+
+        try:
+            family = family_of(view.column_batches())
         except BpfmapError:
             raise
         except OSError as err:  # the map went away mid-read
@@ -402,6 +559,10 @@ class Exporter:
 
             self._drop(metric.name)
             raise translate("read", metric.map, err) from err
+        if count == 0:
+            # nothing to read the fields from: check value:, labels:, slots: against an
+            # entry of zeros (the map's BTF or layout), as the first real entry would be
+            family_of([view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)])
         return family, count, m.max_entries
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
@@ -480,7 +641,7 @@ class Exporter:
                 continue
             if labels_of is None:
                 paths = self._label_paths(metric, keys[0], values[0])
-                names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpus is not None else [])
+                names = metric.label_names(paths, cpu_label=cpus is not None)
                 labels_of = self._label_getter(metric, paths, keys[0], values[0])
                 number = self._number_getter(metric, values[0])
                 distinct = set(paths) >= {p for p, _v in _leaves(keys[0])}
@@ -516,6 +677,9 @@ class Exporter:
         slots_of: Any = None
         groups: dict[tuple, list[float]] = {}
         sums: dict[tuple, float] = {}
+        overflow: dict[tuple, float] = {}  # counts of slots past the last bucket: they go to +Inf
+        limit = bucket_count(metric)
+        past: int | None = None
         slot_path: str | None = None
         for key, value, cpu in rows:
             if paths is None:
@@ -530,7 +694,7 @@ class Exporter:
                 paths = self._label_paths(metric, key, value, exclude=exclude)
                 if metric.slots is None and not isinstance(key, dict) and metric.labels is None:
                     paths = []
-                names = [_label_name(p, metric) for p in paths] + (["cpu"] if cpu is not None else [])
+                names = metric.label_names(paths, cpu_label=cpu is not None)
                 labels_of = self._label_getter(metric, paths, key, value)
                 if metric.slots is None:
                     number = self._number_getter(metric, value)
@@ -549,6 +713,10 @@ class Exporter:
                 if metric.sum_slot:
                     arr, total = arr[:-1], arr[-1]
                     sums[labels] = sums.get(labels, 0) + total
+                if len(arr) > limit:
+                    past = len(arr) - 1
+                    overflow[labels] = overflow.get(labels, 0) + sum(arr[limit:])
+                    arr = arr[:limit]
                 if len(counts) < len(arr):
                     counts += [0] * (len(arr) - len(counts))
                 for i, c in enumerate(arr):
@@ -560,36 +728,25 @@ class Exporter:
                     raise metric.error("slot", f"no field {slot_path} in the key") from None
                 if not isinstance(slot, int) or slot < 0:
                     raise metric.error("slot", f"slot {slot!r} is not a slot number")
+                if slot >= limit:
+                    past = slot
+                    overflow[labels] = overflow.get(labels, 0) + number(value)
+                    continue
                 if len(counts) <= slot:
                     counts += [0] * (slot + 1 - len(counts))
                 counts[slot] += number(value)
+        if past is not None:
+            self.count_error(
+                metric,
+                f"export: {metric.name}: slot {past} is past the last of the {limit} {metric.buckets} buckets; "
+                "such counts go to +Inf",
+            )
         family = HistogramMetricFamily(metric.name, metric.help_text(), labels=names)
         for labels, counts in groups.items():
-            buckets, estimate = self._buckets(metric, counts)
+            buckets, estimate = _buckets(metric, counts, overflow.get(labels, 0))
             total_sum = sums[labels] * metric.multiplier if metric.sum_slot else estimate
-            family.add_metric(list(labels), buckets, total_sum)
+            family.add_metric(list(labels), buckets, _rounded(total_sum))
         return family
-
-    def _buckets(self, metric: Metric, counts: list[float]) -> tuple[list[tuple[str, float]], float]:
-        """Cumulative (le, count) pairs ending with +Inf, and the sum estimated from midpoints."""
-        out: list[tuple[str, float]] = []
-        running = 0.0
-        estimate = 0.0
-        overflow = 0.0
-        for i, c in enumerate(counts):
-            bounds = slot_bounds(metric, i)
-            if bounds is None:  # past the last fixed bound
-                overflow += c
-                continue
-            low, high = bounds
-            running += c
-            estimate += c * (low + high) / 2
-            out.append((_le(high * metric.multiplier), running))
-        if metric.buckets == "fixed":  # every bound, also those no slot of this map reached
-            for i in range(len(counts), len(metric.bounds)):
-                out.append((_le(metric.bounds[i] * metric.multiplier), running))
-        out.append(("+Inf", running + overflow))
-        return out, estimate * metric.multiplier
 
 
 def _identity(x: Any) -> Any:
@@ -628,6 +785,55 @@ def _fill(family: Any, names: list[str], items: Iterable[tuple[tuple, float]], s
 
     name = family.name + suffix
     family.samples.extend(Sample(name, dict(zip(names, labels)), value) for labels, value in items)
+
+
+def _buckets(metric: Metric, counts: list[float], overflow: float = 0) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative (le, count) pairs ending with +Inf, and the sum estimated from midpoints
+    (summed in slot units, multiplied once); ``overflow`` counts only in +Inf."""
+    out: list[tuple[str, float]] = []
+    running = 0.0
+    estimate = 0.0
+    for i, c in enumerate(counts):
+        bounds = slot_bounds(metric, i)
+        if bounds is None or not math.isfinite(bounds[1] * metric.multiplier):  # past the last bound
+            overflow += c
+            continue
+        low, high = bounds
+        le = high * metric.multiplier
+        running += c
+        estimate += c * (low + high) / 2
+        out.append((_le(le), running))
+    if metric.buckets == "fixed":  # every bound, also those no slot of this map reached
+        for i in range(len(counts), len(metric.bounds)):
+            out.append((_le(metric.bounds[i] * metric.multiplier), running))
+    out.append(("+Inf", running + overflow))
+    return out, estimate * metric.multiplier
+
+
+def _rounded(x: float) -> float:
+    """``x`` to 15 significant digits: a sum in slot units times the multiplier without
+    the float noise of the product (10 slots of 1e-6 is 1e-05, not 9.999999999999999e-06)."""
+    return float(f"{x:.15g}") if math.isfinite(x) else x
+
+
+# Buckets a histogram has at most: exp2 slots of a 64-bit value, and a bound on linear
+# ones (a slot of 4294967295 must not make a list of 4 billion buckets).
+MAX_LINEAR_BUCKETS = 4096
+
+
+def bucket_count(metric: Metric) -> int:
+    """How many buckets (slots) ``metric``'s scheme has; a slot at or past it counts in +Inf."""
+    return {"exp2": 64, "exp2zero": 65, "bits": 65, "linear": MAX_LINEAR_BUCKETS}.get(
+        metric.buckets, len(metric.bounds)
+    )
+
+
+def describe_error(err: BaseException) -> str:
+    """An error of one metric, for the log: bpfmap's own as it says it, anything else
+    named (it is a bug, but it costs only that metric)."""
+    if isinstance(err, BpfmapError):
+        return str(err)
+    return f"internal error reading it ({type(err).__name__}: {quote(str(err), 200, bare=True)})"
 
 
 def slot_bounds(metric: Metric, i: int) -> tuple[float, float] | None:
@@ -687,31 +893,100 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
+LISTEN_BACKLOG = 128  # connections the kernel queues before accept (socketserver's default is 5)
+CLIENT_TIMEOUT = 10.0  # seconds a client may take to send its request or read the answer
+
+
 def serve(exporter: Exporter, host: str, port: int):
     """Serve /metrics on HOST:PORT in a background thread (plain text, or OpenMetrics when
-    the scraper asks for it); returns the server (``shutdown()`` stops it)."""
-    from prometheus_client import start_http_server
+    the scraper asks for it), a thread per connection with a listen backlog of
+    LISTEN_BACKLOG and CLIENT_TIMEOUT seconds for a client to send its request; returns
+    the server (``shutdown()`` then ``server_close()`` stop it within a second)."""
+    import socket
+    import socketserver
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import make_wsgi_app
 
     from .errors import KernelError
 
+    class Handler(WSGIRequestHandler):
+        timeout = CLIENT_TIMEOUT
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
+            pass
+
+    class Server(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True  # a slow client never holds the exit
+        request_queue_size = LISTEN_BACKLOG
+        allow_reuse_address = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a client that timed out or hung up: its connection is closed, nothing to say
+
     try:
-        result = start_http_server(port, addr=host, registry=registry_for(exporter))
+        Server.address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        httpd = make_server(host, port, make_wsgi_app(registry_for(exporter)), Server, handler_class=Handler)
     except OSError as err:
         raise KernelError(f"export: cannot listen on {host}:{port}: {err.strerror or err}", err.errno or 0) from None
-    return result[0] if isinstance(result, tuple) else result
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.25}, daemon=True)
+    thread.start()
+    return httpd
+
+
+def check_textfile(path: str) -> None:
+    """Refuse a textfile path that cannot be written safely: an empty one, a missing
+    directory, or a directory anyone may write to without the sticky bit (anyone could
+    then replace the file between our write and node_exporter's read)."""
+    import stat
+
+    if not path:
+        raise UsageError("--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(directory)
+    except OSError as err:
+        raise UsageError(f"--textfile {quote(path, bare=True)}: directory {directory}: {err.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"--textfile {quote(path, bare=True)}: {directory} is not a directory")
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise UsageError(
+            f"--textfile {quote(path, bare=True)}: {directory} is writable by anyone and not sticky; "
+            f"write into a directory only trusted users can write to (or chmod +t {directory})"
+        )
 
 
 def write_textfile(exporter: Exporter, path: str) -> None:
-    """The exposition written to ``path`` atomically (a temp file beside it, then
-    rename), as node_exporter's textfile collector wants."""
-    from prometheus_client import write_to_textfile
+    """The exposition written to ``path`` atomically, as node_exporter's textfile
+    collector wants: a new temp file beside it (mkstemp: a name nobody can guess, made
+    with O_EXCL, never through a symlink), written, fsynced, made world-readable and
+    renamed over ``path``."""
+    import tempfile
 
     from .errors import KernelError
 
+    check_textfile(path)
+    data = exposition(exporter)
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        write_to_textfile(path, registry_for(exporter))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     except OSError as err:
         raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 __all__ = [
@@ -722,6 +997,7 @@ __all__ = [
     "parse_config",
     "parse_listen",
     "read_config",
+    "check_textfile",
     "serve",
     "write_textfile",
 ]

@@ -1,8 +1,10 @@
 """The export verb: map contents as Prometheus metrics (library: bpfmap.export)."""
 
+import contextlib
 import signal
 import sys
 import threading
+import time
 from typing import Annotated, Optional
 
 import typer
@@ -60,29 +62,24 @@ def export(
     for node_exporter (--textfile).  Maps are read with batch lookups at each scrape,
     read-only; a map that disappears drops its metric and counts an error until a map is
     back under its pin or name.  Ctrl-C or SIGTERM stops the server (exit 0)."""
-    from ..export import ConfigError, Exporter, exposition, parse_listen, read_config, serve, write_textfile
+    from ..export import Exporter, check_textfile, exposition, parse_listen, read_config, serve, write_textfile
 
     check_seconds(interval, "--interval")
     if interval is not None and textfile is None:
         raise UsageError("--interval goes with --textfile")
-    if sum(bool(x) for x in (check, listen is not None, textfile is not None and not once)) > 1 or (check and once):
-        raise UsageError("give one of --check, --once, --listen and --textfile")
+    modes = (check, listen is not None, textfile is not None and not once, once and textfile is None)
+    if sum(bool(x) for x in modes) > 1 or (check and once):
+        raise UsageError("give one of --check, --once, --listen and --textfile (--once --textfile writes it once)")
     if openmetrics and not once:
         raise UsageError("--openmetrics goes with --once (the server answers each scraper in the format it asks)")
     host_port = parse_listen(listen or DEFAULT_LISTEN)
+    if textfile is not None:
+        check_textfile(textfile)
     metrics = read_config(config)
     exporter = Exporter(metrics, log=lambda text: say(text, quiet))
 
     if check:
-        for metric in metrics:
-            try:
-                _family, count, max_entries = exporter.read(metric)
-            except ConfigError:
-                raise
-            except BpfmapError as err:  # the map's own error (exit code), naming the metric
-                raise amended(err, f" (metric {metric.name})") from None
-            say(f"export: {metric.name}: {metric.map}: {count} entries (max_entries {max_entries})", quiet)
-        say(f"export: {config}: {len(metrics)} metric{'s' if len(metrics) != 1 else ''} ok", quiet)
+        _check(exporter, config, quiet)
         return
     if once:
         if textfile is not None:
@@ -93,23 +90,74 @@ def export(
         if any(exporter.errors.values()):
             raise typer.Exit(3)
         return
+    with _stop_on_signals() as stop:
+        if textfile is not None:
+            _keep_textfile(exporter, textfile, interval if interval is not None else 15.0, stop, quiet)
+            return
+        host, port = host_port
+        server = serve(exporter, host, port)
+        shown = f"[{host}]" if ":" in host else host
+        say(f"export: serving {len(metrics)} metrics on http://{shown}:{port}/metrics", quiet)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            server.shutdown()
+            server.server_close()
 
+
+def _check(exporter, config: str, quiet: bool) -> None:
+    """--check: read every metric once (an empty map is checked against an entry of
+    zeros); the first failure is the exit code, naming the metric."""
+    from ..export import ConfigError, describe_error
+
+    metrics = exporter.metrics
+    for metric in metrics:
+        try:
+            _family, count, max_entries = exporter.read(metric)
+        except ConfigError:
+            raise
+        except BpfmapError as err:  # the map's own error (exit code), naming the metric
+            raise amended(err, f" (metric {metric.name})") from None
+        except Exception as err:
+            raise BpfmapError(f"export: {metric.name}: {describe_error(err)}") from err
+        if exporter.errors[metric.name]:
+            raise UsageError(exporter.last_error(metric.name) or f"export: {metric.name}: failed")
+        say(f"export: {metric.name}: {metric.map}: {count} entries (max_entries {max_entries})", quiet)
+    say(f"export: {config}: {len(metrics)} metric{'s' if len(metrics) != 1 else ''} ok", quiet)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """An Event set by SIGTERM or SIGINT.  The main thread waits on it in short steps: a
+    signal the kernel hands to another thread (a connection's) only marks itself for the
+    main thread, which runs the handler when it next wakes; a long wait used to leave a
+    SIGTERM unanswered for as long as the wait."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    if textfile is not None:
-        every = interval if interval is not None else 15.0
-        say(f"export: writing {textfile} every {every:g} s", quiet)
-        while not stop.is_set():
-            write_textfile(exporter, textfile)
-            stop.wait(every)
-        return
-    host, port = host_port
-    server = serve(exporter, host, port)
-    shown = f"[{host}]" if ":" in host else host
-    say(f"export: serving {len(metrics)} metrics on http://{shown}:{port}/metrics", quiet)
+    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not stop.wait(3600):
-            pass
+        yield stop
     finally:
-        server.shutdown()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _keep_textfile(exporter, textfile: str, every: float, stop, quiet: bool) -> None:
+    """Write the textfile every ``every`` seconds until stopped; a write that fails is
+    said, counted (bpfmap_export_textfile_write_errors_total) and tried again at the next
+    interval."""
+    from ..export import write_textfile
+
+    say(f"export: writing {textfile} every {every:g} s", quiet)
+    while True:
+        try:
+            write_textfile(exporter, textfile)
+        except BpfmapError as err:
+            exporter.textfile_errors += 1
+            say(f"{err} (trying again in {every:g} s)")
+        next_write = time.monotonic() + every
+        while not stop.wait(min(0.5, max(next_write - time.monotonic(), 0))):
+            if time.monotonic() >= next_write:
+                break
+        if stop.is_set():
+            return
