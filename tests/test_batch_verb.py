@@ -239,3 +239,106 @@ def test_a_plain_lookup_does_not_load_the_parser(counts):
     got = sorted(r.stdout.splitlines())
     assert r.returncode == 0 and r.stderr == "typer loaded: False"
     assert got == ['{"key": 1, "value": 10}', '{"key": 2, "value": 20}', '{"key": 3, "value": 30}']
+
+
+# -- hostile input -----------------------------------------------------------------------------
+
+
+def test_lines_end_at_newlines_only(counts):
+    """str.splitlines() also ends lines at \\x0c, \\x1c, \\x85: line numbers would not be
+    wc -l's.  Those characters stay inside the line (here: inside a key)."""
+    text = f"lookup {counts} 1\x0c\nlookup {counts} 2\x1cx\nlookup {counts} 77\n"
+    r = run_cli("batch", "-", "--keep-going", input=text)
+    lines = [x.split(":")[1].strip() for x in r.stderr.splitlines()]
+    assert lines == ["line 2", "line 3"], r.stderr  # line 1's key is 1 (int() takes the \x0c)
+    assert r.stdout == "10\n"
+
+
+def test_an_escaped_backslash_does_not_continue_the_line(counts):
+    r = run_cli("batch", "-", "--keep-going", input=f"lookup {counts} 1 \\\\\nlookup {counts} 1\n")
+    assert r.stdout == "10\n" and r.returncode == 2
+    assert r.stderr.startswith("bpfmap: line 1: "), r.stderr
+    # three: an escaped backslash, then a continuation (one command, one error at most)
+    r = run_cli("batch", "-", "--keep-going", input=f"lookup {counts} \\\\\\\n 1\n")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "line 1" in r.stderr, r.stderr
+
+
+def test_keep_going_skips_a_line_with_an_open_quote(counts):
+    r = run_cli("batch", "-", "--keep-going", input=f'lookup {counts} "1\nlookup {counts} 1\n')
+    assert r.returncode == 2 and r.stdout == "10\n"
+    assert "line 1: no closing quotation" in r.stderr, r.stderr
+
+
+def test_batch_inside_batch_and_stdin_twice_are_refused(counts, tmp_path):
+    script = tmp_path / "self"
+    script.write_text(f"lookup {counts} 1\nbatch {script}\nlookup {counts} 2\n")
+    r = run_cli("batch", str(script))
+    assert r.returncode == 2 and r.stdout == "10\n" and "line 2: batch inside batch" in r.stderr, r.stderr
+    r = run_cli("batch", "-", input=f"update {counts} --from -\n")
+    assert r.returncode == 2 and "line 1: reads standard input" in r.stderr, r.stderr
+    r = run_cli("batch", "-", input="batch -\n")
+    assert r.returncode == 2 and "batch inside batch" in r.stderr
+    # a batch file may load from stdin: stdin is free then
+    loader = tmp_path / "load"
+    loader.write_text(f"update {counts} --from -\n")
+    r = run_cli("batch", str(loader), input="8\t80\n")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("lookup", counts, "8").stdout == "80\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('lookup x "' + "a" * 8_000_000 + '"', "longer than 1,048,576 characters"),
+        ("lookup x " + "a " * 1_000_000, "longer than 1,048,576 characters"),
+        ("lookup x " + "a " * 20_000, "20,002 words; at most 10,000"),
+        ("lookup x \\\n" + ("a" * 600_000 + " \\\n") * 2 + "b", "longer than 1,048,576 characters"),
+    ],
+    ids=["8MB-quoted", "million-words", "20k-words", "long-continued"],
+)
+def test_huge_lines_are_refused_quickly_in_one_short_line(counts, line, message):
+    import time
+
+    start = time.monotonic()
+    r = run_cli("batch", "-", "--keep-going", input=line + f"\nlookup {counts} 1\n")
+    assert time.monotonic() - start < 10
+    assert r.returncode == 2 and message in r.stderr, r.stderr[:300]
+    assert len(r.stderr) < 300 and r.stdout == "10\n"
+
+
+def test_words_split_as_shlex_splits_them():
+    """split_words against shlex.split on random lines of the characters that matter
+    ('#' only where it starts a comment in both: shlex also ends a word at a '#' inside
+    it, a shell does not, and neither does bpfmap: 'a#b' is one word)."""
+    import shlex
+
+    from hypothesis import assume, given, settings
+    from hypothesis import strategies as st
+
+    from bpfmap.cli.batch import split_words
+    from bpfmap.errors import UsageError
+
+    @settings(max_examples=600, deadline=None)
+    @given(st.text(alphabet="ab '\"\\\t=,", max_size=30), st.sampled_from(["", " #c", " # 'x"]))
+    def check(line, comment):
+        # shlex ends a word at any '#'; a shell (and bpfmap) only at the start of a word:
+        # leave out lines whose comment would follow an escaped blank
+        assume(not comment or (len(line) - len(line.rstrip("\\"))) % 2 == 0)
+        line += comment
+        try:
+            want = shlex.split(line, comments=True)
+        except ValueError:
+            want = None
+        try:
+            got = split_words(line)
+        except UsageError:
+            got = None
+        assert got == want, line
+
+    check()
+
+
+def test_a_hash_inside_a_word_is_part_of_it():
+    from bpfmap.cli.batch import split_words
+
+    assert split_words("a#b \\ #c 'x'#y # comment") == ["a#b", " #c", "x#y"]

@@ -4,7 +4,6 @@ deletes (the lines scripts have by the thousand) skip the command-line parser an
 straight to the verbs' own code (bpfmap.cli.verbs), everything else runs through it."""
 
 import re
-import shlex
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -46,7 +45,7 @@ def batch(
         text = sys.stdin.read()
     else:
         text = read_text(file, "batch file")
-    runner = _Runner()
+    runner = _Runner(stdin_taken=file == "-")
     worst = 0
     with shared_opens():
         for lineno, words in _commands(text, file):
@@ -59,42 +58,134 @@ def batch(
         raise typer.Exit(worst)
 
 
-def _commands(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, words) of each command: comments and blank lines dropped, lines
-    ending in a backslash joined to the next (numbered by their first line)."""
-    pending = ""
+MAX_LINE = 1 << 20  # characters of one command (continuations joined): a value of ~350 KiB as hex
+MAX_WORDS = 10_000  # words of one command
+
+
+def _commands(text: str, source: str = "-") -> Iterator[tuple[int, list[str] | UsageError]]:
+    """(line number, words) of each command, or (line number, the error) for a line
+    that cannot be read (a quote left open, too long): comments and blank lines
+    dropped, lines ending in an odd number of backslashes joined to the next (numbered
+    by their first line).  Lines end at newlines only, so line numbers are wc -l's."""
+    pending: list[str] = []
+    size = 0
     first = 0
-    for n, line in enumerate(text.splitlines(), 1):
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, 1):
         if not pending:
-            first = n
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            pending += line[:-1] + " "
+            first, size = n, 0
+        line = line.removesuffix("\r")
+        size += len(line)
+        if size > MAX_LINE:  # keep reading to the end of this command, without keeping it
+            pending = [""]
+            if _continues(line):
+                continue
+            pending = []
+            yield first, UsageError(f"longer than {MAX_LINE:,} characters; split it into several commands")
             continue
-        whole = pending + line
-        pending = ""
+        if _continues(line):
+            pending.append(line[:-1] + " ")
+            continue
+        whole = "".join(pending) + line
+        pending = []
         try:
-            # most lines have no quotes, escapes or comments: str.split reads them as shlex would
-            words = shlex.split(whole, comments=True) if _SPECIAL.search(whole) else whole.split()
-        except ValueError as err:
-            raise UsageError(f"{source}: line {first}: {err} (quote as in a shell)") from None
+            words = split_words(whole)
+        except UsageError as err:
+            yield first, err
+            continue
+        if len(words) > MAX_WORDS:
+            yield first, UsageError(f"{len(words):,} words; at most {MAX_WORDS:,} a command")
+            continue
         if words and words[0] == "bpfmap":
             words = words[1:]
         if words:
             yield first, words
-    if pending.strip():
-        raise UsageError(f"{source}: line {first}: the file ends after a backslash")
+    if pending:
+        yield first, UsageError(f"{source} ends after a backslash (a line continued into nothing)")
+
+
+def _continues(line: str) -> bool:
+    """Whether ``line`` ends in a backslash that escapes the newline (an odd number of
+    them: ``\\\\`` is an escaped backslash, as in a shell)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
+# Blanks are the shell's (space and tab; a carriage return too, as shlex has it), not
+# everything str.split() takes for whitespace (\x0c, \x1c, \x85, ...): those stay in words.
+_BLANK_TO_SPACE = str.maketrans("\t\r", "  ")
+_SPECIAL = re.compile(r"[\"'\\#]")  # what makes a line more than words between blanks
+_TOKEN = re.compile(
+    r"""(?P<blank>[ \t\r]+)
+       |(?P<single>'[^']*')
+       |(?P<double>"(?:[^"\\]|\\.)*")
+       |(?P<escape>\\.)
+       |(?P<plain>[^ \t\r'"\\]+)
+       |(?P<open>['"])
+       |(?P<trailing>\\)""",
+    re.X | re.S,
+)
+_IN_DOUBLE = re.compile(r'\\([\\"])')
+
+
+def split_words(line: str) -> list[str]:
+    """The words of a command line as a POSIX shell splits them (shlex.split(line,
+    comments=True), whose time grows with the square of a quoted word's length), in one
+    pass: '...' literal, "..." with \\" and \\\\ escaped, \\X outside quotes is X,
+    # at the start of a word begins a comment."""
+    if not _SPECIAL.search(line):  # most lines: words between blanks, split at C speed
+        return [w for w in line.translate(_BLANK_TO_SPACE).split(" ") if w]
+    words: list[str] = []
+    parts: list[str] | None = None  # the word being read (None between words)
+    pos = 0
+    while pos < len(line):
+        m = _TOKEN.match(line, pos)
+        assert m is not None  # the alternatives cover every character
+        kind, text = m.lastgroup, m.group()
+        pos = m.end()
+        if kind == "blank":
+            if parts is not None:
+                words.append("".join(parts))
+                parts = None
+            continue
+        if kind == "plain" and parts is None and text.startswith("#"):
+            break  # a comment
+        if kind == "open":
+            raise UsageError(f"no closing quotation ({text} at character {m.start() + 1}); quote as in a shell")
+        if kind == "trailing":
+            raise UsageError("a backslash ends the line with nothing to escape")
+        if parts is None:
+            parts = []
+        if kind == "single":
+            parts.append(text[1:-1])
+        elif kind == "double":
+            parts.append(_IN_DOUBLE.sub(r"\1", text[1:-1]))
+        elif kind == "escape":
+            parts.append(text[1])
+        else:
+            parts.append(text)
+    if parts is not None:
+        words.append("".join(parts))
+    return words
 
 
 class _Runner:
     """Runs one command line at a time, with the click command built once."""
 
-    def __init__(self) -> None:
+    def __init__(self, stdin_taken: bool = False) -> None:
         self._command: Any = None
+        self._stdin_taken = stdin_taken
 
-    def run(self, lineno: int, words: list[str]) -> int:
+    def run(self, lineno: int, words: list[str] | UsageError) -> int:
         cli = _cli
         cli._ERROR_PREFIX = f"line {lineno}: "
         try:
+            if isinstance(words, UsageError):
+                return cli.run_args([], call=_raiser(words.with_traceback(None)))
+            refused = self._refused(words)
+            if refused is not None:
+                return cli.run_args(words, call=_raiser(UsageError(refused)))
             fast = parse_fast(words)
             if fast is not None:
                 json_errors = fast[2] in ("json", "jsonl")
@@ -108,6 +199,14 @@ class _Runner:
         finally:
             cli._ERROR_PREFIX = ""
 
+    def _refused(self, words: list[str]) -> str | None:
+        """Why a command cannot run inside a batch, or None."""
+        if words[0] == "batch":
+            return "batch inside batch: run the commands of that file in this one, or run it on its own"
+        if self._stdin_taken and _reads_stdin(words):
+            return "reads standard input, which is this batch's own commands (batch -); give a file"
+        return None
+
     def _click(self):
         if self._command is None:
             from typer.main import get_command
@@ -116,6 +215,21 @@ class _Runner:
 
             self._command = get_command(make_app(completion=False))
         return self._command
+
+
+def _raiser(err: Exception):
+    def call() -> None:
+        raise err
+
+    return call
+
+
+def _reads_stdin(words: list[str]) -> bool:
+    """Whether a command takes '-' (standard input) as a file to read: --from -, --from=-."""
+    return any(
+        (w in ("--from", "-f") and i + 1 < len(words) and words[i + 1] == "-") or w in ("--from=-",)
+        for i, w in enumerate(words)
+    )
 
 
 import bpfmap.cli as _cli  # noqa: E402  (the package that runs command lines; loaded before this module)
