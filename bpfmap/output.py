@@ -14,11 +14,37 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
+
+
+# What a terminal would act on rather than show: C0 controls (ESC starts colour, cursor
+# and OSC sequences; CR rewrites a line), DEL, C1 controls (0x9b is a one-byte CSI) and
+# the Unicode controls that reorder text.  A stream keeps its tabs and newlines; a table
+# cell keeps nothing.
+_UNSAFE_IN_STREAM = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: every character it would act on (escape sequences,
+    carriage returns, bidi overrides) shown as ``\\xNN``/``\\uNNNN``; tabs and newlines kept."""
+    return _UNSAFE_IN_STREAM.sub(_escaped, text) if _UNSAFE_IN_STREAM.search(text) else text
+
+
+def cell(text: str) -> str:
+    """``text`` for one cell of a table on a terminal: as printable(), tabs and
+    newlines escaped too (map and BTF data drawn by rich, which passes them through)."""
+    return _UNSAFE_IN_CELL.sub(_escaped, text) if _UNSAFE_IN_CELL.search(text) else text
 
 
 def colour(stream: IO[str]) -> bool:
@@ -36,6 +62,7 @@ def console(stream: IO[str] | None = None, **kwargs):
     from rich.console import Console
 
     stream = stream or sys.stdout
+    stream = getattr(stream, "unescaped", stream)  # rich draws its own escapes; its cells are made with cell()
     return Console(
         file=stream, markup=False, highlight=False, no_color=not colour(stream), force_terminal=None, **kwargs
     )
@@ -370,10 +397,10 @@ def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_tex
             vcells = [format_text(x) for x in v.values()]
         else:
             vcells = [value_text(v)]
-        rows.append(kcells + vcells)
+        rows.append([cell(c) for c in kcells + vcells])
     table = Table(show_edge=False, header_style="bold")
     for col in (key_cols or ["key"]) + (val_cols or ["value"]):
-        table.add_column(col, overflow="fold")
+        table.add_column(cell(col), overflow="fold")
     for row in rows:
         table.add_row(*row)
     con = console(out)
@@ -470,7 +497,7 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
                 if info.get(f"{side}_type"):
                     rows.append((f"{side} type", info[f"{side}_type"].expandtabs(4)))
             for name, value in rows:
-                table.add_row(name, value)
+                table.add_row(name, "\n".join(cell(x) for x in value.split("\n")))
     else:
         table = Table(show_edge=False, header_style="bold")
         for col in ("id", "type", "name", "key", "value", "max", "flags", "memlock", "btf", "pinned"):
@@ -485,14 +512,14 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
             table.add_row(
                 str(info["id"]),
                 info["type"],
-                info["name"],
+                cell(info["name"]),
                 f"{info['key_size']} B",
                 f"{info['value_size']} B",
                 f"{info['max_entries']:,}",
                 ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
                 human_size(info["memlock"]),
                 str(info["btf_id"] or ""),
-                "\n".join(info["pinned"]),
+                "\n".join(map(cell, info["pinned"])),
             )
             count += 1
     console(out).print(table)

@@ -3,6 +3,7 @@ on stderr, tables with sizes for people; and --quiet / lookup --exists for scrip
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -124,3 +125,48 @@ def test_quiet_and_exists(counts, pindir):
     sh = f"if {INSTALLED or 'false'} lookup {counts} 1 --exists; then echo yes; else echo no; fi"
     if INSTALLED:
         assert subprocess.run(["sh", "-c", sh], capture_output=True, text=True).stdout == "no\n"
+
+
+# -- what map data can do to a terminal ----------------------------------------------------------
+
+HOSTILE = "\x1b[31mRED\x1b]0;pwn\x07\r\x9b2J"  # colour, an OSC title, a carriage return, a C1 CSI
+
+
+@pytest.fixture
+def hostile(pindir):
+    """A map whose key field, value string and BTF field name an attacker chose."""
+    path = os.path.join(pindir, "hostile")
+    assert run_cli("create", "hash", "--layout", "k=u32:comm=char[32]", "--pin", path, "-q").returncode == 0
+    assert run_cli("update", path, "1", json.dumps({"comm": HOSTILE})).returncode == 0
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["dump", "{m}"],
+        ["dump", "{m}", "-o", "text"],
+        ["dump", "{m}", "-o", "jsonl"],
+        ["dump", "{m}", "-o", "csv"],
+        ["lookup", "{m}", "1"],
+        ["lookup", "{m}", "2"],  # an error message quoting the map's data
+        ["watch", "{m}", "--count", "1"],
+        ["update", "{m}", "1", "comm=" + HOSTILE + "x" * 40],  # an error echoing the input
+    ],
+    ids=["table", "text", "jsonl", "csv", "lookup", "lookup-error", "watch", "update-error"],
+)
+def test_map_data_never_drives_the_terminal(hostile, args):
+    _code, screen = on_terminal([a.format(m=hostile) for a in args])
+    data = ANSI.sub("", screen)  # bpfmap's own colours and cursor moves
+    for bad in ("\x1b", "\x07", "\x9b", "\r\r"):
+        assert bad not in data.replace("\r\n", "\n"), (args, repr(screen[:400]))
+    if args[0] in ("dump", "watch") or args[1:] == ["{m}", "1"]:
+        assert "RED" in data and ("\\x1b" in data or "\\u001b" in data), repr(data[:400])
+
+
+def test_pipes_get_the_bytes_unchanged(hostile):
+    """Escaping is for terminals: a pipe gets what the map holds (its own escaping in
+    text and CSV is the contract's business)."""
+    cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "text"], capture_output=True, check=True)
+    assert HOSTILE.encode() in r.stdout

@@ -122,8 +122,24 @@ class _PipeGuard:
 
     def __init__(self, stream) -> None:
         self._stream = stream
+        self._printable = None
+        try:
+            if stream.isatty():  # map and BTF text must not drive the operator's terminal
+                from ..output import printable
+
+                self._printable = printable
+        except (AttributeError, ValueError):
+            pass
+
+    @property
+    def unescaped(self):
+        """The stream itself, for rich (which writes escape sequences of its own, around
+        cells made safe with output.cell)."""
+        return self._stream
 
     def write(self, text: str) -> int:
+        if self._printable is not None:
+            text = self._printable(text)
         try:
             return self._stream.write(text)
         except BrokenPipeError:
@@ -166,6 +182,10 @@ def _one_line(message: str) -> str:
     import re
 
     message = message.replace("\r", "\\r").replace("\n", "\\n")
+    if not message.isprintable():  # ESC and the rest: shown, never acted on
+        from ..output import printable
+
+        message = printable(message)
     return re.sub(r"\S{301,}", lambda m: f"{m.group()[:300]}... ({len(m.group())} chars)", message)
 
 

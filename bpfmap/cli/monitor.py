@@ -210,9 +210,10 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
     from rich.text import Text
 
     from ..layout import format_text
+    from ..output import cell
 
     head = Text(
-        f"{ref}  {m.type_label} id {m.id}  {snap.entries} entries  every {interval:g}s  "
+        f"{cell(ref)}  {m.type_label} id {m.id}  {snap.entries} entries  every {interval:g}s  "
         f"{time.strftime('%H:%M:%S', time.localtime(snap.time))}   q: quit",
         style="bold",
     )
@@ -231,18 +232,18 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
 
     numeric = [is_number(v) for v in fields(first.value, val_names)]
     for n in key_names:
-        table.add_column(n, overflow="fold")
+        table.add_column(cell(n), overflow="fold")
     for n, is_num in zip(val_names, numeric):
-        table.add_column(n, justify="right" if is_num else "left", overflow="fold")
+        table.add_column(cell(n), justify="right" if is_num else "left", overflow="fold")
         if is_num:
             table.add_column("Δ" if n == "value" else f"Δ{n}", justify="right", style="cyan")
             table.add_column("/s" if n == "value" else f"{n}/s", justify="right", style="green")
     for row in rows[:room]:
-        cells = [format_text(k) for k in fields(row.key, key_names)]
+        cells = [cell(format_text(k)) for k in fields(row.key, key_names)]
         deltas = fields(row.delta, val_names) if row.delta is not None else [None] * len(val_names)
         rates = fields(row.rate, val_names) if row.rate is not None else [None] * len(val_names)
         for v, d, r, is_num in zip(fields(row.value, val_names), deltas, rates, numeric):
-            cells.append(format_text(v))
+            cells.append(cell(format_text(v)))
             if is_num:
                 cells += [_fmt_delta(d), _fmt_rate(r)]
         table.add_row(*cells)

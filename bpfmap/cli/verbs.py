@@ -17,6 +17,10 @@ from ..view import View, aggregate, check_cpu
 def say(message: str, quiet: bool = False) -> None:
     """A diagnostic line on stderr (counts, notes), unless ``quiet``."""
     if not quiet:
+        if not message.isprintable():  # map or BTF text with controls in it: shown, never acted on
+            from ..output import printable
+
+            message = printable(message)
         sys.stderr.write(f"bpfmap: {message}\n")
 
 
