@@ -313,6 +313,9 @@ class _CsvRows:
 
         self._buf = io.StringIO()
         self._writer = csv.writer(self._buf, lineterminator="\n")
+        # csv quotes a cell holding the line terminator, not one holding a lone "\r",
+        # which a reader then takes for a line end: such rows are written all quoted
+        self._quoted = csv.writer(self._buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
         self._side = "values" if percpu else "value"
         self._header = False
 
@@ -323,7 +326,11 @@ class _CsvRows:
         if not self._header:
             self._writer.writerow([c for c, _ in cells])
             self._header = True
-        self._writer.writerow(["true" if x is True else "false" if x is False else x for _, x in cells])
+        row = ["true" if x is True else "false" if x is False else x for _, x in cells]
+        if any(type(x) is str and "\r" in x for x in row):
+            self._quoted.writerow(row)
+        else:
+            self._writer.writerow(row)
         text = self._buf.getvalue()
         self._buf.seek(0)
         self._buf.truncate()

@@ -168,5 +168,7 @@ def test_pipes_get_the_bytes_unchanged(hostile):
     """Escaping is for terminals: a pipe gets what the map holds (its own escaping in
     text and CSV is the contract's business)."""
     cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "json"], capture_output=True, check=True)
+    assert json.loads(r.stdout)["value"]["comm"] == HOSTILE
     r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "text"], capture_output=True, check=True)
-    assert HOSTILE.encode() in r.stdout
+    assert r.stdout == b"comm=" + json.dumps(HOSTILE, ensure_ascii=False).encode() + b"\n"  # quoted as text quotes

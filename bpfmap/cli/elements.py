@@ -177,7 +177,15 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     loader = Loader(view, mode, keep_going)
     where = f"update {m.ref} --from {path}"
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape")
+        # newline="": a carriage return inside a quoted CSV cell is data, not a line end
+        if path == "-":
+            stream = sys.stdin
+            try:
+                stream.reconfigure(newline="", errors="surrogateescape")  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                pass  # not a TextIOWrapper (a test's stdin), or read from already
+        else:
+            stream = open(path, encoding="utf-8", errors="surrogateescape", newline="")
     except OSError as err:
         raise UsageError(f"{where}: {err.strerror}") from None
     from .term import Progress, ReadCounter

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
 from .model import Struct, Type
+from .text import text_string
 
 
 class Codec:
@@ -72,7 +73,7 @@ def inner_text(value: Any) -> str:
     """One value as text: strings as they are, bools as true/false, structs and arrays as
     compact JSON, numbers by str()."""
     if isinstance(value, str):
-        return value
+        return text_string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -230,6 +231,10 @@ class TypeCodec(Codec):
             return self.encode([_maybe_json(p.strip()) for p in parts])
         if s.startswith("[") and not s.startswith("[::"):
             return self.encode(_json(text))
+        if s.startswith('"'):  # a quoted string, as text output writes one that needs it
+            v = _maybe_json(s)
+            if isinstance(v, str):
+                return self.encode(v)
         return self.encode(s)
 
 
@@ -321,9 +326,13 @@ def split_top(text: str) -> list[str]:
     """Split on commas outside brackets and quotes."""
     parts: list[str] = []
     cur: list[str] = []
-    depth, quote = 0, False
+    depth, quote, escaped = 0, False, False
     for ch in text:
-        if ch == '"':
+        if escaped:  # the character after a backslash inside a JSON string
+            escaped = False
+        elif quote and ch == "\\":
+            escaped = True
+        elif ch == '"':
             quote = not quote
         elif not quote and ch in "{[":
             depth += 1

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from ..errors import UsageError
 from .hexbytes import hex_bytes
 from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
+from .text import text_string
 
 _CODES = {
     ("uint", 1): "B",
@@ -677,7 +678,8 @@ def templates(
     if leaf is not None:
         text = None if isinstance(t, Scalar) and t.kind == "bool" else "%s"
         jt, conv = leaf
-        return text, jt, None, (None if conv is None else (lambda v, c=conv: (c(v),)))
+        text_flat = (lambda v: (text_string(v),)) if isinstance(t, Char) else None
+        return text, jt, text_flat, (None if conv is None else (lambda v, c=conv: (c(v),)))
     if isinstance(t, Struct) and not t.union:
         fields = visible_fields(t)
         if not fields or any(
@@ -686,22 +688,29 @@ def templates(
             return None, None, None, None
         parts = [(f.name, templates(f.type)[0], _json_leaf(f.type)) for f in fields]
         text = ",".join(f"{name}={tt}" for name, tt, _j in parts) if all(tt for _n, tt, _j in parts) else None
+        text_convs = [text_string if isinstance(f.type, Char) else None for f in fields]
+        flat = _flattener(text_convs, f"text of {t.c_name()}") or (lambda d: tuple(d.values()))
         if not all(j for _n, _t, j in parts):
-            return text, None, (lambda d: tuple(d.values())), None
+            return text, None, flat, None
         js = "{" + ", ".join(f'"{name}": {j[0]}' for name, _t, j in parts if j) + "}"
-        convs = [j[1] for _n, _t, j in parts if j]
-        json_flat = None
-        if any(convs):
-            names = [f"v{i}" for i in range(len(convs))]
-            items = ", ".join(f"c{i}({n})" if c else n for i, (n, c) in enumerate(zip(names, convs)))
-            ns = _generate(
-                f"def json_flat(d):\n    {', '.join(names)}, = d.values()\n    return ({items},)\n",
-                {f"c{i}": c for i, c in enumerate(convs) if c},
-                f"JSON of {t.c_name()}",
-            )
-            json_flat = ns["json_flat"]
-        return text, js, (lambda d: tuple(d.values())), json_flat
+        json_flat = _flattener([j[1] for _n, _t, j in parts if j], f"JSON of {t.c_name()}")
+        return text, js, flat, json_flat
     return None, None, None, None
+
+
+def _flattener(convs: list, what: str) -> Callable[[Any], tuple] | None:
+    """A function struct dict -> the tuple of its values, each through its conversion
+    (None: as is); None when no value has one."""
+    if not any(convs):
+        return None
+    names = [f"v{i}" for i in range(len(convs))]
+    items = ", ".join(f"c{i}({n})" if c else n for i, (n, c) in enumerate(zip(names, convs)))
+    ns = _generate(
+        f"def flat(d):\n    {', '.join(names)}, = d.values()\n    return ({items},)\n",
+        {f"c{i}": c for i, c in enumerate(convs) if c},
+        what,
+    )
+    return ns["flat"]
 
 
 _JUST_INT = frozenset({int})

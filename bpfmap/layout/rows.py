@@ -32,6 +32,7 @@ from typing import Any
 from ..columns import copy_columns
 from .codec import _CODES, _HOST, _json_float, _ntop, visible_fields
 from .model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
+from .text import text_string
 
 try:  # what json.dumps escapes strings with, without importing json (start-up)
     from _json import encode_basestring_ascii as _json_str
@@ -142,7 +143,10 @@ class _Side:
             return "%s"
         if isinstance(t, Char):
             self._item(
-                off, t.size, f"{t.size}s", _memo(_cstring if where == TEXT else lambda b: _json_str(_cstring(b)))
+                off,
+                t.size,
+                f"{t.size}s",
+                _memo((lambda b: text_string(_cstring(b))) if where == TEXT else lambda b: _json_str(_cstring(b))),
             )
             return "%s"
         if isinstance(t, Bytes):
