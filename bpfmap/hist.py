@@ -8,12 +8,15 @@
 
 Slot schemes (what range of values slot ``i`` counts):
 
-- ``log2`` (libbpf-tools ``log2l()``: ``slot = floor(log2(v))``): slot 0 holds 0 and 1,
-  slot ``i`` holds ``[2^i, 2^(i+1))``.
-- ``bits`` (bit length, the kernel's ``fls64()``; bcc's ``bpf_log2l()``): slot 0 holds 0,
-  slot ``i`` holds ``[2^(i-1), 2^i)``.
-- ``exp2zero``: the same slots as ``bits`` (slot 0 only zero), under the name exporters use.
+- ``log2``, also called ``exp2`` (libbpf-tools ``log2l()``: ``slot = floor(log2(v))``):
+  slot 0 holds 0 and 1, slot ``i`` holds ``[2^i, 2^(i+1))``.
+- ``bits``, also called ``exp2zero`` (bit length, the kernel's ``fls64()``; bcc's
+  ``bpf_log2l()``): slot 0 holds 0, slot ``i`` holds ``[2^(i-1), 2^i)``.
 - ``linear`` (``slot = (v - min) / step``): slot ``i`` holds ``[min + i*step, min + (i+1)*step)``.
+
+One vocabulary for ``bpfmap hist`` and ``bpfmap export`` (whose ``buckets:`` adds
+``fixed`` bounds of its own): the names exporters use (exp2, exp2zero) are the same
+schemes as log2 and bits.
 
 Per-CPU counts are summed.  A key that is a struct names its slot field (default: a
 field called ``slot``, else the last numeric field); its other fields group entries
@@ -27,7 +30,17 @@ from typing import Any
 from .errors import UsageError
 from .view import is_number
 
-SCHEMES = ("log2", "bits", "exp2zero", "linear")
+SCHEMES = ("log2", "exp2", "bits", "exp2zero", "linear")
+_SAME = {"exp2": "log2", "exp2zero": "bits"}  # the names exporters use for the same slots
+# slots a scheme has for 64-bit values (log2: floor(log2(2^64 - 1)) = 63; bits: 0..64)
+MAX_SLOTS = {"log2": 64, "bits": 65}
+
+
+def canonical_scheme(scheme: str) -> str:
+    """``scheme``'s own name (exp2 is log2, exp2zero is bits)."""
+    return _SAME.get(scheme, scheme)
+
+
 UNITS = ("nsecs", "usecs", "msecs", "secs", "bytes", "kbytes")
 PERCENTILES = (50.0, 90.0, 99.0)
 BAR_WIDTH = 52  # bpftrace's
@@ -92,11 +105,13 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def slot_range(slot: int, scheme: str = "log2", step: int = 1, minimum: int = 0) -> tuple[int, int]:
-    """The values ``[low, high)`` slot ``slot`` counts under ``scheme``."""
+def slot_range(slot: int, scheme: str = "log2", step: Any = 1, minimum: Any = 0) -> tuple[Any, Any]:
+    """The values ``[low, high)`` slot ``slot`` counts under ``scheme`` (ints, or floats
+    where ``step`` and ``minimum`` are)."""
+    scheme = canonical_scheme(scheme)
     if scheme == "log2":
         return (0, 2) if slot == 0 else (1 << slot, 1 << (slot + 1))
-    if scheme in ("bits", "exp2zero"):
+    if scheme == "bits":
         return (0, 1) if slot == 0 else (1 << (slot - 1), 1 << slot)
     if scheme == "linear":
         return minimum + slot * step, minimum + (slot + 1) * step

@@ -131,3 +131,29 @@ def test_build_rejects_negative_slots_and_renders_empty_counts():
     (h,) = build([(0, 0), (1, 0)])
     assert h.buckets == [] and render(h) == ["(no counts)"]
     assert math.isclose(build([(2, 3)], "linear", step=5)[0].buckets[0].low, 10)
+
+
+def test_one_scheme_vocabulary_for_hist_and_export():
+    """exp2 is log2 and exp2zero is bits, in bpfmap hist and in export's buckets: the same
+    ranges from the same function, and the largest 64-bit value falls in the last slot."""
+    from bpfmap.export.config import Metric
+
+    for alias, name in (("exp2", "log2"), ("exp2zero", "bits")):
+        spec = Metric({"name": "m", "map": "/x", "type": "histogram", "buckets": alias}, 0, "test").hist
+        assert spec is not None
+        for i in range(spec.max_slots):
+            assert slot_range(i, alias) == slot_range(i, name)
+            assert spec.slot_bounds(i) == tuple(map(float, slot_range(i, name)))
+        low, high = slot_range(spec.max_slots - 1, name)
+        assert low <= (1 << 64) - 1 < high
+    log2 = Metric({"name": "m", "map": "/x", "type": "histogram", "buckets": "log2"}, 0, "test").hist
+    assert log2 is not None and log2.max_slots == 64
+
+
+def test_cli_takes_the_exporters_names(pindir):
+    with _fill_array(pindir, KNOWN):
+        path = os.path.join(pindir, "lat")
+        for alias, name in (("exp2", "log2"), ("exp2zero", "bits")):
+            a = run_cli("hist", path, "--scheme", alias, "-o", "json")
+            b = run_cli("hist", path, "--scheme", name, "-o", "json")
+            assert a.returncode == 0 and a.stdout == b.stdout, a.stderr

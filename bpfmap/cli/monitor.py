@@ -275,7 +275,7 @@ def hist(
         typer.Option(
             "--scheme",
             metavar="S",
-            help="log2 (default; libbpf-tools log2l: slot i is [2^i, 2^(i+1)), slot 0 has 0 and 1), "
+            help="log2 or exp2 (default; libbpf-tools log2l: slot i is [2^i, 2^(i+1)), slot 0 has 0 and 1), "
             "bits or exp2zero (bcc bpf_log2l, fls: slot 0 only 0, slot i is [2^(i-1), 2^i)) or linear.",
         ),
     ] = None,

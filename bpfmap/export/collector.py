@@ -1,0 +1,458 @@
+"""Reading the config's metrics from their maps at each scrape: a prometheus-client
+collector (counter, gauge and histogram families, and bpfmap's own metrics)."""
+
+from __future__ import annotations
+
+import math
+import operator
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import BpfmapError, UsageError, quote, translate
+from ..layout import inner_text
+from ..maps import Map
+from ..view import View, aggregate, numeric_layout, path_parts
+from .config import SELF_PREFIX, HistogramSpec, Metric, _is_num
+
+
+def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every non-struct leaf of a decoded key."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    else:
+        yield prefix.rstrip(".") or "key", obj
+
+
+class Exporter:
+    """Reads the config's metrics from their maps, for prometheus-client's registry (a
+    custom collector) and for bpfmap's own metrics.
+
+    Scrapes are serialized: prometheus-client serves each request in a thread of its
+    own, and the maps held open between scrapes (and the fds behind them) belong to one
+    scrape at a time, so a scrape never reads through an fd another one closed.  A
+    metric that fails is left out of that scrape and counted; the others are served."""
+
+    def __init__(self, metrics: list[Metric], log=None) -> None:
+        self.metrics = metrics
+        self.errors = {m.name: 0 for m in metrics}
+        self.textfile_errors = 0
+        self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
+        self._said: dict[str, str] = {}
+        self._views: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._scrape_errors: set[str] = set()  # metrics that counted an error in this scrape
+        self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
+
+    # prometheus_client calls this at every scrape
+    def collect(self) -> list[Any]:
+        """Every metric's family and bpfmap's own, read now (one scrape at a time)."""
+        with self._lock:
+            return self._collect()
+
+    def _collect(self) -> list[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        durations = GaugeMetricFamily(
+            SELF_PREFIX + "scrape_duration_seconds", "Seconds spent reading each metric's map", labels=["metric"]
+        )
+        entries = GaugeMetricFamily(SELF_PREFIX + "map_entries", "Entries read from each map", labels=["map"])
+        max_entries = GaugeMetricFamily(SELF_PREFIX + "map_max_entries", "Each map's max_entries", labels=["map"])
+        errors = CounterMetricFamily(
+            SELF_PREFIX + "errors",
+            "Scrapes where a metric's map could not be read (or held values it could not show)",
+            labels=["metric"],
+        )
+        out: list[Any] = []
+        maps_done: set[str] = set()
+        self._scrape_errors = set()
+        for metric in self.metrics:
+            start = time.perf_counter()
+            try:
+                family, count, max_e = self.read(metric)
+            except Exception as err:  # one metric's failure is never the whole scrape's
+                self.count_error(metric, f"export: {metric.name}: {describe_error(err)}")
+            else:
+                if metric.name not in self._scrape_errors:
+                    self._said.pop(metric.name, None)
+                out.append(family)
+                if metric.map not in maps_done:
+                    maps_done.add(metric.map)
+                    entries.add_metric([metric.map], count)
+                    max_entries.add_metric([metric.map], max_e)
+            durations.add_metric([metric.name], time.perf_counter() - start)
+        for name, n in self.errors.items():
+            errors.add_metric([name], n)
+        out += [durations, entries, max_entries, errors]
+        if self.textfile_errors:
+            failed = CounterMetricFamily(
+                SELF_PREFIX + "textfile_write_errors", "Textfile writes that failed (retried at the next interval)"
+            )
+            failed.add_metric([], self.textfile_errors)
+            out.append(failed)
+        return out
+
+    def last_error(self, name: str) -> str | None:
+        """What the metric ``name``'s last error said (None once it reads again)."""
+        return self._said.get(name)
+
+    def count_error(self, metric: Metric, text: str) -> None:
+        """Count one error of ``metric`` in this scrape (once, however many entries had it)
+        and say it (once, until it changes)."""
+        if metric.name not in self._scrape_errors:
+            self._scrape_errors.add(metric.name)
+            self.errors[metric.name] += 1
+        self._say(metric.name, text)
+
+    def describe(self) -> list:
+        return []  # no describe-time reading: the registry must not scrape at registration
+
+    def _say(self, key: str, text: str) -> None:
+        if self._said.get(key) != text:  # once per new error, not at every scrape
+            self._said[key] = text
+            self.log(text)
+
+    def _view(self, metric: Metric):
+        """The View for ``metric``'s map: opened (read-only) at every scrape, so that a map
+        gone or replaced under its pin or name is seen; the View built for the same map
+        (by id) at an earlier scrape is kept, its BTF read and decoders compiled once."""
+
+        try:
+            m = Map.open(metric.map, readonly=True)
+        except BpfmapError:
+            self._drop(metric.name)  # let the old map go: our fd would keep it alive
+            raise
+        cached = self._views.get(metric.name)
+        if cached is not None and cached.map.id == m.id:
+            m.close()
+            return cached
+        self._drop(metric.name)
+        try:
+            view = View(m, self._layouts[metric.name] or numeric_layout(m))
+            if metric.formats:
+                try:
+                    view.show_as(metric.formats)
+                except UsageError as err:
+                    raise metric.error("as", str(err).removeprefix("--as ")) from None
+        except BaseException:
+            m.close()
+            raise
+        self._views[metric.name] = view
+        return view
+
+    def _drop(self, name: str) -> None:
+        old = self._views.pop(name, None)
+        if old is not None:
+            old.map.close()
+
+    def close(self) -> None:
+        """Close the maps held between scrapes."""
+        for name in list(self._views):
+            self._drop(name)
+
+    def read(self, metric: Metric) -> tuple[Any, int, int]:
+        """The metric family for ``metric`` read now, the entries read, the map's max_entries."""
+
+        view = self._view(metric)
+        m = view.map
+        count = 0
+
+        def batches(source: Iterable[tuple[list, list]]) -> Iterator[tuple[list, list, list | None]]:
+            nonlocal count
+            for keys, values in source:
+                count += len(keys)
+                if not view.percpu:
+                    yield keys, values, None
+                elif metric.percpu == "sum":
+                    yield keys, [aggregate(v, "sum") for v in values], None
+                else:  # a series per CPU: cpu="N"
+                    n = len(values[0]) if values else 0
+                    cpus = [str(c) for c in range(n)]
+                    yield (
+                        [k for k in keys for _c in cpus],
+                        [x for v in values for x in v],
+                        cpus * len(keys),
+                    )
+
+        def family_of(source: Iterable[tuple[list, list]]) -> Any:
+            if metric.type == "histogram":
+                rows = (
+                    (k, v, c[i] if c else None) for ks, vs, c in batches(source) for i, (k, v) in enumerate(zip(ks, vs))
+                )
+                return self._histogram(metric, rows)
+            return self._scalar(metric, batches(source))
+
+        try:
+            family = family_of(view.column_batches())
+        except BpfmapError:
+            raise
+        except OSError as err:  # the map went away mid-read
+            self._drop(metric.name)
+            raise translate("read", metric.map, err) from err
+        if count == 0:
+            # nothing to read the fields from: check value:, labels:, slots: against an
+            # entry of zeros (the map's BTF or layout), as the first real entry would be
+            family_of([view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)])
+        return family, count, m.max_entries
+
+    def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
+        if metric.labels is not None:
+            return metric.labels
+        return [p for p, _v in _leaves(key) if p != exclude]
+
+    def _label_getter(self, metric: Metric, paths: list[str], key: Any, value: Any):
+        """A function (key, value) -> label values for ``paths``, compiled once from the first
+        entry: each path is looked up in the key, else in the value (``comm``)."""
+        getters = []
+        for p in paths:
+            if p == "key" and not isinstance(key, dict):
+                getters.append((0, _identity))
+                continue
+            for side, obj in ((0, key), (1, value)):
+                g = _getter(p)
+                try:
+                    g(obj)
+                except (KeyError, IndexError, TypeError):
+                    continue
+                getters.append((side, g))
+                break
+            else:
+                raise metric.error("labels", f"{p}: no such field in the key or the value")
+
+        if (
+            len(paths) > 1
+            and all(side == 0 for side, _g in getters)
+            and all("." not in p and "[" not in p and p != "key" for p in paths)
+        ):
+            # every label a top-level field of a struct key: one C-level itemgetter makes the
+            # tuple; numbers and strings become text by str() (what _label_text does for them)
+            many = operator.itemgetter(*paths)
+            plain = all(type(x) in (str, int) for x in many(key))
+            text = str if plain else _label_text
+            return lambda k, v: tuple(map(text, many(k)))
+
+        def labels(k: Any, v: Any) -> tuple:
+            return tuple(_label_text(g(v if side else k)) for side, g in getters)
+
+        return labels
+
+    def _number_getter(self, metric: Metric, value: Any):
+        """A function value -> the metric's number, compiled from the first value."""
+        if metric.value:
+            g = _getter(metric.value)
+            try:
+                v = g(value)
+            except (KeyError, IndexError, TypeError):
+                fields = ", ".join(value) if isinstance(value, dict) else "none (the value is not a struct)"
+                raise metric.error("value", f"no field {metric.value} in the value; its fields: {fields}") from None
+        elif isinstance(value, dict):
+            numeric = [k for k, x in value.items() if _is_num(x)]
+            raise metric.error("value", f"the value is a struct: name its number ({', '.join(numeric) or 'none'})")
+        else:
+            g, v = _identity, value
+        if not _is_num(v):
+            raise metric.error("value", f"{metric.value or 'the value'} is not a number ({str(v)[:40]})")
+        return g
+
+    def _scalar(self, metric: Metric, batches: Iterable[tuple[list, list, list | None]]):
+        """A counter or gauge, batch by batch: label tuples and numbers made a batch at a
+        time, summed where several entries share labels."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        names: list[str] = []
+        sums: dict[tuple, float] = {}
+        unique: list[tuple[tuple, float]] = []  # labels name every key field: no two entries share them
+        labels_of: Any = None
+        number: Any = None
+        distinct = False
+        for keys, values, cpus in batches:
+            if not keys:
+                continue
+            if labels_of is None:
+                paths = self._label_paths(metric, keys[0], values[0])
+                names = metric.label_names(paths, cpu_label=cpus is not None)
+                labels_of = self._label_getter(metric, paths, keys[0], values[0])
+                number = self._number_getter(metric, values[0])
+                distinct = set(paths) >= {p for p, _v in _leaves(keys[0])}
+            labels = list(map(labels_of, keys, values))
+            if cpus is not None:
+                labels = [t + (c,) for t, c in zip(labels, cpus)]
+            try:
+                numbers = list(map(number, values))
+            except (KeyError, IndexError, TypeError):
+                raise metric.error("value", f"{metric.value or 'the value'} is missing in an entry") from None
+            if distinct:
+                unique.extend(zip(labels, numbers))
+                continue
+            get = sums.get
+            for t, v in zip(labels, numbers):
+                sums[t] = get(t, 0) + v
+        items = unique or list(sums.items())
+        if items and not _is_num(items[0][1]):
+            raise metric.error("value", f"{metric.value or 'the value'} is not a number")
+        cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
+        family = cls(metric.name, metric.help_text(), labels=names)
+        _fill(family, names, items, "_total" if metric.type == "counter" else "")
+        return family
+
+    def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):
+        from prometheus_client.core import HistogramMetricFamily
+
+        paths: list[str] | None = None
+        names: list[str] = []
+        labels_of: Any = None
+        number: Any = None
+        slot_of: Any = None
+        slots_of: Any = None
+        groups: dict[tuple, list[float]] = {}
+        sums: dict[tuple, float] = {}
+        overflow: dict[tuple, float] = {}  # counts of slots past the last bucket: they go to +Inf
+        h = metric.hist
+        assert h is not None
+        limit = h.max_slots
+        past: int | None = None
+        slot_path: str | None = None
+        for key, value, cpu in rows:
+            if paths is None:
+                if h.slots is None:  # the slot in the key: the named field, else the key itself
+                    if isinstance(key, dict):
+                        slot_path = h.slot or ("slot" if "slot" in key else None)
+                        if slot_path is None:
+                            raise metric.error("slot", "the key is a struct: name its slot field (slot: NAME)")
+                    elif h.slot:
+                        raise metric.error("slot", "the key is not a struct; leave slot out")
+                exclude = (slot_path or "key") if h.slots is None else None
+                paths = self._label_paths(metric, key, value, exclude=exclude)
+                if h.slots is None and not isinstance(key, dict) and metric.labels is None:
+                    paths = []
+                names = metric.label_names(paths, cpu_label=cpu is not None)
+                labels_of = self._label_getter(metric, paths, key, value)
+                if h.slots is None:
+                    number = self._number_getter(metric, value)
+                    slot_of = _getter(slot_path) if slot_path else _identity
+                else:
+                    slots_of = _getter(h.slots)
+            labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
+            counts = groups.setdefault(labels, [])
+            if h.slots is not None:
+                try:
+                    arr = slots_of(value)
+                except (KeyError, IndexError, TypeError):
+                    raise metric.error("slots", f"no field {h.slots} in the value") from None
+                if not isinstance(arr, list) or not all(_is_num(x) for x in arr):
+                    raise metric.error("slots", f"{h.slots} is not an array of counts")
+                if h.sum_slot:
+                    arr, total = arr[:-1], arr[-1]
+                    sums[labels] = sums.get(labels, 0) + total
+                if len(arr) > limit:
+                    past = len(arr) - 1
+                    overflow[labels] = overflow.get(labels, 0) + sum(arr[limit:])
+                    arr = arr[:limit]
+                if len(counts) < len(arr):
+                    counts += [0] * (len(arr) - len(counts))
+                for i, c in enumerate(arr):
+                    counts[i] += c
+            else:
+                try:
+                    slot = slot_of(key)
+                except (KeyError, IndexError, TypeError):
+                    raise metric.error("slot", f"no field {slot_path} in the key") from None
+                if not isinstance(slot, int) or slot < 0:
+                    raise metric.error("slot", f"slot {slot!r} is not a slot number")
+                if slot >= limit:
+                    past = slot
+                    overflow[labels] = overflow.get(labels, 0) + number(value)
+                    continue
+                if len(counts) <= slot:
+                    counts += [0] * (slot + 1 - len(counts))
+                counts[slot] += number(value)
+        if past is not None:
+            self.count_error(
+                metric,
+                f"export: {metric.name}: slot {past} is past the last of the {limit} {h.buckets} buckets; "
+                "such counts go to +Inf",
+            )
+        family = HistogramMetricFamily(metric.name, metric.help_text(), labels=names)
+        for labels, counts in groups.items():
+            buckets, estimate = _buckets(h, counts, overflow.get(labels, 0))
+            total_sum = sums[labels] * h.multiplier if h.sum_slot else estimate
+            family.add_metric(list(labels), buckets, _rounded(total_sum))
+        return family
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _getter(path: str):
+    """A function reading the field ``path`` (``a``, ``a.b``, ``a[2]``) of a decoded value;
+    KeyError/IndexError/TypeError when it has none."""
+
+    steps = [name if name else int(index) for name, index in path_parts(path)]
+    if len(steps) == 1:
+        return operator.itemgetter(steps[0])
+
+    def get(obj: Any) -> Any:
+        for s in steps:
+            obj = obj[s]
+        return obj
+
+    return get
+
+
+def _label_text(v: Any) -> str:
+    """A label value: what text output shows of it (bools true/false, arrays as JSON)."""
+
+    return v if type(v) is str else inner_text(v)
+
+
+def _fill(family: Any, names: list[str], items: Iterable[tuple[tuple, float]], suffix: str) -> None:
+    """The family's samples, made at once (what ``add_metric`` does one call at a time)."""
+    from prometheus_client.samples import Sample
+
+    name = family.name + suffix
+    family.samples.extend(Sample(name, dict(zip(names, labels)), value) for labels, value in items)
+
+
+def _buckets(h: HistogramSpec, counts: list[float], overflow: float = 0) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative (le, count) pairs ending with +Inf, and the sum estimated from midpoints
+    (summed in slot units, multiplied once); ``overflow`` counts only in +Inf."""
+    out: list[tuple[str, float]] = []
+    running = 0.0
+    estimate = 0.0
+    for i, c in enumerate(counts):
+        bounds = h.slot_bounds(i)
+        if bounds is None or not math.isfinite(bounds[1] * h.multiplier):  # past the last bound
+            overflow += c
+            continue
+        low, high = bounds
+        le = high * h.multiplier
+        running += c
+        estimate += c * (low + high) / 2
+        out.append((_le(le), running))
+    if h.buckets == "fixed":  # every bound, also those no slot of this map reached
+        for i in range(len(counts), len(h.bounds)):
+            out.append((_le(h.bounds[i] * h.multiplier), running))
+    out.append(("+Inf", running + overflow))
+    return out, estimate * h.multiplier
+
+
+def _rounded(x: float) -> float:
+    """``x`` to 15 significant digits: a sum in slot units times the multiplier without
+    the float noise of the product (10 slots of 1e-6 is 1e-05, not 9.999999999999999e-06)."""
+    return float(f"{x:.15g}") if math.isfinite(x) else x
+
+
+def describe_error(err: BaseException) -> str:
+    """An error of one metric, for the log: bpfmap's own as it says it, anything else
+    named (it is a bug, but it costs only that metric)."""
+    if isinstance(err, BpfmapError):
+        return str(err)
+    return f"internal error reading it ({type(err).__name__}: {quote(str(err), 200, bare=True)})"
+
+
+def _le(x: float) -> str:
+    return repr(float(x)) if not float(x).is_integer() or abs(x) >= 1e15 else f"{x:.1f}"

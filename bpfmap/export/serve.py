@@ -1,0 +1,140 @@
+"""Serving the metrics: one exposition (text 0.0.4 or OpenMetrics), an HTTP server for
+scrapers, and the node_exporter textfile."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import socketserver
+import stat
+import tempfile
+import threading
+from typing import Any
+
+from ..errors import KernelError, UsageError, quote
+from .collector import Exporter
+
+
+def registry_for(exporter: Exporter):
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(exporter)
+    return registry
+
+
+def exposition(exporter: Exporter, openmetrics: bool = False) -> bytes:
+    """One scrape, in the text format 0.0.4 (or OpenMetrics)."""
+    registry = registry_for(exporter)
+    if openmetrics:
+        from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+
+        return om_latest(registry)
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (loopback) -> (host, port)."""
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})|([A-Za-z0-9.-]*):([0-9]{1,5})", text.strip())
+    if not m:
+        raise UsageError(
+            f"--listen {quote(text)}: write HOST:PORT with an address or host name and ASCII digits, "
+            "e.g. 127.0.0.1:9435 or [::1]:9435"
+        )
+    host = m.group(1) or m.group(3) or "127.0.0.1"
+    port = int(m.group(2) or m.group(4))
+    if not 0 < port < 65536:
+        raise UsageError(f"--listen {quote(text)}: port {port} is not 1..65535")
+    return host, port
+
+
+LISTEN_BACKLOG = 128  # connections the kernel queues before accept (socketserver's default is 5)
+CLIENT_TIMEOUT = 10.0  # seconds a client may take to send its request or read the answer
+
+
+def serve(exporter: Exporter, host: str, port: int):
+    """Serve /metrics on HOST:PORT in a background thread (plain text, or OpenMetrics when
+    the scraper asks for it), a thread per connection with a listen backlog of
+    LISTEN_BACKLOG and CLIENT_TIMEOUT seconds for a client to send its request; returns
+    the server (``shutdown()`` then ``server_close()`` stop it within a second)."""
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    class Handler(WSGIRequestHandler):
+        timeout = CLIENT_TIMEOUT
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
+            pass
+
+    class Server(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True  # a slow client never holds the exit
+        request_queue_size = LISTEN_BACKLOG
+        allow_reuse_address = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a client that timed out or hung up: its connection is closed, nothing to say
+
+    try:
+        Server.address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        httpd = make_server(host, port, make_wsgi_app(registry_for(exporter)), Server, handler_class=Handler)
+    except OSError as err:
+        raise KernelError(f"export: cannot listen on {host}:{port}: {err.strerror or err}", err.errno or 0) from None
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.25}, daemon=True)
+    thread.start()
+    return httpd
+
+
+def check_textfile(path: str) -> None:
+    """Refuse a textfile path that cannot be written safely: an empty one, a missing
+    directory, or a directory anyone may write to without the sticky bit (anyone could
+    then replace the file between our write and node_exporter's read)."""
+
+    if not path:
+        raise UsageError("--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(directory)
+    except OSError as err:
+        raise UsageError(f"--textfile {quote(path, bare=True)}: directory {directory}: {err.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"--textfile {quote(path, bare=True)}: {directory} is not a directory")
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise UsageError(
+            f"--textfile {quote(path, bare=True)}: {directory} is writable by anyone and not sticky; "
+            f"write into a directory only trusted users can write to (or chmod +t {directory})"
+        )
+
+
+def write_textfile(exporter: Exporter, path: str) -> None:
+    """The exposition written to ``path`` atomically, as node_exporter's textfile
+    collector wants: a new temp file beside it (mkstemp: a name nobody can guess, made
+    with O_EXCL, never through a symlink), written, fsynced, made world-readable and
+    renamed over ``path``."""
+
+    check_textfile(path)
+    data = exposition(exporter)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
