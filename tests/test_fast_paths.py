@@ -176,7 +176,7 @@ def test_event_records_batch_path_gives_the_line_path_bytes(layout, seed, cpus):
     formatted alone (as records of another size are)."""
     import random
 
-    from bpfmap.cli.monitor import _record_lines
+    from bpfmap.cli.events import _record_lines
     from bpfmap.events import Record, RecordDecoder
     from bpfmap.output import json_dumps
 

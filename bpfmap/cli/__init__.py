@@ -39,9 +39,9 @@ COMMANDS = {
     "push": "elements",
     "pop": "elements",
     "peek": "elements",
-    "watch": "monitor",
-    "hist": "monitor",
-    "events": "monitor",
+    "watch": "watch",
+    "hist": "hist",
+    "events": "events",
     "export": "exporter",
     "batch": "batch",
 }

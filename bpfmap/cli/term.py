@@ -1,5 +1,6 @@
-"""A progress bar on stderr for long operations, shown only when stderr is a terminal
-(colour and the rich console live in output.py)."""
+"""Terminal helpers of the verbs: a progress bar on stderr for long operations (shown only
+when stderr is a terminal) and single key presses for live screens (colour and the
+rich console live in output.py)."""
 
 import os
 import sys
@@ -120,3 +121,37 @@ class ReadCounter:
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+class Keys:
+    """Single key presses from a terminal stdin (cbreak mode, restored on exit)."""
+
+    def __init__(self) -> None:
+        self.fd: Optional[int] = None
+        self._saved: Any = None
+        try:
+            if sys.stdin.isatty():
+                import termios
+                import tty
+
+                self.fd = sys.stdin.fileno()
+                self._saved = termios.tcgetattr(self.fd)
+                tty.setcbreak(self.fd)
+        except (OSError, ValueError, AttributeError):
+            self.fd = None
+
+    def wait(self, seconds: float) -> bytes:
+        """Sleep ``seconds``, or less if a key is pressed; returns the key (b"" if none)."""
+        import select
+
+        if self.fd is None:
+            time.sleep(max(0.0, seconds))
+            return b""
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, seconds))
+        return os.read(self.fd, 1) if ready else b""
+
+    def close(self) -> None:
+        if self.fd is not None and self._saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)

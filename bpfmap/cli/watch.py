@@ -1,0 +1,209 @@
+"""The watch verb: a map live, its entries, their changes and rates (library: bpfmap.watch)."""
+
+import sys
+import time
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..maps import Map
+from ..output import json_dumps
+from ..view import is_number
+from .common import (
+    NO_LAYOUT,
+    LayoutOptions,
+    MapArg,
+    check_seconds,
+    examples,
+    layout_options,
+)
+from .hist import hist_live
+from .term import Keys
+
+app = typer.Typer()
+
+
+@app.command(
+    epilog=examples(
+        "bpfmap watch /sys/fs/bpf/counts --interval 0.5 --count 2 --sort rate",
+        "bpfmap watch /sys/fs/bpf/counts --count 3 -o jsonl | jq -c '.rows[0].rate'",
+    )
+)
+@layout_options()
+def watch(
+    map_ref: MapArg,
+    interval: Annotated[float, typer.Option("--interval", "-i", metavar="S", help="Seconds between refreshes.")] = 1.0,
+    sort: Annotated[
+        str, typer.Option("--sort", metavar="BY", help="key, value or rate (value and rate: largest first).")
+    ] = "key",
+    top: Annotated[Optional[int], typer.Option("--top", metavar="N", help="Show only the first N entries.")] = None,
+    count: Annotated[
+        Optional[int],
+        typer.Option("--count", "-c", metavar="N", help="Stop after N refreshes (default: until q or Ctrl-C)."),
+    ] = None,
+    output: Annotated[
+        Optional[str],
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="live (default on a terminal) or jsonl (default otherwise: one snapshot per line).",
+        ),
+    ] = None,
+    var: Annotated[
+        Optional[str],
+        typer.Option(
+            "--var",
+            metavar="NAME",
+            help="Watch one variable of a global-variable map (.bss, .data) or one field of the "
+            "values: NAME, NAME.FIELD or NAME[I].",
+        ),
+    ] = None,
+    as_hist: Annotated[
+        bool,
+        typer.Option(
+            "--hist",
+            help="A histogram map: draw its histograms (as 'hist') with the counts added since the "
+            "last refresh; with --var, the histograms a global variable holds.",
+        ),
+    ] = False,
+    opts: LayoutOptions = NO_LAYOUT,
+) -> None:
+    """Watch a map live: every entry, its change since the last refresh and a per-second
+    rate for each numeric field (per-CPU values summed).  q or Ctrl-C leaves.
+
+    Off a terminal (or with -o jsonl), prints one JSON snapshot per interval:
+    {"time", "interval", "entries", "rows": [{"key", "value", "delta", "rate"}]}."""
+    from ..watch import Watcher
+
+    check_seconds(interval, "--interval")
+    if count is not None and count < 1:
+        raise UsageError(f"--count {count}: give a positive number")
+    fmt = output or ("live" if sys.stdout.isatty() else "jsonl")
+    if fmt not in ("live", "jsonl"):
+        raise UsageError(f"--output {output}: watch writes live or jsonl")
+    with Map.open(map_ref, readonly=True) as m:
+        view = opts.view(m, numeric_default=True)
+        if as_hist:
+            from ..hist import PERCENTILES, from_view, render, subtract
+
+            hist_live(
+                lambda: from_view(view, slots=var, strict=var is not None),
+                subtract,
+                render,
+                "text" if fmt == "live" else "jsonl",
+                interval,
+                count,
+                52,
+                PERCENTILES,
+                False,
+            )
+            return
+        watcher = Watcher(view, sort=sort, top=top, select=var)
+        try:
+            if fmt == "live":
+                _watch_live(watcher, m, map_ref, interval, count)
+            else:
+                _watch_jsonl(watcher, interval, count)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a watch ends
+
+
+def _watch_jsonl(watcher, interval: float, count: Optional[int]) -> None:
+    n = 0
+    deadline = time.monotonic()
+    while True:
+        snap = watcher.poll()
+        sys.stdout.write(json_dumps(snap.to_dict()) + "\n")
+        sys.stdout.flush()
+        n += 1
+        if count is not None and n >= count:
+            return
+        deadline += interval
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]) -> None:
+    from rich.live import Live
+
+    from ..output import console
+
+    con = console(sys.stdout)
+    keys = Keys()
+    try:
+        with Live(console=con, auto_refresh=False, vertical_overflow="ellipsis") as live:
+            n = 0
+            while True:
+                snap = watcher.poll()
+                live.update(_screen(snap, m, ref, interval, con.size.height), refresh=True)
+                n += 1
+                if count is not None and n >= count:
+                    return
+                deadline = time.monotonic() + interval
+                while (left := deadline - time.monotonic()) > 0:
+                    if keys.wait(left) in (b"q", b"Q"):
+                        return
+    finally:
+        keys.close()
+
+
+def _fmt_delta(d: Any) -> str:
+    if not is_number(d):
+        return ""
+    return f"{d:+,}" if isinstance(d, int) else f"{d:+,.3g}"
+
+
+def _fmt_rate(r: Any) -> str:
+    if not is_number(r):
+        return ""
+    return f"{r:,.1f}/s"
+
+
+def _screen(snap, m: Map, ref: str, interval: float, height: int):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..layout import format_text
+    from ..output import cell
+
+    head = Text(
+        f"{cell(ref)}  {m.type_label} id {m.id}  {snap.entries} entries  every {interval:g}s  "
+        f"{time.strftime('%H:%M:%S', time.localtime(snap.time))}   q: quit",
+        style="bold",
+    )
+    table = Table(show_edge=False, header_style="bold")
+    rows = snap.rows
+    room = max(1, height - 6)
+    if not rows:
+        return Group(head, Text("(no entries)"))
+    first = rows[0]
+    key_names = list(first.key) if isinstance(first.key, dict) else ["key"]
+    val_names = list(first.value) if isinstance(first.value, dict) else ["value"]
+
+    def fields(obj: Any, names: list[str]) -> list[Any]:
+        """A struct's top-level fields in column order; a plain value is its one column."""
+        return [obj.get(n) for n in names] if isinstance(obj, dict) else [obj]
+
+    numeric = [is_number(v) for v in fields(first.value, val_names)]
+    for n in key_names:
+        table.add_column(cell(n), overflow="fold")
+    for n, is_num in zip(val_names, numeric):
+        table.add_column(cell(n), justify="right" if is_num else "left", overflow="fold")
+        if is_num:
+            table.add_column("Δ" if n == "value" else f"Δ{n}", justify="right", style="cyan")
+            table.add_column("/s" if n == "value" else f"{n}/s", justify="right", style="green")
+    for row in rows[:room]:
+        cells = [cell(format_text(k)) for k in fields(row.key, key_names)]
+        deltas = fields(row.delta, val_names) if row.delta is not None else [None] * len(val_names)
+        rates = fields(row.rate, val_names) if row.rate is not None else [None] * len(val_names)
+        for v, d, r, is_num in zip(fields(row.value, val_names), deltas, rates, numeric):
+            cells.append(cell(format_text(v)))
+            if is_num:
+                cells += [_fmt_delta(d), _fmt_rate(r)]
+        table.add_row(*cells)
+    parts: list[Any] = [head, table]
+    if len(rows) > room:
+        parts.append(Text(f"... {len(rows) - room} more (--top N, --sort rate)", style="dim"))
+    return Group(*parts)
