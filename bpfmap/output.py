@@ -574,7 +574,8 @@ def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
     flags = ",".join(d["flags"]) or "-"
     yield (
         f"{indent}{d['name']}: {d['type']}  key {d['key_size']}B  value {d['value_size']}B  "
-        f"max_entries {d['max_entries']}  flags {flags}  pinning {d['pinning']}"
+        f"max_entries {d['max_entries'] if d['max_entries'] is not None else '(possible CPUs)'}  "
+        f"flags {flags}  pinning {d['pinning']}"
     )
     if d["slots"]:
         yield f"{indent}\tslots " + ", ".join(f"{k}={v}" for k, v in d["slots"].items())

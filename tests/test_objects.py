@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from conftest import INSTALLED, compile_bpf, need_tool, run_cli
 
-from bpfmap import Map
+from bpfmap import Map, possible_cpus
 from bpfmap.errors import PinExists
 from bpfmap.objects import ObjectError, create_maps, read_object
 
@@ -333,3 +333,56 @@ def test_objects_with_externs(tmp_path, pindir, ksym):
     assert ("generated from their key and value types" in r.stderr) is ksym
     shown = json.loads(run_cli("show", os.path.join(pindir, "counts"), "-o", "json").stdout)
     assert shown["btf_id"] and "char name[8];" in shown["value_type"]
+
+
+MACHINE_FACTS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+extern int LINUX_KERNEL_VERSION __kconfig;
+extern _Bool CONFIG_BPF_SYSCALL __kconfig __weak;
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(__u32));
+} pb SEC(".maps");
+SEC("tc")
+int prog(struct __sk_buff *skb)
+{
+    __u64 v = LINUX_KERNEL_VERSION + CONFIG_BPF_SYSCALL;
+    bpf_perf_event_output(skb, &pb, BPF_F_CURRENT_CPU, &v, sizeof(v));
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_reading_an_object_is_the_same_on_any_machine(tmp_path, pindir, monkeypatch):
+    """What depends on the machine (possible CPUs for a perf buffer's max_entries, the
+    kernel's config and version for .kconfig) is not read with the object: the same file
+    reads the same whatever the machine says; creating the maps resolves it."""
+    import bpfmap.core.values as values
+    import bpfmap.objects.kconfig as kconfig
+    from test_real_programs import kernel_version_code
+
+    (tmp_path / "m.c").write_text(MACHINE_FACTS)
+    out = compile_bpf(tmp_path / "m.c", tmp_path / "m.o")
+    first = [d.to_dict() for d in read_object(out).maps]
+    with monkeypatch.context() as mp:
+        mp.setattr(values, "possible_cpus", lambda: 977)
+        mp.setattr(kconfig, "_kernel_config", lambda: {"CONFIG_BPF_SYSCALL": "n"})
+        mp.setattr(kconfig, "_release_numbers", lambda: ["9", "9", "9"])
+        again = [d.to_dict() for d in read_object(out).maps]
+    assert first == again
+    pb = next(d for d in first if d["name"] == "pb")
+    assert pb["max_entries"] is None
+    r = run_cli("show", "--object", out)
+    assert "max_entries (possible CPUs)" in r.stdout, r.stdout
+    created = {c.definition.name: c for c in create_maps(read_object(out), pindir)}
+    try:
+        assert created["pb"].map.max_entries == possible_cpus()
+        kc = created[next(n for n in created if n.endswith(".kconfig"))].map
+        value = kc.lookup(bytes(4))
+        assert int.from_bytes(value[:4], "little") == kernel_version_code()
+    finally:
+        for c in created.values():
+            c.map.close()

@@ -1,29 +1,24 @@
-"""Maps declared in compiled BPF objects (ELF), created without loading any program.
-
-A libbpf-style object declares its maps in the ``.maps`` section as BTF-defined
-structs (``__uint(type, ...)``, ``__uint(max_entries, ...)``, ``__type(key, ...)``,
-``__type(value, ...)``, ``__array(values, ...)``, ``__uint(map_flags, ...)``,
-``__uint(pinning, LIBBPF_PIN_BY_NAME)``).  ``read_object`` reads those definitions the
-way libbpf's ``parse_btf_map_def`` does; ``create_maps`` creates them with the object's
-BTF (fixed up as libbpf fixes it: section sizes and variable offsets from the ELF),
-fills map-in-map slots the object initialises, and pins each map as DIR/NAME,
-reusing a compatible pin as libbpf's pin-by-name does.
-
-ELF is read with pyelftools; BTF with bpfmap.btf.  Needs Linux 5.x+ for BTF-defined maps
-the way libbpf creates them."""
+"""Reading a compiled BPF object: the maps it declares and its BTF, fixed up as libbpf
+fixes it.  Deterministic: the same file reads the same on any machine; what depends on
+the machine (possible CPUs, the kernel's config) is resolved when maps are created."""
 
 from __future__ import annotations
 
-import errno
+import difflib
+import io
 import os
+import re
 import struct
 from typing import Any
 
-from .btf.wire import BTF, BTFError, Kind
-from .core.spec import MapSpec
-from .errors import BpfmapError, KernelError, PinExists, UsageError
-from .maps import Map
-from .types import MapFlag, MapType
+from ..btf.convert import c_declaration, to_model
+from ..btf.wire import BTF, BTFError, Kind
+from ..core.spec import MapSpec
+from ..errors import UsageError, quote
+from ..inputs import OBJECT_LIMIT, read_bytes
+from ..layout import TypeCodec
+from ..types import MapFlag, MapType
+from .fixups import Damaged, fix_datasecs
 
 PIN_NONE, PIN_BY_NAME = 0, 1
 _PIN_NAMES = {PIN_NONE: "none", PIN_BY_NAME: "by_name"}
@@ -135,11 +130,6 @@ class BpfObject:
         X`` also finds a typedef X of a struct, and a bare name a struct, union or enum.
         For records a program writes to ring and perf buffers: their type lives in the
         object (it is there when a map, a global or a function uses it)."""
-        import difflib
-
-        from .btf.convert import to_model
-        from .layout import TypeCodec
-
         words = ctype.split()
         kinds = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
         kind = kinds.get(words[0]) if len(words) == 2 else None
@@ -183,10 +173,6 @@ def read_object(path: str) -> BpfObject:
         from elftools.elf.elffile import ELFFile
     except ImportError as err:  # pragma: no cover - a dependency
         raise ObjectError("reading BPF objects needs pyelftools (pip install pyelftools)") from err
-    import io
-
-    from .errors import quote
-    from .inputs import OBJECT_LIMIT, read_bytes
 
     try:
         data = read_bytes(path, "object", OBJECT_LIMIT)
@@ -199,7 +185,7 @@ def read_object(path: str) -> BpfObject:
         return _read(path, elf)
     except ObjectError:
         raise
-    except _Damaged as err:
+    except Damaged as err:
         raise ObjectError(f"bad object {shown}: {err}") from None
     except ELFError as err:
         raise ObjectError(f"object {shown}: not an ELF file ({err})") from None
@@ -226,10 +212,6 @@ def read_object(path: str) -> BpfObject:
         raise
 
 
-class _Damaged(Exception):
-    pass
-
-
 def _check_layout(elf, size: int) -> None:
     """Every section's bytes inside the file, and the tables we read of the type we read
     them as, before any is read (a damaged size would otherwise ask for gigabytes)."""
@@ -238,20 +220,20 @@ def _check_layout(elf, size: int) -> None:
 
     n = elf.num_sections()
     if n > 65536:
-        raise _Damaged(f"{n} sections")
+        raise Damaged(f"{n} sections")
     for i in range(n):
         sec = elf.get_section(i)
         if sec["sh_type"] != "SHT_NOBITS" and sec["sh_offset"] + sec["sh_size"] > size:
-            raise _Damaged(
+            raise Damaged(
                 f"section {i} ({sec.name!r}) ends at byte {sec['sh_offset'] + sec['sh_size']:,}, "
                 f"past the end of the file ({size:,} bytes)"
             )
         if sec.name == ".symtab" and not isinstance(sec, SymbolTableSection):
-            raise _Damaged(f"section {i} (.symtab) is not a symbol table ({sec['sh_type']})")
+            raise Damaged(f"section {i} (.symtab) is not a symbol table ({sec['sh_type']})")
         if isinstance(sec, RelocationSection):
             link = sec["sh_link"]
             if not (0 <= link < n and isinstance(elf.get_section(link), SymbolTableSection)):
-                raise _Damaged(f"relocation section {i} ({sec.name!r}) links to section {link}, not a symbol table")
+                raise Damaged(f"relocation section {i} ({sec.name!r}) links to section {link}, not a symbol table")
 
 
 def _read(path: str, elf) -> BpfObject:
@@ -275,7 +257,7 @@ def _read(path: str, elf) -> BpfObject:
                 if sym["st_info"]["type"] == "STT_OBJECT":
                     by_offset[(shndx, sym["st_value"])] = sym.name
     sections = {s.name: (i, s) for i, s in enumerate(elf.iter_sections())}
-    _fix_datasecs(raw, btf, sections, symbols)
+    fix_datasecs(raw, btf, sections, symbols)
     maps: list[MapDef] = []
     if ".maps" not in sections:
         maps += _global_maps(path, BTF(bytes(raw)), sections)
@@ -316,7 +298,6 @@ def internal_map_name(obj_path: str, section: str) -> str:
     the object's name (its file name up to the first dot) as leave room for the section
     name, at least 7 of it (``minimal.rodata``, ``minimal.bss``); a section with a
     second dot (``.data.knobs``) goes alone; characters the kernel refuses become ``_``."""
-    import re
 
     obj_name = os.path.basename(obj_path).split(".", 1)[0]
     sfx_len = max(7, len(section))
@@ -341,7 +322,7 @@ def _global_maps(path: str, btf: BTF, sections: dict) -> list[MapDef]:
         found.append((idx, name, sec["sh_size"], bytes(sec["sh_size"]) if nobits else sec.data()))
     kconfig = datasecs.get(".kconfig")
     if kconfig is not None and kconfig.size:
-        found.append((1 << 30, ".kconfig", kconfig.size, _kconfig_values(path, btf, kconfig)))
+        found.append((1 << 30, ".kconfig", kconfig.size, bytes(kconfig.size)))  # filled at creation
     out = []
     for _order, name, size, data in sorted(found):
         d = MapDef(internal_map_name(path, name))
@@ -351,126 +332,10 @@ def _global_maps(path: str, btf: BTF, sections: dict) -> list[MapDef]:
         d.section, d.initial = name, data
         sec_type = datasecs.get(name)
         if sec_type is not None and sec_type.size == size:
-            from .btf.convert import c_declaration
-
             d.value_type_id = sec_type.id
             d.value_c = c_declaration(btf, sec_type.id).rstrip()
         out.append(d)
     return out
-
-
-def _kconfig_values(path: str, btf: BTF, sec) -> bytes:
-    """The .kconfig map's bytes as libbpf fills them: LINUX_KERNEL_VERSION from uname,
-    CONFIG_* from the running kernel's config (/proc/config.gz or /boot/config-RELEASE):
-    bools and tristates (``enum libbpf_tristate``: n 0, y 1, m 2), integers and char
-    arrays; an option the kernel does not set reads 0 (n)."""
-    config = _kernel_config()
-    buf = bytearray(sec.size)
-    for m in sec.members:
-        var = btf.type(m.type)
-        if var.kind != Kind.VAR:
-            continue
-        off, size = m.bit_offset // 8, m.bit_size
-        t = btf.resolve(var.type)
-        name = var.name
-        if name == "LINUX_KERNEL_VERSION":
-            major, minor, patch = (list(map(int, _release_numbers())) + [0, 0, 0])[:3]
-            value: int | bytes = (major << 16) + (minor << 8) + min(patch, 255)
-        elif name.startswith("CONFIG_"):
-            raw = config.get(name)
-            if raw is None:
-                continue  # an option this kernel does not set reads 0 (n), as a __weak extern does
-            value = _kconfig_value(t, raw)
-        else:
-            continue  # other LINUX_* externs: 0, as on a kernel without them
-        if isinstance(value, bytes):
-            buf[off : off + size] = value[:size].ljust(size, b"\0")
-        else:
-            buf[off : off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-    return bytes(buf)
-
-
-def _release_numbers() -> list[str]:
-    import re
-
-    return re.findall(r"\d+", os.uname().release.split("-")[0])[:3]
-
-
-def _kconfig_value(t, raw: str) -> int | bytes:
-    if t.kind == Kind.ARRAY:
-        return raw.strip('"').encode()
-    if t.kind == Kind.ENUM and t.name == "libbpf_tristate":
-        return {"y": 1, "m": 2}.get(raw, 0)
-    if raw in ("y", "m", "n"):
-        return {"y": 1, "m": 1 if t.size == 1 else 2}.get(raw, 0)
-    try:
-        return int(raw, 0)
-    except ValueError:
-        return 0
-
-
-def _kernel_config() -> dict[str, str]:
-    """CONFIG_NAME -> its value text, from /proc/config.gz or /boot/config-RELEASE (empty
-    when neither is there)."""
-    import gzip
-
-    text = ""
-    try:
-        with gzip.open("/proc/config.gz", "rt", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        try:
-            with open(f"/boot/config-{os.uname().release}", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            return {}
-    out = {}
-    for line in text.splitlines():
-        name, eq, value = line.partition("=")
-        if eq and name.startswith("CONFIG_"):
-            out[name] = value
-    return out
-
-
-def _fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> None:
-    """As libbpf's btf_fixup_datasec: DATASEC sizes from the ELF sections and variable
-    offsets from the symbols (clang leaves them 0); the kernel refuses a 0-size DATASEC.
-    Extern variables (``__kconfig``) become allocated ones laid out one after another,
-    as libbpf lays out its .kconfig map; the kernel refuses extern linkage."""
-    for tid in btf.ids():
-        t = btf.type(tid)
-        if t.kind != Kind.DATASEC:
-            continue
-        if t.name not in sections:
-            _fix_extern_datasec(raw, btf, t)
-            continue
-        idx, sec = sections[t.name]
-        pos = btf.offset_of(tid)
-        if sec["sh_size"] > 0xFFFFFFFF:
-            raise _Damaged(f"section {t.name!r} is {sec['sh_size']:,} bytes, more than BTF can describe")
-        struct.pack_into("<I", raw, pos + 8, sec["sh_size"])
-        for i, m in enumerate(t.members):
-            var = btf.type(m.type)
-            value = symbols.get((idx, var.name))
-            if value is not None:
-                if not 0 <= value <= sec["sh_size"]:
-                    raise _Damaged(f"symbol {var.name!r} at offset {value:,}, outside its section {t.name!r}")
-                struct.pack_into("<I", raw, pos + 12 + 12 * i + 4, value)
-
-
-def _fix_extern_datasec(raw: bytearray, btf: BTF, sec) -> None:
-    pos = btf.offset_of(sec.id)
-    off = 0
-    for i, m in enumerate(sec.members):
-        var = btf.type(m.type)
-        if var.kind != Kind.VAR:
-            return  # extern functions (__ksym): left as they are; the BTF may then be refused
-        size = btf.size_of(var.type)
-        off = (off + min(size, 8) - 1) // min(size, 8) * min(size, 8) if size else off
-        struct.pack_into("<I", raw, btf.offset_of(var.id) + 12, 1)  # BTF_VAR_GLOBAL_ALLOCATED
-        struct.pack_into("<II", raw, pos + 12 + 12 * i + 4, off, size)
-        off += size
-    struct.pack_into("<I", raw, pos + 8, off)
 
 
 def _map_relocations(elf, maps_idx: int) -> list[tuple[int, str]]:
@@ -507,8 +372,6 @@ def _uint(btf: BTF, tid: int, what: str, path: str) -> int:
 
 
 def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) -> MapDef:
-    from .btf.convert import c_declaration
-
     st = btf.resolve(tid)
     if st.kind != Kind.STRUCT:
         raise ObjectError(f"object {path}: map {name} is not a struct definition (BTF-defined maps only)")
@@ -554,179 +417,7 @@ def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) ->
     if d.type is MapType.PERF_EVENT_ARRAY:  # libbpf fills these in for perf buffers
         d.key_size, d.value_size = d.key_size or 4, d.value_size or 4
         if not d.max_entries:
-            from .core.values import possible_cpus
-
-            d.max_entries = possible_cpus()
+            d.max_entries = None  # the possible CPUs, resolved when the map is created
     if d.type in _NO_BTF:
         d.key_type_id = d.value_type_id = 0
     return d
-
-
-# -- creating -------------------------------------------------------------------------------
-
-
-class Created:
-    """A map created (or reused) from an object, and where it is pinned."""
-
-    def __init__(self, d: MapDef, m: Map, path: str, reused: bool) -> None:
-        self.definition, self.map, self.path, self.reused = d, m, path, reused
-
-
-def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> list[Created]:
-    """Create the maps of ``obj`` (those named in ``only``, default all) and pin each at
-    ``pin_dir``/NAME; an existing compatible pin is reused, an incompatible one is
-    refused (PinExists, with the differences) before anything is created.  On failure,
-    maps pinned by this call are unpinned again."""
-    if only is not None:
-        for n in only:
-            obj.map(n)  # unknown names fail here
-    wanted = [
-        d for d in obj.maps if only is None or any(obj.map(n) is d for n in only)
-    ]  # object order: inner maps first
-    plan = _plan(obj, wanted, pin_dir)
-    btf_fd = 0
-    created: list[Created] = []
-    try:
-        btf_fd, generated = _load_object_btf(obj, [d for d, _p, m in plan if m is None])
-        for d, path, existing in plan:
-            if existing is not None:
-                created.append(Created(d, existing, path, True))
-                continue
-            m = _create_one(d, btf_fd, obj if generated else None)
-            try:
-                m.pin(path)
-            except BaseException:
-                m.close()
-                raise
-            created.append(Created(d, m, path, False))
-        _fill_slots(obj, created, pin_dir)
-    except BaseException:
-        for c in created:
-            if not c.reused:
-                try:
-                    os.unlink(c.path)
-                except OSError:
-                    pass
-            c.map.close()
-        raise
-    finally:
-        if btf_fd:
-            os.close(btf_fd)
-    return created
-
-
-def _plan(obj: BpfObject, wanted: list[MapDef], pin_dir: str) -> list[tuple[MapDef, str, Map | None]]:
-    """(definition, pin path, the compatible map pinned there or None) for each map; an
-    incompatible pin is PinExists, before anything is created."""
-    plan: list[tuple[MapDef, str, Map | None]] = []
-    try:
-        for d in wanted:
-            path = os.path.join(pin_dir, d.pin_name)
-            existing = None
-            if os.path.lexists(path):
-                try:
-                    existing = Map.open(path)
-                except BpfmapError as err:
-                    raise PinExists(
-                        f"create {d.name} from {obj.path}: {path} exists and is not a map bpfmap "
-                        f"can open ({err}); remove it or pin elsewhere",
-                        errno.EEXIST,
-                    ) from None
-                diff = d.spec.compatible(existing.info(), "object")
-                if diff:
-                    existing.close()
-                    raise PinExists(
-                        f"create {d.name} from {obj.path}: {path} is pinned with an incompatible map: "
-                        f"{'; '.join(diff)}; remove the pin (rm {path}) or change the object",
-                        errno.EEXIST,
-                    )
-            plan.append((d, path, existing))
-    except BaseException:
-        for _d, _p, m in plan:
-            if m is not None:
-                m.close()
-        raise
-    return plan
-
-
-def _load_object_btf(obj: BpfObject, new: list[MapDef]) -> tuple[int, bool]:
-    """(fd of the object's BTF loaded in the kernel or 0, whether to generate BTF per map
-    instead) for the maps about to be created."""
-    from . import btf as btfmod
-
-    if not any(d.key_type_id or d.value_type_id for d in new):
-        return 0, False
-    try:
-        return btfmod.load(btfmod.BtfSpec(obj.btf_data, 0, 0)), False
-    except BpfmapError as err:
-        # BTF this kernel cannot take (extern functions, newer kinds): give each map BTF
-        # generated from its key and value types instead, which decodes the same
-        obj.btf_note = f"{err}; the maps carry BTF generated from their key and value types instead of the object's"
-        return 0, True
-
-
-def _create_one(d: MapDef, btf_fd: int, generate_from: BpfObject | None = None) -> Map:
-    from .btf import BtfSpec, spec_for, to_model
-
-    inner = None
-    if d.inner is not None:
-        inner = _create_one(d.inner, btf_fd, generate_from)  # with its own BTF, as libbpf does
-    try:
-        types = None
-        if d.key_type_id or d.value_type_id:
-            if generate_from is not None:
-                btf = BTF(generate_from.btf_data)
-                # the kernel takes a value-only BTF for a one-entry array only when the value is a
-                # DATASEC; generated BTF describes a section as a struct, so it gets a u32 key
-                from .layout.model import SCALARS
-
-                no_key = SCALARS["u32"] if d.section else None
-                types = spec_for(
-                    to_model(btf, d.key_type_id, "key") if d.key_type_id else no_key,
-                    to_model(btf, d.value_type_id, "value") if d.value_type_id else None,
-                )
-            elif btf_fd:
-                types = BtfSpec(b"", d.key_type_id, d.value_type_id, fd=btf_fd)
-        spec = d.spec.replace(btf=types, inner=None)
-        m = Map.create(spec, inner_map=inner, btf_required=types is not None)
-        if d.initial is not None:  # a global-variable map: its section's bytes, then frozen if read-only
-            try:
-                if any(d.initial):
-                    m.update(bytes(4), d.initial)
-                if d.freeze:
-                    m.freeze()
-            except BaseException:
-                m.close()
-                raise
-        return m
-    finally:
-        if inner is not None:
-            inner.close()  # the outer map keeps what it needs of the template
-
-
-def _fill_slots(obj: BpfObject, created: list[Created], pin_dir: str) -> None:
-    """Put the maps a map-in-map definition names in its slots (libbpf's init_slots)."""
-    by_name = {c.definition.name: c.map for c in created}
-    for c in created:
-        if c.reused:
-            continue  # a map in use keeps what its slots hold, as libbpf leaves reused maps alone
-        for index, name in c.definition.slots.items():
-            target = by_name.get(name)
-            opened = None
-            if target is None:  # not created in this call (--only): its pin, if there is one
-                try:
-                    opened = target = Map.open(os.path.join(pin_dir, name))
-                except BpfmapError:
-                    raise KernelError(
-                        f"create {c.definition.name} from {obj.path}: slot {index} holds map "
-                        f"{name}, which was not created (add it to --only)",
-                        errno.ENOENT,
-                    ) from None
-            try:
-                c.map.update(index.to_bytes(4, "little"), target)
-            finally:
-                if opened is not None:
-                    opened.close()
-
-
-__all__ = ["BpfObject", "Created", "MapDef", "ObjectError", "create_maps", "read_object"]
