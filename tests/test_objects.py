@@ -360,9 +360,10 @@ def test_reading_an_object_is_the_same_on_any_machine(tmp_path, pindir, monkeypa
     """What depends on the machine (possible CPUs for a perf buffer's max_entries, the
     kernel's config and version for .kconfig) is not read with the object: the same file
     reads the same whatever the machine says; creating the maps resolves it."""
+    from test_real_programs import kernel_version_code
+
     import bpfmap.core.values as values
     import bpfmap.objects.kconfig as kconfig
-    from test_real_programs import kernel_version_code
 
     (tmp_path / "m.c").write_text(MACHINE_FACTS)
     out = compile_bpf(tmp_path / "m.c", tmp_path / "m.o")
