@@ -19,6 +19,7 @@ from typing import IO, Any, Protocol
 
 from .core.threads import Writer
 from .errors import BpfmapError, UsageError
+from .fields import keys as field_keys
 from .layout.codec import _jsonable
 from .types import Value
 from .view import View
@@ -202,11 +203,8 @@ def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         yield n, obj["key"], (obj["values"] if "values" in obj else obj["value"])
 
 
-_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
-
-
 def _path(path: str) -> list[Any]:
-    return [int(i) if i is not None else n for n, i in (m.groups() for m in _PART.finditer(path))]
+    return field_keys(path)
 
 
 def _row_builder(header: list[str]):
@@ -264,7 +262,11 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
             if not any(h == "key" or h.startswith(("key.", "key[")) for h in header):
                 yield current[0], BadLine("the CSV header has no key column"), None
                 return
-            build = _row_builder(header)
+            try:
+                build = _row_builder(header)
+            except UsageError as err:
+                yield current[0], BadLine(f"the CSV header: {err}"), None
+                return
             if header == ["key", "value"]:  # the common case: rows straight to records
                 yield from _csv_pairs(reader, current)
                 return

@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Iterator
 
+from . import fields
 from ._sys import perf
 from .columns import copy_columns
 from .errors import UsageError, translate
@@ -353,10 +354,8 @@ class Condition:
         m = re.match(r"^\s*([A-Za-z_][\w.\[\]]*)\s*(!=|=|~)(.*)$", text)
         if not m:
             raise UsageError(f"--where {text!r}: write FIELD=VALUE, FIELD!=VALUE or FIELD~TEXT")
-        from .view import path_parts
-
         self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
-        path_parts(self.path)
+        fields.parts(self.path)
         try:
             self.number: int | None = int(self.want.strip(), 0)
         except ValueError:
@@ -364,18 +363,14 @@ class Condition:
 
     def check_fields(self, t) -> None:
         """Raise UsageError when the record type has no such field."""
-        from .view import locate_field
-
         try:
-            locate_field(t, self.path)
+            fields.locate(t, self.path)
         except UsageError as err:
             raise UsageError(f"--where {self.text}: {err}") from None
 
     def __call__(self, value) -> bool:
-        from .view import select_path
-
         try:
-            v = select_path(value, self.path)
+            v = fields.select(value, self.path)
         except UsageError:
             return False  # a short record without the field
         if self.op == "~":

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from . import fields
 from .errors import UsageError
 from .view import is_number
 
@@ -213,15 +214,13 @@ def build_in_value(
     when it holds arrays), headed by the key's fields (``keyed``) and the ``labels``
     fields of the value (default: its string fields, like ``comm``); ``merge`` sums
     them all into one.  ``sum_slot``: the array's last element is the sum of the values."""
-    from .view import select_path
-
     _check_scheme(scheme, step)
     out: list[Histogram] = []
     merged: list[int] = []
     merged_sum = 0
     label_names = labels
     for key, value in entries:
-        arr = select_path(value, slots) if slots else value
+        arr = fields.select(value, slots) if slots else value
         if label_names is None:  # default: the value's strings (comm), when entries stand for something
             strings = [k for k, v in value.items() if isinstance(v, str)] if isinstance(value, dict) else []
             label_names = strings if keyed else []
@@ -229,7 +228,7 @@ def build_in_value(
         if keyed:
             group.update(key if isinstance(key, dict) else {"key": key})
         for name in label_names:
-            group[name] = select_path(value, name)
+            group[name] = fields.select(value, name)
         rows = [(None, arr)] if _slot_array(arr) else list(enumerate(arr)) if isinstance(arr, list) else None
         if rows is None or not all(_slot_array(r) for _i, r in rows):
             raise UsageError(f"hist --slots {slots or 'value'}: not an array of counts ({str(arr)[:60]})")

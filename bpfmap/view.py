@@ -5,13 +5,14 @@ aggregation, sorting and top-N selection."""
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import BpfmapError, UsageError, quote
+from .fields import keys as field_keys
+from .fields import locate as locate_field
 from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout
 from .maps import Map
 from .types import Value
@@ -423,8 +424,12 @@ def check_cpu(cpu: int, ncpus: int) -> int:
 
 def field_getter(field: str, sample: tuple[Any, Any]):
     """A function (key, value) -> sort key for ``field``: ``key``, ``value``, ``key.port``,
-    ``value.packets`` or a bare field name (looked up in the value, then the key)."""
-    path = field.split(".")
+    ``value.packets``, ``value.hist[2]`` or a bare field path (looked up in the value,
+    then the key)."""
+    try:
+        path = field_keys(field)
+    except UsageError as err:
+        raise UsageError(f"--sort {err}") from None
     roots = [path[0]] if path[0] in ("key", "value") else ["value", "key"]
     rest = path[1:] if path[0] in ("key", "value") else path
     for root in roots:
@@ -438,8 +443,13 @@ def field_getter(field: str, sample: tuple[Any, Any]):
 _MISSING = object()
 
 
-def _dig(obj: Any, path: list[str]) -> Any:
+def _dig(obj: Any, path: list[str | int]) -> Any:
     for part in path:
+        if isinstance(part, int):
+            if not isinstance(obj, list) or part >= len(obj):
+                return _MISSING
+            obj = obj[part]
+            continue
         if isinstance(obj, list) and obj and isinstance(obj[0], dict):  # per-CPU 'all': sum across CPUs
             vals = [_dig(o, [part]) for o in obj]
             return sum(v for v in vals if isinstance(v, (int, float)))
@@ -462,62 +472,6 @@ def numeric_layout(m: Map) -> Layout | None:
         key = sizes.get(m.key_size, "")
         return Layout.parse(f"{key}:{sizes[m.value_size]}" if key else sizes[m.value_size])
     return None
-
-
-@functools.lru_cache(maxsize=256)
-def path_parts(path: str) -> tuple[tuple[str, str], ...]:
-    """``a.b[3]`` -> (("a", ""), ("b", ""), ("", "3")): the field names and indices of a
-    path; parsed once per path (watch, hist and events --where read one per entry)."""
-    import re
-
-    parts = re.findall(r"\.?([A-Za-z_][A-Za-z_0-9]*)|\[(\d+)\]", path)
-    if not path or "".join(f".{n}" if n else f"[{i}]" for n, i in parts).lstrip(".") != path:
-        raise UsageError(f"{quote(path)}: name a field as NAME, NAME.FIELD or NAME[INDEX]")
-    return tuple(parts)
-
-
-def select_path(value: Any, path: str) -> Any:
-    """The part of a decoded value ``path`` names (``hists``, ``limits.max_len``, ``hists[1]``)."""
-    for name, index in path_parts(path):
-        if name:
-            if not isinstance(value, dict) or name not in value:
-                have = ", ".join(value) if isinstance(value, dict) else "none"
-                raise UsageError(f"{quote(path)}: no field {name} (fields: {have})")
-            value = value[name]
-        else:
-            if not isinstance(value, list) or int(index) >= len(value):
-                raise UsageError(f"{quote(path)}: no element {index}")
-            value = value[int(index)]
-    return value
-
-
-def locate_field(t: Any, path: str) -> tuple[int, Any]:
-    """(byte offset, model type) of the field ``path`` names in struct type ``t``: a
-    name, ``a.b`` into nested structs, ``a[3]`` into arrays."""
-    from .layout.model import Array, Struct
-
-    offset = 0
-    for name, index in path_parts(path):
-        if name:
-            if not isinstance(t, Struct):
-                raise UsageError(f"{quote(path)}: {t.c_name()} has no field {name}")
-            found = next((f for f in t.fields if f.name == name), None)
-            if found is None:
-                names = ", ".join(f.name for f in t.fields if f.name)
-                raise UsageError(f"{quote(path)}: no field {name}; there are {names}")
-            if found.bit_size is not None:
-                raise UsageError(f"{quote(path)}: {name} is a bitfield; set the whole value")
-            offset += found.offset
-            t = found.type
-        else:
-            if not isinstance(t, Array):
-                raise UsageError(f"{quote(path)}: {t.c_name()} is not an array")
-            i = int(index)
-            if i >= t.count:
-                raise UsageError(f"{quote(path)}: index {i} past the end of {t.c_name()}")
-            offset += i * t.elem.size
-            t = t.elem
-    return offset, t
 
 
 def _sort_key(v: Any) -> tuple:

@@ -11,8 +11,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from . import fields
 from .errors import UsageError
-from .view import View, _sort_key, aggregate, is_number, path_parts, select_path
+from .view import View, _sort_key, aggregate, is_number
 
 SORTS = ("key", "value", "rate")
 
@@ -110,7 +111,7 @@ class Watcher:
         self, view: View, sort: str = "key", top: int | None = None, how: str = "sum", select: str | None = None
     ) -> None:
         if select is not None:
-            path_parts(select)  # a malformed path fails before the first refresh
+            fields.parts(select)  # a malformed path fails before the first refresh
         self.select = select
         if sort not in SORTS:
             raise UsageError(f"--sort {sort}: choose one of {', '.join(SORTS)}")
@@ -126,7 +127,7 @@ class Watcher:
             entries = ((k, aggregate(v, self.how)) for k, v in entries)
         if self.select is not None:  # --var NAME: one variable (field) of each value
             path = self.select
-            entries = ((k, select_path(v, path)) for k, v in entries)
+            entries = ((k, fields.select(v, path)) for k, v in entries)
         return entries
 
     def poll(self) -> Snapshot:

@@ -11,10 +11,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .. import fields
 from ..errors import BpfmapError, UsageError, quote, translate
 from ..layout import inner_text
 from ..maps import Map
-from ..view import View, aggregate, numeric_layout, path_parts
+from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, HistogramSpec, Metric, _is_num
 
 
@@ -206,13 +207,13 @@ class Exporter:
     def _label_getter(self, metric: Metric, paths: list[str], key: Any, value: Any):
         """A function (key, value) -> label values for ``paths``, compiled once from the first
         entry: each path is looked up in the key, else in the value (``comm``)."""
-        getters = []
+        getters: list[tuple[int, Any]] = []
         for p in paths:
             if p == "key" and not isinstance(key, dict):
                 getters.append((0, _identity))
                 continue
             for side, obj in ((0, key), (1, value)):
-                g = _getter(p)
+                g = fields.getter(p)
                 try:
                     g(obj)
                 except (KeyError, IndexError, TypeError):
@@ -242,12 +243,12 @@ class Exporter:
     def _number_getter(self, metric: Metric, value: Any):
         """A function value -> the metric's number, compiled from the first value."""
         if metric.value:
-            g = _getter(metric.value)
+            g = fields.getter(metric.value)
             try:
                 v = g(value)
             except (KeyError, IndexError, TypeError):
-                fields = ", ".join(value) if isinstance(value, dict) else "none (the value is not a struct)"
-                raise metric.error("value", f"no field {metric.value} in the value; its fields: {fields}") from None
+                have = ", ".join(value) if isinstance(value, dict) else "none (the value is not a struct)"
+                raise metric.error("value", f"no field {metric.value} in the value; its fields: {have}") from None
         elif isinstance(value, dict):
             numeric = [k for k, x in value.items() if _is_num(x)]
             raise metric.error("value", f"the value is a struct: name its number ({', '.join(numeric) or 'none'})")
@@ -332,9 +333,9 @@ class Exporter:
                 labels_of = self._label_getter(metric, paths, key, value)
                 if h.slots is None:
                     number = self._number_getter(metric, value)
-                    slot_of = _getter(slot_path) if slot_path else _identity
+                    slot_of = fields.getter(slot_path) if slot_path else _identity
                 else:
-                    slots_of = _getter(h.slots)
+                    slots_of = fields.getter(h.slots)
             labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
             counts = groups.setdefault(labels, [])
             if h.slots is not None:
@@ -385,22 +386,6 @@ class Exporter:
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _getter(path: str):
-    """A function reading the field ``path`` (``a``, ``a.b``, ``a[2]``) of a decoded value;
-    KeyError/IndexError/TypeError when it has none."""
-
-    steps = [name if name else int(index) for name, index in path_parts(path)]
-    if len(steps) == 1:
-        return operator.itemgetter(steps[0])
-
-    def get(obj: Any) -> Any:
-        for s in steps:
-            obj = obj[s]
-        return obj
-
-    return get
 
 
 def _label_text(v: Any) -> str:

@@ -24,6 +24,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from .. import fields
 from ..errors import UsageError, quote
 from . import Codec, TypeCodec
 from .model import IPV4, IPV6, MAC, Bytes, Enum, Field, Scalar, Struct, Type
@@ -59,13 +60,13 @@ def apply(codec: Codec | None, spec: dict[str, str], what: str = "value") -> tup
     if not spec or not isinstance(codec, TypeCodec):
         return codec, dict(spec)
     t = codec.type
-    mine = {p: f for p, f in spec.items() if _has(t, p)}
+    mine = {p: f for p, f in spec.items() if fields.has(t, p)}
     if not mine:
         return codec, dict(spec)
     post: list[tuple[list[str], str, int]] = []  # (path, format, field size) done on decoded values
     for path, fmt in mine.items():
-        parts = path.split(".")
-        ft = _field_type(t, parts)
+        parts = fields.names(path)
+        ft = fields.field_type(t, path)
         if fmt in ("ipv4", "ipv6", "mac", "hex"):
             new = {"ipv4": IPV4, "ipv6": IPV6, "mac": MAC}.get(fmt) or Bytes(ft.size)
             if new.size != ft.size:
@@ -93,38 +94,19 @@ def apply(codec: Codec | None, spec: dict[str, str], what: str = "value") -> tup
     return FormattedCodec(inner, post), rest
 
 
-def _has(t: Type, path: str) -> bool:
-    try:
-        _field_type(t, path.split("."))
-        return True
-    except UsageError:
-        return False
-
-
-def _field_type(t: Type, parts: list[str]) -> Type:
-    for name in parts:
-        if not isinstance(t, Struct):
-            raise UsageError(f"{name}: not a struct field")
-        f = next((f for f in t.fields if f.name == name), None)
-        if f is None or f.bit_size is not None:
-            raise UsageError(f"{name}: no such field")
-        t = f.type
-    return t
-
-
 def _replace(t: Type, parts: list[str], new: Type) -> Type:
     assert isinstance(t, Struct)
-    fields = []
+    members = []
     for f in t.fields:
         if f.name == parts[0]:
             inner = new if len(parts) == 1 else _replace(f.type, parts[1:], new)
             f = Field(f.name, inner, f.offset, f.bit_offset, f.bit_size)
-        fields.append(f)
-    return Struct(t.name, tuple(fields), t.size, t.align, t.union, t.packed, t.section)
+        members.append(f)
+    return Struct(t.name, tuple(members), t.size, t.align, t.union, t.packed, t.section)
 
 
 def _family_field(t: Type, parts: list[str]) -> str | None:
-    parent = _field_type(t, parts[:-1]) if len(parts) > 1 else t
+    parent = fields.field_type(t, ".".join(parts[:-1])) if len(parts) > 1 else t
     assert isinstance(parent, Struct)
     names = [f.name for f in parent.fields if f.name]
     for n in FAMILY_FIELDS:
