@@ -47,29 +47,23 @@ def create(
     map_type: MapType | str,
     layout: LayoutLike = None,
     pin: str | None = None,
-    key_size: int | None = None,
-    value_size: int | None = None,
-    max_entries: int | None = None,
-    flags: Any = None,
-    name: str = "",
     c_header: str | None = None,
     key_type: str | None = None,
     value_type: str | None = None,
     mkdir: bool = False,
-    **spec: Any,
+    **fields: Any,
 ) -> View:
     """Create a map (sizes from the layout, which is attached as BTF so bpftool and a later
-    ``bpfmap.open`` decode it), pin it at ``pin`` when given, and return it as a View."""
+    ``bpfmap.open`` decode it), pin it at ``pin`` when given, and return it as a View.
+    ``fields``: the MapSpec's other fields by name (key_size, value_size, max_entries,
+    flags, name, numa_node, map_extra); sizes the layout gives are checked against them."""
     from .core.spec import MapSpec
 
-    mtype = MapType.parse(map_type) if isinstance(map_type, str) else MapType(map_type)
+    mspec = MapSpec(map_type, **fields)
     lay = as_layout(layout, c_header, key_type, value_type)
-    types = None
     if lay is not None:
-        key_size, value_size, types = sizes_and_btf(mtype, lay, key_size, value_size)
-    mspec = MapSpec.of(
-        mtype, flags, key_size=key_size, value_size=value_size, max_entries=max_entries, name=name, btf=types, **spec
-    )
+        key_size, value_size, types = sizes_and_btf(mspec.type, lay, mspec.key_size, mspec.value_size)
+        mspec = mspec.replace(key_size=key_size, value_size=value_size, btf=types)
     m = Map.create(mspec)
     try:
         if pin is not None:

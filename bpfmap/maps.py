@@ -31,11 +31,10 @@ from .errors import (
     translate,
 )
 from .pins import open_pinned, pin_fd, pinned_maps
-from .types import Access, MapFlag, MapType, TypeSpec, Value, map_type_label
+from .types import Access, MapType, TypeSpec, Value, map_type_label
 from .types import spec as type_spec
 
 if TYPE_CHECKING:
-    from .btf import BtfSpec
     from .core.program import Program
     from .core.spec import MapSpec
 
@@ -111,19 +110,14 @@ class Map(FdOwner):
     def create(
         cls,
         map_type: MapSpec | MapType | str,
-        key_size: int | None = None,
-        value_size: int | None = None,
-        max_entries: int | None = None,
-        flags: MapFlag | str | int | None = None,
-        name: str = "",
+        *fields: Any,
         inner_map: Map | None = None,
-        numa_node: int | None = None,
-        map_extra: int = 0,
-        btf: BtfSpec | None = None,
         btf_required: bool = False,
+        **named: Any,
     ) -> Map:
-        """Create a map from a :class:`MapSpec`, or from its fields as keywords (a type
-        and sizes; what is not given defaults from the type, see types.SPECS).
+        """Create a map from a :class:`MapSpec`, or from its fields: a type, then the
+        others in MapSpec's order (key_size, value_size, max_entries, flags, ...) or by
+        name; what is not given defaults from the type (see types.SPECS).
 
         The map lives as long as the returned object (or a pin, see :meth:`pin`).
         Raises UsageError for combinations the kernel would refuse with a bare
@@ -135,20 +129,7 @@ class Map(FdOwner):
         BTF and ``btf_note`` on the result says why, unless ``btf_required``."""
         from .core.spec import MapSpec, create_fd
 
-        if isinstance(map_type, MapSpec):
-            spec = map_type
-        else:
-            spec = MapSpec.of(
-                map_type,
-                flags,
-                key_size=key_size,
-                value_size=value_size,
-                max_entries=max_entries,
-                name=name,
-                numa_node=numa_node,
-                map_extra=map_extra,
-                btf=btf,
-            )
+        spec = MapSpec.of(map_type, *fields, **named)
         spec = spec.resolved()
         template = None
         if inner_map is None and spec.inner is not None:

@@ -32,7 +32,9 @@ def bpffs(tmp_path_factory):
     if os.geteuid() != 0:
         _unavailable("kernel tests need root to mount a bpffs")
     try:
-        fd = _sys.map_create(2, 4, 4, 1)  # an array: does bpf(2) work at all?
+        from bpfmap import MapSpec
+
+        fd = _sys.map_create(MapSpec("array", 4, 4, 1))  # does bpf(2) work at all?
         os.close(fd)
     except OSError as err:
         _unavailable(f"bpf(2) unavailable: {err}")

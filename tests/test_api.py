@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import struct
 import subprocess
 import sys
@@ -79,7 +78,16 @@ def test_map_create_takes_a_spec(bpffs):
         assert spec.compatible(info) == []
         other = spec.replace(max_entries=32)
         assert other.compatible(info) == ["max_entries 16 (pinned) vs 32 (spec)"]
-    assert "map_extra" in inspect.signature(bpfmap.Map.create).parameters  # the keyword form stays
+    # the same fields positionally or by name, types and flags by name: one parameter list
+    with bpfmap.Map.create("lru_hash", 4, 8, 16, flags="no_common_lru", name="kw_t") as m:
+        info = m.info()
+        assert (info.type_name, info.max_entries, info.flags.labels()) == ("lru_hash", 16, ["no_common_lru"])
+    direct = bpfmap.MapSpec(type="hash", key_size=4, value_size=8, flags="no_prealloc")
+    assert direct == bpfmap.MapSpec.of("hash", 4, 8, flags=bpfmap.MapFlag.NO_PREALLOC)
+    with pytest.raises(bpfmap.UsageError, match="not both"):
+        bpfmap.Map.create(spec, 4)
+    with pytest.raises(bpfmap.UsageError, match="unknown map type"):
+        bpfmap.MapSpec("hashh")
 
 
 # -- the typed, dict-like API -----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import Protocol
 
 from .attrs import (
     BtfInfo,
@@ -82,33 +83,49 @@ def contents(buf: ctypes.Array, size: int) -> bytes:
     return ctypes.string_at(buf, size)
 
 
+class CreateParams(Protocol):
+    """What MAP_CREATE takes of a map's description (bpfmap.MapSpec, resolved): every
+    field that is not the inner map's fd or BTF's."""
+
+    @property
+    def type(self) -> int: ...
+    @property
+    def key_size(self) -> int | None: ...
+    @property
+    def value_size(self) -> int | None: ...
+    @property
+    def max_entries(self) -> int | None: ...
+    @property
+    def flags(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def numa_node(self) -> int | None: ...
+    @property
+    def map_extra(self) -> int: ...
+
+
 def map_create(
-    map_type: int,
-    key_size: int,
-    value_size: int,
-    max_entries: int,
-    flags: int = 0,
-    name: bytes = b"",
+    spec: CreateParams,
     inner_map_fd: int = 0,
-    numa_node: int = 0,
-    map_extra: int = 0,
     btf_fd: int = 0,
     btf_key_type_id: int = 0,
     btf_value_type_id: int = 0,
 ) -> int:
+    """BPF_MAP_CREATE for ``spec`` (sizes and max_entries filled in); returns the fd."""
     attr = MapCreateAttr(
-        map_type=map_type,
-        key_size=key_size,
-        value_size=value_size,
-        max_entries=max_entries,
-        map_flags=flags,
+        map_type=int(spec.type),
+        key_size=spec.key_size or 0,
+        value_size=spec.value_size or 0,
+        max_entries=spec.max_entries or 0,
+        map_flags=int(spec.flags or 0),
         inner_map_fd=inner_map_fd,
-        numa_node=numa_node,
-        map_name=name,  # type: ignore[arg-type]  # a c_char array field takes bytes
+        numa_node=spec.numa_node or 0,
+        map_name=spec.name.encode(),  # type: ignore[arg-type]  # a c_char array field takes bytes
         btf_fd=btf_fd,
         btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
-        map_extra=map_extra,
+        map_extra=spec.map_extra,
     )
     return bpf(Cmd.MAP_CREATE, attr)
 

@@ -51,19 +51,25 @@ class MapSpec:
 
     def __init__(
         self,
-        type: MapType,
+        type: MapType | str | int,
         key_size: int | None = None,
         value_size: int | None = None,
         max_entries: int | None = None,
-        flags: MapFlag | None = None,
+        flags: MapFlag | str | int | None = None,
         name: str = "",
         numa_node: int | None = None,
         map_extra: int = 0,
         inner: MapSpec | None = None,
         btf: BtfSpec | None = None,
     ) -> None:
-        self.type, self.key_size, self.value_size, self.max_entries = type, key_size, value_size, max_entries
-        self.flags, self.name, self.numa_node, self.map_extra = flags, name, numa_node, map_extra
+        """``type`` and ``flags`` by enum, number or name (``"lru_hash"``,
+        ``"no_prealloc,rdonly_prog"``)."""
+        self.type: MapType = MapType.parse(type) if isinstance(type, str) else MapType(type)
+        self.flags: MapFlag | None = (
+            MapFlag.parse(flags) if isinstance(flags, str) else None if flags is None else MapFlag(flags)
+        )
+        self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
+        self.name, self.numa_node, self.map_extra = name, numa_node, map_extra
         self.inner, self.btf = inner, btf
 
     def _fields(self) -> tuple:
@@ -85,12 +91,14 @@ class MapSpec:
         return MapSpec(**fields)
 
     @classmethod
-    def of(cls, map_type: MapType | str | int, flags: MapFlag | str | int | None = None, **fields: Any) -> MapSpec:
-        """A spec from a type and flags given by name or number (``"lru_hash"``,
-        ``"no_prealloc,rdonly_prog"``)."""
-        mtype = MapType.parse(map_type) if isinstance(map_type, str) else MapType(map_type)
-        mflags = MapFlag.parse(flags) if isinstance(flags, str) else None if flags is None else MapFlag(flags)
-        return cls(mtype, flags=mflags, **fields)
+    def of(cls, spec: MapSpec | MapType | str | int, *args: Any, **fields: Any) -> MapSpec:
+        """``spec`` itself (with no other arguments), or a spec made of a type and the
+        other fields, positional in the constructor's order or by name."""
+        if isinstance(spec, MapSpec):
+            if args or fields:
+                raise UsageError("give a MapSpec or its fields, not both")
+            return spec
+        return cls(spec, *args, **fields)
 
     @property
     def label(self) -> str:
@@ -219,15 +227,8 @@ def create_fd(spec: MapSpec, inner_fd: int = 0, btf_required: bool = False) -> t
 
     def attempt(with_btf: bool) -> int:
         return _sys.map_create(
-            spec.type,
-            key_size,
-            value_size,
-            max_entries,
-            int(flags),
-            spec.name.encode(),
+            spec,
             inner_map_fd=inner_fd,
-            numa_node=spec.numa_node or 0,
-            map_extra=spec.map_extra,
             btf_fd=btf_fd if with_btf else 0,
             btf_key_type_id=btf.key_type_id if with_btf and btf else 0,
             btf_value_type_id=btf.value_type_id if with_btf and btf else 0,
