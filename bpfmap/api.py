@@ -47,19 +47,21 @@ def create(
     map_type: MapType | str,
     layout: LayoutLike = None,
     pin: str | None = None,
+    *fields: Any,
     c_header: str | None = None,
     key_type: str | None = None,
     value_type: str | None = None,
     mkdir: bool = False,
-    **fields: Any,
+    **named: Any,
 ) -> View:
     """Create a map (sizes from the layout, which is attached as BTF so bpftool and a later
     ``bpfmap.open`` decode it), pin it at ``pin`` when given, and return it as a View.
-    ``fields``: the MapSpec's other fields by name (key_size, value_size, max_entries,
-    flags, name, numa_node, map_extra); sizes the layout gives are checked against them."""
+    ``fields``/``named``: the MapSpec's other fields in its order (key_size, value_size,
+    max_entries, flags, name) or by name (also numa_node, map_extra); sizes the layout
+    gives are checked against them."""
     from .core.spec import MapSpec
 
-    mspec = MapSpec(map_type, **fields)
+    mspec = MapSpec(map_type, *fields, **named)
     lay = as_layout(layout, c_header, key_type, value_type)
     if lay is not None:
         key_size, value_size, types = sizes_and_btf(mspec.type, lay, mspec.key_size, mspec.value_size)
