@@ -17,6 +17,8 @@ import pytest
 from bpfmap import _sys
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: bpfmap/, docs/, examples/
+BPF_SOURCES = os.path.join(REPO, "tests", "bpf")  # the BPF C programs tests compile
 INSTALLED = shutil.which("bpfmap")
 
 
@@ -24,6 +26,39 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: the kernel's BPF is required)", pytrace=False)
     pytest.skip(reason)
+
+
+# Fixtures that reach the kernel's BPF: a test that uses one (or is marked kernel) is a
+# kernel test; tests/unit/ holds none (pytest -m "not kernel" runs anywhere, unprivileged).
+KERNEL_FIXTURES = {"bpffs", "pindir", "program"}
+UNIT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "unit") + os.sep
+# tests import helpers from each other by module name (test_layout_oracle, test_export):
+# both folders are on the path from the start, whichever pytest collects first
+for _d in ("unit", "kernel"):
+    _path = os.path.join(os.path.dirname(os.path.abspath(__file__)), _d)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = KERNEL_FIXTURES.intersection(item.fixturenames)
+        if not uses and item.get_closest_marker("kernel") is None:
+            continue
+        if str(item.path).startswith(UNIT_DIR):
+            raise pytest.UsageError(
+                f"{item.nodeid}: a unit test reaches the kernel ({', '.join(sorted(uses)) or 'marked kernel'}); "
+                "move it to tests/kernel/"
+            )
+        item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(autouse=True)
+def _kernel_for_kernel_tests(request):
+    """A test marked kernel without a kernel fixture of its own (it makes maps in the
+    process) still needs the kernel's BPF: it skips without it, or fails with CI=true."""
+    if request.node.get_closest_marker("kernel") is not None:
+        request.getfixturevalue("bpffs")
 
 
 @pytest.fixture(scope="session")

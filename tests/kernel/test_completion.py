@@ -10,12 +10,12 @@ import subprocess
 import time
 
 import pytest
-from conftest import need_tool
+from conftest import REPO, need_tool
 
 from bpfmap.cli.completion import SHELLS, script
 from bpfmap.maps import Map
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+ROOT = REPO
 SCRIPTS = {sh: os.path.abspath(os.path.join(ROOT, "completions", f"bpfmap.{sh}")) for sh in SHELLS}
 
 

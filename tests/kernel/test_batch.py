@@ -15,6 +15,8 @@ from conftest import run_cli
 from bpfmap import Map
 from bpfmap.core import batch as batch_mod
 
+pytestmark = pytest.mark.kernel  # every test here makes maps in the process
+
 
 @pytest.fixture
 def no_batch(monkeypatch):

@@ -89,6 +89,7 @@ def test_model_to_btf_and_back_keeps_every_offset():
             assert [(f.name, f.offset) for f in back.fields] == want
 
 
+@pytest.mark.kernel
 def test_the_kernel_accepts_our_btf():
     rng = random.Random(11)
     for _ in range(20):

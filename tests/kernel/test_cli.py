@@ -221,6 +221,7 @@ def test_no_mount_outside_sys_fs_bpf(bm, tmp_path):
     assert code == 3 and "not on a BPF filesystem; mount one with 'mount -t bpf bpf" in err
 
 
+@pytest.mark.kernel
 def test_ensure_bpffs_mounts_once(tmp_path):
     import ctypes
 

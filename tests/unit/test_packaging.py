@@ -9,9 +9,9 @@ import sys
 import zipfile
 
 import pytest
-from conftest import need_tool
+from conftest import REPO, need_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO
 
 
 def test_man_page_is_current():

@@ -7,13 +7,13 @@ import os
 import re
 
 import pytest
-from conftest import run_cli
+from conftest import REPO
 
 from bpfmap import fields
 from bpfmap.errors import UsageError
 from bpfmap.layout import Layout
 
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpfmap")
+ROOT = os.path.join(REPO, "bpfmap")
 
 
 @pytest.mark.parametrize(
@@ -69,18 +69,3 @@ def test_no_other_module_parses_field_paths():
                 if pattern.search(text):
                     found.append(f)
     assert found == []
-
-
-def test_sort_and_as_take_the_grammar(bm, pindir):
-    pin = f"{pindir}/m"
-    lay = "u32:n=u32,hist=u32[3]"
-    assert bm("create", "hash", "--layout", lay, "--pin", pin)[0] == 0
-    for k, h in ((1, [1, 9, 0]), (2, [5, 2, 0]), (3, [3, 5, 0])):
-        assert bm("update", pin, str(k), f"n={k},hist={h}")[0] == 0
-    code, out, err = bm("dump", pin, "--sort", "value.hist[1]", "-o", "jsonl")
-    assert code == 0, err
-    assert [int(line.split('"key": ')[1].split(",")[0]) for line in out.splitlines()] == [2, 3, 1]
-    r = run_cli("dump", pin, "--sort", "value.hist[x]")
-    assert r.returncode == 2 and "NAME[INDEX]" in r.stderr, r.stderr
-    r = run_cli("dump", pin, "--as", "hist[1]=hex")
-    assert r.returncode == 2 and "not an array element" in r.stderr, r.stderr

@@ -15,12 +15,11 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import compile_bpf, need_tool, run_cli
+from conftest import BPF_SOURCES, compile_bpf, need_tool, run_cli
 
 from bpfmap import Map, Program, View
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = os.path.join(HERE, "bpf")
+SOURCES = BPF_SOURCES
 
 
 class Loaded:

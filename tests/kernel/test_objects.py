@@ -152,6 +152,7 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess:
 SHOW_FIELDS = ("type", "name", "flags", "bytes_key", "bytes_value", "max_entries", "bytes_memlock", "frozen")
 
 
+@pytest.mark.kernel
 def test_maps_match_what_libbpf_creates(obj):
     """Ours (create --from-object) and libbpf's (bpftool prog loadall ... pinmaps), side by
     side in the same namespace; bpftool's map show must agree on every field but ids."""
@@ -202,6 +203,7 @@ echo '=== libbpf'; {shows.format(d="/sys/fs/bpf")} echo; {outer.format(d="/sys/f
     assert slots(ours[-1], ids_ours) == slots(theirs[-1], ids_theirs) == {1: "inner_a", 3: "inner_b"}
 
 
+@pytest.mark.kernel
 def test_libbpf_reuses_our_pins(obj):
     """libbpf's own compatibility check: with our maps pinned where it looks for the
     pin-by-name map, bpftool's loader takes them instead of making its own; an

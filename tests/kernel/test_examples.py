@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+ROOT = REPO
 
 
 def test_count_protocols(pindir):

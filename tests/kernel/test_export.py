@@ -182,41 +182,6 @@ def test_openmetrics_once(flows_prog, tmp_path):
     assert r.returncode == 0 and r.stdout.endswith("# EOF\n")
 
 
-BAD = [
-    ("metrics: []", "metrics: give a list"),
-    ("metrics: [{map: /x}]", "metric #1: name: required"),
-    ("metrics: [{name: a b, map: /x}]", "metric a b: name:"),
-    ("metrics: [{name: m, map: /x, type: summary}]", "metric m: type: 'summary'"),
-    ("metrics: [{name: m}]", "metric m: map: required"),
-    ("metrics: [{name: m, map: /x, colour: red}]", "metric m: colour: unknown field"),
-    ("metrics: [{name: m, map: /x, layout: 'u32:u65'}]", "metric m: layout:"),
-    ("metrics: [{name: m, map: /x, percpu: max}]", "metric m: percpu:"),
-    ("metrics: [{name: m, map: /x, as: {saddr: base64}}]", "metric m: as:"),
-    ("metrics: [{name: m, map: /x, labels: ['a-b']}]", "metric m: labels:"),
-    ("metrics: [{name: m, map: /x, buckets: exp2}]", "metric m: buckets: applies to histograms"),
-    ("metrics: [{name: m, map: /x, type: histogram, buckets: log10}]", "metric m: buckets:"),
-    ("metrics: [{name: m, map: /x, type: histogram, buckets: linear}]", "metric m: step:"),
-    (
-        "metrics: [{name: m, map: /x, type: histogram, buckets: fixed, bounds: [3, 2]}]",
-        "metric m: bounds: must increase",
-    ),
-    ("metrics: [{name: m, map: /x, type: histogram, multiplier: -1}]", "metric m: multiplier:"),
-    ("metrics: [{name: m, map: /x}, {name: m, map: /y}]", "metric m: name: used by another metric"),
-    ("metrics: [{name: m, map: /x, key_type: u32}]", "metric m: key_type: needs c_header"),
-    ("metrics:\n  - name: m\n   map: x", "not YAML at line"),
-]
-
-
-@pytest.mark.parametrize(("text", "message"), BAD, ids=[m for _t, m in BAD])
-def test_bad_configs_name_the_metric_and_the_field(tmp_path, text, message):
-    config = write_config(tmp_path, text)
-    for mode in ("--check", "--once"):
-        r = run_cli("export", config, mode)
-        assert r.returncode == 2, (mode, r.stderr)
-        assert message in r.stderr and r.stderr.count("\n") == 1, r.stderr
-        assert r.stdout == ""
-
-
 def test_check_opens_and_decodes_every_map(flows_prog, tmp_path):
     config = write_config(tmp_path, flows_config(flows_prog))
     r = run_cli("export", config, "--check")
@@ -357,19 +322,6 @@ def test_listen_refuses_a_port_in_use(flows_prog, tmp_path):
     assert r.returncode == 3 and "cannot listen on 127.0.0.1:" in r.stderr, r.stderr
 
 
-def test_listen_addresses():
-    from bpfmap.errors import UsageError
-    from bpfmap.export import parse_listen
-
-    assert parse_listen("127.0.0.1:9435") == ("127.0.0.1", 9435)
-    assert parse_listen(":9100") == ("127.0.0.1", 9100)  # loopback unless an address is named
-    assert parse_listen("[::1]:80") == ("::1", 80)
-    assert parse_listen("0.0.0.0:9435") == ("0.0.0.0", 9435)
-    for bad in ("9435", "host:0", "host:99999", "[::1]"):
-        with pytest.raises(UsageError):
-            parse_listen(bad)
-
-
 # -- a real Prometheus ------------------------------------------------------------------------
 
 
@@ -467,14 +419,6 @@ def test_a_real_prometheus_scrapes_counters_rates_and_quantiles(flows_prog, hist
         assert prom.value('bpfmap_export_map_max_entries{map="%s"}' % flows_prog.map("flows")) == 1024
     finally:
         prom.stop()
-
-
-def test_the_example_config_is_valid():
-    from bpfmap.export import read_config
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    metrics = read_config(os.path.join(here, "examples", "export.yaml"))
-    assert [m.type for m in metrics] == ["counter", "counter", "histogram", "histogram"]
 
 
 def test_once_prints_what_it_can_and_exits_3_when_a_map_is_missing(flows_prog, tmp_path):

@@ -7,7 +7,9 @@ from __future__ import annotations
 import ast
 import os
 
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpfmap")
+from conftest import REPO
+
+ROOT = os.path.join(REPO, "bpfmap")
 
 
 def _modules() -> dict[str, str]:

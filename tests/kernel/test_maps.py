@@ -9,6 +9,7 @@ import sys
 import threading
 
 import pytest
+from conftest import REPO
 
 from bpfmap import (
     Empty,
@@ -30,6 +31,8 @@ from bpfmap import (
     possible_cpus,
 )
 from bpfmap.types import spec as type_spec
+
+pytestmark = pytest.mark.kernel  # every test here makes maps in the process
 
 
 def u32(n: int) -> bytes:
@@ -389,7 +392,7 @@ def _run_as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
         "import os, sys, bpfmap, bpfmap.maps\n"
         f"os.setgroups([]); os.setgid({nobody.pw_gid}); os.setuid({nobody.pw_uid})\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=REPO)
     return subprocess.run([sys.executable, "-c", pre + code, *args], capture_output=True, text=True, env=env)
 
 

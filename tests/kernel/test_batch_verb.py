@@ -107,17 +107,6 @@ def test_keep_going_runs_the_rest_and_exits_with_the_worst(counts):
     assert [x.split(":")[1].strip() for x in r.stderr.splitlines()] == ["line 1", "line 2"]
 
 
-def test_bad_files(tmp_path):
-    r = run_cli("batch", "-", input='lookup "unclosed\n')
-    assert r.returncode == 2 and "line 1" in r.stderr and "quote" in r.stderr
-    r = run_cli("batch", "-", input="lookup x \\")
-    assert r.returncode == 2 and "ends after a backslash" in r.stderr
-    r = run_cli("batch", str(tmp_path / "missing"))
-    assert r.returncode == 2 and "missing" in r.stderr
-    r = run_cli("batch", "-", input="\n# nothing\n")
-    assert r.returncode == 0 and r.stdout == ""
-
-
 def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
     from bpfmap.cli import main
     from bpfmap.maps import Map
@@ -304,41 +293,3 @@ def test_huge_lines_are_refused_quickly_in_one_short_line(counts, line, message)
     assert time.monotonic() - start < 10
     assert r.returncode == 2 and message in r.stderr, r.stderr[:300]
     assert len(r.stderr) < 300 and r.stdout == "10\n"
-
-
-def test_words_split_as_shlex_splits_them():
-    """split_words against shlex.split on random lines of the characters that matter
-    ('#' only where it starts a comment in both: shlex also ends a word at a '#' inside
-    it, a shell does not, and neither does bpfmap: 'a#b' is one word)."""
-    import shlex
-
-    from hypothesis import assume, given, settings
-    from hypothesis import strategies as st
-
-    from bpfmap.cli.batch import split_words
-    from bpfmap.errors import UsageError
-
-    @settings(max_examples=600, deadline=None)
-    @given(st.text(alphabet="ab '\"\\\t=,", max_size=30), st.sampled_from(["", " #c", " # 'x"]))
-    def check(line, comment):
-        # shlex ends a word at any '#'; a shell (and bpfmap) only at the start of a word:
-        # leave out lines whose comment would follow an escaped blank
-        assume(not comment or (len(line) - len(line.rstrip("\\"))) % 2 == 0)
-        line += comment
-        try:
-            want = shlex.split(line, comments=True)
-        except ValueError:
-            want = None
-        try:
-            got = split_words(line)
-        except UsageError:
-            got = None
-        assert got == want, line
-
-    check()
-
-
-def test_a_hash_inside_a_word_is_part_of_it():
-    from bpfmap.cli.batch import split_words
-
-    assert split_words("a#b \\ #c 'x'#y # comment") == ["a#b", " #c", "x#y"]

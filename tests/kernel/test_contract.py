@@ -8,13 +8,13 @@ import os
 import re
 
 import pytest
-from conftest import compile_bpf, run_cli
+from conftest import REPO, compile_bpf, run_cli
 from test_help import RINGBUF_TWICE
 
 from bpfmap import Map
 from bpfmap.maps import Program
 
-DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "contract.md")
+DOC = os.path.join(REPO, "docs", "contract.md")
 
 
 def _shapes() -> dict[str, object]:
