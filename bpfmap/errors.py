@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as _errno
 import re
+from collections.abc import Callable
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
 
@@ -182,7 +183,7 @@ def permission_hint(op: str, target: str) -> str:
     )
 
 
-def _file_hint(path: str, has) -> str | None:
+def _file_hint(path: str, has: Callable[[int], bool]) -> str | None:
     """Why the file permissions of ``path`` keep this process out, if they do."""
     import os
 

@@ -17,7 +17,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
 
@@ -30,7 +33,7 @@ _UNSAFE_IN_STREAM = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u
 _UNSAFE_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _escaped(m: re.Match) -> str:
+def _escaped(m: re.Match[str]) -> str:
     c = ord(m.group())
     return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
@@ -56,7 +59,7 @@ def colour(stream: IO[str]) -> bool:
     return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def console(stream: IO[str] | None = None, **kwargs):
+def console(stream: IO[str] | None = None, **kwargs: Any) -> Console:
     """A rich Console with no markup (map and BTF data may hold brackets) that colours
     only when ``colour()`` says so."""
     from rich.console import Console
@@ -74,20 +77,32 @@ def default_format(stream: IO[str] | None = None) -> str:
     return "table" if stream.isatty() else "text"
 
 
-def entry_object(key: object, value: object, percpu: bool) -> dict:
+def entry_object(key: object, value: object, percpu: bool) -> dict[Any, Any]:
     return {"key": key, "values": value} if percpu else {"key": key, "value": value}
 
 
-Batch = tuple[list, list]  # (keys, values) of one batch, decoded
+Batch = tuple[list[Any], list[Any]]  # (keys, values) of one batch, decoded
+
+
+class Codec(Protocol):
+    """What the writers need of a side's codec (layout.Codec has it): its text form and,
+    for whole-batch formatting, its templates (None: entry by entry)."""
+
+    text_template: str | None
+    json_template: str | None
+    flat: Callable[[Any], tuple[Any, ...]] | None
+
+    def format(self, value: Any) -> str: ...
 
 
 class _Unreadable:
     """The value codec of maps whose values user space cannot read: text ``-``, JSON null."""
 
-    text_template = json_template = flat = None
+    text_template: str | None = None
+    json_template: str | None = None
+    flat: Callable[[Any], tuple[Any, ...]] | None = None
 
-    @staticmethod
-    def format(_value: object) -> str:
+    def format(self, value: Any) -> str:
         return "-"
 
 
@@ -118,7 +133,9 @@ class _Frame:
 _FRAMES = {"text": _Frame(), "jsonl": _Frame(), "json": _Frame("[", "\n  ", ",\n  ", "]\n", "\n]\n")}
 
 
-def _write_lines(fmt: str, batches: Iterable[Batch], key_codec, value_codec, percpu: bool, out: IO[str]) -> int:
+def _write_lines(
+    fmt: str, batches: Iterable[Batch], key_codec: Codec, value_codec: Codec, percpu: bool, out: IO[str]
+) -> int:
     """text, jsonl, json: one %-format or one join per batch, one write per batch."""
     fast = _batch_template(fmt, key_codec, value_codec, percpu)
     line = None if fast else _line_function(fmt, key_codec, value_codec, percpu)
@@ -153,7 +170,7 @@ def _write_framed(fmt: str, chunks: Iterable[tuple[str, int]], out: IO[str]) -> 
     return count
 
 
-def item_writer(fmt: str, kc, vc, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
+def item_writer(fmt: str, kc: Codec, vc: Codec, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
     """For text, jsonl and json: a function (keys, values, count) -> the entries' lines,
     made straight from the raw batch (layout.rows: leaves in structs and arrays, any
     nesting) when both codecs' types allow; else None.  ``ncpus``: per-CPU values, all
@@ -163,7 +180,9 @@ def item_writer(fmt: str, kc, vc, ncpus: int | None = None) -> Callable[[bytes, 
     return row_writer(fmt, kc, vc, ncpus)
 
 
-def write_item_batches(raw: Iterable[tuple[bytes, bytes, int]], fmt: str, lines, out: IO[str]) -> int:
+def write_item_batches(
+    raw: Iterable[tuple[bytes, bytes, int]], fmt: str, lines: Callable[[bytes, bytes, int], str], out: IO[str]
+) -> int:
     """Raw batches through ``lines`` (item_writer), framed as write_entries frames them;
     a piece at a time where ``lines`` makes a batch in pieces (layout.rows)."""
     pieces = getattr(lines, "pieces", None)
@@ -191,8 +210,8 @@ _ENTRY_WRITERS: dict[str, EntryWriter] = {
 def write_entries(
     batches: Iterable[Batch],
     fmt: str,
-    key_codec,
-    value_codec,
+    key_codec: Codec,
+    value_codec: Codec,
     percpu: bool,
     out: IO[str],
 ) -> int:
@@ -200,7 +219,8 @@ def write_entries(
     (memory bounded by a batch; a table holds every entry); returns how many entries were
     written.  ``key_codec``/``value_codec`` give the text form and, through their
     templates, let plain values be formatted a batch at a time by one %-format."""
-    return _writer(_ENTRY_WRITERS, fmt)(batches, key_codec, value_codec, percpu, out)
+    written: int = _writer(_ENTRY_WRITERS, fmt)(batches, key_codec, value_codec, percpu, out)
+    return written
 
 
 def _writer(table: dict[str, Any], fmt: str) -> Any:
@@ -210,7 +230,9 @@ def _writer(table: dict[str, Any], fmt: str) -> Any:
         raise ValueError(f"unknown format {fmt}") from None
 
 
-def _batch_template(fmt: str, kc, vc, percpu: bool):
+def _batch_template(
+    fmt: str, kc: Codec, vc: Codec, percpu: bool
+) -> tuple[str, Callable[[Any, Any], tuple[Any, ...]] | None] | None:
     """(%-format for one entry, function entry -> its items) when both codecs have
     templates (layout.Codec), else None."""
     if percpu:
@@ -229,13 +251,16 @@ def _batch_template(fmt: str, kc, vc, percpu: bool):
         items = None  # (key, value) pairs are the items
     else:
 
-        def items(k, v, kf=kf or (lambda x: (x,)), vf=vf or (lambda x: (x,))):
-            return kf(k) + vf(v)
+        def items(
+            k: Any, v: Any, kf: Any = kf or (lambda x: (x,)), vf: Any = vf or (lambda x: (x,))
+        ) -> tuple[Any, ...]:
+            both: tuple[Any, ...] = kf(k) + vf(v)
+            return both
 
     return head + kt + mid + vt + tail, items
 
 
-def _line_function(fmt: str, kc, vc, percpu: bool) -> Callable[[tuple[object, object]], str]:
+def _line_function(fmt: str, kc: Codec, vc: Codec, percpu: bool) -> Callable[[tuple[object, object]], str]:
     """One entry -> its text line (with a newline)."""
     if fmt == "text":
         kt, vt = kc.format, vc.format
@@ -345,7 +370,7 @@ class EntryTexts:
 
     FORMATS = ("text", "jsonl", "json", "csv")
 
-    def __init__(self, fmt: str, key_codec, value_codec, percpu: bool) -> None:
+    def __init__(self, fmt: str, key_codec: Codec, value_codec: Codec, percpu: bool) -> None:
         if fmt not in self.FORMATS:
             raise ValueError(f"unknown format {fmt}")
         self.fmt, self.count = fmt, 0
@@ -360,10 +385,11 @@ class EntryTexts:
             template = fast[0]
             self._one = lambda k, v: template % (k, v)
         else:
-            template, items = fast
-            self._one = lambda k, v: template % items(k, v)
+            template, make = fast
+            assert make is not None
+            self._one = lambda k, v: template % make(k, v)
 
-    def batch(self, keys: list, values: list) -> list[str]:
+    def batch(self, keys: list[Any], values: list[Any]) -> list[str]:
         """The text of each entry of a decoded batch, in order."""
         texts = list(map(self._one, keys, values))
         frame = _FRAMES.get(self.fmt)
@@ -381,7 +407,13 @@ class EntryTexts:
         return frame.end if self.count else frame.start + frame.empty_end
 
 
-def _entries_table(entries: Iterable[tuple[object, object]], key_text, value_text, percpu: bool, out: IO[str]) -> int:
+def _entries_table(
+    entries: Iterable[tuple[object, object]],
+    key_text: Callable[[Any], str],
+    value_text: Callable[[Any], str],
+    percpu: bool,
+    out: IO[str],
+) -> int:
     """A rich table: one column per top-level key field and value field (per CPU: one per CPU)."""
     from rich.table import Table
 
@@ -447,7 +479,7 @@ def human_size(n: int | None) -> str:
     return decimal(n)
 
 
-def info_lines(info: dict) -> Iterator[str]:
+def info_lines(info: dict[Any, Any]) -> Iterator[str]:
     """bpftool-like text for one map."""
     flags = ",".join(info["flags"]) or "-"
     head = f"{info['id']}: {info['type']}  name {info['name'] or '-'}  flags {flags}"
@@ -475,7 +507,7 @@ def info_lines(info: dict) -> Iterator[str]:
                     yield f"\t\t{ln}" if ln else ""
 
 
-def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
+def _infos_table(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) -> int:
     """A rich table: one row per map (list), or field/value rows for one map (show),
     sizes for people."""
     from rich.table import Table
@@ -533,7 +565,7 @@ def _infos_table(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
     return count
 
 
-def _infos_text(infos: Iterable[dict], _single: bool, out: IO[str]) -> int:
+def _infos_text(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -> int:
     count = 0
     for info in infos:
         for line in info_lines(info):
@@ -542,7 +574,7 @@ def _infos_text(infos: Iterable[dict], _single: bool, out: IO[str]) -> int:
     return count
 
 
-def _infos_jsonl(infos: Iterable[dict], _single: bool, out: IO[str]) -> int:
+def _infos_jsonl(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -> int:
     import json
 
     count = 0
@@ -552,7 +584,7 @@ def _infos_jsonl(infos: Iterable[dict], _single: bool, out: IO[str]) -> int:
     return count
 
 
-def _infos_json(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
+def _infos_json(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) -> int:
     import json
 
     items = list(infos)
@@ -563,13 +595,14 @@ def _infos_json(infos: Iterable[dict], single: bool, out: IO[str]) -> int:
 _INFO_WRITERS = {"text": _infos_text, "jsonl": _infos_jsonl, "json": _infos_json, "table": _infos_table}
 
 
-def write_infos(infos: Iterable[dict], fmt: str, out: IO[str], single: bool = False) -> int:
+def write_infos(infos: Iterable[dict[Any, Any]], fmt: str, out: IO[str], single: bool = False) -> int:
     """Map info (show, list, create) in ``fmt``; ``single``: one map (show), which json
     prints as an object, not an array.  Returns how many maps were written."""
-    return _writer(_INFO_WRITERS, fmt)(infos, single, out)
+    written: int = _writer(_INFO_WRITERS, fmt)(infos, single, out)
+    return written
 
 
-def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
+def object_map_lines(d: dict[Any, Any], indent: str = "") -> Iterator[str]:
     """Text for one map an object declares (show --object)."""
     flags = ",".join(d["flags"]) or "-"
     yield (
@@ -593,19 +626,19 @@ def object_map_lines(d: dict, indent: str = "") -> Iterator[str]:
         yield from object_map_lines(d["inner"], indent + "\t\t")
 
 
-def _object_maps_text(defs: list[dict], out: IO[str]) -> None:
+def _object_maps_text(defs: list[dict[Any, Any]], out: IO[str]) -> None:
     for d in defs:
         for line in object_map_lines(d):
             out.write(line + "\n")
 
 
-def _object_maps_json(defs: list[dict], out: IO[str]) -> None:
+def _object_maps_json(defs: list[dict[Any, Any]], out: IO[str]) -> None:
     import json
 
     out.write(json.dumps(defs, indent=2) + "\n")
 
 
-def _object_maps_jsonl(defs: list[dict], out: IO[str]) -> None:
+def _object_maps_jsonl(defs: list[dict[Any, Any]], out: IO[str]) -> None:
     import json
 
     for d in defs:
@@ -621,6 +654,6 @@ _OBJECT_WRITERS = {
 }
 
 
-def write_object_maps(defs: list[dict], fmt: str, out: IO[str]) -> None:
+def write_object_maps(defs: list[dict[Any, Any]], fmt: str, out: IO[str]) -> None:
     """show --object: text (bpftool-like), json (an array) or jsonl; table is text."""
     _writer(_OBJECT_WRITERS, fmt)(defs, out)

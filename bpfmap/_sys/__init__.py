@@ -1,5 +1,7 @@
 """The only package that imports ctypes or knows syscall numbers and attr layouts."""
 
+from typing import TYPE_CHECKING
+
 from . import attrs
 from .attrs import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_F_RDONLY, BPF_F_WRONLY, BPF_NOEXIST, Cmd
 from .syscall import (
@@ -27,6 +29,9 @@ from .syscall import (
     prog_load,
     prog_test_run,
 )
+
+if TYPE_CHECKING:
+    from .syscall import CBuffer as CBuffer  # a type only: the C buffers buffer() makes
 
 __all__ = [
     "attrs",

@@ -86,7 +86,7 @@ def perf_event_open_bpf_output(cpu: int, wakeup_events: int = 1) -> int:
         sample_type=PERF_SAMPLE_RAW,
         wakeup_events=wakeup_events,
     )
-    fd = _syscall(
+    fd: int = _syscall(
         ctypes.c_long(nr),
         ctypes.byref(attr),
         ctypes.c_int(-1),

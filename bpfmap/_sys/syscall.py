@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .attrs import (
     BtfInfo,
@@ -22,6 +22,9 @@ from .attrs import (
     ProgLoadAttr,
     ProgTestRunAttr,
 )
+
+if TYPE_CHECKING:
+    CBuffer = ctypes.Array[ctypes.c_char]  # what buffer() makes: the bytes a kernel call reads or fills
 
 # __NR_bpf per architecture (arch/*/entry/syscalls or include/uapi/asm-generic/unistd.h).
 _NR_BPF = {
@@ -57,7 +60,7 @@ NR_BPF = _nr_bpf()
 
 def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
     """Call bpf(cmd, &attr, sizeof(attr)); return the result or raise OSError(errno)."""
-    ret = _syscall(NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    ret: int = _syscall(NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -67,18 +70,18 @@ def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
 # -- helpers that build one attr each -------------------------------------------------
 
 
-def _addr(buf: ctypes.Array | None) -> int:
+def _addr(buf: CBuffer | None) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
 
 
-def buffer(data: bytes | int) -> ctypes.Array:
+def buffer(data: bytes | int) -> CBuffer:
     """A C buffer holding ``data`` (bytes) or ``data`` zero bytes (int)."""
     if isinstance(data, int):
         return ctypes.create_string_buffer(max(data, 1))
     return ctypes.create_string_buffer(data, max(len(data), 1))
 
 
-def contents(buf: ctypes.Array, size: int) -> bytes:
+def contents(buf: CBuffer, size: int) -> bytes:
     """The first ``size`` bytes of a C buffer, copied out."""
     return ctypes.string_at(buf, size)
 
@@ -130,7 +133,7 @@ def map_create(
     return bpf(Cmd.MAP_CREATE, attr)
 
 
-def map_elem(cmd: Cmd, fd: int, key: ctypes.Array | None, value: ctypes.Array | None, flags: int = 0) -> None:
+def map_elem(cmd: Cmd, fd: int, key: CBuffer | None, value: CBuffer | None, flags: int = 0) -> None:
     """LOOKUP/UPDATE/DELETE/GET_NEXT_KEY/LOOKUP_AND_DELETE: ``value`` is next_key for GET_NEXT_KEY."""
     bpf(cmd, MapElemAttr(map_fd=fd, key=_addr(key), value=_addr(value), flags=flags))
 
@@ -142,11 +145,11 @@ def map_freeze(fd: int) -> None:
 def map_batch(
     cmd: Cmd,
     fd: int,
-    keys: ctypes.Array | None,
-    values: ctypes.Array | None,
+    keys: CBuffer | None,
+    values: CBuffer | None,
     count: int,
-    in_batch: ctypes.Array | None = None,
-    out_batch: ctypes.Array | None = None,
+    in_batch: CBuffer | None = None,
+    out_batch: CBuffer | None = None,
     elem_flags: int = 0,
 ) -> tuple[int, int]:
     """One *_BATCH call: (elements processed, errno or 0).  Batch calls report a count
@@ -178,7 +181,7 @@ def obj_get(path: str, flags: int = 0) -> int:
 def get_next_id(cmd: Cmd, start_id: int) -> int:
     attr = GetIdAttr(start_id=start_id)
     bpf(cmd, attr)
-    return attr.next_id
+    return int(attr.next_id)
 
 
 def get_fd_by_id(cmd: Cmd, obj_id: int, flags: int = 0) -> int:
@@ -326,7 +329,7 @@ def fs_magic(path: str) -> int:
     if _statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
-    return buf.f_type & 0xFFFFFFFF
+    return int(buf.f_type) & 0xFFFFFFFF
 
 
 def mount_bpffs(target: str) -> None:

@@ -32,7 +32,7 @@ class MapBTF(_Plain):
 
     def layout(self) -> Layout:
         """Codecs for the sides BTF describes (the other side stays hex); compiled once."""
-        cached = self.__dict__.get("_layout")
+        cached: Layout | None = self.__dict__.get("_layout")
         if cached is not None:
             return cached
         key = TypeCodec(to_model(self.btf, self.key_type_id, "key BTF")) if self.key_type_id else None

@@ -19,7 +19,7 @@ from ..layout.model import (
     Struct,
     Type,
 )
-from .wire import BTF, INT_BOOL, INT_CHAR, INT_SIGNED, Builder, Kind
+from .wire import BTF, INT_BOOL, INT_CHAR, INT_SIGNED, BtfType, Builder, Kind
 
 # Typedef names that carry meaning: byte order, and the formatted types bpfmap writes.
 _NAMED = (
@@ -90,7 +90,7 @@ class _Reader:
             raise UsageError(f"{self.ctx}: {t.name} is only declared (forward), its layout is unknown")
         raise UsageError(f"{self.ctx}: a {k.name.lower()} ({t.name or 'anonymous'}) is not data")
 
-    def _section(self, t) -> Struct:
+    def _section(self, t: BtfType) -> Struct:
         """A DATASEC: its variables as fields at their offsets (what lies between them,
         padding and variables BTF does not describe, is skipped)."""
         fields = []
@@ -107,7 +107,7 @@ class _Reader:
             end = offset + vt.size
         return Struct(t.name, tuple(fields), t.size, 1, section=True)
 
-    def _struct(self, t) -> Struct:
+    def _struct(self, t: BtfType) -> Struct:
         fields = []
         align = 1
         for m in t.members:
@@ -181,7 +181,7 @@ class _CPrinter:
             for m in t.members:
                 self._require(m.type)
 
-    def _body(self, t, indent: int) -> str:
+    def _body(self, t: BtfType, indent: int) -> str:
         pad = "\t" * indent
         if t.kind in (Kind.ENUM, Kind.ENUM64):
             items = "".join(f"{pad}\t{n} = {v},\n" for n, v in t.values)
@@ -222,7 +222,7 @@ class _CPrinter:
         sep = " " if name or prefix else ""
         return f"{base}{sep}{prefix}{name}{suffix}"
 
-    def _base_name(self, t, indent: int) -> str:
+    def _base_name(self, t: BtfType, indent: int) -> str:
         if t.id == 0:
             return "void"
         if t.kind in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64):

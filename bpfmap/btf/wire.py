@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import Any
 
 MAGIC = 0xEB9F
 _HDR = struct.Struct("<HBBIIIII")
@@ -50,7 +51,7 @@ class _Plain:
     """Equality and repr from the public attributes (caches start with ``_``): what
     @dataclass gave, without importing dataclasses (~10 ms of every command that reads BTF)."""
 
-    def _fields(self) -> dict:
+    def _fields(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __eq__(self, other: object) -> bool:
@@ -278,7 +279,7 @@ class Builder:
         self._types: list[bytes] = []
         self._strings = bytearray(b"\0")
         self._str_index: dict[str, int] = {"": 0}
-        self._memo: dict[tuple, int] = {}
+        self._memo: dict[tuple[Any, ...], int] = {}
 
     def string(self, s: str) -> int:
         off = self._str_index.get(s)
@@ -290,7 +291,7 @@ class Builder:
 
     def _add(
         self,
-        memo_key: tuple | None,
+        memo_key: tuple[Any, ...] | None,
         name: str,
         kind: Kind,
         vlen: int,

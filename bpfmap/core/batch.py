@@ -147,7 +147,7 @@ def _element_batches(m: MapCore, delete: bool, size: int | None) -> Iterator[tup
         yield bytes(kbuf), bytes(vbuf), count
 
 
-def _lookup_and_delete(m: MapCore, fd: int, kb, vb) -> None:
+def _lookup_and_delete(m: MapCore, fd: int, kb: _sys.CBuffer, vb: _sys.CBuffer) -> None:
     if (int(m.type), -1) not in _unsupported:
         try:
             _sys.map_elem(_sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, fd, kb, vb)

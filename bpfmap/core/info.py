@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from .. import _sys
 from ..errors import NoSuchObject, UsageError, quote, translate
@@ -48,7 +49,7 @@ class MapInfo:
     def type_name(self) -> str:
         return map_type_label(int(self.type))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape of ``show``/``list``."""
         return {
             "id": self.id,

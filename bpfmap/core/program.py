@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 from .. import _sys
 from ..errors import UsageError, WrongObjectType, translate
@@ -40,7 +41,12 @@ class Program(FdOwner):
 
     @classmethod
     def load(
-        cls, prog_type: str | int, code: str | bytes, maps: dict | None = None, name: str = "", license: str = "GPL"
+        cls,
+        prog_type: str | int,
+        code: str | bytes,
+        maps: dict[str, Any] | None = None,
+        name: str = "",
+        license: str = "GPL",
     ) -> Program:
         """Load a program: ``code`` is eBPF assembly (see bpfmap.asm) or instructions
         (bytes); ``maps`` names the maps ``map[NAME]`` refers to.  ``prog_type`` is a

@@ -72,7 +72,7 @@ class MapSpec:
         self.name, self.numa_node, self.map_extra = name, numa_node, map_extra
         self.inner, self.btf = inner, btf
 
-    def _fields(self) -> tuple:
+    def _fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f) for f in self.__slots__)
 
     def __eq__(self, other: object) -> bool:

@@ -11,21 +11,30 @@ import queue
 import signal
 import threading
 from collections.abc import Iterator
+from typing import Any, Protocol, TypeVar
 
 from ..errors import BpfmapError, amended
 
+T = TypeVar("T")
 
-def prefetch(it: Iterator, depth: int = 2) -> Iterator:
+
+class MapWriter(Protocol):
+    """What the writer thread needs of a map (bpfmap.Map has it)."""
+
+    def update_batch(self, keys: bytes, values: bytes, count: int, mode: Any = ...) -> int: ...
+
+
+def prefetch(it: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run ``it`` in a thread, ``depth`` items ahead: ctypes releases the GIL during
     bpf(2), so the kernel fills the next batch while the caller formats this one.
 
     When the caller stops early, the thread is told to stop and joined before this
     generator returns, so it never touches the map's fd after the caller closes it."""
-    q: queue.Queue = queue.Queue(depth)
+    q: queue.Queue[Any] = queue.Queue(depth)
     stop = threading.Event()
     done = object()
 
-    def put(item) -> bool:
+    def put(item: object) -> bool:
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.05)
@@ -70,11 +79,11 @@ class _Raised:
 class Writer:
     """One thread that writes batches in order and counts exactly what the kernel took."""
 
-    def __init__(self, m, mode: str) -> None:
+    def __init__(self, m: MapWriter, mode: str) -> None:
         self.map, self.mode = m, mode
         self.written = 0
         self.error: BaseException | None = None
-        self._q: queue.Queue = queue.Queue(1)
+        self._q: queue.Queue[tuple[bytes, bytes, int] | None] = queue.Queue(1)
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bpfmap-writer", daemon=True)
         self._thread.start()

@@ -30,15 +30,15 @@ class Codec:
     size: int
     text_template: str | None = None
     json_template: str | None = None
-    flat: Callable[[Any], tuple] | None = None
-    json_flat: Callable[[Any], tuple] | None = None  # the JSON template's items, when not ``flat``'s
+    flat: Callable[[Any], tuple[Any, ...]] | None = None
+    json_flat: Callable[[Any], tuple[Any, ...]] | None = None  # the JSON template's items, when not ``flat``'s
 
-    def decode_many(self, buf: bytes, count: int) -> list:
+    def decode_many(self, buf: bytes, count: int) -> list[Any]:
         """Decode ``count`` values packed back to back in ``buf``."""
         n, dec = self.size, self.decode
         return [dec(buf[i * n : (i + 1) * n]) for i in range(count)]
 
-    def encode_many(self, items: list) -> bytes | None:
+    def encode_many(self, items: list[Any]) -> bytes | None:
         """Encode many values (all text, or all decoded values) in one go, or None when
         this codec has no such fast path.  Raises ValueError/TypeError/OverflowError on
         any bad item: the caller then encodes one by one to say which."""
@@ -107,14 +107,14 @@ class HexCodec(Codec):
     def decode(self, data: bytes) -> str:
         return data.hex(" ")
 
-    def decode_many(self, buf: bytes, count: int) -> list:
+    def decode_many(self, buf: bytes, count: int) -> list[Any]:
         n = self.size
         if n == 0:
             return [""] * count
         mv = memoryview(buf)
         return [mv[i : i + n].hex(" ") for i in range(0, count * n, n)]
 
-    def encode_many(self, items: list) -> bytes | None:
+    def encode_many(self, items: list[Any]) -> bytes | None:
         parts = list(map(bytes.fromhex, items))  # TypeError on a non-string
         if any(len(p) != self.size for p in parts):
             raise ValueError("size")
@@ -190,14 +190,15 @@ class TypeCodec(Codec):
         for name, value in _GROUPS[group](self).items():
             self.__dict__.setdefault(name, value)  # one set on the instance stays
 
-    def decode_many(self, buf: bytes, count: int) -> list:
-        return self._many(buf, count)
+    def decode_many(self, buf: bytes, count: int) -> list[Any]:
+        many: list[Any] = self._many(buf, count)
+        return many
 
-    def encode_many(self, items: list) -> bytes | None:
+    def encode_many(self, items: list[Any]) -> bytes | None:
         return self._enc_many(items) if self._enc_many is not None else None
 
     @property
-    def fields(self) -> list:
+    def fields(self) -> list[Any]:
         return list(self.type.fields) if isinstance(self.type, Struct) else []
 
     def describe(self) -> str:
@@ -238,33 +239,33 @@ class TypeCodec(Codec):
         return self.encode(s)
 
 
-def _group_codec(c: TypeCodec) -> dict:
+def _group_codec(c: TypeCodec) -> dict[Any, Any]:
     from .codec import compile_type
 
     dec, enc = compile_type(c.type)
     return {"_dec": dec, "_enc": enc}
 
 
-def _group_many(c: TypeCodec) -> dict:
+def _group_many(c: TypeCodec) -> dict[Any, Any]:
     from .codec import compile_many
 
     return {"_many": compile_many(c.type)}
 
 
-def _group_encode_many(c: TypeCodec) -> dict:
+def _group_encode_many(c: TypeCodec) -> dict[Any, Any]:
     from .codec import compile_encode_many
 
     return {"_enc_many": compile_encode_many(c.type)}
 
 
-def _group_templates(c: TypeCodec) -> dict:
+def _group_templates(c: TypeCodec) -> dict[Any, Any]:
     from .codec import templates
 
     return dict(zip(("text_template", "json_template", "flat", "json_flat"), templates(c.type)))
 
 
 # what each group of a TypeCodec's lazily compiled attributes is made by
-_GROUPS: dict[str, Callable[[TypeCodec], dict]] = {
+_GROUPS: dict[str, Callable[[TypeCodec], dict[Any, Any]]] = {
     "codec": _group_codec,
     "many": _group_many,
     "encode_many": _group_encode_many,
@@ -291,7 +292,7 @@ class IndexCodec(TypeCodec):
                 raise
             return data
 
-    def encode_many(self, items: list) -> bytes | None:
+    def encode_many(self, items: list[Any]) -> bytes | None:
         if any(isinstance(v, str) for v in items):
             return None  # hex strings go one by one, through encode
         return super().encode_many(items)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import UsageError
 from .model import SCALARS, Array, Char, Enum, Member, Struct, Type, layout_struct
@@ -195,10 +196,10 @@ def _blank(s: str) -> str:
 _ATTR = re.compile(r"__attribute__\s*\(\(")
 
 
-def _strip_attributes(text: str) -> tuple[str, dict[str, dict]]:
+def _strip_attributes(text: str) -> tuple[str, dict[str, dict[Any, Any]]]:
     """Remove every __attribute__((...)); return the packed/aligned ones of structs by name
     (anonymous packed structs get a generated name)."""
-    attrs: dict[str, dict] = {}
+    attrs: dict[str, dict[Any, Any]] = {}
     counter = 0
     while True:
         m = _ATTR.search(text)
@@ -332,13 +333,13 @@ class CDecls:
             raise UsageError(
                 f"C header {msg}; bpfmap reads declarations (structs, unions, enums, typedefs), not arbitrary C"
             ) from None
-        self.typedefs: dict = {}
+        self.typedefs: dict[Any, Any] = {}
         self.tagged: dict[tuple[str, str], object] = {}
         self.enum_values: dict[str, int] = {}
-        self._cache: dict = {}
+        self._cache: dict[tuple[str, Any], Any] = {}  # types made; None: a struct being made
         self._collect(self.ast)
 
-    def _collect(self, node) -> None:
+    def _collect(self, node: Any) -> None:
         a = self._ast
         if isinstance(node, a.Typedef):
             self.typedefs[node.name] = node.type
@@ -367,7 +368,7 @@ class CDecls:
 
     # -- conversion --
 
-    def _type(self, node, ctx: str) -> Type:
+    def _type(self, node: Any, ctx: str) -> Type:
         a = self._ast
         if isinstance(node, a.TypeDecl):
             return self._type(node.type, ctx)
@@ -392,7 +393,7 @@ class CDecls:
             raise UsageError(f"C type {ctx}: a function is not data")
         raise UsageError(f"C type {ctx}: cannot lay out {type(node).__name__}")
 
-    def _is_plain_char(self, node) -> bool:
+    def _is_plain_char(self, node: Any) -> bool:
         a = self._ast
         while isinstance(node, a.TypeDecl):
             node = node.type
@@ -413,7 +414,8 @@ class CDecls:
             key = ("typedef", names[0])
             if key not in self._cache:
                 self._cache[key] = self._type(self.typedefs[names[0]], names[0])
-            return self._cache[key]
+            typedef: Type = self._cache[key]
+            return typedef
         words = sorted(n for n in names if n not in ("signed", "int") or len(names) == 1)
         signed = "unsigned" not in names
         spec = " ".join(n for n in names)
@@ -440,7 +442,7 @@ class CDecls:
             raise UsageError(f"C type {ctx}: unknown type {' '.join(unknown) or spec}")
         return SCALARS[f"{'s' if signed else 'u'}{bits}"]
 
-    def _struct(self, node, ctx: str) -> Struct:
+    def _struct(self, node: Any, ctx: str) -> Struct:
         a = self._ast
         kind = "union" if isinstance(node, a.Union) else "struct"
         if node.decls is None:
@@ -453,7 +455,8 @@ class CDecls:
             node = found
         key = (kind, node.name or id(node))
         if key in self._cache:
-            return self._cache[key]
+            made: Struct = self._cache[key]
+            return made
         self._cache[key] = None  # a struct that contains itself (not through a pointer) is invalid C
         members = []
         for decl in node.decls:
@@ -472,7 +475,7 @@ class CDecls:
         self._cache[key] = s
         return s
 
-    def _enum_type(self, node, ctx: str = "") -> Enum:
+    def _enum_type(self, node: Any, ctx: str = "") -> Enum:
         if node.values is None:
             found = self.tagged.get(("enum", node.name))
             if found is None:
@@ -480,7 +483,8 @@ class CDecls:
             node = found
         key = ("enum", node.name or id(node))
         if key in self._cache:
-            return self._cache[key]
+            enum: Enum = self._cache[key]
+            return enum
         values = []
         nxt = 0
         for e in node.values.enumerators:
@@ -497,7 +501,7 @@ class CDecls:
         self._cache[key] = t
         return t
 
-    def _const(self, node, ctx: str) -> int:
+    def _const(self, node: Any, ctx: str) -> int:
         a = self._ast
         if isinstance(node, a.Constant):
             v = node.value.rstrip("uUlL")
@@ -585,7 +589,7 @@ def inline_includes(
         raise UsageError(f"C header {path}: includes nested more than 32 deep")
     here = os.path.dirname(os.path.abspath(path))
 
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         quoted, name = m.group(1) == '"', m.group(2).strip()
         if os.path.basename(name) in _NEVER_READ:
             return ""

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from ..errors import UsageError
 from .hexbytes import hex_bytes
-from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
+from .model import Array, Bytes, Char, Enum, Field, Formatted, Pad, Scalar, Struct, Type
 from .text import text_string
 
 _CODES = {
@@ -87,7 +87,7 @@ def _generate(source: str, env: dict[str, Any], what: str) -> dict[str, Any]:
     return namespace
 
 
-def _leaf_decoders(t: Type, leaf: _Leaf) -> tuple[Decoder, Callable[[bytes, int], list]]:
+def _leaf_decoders(t: Type, leaf: _Leaf) -> tuple[Decoder, Callable[[bytes, int], list[Any]]]:
     """(one value at an offset, ``count`` values back to back) for a leaf."""
     st = struct.Struct("=" + leaf.code)
     conv = "v[0]" if leaf.expr is None else leaf.expr.format(v="v[0]")
@@ -101,8 +101,9 @@ def _leaf_decoders(t: Type, leaf: _Leaf) -> tuple[Decoder, Callable[[bytes, int]
     if leaf.expr is None and leaf.code in "BHIQbhiqfd":  # memoryview.cast takes these codes, at C speed
         n, code = t.size, leaf.code
 
-        def many(buf: bytes, count: int) -> list:
-            return memoryview(buf)[: count * n].cast(code).tolist()  # type: ignore[call-overload]  # code is a struct code
+        def many(buf: bytes, count: int) -> list[Any]:
+            out: list[Any] = memoryview(buf)[: count * n].cast(code).tolist()  # type: ignore[call-overload]  # code is a struct code
+            return out
 
     return one, many
 
@@ -170,10 +171,10 @@ class _WholeStruct:
         raise _NotWhole(type(t).__name__)
 
 
-_WHOLE: dict[Type, tuple[Decoder, Callable[[bytes, int], list]] | None] = {}
+_WHOLE: dict[Type, tuple[Decoder, Callable[[bytes, int], list[Any]]] | None] = {}
 
 
-def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list]] | None:
+def _whole_struct(t: Struct) -> tuple[Decoder, Callable[[bytes, int], list[Any]]] | None:
     """(one value at an offset, ``count`` values back to back) for a struct that nests
     structs and arrays (no bitfields, unions or anonymous members): one struct.Struct
     unpacks every leaf, generated code builds the nested dicts and lists.  The same values
@@ -242,7 +243,7 @@ def to_int(value: Any, t: Type, path: str, bits: int | None = None) -> int:
     lo, hi = _int_range(t, bits)  # type: ignore[arg-type]
     if not lo <= value <= hi:
         raise _fail(path, t, f"{_q(value, plain=True)} is out of range {lo}..{hi}")
-    return value
+    return int(value)
 
 
 def _q(v: Any, plain: bool = False) -> str:
@@ -312,7 +313,7 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _enum_names(values) -> dict[int, str]:
+def _enum_names(values: tuple[tuple[str, int], ...]) -> dict[int, str]:
     """Value -> the first enumerator with it (C allows several names for one value)."""
     names: dict[int, str] = {}
     for n, v in values:
@@ -427,7 +428,7 @@ def _array(t: Array) -> tuple[Decoder, Encoder]:
     edec, eenc = compile_type(t.elem)
     step, count = t.elem.size, t.count
 
-    def dec(buf: bytes, off: int) -> list:
+    def dec(buf: bytes, off: int) -> list[Any]:
         return [edec(buf, off + i * step) for i in range(count)]
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
@@ -452,25 +453,26 @@ def _json_or_fail(text: str, path: str, t: Type) -> Any:
         raise _fail(path, t, f"{_q(text)}: give it as JSON") from None
 
 
-def visible_fields(t: Struct) -> list:
+def visible_fields(t: Struct) -> list[Any]:
     return [f for f in t.fields if not isinstance(f.type, Pad)]
 
 
-def _bitfield(f, path_name: str) -> tuple[Decoder, Encoder]:
-    t = f.type
+def _bitfield(f: Field, path_name: str) -> tuple[Decoder, Encoder]:
+    assert f.bit_offset is not None and f.bit_size is not None, f
+    t, bits = f.type, f.bit_size
     signed = getattr(t, "signed", False)
     first = f.bit_offset // 8
     shift = f.bit_offset - first * 8
-    nbytes = (shift + f.bit_size + 7) // 8
-    mask = (1 << f.bit_size) - 1
+    nbytes = (shift + bits + 7) // 8
+    mask = (1 << bits) - 1
     names = _enum_names(t.values) if isinstance(t, Enum) else None
     by_name = dict(t.values) if isinstance(t, Enum) else {}
 
     def dec(buf: bytes, off: int) -> Any:
         raw = int.from_bytes(buf[off + first : off + first + nbytes], "little")
         v = (raw >> shift) & mask
-        if signed and v >> (f.bit_size - 1):
-            v -= 1 << f.bit_size
+        if signed and v >> (bits - 1):
+            v -= 1 << bits
         return names.get(v, v) if names is not None else v
 
     def enc(buf: bytearray, off: int, v: Any, path: str) -> None:
@@ -504,7 +506,7 @@ def _struct(t: Struct) -> tuple[Decoder, Encoder]:
     return dec, _struct_encoder(t, named, anon)
 
 
-def _field_codecs(t: Struct) -> tuple[list, list]:
+def _field_codecs(t: Struct) -> tuple[list[Any], list[Any]]:
     """(named fields as (name, offset, dec, enc), anonymous members as (offset, dec, enc,
     their field names)) of a struct, each through its own codec."""
     named = []  # (name, offset, dec, enc)
@@ -523,14 +525,14 @@ def _field_codecs(t: Struct) -> tuple[list, list]:
     return named, anon
 
 
-def _struct_decoder(t: Struct, named: list, anon: list) -> Decoder:
+def _struct_decoder(t: Struct, named: list[Any], anon: list[Any]) -> Decoder:
     """A struct field by field (nested, arrays, bitfields, anonymous members)."""
     order = [(f.name, f) for f in visible_fields(t)]
     by_name = {n: (o, d) for n, o, d, _e in named}
     anon_at = {o: d for o, d, _e, _n in anon}
 
-    def dec(buf: bytes, off: int) -> dict:
-        out: dict = {}
+    def dec(buf: bytes, off: int) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
         for name, f in order:
             if name:
                 o, d = by_name[name]
@@ -542,7 +544,7 @@ def _struct_decoder(t: Struct, named: list, anon: list) -> Decoder:
     return dec
 
 
-def _struct_encoder(t: Struct, named: list, anon: list) -> Encoder:
+def _struct_encoder(t: Struct, named: list[Any], anon: list[Any]) -> Encoder:
     """Fields from a dict (a union: one member or more), a list in field order, or JSON text."""
     names = _field_names(t)
 
@@ -612,7 +614,7 @@ def compile_type(t: Type) -> tuple[Decoder, Encoder]:
 # -- many at once ------------------------------------------------------------------------------
 
 
-def compile_many(t: Type) -> Callable[[bytes, int], list]:
+def compile_many(t: Type) -> Callable[[bytes, int], list[Any]]:
     """A function decoding ``count`` values of ``t`` packed back to back."""
     leaf = _leaf(t)
     if leaf is not None:
@@ -670,7 +672,7 @@ def _json_leaf(t: Type) -> tuple[str, Callable[[Any], str] | None] | None:
 
 def templates(
     t: Type,
-) -> tuple[str | None, str | None, Callable[[Any], tuple] | None, Callable[[Any], tuple] | None]:
+) -> tuple[str | None, str | None, Callable[[Any], tuple[Any, ...]] | None, Callable[[Any], tuple[Any, ...]] | None]:
     """(text template, JSON template, flat, JSON flat) for values of ``t``: see layout.Codec.
     ``flat`` gives the items the text template takes, ``JSON flat`` those of the JSON
     template (strings escaped, floats and bools as JSON writes them)."""
@@ -698,7 +700,7 @@ def templates(
     return None, None, None, None
 
 
-def _flattener(convs: list, what: str) -> Callable[[Any], tuple] | None:
+def _flattener(convs: list[Any], what: str) -> Callable[[Any], tuple[Any, ...]] | None:
     """A function struct dict -> the tuple of its values, each through its conversion
     (None: as is); None when no value has one."""
     if not any(convs):
@@ -710,13 +712,14 @@ def _flattener(convs: list, what: str) -> Callable[[Any], tuple] | None:
         {f"c{i}": c for i, c in enumerate(convs) if c},
         what,
     )
-    return ns["flat"]
+    flat: Callable[[Any], tuple[Any, ...]] = ns["flat"]
+    return flat
 
 
 _JUST_INT = frozenset({int})
 
 
-def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
+def compile_encode_many(t: Type) -> Callable[[list[Any]], bytes] | None:
     """A function encoding many host-order numbers (as text or as numbers) at C speed, or
     None for other types.  It raises on any bad item; callers then go one by one."""
     if not (isinstance(t, Scalar) and t.order == "=" and t.kind in ("uint", "int", "float") and t.size <= 8):
@@ -727,14 +730,14 @@ def compile_encode_many(t: Type) -> Callable[[list], bytes] | None:
     code = _CODES[(t.kind, t.size)]
     if t.kind == "float":
 
-        def many_floats(items: list) -> bytes:
+        def many_floats(items: list[Any]) -> bytes:
             if bool in set(map(type, items)):  # the types, gathered at C speed
                 raise TypeError("bool")
             return array(code, map(float, items)).tobytes()
 
         return many_floats
 
-    def many(items: list) -> bytes:
+    def many(items: list[Any]) -> bytes:
         if items and type(items[0]) is str:
             return array(code, map(int, items, repeat(0))).tobytes()
         if not set(map(type, items)) <= _JUST_INT:  # bool is an int to array(): refused here

@@ -124,7 +124,7 @@ class FormattedCodec(Codec):
         self._family = {tuple(p): _family_field(inner.type, p) for p, fmt, _s in post if fmt == "ip"}
 
     @property
-    def fields(self) -> list:
+    def fields(self) -> list[str]:
         return self.inner.fields
 
     def describe(self) -> str:
@@ -150,7 +150,7 @@ class FormattedCodec(Codec):
     def decode(self, data: bytes) -> Any:
         return self._show(self.inner.decode(data))
 
-    def decode_many(self, buf: bytes, count: int) -> list:
+    def decode_many(self, buf: bytes, count: int) -> list[Any]:
         return [self._show(v) for v in self.inner.decode_many(buf, count)]
 
     def _unshow(self, value: Any) -> Any:

@@ -7,6 +7,8 @@ straddles a unit of its declared type), or with no padding when packed.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class _Record:
     """A small record, not changed after construction: equality, hash and repr from ``__slots__``.
@@ -16,7 +18,7 @@ class _Record:
 
     __slots__: tuple[str, ...] = ()
 
-    def _values(self) -> tuple:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, k) for k in self.__slots__)
 
     def __eq__(self, other: object) -> bool:

@@ -43,7 +43,7 @@ _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it
 _CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
 _MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
 
-Column = Callable[[list], list]  # a conversion of one column of items
+Column = Callable[[list[Any]], list[Any]]  # a conversion of one column of items
 
 # Where a leaf is written: TEXT is a field's value in ``name=value`` text (as is), NESTED
 # is inside the compact JSON text output writes for nested structs and arrays (JSON that
@@ -55,9 +55,9 @@ def _memo(convert: Callable[[Any], Any]) -> Column:
     """A column conversion through a bounded memo: map lookups at C speed while the values
     repeat (a task name, an address), ``convert`` once per new value.  A column of mostly
     new values (every flow's own address) is converted straight, without the memo."""
-    cache: dict = {}
+    cache: dict[Any, Any] = {}
 
-    def column(items: list) -> list:
+    def column(items: list[Any]) -> list[Any]:
         try:
             return list(map(cache.__getitem__, items))
         except KeyError:
@@ -197,7 +197,7 @@ class _NotRow(Exception):
     """A type the row writer does not take."""
 
 
-def _fields(t: Struct) -> list:
+def _fields(t: Struct) -> list[Any]:
     fields = visible_fields(t)
     for f in fields:
         if f.bit_size is not None or not f.name:
@@ -209,7 +209,7 @@ def _literal(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _type_of(codec) -> Type | None:
+def _type_of(codec: Any) -> Type | None:
     from . import HexCodec, IdCodec, TypeCodec
 
     if isinstance(codec, TypeCodec):
@@ -223,10 +223,12 @@ def _type_of(codec) -> Type | None:
 
 _LE32 = Scalar("u32", "uint", 4, "<")  # a kernel object id, as IdCodec reads it; a record's CPU
 
-_WRITERS: dict[tuple, Callable[[bytes, bytes, int], str] | None] = {}
+_WRITERS: dict[tuple[Any, ...], Callable[[bytes, bytes, int], str] | None] = {}
 
 
-def row_writer(fmt: str, key_codec, value_codec, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
+def row_writer(
+    fmt: str, key_codec: Any, value_codec: Any, ncpus: int | None = None
+) -> Callable[[bytes, bytes, int], str] | None:
     """For ``text``, ``jsonl`` and ``json``: a function (keys, values, count) -> the
     entries' lines (``json``: each entry's object on a line, framed by the caller), or
     None when a side's type is not made of leaves this module writes.  ``ncpus``: the
@@ -240,7 +242,7 @@ def row_writer(fmt: str, key_codec, value_codec, ncpus: int | None = None) -> Ca
     return _writer("json", kt, vt, ncpus, ('{"key": ', ', "value": ' if ncpus is None else ', "values": ', "}\n"))
 
 
-def record_writer(fmt: str, codec, cpus: bool = False) -> Callable[[bytes, bytes, int], str] | None:
+def record_writer(fmt: str, codec: Any, cpus: bool = False) -> Callable[[bytes, bytes, int], str] | None:
     """For ``text`` and ``jsonl`` event records: a function (cpus, records, count) -> their
     lines (text: the value; JSON ``{"value": V}``, ``{"cpu": C, "value": V}`` when
     ``cpus``: then ``cpus`` holds each record's CPU as a u32), or None as row_writer."""
@@ -252,7 +254,9 @@ def record_writer(fmt: str, codec, cpus: bool = False) -> Callable[[bytes, bytes
     return _writer("json", None, vt, None, ('{"value": ', "", "}\n"))
 
 
-def _writer(fmt: str, kt: Type | None, vt: Type | None, ncpus: int | None, frame: tuple[str, str, str]):
+def _writer(
+    fmt: str, kt: Type | None, vt: Type | None, ncpus: int | None, frame: tuple[str, str, str]
+) -> Callable[[bytes, bytes, int], str] | None:
     """The compiled lines function for these types and line frame, made once (None: a
     type this module does not write)."""
     if vt is None or not vt.size:
@@ -286,7 +290,7 @@ def _compile(
     swaps = ks.swaps + [(ksize + off, n) for off, n in vs.swaps]
     per = ks.n + vs.n
     convs = sorted([*ks.convs.items(), *((ks.n + j, c) for j, c in vs.convs.items())])
-    unpackers: dict[int, Callable[[Any], tuple]] = {}
+    unpackers: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
 
     def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
         """(lines, how many) for each chunk of a kernel batch: the items of a chunk stay
@@ -301,7 +305,7 @@ def _compile(
             return "".join(text for text, _n in pieces(keys, values, count))
         return chunk(keys, values, count)
 
-    def chunk(keys, values, count: int) -> str:
+    def chunk(keys: bytes | memoryview, values: bytes | memoryview, count: int) -> str:
         rows = bytearray(count * size)  # each entry's key bytes, then its value bytes
         copy_columns(rows, size, 0, keys, ksize, 0, ksize, count)
         copy_columns(rows, size, ksize, values, vsize, 0, vsize, count)
@@ -320,7 +324,8 @@ def _compile(
             for j, conv in convs:  # each converted leaf, a column at a time
                 items[j::per] = conv(items[j::per])
             items = tuple(items)
-        return (line * count) % items
+        text: str = (line * count) % items
+        return text
 
     lines.pieces = pieces  # type: ignore[attr-defined]  # write_item_batches writes chunk by chunk
     return lines
