@@ -167,7 +167,7 @@ def _packed_lines(codec, data: bytes, count: int, cpus: Optional[list], fmt: str
     entries (layout.rows); None when the codec's type is not one rows writes."""
     from array import array
 
-    from ..layout.rows import record_writer
+    from ..output.rows import record_writer
 
     lines = record_writer(fmt, codec, cpus is not None)
     if lines is None:

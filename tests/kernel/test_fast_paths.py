@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from bpfmap import Map, View
 from bpfmap.layout import Layout
-from bpfmap.output import _line_function, item_writer, write_entries, write_item_batches
+from bpfmap.output import item_writer, write_entries, write_item_batches
+from bpfmap.output.entries import _line_function
 
 LEAVES = [
     "u8",
@@ -103,7 +104,7 @@ def test_the_comparison_can_fail(bpffs):
 def test_the_random_layouts_take_the_fast_path():
     """Most of the layouts drawn have templates on both sides (else the test above would
     compare the plain path with itself)."""
-    from bpfmap.output import _batch_template
+    from bpfmap.output.entries import _batch_template
 
     lay = Layout.parse("f0=u8,f1=ipv4:f0=be32,f1=hex[3],f2=u128")
     assert _batch_template("text", lay.key, lay.value, False) is not None
@@ -160,7 +161,7 @@ def test_enums_strings_bools_and_floats_from_c_take_the_same_bytes(bpffs, tmp_pa
 
 
 def _batch_template_json(lay):
-    from bpfmap.output import _batch_template
+    from bpfmap.output.entries import _batch_template
 
     return _batch_template("jsonl", lay.key, lay.value, False)
 
@@ -282,7 +283,7 @@ def _rows_against_plain(lay, data: bytes, count: int, ncpus: int | None = None) 
     """row_writer's lines for ``count`` entries cut from ``data`` against the decoded
     entries written one line at a time (text, jsonl) and framed (json); ``ncpus``: the
     values per-CPU, a slot rounded up to 8 bytes each, as the kernel gives them."""
-    from bpfmap.layout.rows import row_writer
+    from bpfmap.output.rows import row_writer
 
     ks, vs = lay.key.size, lay.value.size
     stride = vs if ncpus is None else (vs + 7) & ~7
@@ -353,7 +354,7 @@ def test_rows_of_c_structs_with_enums_strings_and_floats(tmp_path_factory, data,
 
 def test_rows_take_nested_layouts_and_leave_the_rest():
     from bpfmap.layout.cdecl import CDecls
-    from bpfmap.layout.rows import row_writer
+    from bpfmap.output.rows import row_writer
 
     lay = Layout.parse("a={x=u32,y=be16[3]}[2],b=char[4]:c=u64,d={e=ipv6,f=mac}")
     assert row_writer("text", lay.key, lay.value) is not None
@@ -374,7 +375,7 @@ def test_rows_comparison_can_fail():
     """The comparison above catches one wrong byte: a row template with a stray space."""
     import pytest
 
-    from bpfmap.layout import rows
+    from bpfmap.output import rows
 
     lay = Layout.parse("a=u32:b={c=u16,d=char[3]}")
     rows._WRITERS.clear()

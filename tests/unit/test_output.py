@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from test_layout_oracle import value_for
 
 from bpfmap.layout import HexCodec, Layout
-from bpfmap.output import EntryTexts, _line_function, columns, write_entries
+from bpfmap.output import EntryTexts, columns, write_entries
+from bpfmap.output.entries import _line_function
 
 FLAT = [
     "u32:u64",

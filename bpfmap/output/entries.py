@@ -1,80 +1,17 @@
-"""Writers for entries and map info: text, json, jsonl, table.  Never calls bpf.
-
-Shapes (a contract, see README "Output"):
-- entries, text: ``KEY<TAB>VALUE`` per line; per-CPU maps ``KEY<TAB>CPU0<TAB>CPU1...``
-- entries, json: one array of objects; jsonl: one object per line.  An object is
-  ``{"key": K, "value": V}``, per-CPU ``{"key": K, "values": [V0, V1, ...]}``.
-- entries, csv: a header row of flattened field names (``key``, ``key.port``,
-  ``value.hist[0].lo``, per-CPU ``values[1].packets``), then one row per entry.
-- map info: see MapInfo.to_dict.
-"""
+"""Entries written in every format: frames (a JSON array's brackets), lines from decoded
+batches (one %-format per batch through templates) or straight from raw ones (rows),
+CSV, tables, one value, and each entry's own text for drains."""
 
 from __future__ import annotations
 
 import functools
 import itertools
-import os
-import re
-import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from .terminal import cell, console
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
-
-
-# What a terminal would act on rather than show: C0 controls (ESC starts colour, cursor
-# and OSC sequences; CR rewrites a line), DEL, C1 controls (0x9b is a one-byte CSI) and
-# the Unicode controls that reorder text.  A stream keeps its tabs and newlines; a table
-# cell keeps nothing.
-_UNSAFE_IN_STREAM = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escaped(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
-
-def printable(text: str) -> str:
-    """``text`` for a terminal: every character it would act on (escape sequences,
-    carriage returns, bidi overrides) shown as ``\\xNN``/``\\uNNNN``; tabs and newlines kept."""
-    return _UNSAFE_IN_STREAM.sub(_escaped, text) if _UNSAFE_IN_STREAM.search(text) else text
-
-
-def cell(text: str) -> str:
-    """``text`` for one cell of a table on a terminal: as printable(), tabs and
-    newlines escaped too (map and BTF data drawn by rich, which passes them through)."""
-    return _UNSAFE_IN_CELL.sub(_escaped, text) if _UNSAFE_IN_CELL.search(text) else text
-
-
-def colour(stream: IO[str]) -> bool:
-    """Colour on ``stream``: a terminal, NO_COLOR unset (https://no-color.org), TERM not dumb."""
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-
-
-def console(stream: IO[str] | None = None, **kwargs: Any) -> Console:
-    """A rich Console with no markup (map and BTF data may hold brackets) that colours
-    only when ``colour()`` says so."""
-    from rich.console import Console
-
-    stream = stream or sys.stdout
-    stream = getattr(stream, "unescaped", stream)  # rich draws its own escapes; its cells are made with cell()
-    return Console(
-        file=stream, markup=False, highlight=False, no_color=not colour(stream), force_terminal=None, **kwargs
-    )
-
-
-def default_format(stream: IO[str] | None = None) -> str:
-    """``table`` on a terminal, ``text`` for pipes and files."""
-    stream = stream or sys.stdout
-    return "table" if stream.isatty() else "text"
 
 
 def entry_object(key: object, value: object, percpu: bool) -> dict[Any, Any]:
@@ -175,7 +112,7 @@ def item_writer(fmt: str, kc: Codec, vc: Codec, ncpus: int | None = None) -> Cal
     made straight from the raw batch (layout.rows: leaves in structs and arrays, any
     nesting) when both codecs' types allow; else None.  ``ncpus``: per-CPU values, all
     CPUs' shown.  The same bytes as write_entries writes for the decoded batch."""
-    from .layout.rows import row_writer
+    from .rows import row_writer
 
     return row_writer(fmt, kc, vc, ncpus)
 
@@ -417,7 +354,7 @@ def _entries_table(
     """A rich table: one column per top-level key field and value field (per CPU: one per CPU)."""
     from rich.table import Table
 
-    from .layout import format_text
+    from ..layout import format_text
 
     rows: list[list[str]] = []
     key_cols: list[str] | None = None
@@ -468,192 +405,3 @@ def write_value(
 
 
 _JSON_INDENT = {"json": 2, "jsonl": None}  # single objects: indented for json, one line for jsonl
-
-
-def human_size(n: int | None) -> str:
-    """Bytes for people: ``80.8 MB`` (SI units, as rich and ls -h --si print them)."""
-    if n is None:
-        return "-"
-    from rich.filesize import decimal
-
-    return decimal(n)
-
-
-def info_lines(info: dict[Any, Any]) -> Iterator[str]:
-    """bpftool-like text for one map."""
-    flags = ",".join(info["flags"]) or "-"
-    head = f"{info['id']}: {info['type']}  name {info['name'] or '-'}  flags {flags}"
-    if info["frozen"]:
-        head += "  frozen"
-    yield head
-    line = (
-        f"\tkey {info['key_size']}B  value {info['value_size']}B  max_entries {info['max_entries']}"
-        f"  memlock {info['memlock'] if info['memlock'] is not None else '-'}B"
-    )
-    if info["btf_id"]:
-        line += f"  btf_id {info['btf_id']}"
-    yield line
-    for path in info["pinned"]:
-        yield f"\tpinned {path}"
-    if info.get("operations"):
-        yield f"\toperations: {', '.join(info['operations'])}"
-    for side in ("key", "value"):
-        text = info.get(f"{side}_type")
-        if text:
-            lines = text.splitlines()
-            yield f"\t{side} type: {lines[0]}" if len(lines) == 1 else f"\t{side} type:"
-            if len(lines) > 1:
-                for ln in lines:
-                    yield f"\t\t{ln}" if ln else ""
-
-
-def _infos_table(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) -> int:
-    """A rich table: one row per map (list), or field/value rows for one map (show),
-    sizes for people."""
-    from rich.table import Table
-
-    count = 0
-    if single:
-        table = Table(show_edge=False, show_header=False)
-        table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
-        for info in infos:
-            count += 1
-            rows = [
-                ("id", str(info["id"])),
-                ("type", info["type"]),
-                ("name", info["name"] or "-"),
-                ("key", f"{info['key_size']} B"),
-                ("value", f"{info['value_size']} B"),
-                ("max entries", f"{info['max_entries']:,}"),
-                ("flags", ",".join(info["flags"]) or "-"),
-                ("memlock", human_size(info["memlock"])),
-                ("frozen", "yes" if info["frozen"] else "no"),
-                ("btf id", str(info["btf_id"] or "-")),
-                ("pinned", "\n".join(info["pinned"]) or "-"),
-            ]
-            for side in ("key", "value"):
-                if info.get(f"{side}_type"):
-                    rows.append((f"{side} type", info[f"{side}_type"].expandtabs(4)))
-            for name, value in rows:
-                table.add_row(name, "\n".join(cell(x) for x in value.split("\n")))
-    else:
-        table = Table(show_edge=False, header_style="bold")
-        for col in ("id", "type", "name", "key", "value", "max", "flags", "memlock", "btf", "pinned"):
-            table.add_column(
-                col,
-                overflow="fold",
-                no_wrap=col not in ("pinned", "name", "flags"),
-                min_width=16 if col == "pinned" else None,
-                justify="right" if col in ("id", "key", "value", "max", "memlock", "btf") else "left",
-            )
-        for info in infos:
-            table.add_row(
-                str(info["id"]),
-                info["type"],
-                cell(info["name"]),
-                f"{info['key_size']} B",
-                f"{info['value_size']} B",
-                f"{info['max_entries']:,}",
-                ",".join(info["flags"]) + (" frozen" if info["frozen"] else ""),
-                human_size(info["memlock"]),
-                str(info["btf_id"] or ""),
-                "\n".join(map(cell, info["pinned"])),
-            )
-            count += 1
-    console(out).print(table)
-    return count
-
-
-def _infos_text(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -> int:
-    count = 0
-    for info in infos:
-        for line in info_lines(info):
-            out.write(line + "\n")
-        count += 1
-    return count
-
-
-def _infos_jsonl(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -> int:
-    import json
-
-    count = 0
-    for info in infos:
-        out.write(json.dumps(info) + "\n")
-        count += 1
-    return count
-
-
-def _infos_json(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) -> int:
-    import json
-
-    items = list(infos)
-    out.write(json.dumps(items[0] if single and items else items, indent=2) + "\n")
-    return len(items)
-
-
-_INFO_WRITERS = {"text": _infos_text, "jsonl": _infos_jsonl, "json": _infos_json, "table": _infos_table}
-
-
-def write_infos(infos: Iterable[dict[Any, Any]], fmt: str, out: IO[str], single: bool = False) -> int:
-    """Map info (show, list, create) in ``fmt``; ``single``: one map (show), which json
-    prints as an object, not an array.  Returns how many maps were written."""
-    written: int = _writer(_INFO_WRITERS, fmt)(infos, single, out)
-    return written
-
-
-def object_map_lines(d: dict[Any, Any], indent: str = "") -> Iterator[str]:
-    """Text for one map an object declares (show --object)."""
-    flags = ",".join(d["flags"]) or "-"
-    yield (
-        f"{indent}{d['name']}: {d['type']}  key {d['key_size']}B  value {d['value_size']}B  "
-        f"max_entries {d['max_entries'] if d['max_entries'] is not None else '(possible CPUs)'}  "
-        f"flags {flags}  pinning {d['pinning']}"
-    )
-    if d["slots"]:
-        yield f"{indent}\tslots " + ", ".join(f"{k}={v}" for k, v in d["slots"].items())
-    for side in ("key", "value"):
-        text = d.get(f"{side}_type")
-        if text:
-            lines = text.splitlines()
-            if len(lines) == 1:
-                yield f"{indent}\t{side} type: {lines[0]}"
-            else:
-                yield f"{indent}\t{side} type:"
-                yield from (f"{indent}\t\t{ln}" if ln else "" for ln in lines)
-    if d["inner"]:
-        yield f"{indent}\tinner map:"
-        yield from object_map_lines(d["inner"], indent + "\t\t")
-
-
-def _object_maps_text(defs: list[dict[Any, Any]], out: IO[str]) -> None:
-    for d in defs:
-        for line in object_map_lines(d):
-            out.write(line + "\n")
-
-
-def _object_maps_json(defs: list[dict[Any, Any]], out: IO[str]) -> None:
-    import json
-
-    out.write(json.dumps(defs, indent=2) + "\n")
-
-
-def _object_maps_jsonl(defs: list[dict[Any, Any]], out: IO[str]) -> None:
-    import json
-
-    for d in defs:
-        out.write(json.dumps(d) + "\n")
-
-
-_OBJECT_WRITERS = {
-    "text": _object_maps_text,
-    "table": _object_maps_text,
-    "csv": _object_maps_text,
-    "json": _object_maps_json,
-    "jsonl": _object_maps_jsonl,
-}
-
-
-def write_object_maps(defs: list[dict[Any, Any]], fmt: str, out: IO[str]) -> None:
-    """show --object: text (bpftool-like), json (an array) or jsonl; table is text."""
-    _writer(_OBJECT_WRITERS, fmt)(defs, out)

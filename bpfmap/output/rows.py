@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..columns import copy_columns
-from .codec import _CODES, _HOST, _json_float, _ntop, visible_fields
-from .model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
-from .text import text_string
+from ..layout.codec import _CODES, _HOST, _json_float, _ntop, visible_fields
+from ..layout.model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
+from ..layout.text import text_string
 
 try:  # what json.dumps escapes strings with, without importing json (start-up)
     from _json import encode_basestring_ascii as _json_str
@@ -210,7 +210,7 @@ def _literal(text: str) -> str:
 
 
 def _type_of(codec: Any) -> Type | None:
-    from . import HexCodec, IdCodec, TypeCodec
+    from ..layout import HexCodec, IdCodec, TypeCodec
 
     if isinstance(codec, TypeCodec):
         return codec.type
