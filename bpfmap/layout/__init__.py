@@ -15,23 +15,15 @@ from typing import Any
 
 from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
+from .leaves import text_string
 from .model import Struct, Type
-from .text import text_string
 
 
 class Codec:
-    """bytes <-> Python values for one side (key or value) of a map.
-
-    Writers format many values at once with ``text_template``/``json_template``: a
-    %-format with one ``%s`` per item of ``flat(value)`` (``flat`` None: the value is the
-    one item; for JSON ``json_flat`` when set: strings already escaped, floats and bools
-    as JSON writes them), or None when a value needs a formatter call (nested data)."""
+    """bytes <-> Python values for one side (key or value) of a map.  (How writers write
+    many values at once is theirs: output.templates, output.rows.)"""
 
     size: int
-    text_template: str | None = None
-    json_template: str | None = None
-    flat: Callable[[Any], tuple[Any, ...]] | None = None
-    json_flat: Callable[[Any], tuple[Any, ...]] | None = None  # the JSON template's items, when not ``flat``'s
 
     def decode_many(self, buf: bytes, count: int) -> list[Any]:
         """Decode ``count`` values packed back to back in ``buf``."""
@@ -97,9 +89,6 @@ def _compact_json(value: Any) -> str:
 
 class HexCodec(Codec):
     """Raw bytes as hex, the fallback when nothing gives meaning."""
-
-    text_template = "%s"
-    json_template = '"%s"'  # hex digits and spaces need no escaping
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -177,10 +166,6 @@ class TypeCodec(Codec):
     _enc = _Compiled("codec")
     _many = _Compiled("many")
     _enc_many = _Compiled("encode_many")
-    text_template = _Compiled("templates")
-    json_template = _Compiled("templates")
-    flat = _Compiled("templates")
-    json_flat = _Compiled("templates")
 
     def __init__(self, t: Type) -> None:
         self.type = t
@@ -258,18 +243,11 @@ def _group_encode_many(c: TypeCodec) -> dict[Any, Any]:
     return {"_enc_many": compile_encode_many(c.type)}
 
 
-def _group_templates(c: TypeCodec) -> dict[Any, Any]:
-    from .codec import templates
-
-    return dict(zip(("text_template", "json_template", "flat", "json_flat"), templates(c.type)))
-
-
 # what each group of a TypeCodec's lazily compiled attributes is made by
 _GROUPS: dict[str, Callable[[TypeCodec], dict[Any, Any]]] = {
     "codec": _group_codec,
     "many": _group_many,
     "encode_many": _group_encode_many,
-    "templates": _group_templates,
 }
 
 
@@ -352,7 +330,6 @@ class IdCodec(Codec):
     """A u32 kernel object id: values of maps of maps and prog_array as user space reads them."""
 
     size = 4
-    text_template = json_template = "%s"
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

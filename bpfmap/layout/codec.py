@@ -12,30 +12,16 @@ import re
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import UsageError
 from .hexbytes import hex_bytes
+from .leaves import CODES as _CODES
+from .leaves import Leaf, enum_names, ntop, unpacking
 from .model import Array, Bytes, Char, Enum, Field, Formatted, Pad, Scalar, Struct, Type
-from .text import text_string
-
-_CODES = {
-    ("uint", 1): "B",
-    ("uint", 2): "H",
-    ("uint", 4): "I",
-    ("uint", 8): "Q",
-    ("int", 1): "b",
-    ("int", 2): "h",
-    ("int", 4): "i",
-    ("int", 8): "q",
-    ("float", 4): "f",
-    ("float", 8): "d",
-    ("bool", 1): "?",
-}
 
 Decoder = Callable[[bytes, int], Any]
 Encoder = Callable[[bytearray, int, Any, str], None]
-_HOST = "<" if sys.byteorder == "little" else ">"
 
 
 # -- decoding: one rule per leaf type, from which every decoder is made ----------------------
@@ -45,39 +31,8 @@ _HOST = "<" if sys.byteorder == "little" else ">"
 # a whole flat struct at once, and a batch of either are all generated from that rule.
 
 
-class _Leaf(NamedTuple):
-    code: str  # struct code without a byte-order prefix ("I", "16s")
-    expr: str | None  # Python expression turning the unpacked item {v} into the value; None: as is
-    env: dict[str, Any]  # the names ``expr`` uses
-
-
-def _leaf(t: Type, tag: str = "") -> _Leaf | None:
-    """How a leaf type decodes (``tag`` keeps its helper names apart from other fields');
-    None for arrays, structs and padding."""
-    if isinstance(t, Scalar) and t.size == 16:  # no struct code: from the bytes
-        order = "big" if t.order == ">" else "little" if t.order == "<" else sys.byteorder
-        return _Leaf("16s", f"_from({{v}}, {order!r}, signed={t.kind == 'int'})", {"_from": int.from_bytes})
-    if isinstance(t, Scalar):
-        code = _CODES[(t.kind, t.size)]
-        if t.order in ("=", _HOST) or t.size == 1:
-            return _Leaf(code, None, {})
-        if t.kind in ("uint", "int"):
-            order = "big" if t.order == ">" else "little"
-            return _Leaf(f"{t.size}s", f"_from({{v}}, {order!r}, signed={t.kind == 'int'})", {"_from": int.from_bytes})
-        other = struct.Struct(t.order + code)  # a float (or bool) in the other byte order
-        return _Leaf(f"{t.size}s", f"_unpack{tag}({{v}})[0]", {f"_unpack{tag}": other.unpack})
-    if isinstance(t, Enum):
-        code = _CODES[("int" if t.signed else "uint", t.size)]
-        return _Leaf(code, f"_names{tag}.get({{v}}, {{v}})", {f"_names{tag}": _enum_names(t.values)})
-    if isinstance(t, Char):
-        return _Leaf(f"{t.size}s", "{v}.split(b'\\0', 1)[0].decode('utf-8', 'replace')", {})
-    if isinstance(t, Bytes):
-        return _Leaf(f"{t.size}s", "{v}.hex(' ')", {})
-    if isinstance(t, Formatted):
-        if t.name == "mac":
-            return _Leaf("6s", "{v}.hex(':')", {})
-        return _Leaf(f"{t.size}s", f"_ntop{tag}({{v}})", {f"_ntop{tag}": _ntop(t.name)})
-    return None
+_Leaf = Leaf
+_leaf = unpacking  # how a leaf type decodes: layout.leaves
 
 
 def _generate(source: str, env: dict[str, Any], what: str) -> dict[str, Any]:
@@ -313,12 +268,7 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _enum_names(values: tuple[tuple[str, int], ...]) -> dict[int, str]:
-    """Value -> the first enumerator with it (C allows several names for one value)."""
-    names: dict[int, str] = {}
-    for n, v in values:
-        names.setdefault(v, n)
-    return names
+_enum_names = enum_names
 
 
 def _enum(t: Enum) -> tuple[Decoder, Encoder]:
@@ -412,13 +362,7 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _ntop(name: str) -> Callable[[bytes], str]:
-    """The C library's address formatting (fast; the same text for one value or a batch)."""
-    import socket
-
-    if name == "ipv4":
-        return socket.inet_ntoa
-    return lambda b: socket.inet_ntop(socket.AF_INET6, b)
+_ntop = ntop
 
 
 # -- composites --------------------------------------------------------------------------
@@ -626,94 +570,6 @@ def compile_many(t: Type) -> Callable[[bytes, int], list[Any]]:
     n = t.size
     dec, _ = compile_type(t)
     return lambda buf, count: [dec(buf, i * n) for i in range(count)]
-
-
-def _json_float(v: float) -> str:
-    """A float as json_dumps writes it: repr, or the string "NaN"/"Infinity"/"-Infinity"."""
-    if v != v:
-        return '"NaN"'
-    if v in (math.inf, -math.inf):
-        return '"Infinity"' if v > 0 else '"-Infinity"'
-    return float.__repr__(v)
-
-
-def _json_enum(v: Any) -> str:
-    return _json_str(v) if type(v) is str else str(v)
-
-
-def _json_str(v: str) -> str:
-    from json.encoder import encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
-
-    return encode_basestring_ascii(v)
-
-
-_JSON_BOOL = {True: "true", False: "false"}.__getitem__
-
-
-def _json_leaf(t: Type) -> tuple[str, Callable[[Any], str] | None] | None:
-    """(JSON template, conversion of the decoded value to its JSON text or None: as is)
-    for a leaf type, giving the bytes json_dumps gives; None for other types."""
-    if isinstance(t, Scalar):
-        if t.kind == "bool":
-            return "%s", _JSON_BOOL
-        if t.kind == "float":
-            return "%s", _json_float
-        return "%s", None
-    if isinstance(t, (Bytes, Formatted)):
-        return '"%s"', None  # hex, addresses: nothing JSON must escape
-    if isinstance(t, Char):
-        from json.encoder import encode_basestring_ascii
-
-        return "%s", encode_basestring_ascii
-    if isinstance(t, Enum):
-        return "%s", _json_enum
-    return None
-
-
-def templates(
-    t: Type,
-) -> tuple[str | None, str | None, Callable[[Any], tuple[Any, ...]] | None, Callable[[Any], tuple[Any, ...]] | None]:
-    """(text template, JSON template, flat, JSON flat) for values of ``t``: see layout.Codec.
-    ``flat`` gives the items the text template takes, ``JSON flat`` those of the JSON
-    template (strings escaped, floats and bools as JSON writes them)."""
-    leaf = _json_leaf(t)
-    if leaf is not None:
-        text = None if isinstance(t, Scalar) and t.kind == "bool" else "%s"
-        jt, conv = leaf
-        text_flat = (lambda v: (text_string(v),)) if isinstance(t, Char) else None
-        return text, jt, text_flat, (None if conv is None else (lambda v, c=conv: (c(v),)))
-    if isinstance(t, Struct) and not t.union:
-        fields = visible_fields(t)
-        if not fields or any(
-            f.bit_size is not None or not f.name or isinstance(f.type, (Struct, Array)) for f in fields
-        ):
-            return None, None, None, None
-        parts = [(f.name, templates(f.type)[0], _json_leaf(f.type)) for f in fields]
-        text = ",".join(f"{name}={tt}" for name, tt, _j in parts) if all(tt for _n, tt, _j in parts) else None
-        text_convs = [text_string if isinstance(f.type, Char) else None for f in fields]
-        flat = _flattener(text_convs, f"text of {t.c_name()}") or (lambda d: tuple(d.values()))
-        if not all(j for _n, _t, j in parts):
-            return text, None, flat, None
-        js = "{" + ", ".join(f'"{name}": {j[0]}' for name, _t, j in parts if j) + "}"
-        json_flat = _flattener([j[1] for _n, _t, j in parts if j], f"JSON of {t.c_name()}")
-        return text, js, flat, json_flat
-    return None, None, None, None
-
-
-def _flattener(convs: list[Any], what: str) -> Callable[[Any], tuple[Any, ...]] | None:
-    """A function struct dict -> the tuple of its values, each through its conversion
-    (None: as is); None when no value has one."""
-    if not any(convs):
-        return None
-    names = [f"v{i}" for i in range(len(convs))]
-    items = ", ".join(f"c{i}({n})" if c else n for i, (n, c) in enumerate(zip(names, convs)))
-    ns = _generate(
-        f"def flat(d):\n    {', '.join(names)}, = d.values()\n    return ({items},)\n",
-        {f"c{i}": c for i, c in enumerate(convs) if c},
-        what,
-    )
-    flat: Callable[[Any], tuple[Any, ...]] = ns["flat"]
-    return flat
 
 
 _JUST_INT = frozenset({int})

@@ -9,6 +9,8 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
+from ..layout.leaves import non_finite
+from .templates import templates_of
 from .terminal import cell, console
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
@@ -22,22 +24,14 @@ Batch = tuple[list[Any], list[Any]]  # (keys, values) of one batch, decoded
 
 
 class Codec(Protocol):
-    """What the writers need of a side's codec (layout.Codec has it): its text form and,
-    for whole-batch formatting, its templates (None: entry by entry)."""
-
-    text_template: str | None
-    json_template: str | None
-    flat: Callable[[Any], tuple[Any, ...]] | None
+    """What the writers need of a side's codec (layout.Codec has it): its text form (and,
+    through output.templates, its type for whole-batch formatting)."""
 
     def format(self, value: Any) -> str: ...
 
 
 class _Unreadable:
     """The value codec of maps whose values user space cannot read: text ``-``, JSON null."""
-
-    text_template: str | None = None
-    json_template: str | None = None
-    flat: Callable[[Any], tuple[Any, ...]] | None = None
 
     def format(self, value: Any) -> str:
         return "-"
@@ -170,31 +164,31 @@ def _writer(table: dict[str, Any], fmt: str) -> Any:
 def _batch_template(
     fmt: str, kc: Codec, vc: Codec, percpu: bool
 ) -> tuple[str, Callable[[Any, Any], tuple[Any, ...]] | None] | None:
-    """(%-format for one entry, function entry -> its items) when both codecs have
-    templates (layout.Codec), else None."""
+    """(%-format for one entry, function entry -> its items) when both sides have
+    templates (output.templates), else None."""
     if percpu:
         return None
+    kt, vt = templates_of(kc), templates_of(vc)
     if fmt == "text":
-        kt, vt, head, mid, tail = kc.text_template, vc.text_template, "", "\t", "\n"
+        kp, vp, head, mid, tail = kt.text, vt.text, "", "\t", "\n"
+        kf, vf = kt.flat, vt.flat
     else:
-        kt, vt, head, mid, tail = kc.json_template, vc.json_template, '{"key": ', ', "value": ', "}\n"
-    if kt is None or vt is None:
+        kp, vp, head, mid, tail = kt.json, vt.json, '{"key": ', ', "value": ', "}\n"
+        kf, vf = kt.json_flat, vt.json_flat
+    if kp is None or vp is None:
         return None
-    if fmt == "text":
-        kf, vf = kc.flat, vc.flat
-    else:
-        kf, vf = getattr(kc, "json_flat", None) or kc.flat, getattr(vc, "json_flat", None) or vc.flat
     if kf is None and vf is None:
-        items = None  # (key, value) pairs are the items
-    else:
+        return head + kp + mid + vp + tail, None  # (key, value) pairs are the items
+    kf, vf = kf or _alone, vf or _alone
 
-        def items(
-            k: Any, v: Any, kf: Any = kf or (lambda x: (x,)), vf: Any = vf or (lambda x: (x,))
-        ) -> tuple[Any, ...]:
-            both: tuple[Any, ...] = kf(k) + vf(v)
-            return both
+    def items(k: Any, v: Any) -> tuple[Any, ...]:
+        return kf(k) + vf(v)
 
-    return head + kt + mid + vt + tail, items
+    return head + kp + mid + vp + tail, items
+
+
+def _alone(x: Any) -> tuple[Any, ...]:
+    return (x,)
 
 
 def _line_function(fmt: str, kc: Codec, vc: Codec, percpu: bool) -> Callable[[tuple[object, object]], str]:
@@ -233,10 +227,8 @@ def json_dumps(obj: object, indent: int | None = None) -> str:
 
 
 def _finite(obj: object) -> object:
-    if isinstance(obj, float) and obj != obj:
-        return "NaN"
-    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
-        return "Infinity" if obj > 0 else "-Infinity"
+    if isinstance(obj, float):
+        return non_finite(obj) or obj  # NaN and infinities by their JSON names (layout.leaves)
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, list):

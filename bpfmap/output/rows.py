@@ -25,30 +25,19 @@ go through the decoded path.
 from __future__ import annotations
 
 import struct
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..columns import copy_columns
-from ..layout.codec import _CODES, _HOST, _json_float, _ntop, visible_fields
-from ..layout.model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
-from ..layout.text import text_string
-
-try:  # what json.dumps escapes strings with, without importing json (start-up)
-    from _json import encode_basestring_ascii as _json_str
-except ImportError:  # pragma: no cover  (Pythons without the C accelerator)
-    from json.encoder import encode_basestring_ascii as _json_str
+from ..layout.codec import visible_fields
+from ..layout.leaves import HOST, JSON, NESTED, TEXT, json_str, raw_written
+from ..layout.model import Array, Bytes, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
 _CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
 _MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
 
 Column = Callable[[list[Any]], list[Any]]  # a conversion of one column of items
-
-# Where a leaf is written: TEXT is a field's value in ``name=value`` text (as is), NESTED
-# is inside the compact JSON text output writes for nested structs and arrays (JSON that
-# allows NaN), JSON is inside json.dumps output (NaN and infinities as strings).
-TEXT, NESTED, JSON = "text", "nested", "json"
 
 
 def _memo(convert: Callable[[Any], Any]) -> Column:
@@ -74,18 +63,6 @@ def _memo(convert: Callable[[Any], Any]) -> Column:
 
 def _each(convert: Callable[[Any], Any]) -> Column:
     return lambda items: list(map(convert, items))
-
-
-def _cstring(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
-def _nested_float(v: float) -> str:
-    """A float as compact JSON that allows NaN writes it (text output's nested data)."""
-    return _json_float(v).strip('"')
-
-
-_BOOL = {True: "true", False: "false"}
 
 
 class _Side:
@@ -119,49 +96,21 @@ class _Side:
 
     def piece(self, t: Type, off: int, where: str) -> str:
         """The template of a value of ``t`` at ``off`` written ``where``."""
-        quote = '"' if where != TEXT else ""
-        if isinstance(t, Scalar):
-            if t.size == 16:
-                order = "big" if t.order == ">" else "little" if t.order == "<" else sys.byteorder
-                signed = t.kind == "int"
-                self._item(off, 16, "16s", _each(lambda b: int.from_bytes(b, order, signed=signed)))
-                return "%s"
-            if t.order not in ("=", _HOST) and t.size > 1:
-                self.swaps.append((off, t.size))
-            conv: Column | None = None
-            if t.kind == "bool":
-                conv = _each(_BOOL.__getitem__)
-            elif t.kind == "float" and where != TEXT:
-                conv = _each(_nested_float if where == NESTED else _json_float)
-            self._item(off, t.size, _CODES[(t.kind, t.size)], conv)
-            return "%s"
-        if isinstance(t, Enum):
-            names: dict[int, str] = {}
-            for name, v in t.values:  # the first name of a value, as the decoder shows it
-                names.setdefault(v, name if where == TEXT else _json_str(name))
-            self._item(off, t.size, _CODES[("int" if t.signed else "uint", t.size)], _each(lambda v: names.get(v, v)))
-            return "%s"
-        if isinstance(t, Char):
-            self._item(
-                off,
-                t.size,
-                f"{t.size}s",
-                _memo((lambda b: text_string(_cstring(b))) if where == TEXT else lambda b: _json_str(_cstring(b))),
-            )
-            return "%s"
-        if isinstance(t, Bytes):
-            self._item(off, t.size, f"{t.size}s", _each(lambda b: b.hex(" ")))
-            return f"{quote}%s{quote}"
-        if isinstance(t, Formatted):
-            if t.name == "mac":
-                self._item(off, 6, "6s", _each(lambda b: b.hex(":")))
-            elif t.name == "ipv4":  # four bytes in the template: no conversion at all
-                for i in range(4):
-                    self._item(off + i, 1, "B")
-                return f"{quote}%s.%s.%s.%s{quote}"
-            else:
-                self._item(off, t.size, f"{t.size}s", _memo(_ntop(t.name)))
-            return f"{quote}%s{quote}"
+        leaf = raw_written(t, where)  # every leaf's rule: layout.leaves
+        if leaf is not None:
+            codes, piece, conv, repeats = leaf
+            if isinstance(t, Scalar) and t.size == 16:
+                self._item(off, 16, codes[0], _each(conv) if conv else None)
+                return piece
+            if isinstance(t, Scalar) and t.order not in ("=", HOST) and t.size > 1:
+                self.swaps.append((off, t.size))  # swapped a column at a time, then unpacked in host order
+            if len(codes) > 1:  # an address written from its bytes, no conversion
+                for i, code in enumerate(codes):
+                    self._item(off + i, 1, code)
+                return piece
+            column = None if conv is None else _memo(conv) if repeats else _each(conv)
+            self._item(off, t.size, codes[0], column)
+            return piece
         inner = NESTED if where == TEXT else where  # nested data in text is compact JSON
         sep, colon = (",", ":") if inner == NESTED else (", ", ": ")
         if isinstance(t, Array):
@@ -169,7 +118,7 @@ class _Side:
         if isinstance(t, Struct) and not t.union:
             parts = []
             for f in _fields(t):
-                parts.append(_literal(_json_str(f.name)) + colon + self.piece(f.type, off + f.offset, inner))
+                parts.append(_literal(json_str(f.name)) + colon + self.piece(f.type, off + f.offset, inner))
             return "{" + sep.join(parts) + "}"
         raise _NotRow(type(t).__name__)
 

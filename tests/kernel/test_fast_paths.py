@@ -87,15 +87,19 @@ def test_fast_and_plain_writers_give_the_same_bytes(bpffs, layout, seed, count):
             assert direct.getvalue() == out.getvalue(), (fmt, layout)
 
 
-def test_the_comparison_can_fail(bpffs):
+def test_the_comparison_can_fail(bpffs, monkeypatch):
     """A fast path that wrote one byte differently would be caught: the same check on a
-    codec whose template is wrong on purpose fails."""
+    value template that is wrong on purpose fails."""
+    import bpfmap.output.entries as entries
+    from bpfmap.output.templates import templates_of
+
     lay = Layout.parse("u32:u64")
     with Map.create("hash", 4, 8, max_entries=4) as m:
         m.update((1).to_bytes(4, "little"), (5).to_bytes(8, "little"))
         view = View(m, lay)
         batches = list(view.column_batches())
-    view.value.text_template = "%s "  # a stray space
+    wrong = templates_of(view.value)._replace(text="%s ")  # a stray space
+    monkeypatch.setattr(entries, "templates_of", lambda c: wrong if c is view.value else templates_of(c))
     out = io.StringIO()
     write_entries(batches, "text", view.key, view.value, False, out)
     assert out.getvalue() != plain("text", batches, view.key, view.value)

@@ -71,7 +71,8 @@ LOWER = {  # a module of the left never imports one of the right
     "bpfmap._sys": ("bpfmap.errors", "bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout"),
     "bpfmap.errors": ("bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout", "bpfmap.pins"),
     "bpfmap.core": ("bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.output", "bpfmap.bulk", "bpfmap.drain"),
-    "bpfmap.layout": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli"),
+    "bpfmap.layout": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
+    "bpfmap.fields": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.maps": ("bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.output": ("bpfmap.maps", "bpfmap.core", "bpfmap.cli", "bpfmap._sys"),
 }
@@ -95,3 +96,30 @@ def test_only_sys_touches_ctypes_and_the_cli_no_struct_or_errno():
             assert "ctypes" not in imported, name
         if name.startswith("bpfmap.cli"):
             assert not imported & {"ctypes", "struct", "errno"}, name
+
+
+def test_leaf_rules_live_in_one_table():
+    """How a leaf is unpacked and written (struct codes, NaN's and Infinity's JSON names)
+    is layout/leaves.py's alone: no other module spells a struct code table or those names
+    in its code (docstrings may name them)."""
+    found = []
+    for name, path in MODULES.items():
+        if name == "bpfmap.layout.leaves":
+            continue
+        text = open(path).read()
+        if 'uint", 4): "I"' in text:
+            found.append((name, "a struct code table"))
+        tree = ast.parse(text)
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and id(node) not in docstrings:
+                if node.value in ("NaN", "Infinity", "-Infinity", '"NaN"'):
+                    found.append((name, node.value))
+    assert found == []

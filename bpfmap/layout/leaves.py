@@ -1,0 +1,214 @@
+"""The rules of every leaf type, in one place: how it is unpacked (struct code, byte order),
+how the unpacked item becomes its value, and how a value is written as text (``name=value``
+output), inside the compact JSON text output writes for nested data, and in JSON.
+
+The codec (decoding and encoding), the templates (whole batches of decoded values) and
+the rows (whole batches of raw bytes) all read these rules: a new leaf type, or a new way
+to write one, is added here once.
+
+A leaf is a number (any size and byte order, bool, float), an enum, a ``char[N]`` string,
+hex bytes or an address (ipv4, ipv6, mac)."""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .model import Bytes, Char, Enum, Formatted, Scalar, Type
+
+try:  # what json.dumps escapes strings with, at C speed, without importing json (start-up)
+    from _json import encode_basestring as _json_text_str
+    from _json import encode_basestring_ascii as _json_ascii_str
+except ImportError:  # pragma: no cover  (Pythons without the C accelerator)
+    from json.encoder import encode_basestring_ascii as _json_ascii_str
+    from json.encoder import py_encode_basestring as _json_text_str
+
+json_str: Callable[[str], str] = _json_ascii_str  # a string as json.dumps writes it (ensure_ascii)
+
+CODES = {
+    ("uint", 1): "B",
+    ("uint", 2): "H",
+    ("uint", 4): "I",
+    ("uint", 8): "Q",
+    ("int", 1): "b",
+    ("int", 2): "h",
+    ("int", 4): "i",
+    ("int", 8): "q",
+    ("float", 4): "f",
+    ("float", 8): "d",
+    ("bool", 1): "?",
+}
+HOST = "<" if sys.byteorder == "little" else ">"
+
+# Where a value is written: TEXT is a field's value in ``name=value`` text (as it is, or
+# quoted when it would not read back: text_string), NESTED is inside the compact JSON that
+# text output writes for nested structs and arrays (JSON that allows NaN), JSON is inside
+# json.dumps output (NaN and infinities as the strings "NaN", "Infinity", "-Infinity").
+TEXT, NESTED, JSON = "text", "nested", "json"
+
+
+def native_code(t: Scalar | Enum) -> str:
+    """The struct code of a number or enum in host byte order (no prefix)."""
+    if isinstance(t, Enum):
+        return CODES[("int" if t.signed else "uint", t.size)]
+    return CODES[(t.kind, t.size)]
+
+
+# -- unpacking: an item from the bytes, then the value -------------------------------------
+
+
+class Leaf(NamedTuple):
+    code: str  # struct code without a byte-order prefix ("I", "16s")
+    expr: str | None  # Python expression turning the unpacked item {v} into the value; None: as is
+    env: dict[str, Any]  # the names ``expr`` uses
+
+
+def unpacking(t: Type, tag: str = "") -> Leaf | None:
+    """How a leaf type is read from its bytes (``tag`` keeps its helper names apart from
+    other fields'); None for arrays, structs and padding."""
+    if isinstance(t, Scalar) and t.size == 16:  # no struct code: from the bytes
+        order = "big" if t.order == ">" else "little" if t.order == "<" else sys.byteorder
+        return Leaf("16s", f"_from({{v}}, {order!r}, signed={t.kind == 'int'})", {"_from": int.from_bytes})
+    if isinstance(t, Scalar):
+        code = CODES[(t.kind, t.size)]
+        if t.order in ("=", HOST) or t.size == 1:
+            return Leaf(code, None, {})
+        if t.kind in ("uint", "int"):
+            order = "big" if t.order == ">" else "little"
+            return Leaf(f"{t.size}s", f"_from({{v}}, {order!r}, signed={t.kind == 'int'})", {"_from": int.from_bytes})
+        other = struct.Struct(t.order + code)  # a float (or bool) in the other byte order
+        return Leaf(f"{t.size}s", f"_unpack{tag}({{v}})[0]", {f"_unpack{tag}": other.unpack})
+    if isinstance(t, Enum):
+        return Leaf(native_code(t), f"_names{tag}.get({{v}}, {{v}})", {f"_names{tag}": enum_names(t.values)})
+    if isinstance(t, Char):
+        return Leaf(f"{t.size}s", "{v}.split(b'\\0', 1)[0].decode('utf-8', 'replace')", {})
+    if isinstance(t, Bytes):
+        return Leaf(f"{t.size}s", "{v}.hex(' ')", {})
+    if isinstance(t, Formatted):
+        if t.name == "mac":
+            return Leaf("6s", "{v}.hex(':')", {})
+        return Leaf(f"{t.size}s", f"_ntop{tag}({{v}})", {f"_ntop{tag}": ntop(t.name)})
+    return None
+
+
+def enum_names(values: tuple[tuple[str, int], ...]) -> dict[int, str]:
+    """Value -> the first enumerator with it (C allows several names for one value)."""
+    names: dict[int, str] = {}
+    for n, v in values:
+        names.setdefault(v, n)
+    return names
+
+
+def ntop(name: str) -> Callable[[bytes], str]:
+    """An address's bytes -> its usual notation (ipv4, ipv6): the C library's formatting
+    (fast; the same text for one value or a batch)."""
+    import socket  # only for addresses: start-up
+
+    if name == "ipv4":
+        return socket.inet_ntoa
+    return lambda raw: socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def cstring(raw: bytes) -> str:
+    """A ``char[N]``'s bytes -> its text: up to the first NUL, bad UTF-8 replaced."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+# -- writing a value -----------------------------------------------------------------------
+
+# A string that text output cannot write as it is and read back the same: blank at an
+# end (fields are stripped), a control character (tab and newline end fields and
+# lines), a comma or bracket (they split and nest fields), a quote (JSON starts there).
+_TEXT_UNSAFE = re.compile(r'\A\s|\s\Z|[\x00-\x1f\x7f,\[\]{}"]')
+
+
+def text_string(v: str) -> str:
+    """A string as text output writes it: as it is where it reads back as itself, else
+    quoted as a JSON string (``"a,b"``, ``" lead"``, ``"tab\\there"``), which every text
+    reader (update, --from, lookup) unquotes."""
+    return v if _TEXT_UNSAFE.search(v) is None else _json_text_str(v)
+
+
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # what JSON output writes for them
+
+
+def non_finite(v: float) -> str | None:
+    """The name JSON output gives a NaN or infinite float (``NaN``, ``Infinity``,
+    ``-Infinity``: strings in JSON, which bulk load reads back as the float); None for a
+    finite one."""
+    return None if math.isfinite(v) else NON_FINITE[repr(v)]
+
+
+def json_float(v: float) -> str:
+    """A float as json_dumps writes it: repr, or the string "NaN"/"Infinity"/"-Infinity"."""
+    name = non_finite(v)
+    return float.__repr__(v) if name is None else f'"{name}"'
+
+
+def nested_float(v: float) -> str:
+    """A float as the compact JSON of text output writes it (JSON that allows NaN)."""
+    name = non_finite(v)
+    return float.__repr__(v) if name is None else name
+
+
+BOOL_TEXT = {True: "true", False: "false"}
+
+
+def _json_enum(v: Any) -> str:
+    return json_str(v) if type(v) is str else str(v)
+
+
+def written(t: Type, where: str) -> tuple[str, Callable[[Any], str] | None] | None:
+    """(template piece with one ``%s``, conversion of the decoded value to the text that
+    goes there, or None: the value as ``%s`` writes it) for a leaf written ``where``
+    (TEXT, NESTED or JSON); None for arrays, structs and padding."""
+    if isinstance(t, Scalar):
+        if t.kind == "bool":
+            return "%s", BOOL_TEXT.__getitem__
+        if t.kind == "float" and where != TEXT:
+            return "%s", nested_float if where == NESTED else json_float
+        return "%s", None
+    if isinstance(t, Enum):
+        return "%s", None if where == TEXT else _json_enum
+    if isinstance(t, Char):
+        return "%s", text_string if where == TEXT else json_str
+    if isinstance(t, (Bytes, Formatted)):
+        return ("%s" if where == TEXT else '"%s"'), None  # hex and addresses: nothing to escape
+    return None
+
+
+def raw_written(t: Type, where: str) -> tuple[list[str], str, Callable[[Any], Any] | None, bool] | None:
+    """For writing straight from raw bytes (output.rows): (the struct codes of the leaf's
+    items, host byte order, one item unless said; its template piece; a conversion of the
+    unpacked item to its text, or None: as ``%s`` writes it; whether values tend to repeat,
+    so a memo pays).  Numbers in the other byte order are unpacked as host-order numbers
+    after their bytes are swapped (the caller swaps); an ipv4 address is four bytes in
+    its template, with no conversion at all.  None for arrays, structs and padding."""
+    piece_conv = written(t, where)
+    if piece_conv is None:
+        return None
+    piece, conv = piece_conv
+    if isinstance(t, Formatted) and t.name == "ipv4":
+        quote = "" if where == TEXT else '"'
+        return ["B", "B", "B", "B"], f"{quote}%s.%s.%s.%s{quote}", None, False
+    if isinstance(t, Scalar) and t.size != 16:
+        return [native_code(t)], piece, conv, False
+    if isinstance(t, Enum):
+        names = enum_names(t.values)
+        shown = {v: (conv(n) if conv is not None else n) for v, n in names.items()}
+        return [native_code(t)], piece, lambda v: shown.get(v, v), False
+    leaf = unpacking(t)
+    assert leaf is not None, t
+    value = eval(f"lambda v: {leaf.expr.format(v='v')}", dict(leaf.env)) if leaf.expr else None  # noqa: S307
+    if value is None:
+        item_conv = conv
+    elif conv is None:
+        item_conv = value
+    else:
+        item_conv = lambda v: conv(value(v))  # noqa: E731
+    repeats = isinstance(t, Char) or (isinstance(t, Formatted) and t.name != "mac")  # names, addresses
+    return [leaf.code], piece, item_conv, repeats
