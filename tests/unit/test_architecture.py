@@ -119,7 +119,7 @@ def test_leaf_rules_live_in_one_table():
             and isinstance(node.body[0].value, ast.Constant)
         }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and id(node) not in docstrings:
-                if node.value in ("NaN", "Infinity", "-Infinity", '"NaN"'):
-                    found.append((name, node.value))
+            is_code = isinstance(node, ast.Constant) and id(node) not in docstrings
+            if is_code and node.value in ("NaN", "Infinity", "-Infinity", '"NaN"'):
+                found.append((name, node.value))
     assert found == []
