@@ -63,6 +63,7 @@ Map.view = _view  # type: ignore[attr-defined]
 _LAZY = {
     "open": "api",
     "create": "api",
+    "dump": "output.dump",
     "MapSpec": "core.spec",
     "Program": "core.program",
     "View": "view",
@@ -99,6 +100,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "open",
     "create",
+    "dump",
     "Map",
     "MapSpec",
     "MapInfo",

@@ -191,6 +191,26 @@ class View:
     def avg(self, key: Any) -> Any:
         return self._combined(key, "avg")
 
+    def reducer(self, how: str | None = None, cpu: int | None = None) -> tuple[Any, bool]:
+        """(a function reducing a per-CPU value list as asked, or None; whether values stay
+        per-CPU): ``how`` sum, max, min, avg (``all``/None: every CPU's), or one ``cpu``'s.
+        On other maps a known ``how`` is the identity (scripts need not branch on the type)."""
+        if not self.percpu:
+            if cpu is not None:
+                raise UsageError(f"--cpu: {self.map.type_label} is not a per-CPU map")
+            if how is not None:
+                aggregate([0], how)  # an unknown HOW still fails; a known one is the identity here
+            return None, False
+        if how is not None and cpu is not None:
+            raise UsageError("give --percpu or --cpu, not both")
+        if cpu is not None:
+            check_cpu(cpu, self.map.ncpus)
+            return (lambda vals: vals[cpu]), False
+        if how in (None, "all"):
+            return None, True
+        aggregate([0], how)  # an unknown HOW fails here, before the map is read
+        return (lambda vals: aggregate(vals, how)), False
+
     def _combined(self, key: Any, how: str) -> Any:
         value = self.decode_value(self.map.lookup(self.key_bytes(key)))
         return record(aggregate(value, how) if self.percpu else value)

@@ -29,7 +29,6 @@ from .verbs import (
     dump_entries,
     lookup_exists,
     no_stray_options,
-    per_cpu,
     single_format,
     update_one,
 )
@@ -348,11 +347,13 @@ def dump(
                 raise UsageError("dump --recursive takes no --delete, --sort, --top, --percpu or --cpu")
             _dump_recursive(view, inner_layout, output or "text")
             return
-        reduce, still_percpu = per_cpu(view, percpu, cpu)
         if delete:
+            reduce, still_percpu = view.reducer(percpu, cpu)
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
             return
-        dump_entries(view, map_ref, reduce, still_percpu, output, batch_size, sort, reverse, top)
+        dump_entries(
+            view, map_ref, output, percpu=percpu, cpu=cpu, sort=sort, reverse=reverse, top=top, batch_size=batch_size
+        )
 
 
 def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:

@@ -11,7 +11,7 @@ from ..layout import Layout
 from ..maps import Map, UpdateMode
 from ..output import FORMATS, write_value
 from ..types import Value
-from ..view import View, aggregate, check_cpu
+from ..view import View, check_cpu
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -97,25 +97,6 @@ def no_stray_options(*args: str | None) -> None:
             raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
 
 
-def per_cpu(view: View, how: str | None, cpu: int | None):
-    """A function reducing a per-CPU value list as asked, and whether output stays per-CPU."""
-    if not view.percpu:
-        if cpu is not None:
-            raise UsageError(f"--cpu: {view.map.type_label} is not a per-CPU map")
-        if how is not None:
-            aggregate([0], how)  # an unknown HOW still fails; a known one is the identity here,
-        return None, False  # so scripts need not branch on the map type
-    if how is not None and cpu is not None:
-        raise UsageError("give --percpu or --cpu, not both")
-    if cpu is not None:
-        check_cpu(cpu, view.map.ncpus)
-        return (lambda vals: vals[cpu]), False
-    if how in (None, "all"):
-        return None, True
-    aggregate([0], how)  # an unknown HOW fails here, before the map is read
-    return (lambda vals: aggregate(vals, how)), False
-
-
 def do_lookup(
     map_ref: str,
     key: Optional[str],
@@ -128,7 +109,7 @@ def do_lookup(
     no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
-        reduce, still_percpu = per_cpu(view, percpu, cpu)
+        reduce, still_percpu = view.reducer(percpu, cpu)
         raw_key = view.parse_key(default_key(m, key, "lookup"))
         value = view.decode_value(m.lookup(raw_key))
         if reduce is not None:
@@ -241,75 +222,34 @@ def json_list(text: str) -> list[Any]:
 def do_dump(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT) -> None:
     """dump MAP with no other option than --layout and --output (the fast path runs it)."""
     with Map.open(map_ref, readonly=True) as m:
-        view = opts.view(m)
-        reduce, still_percpu = per_cpu(view, None, None)
-        dump_entries(view, map_ref, reduce, still_percpu, output)
+        dump_entries(opts.view(m), map_ref, output)
 
 
-def dump_entries(
-    view: View,
-    map_ref: str,
-    reduce,
-    still_percpu: bool,
-    output: Optional[str],
-    batch_size: Optional[int] = None,
-    sort: Optional[str] = None,
-    reverse: bool = False,
-    top: Optional[int] = None,
-) -> None:
-    """Write every entry of the view's map in ``output`` (default: a table on a
-    terminal, else text), per-CPU values reduced by ``reduce``, sorted when asked."""
-    from ..output import columns, default_format, item_writer, write_entries, write_item_batches
+def dump_entries(view: View, map_ref: str, output: Optional[str], **options: Any) -> None:
+    """The library's dump of the view's map to stdout, in ``output`` (default: a table on a
+    terminal, else text), with a progress bar on a terminal stderr when stdout is not one;
+    ``options``: bpfmap.dump's (percpu, cpu, sort, reverse, top, batch_size)."""
+    from ..output import default_format
+    from ..output.dump import dump
 
-    m = view.map
-    fmt = output or default_format(sys.stdout)
-    if m.kind.value is Value.FD:
-        _dump_keys_only(m, view, fmt)
-        return
-    lines = None
-    if reduce is None and sort is None:  # every value whole, in the kernel's order
-        lines = item_writer(fmt, view.key, view.value, m.ncpus if still_percpu else None)
-    # leaves in structs and arrays: raw batches straight to their lines; else decoded ones
-    source: Any = view.raw_batches(size=batch_size) if lines is not None else view.column_batches(size=batch_size)
-    batches = source  # generators, closed below
     progress = None
     if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr
         from .term import Progress
 
+        m = view.map
         progress = Progress(f"dump {map_ref}", m.max_entries if not m.kind.deletable else None)
-        batches = progress.count_batches(batches, raw=lines is not None)
     try:
-        if lines is not None:
-            write_item_batches(batches, fmt, lines, sys.stdout)
-            return
-        if reduce is not None:
-            batches = ((k, list(map(reduce, v))) for k, v in batches)
-        if sort is not None:
-            import itertools
-
-            from ..view import sort_entries
-
-            entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
-            batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
-        write_entries(batches, fmt, view.key, view.value, still_percpu, sys.stdout)
+        dump(
+            view,
+            sys.stdout,
+            output or default_format(sys.stdout),
+            progress=(lambda batches, raw: progress.count_batches(batches, raw)) if progress is not None else None,
+            note=lambda text: say(f"note: {text}"),
+            **options,
+        )
     finally:
         if progress is not None:
             progress.close()
-        source.close()  # stops the read-ahead thread before the map's fd is closed
-
-
-def _dump_keys_only(m: Map, view: View, fmt: str) -> None:
-    """Maps whose values are file descriptors the kernel keeps for programs (sockmap,
-    cgroup_array, xskmap, ...): user space can list their keys but not read the values,
-    so every value is shown as unreadable (text ``-``, JSON null) and a note says why."""
-    from ..output import UNREADABLE, columns, write_entries
-
-    say(
-        f"note: {m.type_label} values are kernel objects (sockets, cgroups, ...) that user space cannot read; "
-        f"showing the keys"
-    )
-    batches = columns((k, None) for k in map(view.key.decode, m.keys()))
-    write_entries(batches, fmt, view.key, UNREADABLE, False, sys.stdout)
 
 
 # -- the fast path ----------------------------------------------------------------------------

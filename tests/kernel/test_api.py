@@ -173,3 +173,33 @@ def test_records_round_trip_through_random_layouts(bpffs, rng: random.Random, da
         assert view[1] == record(decoded)
         assert {view[1]: 1}  # hashable
         assert m.lookup(struct.pack("I", 1)) == lay.value.encode(decoded)
+
+
+def test_library_dump_writes_what_the_cli_writes(bm, pindir):
+    """bpfmap.dump is the dump the CLI calls: the same bytes for every format and option."""
+    import io
+
+    pin = f"{pindir}/lib"
+    lay = "k=u32:n=u64,comm=char[8]"
+    assert bm("create", "percpu_hash", "--layout", lay, "--pin", pin)[0] == 0
+    for k in range(1, 40):
+        assert (
+            bm("update", pin, str(k), *[f"n={k * 10 + c},comm=c{k % 3}" for c in range(bpfmap.possible_cpus())])[0] == 0
+        )
+    cases = [
+        ("text", {}, []),
+        ("jsonl", {}, []),
+        ("json", {"percpu": "sum"}, ["--percpu", "sum"]),
+        ("csv", {"cpu": 0}, ["--cpu", "0"]),
+        ("jsonl", {"percpu": "max", "sort": "n", "top": 5}, ["--percpu", "max", "--sort", "n", "--top", "5"]),
+    ]
+    with bpfmap.Map.open(pin) as m:
+        for fmt, options, args in cases:
+            out = io.StringIO()
+            n = bpfmap.dump(m, out, fmt, **options)
+            code, cli_out, err = bm("dump", pin, "-o", fmt, *args)
+            assert code == 0, err
+            assert out.getvalue() == cli_out, (fmt, options)
+            assert n == (5 if "top" in options else 39)
+        with pytest.raises(bpfmap.UsageError, match="not both"):
+            bpfmap.dump(m, io.StringIO(), "text", percpu="sum", cpu=0)
