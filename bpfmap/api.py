@@ -19,6 +19,7 @@ from .errors import UsageError
 from .layout import Layout
 from .maps import Map
 from .types import MapType
+from .types import spec as type_spec
 from .view import View
 
 LayoutLike = Any  # str | Layout | tuple of ctypes types | None
@@ -146,7 +147,6 @@ def sizes_and_btf(mtype: MapType, lay: Layout, key: int | None, value: int | Non
     """(key size, value size, BtfSpec or None) for creating a ``mtype`` map through a layout:
     the sizes from the layout (checked against ``key``/``value`` when given)."""
     from .btf import spec_for
-    from .types import spec as type_spec
 
     keyless = type_spec(mtype).key_size == 0
     key_codec = None if keyless else lay.key

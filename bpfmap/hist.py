@@ -29,7 +29,7 @@ from typing import Any
 
 from . import fields
 from .errors import UsageError
-from .view import is_number
+from .view import aggregate, is_number
 
 SCHEMES = ("log2", "exp2", "bits", "exp2zero", "linear")
 _SAME = {"exp2": "log2", "exp2zero": "bits"}  # the names exporters use for the same slots
@@ -307,8 +307,6 @@ def from_view(
     else slot in the key.  Per-CPU counts are summed.  ``strict``: in-value options were
     given, so a map without slots in its values is an error."""
     import itertools
-
-    from .view import aggregate
 
     entries: Iterable[tuple[Any, Any]] = view.entries()
     if view.percpu:

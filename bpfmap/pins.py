@@ -7,15 +7,7 @@ import os
 from collections.abc import Iterator
 
 from . import _sys
-from .errors import (
-    NoSuchObject,
-    NotBpffs,
-    PermissionDenied,
-    PinExists,
-    UsageError,
-    WrongObjectType,
-    translate,
-)
+from .errors import NoSuchObject, NotBpffs, PermissionDenied, PinExists, UsageError, WrongObjectType, quote, translate
 
 DEFAULT_BPFFS = "/sys/fs/bpf"
 
@@ -123,8 +115,6 @@ def pin_fd(fd: int, path: str, mkdir: bool = False) -> None:
 
 def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
     """Open the pin at ``path`` and return an fd, checking that it is a ``kind`` ('map'/'prog')."""
-    from .errors import quote
-
     shown = quote(path, bare=True)
     try:
         exists = os.path.lexists(path)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from .errors import BpfmapError, UsageError, quote
 from .fields import keys as field_keys
 from .fields import locate as locate_field
-from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout
+from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec
 from .maps import Map
-from .types import Value
+from .types import MapFlag, MapType, Value
 
 if TYPE_CHECKING:
     from .core.program import Program
@@ -240,8 +240,6 @@ class View:
         variables meanwhile loses nothing.  Any other map is read, changed and written
         back (BPF_EXIST), so a concurrent change to the same value's other bytes is lost.
         A frozen map (.rodata and .kconfig after load) raises ReadOnly."""
-        from .layout import TypeCodec
-
         if self.percpu:
             raise UsageError(f"{self.map.ref}: per-CPU values are set whole (update KEY VALUE), not by field")
         t = getattr(self.value, "type", None)
@@ -267,8 +265,6 @@ class View:
     def _write_in_place(self, raw_key: bytes, patches: list[tuple[int, bytes]]) -> bool:
         """Write ``patches`` into an mmapable array's value through shared memory; False
         when the map is not one (or cannot be mapped writable: then the syscall path says why)."""
-        from .types import MapFlag, MapType
-
         m = self.map
         if m.type is not MapType.ARRAY or not m.flags & MapFlag.MMAPABLE or m.readonly:
             return False

@@ -8,7 +8,7 @@ import typer
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
 from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
-from ..output import write_value
+from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View
 from .common import (
@@ -360,8 +360,6 @@ def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
     """dump --recursive: each slot of a map of maps, then its inner map's entries, decoded
     by the inner map's BTF or --inner-layout.  text: the slot line, then each inner entry
     on a line starting with a tab; json/jsonl: {"key", "value": id, "inner": [entries]}."""
-    from ..output import EntryTexts, entry_object, write_objects
-
     m = view.map
     if m.kind.value is not Value.MAP_ID:
         raise UsageError(f"dump --recursive {m.ref}: {m.type_label} maps hold data; it is for maps of maps")
@@ -397,7 +395,6 @@ def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size:
     batch in hand, then exits 130 (SIGTERM 143) with the count; a reader that goes away
     (| head) is exit 0, with the entries it did not take put back."""
     from ..drain import DeliveryError, HeldSignals, Sink, drain
-    from ..output import EntryTexts
     from .term import Progress
 
     texts = EntryTexts(fmt, view.key, view.value, still_percpu)
@@ -456,8 +453,6 @@ def getnext(
         if fmt == "text":
             sys.stdout.write(view.key.format(nxt) + "\n")
         else:
-            from ..output import json_dumps
-
             obj = {"key": view.key.decode(raw) if raw is not None else None, "next_key": nxt}
             sys.stdout.write(json_dumps(obj, indent=2 if fmt == "json" else None) + "\n")
 

@@ -9,17 +9,15 @@ from typing import Any, Optional
 from ..errors import KeyNotFound, UsageError, quote
 from ..layout import Layout
 from ..maps import Map, UpdateMode
-from ..output import FORMATS, write_value
+from ..output import FORMATS, default_format, printable, write_value
 from ..types import Value
-from ..view import View, check_cpu
+from ..view import View, check_cpu, numeric_layout
 
 
 def say(message: str, quiet: bool = False) -> None:
     """A diagnostic line on stderr (counts, notes), unless ``quiet``."""
     if not quiet:
         if not message.isprintable():  # map or BTF text with controls in it: shown, never acted on
-            from ..output import printable
-
             message = printable(message)
         sys.stderr.write(f"bpfmap: {message}\n")
 
@@ -68,8 +66,6 @@ class LayoutOptions:
         the map's BTF, else hex (a note on stderr when BTF was unusable).
         ``numeric_default`` (watch, hist) reads a map with neither as unsigned integers
         when its key and value are 4 or 8 bytes: a counter's shape."""
-        from ..view import View, numeric_layout
-
         shared = getattr(m, "_shared", False)
         if shared and (m, numeric_default) in self._views:
             return self._views[(m, numeric_default)]
@@ -229,7 +225,6 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], **options: Any
     """The library's dump of the view's map to stdout, in ``output`` (default: a table on a
     terminal, else text), with a progress bar on a terminal stderr when stdout is not one;
     ``options``: bpfmap.dump's (percpu, cpu, sort, reverse, top, batch_size)."""
-    from ..output import default_format
     from ..output.dump import dump
 
     progress = None

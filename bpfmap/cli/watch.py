@@ -8,7 +8,7 @@ import typer
 
 from ..errors import UsageError
 from ..maps import Map
-from ..output import json_dumps
+from ..output import cell, console, json_dumps
 from ..view import is_number
 from .common import (
     NO_LAYOUT,
@@ -127,8 +127,6 @@ def _watch_jsonl(watcher, interval: float, count: Optional[int]) -> None:
 def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]) -> None:
     from rich.live import Live
 
-    from ..output import console
-
     con = console(sys.stdout)
     keys = Keys()
     try:
@@ -166,7 +164,6 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
     from rich.text import Text
 
     from ..layout import format_text
-    from ..output import cell
 
     head = Text(
         f"{cell(ref)}  {m.type_label} id {m.id}  {snap.entries} entries  every {interval:g}s  "

@@ -6,7 +6,7 @@ import errno
 from typing import Any
 
 from .. import _sys
-from ..errors import UsageError, WrongObjectType, translate
+from ..errors import UsageError, VerifierRejected, WrongObjectType, translate
 from ..pins import open_pinned
 from .fd import FdOwner
 from .info import parse_id
@@ -54,7 +54,6 @@ class Program(FdOwner):
         AsmError (bad assembly), VerifierRejected (with the verifier's log) or the
         usual KernelError subclasses."""
         from ..asm import assemble
-        from ..errors import VerifierRejected
 
         ptype = _prog_type(prog_type)
         insns = assemble(code, maps) if isinstance(code, str) else bytes(code)

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
 from .leaves import text_string
-from .model import Struct, Type
+from .model import SCALARS, Struct, Type
 
 
 class Codec:
@@ -257,8 +257,6 @@ class IndexCodec(TypeCodec):
     before they were numbers) still parse."""
 
     def __init__(self) -> None:
-        from .model import SCALARS
-
         super().__init__(SCALARS["u32"])
 
     def encode(self, value: Any) -> bytes:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
 from .leaves import CODES as _CODES
 from .leaves import Leaf, enum_names, ntop, unpacking
@@ -205,8 +205,6 @@ def _q(v: Any, plain: bool = False) -> str:
     """A value the user gave, for an error about one field: quoted (``plain``: as
     str() shows it), cut to 40 characters when longer (the whole input is quoted once,
     by the caller)."""
-    from ..errors import quote
-
     if isinstance(v, int) and v.bit_length() > 4000:  # str() refuses ints past 4300 digits
         return f"a {v.bit_length()}-bit number"
     if plain or not isinstance(v, str):

@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import fields
 from ..errors import UsageError, quote
-from . import Codec, TypeCodec
+from . import Codec, TypeCodec, _json, _maybe_json, split_top
 from .model import IPV4, IPV6, MAC, Bytes, Enum, Field, Scalar, Struct, Type
 
 FORMATS = ("ip", "ipv4", "ipv6", "mac", "hex", "ksym", "errno", "syscall")
@@ -155,8 +155,6 @@ class FormattedCodec(Codec):
 
     def _unshow(self, value: Any) -> Any:
         if isinstance(value, str):
-            from . import _json
-
             value = _json(value) if value.strip().startswith("{") else value
         if not isinstance(value, dict):
             return value
@@ -176,7 +174,6 @@ class FormattedCodec(Codec):
         s = text.strip()
         if s.startswith("{"):
             return self.encode(s)
-        from . import _maybe_json, split_top
 
         pairs = [p.partition("=") for p in split_top(s)]
         if pairs and all(eq for _k, eq, _v in pairs):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import UsageError
+from ..errors import UsageError, quote
 from .model import IPV4, IPV6, MAC, SCALARS, Array, Bytes, Char, Member, Pad, Struct, Type, layout_struct
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>\d+)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[{}\[\],=])|(?P<bad>\S))")
@@ -45,7 +45,6 @@ class _Parser:
     def error(self, msg: str, pos: int | None = None) -> UsageError:
         if pos is None:
             pos = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
-        from ..errors import quote
 
         text = self.text.strip()
         return UsageError(

@@ -123,3 +123,30 @@ def test_leaf_rules_live_in_one_table():
             if is_code and node.value in ("NaN", "Infinity", "-Infinity", '"NaN"'):
                 found.append((name, node.value))
     assert found == []
+
+
+def test_no_function_imports_what_its_module_imported_already():
+    """An import inside a function saves start-up only when the module does not import
+    the same thing at the top already (a module imported last, after the functions, to
+    break a circle, is the exception)."""
+    found = []
+    for name, path in MODULES.items():
+        tree = ast.parse(open(path).read())
+        first_def = min((n.lineno for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))), default=0)
+        top = set()
+        for node in tree.body:
+            if node.lineno > first_def > 0:
+                continue  # imported after the functions: a deliberate late import
+            if isinstance(node, ast.Import):
+                top |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                top.add("." * node.level + (node.module or ""))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for sub in ast.walk(fn):
+                if isinstance(sub, ast.Import):
+                    found += [(name, sub.lineno, a.name) for a in sub.names if a.name in top]
+                elif isinstance(sub, ast.ImportFrom) and "." * sub.level + (sub.module or "") in top:
+                    found.append((name, sub.lineno, sub.module))
+    assert found == []
