@@ -150,3 +150,24 @@ def test_no_function_imports_what_its_module_imported_already():
                 elif isinstance(sub, ast.ImportFrom) and "." * sub.level + (sub.module or "") in top:
                     found.append((name, sub.lineno, sub.module))
     assert found == []
+
+
+def test_the_architecture_doc_names_every_module_and_only_real_ones():
+    """docs/architecture.md is checked against the code: every module of the package is
+    named in it, and every path it names exists."""
+    import re
+
+    doc = open(os.path.join(os.path.dirname(ROOT), "docs", "architecture.md")).read()
+    missing = []
+    for name in MODULES:
+        parts = name.split(".")[1:]
+        if not parts or parts[-1] in ("__main__",):
+            continue
+        rel = "/".join(parts)
+        mentions = (f"`{rel}.py`", f"`{rel}/`", f"`{rel}`", f"{rel}.", f"{rel}/", f"`{parts[-1]}`")
+        if not any(m in doc for m in mentions):
+            missing.append(rel)
+    assert missing == []
+    for path in re.findall(r"`([a-z_]+(?:/[a-z_]+)*(?:\.py|/))`", doc):
+        if not path.startswith(("tests/", "docs/", "benchmarks/")):  # the rest are bpfmap's
+            assert os.path.exists(os.path.join(ROOT, path)), path
