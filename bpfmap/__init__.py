@@ -38,7 +38,7 @@ from .maps import Map, MapInfo, list_maps, possible_cpus
 from .pins import ensure_bpffs, is_bpffs
 from .types import MapFlag, MapType
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def _view(

@@ -66,3 +66,31 @@ def test_wheel_ships_the_man_page_completions_and_typing(wheel):
     assert "License :: OSI Approved :: MIT License" in meta and "Keywords:" in meta
     assert "](" not in meta.split("\n\n", 1)[1].replace("](http", ""), "relative links do not render on an index"
     assert any(n.endswith("LICENSE") for n in names)
+
+
+def test_one_version_everywhere():
+    """pyproject.toml, bpfmap.__version__, the newest release in CHANGELOG.md and the
+    version docs/contract.md describes are one version."""
+    import re
+
+    import bpfmap
+
+    project = re.search(r'^version = "([^"]+)"', open(os.path.join(ROOT, "pyproject.toml")).read(), re.M)
+    released = re.search(
+        r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d\d-\d\d$", open(os.path.join(ROOT, "CHANGELOG.md")).read(), re.M
+    )
+    contract = re.search(
+        r"as of \*\*bpfmap (\d+\.\d+\.\d+)\*\*", open(os.path.join(ROOT, "docs", "contract.md")).read()
+    )
+    assert project and released and contract
+    assert project.group(1) == bpfmap.__version__ == released.group(1) == contract.group(1)
+
+
+def test_pre_commit_runs_what_ci_runs():
+    """.pre-commit-config.yaml's hooks are the checks .ci/run makes before the tests."""
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load(open(os.path.join(ROOT, ".pre-commit-config.yaml")))
+    entries = [h["entry"] for repo in config["repos"] for h in repo["hooks"]]
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    checks = next(line for line in ci.splitlines() if line.startswith("ruff check"))
+    assert [c.strip() for c in checks.split("||")[0].split("&&")] == entries
