@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
 from .leaves import CODES as _CODES
-from .leaves import Leaf, enum_names, ntop, unpacking
+from .leaves import Leaf, enum_names, unpacking
 from .model import Array, Bytes, Char, Enum, Field, Formatted, Pad, Scalar, Struct, Type
 
 Decoder = Callable[[bytes, int], Any]
@@ -31,10 +31,6 @@ Encoder = Callable[[bytearray, int, Any, str], None]
 # a whole flat struct at once, and a batch of either are all generated from that rule.
 
 
-_Leaf = Leaf
-_leaf = unpacking  # how a leaf type decodes: layout.leaves
-
-
 def _generate(source: str, env: dict[str, Any], what: str) -> dict[str, Any]:
     """Run generated decoder ``source`` with ``env``; returns its namespace."""
     namespace = dict(env)
@@ -42,7 +38,7 @@ def _generate(source: str, env: dict[str, Any], what: str) -> dict[str, Any]:
     return namespace
 
 
-def _leaf_decoders(t: Type, leaf: _Leaf) -> tuple[Decoder, Callable[[bytes, int], list[Any]]]:
+def _leaf_decoders(t: Type, leaf: Leaf) -> tuple[Decoder, Callable[[bytes, int], list[Any]]]:
     """(one value at an offset, ``count`` values back to back) for a leaf."""
     st = struct.Struct("=" + leaf.code)
     conv = "v[0]" if leaf.expr is None else leaf.expr.format(v="v[0]")
@@ -65,7 +61,7 @@ def _leaf_decoders(t: Type, leaf: _Leaf) -> tuple[Decoder, Callable[[bytes, int]
 
 def _decoder(t: Type) -> Decoder:
     """One value of leaf type ``t`` at an offset."""
-    leaf = _leaf(t)
+    leaf = unpacking(t)
     assert leaf is not None, t
     return _leaf_decoders(t, leaf)[0]
 
@@ -93,7 +89,7 @@ class _WholeStruct:
         self.pos = off
 
     def add(self, t: Type, off: int) -> str:
-        leaf = _leaf(t, str(self.n))
+        leaf = unpacking(t, str(self.n))
         if leaf is not None:
             self._at(off)
             self.fmt += leaf.code
@@ -105,7 +101,7 @@ class _WholeStruct:
                 raise _NotWhole("too many leaves")
             return v if leaf.expr is None else leaf.expr.format(v=v)
         if isinstance(t, Array):
-            elem = _leaf(t.elem)
+            elem = unpacking(t.elem)
             if elem is not None and elem.expr is None and elem.code in "BHIQbhiqfd" and t.count:
                 self._at(off)
                 first = self.n
@@ -266,9 +262,6 @@ def _scalar(t: Scalar) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-_enum_names = enum_names
-
-
 def _enum(t: Enum) -> tuple[Decoder, Encoder]:
     st = struct.Struct("=" + _CODES[("int" if t.signed else "uint", t.size)])
     by_name = dict(t.values)
@@ -360,9 +353,6 @@ def _formatted(t: Formatted) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-_ntop = ntop
-
-
 # -- composites --------------------------------------------------------------------------
 
 
@@ -407,7 +397,7 @@ def _bitfield(f: Field, path_name: str) -> tuple[Decoder, Encoder]:
     shift = f.bit_offset - first * 8
     nbytes = (shift + bits + 7) // 8
     mask = (1 << bits) - 1
-    names = _enum_names(t.values) if isinstance(t, Enum) else None
+    names = enum_names(t.values) if isinstance(t, Enum) else None
     by_name = dict(t.values) if isinstance(t, Enum) else {}
 
     def dec(buf: bytes, off: int) -> Any:
@@ -558,7 +548,7 @@ def compile_type(t: Type) -> tuple[Decoder, Encoder]:
 
 def compile_many(t: Type) -> Callable[[bytes, int], list[Any]]:
     """A function decoding ``count`` values of ``t`` packed back to back."""
-    leaf = _leaf(t)
+    leaf = unpacking(t)
     if leaf is not None:
         return _leaf_decoders(t, leaf)[1]
     if isinstance(t, Struct):
