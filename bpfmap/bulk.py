@@ -203,14 +203,10 @@ def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         yield n, obj["key"], (obj["values"] if "values" in obj else obj["value"])
 
 
-def _path(path: str) -> list[Any]:
-    return field_keys(path)
-
-
 def _row_builder(header: list[str]):
     """A function CSV row -> its tree, for this header: the columns' paths parsed once;
     a header of top-level names only (``key,value``) zips the row into a dict."""
-    paths = [_path(h) for h in header]
+    paths = [field_keys(h) for h in header]
     if all(len(p) == 1 and isinstance(p[0], str) for p in paths) and len(set(header)) == len(header):
         names = [p[0] for p in paths]
         return lambda row: dict(zip(names, row))

@@ -67,31 +67,27 @@ def _commands(text: str, source: str = "-") -> Iterator[tuple[int, list[str] | U
     that cannot be read (a quote left open, too long): comments and blank lines
     dropped, lines ending in an odd number of backslashes joined to the next (numbered
     by their first line).  Lines end at newlines only, so line numbers are wc -l's."""
-    pending: list[str] = []
-    size = 0
-    first = 0
+    pending: list[str] = []  # the command's lines so far (none kept once it is too long)
+    size = first = 0
+    continued = False  # the last line ended in a continuation
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     for n, line in enumerate(lines, 1):
-        if not pending:
-            first, size = n, 0
+        if not continued:
+            first, size, pending = n, 0, []
         line = line.removesuffix("\r")
         size += len(line)
-        if size > MAX_LINE:  # keep reading to the end of this command, without keeping it
-            pending = [""]
-            if _continues(line):
-                continue
-            pending = []
+        continued = _continues(line)
+        if size <= MAX_LINE:
+            pending.append(line[:-1] + " " if continued else line)
+        if continued:
+            continue
+        if size > MAX_LINE:  # read to the end of this command, without keeping it
             yield first, UsageError(f"longer than {MAX_LINE:,} characters; split it into several commands")
             continue
-        if _continues(line):
-            pending.append(line[:-1] + " ")
-            continue
-        whole = "".join(pending) + line
-        pending = []
         try:
-            words = split_words(whole)
+            words = split_words("".join(pending))
         except UsageError as err:
             yield first, err
             continue
@@ -102,7 +98,7 @@ def _commands(text: str, source: str = "-") -> Iterator[tuple[int, list[str] | U
             words = words[1:]
         if words:
             yield first, words
-    if pending:
+    if continued:
         yield first, UsageError(f"{source} ends after a backslash (a line continued into nothing)")
 
 

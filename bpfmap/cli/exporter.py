@@ -99,7 +99,7 @@ def export(
         shown = f"[{host}]" if ":" in host else host
         say(f"export: serving {len(metrics)} metrics on http://{shown}:{port}/metrics", quiet)
         try:
-            while not stop.wait(0.5):
+            while not _wait(stop, 3600):
                 pass
         finally:
             server.shutdown()
@@ -125,6 +125,16 @@ def _check(exporter, config: str, quiet: bool) -> None:
             raise UsageError(exporter.last_error(metric.name) or f"export: {metric.name}: failed")
         say(f"export: {metric.name}: {metric.map}: {count} entries (max_entries {max_entries})", quiet)
     say(f"export: {config}: {len(metrics)} metric{'s' if len(metrics) != 1 else ''} ok", quiet)
+
+
+def _wait(stop: threading.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``stop``, in steps of at most half a second (see
+    _stop_on_signals); whether it was set."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stop.wait(min(0.5, left)):
+            return True
+    return stop.is_set()
 
 
 @contextlib.contextmanager
@@ -155,9 +165,5 @@ def _keep_textfile(exporter, textfile: str, every: float, stop, quiet: bool) -> 
         except BpfmapError as err:
             exporter.textfile_errors += 1
             say(f"{err} (trying again in {every:g} s)")
-        next_write = time.monotonic() + every
-        while not stop.wait(min(0.5, max(next_write - time.monotonic(), 0))):
-            if time.monotonic() >= next_write:
-                break
-        if stop.is_set():
+        if _wait(stop, every):
             return

@@ -238,7 +238,7 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], **options: Any
             view,
             sys.stdout,
             output or default_format(sys.stdout),
-            progress=(lambda batches, raw: progress.count_batches(batches, raw)) if progress is not None else None,
+            progress=progress.count_batches if progress is not None else None,
             note=lambda text: say(f"note: {text}"),
             **options,
         )

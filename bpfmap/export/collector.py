@@ -120,7 +120,6 @@ class Exporter:
         """The View for ``metric``'s map: opened (read-only) at every scrape, so that a map
         gone or replaced under its pin or name is seen; the View built for the same map
         (by id) at an earlier scrape is kept, its BTF read and decoders compiled once."""
-
         try:
             m = Map.open(metric.map, readonly=True)
         except BpfmapError:

@@ -93,7 +93,6 @@ def check_textfile(path: str) -> None:
     """Refuse a textfile path that cannot be written safely: an empty one, a missing
     directory, or a directory anyone may write to without the sticky bit (anyone could
     then replace the file between our write and node_exporter's read)."""
-
     if not path:
         raise UsageError("--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom")
     directory = os.path.dirname(os.path.abspath(path))
@@ -115,14 +114,13 @@ def write_textfile(exporter: Exporter, path: str) -> None:
     collector wants: a new temp file beside it (mkstemp: a name nobody can guess, made
     with O_EXCL, never through a symlink), written, fsynced, made world-readable and
     renamed over ``path``."""
-
     check_textfile(path)
     data = exposition(exporter)
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     except OSError as err:
-        raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
+        raise _cannot_write(path, err) from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)
@@ -130,11 +128,13 @@ def write_textfile(exporter: Exporter, path: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
-    except OSError as err:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise _cannot_write(path, err) from None
         raise
+
+
+def _cannot_write(path: str, err: OSError) -> KernelError:
+    return KernelError(f"export: cannot write {path}: {err.strerror or err}", err.errno or 0)

@@ -99,10 +99,7 @@ class _Side:
         leaf = raw_written(t, where)  # every leaf's rule: layout.leaves
         if leaf is not None:
             codes, piece, conv, repeats = leaf
-            if isinstance(t, Scalar) and t.size == 16:
-                self._item(off, 16, codes[0], _each(conv) if conv else None)
-                return piece
-            if isinstance(t, Scalar) and t.order not in ("=", HOST) and t.size > 1:
+            if isinstance(t, Scalar) and t.order not in ("=", HOST) and 1 < t.size < 16:  # 16: from its bytes
                 self.swaps.append((off, t.size))  # swapped a column at a time, then unpacked in host order
             if len(codes) > 1:  # an address written from its bytes, no conversion
                 for i, code in enumerate(codes):
