@@ -16,7 +16,7 @@ import struct
 from typing import Any
 
 from .errors import UsageError
-from .layout import Layout
+from .layout import Layout, TypeCodec
 from .maps import Map
 from .types import MapType
 from .types import spec as type_spec
@@ -148,12 +148,22 @@ def sizes_and_btf(mtype: MapType, lay: Layout, key: int | None, value: int | Non
     the sizes from the layout (checked against ``key``/``value`` when given)."""
     from .btf import spec_for
 
-    keyless = type_spec(mtype).key_size == 0
+    kind = type_spec(mtype)
+    keyless = kind.key_size == 0
     key_codec = None if keyless else lay.key
     value_codec = lay.bare if keyless and lay.bare is not None else lay.value
+    if kind.needs_btf and lay.bare is not None and lay.value is None:  # local storage: the value alone
+        from .layout.model import SCALARS
+
+        key_codec, value_codec = TypeCodec(SCALARS["s32"]), lay.bare
+    if kind.needs_btf and key_codec is not None and key_codec.size != 4:
+        raise UsageError(
+            f"create {mtype.label}: the key of a {mtype.label} map is an int (the object's fd): "
+            f"give the layout as s32:VALUE or just VALUE"
+        )
     if keyless and lay.key is not None and lay.bare is None:
         raise UsageError(f"create {mtype.label}: {mtype.label} maps have no key; give the layout as VALUE (no ':')")
-    if not keyless and lay.bare is not None and lay.value is None:
+    if not keyless and lay.bare is not None and lay.value is None and not kind.needs_btf:
         raise UsageError(f"create {mtype.label}: write the layout as KEY:VALUE")
     for what, codec, given in (("key", key_codec, key), ("value", value_codec, value)):
         if codec is not None and given is not None and codec.size != given:

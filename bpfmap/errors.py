@@ -177,6 +177,12 @@ def permission_hint(op: str, target: str) -> str:
             "this process has CAP_BPF but not CAP_SYS_ADMIN, which some map types and operations need "
             "(CAP_NET_ADMIN or CAP_PERFMON for others); add CAP_SYS_ADMIN or run as root"
         )
+    if op == "create":
+        return (
+            "the process has CAP_BPF and CAP_SYS_ADMIN, so the kernel itself does not allow this map here "
+            "(a security module such as SELinux or a BPF LSM, lockdown, a cgroup's limits, or a kernel "
+            "built without support for it)"
+        )
     return (
         "the process has CAP_BPF and CAP_SYS_ADMIN, so a security module (SELinux, AppArmor, lockdown) "
         "or the map itself (read-only, frozen) refused it"

@@ -25,7 +25,7 @@ from . import fields
 from ._sys import perf
 from .columns import copy_columns
 from .errors import UsageError, translate
-from .maps import Map
+from .maps import Map, verb_list
 from .types import MapType
 
 PAGE = mmap.PAGESIZE
@@ -332,8 +332,14 @@ def reader(m: Map, pages: int = 64, cpus: list[int] | None = None) -> _Reader:
         return RingBufferReader(m)
     if m.type is MapType.PERF_EVENT_ARRAY:
         return PerfBufferReader(m, pages, cpus)
+    if m.type is MapType.USER_RINGBUF:
+        raise UsageError(
+            f"events {m.ref}: a user_ringbuf carries records from user space to programs; "
+            f"write them with 'bpfmap send' (events reads ringbuf and perf_event_array maps)"
+        )
+    works = verb_list(m.kind)
     raise UsageError(
-        f"events {m.ref}: {m.type_label} maps hold entries, not events; use 'bpfmap dump' "
+        f"events {m.ref}: {m.type_label} maps hold entries, not events; use {works or 'the programs that own it'} "
         f"(events reads ringbuf and perf_event_array maps)"
     )
 

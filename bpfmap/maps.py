@@ -22,6 +22,7 @@ from .core.fd import FdOwner
 from .core.info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
 from .core.values import ValueShape, possible_cpus
 from .errors import (
+    ENOTSUPP,
     BpfmapError,
     KeyNotFound,
     NotFound,
@@ -229,7 +230,7 @@ class Map(FdOwner):
         """The value at ``key`` (a list, one per possible CPU, for per-CPU maps).
 
         Raises KeyNotFound."""
-        self._require(Access.KEYED, "lookup")
+        self.require("lookup")
         kbuf = self._key_buffer(key)
         vbuf = _sys.buffer(self.shape.entry)
         self._call("lookup", _sys.map_elem, _sys.Cmd.MAP_LOOKUP_ELEM, self._fd, kbuf, vbuf)
@@ -253,7 +254,7 @@ class Map(FdOwner):
         if present), ``exist`` (replace only: KeyNotFound if absent).  Per-CPU maps
         take one value for every CPU or a sequence with one per possible CPU.  Maps
         of maps take a Map, prog_array a Program (or a raw fd as int)."""
-        self._require(Access.KEYED, "update")
+        self.require("update")
         flags = _mode_flags(mode)
         kbuf = self._key_buffer(key)
         vbuf = _sys.buffer(self._encode_value(value))
@@ -261,7 +262,7 @@ class Map(FdOwner):
 
     def delete(self, key: bytes) -> None:
         """Remove ``key``; raises KeyNotFound if it is not there."""
-        self._require(Access.KEYED, "delete")
+        self.require("delete")
         if not self.kind.deletable:
             raise UsageError(
                 f"delete {self.ref}: {self.type_label} maps cannot delete elements (every index "
@@ -277,7 +278,7 @@ class Map(FdOwner):
         their first key; keys already returned are then skipped, so each key comes
         once.  Raises IterationAborted if the map changes so fast that the walk
         cannot finish (after 4x max_entries steps)."""
-        self._require(Access.KEYED, "iterate")
+        self.require("getnext", "iterate")
         from .core import batch
 
         return batch.walk_keys(self)
@@ -288,7 +289,7 @@ class Map(FdOwner):
         """The key after ``key`` (BPF_MAP_GET_NEXT_KEY), or the first key when ``key`` is
         None.  A hash map whose ``key`` is absent answers with its first key.  Raises
         NotFound at the end (or on an empty map)."""
-        self._require(Access.KEYED, "getnext")
+        self.require("getnext")
         kbuf = self._key_buffer(key) if key is not None else None
         nxt = _sys.buffer(self.key_size)
         try:
@@ -322,7 +323,7 @@ class Map(FdOwner):
         bucket holding more than that still comes whole."""
         if size is not None and not 1 <= size <= MAX_BATCH_SIZE:
             raise UsageError(f"batch size {size}: give 1 to {MAX_BATCH_SIZE:,}")
-        self._require(Access.KEYED, "drain" if delete else "iterate")
+        self.require("delete" if delete else "getnext", "drain" if delete else "iterate")
         if delete and not self.kind.deletable:
             raise UsageError(f"drain {self.ref}: {self.type_label} maps cannot delete elements")
         from .core import batch
@@ -334,7 +335,7 @@ class Map(FdOwner):
 
         On failure the exception (MapFull, KeyExists, ...) carries ``done``: how many
         elements went in before it."""
-        self._require(Access.KEYED, "update")
+        self.require("update")
         if len(keys) != count * self.key_size or len(values) != count * self.shape.entry:
             raise UsageError(f"update {self.ref}: batch buffers do not hold {count} elements")
         from .core import batch
@@ -343,7 +344,7 @@ class Map(FdOwner):
 
     def delete_batch(self, keys: bytes, count: int) -> int:
         """Delete ``count`` keys from a raw buffer; returns how many were there."""
-        self._require(Access.KEYED, "delete")
+        self.require("delete")
         if not self.kind.deletable:
             raise UsageError(f"delete {self.ref}: {self.type_label} maps cannot delete elements")
         from .core import batch
@@ -352,7 +353,17 @@ class Map(FdOwner):
 
     def clear(self) -> int:
         """Remove every element (arrays: zero every value); returns how many there were."""
-        self._require(Access.KEYED, "clear")
+        self.require("clear")
+        if self.kind.value is Value.FD:  # no batch operations: key by key, empty slots skipped
+            n = 0
+            for key in list(self.keys()):
+                try:
+                    _sys.map_elem(_sys.Cmd.MAP_DELETE_ELEM, self._fd, _sys.buffer(key), None)
+                    n += 1
+                except OSError as err:
+                    if err.errno not in (errno.ENOENT, errno.EINVAL):  # sockmap: EINVAL for an empty slot
+                        raise self._refine_write_error("clear", translate("clear", self.ref, err)) from err
+            return n
         if self.kind.deletable:
             return sum(count for _k, _v, count in self.batches(delete=True))
         n = 0
@@ -361,6 +372,33 @@ class Map(FdOwner):
             self.update_batch(keys, zero * count, count)
             n += count
         return n
+
+    def fd_values(self) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        """The occupied slots of a map whose values are kernel objects (sockmap,
+        cgroup_array, ...): (key, value) pairs, where the kernel reads a value back (a
+        socket's cookie with 8-byte values), and whether it could not: then an array's
+        slots cannot be told apart (no pairs) and a hash's keys come with None."""
+        self.require("dump")
+        vbuf = _sys.buffer(self.value_size)
+        out: list[tuple[bytes, bytes | None]] = []
+        unreadable = False
+        for raw in self.keys():
+            if not unreadable:
+                try:
+                    _sys.map_elem(_sys.Cmd.MAP_LOOKUP_ELEM, self._fd, _sys.buffer(raw), vbuf)
+                except OSError as err:
+                    if err.errno == errno.ENOENT:
+                        continue  # an empty slot
+                    if err.errno not in (errno.ENOSPC, errno.EOPNOTSUPP, ENOTSUPP, errno.EINVAL):
+                        raise translate("dump", self.ref, err) from err
+                    unreadable = True
+                else:
+                    out.append((raw, vbuf.raw))
+                    continue
+            if self.kind.indexed:
+                return [], True  # every index answers getnext: occupied and empty slots look the same
+            out.append((raw, None))
+        return out, unreadable
 
     def _writing(self, fn, op: str):
         try:
@@ -389,10 +427,6 @@ class Map(FdOwner):
     def pop(self) -> bytes:
         """Take the next element off a queue (oldest) or stack (newest); raises Empty."""
         self._require_keyless("pop")
-        if self.kind.access is Access.BLOOM:
-            raise UsageError(
-                f"pop {self.ref}: bloom filters cannot give elements back; test membership with peek VALUE"
-            )
         vbuf = _sys.buffer(self.value_size)
         self._write("pop", _sys.map_elem, _sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, self._fd, None, vbuf)
         return vbuf.raw[: self.value_size]
@@ -447,18 +481,16 @@ class Map(FdOwner):
         except OSError as err:
             raise translate("delete", self.ref, err) from err
 
-    def _require(self, access: Access, op: str) -> None:
+    def require(self, op: str, verb: str | None = None) -> None:
+        """Refuse ``op`` (an element verb of types.TypeSpec.ops) on a type that has no such
+        operation, naming the verbs that work; ``verb`` names the call in the message."""
         if self._fd < 0:
             raise ValueError(f"{self.ref}: map is closed")
-        if self.kind.access is not access and self.type is not MapType.UNSPEC:
-            raise UsageError(f"{op} {self.ref}: {access_hint(self.type_label, self.kind.access)}")
+        if op not in self.kind.ops and self.type is not MapType.UNSPEC:
+            raise UsageError(f"{verb or op} {self.ref}: {access_hint(self.type_label, self.kind, op)}")
 
     def _require_keyless(self, op: str) -> None:
-        if self.kind.access not in (Access.QUEUE, Access.STACK, Access.BLOOM):
-            raise UsageError(
-                f"{op} {self.ref}: {self.type_label} maps have no {op}; "
-                f"push/pop/peek are for queue, stack and bloom_filter maps"
-            )
+        self.require(op)
         self.fileno()
 
     def _key_buffer(self, key: bytes):
@@ -482,7 +514,7 @@ class Map(FdOwner):
         if isinstance(value, int):
             if self.kind.value is Value.BYTES:
                 raise UsageError(f"value for {self.ref}: give bytes, not an int")
-            return value.to_bytes(4, "little")
+            return value.to_bytes(self.value_size if self.value_size in (4, 8) else 4, "little")
         if self.percpu:
             values = [value] if isinstance(value, (bytes, bytearray, memoryview)) else list(value)  # type: ignore[call-overload]
             return self.shape.pack(values, f"value for {self.ref}")
@@ -553,15 +585,49 @@ def forget() -> None:
     _SHARED.clear()
 
 
-def access_hint(label: str, access: Access) -> str:
-    """Why a map of this access kind cannot be used by key, and what to use instead."""
+_REF_FORMS = {"sock": "sock:PID:FD", "file": "file:PATH", "pid": "pid:N", "cgroup": "cgroup:PATH"}
+
+
+def verb_list(kind: Any) -> str:
+    """The verbs that work on a map type, as a sentence names them: 'bpfmap peek',
+    'bpfmap pop' or 'bpfmap push'."""
+    works = [f"'bpfmap {o}'" for o in kind.operations() if not o.startswith("none")]
+    return " or ".join([", ".join(works[:-1]), works[-1]] if len(works) > 1 else works)
+
+
+def access_hint(label: str, kind: Any, op: str = "") -> str:
+    """Why a map of this type has no ``op``, and the verbs that work on it instead."""
+    use = f"; use {verb_list(kind)}" if verb_list(kind) else ""
+    access = kind.access
     if access in (Access.QUEUE, Access.STACK):
-        return f"{label} maps have no keys and cannot be iterated; use 'bpfmap peek' or 'bpfmap pop'"
+        if op == "update":
+            return f"{label} maps have no keys; add a value with 'bpfmap push MAP VALUE'"
+        return f"{label} maps have no keys and cannot be iterated{use}"
     if access is Access.BLOOM:
+        if op == "pop":
+            return "bloom filters cannot give elements back; test membership with 'bpfmap peek MAP VALUE'"
         return f"{label} maps have no keys and cannot be iterated; add with 'bpfmap push', test with 'bpfmap peek'"
     if access is Access.STREAM:
-        return f"{label} maps carry a stream of records, not entries; they cannot be read by key"
-    return f"{label} maps are keyed by kernel objects (sockets, tasks, cgroups) and cannot be read from here"
+        return f"{label} maps carry a stream of records, not entries{use}"
+    if access is Access.OBJECT:
+        if op in ("dump", "watch", "getnext", "iterate"):
+            why = "bpfmap cannot list sockets yet" if kind.object == "sock" else "the kernel cannot list them"
+            return (
+                f"{label} maps are keyed by kernel objects and {why}; "
+                f"look one up by reference: 'bpfmap lookup MAP {_REF_FORMS.get(kind.object, '')}'"
+            )
+        return f"{label} maps are keyed by kernel objects{use}"
+    if access is Access.NONE:
+        if label == "arena":
+            return "an arena is memory shared by mmap(2) between programs and user space; it has no elements"
+        return f"{label} maps have no elements user space can reach; the programs that use them do"
+    if op == "update" and label == "stack_trace":
+        return f"stack_trace maps are written only by programs (bpf_get_stackid){use}"
+    if op == "delete" and not kind.deletable:
+        return (
+            f"{label} maps cannot delete elements (every index always exists); write zeros with 'bpfmap update' instead"
+        )
+    return f"{label} maps have no {op}{use}"
 
 
 def _mode_flags(mode: UpdateMode | int) -> int:

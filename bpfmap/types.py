@@ -129,14 +129,29 @@ class Access(enum.Enum):
     STACK = "stack"  # push/pop/peek, LIFO
     BLOOM = "bloom"  # push adds, peek tests membership
     STREAM = "stream"  # ring buffers and perf buffers: records, not entries
-    NONE = "none"  # storage maps keyed by sockets/tasks/cgroups, struct_ops, arena
+    OBJECT = "object"  # local storage: keyed by a kernel object's fd (task, socket, cgroup, inode)
+    NONE = "none"  # struct_ops, arena: nothing by element from user space
+
+
+# The verbs on elements, and which of them read or write.  Every map type lists the ones
+# that work on it (TypeSpec.ops); show prints them, and Map refuses the others before
+# the kernel would (test_type_table checks both against the kernel, type by type).
+READS = frozenset({"lookup", "getnext", "dump", "watch", "peek", "pop", "events"})
+WRITES = frozenset({"update", "delete", "clear", "push", "pop", "send"})
+_KEYED = ("lookup", "update", "delete", "getnext", "dump", "watch", "clear")
+_ARRAY = ("lookup", "update", "getnext", "dump", "watch", "clear")  # every index always exists
+_FD_READABLE = ("lookup", "update", "delete", "getnext", "dump", "clear")  # values read back as cookies
+_ID_VALUES = _FD_READABLE + ("watch",)  # values read back as program or map ids
+_FD_WRITE_ONLY = ("update", "delete", "getnext", "dump", "clear")  # dump: the slot count, values unreadable
 
 
 class TypeSpec:
     """What a map type can do and the defaults ``create`` uses for it.
 
     ``key_size``/``value_size`` are the sizes the kernel requires (None: the user
-    chooses).  ``default_max_entries`` None means one per possible CPU."""
+    chooses).  ``default_max_entries`` None means one per possible CPU.  ``ops``: the
+    element verbs that work on it from user space; ``needs_btf``: the kernel refuses to
+    create it without BTF for its key and value (local storage)."""
 
     __slots__ = (
         "access",
@@ -152,6 +167,10 @@ class TypeSpec:
         "batch",
         "deletable",
         "indexed",
+        "ops",
+        "needs_btf",
+        "object",
+        "default_key_size",
     )
 
     def __init__(
@@ -169,6 +188,10 @@ class TypeSpec:
         batch: bool = False,
         deletable: bool = True,
         indexed: bool = False,
+        ops: tuple[str, ...] = _KEYED,
+        needs_btf: bool = False,
+        object: str | None = None,
+        default_key_size: int | None = None,
     ) -> None:
         self.access, self.percpu, self.value = access, percpu, value
         self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
@@ -179,27 +202,33 @@ class TypeSpec:
         )
         self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
         self.indexed = indexed  # keys are 4-byte indices: read and written as numbers without a layout
+        self.ops = frozenset(ops)
+        self.needs_btf = needs_btf
+        self.default_key_size = default_key_size
+        self.object = object  # the kind of kernel object a key (local storage) or value (fd maps) refers to
 
     def operations(self, flags: MapFlag = MapFlag(0), frozen: bool = False) -> list[str]:  # noqa: B008
         """The bpfmap verbs that work on a map of this type (with these flags, frozen or
-        not) from user space: what ``show`` lists."""
+        not) from user space: what ``show`` lists, in a fixed order."""
         writable = not frozen and MapFlag.RDONLY not in flags
         readable = MapFlag.WRONLY not in flags
-        ops: list[str] = []
-        if self.access is Access.KEYED:
-            if self.value is Value.FD:
-                ops += ["dump (keys only: values are not readable)"]
-            elif readable:
-                ops += ["lookup", "dump", "watch"]
-            ops += ["getnext"]
-            if writable:
-                ops += ["update"] + (["delete"] if self.deletable else []) + ["clear"]
-        elif self.access in (Access.QUEUE, Access.STACK):
-            ops += (["peek", "pop"] if readable else []) + (["push"] if writable else [])
-        elif self.access is Access.BLOOM:
-            ops += (["peek (test membership)"] if readable else []) + (["push (add)"] if writable else [])
-        elif self.access is Access.STREAM:
-            ops += ["events"]
+        order = (
+            "lookup",
+            "dump",
+            "watch",
+            "getnext",
+            "update",
+            "delete",
+            "clear",
+            "peek",
+            "pop",
+            "push",
+            "events",
+            "send",
+        )
+        ops = [
+            op for op in order if op in self.ops and (readable or op not in READS) and (writable or op not in WRITES)
+        ]
         return ops or ["none from user space (programs use it)"]
 
 
@@ -207,48 +236,85 @@ _FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4, indexed=True)
 # socket/inode/task/cgroup local storage: keyed by an fd, no entries of their own to make
 _LOCAL_STORAGE: dict[str, Any] = dict(
     default_max_entries=0,
-    access=Access.NONE,
+    access=Access.OBJECT,
     key_size=4,
     required_flags=MapFlag.NO_PREALLOC,
     default_flags=MapFlag.NO_PREALLOC,
+    needs_btf=True,
 )
+_LOCAL_OPS = ("lookup", "update", "delete", "dump", "watch")
+_QUEUE_OPS = ("peek", "pop", "push")
+# A socket's value in sockmap/sockhash/reuseport_sockarray: 8 bytes read back as the socket's cookie
+_SOCKETS: dict[str, Any] = dict(value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE)
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True),
-    MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False, indexed=True),
-    MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, **_FD_ARRAY),
+    MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False, indexed=True, ops=_ARRAY),
+    MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, ops=_ID_VALUES, **_FD_ARRAY),
     # max_entries None: one slot per possible CPU.
-    MapType.PERF_EVENT_ARRAY: TypeSpec(access=Access.STREAM, value=Value.FD, default_max_entries=None, **_FD_ARRAY),
+    MapType.PERF_EVENT_ARRAY: TypeSpec(
+        access=Access.STREAM, value=Value.FD, default_max_entries=None, ops=("events",), **_FD_ARRAY
+    ),
     MapType.PERCPU_HASH: TypeSpec(percpu=True, batch=True),
-    MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False, indexed=True),
-    MapType.STACK_TRACE: TypeSpec(key_size=4),
-    MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, **_FD_ARRAY),
+    MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False, indexed=True, ops=_ARRAY),
+    # 127 frames of 8 bytes: PERF_MAX_STACK_DEPTH, what libbpf-tools' profilers use
+    MapType.STACK_TRACE: TypeSpec(
+        key_size=4, default_value_size=127 * 8, ops=("lookup", "delete", "getnext", "dump", "watch", "clear")
+    ),
+    MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, object="cgroup", ops=_FD_WRITE_ONLY, **_FD_ARRAY),
     MapType.LRU_HASH: TypeSpec(batch=True),
     MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True),
     MapType.LPM_TRIE: TypeSpec(default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC),
-    MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, **_FD_ARRAY),
-    MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4),
-    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True),
-    MapType.SOCKMAP: TypeSpec(value=Value.FD, key_size=4, default_value_size=4, indexed=True),
-    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True),
-    MapType.XSKMAP: TypeSpec(value=Value.FD, **_FD_ARRAY),
-    MapType.SOCKHASH: TypeSpec(value=Value.FD, default_value_size=4),
-    MapType.CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE),
-    MapType.REUSEPORT_SOCKARRAY: TypeSpec(value=Value.FD, key_size=4, default_value_size=4, indexed=True),
-    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(default_max_entries=0, access=Access.NONE, percpu=True),
-    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0),
-    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0),
-    MapType.SK_STORAGE: TypeSpec(**_LOCAL_STORAGE),
+    MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, ops=_ID_VALUES, **_FD_ARRAY),
+    MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4, ops=_ID_VALUES),
+    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, ops=_ARRAY[:1] + _KEYED[1:]),
+    MapType.SOCKMAP: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
+    # max_entries None: one per possible CPU (the kernel caps a cpumap at NR_CPUS)
+    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, default_max_entries=None),
+    MapType.XSKMAP: TypeSpec(value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, **_FD_ARRAY),
+    MapType.SOCKHASH: TypeSpec(**_SOCKETS),
+    # key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
+    # exist while a program using the map is attached to a cgroup
+    MapType.CGROUP_STORAGE: TypeSpec(
+        default_max_entries=0,
+        default_key_size=16,
+        ops=("lookup", "update", "getnext", "dump", "watch"),
+        object="cgroup",
+    ),
+    MapType.REUSEPORT_SOCKARRAY: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
+    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(
+        default_max_entries=0,
+        percpu=True,
+        default_key_size=16,
+        ops=("lookup", "update", "getnext", "dump", "watch"),
+        object="cgroup",
+    ),
+    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS),
+    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS),
+    # sockets are not listed yet (that takes the kernel's bpf_sk_storage_map iterator): no dump
+    MapType.SK_STORAGE: TypeSpec(object="sock", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
     MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4),
-    MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4),
-    MapType.RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
-    MapType.INODE_STORAGE: TypeSpec(**_LOCAL_STORAGE),
-    MapType.TASK_STORAGE: TypeSpec(**_LOCAL_STORAGE),
-    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0),
-    MapType.USER_RINGBUF: TypeSpec(access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16),
-    MapType.CGRP_STORAGE: TypeSpec(**_LOCAL_STORAGE),
+    MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=()),
+    MapType.RINGBUF: TypeSpec(
+        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("events",)
+    ),
+    # inode storage cannot be enumerated: no dump
+    MapType.INODE_STORAGE: TypeSpec(object="file", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
+    MapType.TASK_STORAGE: TypeSpec(object="pid", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
+    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push")),
+    MapType.USER_RINGBUF: TypeSpec(
+        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("send",)
+    ),
+    MapType.CGRP_STORAGE: TypeSpec(object="cgroup", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
+    # max_entries: pages; map_extra: the user address it is mapped at (0: any)
     MapType.ARENA: TypeSpec(
-        access=Access.NONE, key_size=0, value_size=0, required_flags=MapFlag.MMAPABLE, default_flags=MapFlag.MMAPABLE
+        access=Access.NONE,
+        key_size=0,
+        value_size=0,
+        default_max_entries=1,
+        required_flags=MapFlag.MMAPABLE,
+        default_flags=MapFlag.MMAPABLE,
+        ops=(),
     ),
 }
 

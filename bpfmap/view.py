@@ -15,7 +15,9 @@ from .fields import keys as field_keys
 from .fields import locate as locate_field
 from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec
 from .maps import Map
-from .types import MapFlag, MapType, Value
+from .types import Access, MapFlag, MapType, Value
+
+_CGROUP_STORAGE = (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE)
 
 if TYPE_CHECKING:
     from .core.program import Program
@@ -50,21 +52,35 @@ class View:
                 if from_btf is not None:
                     # a key without BTF (global-variable maps: value BTF only) of an array is its index
                     keyless_index = not from_btf.key_type_id and m.kind.indexed and m.key_size == 4
-                    self._setup(m, from_btf.layout(), index_keys=keyless_index)
+                    self._setup(m, from_btf.layout(), index_keys=keyless_index, from_btf=True)
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"
         # array indices are numbers even without a layout
         self._setup(m, layout or Layout(), index_keys=layout is None and m.kind.indexed and m.key_size == 4)
 
-    def _setup(self, m: Map, layout: Layout, index_keys: bool = False) -> None:
+    def _setup(self, m: Map, layout: Layout, index_keys: bool = False, from_btf: bool = False) -> None:
         self.map = m
         keyless = m.key_size == 0
+        if m.kind.access is Access.OBJECT:  # local storage: keys are objects, shown as dump finds them
+            from .layout.lang import parse_side
+            from .objrefs import WALK_KEYS
+
+            walk_type = parse_side(WALK_KEYS.get(m.kind.object or "", "hex[4]"), False)
+            assert walk_type is not None
+            self.key: Codec = TypeCodec(walk_type)
+            value = layout.value if layout.value is not None else layout.bare
+            self.value: Codec = self._bind(value, m.value_size, "value", m.ref)
+            return
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
-        self.key: Codec = IndexCodec() if index_keys else self._bind(layout.key, m.key_size, "key", m.ref)
+        self.key = IndexCodec() if index_keys else self._bind(layout.key, m.key_size, "key", m.ref)
+        if m.type in _CGROUP_STORAGE and (layout.key is None or from_btf):
+            from .objrefs import cgroup_storage_key_codec
+
+            self.key = cgroup_storage_key_codec(m.key_size)  # shown as the cgroup's path and attach type
         if keyless and layout.bare is not None:
-            self.value: Codec = self._bind(layout.bare, m.value_size, "value", m.ref)
+            self.value = self._bind(layout.bare, m.value_size, "value", m.ref)
         elif m.kind.value is Value.MAP_ID:
             self.value = IdCodec("map")
         elif m.kind.value is Value.PROG_ID:
@@ -307,7 +323,7 @@ class View:
         reader to stop; to drain without losing entries, see bpfmap.drain).  Exhaust
         or ``close()`` the iterator before closing the map: closing it stops and joins
         that thread."""
-        raw = self.map.batches(delete=delete, size=size)
+        raw = self._batches(delete, size)
         if not delete:
             from .core.threads import prefetch
 
@@ -319,7 +335,17 @@ class View:
         ``close()`` the iterator before closing the map, as column_batches."""
         from .core.threads import prefetch
 
-        return prefetch(self.map.batches(size=size))  # type: ignore[return-value]  # a generator
+        return prefetch(self._batches(False, size))  # type: ignore[return-value]  # a generator
+
+    def _batches(self, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+        """The map's raw batches; local storage's by trying every task or cgroup (objrefs.walk)."""
+        m = self.map
+        if m.kind.access is Access.OBJECT and not delete:
+            m.require("dump")
+            from .objrefs import walk
+
+            return walk(m, size or 256)
+        return m.batches(delete=delete, size=size)
 
     def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:
         """One raw batch (see Map.batches) as lists of decoded keys and values."""

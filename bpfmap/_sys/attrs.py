@@ -27,6 +27,8 @@ class Cmd(enum.IntEnum):
     PROG_LOAD = 5
     OBJ_PIN = 6
     OBJ_GET = 7
+    PROG_ATTACH = 8
+    PROG_DETACH = 9
     PROG_TEST_RUN = 10
     PROG_GET_NEXT_ID = 11
     MAP_GET_NEXT_ID = 12
@@ -198,6 +200,27 @@ class ProgLoadAttr(_Attr):
         ("kern_version", c_uint32),
         ("prog_flags", c_uint32),
         ("prog_name", c_char * OBJ_NAME_LEN),
+        ("prog_ifindex", c_uint32),
+        ("expected_attach_type", c_uint32),
+        ("prog_btf_fd", c_uint32),
+        ("func_info_rec_size", c_uint32),
+        ("func_info", c_uint64),
+        ("func_info_cnt", c_uint32),
+        ("line_info_rec_size", c_uint32),
+        ("line_info", c_uint64),
+        ("line_info_cnt", c_uint32),
+        ("attach_btf_id", c_uint32),
+    ]
+
+
+class ProgAttachAttr(_Attr):
+    """BPF_PROG_ATTACH and BPF_PROG_DETACH."""
+
+    _fields_ = [
+        ("target_fd", c_uint32),
+        ("attach_bpf_fd", c_uint32),
+        ("attach_type", c_uint32),
+        ("attach_flags", c_uint32),
     ]
 
 

@@ -18,6 +18,7 @@ from .attrs import (
     MapElemAttr,
     MapInfo,
     ObjAttr,
+    ProgAttachAttr,
     ProgInfo,
     ProgLoadAttr,
     ProgTestRunAttr,
@@ -68,6 +69,29 @@ def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
 
 
 # -- helpers that build one attr each -------------------------------------------------
+
+
+# pidfd_open and pidfd_getfd: the same numbers on every architecture (new syscalls are)
+NR_PIDFD_OPEN, NR_PIDFD_GETFD = 434, 438
+PIDFD_THREAD = os.O_EXCL  # pidfd_open: a thread's pidfd (Linux 6.9)
+
+
+def pidfd_open(pid: int, thread: bool = False) -> int:
+    """A pidfd of process ``pid`` (``thread``: of a thread that need not lead its group)."""
+    ret: int = _syscall(NR_PIDFD_OPEN, pid, PIDFD_THREAD if thread else 0, 0)
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """A duplicate of fd ``target_fd`` of the process ``pidfd`` refers to (ptrace rights)."""
+    ret: int = _syscall(NR_PIDFD_GETFD, pidfd, target_fd, 0)
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
 
 
 def _addr(buf: CBuffer | None) -> int:
@@ -241,7 +265,14 @@ def btf_load(data: bytes, log_size: int = 0) -> int:
 
 
 def prog_load(
-    prog_type: int, insns: bytes, license: bytes = b"GPL", name: bytes = b"", log_level: int = 0, log_size: int = 0
+    prog_type: int,
+    insns: bytes,
+    license: bytes = b"GPL",
+    name: bytes = b"",
+    log_level: int = 0,
+    log_size: int = 0,
+    expected_attach_type: int = 0,
+    attach_btf_id: int = 0,
 ) -> int:
     """Load a program; returns its fd.  With ``log_size``, a failure raises
     ``VerifierError`` carrying the verifier's log."""
@@ -257,6 +288,8 @@ def prog_load(
         log_level=log_level if log is not None else 0,
         log_size=log_size,
         log_buf=ctypes.addressof(log) if log is not None else 0,
+        expected_attach_type=expected_attach_type,
+        attach_btf_id=attach_btf_id,
     )
     try:
         return bpf(Cmd.PROG_LOAD, attr)
@@ -264,6 +297,18 @@ def prog_load(
         if log is None:
             raise
         raise VerifierError(err.errno, log.value.decode("utf-8", "replace")) from None
+
+
+def prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """BPF_PROG_ATTACH (a cgroup program to a cgroup directory's fd, ...)."""
+    bpf(
+        Cmd.PROG_ATTACH,
+        ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type, attach_flags=flags),
+    )
+
+
+def prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    bpf(Cmd.PROG_DETACH, ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type))
 
 
 class VerifierError(OSError):

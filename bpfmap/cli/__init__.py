@@ -42,6 +42,7 @@ COMMANDS = {
     "watch": "watch",
     "hist": "hist",
     "events": "events",
+    "send": "events",
     "export": "exporter",
     "batch": "batch",
 }

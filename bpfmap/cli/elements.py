@@ -475,6 +475,7 @@ def push(
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
     no_stray_options(value)
     with Map.open(map_ref) as m:
+        m.require("push")
         m.push(opts.view(m).parse_value(value), overwrite=overwrite)
 
 
@@ -516,6 +517,7 @@ def peek(
 
     no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
+        m.require("peek")
         view = opts.view(m)
         if m.kind.access is Access.BLOOM:
             if value is None:

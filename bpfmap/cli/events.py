@@ -201,3 +201,84 @@ def _record_codec(opts: LayoutOptions, object_: Optional[str] = None):
         if rest:
             raise UsageError(f"--as {', '.join(rest)}: no such field in the record type")
     return codec
+
+
+@app.command(
+    context_settings={"ignore_unknown_options": True},
+    epilog=examples(
+        "bpfmap send /sys/fs/bpf/urb --layout 'pid=u32,cmd=u32' 'pid=1,cmd=2' 'pid=7,cmd=0'",
+        "bpfmap send /sys/fs/bpf/urb --layout 'pid=u32,cmd=u32' --from records.txt --timeout 5",
+    ),
+)
+@layout_options(keys=False)
+def send(
+    map_ref: MapArg,
+    records: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="RECORD...", help="Records, each as the layout reads it (hex bytes without one)."),
+    ] = None,
+    object_: Annotated[
+        Optional[str],
+        typer.Option("--object", metavar="OBJ", help="Encode records as --value-type from this BPF object's BTF."),
+    ] = None,
+    from_: Annotated[
+        Optional[str],
+        typer.Option("--from", metavar="FILE", help="Records from FILE ('-' for stdin), one per line (text or JSON)."),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            "-t",
+            metavar="S",
+            help="When the ring is full, wait up to S seconds for a program to drain it.",
+        ),
+    ] = 0.0,
+    quiet: QuietOpt = False,
+    opts: LayoutOptions = NO_LAYOUT,
+) -> None:
+    """Write records into a user ring buffer (user_ringbuf), for the programs that drain
+    it with bpf_user_ringbuf_drain.  Says how many went in; a ring that stays full exits 3
+    with how many records went in before it."""
+    from ..layout import HexCodec
+    from ..userring import UserRingBuffer
+
+    check_seconds(timeout, "--timeout", zero=True)
+    records = records or []
+    if from_ is not None and records:
+        raise UsageError("send: give RECORDs or --from FILE, not both")
+    if from_ is None and not records:
+        raise UsageError(f"send {map_ref}: give the RECORDs to send (or --from FILE)")
+    codec = _record_codec(opts, object_)
+
+    def encode(text: str) -> bytes:
+        if codec is None:
+            return HexCodec(len(text.replace(" ", "")) // 2).parse(text)
+        if text.lstrip()[:1] in ("{", "["):
+            import json
+
+            try:
+                return codec.encode(json.loads(text))
+            except ValueError:
+                pass
+        return codec.parse(text)
+
+    def lines():
+        assert from_ is not None
+        f = sys.stdin if from_ == "-" else open(from_, encoding="utf-8", errors="surrogateescape", newline="")
+        try:
+            for line in f:
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    yield line
+        finally:
+            if f is not sys.stdin:
+                f.close()
+
+    source = lines() if from_ is not None else iter(records)
+    with Map.open(map_ref) as m, UserRingBuffer(m) as ring:
+        try:
+            sent = ring.send_all((encode(r) for r in source), timeout)
+        except UsageError as err:
+            raise UsageError(f"{err} ({ring.sent} records went in before it)") from None
+    say(f"send {map_ref}: {sent} record{'' if sent == 1 else 's'} sent", quiet)

@@ -3,14 +3,16 @@ plain lookup/update/delete/dump lines without the command-line parser: no typer 
 plain ``bpfmap lookup`` (and every line of ``bpfmap batch`` that is one) starts without
 importing it.  The typer commands (elements.py) parse and call these."""
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any, Optional
 
 from ..errors import KeyNotFound, UsageError, quote
 from ..layout import Layout
 from ..maps import Map, UpdateMode
 from ..output import FORMATS, default_format, printable, write_value
-from ..types import Value
+from ..types import Access, MapType, Value
 from ..view import View, check_cpu, numeric_layout
 
 
@@ -106,18 +108,41 @@ def do_lookup(
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
         reduce, still_percpu = view.reducer(percpu, cpu)
-        raw_key = view.parse_key(default_key(m, key, "lookup"))
-        value = view.decode_value(m.lookup(raw_key))
+        with element_key(m, view, default_key(m, key, "lookup"), "lookup") as raw_key:
+            value = view.decode_value(m.lookup(raw_key))
         if reduce is not None:
             value = reduce(value)
-        write_value(view.key.decode(raw_key), value, single_format(output), view.value.format, still_percpu, sys.stdout)
+        shown_key = key if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
+        write_value(shown_key, value, single_format(output), view.value.format, still_percpu, sys.stdout)
+
+
+@contextlib.contextmanager
+def element_key(m: Map, view: View, text: str, verb: str) -> Iterator[bytes]:
+    """KEY as the map takes it, for one call: parsed by the view, or for maps keyed by
+    kernel objects (local storage) an open reference's fd (``pid:N``, ``cgroup:PATH``,
+    ...), closed after.  Refuses a verb the map type has not before reading KEY."""
+    m.require(verb)
+    if m.type in (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE) and text.startswith("cgroup:"):
+        from ..objrefs import cgroup_storage_key
+
+        yield cgroup_storage_key(text, m.key_size)
+        return
+    if m.kind.access is not Access.OBJECT or m.kind.object is None:
+        yield view.parse_key(text)
+        return
+    from ..objrefs import open_ref
+
+    with open_ref(text, m.kind.object) as ref:
+        yield ref.key
 
 
 def lookup_exists(map_ref: str, key: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> bool:
     """lookup --exists: whether KEY is in the map."""
     no_stray_options(key)
-    with Map.open(map_ref, readonly=True) as m:
-        raw_key = opts.view(m).parse_key(default_key(m, key, "lookup"))
+    with (
+        Map.open(map_ref, readonly=True) as m,
+        element_key(m, opts.view(m), default_key(m, key, "lookup"), "lookup") as raw_key,
+    ):
         try:
             m.lookup(raw_key)
         except KeyNotFound:
@@ -144,8 +169,8 @@ def default_key(m: Map, key: str | None, verb: str) -> str:
 
 def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
     """The delete verb for one KEY (bpfmap batch calls it directly)."""
-    with Map.open(map_ref) as m:
-        m.delete(opts.view(m).parse_key(key))
+    with Map.open(map_ref) as m, element_key(m, opts.view(m), key, "delete") as raw_key:
+        m.delete(raw_key)
 
 
 def update_one(
@@ -153,8 +178,22 @@ def update_one(
 ) -> None:
     """update MAP KEY VALUE...: one entry, its value given as text (one per CPU, or as JSON
     with --percpu-values, or one CPU's slot with --cpu), a map or a program reference."""
+    with element_key(m, view, key, "update") as raw_key:
+        _update_at(m, view, raw_key, values, percpu_values, cpu, mode)
+
+
+def _update_at(
+    m: Map, view: View, raw_key: bytes, values: list[str], percpu_values: str | None, cpu: int | None, mode: UpdateMode
+) -> None:
     map_ref = m.ref
-    raw_key = view.parse_key(key)
+    if m.kind.value is Value.FD and m.kind.object is not None:
+        if len(values) != 1:
+            raise UsageError(f"update {map_ref}: give one {m.kind.object}: reference as the value")
+        from ..objrefs import open_ref
+
+        with open_ref(values[0], m.kind.object, "value") as ref:
+            m.update(raw_key, ref.fd, mode)
+        return
     if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
         if len(values) != 1:
             what = "map" if m.kind.value is Value.MAP_ID else "program"

@@ -84,6 +84,7 @@ def watch(
     if fmt not in ("live", "jsonl"):
         raise UsageError(f"--output {output}: watch writes live or jsonl")
     with Map.open(map_ref, readonly=True) as m:
+        m.require("watch")
         view = opts.view(m, numeric_default=True)
         if as_hist:
             from ..hist import PERCENTILES, from_view, render, subtract

@@ -47,12 +47,16 @@ class Program(FdOwner):
         maps: dict[str, Any] | None = None,
         name: str = "",
         license: str = "GPL",
+        attach_type: int = 0,
+        attach_btf_id: int = 0,
     ) -> Program:
         """Load a program: ``code`` is eBPF assembly (see bpfmap.asm) or instructions
         (bytes); ``maps`` names the maps ``map[NAME]`` refers to.  ``prog_type`` is a
         name (``socket_filter``, ``xdp``, ``raw_tracepoint``...) or a number.  Raises
         AsmError (bad assembly), VerifierRejected (with the verifier's log) or the
-        usual KernelError subclasses."""
+        usual KernelError subclasses.  ``attach_type`` is the expected attach type (enum
+        bpf_attach_type), ``attach_btf_id`` the kernel BTF id of the target (tracing and
+        iterator programs)."""
         from ..asm import assemble
 
         ptype = _prog_type(prog_type)
@@ -62,7 +66,14 @@ class Program(FdOwner):
         what = f"load {ptype.name.lower()} program{' ' + name if name else ''}"
         try:
             fd = _sys.prog_load(
-                ptype, insns, license.encode() + b"\0", name.encode()[:15], log_level=1, log_size=1 << 20
+                ptype,
+                insns,
+                license.encode() + b"\0",
+                name.encode()[:15],
+                log_level=1,
+                log_size=1 << 20,
+                expected_attach_type=attach_type,
+                attach_btf_id=attach_btf_id,
             )
         except _sys.VerifierError as err:
             log = err.log.strip()

@@ -114,7 +114,7 @@ class MapSpec:
         would refuse with a bare EINVAL (sizes the type fixes, names, max_entries, flags,
         LPM key sizes, ring sizes, ...)."""
         s, label = self.kind, self.label
-        key_size = _pick_size(label, "key", self.key_size, s.key_size, None)
+        key_size = _pick_size(label, "key", self.key_size, s.key_size, s.default_key_size)
         value_size = _pick_size(label, "value", self.value_size, s.value_size, s.default_value_size)
         max_entries = self.max_entries
         if max_entries is None:
@@ -210,6 +210,9 @@ def create_fd(spec: MapSpec, inner_fd: int = 0, btf_required: bool = False) -> t
         raise UsageError(f"create {label}: --inner-map is only for array_of_maps and hash_of_maps")
     flags = MapFlag(spec.flags or 0)
     btf, note, btf_fd = spec.btf, None, 0
+    if s.needs_btf:
+        btf = btf or _storage_btf(value_size)
+        btf_required = True  # the kernel refuses these maps without it
     if btf is not None:
         if s.value is not Value.BYTES or s.access in (Access.STREAM, Access.NONE):
             note = f"{label} maps cannot carry BTF for their keys and values; created without"
@@ -251,6 +254,15 @@ def create_fd(spec: MapSpec, inner_fd: int = 0, btf_required: bool = False) -> t
         if btf_fd and not (btf is not None and btf.fd):
             os.close(btf_fd)
     return fd, note
+
+
+def _storage_btf(value_size: int) -> BtfSpec:
+    """BTF for a local-storage map made without a layout: an int key (the object's fd)
+    and the value as bytes (read back as hex)."""
+    from ..btf import spec_for
+    from ..layout.model import SCALARS, Bytes
+
+    return spec_for(SCALARS["s32"], Bytes(value_size))
 
 
 def _create_error(spec: MapSpec, flags: MapFlag, btf_required: bool, err: OSError) -> BpfmapError:

@@ -9,7 +9,7 @@ templates (output.templates) or entry by entry."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from ..types import Value
@@ -45,8 +45,9 @@ def dump(
     view = source if isinstance(source, View) else View(source)
     m = view.map
     reduce, still_percpu = view.reducer(percpu, cpu)
+    m.require("dump")
     if m.kind.value is Value.FD:
-        return _keys_only(view, format, out, note)
+        return _fd_slots(view, format, out, note)
     lines = None
     if reduce is None and sort is None:  # every value whole, in the kernel's order
         lines = item_writer(format, view.key, view.value, m.ncpus if still_percpu else None)
@@ -66,15 +67,30 @@ def dump(
         stream.close()  # stops the read-ahead thread before the map's fd is closed
 
 
-def _keys_only(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | None) -> int:
-    """Maps whose values are file descriptors the kernel keeps for programs (sockmap,
-    cgroup_array, xskmap, ...): user space can list their keys but not read the values,
-    so every value is shown as unreadable (text ``-``, JSON null)."""
+def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | None) -> int:
+    """Maps whose values are kernel objects (sockmap, sockhash, reuseport_sockarray,
+    cgroup_array, xskmap): the occupied slots.  Where the kernel reads a value back (a
+    socket's cookie, with 8-byte values) it shows; where it cannot, an array's slots cannot
+    be told apart (one note says so, nothing is written) and a hash's keys show with an
+    unreadable value (text ``-``, JSON null)."""
+    from ..layout import HexCodec, TypeCodec
+    from ..layout.model import SCALARS
+
     m = view.map
-    if note is not None:
-        note(
-            f"{m.type_label} values are kernel objects (sockets, cgroups, ...) that user space cannot read; "
-            f"showing the keys"
-        )
-    batches: Iterable[Any] = columns((k, None) for k in map(view.key.decode, m.keys()))
-    return write_entries(batches, fmt, view.key, UNREADABLE, False, out)
+    value_codec = view.value
+    if isinstance(value_codec, HexCodec) and m.value_size == 8:
+        value_codec = TypeCodec(SCALARS["u64"])  # the socket's cookie
+    pairs, unreadable = m.fd_values()
+    items = [(view.key.decode(k), None if v is None else value_codec.decode(v)) for k, v in pairs]
+    if unreadable and m.kind.indexed:
+        if note is not None:
+            note(
+                f"{m.type_label} {m.ref}: {m.max_entries} slots; user space cannot read a {m.type_label}'s "
+                f"values{' of 4 bytes (make it with --value 8 to read sockets back as cookies)' if m.kind.object == 'sock' else ''}"
+                f", so occupied slots cannot be told from empty ones"
+            )
+        return write_entries(columns([]), fmt, view.key, UNREADABLE, False, out)  # an empty dump (json: [])
+    if unreadable and note is not None:
+        note(f"{m.type_label} values are kernel objects user space cannot read; showing the keys")
+    shown = UNREADABLE if unreadable else value_codec
+    return write_entries(columns(items), fmt, view.key, shown, False, out)

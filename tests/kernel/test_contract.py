@@ -83,7 +83,55 @@ def maps(pindir, tmp_path):
     with open(src, "w") as f:
         f.write(SOURCE)
     compile_bpf(src, obj)
-    return {"outer": outer, "counts": counts, "pcpu": pcpu, "bloom": bloom, "lat": lat, "rb": rb, "pe": pe, "obj": obj}
+    return {
+        "dir": pindir,
+        "outer": outer,
+        "counts": counts,
+        "pcpu": pcpu,
+        "bloom": bloom,
+        "lat": lat,
+        "rb": rb,
+        "pe": pe,
+        "obj": obj,
+    }
+
+
+def _object_maps(pindir: str) -> dict[str, object]:
+    """One dumped entry of a sockmap, task_storage, cgrp_storage and cgroup_storage."""
+    import socket
+
+    from bpfmap import MapSpec, _sys
+    from bpfmap.objrefs import cgroup2_mount
+
+    out: dict[str, object] = {}
+    sm, ts, cs = (os.path.join(pindir, n) for n in ("sm", "ts", "cs"))
+    assert run_cli("create", "sockmap", "--max-entries", "4", "--pin", sm).returncode == 0
+    assert run_cli("create", "task_storage", "--layout", "u64", "--pin", ts).returncode == 0
+    assert run_cli("create", "cgrp_storage", "--layout", "u64", "--pin", cs).returncode == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        assert run_cli("update", sm, "3", f"sock:{os.getpid()}:{s.fileno()}").returncode == 0
+        out["dump-sockmap"] = _json_line("dump", sm, "-o", "jsonl")
+    assert run_cli("update", ts, f"pid:{os.getpid()}", "7").returncode == 0
+    out["dump-task-storage"] = _json_line("dump", ts, "-o", "jsonl")
+    assert run_cli("update", cs, "cgroup:/", "7").returncode == 0
+    out["dump-cgrp-storage"] = _json_line("dump", cs, "-o", "jsonl")
+    m = Map.create(MapSpec("cgroup_storage", 16, 8, 0))
+    prog = Program.load("cgroup_skb", "r1 = map[st]\nr2 = 0\ncall get_local_storage\nr0 = 1\nexit", {"st": m})
+    path = os.path.join(cgroup2_mount() or "", "bpfmapcontract")
+    os.mkdir(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _sys.prog_attach(fd, prog.fileno(), 1)
+        m.pin(os.path.join(pindir, "cst"))
+        out["dump-cgroup-storage"] = _json_line("dump", os.path.join(pindir, "cst"), "--layout", ":u64", "-o", "jsonl")
+        _sys.prog_detach(fd, prog.fileno(), 1)
+    finally:
+        os.close(fd)
+        os.rmdir(path)
+        prog.close()
+        m.close()
+    return out
 
 
 def _perf_record(path: str) -> object:
@@ -121,6 +169,10 @@ def test_documented_shapes_match_the_program(maps):
         "events-long",
         "events-perf",
         "object-map",
+        "dump-sockmap",
+        "dump-task-storage",
+        "dump-cgrp-storage",
+        "dump-cgroup-storage",
     }
     counts = maps["counts"]
     printed = {
@@ -150,6 +202,7 @@ def test_documented_shapes_match_the_program(maps):
             if d["inner"] and d["slots"]
         ),
     }
+    printed.update(_object_maps(maps["dir"]))
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)
     assert printed["error"]["code"] == 1 and run_cli("lookup", counts, "99", "-o", "json").returncode == 1

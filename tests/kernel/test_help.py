@@ -88,6 +88,7 @@ def fake_sys_fs_bpf(pindir):
         prog.test_run(bytes(20))
         prog.test_run(bytes(20))
         prog.close()
+    make("user_ringbuf", "--max-entries", "4096", "--pin", os.path.join(pindir, "urb"))
     lat = os.path.join(pindir, "lat")
     make("array", "--layout", "u32:u64", "--max-entries", "32", "--pin", lat)
     for slot, n in ((4, 3), (5, 9), (6, 2)):
@@ -108,6 +109,7 @@ def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
     env.pop("BPFMAP_DEBUG", None)
     config = tmp_path / "export.yaml"  # export's examples' /etc/bpfmap/export.yaml
     config.write_text(f"metrics:\n  - name: counts_total\n    map: {fake_sys_fs_bpf}/counts\n")
+    (tmp_path / "records.txt").write_text("pid=1,cmd=2\npid=3,cmd=4\n")  # send's example reads it
     for verb in COMMANDS:
         for cmd in _examples(verb):
             # the map name 'counts' is unique on this machine only if no other test made one
@@ -123,6 +125,7 @@ def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
                 env=env,
                 timeout=60,
                 stdin=subprocess.DEVNULL,
+                cwd=tmp_path,
             )
             assert r.returncode == 0, f"{verb}: {cmd}\n{r.stdout}\n{r.stderr}"
             assert r.stdout or r.stderr or verb in ("update", "delete", "push", "pin", "freeze"), cmd

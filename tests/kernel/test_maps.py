@@ -138,7 +138,7 @@ def test_queue_is_fifo_and_stack_is_lifo(pindir):
             q.pop()
         with pytest.raises(Empty):
             s.peek()
-        with pytest.raises(UsageError, match="use 'bpfmap peek' or 'bpfmap pop'"):
+        with pytest.raises(UsageError, match="use 'bpfmap peek', 'bpfmap pop' or 'bpfmap push'"):
             q.keys()
         with pytest.raises(UsageError, match="no keys"):
             q.lookup(b"")
