@@ -21,6 +21,8 @@ from .core.threads import Writer
 from .errors import BpfmapError, UsageError
 from .fields import keys as field_keys
 from .layout.codec import _jsonable
+from .layout.leaves import unquote
+from .layout.model import Array, Char
 from .types import Value
 from .view import View
 
@@ -200,7 +202,19 @@ def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         if not isinstance(obj, dict) or "key" not in obj or not ("value" in obj or "values" in obj):
             yield n, BadLine('expected {"key": ..., "value": ...} (or "values" for per-CPU maps)'), None
             continue
-        yield n, obj["key"], (obj["values"] if "values" in obj else obj["value"])
+        key, value = obj["key"], (obj["values"] if "values" in obj else obj["value"])
+        yield n, _as_json(key), [_as_json(v) for v in value] if type(value) is list else _as_json(value)
+
+
+class JsonString(str):
+    """A key or value JSON gave as a string: a ``char[N]`` takes it as it is (text
+    would be unquoted and stripped first)."""
+
+    __slots__ = ()
+
+
+def _as_json(v: Any) -> Any:
+    return JsonString(v) if type(v) is str else v
 
 
 def _row_builder(header: list[str]):
@@ -220,7 +234,7 @@ def _build(paths: list[list[Any]], values: list[str]) -> dict:
         node: Any = root
         for k, nxt in zip(keys, keys[1:] + [None]):
             if nxt is None:
-                _put(node, k, value)
+                _put(node, k, _cell(value))
                 break
             child = _get(node, k)
             if child is None:
@@ -228,6 +242,17 @@ def _build(paths: list[list[Any]], values: list[str]) -> dict:
                 _put(node, k, child)
             node = child
     return root
+
+
+def _cell(text: str) -> str:
+    """A CSV cell of one field: a string dump quoted (C escapes, see output.entries.csv_string)
+    unquoted; anything else as it is (the field's codec reads it)."""
+    if text[:1] == '"':
+        try:
+            return unquote(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _get(node: Any, k: Any) -> Any:
@@ -290,6 +315,11 @@ def _csv_pairs(reader: Iterator[list[str]], current: list[int]) -> Iterator[Reco
             continue
         else:
             yield current[0], BadLine(f"{len(row)} columns, the header has 2"), None
+
+
+def _takes_strings(codec: Any) -> bool:
+    """A codec of a ``char[N]`` alone: a string from JSON is its value as it is."""
+    return isinstance(getattr(codec, "type", None), Char)
 
 
 class Loader:
@@ -458,13 +488,23 @@ class Loader:
 
     def _key_encoder(self):
         view = self.view
-        return lambda k: view.parse_key(k) if isinstance(k, str) else _encode(view.key, k, "key")
+        as_is = _takes_strings(view.key)
+
+        def key(k):
+            if isinstance(k, str) and not (as_is and type(k) is JsonString):
+                return view.parse_key(k)
+            return _encode(view.key, str(k) if type(k) is JsonString else k, "key")
+
+        return key
 
     def _value_encoder(self):
         view, m = self.view, self.map
+        as_is = _takes_strings(view.value)
 
         def one(v):
-            return view.parse_value(v) if isinstance(v, str) else _encode(view.value, v, "value")
+            if isinstance(v, str) and not (as_is and type(v) is JsonString):
+                return view.parse_value(v)
+            return _encode(view.value, str(v) if type(v) is JsonString else v, "value")
 
         if not m.percpu:
             return one
@@ -504,7 +544,6 @@ class Loader:
 def _is_value_list(view: View, v: list) -> bool:
     """Whether a JSON list is one value (an array layout) rather than per-CPU values."""
     from .layout import TypeCodec
-    from .layout.model import Array
 
     return (
         isinstance(view.value, TypeCodec) and isinstance(view.value.type, Array) and not (v and isinstance(v[0], list))

@@ -90,6 +90,7 @@ class Map(FdOwner):
         self.btf_key_type_id = info.btf_key_type_id
         self.btf_value_type_id = info.btf_value_type_id
         self.btf_note: str | None = None
+        self.walk_note: str | None = None  # how a dump found a local-storage map's objects, when it matters
         self._btf: Any = _UNREAD
 
     # The value layout, as attributes (per-CPU maps: ncpus slots of stride bytes each).
@@ -226,15 +227,43 @@ class Map(FdOwner):
 
     # -- elements --------------------------------------------------------------------
 
-    def lookup(self, key: bytes) -> bytes | list[bytes]:
+    def lookup(self, key: bytes, lock: bool = False) -> bytes | list[bytes]:
         """The value at ``key`` (a list, one per possible CPU, for per-CPU maps).
+        ``lock``: copy it under the value's bpf_spin_lock (BPF_F_LOCK).
 
         Raises KeyNotFound."""
         self.require("lookup")
         kbuf = self._key_buffer(key)
         vbuf = _sys.buffer(self.shape.entry)
-        self._call("lookup", _sys.map_elem, _sys.Cmd.MAP_LOOKUP_ELEM, self._fd, kbuf, vbuf)
+        flags = self._lock_flag("lookup") if lock else 0
+        self._call("lookup", _sys.map_elem, _sys.Cmd.MAP_LOOKUP_ELEM, self._fd, kbuf, vbuf, flags)
         return self.shape.split(vbuf.raw)
+
+    def take(self, key: bytes) -> bytes | list[bytes]:
+        """Remove ``key`` and return the value it held, in one step
+        (BPF_MAP_LOOKUP_AND_DELETE_ELEM: hash maps on Linux 5.14+, so no program's
+        update between a read and a delete is lost).  Raises KeyNotFound."""
+        self.require("delete")
+        if self.type not in _TAKES:
+            raise UsageError(
+                f"delete --print {self.ref}: the kernel hands an entry over as it deletes it only for hash "
+                f"maps (hash, percpu_hash, lru_hash, lru_percpu_hash), not {self.type_label}; "
+                f"lookup, then delete"
+            )
+        kbuf = self._key_buffer(key)
+        vbuf = _sys.buffer(self.shape.entry)
+        self._write("delete", _sys.map_elem, _sys.Cmd.MAP_LOOKUP_AND_DELETE_ELEM, self._fd, kbuf, vbuf)
+        return self.shape.split(vbuf.raw)
+
+    def _lock_flag(self, op: str) -> int:
+        """BPF_F_LOCK, for a map whose values hold a bpf_spin_lock (per its BTF)."""
+        mb = self.btf()
+        if mb is None or not mb.value_has_spin_lock():
+            raise UsageError(
+                f"{op} --lock {self.ref}: its values hold no struct bpf_spin_lock"
+                f"{'' if mb is not None else ' (the map has no BTF to say so)'}; --lock is for values that do"
+            )
+        return _sys.BPF_F_LOCK
 
     def get(self, key: bytes, default: object = None) -> object:
         try:
@@ -246,16 +275,21 @@ class Map(FdOwner):
         return self.get(key) is not None
 
     def update(
-        self, key: bytes, value: bytes | Sequence[bytes] | Map | Program | int, mode: UpdateMode | int = "any"
+        self,
+        key: bytes,
+        value: bytes | Sequence[bytes] | Map | Program | int,
+        mode: UpdateMode | int = "any",
+        lock: bool = False,
     ) -> None:
         """Write ``value`` at ``key``.
 
         ``mode``: ``any`` (create or replace), ``noexist`` (create only: KeyExists
         if present), ``exist`` (replace only: KeyNotFound if absent).  Per-CPU maps
         take one value for every CPU or a sequence with one per possible CPU.  Maps
-        of maps take a Map, prog_array a Program (or a raw fd as int)."""
+        of maps take a Map, prog_array a Program (or a raw fd as int).  ``lock``: write it
+        under the value's bpf_spin_lock (BPF_F_LOCK)."""
         self.require("update")
-        flags = _mode_flags(mode)
+        flags = _mode_flags(mode) | (self._lock_flag("update") if lock else 0)
         kbuf = self._key_buffer(key)
         vbuf = _sys.buffer(self._encode_value(value))
         self._write("update", _sys.map_elem, _sys.Cmd.MAP_UPDATE_ELEM, self._fd, kbuf, vbuf, flags)
@@ -556,6 +590,7 @@ class Map(FdOwner):
 
 
 _UNREAD = object()
+_TAKES = (MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH)
 _SHARED: dict[tuple[str, bool], Map] | None = None
 
 
@@ -611,9 +646,8 @@ def access_hint(label: str, kind: Any, op: str = "") -> str:
         return f"{label} maps carry a stream of records, not entries{use}"
     if access is Access.OBJECT:
         if op in ("dump", "watch", "getnext", "iterate"):
-            why = "bpfmap cannot list sockets yet" if kind.object == "sock" else "the kernel cannot list them"
             return (
-                f"{label} maps are keyed by kernel objects and {why}; "
+                f"{label} maps are keyed by kernel objects the kernel cannot list; "
                 f"look one up by reference: 'bpfmap lookup MAP {_REF_FORMS.get(kind.object, '')}'"
             )
         return f"{label} maps are keyed by kernel objects{use}"

@@ -291,8 +291,7 @@ SPECS: dict[MapType, TypeSpec] = {
     ),
     MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS),
     MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS),
-    # sockets are not listed yet (that takes the kernel's bpf_sk_storage_map iterator): no dump
-    MapType.SK_STORAGE: TypeSpec(object="sock", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
+    MapType.SK_STORAGE: TypeSpec(object="sock", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4),
     MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=()),
     MapType.RINGBUF: TypeSpec(

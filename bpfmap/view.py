@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import BpfmapError, UsageError, quote
 from .fields import keys as field_keys
 from .fields import locate as locate_field
-from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec
+from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
 from .maps import Map
 from .types import Access, MapFlag, MapType, Value
 
@@ -66,15 +66,22 @@ class View:
             from .layout.lang import parse_side
             from .objrefs import WALK_KEYS
 
-            walk_type = parse_side(WALK_KEYS.get(m.kind.object or "", "hex[4]"), False)
-            assert walk_type is not None
-            self.key: Codec = TypeCodec(walk_type)
+            if m.kind.object == "sock":
+                from .skiter import SocketKey
+
+                self.key: Codec = SocketKey()
+            else:
+                walk_type = parse_side(WALK_KEYS.get(m.kind.object or "", "hex[4]"), False)
+                assert walk_type is not None
+                self.key = TypeCodec(walk_type)
             value = layout.value if layout.value is not None else layout.bare
             self.value: Codec = self._bind(value, m.value_size, "value", m.ref)
             return
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
         self.key = IndexCodec() if index_keys else self._bind(layout.key, m.key_size, "key", m.ref)
+        if m.type is MapType.LPM_TRIE:  # prefix and address: CIDR in and out
+            self.key = cidr_key(self.key, m.key_size) or self.key
         if m.type in _CGROUP_STORAGE and (layout.key is None or from_btf):
             from .objrefs import cgroup_storage_key_codec
 
@@ -342,6 +349,10 @@ class View:
         m = self.map
         if m.kind.access is Access.OBJECT and not delete:
             m.require("dump")
+            if m.kind.object == "sock":  # sockets: through the kernel's sk_storage iterator
+                from .skiter import walk as walk_sockets
+
+                return walk_sockets(m, size or 256)
             from .objrefs import walk
 
             return walk(m, size or 256)

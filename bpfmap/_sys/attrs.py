@@ -44,6 +44,8 @@ class Cmd(enum.IntEnum):
     MAP_LOOKUP_AND_DELETE_BATCH = 25
     MAP_UPDATE_BATCH = 26
     MAP_DELETE_BATCH = 27
+    LINK_CREATE = 28
+    ITER_CREATE = 33
 
 
 # Element update flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK).
@@ -53,6 +55,8 @@ BPF_EXIST = 2
 BPF_F_LOCK = 4
 
 # file_flags / open_flags for OBJ_GET and *_GET_FD_BY_ID.
+BPF_TRACE_ITER = 28  # enum bpf_attach_type: iterator programs
+
 BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 
@@ -222,6 +226,25 @@ class ProgAttachAttr(_Attr):
         ("attach_type", c_uint32),
         ("attach_flags", c_uint32),
     ]
+
+
+class LinkCreateAttr(_Attr):
+    """BPF_LINK_CREATE, with an iterator's bpf_iter_link_info (``iter_info``)."""
+
+    _fields_ = [
+        ("prog_fd", c_uint32),
+        ("target_fd", c_uint32),
+        ("attach_type", c_uint32),
+        ("flags", c_uint32),
+        ("iter_info", c_uint64),
+        ("iter_info_len", c_uint32),
+    ]
+
+
+class IterCreateAttr(_Attr):
+    """BPF_ITER_CREATE."""
+
+    _fields_ = [("link_fd", c_uint32), ("flags", c_uint32)]
 
 
 class ProgTestRunAttr(_Attr):

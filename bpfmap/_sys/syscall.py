@@ -8,11 +8,14 @@ import os
 from typing import TYPE_CHECKING, Protocol
 
 from .attrs import (
+    BPF_TRACE_ITER,
     BtfInfo,
     BtfLoadAttr,
     Cmd,
     GetIdAttr,
     InfoAttr,
+    IterCreateAttr,
+    LinkCreateAttr,
     MapBatchAttr,
     MapCreateAttr,
     MapElemAttr,
@@ -309,6 +312,24 @@ def prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) 
 
 def prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
     bpf(Cmd.PROG_DETACH, ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type))
+
+
+def iter_link(prog_fd: int, map_fd: int = 0) -> int:
+    """BPF_LINK_CREATE of an iterator program (BPF_TRACE_ITER), over the map ``map_fd``
+    for map iterators; returns the link's fd."""
+    info = buffer(map_fd.to_bytes(4, "little") + bytes(4)) if map_fd else None
+    attr = LinkCreateAttr(
+        prog_fd=prog_fd,
+        attach_type=BPF_TRACE_ITER,
+        iter_info=ctypes.addressof(info) if info is not None else 0,
+        iter_info_len=8 if info is not None else 0,
+    )
+    return bpf(Cmd.LINK_CREATE, attr)
+
+
+def iter_create(link_fd: int) -> int:
+    """BPF_ITER_CREATE: an fd that reads what the iterator's program writes."""
+    return bpf(Cmd.ITER_CREATE, IterCreateAttr(link_fd=link_fd))
 
 
 class VerifierError(OSError):

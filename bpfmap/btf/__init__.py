@@ -30,6 +30,14 @@ class MapBTF(_Plain):
     def value_c(self) -> str | None:
         return c_declaration(self.btf, self.value_type_id).rstrip() if self.value_type_id else None
 
+    def value_has_spin_lock(self) -> bool:
+        """Whether the value holds a ``struct bpf_spin_lock`` (at its top level, as the
+        kernel requires for BPF_F_LOCK)."""
+        if not self.value_type_id:
+            return False
+        t = self.btf.resolve(self.value_type_id)
+        return any(self.btf.resolve(m.type).name == "bpf_spin_lock" for m in t.members)
+
     def layout(self) -> Layout:
         """Codecs for the sides BTF describes (the other side stays hex); compiled once."""
         cached: Layout | None = self.__dict__.get("_layout")

@@ -83,6 +83,7 @@ class BtfType(_Plain):
         self.members: list[BtfMember] = []
         self.values: list[tuple[str, int]] = []  # ENUM/ENUM64
         self.params: list[tuple[str, int]] = []
+        self.linkage = 0  # VAR: 0 static, 1 global, 2 extern
 
 
 def _extra_len(kind: int, vlen: int) -> int:
@@ -234,6 +235,8 @@ class BTF:
             for i in range(vlen):
                 n, pt = struct.unpack_from("<II", d, p + 8 * i)
                 t.params.append((self.string(n) if n else "", pt))
+        elif kind == Kind.VAR:
+            (t.linkage,) = _U32.unpack_from(d, p)
         elif kind == Kind.DATASEC:
             for i in range(vlen):
                 vt, off, sz = struct.unpack_from("<III", d, p + 12 * i)

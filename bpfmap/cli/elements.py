@@ -30,6 +30,7 @@ from .verbs import (
     lookup_exists,
     no_stray_options,
     single_format,
+    take_one,
     update_one,
 )
 
@@ -47,6 +48,10 @@ PercpuOpt = Annotated[
     ),
 ]
 CpuOpt = Annotated[Optional[int], typer.Option("--cpu", metavar="N", help="Per-CPU maps: only CPU N's slot.")]
+LockOpt = Annotated[
+    bool,
+    typer.Option("--lock", help="Under the value's struct bpf_spin_lock (BPF_F_LOCK; values that hold one, per BTF)."),
+]
 
 
 @app.command(
@@ -73,6 +78,7 @@ def lookup(
     exists: Annotated[
         bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not (for 'if' in scripts).")
     ] = False,
+    lock: LockOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
@@ -81,7 +87,7 @@ def lookup(
         if not lookup_exists(map_ref, key, opts):
             raise typer.Exit(1)
         return
-    do_lookup(map_ref, key, percpu, cpu, output, opts)
+    do_lookup(map_ref, key, percpu, cpu, output, opts, lock=lock)
 
 
 OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
@@ -134,6 +140,7 @@ def update(
             "value (NAME, NAME.FIELD, NAME[I]), leaving the rest as it is; repeatable.",
         ),
     ] = None,
+    lock: LockOpt = False,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
@@ -164,8 +171,10 @@ def update(
         return
     if key is None:
         raise UsageError(f"update {map_ref}: missing KEY and VALUE (or --from FILE)")
+    if lock and (cpu is not None or var):
+        raise UsageError("update --lock writes a whole value; it takes no --cpu or --var")
     with Map.open(map_ref) as m:
-        update_one(m, opts.view(m), key, values, percpu_values, cpu, mode)
+        update_one(m, opts.view(m), key, values, percpu_values, cpu, mode, lock=lock)
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
@@ -239,7 +248,7 @@ def _file_size(stream) -> int | None:
 @app.command(
     context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
-        "bpfmap delete /sys/fs/bpf/counts 2",
+        "bpfmap delete /sys/fs/bpf/counts 2 --print -o json",
         "bpfmap delete /sys/fs/bpf/copy --all --quiet",
     ),
 )
@@ -248,18 +257,33 @@ def delete(
     map_ref: MapArg,
     key: OptKeyArg = None,
     all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
+    print_: Annotated[
+        bool,
+        typer.Option(
+            "--print",
+            help="Print the value deleted, taken out in the same step (hash maps, Linux 5.14+), as lookup prints it.",
+        ),
+    ] = False,
+    output: OutputOpt = None,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Delete KEY (exit 1 if it is absent), or every entry with --all."""
     no_stray_options(key)
+    if output is not None and not print_:
+        raise UsageError("delete: --output goes with --print")
     if all_:
         if key is not None:
             raise UsageError("delete: give KEY or --all, not both")
+        if print_:
+            raise UsageError("delete --all --print: to see every entry as it goes, use 'bpfmap dump MAP --delete'")
         clear(map_ref, quiet)
         return
     if key is None:
         raise UsageError(f"delete {map_ref}: missing KEY (or --all)")
+    if print_:
+        take_one(map_ref, key, output, opts)
+        return
     do_delete(map_ref, key, opts)
 
 

@@ -102,6 +102,7 @@ def do_lookup(
     cpu: Optional[int] = None,
     output: Optional[str] = None,
     opts: LayoutOptions = NO_LAYOUT,
+    lock: bool = False,
 ) -> None:
     """The lookup verb once its arguments are parsed."""
     no_stray_options(key)
@@ -109,7 +110,7 @@ def do_lookup(
         view = opts.view(m)
         reduce, still_percpu = view.reducer(percpu, cpu)
         with element_key(m, view, default_key(m, key, "lookup"), "lookup") as raw_key:
-            value = view.decode_value(m.lookup(raw_key))
+            value = view.decode_value(m.lookup(raw_key, lock=lock))
         if reduce is not None:
             value = reduce(value)
         shown_key = key if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
@@ -173,17 +174,41 @@ def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
         m.delete(raw_key)
 
 
+def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> None:
+    """delete KEY --print: the entry taken out in one step, printed as lookup prints it."""
+    with Map.open(map_ref) as m:
+        view = opts.view(m)
+        with element_key(m, view, key, "delete") as raw_key:
+            value = view.decode_value(m.take(raw_key))
+        shown_key = key if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
+        write_value(shown_key, value, single_format(output), view.value.format, m.percpu, sys.stdout)
+
+
 def update_one(
-    m: Map, view: View, key: str, values: list[str], percpu_values: str | None, cpu: int | None, mode: UpdateMode
+    m: Map,
+    view: View,
+    key: str,
+    values: list[str],
+    percpu_values: str | None,
+    cpu: int | None,
+    mode: UpdateMode,
+    lock: bool = False,
 ) -> None:
     """update MAP KEY VALUE...: one entry, its value given as text (one per CPU, or as JSON
     with --percpu-values, or one CPU's slot with --cpu), a map or a program reference."""
     with element_key(m, view, key, "update") as raw_key:
-        _update_at(m, view, raw_key, values, percpu_values, cpu, mode)
+        _update_at(m, view, raw_key, values, percpu_values, cpu, mode, lock)
 
 
 def _update_at(
-    m: Map, view: View, raw_key: bytes, values: list[str], percpu_values: str | None, cpu: int | None, mode: UpdateMode
+    m: Map,
+    view: View,
+    raw_key: bytes,
+    values: list[str],
+    percpu_values: str | None,
+    cpu: int | None,
+    mode: UpdateMode,
+    lock: bool = False,
 ) -> None:
     map_ref = m.ref
     if m.kind.value is Value.FD and m.kind.object is not None:
@@ -237,7 +262,7 @@ def _update_at(
         # Read-modify-write: the other CPUs' slots keep what they held when read.
         m.update(raw_key, current, "exist" if mode == "exist" else "any")
         return
-    m.update(raw_key, parsed if m.percpu else parsed[0], mode)
+    m.update(raw_key, parsed if m.percpu else parsed[0], mode, lock=lock)
 
 
 def json_list(text: str) -> list[Any]:

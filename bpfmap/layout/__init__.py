@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
-from .leaves import text_string
-from .model import SCALARS, Struct, Type
+from .leaves import text_string, unquote
+from .model import SCALARS, Array, Bytes, Formatted, Pad, Scalar, Struct, Type
 
 
 class Codec:
@@ -291,7 +291,12 @@ def _maybe_json(text: str) -> Any:
     """A field's text: nested structs and arrays as JSON, quoted strings unquoted, else as is."""
     import json
 
-    if text.startswith(("{", "[", '"')):
+    if text.startswith('"'):
+        try:
+            return unquote(text)
+        except ValueError:
+            return text
+    if text.startswith(("{", "[")):
         try:
             return json.loads(text)
         except (ValueError, RecursionError):
@@ -405,13 +410,82 @@ def _codec(t: Type | None) -> TypeCodec | None:
 
 
 __all__ = [
+    "CidrCodec",
     "Codec",
     "HexCodec",
     "IdCodec",
     "Layout",
     "TypeCodec",
+    "cidr_key",
     "format_text",
     "inner_text",
     "parse_hex",
     "split_top",
 ]
+
+
+class CidrCodec(Codec):
+    """An LPM trie's key ``{u32 prefixlen; address}`` as CIDR text: ``10.0.0.0/8``,
+    ``2001:db8::/32``.  Parses that form, and whatever the key's own codec (``inner``)
+    reads (``prefixlen=8,data=...``, hex), so the comma form keeps working."""
+
+    def __init__(self, size: int, inner: Codec) -> None:
+        import socket
+
+        self.size, self.inner = size, inner
+        self.family = socket.AF_INET if size == 8 else socket.AF_INET6
+
+    def decode(self, data: bytes) -> str:
+        import socket
+
+        return f"{socket.inet_ntop(self.family, data[4:])}/{int.from_bytes(data[:4], 'little')}"
+
+    def encode(self, value: Any) -> bytes:
+        if isinstance(value, str):
+            return self.parse(value)
+        return self.inner.encode(value)
+
+    def parse(self, text: str) -> bytes:
+        import socket
+
+        s = text.strip()
+        addr, slash, bits = s.partition("/")
+        if slash and "," not in s and "=" not in s:
+            try:
+                raw = socket.inet_pton(self.family, addr.strip())
+            except OSError:
+                raise UsageError(
+                    f"not an IPv{4 if self.family == socket.AF_INET else 6} address "
+                    f"with a prefix length (this trie's keys hold {'4' if self.size == 8 else '16'} address bytes)"
+                ) from None
+            most = len(raw) * 8
+            if not bits.strip().isdigit() or int(bits) > most:
+                raise UsageError(f"the prefix length must be 0..{most}")
+            return int(bits).to_bytes(4, "little") + raw
+        return self.inner.parse(text)
+
+
+def cidr_key(codec: Codec, size: int) -> CidrCodec | None:
+    """A CidrCodec for an LPM trie key of ``size`` bytes read by ``codec``, when the key is
+    a prefix length and an IPv4 or IPv6 address: hex (no layout) of 8 or 20 bytes, or a
+    struct of a 4-byte integer then 4 or 16 address bytes (a u8 array, ipv4/ipv6, hex,
+    or a 4-byte integer holding the address, as Cilium's keys do)."""
+    if size not in (8, 20):
+        return None
+    if isinstance(codec, HexCodec):
+        return CidrCodec(size, codec)
+    t = getattr(codec, "type", None)
+    if not isinstance(t, Struct) or t.union:
+        return None
+    fields = [f for f in t.fields if f.name and f.bit_size is None and not isinstance(f.type, Pad)]
+    if len(fields) != 2 or fields[0].offset != 0 or fields[1].offset != 4:
+        return None
+    first, second = fields[0].type, fields[1].type
+    if not (isinstance(first, Scalar) and first.kind in ("uint", "int") and first.size == 4):
+        return None
+    ok = (
+        (isinstance(second, Array) and isinstance(second.elem, Scalar) and second.elem.size == 1)
+        or isinstance(second, (Formatted, Bytes))
+        or (isinstance(second, Scalar) and second.kind in ("uint", "int") and size == 8)
+    )
+    return CidrCodec(size, codec) if ok and second.size == size - 4 else None

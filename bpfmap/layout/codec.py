@@ -288,15 +288,11 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
         if not isinstance(v, str):
             raise _fail(path, t, f"expected a string, got {_q(v)}")
         try:
-            data = v.encode()
-        except UnicodeEncodeError as err:  # bytes that were not UTF-8, or a lone "\ud800" from JSON
-            bad = v[err.start]
-            what = (
-                f"byte \\x{ord(bad) - 0xDC00:02x}"
-                if 0xDC80 <= ord(bad) <= 0xDCFF
-                else f"lone surrogate U+{ord(bad):04X}"
-            )
-            raise _fail(path, t, f"{_q(v)} is not UTF-8 text ({what} at character {err.start})") from None
+            data = v.encode("utf-8", "surrogateescape")  # U+DC80..U+DCFF: bytes that were not UTF-8
+        except UnicodeEncodeError as err:  # a lone "\ud800" from JSON
+            raise _fail(
+                path, t, f"{_q(v)} is not text (lone surrogate U+{ord(v[err.start]):04X} at character {err.start})"
+            ) from None
         if len(data) > n:
             raise _fail(path, t, f"{_q(v)} is {len(data)} bytes, longer than {n}")
         buf[off : off + n] = data + b"\0" * (n - len(data))

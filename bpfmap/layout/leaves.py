@@ -21,11 +21,9 @@ from typing import Any, NamedTuple
 from .model import Bytes, Char, Enum, Formatted, Scalar, Type
 
 try:  # what json.dumps escapes strings with, at C speed, without importing json (start-up)
-    from _json import encode_basestring as _json_text_str
     from _json import encode_basestring_ascii as _json_ascii_str
 except ImportError:  # pragma: no cover  (Pythons without the C accelerator)
     from json.encoder import encode_basestring_ascii as _json_ascii_str
-    from json.encoder import py_encode_basestring as _json_text_str
 
 json_str: Callable[[str], str] = _json_ascii_str  # a string as json.dumps writes it (ensure_ascii)
 
@@ -85,7 +83,7 @@ def unpacking(t: Type, tag: str = "") -> Leaf | None:
     if isinstance(t, Enum):
         return Leaf(native_code(t), f"_names{tag}.get({{v}}, {{v}})", {f"_names{tag}": enum_names(t.values)})
     if isinstance(t, Char):
-        return Leaf(f"{t.size}s", "{v}.split(b'\\0', 1)[0].decode('utf-8', 'replace')", {})
+        return Leaf(f"{t.size}s", "_cstring({v})", {"_cstring": cstring})
     if isinstance(t, Bytes):
         return Leaf(f"{t.size}s", "{v}.hex(' ')", {})
     if isinstance(t, Formatted):
@@ -114,23 +112,74 @@ def ntop(name: str) -> Callable[[bytes], str]:
 
 
 def cstring(raw: bytes) -> str:
-    """A ``char[N]``'s bytes -> its text: up to the first NUL, bad UTF-8 replaced."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    """A ``char[N]``'s bytes -> its text: up to the first NUL (or, when bytes other than
+    NUL follow it, up to the last of them: nothing is lost), bytes that are not UTF-8 as
+    the lone surrogates U+DC80..U+DCFF (Python's surrogateescape), which every writer
+    shows as the byte (``\\xff`` in text, ``\\udcff`` in JSON) and every reader turns
+    back into it."""
+    end = raw.find(b"\0")
+    if end >= 0 and raw.count(0) != len(raw) - end:  # more after the terminator
+        end = len(raw.rstrip(b"\0"))
+    return (raw if end < 0 else raw[:end]).decode("utf-8", "surrogateescape")
 
 
 # -- writing a value -----------------------------------------------------------------------
 
 # A string that text output cannot write as it is and read back the same: blank at an
 # end (fields are stripped), a control character (tab and newline end fields and
-# lines), a comma or bracket (they split and nest fields), a quote (JSON starts there).
-_TEXT_UNSAFE = re.compile(r'\A\s|\s\Z|[\x00-\x1f\x7f,\[\]{}"]')
+# lines), a comma or bracket (they split and nest fields), a quote (quoting starts there),
+# a byte that is not UTF-8 (a lone surrogate: see cstring).
+_TEXT_UNSAFE = re.compile(r'\A\s|\s\Z|[\x00-\x1f\x7f,\[\]{}"\ud800-\udfff]')
+_C_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\\ud800-\udfff]')
+_C_NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _c_escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    named = _C_NAMED.get(ch)
+    if named is not None:
+        return named
+    n = ord(ch)
+    if n < 0x80:
+        return f"\\x{n:02x}"
+    if 0xDC80 <= n <= 0xDCFF:  # a byte that was not UTF-8
+        return f"\\x{n - 0xDC00:02x}"
+    return f"\\u{n:04x}"  # another lone surrogate (from JSON input)
 
 
 def text_string(v: str) -> str:
     """A string as text output writes it: as it is where it reads back as itself, else
-    quoted as a JSON string (``"a,b"``, ``" lead"``, ``"tab\\there"``), which every text
-    reader (update, --from, lookup) unquotes."""
-    return v if _TEXT_UNSAFE.search(v) is None else _json_text_str(v)
+    quoted with C escapes (``"a,b"``, ``" lead"``, ``"tab\\there"``, ``"\\x1b[0m"``,
+    ``"\\xff"`` for a byte that is not UTF-8), which every text reader (update, --from,
+    lookup) unquotes: see :func:`unquote`."""
+    return v if _TEXT_UNSAFE.search(v) is None else c_quote(v)
+
+
+def c_quote(v: str) -> str:
+    """``v`` in double quotes with C escapes (see text_string)."""
+    return '"' + _C_UNSAFE.sub(_c_escape, v) + '"'
+
+
+_ESCAPE = re.compile(r"\\(?:x([0-9A-Fa-f]{2})|(.))", re.S)
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    hexa = m.group(1)
+    if hexa is None:
+        return m.group()  # a JSON escape (\n, \", \\, \u00e9): JSON reads it
+    n = int(hexa, 16)
+    return f"\\u{n if n < 0x80 else 0xDC00 + n:04x}"  # a byte past ASCII: the surrogate it was read as
+
+
+def unquote(text: str) -> str:
+    """A quoted string as text output writes it (C escapes ``\\xNN``, ``\\t``, ``\\n``,
+    ``\\r``, ``\\\\``, ``\\"``, and JSON's) back to the string; ValueError when it is not one."""
+    import json
+
+    v = json.loads(_ESCAPE.sub(_json_escape, text) if "\\x" in text else text)
+    if not isinstance(v, str):
+        raise ValueError("not a string")
+    return v
 
 
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # what JSON output writes for them

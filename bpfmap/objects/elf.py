@@ -257,6 +257,13 @@ def _read(path: str, elf) -> BpfObject:
                 if sym["st_info"]["type"] == "STT_OBJECT":
                     by_offset[(shndx, sym["st_value"])] = sym.name
     sections = {s.name: (i, s) for i, s in enumerate(elf.iter_sections())}
+    legacy = sorted(n for n in sections if n == "maps" or n.startswith("maps/"))
+    if legacy:
+        raise ObjectError(
+            f"object {quote(path, bare=True)}: section {quote(legacy[0])} holds legacy map definitions "
+            f'(struct bpf_map_def), which libbpf >= 1.0 refuses too; declare the maps in SEC(".maps") '
+            f"with __uint(type, ...), __type(key, ...), __type(value, ...) (BTF-defined maps)"
+        )
     fix_datasecs(raw, btf, sections, symbols)
     maps: list[MapDef] = []
     if ".maps" not in sections:
@@ -309,8 +316,9 @@ def internal_map_name(obj_path: str, section: str) -> str:
 def _global_maps(path: str, btf: BTF, sections: dict) -> list[MapDef]:
     """The one-entry arrays libbpf makes of an object's global variables (.data, .rodata,
     .bss, .data.NAME..., and .kconfig for ``__kconfig`` externs), in section order: value
-    BTF the section's DATASEC, no key BTF, BPF_F_MMAPABLE, .rodata and .kconfig also
-    BPF_F_RDONLY_PROG and frozen once written, as libbpf 1.x creates them."""
+    BTF the section's DATASEC, no key BTF, BPF_F_MMAPABLE when the section holds a variable
+    that is not static, .rodata and .kconfig also BPF_F_RDONLY_PROG and frozen once
+    written, as libbpf 1.x creates them."""
     datasecs = {t.name: t for t in (btf.type(i) for i in btf.ids()) if t.kind == Kind.DATASEC}
     found: list[tuple[int, str, int, bytes]] = []  # (order, section, size, initial bytes)
     for name, (idx, sec) in sections.items():
@@ -328,14 +336,27 @@ def _global_maps(path: str, btf: BTF, sections: dict) -> list[MapDef]:
         d = MapDef(internal_map_name(path, name))
         d.type, d.key_size, d.value_size, d.max_entries = MapType.ARRAY, 4, size, 1
         d.freeze = name.startswith(".rodata") or name == ".kconfig"
-        d.flags = MapFlag.MMAPABLE | (MapFlag.RDONLY_PROG if d.freeze else MapFlag(0))
+        d.flags = MapFlag.RDONLY_PROG if d.freeze else MapFlag(0)
         d.section, d.initial = name, data
         sec_type = datasecs.get(name)
         if sec_type is not None and sec_type.size == size:
             d.value_type_id = sec_type.id
             d.value_c = c_declaration(btf, sec_type.id).rstrip()
+            if _has_global_variable(btf, sec_type):
+                d.flags |= MapFlag.MMAPABLE
         out.append(d)
     return out
+
+
+def _has_global_variable(btf: BTF, datasec: Any) -> bool:
+    """libbpf's rule (map_is_mmapable, 1.x): a global-data map is BPF_F_MMAPABLE only when
+    its section's DATASEC holds a variable that is not static (a global, or an extern as
+    in .kconfig); a section of static variables alone (runqlat's ``.bss``) is not."""
+    for m in datasec.members:
+        t = btf.type(m.type)
+        if t.kind == Kind.VAR and t.linkage != 0:
+            return True
+    return False
 
 
 def _map_relocations(elf, maps_idx: int) -> list[tuple[int, str]]:

@@ -65,6 +65,9 @@ def dump(
         return write_entries(batches, format, view.key, view.value, still_percpu, out)
     finally:
         stream.close()  # stops the read-ahead thread before the map's fd is closed
+        walk_note = getattr(m, "walk_note", None)
+        if note is not None and walk_note:
+            note(walk_note)  # how a map of kernel objects was listed, when it matters
 
 
 def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | None) -> int:

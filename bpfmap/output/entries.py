@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..layout.leaves import non_finite
+from ..layout.leaves import c_quote, non_finite
 from .templates import templates_of
 from .terminal import cell, console
 
@@ -248,6 +249,18 @@ def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:
         out.append((prefix, obj))
 
 
+# A string a CSV cell cannot hold as it is and read back the same (readers strip cells and
+# read a cell that starts with a quote or bracket as quoted text or JSON): control
+# characters and bytes that are not UTF-8 too, so a CSV file is text.  Written as text
+# output quotes it (C escapes), inside the cell's CSV quoting.
+_CSV_UNSAFE = re.compile(r'\A[\s"\[{]|\s\Z|[\x00-\x1f\x7f\ud800-\udfff]')
+
+
+def csv_string(v: str) -> str:
+    """A string as a CSV cell holds it (before the cell's own CSV quoting)."""
+    return v if _CSV_UNSAFE.search(v) is None else c_quote(v)
+
+
 def _entries_csv(entries: Iterable[tuple[object, object]], percpu: bool, out: IO[str]) -> int:
     rows = _CsvRows(percpu)
     count = 0
@@ -280,7 +293,9 @@ class _CsvRows:
         if not self._header:
             self._writer.writerow([c for c, _ in cells])
             self._header = True
-        row = ["true" if x is True else "false" if x is False else x for _, x in cells]
+        row = [
+            "true" if x is True else "false" if x is False else csv_string(x) if type(x) is str else x for _, x in cells
+        ]
         if any(type(x) is str and "\r" in x for x in row):
             self._quoted.writerow(row)
         else:

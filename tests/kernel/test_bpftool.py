@@ -150,8 +150,16 @@ def test_we_read_what_bpftool_writes(bpftool, pindir, mtype, ks, vs):
     r = run_cli("dump", path, "-o", "jsonl")
     rows = {json.loads(line)["key"]: json.loads(line) for line in r.stdout.splitlines()}
     indexed = spec(MapType.parse(mtype)).indexed  # array indices dump as numbers, other keys as hex
+
+    def shown(k: bytes) -> object:
+        if indexed:
+            return int.from_bytes(k, "little")
+        if mtype == "lpm_trie":  # prefix length and IPv4 address: CIDR
+            return f"{'.'.join(map(str, k[4:]))}/{int.from_bytes(k[:4], 'little')}"
+        return k.hex(" ")
+
     for k, v in want.items():
-        row = rows[int.from_bytes(k, "little") if indexed else k.hex(" ")]
+        row = rows[shown(k)]
         one = v if isinstance(v, bytes) else v[0]
         assert row.get("value", row.get("values")) == (
             one.hex(" ") if isinstance(v, bytes) else [one.hex(" ")] * possible_cpus()

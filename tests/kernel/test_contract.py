@@ -114,6 +114,13 @@ def _object_maps(pindir: str) -> dict[str, object]:
         out["dump-sockmap"] = _json_line("dump", sm, "-o", "jsonl")
     assert run_cli("update", ts, f"pid:{os.getpid()}", "7").returncode == 0
     out["dump-task-storage"] = _json_line("dump", ts, "-o", "jsonl")
+    ss = os.path.join(pindir, "ss")
+    assert run_cli("create", "sk_storage", "--layout", "u32", "--pin", ss).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert run_cli("update", ss, f"sock:{os.getpid()}:{s.fileno()}", "7").returncode == 0
+        out["dump-sk-storage"] = _json_line("dump", ss, "-o", "jsonl")
     assert run_cli("update", cs, "cgroup:/", "7").returncode == 0
     out["dump-cgrp-storage"] = _json_line("dump", cs, "-o", "jsonl")
     m = Map.create(MapSpec("cgroup_storage", 16, 8, 0))
@@ -171,6 +178,7 @@ def test_documented_shapes_match_the_program(maps):
         "object-map",
         "dump-sockmap",
         "dump-task-storage",
+        "dump-sk-storage",
         "dump-cgrp-storage",
         "dump-cgroup-storage",
     }

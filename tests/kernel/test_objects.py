@@ -389,3 +389,28 @@ def test_reading_an_object_is_the_same_on_any_machine(tmp_path, pindir, monkeypa
     finally:
         for c in created.values():
             c.map.close()
+
+
+LEGACY = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct legacy_def { unsigned int type, key_size, value_size, max_entries, map_flags; };
+struct legacy_def SEC("maps") counts = { .type = BPF_MAP_TYPE_HASH, .key_size = 4, .value_size = 8, .max_entries = 16 };
+SEC("socket") int prog(struct __sk_buff *skb) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_legacy_maps_section_is_refused_the_same_way_everywhere(tmp_path, pindir):
+    """A SEC("maps") definition (struct bpf_map_def), which libbpf >= 1.0 refuses: show
+    --object and create --from-object both exit 2 naming the section (show printed
+    nothing and exit 0 before)."""
+    (tmp_path / "l.c").write_text(LEGACY)
+    out = compile_bpf(tmp_path / "l.c", tmp_path / "l.o")
+    shown = run_cli("show", "--object", out)
+    made = run_cli("create", "--from-object", out, "--pin-dir", pindir)
+    for r in (shown, made):
+        assert r.returncode == 2 and r.stdout == ""
+        assert "section 'maps' holds legacy map definitions" in r.stderr and 'SEC(".maps")' in r.stderr
+    assert shown.stderr == made.stderr
+    assert os.listdir(pindir) == []

@@ -670,3 +670,36 @@ def test_update_var_on_struct_values_of_any_map(pindir):
     assert r.returncode == 1 and run_cli("lookup", path, "2").returncode == 1
     r = run_cli("update", path, "1", "5", "--var", "packets=1")
     assert r.returncode == 2 and "--var takes no VALUE" in r.stderr
+
+
+def libbpf_loader(tmp_path_factory) -> str:
+    """tests/bpf/loader.c built against the system's libbpf (bpftool bundles its own)."""
+    clang = need_tool("clang")
+    out = str(tmp_path_factory.mktemp("loader") / "loader")
+    subprocess.run([clang, "-O2", os.path.join(SOURCES, "loader.c"), "-o", out, "-lbpf"], check=True)
+    return out
+
+
+def test_global_maps_are_mmapable_by_libbpfs_rule(pindir, tmp_path_factory):
+    """libbpf (1.1.2, map_is_mmapable) makes a section of static variables alone
+    (runqlat's .bss) without BPF_F_MMAPABLE and one with a global variable with it:
+    show --object and create --from-object say and do the same, and a libbpf loader
+    reuses our pins (it refuses pins that are not reuse-compatible)."""
+    loader = libbpf_loader(tmp_path_factory)
+    obj = compile_bpf(os.path.join(SOURCES, "statics.bpf.c"), tmp_path_factory.mktemp("statics") / "statics.o")
+
+    def flags(*args: str) -> dict:
+        r = subprocess.run([loader, obj, *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return {name: int(f) for name, f in (line.split() for line in r.stdout.splitlines())}
+
+    libbpf = flags()
+    assert libbpf == {"statics.bss": 0, "statics.data": 1 << 10}, libbpf
+    shown = {m["section"]: m["flags"] for m in json.loads(run_cli("show", "--object", obj, "-o", "json").stdout)}
+    assert shown == {".bss": [], ".data": ["mmapable"]}
+    r = run_cli("create", "--from-object", obj, "--pin-dir", pindir, "-q")
+    assert r.returncode == 0, r.stderr
+    assert flags(pindir) == libbpf  # reused, not made anew: libbpf checked they are compatible
+    for name in ("statics_bss", "statics_data"):
+        with Map.open(os.path.join(pindir, name)) as m:
+            assert m.info().flags == libbpf[name.replace("_", ".")]

@@ -14,6 +14,8 @@ import sys
 import pytest
 from conftest import INSTALLED, run_cli
 
+from bpfmap.layout.leaves import c_quote
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -171,4 +173,4 @@ def test_pipes_get_the_bytes_unchanged(hostile):
     r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "json"], capture_output=True, check=True)
     assert json.loads(r.stdout)["value"]["comm"] == HOSTILE
     r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "text"], capture_output=True, check=True)
-    assert r.stdout == b"comm=" + json.dumps(HOSTILE, ensure_ascii=False).encode() + b"\n"  # quoted as text quotes
+    assert r.stdout == b"comm=" + c_quote(HOSTILE).encode() + b"\n"  # quoted as text quotes (C escapes)

@@ -74,6 +74,7 @@ CASES = [
         ],
     ),
     (attrs.ProgAttachAttr, "union bpf_attr", "", ["target_fd", "attach_bpf_fd", "attach_type", "attach_flags"]),
+    (attrs.IterCreateAttr, "union bpf_attr", "iter_create.", ["link_fd", "flags"]),
     (
         attrs.ProgTestRunAttr,
         "union bpf_attr",
