@@ -64,6 +64,15 @@ def create(
     ] = None,
     numa_node: Annotated[Optional[int], typer.Option("--numa-node", help="Allocate on this NUMA node.")] = None,
     hashes: Annotated[int, typer.Option("--hashes", help="Bloom filter: number of hash functions (0 = 5).")] = 0,
+    map_extra: Annotated[
+        Optional[str],
+        typer.Option(
+            "--map-extra",
+            metavar="N",
+            help="map_extra as the kernel takes it (arena: the user address it is mapped at, "
+            "page-aligned, 0x...; bloom filter: as --hashes).",
+        ),
+    ] = None,
     mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories of the pin path.")] = False,
     no_mount: Annotated[bool, typer.Option("--no-mount", help=f"Never mount a bpffs on {DEFAULT_BPFFS}.")] = False,
     btf: Annotated[
@@ -109,10 +118,11 @@ def create(
             "--inner-map": inner_map,
             "--layout": opts.layout,
             "--c-header": opts.c_header,
+            "--map-extra": map_extra,
         }
-        extra = [k for k, v in given.items() if v is not None] + (["--name"] if name else [])
-        if extra:
-            raise UsageError(f"create --from-object takes its maps from the object; drop {', '.join(extra)}")
+        stray = [k for k, v in given.items() if v is not None] + (["--name"] if name else [])
+        if stray:
+            raise UsageError(f"create --from-object takes its maps from the object; drop {', '.join(stray)}")
         _create_from_object(from_object, pin_dir, only, mkdir, no_mount, output, quiet)
         return
     if pin_dir is not None or only is not None:
@@ -127,6 +137,16 @@ def create(
         )
     if btf not in ("auto", "required", "none"):
         raise UsageError(f"--btf {btf}: choose auto, required or none")
+    extra = hashes
+    if map_extra is not None:
+        if hashes:
+            raise UsageError("create: give --hashes or --map-extra, not both")
+        try:
+            extra = int(map_extra, 0)
+        except ValueError:
+            raise UsageError(f"--map-extra {map_extra}: give a number (decimal or 0x...)") from None
+        if not 0 <= extra < 1 << 64:
+            raise UsageError(f"--map-extra {map_extra}: out of range (0 .. 2^64-1)")
     lay = opts.pick()
     types = None
     if lay is not None:
@@ -139,7 +159,7 @@ def create(
         MapFlag.parse(flags) if flags is not None else None,
         name=name,
         numa_node=numa_node,
-        map_extra=hashes,
+        map_extra=extra,
         btf=types,
     ).resolved()  # a bad combination fails here, before any pin is checked or mounted
     info = _create_and_pin(spec, pin, inner_map, btf == "required", mkdir, no_mount, quiet)

@@ -152,6 +152,10 @@ class MapSpec:
                     f"create {label}: the size (--max-entries) must be a power of two "
                     f"and at least the page size ({page}); {self.max_entries} given"
                 )
+        if self.type is MapType.ARENA and self.map_extra % os.sysconf("SC_PAGE_SIZE"):
+            raise UsageError(f"create {label}: the arena's address (--map-extra) must be page-aligned")
+        if self.map_extra and self.type not in (MapType.BLOOM_FILTER, MapType.ARENA):
+            raise UsageError(f"create {label}: map_extra is for bloom_filter and arena maps")
         if self.type is MapType.BLOOM_FILTER and not 0 <= self.map_extra <= 15:
             raise UsageError(f"create {label}: the number of hash functions (map_extra) must be 0..15")
         if self.type is MapType.STACK_TRACE and self.value_size % 8:

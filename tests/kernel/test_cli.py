@@ -163,6 +163,9 @@ def test_queue_stack_bloom_verbs(bm, pindir):
     assert bm("push", b, "42", "-l", "u64")[0] == 0
     assert bm("peek", b, "42", "-l", "u64")[:2] == (0, "maybe present\n")
     assert bm("peek", b, "43", "-l", "u64")[:2] == (1, "absent\n")
+    for pin in (q, s):  # update on a queue or stack: pointed at push, before KEY is read
+        code, _, err = bm("update", pin, "1", "2")
+        assert code == 2 and "add a value with 'bpfmap push MAP VALUE'" in err and "hex" not in err
 
 
 def test_maps_of_maps_and_prog_array(bm, pindir, program):

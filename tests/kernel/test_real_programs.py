@@ -703,3 +703,20 @@ def test_global_maps_are_mmapable_by_libbpfs_rule(pindir, tmp_path_factory):
     for name in ("statics_bss", "statics_data"):
         with Map.open(os.path.join(pindir, name)) as m:
             assert m.info().flags == libbpf[name.replace("_", ".")]
+
+
+def test_local_storage_maps_from_an_object(pindir, tmp_path_factory):
+    """task, sk and cgrp storage declared in .maps: create --from-object makes them with
+    their BTF (it stopped at the first before), a libbpf loader reuses the pins, and the
+    value type decodes what is stored for a task."""
+    loader = libbpf_loader(tmp_path_factory)
+    obj = compile_bpf(os.path.join(SOURCES, "storage.bpf.c"), tmp_path_factory.mktemp("storage") / "storage.o")
+    r = run_cli("create", "--from-object", obj, "--pin-dir", pindir, "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(pindir)) == ["after", "cstore", "sstore", "tstore"]
+    r = subprocess.run([loader, obj, pindir], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr  # reused: libbpf found them compatible
+    tstore = os.path.join(pindir, "tstore")
+    assert run_cli("update", tstore, f"pid:{os.getpid()}", "seen=1,pid=2").returncode == 0
+    rows = [json.loads(x) for x in run_cli("dump", tstore, "-o", "jsonl").stdout.splitlines()]
+    assert [(r["key"]["pid"], r["value"]) for r in rows] == [(os.getpid(), {"seen": 1, "pid": 2})]

@@ -169,3 +169,23 @@ def test_type_table(name, pindir, objects):
             assert r.returncode == 2, f"{name}: '{verb}' is not listed but exit {r.returncode}: {r.stderr}"
             assert "'bpfmap " in r.stderr or "programs" in r.stderr or "have no elements" in r.stderr, r.stderr
             assert "\n" not in r.stderr.strip(), r.stderr
+
+
+def test_arena_is_made_or_refused_with_the_reason(pindir):
+    """An arena: BPF_F_MMAPABLE, max_entries in pages, --map-extra for its address. Where
+    the kernel refuses it, the message says the kernel does not allow it here, not that
+    a map is read-only or frozen."""
+    pin = os.path.join(pindir, "arena")
+    r = run_cli("create", "arena", "--map-extra", "0x1001", "--pin", pin)
+    assert r.returncode == 2 and "page-aligned" in r.stderr
+    r = run_cli("create", "arena", "--max-entries", "4", "--map-extra", "0x100000000", "--pin", pin)
+    assert "read-only" not in r.stderr and "frozen" not in r.stderr, r.stderr
+    if r.returncode == 3:
+        assert "the kernel itself does not allow this map here" in r.stderr or "not support" in r.stderr
+        pytest.skip(f"this kernel does not create arenas here: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    info = json.loads(run_cli("show", pin, "-o", "json").stdout)
+    assert (info["type"], info["max_entries"], info["flags"]) == ("arena", 4, ["mmapable"])
+    assert info["map_extra"] == 1 << 32
