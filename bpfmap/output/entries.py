@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..layout.leaves import c_quote, non_finite
+from ..layout.leaves import c_quote, non_finite, text_string
 from .templates import templates_of
 from .terminal import cell, console
 
@@ -249,15 +249,24 @@ def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:
         out.append((prefix, obj))
 
 
-# A string a CSV cell cannot hold as it is and read back the same (readers strip cells and
-# read a cell that starts with a quote or bracket as quoted text or JSON): control
-# characters and bytes that are not UTF-8 too, so a CSV file is text.  Written as text
-# output quotes it (C escapes), inside the cell's CSV quoting.
-_CSV_UNSAFE = re.compile(r'\A[\s"\[{]|\s\Z|[\x00-\x1f\x7f\ud800-\udfff]')
+# A string a CSV cell cannot hold as it is and read back the same: a field's cell that
+# starts with a quote (readers unquote it) or holds bytes that are not UTF-8 (a CSV dump
+# is UTF-8 text); a whole key or value (a ``key``/``value`` column, read as text output
+# is read) whatever text output quotes.  Such a cell holds the C-quoted form, inside the
+# cell's own CSV quoting.
+_CSV_UNSAFE = re.compile(r'\A"|[\ud800-\udfff]')
 
 
-def csv_string(v: str) -> str:
-    """A string as a CSV cell holds it (before the cell's own CSV quoting)."""
+def _whole(column: str) -> bool:
+    """A column holding a whole key or value (``key``, ``value``, per CPU ``values[N]``)."""
+    return column in ("key", "value") or (column.startswith("values[") and column[7:-1].isdigit())
+
+
+def csv_string(v: str, whole: bool = False) -> str:
+    """A string as a CSV cell holds it (before the cell's own CSV quoting); ``whole``: the
+    cell is a whole key or value, not one field of it."""
+    if whole:
+        return text_string(v)
     return v if _CSV_UNSAFE.search(v) is None else c_quote(v)
 
 
@@ -294,7 +303,8 @@ class _CsvRows:
             self._writer.writerow([c for c, _ in cells])
             self._header = True
         row = [
-            "true" if x is True else "false" if x is False else csv_string(x) if type(x) is str else x for _, x in cells
+            "true" if x is True else "false" if x is False else csv_string(x, _whole(c)) if type(x) is str else x
+            for c, x in cells
         ]
         if any(type(x) is str and "\r" in x for x in row):
             self._quoted.writerow(row)
