@@ -83,7 +83,7 @@ def unpacking(t: Type, tag: str = "") -> Leaf | None:
     if isinstance(t, Enum):
         return Leaf(native_code(t), f"_names{tag}.get({{v}}, {{v}})", {f"_names{tag}": enum_names(t.values)})
     if isinstance(t, Char):
-        return Leaf(f"{t.size}s", "_cstring({v})", {"_cstring": cstring})
+        return Leaf(f"{t.size}s", "{v}.rstrip(b'\\0').decode('utf-8', 'surrogateescape')", {})  # cstring
     if isinstance(t, Bytes):
         return Leaf(f"{t.size}s", "{v}.hex(' ')", {})
     if isinstance(t, Formatted):
@@ -117,10 +117,7 @@ def cstring(raw: bytes) -> str:
     the lone surrogates U+DC80..U+DCFF (Python's surrogateescape), which every writer
     shows as the byte (``\\xff`` in text, ``\\udcff`` in JSON) and every reader turns
     back into it."""
-    end = raw.find(b"\0")
-    if end >= 0 and raw.count(0) != len(raw) - end:  # more after the terminator
-        end = len(raw.rstrip(b"\0"))
-    return (raw if end < 0 else raw[:end]).decode("utf-8", "surrogateescape")
+    return raw.rstrip(b"\0").decode("utf-8", "surrogateescape")  # the last non-NUL byte ends it
 
 
 # -- writing a value -----------------------------------------------------------------------

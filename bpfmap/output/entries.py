@@ -267,6 +267,8 @@ def csv_string(v: str, whole: bool = False) -> str:
     cell is a whole key or value, not one field of it."""
     if whole:
         return text_string(v)
+    if v.isascii():  # the common case, at C speed: only a leading quote matters
+        return c_quote(v) if v[:1] == '"' else v
     return v if _CSV_UNSAFE.search(v) is None else c_quote(v)
 
 
@@ -294,6 +296,7 @@ class _CsvRows:
         self._quoted = csv.writer(self._buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
         self._side = "values" if percpu else "value"
         self._header = False
+        self._strings: list[tuple[int, bool]] = []
 
     def row(self, k: object, v: object) -> str:
         cells: list[tuple[str, object]] = []
@@ -302,10 +305,13 @@ class _CsvRows:
         if not self._header:
             self._writer.writerow([c for c, _ in cells])
             self._header = True
-        row = [
-            "true" if x is True else "false" if x is False else csv_string(x, _whole(c)) if type(x) is str else x
-            for c, x in cells
-        ]
+            # every row has the first's columns: the string ones are checked (csv_string)
+            self._strings = [(i, _whole(c)) for i, (c, x) in enumerate(cells) if type(x) is str]
+        row = ["true" if x is True else "false" if x is False else x for _, x in cells]
+        for i, whole in self._strings:
+            x = row[i]
+            if type(x) is str and (whole or not x.isascii() or x[:1] == '"'):
+                row[i] = csv_string(x, whole)
         if any(type(x) is str and "\r" in x for x in row):
             self._quoted.writerow(row)
         else:
