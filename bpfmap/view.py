@@ -79,7 +79,8 @@ class View:
             return
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
-        self.key = IndexCodec() if index_keys else self._bind(layout.key, m.key_size, "key", m.ref)
+        stack_ids = m.type is MapType.STACK_TRACE and layout.key is None and m.key_size == 4
+        self.key = IndexCodec() if index_keys or stack_ids else self._bind(layout.key, m.key_size, "key", m.ref)
         if m.type is MapType.LPM_TRIE:  # prefix and address: CIDR in and out
             self.key = cidr_key(self.key, m.key_size) or self.key
         if m.type in _CGROUP_STORAGE and (layout.key is None or from_btf):
@@ -92,8 +93,18 @@ class View:
             self.value = IdCodec("map")
         elif m.kind.value is Value.PROG_ID:
             self.value = IdCodec("program")
+        elif m.type is MapType.STACK_TRACE and (layout.value is None or from_btf) and not m.value_size % 8:
+            from .layout.stack import StackCodec  # frames, symbolized
+
+            self.value = StackCodec(m.value_size, MapFlag.STACK_BUILD_ID in MapFlag(m.flags))
         else:
             self.value = self._bind(layout.value, m.value_size, "value", m.ref)
+
+    def symbolize_for(self, pid: int | None) -> None:
+        """A stack_trace map's user addresses through process ``pid``'s memory maps."""
+        if self.map.type is not MapType.STACK_TRACE or not hasattr(self.value, "pid"):
+            raise UsageError(f"--pid: {self.map.ref} is a {self.map.type_label}, not a stack_trace map")
+        self.value.pid = pid
 
     @staticmethod
     def _bind(codec: Codec | None, size: int, what: str, ref: str) -> Codec:

@@ -43,6 +43,7 @@ COMMANDS = {
     "hist": "hist",
     "events": "events",
     "send": "events",
+    "stacks": "stacks",
     "export": "exporter",
     "batch": "batch",
 }

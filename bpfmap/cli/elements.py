@@ -48,6 +48,10 @@ PercpuOpt = Annotated[
     ),
 ]
 CpuOpt = Annotated[Optional[int], typer.Option("--cpu", metavar="N", help="Per-CPU maps: only CPU N's slot.")]
+StackPidOpt = Annotated[
+    Optional[int],
+    typer.Option("--pid", metavar="N", help="stack_trace maps: symbolize user addresses through process N's maps."),
+]
 LockOpt = Annotated[
     bool,
     typer.Option("--lock", help="Under the value's struct bpf_spin_lock (BPF_F_LOCK; values that hold one, per BTF)."),
@@ -79,6 +83,7 @@ def lookup(
         bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not (for 'if' in scripts).")
     ] = False,
     lock: LockOpt = False,
+    pid: StackPidOpt = None,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
@@ -87,7 +92,7 @@ def lookup(
         if not lookup_exists(map_ref, key, opts):
             raise typer.Exit(1)
         return
-    do_lookup(map_ref, key, percpu, cpu, output, opts, lock=lock)
+    do_lookup(map_ref, key, percpu, cpu, output, opts, lock=lock, pid=pid)
 
 
 OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
@@ -350,6 +355,7 @@ def dump(
         ),
     ] = None,
     output: OutputOpt = None,
+    pid: StackPidOpt = None,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print every entry (text: KEY<TAB>VALUE per line)."""
@@ -366,6 +372,8 @@ def dump(
         raise UsageError("--inner-layout goes with --recursive")
     with Map.open(map_ref, readonly=not delete) as m:
         view = opts.view(m)
+        if pid is not None:
+            view.symbolize_for(pid)
         if recursive:
             if delete or sort is not None or percpu is not None or cpu is not None:
                 raise UsageError("dump --recursive takes no --delete, --sort, --top, --percpu or --cpu")

@@ -103,11 +103,14 @@ def do_lookup(
     output: Optional[str] = None,
     opts: LayoutOptions = NO_LAYOUT,
     lock: bool = False,
+    pid: Optional[int] = None,
 ) -> None:
     """The lookup verb once its arguments are parsed."""
     no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
+        if pid is not None:
+            view.symbolize_for(pid)
         reduce, still_percpu = view.reducer(percpu, cpu)
         with element_key(m, view, default_key(m, key, "lookup"), "lookup") as raw_key:
             value = view.decode_value(m.lookup(raw_key, lock=lock))

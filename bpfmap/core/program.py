@@ -92,11 +92,16 @@ class Program(FdOwner):
         ``data`` (socket filter, tc, xdp) or a context ``ctx``; returns (return value,
         data out).  ``cpu`` runs it on that CPU (raw_tracepoint programs only)."""
         flags = 0 if cpu is None else _sys.attrs.BPF_F_TEST_RUN_ON_CPU
+        if repeat == 1 and _sys.prog_info(self.fileno()).type in _RUN_ONCE:
+            repeat = 0  # these run once and refuse a repeat count
         try:
             retval, out, _ = _sys.prog_test_run(self.fileno(), data, data_out, ctx, repeat, flags, cpu or 0)
         except OSError as err:
             raise translate("test run", self.ref, err) from err
         return retval, out
+
+
+_RUN_ONCE = (_sys.attrs.ProgType.RAW_TRACEPOINT, _sys.attrs.ProgType.RAW_TRACEPOINT_WRITABLE)
 
 
 def _prog_type(value: str | int) -> _sys.attrs.ProgType:

@@ -16,7 +16,6 @@ symbol's address, an address for ``ip``)."""
 
 from __future__ import annotations
 
-import bisect
 import errno as errno_mod
 import os
 import re
@@ -26,8 +25,9 @@ from typing import Any
 
 from .. import fields
 from ..errors import UsageError, quote
+from ..symbols import kernel as kernel_symbols
 from . import Codec, TypeCodec, _json, _maybe_json, split_top
-from .model import IPV4, IPV6, MAC, Bytes, Enum, Field, Scalar, Struct, Type
+from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
 FORMATS = ("ip", "ipv4", "ipv6", "mac", "hex", "ksym", "errno", "syscall")
 FAMILY_FIELDS = ("af", "family", "sa_family", "ss_family", "sin_family", "sin6_family", "addr_family", "ip_family")
@@ -84,9 +84,10 @@ def apply(codec: Codec | None, spec: dict[str, str], what: str = "value") -> tup
             t = _replace(t, parts, Bytes(ft.size))
             post.append((parts, "ip", ft.size))
         else:
-            if not (isinstance(ft, (Scalar, Enum)) and getattr(ft, "kind", "int") != "float"):
-                raise UsageError(f"--as {path}={fmt}: {path} is {ft.c_name()}, not an integer")
-            post.append((parts, fmt, ft.size))
+            elem = ft.elem if isinstance(ft, Array) else ft  # arrays of integers: every element (stack frames)
+            if not (isinstance(elem, (Scalar, Enum)) and getattr(elem, "kind", "int") != "float"):
+                raise UsageError(f"--as {path}={fmt}: {path} is {ft.c_name()}, not an integer or an array of them")
+            post.append((parts, fmt, elem.size))
     inner = TypeCodec(t)
     rest = {p: f for p, f in spec.items() if p not in mine}
     if not post:
@@ -144,7 +145,8 @@ class FormattedCodec(Codec):
                 fam = self._family.get(tuple(parts))
                 parent[parts[-1]] = show(parent[parts[-1]], parent.get(fam) if fam else None)
             else:
-                parent[parts[-1]] = show(parent[parts[-1]])
+                v = parent[parts[-1]]
+                parent[parts[-1]] = [show(x) for x in v] if isinstance(v, list) else show(v)
         return value
 
     def decode(self, data: bytes) -> Any:
@@ -164,7 +166,8 @@ class FormattedCodec(Codec):
             for name in parts[:-1]:
                 parent = parent.get(name) if isinstance(parent, dict) else None
             if isinstance(parent, dict) and parts[-1] in parent:
-                parent[parts[-1]] = parse(parent[parts[-1]])
+                v = parent[parts[-1]]
+                parent[parts[-1]] = [parse(x) for x in v] if isinstance(v, list) else parse(v)
         return value
 
     def encode(self, value: Any) -> bytes:
@@ -224,37 +227,14 @@ def _parse_ip(size: int) -> Callable[[Any], Any]:
     return parse
 
 
-_KSYMS: tuple[list[int], list[str]] | None = None
-
-
-def _kallsyms() -> tuple[list[int], list[str]]:
-    global _KSYMS
-    if _KSYMS is None:
-        pairs = []
-        try:
-            with open("/proc/kallsyms") as f:
-                for line in f:
-                    addr, _kind, name = line.split()[:3]
-                    a = int(addr, 16)
-                    if a:
-                        pairs.append((a, name))
-        except OSError:
-            pass
-        pairs.sort()
-        _KSYMS = ([a for a, _n in pairs], [n for _a, n in pairs])
-    return _KSYMS
-
-
 def _show_ksym(size: int) -> Callable[[Any], Any]:
     def show(v: Any) -> Any:
         if not isinstance(v, int) or v <= 0:
             return v
-        addrs, names = _kallsyms()
-        i = bisect.bisect_right(addrs, v) - 1
-        if i < 0:
+        f = kernel_symbols().frame(v)
+        if f["offset"] is None:
             return v
-        off = v - addrs[i]
-        return names[i] if not off else f"{names[i]}+{off:#x}"
+        return f["symbol"] if not f["offset"] else f"{f['symbol']}+{f['offset']:#x}"
 
     return show
 
@@ -264,11 +244,10 @@ def _parse_ksym(size: int) -> Callable[[Any], Any]:
         if not isinstance(v, str) or re.fullmatch(r"\s*-?(0x[0-9a-fA-F]+|\d+)\s*", v):
             return v
         name, _plus, off = v.strip().partition("+")
-        addrs, names = _kallsyms()
-        try:
-            return addrs[names.index(name)] + (int(off, 0) if off else 0)
-        except ValueError:
-            raise UsageError(f"{quote(v)}: no kernel symbol {name} in /proc/kallsyms") from None
+        addr = kernel_symbols().address(name)
+        if addr is None:
+            raise UsageError(f"{quote(v)}: no kernel symbol {name} in /proc/kallsyms")
+        return addr + (int(off, 0) if off else 0)
 
     return parse
 

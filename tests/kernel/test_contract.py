@@ -138,7 +138,31 @@ def _object_maps(pindir: str) -> dict[str, object]:
         os.rmdir(path)
         prog.close()
         m.close()
+    from test_real_programs import load
+
+    prof = load("stacks", pindir, _Factory(pindir))
+    with Program.open(os.path.join(prof.progs, "profile")) as p:
+        p.test_run(ctx=bytes(8))
+    with Map.open(prof.map("ids")) as m:
+        kern_id = int.from_bytes(m.lookup(bytes(4)), "little", signed=True)
+    out["dump-stack-trace"] = json.loads(run_cli("lookup", prof.map("stacks"), str(kern_id), "-o", "json").stdout)
+    out["stacks"] = json.loads(
+        run_cli("stacks", prof.map("counts"), "--stack-map", prof.map("stacks"), "-o", "json").stdout
+    )
     return out
+
+
+class _Factory:
+    """What load() wants of pytest's tmp_path_factory: a fresh directory."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def mktemp(self, name: str):
+        import pathlib
+        import tempfile
+
+        return pathlib.Path(tempfile.mkdtemp(prefix=name))
 
 
 def _perf_record(path: str) -> object:
@@ -181,6 +205,8 @@ def test_documented_shapes_match_the_program(maps):
         "dump-sk-storage",
         "dump-cgrp-storage",
         "dump-cgroup-storage",
+        "dump-stack-trace",
+        "stacks",
     }
     counts = maps["counts"]
     printed = {

@@ -89,6 +89,11 @@ def fake_sys_fs_bpf(pindir):
         prog.test_run(bytes(20))
         prog.close()
     make("user_ringbuf", "--max-entries", "4096", "--pin", os.path.join(pindir, "urb"))
+    # a profiler's maps for stacks' examples: one count whose stacks were dropped (-EEXIST)
+    make("stack_trace", "--max-entries", "16", "--pin", os.path.join(pindir, "profile_stacks"))
+    pc = os.path.join(pindir, "profile_counts")
+    make("hash", "--layout", "pid=u32,kern_stack_id=s32,user_stack_id=s32,comm=char[16]:u64", "--pin", pc)
+    assert run_cli("update", pc, "pid=1,kern_stack_id=-17,user_stack_id=-14,comm=init", "3").returncode == 0
     lat = os.path.join(pindir, "lat")
     make("array", "--layout", "u32:u64", "--max-entries", "32", "--pin", lat)
     for slot, n in ((4, 3), (5, 9), (6, 2)):

@@ -1,0 +1,207 @@
+"""Stacks as profilers keep them: a counts map keyed by (pid, comm, kernel stack id, user
+stack id, ...) joined with the stack_trace map the ids point into, symbolized, summed by
+identical stack, and written as folded lines (flamegraph.pl, inferno, speedscope), an
+offcputime-like text listing, or JSON.
+
+Field names default from what real programs use (libbpf-tools' profile and offcputime,
+bcc, bpftrace); any can be named.  A negative stack id (-EFAULT: no user stack,
+-EEXIST: a hash collision dropped it) becomes one frame that says so, and the count is kept.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from . import fields, symbols
+from .errors import KeyNotFound, UsageError, quote
+from .layout.stack import addresses
+from .maps import Map
+from .types import MapType
+from .view import View, plain
+
+KERNEL_FIELDS = ("kern_stack_id", "kernel_stack_id", "kstack_id", "kstackid", "kern_stackid", "kernel_stack")
+USER_FIELDS = ("user_stack_id", "ustack_id", "ustackid", "user_stackid", "user_stack")
+PID_FIELDS = ("pid", "tgid")
+LABEL_FIELDS = ("comm", "name", "task")
+COUNT_FIELDS = ("count", "counts", "value", "total", "delta", "us", "ns")
+
+
+class Stack:
+    """One distinct stack: its labels (comm, ...), user and kernel frames (innermost
+    first), and its count summed over every entry that has it."""
+
+    __slots__ = ("labels", "user", "kernel", "count", "pid")
+
+    def __init__(self, labels: dict[str, Any], user: list[dict], kernel: list[dict], count: int, pid: int | None):
+        self.labels, self.user, self.kernel, self.count, self.pid = labels, user, kernel, count, pid
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "labels": self.labels, "pid": self.pid, "user": self.user, "kernel": self.kernel}
+
+
+def _missing(stack_id: int, what: str) -> list[dict[str, Any]]:
+    code = -stack_id
+    why = {
+        errno.EFAULT: f"[missing {what} stack]",
+        errno.EEXIST: f"[{what} stack dropped: hash collision]",
+        errno.ENOMEM: f"[{what} stack dropped: stack map full]",
+    }.get(code, f"[{what} stack error {errno.errorcode.get(code, code)}]")
+    return [{"addr": 0, "symbol": why, "offset": None, "module": None}]
+
+
+class Joiner:
+    """Reads stack ids through a counts map's decoded entries and resolves them in the
+    stack map (each id read once, each process's maps once)."""
+
+    def __init__(
+        self,
+        counts: View,
+        stack_map: Map,
+        kernel_field: str | None = None,
+        user_field: str | None = None,
+        pid_field: str | None = None,
+        value_field: str | None = None,
+        labels: list[str] | None = None,
+    ) -> None:
+        if stack_map.type is not MapType.STACK_TRACE:
+            raise UsageError(f"stacks: --stack-map {stack_map.ref} is a {stack_map.type_label}, not a stack_trace map")
+        self.counts, self.stack_map = counts, stack_map
+        key_names = _names(counts.key)
+        value_names = _names(counts.value)
+        self.kernel = _pick(kernel_field, KERNEL_FIELDS, key_names, value_names, "--kernel-stack")
+        self.user = _pick(user_field, USER_FIELDS, key_names, value_names, "--user-stack")
+        if self.kernel is None and self.user is None:
+            raise UsageError(
+                f"stacks {counts.map.ref}: no stack id field in its key or value (looked for "
+                f"{', '.join(KERNEL_FIELDS[:3] + USER_FIELDS[:2])}); name one with --kernel-stack or --user-stack"
+            )
+        self.pid = _pick(pid_field, PID_FIELDS, key_names, value_names, "--pid")
+        if labels is None:
+            labels = [n for n in LABEL_FIELDS if n in key_names or n in value_names][:1]
+        self.labels = [(n, _getter(n, key_names, value_names, "--label")) for n in labels]
+        if value_field is not None:
+            self.value = _getter(value_field, [], value_names or ["value"], "--value")
+        else:
+            counted = next((n for n in COUNT_FIELDS if n in value_names), None) if value_names else None
+            if value_names and counted is None:
+                raise UsageError(
+                    f"stacks {counts.map.ref}: the value is a struct ({', '.join(value_names)}); "
+                    f"name the count with --value FIELD"
+                )
+            self.value = _getter(counted, [], value_names, "--value") if counted else (lambda k, v: v)
+        self._frames: dict[tuple[int, int | None], list[dict]] = {}
+        self.gone: set[int] = set()  # processes that exited: their user frames are [unknown]
+
+    def entries(self) -> Iterator[tuple[Any, Any]]:
+        for keys, values in self.counts.column_batches():
+            yield from zip(map(plain, keys), map(plain, values))
+
+    def stacks(self, entries: Iterable[tuple[Any, Any]] | None = None) -> list[Stack]:
+        """Every distinct stack of the counts map with its summed count, largest first."""
+        merged: dict[tuple, Stack] = {}
+        for k, v in entries if entries is not None else self.entries():
+            count = self.value(k, v)
+            if not isinstance(count, int):
+                raise UsageError(f"stacks {self.counts.map.ref}: the count {quote(repr(count))} is not a number")
+            pid = self.pid(k, v) if self.pid is not None else None
+            labels = {name: get(k, v) for name, get in self.labels}
+            kernel = self._stack(self.kernel(k, v), None, "kernel") if self.kernel is not None else []
+            user = self._stack(self.user(k, v), pid, "user") if self.user is not None else []
+            ident = (
+                tuple(labels.items()),
+                tuple(_name(f) for f in user),
+                tuple(_name(f) for f in kernel),
+            )
+            s = merged.get(ident)
+            if s is None:
+                merged[ident] = Stack(labels, user, kernel, count, pid)
+            else:
+                s.count += count
+        return sorted(merged.values(), key=lambda s: -s.count)
+
+    def _stack(self, stack_id: Any, pid: int | None, what: str) -> list[dict[str, Any]]:
+        if not isinstance(stack_id, int):
+            raise UsageError(f"stacks: the {what} stack id {quote(repr(stack_id))} is not a number")
+        if stack_id < 0:
+            return _missing(stack_id, what)
+        cache_key = (stack_id, pid if what == "user" else None)
+        got = self._frames.get(cache_key)
+        if got is None:
+            try:
+                raw = self.stack_map.lookup(stack_id.to_bytes(4, "little"))
+            except KeyNotFound:
+                got = [{"addr": 0, "symbol": f"[{what} stack {stack_id} gone from the stack map]", "offset": None,
+                        "module": None}]  # fmt: skip
+            else:
+                assert isinstance(raw, bytes)
+                got = symbols.frames(addresses(raw), pid)
+                if pid is not None and what == "user" and symbols.process(pid).gone:
+                    self.gone.add(pid)
+            self._frames[cache_key] = got
+        return got
+
+
+def _names(codec: Any) -> list[str]:
+    t = getattr(codec, "type", None)
+    return [f.name for f in getattr(t, "fields", ()) if f.name]
+
+
+def _pick(given: str | None, defaults: tuple[str, ...], key_names: list[str], value_names: list[str], opt: str):
+    if given is not None:
+        return _getter(given, key_names, value_names, opt)
+    for n in defaults:
+        if n in key_names or n in value_names:
+            return _getter(n, key_names, value_names, opt)
+    return None
+
+
+def _getter(path: str, key_names: list[str], value_names: list[str], opt: str):
+    side, _, rest = path.partition(".")
+    if side in ("key", "value") and rest:
+        get = fields.getter(rest)
+        return (lambda k, v: get(k)) if side == "key" else (lambda k, v: get(v))
+    top = fields.names(path)[0] if path else ""
+    if top in key_names:
+        get = fields.getter(path)
+        return lambda k, v: get(k)
+    if top in value_names:
+        get = fields.getter(path)
+        return lambda k, v: get(v)
+    known = ", ".join([f"key.{n}" for n in key_names] + [f"value.{n}" for n in value_names]) or "none"
+    raise UsageError(f"{opt} {quote(path)}: no such field in the counts map (fields: {known})")
+
+
+def _name(f: dict[str, Any]) -> str:
+    """A frame as a flame graph names it: the function (``module+0xOFF`` for a user frame
+    without a symbol), with no ``;`` in it."""
+    sym = f["symbol"]
+    if sym == symbols.UNKNOWN and f.get("module") and f.get("offset") is not None:
+        sym = f"{f['module']}+{f['offset']:#x}"
+    return sym.replace(";", ":").replace(" ", "_")
+
+
+def folded(stacks: Iterable[Stack]) -> Iterator[str]:
+    """``comm;user frames outer-to-inner;kernel frames outer-to-inner COUNT`` lines."""
+    for s in stacks:
+        parts = [str(v).replace(";", ":").replace(" ", "_") for v in s.labels.values()]
+        parts += [_name(f) for f in reversed(s.user)]
+        parts += [_name(f) for f in reversed(s.kernel)]
+        yield f"{';'.join(parts) or '[empty]'} {s.count}\n"
+
+
+def text(stacks: Iterable[Stack], top: int | None = None) -> Iterator[str]:
+    """offcputime's listing: kernel frames innermost first, ``--``, user frames, then
+    ``-  labels (pid)`` and the count, a blank line between stacks."""
+    for i, s in enumerate(stacks):
+        if top is not None and i >= top:
+            return
+        lines = [f"    {symbols.frame_text(f, kernel=True) if f['addr'] else f['symbol']}" for f in s.kernel]
+        if s.kernel and s.user:
+            lines.append("    --")
+        lines += [f"    {symbols.frame_text(f) if f['addr'] else f['symbol']}" for f in s.user]
+        who = " ".join(str(v) for v in s.labels.values())
+        lines.append(f"    -                {who}{f' ({s.pid})' if s.pid is not None else ''}")
+        lines.append(f"        {s.count}")
+        yield "\n".join(lines) + "\n\n"
