@@ -101,10 +101,15 @@ class View:
             self.value = self._bind(layout.value, m.value_size, "value", m.ref)
 
     def symbolize_for(self, pid: int | None) -> None:
-        """A stack_trace map's user addresses through process ``pid``'s memory maps."""
+        """A stack_trace map's user addresses through process ``pid``'s memory maps
+        (``note`` says so when the process has exited: its frames are ``[unknown]``)."""
         if self.map.type is not MapType.STACK_TRACE or not hasattr(self.value, "pid"):
             raise UsageError(f"--pid: {self.map.ref} is a {self.map.type_label}, not a stack_trace map")
         self.value.pid = pid
+        from .symbols import process
+
+        if pid is not None and process(pid).gone:
+            self.note = f"process {pid} has exited (or cannot be read); its user frames are [unknown]"
 
     @staticmethod
     def _bind(codec: Codec | None, size: int, what: str, ref: str) -> Codec:

@@ -374,6 +374,8 @@ def dump(
         view = opts.view(m)
         if pid is not None:
             view.symbolize_for(pid)
+            if view.note:
+                say(f"note: {view.note}")
         if recursive:
             if delete or sort is not None or percpu is not None or cpu is not None:
                 raise UsageError("dump --recursive takes no --delete, --sort, --top, --percpu or --cpu")

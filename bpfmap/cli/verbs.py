@@ -111,6 +111,8 @@ def do_lookup(
         view = opts.view(m)
         if pid is not None:
             view.symbolize_for(pid)
+            if view.note:
+                say(f"note: {view.note}")
         reduce, still_percpu = view.reducer(percpu, cpu)
         with element_key(m, view, default_key(m, key, "lookup"), "lookup") as raw_key:
             value = view.decode_value(m.lookup(raw_key, lock=lock))

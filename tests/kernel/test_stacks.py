@@ -117,6 +117,8 @@ def test_user_stack_of_a_process_symbolizes_to_its_functions(prof, tmp_path):
         p.stdin.close()
         p.wait(timeout=10)
     # the process has exited: its user frames are [unknown], said once, never an error
+    r = run_cli("lookup", prof.map("stacks"), str(user_id), "--pid", str(p.pid))
+    assert r.returncode == 0 and "stack_middle" not in r.stdout and r.stderr.count("has exited") == 1
     r = run_cli("stacks", prof.map("counts"), "--stack-map", prof.map("stacks"))
     assert r.returncode == 0 and r.stderr.count("had exited") == 1
     [line] = [ln for ln in r.stdout.splitlines() if ln.startswith("stacker;")]
