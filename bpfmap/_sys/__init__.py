@@ -33,6 +33,7 @@ from .syscall import (
     prog_detach,
     prog_info,
     prog_load,
+    prog_map_ids,
     prog_test_run,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "prog_attach",
     "prog_detach",
     "prog_info",
+    "prog_map_ids",
     "prog_load",
     "prog_test_run",
     "VerifierError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
-from ctypes import c_char, c_uint32, c_uint64
+from ctypes import c_char, c_uint8, c_uint32, c_uint64
 
 OBJ_NAME_LEN = 16
 
@@ -319,9 +319,20 @@ class BtfInfo(_Attr):
 
 
 class ProgInfo(_Attr):
-    """The head of struct bpf_prog_info (type, id); the kernel fills what fits."""
+    """struct bpf_prog_info up to ``name``; the kernel fills what fits (``map_ids``: a
+    buffer of ``nr_map_ids`` u32 the caller provides)."""
 
     _fields_ = [
         ("type", c_uint32),
         ("id", c_uint32),
+        ("tag", c_uint8 * 8),
+        ("jited_prog_len", c_uint32),
+        ("xlated_prog_len", c_uint32),
+        ("jited_prog_insns", c_uint64),
+        ("xlated_prog_insns", c_uint64),
+        ("load_time", c_uint64),
+        ("created_by_uid", c_uint32),
+        ("nr_map_ids", c_uint32),
+        ("map_ids", c_uint64),
+        ("name", c_char * OBJ_NAME_LEN),
     ]

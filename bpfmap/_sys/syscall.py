@@ -236,6 +236,18 @@ def prog_info(fd: int) -> ProgInfo:
     return info
 
 
+def prog_map_ids(fd: int) -> tuple[ProgInfo, list[int]]:
+    """A program's info and the ids of the maps it uses (two calls: count, then ids)."""
+    info = prog_info(fd)
+    n = info.nr_map_ids
+    if not n:
+        return info, []
+    ids = (ctypes.c_uint32 * n)()
+    again = ProgInfo(nr_map_ids=n, map_ids=ctypes.addressof(ids))
+    _obj_info(fd, again)
+    return again, list(ids[: min(n, again.nr_map_ids)])
+
+
 def btf_info(fd: int) -> tuple[bytes, int, str, bool]:
     """The raw BTF behind a BTF fd: (data, id, name, is kernel BTF)."""
     info = BtfInfo()

@@ -19,6 +19,7 @@ from .common import (
     MapArg,
     OutputOpt,
     QuietOpt,
+    check_seconds,
     complete_map,
     complete_type,
     examples,
@@ -264,9 +265,12 @@ def show(
     if map_ref is None:  # as bpftool map show
         list_(output)
         return
+    from ..core import owners
+
     with Map.open(map_ref, readonly=True) as m:
         mi = m.info(pins=True)
         info = mi.to_dict()
+        _add_owners(info, m, None, owners.holders({mi.id}), owners.users())
         info["key_type"] = info["value_type"] = None
         info["operations"] = m.kind.operations(MapFlag(mi.flags), mi.frozen)
         try:
@@ -285,9 +289,47 @@ def show(
         "bpfmap list -o jsonl | jq -r .pinned[]",
     ),
 )
-def list_(output: OutputOpt = None) -> None:
-    """List every map in the system, with the paths it is pinned at."""
-    write_infos((i.to_dict() for i in list_maps(pins=True)), fmt_or_default(output), sys.stdout)
+def list_(
+    output: OutputOpt = None,
+    no_count: Annotated[bool, typer.Option("--no-count", help="Do not count each map's entries.")] = False,
+    budget: Annotated[
+        float,
+        typer.Option("--count-budget", metavar="S", help="Seconds to count one map's entries (more: '>N')."),
+    ] = 0.25,
+) -> None:
+    """List every map in the system, with the paths it is pinned at, how many entries each
+    holds (within --count-budget seconds a map), and the processes and programs using it."""
+    from ..core import owners
+
+    check_seconds(budget, "--count-budget")
+    pids, progs = owners.holders(), owners.users()
+
+    def infos():
+        for i in list_maps(pins=True):
+            info = i.to_dict()
+            if no_count:
+                _add_owners(info, None, None, pids, progs)
+            else:
+                try:
+                    with Map.open(f"id:{i.id}", readonly=True) as m:
+                        _add_owners(info, m, budget, pids, progs)
+                except BpfmapError:
+                    _add_owners(info, None, None, pids, progs)  # gone since it was listed, or not ours
+            yield info
+
+    write_infos(infos(), fmt_or_default(output), sys.stdout)
+
+
+def _add_owners(info: dict, m: Optional[Map], budget: Optional[float], pids: dict, progs: dict) -> None:
+    """entries, entries_exact, fill, pids and programs of a map's info (JSON shape in
+    docs/contract.md); no count without ``m``."""
+    from ..core import owners
+
+    entries, exact = owners.count(m, budget) if m is not None else (None, True)
+    info["entries"], info["entries_exact"] = entries, exact
+    info["fill"] = owners.fill(m, entries) if m is not None and exact else None
+    info["pids"] = pids.get(info["id"], [])
+    info["programs"] = progs.get(info["id"], [])
 
 
 @app.command(

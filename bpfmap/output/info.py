@@ -35,6 +35,18 @@ def info_lines(info: dict[Any, Any]) -> Iterator[str]:
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {path}"
+    if info.get("entries") is not None:
+        n = info["entries"]
+        if not info.get("entries_exact", True):
+            yield f"\tentries >{n} (counting took too long; 'bpfmap show MAP' counts them all)"
+        elif info.get("fill") is not None:
+            yield f"\tentries {n} of {info['max_entries']} ({100 * info['fill']:.1f}% full)"
+        else:
+            yield f"\tentries {n}"
+    if info.get("pids"):
+        yield "\tpids " + ", ".join(f"{p['comm']}({p['pid']})" for p in info["pids"])
+    if info.get("programs"):
+        yield "\tprograms " + ", ".join(f"{p['id']} {p['type']} {p['name'] or '-'}" for p in info["programs"])
     if info.get("operations"):
         yield f"\toperations: {', '.join(info['operations'])}"
     for side in ("key", "value"):
