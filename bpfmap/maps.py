@@ -172,11 +172,21 @@ class Map(FdOwner):
             except OSError as err:
                 raise translate("open", ref, err) from err
             return cls(fd, ref, readonly)
+        if ref.startswith("name:") and not ref[5:]:
+            raise UsageError(
+                "map reference 'name:': the name is empty (an unset variable?); give name:NAME, id:N or a pin"
+            )
+        several = expand(ref)
+        if several is not None:
+            shown = ", ".join(several[:8]) + (", ..." if len(several) > 8 else "")
+            if not several:
+                raise NotFound(f"{ref} names no map: no map is pinned there (or matches)", errno.ENOENT)
+            n = len(several)
+            raise UsageError(
+                f"{ref} names {n} map{'s' if n != 1 else ''} ({shown}); this command takes one map, by its own "
+                f"reference: give {'one of them' if n != 1 else 'it'}"
+            )
         if ref.startswith("name:"):
-            if not ref[5:]:
-                raise UsageError(
-                    "map reference 'name:': the name is empty (an unset variable?); give name:NAME, id:N or a pin"
-                )
             return cls._open(f"id:{id_by_name(ref[5:])}", readonly)._renamed(ref)
         return cls(open_pinned(ref, "map", readonly), ref, readonly)
 
@@ -628,6 +638,41 @@ def verb_list(kind: Any) -> str:
     'bpfmap pop' or 'bpfmap push'."""
     works = [f"'bpfmap {o}'" for o in kind.operations() if not o.startswith("none")]
     return " or ".join([", ".join(works[:-1]), works[-1]] if len(works) > 1 else works)
+
+
+def expand(ref: str, names: bool = False) -> list[str] | None:
+    """The maps a reference to several names, in order (None: it names at most one, for
+    Map.open to open or refuse): a directory on a bpffs (every map pinned below it), a glob
+    of pin paths (``/sys/fs/bpf/app/*``), ``name:GLOB``, and with ``names`` a ``name:NAME``
+    that several maps have (as ``id:N``)."""
+    import os
+
+    if ref.startswith("id:"):
+        return None
+    if ref.startswith("name:"):
+        pattern = ref[5:]
+        wild = any(c in pattern for c in "*?[")
+        if not pattern or (not wild and (len(pattern) > 15 or not names)):
+            return None  # one name: Map.open finds it (and says when several maps have it)
+        from fnmatch import fnmatchcase
+
+        ids = [i.id for i in list_maps(pins=False) if fnmatchcase(i.name, pattern)]
+        return [f"id:{i}" for i in sorted(ids)] if wild or len(ids) > 1 else None
+    if os.path.isdir(ref):
+        try:
+            on_bpffs = _sys.fs_magic(ref) == _sys.BPF_FS_MAGIC
+        except OSError:
+            on_bpffs = False
+        if not on_bpffs:
+            return None  # not a bpffs: opening it says what it is
+        root = os.path.realpath(ref)
+        return sorted(path for _id, path in pinned_maps() if os.path.realpath(path).startswith(root + os.sep))
+    if any(c in ref for c in "*?[") and not os.path.exists(ref):
+        import glob
+
+        wanted = set(glob.glob(ref))
+        return sorted(path for _id, path in pinned_maps() if path in wanted)
+    return None
 
 
 def access_hint(label: str, kind: Any, op: str = "") -> str:

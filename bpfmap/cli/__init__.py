@@ -40,6 +40,7 @@ COMMANDS = {
     "pop": "elements",
     "peek": "elements",
     "watch": "watch",
+    "top": "top",
     "hist": "hist",
     "events": "events",
     "send": "events",

@@ -7,7 +7,7 @@ import typer
 
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
-from ..maps import MAX_BATCH_SIZE, Map, UpdateMode
+from ..maps import MAX_BATCH_SIZE, Map, UpdateMode, expand
 from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View
@@ -91,6 +91,15 @@ def lookup(
         no_stray_options(key)
         if not lookup_exists(map_ref, key, opts):
             raise typer.Exit(1)
+        return
+    several = expand(map_ref, names=True)
+    if several is not None:
+        if key is None or percpu is not None or cpu is not None or lock or pid is not None:
+            raise UsageError(f"lookup {map_ref}: several maps take a KEY and no --percpu, --cpu, --lock or --pid")
+        from .many import check_some, lookup_many
+
+        check_some(several, map_ref)
+        lookup_many(several, key, output, opts)
         return
     do_lookup(map_ref, key, percpu, cpu, output, opts, lock=lock, pid=pid)
 
@@ -370,6 +379,16 @@ def dump(
         raise UsageError("dump --delete: a table is drawn only once every entry is in; use -o text, json, jsonl or csv")
     if inner_layout is not None and not recursive:
         raise UsageError("--inner-layout goes with --recursive")
+    several = expand(map_ref, names=True)
+    if several is not None:  # a directory, a glob, name:GLOB: each map under its own header
+        if delete or recursive or pid is not None:
+            raise UsageError(f"dump {map_ref}: --delete, --recursive and --pid take one map; {map_ref} names several")
+        from .many import check_some, dump_many
+
+        check_some(several, map_ref)
+        options = dict(percpu=percpu, cpu=cpu, sort=sort, reverse=reverse, top=top, batch_size=batch_size)
+        dump_many(several, output, opts, **options)
+        return
     with Map.open(map_ref, readonly=not delete) as m:
         view = opts.view(m)
         if pid is not None:
@@ -479,6 +498,13 @@ def getnext(
     """Print the key after KEY (without KEY: the first key), as bpftool map getnext.  Exit 1
     at the end.  json: {"key": KEY or null, "next_key": NEXT}."""
     no_stray_options(key)
+    several = expand(map_ref, names=True)
+    if several is not None:
+        from .many import check_some, getnext_many
+
+        check_some(several, map_ref)
+        getnext_many(several, key, output, opts)
+        return
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
         raw = view.parse_key(key) if key is not None else None

@@ -9,7 +9,7 @@ import typer
 from ..api import sizes_and_btf
 from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
-from ..maps import Map, MapInfo, list_maps
+from ..maps import Map, MapInfo, expand, list_maps
 from ..output import write_infos, write_object_maps
 from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
@@ -264,6 +264,21 @@ def show(
         return
     if map_ref is None:  # as bpftool map show
         list_(output)
+        return
+    several = expand(map_ref, names=True)
+    if several is not None:  # a directory, a glob, name:GLOB: each map, as list shows them
+        from ..core import owners
+        from .many import check_some
+
+        check_some(several, map_ref)
+        pids, progs = owners.holders(), owners.users()
+        infos = []
+        for ref in several:
+            with Map.open(ref, readonly=True) as m:
+                info = m.info(pins=True).to_dict()
+                _add_owners(info, m, None, pids, progs)
+                infos.append(info)
+        write_infos(infos, fmt_or_default(output), sys.stdout)
         return
     from ..core import owners
 

@@ -355,6 +355,8 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
             return None  # another option (or a negative number): the parser's job
     if not span[0] <= len(positional) <= span[1] or (output is not None and verb not in _OUTPUT_VERBS):
         return None
+    if verb in _OUTPUT_VERBS and _may_be_many(positional[0]):
+        return None  # a directory, a glob or a name: the parser's verbs read several maps
     if output is not None:
         output = output.strip().lower()
         if output not in FORMATS:
@@ -371,6 +373,12 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
         if len(_OPTIONS) < 256:
             _OPTIONS[layout] = opts
     return verb, positional, output, opts
+
+
+def _may_be_many(ref: str) -> bool:
+    import os
+
+    return ref.startswith("name:") or any(c in ref for c in "*?[") or os.path.isdir(ref)
 
 
 def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions]) -> None:

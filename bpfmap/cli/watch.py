@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import UsageError
-from ..maps import Map
+from ..maps import Map, expand
 from ..output import cell, console, json_dumps
 from ..view import is_number
 from .common import (
@@ -17,6 +17,7 @@ from .common import (
     check_seconds,
     examples,
     layout_options,
+    say,
 )
 from .hist import hist_live
 from .term import Keys
@@ -83,6 +84,15 @@ def watch(
     fmt = output or ("live" if sys.stdout.isatty() else "jsonl")
     if fmt not in ("live", "jsonl"):
         raise UsageError(f"--output {output}: watch writes live or jsonl")
+    several = expand(map_ref, names=True)
+    if several is not None:  # a directory, a glob, name:GLOB: each map's rows, one after another
+        if as_hist or var is not None:
+            raise UsageError(f"watch {map_ref}: --hist and --var take one map; {map_ref} names several")
+        from .many import check_some
+
+        check_some(several, map_ref)
+        _watch_many(several, opts, sort, top, interval, count, fmt)
+        return
     with Map.open(map_ref, readonly=True) as m:
         m.require("watch")
         view = opts.view(m, numeric_default=True)
@@ -109,6 +119,70 @@ def watch(
                 _watch_jsonl(watcher, interval, count)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a watch ends
+
+
+def _watch_many(
+    refs: list, opts, sort: str, top: Optional[int], interval: float, count: Optional[int], fmt: str
+) -> None:
+    """Several maps: each snapshot as a JSON line with "map" first, or on a terminal every
+    map's screen one under another (the height shared out), every interval."""
+    import contextlib
+
+    from ..watch import Watcher
+
+    with contextlib.ExitStack() as stack:
+        watchers = []
+        maps = []
+        for ref in refs:
+            m = stack.enter_context(Map.open(ref, readonly=True))
+            if "watch" not in m.kind.ops:
+                say(f"note: {ref}: skipped, a {m.type_label} cannot be watched")
+                continue
+            maps.append(m)
+            watchers.append((ref, Watcher(opts.view(m, numeric_default=True), sort=sort, top=top)))
+        if fmt == "live":
+            _watch_live_many(watchers, maps, interval, count)
+            return
+        n = 0
+        deadline = time.monotonic()
+        try:
+            while True:
+                for ref, w in watchers:
+                    sys.stdout.write(json_dumps({"map": ref, **w.poll().to_dict()}) + "\n")
+                sys.stdout.flush()
+                n += 1
+                if count is not None and n >= count:
+                    return
+                deadline += interval
+                time.sleep(max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            pass
+
+
+def _watch_live_many(watchers: list, maps: list, interval: float, count: Optional[int]) -> None:
+    from rich.console import Group
+    from rich.live import Live
+
+    con = console(sys.stdout)
+    keys = Keys()
+    try:
+        with Live(console=con, auto_refresh=False, vertical_overflow="ellipsis") as live:
+            n = 0
+            while True:
+                share = max(7, con.size.height // len(watchers))
+                screens = [_screen(w.poll(), m, ref, interval, share) for (ref, w), m in zip(watchers, maps)]
+                live.update(Group(*screens), refresh=True)
+                n += 1
+                if count is not None and n >= count:
+                    return
+                deadline = time.monotonic() + interval
+                while (left := deadline - time.monotonic()) > 0:
+                    if keys.wait(left) in (b"q", b"Q"):
+                        return
+    except KeyboardInterrupt:
+        pass
+    finally:
+        keys.close()
 
 
 def _watch_jsonl(watcher, interval: float, count: Optional[int]) -> None:

@@ -71,7 +71,8 @@ def test_create_update_dump_lookup_delete_through_the_installed_command(cli, pin
         (["update", "{pin}", "1", "2", "3", "-l", "u32:u64"], 2, "only per-CPU maps take one per CPU"),
         (["update", "{pin}", "1", "2", "--noexsit", "-l", "u32:u64"], 2, "no such option: --noexsit"),
         (["dump", "{dir}/missing"], 3, "no such pin"),
-        (["dump", "{dir}"], 3, "is a directory"),
+        (["update", "{dir}", "1", "2"], 2, "names 1 map ("),  # a directory of pins: one map for reads only
+        (["dump", "/etc"], 3, "is a directory"),
         (["dump", "/etc/hostname"], 3, "not on a BPF filesystem"),
         (["dump", "{pin}", "-o", "xml"], 2, "choose one of text, json, jsonl, csv, table"),
         (["nosuchverb"], 2, "No such command"),

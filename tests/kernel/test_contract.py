@@ -207,6 +207,8 @@ def test_documented_shapes_match_the_program(maps):
         "dump-cgroup-storage",
         "dump-stack-trace",
         "stacks",
+        "top",
+        "dump-many",
     }
     counts = maps["counts"]
     printed = {
@@ -237,6 +239,8 @@ def test_documented_shapes_match_the_program(maps):
         ),
     }
     printed.update(_object_maps(maps["dir"]))
+    printed["dump-many"] = _json_line("dump", maps["dir"], "-o", "jsonl")
+    printed["top"] = _json_line("top", counts, "-o", "jsonl", "--count", "2", "--interval", "0.1", line=1)
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)
     assert printed["error"]["code"] == 1 and run_cli("lookup", counts, "99", "-o", "json").returncode == 1

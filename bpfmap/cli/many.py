@@ -1,0 +1,139 @@
+"""Read verbs over several maps at once: a directory on a bpffs, a glob of pins,
+``name:GLOB`` or a name several maps have.  Text puts a ``==> MAP <==`` header before each
+map's output (as ``head`` does); JSON and JSON Lines put a ``"map"`` field first in every
+object.  Each map reads through its own BTF (or the layout given)."""
+
+import io
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+
+from ..errors import BpfmapError, KeyNotFound, NotFound, UsageError
+from ..maps import Map
+from ..output import default_format, json_dumps
+from .verbs import LayoutOptions, element_key, say, single_format
+
+
+def check_some(refs: list[str], ref: str) -> None:
+    """Exit 1 (not found) when the reference names no map at all."""
+    if not refs:
+        raise NotFound(f"{ref} names no map: no map is pinned there (or matches)")
+
+
+def header(i: int, ref: str) -> str:
+    return f"{'' if i == 0 else chr(10)}==> {ref} <==\n"
+
+
+class _Tagged:
+    """A stream that writes each JSON Lines object with ``"map": REF`` first."""
+
+    def __init__(self, out: Any, ref: str) -> None:
+        self.out, self.prefix, self.at_start = out, '{"map": ' + json.dumps(ref) + ", ", True
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        lines = text.split("\n")
+        done = []
+        for j, line in enumerate(lines):
+            if (j > 0 or self.at_start) and line.startswith("{"):
+                line = self.prefix + line[1:]
+            done.append(line)
+        self.at_start = text.endswith("\n")
+        self.out.write("\n".join(done))
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, **options: Any) -> None:
+    from ..output.dump import dump
+
+    fmt = output or default_format(sys.stdout)
+    if fmt == "csv":
+        raise UsageError('dump of several maps: their columns differ; use -o jsonl (a "map" field) or one map')
+    everything: list[Any] = []
+    i = 0
+    for ref in refs:
+        with Map.open(ref, readonly=True) as m:
+            if "dump" not in m.kind.ops:
+                say(f"note: {ref}: skipped, a {m.type_label} has no entries to dump")
+                continue
+            view = opts.view(m)
+            note = lambda text, ref=ref: say(f"note: {ref}: {text}")  # noqa: E731
+            if fmt in ("text", "table"):
+                sys.stdout.write(header(i, ref))
+                dump(view, sys.stdout, fmt, note=note, **options)
+            elif fmt == "jsonl":
+                dump(view, _Tagged(sys.stdout, ref), "jsonl", note=note, **options)  # type: ignore[arg-type]
+            else:  # json: one array of every map's entries
+                buf = io.StringIO()
+                dump(view, buf, "jsonl", note=note, **options)
+                everything += [{"map": ref, **json.loads(line)} for line in buf.getvalue().splitlines()]
+            i += 1
+        sys.stdout.flush()
+    if fmt == "json":
+        sys.stdout.write(json_dumps(everything, indent=2) + "\n")
+
+
+def lookup_many(refs: list[str], key: str, output: Optional[str], opts: LayoutOptions) -> None:
+    """KEY in each map: its value under each map's header (text), or one object per map
+    that has it; exit 1 when none has it."""
+    fmt = single_format(output)
+    found: list[Any] = []
+    for ref in refs:
+        with Map.open(ref, readonly=True) as m:
+            if "lookup" not in m.kind.ops:
+                continue
+            view = opts.view(m)
+            try:
+                with element_key(m, view, key, "lookup") as raw:
+                    value = view.decode_value(m.lookup(raw))
+            except (KeyNotFound, NotFound):
+                continue
+            except BpfmapError as err:  # a map KEY does not fit: said, the others still looked in
+                say(f"{ref}: {err}")
+                continue
+            if fmt == "text":
+                sys.stdout.write(header(len(found), ref) + view.value.format(value) + "\n")
+            found.append({"map": ref, "key": view.key.decode(raw), "value": value})
+    if fmt == "jsonl":
+        sys.stdout.writelines(json_dumps(o) + "\n" for o in found)
+    elif fmt == "json":
+        sys.stdout.write(json_dumps(found, indent=2) + "\n")
+    if not found:
+        say(f"lookup: no map of {len(refs)} has that key")
+        raise typer.Exit(1)
+
+
+def getnext_many(refs: list[str], key: Optional[str], output: Optional[str], opts: LayoutOptions) -> None:
+    fmt = single_format(output)
+    found: list[Any] = []
+    for ref in refs:
+        with Map.open(ref, readonly=True) as m:
+            if "getnext" not in m.kind.ops:
+                continue
+            view = opts.view(m)
+            try:
+                raw = view.parse_key(key) if key is not None else None
+                nxt = view.key.decode(m.next_key(raw))
+            except NotFound:
+                continue
+            except BpfmapError as err:
+                say(f"{ref}: {err}")
+                continue
+            if fmt == "text":
+                sys.stdout.write(header(len(found), ref) + view.key.format(nxt) + "\n")
+            found.append({"map": ref, "key": view.key.decode(raw) if raw is not None else None, "next_key": nxt})
+    if fmt == "jsonl":
+        sys.stdout.writelines(json_dumps(o) + "\n" for o in found)
+    elif fmt == "json":
+        sys.stdout.write(json_dumps(found, indent=2) + "\n")
+    if not found:
+        raise typer.Exit(1)

@@ -1,0 +1,119 @@
+"""The host's maps at a glance, refreshed: entries, fill, how fast entries come and go,
+memory, and who uses each map (``bpfmap top``).
+
+A :class:`Top` keeps the maps it watches open between refreshes and reads every count
+with batch lookups; each :meth:`Top.poll` returns one row per map with its rate since the
+previous poll (the net change of its entries per second).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from typing import Any
+
+from .core import owners
+from .core.info import list_maps
+from .errors import BpfmapError, UsageError, quote
+from .maps import Map
+
+SORTS = ("fill", "entries", "rate", "memory", "name")
+FULL = 0.9  # maps at least this full stand out
+
+
+class Top:
+    """Rows for every map (or those ``refs`` name: pins, id:N, name:NAME, globs of pin
+    paths or names), sorted by ``sort``."""
+
+    def __init__(self, refs: list[str] | None = None, sort: str = "fill") -> None:
+        if sort not in SORTS:
+            raise UsageError(f"--sort {quote(sort)}: choose one of {', '.join(SORTS)}")
+        self.refs, self.sort, self.filter = refs or [], sort, ""
+        self._open: dict[int, Map] = {}
+        self._before: dict[int, tuple[float, int | None]] = {}  # id -> (time, entries) at the last poll
+        self.time: float | None = None
+        self.interval: float | None = None
+
+    def _wanted(self, info: Any) -> bool:
+        if not self.refs:
+            return True
+        for ref in self.refs:
+            if ref.startswith("id:") and ref[3:].isdigit():
+                if info.id == int(ref[3:]):
+                    return True
+            elif ref.startswith("name:"):
+                if fnmatch.fnmatchcase(info.name, ref[5:]):
+                    return True
+            elif any(
+                p == ref or fnmatch.fnmatchcase(p, ref) or p.startswith(ref.rstrip("/") + "/") for p in info.pinned
+            ):
+                return True
+        return False
+
+    def poll(self) -> list[dict[str, Any]]:
+        """One row per map now (``rate``: entries per second since the last poll, None on
+        the first), sorted, filtered by ``filter`` (a substring of the name or a pin)."""
+        now = time.time()
+        self.interval = None if self.time is None else now - self.time
+        self.time = now
+        pids, progs = owners.holders(), owners.users()
+        rows: list[dict[str, Any]] = []
+        seen = set()
+        for info in list_maps(pins=True):
+            if not self._wanted(info):
+                continue
+            seen.add(info.id)
+            m = self._open.get(info.id)
+            if m is None:
+                try:
+                    m = self._open[info.id] = Map.open(f"id:{info.id}", readonly=True)
+                except BpfmapError:
+                    continue
+            try:
+                entries, _exact = owners.count(m)
+            except BpfmapError:
+                entries = None
+            before = self._before.get(info.id)
+            rate = None
+            if before is not None and entries is not None and before[1] is not None and now > before[0]:
+                rate = (entries - before[1]) / (now - before[0])
+            self._before[info.id] = (now, entries)
+            rows.append(
+                {
+                    "id": info.id,
+                    "name": info.name,
+                    "type": info.type_name,
+                    "pinned": list(info.pinned),
+                    "entries": entries,
+                    "max_entries": info.max_entries,
+                    "fill": owners.fill(m, entries),
+                    "rate": rate,
+                    "memlock": info.memlock,
+                    "programs": progs.get(info.id, []),
+                    "pids": pids.get(info.id, []),
+                }
+            )
+        for gone in set(self._open) - seen:
+            self._open.pop(gone).close()
+            self._before.pop(gone, None)
+        if self.filter:
+            rows = [r for r in rows if self.filter in r["name"] or any(self.filter in p for p in r["pinned"])]
+        return sorted(rows, key=_sort_key(self.sort))
+
+    def close(self) -> None:
+        for m in self._open.values():
+            m.close()
+        self._open.clear()
+
+    def __enter__(self) -> Top:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sort_key(sort: str):
+    if sort == "name":
+        return lambda r: (r["name"], r["id"])
+    field = {"fill": "fill", "entries": "entries", "rate": "rate", "memory": "memlock"}[sort]
+    return lambda r: (r[field] is None, -(r[field] or 0), r["id"])
