@@ -231,3 +231,11 @@ def tmux(tmp_path):
     t = Tmux(tmp_path)
     yield t
     t.close()
+
+
+def create_pin(pindir: str, name: str, *args: str) -> str:
+    """``bpfmap create ARGS --pin PINDIR/NAME -q`` (it must work); returns the pin."""
+    pin = os.path.join(pindir, name)
+    r = run_cli("create", *args, "--pin", pin, "-q")
+    assert r.returncode == 0, r.stderr
+    return pin

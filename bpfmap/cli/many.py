@@ -103,13 +103,19 @@ def lookup_many(refs: list[str], key: str, output: Optional[str], opts: LayoutOp
             if fmt == "text":
                 sys.stdout.write(header(len(found), ref) + view.value.format(value) + "\n")
             found.append({"map": ref, "key": view.key.decode(raw), "value": value})
+    _write_found(found, fmt)
+    if not found:
+        say(f"lookup: no map of {len(refs)} has that key")
+        raise typer.Exit(1)
+
+
+def _write_found(found: list[Any], fmt: str) -> None:
+    """lookup's and getnext's objects: a line each (jsonl) or one array (json); text was
+    written map by map."""
     if fmt == "jsonl":
         sys.stdout.writelines(json_dumps(o) + "\n" for o in found)
     elif fmt == "json":
         sys.stdout.write(json_dumps(found, indent=2) + "\n")
-    if not found:
-        say(f"lookup: no map of {len(refs)} has that key")
-        raise typer.Exit(1)
 
 
 def getnext_many(refs: list[str], key: Optional[str], output: Optional[str], opts: LayoutOptions) -> None:
@@ -131,9 +137,6 @@ def getnext_many(refs: list[str], key: Optional[str], output: Optional[str], opt
             if fmt == "text":
                 sys.stdout.write(header(len(found), ref) + view.key.format(nxt) + "\n")
             found.append({"map": ref, "key": view.key.decode(raw) if raw is not None else None, "next_key": nxt})
-    if fmt == "jsonl":
-        sys.stdout.writelines(json_dumps(o) + "\n" for o in found)
-    elif fmt == "json":
-        sys.stdout.write(json_dumps(found, indent=2) + "\n")
+    _write_found(found, fmt)
     if not found:
         raise typer.Exit(1)

@@ -155,3 +155,23 @@ class Keys:
             import termios
 
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+
+
+def every(interval: float, count: Optional[int], step: Any, keys: Optional[Keys] = None) -> None:
+    """Run ``step()`` now and then every ``interval`` seconds (a steady clock: a slow step
+    does not push the next one back), ``count`` times (None: until stopped); with
+    ``keys``, ``q`` stops it between steps."""
+    n = 0
+    deadline = time.monotonic()
+    while True:
+        step()
+        n += 1
+        if count is not None and n >= count:
+            return
+        deadline += interval
+        if keys is None:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            continue
+        while (left := deadline - time.monotonic()) > 0:
+            if keys.wait(left) in (b"q", b"Q"):
+                return

@@ -10,7 +10,7 @@ from ..errors import UsageError
 from ..output import json_dumps
 from ..output.terminal import cell, console
 from .common import check_seconds, examples
-from .term import Keys
+from .term import Keys, every
 
 app = typer.Typer()
 
@@ -61,18 +61,13 @@ def top(
 
 
 def _jsonl(t, interval: float, count: Optional[int]) -> None:
-    n = 0
-    deadline = time.monotonic()
-    while True:
+    def step() -> None:
         rows = t.poll()
         stamp = {"time": t.time, "interval": t.interval}
         sys.stdout.writelines(json_dumps({**stamp, **r}) + "\n" for r in rows)
         sys.stdout.flush()
-        n += 1
-        if count is not None and n >= count:
-            return
-        deadline += interval
-        time.sleep(max(0.0, deadline - time.monotonic()))
+
+    every(interval, count, step)
 
 
 def _live(t, sorts: tuple, interval: float, count: Optional[int]) -> None:

@@ -20,7 +20,7 @@ from .common import (
     say,
 )
 from .hist import hist_live
-from .term import Keys
+from .term import Keys, every
 
 app = typer.Typer()
 
@@ -143,18 +143,14 @@ def _watch_many(
         if fmt == "live":
             _watch_live_many(watchers, maps, interval, count)
             return
-        n = 0
-        deadline = time.monotonic()
+
+        def step() -> None:
+            for ref, w in watchers:
+                sys.stdout.write(json_dumps({"map": ref, **w.poll().to_dict()}) + "\n")
+            sys.stdout.flush()
+
         try:
-            while True:
-                for ref, w in watchers:
-                    sys.stdout.write(json_dumps({"map": ref, **w.poll().to_dict()}) + "\n")
-                sys.stdout.flush()
-                n += 1
-                if count is not None and n >= count:
-                    return
-                deadline += interval
-                time.sleep(max(0.0, deadline - time.monotonic()))
+            every(interval, count, step)
         except KeyboardInterrupt:
             pass
 
@@ -167,18 +163,13 @@ def _watch_live_many(watchers: list, maps: list, interval: float, count: Optiona
     keys = Keys()
     try:
         with Live(console=con, auto_refresh=False, vertical_overflow="ellipsis") as live:
-            n = 0
-            while True:
+
+            def step() -> None:
                 share = max(7, con.size.height // len(watchers))
                 screens = [_screen(w.poll(), m, ref, interval, share) for (ref, w), m in zip(watchers, maps)]
                 live.update(Group(*screens), refresh=True)
-                n += 1
-                if count is not None and n >= count:
-                    return
-                deadline = time.monotonic() + interval
-                while (left := deadline - time.monotonic()) > 0:
-                    if keys.wait(left) in (b"q", b"Q"):
-                        return
+
+            every(interval, count, step, keys)
     except KeyboardInterrupt:
         pass
     finally:
@@ -186,17 +177,11 @@ def _watch_live_many(watchers: list, maps: list, interval: float, count: Optiona
 
 
 def _watch_jsonl(watcher, interval: float, count: Optional[int]) -> None:
-    n = 0
-    deadline = time.monotonic()
-    while True:
-        snap = watcher.poll()
-        sys.stdout.write(json_dumps(snap.to_dict()) + "\n")
+    def step() -> None:
+        sys.stdout.write(json_dumps(watcher.poll().to_dict()) + "\n")
         sys.stdout.flush()
-        n += 1
-        if count is not None and n >= count:
-            return
-        deadline += interval
-        time.sleep(max(0.0, deadline - time.monotonic()))
+
+    every(interval, count, step)
 
 
 def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]) -> None:
@@ -206,17 +191,12 @@ def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]
     keys = Keys()
     try:
         with Live(console=con, auto_refresh=False, vertical_overflow="ellipsis") as live:
-            n = 0
-            while True:
-                snap = watcher.poll()
-                live.update(_screen(snap, m, ref, interval, con.size.height), refresh=True)
-                n += 1
-                if count is not None and n >= count:
-                    return
-                deadline = time.monotonic() + interval
-                while (left := deadline - time.monotonic()) > 0:
-                    if keys.wait(left) in (b"q", b"Q"):
-                        return
+            every(
+                interval,
+                count,
+                lambda: live.update(_screen(watcher.poll(), m, ref, interval, con.size.height), refresh=True),
+                keys,
+            )
     finally:
         keys.close()
 

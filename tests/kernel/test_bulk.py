@@ -367,6 +367,21 @@ def test_counts_in_errors_are_the_streams(bm, pindir, tmp_path, monkeypatch, fmt
 
 # -- what a dump writes, a load reads back ------------------------------------------------------
 
+
+def run(*args: str) -> str:
+    """bpfmap in this process (it must succeed); returns its stdout."""
+    import contextlib
+    import io
+
+    from bpfmap.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(list(args))
+    assert code == 0, (args, err.getvalue())
+    return out.getvalue()
+
+
 _TEXT_CHARS = " \t\n\r,\"'=[]{}\\#;:x\x1b\x7f\x85\u00e9\u2028\ufeff"
 
 
@@ -375,14 +390,10 @@ def test_every_format_round_trips_any_text(pindir, tmp_path):
     carriage returns, commas, quotes, brackets, blanks at the ends, controls, non-ASCII)
     in keys and values: dumped in each format and loaded into a new map, the bytes are
     the same."""
-    import contextlib
-    import io
     import itertools
 
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-
-    from bpfmap.cli import main
 
     layout = "id=u16,name=char[12]:n=u32,comm=char[16],tag=char[6]"
 
@@ -391,13 +402,6 @@ def test_every_format_round_trips_any_text(pindir, tmp_path):
 
     entry = st.tuples(st.integers(0, 65535), text(12), st.integers(0, 2**32 - 1), text(16), text(6))
     counter = itertools.count()
-
-    def run(*args: str) -> str:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-            code = main(list(args))
-        assert code == 0, (args, err.getvalue())
-        return out.getvalue()
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(entry, min_size=1, max_size=12, unique_by=lambda e: (e[0], e[1])))
@@ -429,28 +433,17 @@ def test_every_format_round_trips_any_bytes(pindir, tmp_path):
     """char[N] fields holding any bytes at all (NULs inside, bytes that are not UTF-8,
     controls): dumped in each format and loaded into a new map, the bytes are the same.
     Text and CSV write them with C escapes (\\xNN), JSON as \\udcNN escapes."""
-    import contextlib
-    import io
     import itertools
     import struct
 
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from bpfmap.cli import main
-
     layouts = {
         "struct": "id=u16,name=char[12]:n=u32,comm=char[16],tag=char[6]",
         "string": "u32:char[10]",
     }
     counter = itertools.count()
-
-    def run(*args: str) -> str:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-            code = main(list(args))
-        assert code == 0, (args, err.getvalue())
-        return out.getvalue()
 
     def raw(size: int):
         return st.binary(min_size=size, max_size=size)

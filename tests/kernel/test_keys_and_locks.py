@@ -4,22 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
+from conftest import create_pin as create
 from conftest import run_cli
 
 from bpfmap import Map
 
 pytestmark = pytest.mark.kernel
-
-
-def create(pindir: str, name: str, *args: str) -> str:
-    pin = os.path.join(pindir, name)
-    r = run_cli("create", *args, "--pin", pin, "-q")
-    assert r.returncode == 0, r.stderr
-    return pin
 
 
 @pytest.mark.parametrize(

@@ -13,19 +13,13 @@ import sys
 import uuid
 
 import pytest
+from conftest import create_pin as create
 from conftest import need_tool, run_cli
 
 from bpfmap import Map, MapSpec, Program, _sys
 from bpfmap.objrefs import cgroup2_mount
 
 pytestmark = pytest.mark.kernel
-
-
-def create(pindir: str, name: str, *args: str) -> str:
-    pin = os.path.join(pindir, name)
-    r = run_cli("create", *args, "--pin", pin, "-q")
-    assert r.returncode == 0, r.stderr
-    return pin
 
 
 @pytest.fixture

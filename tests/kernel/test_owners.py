@@ -5,11 +5,11 @@ prog show map_ids)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from conftest import create_pin as create
 from conftest import need_tool, run_cli
 from test_real_programs import loaded_program
 
@@ -22,13 +22,6 @@ def show(path: str) -> dict:
     r = run_cli("show", path, "-o", "json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
-
-
-def create(pindir: str, name: str, *args: str) -> str:
-    pin = os.path.join(pindir, name)
-    r = run_cli("create", *args, "--pin", pin, "-q")
-    assert r.returncode == 0, r.stderr
-    return pin
 
 
 @pytest.mark.parametrize(

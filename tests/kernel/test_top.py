@@ -5,7 +5,6 @@ restored."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -13,15 +12,9 @@ import time
 
 import pytest
 from conftest import INSTALLED, run_cli
+from conftest import create_pin as create
 
 pytestmark = pytest.mark.kernel
-
-
-def create(pindir: str, name: str, *args: str) -> str:
-    pin = os.path.join(pindir, name)
-    r = run_cli("create", *args, "--pin", pin, "-q")
-    assert r.returncode == 0, r.stderr
-    return pin
 
 
 ADD_RANDOM_KEY = """
