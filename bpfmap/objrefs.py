@@ -57,11 +57,6 @@ class ObjectRef:
         self.close()
 
 
-def is_ref(text: str) -> bool:
-    kind, sep, _ = text.partition(":")
-    return bool(sep) and kind in KINDS
-
-
 def open_ref(text: str, want: str, what: str = "key") -> ObjectRef:
     """Open ``text`` (``pid:N``, ...) as an object of kind ``want``; UsageError when it is
     another kind or malformed, NotFound when the object does not exist."""

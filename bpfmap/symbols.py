@@ -201,18 +201,6 @@ def is_kernel(addr: int) -> bool:
     return addr >= 1 << 63
 
 
-def kernel_frames(addrs: list[int]) -> list[dict[str, Any]]:
-    ks = kernel()
-    return [ks.frame(a) for a in addrs]
-
-
-def user_frames(addrs: list[int], pid: int | None) -> list[dict[str, Any]]:
-    if pid is None:
-        return [{"addr": a, "symbol": UNKNOWN, "offset": None, "module": None} for a in addrs]
-    p = process(pid)
-    return [p.frame(a) for a in addrs]
-
-
 def frames(addrs: list[int], pid: int | None = None) -> list[dict[str, Any]]:
     """Each address as a frame: kernel ones through kallsyms, user ones through ``pid``'s
     maps (``[unknown]`` without a pid)."""

@@ -52,7 +52,19 @@ class Top:
 
     def poll(self) -> list[dict[str, Any]]:
         """One row per map now (``rate``: entries per second since the last poll, None on
-        the first), sorted, filtered by ``filter`` (a substring of the name or a pin)."""
+        the first), as :meth:`shown` orders them."""
+        return self.shown(self.read())
+
+    def shown(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` filtered by ``filter`` (a substring of the name or a pin) and sorted by
+        ``sort``, as they stand now: the live screen applies a new sort or filter to the
+        rows it read last without reading them again."""
+        if self.filter:
+            rows = [r for r in rows if self.filter in r["name"] or any(self.filter in p for p in r["pinned"])]
+        return sorted(rows, key=_sort_key(self.sort))
+
+    def read(self) -> list[dict[str, Any]]:
+        """One row per map now, unfiltered, in no order."""
         now = time.time()
         self.interval = None if self.time is None else now - self.time
         self.time = now
@@ -96,9 +108,7 @@ class Top:
         for gone in set(self._open) - seen:
             self._open.pop(gone).close()
             self._before.pop(gone, None)
-        if self.filter:
-            rows = [r for r in rows if self.filter in r["name"] or any(self.filter in p for p in r["pinned"])]
-        return sorted(rows, key=_sort_key(self.sort))
+        return rows
 
     def close(self) -> None:
         for m in self._open.values():

@@ -138,6 +138,20 @@ class Access(enum.Enum):
 # the kernel would (test_type_table checks both against the kernel, type by type).
 READS = frozenset({"lookup", "getnext", "dump", "watch", "peek", "pop", "events"})
 WRITES = frozenset({"update", "delete", "clear", "push", "pop", "send"})
+VERB_ORDER = (
+    "lookup",
+    "dump",
+    "watch",
+    "getnext",
+    "update",
+    "delete",
+    "clear",
+    "peek",
+    "pop",
+    "push",
+    "events",
+    "send",
+)
 _KEYED = ("lookup", "update", "delete", "getnext", "dump", "watch", "clear")
 _ARRAY = ("lookup", "update", "getnext", "dump", "watch", "clear")  # every index always exists
 _FD_READABLE = ("lookup", "update", "delete", "getnext", "dump", "clear")  # values read back as cookies
@@ -212,22 +226,10 @@ class TypeSpec:
         not) from user space: what ``show`` lists, in a fixed order."""
         writable = not frozen and MapFlag.RDONLY not in flags
         readable = MapFlag.WRONLY not in flags
-        order = (
-            "lookup",
-            "dump",
-            "watch",
-            "getnext",
-            "update",
-            "delete",
-            "clear",
-            "peek",
-            "pop",
-            "push",
-            "events",
-            "send",
-        )
         ops = [
-            op for op in order if op in self.ops and (readable or op not in READS) and (writable or op not in WRITES)
+            op
+            for op in VERB_ORDER
+            if op in self.ops and (readable or op not in READS) and (writable or op not in WRITES)
         ]
         return ops or ["none from user space (programs use it)"]
 

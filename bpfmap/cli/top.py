@@ -79,9 +79,9 @@ def _live(t, sorts: tuple, interval: float, count: Optional[int]) -> None:
     typing: Optional[str] = None  # the filter being typed after '/'
     try:
         with Live(console=con, auto_refresh=False, screen=True) as live:
-            rows = t.poll()
+            rows = t.read()
             while True:
-                live.update(_screen(t, rows, interval, con.size.height, scroll, typing), refresh=True)
+                live.update(_screen(t, t.shown(rows), interval, con.size.height, scroll, typing), refresh=True)
                 n += 1
                 if count is not None and n >= count:
                     return
@@ -110,17 +110,10 @@ def _live(t, sorts: tuple, interval: float, count: Optional[int]) -> None:
                         scroll = max(0, scroll + (1 if seq == b"[B" else -1 if seq == b"[A" else 0))
                     else:
                         continue
-                    live.update(_screen(t, _resorted(t, rows), interval, con.size.height, scroll, typing), refresh=True)
-                rows = t.poll()
+                    live.update(_screen(t, t.shown(rows), interval, con.size.height, scroll, typing), refresh=True)
+                rows = t.read()
     finally:
         keys.close()
-
-
-def _resorted(t, rows: list) -> list:
-    from ..top import _sort_key
-
-    shown = [r for r in rows if not t.filter or t.filter in r["name"] or any(t.filter in p for p in r["pinned"])]
-    return sorted(shown, key=_sort_key(t.sort))
 
 
 def _screen(t, rows: list, interval: float, height: int, scroll: int, typing: Optional[str]):

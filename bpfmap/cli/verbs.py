@@ -118,8 +118,15 @@ def do_lookup(
             value = view.decode_value(m.lookup(raw_key, lock=lock))
         if reduce is not None:
             value = reduce(value)
-        shown_key = key if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
-        write_value(shown_key, value, single_format(output), view.value.format, still_percpu, sys.stdout)
+        write_value(
+            shown_key(m, view, key, raw_key), value, single_format(output), view.value.format, still_percpu, sys.stdout
+        )
+
+
+def shown_key(m: Map, view: View, text: str | None, raw_key: bytes) -> Any:
+    """The key a one-entry verb prints: a kernel object's reference as given (its fd
+    means nothing after the call), else the key decoded."""
+    return text if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
 
 
 @contextlib.contextmanager
@@ -185,8 +192,9 @@ def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions 
         view = opts.view(m)
         with element_key(m, view, key, "delete") as raw_key:
             value = view.decode_value(m.take(raw_key))
-        shown_key = key if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
-        write_value(shown_key, value, single_format(output), view.value.format, m.percpu, sys.stdout)
+        write_value(
+            shown_key(m, view, key, raw_key), value, single_format(output), view.value.format, m.percpu, sys.stdout
+        )
 
 
 def update_one(

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .. import _sys
+from ..errors import BpfmapError
 from ..types import Access, MapType, Value
 
 # types whose entries a program adds and removes up to max_entries: fill means something
@@ -103,7 +104,7 @@ def count(m: Any, budget: float | None = None) -> tuple[int | None, bool]:
     if kind.value is Value.FD:
         try:
             pairs, unreadable = m.fd_values()
-        except Exception:  # noqa: BLE001 - a count is a best effort
+        except BpfmapError:  # the kernel would not say: no count, not a failed show
             return None, True
         return (None, True) if unreadable and kind.indexed else (len(pairs), True)
     from .batch import batches  # batch lookups where the kernel has them, else key by key
