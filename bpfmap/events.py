@@ -21,10 +21,10 @@ import struct
 import time
 from collections.abc import Iterator
 
-from . import fields
 from ._sys import perf
 from .columns import copy_columns
 from .errors import UsageError, translate
+from .filters import Condition
 from .maps import Map, verb_list
 from .types import MapType
 
@@ -345,53 +345,6 @@ def reader(m: Map, pages: int = 64, cpus: list[int] | None = None) -> _Reader:
 
 
 # -- decoding records -----------------------------------------------------------------------
-
-
-class Condition:
-    """``--where FIELD=VALUE`` (also ``!=``, and ``~`` for a substring): a test on a
-    decoded record.  Numbers compare as numbers (``pid=0x10``), the rest as the text
-    the record shows (``comm=curl``, ``ok=true``)."""
-
-    __slots__ = ("text", "path", "op", "want", "number")
-
-    def __init__(self, text: str) -> None:
-        import re
-
-        m = re.match(r"^\s*([A-Za-z_][\w.\[\]]*)\s*(!=|=|~)(.*)$", text)
-        if not m:
-            raise UsageError(f"--where {text!r}: write FIELD=VALUE, FIELD!=VALUE or FIELD~TEXT")
-        self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
-        fields.parts(self.path)
-        try:
-            self.number: int | None = int(self.want.strip(), 0)
-        except ValueError:
-            self.number = None
-
-    def check_fields(self, t) -> None:
-        """Raise UsageError when the record type has no such field."""
-        try:
-            fields.locate(t, self.path)
-        except UsageError as err:
-            raise UsageError(f"--where {self.text}: {err}") from None
-
-    def __call__(self, value) -> bool:
-        try:
-            v = fields.select(value, self.path)
-        except UsageError:
-            return False  # a short record without the field
-        if self.op == "~":
-            return self.want in _shown(v)
-        if isinstance(v, int) and not isinstance(v, bool) and self.number is not None:
-            same = v == self.number
-        else:
-            same = _shown(v) == self.want
-        return same if self.op == "=" else not same
-
-
-def _shown(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
 
 
 class RecordDecoder:

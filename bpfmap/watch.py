@@ -105,10 +105,18 @@ class Watcher:
     """Poll a map through a View; each poll is compared with the one before it.
 
     ``how`` reduces per-CPU values (default sum); ``sort`` is key, value or rate (value
-    and rate largest first); ``top`` keeps that many rows after sorting."""
+    and rate largest first); ``top`` keeps that many rows after sorting; ``where`` (a
+    filters.Where bound to the view's types, seeing values reduced) keeps the entries it
+    passes, before --var picks a field."""
 
     def __init__(
-        self, view: View, sort: str = "key", top: int | None = None, how: str = "sum", select: str | None = None
+        self,
+        view: View,
+        sort: str = "key",
+        top: int | None = None,
+        how: str = "sum",
+        select: str | None = None,
+        where: Any = None,
     ) -> None:
         if select is not None:
             fields.parts(select)  # a malformed path fails before the first refresh
@@ -117,7 +125,7 @@ class Watcher:
             raise UsageError(f"--sort {sort}: choose one of {', '.join(SORTS)}")
         if top is not None and top < 1:
             raise UsageError(f"--top {top}: give a positive number")
-        self.view, self.sort, self.top, self.how = view, sort, top, how
+        self.view, self.sort, self.top, self.how, self.where = view, sort, top, how, where
         self._last: dict[Any, Any] = {}
         self._last_time: float | None = None
 
@@ -125,6 +133,10 @@ class Watcher:
         entries = self.view.entries()
         if self.view.percpu:
             entries = ((k, aggregate(v, self.how)) for k, v in entries)
+        if self.where:
+            where = self.where
+            where.begin()
+            entries = ((k, v) for k, v in entries if where(k, v))
         if self.select is not None:  # --var NAME: one variable (field) of each value
             path = self.select
             entries = ((k, fields.select(v, path)) for k, v in entries)

@@ -35,6 +35,7 @@ from .syscall import (
     prog_load,
     prog_map_ids,
     prog_test_run,
+    rename_exchange,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ __all__ = [
     "map_freeze",
     "map_info",
     "mount_bpffs",
+    "rename_exchange",
     "obj_get",
     "obj_pin",
     "pidfd_getfd",

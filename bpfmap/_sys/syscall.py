@@ -417,6 +417,20 @@ def mount_bpffs(target: str) -> None:
         raise OSError(err, os.strerror(err), target)
 
 
+_renameat2 = _libc.renameat2
+_renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_renameat2.restype = ctypes.c_int
+_AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+def rename_exchange(a: str, b: str) -> None:
+    """Swap the names ``a`` and ``b`` in one step (renameat2 RENAME_EXCHANGE)."""
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), a, None, b)
+
+
 def fd_kind(fd: int) -> str:
     """'map', 'prog', 'btf', 'link' or '' for what a bpf fd refers to."""
     target = os.readlink(f"/proc/self/fd/{fd}")

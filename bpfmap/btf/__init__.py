@@ -50,12 +50,18 @@ class MapBTF(_Plain):
         return layout
 
 
-def load_btf_by_id(btf_id: int) -> BTF:
-    """The BTF object ``btf_id`` from the kernel, parsed (split on vmlinux when it refers to it)."""
+def open_by_id(btf_id: int) -> int:
+    """An fd of the kernel's BTF object ``btf_id``, to give a new map the same types
+    (BtfSpec(b"", key_id, value_id, fd=...)); the caller closes it."""
     try:
-        fd = _sys.get_fd_by_id(_sys.Cmd.BTF_GET_FD_BY_ID, btf_id)
+        return _sys.get_fd_by_id(_sys.Cmd.BTF_GET_FD_BY_ID, btf_id)
     except OSError as err:
         raise translate("read BTF", f"id {btf_id}", err) from err
+
+
+def load_btf_by_id(btf_id: int) -> BTF:
+    """The BTF object ``btf_id`` from the kernel, parsed (split on vmlinux when it refers to it)."""
+    fd = open_by_id(btf_id)
     try:
         data, _id, _name, kernel = _sys.btf_info(fd)
     except OSError as err:

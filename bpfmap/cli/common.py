@@ -146,9 +146,6 @@ def layout_options(keys: bool = True):
     """A command decorator: its ``opts: LayoutOptions`` parameter appears on the command
     line as --layout, --packed, --c-header, (with ``keys``) --key-type and --value-type,
     and reaches the command as one LayoutOptions."""
-    import functools
-    import inspect
-
     options = {
         "layout": (LayoutOpt, None),
         "packed": (PackedOpt, False),
@@ -160,12 +157,110 @@ def layout_options(keys: bool = True):
     }
     if not keys:
         del options["key_type"]
+    return _grouped("opts", options, LayoutOptions)
+
+
+WhereOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--where",
+        metavar="EXPR",
+        help="Only entries where FIELD=VALUE (also !=, ~TEXT, <, <=, >, >= on numbers); FIELD names a field "
+        "of the key or value (key.NAME / value.NAME when both have it); repeat for AND.",
+    ),
+]
+OlderThanOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--older-than",
+        metavar="DURATION",
+        help="Only entries whose --time-field is more than DURATION (90s, 10m, 2h) before now.",
+    ),
+]
+TimeFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--time-field", metavar="FIELD", help="--older-than: the field holding a timestamp in nanoseconds."),
+]
+ClockOpt = Annotated[
+    str,
+    typer.Option(
+        "--clock",
+        metavar="CLOCK",
+        help="--older-than: the clock of the timestamps: monotonic (bpf_ktime_get_ns), boottime "
+        "(bpf_ktime_get_boot_ns), realtime or tai.",
+    ),
+]
+
+
+class FilterOptions:
+    """--where, --older-than, --time-field and --clock, as one value (see :func:`filter_options`)."""
+
+    __slots__ = ("where", "older_than", "time_field", "clock")
+
+    def __init__(
+        self,
+        where: Optional[list[str]] = None,
+        older_than: Optional[str] = None,
+        time_field: Optional[str] = None,
+        clock: str = "monotonic",
+    ) -> None:
+        self.where, self.older_than, self.time_field, self.clock = where or [], older_than, time_field, clock
+        if (older_than is None) != (time_field is None):
+            raise UsageError("--older-than DURATION and --time-field FIELD go together")
+        if older_than is None and clock != "monotonic":
+            raise UsageError("--clock goes with --older-than")
+
+    def __bool__(self) -> bool:
+        return bool(self.where) or self.older_than is not None
+
+    def bind(self, view, percpu: Optional[bool] = None):
+        """A filters.Where for ``view``'s key and value types, or None without conditions;
+        ``percpu``: whether the values it sees are still per-CPU lists (default: the map's)."""
+        if not self:
+            return None
+        from ..filters import Age, Where
+
+        age = None
+        if self.older_than is not None and self.time_field is not None:
+            age = Age(self.older_than, self.time_field, self.clock)
+        return Where(
+            self.where,
+            getattr(view.key, "type", None),
+            getattr(view.value, "type", None),
+            age,
+            view.percpu if percpu is None else percpu,
+        )
+
+
+NO_FILTER = FilterOptions()
+
+
+def filter_options():
+    """A command decorator: its ``filt: FilterOptions`` parameter appears on the command
+    line as --where, --older-than, --time-field and --clock."""
+    return _grouped(
+        "filt",
+        {
+            "where": (WhereOpt, None),
+            "older_than": (OlderThanOpt, None),
+            "time_field": (TimeFieldOpt, None),
+            "clock": (ClockOpt, "monotonic"),
+        },
+        FilterOptions,
+    )
+
+
+def _grouped(param: str, options: dict, make):
+    """A command decorator turning parameter ``param`` into the command-line ``options``
+    ({name: (annotation, default)}) and those back into ``make(**options)``."""
+    import functools
+    import inspect
 
     def wrap(command):
         sig = inspect.signature(command)
         params = []
         for p in sig.parameters.values():
-            if p.name != "opts":
+            if p.name != param:
                 params.append(p)
                 continue
             params += [
@@ -175,8 +270,8 @@ def layout_options(keys: bool = True):
 
         @functools.wraps(command)
         def run(**kwargs):
-            opts = LayoutOptions(**{name: kwargs.pop(name) for name in options})
-            return command(opts=opts, **kwargs)
+            grouped = make(**{name: kwargs.pop(name) for name in options})
+            return command(**{param: grouped}, **kwargs)
 
         run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params} | {"return": sig.return_annotation}

@@ -12,12 +12,15 @@ from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_
 from ..types import Access, Value
 from ..view import AGGREGATES, View
 from .common import (
+    NO_FILTER,
     NO_LAYOUT,
+    FilterOptions,
     LayoutOptions,
     MapArg,
     OutputOpt,
     QuietOpt,
     examples,
+    filter_options,
     layout_options,
     parse_layout,
     say,
@@ -263,10 +266,11 @@ def _file_size(stream) -> int | None:
     context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap delete /sys/fs/bpf/counts 2 --print -o json",
-        "bpfmap delete /sys/fs/bpf/copy --all --quiet",
+        "bpfmap delete /sys/fs/bpf/flows --layout u32:packets=u64,ts=u64 --older-than 10m --time-field ts",
     ),
 )
 @layout_options()
+@filter_options()
 def delete(
     map_ref: MapArg,
     key: OptKeyArg = None,
@@ -275,17 +279,32 @@ def delete(
         bool,
         typer.Option(
             "--print",
-            help="Print the value deleted, taken out in the same step (hash maps, Linux 5.14+), as lookup prints it.",
+            help="Print the value deleted, taken out in the same step (hash maps, Linux 5.14+), as lookup prints it; "
+            "with --where, every entry deleted, as dump prints them.",
         ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="--where: say how many entries match (--print: which), delete none.")
     ] = False,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
+    filt: FilterOptions = NO_FILTER,
 ) -> None:
-    """Delete KEY (exit 1 if it is absent), or every entry with --all."""
+    """Delete KEY (exit 1 if it is absent), every entry with --all, or those --where /
+    --older-than pick (each re-checked just before it goes; exit 1 when none)."""
     no_stray_options(key)
     if output is not None and not print_:
         raise UsageError("delete: --output goes with --print")
+    if filt:
+        if key is not None or all_:
+            raise UsageError("delete: give KEY, --all or --where, one of them")
+        from .changes import delete_where
+
+        delete_where(map_ref, filt, opts, dry_run, print_, output, quiet)
+        return
+    if dry_run:
+        raise UsageError("delete --dry-run goes with --where or --older-than")
     if all_:
         if key is not None:
             raise UsageError("delete: give KEY or --all, not both")
@@ -320,6 +339,7 @@ def clear(map_ref: MapArg, quiet: QuietOpt = False) -> None:
     )
 )
 @layout_options()
+@filter_options()
 def dump(
     map_ref: MapArg,
     percpu: PercpuOpt = None,
@@ -366,8 +386,14 @@ def dump(
     output: OutputOpt = None,
     pid: StackPidOpt = None,
     opts: LayoutOptions = NO_LAYOUT,
+    filt: FilterOptions = NO_FILTER,
 ) -> None:
-    """Print every entry (text: KEY<TAB>VALUE per line)."""
+    """Print every entry (text: KEY<TAB>VALUE per line), or those --where picks."""
+    if filt and (delete or recursive):
+        raise UsageError(
+            "dump --where/--older-than takes no --delete or --recursive; to delete what matches, "
+            "use 'bpfmap delete MAP --where ... --print'"
+        )
     if top is not None and sort is None:
         raise UsageError("--top needs --sort FIELD")
     if delete and sort is not None:
@@ -387,7 +413,7 @@ def dump(
 
         check_some(several, map_ref)
         options = dict(percpu=percpu, cpu=cpu, sort=sort, reverse=reverse, top=top, batch_size=batch_size)
-        dump_many(several, output, opts, **options)
+        dump_many(several, output, opts, filt, **options)
         return
     with Map.open(map_ref, readonly=not delete) as m:
         view = opts.view(m)
@@ -405,7 +431,16 @@ def dump(
             _drain(m, view, reduce, still_percpu, output or "text", batch_size)
             return
         dump_entries(
-            view, map_ref, output, percpu=percpu, cpu=cpu, sort=sort, reverse=reverse, top=top, batch_size=batch_size
+            view,
+            map_ref,
+            output,
+            filt,
+            percpu=percpu,
+            cpu=cpu,
+            sort=sort,
+            reverse=reverse,
+            top=top,
+            batch_size=batch_size,
         )
 
 

@@ -52,7 +52,7 @@ class _Tagged:
         return False
 
 
-def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, **options: Any) -> None:
+def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, filt: Any = None, **options: Any) -> None:
     from ..output.dump import dump
 
     fmt = output or default_format(sys.stdout)
@@ -66,6 +66,12 @@ def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, **opt
                 say(f"note: {ref}: skipped, a {m.type_label} has no entries to dump")
                 continue
             view = opts.view(m)
+            if filt:
+                try:
+                    options["where"] = filt.bind(view, view.reducer(options.get("percpu"), options.get("cpu"))[1])
+                except UsageError as err:
+                    say(f"note: {ref}: skipped, {err}")
+                    continue
             note = lambda text, ref=ref: say(f"note: {ref}: {text}")  # noqa: E731
             if fmt in ("text", "table"):
                 sys.stdout.write(header(i, ref))

@@ -298,11 +298,15 @@ def do_dump(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO
         dump_entries(opts.view(m), map_ref, output)
 
 
-def dump_entries(view: View, map_ref: str, output: Optional[str], **options: Any) -> None:
+def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = None, **options: Any) -> None:
     """The library's dump of the view's map to stdout, in ``output`` (default: a table on a
     terminal, else text), with a progress bar on a terminal stderr when stdout is not one;
-    ``options``: bpfmap.dump's (percpu, cpu, sort, reverse, top, batch_size)."""
+    ``filt``: the command's FilterOptions; ``options``: bpfmap.dump's (percpu, cpu, sort,
+    reverse, top, batch_size)."""
     from ..output.dump import dump
+
+    if filt:
+        options["where"] = filt.bind(view, view.reducer(options.get("percpu"), options.get("cpu"))[1])
 
     progress = None
     if not sys.stdout.isatty():  # a big dump to a file or a pipe: a bar on a terminal stderr

@@ -11,11 +11,14 @@ from ..maps import Map, expand
 from ..output import cell, console, json_dumps
 from ..view import is_number
 from .common import (
+    NO_FILTER,
     NO_LAYOUT,
+    FilterOptions,
     LayoutOptions,
     MapArg,
     check_seconds,
     examples,
+    filter_options,
     layout_options,
     say,
 )
@@ -32,6 +35,7 @@ app = typer.Typer()
     )
 )
 @layout_options()
+@filter_options()
 def watch(
     map_ref: MapArg,
     interval: Annotated[float, typer.Option("--interval", "-i", metavar="S", help="Seconds between refreshes.")] = 1.0,
@@ -70,6 +74,7 @@ def watch(
         ),
     ] = False,
     opts: LayoutOptions = NO_LAYOUT,
+    filt: FilterOptions = NO_FILTER,
 ) -> None:
     """Watch a map live: every entry, its change since the last refresh and a per-second
     rate for each numeric field (per-CPU values summed).  q or Ctrl-C leaves.
@@ -86,8 +91,8 @@ def watch(
         raise UsageError(f"--output {output}: watch writes live or jsonl")
     several = expand(map_ref, names=True)
     if several is not None:  # a directory, a glob, name:GLOB: each map's rows, one after another
-        if as_hist or var is not None:
-            raise UsageError(f"watch {map_ref}: --hist and --var take one map; {map_ref} names several")
+        if as_hist or var is not None or filt:
+            raise UsageError(f"watch {map_ref}: --hist, --var and --where take one map; {map_ref} names several")
         from .many import check_some
 
         check_some(several, map_ref)
@@ -97,6 +102,8 @@ def watch(
         m.require("watch")
         view = opts.view(m, numeric_default=True)
         if as_hist:
+            if filt:
+                raise UsageError("watch --hist draws every histogram; --where is for entries")
             from ..hist import PERCENTILES, from_view, render, subtract
 
             hist_live(
@@ -111,7 +118,7 @@ def watch(
                 False,
             )
             return
-        watcher = Watcher(view, sort=sort, top=top, select=var)
+        watcher = Watcher(view, sort=sort, top=top, select=var, where=filt.bind(view, percpu=False))
         try:
             if fmt == "live":
                 _watch_live(watcher, m, map_ref, interval, count)

@@ -14,7 +14,7 @@ from ..btf.wire import BTF
 from ..errors import BpfmapError, KernelError, PinExists
 from ..layout.model import SCALARS
 from ..maps import Map
-from .elf import BpfObject, MapDef
+from .elf import BpfObject, MapDef, ObjectError
 from .kconfig import kconfig_values
 
 
@@ -66,6 +66,20 @@ def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> 
         if btf_fd:
             os.close(btf_fd)
     return created
+
+
+def create_map(obj: BpfObject, name: str) -> Map:
+    """The map ``name`` of ``obj`` created as :func:`create_maps` creates it (the object's
+    BTF, this machine's facts), but not pinned: the caller pins or closes it."""
+    d = _for_this_machine(obj, obj.map(name))
+    if d.inner is not None:
+        raise ObjectError(f"{obj.path}: {name} is a map of maps; create it with create --from-object")
+    btf_fd, generated = _load_object_btf(obj, [d])
+    try:
+        return _create_one(d, btf_fd, obj if generated else None)
+    finally:
+        if btf_fd:
+            os.close(btf_fd)
 
 
 def _for_this_machine(obj: BpfObject, d: MapDef) -> MapDef:

@@ -29,6 +29,7 @@ def dump(
     sort: str | None = None,
     reverse: bool = False,
     top: int | None = None,
+    where: Any = None,
     batch_size: int | None = None,
     progress: Callable[[Batches, bool], Batches] | None = None,
     note: Callable[[str], None] | None = None,
@@ -38,7 +39,8 @@ def dump(
 
     ``percpu`` reduces per-CPU values (sum, max, min, avg; ``all``/None: every CPU's) or
     ``cpu`` picks one CPU's; ``sort`` orders by a field path (``top``: the N largest,
-    ``reverse``: ascending/smallest); ``batch_size`` bounds a kernel batch.  ``progress``
+    ``reverse``: ascending/smallest); ``where`` (a filters.Where bound to the view, seeing
+    values as ``percpu``/``cpu`` leave them) keeps the entries it passes; ``batch_size`` bounds a kernel batch.  ``progress``
     wraps the batch stream (raw batches when its second argument is True) to count it;
     ``note`` is told about what cannot be shown (values of fd maps).  Raises UsageError for
     options that do not fit the map, the map's errors otherwise."""
@@ -49,7 +51,9 @@ def dump(
     if m.kind.value is Value.FD:
         return _fd_slots(view, format, out, note)
     lines = None
-    if reduce is None and sort is None:  # every value whole, in the kernel's order
+    if where is not None:
+        where.begin()
+    if reduce is None and sort is None and not where:  # every value whole, in the kernel's order
         lines = item_writer(format, view.key, view.value, m.ncpus if still_percpu else None)
     # leaves in structs and arrays: raw batches straight to their lines; else decoded ones
     stream: Any = view.raw_batches(size=batch_size) if lines is not None else view.column_batches(size=batch_size)
@@ -59,6 +63,8 @@ def dump(
             return write_item_batches(batches, format, lines, out)
         if reduce is not None:
             batches = ((k, list(map(reduce, v))) for k, v in batches)
+        if where:
+            batches = (where.columns(k, v) for k, v in batches)
         if sort is not None:
             entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
             batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))

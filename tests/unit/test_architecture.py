@@ -73,6 +73,7 @@ LOWER = {  # a module of the left never imports one of the right
     "bpfmap.core": ("bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.output", "bpfmap.bulk", "bpfmap.drain"),
     "bpfmap.layout": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.fields": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
+    "bpfmap.filters": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.maps": ("bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.output": ("bpfmap.maps", "bpfmap.core", "bpfmap.cli", "bpfmap._sys"),
 }

@@ -1,0 +1,342 @@
+"""Verbs that count or change many entries by a filter, or move them: count, copy,
+migrate, and delete --where (library: bpfmap.changes, bpfmap.migrate)."""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ..changes import Deletion
+from ..changes import count as count_entries
+from ..errors import UsageError
+from ..layout import Layout
+from ..maps import Map
+from ..migrate import Copy
+from ..output import write_entries
+from ..view import View
+from .common import (
+    NO_FILTER,
+    NO_LAYOUT,
+    FilterOptions,
+    LayoutOptions,
+    MapArg,
+    QuietOpt,
+    examples,
+    filter_options,
+    layout_options,
+    parse_layout,
+    say,
+)
+
+app = typer.Typer()
+
+
+@app.command(
+    epilog=examples(
+        "bpfmap count /sys/fs/bpf/counts",
+        "bpfmap count /sys/fs/bpf/flows --layout u32:packets=u64,ts=u64 --where 'packets>=3'",
+    )
+)
+@layout_options()
+@filter_options()
+def count(map_ref: MapArg, opts: LayoutOptions = NO_LAYOUT, filt: FilterOptions = NO_FILTER) -> None:
+    """Print how many entries the map holds, or how many --where / --older-than pick.
+    Exit 1 when that is none (as grep -c)."""
+    with Map.open(map_ref, readonly=True) as m:
+        m.require("dump", "count")
+        view = opts.view(m)
+        n = count_entries(view, filt.bind(view))
+    print(n)
+    if n == 0:
+        raise typer.Exit(1)
+
+
+def delete_where(
+    map_ref: str,
+    filt: FilterOptions,
+    opts: LayoutOptions,
+    dry_run: bool,
+    print_: bool,
+    output: Optional[str],
+    quiet: bool = False,
+) -> None:
+    """delete MAP --where ...: the matching entries, re-checked and deleted a chunk at a time;
+    --print writes them as dump would; one line on stderr says what happened."""
+    fmt = output or "text"
+    if fmt == "table":
+        raise UsageError("delete --print: -o table is drawn once every row is in; use text, jsonl, json or csv")
+    with Map.open(map_ref, readonly=dry_run) as m:
+        view = opts.view(m)
+        deletion = Deletion(view, filt.bind(view), dry_run=dry_run)
+        what = f"delete {map_ref}"
+        try:
+            if print_:
+                write_entries(deletion.run(), fmt, view.key, view.value, view.percpu, sys.stdout)
+            else:
+                for _batch in deletion.run():
+                    pass
+        except KeyboardInterrupt:
+            say(f"{what}: interrupted; {_summary(deletion)}")
+            raise typer.Exit(130) from None
+    say(f"{what}: {_summary(deletion)}", quiet)
+    if (deletion.matched if dry_run else deletion.deleted) == 0:
+        raise typer.Exit(1)
+
+
+def _summary(d: Deletion) -> str:
+    if d.dry_run:
+        return f"{_entries(d.matched)} match; nothing deleted (--dry-run)"
+    text = f"{_entries(d.deleted)} deleted"
+    kept = []
+    if d.changed:
+        kept.append(f"{d.changed} changed since they were read and no longer match: kept")
+    if d.gone:
+        kept.append(f"{d.gone} already gone")
+    return text + (f" ({'; '.join(kept)})" if kept else "")
+
+
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
+# -- copy and migrate ----------------------------------------------------------------------
+
+DropOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--drop",
+        metavar="FIELD",
+        help="Leave the source's FIELD (value.NAME, key.NAME) behind, or cut an array to the target's length.",
+    ),
+]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="FIELD=VALUE", help="Give a field the source lacks this value (default zero)."),
+]
+TruncateOpt = Annotated[
+    bool, typer.Option("--truncate", help="Cut strings (char[N]) longer than the target's; else they are refused.")
+]
+PercpuToPlainOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--percpu", metavar="HOW", help="Per-CPU source, plain target: sum, max, min, avg or cpu0 of the CPUs' values."
+    ),
+]
+ToCpuOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--to-cpu", metavar="all|0", help="Plain source, per-CPU target: the value on every CPU, or on CPU 0."
+    ),
+]
+
+
+def _sets(items: Optional[list[str]]) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        path, eq, value = item.partition("=")
+        if not eq or not path.strip():
+            raise UsageError(f"--set {item}: write FIELD=VALUE (value.NAME=0)")
+        out[_side_path(path.strip())] = value
+    return out
+
+
+def _side_path(path: str) -> str:
+    """A field path with its side: ``count`` -> ``value.count`` (keys need ``key.``)."""
+    return path if path.split(".")[0].split("[")[0] in ("key", "value") else f"value.{path}"
+
+
+def _copy_options(where, drop, set_, truncate, percpu, to_cpu) -> dict:
+    return dict(
+        where=where,
+        drops={_side_path(d) for d in drop or []},
+        sets=_sets(set_),
+        truncate=truncate,
+        percpu=percpu,
+        to_cpu=to_cpu,
+    )
+
+
+def _side_layout(layout: Optional[Layout], header: Optional[str], key_type, value_type, side: str):
+    if layout is not None and header is not None and (key_type or value_type):
+        raise UsageError(f"the {side}: give --{side}-layout or --c-header with --{side}-key-type/--{side}-value-type")
+    if layout is not None:
+        return layout
+    if key_type or value_type:
+        if header is None:
+            raise UsageError(f"--{side}-key-type and --{side}-value-type name types of --c-header FILE")
+        return Layout.from_c(header, key_type, value_type)
+    return None
+
+
+@app.command(
+    epilog=examples(
+        "bpfmap copy /sys/fs/bpf/counts /sys/fs/bpf/copy",
+        "bpfmap copy /sys/fs/bpf/flows /sys/fs/bpf/flows2 --from-layout u32:packets=u32 "
+        "--to-layout u32:packets=u64,bytes=u64 --set bytes=0",
+    )
+)
+@filter_options()
+def copy(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="The map to copy from.")],
+    dst: Annotated[str, typer.Argument(metavar="DST", help="The map to copy into.")],
+    from_layout: Annotated[
+        Optional[Layout],
+        typer.Option(
+            "--from-layout", parser=parse_layout, metavar="KEY:VALUE", help="SRC's layout (default: its BTF)."
+        ),
+    ] = None,
+    to_layout: Annotated[
+        Optional[Layout],
+        typer.Option("--to-layout", parser=parse_layout, metavar="KEY:VALUE", help="DST's layout (default: its BTF)."),
+    ] = None,
+    c_header: Annotated[
+        Optional[str], typer.Option("--c-header", metavar="FILE", help="C declarations the --*-type options name.")
+    ] = None,
+    from_key_type: Annotated[Optional[str], typer.Option("--from-key-type", metavar="TYPE")] = None,
+    from_value_type: Annotated[Optional[str], typer.Option("--from-value-type", metavar="TYPE")] = None,
+    to_key_type: Annotated[Optional[str], typer.Option("--to-key-type", metavar="TYPE")] = None,
+    to_value_type: Annotated[Optional[str], typer.Option("--to-value-type", metavar="TYPE")] = None,
+    drop: DropOpt = None,
+    set_: SetOpt = None,
+    truncate: TruncateOpt = False,
+    percpu: PercpuToPlainOpt = None,
+    to_cpu: ToCpuOpt = None,
+    quiet: QuietOpt = False,
+    filt: FilterOptions = NO_FILTER,
+) -> None:
+    """Copy every entry of SRC (or those --where picks) into DST, whose layout may differ:
+    fields matched by name, integers widened (a narrowing checked for every value before
+    anything is written), missing fields zero or --set.  Exit 1 when nothing was copied."""
+    src_layout = _side_layout(from_layout, c_header, from_key_type, from_value_type, "from")
+    dst_layout = _side_layout(to_layout, c_header, to_key_type, to_value_type, "to")
+    what = f"copy {src} -> {dst}"
+    with Map.open(src, readonly=True) as sm, Map.open(dst) as dm:
+        sv = View(sm, src_layout)
+        job = Copy(sv, View(dm, dst_layout), **_copy_options(filt.bind(sv), drop, set_, truncate, percpu, to_cpu))
+        try:
+            keys, values, n = job.read()
+        except KeyboardInterrupt:
+            say(f"{what}: interrupted while reading; nothing written")
+            raise typer.Exit(130) from None
+        try:
+            job.write(keys, values, n)
+        except KeyboardInterrupt:
+            say(f"{what}: interrupted; {job.written} of {n} entries went in")
+            raise typer.Exit(130) from None
+    say(f"{what}: {_entries(n)} copied", quiet)
+    if n == 0:
+        raise typer.Exit(1)
+
+
+@app.command(
+    epilog=examples(
+        "bpfmap migrate /sys/fs/bpf/counts --max-entries 4096 --keep-old /sys/fs/bpf/counts_v1",
+        "bpfmap migrate /sys/fs/bpf/flows --old-layout u32:packets=u32 --layout u32:packets=u64,bytes=u64",
+    )
+)
+@layout_options()
+@filter_options()
+def migrate(
+    pin: Annotated[str, typer.Argument(metavar="PIN", help="The pinned map to replace.")],
+    max_entries: Annotated[Optional[int], typer.Option("--max-entries", metavar="N", help="The new size.")] = None,
+    map_type: Annotated[
+        Optional[str], typer.Option("--type", metavar="TYPE", help="The new type (hash -> lru_hash, ...).")
+    ] = None,
+    flags: Annotated[
+        Optional[str], typer.Option("--flags", metavar="FLAGS", help="The new flags (no_prealloc,...).")
+    ] = None,
+    old_layout: Annotated[
+        Optional[Layout],
+        typer.Option(
+            "--old-layout", parser=parse_layout, metavar="KEY:VALUE", help="The old map's layout (default: its BTF)."
+        ),
+    ] = None,
+    from_object: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from-object", metavar="OBJ", help="Make the new map as the BPF object OBJ declares --map NAME."
+        ),
+    ] = None,
+    map_name: Annotated[
+        Optional[str], typer.Option("--map", metavar="NAME", help="--from-object: the map's name.")
+    ] = None,
+    keep_old: Annotated[
+        Optional[str],
+        typer.Option("--keep-old", metavar="PATH", help="Where the old map stays pinned (default: PIN_old)."),
+    ] = None,
+    drop: DropOpt = None,
+    set_: SetOpt = None,
+    truncate: TruncateOpt = False,
+    percpu: PercpuToPlainOpt = None,
+    to_cpu: ToCpuOpt = None,
+    quiet: QuietOpt = False,
+    opts: LayoutOptions = NO_LAYOUT,
+    filt: FilterOptions = NO_FILTER,
+) -> None:
+    """Replace the map pinned at PIN by one of a new shape holding the same entries
+    (converted as 'copy' does), swapped in with one rename: every later open of PIN gets
+    the new map, and no moment has none.  The old map stays pinned at --keep-old.
+    Programs that hold the old map keep using it: reload them after."""
+    from ..migrate import migrate as run_migration
+    from ..migrate import new_spec
+
+    layout = opts.pick()
+    if from_object is not None:
+        if max_entries is not None or map_type is not None or flags is not None or layout is not None:
+            raise UsageError("migrate --from-object takes the new shape from the object; drop the other shape options")
+        if map_name is None:
+            raise UsageError(f"migrate --from-object {from_object}: name the map (--map NAME)")
+    elif map_name is not None:
+        raise UsageError("--map NAME goes with --from-object OBJ")
+    elif max_entries is None and map_type is None and flags is None and layout is None:
+        raise UsageError(
+            "migrate: give the new shape: --max-entries, --type, --flags, --layout (or --c-header) or --from-object"
+        )
+    spec, btf_fd = None, 0
+    if from_object is None:
+        with Map.open(pin, readonly=True) as old:
+            spec, btf_fd = new_spec(old, max_entries, map_type, flags, layout)
+            spec = spec.resolved()
+            where = filt.bind(View(old, old_layout))
+    else:
+        with Map.open(pin, readonly=True) as old:
+            where = filt.bind(View(old, old_layout))
+    progress: dict = {}
+    try:
+        result = run_migration(
+            pin,
+            spec,
+            from_object=from_object,
+            map_name=map_name,
+            keep_old=keep_old,
+            old_layout=old_layout,
+            new_layout=layout,
+            btf_fd=btf_fd,
+            copy_options=_copy_options(where, drop, set_, truncate, percpu, to_cpu),
+            on_copy=lambda job: progress.setdefault("copy", job),
+        )
+    except KeyboardInterrupt:
+        job = progress.get("copy")
+        went = f"{job.written} entries had gone into the new map, which is dropped; " if job is not None else ""
+        say(f"migrate {pin}: interrupted before the swap; {went}{pin} is the old map still")
+        raise typer.Exit(130) from None
+    if result.btf_note:
+        say(f"note: {result.btf_note}", quiet)
+    old, new = result.old, result.new
+    changes = [
+        f"{name} {getattr(old, attr)} -> {getattr(new, attr)}"
+        for name, attr in (
+            ("type", "type_name"),
+            ("key", "key_size"),
+            ("value", "value_size"),
+            ("max_entries", "max_entries"),
+            ("flags", "flags"),
+        )
+        if getattr(old, attr) != getattr(new, attr)
+    ]
+    say(
+        f"migrate {pin}: {_entries(result.entries)} moved into map id {new.id}"
+        f"{' (' + ', '.join(changes) + ')' if changes else ''}, now pinned at {pin}; the old map (id {old.id}) "
+        f"is at {result.kept}. Programs holding the old map keep using it: reload them so they open {pin} again",
+        quiet,
+    )

@@ -1,0 +1,311 @@
+"""``--where`` and ``--older-than``: one filter grammar for every verb that reads, counts or
+deletes entries (dump, watch, delete, count, copy) and for event records.
+
+A condition is ``FIELD OP VALUE`` with OP one of ``=``, ``!=``, ``~`` (contains), ``<``,
+``<=``, ``>``, ``>=``.  Numbers compare as numbers (``pid>=0x10``, ``ratio<0.5``), the
+rest as the text an entry shows (``comm=curl``, ``saddr=10.0.0.1``, ``ok=true``).  On
+entries, FIELD is a field of the key or the value by name (``pid``, ``stats.bytes``,
+``hist[2]``); ``key.NAME`` / ``value.NAME`` when a name is in both; ``key`` and ``value``
+alone are the whole of a scalar key or value.  Conditions are ANDed.
+
+``--older-than DURATION --time-field FIELD`` keeps the entries whose timestamp (in
+nanoseconds of ``--clock``: monotonic for bpf_ktime_get_ns, boottime for
+bpf_ktime_get_boot_ns, realtime, tai for bpf_ktime_get_tai_ns) is more than DURATION
+before now; "now" is read when a pass over the map begins (:meth:`Where.begin`)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import fields
+from .errors import UsageError, quote
+from .layout.model import Array, Struct, Type
+
+OPS = ("<=", ">=", "!=", "=", "<", ">", "~")
+_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*(<=|>=|!=|=|<|>|~)(.*)$", re.S)
+GRAMMAR = "FIELD=VALUE, FIELD!=VALUE, FIELD~TEXT, or FIELD<N (also <=, >, >=)"
+
+CLOCKS = {
+    "monotonic": time.CLOCK_MONOTONIC,
+    "boottime": time.CLOCK_BOOTTIME,
+    "realtime": time.CLOCK_REALTIME,
+    "tai": getattr(time, "CLOCK_TAI", 11),
+}
+_UNITS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``10m``, ``2h``, ``1h30m``, ``500ms``, ``1.5d`` (a bare number: seconds)
+    -> nanoseconds; UsageError for anything else."""
+    s = text.strip().lower()
+    try:
+        seconds = float(s)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0 or seconds != seconds:
+            raise UsageError(f"duration {quote(text)}: give a positive length such as 90s, 10m or 2h")
+        return int(seconds * 10**9)
+    total, pos = 0.0, 0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s):
+        raise UsageError(f"duration {quote(text)}: write it as 90s, 10m, 2h or 1h30m (units ns, us, ms, s, m, h, d)")
+    return int(total)
+
+
+def _number(text: str) -> int | float | None:
+    s = text.strip().replace("_", "")
+    try:
+        return int(s, 0)
+    except ValueError:
+        pass
+    try:
+        f = float(s)
+    except ValueError:
+        return None
+    return f if f == f else None  # NaN compares with nothing
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def shown(v: Any) -> str:
+    """The text a decoded leaf shows in text output (what ``=`` and ``~`` compare with)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class Condition:
+    """``FIELD OP VALUE`` on one decoded object (a value, a record): see the module."""
+
+    __slots__ = ("text", "path", "op", "want", "number")
+
+    def __init__(self, text: str) -> None:
+        m = _CONDITION.match(text)
+        if not m:
+            raise UsageError(f"--where {quote(text)}: write {GRAMMAR}")
+        self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
+        fields.parts(self.path)
+        self.number = _number(self.want)
+        if self.op in ("<", "<=", ">", ">=") and self.number is None:
+            raise UsageError(f"--where {quote(text)}: {self.op} compares numbers; {quote(self.want)} is not one")
+
+    def check_fields(self, t: Type) -> None:
+        """Raise UsageError when type ``t`` has no such field."""
+        if not has_field(t, self.path):
+            raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{_fields_of(t)}")
+
+    def __call__(self, value: Any) -> bool:
+        try:
+            v = fields.select(value, self.path)
+        except UsageError:
+            return False  # a short record without the field
+        return self.test(v)
+
+    def test(self, v: Any) -> bool:
+        """Whether the field's value ``v`` passes."""
+        op = self.op
+        if op == "~":
+            return self.want in shown(v)
+        if _is_number(v) and self.number is not None:
+            n = self.number
+            if op == "=":
+                return v == n
+            if op == "!=":
+                return v != n
+            if op == "<":
+                return v < n
+            if op == "<=":
+                return v <= n
+            if op == ">":
+                return v > n
+            return v >= n
+        if op in ("<", "<=", ">", ">="):
+            return False  # not a number: no order
+        same = shown(v) == self.want
+        return same if op == "=" else not same
+
+
+class Age:
+    """``--older-than``: the timestamp field is more than ``ns`` before ``clock``'s now."""
+
+    __slots__ = ("path", "ns", "clock", "limit", "text")
+
+    def __init__(self, duration: str, time_field: str, clock: str = "monotonic") -> None:
+        if clock not in CLOCKS:
+            raise UsageError(f"--clock {clock}: choose one of {', '.join(CLOCKS)}")
+        fields.parts(time_field)
+        self.path, self.ns, self.clock = time_field, parse_duration(duration), clock
+        self.text = f"--older-than {duration} --time-field {time_field}"
+        self.limit = 0
+
+    def begin(self) -> None:
+        self.limit = time.clock_gettime_ns(CLOCKS[self.clock]) - self.ns
+
+    def test(self, v: Any) -> bool:
+        return _is_number(v) and v < self.limit
+
+
+def has_field(t: Type | None, path: str) -> bool:
+    """Whether type ``t`` has the field ``path`` (bitfields included)."""
+    for name, index in fields.parts(path):
+        if name:
+            if not isinstance(t, Struct):
+                return False
+            f = _member(t, name)
+            if f is None:
+                return False
+            t = f
+        else:
+            if not isinstance(t, Array) or int(index) >= t.count:
+                return False
+            t = t.elem
+    return True
+
+
+def _member(t: Struct, name: str) -> Type | None:
+    for f in t.fields:
+        if f.name == name:
+            return f.type
+        if not f.name and isinstance(f.type, Struct):  # an anonymous struct or union's members
+            inner = _member(f.type, name)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _fields_of(t: Type | None) -> str:
+    if isinstance(t, Struct):
+        return f" (fields: {', '.join(f.name for f in t.fields if f.name)})"
+    return ""
+
+
+class _Test:
+    """One bound test: which side of the entry (0 key, 1 value), the path within it
+    (None: the whole side), and the test on the field's value."""
+
+    __slots__ = ("side", "path", "test", "latest")
+
+    def __init__(self, side: int, path: str | None, test: Callable[[Any], bool], latest: bool) -> None:
+        self.side, self.path, self.test, self.latest = side, path, test, latest
+
+
+class Where:
+    """Conditions (``--where`` texts and an optional :class:`Age`) bound to a map's key and
+    value types; calling it on a decoded (key, value) says whether the entry passes.
+
+    Fields resolve against the types, so a misspelt field fails before the map is read.
+    Per-CPU values (a list of one value per CPU) compare by their sum for numbers, or, for
+    an age, by the newest CPU's stamp; reduce them first (--percpu, --cpu) to compare
+    otherwise."""
+
+    def __init__(
+        self,
+        conditions: list[str] | None = None,
+        key_type: Type | None = None,
+        value_type: Type | None = None,
+        age: Age | None = None,
+        percpu: bool = False,
+    ) -> None:
+        self.texts = list(conditions or [])
+        self.percpu = percpu
+        self.age = age
+        self._types = (key_type, value_type)
+        self._tests: list[_Test] = []
+        for text in self.texts:
+            c = Condition(text)
+            side, path = self._resolve(c.path, f"--where {text}")
+            self._tests.append(_Test(side, path, c.test, False))
+        if age is not None:
+            side, path = self._resolve(age.path, f"--time-field {age.path}")
+            self._tests.append(_Test(side, path, age.test, True))
+        self.begin()
+
+    def __bool__(self) -> bool:
+        return bool(self._tests)
+
+    def describe(self) -> str:
+        parts = [f"--where {t}" for t in self.texts]
+        if self.age is not None:
+            parts.append(self.age.text)
+        return " ".join(parts)
+
+    def begin(self) -> None:
+        """Start a pass: an age condition reads the clock now."""
+        if self.age is not None:
+            self.age.begin()
+
+    def _resolve(self, path: str, what: str) -> tuple[int, str | None]:
+        steps = fields.parts(path)
+        head = steps[0][0]
+        if head in ("key", "value"):
+            side = 0 if head == "key" else 1
+            rest = path[len(head) :].lstrip(".") or None
+            t = self._types[side]
+            if rest is not None and t is not None and not has_field(t, rest):
+                raise UsageError(f"{what}: the {head} has no field {rest}{_fields_of(t)}")
+            return side, rest
+        found = [side for side in (0, 1) if has_field(self._types[side], path)]
+        if len(found) == 2:
+            raise UsageError(f"{what}: {path} is a field of the key and of the value; write key.{path} or value.{path}")
+        if not found:
+            if self._types == (None, None):
+                raise UsageError(f"{what}: the map has no layout to name fields by; give --layout, --c-header or BTF")
+            have = "; ".join(
+                f"{name}: {', '.join(f.name for f in t.fields if f.name)}"
+                for name, t in zip(("key", "value"), self._types)
+                if isinstance(t, Struct)
+            )
+            raise UsageError(
+                f"{what}: no field {path} in the key or the value"
+                + (f" ({have})" if have else " (key and value are not structs: use key or value)")
+            )
+        return found[0], path
+
+    def __call__(self, key: Any, value: Any) -> bool:
+        entry = (key, value)
+        for t in self._tests:
+            obj = entry[t.side]
+            if t.side == 1 and self.percpu:
+                obj = _per_cpu(obj, t.path, t.latest)
+            elif t.path is not None:
+                obj = _pick(obj, t.path)
+            if obj is _MISSING or not t.test(obj):
+                return False
+        return True
+
+    def columns(self, keys: list, values: list) -> tuple[list, list]:
+        """The entries of a decoded batch that pass."""
+        keep = [i for i, (k, v) in enumerate(zip(keys, values)) if self(k, v)]
+        if len(keep) == len(keys):
+            return keys, values
+        return [keys[i] for i in keep], [values[i] for i in keep]
+
+
+_MISSING = object()
+
+
+def _pick(obj: Any, path: str) -> Any:
+    try:
+        return fields.select(obj, path)
+    except UsageError:
+        return _MISSING
+
+
+def _per_cpu(values: list, path: str | None, latest: bool) -> Any:
+    """One CPU's worth of a per-CPU value's field: numbers summed (an age: the newest
+    stamp), anything else as CPU 0 has it."""
+    vals = [o if path is None else _pick(o, path) for o in values]
+    if vals and all(_is_number(v) for v in vals):
+        return max(vals) if latest else sum(vals)
+    return vals[0] if vals else _MISSING
