@@ -103,7 +103,8 @@ class Copy:
             n = self.dst.map.ncpus
             if to_cpu == "all":
                 return lambda v: [v] * n
-            zero = self.dst.decode_value(bytes(self.dst.map.shape.entry))[0]
+            shape = self.dst.map.shape
+            zero = self.dst.decode_value(shape.split(bytes(shape.entry)))[0]
             return lambda v: [v] + [zero] * (n - 1)
         return None
 

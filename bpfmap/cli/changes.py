@@ -11,7 +11,8 @@ from ..changes import count as count_entries
 from ..errors import UsageError
 from ..layout import Layout
 from ..maps import Map
-from ..migrate import Copy
+from ..migrate import Copy, new_spec
+from ..migrate import migrate as run_migration
 from ..output import write_entries
 from ..view import View
 from .common import (
@@ -34,7 +35,7 @@ app = typer.Typer()
 @app.command(
     epilog=examples(
         "bpfmap count /sys/fs/bpf/counts",
-        "bpfmap count /sys/fs/bpf/flows --layout u32:packets=u64,ts=u64 --where 'packets>=3'",
+        "bpfmap count /sys/fs/bpf/flows --where 'packets>=3'",
     )
 )
 @layout_options()
@@ -171,8 +172,7 @@ def _side_layout(layout: Optional[Layout], header: Optional[str], key_type, valu
 @app.command(
     epilog=examples(
         "bpfmap copy /sys/fs/bpf/counts /sys/fs/bpf/copy",
-        "bpfmap copy /sys/fs/bpf/flows /sys/fs/bpf/flows2 --from-layout u32:packets=u32 "
-        "--to-layout u32:packets=u64,bytes=u64 --set bytes=0",
+        "bpfmap copy /sys/fs/bpf/flows /sys/fs/bpf/flows2 --where 'packets>=3' --set bytes=1500",
     )
 )
 @filter_options()
@@ -231,7 +231,7 @@ def copy(
 @app.command(
     epilog=examples(
         "bpfmap migrate /sys/fs/bpf/counts --max-entries 4096 --keep-old /sys/fs/bpf/counts_v1",
-        "bpfmap migrate /sys/fs/bpf/flows --old-layout u32:packets=u32 --layout u32:packets=u64,bytes=u64",
+        "bpfmap migrate /sys/fs/bpf/flows --layout u32:packets=u64,bytes=u64,ts=u64",
     )
 )
 @layout_options()
@@ -277,9 +277,6 @@ def migrate(
     (converted as 'copy' does), swapped in with one rename: every later open of PIN gets
     the new map, and no moment has none.  The old map stays pinned at --keep-old.
     Programs that hold the old map keep using it: reload them after."""
-    from ..migrate import migrate as run_migration
-    from ..migrate import new_spec
-
     layout = opts.pick()
     if from_object is not None:
         if max_entries is not None or map_type is not None or flags is not None or layout is not None:

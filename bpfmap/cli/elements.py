@@ -266,7 +266,7 @@ def _file_size(stream) -> int | None:
     context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap delete /sys/fs/bpf/counts 2 --print -o json",
-        "bpfmap delete /sys/fs/bpf/flows --layout u32:packets=u64,ts=u64 --older-than 10m --time-field ts",
+        "bpfmap delete /sys/fs/bpf/flows --older-than 30s --time-field ts --print",
     ),
 )
 @layout_options()

@@ -64,8 +64,8 @@ def events(
             "--where",
             "-w",
             metavar="FIELD=VALUE",
-            help="Only records whose FIELD is VALUE (also FIELD!=VALUE, FIELD~TEXT for a substring); "
-            "repeatable: all must hold.",
+            help="Only records whose FIELD is VALUE (also FIELD!=VALUE, FIELD~TEXT for a substring, "
+            "<, <=, >, >= on numbers); repeatable: all must hold.",
         ),
     ] = None,
     quiet: QuietOpt = False,

@@ -209,6 +209,7 @@ def test_documented_shapes_match_the_program(maps):
         "stacks",
         "top",
         "dump-many",
+        "delete-where",
     }
     counts = maps["counts"]
     printed = {
@@ -240,6 +241,7 @@ def test_documented_shapes_match_the_program(maps):
     }
     printed.update(_object_maps(maps["dir"]))
     printed["dump-many"] = _json_line("dump", maps["dir"], "-o", "jsonl")
+    printed["delete-where"] = _json_line("delete", counts, "--where", "key>=0", "--dry-run", "--print", "-o", "jsonl")
     printed["top"] = _json_line("top", counts, "-o", "jsonl", "--count", "2", "--interval", "0.1", line=1)
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)

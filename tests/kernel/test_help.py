@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import INSTALLED, need_tool, run_cli
@@ -94,6 +95,12 @@ def fake_sys_fs_bpf(pindir):
     pc = os.path.join(pindir, "profile_counts")
     make("hash", "--layout", "pid=u32,kern_stack_id=s32,user_stack_id=s32,comm=char[16]:u64", "--pin", pc)
     assert run_cli("update", pc, "pid=1,kern_stack_id=-17,user_stack_id=-14,comm=init", "3").returncode == 0
+    flows = os.path.join(pindir, "flows")  # for the filters, copy and migrate: one stale, two fresh
+    make("hash", "--layout", "u32:packets=u64,ts=u64", "--pin", flows)
+    make("hash", "--layout", "u32:packets=u64,bytes=u64,ts=u64", "--pin", os.path.join(pindir, "flows2"))
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    for k, packets, ts in ((1, 1, 0), (2, 5, now), (3, 9, now)):
+        assert run_cli("update", flows, str(k), f"packets={packets},ts={ts}").returncode == 0
     lat = os.path.join(pindir, "lat")
     make("array", "--layout", "u32:u64", "--max-entries", "32", "--pin", lat)
     for slot, n in ((4, 3), (5, 9), (6, 2)):

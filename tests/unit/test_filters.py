@@ -1,0 +1,121 @@
+"""The filter grammar (--where, --older-than) and the layout conversion rules, without a kernel."""
+
+import time
+
+import pytest
+
+from bpfmap.convert import Plan, converter
+from bpfmap.errors import UsageError
+from bpfmap.filters import Age, Condition, Where, parse_duration
+from bpfmap.layout import Layout
+
+
+def types(text: str):
+    lay = Layout.parse(text)
+    return lay.key.type, lay.value.type
+
+
+@pytest.mark.parametrize(
+    "text, value, passes",
+    [
+        ("pid=10", {"pid": 10}, True),
+        ("pid=0xa", {"pid": 10}, True),
+        ("pid!=10", {"pid": 10}, False),
+        ("pid<10", {"pid": 9}, True),
+        ("pid<10", {"pid": 10}, False),
+        ("pid<=10", {"pid": 10}, True),
+        ("pid>10", {"pid": 11}, True),
+        ("pid>=11", {"pid": 10}, False),
+        ("ratio<0.5", {"ratio": 0.25}, True),
+        ("comm=curl", {"comm": "curl"}, True),
+        ("comm~ur", {"comm": "curl"}, True),
+        ("comm~x", {"comm": "curl"}, False),
+        ("comm<5", {"comm": "curl"}, False),  # text has no order
+        ("ok=true", {"ok": True}, True),
+        ("a.b[1]=3", {"a": {"b": [1, 3]}}, True),
+        ("missing=1", {"pid": 1}, False),
+    ],
+)
+def test_condition(text, value, passes):
+    assert Condition(text)(value) is passes
+
+
+@pytest.mark.parametrize("bad", ["pid", "=3", "pid<abc", "1x=3", "pid>=", "a..b=1"])
+def test_bad_conditions_say_the_grammar(bad):
+    with pytest.raises(UsageError):
+        Condition(bad)
+
+
+@pytest.mark.parametrize(
+    "text, ns",
+    [
+        ("90s", 90 * 10**9),
+        ("10m", 600 * 10**9),
+        ("2h", 7200 * 10**9),
+        ("1h30m", 5400 * 10**9),
+        ("500ms", 5 * 10**8),
+        ("1.5d", 129600 * 10**9),
+        ("7", 7 * 10**9),
+    ],
+)
+def test_durations(text, ns):
+    assert parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("bad", ["", "10x", "m10", "-5", "5 m s", "1h-2m"])
+def test_bad_durations(bad):
+    with pytest.raises(UsageError, match="duration"):
+        parse_duration(bad)
+
+
+def test_fields_resolve_against_the_key_and_the_value():
+    k, v = types("pid=u32,cpu=u32:pid=u32,comm=char[16],n=u64")
+    with pytest.raises(UsageError, match="key.pid or value.pid"):
+        Where(["pid=1"], k, v)
+    with pytest.raises(UsageError, match="no field nope in the key or the value"):
+        Where(["nope=1"], k, v)
+    with pytest.raises(UsageError, match="the value has no field cpu"):
+        Where(["value.cpu=1"], k, v)
+    w = Where(["key.pid=1", "cpu>=2", "comm~ur", "n<100"], k, v)
+    assert w({"pid": 1, "cpu": 3}, {"pid": 9, "comm": "curl", "n": 5})
+    assert not w({"pid": 1, "cpu": 1}, {"pid": 9, "comm": "curl", "n": 5})
+    assert not w({"pid": 2, "cpu": 3}, {"pid": 1, "comm": "curl", "n": 5})
+
+
+def test_whole_scalar_sides_and_per_cpu_values():
+    k, v = types("u32:u64")
+    w = Where(["key>=2", "value>10"], k, v, percpu=True)
+    assert w(2, [5, 6])  # 11 over the CPUs
+    assert not w(2, [5, 5])
+    assert not w(1, [50, 50])
+
+
+def test_age_keeps_what_is_older_than_the_duration():
+    k, v = types("u32:ts=u64")
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    w = Where([], k, v, Age("10s", "ts"))
+    assert w(1, {"ts": now - 11 * 10**9})
+    assert not w(1, {"ts": now - 9 * 10**9})
+    per_cpu = Where([], k, v, Age("10s", "ts"), percpu=True)  # the newest CPU's stamp counts
+    assert not per_cpu(1, [{"ts": now - 11 * 10**9}, {"ts": now}])
+    assert per_cpu(1, [{"ts": now - 11 * 10**9}, {"ts": now - 12 * 10**9}])
+    with pytest.raises(UsageError, match="--clock"):
+        Age("1s", "ts", "jiffies")
+
+
+def test_conversion_rules():
+    _k, old = types("u32:packets=u32,comm=char[8],hist=u32[4],gone=u8")
+    _k, new = types("u32:packets=u64,comm=char[4],hist=u32[2],extra=u16")
+    plan = Plan()
+    with pytest.raises(UsageError, match="--drop value.hist"):
+        converter(old, new, "value", plan)
+    plan = Plan(drops={"value.hist", "value.gone"}, sets={"value.extra": "7"}, truncate=True)
+    f = converter(old, new, "value", plan)
+    assert plan.unmatched == []
+    got = f({"packets": 5, "comm": "abcdefgh", "hist": [1, 2, 3, 4], "gone": 1})
+    assert got == {"packets": 5, "comm": "abcd", "hist": [1, 2], "extra": "7"}
+    plan = Plan()
+    converter(old, types("u32:packets=u64")[1], "value", plan)
+    assert plan.unmatched == ["value.comm (char[8])", "value.hist (u32[4])", "value.gone (u8)"]
+    with pytest.raises(UsageError, match="cannot become"):
+        converter(types("u32:a=ipv4")[1], types("u32:a=u32")[1], "value", Plan())
