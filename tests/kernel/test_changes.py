@@ -427,3 +427,24 @@ def test_an_interrupted_migration_leaves_the_old_pin(pindir, sig):
     assert sorted(os.listdir(pindir)) == ["big"]
     if sig == signal.SIGINT:
         assert p.returncode == 130 and "interrupted before the swap" in err and "is the old map still" in err
+
+
+def test_an_interrupted_copy_writes_nothing(pindir):
+    """Ctrl-C while a copy reads and converts: exit 130, the target untouched."""
+    src = create_pin(pindir, "src", "hash", "--key", "4", "--value", "8", "--max-entries", "400000")
+    dst = create_pin(pindir, "dst", "hash", "--layout", "u32:a=u64,b=u64", "--max-entries", "400000")
+    with Map.open(src) as m:
+        n = 400000
+        m.update_batch(b"".join(k.to_bytes(4, "little") for k in range(n)), bytes(8 * n), n)
+    p = subprocess.Popen(
+        ["bpfmap", "copy", src, dst, "--from-layout", "u32:a=u32,b=u32"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted while reading; nothing written" in err
+    assert bpftool_dump(dst) == []
