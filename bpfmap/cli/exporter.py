@@ -62,7 +62,7 @@ def export(
     for node_exporter (--textfile).  Maps are read with batch lookups at each scrape,
     read-only; a map that disappears drops its metric and counts an error until a map is
     back under its pin or name.  Ctrl-C or SIGTERM stops the server (exit 0)."""
-    from ..export import Exporter, check_textfile, exposition, parse_listen, read_config, serve, write_textfile
+    from ..export import Exporter, check_textfile, parse_listen, read_config, scrape, serve, write_textfile
 
     check_seconds(interval, "--interval")
     if interval is not None and textfile is None:
@@ -85,7 +85,10 @@ def export(
         if textfile is not None:
             write_textfile(exporter, textfile)
         else:
-            sys.stdout.buffer.write(exposition(exporter, openmetrics))
+            import shutil
+
+            with scrape(exporter, openmetrics) as body:  # streamed: a big scrape is not held whole
+                shutil.copyfileobj(body, sys.stdout.buffer)
             sys.stdout.flush()
         if any(exporter.errors.values()):
             raise typer.Exit(3)

@@ -1,6 +1,7 @@
 """Map contents as Prometheus metrics: a config of metrics, each read from a map at
-scrape time, exposed through prometheus-client (HTTP /metrics, one exposition, or a
-node_exporter textfile).
+scrape time, written as the Prometheus text format by bpfmap (export.exposition; the
+OpenMetrics format through prometheus-client) over HTTP /metrics, as one exposition, or as
+a node_exporter textfile.
 
 A metric names a map (pin, ``id:N`` or ``name:NAME``), how to read it (a layout, a C
 header, else the map's BTF, else 4/8-byte integers), which value field is the number
@@ -14,7 +15,7 @@ Needs ``prometheus-client`` and ``PyYAML`` (``pip install 'bpfmap[export]'``).""
 
 from .collector import Exporter, describe_error
 from .config import ConfigError, Metric, parse_config, read_config
-from .serve import check_textfile, exposition, parse_listen, serve, write_textfile
+from .serve import check_textfile, exposition, parse_listen, scrape, serve, write_textfile
 
 __all__ = [
     "ConfigError",
@@ -26,6 +27,7 @@ __all__ = [
     "parse_config",
     "parse_listen",
     "read_config",
+    "scrape",
     "serve",
     "write_textfile",
 ]

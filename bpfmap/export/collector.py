@@ -1,5 +1,6 @@
-"""Reading the config's metrics from their maps at each scrape: a prometheus-client
-collector (counter, gauge and histogram families, and bpfmap's own metrics)."""
+"""Reading the config's metrics from their maps at each scrape: counter, gauge and
+histogram families (export.exposition writes them; a prometheus-client collector gives
+them to prometheus-client for OpenMetrics), and bpfmap's own metrics."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import operator
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import fields
 from ..errors import BpfmapError, UsageError, quote, translate
-from ..layout import inner_text
+from ..layout import TypeCodec, inner_text
 from ..maps import Map
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, HistogramSpec, Metric, _is_num
+from .exposition import Family, encode, family_text, row_lines, to_client
 
 
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -41,6 +43,7 @@ class Exporter:
         self.metrics = metrics
         self.errors = {m.name: 0 for m in metrics}
         self.textfile_errors = 0
+        self.decode_errors: dict[tuple[str, str], int] = {}
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
         self._views: dict[str, Any] = {}
@@ -48,53 +51,90 @@ class Exporter:
         self._scrape_errors: set[str] = set()  # metrics that counted an error in this scrape
         self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
 
-    # prometheus_client calls this at every scrape
+    # prometheus_client calls this at every scrape (OpenMetrics)
     def collect(self) -> list[Any]:
-        """Every metric's family and bpfmap's own, read now (one scrape at a time)."""
+        """Every metric's family and bpfmap's own, read now, as prometheus-client's."""
         with self._lock:
-            return self._collect()
+            return [to_client(f) for f in self._families(fast=False)]
 
-    def _collect(self) -> list[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    def scrape(self, out: Any) -> None:
+        """The text exposition of one scrape into ``out`` (a seekable binary file): each
+        metric as it is read (a metric that fails is cut out again and counted), then
+        bpfmap's own.  One scrape at a time."""
+        with self._lock:
+            for family in self._families(fast=True, out=out):
+                for text in family_text(family):
+                    out.write(encode(text))
 
-        durations = GaugeMetricFamily(
-            SELF_PREFIX + "scrape_duration_seconds", "Seconds spent reading each metric's map", labels=["metric"]
+    def families(self) -> list[Family]:
+        """One scrape's families, read into samples."""
+        with self._lock:
+            return list(self._families(fast=False))
+
+    def _families(self, fast: bool, out: Any = None) -> Iterator[Family]:
+        """Every metric's family, then bpfmap's own.  With ``out``, each metric's family is
+        written there as it is read (the fast path reads the map while it writes), so a
+        failure is cut out of ``out`` again; without, families are read whole."""
+        durations = Family(
+            SELF_PREFIX + "scrape_duration_seconds", "Seconds spent reading each metric's map", "gauge", ["metric"]
         )
-        entries = GaugeMetricFamily(SELF_PREFIX + "map_entries", "Entries read from each map", labels=["map"])
-        max_entries = GaugeMetricFamily(SELF_PREFIX + "map_max_entries", "Each map's max_entries", labels=["map"])
-        errors = CounterMetricFamily(
+        entries = Family(SELF_PREFIX + "map_entries", "Entries read from each map", "gauge", ["map"])
+        max_entries = Family(SELF_PREFIX + "map_max_entries", "Each map's max_entries", "gauge", ["map"])
+        errors = Family(
             SELF_PREFIX + "errors",
             "Scrapes where a metric's map could not be read (or held values it could not show)",
-            labels=["metric"],
+            "counter",
+            ["metric"],
         )
-        out: list[Any] = []
         maps_done: set[str] = set()
         self._scrape_errors = set()
         for metric in self.metrics:
             start = time.perf_counter()
+            mark = out.tell() if out is not None else 0
+            family: Family | None = None
             try:
-                family, count, max_e = self.read(metric)
+                family, count_of, max_e = self.read(metric, fast)
+                if out is not None:
+                    for text in family_text(family):
+                        out.write(encode(text))
+                    family = None
             except Exception as err:  # one metric's failure is never the whole scrape's
+                if out is not None:
+                    out.seek(mark)
+                    out.truncate()
+                if isinstance(err, OSError) and not isinstance(err, BpfmapError):
+                    self._drop(metric.name)  # the map went away mid-read
+                    err = translate("read", metric.map, err)
                 self.count_error(metric, f"export: {metric.name}: {describe_error(err)}")
             else:
                 if metric.name not in self._scrape_errors:
                     self._said.pop(metric.name, None)
-                out.append(family)
+                if family is not None:
+                    yield family
                 if metric.map not in maps_done:
                     maps_done.add(metric.map)
-                    entries.add_metric([metric.map], count)
-                    max_entries.add_metric([metric.map], max_e)
-            durations.add_metric([metric.name], time.perf_counter() - start)
+                    entries.add([metric.map], count_of())
+                    max_entries.add([metric.map], max_e)
+            durations.add([metric.name], time.perf_counter() - start)
         for name, n in self.errors.items():
-            errors.add_metric([name], n)
-        out += [durations, entries, max_entries, errors]
-        if self.textfile_errors:
-            failed = CounterMetricFamily(
-                SELF_PREFIX + "textfile_write_errors", "Textfile writes that failed (retried at the next interval)"
+            errors.add([name], n)
+        yield from (durations, entries, max_entries, errors)
+        if self.decode_errors:
+            failed = Family(
+                SELF_PREFIX + "decode_errors",
+                "Label values a decoder could not decode (the raw value is shown)",
+                "counter",
+                ["metric", "label"],
             )
-            failed.add_metric([], self.textfile_errors)
-            out.append(failed)
-        return out
+            for (name, label), n in sorted(self.decode_errors.items()):
+                failed.add([name, label], n)
+            yield failed
+        if self.textfile_errors:
+            failed = Family(
+                SELF_PREFIX + "textfile_write_errors", "Textfile writes that failed (retried at the next interval)", "counter", []
+            )
+            failed.add([], self.textfile_errors)
+            yield failed
 
     def last_error(self, name: str) -> str | None:
         """What the metric ``name``'s last error said (None once it reads again)."""
@@ -153,11 +193,15 @@ class Exporter:
         for name in list(self._views):
             self._drop(name)
 
-    def read(self, metric: Metric) -> tuple[Any, int, int]:
-        """The metric family for ``metric`` read now, the entries read, the map's max_entries."""
-
+    def read(self, metric: Metric, fast: bool = False) -> tuple[Family, Callable[[], int], int]:
+        """The family for ``metric`` read now, a function giving the entries read (once
+        the family is written: the fast path reads as it writes), the map's max_entries."""
         view = self._view(metric)
         m = view.map
+        if fast:
+            family = self._fast(metric, view)
+            if family is not None:
+                return family, lambda: self._counted, m.max_entries
         count = 0
 
         def batches(source: Iterable[tuple[list, list]]) -> Iterator[tuple[list, list, list | None]]:
@@ -177,7 +221,7 @@ class Exporter:
                         cpus * len(keys),
                     )
 
-        def family_of(source: Iterable[tuple[list, list]]) -> Any:
+        def family_of(source: Iterable[tuple[list, list]]) -> Family:
             if metric.type == "histogram":
                 rows = (
                     (k, v, c[i] if c else None) for ks, vs, c in batches(source) for i, (k, v) in enumerate(zip(ks, vs))
@@ -185,18 +229,50 @@ class Exporter:
                 return self._histogram(metric, rows)
             return self._scalar(metric, batches(source))
 
-        try:
-            family = family_of(view.column_batches())
-        except BpfmapError:
-            raise
-        except OSError as err:  # the map went away mid-read
-            self._drop(metric.name)
-            raise translate("read", metric.map, err) from err
+        family = family_of(view.column_batches())
         if count == 0:
             # nothing to read the fields from: check value:, labels:, slots: against an
             # entry of zeros (the map's BTF or layout), as the first real entry would be
             family_of([view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)])
-        return family, count, m.max_entries
+        n = count
+        return family, lambda: n, m.max_entries
+
+    def _fast(self, metric: Metric, view: View) -> Family | None:
+        """A counter or gauge whose labels name every field of the key (so no two entries
+        share a series) of leaves the row writer takes: a family whose lines are written
+        straight from the kernel's batches; None when the decoded path must do it."""
+        if metric.type == "histogram" or view.percpu or metric.decoders:
+            return None
+        if type(view.key) is not TypeCodec or type(view.value) is not TypeCodec:
+            return None  # display formats (--as ksym, ...) work on decoded values
+        m = view.map
+        key0 = view.key.decode(bytes(m.key_size))
+        every = [p for p, _v in _leaves(key0)]
+        paths = metric.labels if metric.labels is not None else every
+        if not set(paths) >= set(every):
+            return None
+        value0 = view.value.decode(bytes(m.value_size))
+        if metric.value is None and isinstance(value0, dict):
+            return None  # the decoded path says what to name
+        names = metric.label_names(paths)
+        family = Family(metric.name, metric.help_text(), metric.type, names)
+        lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
+        if lines is None:
+            return None
+        self._counted = 0
+
+        def text() -> Iterator[str]:
+            stream = view.raw_batches()
+            try:
+                pieces = lines.pieces  # type: ignore[attr-defined]
+                for keys, values, n in stream:
+                    self._counted += n
+                    yield from pieces(keys, values, n)
+            finally:
+                stream.close()
+
+        family.lines = text()
+        return family
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
         if metric.labels is not None:
@@ -257,11 +333,9 @@ class Exporter:
             raise metric.error("value", f"{metric.value or 'the value'} is not a number ({str(v)[:40]})")
         return g
 
-    def _scalar(self, metric: Metric, batches: Iterable[tuple[list, list, list | None]]):
+    def _scalar(self, metric: Metric, batches: Iterable[tuple[list, list, list | None]]) -> Family:
         """A counter or gauge, batch by batch: label tuples and numbers made a batch at a
         time, summed where several entries share labels."""
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         names: list[str] = []
         sums: dict[tuple, float] = {}
         unique: list[tuple[tuple, float]] = []  # labels name every key field: no two entries share them
@@ -293,14 +367,11 @@ class Exporter:
         items = unique or list(sums.items())
         if items and not _is_num(items[0][1]):
             raise metric.error("value", f"{metric.value or 'the value'} is not a number")
-        cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
-        family = cls(metric.name, metric.help_text(), labels=names)
-        _fill(family, names, items, "_total" if metric.type == "counter" else "")
+        family = Family(metric.name, metric.help_text(), metric.type, names)
+        family.samples.extend(items)
         return family
 
-    def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]):
-        from prometheus_client.core import HistogramMetricFamily
-
+    def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> Family:
         paths: list[str] | None = None
         names: list[str] = []
         labels_of: Any = None
@@ -375,11 +446,11 @@ class Exporter:
                 f"export: {metric.name}: slot {past} is past the last of the {limit} {h.buckets} buckets; "
                 "such counts go to +Inf",
             )
-        family = HistogramMetricFamily(metric.name, metric.help_text(), labels=names)
+        family = Family(metric.name, metric.help_text(), "histogram", names)
         for labels, counts in groups.items():
             buckets, estimate = _buckets(h, counts, overflow.get(labels, 0))
             total_sum = sums[labels] * h.multiplier if h.sum_slot else estimate
-            family.add_metric(list(labels), buckets, _rounded(total_sum))
+            family.add_histogram(labels, buckets, _rounded(total_sum))
         return family
 
 
@@ -391,14 +462,6 @@ def _label_text(v: Any) -> str:
     """A label value: what text output shows of it (bools true/false, arrays as JSON)."""
 
     return v if type(v) is str else inner_text(v)
-
-
-def _fill(family: Any, names: list[str], items: Iterable[tuple[tuple, float]], suffix: str) -> None:
-    """The family's samples, made at once (what ``add_metric`` does one call at a time)."""
-    from prometheus_client.samples import Sample
-
-    name = family.name + suffix
-    family.samples.extend(Sample(name, dict(zip(names, labels)), value) for labels, value in items)
 
 
 def _buckets(h: HistogramSpec, counts: list[float], overflow: float = 0) -> tuple[list[tuple[str, float]], float]:

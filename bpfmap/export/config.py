@@ -94,6 +94,7 @@ class Metric:
             raise self.error("c_header", "name the types with key_type and/or value_type")
         self.value = self._str(raw, "value")
         self.labels = self._strings(raw, "labels")
+        self.decoders: dict[str, Any] = {}  # label path -> its label decoders (export.labels)
         self.formats = self._formats(raw.get("as"))
         self.percpu = self._str(raw, "percpu") or "sum"
         if self.percpu not in PERCPU:

@@ -15,6 +15,9 @@ from typing import Any
 
 from ..errors import KernelError, UsageError, quote
 from .collector import Exporter
+from .exposition import CONTENT_TYPE
+
+SPOOL = 8 << 20  # a scrape's bytes held in memory before they spill to a temp file
 
 
 def registry_for(exporter: Exporter):
@@ -25,16 +28,77 @@ def registry_for(exporter: Exporter):
     return registry
 
 
+def scrape(exporter: Exporter, openmetrics: bool = False) -> Any:
+    """One scrape in a file positioned at its start: the text format 0.0.4 written by
+    bpfmap (export.exposition), or OpenMetrics through prometheus-client.  The file is in
+    memory up to SPOOL bytes, on disk past that, so a big map's scrape holds little."""
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL)
+    try:
+        if openmetrics:
+            from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+
+            out.write(om_latest(registry_for(exporter)))
+        else:
+            exporter.scrape(out)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
 def exposition(exporter: Exporter, openmetrics: bool = False) -> bytes:
-    """One scrape, in the text format 0.0.4 (or OpenMetrics)."""
-    registry = registry_for(exporter)
-    if openmetrics:
-        from prometheus_client.openmetrics.exposition import generate_latest as om_latest
+    """One scrape, in the text format 0.0.4 (or OpenMetrics), as bytes."""
+    with scrape(exporter, openmetrics) as f:
+        return f.read()
 
-        return om_latest(registry)
-    from prometheus_client import generate_latest
 
-    return generate_latest(registry)
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def wsgi_app(exporter: Exporter):
+    """The /metrics endpoint: OpenMetrics when the Accept header asks for it, else text
+    0.0.4; gzip when the scraper accepts it.  Each scrape is made whole, one at a time,
+    by one worker thread (always the same: the memory a scrape used is reused by the
+    next, not left in another thread's malloc arena), and then sent in chunks by the
+    connection's thread, so a slow client never holds another scrape up."""
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfmap-scrape")
+
+    def app(environ: dict, start_response: Any):
+        if environ.get("PATH_INFO") == "/favicon.ico":
+            start_response("200 OK", [])
+            return [b""]
+        accept = environ.get("HTTP_ACCEPT", "")
+        om = "application/openmetrics-text" in accept
+        body = worker.submit(scrape, exporter, om).result()
+        gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        headers = [("Content-Type", OPENMETRICS_TYPE if om else CONTENT_TYPE)]
+        if gzip:
+            headers.append(("Content-Encoding", "gzip"))
+        else:
+            body.seek(0, os.SEEK_END)
+            headers.append(("Content-Length", str(body.tell())))
+            body.seek(0)
+        start_response("200 OK", headers)
+        return _chunks(body, zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None)
+
+    return app
+
+
+def _chunks(body: Any, gz: Any) -> Any:
+    try:
+        while True:
+            data = body.read(1 << 18)
+            if not data:
+                break
+            yield gz.compress(data) if gz is not None else data
+        if gz is not None:
+            yield gz.flush()
+    finally:
+        body.close()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -63,8 +127,6 @@ def serve(exporter: Exporter, host: str, port: int):
     the server (``shutdown()`` then ``server_close()`` stop it within a second)."""
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    from prometheus_client import make_wsgi_app
-
     class Handler(WSGIRequestHandler):
         timeout = CLIENT_TIMEOUT
 
@@ -81,7 +143,7 @@ def serve(exporter: Exporter, host: str, port: int):
 
     try:
         Server.address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        httpd = make_server(host, port, make_wsgi_app(registry_for(exporter)), Server, handler_class=Handler)
+        httpd = make_server(host, port, wsgi_app(exporter), Server, handler_class=Handler)
     except OSError as err:
         raise KernelError(f"export: cannot listen on {host}:{port}: {err.strerror or err}", err.errno or 0) from None
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.25}, daemon=True)
@@ -115,7 +177,6 @@ def write_textfile(exporter: Exporter, path: str) -> None:
     with O_EXCL, never through a symlink), written, fsynced, made world-readable and
     renamed over ``path``."""
     check_textfile(path)
-    data = exposition(exporter)
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
@@ -124,7 +185,7 @@ def write_textfile(exporter: Exporter, path: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)
-            f.write(data)
+            exporter.scrape(f)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
