@@ -22,6 +22,7 @@ from typing import Any
 
 from . import _sys
 from .errors import NotFound, PermissionDenied, UsageError, quote, translate
+from .hostnames import cgroup2_mount, cgroup_by_id, cgroups  # noqa: F401  (re-exported)
 
 KINDS = {
     "pid": "pid:N (a process or thread id)",
@@ -101,19 +102,6 @@ def _pid(rest: str, whole: str) -> int:
         if err.errno in (errno.ESRCH, errno.EINVAL, errno.ENOENT):
             raise NotFound(f"{quote(whole)}: no process or thread {pid}") from None
         raise UsageError(f"{quote(whole)}: cannot open process {pid}: {err.strerror}") from None
-
-
-def cgroup2_mount() -> str | None:
-    """Where cgroup2 is mounted (from /proc/self/mountinfo), or None."""
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                if right.split(" ", 1)[0] == "cgroup2":
-                    return left.split(" ")[4].replace("\\040", " ")
-    except OSError:
-        return None
-    return None
 
 
 def cgroup_path(rest: str) -> str:
@@ -208,19 +196,6 @@ def tasks() -> Iterator[tuple[int, int, str]]:
             yield int(tid), int(entry.name), comm
 
 
-def cgroups(root: str) -> Iterator[str]:
-    """Every cgroup directory under ``root`` (``root`` first), depth first, by name."""
-    stack = [root]
-    while stack:
-        d = stack.pop()
-        yield d
-        try:
-            subs = sorted((e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)), reverse=True)
-        except OSError:
-            continue
-        stack.extend(subs)
-
-
 def attach_types() -> dict[int, str]:
     """enum bpf_attach_type of the running kernel (from its BTF): number -> name, lower
     case without ``BPF_`` (``cgroup_inet_egress``); empty when the kernel has no BTF."""
@@ -270,20 +245,6 @@ def cgroup_storage_key(text: str, key_size: int) -> bytes:
     if not attach:
         raise UsageError(f"{quote(text)}: name the attach type too, e.g. {text},cgroup_inet_egress")
     return struct.pack("<QI4x", ino, attach_type(attach))
-
-
-def cgroup_by_id(root: str | None = None) -> dict[int, str]:
-    """cgroup id (directory inode) -> path relative to the cgroup2 mount ('/' for the root)."""
-    root = root or cgroup2_mount()
-    if root is None:
-        return {}
-    out = {}
-    for d in cgroups(root):
-        try:
-            out[os.stat(d).st_ino] = "/" + os.path.relpath(d, root).removeprefix(".")
-        except OSError:
-            continue
-    return out
 
 
 # -- walking the objects a local-storage map may hold values for ---------------------------

@@ -4,7 +4,6 @@ them to prometheus-client for OpenMetrics), and bpfmap's own metrics."""
 
 from __future__ import annotations
 
-import math
 import operator
 import sys
 import threading
@@ -13,12 +12,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import fields
-from ..errors import BpfmapError, UsageError, quote, translate
+from ..errors import BpfmapError, KernelError, UsageError, quote, translate
 from ..layout import TypeCodec, inner_text
 from ..maps import Map
 from ..view import View, aggregate, numeric_layout
-from .config import SELF_PREFIX, HistogramSpec, Metric, _is_num
+from .config import SELF_PREFIX, Metric, _is_num, _label_name, rounded
 from .exposition import Family, encode, family_text, row_lines, to_client
+from .labels import Drop, Miss
+from .streams import Sink, Stream, is_stream
 
 
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -50,6 +51,14 @@ class Exporter:
         self._lock = threading.Lock()
         self._scrape_errors: set[str] = set()  # metrics that counted an error in this scrape
         self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
+        self.streams: dict[str, Stream] = {}  # map -> its reader, for ring buffers and perf buffers
+        self._stream_counts: dict[str, tuple[int, int, int]] = {}  # records, lost, dropped of streams gone
+        for metric in metrics:  # streams start now: records sent before the first scrape count
+            if metric.map not in self.streams:
+                try:
+                    self._stream(metric)
+                except BpfmapError:
+                    pass  # the scrape says what is wrong
 
     # prometheus_client calls this at every scrape (OpenMetrics)
     def collect(self) -> list[Any]:
@@ -111,7 +120,7 @@ class Exporter:
                     self._said.pop(metric.name, None)
                 if family is not None:
                     yield family
-                if metric.map not in maps_done:
+                if count_of is not None and metric.map not in maps_done:
                     maps_done.add(metric.map)
                     entries.add([metric.map], count_of())
                     max_entries.add([metric.map], max_e)
@@ -119,6 +128,17 @@ class Exporter:
         for name, n in self.errors.items():
             errors.add([name], n)
         yield from (durations, entries, max_entries, errors)
+        totals = self._stream_totals()
+        if totals:
+            for suffix, what, i in (
+                ("events", "Records read from each metric's ring buffer or perf buffer", 0),
+                ("events_lost", "Records a perf buffer lost (it was full) for each metric", 1),
+                ("series_dropped", "Series dropped past max_series (the one seen longest ago)", 2),
+            ):
+                fam = Family(SELF_PREFIX + suffix, what, "counter", ["metric"])
+                for name, counts in sorted(totals.items()):
+                    fam.add([name], counts[i])
+                yield fam
         if self.decode_errors:
             failed = Family(
                 SELF_PREFIX + "decode_errors",
@@ -165,6 +185,10 @@ class Exporter:
         except BpfmapError:
             self._drop(metric.name)  # let the old map go: our fd would keep it alive
             raise
+        if is_stream(m):
+            m.close()
+            self._drop(metric.name)
+            return None
         cached = self._views.get(metric.name)
         if cached is not None and cached.map.id == m.id:
             m.close()
@@ -177,6 +201,11 @@ class Exporter:
                     view.show_as(metric.formats)
                 except UsageError as err:
                     raise metric.error("as", str(err).removeprefix("--as ")) from None
+                for codec in (view.key, view.value):
+                    if hasattr(codec, "on_miss"):
+                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self.decode_error(
+                            name, path.replace(".", "_")
+                        )
         except BaseException:
             m.close()
             raise
@@ -189,14 +218,61 @@ class Exporter:
             old.map.close()
 
     def close(self) -> None:
-        """Close the maps held between scrapes."""
+        """Close the maps held between scrapes; stop the streams."""
         for name in list(self._views):
             self._drop(name)
+        for ref in list(self.streams):
+            self._end_stream(ref)
 
-    def read(self, metric: Metric, fast: bool = False) -> tuple[Family, Callable[[], int], int]:
+    def _stream(self, metric: Metric) -> Sink | None:
+        """``metric``'s sink of its map's stream, the stream started when the map is a ring
+        buffer or a perf event array (None for other maps).  Every metric naming the same
+        map shares its stream: one consumer, each record counted by each metric."""
+        stream = self.streams.get(metric.map)
+        if stream is not None:
+            if stream.error is None:
+                return stream.sinks[metric.name]
+            self._end_stream(metric.map)
+            raise KernelError(f"reading {metric.map} stopped: {stream.error}", 5)
+        m = Map.open(metric.map)  # read-write: a ring's consumer moves its position
+        if not is_stream(m):
+            m.close()
+            return None
+        try:
+            stream = Stream(m, [x for x in self.metrics if x.map == metric.map], self.log, self.decode_error)
+        except BaseException:
+            m.close()
+            raise
+        self.streams[metric.map] = stream
+        return stream.sinks[metric.name]
+
+    def _end_stream(self, ref: str) -> None:
+        stream = self.streams.pop(ref)
+        stream.stop()
+        for name, sink in stream.sinks.items():
+            old = self._stream_counts.get(name, (0, 0, 0))
+            self._stream_counts[name] = (old[0] + sink.records, old[1] + stream.lost, old[2] + sink.dropped)
+
+    def _stream_totals(self) -> dict[str, tuple[int, int, int]]:
+        out = dict(self._stream_counts)
+        for stream in self.streams.values():
+            for name, sink in stream.sinks.items():
+                old = out.get(name, (0, 0, 0))
+                out[name] = (old[0] + sink.records, old[1] + stream.lost, old[2] + sink.dropped)
+        return out
+
+    def read(self, metric: Metric, fast: bool = False) -> tuple[Family, Callable[[], int] | None, int]:
         """The family for ``metric`` read now, a function giving the entries read (once
         the family is written: the fast path reads as it writes), the map's max_entries."""
+        if metric.map in self.streams or metric.name in self._stream_counts:
+            sink = self._stream(metric)
+            if sink is not None:
+                return sink.family(), None, 0
         view = self._view(metric)
+        if view is None:  # a ring buffer or perf buffer appeared under the metric's name
+            sink = self._stream(metric)
+            assert sink is not None
+            return sink.family(), None, 0
         m = view.map
         if fast:
             family = self._fast(metric, view)
@@ -298,6 +374,8 @@ class Exporter:
             else:
                 raise metric.error("labels", f"{p}: no such field in the key or the value")
 
+        if metric.decoders:
+            return self._decorated(metric, paths, self._plain_labels(getters))
         if (
             len(paths) > 1
             and all(side == 0 for side, _g in getters)
@@ -310,10 +388,42 @@ class Exporter:
             text = str if plain else _label_text
             return lambda k, v: tuple(map(text, many(k)))
 
+        return self._plain_labels(getters)
+
+    @staticmethod
+    def _plain_labels(getters: list[tuple[int, Any]]):
         def labels(k: Any, v: Any) -> tuple:
             return tuple(_label_text(g(v if side else k)) for side, g in getters)
 
         return labels
+
+    def _decorated(self, metric: Metric, paths: list[str], base: Any):
+        """``base`` label getter with the metric's label decoders (static_map, regexp)
+        applied to the labels they name; a series a regexp leaves out raises Drop."""
+        index = {p: i for i, p in enumerate(paths)}
+        stray = [p for p in metric.decoders if p not in index]
+        if stray:
+            raise metric.error(
+                "as", f"{stray[0]}: static_map and regexp work on labels; {stray[0]} is not one ({', '.join(paths)})"
+            )
+        chains = [(index[p], decs, _label_name(p, metric)) for p, decs in metric.decoders.items()]
+
+        def labels(k: Any, v: Any) -> tuple:
+            out = list(base(k, v))
+            for i, decs, name in chains:
+                for d in decs:
+                    try:
+                        out[i] = d(out[i])
+                    except Miss:
+                        self.decode_error(metric.name, name)
+            return tuple(out)
+
+        return labels
+
+    def decode_error(self, metric: str, label: str) -> None:
+        """Count a label value a decoder could not decode (it is shown raw)."""
+        key = (metric, label)
+        self.decode_errors[key] = self.decode_errors.get(key, 0) + 1
 
     def _number_getter(self, metric: Metric, value: Any):
         """A function value -> the metric's number, compiled from the first value."""
@@ -350,8 +460,12 @@ class Exporter:
                 names = metric.label_names(paths, cpu_label=cpus is not None)
                 labels_of = self._label_getter(metric, paths, keys[0], values[0])
                 number = self._number_getter(metric, values[0])
-                distinct = set(paths) >= {p for p, _v in _leaves(keys[0])}
-            labels = list(map(labels_of, keys, values))
+                # every key field a label: no two entries share a series (unless a static_map merges them)
+                distinct = set(paths) >= {p for p, _v in _leaves(keys[0])} and not metric.decoders
+            if metric.decoders:  # a regexp may leave series out
+                labels, keys, values, cpus = _kept(labels_of, keys, values, cpus)
+            else:
+                labels = list(map(labels_of, keys, values))
             if cpus is not None:
                 labels = [t + (c,) for t, c in zip(labels, cpus)]
             try:
@@ -406,7 +520,10 @@ class Exporter:
                     slot_of = fields.getter(slot_path) if slot_path else _identity
                 else:
                     slots_of = fields.getter(h.slots)
-            labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
+            try:
+                labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
+            except Drop:
+                continue
             counts = groups.setdefault(labels, [])
             if h.slots is not None:
                 try:
@@ -448,10 +565,25 @@ class Exporter:
             )
         family = Family(metric.name, metric.help_text(), "histogram", names)
         for labels, counts in groups.items():
-            buckets, estimate = _buckets(h, counts, overflow.get(labels, 0))
+            buckets, estimate = h.cumulative(counts, overflow.get(labels, 0))
             total_sum = sums[labels] * h.multiplier if h.sum_slot else estimate
-            family.add_histogram(labels, buckets, _rounded(total_sum))
+            family.add_histogram(labels, buckets, rounded(total_sum))
         return family
+
+
+def _kept(labels_of: Any, keys: list, values: list, cpus: list | None) -> tuple[list, list, list, list | None]:
+    """Label tuples of the entries a regexp keeps, and those entries."""
+    out, ks, vs, cs = [], [], [], []
+    for i, (k, v) in enumerate(zip(keys, values)):
+        try:
+            out.append(labels_of(k, v))
+        except Drop:
+            continue
+        ks.append(k)
+        vs.append(v)
+        if cpus is not None:
+            cs.append(cpus[i])
+    return out, ks, vs, cs if cpus is not None else None
 
 
 def _identity(x: Any) -> Any:
@@ -464,42 +596,9 @@ def _label_text(v: Any) -> str:
     return v if type(v) is str else inner_text(v)
 
 
-def _buckets(h: HistogramSpec, counts: list[float], overflow: float = 0) -> tuple[list[tuple[str, float]], float]:
-    """Cumulative (le, count) pairs ending with +Inf, and the sum estimated from midpoints
-    (summed in slot units, multiplied once); ``overflow`` counts only in +Inf."""
-    out: list[tuple[str, float]] = []
-    running = 0.0
-    estimate = 0.0
-    for i, c in enumerate(counts):
-        bounds = h.slot_bounds(i)
-        if bounds is None or not math.isfinite(bounds[1] * h.multiplier):  # past the last bound
-            overflow += c
-            continue
-        low, high = bounds
-        le = high * h.multiplier
-        running += c
-        estimate += c * (low + high) / 2
-        out.append((_le(le), running))
-    if h.buckets == "fixed":  # every bound, also those no slot of this map reached
-        for i in range(len(counts), len(h.bounds)):
-            out.append((_le(h.bounds[i] * h.multiplier), running))
-    out.append(("+Inf", running + overflow))
-    return out, estimate * h.multiplier
-
-
-def _rounded(x: float) -> float:
-    """``x`` to 15 significant digits: a sum in slot units times the multiplier without
-    the float noise of the product (10 slots of 1e-6 is 1e-05, not 9.999999999999999e-06)."""
-    return float(f"{x:.15g}") if math.isfinite(x) else x
-
-
 def describe_error(err: BaseException) -> str:
     """An error of one metric, for the log: bpfmap's own as it says it, anything else
     named (it is a bug, but it costs only that metric)."""
     if isinstance(err, BpfmapError):
         return str(err)
     return f"internal error reading it ({type(err).__name__}: {quote(str(err), 200, bare=True)})"
-
-
-def _le(x: float) -> str:
-    return repr(float(x)) if not float(x).is_integer() or abs(x) >= 1e15 else f"{x:.1f}"

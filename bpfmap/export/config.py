@@ -3,6 +3,7 @@ names the metric and the field), with the bounds that keep a hostile config smal
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from typing import Any
@@ -12,6 +13,7 @@ from ..hist import MAX_SLOTS, canonical_scheme, slot_range
 from ..inputs import read_text
 from ..layout import Layout
 from ..layout.formats import parse_spec
+from . import labels
 
 TYPES = ("counter", "gauge", "histogram")
 BUCKETS = ("exp2", "log2", "exp2zero", "bits", "linear", "fixed")  # hist.SCHEMES and fixed bounds
@@ -42,6 +44,8 @@ _KEYS = {
     "min",
     "bounds",
     "sum_slot",
+    "object",
+    "max_series",
 }
 _HIST_ONLY = ("slots", "slot", "buckets", "multiplier", "step", "min", "bounds", "sum_slot")
 
@@ -88,8 +92,10 @@ class Metric:
         self.include_dirs = self._strings(raw, "include_dirs") or []
         if self.layout_text and self.c_header:
             raise self.error("layout", "give layout or c_header, not both")
-        if (self.key_type or self.value_type) and not self.c_header:
-            raise self.error("key_type" if self.key_type else "value_type", "needs c_header")
+        if self.key_type and not self.c_header:
+            raise self.error("key_type", "needs c_header")
+        if self.value_type and not self.c_header and not raw.get("object"):
+            raise self.error("value_type", "needs c_header (or object, for an event stream's records)")
         if self.c_header and not (self.key_type or self.value_type):
             raise self.error("c_header", "name the types with key_type and/or value_type")
         self.value = self._str(raw, "value")
@@ -102,6 +108,15 @@ class Metric:
         if self.labels is not None:
             self.label_names(self.labels)
         self.help = self._str(raw, "help") or ""
+        self.object = self._str(raw, "object")  # an event stream's records: this object's BTF
+        if self.object and (self.layout_text or self.c_header):
+            raise self.error("object", "give one of layout, c_header and object")
+        if self.object and not self.value_type:
+            raise self.error("object", "name the record's type with value_type (e.g. 'struct event')")
+        self.max_series = self._number(raw, "max_series", 10000, positive=True)
+        if self.max_series != int(self.max_series) or self.max_series > 10_000_000:
+            raise self.error("max_series", "give a whole number of series, at most 10,000,000")
+        self.max_series = int(self.max_series)
         self.hist: HistogramSpec | None = None
         if self.type != "histogram":
             given = [k for k in _HIST_ONLY if k in raw]
@@ -150,8 +165,9 @@ class Metric:
         return n
 
     def _formats(self, as_: Any) -> dict[str, str]:
-        """``as:``, a mapping of field path -> display format, checked item by item (a key
-        with a comma is one bad name, not two fields)."""
+        """``as:``, a mapping of field path -> display format (or label decoders: see
+        export.labels), checked item by item (a key with a comma is one bad name, not two
+        fields).  Label decoders go to ``self.decoders``."""
         if not as_:
             return {}
         if not isinstance(as_, dict):
@@ -159,12 +175,17 @@ class Metric:
 
         formats: dict[str, str] = {}
         for k, v in as_.items():
-            if not isinstance(k, str) or not isinstance(v, str):
+            if not isinstance(k, str) or not isinstance(v, (str, dict, list)):
                 raise self.error("as", f"{quote(str(k))[:60]}: give a field name and a format name, e.g. saddr: ip")
             if "," in k or "=" in k:
                 raise self.error("as", f"{quote(k)}: one field per key (a name, NAME.FIELD or NAME[I])")
+            fmt, decoders = labels.parse(v, lambda text, k=k: self.error("as", f"{k}: {text}"))
+            if decoders:
+                self.decoders[k] = decoders
+            if fmt is None:
+                continue
             try:
-                formats.update(parse_spec(f"{k}={v}"))
+                formats.update(parse_spec(f"{k}={fmt}"))
             except UsageError as err:
                 raise self.error("as", str(err).removeprefix("--as ")) from None
         return formats
@@ -208,14 +229,14 @@ class Metric:
             raise self.error("layout" if self.layout_text else "c_header", str(err)) from None
         return None
 
-    def help_text(self) -> str:
+    def help_text(self, exact_sum: bool = False) -> str:
         if self.help:
             base = self.help
         elif self.hist is not None:
             base = f"{self.hist.slots or 'counts'} of {self.map}"
         else:
             base = f"{self.value or 'value'} of {self.map}"
-        if self.hist is not None and not self.hist.sum_slot:
+        if self.hist is not None and not self.hist.sum_slot and not exact_sum:
             base += " (sum estimated from bucket midpoints)"
         return base
 
@@ -272,6 +293,42 @@ class HistogramSpec:
             return MAX_LINEAR_BUCKETS
         return MAX_SLOTS[canonical_scheme(self.buckets)]
 
+    def slot_of(self, value: float) -> int:
+        """The slot an event's value counts in: the first whose upper bound is at least
+        the value (Prometheus's le), ``max_slots`` past the last."""
+        highs = self.__dict__.get("_highs")
+        if highs is None:
+            highs = []
+            for i in range(self.max_slots):
+                b = self.slot_bounds(i)
+                if b is None:
+                    break
+                highs.append(b[1])
+            self.__dict__["_highs"] = highs
+        return bisect.bisect_left(highs, value)
+
+    def cumulative(self, counts: list[float], overflow: float = 0) -> tuple[list[tuple[str, float]], float]:
+        """Cumulative (le, count) pairs ending with +Inf, and the sum estimated from midpoints
+        (summed in slot units, multiplied once); ``overflow`` counts only in +Inf."""
+        out: list[tuple[str, float]] = []
+        running = 0.0
+        estimate = 0.0
+        for i, c in enumerate(counts):
+            bounds = self.slot_bounds(i)
+            if bounds is None or not math.isfinite(bounds[1] * self.multiplier):  # past the last bound
+                overflow += c
+                continue
+            low, high = bounds
+            le = high * self.multiplier
+            running += c
+            estimate += c * (low + high) / 2
+            out.append((_le(le), running))
+        if self.buckets == "fixed":  # every bound, also those no slot of this map reached
+            for i in range(len(counts), len(self.bounds)):
+                out.append((_le(self.bounds[i] * self.multiplier), running))
+        out.append(("+Inf", running + overflow))
+        return out, estimate * self.multiplier
+
     def slot_bounds(self, i: int) -> tuple[float, float] | None:
         """The values ``[low, high)`` slot ``i`` counts (in the map's units), None past the
         last fixed bound."""
@@ -281,6 +338,16 @@ class HistogramSpec:
             return (self.bounds[i - 1] if i else 0.0), self.bounds[i]
         low, high = slot_range(i, self.buckets, self.step or 1.0, self.min)
         return float(low), float(high)
+
+
+def _le(x: float) -> str:
+    return repr(float(x)) if not float(x).is_integer() or abs(x) >= 1e15 else f"{x:.1f}"
+
+
+def rounded(x: float) -> float:
+    """``x`` to 15 significant digits: a sum in slot units times the multiplier without
+    the float noise of the product (10 slots of 1e-6 is 1e-05, not 9.999999999999999e-06)."""
+    return float(f"{x:.15g}") if math.isfinite(x) else x
 
 
 def _is_num(v: Any) -> bool:

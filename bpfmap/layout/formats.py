@@ -10,6 +10,12 @@ shown as what they mean, over any layout (the language, a C header or BTF).
 - ``ksym``: a kernel address as ``symbol+0xoff`` from /proc/kallsyms.
 - ``errno``: an error number as its name (``-2`` -> ``-ENOENT``).
 - ``syscall``: a system call number as its name, from the kernel headers' unistd table.
+- ``cgroup``: a cgroup id (bpf_get_current_cgroup_id) as the cgroup's path under the
+  cgroup2 mount; ``ifname``: an interface index as its name; ``majorminor``: a device
+  number as the kernel keeps it (major << 20 | minor) as the block device's name,
+  ``majorminor_user`` the same for st_dev's encoding; ``uid``/``gid``: user and group names.
+  A number with no name (a cgroup gone, an interface deleted) stays the number; the
+  codec's ``on_miss`` hears of it (the exporter counts them).
 
 Names, once shown, parse back where they mean one number (errno and syscall names, a
 symbol's address, an address for ``ip``)."""
@@ -23,13 +29,28 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .. import fields
+from .. import fields, hostnames
 from ..errors import UsageError, quote
 from ..symbols import kernel as kernel_symbols
 from . import Codec, TypeCodec, _json, _maybe_json, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
-FORMATS = ("ip", "ipv4", "ipv6", "mac", "hex", "ksym", "errno", "syscall")
+FORMATS = (
+    "ip",
+    "ipv4",
+    "ipv6",
+    "mac",
+    "hex",
+    "ksym",
+    "errno",
+    "syscall",
+    "cgroup",
+    "ifname",
+    "majorminor",
+    "majorminor_user",
+    "uid",
+    "gid",
+)
 FAMILY_FIELDS = ("af", "family", "sa_family", "ss_family", "sin_family", "sin6_family", "addr_family", "ip_family")
 AF_INET, AF_INET6 = 2, 10
 
@@ -121,6 +142,7 @@ class FormattedCodec(Codec):
 
     def __init__(self, inner: TypeCodec, post: list[tuple[list[str], str, int]]) -> None:
         self.inner, self.size, self.type = inner, inner.size, inner.type
+        self.on_miss: Callable[[str, str, Any], None] | None = None  # (path, format, raw value)
         self._post = [(parts, fmt, _SHOW[fmt](size), _PARSE[fmt](size)) for parts, fmt, size in post]
         self._family = {tuple(p): _family_field(inner.type, p) for p, fmt, _s in post if fmt == "ip"}
 
@@ -146,7 +168,11 @@ class FormattedCodec(Codec):
                 parent[parts[-1]] = show(parent[parts[-1]], parent.get(fam) if fam else None)
             else:
                 v = parent[parts[-1]]
-                parent[parts[-1]] = [show(x) for x in v] if isinstance(v, list) else show(v)
+                try:
+                    parent[parts[-1]] = [show(x) for x in v] if isinstance(v, list) else show(v)
+                except _Miss:
+                    if self.on_miss is not None:
+                        self.on_miss(".".join(parts), fmt, v)
         return value
 
     def decode(self, data: bytes) -> Any:
@@ -321,17 +347,75 @@ def _parse_syscall(size: int) -> Callable[[Any], Any]:
     return parse
 
 
+class _Miss(Exception):
+    """A number with no name (the caller keeps the number)."""
+
+
+def _named(lookup: Callable[[int], str]) -> Callable[[int], Callable[[Any], Any]]:
+    def make(size: int) -> Callable[[Any], Any]:
+        def show(v: Any) -> Any:
+            if not isinstance(v, int) or isinstance(v, bool):
+                return v
+            try:
+                return lookup(v)
+            except LookupError:
+                raise _Miss(v) from None
+
+        return show
+
+    return make
+
+
+def _unnamed(lookup: Callable[[str], int]) -> Callable[[int], Callable[[Any], Any]]:
+    def make(size: int) -> Callable[[Any], Any]:
+        def parse(v: Any) -> Any:
+            if isinstance(v, str) and not re.fullmatch(r"\s*-?(0x[0-9a-fA-F]+|\d+)\s*", v):
+                try:
+                    return lookup(v.strip())
+                except (LookupError, OSError, ValueError) as err:
+                    raise UsageError(f"{quote(v)}: no such name ({err})") from None
+            return v
+
+        return parse
+
+    return make
+
+
+def _uid_of(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
+
+
+def _gid_of(name: str) -> int:
+    import grp
+
+    return grp.getgrnam(name).gr_gid
+
+
 _SHOW: dict[str, Callable[[int], Callable[..., Any]]] = {
     "ip": _show_ip,
     "ksym": _show_ksym,
     "errno": _show_errno,
     "syscall": _show_syscall,
+    "cgroup": _named(hostnames.cgroup_path_of),
+    "ifname": _named(hostnames.ifname),
+    "majorminor": _named(hostnames.block_device),
+    "majorminor_user": _named(hostnames.block_device_user),
+    "uid": _named(hostnames.user_name),
+    "gid": _named(hostnames.group_name),
 }
 _PARSE: dict[str, Callable[[int], Callable[[Any], Any]]] = {
     "ip": _parse_ip,
     "ksym": _parse_ksym,
     "errno": _parse_errno,
     "syscall": _parse_syscall,
+    "cgroup": _unnamed(hostnames.cgroup_path_of.id_of),
+    "ifname": _unnamed(socket.if_nametoindex),
+    "majorminor": _unnamed(hostnames.block_number),
+    "majorminor_user": _unnamed(lambda name: hostnames.block_number(name, kernel=False)),
+    "uid": _unnamed(_uid_of),
+    "gid": _unnamed(_gid_of),
 }
 
 __all__ = ["FORMATS", "FormattedCodec", "apply", "parse_spec", "syscall_names"]

@@ -1,0 +1,110 @@
+"""Label decoders of the export config that work on a label's text (``as:`` entries
+given as a mapping or a list): ``static_map`` (a table from the config, with a
+``default``) and ``regexp`` (keep only the series whose label matches it, or with
+``drop: true`` drop those that do).  The decoders that name numbers (cgroup, ifname,
+majorminor, uid, gid, ksym, errno, syscall, ip...) are display formats
+(layout.formats), applied when the map is decoded; these come after them, in order:
+
+    as:
+      op: {static_map: {1: read, 2: write}, default: other}
+      comm: {regexp: "^(nginx|envoy)$"}
+      cgroup: [cgroup, {regexp: "^/system\\\\.slice/", drop: true}]
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_TABLE = 65536  # entries a static_map holds at most
+MAX_PATTERN = 4096  # characters of a regexp
+
+
+class Miss(Exception):
+    """A value the decoder has no text for (the raw text stays; the exporter counts it)."""
+
+
+class Drop(Exception):
+    """A series a regexp leaves out."""
+
+
+class StaticMap:
+    def __init__(self, table: dict[str, str], default: str | None) -> None:
+        self.table, self.default = table, default
+
+    def __call__(self, text: str) -> str:
+        out = self.table.get(text, self.default)
+        if out is None:
+            raise Miss(text)
+        return out
+
+
+class Regexp:
+    def __init__(self, pattern: re.Pattern[str], drop: bool) -> None:
+        self.pattern, self.drop = pattern, drop
+
+    def __call__(self, text: str) -> str:
+        if (self.pattern.search(text) is not None) == self.drop:
+            raise Drop(text)
+        return text
+
+
+def _scalar_text(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (str, int, float)):
+        return str(v)
+    return None
+
+
+def parse(spec: Any, error) -> tuple[str | None, list[Any]]:
+    """An ``as:`` entry -> (its display format or None, its text decoders); ``error(text)``
+    makes the ConfigError to raise."""
+    items = spec if isinstance(spec, list) else [spec]
+    if not items:
+        raise error("give a format, a {static_map: ...} or a {regexp: ...}")
+    fmt: str | None = None
+    decoders: list[Any] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            if i or fmt is not None:
+                raise error(f"{item}: a display format comes first, and only one")
+            fmt = item
+        elif isinstance(item, dict):
+            decoders.append(_decoder(item, error))
+        else:
+            raise error(f"{str(item)[:40]!r}: give a format name or a mapping")
+    return fmt, decoders
+
+
+def _decoder(item: dict, error) -> Any:
+    keys = set(item)
+    if "static_map" in keys:
+        if not keys <= {"static_map", "default"}:
+            raise error(f"static_map takes default, not {', '.join(sorted(keys - {'static_map', 'default'}))}")
+        table = item["static_map"]
+        if not isinstance(table, dict) or not table or len(table) > MAX_TABLE:
+            raise error(f"static_map: give a mapping of values to names (1 to {MAX_TABLE} of them)")
+        out: dict[str, str] = {}
+        for k, v in table.items():
+            ks, vs = _scalar_text(k), _scalar_text(v)
+            if ks is None or vs is None:
+                raise error(f"static_map: {str(k)[:40]!r}: {str(v)[:40]!r}: give a value and its name")
+            out[ks] = vs
+        default = item.get("default")
+        if default is not None and _scalar_text(default) is None:
+            raise error("static_map: default: give a name")
+        return StaticMap(out, _scalar_text(default) if default is not None else None)
+    if "regexp" in keys:
+        if not keys <= {"regexp", "drop"}:
+            raise error(f"regexp takes drop, not {', '.join(sorted(keys - {'regexp', 'drop'}))}")
+        pattern, drop = item["regexp"], item.get("drop", False)
+        if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN:
+            raise error(f"regexp: give a pattern of at most {MAX_PATTERN} characters")
+        if not isinstance(drop, bool):
+            raise error("regexp: drop: give true or false")
+        try:
+            return Regexp(re.compile(pattern), drop)
+        except re.error as err:
+            raise error(f"regexp {pattern!r}: {err}") from None
+    raise error(f"{', '.join(map(str, keys))[:60]}: a decoder is static_map or regexp")
