@@ -56,7 +56,6 @@ def cgroup_by_id(root: str | None = None) -> dict[int, str]:
     return out
 
 
-
 class _Cached:
     """number -> name through ``lookup``, remembered; misses remembered for REWALK seconds."""
 

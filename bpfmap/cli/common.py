@@ -100,7 +100,8 @@ AsOpt = Annotated[
         "--as",
         metavar="FIELD=FMT,...",
         help="Show fields as: ip (IPv4/IPv6 by the struct's af/family field), ipv4, ipv6, mac, hex, "
-        "ksym (kernel symbol), errno, syscall; e.g. --as saddr=ip,daddr=ip.",
+        "ksym (kernel symbol), errno, syscall, cgroup (an id as its path), ifname, majorminor (a kernel "
+        "dev_t; majorminor_user: st_dev's), uid, gid; e.g. --as saddr=ip,daddr=ip.",
     ),
 ]
 KeyTypeOpt = Annotated[

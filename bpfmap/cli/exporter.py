@@ -117,7 +117,7 @@ def _check(exporter, config: str, quiet: bool) -> None:
     metrics = exporter.metrics
     for metric in metrics:
         try:
-            _family, count, max_entries = exporter.read(metric)
+            _family, count_of, max_entries = exporter.read(metric)
         except ConfigError:
             raise
         except BpfmapError as err:  # the map's own error (exit code), naming the metric
@@ -126,7 +126,10 @@ def _check(exporter, config: str, quiet: bool) -> None:
             raise BpfmapError(f"export: {metric.name}: {describe_error(err)}") from err
         if exporter.errors[metric.name]:
             raise UsageError(exporter.last_error(metric.name) or f"export: {metric.name}: failed")
-        say(f"export: {metric.name}: {metric.map}: {count} entries (max_entries {max_entries})", quiet)
+        if count_of is None:
+            say(f"export: {metric.name}: {metric.map}: an event stream, read as records come", quiet)
+        else:
+            say(f"export: {metric.name}: {metric.map}: {count_of()} entries (max_entries {max_entries})", quiet)
     say(f"export: {config}: {len(metrics)} metric{'s' if len(metrics) != 1 else ''} ok", quiet)
 
 

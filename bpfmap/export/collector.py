@@ -151,7 +151,10 @@ class Exporter:
             yield failed
         if self.textfile_errors:
             failed = Family(
-                SELF_PREFIX + "textfile_write_errors", "Textfile writes that failed (retried at the next interval)", "counter", []
+                SELF_PREFIX + "textfile_write_errors",
+                "Textfile writes that failed (retried at the next interval)",
+                "counter",
+                [],
             )
             failed.add([], self.textfile_errors)
             yield failed

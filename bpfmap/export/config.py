@@ -13,7 +13,7 @@ from ..hist import MAX_SLOTS, canonical_scheme, slot_range
 from ..inputs import read_text
 from ..layout import Layout
 from ..layout.formats import parse_spec
-from . import labels
+from .labels import parse as parse_decoders
 
 TYPES = ("counter", "gauge", "histogram")
 BUCKETS = ("exp2", "log2", "exp2zero", "bits", "linear", "fixed")  # hist.SCHEMES and fixed bounds
@@ -179,7 +179,7 @@ class Metric:
                 raise self.error("as", f"{quote(str(k))[:60]}: give a field name and a format name, e.g. saddr: ip")
             if "," in k or "=" in k:
                 raise self.error("as", f"{quote(k)}: one field per key (a name, NAME.FIELD or NAME[I])")
-            fmt, decoders = labels.parse(v, lambda text, k=k: self.error("as", f"{k}: {text}"))
+            fmt, decoders = parse_decoders(v, lambda text, k=k: self.error("as", f"{k}: {text}"))
             if decoders:
                 self.decoders[k] = decoders
             if fmt is None:

@@ -16,19 +16,17 @@ backslash, escaped, then x and the hex), so a scrape is always valid UTF-8."""
 from __future__ import annotations
 
 import codecs
-import math
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..columns import copy_columns
-from ..layout.leaves import HOST, enum_names, native_code, unpacking
+from ..layout.leaves import HOST, enum_names, native_code, prometheus_number, unpacking
 from ..layout.model import Char, Enum, Formatted, Scalar, Struct, Type
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _ESC = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
-INF, NINF = math.inf, -math.inf
 CHUNK = 4096  # series formatted at once
 
 
@@ -54,18 +52,7 @@ def label_value(v: str) -> str:
     return v.translate(_ESC)
 
 
-def value_text(v: Any) -> str:
-    """A sample value: integers exactly, floats as Python writes them, +Inf, -Inf, NaN."""
-    if type(v) is int:
-        return str(v)
-    f = float(v)
-    if f != f:
-        return "NaN"
-    if f == INF:
-        return "+Inf"
-    if f == NINF:
-        return "-Inf"
-    return repr(f)
+value_text = prometheus_number  # a sample value: integers exactly, floats by repr, NaN, +Inf, -Inf
 
 
 class Family:

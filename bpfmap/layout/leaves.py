@@ -201,6 +201,18 @@ def nested_float(v: float) -> str:
     return float.__repr__(v) if name is None else name
 
 
+PROMETHEUS_NON_FINITE = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}  # the exposition's names for them
+
+
+def prometheus_number(v: Any) -> str:
+    """A sample value in the Prometheus text exposition: integers exactly, floats as
+    Python's repr, ``NaN``, ``+Inf``, ``-Inf``."""
+    if type(v) is int:
+        return str(v)
+    f = float(v)
+    return float.__repr__(f) if math.isfinite(f) else PROMETHEUS_NON_FINITE[repr(f)]
+
+
 BOOL_TEXT = {True: "true", False: "false"}
 
 

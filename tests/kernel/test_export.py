@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -187,6 +188,7 @@ def test_check_opens_and_decodes_every_map(flows_prog, tmp_path):
     r = run_cli("export", config, "--check")
     assert r.returncode == 0, r.stderr
     assert "4 metrics ok" in r.stderr and f"{flows_prog.map('flows')}:" in r.stderr
+    assert re.search(r"flow_packets_total: \S+: \d+ entries \(max_entries 1024\)", r.stderr), r.stderr
     # a value field the map does not have, and a map that is not there
     wrong = flows_config(flows_prog).replace("value: packets", "value: packetz")
     r = run_cli("export", write_config(tmp_path, wrong), "--check")

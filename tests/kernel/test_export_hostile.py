@@ -155,7 +155,9 @@ def test_an_internal_error_in_one_metric_is_counted_not_the_whole_scrape(pindir,
     exporter = export.Exporter(export.read_config(config), log=lambda _t: None)
     real = exporter.read
     monkeypatch.setattr(
-        exporter, "read", lambda m, *a: (_ for _ in ()).throw(TypeError("boom")) if m.name == "one_total" else real(m, *a)
+        exporter,
+        "read",
+        lambda m, *a: (_ for _ in ()).throw(TypeError("boom")) if m.name == "one_total" else real(m, *a),
     )
     fams = _families(export.exposition(exporter).decode())
     exporter.close()

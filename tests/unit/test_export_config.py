@@ -4,13 +4,14 @@ names the metric and the field (exit 2), and hostile configs stay small."""
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
 from conftest import REPO, run_cli
 
 pytest.importorskip("prometheus_client")
-pytest.importorskip("yaml")
+yaml = pytest.importorskip("yaml")
 
 from bpfmap.export import parse_listen, read_config  # noqa: E402
 
@@ -109,7 +110,7 @@ BAD = [
     ("metrics: [{name: m, map: /x, 1: 2}]", "metric m: 1: not a field name"),
     ("metrics: [{name: m, map: /x}]\n7: x", "7: unknown top-level field"),
     ("metrics: [{name: m, map: /x, as: {'a,b': ip}}]", "metric m: as: 'a,b': one field per key"),
-    ("metrics: [{name: m, map: /x, as: {a: [ip]}}]", "metric m: as:"),
+    ("metrics: [{name: m, map: /x, as: {a: [ip, ksym]}}]", "metric m: as:"),
     (BOMB, "more than 100,000 values once its aliases are expanded"),
     ("metrics: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
     ("metrics: [{name: m, map: /x, type: histogram, multiplier: '1e-6x'}]", "metric m: multiplier:"),
@@ -155,3 +156,51 @@ def test_listen_takes_ascii_only(tmp_path, listen):
     cfg.write_text("metrics:\n- name: x\n  map: /nonexistent\n")
     r = run_cli("export", str(cfg), "--listen", listen)
     assert r.returncode == 2 and "--listen" in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("{op: {static_map: {}}}", "static_map: give a mapping"),
+        ("{op: {static_map: {1: read}, fallback: x}}", "static_map takes default"),
+        ("{op: {regexp: '('}}", "regexp '('"),
+        ("{op: {regexp: a, drop: maybe}}", "drop: give true or false"),
+        ("{op: [{regexp: a}, ip]}", "a display format comes first"),
+        ("{op: {nope: 1}}", "a decoder is static_map or regexp"),
+        ("{op: [cgroup, cgroup]}", "only one"),
+    ],
+)
+def test_label_decoders_are_checked(spec, message):
+    from bpfmap.export import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(yaml.safe_load(f"metrics: [{{name: m, map: /x, labels: [op], as: {spec}}}]"), "c.yaml")
+
+
+def test_label_decoders_parse_into_formats_and_decoders():
+    from bpfmap.export import parse_config
+    from bpfmap.export.labels import Drop, Miss
+
+    [m] = parse_config(
+        yaml.safe_load(
+            "metrics: [{name: m, map: /x, labels: [op, cg], as: {op: {static_map: {1: read}}, "
+            "cg: [cgroup, {regexp: '^/sys', drop: true}]}}]"
+        ),
+        "c.yaml",
+    )
+    assert m.formats == {"cg": "cgroup"}
+    [static] = m.decoders["op"]
+    assert static("1") == "read"
+    with pytest.raises(Miss):
+        static("2")
+    [regexp] = m.decoders["cg"]
+    assert regexp("/user") == "/user"
+    with pytest.raises(Drop):
+        regexp("/system.slice")
+
+
+def test_the_example_config_is_valid():
+    metrics = read_config(os.path.join(REPO, "examples", "export.yaml"))
+    by_name = {m.name: m for m in metrics}
+    assert by_name["cgroup_syscalls_total"].formats == {"cgid": "cgroup", "uid": "uid"}
+    assert by_name["exec_events_total"].max_series == 5000

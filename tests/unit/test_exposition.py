@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 NAME = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
 LABEL = st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,8}", fullmatch=True).filter(lambda n: n not in ("le", "quantile"))
 VALUE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
-    ['\\', '"', "\n", 'a\\"b\nc', "héllo wörld", "日本語", "\\n", "}", "{a=\"b\"}"]
+    ["\\", '"', "\n", 'a\\"b\nc', "héllo wörld", "日本語", "\\n", "}", '{a="b"}']
 )
 NUMBER = (
     st.integers(min_value=0, max_value=2**64 - 1)
