@@ -71,7 +71,15 @@ def test_listen_addresses():
 
 def test_the_example_config_is_valid():
     metrics = read_config(os.path.join(REPO, "examples", "export.yaml"))
-    assert [m.type for m in metrics] == ["counter", "counter", "histogram", "histogram"]
+    assert [m.type for m in metrics] == [
+        "counter",
+        "counter",
+        "histogram",
+        "histogram",
+        "counter",
+        "counter",
+        "histogram",
+    ]
 
 
 BOMB = """a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -199,7 +207,7 @@ def test_label_decoders_parse_into_formats_and_decoders():
         regexp("/system.slice")
 
 
-def test_the_example_config_is_valid():
+def test_the_example_config_has_decoders_and_an_event_stream():
     metrics = read_config(os.path.join(REPO, "examples", "export.yaml"))
     by_name = {m.name: m for m in metrics}
     assert by_name["cgroup_syscalls_total"].formats == {"cgid": "cgroup", "uid": "uid"}
