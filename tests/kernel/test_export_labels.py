@@ -311,3 +311,40 @@ def test_promtool_accepts_a_100000_series_scrape(pindir, tmp_path):
     assert r.stdout.count("\nflow_packets_total{") == n
     check = subprocess.run([promtool, "check", "metrics"], input=r.stdout, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_event_records_decoded_by_an_objects_btf(tmp_path):
+    """object: + value_type: a stream's records read through the object's BTF (a record
+    shorter than the type, as programs send a trailing array only as far as it is used,
+    still counts)."""
+    from conftest import compile_bpf
+
+    from bpfmap.events import Record
+    from bpfmap.export import parse_config
+    from bpfmap.export.streams import Sink
+
+    obj = compile_bpf(os.path.join(os.path.dirname(__file__), "..", "bpf", "records.bpf.c"), tmp_path / "records.o")
+    [metric] = parse_config(
+        {
+            "metrics": [
+                {
+                    "name": "execs_total",
+                    "map": "/unused",
+                    "object": obj,
+                    "value_type": "struct exec_event",
+                    "labels": ["comm"],
+                    "value": "args_len",
+                }
+            ]
+        },
+        "c.yaml",
+    )
+    sink = Sink(metric, lambda *_a: None, perf=False)
+
+    def event(pid: int, comm: str, args: bytes) -> Record:
+        return Record(struct.pack("=II16s", pid, len(args), comm.encode()) + args)
+
+    sink.add([event(1, "bash", b"ls -l"), event(2, "bash", b"cat"), event(3, "curl", b"-v x")])
+    f = sink.family()
+    assert dict(f.samples) == {("bash",): 8, ("curl",): 4}
+    assert sink.records == 3
