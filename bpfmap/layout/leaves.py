@@ -47,6 +47,7 @@ HOST = "<" if sys.byteorder == "little" else ">"
 # text output writes for nested structs and arrays (JSON that allows NaN), JSON is inside
 # json.dumps output (NaN and infinities as the strings "NaN", "Infinity", "-Infinity").
 TEXT, NESTED, JSON = "text", "nested", "json"
+CSV, CSV_WHOLE = "csv", "csv_whole"  # a CSV cell holding one field; one holding a whole key or value
 
 
 def native_code(t: Scalar | Enum) -> str:
@@ -227,16 +228,51 @@ def written(t: Type, where: str) -> tuple[str, Callable[[Any], str] | None] | No
     if isinstance(t, Scalar):
         if t.kind == "bool":
             return "%s", BOOL_TEXT.__getitem__
-        if t.kind == "float" and where != TEXT:
+        if t.kind == "float" and where in (NESTED, JSON):
             return "%s", nested_float if where == NESTED else json_float
         return "%s", None
     if isinstance(t, Enum):
-        return "%s", None if where == TEXT else _json_enum
+        return "%s", _json_enum if where in (NESTED, JSON) else None
     if isinstance(t, Char):
+        if where in (CSV, CSV_WHOLE):
+            return "%s", csv_whole_cell if where == CSV_WHOLE else csv_field_cell
         return "%s", text_string if where == TEXT else json_str
     if isinstance(t, (Bytes, Formatted)):
-        return ("%s" if where == TEXT else '"%s"'), None  # hex and addresses: nothing to escape
+        return ("%s" if where in (TEXT, CSV, CSV_WHOLE) else '"%s"'), None  # hex and addresses: nothing to escape
     return None
+
+
+# -- CSV cells -------------------------------------------------------------------------------
+# A string a CSV cell cannot hold as it is and read back the same: a field's cell that
+# starts with a quote (readers unquote it) or holds bytes that are not UTF-8 (a CSV dump
+# is UTF-8 text); a whole key or value (a ``key``/``value`` column, read as text output
+# is read) whatever text output quotes.  Such a cell holds the C-quoted form, inside the
+# cell's own CSV quoting (what csv.writer's QUOTE_MINIMAL does).
+_CSV_UNSAFE = re.compile(r'\A"|[\ud800-\udfff]')
+_CSV_QUOTE = re.compile(r'[,"\r\n]')
+
+
+def csv_string(v: str, whole: bool = False) -> str:
+    """A string as a CSV cell holds it (before the cell's own CSV quoting); ``whole``: the
+    cell is a whole key or value, not one field of it."""
+    if whole:
+        return text_string(v)
+    if v.isascii():  # the common case, at C speed: only a leading quote matters
+        return c_quote(v) if v[:1] == '"' else v
+    return v if _CSV_UNSAFE.search(v) is None else c_quote(v)
+
+
+def csv_quoted(v: str) -> str:
+    """A cell as csv.writer (QUOTE_MINIMAL) writes it."""
+    return '"' + v.replace('"', '""') + '"' if _CSV_QUOTE.search(v) else v
+
+
+def csv_field_cell(v: str) -> str:
+    return csv_quoted(csv_string(v))
+
+
+def csv_whole_cell(v: str) -> str:
+    return csv_quoted(csv_string(v, whole=True))
 
 
 def raw_written(t: Type, where: str) -> tuple[list[str], str, Callable[[Any], Any] | None, bool] | None:
@@ -251,7 +287,7 @@ def raw_written(t: Type, where: str) -> tuple[list[str], str, Callable[[Any], An
         return None
     piece, conv = piece_conv
     if isinstance(t, Formatted) and t.name == "ipv4":
-        quote = "" if where == TEXT else '"'
+        quote = '"' if where in (JSON, NESTED) else ""
         return ["B", "B", "B", "B"], f"{quote}%s.%s.%s.%s{quote}", None, False
     if isinstance(t, Scalar) and t.size != 16:
         return [native_code(t)], piece, conv, False

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..layout.leaves import c_quote, non_finite, text_string
+from ..layout.leaves import csv_string, non_finite
+from .table import write_raw_table, write_table
 from .templates import templates_of
-from .terminal import cell, console
 
 FORMATS = ("text", "json", "jsonl", "csv", "table")
 
@@ -109,7 +108,42 @@ def item_writer(fmt: str, kc: Codec, vc: Codec, ncpus: int | None = None) -> Cal
     CPUs' shown.  The same bytes as write_entries writes for the decoded batch."""
     from .rows import row_writer
 
+    if fmt == "csv":
+        return _csv_items(kc, vc, ncpus)
+    if fmt == "table":
+        from .rows import cell_writer
+
+        return cell_writer(kc, vc, ncpus)
     return row_writer(fmt, kc, vc, ncpus)
+
+
+def _csv_items(kc: Codec, vc: Codec, ncpus: int | None) -> Callable[[bytes, bytes, int], str] | None:
+    """CSV rows from raw batches (output.rows.csv_writer); a batch holding a carriage
+    return (rows csv.writer writes all quoted) goes through the decoded path instead."""
+    from .rows import csv_writer
+
+    lines = csv_writer(kc, vc, ncpus)
+    if lines is None:
+        return None
+    slow = _CsvRows(ncpus is not None, header=False)
+    vs: int = vc.size  # type: ignore[attr-defined]
+    stride = (vs + 7) & ~7 if ncpus is not None else vs
+
+    def rows(keys: bytes, values: bytes, count: int) -> str:
+        text = lines(keys, values, count)
+        if "\r" not in text:
+            return text
+        dk = kc.decode_many(keys, count)  # type: ignore[attr-defined]
+        if ncpus is None:
+            dv = vc.decode_many(values, count)  # type: ignore[attr-defined]
+        else:
+            n = count * ncpus
+            flat = vc.decode_many(b"".join(values[i * stride : i * stride + vs] for i in range(n)), n)  # type: ignore[attr-defined]
+            dv = [flat[i * ncpus : (i + 1) * ncpus] for i in range(count)]
+        return "".join(map(slow.row, dk, dv))
+
+    rows.header = lines.header  # type: ignore[attr-defined]
+    return rows
 
 
 def write_item_batches(
@@ -117,6 +151,16 @@ def write_item_batches(
 ) -> int:
     """Raw batches through ``lines`` (item_writer), framed as write_entries frames them;
     a piece at a time where ``lines`` makes a batch in pieces (layout.rows)."""
+    if hasattr(lines, "columns"):  # a table's cells
+        return write_raw_table(raw, lines, out)
+    header = getattr(lines, "header", None)
+    if header is not None:  # csv: the column row before the first row
+        count = 0
+        for keys, values, n in raw:
+            if n:
+                out.write((header if count == 0 else "") + lines(keys, values, n))
+                count += n
+        return count
     pieces = getattr(lines, "pieces", None)
     if pieces is not None:
         chunks = itertools.chain.from_iterable(pieces(keys, values, n) for keys, values, n in raw if n)
@@ -135,7 +179,7 @@ _ENTRY_WRITERS: dict[str, EntryWriter] = {
     "jsonl": functools.partial(_write_lines, "jsonl"),
     "json": functools.partial(_write_lines, "json"),
     "csv": lambda batches, _kc, _vc, percpu, out: _entries_csv(_entries(batches), percpu, out),
-    "table": lambda batches, kc, vc, percpu, out: _entries_table(_entries(batches), kc.format, vc.format, percpu, out),
+    "table": lambda batches, kc, vc, percpu, out: write_table(_entries(batches), kc.format, vc.format, percpu, out),
 }
 
 
@@ -249,27 +293,9 @@ def flatten(prefix: str, obj: object, out: list[tuple[str, object]]) -> None:
         out.append((prefix, obj))
 
 
-# A string a CSV cell cannot hold as it is and read back the same: a field's cell that
-# starts with a quote (readers unquote it) or holds bytes that are not UTF-8 (a CSV dump
-# is UTF-8 text); a whole key or value (a ``key``/``value`` column, read as text output
-# is read) whatever text output quotes.  Such a cell holds the C-quoted form, inside the
-# cell's own CSV quoting.
-_CSV_UNSAFE = re.compile(r'\A"|[\ud800-\udfff]')
-
-
 def _whole(column: str) -> bool:
     """A column holding a whole key or value (``key``, ``value``, per CPU ``values[N]``)."""
     return column in ("key", "value") or (column.startswith("values[") and column[7:-1].isdigit())
-
-
-def csv_string(v: str, whole: bool = False) -> str:
-    """A string as a CSV cell holds it (before the cell's own CSV quoting); ``whole``: the
-    cell is a whole key or value, not one field of it."""
-    if whole:
-        return text_string(v)
-    if v.isascii():  # the common case, at C speed: only a leading quote matters
-        return c_quote(v) if v[:1] == '"' else v
-    return v if _CSV_UNSAFE.search(v) is None else c_quote(v)
 
 
 def _entries_csv(entries: Iterable[tuple[object, object]], percpu: bool, out: IO[str]) -> int:
@@ -285,7 +311,7 @@ class _CsvRows:
     """CSV text for one entry at a time: the header row (flattened names of the first
     entry) comes before the first row."""
 
-    def __init__(self, percpu: bool) -> None:
+    def __init__(self, percpu: bool, header: bool = True) -> None:
         import csv
         import io
 
@@ -296,6 +322,7 @@ class _CsvRows:
         self._quoted = csv.writer(self._buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
         self._side = "values" if percpu else "value"
         self._header = False
+        self._with_header = header
         self._strings: list[tuple[int, bool]] = []
 
     def row(self, k: object, v: object) -> str:
@@ -303,7 +330,8 @@ class _CsvRows:
         flatten("key", k, cells)
         flatten(self._side, v, cells)
         if not self._header:
-            self._writer.writerow([c for c, _ in cells])
+            if self._with_header:
+                self._writer.writerow([c for c, _ in cells])
             self._header = True
             # every row has the first's columns: the string ones are checked (csv_string)
             self._strings = [(i, _whole(c)) for i, (c, x) in enumerate(cells) if type(x) is str]
@@ -365,47 +393,6 @@ class EntryTexts:
         if frame is None:
             return ""
         return frame.end if self.count else frame.start + frame.empty_end
-
-
-def _entries_table(
-    entries: Iterable[tuple[object, object]],
-    key_text: Callable[[Any], str],
-    value_text: Callable[[Any], str],
-    percpu: bool,
-    out: IO[str],
-) -> int:
-    """A rich table: one column per top-level key field and value field (per CPU: one per CPU)."""
-    from rich.table import Table
-
-    from ..layout import format_text
-
-    rows: list[list[str]] = []
-    key_cols: list[str] | None = None
-    val_cols: list[str] | None = None
-    for k, v in entries:
-        if key_cols is None:
-            key_cols = [f"key.{n}" for n in k] if isinstance(k, dict) else ["key"]
-            if percpu:
-                val_cols = [f"cpu{i}" for i in range(len(v))]  # type: ignore[arg-type]
-            else:
-                val_cols = list(v) if isinstance(v, dict) else ["value"]
-        kcells = [format_text(x) for x in k.values()] if isinstance(k, dict) else [key_text(k)]
-        if percpu:
-            vcells = [value_text(x) for x in v]  # type: ignore[attr-defined]
-        elif isinstance(v, dict):
-            vcells = [format_text(x) for x in v.values()]
-        else:
-            vcells = [value_text(v)]
-        rows.append([cell(c) for c in kcells + vcells])
-    table = Table(show_edge=False, header_style="bold")
-    for col in (key_cols or ["key"]) + (val_cols or ["value"]):
-        table.add_column(cell(col), overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    con = console(out)
-    con.print(table)
-    con.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}", style="dim")
-    return len(rows)
 
 
 def write_value(

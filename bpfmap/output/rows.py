@@ -30,7 +30,7 @@ from typing import Any
 
 from ..columns import copy_columns
 from ..layout.codec import visible_fields
-from ..layout.leaves import HOST, JSON, NESTED, TEXT, json_str, raw_written
+from ..layout.leaves import CSV, CSV_WHOLE, HOST, JSON, NESTED, TEXT, json_str, raw_written
 from ..layout.model import Array, Bytes, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
@@ -130,6 +130,24 @@ class _Side:
         self._at(base + t.size)
         return body
 
+    def cells(self, t: Type, off: int, name: str, whole: bool, out: list[tuple[str, str]]) -> None:
+        """CSV: (column name, template piece) of every leaf of a value of ``t`` at ``off``,
+        in the order output.entries.flatten names them (``key.a``, ``value.hist[2]``)."""
+        leaf = raw_written(t, CSV_WHOLE if whole else CSV)
+        if leaf is not None:
+            self.piece(t, off, CSV_WHOLE if whole else CSV)
+            out.append((name, leaf[1]))
+            return
+        if isinstance(t, Array):
+            for i in range(t.count):
+                self.cells(t.elem, off + i * t.elem.size, f"{name}[{i}]", False, out)
+            return
+        if isinstance(t, Struct) and not t.union:
+            for f in _fields(t):
+                self.cells(f.type, off + f.offset, f"{name}.{f.name}", False, out)
+            return
+        raise _NotRow(type(t).__name__)
+
     def per_cpu(self, t: Type, fmt: str, ncpus: int) -> str:
         """A per-CPU value: one value of ``t`` per CPU, each in a slot rounded up to 8
         bytes; text: tab-separated, JSON: a list."""
@@ -188,6 +206,123 @@ def row_writer(
     return _writer("json", kt, vt, ncpus, ('{"key": ', ', "value": ' if ncpus is None else ', "values": ', "}\n"))
 
 
+def csv_writer(key_codec: Any, value_codec: Any, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
+    """CSV rows straight from raw batches: a function (keys, values, count) -> the rows,
+    with ``header`` (the column row, written before the first row); None as row_writer.
+    The bytes output.entries writes for the decoded entries (csv.writer's quoting; a row
+    holding a carriage return is written by the decoded path, all quoted, as it is)."""
+    kt, vt = _type_of(key_codec), _type_of(value_codec)
+    if kt is None or not kt.size or vt is None or not vt.size:
+        return None
+    cache_key = ("csv", kt, vt, ncpus, None)
+    if cache_key not in _WRITERS:
+        try:
+            _WRITERS[cache_key] = _compile_csv(kt, vt, ncpus)
+        except _NotRow:
+            _WRITERS[cache_key] = None
+    return _WRITERS[cache_key]
+
+
+def _compile_csv(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
+    ks, vs = _Side(), _Side()
+    kcells: list[tuple[str, str]] = []
+    vcells: list[tuple[str, str]] = []
+    ks.cells(kt, 0, "key", True, kcells)
+    ks._at(kt.size)
+    if ncpus is None:
+        vs.cells(vt, 0, "value", True, vcells)
+        vs._at(vt.size)
+    else:
+        stride = (vt.size + 7) & ~7
+        for c in range(ncpus):
+            vs.cells(vt, c * stride, f"values[{c}]", True, vcells)
+        vs._at(ncpus * stride)
+    names = [n for n, _p in kcells + vcells]
+    if len(names) < 2:
+        raise _NotRow("one column")
+    line = ",".join(p for _n, p in kcells + vcells) + "\n"
+    lines = _compile_line("text", kt, vt, ncpus, ks, vs, line)
+    lines.header = _csv_header(names)  # type: ignore[attr-defined]
+    return lines
+
+
+SEP = "\x00"  # between a table's cells (text output escapes every control character a value holds)
+
+
+def cell_writer(
+    key_codec: Any, value_codec: Any, ncpus: int | None = None
+) -> Callable[[bytes, bytes, int], str] | None:
+    """A table's cells straight from raw batches: a function (keys, values, count) -> each
+    entry's cells, SEP between them and after the last; with ``columns`` (the header)
+    and ``strings`` (the columns that hold text, which a terminal needs made safe).  The
+    cells are what output.table makes of the decoded entries (format_text of each
+    top-level field; per CPU, each CPU's value).  None as row_writer."""
+    kt, vt = _type_of(key_codec), _type_of(value_codec)
+    if kt is None or not kt.size or vt is None or not vt.size:
+        return None
+    cache_key = ("cells", kt, vt, ncpus, None)
+    if cache_key not in _WRITERS:
+        try:
+            _WRITERS[cache_key] = _compile_cells(kt, vt, ncpus)
+        except _NotRow:
+            _WRITERS[cache_key] = None
+    return _WRITERS[cache_key]
+
+
+def _top_cells(side: _Side, t: Type, base: int, name: str, out: list[tuple[str, str, bool]]) -> None:
+    """(column, template, holds text) of each top-level field of a struct, or the whole value."""
+    if isinstance(t, Struct) and not t.union:
+        for f in _fields(t):
+            if isinstance(f.type, Struct) and not f.type.union:
+                piece = side.top(f.type, "text", base + f.offset)  # name=value,... as format_text writes it
+            else:
+                piece = side.piece(f.type, base + f.offset, TEXT)
+            out.append((f"{name}.{f.name}" if name == "key" else f.name, piece, _has_text(f.type)))
+        return
+    out.append((name, side.top(t, "text", base), _has_text(t)))
+
+
+def _has_text(t: Type) -> bool:
+    from ..layout.model import Char
+
+    if isinstance(t, Char):
+        return True
+    if isinstance(t, Array):
+        return _has_text(t.elem)
+    if isinstance(t, Struct):
+        return any(_has_text(f.type) for f in t.fields)
+    return False
+
+
+def _compile_cells(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
+    ks, vs = _Side(), _Side()
+    cells: list[tuple[str, str, bool]] = []
+    _top_cells(ks, kt, 0, "key", cells)
+    ks._at(kt.size)
+    if ncpus is None:
+        _top_cells(vs, vt, 0, "value", cells)
+        vs._at(vt.size)
+    else:
+        stride = (vt.size + 7) & ~7
+        for c in range(ncpus):
+            cells.append((f"cpu{c}", vs.top(vt, "text", c * stride), _has_text(vt)))
+        vs._at(ncpus * stride)
+    line = "".join(p + SEP for _n, p, _t in cells)
+    lines = _compile_line("text", kt, vt, ncpus, ks, vs, line)
+    lines.columns = [n for n, _p, _t in cells]  # type: ignore[attr-defined]
+    lines.strings = [i for i, (_n, _p, t) in enumerate(cells) if t]  # type: ignore[attr-defined]
+    return lines
+
+
+def _csv_header(names: list[str]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(names)
+    return buf.getvalue()
+
+
 def record_writer(fmt: str, codec: Any, cpus: bool = False) -> Callable[[bytes, bytes, int], str] | None:
     """For ``text`` and ``jsonl`` event records: a function (cpus, records, count) -> their
     lines (text: the value; JSON ``{"value": V}``, ``{"cpu": C, "value": V}`` when
@@ -226,7 +361,13 @@ def _compile(
     kbody = ks.top(kt, fmt) if kt is not None else ""
     vbody = vs.top(vt, fmt) if ncpus is None else vs.per_cpu(vt, fmt, ncpus)
     head, mid, tail = frame
-    line = head + kbody + mid + vbody + tail
+    return _compile_line(fmt, kt, vt, ncpus, ks, vs, head + kbody + mid + vbody + tail)
+
+
+def _compile_line(
+    fmt: str, kt: Type | None, vt: Type, ncpus: int | None, ks: _Side, vs: _Side, line: str
+) -> Callable[[bytes, bytes, int], str]:
+    """The lines function of one entry's template ``line`` over the sides' items."""
     ksize = kt.size if kt is not None else 0
     vsize = vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
     size = ksize + vsize

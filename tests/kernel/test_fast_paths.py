@@ -297,11 +297,14 @@ def _rows_against_plain(lay, data: bytes, count: int, ncpus: int | None = None) 
     slots = [lay.value.decode(values[i * stride : i * stride + vs]) for i in range(count * (ncpus or 1))]
     vals = slots if ncpus is None else [slots[i * ncpus : (i + 1) * ncpus] for i in range(count)]
     batch = (lay.key.decode_many(keys, count), vals)
-    for fmt in ("text", "jsonl", "json"):
-        rows = row_writer(fmt, lay.key, lay.value, ncpus)
+    for fmt in ("text", "jsonl", "json", "csv", "table"):
+        if fmt in ("csv", "table"):
+            rows = item_writer(fmt, lay.key, lay.value, ncpus)
+        else:
+            rows = row_writer(fmt, lay.key, lay.value, ncpus)
         assert rows is not None, (fmt, lay.key.type, lay.value.type)
         want = io.StringIO()
-        if fmt == "json":
+        if fmt in ("json", "csv", "table"):
             write_entries([batch], fmt, lay.key, lay.value, ncpus is not None, want)
         else:
             line = _line_function(fmt, lay.key, lay.value, ncpus is not None)

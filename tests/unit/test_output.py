@@ -92,3 +92,49 @@ def test_entry_texts_are_the_bytes_write_entries_writes(fmt, layout, percpu):
         write_entries(batches, fmt, kc, vc, percpu, out)
         texts = EntryTexts(fmt, kc, vc, percpu)
         assert "".join("".join(texts.batch(k, v)) for k, v in batches) + texts.end() == out.getvalue()
+
+
+def test_a_streamed_table_draws_what_rich_draws():
+    """The streamed table's lines, drawn with the widths rich chooses, are rich's lines,
+    on random cells (printable text without wide characters)."""
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rich.console import Console
+    from rich.table import Table
+
+    from bpfmap.output.table import footer, header, lines
+
+    text = st.text(
+        st.characters(min_codepoint=0x20, max_codepoint=0x2FF, blacklist_categories=("Cc", "Mn")), max_size=12
+    )
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.integers(1, 5).flatmap(lambda n: st.tuples(
+        st.lists(st.from_regex(r"[a-z][a-z.]{0,8}", fullmatch=True), min_size=n, max_size=n),
+        st.lists(st.lists(text, min_size=n, max_size=n), min_size=1, max_size=8),
+    )))  # fmt: skip
+    def check(case):
+        names, rows = case
+        t = Table(show_edge=False, header_style="bold")
+        for n in names:
+            t.add_column(n, overflow="fold")
+        for r in rows:
+            t.add_row(*r)
+        buf = io.StringIO()
+        con = Console(file=buf, width=400, markup=False, highlight=False, no_color=True)
+        con.print(t)
+        con.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}", style="dim")
+        widths = [max(len(names[i]), *(len(r[i]) for r in rows)) for i in range(len(names))]
+        assert header(names, widths, False) + lines(rows, widths) + footer(len(rows), False) == buf.getvalue()
+
+    check()
+
+
+def test_a_streamed_table_folds_what_does_not_fit_and_fits_the_console():
+    from bpfmap.output.table import fit, lines
+
+    assert lines([["abcdefghij", "x"]], [4, 1]) == " abcd │ x \n efgh │   \n ij   │   \n"
+    widths = fit([30, 10, 50], 60)
+    assert sum(widths) + 3 * 3 - 1 <= 60 and widths[1] == 10
