@@ -12,9 +12,12 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from ..errors import UsageError
 from ..types import Value
 from ..view import View, sort_entries
-from .entries import UNREADABLE, columns, item_writer, write_entries, write_item_batches
+from .entries import UNREADABLE, _CsvRows, _line_function, columns, item_writer, write_entries, write_item_batches
+from .percpu import one_cpu, reduced
+from .sort import sort_field, sorted_batches
 
 Batches = Iterator[Any]
 
@@ -53,13 +56,23 @@ def dump(
     lines = None
     if where is not None:
         where.begin()
-    if reduce is None and sort is None and not where:  # every value whole, in the kernel's order
-        lines = item_writer(format, view.key, view.value, m.ncpus if still_percpu else None)
+    by = None
+    if reduce is None and not where:  # every value whole
+        if sort is not None:
+            if top is not None and top < 1:
+                raise UsageError("--top must be at least 1")
+            by = sort_field(view, sort)  # an integer field: sorted on the raw bytes
+        if sort is None or by is not None:
+            lines = item_writer(format, view.key, view.value, m.ncpus if still_percpu else None)
+    if reduce is not None and sort is None and not where and format != "table":
+        lines = _reduced_lines(view, format, percpu, cpu)  # one CPU's, or the CPUs' reduced
     # leaves in structs and arrays: raw batches straight to their lines; else decoded ones
     stream: Any = view.raw_batches(size=batch_size) if lines is not None else view.column_batches(size=batch_size)
     batches = progress(stream, lines is not None) if progress is not None else stream
     try:
         if lines is not None:
+            if by is not None:
+                batches = sorted_batches(batches, by, m.key_size, m.shape.entry, reverse, top)
             return write_item_batches(batches, format, lines, out)
         if reduce is not None:
             batches = ((k, list(map(reduce, v))) for k, v in batches)
@@ -74,6 +87,37 @@ def dump(
         walk_note = getattr(m, "walk_note", None)
         if note is not None and walk_note:
             note(walk_note)  # how a map of kernel objects was listed, when it matters
+
+
+def _reduced_lines(view: View, fmt: str, how: str | None, cpu: int | None) -> Any:
+    """A lines function over per-CPU raw batches giving plain values: CPU ``cpu``'s, or
+    the CPUs' reduced by ``how`` (output.percpu); None for the decoded path."""
+    plain = item_writer(fmt, view.key, view.value, None)
+    if plain is None:
+        return None
+    m = view.map
+    lines: Any
+    if cpu is not None:
+        lines = one_cpu(plain, cpu, m.value_size, m.shape.entry)
+    else:
+        if fmt == "csv":
+            rows = _CsvRows(False, header=False)
+
+            def slow(keys: list[Any], values: list[Any]) -> str:
+                return "".join(map(rows.row, keys, values))
+        else:
+            line = _line_function(fmt, view.key, view.value, False)
+
+            def slow(keys: list[Any], values: list[Any]) -> str:
+                return "".join(map(line, zip(keys, values)))
+
+        lines = reduced(plain, view, how or "", slow)
+        if lines is None:
+            return None
+    header = getattr(plain, "header", None)
+    if header is not None:
+        lines.header = header  # csv: the column row
+    return lines
 
 
 def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | None) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 from ..columns import copy_columns
 from ..layout.codec import visible_fields
 from ..layout.leaves import CSV, CSV_WHOLE, HOST, JSON, NESTED, TEXT, json_str, raw_written
-from ..layout.model import Array, Bytes, Scalar, Struct, Type
+from ..layout.model import Array, Bytes, Char, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
 _CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
@@ -283,8 +283,6 @@ def _top_cells(side: _Side, t: Type, base: int, name: str, out: list[tuple[str, 
 
 
 def _has_text(t: Type) -> bool:
-    from ..layout.model import Char
-
     if isinstance(t, Char):
         return True
     if isinstance(t, Array):

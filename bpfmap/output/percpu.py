@@ -1,0 +1,121 @@
+"""``dump --cpu N`` and ``--percpu sum|max|min`` on raw batches: one CPU's slot copied out
+a column at a time, or the CPUs' values reduced a leaf column at a time, into plain
+values the row writer formats, no entry decoded.  The result is view.aggregate's on the
+decoded values (numbers summed or compared, strings and bools from CPU 0), so the lines
+are the decoded path's; a batch whose sum does not fit the field (a u64 counter summed
+over CPUs past 2^64) is written by the decoded path, which shows the whole number.
+Values with floats (whose sums depend on the order), enums (names), bitfields, unions or
+fields in the other byte order take the decoded path, and so does ``avg``."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from ..columns import copy_columns
+from ..layout import TypeCodec
+from ..layout.leaves import CODES
+from ..layout.model import Array, Bytes, Char, Scalar, Struct, Type
+from ..view import aggregate
+
+Lines = Callable[[bytes, bytes, int], str]
+_REDUCE: dict[str, Callable[[Any], Any]] = {"sum": sum, "max": max, "min": min}
+
+
+def one_cpu(lines: Lines, cpu: int, vsize: int, entry: int) -> Lines:
+    """``lines`` of plain values over per-CPU raw batches: CPU ``cpu``'s slot of each."""
+    stride = (vsize + 7) & ~7
+
+    def pick(keys: bytes, values: bytes, count: int) -> str:
+        plain = bytearray(vsize * count)
+        copy_columns(plain, vsize, 0, values, entry, cpu * stride, vsize, count)
+        return lines(keys, bytes(plain), count)
+
+    return pick
+
+
+def reduced(lines: Lines, view: Any, how: str, slow: Callable[[list[Any], list[Any]], str]) -> Lines | None:
+    """``lines`` of plain values over per-CPU raw batches, each value the CPUs' reduced by
+    ``how`` (sum, max, min); ``slow(keys, values)`` writes a decoded batch (reduced
+    values) for the batches whose results do not fit.  None when the value's type is not
+    one this path reduces."""
+    if how not in _REDUCE or type(view.value) is not TypeCodec:
+        return None
+    leaves: list[tuple[int, str, bool]] = []  # (offset, struct code, a number?)
+    if not _leaves(view.value.type, 0, leaves):
+        return None
+    m = view.map
+    vsize, ncpus = m.value_size, m.ncpus
+    slot = ""
+    pos = 0
+    for off, code, _num in leaves:
+        slot += f"{off - pos}x" if off > pos else ""
+        slot += code
+        pos = off + struct.calcsize("=" + code)
+    if pos < vsize:
+        slot += f"{vsize - pos}x"
+    if struct.calcsize("=" + slot) != vsize:
+        return None
+    nleaves = len(leaves)
+    numbers = [i for i, (_o, _c, num) in enumerate(leaves) if num]
+    firsts = [i for i, (_o, _c, num) in enumerate(leaves) if not num]
+    fold = _REDUCE[how]
+    shape = m.shape
+    unpackers: dict[int, Any] = {}
+    packers: dict[int, Any] = {}
+
+    def per_count(cache: dict[int, Any], n: int) -> Any:
+        s = cache.get(n)
+        if s is None:
+            s = struct.Struct("=" + slot * n)
+            if len(cache) < 8:
+                cache[n] = s
+        return s
+
+    def reduce_batch(keys: bytes, values: bytes, count: int) -> str:
+        items = per_count(unpackers, count * ncpus).unpack(shape.slots(values, count))
+        row = nleaves * ncpus  # an entry's items: CPU 0's leaves, then CPU 1's...
+        out: list[Any] = [None] * (count * nleaves)
+        for j in numbers:
+            cols = [items[c * nleaves + j :: row] for c in range(ncpus)]
+            out[j::nleaves] = list(map(fold, zip(*cols))) if ncpus > 1 else cols[0]
+        for j in firsts:
+            out[j::nleaves] = items[j::row]
+        try:
+            plain = per_count(packers, count).pack(*out)
+        except struct.error:  # a sum past the field's range: the decoded path shows it whole
+            dk = view.key.decode_many(keys, count)
+            dv = view.decode_batch(keys, values, count)[1]
+            return slow(dk, [aggregate(v, how) for v in dv])
+        return lines(keys, plain, count)
+
+    return reduce_batch
+
+
+def _leaves(t: Type, base: int, out: list[tuple[int, str, bool]]) -> bool:
+    """Every leaf of ``t`` as (offset, native struct code, whether it is a number that is
+    reduced); False for a type this path does not take."""
+    if isinstance(t, Scalar):
+        if t.size == 16 or t.kind == "float" or (t.order not in ("=", _HOST) and t.size > 1):
+            return False
+        out.append((base, CODES[(t.kind, t.size)], t.kind in ("uint", "int")))
+        return True
+    if isinstance(t, (Char, Bytes)):
+        out.append((base, f"{t.size}s", False))
+        return True
+    if isinstance(t, Array):
+        return all(_leaves(t.elem, base + i * t.elem.size, out) for i in range(t.count))
+    if isinstance(t, Struct) and not t.union:
+        for f in t.fields:
+            if f.bit_size is not None or not f.name and isinstance(f.type, Struct):
+                return False
+            if not f.name:
+                continue  # padding
+            if not _leaves(f.type, base + f.offset, out):
+                return False
+        return True
+    return False
+
+
+_HOST = "<" if struct.pack("=H", 1) == b"\x01\x00" else ">"
