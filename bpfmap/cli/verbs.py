@@ -13,7 +13,7 @@ from ..layout import Layout
 from ..maps import Map, UpdateMode
 from ..output import FORMATS, default_format, printable, write_value
 from ..types import Access, MapType, Value
-from ..view import View, check_cpu, numeric_layout
+from ..view import AGGREGATES, View, check_cpu, numeric_layout
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -292,10 +292,11 @@ def json_list(text: str) -> list[Any]:
     return items
 
 
-def do_dump(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT) -> None:
-    """dump MAP with no other option than --layout and --output (the fast path runs it)."""
+def do_dump(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT, **options: Any) -> None:
+    """dump MAP with no other options than --layout, --output, --percpu, --cpu, --sort,
+    --top and --reverse (the fast path runs it)."""
     with Map.open(map_ref, readonly=True) as m:
-        dump_entries(opts.view(m), map_ref, output)
+        dump_entries(opts.view(m), map_ref, output, **options)
 
 
 def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = None, **options: Any) -> None:
@@ -340,15 +341,25 @@ _OUTPUT_VERBS = ("lookup", "dump")
 _OPTIONS: dict[Optional[str], LayoutOptions] = {}  # --layout text -> its LayoutOptions (views cached in it)
 
 
-def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str], LayoutOptions]]:
-    """(verb, positional arguments, output format, layout options) for a plain line, or
-    None when the command-line parser must read it."""
+# dump's options the fast path also reads: option -> (dump()'s argument, how its text is read)
+_DUMP_OPTIONS: dict[str, tuple[str, Any]] = {
+    "--percpu": ("percpu", lambda t: t if t in AGGREGATES else None),
+    "--cpu": ("cpu", lambda t: int(t) if t.isdigit() else None),
+    "--sort": ("sort", lambda t: t or None),
+    "--top": ("top", lambda t: int(t) if t.isdigit() and int(t) > 0 else None),
+}
+
+
+def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]]:
+    """(verb, positional arguments, output format, layout options, dump's other options)
+    for a plain line, or None when the command-line parser must read it."""
     verb = words[0] if words else ""
     span = _FAST_VERBS.get(verb)
     if span is None:
         return None
     positional: list[str] = []
     layout = output = None
+    extra: dict[str, Any] = {}
     i, n = 1, len(words)
     while i < n:
         w = words[i]
@@ -363,8 +374,18 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
             layout = w[9:]
         elif w.startswith("--output="):
             output = w[9:]
+        elif verb == "dump" and w in _DUMP_OPTIONS and i < n and words[i][:1] != "-":
+            name, read = _DUMP_OPTIONS[w]
+            value = read(words[i])
+            if value is None or name in extra:
+                return None  # the parser says what is wrong with it
+            extra[name], i = value, i + 1
+        elif verb == "dump" and w == "--reverse" and "reverse" not in extra:
+            extra["reverse"] = True
         else:
             return None  # another option (or a negative number): the parser's job
+    if "top" in extra and "sort" not in extra or ("percpu" in extra and "cpu" in extra):
+        return None
     if not span[0] <= len(positional) <= span[1] or (output is not None and verb not in _OUTPUT_VERBS):
         return None
     if verb in _OUTPUT_VERBS and _may_be_many(positional[0]):
@@ -384,7 +405,7 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
         opts = LayoutOptions(layout=lay)
         if len(_OPTIONS) < 256:
             _OPTIONS[layout] = opts
-    return verb, positional, output, opts
+    return verb, positional, output, opts, extra
 
 
 def _may_be_many(ref: str) -> bool:
@@ -393,11 +414,11 @@ def _may_be_many(ref: str) -> bool:
     return ref.startswith("name:") or any(c in ref for c in "*?[") or os.path.isdir(ref)
 
 
-def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions]) -> None:
+def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> None:
     """Run a line parse_fast read, through the verb's own function."""
-    verb, positional, output, opts = parsed
+    verb, positional, output, opts, extra = parsed
     if verb == "dump":
-        do_dump(positional[0], output, opts)
+        do_dump(positional[0], output, opts, **extra)
     elif verb == "lookup":
         do_lookup(positional[0], positional[1] if len(positional) > 1 else None, output=output, opts=opts)
     elif verb == "delete":

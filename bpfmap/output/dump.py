@@ -100,16 +100,12 @@ def _reduced_lines(view: View, fmt: str, how: str | None, cpu: int | None) -> An
     if cpu is not None:
         lines = one_cpu(plain, cpu, m.value_size, m.shape.entry)
     else:
-        if fmt == "csv":
-            rows = _CsvRows(False, header=False)
-
-            def slow(keys: list[Any], values: list[Any]) -> str:
-                return "".join(map(rows.row, keys, values))
-        else:
+        def slow(keys: list[Any], values: list[Any]) -> str:
+            """The decoded path's lines (made when a batch first needs them: rarely)."""
+            if fmt == "csv":
+                return "".join(map(_CsvRows(False, header=False).row, keys, values))
             line = _line_function(fmt, view.key, view.value, False)
-
-            def slow(keys: list[Any], values: list[Any]) -> str:
-                return "".join(map(line, zip(keys, values)))
+            return "".join(map(line, zip(keys, values)))
 
         lines = reduced(plain, view, how or "", slow)
         if lines is None:

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Every output format and option against a plain dump (issue 26: no slow path), as a
+user runs them (`bpfmap dump ...`, output to /dev/null, wall time with start-up):
+
+- a 100,000-entry flow map with BTF
+  (`saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]`):
+  `-o text`, `-o csv`, `-o table`, `--sort packets --top 10`, `--sort packets` (text,
+  jsonl, csv);
+- a 100,000-entry per-CPU hash (`u32:u64`): the plain per-CPU dump, `--percpu sum`,
+  `--percpu max`, `--cpu 0`.
+
+Run as root (not in CI):
+
+    python benchmarks/bench_formats.py [--entries 100000] [--reps 5]
+
+Targets (issue 26): table <= 2x text; csv <= 1.3x text; a full --sort <= 2x the plain
+dump of the same format; --percpu/--cpu <= 1.3x the plain per-CPU dump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from _common import child_times, private_bpffs  # noqa: E402
+
+FLOWS = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
+
+
+def make_flows(pin: str, n: int) -> None:
+    subprocess.run(
+        ["bpfmap", "create", "hash", "--layout", FLOWS, "--max-entries", str(n), "--pin", pin, "-q"], check=True
+    )
+    lines = "".join(
+        f"saddr=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255},daddr=192.168.0.1,sport={i % 65536},dport=443,proto=6"
+        f"\tpackets={i * 7 % 100003},bytes={i * 1500},comm=c{i % 50}\n"
+        for i in range(n)
+    )
+    subprocess.run(["bpfmap", "update", pin, "--from", "-", "-q"], input=lines, text=True, check=True)
+
+
+def make_percpu(pin: str, n: int) -> None:
+    from bpfmap import Map
+
+    subprocess.run(
+        ["bpfmap", "create", "percpu_hash", "--layout", "u32:u64", "--max-entries", str(n), "--pin", pin, "-q"],
+        check=True,
+    )
+    with Map.open(pin) as m:
+        keys = b"".join(i.to_bytes(4, "little") for i in range(n))
+        values = b"".join(b"".join((i * (c + 1)).to_bytes(8, "little") for c in range(m.ncpus)) for i in range(n))
+        m.update_batch(keys, values, n)
+
+
+def median(cmd: list[str], reps: int) -> float:
+    return statistics.median(child_times(cmd)[0] for _ in range(reps))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=100000)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (maps and a private bpffs)")
+    n, reps = args.entries, args.reps
+    with private_bpffs("bpfmapformats") as (_tmp, fs):
+        flows, pcpu = os.path.join(fs, "flows"), os.path.join(fs, "pcpu")
+        make_flows(flows, n)
+        make_percpu(pcpu, n)
+        runs = {
+            "text": ["-o", "text"],
+            "jsonl": ["-o", "jsonl"],
+            "csv": ["-o", "csv"],
+            "table": ["-o", "table"],
+            "sort top 10": ["--sort", "packets", "--top", "10"],
+            "sort text": ["--sort", "packets", "-o", "text"],
+            "sort jsonl": ["--sort", "packets", "-o", "jsonl"],
+            "sort csv": ["--sort", "packets", "-o", "csv"],
+        }
+        t = {name: median(["bpfmap", "dump", flows, *a], reps) for name, a in runs.items()}
+        for name in runs:
+            print(f"{n} flows  dump {' '.join(runs[name]):28} {t[name]:.3f} s  ({t[name] / t['text']:.2f}x text)")
+        p = {
+            name: median(["bpfmap", "dump", pcpu, *a], reps)
+            for name, a in {
+                "all": [],
+                "sum": ["--percpu", "sum"],
+                "max": ["--percpu", "max"],
+                "cpu0": ["--cpu", "0"],
+            }.items()
+        }
+        for name, v in p.items():
+            print(f"{n} per-CPU dump {name:5} {v:.3f} s  ({v / p['all']:.2f}x the plain per-CPU dump)")
+        checks = [
+            ("table <= 2x text", t["table"] / t["text"], 2.0),
+            ("csv <= 1.3x text", t["csv"] / t["text"], 1.3),
+            ("sort text <= 2x text", t["sort text"] / t["text"], 2.0),
+            ("sort jsonl <= 2x jsonl", t["sort jsonl"] / t["jsonl"], 2.0),
+            ("sort csv <= 2x csv", t["sort csv"] / t["csv"], 2.0),
+            ("--percpu sum <= 1.3x", p["sum"] / p["all"], 1.3),
+            ("--percpu max <= 1.3x", p["max"] / p["all"], 1.3),
+            ("--cpu 0 <= 1.3x", p["cpu0"] / p["all"], 1.3),
+        ]
+        for what, ratio, limit in checks:
+            print(f"{'PASS' if ratio <= limit else 'FAIL'}  {what} ({ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
