@@ -5,6 +5,9 @@
  *   baseline load PIN FILE     read KEY<TAB>VALUE lines, write them with batch updates
  *   baseline loadmem PIN N     write keys 0..N-1 with values 3*key from memory, batch
  *                              by batch (what a loader could do at best)
+ *   baseline createload PIN N  create a u32 -> u64 hash of N entries, pin it at PIN,
+ *                              then loadmem into it (what `bpfmap create` + `update
+ *                              --from` do, in one C process)
  */
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -60,10 +63,25 @@ static int load(const char *pin, const char *file)
 	return 0;
 }
 
+static int fill(int fd, long n);
+
 static int loadmem(const char *pin, long n)
 {
 	int fd = bpf_obj_get(pin);
 	if (fd < 0) { perror("bpf_obj_get"); return 1; }
+	return fill(fd, n);
+}
+
+static int createload(const char *pin, long n)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "load", 4, 8, n, NULL);
+	if (fd < 0) { perror("bpf_map_create"); return 1; }
+	if (bpf_obj_pin(fd, pin)) { perror("bpf_obj_pin"); return 1; }
+	return fill(fd, n);
+}
+
+static int fill(int fd, long n)
+{
 	__u32 *keys = malloc(n * sizeof(*keys));
 	__u64 *values = malloc(n * sizeof(*values));
 	if (!keys || !values) { perror("malloc"); return 1; }
@@ -86,6 +104,8 @@ int main(int argc, char **argv)
 		return load(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "loadmem"))
 		return loadmem(argv[2], atol(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "createload"))
+		return createload(argv[2], atol(argv[3]));
 	fprintf(stderr, "usage: baseline dump PIN | baseline load PIN FILE | baseline loadmem PIN N\n");
 	return 2;
 }

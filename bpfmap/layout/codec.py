@@ -7,6 +7,7 @@ addresses in their usual notation); encode(decode(b)) == b for canonical bytes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import struct
@@ -559,13 +560,100 @@ def compile_many(t: Type) -> Callable[[bytes, int], list[Any]]:
 _JUST_INT = frozenset({int})
 
 
+def _flat_numbers(t: Type) -> list[tuple[str, int, Scalar]] | None:
+    """(name, offset, type) of each field of a struct made only of host-order integers
+    and floats (no bitfields, unions, anonymous members or nesting); None otherwise."""
+    if not isinstance(t, Struct) or t.union or t.packed:
+        return None
+    out = []
+    for f in t.fields:
+        if isinstance(f.type, Pad):
+            continue
+        ft = f.type
+        if not f.name or f.bit_size is not None or not isinstance(ft, Scalar):
+            return None
+        if ft.order != "=" or ft.kind not in ("uint", "int", "float") or ft.size > 8:
+            return None
+        out.append((f.name, f.offset, ft))
+    return out or None
+
+
+_NUMBER = r"(-?(?:0|[1-9][0-9]*))"  # an integer as int(x, 0) reads a decimal one
+_FLOAT = r"(-?(?:[0-9]+\.?[0-9]*(?:e[-+]?[0-9]+)?|inf|nan))"
+
+
+def _struct_encode_many(t: Struct, leaves: list[tuple[str, int, Scalar]]) -> Callable[[list[Any]], bytes]:
+    """Many values of a flat struct of numbers at once: as dicts (JSON Lines) or as the
+    ``name=value,...`` text ``dump`` writes.  Raises on anything else (a missing or extra
+    field, a bool, a number out of range); callers then go one by one."""
+    names = [n for n, _o, _t in leaves]
+    fmt, pos = "", 0
+    for _n, off, ft in leaves:
+        fmt += f"{off - pos}x" if off > pos else ""
+        fmt += _CODES[(ft.kind, ft.size)]
+        pos = off + ft.size
+    fmt += f"{t.size - pos}x" if t.size > pos else ""
+    nfields = len(leaves)
+    floats = [i for i, (_n, _o, ft) in enumerate(leaves) if ft.kind == "float"]
+    line = re.compile(
+        "^" + ",".join(re.escape(n) + "=" + (_FLOAT if ft.kind == "float" else _NUMBER) for n, _o, ft in leaves) + "$",
+        re.M,
+    )
+    packers: dict[int, Any] = {}
+
+    def pack(flat: list[Any], n: int) -> bytes:
+        p = packers.get(n)
+        if p is None:
+            p = struct.Struct("=" + fmt * n)
+            if len(packers) < 8:
+                packers[n] = p
+        try:
+            return p.pack(*flat)
+        except struct.error as err:
+            raise ValueError(str(err)) from None
+
+    def many(items: list[Any]) -> bytes:
+        n = len(items)
+        if not n:
+            return b""
+        flat: list[Any] = [None] * (n * nfields)
+        if type(items[0]) is str:
+            found = line.findall("\n".join(items))
+            if len(found) != n:
+                raise ValueError("not every value is name=number,...")
+            cells = list(itertools.chain.from_iterable(found)) if nfields > 1 else found
+            for j in range(nfields):
+                col = cells[j::nfields]
+                flat[j::nfields] = list(map(float, col)) if j in floats else list(map(int, col))
+            return pack(flat, n)
+        if set(map(type, items)) != _JUST_DICT or set(map(len, items)) != {nfields}:
+            raise TypeError("not all dicts of the struct's fields")
+        for j, name in enumerate(names):
+            col = [d[name] for d in items]
+            kinds = set(map(type, col))
+            if not kinds <= (_INT_FLOAT if j in floats else _JUST_INT):
+                raise TypeError(f"{name}: not all numbers")
+            flat[j::nfields] = col
+        return pack(flat, n)
+
+    return many
+
+
+_JUST_DICT = frozenset({dict})
+_INT_FLOAT = frozenset({int, float})
+
+
 def compile_encode_many(t: Type) -> Callable[[list[Any]], bytes] | None:
     """A function encoding many host-order numbers (as text or as numbers) at C speed, or
-    None for other types.  It raises on any bad item; callers then go one by one."""
+    many values of a flat struct of them, or None for other types.  It raises on any bad
+    item; callers then go one by one."""
+    leaves = _flat_numbers(t)
+    if leaves is not None:
+        assert isinstance(t, Struct)
+        return _struct_encode_many(t, leaves)
     if not (isinstance(t, Scalar) and t.order == "=" and t.kind in ("uint", "int", "float") and t.size <= 8):
         return None
     from array import array
-    from itertools import repeat
 
     code = _CODES[(t.kind, t.size)]
     if t.kind == "float":
@@ -579,7 +667,7 @@ def compile_encode_many(t: Type) -> Callable[[list[Any]], bytes] | None:
 
     def many(items: list[Any]) -> bytes:
         if items and type(items[0]) is str:
-            return array(code, map(int, items, repeat(0))).tobytes()
+            return array(code, map(int, items, itertools.repeat(0))).tobytes()
         if not set(map(type, items)) <= _JUST_INT:  # bool is an int to array(): refused here
             raise TypeError("not all integers")
         return array(code, items).tobytes()

@@ -100,6 +100,7 @@ def _reduced_lines(view: View, fmt: str, how: str | None, cpu: int | None) -> An
     if cpu is not None:
         lines = one_cpu(plain, cpu, m.value_size, m.shape.entry)
     else:
+
         def slow(keys: list[Any], values: list[Any]) -> str:
             """The decoded path's lines (made when a batch first needs them: rarely)."""
             if fmt == "csv":

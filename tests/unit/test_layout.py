@@ -137,3 +137,57 @@ def test_layout_matches_ctypes_and_round_trips(types, packed, data):
     assert raw == bytes(c)
     decoded = codec.decode(raw)
     assert decoded == values  # named fields stay a dict, even a single one
+
+
+def test_flat_structs_encode_many_at_once_as_each_one_alone():
+    """encode_many of a flat struct of numbers (dicts from JSON Lines, or the name=value
+    text dump writes) gives the bytes of encoding each value alone; anything the codec
+    would refuse or read another way makes it raise (the loader then goes line by line)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bpfmap.layout import Layout
+
+    kinds = {"u8": (0, 255), "s16": (-(2**15), 2**15 - 1), "u32": (0, 2**32 - 1), "s64": (-(2**63), 2**63 - 1)}
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(st.sampled_from([*kinds, "f64"]), min_size=1, max_size=5).flatmap(
+            lambda ts: st.tuples(
+                st.just(ts),
+                st.lists(
+                    st.tuples(
+                        *[
+                            st.floats(allow_nan=False, allow_infinity=False, width=64)
+                            if t == "f64"
+                            else st.integers(*kinds[t])
+                            for t in ts
+                        ]
+                    ),
+                    min_size=1,
+                    max_size=30,
+                ),
+            )
+        ),
+        st.booleans(),
+    )
+    def check(case, as_text):
+        types, rows = case
+        codec = Layout.parse("u32:" + ",".join(f"f{i}={t}" for i, t in enumerate(types))).value
+        dicts = [{f"f{i}": v for i, v in enumerate(r)} for r in rows]
+        items = [",".join(f"f{i}={v!r}" for i, v in enumerate(r)) for r in rows] if as_text else dicts
+        assert codec.encode_many(items) == b"".join(codec.encode(d) for d in dicts)
+
+    check()
+    codec = Layout.parse("u32:a=u8,b=s32").value
+    for bad in (
+        [{"a": 1}],  # a field missing
+        [{"a": 1, "b": 2, "c": 3}],  # one too many
+        [{"a": True, "b": 2}],  # a bool
+        [{"a": 256, "b": 2}],  # out of range
+        ["a=1,b=0x10"],  # hex: the line path reads it
+        ["b=1,a=2"],  # another order
+        ["a=007,b=1"],  # a leading zero
+    ):
+        with pytest.raises((ValueError, TypeError)):
+            codec.encode_many(bad)
