@@ -418,4 +418,32 @@ _PARSE: dict[str, Callable[[int], Callable[[Any], Any]]] = {
     "gid": _unnamed(_gid_of),
 }
 
-__all__ = ["FORMATS", "FormattedCodec", "apply", "parse_spec", "syscall_names"]
+def shown_leaf(fmt: str, size: int) -> Callable[[Any], Any] | None:
+    """What display format ``fmt`` makes of one integer of ``size`` bytes (the number
+    itself when it has no name), for writers that work on raw items (output.rows); None
+    for ``ip``, which needs its struct's family field."""
+    make = _SHOW.get(fmt)
+    if make is None or fmt == "ip":
+        return None
+    show = make(size)
+
+    def one(v: Any) -> Any:
+        try:
+            return show(v)
+        except _Miss:
+            return v
+
+    return one
+
+
+def shown_fields(codec: Any) -> list[tuple[list[str], str]] | None:
+    """(field path, format) of each field a FormattedCodec shows; None when one is ``ip``."""
+    out = []
+    for parts, fmt, _show, _parse in codec._post:
+        if fmt == "ip":
+            return None
+        out.append((list(parts), fmt))
+    return out
+
+
+__all__ = ["FORMATS", "FormattedCodec", "apply", "parse_spec", "shown_fields", "shown_leaf", "syscall_names"]

@@ -30,8 +30,9 @@ from typing import Any
 
 from ..columns import copy_columns
 from ..layout.codec import visible_fields
-from ..layout.leaves import CSV, CSV_WHOLE, HOST, JSON, NESTED, TEXT, json_str, raw_written
-from ..layout.model import Array, Bytes, Char, Scalar, Struct, Type
+from ..layout.formats import FormattedCodec, shown_fields, shown_leaf
+from ..layout.leaves import CSV, CSV_WHOLE, HOST, JSON, NESTED, TEXT, json_str, raw_written, written
+from ..layout.model import Array, Bytes, Char, Field, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
 _CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
@@ -96,6 +97,8 @@ class _Side:
 
     def piece(self, t: Type, off: int, where: str) -> str:
         """The template of a value of ``t`` at ``off`` written ``where``."""
+        if isinstance(t, _Shown):
+            return self._shown(t, off, where)
         leaf = raw_written(t, where)  # every leaf's rule: layout.leaves
         if leaf is not None:
             codes, piece, conv, repeats = leaf
@@ -119,6 +122,32 @@ class _Side:
             return "{" + sep.join(parts) + "}"
         raise _NotRow(type(t).__name__)
 
+    def _shown(self, t: _Shown, off: int, where: str) -> str:
+        """An integer through a display format (--as ksym, errno, ...): the name where it
+        has one, written as a string is, else the number as the integer is."""
+        inner = t.inner
+        leaf = raw_written(inner, where)
+        show = shown_leaf(t.fmt, inner.size)
+        if leaf is None or show is None or len(leaf[0]) != 1:
+            raise _NotRow("format")
+        codes, piece, number, _repeats = leaf
+        text = written(Char(1), where)
+        assert text is not None
+        string = text[1]
+        if piece != "%s" or string is None:
+            raise _NotRow("format")
+
+        def conv(v: Any) -> Any:
+            r = show(v)
+            if type(r) is str:
+                return string(r)
+            return number(r) if number is not None else r
+
+        if isinstance(inner, Scalar) and inner.order not in ("=", HOST) and 1 < inner.size < 16:
+            self.swaps.append((off, inner.size))
+        self._item(off, inner.size, codes[0], _memo(conv))
+        return piece
+
     def top(self, t: Type, fmt: str, base: int = 0) -> str:
         """The template of a whole key or value at ``base``: text ``name=value,...`` for a
         struct (or the value alone), JSON as json.dumps writes it."""
@@ -133,6 +162,9 @@ class _Side:
     def cells(self, t: Type, off: int, name: str, whole: bool, out: list[tuple[str, str]]) -> None:
         """CSV: (column name, template piece) of every leaf of a value of ``t`` at ``off``,
         in the order output.entries.flatten names them (``key.a``, ``value.hist[2]``)."""
+        if isinstance(t, _Shown):
+            out.append((name, self.piece(t, off, CSV_WHOLE if whole else CSV)))
+            return
         leaf = raw_written(t, CSV_WHOLE if whole else CSV)
         if leaf is not None:
             self.piece(t, off, CSV_WHOLE if whole else CSV)
@@ -173,9 +205,59 @@ def _literal(text: str) -> str:
     return text.replace("%", "%%")
 
 
+class _Shown(Type):
+    """An integer leaf written through a display format (``--as``)."""
+
+    __slots__ = ("inner", "fmt", "size", "align")
+
+    def __init__(self, inner: Type, fmt: str) -> None:
+        self.inner, self.fmt, self.size, self.align = inner, fmt, inner.size, inner.align
+
+    def c_name(self) -> str:
+        return self.inner.c_name()
+
+
+def _shown_type(codec: Any) -> Type | None:
+    """A FormattedCodec's type with each shown integer field a _Shown leaf (None when a
+    format works on more than one field: ``ip`` reads the family beside it)."""
+    shown = shown_fields(codec)
+    if shown is None:
+        return None
+    t: Type | None = codec.inner.type
+    for parts, fmt in shown:
+        t = _with_shown(t, parts, fmt) if t is not None else None
+        if t is None:
+            return None
+    return t
+
+
+def _with_shown(t: Type, parts: list[str], fmt: str) -> Type | None:
+    if not parts:
+        if isinstance(t, Scalar) and t.kind in ("uint", "int") and t.size <= 8:
+            return _Shown(t, fmt)
+        if isinstance(t, Array) and isinstance(t.elem, Scalar) and t.elem.kind in ("uint", "int") and t.elem.size <= 8:
+            return Array(_Shown(t.elem, fmt), t.count)
+        return None
+    if not isinstance(t, Struct) or t.union:
+        return None
+    fields = []
+    found = False
+    for f in t.fields:
+        if f.name == parts[0] and f.bit_size is None:
+            inner = _with_shown(f.type, parts[1:], fmt)
+            if inner is None:
+                return None
+            f = Field(f.name, inner, f.offset)
+            found = True
+        fields.append(f)
+    return Struct(t.name, tuple(fields), t.size, t.align, t.union, t.packed, t.section) if found else None
+
+
 def _type_of(codec: Any) -> Type | None:
     from ..layout import HexCodec, IdCodec, TypeCodec
 
+    if isinstance(codec, FormattedCodec):
+        return _shown_type(codec)
     if isinstance(codec, TypeCodec):
         return codec.type
     if type(codec) is HexCodec:
@@ -283,7 +365,7 @@ def _top_cells(side: _Side, t: Type, base: int, name: str, out: list[tuple[str, 
 
 
 def _has_text(t: Type) -> bool:
-    if isinstance(t, Char):
+    if isinstance(t, (Char, _Shown)):
         return True
     if isinstance(t, Array):
         return _has_text(t.elem)

@@ -512,3 +512,31 @@ def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, c
     want = io.StringIO()
     write_entries([(dk, reduced)], fmt, lay.key, lay.value, False, want)
     assert got.getvalue() == want.getvalue()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    fields=st.lists(
+        st.sampled_from(["u8", "u16", "s32", "u32", "be32", "u64", "char[4]", "s16[3]"]), min_size=1, max_size=4
+    ),
+    fmt=st.sampled_from(["errno", "syscall", "uid", "gid", "ifname", "ksym", "majorminor", "cgroup"]),
+    pick=st.integers(0, 10),
+    data=st.binary(min_size=64, max_size=1024),
+    count=st.integers(1, 1500),
+)
+def test_rows_of_display_formats_give_the_plain_bytes(fields, fmt, pick, data, count):
+    """--as FIELD=FORMAT on integer fields (and arrays of them) straight from raw
+    batches: names where the number has one (as a string is written), the number where
+    not, exactly as the decoded path shows them."""
+    from bpfmap.layout import Layout
+    from bpfmap.layout.formats import apply
+
+    ints = [i for i, t in enumerate(fields) if t not in ("char[4]",)]
+    if not ints:
+        fields = [*fields, "u32"]
+        ints = [len(fields) - 1]
+    target = ints[pick % len(ints)]
+    lay = Layout.parse(f"u32:{side(fields)}")
+    value, rest = apply(lay.value, {f"f{target}": fmt})
+    assert not rest
+    _rows_against_plain(Layout(lay.key, value), data, count)
