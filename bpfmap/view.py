@@ -505,7 +505,7 @@ def field_getter(field: str, sample: tuple[Any, Any]):
         obj = sample[0] if root == "key" else sample[1]
         if _dig(obj, rest) is not _MISSING:
             idx = 0 if root == "key" else 1
-            return lambda entry: _sort_key(_dig(entry[idx], rest))
+            return lambda entry: sort_key(_dig(entry[idx], rest))
     raise UsageError(f"--sort {quote(field, bare=True)}: no such field in the entries (try key, value or value.NAME)")
 
 
@@ -543,7 +543,7 @@ def numeric_layout(m: Map) -> Layout | None:
     return None
 
 
-def _sort_key(v: Any) -> tuple:
+def sort_key(v: Any) -> tuple:
     # numbers before strings, so mixed types never raise
     if is_number(v):
         return (0, v, "")

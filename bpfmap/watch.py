@@ -13,7 +13,7 @@ from typing import Any
 
 from . import fields
 from .errors import UsageError
-from .view import View, _sort_key, aggregate, is_number
+from .view import View, aggregate, is_number, sort_key
 
 SORTS = ("key", "value", "rate")
 
@@ -69,7 +69,7 @@ def _key_order(obj: Any) -> tuple:
         obj = list(obj.values())
     if isinstance(obj, list):
         return (2, tuple(_key_order(v) for v in obj))
-    return _sort_key(obj)
+    return sort_key(obj)
 
 
 class Row:

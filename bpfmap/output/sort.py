@@ -1,11 +1,12 @@
-"""``dump --sort FIELD [--top N]`` on raw batches: entries ordered by an integer field
-read a column at a time from the kernel's bytes, then written by the row writer, no
-entry decoded.  The order is view.sort_entries's exactly (a stable sort; ``--top`` the
-N largest, or smallest with ``--reverse``, as heapq.nlargest/nsmallest pick them), so
-the output is the decoded path's byte for byte; ``--top`` holds N entries, a full sort
-the raw bytes of all (a tenth of their decoded size).  Fields of other kinds (floats,
-whose NaN has no order; strings; enums, which sort by name; arrays, which sort by their
-sum) take the decoded path."""
+"""``dump --sort FIELD [--top N]`` on raw batches: entries ordered by a leaf field read a
+column at a time from the kernel's bytes, then written by the row writer, no entry
+decoded.  The order is view.sort_entries's exactly: the same sort keys (integers as they
+are; other leaves, decoded by the leaf rules, through view's sort_key: numbers before
+text, enums by name, strings, addresses) in the same sequence, through the same
+functions (a stable sort; heapq.nlargest/nsmallest for ``--top``), so the output is the
+decoded path's byte for byte, NaN included; ``--top`` holds N entries, a full sort the
+raw bytes of all (a tenth of their decoded size).  Arrays (sorted by their sum) and
+structs take the decoded path."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Any
 from ..columns import copy_columns
 from ..fields import keys as field_keys
 from ..layout import TypeCodec
-from ..layout.model import Scalar, Struct, Type
+from ..layout.model import Array, Pad, Scalar, Struct, Type
+from ..view import sort_key
 
 RawBatch = tuple[bytes, bytes, int]
 OUT_BATCH = 8192  # entries per batch handed to the writer
@@ -27,24 +29,29 @@ _TYPECODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", 
 
 
 class SortField:
-    """Where an integer sort field lies in an entry's bytes."""
+    """Where a leaf sort field lies in an entry's bytes, and how its sort keys are made."""
 
-    __slots__ = ("side", "offset", "size", "signed", "swap")
+    __slots__ = ("side", "offset", "size", "signed", "swap", "integer", "leaf")
 
-    def __init__(self, side: int, offset: int, t: Scalar) -> None:
-        self.side, self.offset, self.size, self.signed = side, offset, t.size, t.kind == "int"
+    def __init__(self, side: int, offset: int, t: Type) -> None:
+        self.side, self.offset, self.size = side, offset, t.size
+        self.integer = isinstance(t, Scalar) and t.kind in ("uint", "int") and t.size <= 8
+        self.signed = isinstance(t, Scalar) and t.kind == "int"
         host = "<" if sys.byteorder == "little" else ">"
-        self.swap = t.order not in ("=", host) and t.size > 1
+        self.swap = isinstance(t, Scalar) and t.order not in ("=", host) and t.size > 1
+        self.leaf = None if self.integer else _decoder(t)
 
-    def column(self, buf: bytes, stride: int, count: int) -> list[int]:
-        """The field of each of ``count`` entries ``stride`` bytes apart in ``buf``."""
+    def column(self, buf: bytes, stride: int, count: int) -> list[Any]:
+        """The sort key of each of ``count`` entries ``stride`` bytes apart in ``buf``."""
         col = bytearray(self.size * count)
         copy_columns(col, self.size, 0, buf, stride, self.offset, self.size, count)
+        if self.leaf is not None:
+            return list(map(sort_key, self.leaf(bytes(col), count)))
         a = array.array(_TYPECODES[(self.size, self.signed)])
         a.frombytes(col)
         if self.swap:
             a.byteswap()
-        return a.tolist()
+        return a.tolist()  # integers: their own order is sort_key's
 
 
 def sort_field(view: Any, field: str) -> SortField | None:
@@ -69,10 +76,16 @@ def sort_field(view: Any, field: str) -> SortField | None:
         if found is None:
             return None
         off, t = found
-        if isinstance(t, Scalar) and t.kind in ("uint", "int") and t.size <= 8:
-            return SortField(0 if root == "key" else 1, off, t)
-        return None
+        if isinstance(t, (Array, Struct, Pad)):
+            return None  # an array sorts by its sum, a struct by its text: the decoded path
+        return SortField(0 if root == "key" else 1, off, t)
     return None
+
+
+def _decoder(t: Type) -> Any:
+    """A function (bytes of ``count`` values of ``t`` back to back, count) -> the decoded
+    values, as the codec decodes them."""
+    return TypeCodec(t).decode_many
 
 
 _ABSENT = object()
@@ -127,18 +140,22 @@ def _reordered(keys: bytes, values: bytes, order: list[int], ksize: int, vsize: 
 def _top(
     raw: Iterable[RawBatch], field: SortField, ksize: int, vsize: int, reverse: bool, top: int
 ) -> Iterator[RawBatch]:
-    """The ``top`` largest (smallest with ``reverse``): each batch's, then those of them
-    all, in stream order, as heapq picks them (stable: ties keep the stream's order)."""
+    """The ``top`` largest (smallest with ``reverse``), as heapq picks them from the whole
+    stream of sort keys (what sort_entries gives it), holding ``top`` entries."""
     pick = heapq.nsmallest if reverse else heapq.nlargest
-    held: list[tuple[int, bytes, bytes]] = []
-    for k, v, n in raw:
-        if not n:
-            continue
-        col = field.column(k if field.side == 0 else v, ksize if field.side == 0 else vsize, n)
-        best = sorted(pick(top, range(n), key=col.__getitem__))  # stream order among the winners
-        held += [(col[i], k[i * ksize : (i + 1) * ksize], v[i * vsize : (i + 1) * vsize]) for i in best]
-        if len(held) > 4 * top:
-            held = [held[i] for i in sorted(pick(top, range(len(held)), key=lambda i: held[i][0]))]
-    chosen = pick(top, held, key=lambda e: e[0])
+
+    def entries() -> Iterator[tuple[Any, bytes, bytes]]:
+        for k, v, n in raw:
+            if not n:
+                continue
+            col = field.column(k if field.side == 0 else v, ksize if field.side == 0 else vsize, n)
+            for i in range(n):
+                yield col[i], k[i * ksize : (i + 1) * ksize], v[i * vsize : (i + 1) * vsize]
+
+    chosen = pick(top, entries(), key=_first)
     if chosen:
         yield b"".join(e[1] for e in chosen), b"".join(e[2] for e in chosen), len(chosen)
+
+
+def _first(e: tuple[Any, ...]) -> Any:
+    return e[0]

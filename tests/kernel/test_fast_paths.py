@@ -408,7 +408,7 @@ INT_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "be16", "be3
 @given(
     key=st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3),
     value=st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3),
-    sort_leaf=st.sampled_from(INT_LEAVES),
+    sort_leaf=st.sampled_from([*INT_LEAVES, "f64", "f32", "bool", "char[5]", "ipv4", "ipv6", "mac", "hex[3]", "u128"]),
     where=st.sampled_from(["key", "value"]),
     data=st.binary(min_size=64, max_size=2048),
     count=st.integers(1, 400),
@@ -418,9 +418,9 @@ INT_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "be16", "be3
     fmt=st.sampled_from(["text", "jsonl", "csv"]),
 )
 def test_sorting_raw_batches_gives_the_decoded_order(key, value, sort_leaf, where, data, count, cut, reverse, top, fmt):
-    """dump --sort on an integer field, on raw batches (cut in random places) against
+    """dump --sort on a leaf field, on raw batches (cut in random places) against
     sort_entries on the decoded entries: the same bytes, ties in the same order (few
-    distinct values in small fields make many ties)."""
+    distinct values in small fields make many ties), NaN floats where they fall."""
     from bpfmap.output.sort import sort_field, sorted_batches
     from bpfmap.view import sort_entries
 
