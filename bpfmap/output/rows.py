@@ -293,16 +293,7 @@ def csv_writer(key_codec: Any, value_codec: Any, ncpus: int | None = None) -> Ca
     with ``header`` (the column row, written before the first row); None as row_writer.
     The bytes output.entries writes for the decoded entries (csv.writer's quoting; a row
     holding a carriage return is written by the decoded path, all quoted, as it is)."""
-    kt, vt = _type_of(key_codec), _type_of(value_codec)
-    if kt is None or not kt.size or vt is None or not vt.size:
-        return None
-    cache_key = ("csv", kt, vt, ncpus, None)
-    if cache_key not in _WRITERS:
-        try:
-            _WRITERS[cache_key] = _compile_csv(kt, vt, ncpus)
-        except _NotRow:
-            _WRITERS[cache_key] = None
-    return _WRITERS[cache_key]
+    return _compiled("csv", key_codec, value_codec, ncpus, _compile_csv)
 
 
 def _compile_csv(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
@@ -339,13 +330,23 @@ def cell_writer(
     and ``strings`` (the columns that hold text, which a terminal needs made safe).  The
     cells are what output.table makes of the decoded entries (format_text of each
     top-level field; per CPU, each CPU's value).  None as row_writer."""
+    return _compiled("cells", key_codec, value_codec, ncpus, _compile_cells)
+
+
+def _compiled(
+    kind: str, key_codec: Any, value_codec: Any, ncpus: int | None, compile: Callable[..., Any]
+) -> Callable[[bytes, bytes, int], str] | None:
+    """``compile(key type, value type, ncpus)``, made once per types (None: a type this
+    module does not write)."""
     kt, vt = _type_of(key_codec), _type_of(value_codec)
     if kt is None or not kt.size or vt is None or not vt.size:
         return None
-    cache_key = ("cells", kt, vt, ncpus, None)
+    cache_key = (kind, kt, vt, ncpus, None)
     if cache_key not in _WRITERS:
+        if len(_WRITERS) >= 64:  # a long batch of many layouts: keep the memos bounded
+            _WRITERS.clear()
         try:
-            _WRITERS[cache_key] = _compile_cells(kt, vt, ncpus)
+            _WRITERS[cache_key] = compile(kt, vt, ncpus)
         except _NotRow:
             _WRITERS[cache_key] = None
     return _WRITERS[cache_key]
