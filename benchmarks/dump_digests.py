@@ -50,7 +50,18 @@ def flow_lines() -> str:
         out.append(
             '{"key": {"saddr": "10.%d.%d.1", "daddr": "192.168.%d.%d", "sport": %d, "dport": %d, "proto": %d}, '
             '"value": {"packets": %d, "bytes": %d, "comm": %s}}'
-            % (i >> 8, i & 255, i % 7, i % 251, 1024 + i, (443, 53, 80)[i % 3], (6, 17)[i % 2], i * 3, i * 1500, _js(comm))
+            % (
+                i >> 8,
+                i & 255,
+                i % 7,
+                i % 251,
+                1024 + i,
+                (443, 53, 80)[i % 3],
+                (6, 17)[i % 2],
+                i * 3,
+                i * 1500,
+                _js(comm),
+            )
         )
     return "\n".join(out) + "\n"
 

@@ -418,6 +418,7 @@ _PARSE: dict[str, Callable[[int], Callable[[Any], Any]]] = {
     "gid": _unnamed(_gid_of),
 }
 
+
 def shown_leaf(fmt: str, size: int) -> Callable[[Any], Any] | None:
     """What display format ``fmt`` makes of one integer of ``size`` bytes (the number
     itself when it has no name), for writers that work on raw items (output.rows); None
