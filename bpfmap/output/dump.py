@@ -108,7 +108,7 @@ def _reduced_lines(view: View, fmt: str, how: str | None, cpu: int | None) -> An
             line = _line_function(fmt, view.key, view.value, False)
             return "".join(map(line, zip(keys, values)))
 
-        lines = reduced(plain, view, how or "", slow)
+        lines = reduced(lambda codec: item_writer(fmt, view.key, codec, None), view, how or "", slow)
         if lines is None:
             return None
     header = getattr(plain, "header", None)

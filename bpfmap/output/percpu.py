@@ -4,8 +4,10 @@ values the row writer formats, no entry decoded.  The result is view.aggregate's
 decoded values (numbers summed or compared, strings and bools from CPU 0), so the lines
 are the decoded path's; a batch whose sum does not fit the field (a u64 counter summed
 over CPUs past 2^64) is written by the decoded path, which shows the whole number.
-Values with floats (whose sums depend on the order), enums (names), bitfields, unions or
-fields in the other byte order take the decoded path, and so does ``avg``."""
+``avg`` makes every integer a float (the sum over the CPUs, divided once), written
+through the same type with those fields as f64.  Values with floats (whose sums depend
+on the order), enums (names), bitfields, unions or fields in the other byte order take
+the decoded path."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 from ..columns import copy_columns
 from ..layout import TypeCodec
 from ..layout.leaves import CODES
-from ..layout.model import Array, Bytes, Char, Scalar, Struct, Type
+from ..layout.model import SCALARS, Array, Bytes, Char, Member, Scalar, Struct, Type, layout_struct
 from ..view import aggregate
 
 Lines = Callable[[bytes, bytes, int], str]
@@ -35,12 +37,30 @@ def one_cpu(lines: Lines, cpu: int, vsize: int, entry: int) -> Lines:
     return pick
 
 
-def reduced(lines: Lines, view: Any, how: str, slow: Callable[[list[Any], list[Any]], str]) -> Lines | None:
-    """``lines`` of plain values over per-CPU raw batches, each value the CPUs' reduced by
-    ``how`` (sum, max, min); ``slow(keys, values)`` writes a decoded batch (reduced
-    values) for the batches whose results do not fit.  None when the value's type is not
-    one this path reduces."""
-    if how not in _REDUCE or type(view.value) is not TypeCodec:
+def _avg(values: Any) -> Any:
+    return sum(values) / len(values)
+
+
+def avg_type(t: Type) -> Type:
+    """``t`` with every integer an f64 (what ``avg`` makes of it), packed in field order."""
+    if isinstance(t, Scalar) and t.kind in ("uint", "int"):
+        return SCALARS["f64"]
+    if isinstance(t, Array):
+        return Array(avg_type(t.elem), t.count)
+    if isinstance(t, Struct):
+        members = [Member(f.name, avg_type(f.type)) for f in t.fields if f.name]
+        return layout_struct(t.name, members, packed=True)
+    return t
+
+
+def reduced(
+    make_lines: Callable[[Any], Lines | None], view: Any, how: str, slow: Callable[[list[Any], list[Any]], str]
+) -> Lines | None:
+    """A lines function over per-CPU raw batches, each value the CPUs' reduced by ``how``
+    (sum, max, min, avg), written by ``make_lines(codec)`` for the reduced values' codec;
+    ``slow(keys, values)`` writes a decoded batch (reduced values) for the batches whose
+    results do not fit.  None when the value's type is not one this path reduces."""
+    if how not in (*_REDUCE, "avg") or type(view.value) is not TypeCodec:
         return None
     leaves: list[tuple[int, str, bool]] = []  # (offset, struct code, a number?)
     if not _leaves(view.value.type, 0, leaves):
@@ -60,7 +80,15 @@ def reduced(lines: Lines, view: Any, how: str, slow: Callable[[list[Any], list[A
     nleaves = len(leaves)
     numbers = [i for i, (_o, _c, num) in enumerate(leaves) if num]
     firsts = [i for i, (_o, _c, num) in enumerate(leaves) if not num]
-    fold = _REDUCE[how]
+    fold = _avg if how == "avg" else _REDUCE[how]
+    if how == "avg":
+        out_slot = "".join("d" if num else code for _o, code, num in leaves)
+        lines = make_lines(TypeCodec(avg_type(view.value.type)))
+    else:
+        out_slot = slot
+        lines = make_lines(view.value)
+    if lines is None:
+        return None
     shape = m.shape
     unpackers: dict[int, Any] = {}
     packers: dict[int, Any] = {}
@@ -68,7 +96,7 @@ def reduced(lines: Lines, view: Any, how: str, slow: Callable[[list[Any], list[A
     def per_count(cache: dict[int, Any], n: int) -> Any:
         s = cache.get(n)
         if s is None:
-            s = struct.Struct("=" + slot * n)
+            s = struct.Struct("=" + (slot if cache is unpackers else out_slot) * n)
             if len(cache) < 8:
                 cache[n] = s
         return s
@@ -79,7 +107,7 @@ def reduced(lines: Lines, view: Any, how: str, slow: Callable[[list[Any], list[A
         out: list[Any] = [None] * (count * nleaves)
         for j in numbers:
             cols = [items[c * nleaves + j :: row] for c in range(ncpus)]
-            out[j::nleaves] = list(map(fold, zip(*cols))) if ncpus > 1 else cols[0]
+            out[j::nleaves] = list(map(fold, zip(*cols))) if ncpus > 1 or how == "avg" else cols[0]
         for j in firsts:
             out[j::nleaves] = items[j::row]
         try:

@@ -465,7 +465,7 @@ PERCPU_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "bool", "
     data=st.binary(min_size=64, max_size=2048),
     count=st.integers(1, 300),
     ncpus=st.integers(1, 5),
-    how=st.sampled_from(["sum", "max", "min", "cpu"]),
+    how=st.sampled_from(["sum", "max", "min", "avg", "cpu"]),
     fmt=st.sampled_from(["text", "jsonl", "json", "csv"]),
 )
 def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, count, ncpus, how, fmt):
@@ -510,7 +510,7 @@ def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, c
     dk, dv = view.decode_batch(keys, values, count)
     reduced = [v[cpu] for v in dv] if cpu is not None else [aggregate(v, how) for v in dv]
     want = io.StringIO()
-    write_entries([(dk, reduced)], fmt, lay.key, lay.value, False, want)
+    write_entries([(dk, reduced)], fmt, lay.key, lay.value, False, want)  # what dump does, avg's floats too
     assert got.getvalue() == want.getvalue()
 
 
