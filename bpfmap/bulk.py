@@ -22,7 +22,7 @@ from .errors import BpfmapError, UsageError
 from .fields import keys as field_keys
 from .layout.codec import _jsonable
 from .layout.leaves import unquote
-from .layout.model import Array, Char
+from .layout.model import Array, Char, Scalar, Struct
 from .types import Value
 from .view import View
 
@@ -145,13 +145,15 @@ _SPACED = bytes.maketrans(b",\t\n", b"   ")
 _JSONL_TEXT = b'{}":keyvalu'  # the characters of a JSON Lines line that are not its numbers
 
 
-def _number_fields(block: str, n: int, fmt: str) -> list[str] | None:
+def _number_fields(block: str, n: int, fmt: str, columns: int = 2) -> list[str] | None:
     """``n`` lines (each ending with a newline) of ``K<TAB>V``, CSV ``K,V`` or JSON Lines
     ``{"key": K, "value": V}`` where K and V are plain integers, as the list K, V, K, V...;
     checked strictly at C speed (two translations and a comparison); None when any line is
     anything else (the general path reads those).  The numbers are checked by the
     encoders, which parse them as int(x, 0) does (no stray sign, no leading zero)."""
     skeleton, digits = _NUMBER_ROWS[fmt]
+    if columns != 2:  # CSV rows of a struct's number columns
+        skeleton = b"," * (columns - 1) + b"\n"
     try:
         data = block.encode("ascii")
     except UnicodeEncodeError:
@@ -162,7 +164,7 @@ def _number_fields(block: str, n: int, fmt: str) -> list[str] | None:
     if fmt == "jsonl" and b" 00" in data:
         return None  # JSON has no 00 (int(x, 0) takes it)
     fields = data.decode("ascii").split()
-    return fields if len(fields) == 2 * n else None  # an empty number: the general path says so
+    return fields if len(fields) == columns * n else None  # an empty number: the general path says so
 
 
 def _counted(numbered: Iterator[tuple[int, str]], current: list[int]) -> Iterator[str]:
@@ -370,15 +372,26 @@ class Loader:
         block, n = stream.read_block(READ_BYTES)
         block, n = "".join(head) + block, len(head) + n
         lineno = 1
+        self._struct_columns: list[str] | None = None
+        header: str | None = None
         if fmt == "csv":
-            if not block.startswith("key,value\n"):  # nested columns, blank lines first, ...
+            header = self._struct_csv_header()
+            if header is not None and block.startswith(header):  # a struct of numbers, a column each
+                self._struct_columns = [c.removeprefix("value.") for c in header.rstrip("\n").split(",")[1:]]
+                block, n, lineno = block[len(header) :], n - 1, 2
+            elif not block.startswith("key,value\n"):  # nested columns, blank lines first, ...
                 self._feed(_csv(enumerate(itertools.chain(split_lines(block), stream), 1)))
                 return self.finish()
-            block, n, lineno = block[10:], n - 1, 2  # rows of numbers go a block at a time, as text does
+            else:
+                block, n, lineno = block[10:], n - 1, 2  # rows of numbers go a block at a time, as text does
         while n:
             fast = self._fast_block(block, n, fmt)
             if fast is not None:
                 self._write(*fast)
+            elif fmt == "csv" and self._struct_columns is not None:  # the rest through the CSV reader, header first
+                again = itertools.chain([header or ""], split_lines(block), stream)
+                self._feed(_csv(enumerate(again, lineno - 1)))
+                return self.finish()
             elif fmt == "csv":  # the rest through the CSV reader (a quoted cell may span lines)
                 current = [lineno]
                 rest = enumerate(itertools.chain(split_lines(block), stream), lineno)
@@ -399,6 +412,8 @@ class Loader:
         if not block.endswith("\n"):
             block += "\n"
         try:
+            if fmt == "csv" and self._struct_columns is not None:
+                return self._struct_rows(block, n)
             fields = _number_fields(block, n, fmt)
             if fields is not None:
                 fast = self._encode_fast(fields[0::2], fields[1::2])
@@ -416,6 +431,33 @@ class Loader:
             return self._encode_fast([o["key"] for o in objs], [o["value"] for o in objs])
         except (ValueError, TypeError, KeyError, RecursionError):
             return None
+
+    def _struct_csv_header(self) -> str | None:
+        """The CSV header dump writes for a map with an integer key and a value that is a
+        flat struct of integers (``key,value.a,value.b``), or None for other maps."""
+        kt, vt = getattr(self.view.key, "type", None), getattr(self.view.value, "type", None)
+        if not isinstance(kt, Scalar) or kt.kind not in ("uint", "int") or not isinstance(vt, Struct):
+            return None
+        if vt.union or any(
+            f.bit_size is not None or not isinstance(f.type, Scalar) or f.type.kind not in ("uint", "int")
+            for f in vt.fields
+            if f.name
+        ):
+            return None
+        return "key," + ",".join(f"value.{f.name}" for f in vt.fields if f.name) + "\n"
+
+    def _struct_rows(self, block: str, n: int) -> tuple[bytes, bytes, int] | None:
+        """CSV rows of integers (``key,value.a,...``) a block at a time, or None."""
+        names = self._struct_columns
+        assert names is not None
+        cols = len(names) + 1
+        fields = _number_fields(block, n, "csv", cols)
+        if fields is None:
+            return None
+        keys = fields[0::cols]
+        numbers = [list(map(int, fields[j::cols], itertools.repeat(0))) for j in range(1, cols)]
+        values = [dict(zip(names, row)) for row in zip(*numbers)]
+        return self._encode_fast(keys, values)
 
     def load(self, records: Iterable[Record]) -> int:
         """Write every record; returns how many were written.  Raises LoadError on a bad

@@ -486,3 +486,45 @@ def test_every_format_round_trips_any_bytes(pindir, tmp_path):
                     assert sorted(m.items()) == want, (kind, fmt, dumped)
 
     check()
+
+
+@pytest.mark.parametrize(
+    "tricky",
+    ["1,0x10,2\n", "1,2\n", "1,2,3,4\n", "1,-,2\n", "007,1,2\n", "1,4294967296,2\n", '1,"2",3\n', "\n", "3,-4,5"],
+)
+def test_struct_csv_rows_load_as_the_csv_reader_loads_them(bm, pindir, tmp_path, monkeypatch, tricky):
+    """CSV of a struct of numbers (`key,value.a,value.b`, as dump writes it) goes a block
+    at a time; after a tricky row, the exit code, message (line numbers) and the map's
+    contents are those of the CSV reader reading every row."""
+    import bpfmap.bulk as bulk
+
+    monkeypatch.setattr(bulk, "READ_BYTES", 64)
+    f = tmp_path / "in.csv"
+    f.write_text("key,value.a,value.b\n" + "".join(f"{k},{k * 3},{-k}\n" for k in range(12)) + tricky + "100,300,-7\n")
+    results = []
+    for general in (False, True):
+        if general:
+            monkeypatch.setattr(bulk.Loader, "_struct_csv_header", lambda self: None)
+        pin = f"{pindir}/m{'g' if general else 'f'}"
+        assert bm("create", "hash", "--layout", "u32:a=u32,b=s32", "--max-entries", "64", "--pin", pin)[0] == 0
+        code, out, err = bm("update", pin, "--from", str(f), "--input-format", "csv")
+        with Map.open(pin) as m:
+            results.append((code, out, err.replace(pin, "MAP"), sorted(m.items())))
+    assert results[0] == results[1], tricky
+    assert len(results[0][3]) >= 12, results[0][2]
+
+
+def test_struct_csv_rows_take_the_block_path(bm, pindir, tmp_path, monkeypatch):
+    import bpfmap.bulk as bulk
+
+    calls = []
+    real = bulk.Loader._struct_rows
+    monkeypatch.setattr(bulk.Loader, "_struct_rows", lambda self, block, n: calls.append(n) or real(self, block, n))
+    f = tmp_path / "in.csv"
+    f.write_text("key,value.a,value.b\n" + "".join(f"{k},{k},{-k}\n" for k in range(1000)))
+    pin = f"{pindir}/m"
+    assert bm("create", "hash", "--layout", "u32:a=u32,b=s32", "--pin", pin)[0] == 0
+    assert bm("update", pin, "--from", str(f), "-q")[0] == 0
+    assert sum(calls) == 1000
+    with Map.open(pin) as m:
+        assert len(list(m.items())) == 1000
