@@ -13,12 +13,12 @@ from typing import Any
 
 from .. import fields
 from ..errors import BpfmapError, KernelError, UsageError, quote, translate
-from ..layout import TypeCodec, inner_text
+from ..layout import TypeCodec
 from ..maps import Map
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, Metric, _is_num, _label_name, rounded
 from .exposition import Family, encode, family_text, row_lines, to_client
-from .labels import Drop, Miss
+from .labels import Chains, Drop, label_text
 from .streams import Sink, Stream, is_stream
 
 
@@ -385,10 +385,10 @@ class Exporter:
             and all("." not in p and "[" not in p and p != "key" for p in paths)
         ):
             # every label a top-level field of a struct key: one C-level itemgetter makes the
-            # tuple; numbers and strings become text by str() (what _label_text does for them)
+            # tuple; numbers and strings become text by str() (what label_text does for them)
             many = operator.itemgetter(*paths)
             plain = all(type(x) in (str, int) for x in many(key))
-            text = str if plain else _label_text
+            text = str if plain else label_text
             return lambda k, v: tuple(map(text, many(k)))
 
         return self._plain_labels(getters)
@@ -396,30 +396,20 @@ class Exporter:
     @staticmethod
     def _plain_labels(getters: list[tuple[int, Any]]):
         def labels(k: Any, v: Any) -> tuple:
-            return tuple(_label_text(g(v if side else k)) for side, g in getters)
+            return tuple(label_text(g(v if side else k)) for side, g in getters)
 
         return labels
 
     def _decorated(self, metric: Metric, paths: list[str], base: Any):
         """``base`` label getter with the metric's label decoders (static_map, regexp)
         applied to the labels they name; a series a regexp leaves out raises Drop."""
-        index = {p: i for i, p in enumerate(paths)}
-        stray = [p for p in metric.decoders if p not in index]
-        if stray:
-            raise metric.error(
-                "as", f"{stray[0]}: static_map and regexp work on labels; {stray[0]} is not one ({', '.join(paths)})"
-            )
-        chains = [(index[p], decs, _label_name(p, metric)) for p, decs in metric.decoders.items()]
+        chains = Chains(metric.decoders, paths, [_label_name(p, metric) for p in paths], metric.error)
+
+        def miss(label: str) -> None:
+            self.decode_error(metric.name, label)
 
         def labels(k: Any, v: Any) -> tuple:
-            out = list(base(k, v))
-            for i, decs, name in chains:
-                for d in decs:
-                    try:
-                        out[i] = d(out[i])
-                    except Miss:
-                        self.decode_error(metric.name, name)
-            return tuple(out)
+            return chains.apply(list(base(k, v)), miss)
 
         return labels
 
@@ -591,12 +581,6 @@ def _kept(labels_of: Any, keys: list, values: list, cpus: list | None) -> tuple[
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _label_text(v: Any) -> str:
-    """A label value: what text output shows of it (bools true/false, arrays as JSON)."""
-
-    return v if type(v) is str else inner_text(v)
 
 
 def describe_error(err: BaseException) -> str:

@@ -171,7 +171,7 @@ def to_client(f: Family) -> Any:
 def _leaf(t: Type) -> tuple[str, str, Callable[[Any], Any] | None, bool] | None:
     """(struct code, template piece, conversion of the unpacked item, needs a byte swap)
     for a label leaf this path writes, written as the decoded path writes it
-    (collector._label_text, escaped); None for others."""
+    (labels.label_text, escaped); None for others."""
     if isinstance(t, Scalar) and t.size != 16:
         swap = t.order not in ("=", HOST) and t.size > 1
         if t.kind in ("uint", "int"):

@@ -14,7 +14,10 @@ majorminor, uid, gid, ksym, errno, syscall, ip...) are display formats
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
+
+from ..layout import inner_text
 
 MAX_TABLE = 65536  # entries a static_map holds at most
 MAX_PATTERN = 4096  # characters of a regexp
@@ -47,6 +50,36 @@ class Regexp:
         if (self.pattern.search(text) is not None) == self.drop:
             raise Drop(text)
         return text
+
+
+def label_text(v: Any) -> str:
+    """A label value: what text output shows of it (bools true/false, arrays as JSON)."""
+    return v if type(v) is str else inner_text(v)
+
+
+class Chains:
+    """A metric's label decoders by label position: ``decoders`` (path -> decoders, from
+    the config) for the labels ``paths`` named ``names``; ``error(field, text)`` makes the
+    ConfigError for a decoder on a field that is not a label."""
+
+    def __init__(self, decoders: dict[str, list[Any]], paths: list[str], names: list[str], error) -> None:
+        stray = [p for p in decoders if p not in paths]
+        if stray:
+            raise error(
+                "as", f"{stray[0]}: static_map and regexp work on labels; {stray[0]} is not one ({', '.join(paths)})"
+            )
+        self.chains = [(paths.index(p), decs, names[paths.index(p)]) for p, decs in decoders.items()]
+
+    def apply(self, labels: list[str], miss: Callable[[str], None]) -> tuple:
+        """``labels`` decoded (a value a decoder has no name for stays, and ``miss`` hears
+        the label's name); Drop when a regexp leaves the series out."""
+        for i, decs, name in self.chains:
+            for d in decs:
+                try:
+                    labels[i] = d(labels[i])
+                except Miss:
+                    miss(name)
+        return tuple(labels)
 
 
 def _scalar_text(v: Any) -> str | None:

@@ -21,13 +21,12 @@ from typing import Any
 from .. import fields
 from ..errors import BpfmapError, UsageError
 from ..events import RecordDecoder, reader
-from ..layout import inner_text
 from ..layout.formats import apply
 from ..maps import Map
 from ..types import MapType
-from .config import Metric, _is_num, _label_name, rounded
+from .config import Metric, _is_num, rounded
 from .exposition import Family
-from .labels import Drop, Miss
+from .labels import Chains, Drop, label_text
 
 STREAM_TYPES = (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY)
 WAIT = 0.25  # seconds a reader waits for records before it looks at its stop flag
@@ -72,12 +71,7 @@ class Sink:
         self.records = self.dropped = 0
         paths = metric.labels or []
         self._getters = [fields.getter(p) for p in paths]
-        self._chains = [
-            (paths.index(p), decs, _label_name(p, metric)) for p, decs in metric.decoders.items() if p in paths
-        ]
-        stray = [p for p in metric.decoders if p not in paths]
-        if stray:
-            raise metric.error("as", f"{stray[0]}: static_map and regexp work on labels; {stray[0]} is not one")
+        self._chains = Chains(metric.decoders, paths, metric.label_names(paths), metric.error)
         self._number = fields.getter(metric.value) if metric.value else None
 
     def add(self, batch: list[Any]) -> None:
@@ -118,14 +112,11 @@ class Sink:
                 v = g(value)
             except (KeyError, IndexError, TypeError):
                 v = ""
-            out.append(v if type(v) is str else inner_text(v))
-        for i, decs, name in self._chains:
-            for d in decs:
-                try:
-                    out[i] = d(out[i])
-                except Miss:
-                    self.decode_error(self.metric.name, name)
-        return tuple(out)
+            out.append(label_text(v))
+        return self._chains.apply(out, self._miss)
+
+    def _miss(self, label: str) -> None:
+        self.decode_error(self.metric.name, label)
 
     def _value(self, value: Any) -> Any:
         assert self._number is not None

@@ -151,14 +151,19 @@ def _terminal(out: IO[str]) -> bool:
         return False
 
 
+def _folded(cells: list[str], widths: list[int]) -> list[list[str]]:
+    """A row's cells padded to their columns, a line each; a cell wider than its column
+    folds onto the lines after it."""
+    parts = [[c[i : i + w] for i in range(0, len(c), w)] or [""] for c, w in zip(cells, widths)]
+    return [[(p[j] if j < len(p) else "").ljust(w) for p, w in zip(parts, widths)] for j in range(max(map(len, parts)))]
+
+
 def header(names: list[str], widths: list[int], bold: bool) -> str:
-    parts = [[n[i : i + w] for i in range(0, len(n), w)] or [""] for n, w in zip(names, widths)]
     top = ""
-    for j in range(max(map(len, parts))):
-        cells = [(p[j] if j < len(p) else "").ljust(w) for p, w in zip(parts, widths)]
+    for line in _folded(names, widths):
         if bold:
-            cells = [f"\x1b[1m{c}\x1b[0m" for c in cells]
-        top += " " + " ┃ ".join(cells) + " \n"
+            line = [f"\x1b[1m{c}\x1b[0m" for c in line]
+        top += " " + " ┃ ".join(line) + " \n"
     rule = "╇".join("━" * (w + 2) for w in widths) + "\n"
     return top + rule
 
@@ -170,10 +175,7 @@ def lines(rows: list[list[str]], widths: list[int]) -> str:
         if all(len(c) <= w for c, w in zip(r, widths)):
             out.append(" " + " │ ".join([c.ljust(w) for c, w in zip(r, widths)]) + " \n")
             continue
-        parts = [[c[i : i + w] for i in range(0, len(c), w)] or [""] for c, w in zip(r, widths)]
-        for j in range(max(map(len, parts))):
-            line = [(p[j] if j < len(p) else "").ljust(w) for p, w in zip(parts, widths)]
-            out.append(" " + " │ ".join(line) + " \n")
+        out += [" " + " │ ".join(line) + " \n" for line in _folded(r, widths)]
     return "".join(out)
 
 

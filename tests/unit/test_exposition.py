@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpfmap.export.collector import _label_text, _leaves
+from bpfmap.export.collector import _leaves
 from bpfmap.export.exposition import Family, family_text, row_lines, text, to_client
+from bpfmap.export.labels import label_text
 from bpfmap.layout import Layout
 
 prometheus_client = pytest.importorskip("prometheus_client")
@@ -138,6 +139,6 @@ def test_the_fast_path_writes_what_the_decoded_path_writes(layout_text, data):
     f = Family("m_total", "", "counter", names)
     dk, dv = lay.key.decode_many(keys, count), lay.value.decode_many(values, count)
     for k, v in zip(dk, dv):
-        f.add([_label_text(k[p] if p in k else v[p]) for p in paths], v["n"])
+        f.add([label_text(k[p] if p in k else v[p]) for p in paths], v["n"])
     slow = "".join(list(family_text(f))[1:])
     assert fast == slow
