@@ -7,7 +7,11 @@ user runs them (`bpfmap dump ...`, output to /dev/null, wall time with start-up)
   `-o text`, `-o csv`, `-o table`, `--sort packets --top 10`, `--sort packets` (text,
   jsonl, csv);
 - a 100,000-entry per-CPU hash (`u32:u64`): the plain per-CPU dump, `--percpu sum`,
-  `--percpu max`, `--cpu 0`.
+  `--percpu max`, `--cpu 0`;
+- a 100,000-entry map of a C struct with bitfields, a union and an anonymous struct
+  (BTF from a C header) against a map of the same leaves as plain fields;
+- a 100,000-entry flow map of IPv4 and IPv6 flows by a family field, `--as
+  saddr=ip,daddr=ip`, against the same map dumped with its addresses as `ipv6`.
 
 Run as root (not in CI):
 
@@ -20,6 +24,7 @@ dump of the same format; --percpu/--cpu <= 1.3x the plain per-CPU dump.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -56,6 +61,61 @@ def make_percpu(pin: str, n: int) -> None:
         keys = b"".join(i.to_bytes(4, "little") for i in range(n))
         values = b"".join(b"".join((i * (c + 1)).to_bytes(8, "little") for c in range(m.ncpus)) for i in range(n))
         m.update_batch(keys, values, n)
+
+
+PACKED = """
+struct conn {
+    unsigned int proto : 8, state : 4, dir : 1, flags : 19;
+    union { unsigned int v4; unsigned char v6[16]; } addr;
+    struct { unsigned long long packets; char comm[8]; };
+};
+"""
+UNPACKED = "proto=u32,state=u32,dir=u32,flags=u32,addr={v4=u32,v6=u8[16]},packets=u64,comm=char[8]"
+FAMILIES = "family=u16,saddr=hex[16],daddr=hex[16],sport=be16,dport=be16"
+
+
+def make_bitfields(tmp: str, packed: str, plain: str, n: int) -> None:
+    """The same entries in a map of ``struct conn`` (BTF) and one of its leaves as plain fields."""
+    header = os.path.join(tmp, "conn.h")
+    with open(header, "w") as f:
+        f.write(PACKED)
+    create = ["bpfmap", "create", "hash", "--max-entries", str(n), "-q"]
+    subprocess.run(
+        [*create, "--c-header", header, "--key-type", "__u32", "--value-type", "struct conn", "--pin", packed],
+        check=True,
+    )
+    subprocess.run([*create, "--layout", f"u32:{UNPACKED}", "--pin", plain], check=True)
+    lines = {packed: [], plain: []}
+    for i in range(n):
+        f = {"proto": i % 17, "state": i % 5, "dir": i & 1, "flags": i * 7 % 50000}
+        tail = {"packets": i * 3, "comm": f"c{i % 40}"}
+        lines[packed].append(json.dumps({"key": i, "value": {**f, "addr": {"v4": 10 << 24 | i}, **tail}}))
+        v6 = list((10 << 24 | i).to_bytes(4, "little")) + [0] * 12
+        lines[plain].append(json.dumps({"key": i, "value": {**f, "addr": {"v4": 10 << 24 | i, "v6": v6}, **tail}}))
+    for pin, text in lines.items():
+        subprocess.run(
+            ["bpfmap", "update", pin, "--from", "-", "-q"], input="\n".join(text) + "\n", text=True, check=True
+        )
+
+
+def make_families(pin: str, n: int) -> None:
+    """Flows keyed by family, addresses and ports: every other one IPv6."""
+    from bpfmap import Map
+
+    subprocess.run(
+        ["bpfmap", "create", "hash", "--layout", f"{FAMILIES}:u64", "--max-entries", str(n), "--pin", pin, "-q"],
+        check=True,
+    )
+    keys = b"".join(
+        (10 if i & 1 else 2).to_bytes(2, "little")
+        + ((0x20010DB8 << 96 | i) if i & 1 else (10 << 24 | i) << 96).to_bytes(16, "big")
+        + ((0x20010DB8 << 96 | 1) if i & 1 else (192 << 24 | 168 << 16 | 1) << 96).to_bytes(16, "big")
+        + (i % 65536).to_bytes(2, "big")
+        + (443).to_bytes(2, "big")
+        for i in range(n)
+    )
+    with Map.open(pin) as m:
+        m.update_batch(keys, b"".join(i.to_bytes(8, "little") for i in range(n)), n)
 
 
 def median(cmd: list[str], reps: int) -> float:
@@ -98,6 +158,21 @@ def main() -> None:
         }
         for name, v in p.items():
             print(f"{n} per-CPU dump {name:5} {v:.3f} s  ({v / p['all']:.2f}x the plain per-CPU dump)")
+        packed, unpacked, fams = (os.path.join(fs, x) for x in ("packed", "unpacked", "fams"))
+        make_bitfields(_tmp, packed, unpacked, n)
+        make_families(fams, n)
+        b = {
+            "bitfields": median(["bpfmap", "dump", packed], reps),
+            "plain fields": median(["bpfmap", "dump", unpacked], reps),
+            "--as ip": median(["bpfmap", "dump", fams, "--as", "saddr=ip,daddr=ip"], reps),
+            "ipv6": median(["bpfmap", "dump", fams, "--layout", FAMILIES.replace("hex[16]", "ipv6") + ":u64"], reps),
+        }
+        print(
+            f"{n} bitfields+union dump {b['bitfields']:.3f} s  ({b['bitfields'] / b['plain fields']:.2f}x the same leaves as plain fields, {b['plain fields']:.3f} s)"
+        )
+        print(
+            f"{n} --as saddr=ip,daddr=ip {b['--as ip']:.3f} s  ({b['--as ip'] / b['ipv6']:.2f}x the addresses as ipv6, {b['ipv6']:.3f} s)"
+        )
         checks = [
             ("table <= 2x text", t["table"] / t["text"], 2.0),
             ("csv <= 1.3x text", t["csv"] / t["text"], 1.3),
@@ -107,6 +182,8 @@ def main() -> None:
             ("--percpu sum <= 1.3x", p["sum"] / p["all"], 1.3),
             ("--percpu max <= 1.3x", p["max"] / p["all"], 1.3),
             ("--cpu 0 <= 1.3x", p["cpu0"] / p["all"], 1.3),
+            ("bitfields and unions <= 1.3x", b["bitfields"] / b["plain fields"], 1.3),
+            ("--as ip <= 1.3x", b["--as ip"] / b["ipv6"], 1.3),
         ]
         for what, ratio, limit in checks:
             print(f"{'PASS' if ratio <= limit else 'FAIL'}  {what} ({ratio:.2f}x)")

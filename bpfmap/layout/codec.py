@@ -456,18 +456,23 @@ def _field_codecs(t: Struct) -> tuple[list[Any], list[Any]]:
 
 def _struct_decoder(t: Struct, named: list[Any], anon: list[Any]) -> Decoder:
     """A struct field by field (nested, arrays, bitfields, anonymous members)."""
-    order = [(f.name, f) for f in visible_fields(t)]
     by_name = {n: (o, d) for n, o, d, _e in named}
-    anon_at = {o: d for o, d, _e, _n in anon}
+    members = iter(anon)  # in field order: several may share an offset (a union's)
+    steps: list[tuple[str | None, int, Decoder]] = []  # (name, or None: merge its fields)
+    for f in visible_fields(t):
+        if f.name:
+            steps.append((f.name, *by_name[f.name]))
+        elif f.bit_size is None and isinstance(f.type, Struct):
+            o, d, _e, _n = next(members)
+            steps.append((None, o, d))
 
     def dec(buf: bytes, off: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        for name, f in order:
-            if name:
-                o, d = by_name[name]
+        for name, o, d in steps:
+            if name is not None:
                 out[name] = d(buf, off + o)
-            elif f.offset in anon_at and isinstance(f.type, Struct):
-                out.update(anon_at[f.offset](buf, off + f.offset))
+            else:
+                out.update(d(buf, off + o))
         return out
 
     return dec

@@ -225,17 +225,33 @@ def _show_ip(size: int) -> Callable[..., Any]:
     def show(hexed: Any, family: Any = None) -> Any:
         if not isinstance(hexed, str):
             return hexed
-        raw = bytes.fromhex(hexed)
-        fam = {"AF_INET": AF_INET, "AF_INET6": AF_INET6}.get(family, family) if family is not None else None
-        if fam is None:
-            fam = AF_INET if size == 4 else AF_INET6
-        if fam == AF_INET:
-            return socket.inet_ntop(socket.AF_INET, raw[:4])
-        if fam == AF_INET6 and size >= 16:
-            return socket.inet_ntop(socket.AF_INET6, raw[:16])
-        return hexed  # another family (AF_UNIX...): the bytes
+        return ip_text(bytes.fromhex(hexed), family, size)
 
     return show
+
+
+def ip_text(raw: bytes, family: Any, size: int) -> str:
+    """``ip``'s text of a ``size``-byte field's bytes: by the family field's value (a
+    number, or an enum's name AF_INET/AF_INET6), else by the size (4: IPv4, other:
+    IPv6); the bytes as hex for another family (AF_UNIX, ...)."""
+    kind = ip_kind(family, size)
+    if kind == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[:4])
+    if kind == 6:
+        return socket.inet_ntop(socket.AF_INET6, raw[:16])
+    return raw.hex(" ")  # another family (AF_UNIX...): the bytes
+
+
+def ip_kind(family: Any, size: int) -> int:
+    """How ``ip`` shows a ``size``-byte field beside a family field holding ``family``
+    (None: no family field): 4 (IPv4, the first 4 bytes), 6 (IPv6, 16 bytes), or 0 (the
+    bytes as hex)."""
+    fam = {"AF_INET": AF_INET, "AF_INET6": AF_INET6}.get(family, family) if family is not None else None
+    if fam is None:
+        fam = AF_INET if size == 4 else AF_INET6
+    if fam == AF_INET:
+        return 4
+    return 6 if fam == AF_INET6 and size >= 16 else 0
 
 
 def _parse_ip(size: int) -> Callable[[Any], Any]:
@@ -437,14 +453,20 @@ def shown_leaf(fmt: str, size: int) -> Callable[[Any], Any] | None:
     return one
 
 
-def shown_fields(codec: Any) -> list[tuple[list[str], str]] | None:
-    """(field path, format) of each field a FormattedCodec shows; None when one is ``ip``."""
-    out = []
-    for parts, fmt, _show, _parse in codec._post:
-        if fmt == "ip":
-            return None
-        out.append((list(parts), fmt))
-    return out
+def shown_fields(codec: Any) -> list[tuple[list[str], str, str | None]]:
+    """(field path, format, the family field beside it for ``ip``) of each field a
+    FormattedCodec shows, in the order it shows them."""
+    return [(list(parts), fmt, codec._family.get(tuple(parts))) for parts, fmt, _show, _parse in codec._post]
 
 
-__all__ = ["FORMATS", "FormattedCodec", "apply", "parse_spec", "shown_fields", "shown_leaf", "syscall_names"]
+__all__ = [
+    "FORMATS",
+    "FormattedCodec",
+    "apply",
+    "ip_kind",
+    "ip_text",
+    "parse_spec",
+    "shown_fields",
+    "shown_leaf",
+    "syscall_names",
+]

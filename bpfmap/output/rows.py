@@ -24,15 +24,29 @@ go through the decoded path.
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..columns import copy_columns
 from ..layout.codec import visible_fields
-from ..layout.formats import FormattedCodec, shown_fields, shown_leaf
-from ..layout.leaves import CSV, CSV_WHOLE, HOST, JSON, NESTED, TEXT, json_str, raw_written, written
-from ..layout.model import Array, Bytes, Char, Field, Scalar, Struct, Type
+from ..layout.formats import FormattedCodec, ip_kind, ip_text, shown_fields, shown_leaf
+from ..layout.leaves import (
+    CODES,
+    CSV,
+    CSV_WHOLE,
+    HOST,
+    JSON,
+    NESTED,
+    TEXT,
+    enum_names,
+    json_str,
+    native_code,
+    raw_written,
+    written,
+)
+from ..layout.model import IPV6, Array, Bytes, Char, Enum, Field, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
 _CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
@@ -66,32 +80,71 @@ def _each(convert: Callable[[Any], Any]) -> Column:
     return lambda items: list(map(convert, items))
 
 
+def _bits(shift: int, bits: int, signed: bool, named: Callable[[int], Any] | None) -> Column:
+    """A column of a bitfield's storage units -> its values: shifted, masked and
+    sign-extended (``(v ^ sign) - sign``) in one comprehension, then an enum's names."""
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    if signed:
+        column: Column = lambda items: [((v >> shift & mask) ^ sign) - sign for v in items]  # noqa: E731
+    elif shift:
+        column = lambda items: [v >> shift & mask for v in items]  # noqa: E731
+    else:
+        column = lambda items: [v & mask for v in items]  # noqa: E731
+    if named is None:
+        return column
+    names = _memo(named)
+    return lambda items: names(column(items))
+
+
 class _Side:
-    """The unpacking of one side (key or value) of an entry: a native-order struct format
-    over every leaf, the byte ranges to swap into host order first, and each item's
-    conversion."""
+    """The unpacking of one side (key or value) of an entry into its part of a row: the
+    byte ranges copied from the kernel's bytes (runs), a native-order struct format over
+    every leaf in template order, the ranges to swap into host order first, and each
+    item's conversion.  Leaves come in the order the entry's text writes them; a leaf
+    at or past the end of the run being copied extends it (gaps become pad bytes), one
+    behind it (a union's other member, a family field read again) starts a new run at
+    the row's end: fields that overlap in the kernel's bytes get a copy each."""
 
     def __init__(self) -> None:
-        self.fmt, self.pos, self.n = "=", 0, 0
-        self.swaps: list[tuple[int, int]] = []  # (offset, size) of fields to byte-swap
+        self.fmt, self.pos, self.n = "=", 0, 0  # pos: the row bytes laid out so far
+        self.runs: list[list[int]] = []  # [source offset, row offset, size]: copied a column at a time
+        self.open = False  # the last run may grow
+        self.swaps: list[tuple[int, int]] = []  # (row offset, size) of fields to byte-swap
         self.convs: dict[int, Column] = {}  # item index -> its column conversion
+        self.pairs: dict[int, Callable[[list[Any], list[Any]], list[Any]]] = {}  # item -> conversion with the next
 
-    def _at(self, off: int) -> None:
-        if off < self.pos:
-            raise _NotRow("overlapping fields")
-        if off > self.pos:
-            self.fmt += f"{off - self.pos}x"
-        self.pos = off
+    def _place(self, off: int, size: int, closed: bool = False) -> int:
+        """The row offset of ``size`` bytes copied from ``off`` in the kernel's bytes;
+        ``closed``: a run of their own that nothing after extends."""
+        run = self.runs[-1] if self.runs and self.open and not closed else None
+        if run is not None and off - run[0] + run[1] >= self.pos:
+            at = off - run[0] + run[1]
+            if at > self.pos:
+                self.fmt += f"{at - self.pos}x"
+            run[2] = at + size - run[1]
+        else:
+            at = self.pos
+            self.runs.append([off, at, size])
+        self.open = not closed
+        self.pos = at + size
+        return at
 
-    def _item(self, off: int, size: int, code: str, conv: Column | None = None) -> None:
-        self._at(off)
+    def _item(self, off: int, size: int, code: str, conv: Column | None = None) -> int:
+        at = self._place(off, size)
+        self._code(code, conv)
+        return at
+
+    def _code(self, code: str, conv: Column | None = None) -> None:
         self.fmt += code
         if conv is not None:
             self.convs[self.n] = conv
         self.n += 1
-        self.pos = off + size
         if self.n > _MAX_ITEMS:
             raise _NotRow("too many leaves")
+
+    def _swap(self, at: int, t: Type) -> None:
+        if isinstance(t, Scalar) and t.order not in ("=", HOST) and 1 < t.size < 16:  # 16: from its bytes
+            self.swaps.append((at, t.size))  # swapped a column at a time, then unpacked in host order
 
     # -- templates: every literal's % doubled, one %s per item ---------------------------
 
@@ -102,38 +155,72 @@ class _Side:
         leaf = raw_written(t, where)  # every leaf's rule: layout.leaves
         if leaf is not None:
             codes, piece, conv, repeats = leaf
-            if isinstance(t, Scalar) and t.order not in ("=", HOST) and 1 < t.size < 16:  # 16: from its bytes
-                self.swaps.append((off, t.size))  # swapped a column at a time, then unpacked in host order
             if len(codes) > 1:  # an address written from its bytes, no conversion
-                for i, code in enumerate(codes):
-                    self._item(off + i, 1, code)
+                self._place(off, t.size)
+                for code in codes:
+                    self._code(code)
                 return piece
             column = None if conv is None else _memo(conv) if repeats else _each(conv)
-            self._item(off, t.size, codes[0], column)
+            self._swap(self._item(off, t.size, codes[0], column), t)
             return piece
         inner = NESTED if where == TEXT else where  # nested data in text is compact JSON
         sep, colon = (",", ":") if inner == NESTED else (", ", ": ")
         if isinstance(t, Array):
             return "[" + sep.join(self.piece(t.elem, off + i * t.elem.size, inner) for i in range(t.count)) + "]"
-        if isinstance(t, Struct) and not t.union:
-            parts = []
-            for f in _fields(t):
-                parts.append(_literal(json_str(f.name)) + colon + self.piece(f.type, off + f.offset, inner))
-            return "{" + sep.join(parts) + "}"
+        if isinstance(t, Struct):
+            return (
+                "{"
+                + sep.join(_literal(json_str(n)) + colon + self.member(f, b, inner) for n, f, b in _members(t, off))
+                + "}"
+            )
         raise _NotRow(type(t).__name__)
+
+    def member(self, f: Field, base: int, where: str) -> str:
+        """The template of field ``f`` of the struct at ``base``."""
+        if f.bit_size is not None:
+            return self._bitfield(f, base, where)
+        return self.piece(f.type, base + f.offset, where)
+
+    def _bitfield(self, f: Field, base: int, where: str) -> str:
+        """A bitfield as the decoder reads it: the little-endian bytes holding its bits in
+        a slot of their own (1, 2, 4 or 8 bytes), shifted and masked a column at a time,
+        sign-extended, an enum's name; any other integer type written as a number."""
+        t, bits = f.type, f.bit_size
+        assert bits is not None and f.bit_offset is not None
+        if isinstance(t, Enum):
+            leaf = raw_written(t, where)
+            assert leaf is not None
+            named = leaf[2]
+        elif isinstance(t, Scalar) and t.kind in ("uint", "int", "bool"):
+            named = None
+        else:
+            raise _NotRow("bitfield type")
+        first, shift = divmod(base * 8 + f.bit_offset, 8)
+        nbytes = (shift + bits + 7) // 8
+        slot = next((n for n in (1, 2, 4, 8) if n >= nbytes), 0)
+        if not slot or not bits:
+            raise _NotRow("bitfield size")
+        at = self._place(first, nbytes, closed=True)
+        self.pos = at + slot  # bytes past the bitfield's in the slot stay zero (a row starts zeroed)
+        if HOST != "<" and slot > 1:
+            self.swaps.append((at, slot))
+        self._code(CODES[("uint", slot)], _bits(shift, bits, getattr(t, "signed", False), named))
+        return "%s"
 
     def _shown(self, t: _Shown, off: int, where: str) -> str:
         """An integer through a display format (--as ksym, errno, ...): the name where it
         has one, written as a string is, else the number as the integer is."""
         inner = t.inner
+        if t.fmt == "ip":
+            return self._ip(t, off, where)
+        text = written(Char(1), where)
+        assert text is not None
+        string = text[1]
         leaf = raw_written(inner, where)
         show = shown_leaf(t.fmt, inner.size)
         if leaf is None or show is None or len(leaf[0]) != 1:
             raise _NotRow("format")
         codes, piece, number, _repeats = leaf
-        text = written(Char(1), where)
-        assert text is not None
-        string = text[1]
         if piece != "%s" or string is None:
             raise _NotRow("format")
 
@@ -143,40 +230,66 @@ class _Side:
                 return string(r)
             return number(r) if number is not None else r
 
-        if isinstance(inner, Scalar) and inner.order not in ("=", HOST) and 1 < inner.size < 16:
-            self.swaps.append((off, inner.size))
-        self._item(off, inner.size, codes[0], _memo(conv))
+        self._swap(self._item(off, inner.size, codes[0], _memo(conv)), inner)
         return piece
+
+    def _ip(self, t: _Shown, off: int, where: str) -> str:
+        """``--as FIELD=ip``: the address's bytes, and the family field beside it read
+        again right after them; the pair becomes the address (or the hex bytes for
+        another family) and an empty string, as FormattedCodec shows it.  Addresses and
+        hex need no escaping anywhere: written as ipv6 leaves are."""
+        size = t.size
+        self._item(off, size, f"{size}s")
+        piece = written(IPV6, where)
+        assert piece is not None
+        if t.family is None:
+            self.convs[self.n - 1] = _each(lambda raw: ip_text(raw, None, size))
+            return piece[0]
+        ftype, delta = t.family
+        if isinstance(ftype, Enum):
+            names = enum_names(ftype.values)
+            family: Callable[[Any], Any] = lambda v: names.get(v, v)  # noqa: E731
+        elif isinstance(ftype, Scalar) and ftype.kind in ("uint", "int") and ftype.size <= 8:
+            family = int
+        else:
+            raise _NotRow("family field")
+        self._swap(self._item(off + delta, ftype.size, native_code(ftype)), ftype)
+        kinds = _memo(lambda f: ip_kind(family(f), size))  # the family's few values: a dict lookup each
+        ntop, v4, v6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
+
+        def pair(raws: list[bytes], fams: list[Any]) -> list[str]:
+            return [
+                ntop(v4, r[:4]) if k == 4 else ntop(v6, r[:16]) if k == 6 else r.hex(" ")
+                for r, k in zip(raws, kinds(fams))
+            ]
+
+        self.pairs[self.n - 2] = pair
+        return piece[0].replace("%s", "%s%s")
 
     def top(self, t: Type, fmt: str, base: int = 0) -> str:
         """The template of a whole key or value at ``base``: text ``name=value,...`` for a
-        struct (or the value alone), JSON as json.dumps writes it."""
-        if fmt == "text" and isinstance(t, Struct) and not t.union:
-            parts = [_literal(f.name) + "=" + self.piece(f.type, base + f.offset, TEXT) for f in _fields(t)]
-            body = ",".join(parts)
-        else:
-            body = self.piece(t, base, TEXT if fmt == "text" else JSON)
-        self._at(base + t.size)
-        return body
+        struct or union (or the value alone), JSON as json.dumps writes it."""
+        if fmt == "text" and isinstance(t, Struct):
+            return ",".join(_literal(n) + "=" + self.member(f, b, TEXT) for n, f, b in _members(t, base))
+        return self.piece(t, base, TEXT if fmt == "text" else JSON)
 
     def cells(self, t: Type, off: int, name: str, whole: bool, out: list[tuple[str, str]]) -> None:
         """CSV: (column name, template piece) of every leaf of a value of ``t`` at ``off``,
         in the order output.entries.flatten names them (``key.a``, ``value.hist[2]``)."""
-        if isinstance(t, _Shown):
-            out.append((name, self.piece(t, off, CSV_WHOLE if whole else CSV)))
-            return
-        leaf = raw_written(t, CSV_WHOLE if whole else CSV)
-        if leaf is not None:
-            self.piece(t, off, CSV_WHOLE if whole else CSV)
-            out.append((name, leaf[1]))
+        where = CSV_WHOLE if whole else CSV
+        if isinstance(t, _Shown) or raw_written(t, where) is not None:
+            out.append((name, self.piece(t, off, where)))
             return
         if isinstance(t, Array):
             for i in range(t.count):
                 self.cells(t.elem, off + i * t.elem.size, f"{name}[{i}]", False, out)
             return
-        if isinstance(t, Struct) and not t.union:
-            for f in _fields(t):
-                self.cells(f.type, off + f.offset, f"{name}.{f.name}", False, out)
+        if isinstance(t, Struct):
+            for n, f, b in _members(t, off):
+                if f.bit_size is not None:
+                    out.append((f"{name}.{n}", self._bitfield(f, b, CSV)))
+                else:
+                    self.cells(f.type, b + f.offset, f"{name}.{n}", False, out)
             return
         raise _NotRow(type(t).__name__)
 
@@ -185,7 +298,6 @@ class _Side:
         bytes; text: tab-separated, JSON: a list."""
         stride = (t.size + 7) & ~7
         parts = [self.top(t, fmt, i * stride) for i in range(ncpus)]
-        self._at(ncpus * stride)
         return "\t".join(parts) if fmt == "text" else "[" + ", ".join(parts) + "]"
 
 
@@ -193,12 +305,19 @@ class _NotRow(Exception):
     """A type the row writer does not take."""
 
 
-def _fields(t: Struct) -> list[Any]:
-    fields = visible_fields(t)
-    for f in fields:
-        if f.bit_size is not None or not f.name:
-            raise _NotRow("bitfield or anonymous member")
-    return fields
+def _members(t: Struct, base: int) -> list[tuple[str, Field, int]]:
+    """(name, field, offset of the struct holding it) of each field a struct at ``base``
+    decodes to, in the decoded dict's order: those of anonymous members (C11) in their
+    place, unnamed bitfields (padding) left out; a name twice is not taken."""
+    out: list[tuple[str, Field, int]] = []
+    for f in visible_fields(t):
+        if f.name:
+            out.append((f.name, f, base))
+        elif f.bit_size is None and isinstance(f.type, Struct):
+            out.extend(_members(f.type, base + f.offset))
+    if len({n for n, _f, _b in out}) != len(out):
+        raise _NotRow("a field name twice")
+    return out
 
 
 def _literal(text: str) -> str:
@@ -206,33 +325,37 @@ def _literal(text: str) -> str:
 
 
 class _Shown(Type):
-    """An integer leaf written through a display format (``--as``)."""
+    """An integer leaf written through a display format (``--as``); for ``ip``, the
+    address's bytes with the type of the family field beside it and where it lies from
+    the address (None: no family field)."""
 
-    __slots__ = ("inner", "fmt", "size", "align")
+    __slots__ = ("inner", "fmt", "size", "align", "family")
 
-    def __init__(self, inner: Type, fmt: str) -> None:
-        self.inner, self.fmt, self.size, self.align = inner, fmt, inner.size, inner.align
+    def __init__(self, inner: Type, fmt: str, family: tuple[Type, int] | None = None) -> None:
+        self.inner, self.fmt, self.size, self.align, self.family = inner, fmt, inner.size, inner.align, family
 
     def c_name(self) -> str:
         return self.inner.c_name()
 
 
 def _shown_type(codec: Any) -> Type | None:
-    """A FormattedCodec's type with each shown integer field a _Shown leaf (None when a
-    format works on more than one field: ``ip`` reads the family beside it)."""
+    """A FormattedCodec's type with each shown field a _Shown leaf (None when a family
+    field ``ip`` reads is itself shown, or is not a plain integer field)."""
     shown = shown_fields(codec)
-    if shown is None:
-        return None
     t: Type | None = codec.inner.type
-    for parts, fmt in shown:
-        t = _with_shown(t, parts, fmt) if t is not None else None
+    for parts, fmt, family in shown:
+        if family is not None and any(p == [*parts[:-1], family] for p, _f, _fam in shown):
+            return None  # the family as the decoded path sees it would be a name
+        t = _with_shown(t, parts, fmt, family) if t is not None else None
         if t is None:
             return None
     return t
 
 
-def _with_shown(t: Type, parts: list[str], fmt: str) -> Type | None:
+def _with_shown(t: Type, parts: list[str], fmt: str, family: str | None) -> Type | None:
     if not parts:
+        if fmt == "ip":
+            return None
         if isinstance(t, Scalar) and t.kind in ("uint", "int") and t.size <= 8:
             return _Shown(t, fmt)
         if isinstance(t, Array) and isinstance(t.elem, Scalar) and t.elem.kind in ("uint", "int") and t.elem.size <= 8:
@@ -244,13 +367,31 @@ def _with_shown(t: Type, parts: list[str], fmt: str) -> Type | None:
     found = False
     for f in t.fields:
         if f.name == parts[0] and f.bit_size is None:
-            inner = _with_shown(f.type, parts[1:], fmt)
+            if fmt == "ip" and len(parts) == 1:
+                inner: Type | None = _ip_leaf(t, f, family)
+            else:
+                inner = _with_shown(f.type, parts[1:], fmt, family)
             if inner is None:
                 return None
             f = Field(f.name, inner, f.offset)
             found = True
         fields.append(f)
     return Struct(t.name, tuple(fields), t.size, t.align, t.union, t.packed, t.section) if found else None
+
+
+def _ip_leaf(parent: Struct, f: Field, family: str | None) -> Type | None:
+    """``--as FIELD=ip``'s leaf: the address bytes, and the family field beside them
+    (a plain integer or enum field; else None: the decoded path writes it)."""
+    if not isinstance(f.type, Bytes):
+        return None
+    if family is None:
+        return _Shown(f.type, "ip")
+    fam = next((m for m in parent.fields if m.name == family), None)
+    if fam is None or fam.bit_size is not None or not isinstance(fam.type, (Scalar, Enum)):
+        return None
+    if isinstance(fam.type, Scalar) and (fam.type.kind not in ("uint", "int") or fam.type.size > 8):
+        return None
+    return _Shown(f.type, "ip", (fam.type, fam.offset - f.offset))
 
 
 def _type_of(codec: Any) -> Type | None:
@@ -301,15 +442,12 @@ def _compile_csv(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, byte
     kcells: list[tuple[str, str]] = []
     vcells: list[tuple[str, str]] = []
     ks.cells(kt, 0, "key", True, kcells)
-    ks._at(kt.size)
     if ncpus is None:
         vs.cells(vt, 0, "value", True, vcells)
-        vs._at(vt.size)
     else:
         stride = (vt.size + 7) & ~7
         for c in range(ncpus):
             vs.cells(vt, c * stride, f"values[{c}]", True, vcells)
-        vs._at(ncpus * stride)
     names = [n for n, _p in kcells + vcells]
     if len(names) < 2:
         raise _NotRow("one column")
@@ -354,13 +492,13 @@ def _compiled(
 
 def _top_cells(side: _Side, t: Type, base: int, name: str, out: list[tuple[str, str, bool]]) -> None:
     """(column, template, holds text) of each top-level field of a struct, or the whole value."""
-    if isinstance(t, Struct) and not t.union:
-        for f in _fields(t):
-            if isinstance(f.type, Struct) and not f.type.union:
-                piece = side.top(f.type, "text", base + f.offset)  # name=value,... as format_text writes it
+    if isinstance(t, Struct):
+        for n, f, b in _members(t, base):
+            if f.bit_size is None and isinstance(f.type, Struct):
+                piece = side.top(f.type, "text", b + f.offset)  # name=value,... as format_text writes it
             else:
-                piece = side.piece(f.type, base + f.offset, TEXT)
-            out.append((f"{name}.{f.name}" if name == "key" else f.name, piece, _has_text(f.type)))
+                piece = side.member(f, b, TEXT)
+            out.append((f"{name}.{n}" if name == "key" else n, piece, _has_text(f.type)))
         return
     out.append((name, side.top(t, "text", base), _has_text(t)))
 
@@ -379,15 +517,12 @@ def _compile_cells(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, by
     ks, vs = _Side(), _Side()
     cells: list[tuple[str, str, bool]] = []
     _top_cells(ks, kt, 0, "key", cells)
-    ks._at(kt.size)
     if ncpus is None:
         _top_cells(vs, vt, 0, "value", cells)
-        vs._at(vt.size)
     else:
         stride = (vt.size + 7) & ~7
         for c in range(ncpus):
             cells.append((f"cpu{c}", vs.top(vt, "text", c * stride), _has_text(vt)))
-        vs._at(ncpus * stride)
     line = "".join(p + SEP for _n, p, _t in cells)
     lines = _compile_line("text", kt, vt, ncpus, ks, vs, line)
     lines.columns = [n for n, _p, _t in cells]  # type: ignore[attr-defined]
@@ -451,13 +586,17 @@ def _compile_line(
     """The lines function of one entry's template ``line`` over the sides' items."""
     ksize = kt.size if kt is not None else 0
     vsize = vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
-    size = ksize + vsize
-    row = ks.fmt[1:] + vs.fmt[1:]  # one entry: its key's leaves, then its value's
+    krow = ks.pos
+    size = krow + vs.pos  # a row: the key's items, then the value's
+    row = ks.fmt[1:] + vs.fmt[1:]
     if struct.calcsize("=" + row) != size:
         raise _NotRow("size")
-    swaps = ks.swaps + [(ksize + off, n) for off, n in vs.swaps]
+    copies = [(krow * side + at, stride, src, n, side) for side, (stride, s) in enumerate(((ksize, ks), (vsize, vs)))
+              for src, at, n in s.runs]  # fmt: skip
+    swaps = ks.swaps + [(krow + off, n) for off, n in vs.swaps]
     per = ks.n + vs.n
     convs = sorted([*ks.convs.items(), *((ks.n + j, c) for j, c in vs.convs.items())])
+    pairs = sorted([*ks.pairs.items(), *((ks.n + j, c) for j, c in vs.pairs.items())])
     unpackers: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
 
     def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
@@ -474,9 +613,10 @@ def _compile_line(
         return chunk(keys, values, count)
 
     def chunk(keys: bytes | memoryview, values: bytes | memoryview, count: int) -> str:
-        rows = bytearray(count * size)  # each entry's key bytes, then its value bytes
-        copy_columns(rows, size, 0, keys, ksize, 0, ksize, count)
-        copy_columns(rows, size, ksize, values, vsize, 0, vsize, count)
+        rows = bytearray(count * size)  # each entry's items, in template order
+        sides = (keys, values)
+        for at, stride, src, n, side in copies:  # a struct's fields in order: one copy per side
+            copy_columns(rows, size, at, sides[side], stride, src, n, count)
         for off, n in swaps:  # each byte of a big-endian field, a column at a time
             cols = [rows[off + i :: size] for i in range(n)]
             for i in range(n):
@@ -487,10 +627,13 @@ def _compile_line(
             if len(unpackers) < 8:  # the chunk size, and a batch's last chunks
                 unpackers[count] = unpack
         items: Any = unpack(rows)
-        if convs:
+        if convs or pairs:
             items = list(items)
             for j, conv in convs:  # each converted leaf, a column at a time
                 items[j::per] = conv(items[j::per])
+            for j, pair in pairs:  # an address and its family: the text, and nothing
+                items[j::per] = pair(items[j::per], items[j + 1 :: per])
+                items[j + 1 :: per] = [""] * count
             items = tuple(items)
         text: str = (line * count) % items
         return text
