@@ -5,21 +5,25 @@ For a key and a value type made of leaves (numbers, strings, addresses, enums, h
 structs and arrays nested to any depth, this module compiles, once per type pair and
 format:
 
-- one buffer of rows, each entry's key bytes then its value bytes (copied from the
-  kernel's batch a column at a time: columns.copy_columns), big-endian fields byte-swapped a column at a time,
-  and one native-order struct unpack over every leaf of 2,048 rows: one tuple of items,
-  no Python object per entry but the items;
+- one buffer of rows, each entry's key items then its value items in the order the
+  line writes them (copied from the kernel's batch a column at a time:
+  columns.copy_columns; a struct's fields in order are one copy, a field that overlaps
+  one before it -- a union's other member, an address's family -- a copy of its own),
+  big-endian fields byte-swapped a column at a time, and one native-order struct unpack
+  over every leaf of 2,048 rows: one tuple of items, no Python object per entry but the
+  items;
 - the line template: the entry's text with one ``%s`` per leaf, nested structs and
   arrays written as JSON around them;
 - the conversions a few leaves need (strings cut at NUL and escaped for JSON, enum
-  names, addresses, bools, non-finite floats), applied a column at a time, each through
-  a bounded memo when its values repeat (comm, addresses).
+  names, addresses, bools, non-finite floats, bitfields shifted and masked, display
+  formats), applied a column at a time, each through a bounded memo when its values
+  repeat (comm, addresses).
 
 The lines are those ``output.write_entries`` writes for the decoded entries (text:
 ``Codec.format``; JSON: ``json_dumps`` of ``{"key": K, "value": V}``), byte for byte:
-tests compare them on random nested layouts.  Types this does not take (bitfields,
-unions, anonymous members, per-CPU values, more than _MAX_ITEMS leaves) return None and
-go through the decoded path.
+tests compare them on random nested layouts and random C structs and unions.  Types this
+does not take (a bitfield over 9 bytes of a packed struct, a field name twice, more than
+_MAX_ITEMS leaves) return None and go through the decoded path.
 """
 
 from __future__ import annotations
