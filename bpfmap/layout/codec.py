@@ -386,6 +386,19 @@ def visible_fields(t: Struct) -> list[Any]:
     return [f for f in t.fields if not isinstance(f.type, Pad)]
 
 
+def members(t: Struct, base: int = 0) -> list[tuple[str, Field, int]]:
+    """(name, field, offset of the struct holding it) of each field a struct at ``base``
+    decodes to, in the decoded dict's order: those of anonymous members (C11) in their
+    place, unnamed bitfields (padding) left out."""
+    out: list[tuple[str, Field, int]] = []
+    for f in visible_fields(t):
+        if f.name:
+            out.append((f.name, f, base))
+        elif f.bit_size is None and isinstance(f.type, Struct):
+            out.extend(members(f.type, base + f.offset))
+    return out
+
+
 def _bitfield(f: Field, path_name: str) -> tuple[Decoder, Encoder]:
     assert f.bit_offset is not None and f.bit_size is not None, f
     t, bits = f.type, f.bit_size

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..columns import copy_columns
-from ..layout.codec import visible_fields
+from ..layout.codec import members
 from ..layout.formats import FormattedCodec, ip_kind, ip_text, shown_fields, shown_leaf
 from ..layout.leaves import (
     CODES,
@@ -310,15 +310,9 @@ class _NotRow(Exception):
 
 
 def _members(t: Struct, base: int) -> list[tuple[str, Field, int]]:
-    """(name, field, offset of the struct holding it) of each field a struct at ``base``
-    decodes to, in the decoded dict's order: those of anonymous members (C11) in their
-    place, unnamed bitfields (padding) left out; a name twice is not taken."""
-    out: list[tuple[str, Field, int]] = []
-    for f in visible_fields(t):
-        if f.name:
-            out.append((f.name, f, base))
-        elif f.bit_size is None and isinstance(f.type, Struct):
-            out.extend(_members(f.type, base + f.offset))
+    """layout.codec.members (the fields a struct decodes to, anonymous members' in their
+    place); a name twice is not taken."""
+    out = members(t, base)
     if len({n for n, _f, _b in out}) != len(out):
         raise _NotRow("a field name twice")
     return out

@@ -5,13 +5,14 @@ are; other leaves, decoded by the leaf rules, through view's sort_key: numbers b
 text, enums by name, strings, addresses) in the same sequence, through the same
 functions (a stable sort; heapq.nlargest/nsmallest for ``--top``), so the output is the
 decoded path's byte for byte, NaN included; ``--top`` holds N entries, a full sort the
-raw bytes of all (a tenth of their decoded size).  Arrays (sorted by their sum) and
-structs take the decoded path."""
+raw bytes of all (a tenth of their decoded size).  An array of numbers sorts by its
+sum, an element (``hist[2]``) as a leaf; structs take the decoded path."""
 
 from __future__ import annotations
 
 import array
 import heapq
+import operator
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from ..columns import copy_columns
 from ..fields import keys as field_keys
 from ..layout import TypeCodec
+from ..layout.codec import members
 from ..layout.model import Array, Pad, Scalar, Struct, Type
 from ..view import sort_key
 
@@ -31,10 +33,17 @@ _TYPECODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", 
 class SortField:
     """Where a leaf sort field lies in an entry's bytes, and how its sort keys are made."""
 
-    __slots__ = ("side", "offset", "size", "signed", "swap", "integer", "leaf")
+    __slots__ = ("side", "offset", "size", "signed", "swap", "integer", "leaf", "summed")
 
     def __init__(self, side: int, offset: int, t: Type) -> None:
         self.side, self.offset, self.size = side, offset, t.size
+        self.summed: list[SortField] | None = None  # an array of numbers sorts by its sum, as view's _dig makes it
+        if isinstance(t, Array):
+            e = t.elem
+            if isinstance(e, Scalar) and e.kind in ("uint", "int") and e.size <= 8:  # summed a column at a time
+                self.summed = [SortField(side, offset + i * e.size, e) for i in range(t.count)]
+            else:  # floats (sum()'s own order of additions), bools: each value decoded and summed
+                self.summed = []
         self.integer = isinstance(t, Scalar) and t.kind in ("uint", "int") and t.size <= 8
         self.signed = isinstance(t, Scalar) and t.kind == "int"
         host = "<" if sys.byteorder == "little" else ">"
@@ -43,8 +52,16 @@ class SortField:
 
     def column(self, buf: bytes, stride: int, count: int) -> list[Any]:
         """The sort key of each of ``count`` entries ``stride`` bytes apart in ``buf``."""
+        if self.summed:
+            total = [0] * count
+            for elem in self.summed:
+                total = list(map(operator.add, total, elem.column(buf, stride, count)))
+            return total  # integers: their own order is sort_key's
         col = bytearray(self.size * count)
         copy_columns(col, self.size, 0, buf, stride, self.offset, self.size, count)
+        if self.summed is not None:
+            assert self.leaf is not None
+            return [sort_key(sum(v)) for v in self.leaf(bytes(col), count)]
         if self.leaf is not None:
             return list(map(sort_key, self.leaf(bytes(col), count)))
         a = array.array(_TYPECODES[(self.size, self.signed)])
@@ -76,10 +93,18 @@ def sort_field(view: Any, field: str) -> SortField | None:
         if found is None:
             return None
         off, t = found
+        if isinstance(t, Array) and _numbers(t):
+            return SortField(0 if root == "key" else 1, off, t)
         if isinstance(t, (Array, Struct, Pad)):
-            return None  # an array sorts by its sum, a struct by its text: the decoded path
+            return None  # a struct sorts by its text, an array of other things too: the decoded path
         return SortField(0 if root == "key" else 1, off, t)
     return None
+
+
+def _numbers(t: Array) -> bool:
+    """An array whose elements decode to numbers (summed for its sort key)."""
+    e = t.elem
+    return isinstance(e, Scalar) and e.kind in ("uint", "int", "float", "bool") and t.count > 0
 
 
 def _decoder(t: Type) -> Any:
@@ -96,16 +121,21 @@ def _locate(t: Type, path: list[Any]) -> Any:
     in the other side); None when it has one this path does not sort by."""
     off = 0
     for part in path:
-        if not isinstance(part, str):
-            return None  # an array element: the decoded path
-        if not isinstance(t, Struct) or t.union:
+        if not isinstance(part, str):  # an array's element
+            if not isinstance(t, Array) or part >= t.count:
+                return None  # the decoded path says what is wrong
+            off += part * t.elem.size
+            t = t.elem
+            continue
+        if not isinstance(t, Struct):
             return _ABSENT
-        f = next((f for f in t.fields if f.name == part), None)
-        if f is None:
+        found = [(f, base) for name, f, base in members(t, off) if name == part]
+        if not found:
             return _ABSENT
+        f, base = found[-1]  # a name twice: the decoded dict keeps the last one's value
         if f.bit_size is not None:
             return None
-        off += f.offset
+        off = base + f.offset
         t = f.type
     return off, t
 

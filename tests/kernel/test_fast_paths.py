@@ -414,7 +414,11 @@ INT_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "be16", "be3
 @given(
     key=st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3),
     value=st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3),
-    sort_leaf=st.sampled_from([*INT_LEAVES, "f64", "f32", "bool", "char[5]", "ipv4", "ipv6", "mac", "hex[3]", "u128"]),
+    sort_leaf=st.sampled_from(
+        [*INT_LEAVES, "f64", "f32", "bool", "char[5]", "ipv4", "ipv6", "mac", "hex[3]", "u128"]
+        + ["u16[3]", "s8[4]", "be32[2]", "f64[2]", "bool[3]", "u128[2]", "u64[1]"]  # by their sum, or an element
+    ),
+    element=st.integers(0, 3),
     where=st.sampled_from(["key", "value"]),
     data=st.binary(min_size=64, max_size=2048),
     count=st.integers(1, 400),
@@ -423,16 +427,22 @@ INT_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "be16", "be3
     top=st.one_of(st.none(), st.integers(1, 60)),
     fmt=st.sampled_from(["text", "jsonl", "csv"]),
 )
-def test_sorting_raw_batches_gives_the_decoded_order(key, value, sort_leaf, where, data, count, cut, reverse, top, fmt):
-    """dump --sort on a leaf field, on raw batches (cut in random places) against
-    sort_entries on the decoded entries: the same bytes, ties in the same order (few
-    distinct values in small fields make many ties), NaN floats where they fall."""
+def test_sorting_raw_batches_gives_the_decoded_order(
+    key, value, sort_leaf, element, where, data, count, cut, reverse, top, fmt
+):
+    """dump --sort on a leaf field, an array of numbers (by its sum) or one element of
+    it, on raw batches (cut in random places) against sort_entries on the decoded
+    entries: the same bytes, ties in the same order (few distinct values in small fields
+    make many ties), NaN floats where they fall."""
     from bpfmap.output.sort import sort_field, sorted_batches
     from bpfmap.view import sort_entries
 
     (key if where == "key" else value).insert(1, sort_leaf)
     lay = Layout.parse(f"{side(key)}:{side(value)}")
     field = f"{where}.f1"
+    count_of = int(sort_leaf.partition("[")[2].rstrip("]") or 0) if sort_leaf.endswith("]") else 0
+    if count_of and sort_leaf != "hex[3]" and not sort_leaf.startswith("char") and element < count_of:
+        field += f"[{element}]"
 
     class _View:  # what sort_field reads of a View
         percpu = False
@@ -694,3 +704,55 @@ def test_rows_of_ip_addresses_by_family_give_the_plain_bytes(
                 fam.type.size, order
             )
     _rows_against_plain(Layout(lay.key, value), bytes(buf), count)
+
+
+SORT_HEADER = """
+struct k { unsigned int packets; unsigned short port; };
+struct v {
+    union { unsigned int raw; struct { unsigned short lo, hi; } half; } u;
+    struct { unsigned long long packets; unsigned int hist[3]; };
+    unsigned int flags : 3;
+};
+"""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    field=st.sampled_from(["packets", "value.packets", "key.packets", "u.raw", "u.half.hi", "hist", "hist[2]", "port"]),
+    data=st.binary(min_size=64, max_size=2048),
+    count=st.integers(1, 300),
+    reverse=st.booleans(),
+    top=st.one_of(st.none(), st.integers(1, 20)),
+)
+def test_sorting_raw_batches_of_c_structs_finds_the_decoded_field(tmp_path_factory, field, data, count, reverse, top):
+    """--sort on fields of anonymous members and union members, found where the decoded
+    entries have them: a bare ``packets`` is the value's (in an anonymous struct), not
+    the key's field of that name."""
+    from bpfmap.output.entries import columns
+    from bpfmap.output.sort import sort_field, sorted_batches
+    from bpfmap.view import sort_entries
+
+    header = tmp_path_factory.getbasetemp() / "sort_c.h"
+    header.write_text(SORT_HEADER)
+    lay = Layout.from_c(str(header), "struct k", "struct v")
+
+    class _View:
+        percpu = False
+
+    v = _View()
+    v.key, v.value = lay.key, lay.value
+    by = sort_field(v, field)
+    assert by is not None, field
+    assert by.side == (0 if field in ("key.packets", "port") else 1)
+    ks, vs = lay.key.size, lay.value.size
+    buf = data * (1 + count * (ks + vs) // len(data))
+    keys, values = buf[: count * ks], buf[count * ks : count * (ks + vs)]
+    got = io.StringIO()
+    rows = item_writer("jsonl", lay.key, lay.value)
+    write_item_batches(sorted_batches([(keys, values, count)], by, ks, vs, reverse, top), "jsonl", rows, got)
+    entries = list(zip(lay.key.decode_many(keys, count), lay.value.decode_many(values, count)))
+    want = io.StringIO()
+    write_entries(
+        columns(sort_entries(entries, field, reverse=reverse, top=top)), "jsonl", lay.key, lay.value, False, want
+    )
+    assert got.getvalue() == want.getvalue()
