@@ -118,6 +118,29 @@ def make_families(pin: str, n: int) -> None:
         m.update_batch(keys, b"".join(i.to_bytes(8, "little") for i in range(n)), n)
 
 
+def watch_polls(pin: str, reps: int) -> dict[str, float]:
+    """A live watch screen's poll (40 rows) by key and by rate, in-process, after a first
+    poll (the second compares every entry with the first)."""
+    import time
+
+    from bpfmap import Map, View
+    from bpfmap.watch import Watcher
+
+    out = {}
+    with Map.open(pin) as m:
+        view = View(m)
+        for sort in ("key", "rate"):
+            w = Watcher(view, sort=sort)
+            w.poll(40)
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                w.poll(40)
+                times.append(time.perf_counter() - t0)
+            out[f"--sort {sort}"] = statistics.median(times)
+    return out
+
+
 def median(cmd: list[str], reps: int) -> float:
     return statistics.median(child_times(cmd)[0] for _ in range(reps))
 
@@ -147,6 +170,9 @@ def main() -> None:
         t = {name: median(["bpfmap", "dump", flows, *a], reps) for name, a in runs.items()}
         for name in runs:
             print(f"{n} flows  dump {' '.join(runs[name]):28} {t[name]:.3f} s  ({t[name] / t['text']:.2f}x text)")
+        polls = watch_polls(flows, reps)
+        for name, v in polls.items():
+            print(f"{n} flows  watch poll {name:22} {v:.3f} s (in-process; a screen of 40 rows)")
         p = {
             name: median(["bpfmap", "dump", pcpu, *a], reps)
             for name, a in {

@@ -7,8 +7,10 @@ writes output; the CLI renders what ``Watcher.poll`` returns."""
 
 from __future__ import annotations
 
+import heapq
+import operator
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import fields
@@ -16,15 +18,6 @@ from .errors import UsageError
 from .view import View, aggregate, is_number, sort_key
 
 SORTS = ("key", "value", "rate")
-
-
-def _freeze(obj: Any) -> Any:
-    """A hashable stand-in for a decoded key (structs are dicts, arrays lists)."""
-    if isinstance(obj, dict):
-        return tuple((k, _freeze(v)) for k, v in obj.items())
-    if isinstance(obj, list):
-        return tuple(_freeze(v) for v in obj)
-    return obj
 
 
 def diff(new: Any, old: Any) -> Any:
@@ -53,13 +46,49 @@ def scale(obj: Any, factor: float) -> Any:
 
 def total(obj: Any) -> float | None:
     """The sum of the numeric leaves (what --sort value|rate orders by); None if none."""
-    if is_number(obj):
+    tp = type(obj)
+    if tp is int or tp is float:
         return obj
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    if isinstance(obj, list):
-        parts = [t for t in map(total, obj) if t is not None]
-        return sum(parts) if parts else None
+    if tp is dict:
+        obj = obj.values()
+    elif tp is not list:
+        return None
+    parts = []
+    for v in obj:
+        tv = type(v)
+        if tv is int or tv is float:
+            parts.append(v)
+        elif tv is dict or tv is list:
+            t = total(v)
+            if t is not None:
+                parts.append(t)
+    return sum(parts) if parts else None
+
+
+def total_of(codec: Any) -> Callable[[Any], Any]:
+    """A function computing ``total`` of a decoded value of ``codec`` (the same number,
+    the same additions in the same order): for a struct whose fields are numbers and
+    text, one sum() of its number fields; ``total`` itself otherwise."""
+    from .layout import TypeCodec
+    from .layout.codec import members
+    from .layout.model import Bytes, Char, Formatted, Scalar, Struct
+
+    t = codec.type if type(codec) is TypeCodec else None
+    if not isinstance(t, Struct):
+        return total
+    fields = members(t)
+    names = []
+    for name, f, _b in fields:
+        if isinstance(f.type, Scalar) and f.type.kind in ("uint", "int", "float"):
+            names.append(name)
+        elif not isinstance(f.type, (Char, Formatted, Bytes)):
+            return total  # enums (names or numbers), bools, nested structs and arrays
+    if not names or len({n for n, _f, _b in fields}) != len(fields):
+        return _none if not names else total
+    return eval("lambda v: sum((" + "".join(f"v[{n!r}], " for n in names) + "))")  # noqa: S307
+
+
+def _none(_v: Any) -> None:
     return None
 
 
@@ -70,6 +99,39 @@ def _key_order(obj: Any) -> tuple:
     if isinstance(obj, list):
         return (2, tuple(_key_order(v) for v in obj))
     return sort_key(obj)
+
+
+def key_order(codec: Any) -> Callable[[Any], Any]:
+    """A function (decoded key) -> what keys sort by, ordering keys of ``codec`` exactly as
+    _key_order does: where every field of a struct (or the key itself) always decodes to
+    one kind of value (integers, floats, strings), the fields' values themselves (a C
+    itemgetter), which compare as their sort keys do; _key_order otherwise (enums, whose
+    values are names or numbers; bools; nested structs and arrays)."""
+    from .layout import HexCodec, TypeCodec
+    from .layout.codec import members
+    from .layout.model import Bytes, Char, Formatted, Scalar, Struct
+
+    def plain(t: Any) -> bool:
+        return (isinstance(t, Scalar) and t.kind in ("uint", "int", "float")) or isinstance(t, (Char, Formatted, Bytes))
+
+    if type(codec) is HexCodec:
+        return _same
+    if type(codec) is not TypeCodec:
+        return _key_order
+    t = codec.type
+    if plain(t):
+        return _same
+    if isinstance(t, Struct):
+        fields = members(t)
+        names = [n for n, _f, _b in fields]
+        ok = all(plain(f.type) and (f.bit_size is None or isinstance(f.type, Scalar)) for _n, f, _b in fields)
+        if ok and names and len(set(names)) == len(names):
+            return operator.itemgetter(*names) if len(names) > 1 else operator.itemgetter(names[0])
+    return _key_order
+
+
+def _same(v: Any) -> Any:
+    return v
 
 
 class Row:
@@ -89,8 +151,11 @@ class Snapshot:
     """What one poll saw: rows in the order asked for, how many entries the map held,
     when (Unix time) and how long since the previous poll (None for the first)."""
 
-    def __init__(self, rows: list[Row], entries: int, when: float, interval: float | None) -> None:
+    def __init__(
+        self, rows: list[Row], entries: int, when: float, interval: float | None, available: int | None = None
+    ) -> None:
         self.rows, self.entries, self.time, self.interval = rows, entries, when, interval
+        self.available = len(rows) if available is None else available  # rows there were before a poll's limit
 
     def to_dict(self) -> dict:
         return {
@@ -129,44 +194,75 @@ class Watcher:
         self._last: dict[Any, Any] = {}
         self._last_time: float | None = None
 
-    def _entries(self) -> Iterable[tuple[Any, Any]]:
-        entries = self.view.entries()
-        if self.view.percpu:
-            entries = ((k, aggregate(v, self.how)) for k, v in entries)
-        if self.where:
-            where = self.where
+    def _entries(self) -> Iterator[tuple[bytes, Any, Any]]:
+        """(the key's bytes, which name the entry between polls; key; value), the values
+        reduced, filtered and selected as asked."""
+        view = self.view
+        where, path = self.where, self.select
+        if where:
             where.begin()
-            entries = ((k, v) for k, v in entries if where(k, v))
-        if self.select is not None:  # --var NAME: one variable (field) of each value
-            path = self.select
-            entries = ((k, fields.select(v, path)) for k, v in entries)
-        return entries
+        for keys, values, n in view.raw_batches():
+            if not n:
+                continue
+            dk, dv = view.decode_batch(keys, values, n)
+            if view.percpu:
+                dv = [aggregate(v, self.how) for v in dv]
+            ks = len(keys) // n
+            ids = [keys[i * ks : (i + 1) * ks] for i in range(n)]
+            for i, k, v in zip(ids, dk, dv):
+                if where and not where(k, v):
+                    continue
+                yield i, k, (v if path is None else fields.select(v, path))
 
-    def poll(self) -> Snapshot:
+    def poll(self, limit: int | None = None) -> Snapshot:
+        """One snapshot; ``limit``: only the first so many rows are wanted (a screen's
+        worth): only those get their changes worked out, and only they are ordered
+        beyond the choice of which they are."""
         now_mono, now = time.monotonic(), time.time()
         dt = None if self._last_time is None else now_mono - self._last_time
-        seen: dict[Any, Any] = {}
-        rows: list[Row] = []
-        for key, value in self._entries():
-            frozen = _freeze(key)
-            seen[frozen] = value
-            if frozen in self._last and dt:
-                delta = diff(value, self._last[frozen])
-                rows.append(Row(key, value, delta, scale(delta, 1.0 / dt)))
-            else:
-                rows.append(Row(key, value, None, None))
+        last = self._last if dt else {}
+        need_totals = self.sort != "key"
+        total_fn = total_of(self.view.value) if self.select is None and self.how != "all" else total
+        seen: dict[bytes, tuple[Any, Any]] = {}  # the key's bytes -> (value, its total)
+        keys: list[Any] = []
+        values: list[Any] = []
+        olds: list[Any] = []  # the previous poll's (value, total), or None
+        for ident, key, value in self._entries():
+            seen[ident] = (value, total_fn(value) if need_totals else None)
+            keys.append(key)
+            values.append(value)
+            olds.append(last.get(ident))
         self._last, self._last_time = seen, now_mono
-        count = len(rows)
-        rows = self._order(rows)
-        return Snapshot(rows, count, now, dt)
+        count = len(keys)
+        want = self.top if limit is None else limit if self.top is None else min(limit, self.top)
+        order = self._order(keys, values, olds, seen, want)
+        rows = []
+        for j in order:
+            old = olds[j]
+            if old is not None:
+                delta = diff(values[j], old[0])
+                rows.append(Row(keys[j], values[j], delta, scale(delta, 1.0 / dt)))  # type: ignore[operator]
+            else:
+                rows.append(Row(keys[j], values[j], None, None))
+        return Snapshot(rows, count, now, dt, count if self.top is None else min(self.top, count))
 
-    def _order(self, rows: list[Row]) -> list[Row]:
+    def _order(self, keys: list[Any], values: list[Any], olds: list[Any], seen: dict, want: int | None) -> list[int]:
+        """The indices of the rows to show, in order: by key; or largest value or change
+        first (rows without a number, as a new entry's change, last), then by key."""
+        korder = list(map(key_order(self.view.key), keys))
         if self.sort == "key":
-            rows.sort(key=lambda r: _key_order(r.key))
+            by: Callable[[int], Any] = korder.__getitem__
         else:
-            attr = "value" if self.sort == "value" else "rate"
-            # largest first; rows without a number (new entries' rates) last
-            rows.sort(
-                key=lambda r: (total(getattr(r, attr)) is None, -(total(getattr(r, attr)) or 0), _key_order(r.key))
-            )
-        return rows[: self.top] if self.top is not None else rows
+            if self.sort == "value":
+                metric = [t for _v, t in seen.values()] if len(seen) == len(keys) else list(map(total, values))
+            else:  # the change since the last poll: the same order as the rate's (one interval for all)
+                now = [t for _v, t in seen.values()] if len(seen) == len(keys) else list(map(total, values))
+                metric = [None if o is None or o[1] is None or t is None else t - o[1] for t, o in zip(now, olds)]
+
+            def by(j: int) -> Any:
+                m = metric[j]
+                return (m is None, -(m or 0), korder[j])
+
+        if want is not None:
+            return heapq.nsmallest(want, range(len(keys)), key=by)
+        return sorted(range(len(keys)), key=by)

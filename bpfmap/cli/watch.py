@@ -173,7 +173,9 @@ def _watch_live_many(watchers: list, maps: list, interval: float, count: Optiona
 
             def step() -> None:
                 share = max(7, con.size.height // len(watchers))
-                screens = [_screen(w.poll(), m, ref, interval, share) for (ref, w), m in zip(watchers, maps)]
+                screens = [
+                    _screen(w.poll(_room(share)), m, ref, interval, share) for (ref, w), m in zip(watchers, maps)
+                ]
                 live.update(Group(*screens), refresh=True)
 
             every(interval, count, step, keys)
@@ -201,7 +203,9 @@ def _watch_live(watcher, m: Map, ref: str, interval: float, count: Optional[int]
             every(
                 interval,
                 count,
-                lambda: live.update(_screen(watcher.poll(), m, ref, interval, con.size.height), refresh=True),
+                lambda: live.update(
+                    _screen(watcher.poll(_room(con.size.height)), m, ref, interval, con.size.height), refresh=True
+                ),
                 keys,
             )
     finally:
@@ -220,6 +224,12 @@ def _fmt_rate(r: Any) -> str:
     return f"{r:,.1f}/s"
 
 
+def _room(height: int) -> int:
+    """Rows of entries a screen ``height`` lines high has room for (the head, the table's
+    header and rule, the "more" line: a poll works out only those)."""
+    return max(1, height - 6)
+
+
 def _screen(snap, m: Map, ref: str, interval: float, height: int):
     from rich.console import Group
     from rich.table import Table
@@ -234,7 +244,7 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
     )
     table = Table(show_edge=False, header_style="bold")
     rows = snap.rows
-    room = max(1, height - 6)
+    room = _room(height)
     if not rows:
         return Group(head, Text("(no entries)"))
     first = rows[0]
@@ -263,6 +273,6 @@ def _screen(snap, m: Map, ref: str, interval: float, height: int):
                 cells += [_fmt_delta(d), _fmt_rate(r)]
         table.add_row(*cells)
     parts: list[Any] = [head, table]
-    if len(rows) > room:
-        parts.append(Text(f"... {len(rows) - room} more (--top N, --sort rate)", style="dim"))
+    if snap.available > room:
+        parts.append(Text(f"... {snap.available - room} more (--top N, --sort rate)", style="dim"))
     return Group(*parts)

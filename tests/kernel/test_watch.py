@@ -199,3 +199,99 @@ def test_ctrl_c_leaves_the_live_screen_cleanly(pindir, tmux, tmp_path):
     assert rc_file.read_text().strip() == "0"
     assert (tmp_path / "err").read_text() == ""  # no traceback, no message
     assert " icanon " in f" {(tmp_path / 'stty').read_text()} " and " echo " in (tmp_path / "stty").read_text()
+
+
+# -- the poll against the plain algorithm ------------------------------------------------------
+
+WATCH_LEAVES = ["u8", "u16", "u32", "s32", "u64", "be16", "char[3]", "ipv4", "f64", "bool", "hex[2]"]
+
+
+def _plain_poll(entries, last, dt, sort, top):
+    """What watch showed before it worked out only the rows it shows: every entry's
+    change, the rows sorted whole (by key: _key_order; by value or rate: the total,
+    largest first, then the key), then cut to ``top``."""
+    from bpfmap.watch import _key_order
+
+    rows = []
+    for k, v in entries:
+        old = last.get(json.dumps(k))
+        if old is not None and dt:
+            d = diff(v, old)
+            rows.append((k, v, d, scale(d, 1.0 / dt)))
+        else:
+            rows.append((k, v, None, None))
+    if sort == "key":
+        rows.sort(key=lambda r: _key_order(r[0]))
+    else:
+        metric = (lambda r: total(r[1])) if sort == "value" else (lambda r: total(r[2]))  # rate: its change
+        rows.sort(key=lambda r: (metric(r) is None, -(metric(r) or 0), _key_order(r[0])))
+    return rows[:top] if top is not None else rows
+
+
+def test_poll_gives_the_plain_rows(pindir):
+    """Random layouts and entries, polled, changed (updates, deletes, new entries) and
+    polled again, by key, value and rate, with and without --top and a screen's limit:
+    the rows (keys, values, changes, rates) are the plain algorithm's, in its order."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    def side(fields):
+        return ",".join(f"f{i}={t}" for i, t in enumerate(fields))
+
+    key_leaves = [t for t in WATCH_LEAVES if t not in ("bool", "f64")]  # distinct bytes, distinct keys
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        key=st.one_of(
+            st.sampled_from(key_leaves), st.lists(st.sampled_from(key_leaves), min_size=1, max_size=3).map(side)
+        ),
+        value=st.one_of(
+            st.sampled_from(WATCH_LEAVES),
+            st.lists(st.sampled_from(WATCH_LEAVES), min_size=1, max_size=4).map(side),
+            st.just("a=u32,b={c=u16,d=u8[2]}"),
+        ),
+        data=st.binary(min_size=256, max_size=4096),
+        count=st.integers(0, 200),
+        sort=st.sampled_from(["key", "value", "rate"]),
+        top=st.one_of(st.none(), st.integers(1, 30)),
+        limit=st.one_of(st.none(), st.integers(1, 30)),
+        changes=st.integers(0, 100),
+    )
+    def check(key, value, data, count, sort, top, limit, changes):
+        lay = Layout.parse(f"{key}:{value}")
+        ks, vs = lay.key.size, lay.value.size
+        buf = data * (1 + 2 * (count + changes + 1) * (ks + vs) // len(data))
+
+        def entry(i):
+            at = i * (ks + vs)
+            return buf[at : at + ks], buf[at + ks : at + ks + vs]
+
+        with Map.create("hash", ks, vs, 512) as m:
+            for i in range(count):
+                m.update(*entry(i))
+            view = View(m, lay)
+            w = Watcher(view, sort=sort, top=top)
+            first = w.poll(limit)
+            before = list(view.entries())
+            for i in range(changes):  # new values for old keys, new keys, deletes
+                k, v = entry(count + i)
+                if count and i % 3 == 0:
+                    k = entry(i % count)[0]
+                if count and i % 5 == 4:
+                    if m.get(k) is not None:
+                        m.delete(k)
+                else:
+                    m.update(k, v)
+            second = w.poll(limit)
+            now = list(view.entries())
+            prev = {json.dumps(k): v for k, v in before}
+            for snap, rows in (
+                (first, _plain_poll(before, {}, None, sort, top)),
+                (second, _plain_poll(now, prev, second.interval, sort, top)),
+            ):
+                cut = rows[:limit] if limit is not None else rows
+                got = [(r.key, r.value, r.delta, r.rate) for r in snap.rows]
+                assert json.dumps(got) == json.dumps(cut)
+                assert snap.available == len(rows)
+
+    check()
