@@ -346,7 +346,8 @@ class Exporter:
                 pieces = lines.pieces  # type: ignore[attr-defined]
                 for keys, values, n in stream:
                     self._counted += n
-                    yield from pieces(keys, values, n)
+                    for text, _count in pieces(keys, values, n):
+                        yield text
             finally:
                 stream.close()
 

@@ -16,16 +16,13 @@ backslash, escaped, then x and the hex), so a scrape is always valid UTF-8."""
 from __future__ import annotations
 
 import codecs
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from ..columns import copy_columns
-from ..layout.leaves import HOST, enum_names, native_code, prometheus_number, unpacking
-from ..layout.model import Char, Enum, Formatted, Scalar, Struct, Type
+from ..layout.leaves import LABEL, SAMPLE, label_escaped, prometheus_number
+from ..layout.model import Array, Struct, Type
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_ESC = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
 CHUNK = 4096  # series formatted at once
 
@@ -47,9 +44,7 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", "bpfmap_exposition")
 
 
-def label_value(v: str) -> str:
-    """A label value escaped for the exposition (quotes not included)."""
-    return v.translate(_ESC)
+label_value = label_escaped  # a label value escaped for the exposition (quotes not included)
 
 
 value_text = prometheus_number  # a sample value: integers exactly, floats by repr, NaN, +Inf, -Inf
@@ -168,37 +163,6 @@ def to_client(f: Family) -> Any:
 # -- the fast path: series straight from raw batches ---------------------------------------
 
 
-def _leaf(t: Type) -> tuple[str, str, Callable[[Any], Any] | None, bool] | None:
-    """(struct code, template piece, conversion of the unpacked item, needs a byte swap)
-    for a label leaf this path writes, written as the decoded path writes it
-    (labels.label_text, escaped); None for others."""
-    if isinstance(t, Scalar) and t.size != 16:
-        swap = t.order not in ("=", HOST) and t.size > 1
-        if t.kind in ("uint", "int"):
-            return native_code(t), "%s", None, swap
-        if t.kind == "bool":
-            return native_code(t), "%s", lambda v: "true" if v else "false", swap
-        return None  # floats in labels: the decoded path
-    if isinstance(t, Enum):
-        names = enum_names(t.values)
-        return native_code(t), "%s", lambda v: names.get(v, v), False
-    if isinstance(t, Formatted) and t.name == "ipv4":
-        return "4B", "%s.%s.%s.%s", None, False
-    if isinstance(t, (Char, Formatted)):
-        leaf = unpacking(t)
-        assert leaf is not None and leaf.expr is not None
-        decode = eval(f"lambda v: {leaf.expr.format(v='v')}", dict(leaf.env))  # noqa: S307
-        return leaf.code, "%s", lambda v: decode(v).translate(_ESC), False
-    return None
-
-
-def _value_leaf(t: Type) -> tuple[str, Callable[[Any], Any] | None, bool] | None:
-    if isinstance(t, Scalar) and t.size != 16 and t.kind in ("uint", "int", "float"):
-        swap = t.order not in ("=", HOST) and t.size > 1
-        return native_code(t), (value_text if t.kind == "float" else None), swap
-    return None
-
-
 def _locate(t: Type | None, path: str | None, whole: str = "") -> tuple[int, Type] | None:
     """(offset, type) of a plain field path (names only) in ``t``, or of ``t`` itself when
     ``path`` is None or ``whole`` (``key``) and ``t`` is not a struct; None for
@@ -229,97 +193,33 @@ def row_lines(
 ) -> Callable[[bytes, bytes, int], str] | None:
     """A function (keys, values, count) -> the series lines of a kernel batch, each entry
     one series labelled by ``label_paths`` (fields of the key, else of the value) with the
-    number at ``value_path`` (None: the whole value); None when a field is of a kind this
-    path does not write (the decoded path does those)."""
+    number at ``value_path`` (None: the whole value); with ``pieces`` (the lines a chunk
+    at a time).  The row writer's (output.rows) items and columns, with the leaves'
+    LABEL and SAMPLE rules; None when a field is of a kind this path does not write (the
+    decoded path does those)."""
+    from ..output.rows import NotRow, Plan, compile_plan
+
     if key_type is None or value_type is None:
         return None
-    ksize, vsize = key_type.size, value_type.size
-    columns: list[tuple[int, int, int]] = []  # (0 key / 1 value, offset, size) in row order
-    codes: list[str] = []
-    pieces: list[str] = []
-    convs: list[tuple[Callable[[Any], Any] | None, int]] = []
-    swaps: list[tuple[int, int]] = []
-    pos = 0
-    for path in label_paths:
-        side, found = 0, _locate(key_type, path, "key")
-        if found is None and path != "key":
-            side, found = 1, _locate(value_type, path)
-        if found is None:
+    plan = Plan()
+    pieces = []
+    try:
+        for path in label_paths:
+            side, found = 0, _locate(key_type, path, "key")
+            if found is None and path != "key":
+                side, found = 1, _locate(value_type, path)
+            if found is None or isinstance(found[1], (Array, Struct)):
+                return None
+            plan.source = side
+            pieces.append(plan.piece(found[1], found[0], LABEL))
+        found = _locate(value_type, value_path)
+        if found is None or isinstance(found[1], (Array, Struct)):
             return None
-        leaf = _leaf(found[1])
-        if leaf is None:
-            return None
-        code, piece, conv, swap = leaf
-        columns.append((side, found[0], found[1].size))
-        if swap:
-            swaps.append((pos, found[1].size))
-        codes.append(code)
-        pieces.append(piece)
-        convs.append((conv, piece.count("%s")))
-        pos += found[1].size
-    found = _locate(value_type, value_path)
-    if found is None:
+        plan.source = 1
+        line = sample.replace("%", "%%")
+        if label_names:
+            line += "{" + ",".join(f'{n}="{p}"' for n, p in zip(label_names, pieces)) + "}"
+        line += " " + plan.piece(found[1], found[0], SAMPLE) + "\n"
+        return compile_plan(plan, line, key_type.size, value_type.size)
+    except NotRow:
         return None
-    vleaf = _value_leaf(found[1])
-    if vleaf is None:
-        return None
-    vcode, vconv, vswap = vleaf
-    columns.append((1, found[0], found[1].size))
-    if vswap:
-        swaps.append((pos, found[1].size))
-    codes.append(vcode)
-    pos += found[1].size
-    size = pos
-    fmt = "=" + "".join(codes)
-    if struct.calcsize(fmt) != size:
-        return None
-    line = sample.replace("%", "%%")
-    if label_names:
-        line += "{" + ",".join(f'{n}="{p}"' for n, p in zip(label_names, pieces)) + "}"
-    line += " %s\n"
-    per = sum(p.count("%s") for p in pieces) + 1
-    item_convs: list[tuple[int, Callable[[Any], Any]]] = []
-    at = 0
-    for conv, n in convs:
-        if conv is not None:
-            item_convs.append((at, conv))
-        at += n
-    if vconv is not None:
-        item_convs.append((per - 1, vconv))
-    unpackers: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
-
-    def lines(keys: Any, values: Any, count: int) -> str:
-        rows = bytearray(count * size)
-        at = 0
-        for side, off, n in columns:
-            src, stride = (keys, ksize) if side == 0 else (values, vsize)
-            copy_columns(rows, size, at, src, stride, off, n, count)
-            at += n
-        for off, n in swaps:  # a big-endian field's bytes, a column at a time
-            cols = [rows[off + i :: size] for i in range(n)]
-            for i in range(n):
-                rows[off + i :: size] = cols[n - 1 - i]
-        unpack = unpackers.get(count)
-        if unpack is None:
-            unpack = struct.Struct(fmt + fmt[1:] * (count - 1)).unpack
-            if len(unpackers) < 8:
-                unpackers[count] = unpack
-        items: Any = unpack(rows)
-        if item_convs:
-            items = list(items)
-            for j, conv in item_convs:
-                items[j::per] = map(conv, items[j::per])
-        return (line * count) % tuple(items)
-
-    def chunks(keys: bytes, values: bytes, count: int) -> Iterator[str]:
-        """The lines of a kernel batch, CHUNK series at a time (what a writer writes)."""
-        kv, vv = memoryview(keys), memoryview(values)
-        for i in range(0, count, CHUNK):
-            n = min(CHUNK, count - i)
-            yield lines(kv[i * ksize : (i + n) * ksize], vv[i * vsize : (i + n) * vsize], n)
-
-    def whole(keys: bytes, values: bytes, count: int) -> str:
-        return "".join(chunks(keys, values, count))
-
-    whole.pieces = chunks  # type: ignore[attr-defined]
-    return whole

@@ -48,6 +48,7 @@ HOST = "<" if sys.byteorder == "little" else ">"
 # json.dumps output (NaN and infinities as the strings "NaN", "Infinity", "-Infinity").
 TEXT, NESTED, JSON = "text", "nested", "json"
 CSV, CSV_WHOLE = "csv", "csv_whole"  # a CSV cell holding one field; one holding a whole key or value
+LABEL, SAMPLE = "label", "sample"  # a Prometheus label value (escaped, no quotes); a sample's value
 
 
 def native_code(t: Scalar | Enum) -> str:
@@ -216,6 +217,14 @@ def prometheus_number(v: Any) -> str:
 
 BOOL_TEXT = {True: "true", False: "false"}
 
+_LABEL_ESC = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
+def label_escaped(v: str) -> str:
+    """A Prometheus label value escaped for the text exposition (``\\``, ``\"``, ``\n``;
+    quotes not included)."""
+    return v.translate(_LABEL_ESC)
+
 
 def _json_enum(v: Any) -> str:
     return json_str(v) if type(v) is str else str(v)
@@ -224,7 +233,18 @@ def _json_enum(v: Any) -> str:
 def written(t: Type, where: str) -> tuple[str, Callable[[Any], str] | None] | None:
     """(template piece with one ``%s``, conversion of the decoded value to the text that
     goes there, or None: the value as ``%s`` writes it) for a leaf written ``where``
-    (TEXT, NESTED or JSON); None for arrays, structs and padding."""
+    (TEXT, NESTED, JSON, CSV, CSV_WHOLE, LABEL or SAMPLE); None for arrays, structs and
+    padding, and for leaves that cannot be written there (a string as a sample)."""
+    if where == SAMPLE:  # a number; other leaves make no sample
+        if isinstance(t, Scalar) and t.kind in ("uint", "int", "float"):
+            return "%s", prometheus_number if t.kind == "float" else None
+        return None
+    if where == LABEL:  # what text shows of the value (export.labels.label_text), escaped
+        if isinstance(t, Scalar) and t.kind == "bool":
+            return "%s", BOOL_TEXT.__getitem__
+        if isinstance(t, Char):
+            return "%s", label_escaped
+        return ("%s", None) if isinstance(t, (Scalar, Enum, Bytes, Formatted)) else None
     if isinstance(t, Scalar):
         if t.kind == "bool":
             return "%s", BOOL_TEXT.__getitem__

@@ -111,7 +111,8 @@ class _Side:
 
     def __init__(self) -> None:
         self.fmt, self.pos, self.n = "=", 0, 0  # pos: the row bytes laid out so far
-        self.runs: list[list[int]] = []  # [source offset, row offset, size]: copied a column at a time
+        self.source = 0  # where the next items come from: 0 the keys, 1 the values
+        self.runs: list[list[int]] = []  # [source, its offset, row offset, size]: copied a column at a time
         self.open = False  # the last run may grow
         self.swaps: list[tuple[int, int]] = []  # (row offset, size) of fields to byte-swap
         self.convs: dict[int, Column] = {}  # item index -> its column conversion
@@ -121,14 +122,14 @@ class _Side:
         """The row offset of ``size`` bytes copied from ``off`` in the kernel's bytes;
         ``closed``: a run of their own that nothing after extends."""
         run = self.runs[-1] if self.runs and self.open and not closed else None
-        if run is not None and off - run[0] + run[1] >= self.pos:
-            at = off - run[0] + run[1]
+        if run is not None and run[0] == self.source and off - run[1] + run[2] >= self.pos:
+            at = off - run[1] + run[2]
             if at > self.pos:
                 self.fmt += f"{at - self.pos}x"
-            run[2] = at + size - run[1]
+            run[3] = at + size - run[2]
         else:
             at = self.pos
-            self.runs.append([off, at, size])
+            self.runs.append([self.source, off, at, size])
         self.open = not closed
         self.pos = at + size
         return at
@@ -309,6 +310,9 @@ class _NotRow(Exception):
     """A type the row writer does not take."""
 
 
+NotRow = _NotRow  # for others that build a Plan
+
+
 def _members(t: Struct, base: int) -> list[tuple[str, Field, int]]:
     """layout.codec.members (the fields a struct decodes to, anonymous members' in their
     place); a name twice is not taken."""
@@ -436,21 +440,22 @@ def csv_writer(key_codec: Any, value_codec: Any, ncpus: int | None = None) -> Ca
 
 
 def _compile_csv(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
-    ks, vs = _Side(), _Side()
+    row = _Side()
     kcells: list[tuple[str, str]] = []
     vcells: list[tuple[str, str]] = []
-    ks.cells(kt, 0, "key", True, kcells)
+    row.cells(kt, 0, "key", True, kcells)
+    row.source = 1
     if ncpus is None:
-        vs.cells(vt, 0, "value", True, vcells)
+        row.cells(vt, 0, "value", True, vcells)
     else:
         stride = (vt.size + 7) & ~7
         for c in range(ncpus):
-            vs.cells(vt, c * stride, f"values[{c}]", True, vcells)
+            row.cells(vt, c * stride, f"values[{c}]", True, vcells)
     names = [n for n, _p in kcells + vcells]
     if len(names) < 2:
         raise _NotRow("one column")
     line = ",".join(p for _n, p in kcells + vcells) + "\n"
-    lines = _compile_line("text", kt, vt, ncpus, ks, vs, line)
+    lines = _compile_line(row, line, kt.size, _vsize(vt, ncpus))
     lines.header = _csv_header(names)  # type: ignore[attr-defined]
     return lines
 
@@ -512,17 +517,18 @@ def _has_text(t: Type) -> bool:
 
 
 def _compile_cells(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
-    ks, vs = _Side(), _Side()
+    row = _Side()
     cells: list[tuple[str, str, bool]] = []
-    _top_cells(ks, kt, 0, "key", cells)
+    _top_cells(row, kt, 0, "key", cells)
+    row.source = 1
     if ncpus is None:
-        _top_cells(vs, vt, 0, "value", cells)
+        _top_cells(row, vt, 0, "value", cells)
     else:
         stride = (vt.size + 7) & ~7
         for c in range(ncpus):
-            cells.append((f"cpu{c}", vs.top(vt, "text", c * stride), _has_text(vt)))
+            cells.append((f"cpu{c}", row.top(vt, "text", c * stride), _has_text(vt)))
     line = "".join(p + SEP for _n, p, _t in cells)
-    lines = _compile_line("text", kt, vt, ncpus, ks, vs, line)
+    lines = _compile_line(row, line, kt.size, _vsize(vt, ncpus))
     lines.columns = [n for n, _p, _t in cells]  # type: ignore[attr-defined]
     lines.strings = [i for i, (_n, _p, t) in enumerate(cells) if t]  # type: ignore[attr-defined]
     return lines
@@ -571,30 +577,30 @@ def _compile(
     fmt: str, kt: Type | None, vt: Type, ncpus: int | None, frame: tuple[str, str, str]
 ) -> Callable[[bytes, bytes, int], str]:
     """Lines ``HEAD KEY MID VALUE TAIL`` (``frame``; no KEY when ``kt`` is None)."""
-    ks, vs = _Side(), _Side()
-    kbody = ks.top(kt, fmt) if kt is not None else ""
-    vbody = vs.top(vt, fmt) if ncpus is None else vs.per_cpu(vt, fmt, ncpus)
+    row = _Side()
+    kbody = row.top(kt, fmt) if kt is not None else ""
+    row.source = 1
+    vbody = row.top(vt, fmt) if ncpus is None else row.per_cpu(vt, fmt, ncpus)
     head, mid, tail = frame
-    return _compile_line(fmt, kt, vt, ncpus, ks, vs, head + kbody + mid + vbody + tail)
+    return _compile_line(row, head + kbody + mid + vbody + tail, kt.size if kt is not None else 0, _vsize(vt, ncpus))
 
 
-def _compile_line(
-    fmt: str, kt: Type | None, vt: Type, ncpus: int | None, ks: _Side, vs: _Side, line: str
-) -> Callable[[bytes, bytes, int], str]:
-    """The lines function of one entry's template ``line`` over the sides' items."""
-    ksize = kt.size if kt is not None else 0
-    vsize = vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
-    krow = ks.pos
-    size = krow + vs.pos  # a row: the key's items, then the value's
-    row = ks.fmt[1:] + vs.fmt[1:]
+def _vsize(vt: Type, ncpus: int | None) -> int:
+    """The bytes of one entry's value in a kernel batch (per CPU: a slot of 8-byte multiples each)."""
+    return vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
+
+
+def _compile_line(plan: _Side, line: str, ksize: int, vsize: int) -> Callable[[bytes, bytes, int], str]:
+    """The lines function of one entry's template ``line`` over ``plan``'s items, from
+    batches of keys ``ksize`` and values ``vsize`` bytes each."""
+    size = plan.pos  # a row: the entry's items in the order the line writes them
+    row = plan.fmt[1:]
     if struct.calcsize("=" + row) != size:
         raise _NotRow("size")
-    copies = [(krow * side + at, stride, src, n, side) for side, (stride, s) in enumerate(((ksize, ks), (vsize, vs)))
-              for src, at, n in s.runs]  # fmt: skip
-    swaps = ks.swaps + [(krow + off, n) for off, n in vs.swaps]
-    per = ks.n + vs.n
-    convs = sorted([*ks.convs.items(), *((ks.n + j, c) for j, c in vs.convs.items())])
-    pairs = sorted([*ks.pairs.items(), *((ks.n + j, c) for j, c in vs.pairs.items())])
+    strides = (ksize, vsize)
+    copies = [(at, source, strides[source], src, n) for source, src, at, n in plan.runs]
+    swaps, per = plan.swaps, plan.n
+    convs, pairs = sorted(plan.convs.items()), sorted(plan.pairs.items())
     unpackers: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
 
     def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
@@ -612,9 +618,9 @@ def _compile_line(
 
     def chunk(keys: bytes | memoryview, values: bytes | memoryview, count: int) -> str:
         rows = bytearray(count * size)  # each entry's items, in template order
-        sides = (keys, values)
-        for at, stride, src, n, side in copies:  # a struct's fields in order: one copy per side
-            copy_columns(rows, size, at, sides[side], stride, src, n, count)
+        sources = (keys, values)
+        for at, source, stride, src, n in copies:  # a struct's fields in order: one copy
+            copy_columns(rows, size, at, sources[source], stride, src, n, count)
         for off, n in swaps:  # each byte of a big-endian field, a column at a time
             cols = [rows[off + i :: size] for i in range(n)]
             for i in range(n):
@@ -638,3 +644,7 @@ def _compile_line(
 
     lines.pieces = pieces  # type: ignore[attr-defined]  # write_item_batches writes chunk by chunk
     return lines
+
+
+Plan = _Side  # items of one line from a key's and a value's bytes (``source``), in line order
+compile_plan = _compile_line  # (plan, line template, key size, value size) -> the lines function
