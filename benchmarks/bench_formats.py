@@ -11,7 +11,9 @@ user runs them (`bpfmap dump ...`, output to /dev/null, wall time with start-up)
 - a 100,000-entry map of a C struct with bitfields, a union and an anonymous struct
   (BTF from a C header) against a map of the same leaves as plain fields;
 - a 100,000-entry flow map of IPv4 and IPv6 flows by a family field, `--as
-  saddr=ip,daddr=ip`, against the same map dumped with its addresses as `ipv6`.
+  saddr=ip,daddr=ip`, against the same map dumped with its addresses as `ipv6`;
+- `--sort` by an array (its sum) and by a field of an anonymous struct;
+- a live `watch` screen's poll (40 rows), by key and by rate, in-process.
 
 Run as root (not in CI):
 
