@@ -482,12 +482,17 @@ def _compiled(
     kt, vt = _type_of(key_codec), _type_of(value_codec)
     if kt is None or not kt.size or vt is None or not vt.size:
         return None
-    cache_key = (kind, kt, vt, ncpus, None)
+    return _made_once((kind, kt, vt, ncpus, None), lambda: compile(kt, vt, ncpus))  # type: ignore[no-any-return]
+
+
+def _made_once(cache_key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """``make()``'s lines function, kept under ``cache_key`` (None: a type this module
+    does not write)."""
     if cache_key not in _WRITERS:
         if len(_WRITERS) >= 64:  # a long batch of many layouts: keep the memos bounded
             _WRITERS.clear()
         try:
-            _WRITERS[cache_key] = compile(kt, vt, ncpus)
+            _WRITERS[cache_key] = make()
         except _NotRow:
             _WRITERS[cache_key] = None
     return _WRITERS[cache_key]
@@ -562,15 +567,7 @@ def _writer(
     type this module does not write)."""
     if vt is None or not vt.size:
         return None
-    cache_key = (fmt, kt, vt, ncpus, frame)
-    if cache_key not in _WRITERS:
-        if len(_WRITERS) >= 64:  # a long batch of many layouts: keep the memos bounded
-            _WRITERS.clear()
-        try:
-            _WRITERS[cache_key] = _compile(fmt, kt, vt, ncpus, frame)
-        except _NotRow:
-            _WRITERS[cache_key] = None
-    return _WRITERS[cache_key]
+    return _made_once((fmt, kt, vt, ncpus, frame), lambda: _compile(fmt, kt, vt, ncpus, frame))  # type: ignore[no-any-return]
 
 
 def _compile(
