@@ -100,14 +100,16 @@ def _bits(shift: int, bits: int, signed: bool, named: Callable[[int], Any] | Non
     return lambda items: names(column(items))
 
 
-class _Side:
-    """The unpacking of one side (key or value) of an entry into its part of a row: the
-    byte ranges copied from the kernel's bytes (runs), a native-order struct format over
-    every leaf in template order, the ranges to swap into host order first, and each
-    item's conversion.  Leaves come in the order the entry's text writes them; a leaf
+class Plan:
+    """The unpacking of an entry into a row for one line's template: the byte ranges
+    copied from the kernel's keys or values (``source``) as runs, a native-order struct
+    format over every leaf in template order, the ranges to swap into host order first,
+    and each item's conversion.  Leaves come in the order the line writes them; a leaf
     at or past the end of the run being copied extends it (gaps become pad bytes), one
-    behind it (a union's other member, a family field read again) starts a new run at
-    the row's end: fields that overlap in the kernel's bytes get a copy each."""
+    behind it or from the other source (a union's other member, a family field read
+    again, a label from the key after one from the value) starts a new run at the row's
+    end: fields that overlap in the kernel's bytes get a copy each.  output.rows' writers
+    and export/exposition build one, then compile_plan."""
 
     def __init__(self) -> None:
         self.fmt, self.pos, self.n = "=", 0, 0  # pos: the row bytes laid out so far
@@ -145,7 +147,7 @@ class _Side:
             self.convs[self.n] = conv
         self.n += 1
         if self.n > _MAX_ITEMS:
-            raise _NotRow("too many leaves")
+            raise NotRow("too many leaves")
 
     def _swap(self, at: int, t: Type) -> None:
         if isinstance(t, Scalar) and t.order not in ("=", HOST) and 1 < t.size < 16:  # 16: from its bytes
@@ -178,7 +180,7 @@ class _Side:
                 + sep.join(_literal(json_str(n)) + colon + self.member(f, b, inner) for n, f, b in _members(t, off))
                 + "}"
             )
-        raise _NotRow(type(t).__name__)
+        raise NotRow(type(t).__name__)
 
     def member(self, f: Field, base: int, where: str) -> str:
         """The template of field ``f`` of the struct at ``base``."""
@@ -199,12 +201,12 @@ class _Side:
         elif isinstance(t, Scalar) and t.kind in ("uint", "int", "bool"):
             named = None
         else:
-            raise _NotRow("bitfield type")
+            raise NotRow("bitfield type")
         first, shift = divmod(base * 8 + f.bit_offset, 8)
         nbytes = (shift + bits + 7) // 8
         slot = next((n for n in (1, 2, 4, 8) if n >= nbytes), 0)
         if not slot or not bits:
-            raise _NotRow("bitfield size")
+            raise NotRow("bitfield size")
         at = self._place(first, nbytes, closed=True)
         self.pos = at + slot  # bytes past the bitfield's in the slot stay zero (a row starts zeroed)
         if HOST != "<" and slot > 1:
@@ -224,10 +226,10 @@ class _Side:
         leaf = raw_written(inner, where)
         show = shown_leaf(t.fmt, inner.size)
         if leaf is None or show is None or len(leaf[0]) != 1:
-            raise _NotRow("format")
+            raise NotRow("format")
         codes, piece, number, _repeats = leaf
         if piece != "%s" or string is None:
-            raise _NotRow("format")
+            raise NotRow("format")
 
         def conv(v: Any) -> Any:
             r = show(v)
@@ -257,7 +259,7 @@ class _Side:
         elif isinstance(ftype, Scalar) and ftype.kind in ("uint", "int") and ftype.size <= 8:
             family = int
         else:
-            raise _NotRow("family field")
+            raise NotRow("family field")
         self._swap(self._item(off + delta, ftype.size, native_code(ftype)), ftype)
         kinds = _memo(lambda f: ip_kind(family(f), size))  # the family's few values: a dict lookup each
         ntop, v4, v6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
@@ -296,7 +298,7 @@ class _Side:
                 else:
                     self.cells(f.type, b + f.offset, f"{name}.{n}", False, out)
             return
-        raise _NotRow(type(t).__name__)
+        raise NotRow(type(t).__name__)
 
     def per_cpu(self, t: Type, fmt: str, ncpus: int) -> str:
         """A per-CPU value: one value of ``t`` per CPU, each in a slot rounded up to 8
@@ -306,11 +308,8 @@ class _Side:
         return "\t".join(parts) if fmt == "text" else "[" + ", ".join(parts) + "]"
 
 
-class _NotRow(Exception):
-    """A type the row writer does not take."""
-
-
-NotRow = _NotRow  # for others that build a Plan
+class NotRow(Exception):
+    """A type the row writer does not take (a Plan's builder falls back on decoding)."""
 
 
 def _members(t: Struct, base: int) -> list[tuple[str, Field, int]]:
@@ -318,7 +317,7 @@ def _members(t: Struct, base: int) -> list[tuple[str, Field, int]]:
     place); a name twice is not taken."""
     out = members(t, base)
     if len({n for n, _f, _b in out}) != len(out):
-        raise _NotRow("a field name twice")
+        raise NotRow("a field name twice")
     return out
 
 
@@ -440,7 +439,7 @@ def csv_writer(key_codec: Any, value_codec: Any, ncpus: int | None = None) -> Ca
 
 
 def _compile_csv(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
-    row = _Side()
+    row = Plan()
     kcells: list[tuple[str, str]] = []
     vcells: list[tuple[str, str]] = []
     row.cells(kt, 0, "key", True, kcells)
@@ -453,9 +452,9 @@ def _compile_csv(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, byte
             row.cells(vt, c * stride, f"values[{c}]", True, vcells)
     names = [n for n, _p in kcells + vcells]
     if len(names) < 2:
-        raise _NotRow("one column")
+        raise NotRow("one column")
     line = ",".join(p for _n, p in kcells + vcells) + "\n"
-    lines = _compile_line(row, line, kt.size, _vsize(vt, ncpus))
+    lines = compile_plan(row, line, kt.size, _vsize(vt, ncpus))
     lines.header = _csv_header(names)  # type: ignore[attr-defined]
     return lines
 
@@ -493,12 +492,12 @@ def _made_once(cache_key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
             _WRITERS.clear()
         try:
             _WRITERS[cache_key] = make()
-        except _NotRow:
+        except NotRow:
             _WRITERS[cache_key] = None
     return _WRITERS[cache_key]
 
 
-def _top_cells(side: _Side, t: Type, base: int, name: str, out: list[tuple[str, str, bool]]) -> None:
+def _top_cells(side: Plan, t: Type, base: int, name: str, out: list[tuple[str, str, bool]]) -> None:
     """(column, template, holds text) of each top-level field of a struct, or the whole value."""
     if isinstance(t, Struct):
         for n, f, b in _members(t, base):
@@ -522,7 +521,7 @@ def _has_text(t: Type) -> bool:
 
 
 def _compile_cells(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, bytes, int], str]:
-    row = _Side()
+    row = Plan()
     cells: list[tuple[str, str, bool]] = []
     _top_cells(row, kt, 0, "key", cells)
     row.source = 1
@@ -533,7 +532,7 @@ def _compile_cells(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, by
         for c in range(ncpus):
             cells.append((f"cpu{c}", row.top(vt, "text", c * stride), _has_text(vt)))
     line = "".join(p + SEP for _n, p, _t in cells)
-    lines = _compile_line(row, line, kt.size, _vsize(vt, ncpus))
+    lines = compile_plan(row, line, kt.size, _vsize(vt, ncpus))
     lines.columns = [n for n, _p, _t in cells]  # type: ignore[attr-defined]
     lines.strings = [i for i, (_n, _p, t) in enumerate(cells) if t]  # type: ignore[attr-defined]
     return lines
@@ -574,12 +573,12 @@ def _compile(
     fmt: str, kt: Type | None, vt: Type, ncpus: int | None, frame: tuple[str, str, str]
 ) -> Callable[[bytes, bytes, int], str]:
     """Lines ``HEAD KEY MID VALUE TAIL`` (``frame``; no KEY when ``kt`` is None)."""
-    row = _Side()
+    row = Plan()
     kbody = row.top(kt, fmt) if kt is not None else ""
     row.source = 1
     vbody = row.top(vt, fmt) if ncpus is None else row.per_cpu(vt, fmt, ncpus)
     head, mid, tail = frame
-    return _compile_line(row, head + kbody + mid + vbody + tail, kt.size if kt is not None else 0, _vsize(vt, ncpus))
+    return compile_plan(row, head + kbody + mid + vbody + tail, kt.size if kt is not None else 0, _vsize(vt, ncpus))
 
 
 def _vsize(vt: Type, ncpus: int | None) -> int:
@@ -587,13 +586,13 @@ def _vsize(vt: Type, ncpus: int | None) -> int:
     return vt.size if ncpus is None else ncpus * ((vt.size + 7) & ~7)
 
 
-def _compile_line(plan: _Side, line: str, ksize: int, vsize: int) -> Callable[[bytes, bytes, int], str]:
+def compile_plan(plan: Plan, line: str, ksize: int, vsize: int) -> Callable[[bytes, bytes, int], str]:
     """The lines function of one entry's template ``line`` over ``plan``'s items, from
     batches of keys ``ksize`` and values ``vsize`` bytes each."""
     size = plan.pos  # a row: the entry's items in the order the line writes them
     row = plan.fmt[1:]
     if struct.calcsize("=" + row) != size:
-        raise _NotRow("size")
+        raise NotRow("size")
     strides = (ksize, vsize)
     copies = [(at, source, strides[source], src, n) for source, src, at, n in plan.runs]
     swaps, per = plan.swaps, plan.n
@@ -641,7 +640,3 @@ def _compile_line(plan: _Side, line: str, ksize: int, vsize: int) -> Callable[[b
 
     lines.pieces = pieces  # type: ignore[attr-defined]  # write_item_batches writes chunk by chunk
     return lines
-
-
-Plan = _Side  # items of one line from a key's and a value's bytes (``source``), in line order
-compile_plan = _compile_line  # (plan, line template, key size, value size) -> the lines function

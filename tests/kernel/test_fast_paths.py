@@ -629,14 +629,14 @@ def test_c_rows_comparison_sees_a_bitfield_read_wrong(tmp_path_factory, monkeypa
     from bpfmap.output import rows
 
     rows._WRITERS.clear()
-    real = rows._Side._bitfield
+    real = rows.Plan._bitfield
 
     def off_by_one(self, f, base, where):
         from bpfmap.layout.model import Field
 
         return real(self, Field(f.name, f.type, f.offset, f.bit_offset + 1, f.bit_size), base, where)
 
-    monkeypatch.setattr(rows._Side, "_bitfield", off_by_one)
+    monkeypatch.setattr(rows.Plan, "_bitfield", off_by_one)
     try:
         with pytest.raises(AssertionError):
             _rows_against_plain(
