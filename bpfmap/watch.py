@@ -65,26 +65,41 @@ def total(obj: Any) -> float | None:
     return sum(parts) if parts else None
 
 
+def _kind(t: Any) -> str:
+    """What a decoded leaf of type ``t`` always is: "number" (an integer or a float),
+    "text" (a string, an address, hex), or "other" (enums are names or numbers, bools,
+    structs and arrays)."""
+    from .layout.model import Bytes, Char, Formatted, Scalar
+
+    if isinstance(t, Scalar) and t.kind in ("uint", "int", "float"):
+        return "number"
+    return "text" if isinstance(t, (Char, Formatted, Bytes)) else "other"
+
+
+def _field_kinds(codec: Any) -> list[tuple[str, str]] | None:
+    """(name, _kind) of each field a TypeCodec's struct decodes to (anonymous members'
+    in their place); None for another codec or type, or a name twice."""
+    from .layout import TypeCodec
+    from .layout.codec import members
+    from .layout.model import Struct
+
+    t = codec.type if type(codec) is TypeCodec else None
+    if not isinstance(t, Struct):
+        return None
+    fields = [(n, _kind(f.type)) for n, f, _b in members(t)]
+    return fields if len({n for n, _k in fields}) == len(fields) else None
+
+
 def total_of(codec: Any) -> Callable[[Any], Any]:
     """A function computing ``total`` of a decoded value of ``codec`` (the same number,
     the same additions in the same order): for a struct whose fields are numbers and
     text, one sum() of its number fields; ``total`` itself otherwise."""
-    from .layout import TypeCodec
-    from .layout.codec import members
-    from .layout.model import Bytes, Char, Formatted, Scalar, Struct
-
-    t = codec.type if type(codec) is TypeCodec else None
-    if not isinstance(t, Struct):
+    fields = _field_kinds(codec)
+    if fields is None or any(k == "other" for _n, k in fields):
         return total
-    fields = members(t)
-    names = []
-    for name, f, _b in fields:
-        if isinstance(f.type, Scalar) and f.type.kind in ("uint", "int", "float"):
-            names.append(name)
-        elif not isinstance(f.type, (Char, Formatted, Bytes)):
-            return total  # enums (names or numbers), bools, nested structs and arrays
-    if not names or len({n for n, _f, _b in fields}) != len(fields):
-        return _none if not names else total
+    names = [n for n, k in fields if k == "number"]
+    if not names:
+        return _none
     return eval("lambda v: sum((" + "".join(f"v[{n!r}], " for n in names) + "))")  # noqa: S307
 
 
@@ -104,30 +119,17 @@ def _key_order(obj: Any) -> tuple:
 def key_order(codec: Any) -> Callable[[Any], Any]:
     """A function (decoded key) -> what keys sort by, ordering keys of ``codec`` exactly as
     _key_order does: where every field of a struct (or the key itself) always decodes to
-    one kind of value (integers, floats, strings), the fields' values themselves (a C
-    itemgetter), which compare as their sort keys do; _key_order otherwise (enums, whose
-    values are names or numbers; bools; nested structs and arrays)."""
+    one kind of value (numbers or text), the fields' values themselves (a C itemgetter),
+    which compare as their sort keys do; _key_order otherwise."""
     from .layout import HexCodec, TypeCodec
-    from .layout.codec import members
-    from .layout.model import Bytes, Char, Formatted, Scalar, Struct
 
-    def plain(t: Any) -> bool:
-        return (isinstance(t, Scalar) and t.kind in ("uint", "int", "float")) or isinstance(t, (Char, Formatted, Bytes))
-
-    if type(codec) is HexCodec:
+    if type(codec) is HexCodec or (type(codec) is TypeCodec and _kind(codec.type) != "other"):
         return _same
-    if type(codec) is not TypeCodec:
+    fields = _field_kinds(codec)
+    if not fields or any(k == "other" for _n, k in fields):
         return _key_order
-    t = codec.type
-    if plain(t):
-        return _same
-    if isinstance(t, Struct):
-        fields = members(t)
-        names = [n for n, _f, _b in fields]
-        ok = all(plain(f.type) and (f.bit_size is None or isinstance(f.type, Scalar)) for _n, f, _b in fields)
-        if ok and names and len(set(names)) == len(names):
-            return operator.itemgetter(*names) if len(names) > 1 else operator.itemgetter(names[0])
-    return _key_order
+    names = [n for n, _k in fields]
+    return operator.itemgetter(*names) if len(names) > 1 else operator.itemgetter(names[0])
 
 
 def _same(v: Any) -> Any:
@@ -191,6 +193,8 @@ class Watcher:
         if top is not None and top < 1:
             raise UsageError(f"--top {top}: give a positive number")
         self.view, self.sort, self.top, self.how, self.where = view, sort, top, how, where
+        self._key_order = key_order(view.key)
+        self._total = total_of(view.value) if select is None and how != "all" else total
         self._last: dict[Any, Any] = {}
         self._last_time: float | None = None
 
@@ -221,21 +225,22 @@ class Watcher:
         now_mono, now = time.monotonic(), time.time()
         dt = None if self._last_time is None else now_mono - self._last_time
         last = self._last if dt else {}
-        need_totals = self.sort != "key"
-        total_fn = total_of(self.view.value) if self.select is None and self.how != "all" else total
         seen: dict[bytes, tuple[Any, Any]] = {}  # the key's bytes -> (value, its total)
         keys: list[Any] = []
         values: list[Any] = []
+        totals: list[Any] = []
         olds: list[Any] = []  # the previous poll's (value, total), or None
         for ident, key, value in self._entries():
-            seen[ident] = (value, total_fn(value) if need_totals else None)
+            t = self._total(value)  # every poll: the next may sort by value or rate
+            seen[ident] = (value, t)
             keys.append(key)
             values.append(value)
+            totals.append(t)
             olds.append(last.get(ident))
         self._last, self._last_time = seen, now_mono
         count = len(keys)
         want = self.top if limit is None else limit if self.top is None else min(limit, self.top)
-        order = self._order(keys, values, olds, seen, want)
+        order = self._order(keys, totals, olds, want)
         rows = []
         for j in order:
             old = olds[j]
@@ -246,18 +251,17 @@ class Watcher:
                 rows.append(Row(keys[j], values[j], None, None))
         return Snapshot(rows, count, now, dt, count if self.top is None else min(self.top, count))
 
-    def _order(self, keys: list[Any], values: list[Any], olds: list[Any], seen: dict, want: int | None) -> list[int]:
+    def _order(self, keys: list[Any], totals: list[Any], olds: list[Any], want: int | None) -> list[int]:
         """The indices of the rows to show, in order: by key; or largest value or change
         first (rows without a number, as a new entry's change, last), then by key."""
-        korder = list(map(key_order(self.view.key), keys))
+        korder = list(map(self._key_order, keys))
         if self.sort == "key":
             by: Callable[[int], Any] = korder.__getitem__
         else:
             if self.sort == "value":
-                metric = [t for _v, t in seen.values()] if len(seen) == len(keys) else list(map(total, values))
+                metric = totals
             else:  # the change since the last poll: the same order as the rate's (one interval for all)
-                now = [t for _v, t in seen.values()] if len(seen) == len(keys) else list(map(total, values))
-                metric = [None if o is None or o[1] is None or t is None else t - o[1] for t, o in zip(now, olds)]
+                metric = [None if o is None or o[1] is None or t is None else t - o[1] for t, o in zip(totals, olds)]
 
             def by(j: int) -> Any:
                 m = metric[j]
