@@ -48,7 +48,7 @@ class SortField:
         self.signed = isinstance(t, Scalar) and t.kind == "int"
         host = "<" if sys.byteorder == "little" else ">"
         self.swap = isinstance(t, Scalar) and t.order not in ("=", host) and t.size > 1
-        self.leaf = None if self.integer else _decoder(t)
+        self.leaf = None if self.integer or self.summed else _decoder(t)  # integer arrays: their elements
 
     def column(self, buf: bytes, stride: int, count: int) -> list[Any]:
         """The sort key of each of ``count`` entries ``stride`` bytes apart in ``buf``."""
