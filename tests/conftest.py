@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,36 @@ from bpfmap import _sys
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: bpfmap/, docs/, examples/
 BPF_SOURCES = os.path.join(REPO, "tests", "bpf")  # the BPF C programs tests compile
-INSTALLED = shutil.which("bpfmap")
+
+
+def _installed_from() -> str | None:
+    """The directory pip installed bpfmap from (its direct_url.json), if any."""
+    import json
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    try:
+        url = json.loads(metadata.distribution("bpfmap").read_text("direct_url.json") or "{}").get("url", "")
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    return os.path.realpath(unquote(urlparse(url).path)) if url.startswith("file://") else None
+
+
+def _own_command() -> list[str]:
+    """The checkout's own bpfmap, never whatever is first on PATH: the console script beside
+    sys.executable when pip installed this very checkout (as .ci/run does), else
+    ``python -m bpfmap`` (the checkout comes first on PYTHONPATH, set below)."""
+    script = os.path.join(os.path.dirname(sys.executable), "bpfmap")
+    if os.access(script, os.X_OK) and _installed_from() == os.path.realpath(REPO):
+        return [script]
+    return [sys.executable, "-m", "bpfmap"]
+
+
+# Every subprocess a test starts (python -c, python -m bpfmap, the console script) imports
+# the checkout's bpfmap, whatever directory it runs in.
+os.environ["PYTHONPATH"] = os.pathsep.join([REPO, *filter(None, [os.environ.get("PYTHONPATH")])])
+BPFMAP = _own_command()  # argv of the checkout's bpfmap
+BPFMAP_SH = " ".join(shlex.quote(a) for a in BPFMAP)  # the same, for a shell line
 
 
 def _unavailable(reason: str) -> None:
@@ -95,8 +125,8 @@ def pindir(bpffs):
 
 
 def run_cli(*args: str, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the installed bpfmap (falling back to python -m bpfmap) as a subprocess."""
-    cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    """Run the checkout's bpfmap (BPFMAP) as a subprocess."""
+    cmd = BPFMAP
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("BPFMAP_DEBUG", None)
     return subprocess.run([*cmd, *args], capture_output=True, text=True, input=input, env=full_env, timeout=60)

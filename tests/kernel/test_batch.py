@@ -205,9 +205,9 @@ def test_four_processes_bulk_load_disjoint_ranges(pindir, tmp_path):
 
 
 def _cmd() -> list[str]:
-    from conftest import INSTALLED
+    from conftest import BPFMAP
 
-    return [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    return list(BPFMAP)
 
 
 def test_lookup_imports_no_rich_and_no_parsers(pindir):

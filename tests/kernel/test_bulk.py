@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import BPFMAP, run_cli
 
 from bpfmap import Map, possible_cpus
 
@@ -132,7 +132,7 @@ def test_ctrl_c_reports_exactly_how_many_are_in(pindir):
     pin = f"{pindir}/m"
     with Map.create("hash", 4, 8, max_entries=1 << 20) as m:
         m.pin(pin)
-    cmd = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
+    cmd = list(BPFMAP)
     p = subprocess.Popen(
         [*cmd, "update", pin, "--from", "-", "-l", "u32:u64"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

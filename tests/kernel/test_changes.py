@@ -130,7 +130,7 @@ def test_a_racing_writer_never_loses_a_refreshed_entry(flows):
     lay = Layout.parse(FLOWS)
     with Map.open(flows) as m, Map.open(flows) as writer:
         view, wview = View(m, lay), View(writer, lay)
-        for i in range(200):  # stale entries (ts 0)
+        for i in range(200):  # stale entries (ts 0: older than 1 s on any machine up for 1 s)
             wview[{"pid": 100 + i, "cpu": 0}] = {"packets": 1, "ts": 0, "comm": "x", "stats": {"retx": 0, "rtt": 0}}
         refreshed: set = set()
         stop = threading.Event()
@@ -145,7 +145,7 @@ def test_a_racing_writer_never_loses_a_refreshed_entry(flows):
                 refreshed.add(100 + i)
                 i += 2
 
-        d = Deletion(view, Where([], view.key.type, view.value.type, Age("1h", "ts")), chunk=8)
+        d = Deletion(view, Where([], view.key.type, view.value.type, Age("1s", "ts")), chunk=8)
         t = threading.Thread(target=refresh)
         runs = d.run()
         first = next(runs)  # the read is done: now the writer races the deletes

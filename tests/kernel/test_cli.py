@@ -258,14 +258,14 @@ def test_reader_closing_the_pipe_is_not_an_error(pindir):
     import struct
     import subprocess
 
-    from conftest import INSTALLED
+    from conftest import BPFMAP_SH
 
     pin = f"{pindir}/many"
     n = 200000
     with Map.create("hash", 4, 8, max_entries=n) as m:
         m.update_batch(struct.pack(f"={n}I", *range(n)), bytes(8 * n), n)
         m.pin(pin)
-    cmd = INSTALLED or "python -m bpfmap"
+    cmd = BPFMAP_SH
     r = subprocess.run(
         ["bash", "-c", f"{cmd} dump {pin} -l u32:u64 | head -1; echo rc=${{PIPESTATUS[0]}}"],
         capture_output=True,

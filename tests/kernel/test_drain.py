@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import BPFMAP, run_cli
 
 from bpfmap import Map, possible_cpus
 from bpfmap.drain import DeliveryError, Sink, drain
@@ -20,7 +20,7 @@ from bpfmap.layout import Layout
 from bpfmap.output import EntryTexts
 from bpfmap.view import View
 
-CMD = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
+CMD = list(BPFMAP)
 N = 100_000
 
 

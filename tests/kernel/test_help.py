@@ -7,11 +7,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import INSTALLED, need_tool, run_cli
+from conftest import BPFMAP_SH, need_tool, run_cli
 
 from bpfmap import Map
 from bpfmap.cli import COMMANDS
@@ -112,11 +111,8 @@ def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
     need_tool("jq")
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    if INSTALLED:
-        os.symlink(INSTALLED, bindir / "bpfmap")
-    else:
-        (bindir / "bpfmap").write_text(f'#!/bin/sh\nexec {sys.executable} -m bpfmap "$@"\n')
-        (bindir / "bpfmap").chmod(0o755)
+    (bindir / "bpfmap").write_text(f'#!/bin/sh\nexec {BPFMAP_SH} "$@"\n')
+    (bindir / "bpfmap").chmod(0o755)
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
     env.pop("BPFMAP_DEBUG", None)
     config = tmp_path / "export.yaml"  # export's examples' /etc/bpfmap/export.yaml

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 
 import pytest
-from conftest import INSTALLED, compile_bpf, need_tool, run_cli
+from conftest import BPFMAP_SH, compile_bpf, need_tool, run_cli
 
 from bpfmap import Map, possible_cpus
 from bpfmap.errors import PinExists
@@ -142,7 +141,7 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess:
     libbpf pins LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf, and this keeps the real one clean."""
     unshare = need_tool("unshare")
     need_tool("bpftool")
-    exe = shlex.quote(INSTALLED) if INSTALLED else "python -m bpfmap"
+    exe = BPFMAP_SH
     full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={exe}\n{script}"
     return subprocess.run(
         [unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True, text=True, timeout=120

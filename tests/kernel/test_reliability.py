@@ -9,12 +9,12 @@ import struct
 import subprocess
 
 import pytest
-from conftest import INSTALLED, need_tool, run_cli
+from conftest import BPFMAP, need_tool, run_cli
 from test_objects import obj  # noqa: F401  (the compiled object fixture)
 
 from bpfmap import Map
 
-CMD = [INSTALLED] if INSTALLED else ["python", "-m", "bpfmap"]
+CMD = list(BPFMAP)
 
 
 def _one_line_error(err: str) -> str:

@@ -9,10 +9,9 @@ import pty
 import re
 import select
 import subprocess
-import sys
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import BPFMAP, BPFMAP_SH, run_cli
 
 from bpfmap.layout.leaves import c_quote
 
@@ -30,7 +29,7 @@ def on_terminal(
     import termios
 
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
-    cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    cmd = list(BPFMAP)
     full_env = dict(os.environ, TERM="xterm-256color", **(env or {}))
     for k in ("NO_COLOR", "COLUMNS", "LINES"):
         if k not in (env or {}):
@@ -124,9 +123,8 @@ def test_quiet_and_exists(counts, pindir):
     r = run_cli("lookup", counts, "x", "--exists")
     assert r.returncode == 2 and r.stderr
     # a shell 'if' works on it
-    sh = f"if {INSTALLED or 'false'} lookup {counts} 1 --exists; then echo yes; else echo no; fi"
-    if INSTALLED:
-        assert subprocess.run(["sh", "-c", sh], capture_output=True, text=True).stdout == "no\n"
+    sh = f"if {BPFMAP_SH} lookup {counts} 1 --exists; then echo yes; else echo no; fi"
+    assert subprocess.run(["sh", "-c", sh], capture_output=True, text=True).stdout == "no\n"
 
 
 # -- what map data can do to a terminal ----------------------------------------------------------
@@ -169,7 +167,7 @@ def test_map_data_never_drives_the_terminal(hostile, args):
 def test_pipes_get_the_bytes_unchanged(hostile):
     """Escaping is for terminals: a pipe gets what the map holds (its own escaping in
     text and CSV is the contract's business)."""
-    cmd = [INSTALLED] if INSTALLED else [sys.executable, "-m", "bpfmap"]
+    cmd = list(BPFMAP)
     r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "json"], capture_output=True, check=True)
     assert json.loads(r.stdout)["value"]["comm"] == HOSTILE
     r = subprocess.run([*cmd, "lookup", hostile, "1", "-o", "text"], capture_output=True, check=True)

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import BPFMAP_SH, run_cli
 from conftest import create_pin as create
 
 pytestmark = pytest.mark.kernel
@@ -75,7 +75,7 @@ def test_live_screen_in_a_real_terminal(pindir, tmux, tmp_path):
     create(pindir, "topother", "hash", "--layout", "u32:u64", "--name", "topother")
     assert run_cli("update", full, "--from", "-", input="".join(f"{i}\t{i}\n" for i in range(4))).returncode == 0
     rc_file = tmp_path / "rc"
-    exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
+    exe = BPFMAP_SH
     tmux.start(f"{exe} top {shlex.quote(pindir)} --interval 0.3; echo $? > {rc_file}; echo after-top; sleep 30")
     screen = tmux.wait_for("sort: fill")
     assert "topfull" in screen and "100.0%" in screen and "topother" in screen

@@ -7,11 +7,10 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import INSTALLED, run_cli
+from conftest import BPFMAP, BPFMAP_SH, run_cli
 
 from bpfmap import Layout, Map
 from bpfmap.errors import UsageError
@@ -91,8 +90,7 @@ def test_jsonl_snapshots_off_a_terminal(pindir):
     assert run_cli("create", "hash", "--layout", "u32:u64", "--pin", path, "-q").returncode == 0
     assert run_cli("update", path, "1", "100").returncode == 0
     cmd = [
-        INSTALLED or sys.executable,
-        *([] if INSTALLED else ["-m", "bpfmap"]),
+        *BPFMAP,
         "watch",
         path,
         "--interval",
@@ -139,7 +137,7 @@ def test_live_screen_in_a_real_terminal(pindir, tmux, tmp_path):
     assert run_cli("update", path, "1", "1,100,curl").returncode == 0
     assert run_cli("update", path, "2", "2,200,dig").returncode == 0
     rc_file = tmp_path / "rc"
-    exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
+    exe = BPFMAP_SH
     tmux.start(f"{exe} watch {shlex.quote(path)} --interval 0.3 --sort rate; echo $? > {rc_file}; sleep 30")
     tmux.wait_for("2 entries")
     # a writer bumps entry 2 (+10 packets, +1000 bytes) every 0.1 s while the screen refreshes
@@ -186,7 +184,7 @@ def test_ctrl_c_leaves_the_live_screen_cleanly(pindir, tmux, tmp_path):
     path = os.path.join(pindir, "c")
     assert run_cli("create", "array", "--layout", "u32:u64", "--max-entries", "2", "--pin", path, "-q").returncode == 0
     rc_file = tmp_path / "rc"
-    exe = shlex.quote(INSTALLED) if INSTALLED else f"{shlex.quote(sys.executable)} -m bpfmap"
+    exe = BPFMAP_SH
     tmux.start(
         f"{exe} watch {shlex.quote(path)} --interval 0.2 2>{tmp_path / 'err'}; echo $? > {rc_file}; "
         f"stty -a > {tmp_path / 'stty'}; sleep 30"
