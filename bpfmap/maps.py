@@ -232,6 +232,18 @@ class Map(FdOwner):
         if not self._shared:  # a shared map (shared_opens) closes when its block ends
             super().close()
 
+    def reopen(self) -> None:
+        """Take an fd of the same map again after :meth:`close` (by its id, so a pin
+        replaced meanwhile is not followed): many maps can be kept as Maps without an fd
+        each, opened only while used.  Nothing when it is open.  Raises NoSuchObject when
+        the map is gone."""
+        if self._fd >= 0:
+            return
+        try:
+            self._fd = _sys.get_fd_by_id(_sys.Cmd.MAP_GET_FD_BY_ID, self.id, _sys.BPF_F_RDONLY if self.readonly else 0)
+        except OSError as err:
+            raise translate("open", self.ref, err) from err
+
     def freeze(self) -> None:
         """Make the map read-only for user space, for good (Linux >= 5.2)."""
         self._call("freeze", _sys.map_freeze, self.fileno())

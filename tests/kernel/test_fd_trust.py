@@ -104,7 +104,7 @@ def test_watch_of_a_directory_notes_a_map_gone_and_goes_on(pindir):
     gone = os.path.join(pindir, "m1")
     notes: list[str] = []
     with Watchers(sorted(os.path.join(pindir, n) for n in os.listdir(pindir)), note=notes.append) as ws:
-        assert [ref for ref, _snap in ws.poll()] == [os.path.join(pindir, f"m{i}") for i in range(3)]
+        assert [ref for ref, _m, _snap in ws.poll()] == [os.path.join(pindir, f"m{i}") for i in range(3)]
         with Map.open(gone) as m:
             map_id = m.id
         os.unlink(gone)
@@ -113,7 +113,7 @@ def test_watch_of_a_directory_notes_a_map_gone_and_goes_on(pindir):
                 Map.open(f"id:{map_id}").close()
             except Exception:
                 break
-        assert [ref for ref, _snap in ws.poll()] == [os.path.join(pindir, "m0"), os.path.join(pindir, "m2")]
+        assert [ref for ref, _m, _snap in ws.poll()] == [os.path.join(pindir, "m0"), os.path.join(pindir, "m2")]
     assert len(notes) == 1 and gone in notes[0]
 
 
