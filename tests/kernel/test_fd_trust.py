@@ -12,6 +12,7 @@ import re
 import resource
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -98,6 +99,7 @@ def test_watch_of_a_directory_notes_a_map_gone_and_goes_on(pindir):
     """A map removed between refreshes (unpinned, no one holding it) is said once on
     stderr and left out; the others are still watched."""
     from bpfmap import Map
+    from bpfmap.errors import NoSuchObject
     from bpfmap.watch import Watchers
 
     _fill(pindir, 3)
@@ -108,11 +110,14 @@ def test_watch_of_a_directory_notes_a_map_gone_and_goes_on(pindir):
         with Map.open(gone) as m:
             map_id = m.id
         os.unlink(gone)
-        for _ in range(100):  # the kernel frees a map after an RCU grace period
+        for _ in range(200):  # the kernel frees a map after an RCU grace period
             try:
                 Map.open(f"id:{map_id}").close()
-            except Exception:
+            except NoSuchObject:
                 break
+            time.sleep(0.02)
+        else:
+            pytest.fail(f"map id:{map_id} still there 4 s after its last pin went")
         assert [ref for ref, _m, _snap in ws.poll()] == [os.path.join(pindir, "m0"), os.path.join(pindir, "m2")]
     assert len(notes) == 1 and gone in notes[0]
 
