@@ -55,8 +55,8 @@ def info_lines(info: dict[Any, Any]) -> Iterator[str]:
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {path}"
-    for name, text in usage_facts(info):
-        yield f"\t{name}{':' if name == 'operations' else ''} {text}"
+    for name, fact in usage_facts(info):
+        yield f"\t{name}{':' if name == 'operations' else ''} {fact}"
     for side in ("key", "value"):
         text = info.get(f"{side}_type")
         if text:
