@@ -31,7 +31,7 @@ from .errors import (
     UsageError,
     translate,
 )
-from .pins import open_pinned, pin_fd, pinned_maps
+from .pins import PinIndex, open_pinned, pin_fd
 from .types import Access, MapType, TypeSpec, Value, map_type_label
 from .types import spec as type_spec
 
@@ -202,11 +202,12 @@ class Map(FdOwner):
 
     # -- metadata ----------------------------------------------------------------------
 
-    def info(self, pins: bool = False) -> MapInfo:
-        """Fresh info from the kernel; with ``pins``, the paths it is pinned at (scans bpffs)."""
+    def info(self, pins: bool | PinIndex = False) -> MapInfo:
+        """Fresh info from the kernel; with ``pins``, the paths it is pinned at (True: a
+        walk of every bpffs; a :class:`PinIndex`: the pins it found, for many maps)."""
         info = info_from_fd(self.fileno())
         if pins:
-            info.pinned = [path for map_id, path in pinned_maps() if map_id == info.id]
+            info.pinned = (pins if isinstance(pins, PinIndex) else PinIndex()).of(info.id)
         elif not self.ref.startswith(("id:", "name:")):  # opened by its pin
             info.pinned = [self.ref]
         return info
@@ -230,6 +231,18 @@ class Map(FdOwner):
     def close(self) -> None:
         if not self._shared:  # a shared map (shared_opens) closes when its block ends
             super().close()
+
+    def reopen(self) -> None:
+        """Take an fd of the same map again after :meth:`close` (by its id, so a pin
+        replaced meanwhile is not followed): many maps can be kept as Maps without an fd
+        each, opened only while used.  Nothing when it is open.  Raises NoSuchObject when
+        the map is gone."""
+        if self._fd >= 0:
+            return
+        try:
+            self._fd = _sys.get_fd_by_id(_sys.Cmd.MAP_GET_FD_BY_ID, self.id, _sys.BPF_F_RDONLY if self.readonly else 0)
+        except OSError as err:
+            raise translate("open", self.ref, err) from err
 
     def freeze(self) -> None:
         """Make the map read-only for user space, for good (Linux >= 5.2)."""
@@ -640,11 +653,12 @@ def verb_list(kind: Any) -> str:
     return " or ".join([", ".join(works[:-1]), works[-1]] if len(works) > 1 else works)
 
 
-def expand(ref: str, names: bool = False) -> list[str] | None:
+def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[str] | None:
     """The maps a reference to several names, in order (None: it names at most one, for
     Map.open to open or refuse): a directory on a bpffs (every map pinned below it), a glob
     of pin paths (``/sys/fs/bpf/app/*``), ``name:GLOB``, and with ``names`` a ``name:NAME``
-    that several maps have (as ``id:N``)."""
+    that several maps have (as ``id:N``).  ``pins``: the pins found already (the command
+    asks it for each map's pins too)."""
     import os
 
     if ref.startswith("id:"):
@@ -666,12 +680,13 @@ def expand(ref: str, names: bool = False) -> list[str] | None:
         if not on_bpffs:
             return None  # not a bpffs: opening it says what it is
         root = os.path.realpath(ref)
-        return sorted(path for _id, path in pinned_maps() if os.path.realpath(path).startswith(root + os.sep))
+        found = (pins or PinIndex()).found
+        return sorted(path for _id, path in found if os.path.realpath(path).startswith(root + os.sep))
     if any(c in ref for c in "*?[") and not os.path.exists(ref):
         import glob
 
         wanted = set(glob.glob(ref))
-        return sorted(path for _id, path in pinned_maps() if path in wanted)
+        return sorted(path for _id, path in (pins or PinIndex()).found if path in wanted)
     return None
 
 

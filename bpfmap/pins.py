@@ -147,7 +147,8 @@ def open_pinned(path: str, kind: str, readonly: bool = False) -> int:
 
 
 def pinned_maps() -> Iterator[tuple[int, str]]:
-    """(map id, path) for every map pinned on a mounted bpffs that we can open."""
+    """(map id, path) for every map pinned on a mounted bpffs that we can open (each pin
+    opened once: a command over many maps walks them once, with a :class:`PinIndex`)."""
     for mount in bpffs_mounts():
         for root, _dirs, files in os.walk(mount):
             for name in sorted(files):
@@ -161,3 +162,28 @@ def pinned_maps() -> Iterator[tuple[int, str]]:
                         yield _sys.map_info(fd).id, path
                 finally:
                     os.close(fd)
+
+
+class PinIndex:
+    """Every map pinned on the mounted bpffs, found on first use by one walk
+    (:func:`pinned_maps`) and kept: a command over many maps (``show DIR``, ``list``) asks
+    it for each map's pins instead of opening every pin again for each map."""
+
+    def __init__(self) -> None:
+        self._found: list[tuple[int, str]] | None = None
+        self._by_id: dict[int, list[str]] | None = None
+
+    @property
+    def found(self) -> list[tuple[int, str]]:
+        """(map id, path) of every pinned map, in the walk's order."""
+        if self._found is None:
+            self._found = list(pinned_maps())
+        return self._found
+
+    def of(self, map_id: int) -> list[str]:
+        """The paths the map ``map_id`` is pinned at."""
+        if self._by_id is None:
+            self._by_id = {}
+            for pinned_id, path in self.found:
+                self._by_id.setdefault(pinned_id, []).append(path)
+        return list(self._by_id.get(map_id, []))

@@ -1,8 +1,9 @@
 """The host's maps at a glance, refreshed: entries, fill, how fast entries come and go,
 memory, and who uses each map (``bpfmap top``).
 
-A :class:`Top` keeps the maps it watches open between refreshes and reads every count
-with batch lookups; each :meth:`Top.poll` returns one row per map with its rate since the
+A :class:`Top` opens each map for its count and closes it again, so it holds no map open
+between refreshes (any number of maps fits in RLIMIT_NOFILE), and reads every count with
+batch lookups; each :meth:`Top.poll` returns one row per map with its rate since the
 previous poll (the net change of its entries per second).
 """
 
@@ -29,7 +30,6 @@ class Top:
         if sort not in SORTS:
             raise UsageError(f"--sort {quote(sort)}: choose one of {', '.join(SORTS)}")
         self.refs, self.sort, self.filter = refs or [], sort, ""
-        self._open: dict[int, Map] = {}
         self._before: dict[int, tuple[float, int | None]] = {}  # id -> (time, entries) at the last poll
         self.time: float | None = None
         self.interval: float | None = None
@@ -74,17 +74,16 @@ class Top:
         for info in list_maps(pins=True):
             if not self._wanted(info):
                 continue
-            seen.add(info.id)
-            m = self._open.get(info.id)
-            if m is None:
-                try:
-                    m = self._open[info.id] = Map.open(f"id:{info.id}", readonly=True)
-                except BpfmapError:
-                    continue
             try:
-                entries, _exact = owners.count(m)
+                m = Map.open(f"id:{info.id}", readonly=True)
             except BpfmapError:
-                entries = None
+                continue  # gone since it was listed, or not ours to open
+            with m:  # open for its count only: no fd is held between refreshes
+                try:
+                    entries, _exact = owners.count(m)
+                except BpfmapError:
+                    entries = None
+            seen.add(info.id)
             before = self._before.get(info.id)
             rate = None
             if before is not None and entries is not None and before[1] is not None and now > before[0]:
@@ -105,15 +104,13 @@ class Top:
                     "pids": pids.get(info.id, []),
                 }
             )
-        for gone in set(self._open) - seen:
-            self._open.pop(gone).close()
-            self._before.pop(gone, None)
+        for gone in set(self._before) - seen:
+            del self._before[gone]
         return rows
 
     def close(self) -> None:
-        for m in self._open.values():
-            m.close()
-        self._open.clear()
+        """Nothing to release (no map is held between refreshes); ``with Top(...)`` reads
+        as it always did."""
 
     def __enter__(self) -> Top:
         return self

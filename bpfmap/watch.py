@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import fields
-from .errors import UsageError
+from .errors import NoSuchObject, UsageError
+from .maps import Map
 from .view import View, aggregate, is_number, sort_key
 
 SORTS = ("key", "value", "rate")
+Note = Callable[[str], Any]
 
 
 def diff(new: Any, old: Any) -> Any:
@@ -270,3 +272,53 @@ class Watcher:
         if want is not None:
             return heapq.nsmallest(want, range(len(keys)), key=by)
         return sorted(range(len(keys)), key=by)
+
+
+class Watchers:
+    """Several maps (a directory's, a glob's) watched together, each through its own
+    :class:`Watcher`, holding no fd between polls: a poll opens each map again (by id),
+    reads it and closes it, so any number of maps works within RLIMIT_NOFILE.
+
+    ``view`` makes each map's View (default: its BTF, else hex); the other keyword
+    arguments are Watcher's.  A map that cannot be watched is skipped, and one gone since
+    the last poll is dropped, each said once to ``note``."""
+
+    def __init__(
+        self, refs: list[str], view: Callable[[Map], View] = View, note: Note | None = None, **options: Any
+    ) -> None:
+        self.note: Note = note or _none
+        self.watched: list[tuple[str, Map, Watcher]] = []
+        for ref in refs:
+            with Map.open(ref, readonly=True) as m:  # closed again once its View is made
+                if "watch" not in m.kind.ops:
+                    self.note(f"{ref}: skipped, a {m.type_label} cannot be watched")
+                    continue
+                self.watched.append((ref, m, Watcher(view(m), **options)))
+
+    def poll(self, limit: int | None = None) -> list[tuple[str, Map, Snapshot]]:
+        """(reference, Map, snapshot) of every map still there, in order; ``limit`` as
+        :meth:`Watcher.poll` takes it."""
+        out = []
+        for item in list(self.watched):
+            ref, m, watcher = item
+            try:
+                m.reopen()
+            except NoSuchObject:
+                self.note(f"{ref}: gone since the last refresh; no longer watched")
+                self.watched.remove(item)
+                continue
+            try:
+                out.append((ref, m, watcher.poll(limit)))
+            finally:
+                m.close()
+        return out
+
+    def close(self) -> None:
+        for _ref, m, _watcher in self.watched:
+            m.close()
+
+    def __enter__(self) -> Watchers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -11,7 +11,7 @@ from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
 from ..maps import Map, MapInfo, expand, list_maps
 from ..output import write_infos, write_object_maps
-from ..pins import DEFAULT_BPFFS, check_pin_dir, check_pin_target, ensure_bpffs
+from ..pins import DEFAULT_BPFFS, PinIndex, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
 from .common import (
     NO_LAYOUT,
@@ -265,7 +265,8 @@ def show(
     if map_ref is None:  # as bpftool map show
         list_(output)
         return
-    several = expand(map_ref, names=True)
+    found = PinIndex()  # the pins, found once for every map the command shows
+    several = expand(map_ref, names=True, pins=found)
     if several is not None:  # a directory, a glob, name:GLOB: each map, as list shows them
         from ..core import owners
         from .many import check_some
@@ -275,7 +276,7 @@ def show(
         infos = []
         for ref in several:
             with Map.open(ref, readonly=True) as m:
-                info = m.info(pins=True).to_dict()
+                info = m.info(pins=found).to_dict()
                 _add_owners(info, m, None, pids, progs)
                 infos.append(info)
         write_infos(infos, fmt_or_default(output), sys.stdout)
@@ -283,7 +284,7 @@ def show(
     from ..core import owners
 
     with Map.open(map_ref, readonly=True) as m:
-        mi = m.info(pins=True)
+        mi = m.info(pins=found)
         info = mi.to_dict()
         _add_owners(info, m, None, owners.holders({mi.id}), owners.users())
         info["key_type"] = info["value_type"] = None

@@ -133,27 +133,19 @@ def _watch_many(
 ) -> None:
     """Several maps: each snapshot as a JSON line with "map" first, or on a terminal every
     map's screen one under another (the height shared out), every interval."""
-    import contextlib
+    from ..watch import Watchers
 
-    from ..watch import Watcher
+    def note(text: str) -> None:
+        say(f"note: {text}")
 
-    with contextlib.ExitStack() as stack:
-        watchers = []
-        maps = []
-        for ref in refs:
-            m = stack.enter_context(Map.open(ref, readonly=True))
-            if "watch" not in m.kind.ops:
-                say(f"note: {ref}: skipped, a {m.type_label} cannot be watched")
-                continue
-            maps.append(m)
-            watchers.append((ref, Watcher(opts.view(m, numeric_default=True), sort=sort, top=top)))
+    with Watchers(refs, lambda m: opts.view(m, numeric_default=True), note, sort=sort, top=top) as watchers:
         if fmt == "live":
-            _watch_live_many(watchers, maps, interval, count)
+            _watch_live_many(watchers, interval, count)
             return
 
         def step() -> None:
-            for ref, w in watchers:
-                sys.stdout.write(json_dumps({"map": ref, **w.poll().to_dict()}) + "\n")
+            for ref, _m, snap in watchers.poll():
+                sys.stdout.write(json_dumps({"map": ref, **snap.to_dict()}) + "\n")
             sys.stdout.flush()
 
         try:
@@ -162,7 +154,7 @@ def _watch_many(
             pass
 
 
-def _watch_live_many(watchers: list, maps: list, interval: float, count: Optional[int]) -> None:
+def _watch_live_many(watchers, interval: float, count: Optional[int]) -> None:
     from rich.console import Group
     from rich.live import Live
 
@@ -172,10 +164,8 @@ def _watch_live_many(watchers: list, maps: list, interval: float, count: Optiona
         with Live(console=con, auto_refresh=False, vertical_overflow="ellipsis") as live:
 
             def step() -> None:
-                share = max(7, con.size.height // len(watchers))
-                screens = [
-                    _screen(w.poll(_room(share)), m, ref, interval, share) for (ref, w), m in zip(watchers, maps)
-                ]
+                share = max(7, con.size.height // max(1, len(watchers.watched)))
+                screens = [_screen(snap, m, ref, interval, share) for ref, m, snap in watchers.poll(_room(share))]
                 live.update(Group(*screens), refresh=True)
 
             every(interval, count, step, keys)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import _sys
 from ..errors import NoSuchObject, UsageError, quote, translate
-from ..pins import pinned_maps
+from ..pins import PinIndex
 from ..types import MapFlag, MapType, map_type_label
 
 
@@ -145,12 +145,10 @@ def id_by_name(name: str) -> int:
     return matches[0]
 
 
-def list_maps(pins: bool = True) -> Iterator[MapInfo]:
-    """Info on every map in the system, with pinned paths when ``pins``."""
-    by_id: dict[int, list[str]] = {}
-    if pins:
-        for map_id, path in pinned_maps():
-            by_id.setdefault(map_id, []).append(path)
+def list_maps(pins: bool | PinIndex = True) -> Iterator[MapInfo]:
+    """Info on every map in the system, with pinned paths when ``pins`` (a PinIndex: the
+    pins it found)."""
+    found = pins if isinstance(pins, PinIndex) else PinIndex() if pins else None
     for map_id in map_ids():
         try:
             fd = _sys.get_fd_by_id(_sys.Cmd.MAP_GET_FD_BY_ID, map_id, _sys.BPF_F_RDONLY)
@@ -162,5 +160,5 @@ def list_maps(pins: bool = True) -> Iterator[MapInfo]:
             info = info_from_fd(fd)
         finally:
             os.close(fd)
-        info.pinned = by_id.get(map_id, [])
+        info.pinned = found.of(map_id) if found is not None else []
         yield info

@@ -19,6 +19,26 @@ def human_size(n: int | None) -> str:
     return decimal(n)
 
 
+def usage_facts(info: dict[Any, Any]) -> Iterator[tuple[str, str]]:
+    """What show and list add to a map's info, as (fact, text) for the text's lines and
+    the table's rows alike: entries (and fill), the processes holding it, the programs
+    using it, the operations its type has."""
+    n = info.get("entries")
+    if n is not None:
+        if not info.get("entries_exact", True):
+            yield "entries", f">{n} (counting took too long; 'bpfmap show MAP' counts them all)"
+        elif info.get("fill") is not None:
+            yield "entries", f"{n} of {info['max_entries']} ({100 * info['fill']:.1f}% full)"
+        else:
+            yield "entries", str(n)
+    if info.get("pids"):
+        yield "pids", ", ".join(f"{p['comm']}({p['pid']})" for p in info["pids"])
+    if info.get("programs"):
+        yield "programs", ", ".join(f"{p['id']} {p['type']} {p['name'] or '-'}" for p in info["programs"])
+    if info.get("operations"):
+        yield "operations", ", ".join(info["operations"])
+
+
 def info_lines(info: dict[Any, Any]) -> Iterator[str]:
     """bpftool-like text for one map."""
     flags = ",".join(info["flags"]) or "-"
@@ -35,20 +55,8 @@ def info_lines(info: dict[Any, Any]) -> Iterator[str]:
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {path}"
-    if info.get("entries") is not None:
-        n = info["entries"]
-        if not info.get("entries_exact", True):
-            yield f"\tentries >{n} (counting took too long; 'bpfmap show MAP' counts them all)"
-        elif info.get("fill") is not None:
-            yield f"\tentries {n} of {info['max_entries']} ({100 * info['fill']:.1f}% full)"
-        else:
-            yield f"\tentries {n}"
-    if info.get("pids"):
-        yield "\tpids " + ", ".join(f"{p['comm']}({p['pid']})" for p in info["pids"])
-    if info.get("programs"):
-        yield "\tprograms " + ", ".join(f"{p['id']} {p['type']} {p['name'] or '-'}" for p in info["programs"])
-    if info.get("operations"):
-        yield f"\toperations: {', '.join(info['operations'])}"
+    for name, fact in usage_facts(info):
+        yield f"\t{name}{':' if name == 'operations' else ''} {fact}"
     for side in ("key", "value"):
         text = info.get(f"{side}_type")
         if text:
@@ -83,6 +91,7 @@ def _infos_table(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) ->
                 ("frozen", "yes" if info["frozen"] else "no"),
                 ("btf id", str(info["btf_id"] or "-")),
                 ("pinned", "\n".join(info["pinned"]) or "-"),
+                *usage_facts(info),
             ]
             for side in ("key", "value"):
                 if info.get(f"{side}_type"):
