@@ -561,7 +561,10 @@ def migrate(
             if on_copy is not None:
                 on_copy(copy)
             keys, values, count = copy.read()
-            copy.write(keys, values, count)
+            try:
+                copy.write(keys, values, count)
+            except EntriesDropped as err:
+                raise amended(err, f"; {pin} is unchanged") from None
             old_info, new_info = old.info(), new.info()
             stage("copied")
             swap(new, pin, kept)
