@@ -368,7 +368,8 @@ class Copy:
             if entry is None:  # the filter leaves it out
                 continue
             dk, dv = entry
-            if (now.get(dk) is not None) if i is None else (now.get(dk) != written[i][1]):
+            ours = None if i is None else written[i][1]  # what the copy put at dk (None: nothing)
+            if now.get(dk) != ours:  # the target has a newer write at dk
                 newer += 1
                 continue
             try:
