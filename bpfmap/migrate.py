@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 from . import _sys
 from .convert import Plan, converter
@@ -41,6 +40,7 @@ from .view import AGGREGATES, View, aggregate
 PERCPU_TO_PLAIN = (*AGGREGATES, "cpu0")
 TO_CPU = ("all", "0")
 WRITE_CHUNK = 4096
+Key = int | bytes  # a key as copies count and compare them (see _split)
 
 
 class Copy:
@@ -229,7 +229,7 @@ class Copy:
         else filled the target since the check)."""
         dm = self.dst.map
         ks, vs = dm.key_size, dm.shape.entry
-        before = set(_keys(dm))
+        before = _keys(dm)
         kept = self._fit(keys, count, before)
         if len(kept) < count:
             keys = b"".join(keys[i * ks : (i + 1) * ks] for i in kept)
@@ -255,7 +255,7 @@ class Copy:
             self.written = done
             if progress is not None:
                 progress(done)
-        self._verify({keys[i * ks : (i + 1) * ks] for i in range(count)}, before)
+        self._verify(set(_split(keys, ks, count)), before)
         return self.held
 
     @property
@@ -263,21 +263,20 @@ class Copy:
         """Entries of the source (and of the target, evicted) that the target does not hold."""
         return self.left_out + self.lost + self.evicted
 
-    def _fit(self, keys: bytes, count: int, before: set[bytes]) -> list[int]:
+    def _fit(self, keys: bytes, count: int, before: set[Key]) -> list[int]:
         """The indices of the entries to write: every one, or (``allow_loss``) those that
         fit; NoRoom when some do not and loss is not allowed."""
         dm, target = self.dst.map, self.target
         ks, top = dm.key_size, dm.max_entries
-        last: dict[bytes, int] = {}  # key -> the entry written last with it (the one the target keeps)
-        for i in range(count):
-            last[keys[i * ks : (i + 1) * ks]] = i
+        # key -> the entry written last with it (the one the target keeps)
+        last = dict(zip(_split(keys, ks, count), range(count)))
         reasons, lose = [], count - len(last)
         if lose:
             reasons.append(f"{_n(lose)} would overwrite another entry's key in {target}")
         if dm.kind.indexed and not dm.kind.deletable:  # an array: indices 0..max_entries-1, always there
-            past = [k for k in last if int.from_bytes(k, sys.byteorder) >= top]
+            past = [k for k in last if isinstance(k, int) and k >= top]  # 4-byte keys: indices
             if past:
-                first = min(int.from_bytes(k, sys.byteorder) for k in past)
+                first = min(past)
                 reasons.append(
                     f"{_n(len(past))} {'has a key' if len(past) == 1 else 'have keys'} past the end of {target} "
                     f"(the first: {first}), an array of indices 0..{top - 1}"
@@ -285,7 +284,7 @@ class Copy:
                 lose += len(past)
                 for k in past:
                     del last[k]
-        else:
+        elif len(before) + len(last) > top:  # (else every key fits, whichever are new)
             new = [k for k in last if k not in before]
             room = max(0, top - len(before))
             over = len(new) - room
@@ -303,20 +302,20 @@ class Copy:
                 )
                 lose += over
                 if not dm.kind.evicts:  # what fits: the first new keys read
-                    for k in new[room:]:
-                        del last[k]
+                    for key in new[room:]:
+                        del last[key]
         if reasons and not self.allow_loss:
             raise NoRoom(
                 f"{self.what}: {'; '.join(reasons)}; {self.untouched}: give a map with room for them, "
                 f"or pick fewer entries",
                 lose,
             )
-        return sorted(last.values())
+        return list(range(count)) if len(last) == count else sorted(last.values())
 
-    def _verify(self, written: set[bytes], before: set[bytes]) -> None:
+    def _verify(self, written: set[Key], before: set[Key]) -> None:
         """Read the target's keys back: ``held``, ``lost`` and ``evicted`` as they are."""
         dm = self.dst.map
-        after = set(_keys(dm))
+        after = _keys(dm)
         self.held = len(written & after)
         self.lost = len(written) - self.held
         # entries the target held before that are gone: evicted by the copy (in a map that
@@ -410,11 +409,25 @@ def _entries(m: Map) -> Iterator[tuple[bytes, bytes]]:
             yield keys[i * ks : (i + 1) * ks], values[i * vs : (i + 1) * vs]
 
 
-def _keys(m: Map) -> Iterator[bytes]:
-    ks = m.key_size
+def _keys(m: Map) -> set[Key]:
+    """Every key of ``m``, as :func:`_split` gives them."""
+    ks, out = m.key_size, set[Key]()
     for keys, _values, n in m.batches():
-        for i in range(n):
-            yield keys[i * ks : (i + 1) * ks]
+        out.update(_split(keys, ks, n))
+    return out
+
+
+_KEY_CODES: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _split(buf: bytes, size: int, n: int) -> Sequence[Key]:
+    """The ``n`` keys of ``size`` bytes in ``buf``, to count and compare: keys of 1, 2, 4
+    or 8 bytes as native integers (a column converted at once, and an array's index as
+    it is), others as bytes."""
+    code = _KEY_CODES.get(size)
+    if code is not None:
+        return memoryview(buf)[: n * size].cast(code).tolist()
+    return [buf[i : i + size] for i in range(0, n * size, size)]
 
 
 def _n(n: int) -> str:
