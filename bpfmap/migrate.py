@@ -4,9 +4,13 @@ filter picks, from one map into another, each side decoded by its own layout) an
 rename, the old map kept pinned next to it).
 
 A copy reads and converts every entry before it writes any, so a value that does not fit
-the target (a narrowing, a sign change, a string too long) stops it with the target
-untouched.  Programs that hold the old map keep using it after a migration: the intended
-flow is migrate, then reload the program, which reopens the pin."""
+the target (a narrowing, a sign change, a string too long), or entries the target has no
+room for (an array's index range, a hash's free room), stop it with the target
+untouched; after writing, the target's keys are read back, and only what it holds is
+counted (an LRU map evicts, before it is full too).  Programs and processes that hold the
+old map keep using it after a migration (one pass after the swap carries what they wrote
+while it ran): the intended flow is migrate, then reload the program, which reopens the
+pin."""
 
 from __future__ import annotations
 
