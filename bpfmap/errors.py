@@ -28,6 +28,25 @@ class UsageError(BpfmapError, ValueError):
     exit_code = 2
 
 
+class NoRoom(UsageError):
+    """A copy or migration would leave entries out (keys past an array's end, more new
+    keys than the target has room for, keys that become one another's): found before
+    anything is written, so nothing was.  ``entries``: how many would be left out."""
+
+    def __init__(self, message: str, entries: int = 0) -> None:
+        super().__init__(message)
+        self.entries = entries
+
+
+class EntriesDropped(BpfmapError):
+    """Entries written went missing (evicted) or could not be carried over: what was
+    written stays, and ``dropped`` says how many did not make it."""
+
+    def __init__(self, message: str, dropped: int = 0) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
 class NotFound(BpfmapError, LookupError):
     """Nothing there: a key that is not in the map, an empty queue."""
 

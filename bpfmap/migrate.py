@@ -4,31 +4,47 @@ filter picks, from one map into another, each side decoded by its own layout) an
 rename, the old map kept pinned next to it).
 
 A copy reads and converts every entry before it writes any, so a value that does not fit
-the target (a narrowing, a sign change, a string too long) stops it with the target
-untouched.  Programs that hold the old map keep using it after a migration: the intended
-flow is migrate, then reload the program, which reopens the pin."""
+the target (a narrowing, a sign change, a string too long), or entries the target has no
+room for (an array's index range, a hash's free room), stop it with the target
+untouched; after writing, the target's keys are read back, and only what it holds is
+counted (an LRU map evicts, before it is full too).  Programs and processes that hold the
+old map keep using it after a migration (one pass after the swap carries what they wrote
+while it ran): the intended flow is migrate, then reload the program, which reopens the
+pin."""
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 from . import _sys
 from .convert import Plan, converter
 from .core.spec import MapSpec
-from .errors import BpfmapError, MapFull, NoSuchObject, PinExists, UsageError, amended
+from .errors import (
+    BpfmapError,
+    EntriesDropped,
+    KeyExists,
+    KeyNotFound,
+    MapFull,
+    NoRoom,
+    NoSuchObject,
+    PinExists,
+    UsageError,
+    amended,
+)
 from .filters import Where
 from .layout import Layout
 from .maps import Map
-from .pins import is_bpffs
+from .pins import is_bpffs, refuse_symlink
 from .types import Access, Value
 from .view import AGGREGATES, View, aggregate
 
 PERCPU_TO_PLAIN = (*AGGREGATES, "cpu0")
 TO_CPU = ("all", "0")
 WRITE_CHUNK = 4096
+Key = int | bytes  # a key as copies count and compare them (see _split)
 
 
 class Copy:
@@ -37,7 +53,14 @@ class Copy:
     puts them into ``dst``.  ``drops``, ``sets`` and ``truncate`` as in
     bpfmap.convert.Plan; ``percpu`` (sum, max, min, avg, cpu0) makes per-CPU values plain,
     ``to_cpu`` (all, 0) plain values per-CPU.  UsageError for what does not fit, before
-    the source is read."""
+    the source is read.
+
+    Every entry counts: :meth:`write` checks before writing that the entries fit ``dst``
+    (an array's index range, a hash's free room, keys that become one another's) and
+    verifies after writing that ``dst`` holds every key it wrote (``held``); what did not
+    make it is ``left_out`` (did not fit: with ``allow_loss`` only), ``lost`` (written,
+    then evicted) and ``evicted`` (entries ``dst`` held before, evicted by the copy).
+    ``keep_source`` keeps the source's bytes as read, for :meth:`carry`."""
 
     def __init__(
         self,
@@ -49,9 +72,15 @@ class Copy:
         truncate: bool = False,
         percpu: str | None = None,
         to_cpu: str | None = None,
+        allow_loss: bool = False,
+        keep_source: bool = False,
     ) -> None:
         self.src, self.dst, self.where = src, dst, where
+        self.allow_loss, self.keep_source = allow_loss, keep_source
         sm, dm = src.map, dst.map
+        refuse_symlink(dm.ref, "copy")
+        # how messages name the job, its target, and the state a refusal leaves (migrate sets its own)
+        self.what, self.target, self.untouched = f"copy {sm.ref} -> {dm.ref}", dm.ref, "nothing was written"
         for m, verb, side in ((sm, "dump", "source"), (dm, "update", "target")):
             m.require(verb, "copy")
             if m.kind.access is not Access.KEYED or m.kind.value is not Value.BYTES:
@@ -76,6 +105,10 @@ class Copy:
             raise UsageError(f"copy: {', '.join(unused)}: no such field to drop or set (write key.NAME or value.NAME)")
         self.raw = self.key_convert is None and self.value_convert is None and self._reduce is None
         self.read_count = self.written = 0
+        self.held = self.left_out = self.lost = self.evicted = 0
+        self._read: tuple[bytes, bytes] = (b"", b"")  # the target's bytes of every entry read
+        self._source: tuple[bytes, bytes] = (b"", b"")  # the same entries in the source's bytes (keep_source)
+        self._kept: list[int] = []  # the indices of the entries written
 
     def _percpu_rule(self, percpu: str | None, to_cpu: str | None) -> Callable[[Any], Any] | None:
         s, d = self.src.percpu, self.dst.percpu
@@ -129,6 +162,8 @@ class Copy:
         src = self.src
         ks, vs = src.map.key_size, src.map.shape.entry
         keys, values = bytearray(), bytearray()
+        src_keys, src_values = bytearray(), bytearray()
+        keep = self.keep_source and not self.raw
         count = 0
         where = self.where
         if where is not None:
@@ -146,6 +181,9 @@ class Copy:
                     if where and not where(dk[i], dv[i]):
                         continue
                     kb, vb = kraw[i * ks : (i + 1) * ks], vraw[i * vs : (i + 1) * vs]
+                    if keep:
+                        src_keys += kb
+                        src_values += vb
                     if not self.raw:
                         kb, vb = self._entry(dk[i], dv[i], kb, vb)
                     keys += kb
@@ -154,7 +192,10 @@ class Copy:
         finally:
             stream.close()
         self.read_count = count
-        return bytes(keys), bytes(values), count
+        self._read = (bytes(keys), bytes(values))
+        if self.keep_source:
+            self._source = (bytes(src_keys), bytes(src_values)) if keep else self._read
+        return self._read[0], self._read[1], count
 
     def _entry(self, key: Any, value: Any, kraw: bytes, vraw: bytes) -> tuple[bytes, bytes]:
         """One entry in the target's bytes (a side that needs no conversion as it was)."""
@@ -181,9 +222,24 @@ class Copy:
         return kb, vb
 
     def write(self, keys: bytes, values: bytes, count: int, progress: Callable[[int], None] | None = None) -> int:
-        """Write what :meth:`read` gave; MapFull (with ``done``) says how many went in."""
+        """Write what :meth:`read` gave and return how many of its entries the target holds
+        after (``held``, verified by reading the target's keys back).
+
+        Before writing: NoRoom when some entries cannot fit (keys past an array's end, more
+        new keys than a map's free room, two entries that become one key), unless
+        ``allow_loss``: then only what fits is written.  After writing: EntriesDropped when
+        the target lost entries (an LRU map evicts, and may before it is full), unless
+        ``allow_loss``.  MapFull (with ``done``) when the kernel refused partway (something
+        else filled the target since the check)."""
         dm = self.dst.map
         ks, vs = dm.key_size, dm.shape.entry
+        before = _keys(dm)
+        kept = self._fit(keys, count, before)
+        if len(kept) < count:
+            keys = b"".join(keys[i * ks : (i + 1) * ks] for i in kept)
+            values = b"".join(values[i * vs : (i + 1) * vs] for i in kept)
+        self._kept, self.left_out = kept, count - len(kept)
+        count = len(kept)
         done = 0
         while done < count:
             n = min(WRITE_CHUNK, count - done)
@@ -203,18 +259,199 @@ class Copy:
             self.written = done
             if progress is not None:
                 progress(done)
-        return done
+        self._verify(set(_split(keys, ks, count)), before)
+        return self.held
+
+    @property
+    def dropped(self) -> int:
+        """Entries of the source (and of the target, evicted) that the target does not hold."""
+        return self.left_out + self.lost + self.evicted
+
+    def _fit(self, keys: bytes, count: int, before: set[Key]) -> list[int]:
+        """The indices of the entries to write: every one, or (``allow_loss``) those that
+        fit; NoRoom when some do not and loss is not allowed."""
+        dm, target = self.dst.map, self.target
+        ks, top = dm.key_size, dm.max_entries
+        # key -> the entry written last with it (the one the target keeps)
+        last = dict(zip(_split(keys, ks, count), range(count)))
+        reasons, lose = [], count - len(last)
+        if lose:
+            reasons.append(f"{_n(lose)} would overwrite another entry's key in {target}")
+        if dm.kind.indexed and not dm.kind.deletable:  # an array: indices 0..max_entries-1, always there
+            past = [k for k in last if isinstance(k, int) and k >= top]  # 4-byte keys: indices
+            if past:
+                first = min(past)
+                reasons.append(
+                    f"{_n(len(past))} {'has a key' if len(past) == 1 else 'have keys'} past the end of {target} "
+                    f"(the first: {first}), an array of indices 0..{top - 1}"
+                )
+                lose += len(past)
+                for k in past:
+                    del last[k]
+        elif len(before) + len(last) > top:  # (else every key fits, whichever are new)
+            new = [k for k in last if k not in before]
+            room = max(0, top - len(before))
+            over = len(new) - room
+            if over > 0:
+                held = f"{len(before)} held of max_entries {top}" if before else f"max_entries {top}"
+                evicts = (
+                    f": the kernel evicts entries from an LRU map to make room, so {'at least ' if before else ''}"
+                    f"{over} would be lost"
+                    if dm.kind.evicts
+                    else ""
+                )
+                reasons.append(
+                    f"{len(new)} entries are new to {target}, which has room for {room} "
+                    f"({held}; {len(before) + len(new)} needed){evicts}"
+                )
+                lose += over
+                if not dm.kind.evicts:  # what fits: the first new keys read
+                    for key in new[room:]:
+                        del last[key]
+        if reasons and not self.allow_loss:
+            raise NoRoom(
+                f"{self.what}: {'; '.join(reasons)}; {self.untouched}: give a map with room for them, "
+                f"or pick fewer entries",
+                lose,
+            )
+        return list(range(count)) if len(last) == count else sorted(last.values())
+
+    def _verify(self, written: set[Key], before: set[Key]) -> None:
+        """Read the target's keys back: ``held``, ``lost`` and ``evicted`` as they are."""
+        dm = self.dst.map
+        after = _keys(dm)
+        self.held = len(written & after)
+        self.lost = len(written) - self.held
+        # entries the target held before that are gone: evicted by the copy (in a map that
+        # does not evict, programs deleted them: not the copy's doing)
+        self.evicted = len(before - written - after) if dm.kind.evicts else 0
+        if (self.lost or self.evicted) and not self.allow_loss:
+            also = f" ({self.lost} of these, and {_n(self.evicted)} it held before)" if self.evicted else ""
+            why = (
+                f" (the kernel evicts entries from an LRU map to make room, even before it holds max_entries "
+                f"{dm.max_entries})"
+                if dm.kind.evicts
+                else " (deleted since they were written)"
+            )
+            raise EntriesDropped(
+                f"{self.what}: {_n(len(written))} written, but {self.target} holds {self.held} of them: "
+                f"{self.lost + self.evicted} dropped{also}{why}; give a map with more room",
+                self.lost + self.evicted,
+            )
+
+    def carry(self) -> tuple[int, int, int]:
+        """One pass over the source after the copy: each change since :meth:`read` took it
+        (a new key, a new value, a deletion) carried into the target, where the target
+        still holds what :meth:`write` put there (a newer write to the target stays).
+        Returns (carried, newer, failed): changes carried; changes the target had a newer
+        write of; changes that could not go in (a value that does not convert, a full
+        target).  Needs ``keep_source``."""
+        src, dm = self.src.map, self.dst.map
+        sks, svs, dks, dvs = src.key_size, src.shape.entry, dm.key_size, dm.shape.entry
+        skeys, svalues = self._source
+        keys, values = self._read
+        snap = {skeys[i * sks : (i + 1) * sks]: i for i in range(self.read_count)}
+        written = {i: (keys[i * dks : (i + 1) * dks], values[i * dvs : (i + 1) * dvs]) for i in self._kept}
+        now = dict(_entries(dm))
+        seen: set[int] = set()
+        carried = newer = failed = 0
+        for k, v in list(_entries(src)):
+            i = snap.get(k)
+            if i is not None:
+                seen.add(i)
+                if svalues[i * svs : (i + 1) * svs] == v:
+                    continue
+                if i not in written:
+                    continue  # left out by the copy (allow_loss): nothing of it in the target
+            try:
+                entry = self._one(k, v)
+            except UsageError:
+                failed += 1
+                continue
+            if entry is None:  # the filter leaves it out
+                continue
+            dk, dv = entry
+            ours = None if i is None else written[i][1]  # what the copy put at dk (None: nothing)
+            if now.get(dk) != ours:  # the target has a newer write at dk
+                newer += 1
+                continue
+            try:
+                dm.update_batch(dk, dv, 1, "noexist" if i is None else "exist")
+                carried += 1
+            except (KeyExists, KeyNotFound):  # the target changed since it was read
+                newer += 1
+            except BpfmapError:
+                failed += 1
+        for i in written.keys() - seen:  # deleted from the source since
+            dk, dv = written[i]
+            if dk not in now:
+                continue
+            if now[dk] != dv:
+                newer += 1
+                continue
+            try:
+                carried += dm.delete_batch(dk, 1)
+            except BpfmapError:
+                failed += 1
+        return carried, newer, failed
+
+    def _one(self, kraw: bytes, vraw: bytes) -> tuple[bytes, bytes] | None:
+        """One source entry in the target's bytes, or None when the filter leaves it out."""
+        if self.raw and not self.where:
+            return kraw, vraw
+        dk, dv = self.src.decode_batch(kraw, vraw, 1)
+        if self.where and not self.where(dk[0], dv[0]):
+            return None
+        return (kraw, vraw) if self.raw else self._entry(dk[0], dv[0], kraw, vraw)
+
+
+def _entries(m: Map) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of ``m`` as raw bytes (per-CPU values as one batch entry)."""
+    ks, vs = m.key_size, m.shape.entry
+    for keys, values, n in m.batches():
+        for i in range(n):
+            yield keys[i * ks : (i + 1) * ks], values[i * vs : (i + 1) * vs]
+
+
+def _keys(m: Map) -> set[Key]:
+    """Every key of ``m``, as :func:`_split` gives them."""
+    ks, out = m.key_size, set[Key]()
+    for keys, _values, n in m.batches():
+        out.update(_split(keys, ks, n))
+    return out
+
+
+_KEY_CODES: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _split(buf: bytes, size: int, n: int) -> Sequence[Key]:
+    """The ``n`` keys of ``size`` bytes in ``buf``, to count and compare: keys of 1, 2, 4
+    or 8 bytes as native integers (a column converted at once, and an array's index as
+    it is), others as bytes."""
+    code = _KEY_CODES.get(size)
+    if code is not None:
+        return memoryview(buf)[: n * size].cast(code).tolist()
+    return [buf[i : i + size] for i in range(0, n * size, size)]
+
+
+def _n(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
 # -- migrate ----------------------------------------------------------------------------------
 
 
 class Migration:
-    """What a migration did: the new map's spec, how many entries moved, where the old map
-    is pinned now."""
+    """What a migration did: the new map's spec, how many entries it holds (verified:
+    ``entries``) and how many were ``dropped`` (only with allow_loss), where the old map is
+    pinned now, and the pass after the swap over writes made to the old map meanwhile:
+    ``carried`` into the new map, ``newer`` (the new map had a newer write: kept),
+    ``failed`` (could not go in: they are only in the old map)."""
 
-    def __init__(self, pin: str, kept: str, old: Any, new: Any, entries: int, btf_note: str | None) -> None:
-        self.pin, self.kept, self.old, self.new, self.entries, self.btf_note = pin, kept, old, new, entries, btf_note
+    def __init__(self, pin: str, kept: str, old: Any, new: Any, copy: Copy, btf_note: str | None) -> None:
+        self.pin, self.kept, self.old, self.new, self.btf_note = pin, kept, old, new, btf_note
+        self.entries, self.dropped = copy.held, copy.dropped
+        self.carried = self.newer = self.failed = 0
 
 
 def new_spec(
@@ -306,16 +543,26 @@ def migrate(
     btf_fd: int = 0,
     copy_options: dict[str, Any] | None = None,
     on_copy: Callable[[Copy], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> Migration:
     """Replace the map pinned at ``pin`` by one made from ``spec`` (see :func:`new_spec`)
     or from the map ``map_name`` of the BPF object ``from_object``, with every entry
-    copied (``copy_options``: Copy's), then swapped in (see :func:`swap`).  The old map
-    stays pinned at ``keep_old`` (default PIN_old).  ``on_copy`` sees the Copy before it
-    reads (to report progress).  A failure or Ctrl-C before the swap leaves ``pin`` as it
-    was, the new map gone."""
+    copied (``copy_options``: Copy's; with ``allow_loss`` a new map too small for them
+    takes what fits, else NoRoom or EntriesDropped before the swap), then swapped in (see
+    :func:`swap`).  The old map stays pinned at ``keep_old`` (default PIN_old).
+
+    Writers that opened ``pin`` before the swap write to the old map: after the swap one
+    pass carries what they changed since the copy read it (:meth:`Copy.carry`); what
+    they write after that pass stays in the old map.  ``on_copy`` sees the Copy before
+    it reads (to report progress); ``on_stage`` is called with "copied" (the new map
+    filled, not yet swapped in) and "swapped" (before the pass).  A failure or Ctrl-C
+    before the swap leaves ``pin`` as it was, the new map gone.  A symbolic link at
+    ``pin`` is refused (UsageError naming its target)."""
+    refuse_symlink(pin, "migrate")
     if not is_bpffs(os.path.dirname(os.path.abspath(pin)) or "."):
         raise UsageError(f"migrate {pin}: give the path of a pin on a bpffs")
     kept = keep_old_path(pin, keep_old)
+    stage = on_stage or (lambda _name: None)
     with Map.open(pin) as old:
         try:
             new, definition = _make(old, spec, from_object, map_name)
@@ -327,14 +574,22 @@ def migrate(
                 diff = definition.spec.compatible(new.info(), "object")
                 if diff:
                     raise UsageError(f"migrate {pin}: the new map differs from {from_object}'s {map_name}: {diff}")
-            copy = Copy(View(old, old_layout), View(new, new_layout), **(copy_options or {}))
+            copy = Copy(View(old, old_layout), View(new, new_layout), keep_source=True, **(copy_options or {}))
+            copy.what, copy.target, copy.untouched = f"migrate {pin}", "the new map", f"{pin} is unchanged"
             if on_copy is not None:
                 on_copy(copy)
             keys, values, count = copy.read()
-            copy.write(keys, values, count)
+            try:
+                copy.write(keys, values, count)
+            except EntriesDropped as err:
+                raise amended(err, f"; {pin} is unchanged") from None
             old_info, new_info = old.info(), new.info()
+            stage("copied")
             swap(new, pin, kept)
-    return Migration(pin, kept, old_info, new_info, count, getattr(new, "btf_note", None))
+            stage("swapped")
+            result = Migration(pin, kept, old_info, new_info, copy, getattr(new, "btf_note", None))
+            result.carried, result.newer, result.failed = copy.carry()
+    return result
 
 
 def _make(old: Map, spec: MapSpec | None, from_object: str | None, map_name: str | None) -> tuple[Map, Any]:

@@ -104,6 +104,22 @@ def _existing_ancestor(directory: str) -> str:
     return directory
 
 
+def refuse_symlink(path: str, op: str) -> None:
+    """Raise unless ``path`` (a map reference) is not a symbolic link.  A verb that
+    replaces or rewrites what a pin holds (migrate's swap, copy's target, a restore) would
+    replace the link itself, or change a map the user did not name: it refuses, naming the
+    link's target."""
+    if path.startswith(("id:", "name:")) or not os.path.islink(path):
+        return
+    target = os.path.join(os.path.dirname(path), os.readlink(path))
+    real = os.path.realpath(path)
+    shown = real if os.path.normpath(target) == real else f"{os.readlink(path)} ({real})"
+    raise UsageError(
+        f"{op} {quote(path, bare=True)}: this pin is a symbolic link to {quote(shown, bare=True)}; "
+        f"bpfmap does not change a map through a link: give the pin itself ({quote(real, bare=True)})"
+    )
+
+
 def pin_fd(fd: int, path: str, mkdir: bool = False) -> None:
     """Pin the object behind ``fd`` at ``path``, never replacing what is there."""
     check_pin_target(path, mkdir=mkdir)

@@ -185,6 +185,7 @@ class TypeSpec:
         "needs_btf",
         "object",
         "default_key_size",
+        "evicts",
     )
 
     def __init__(
@@ -206,6 +207,7 @@ class TypeSpec:
         needs_btf: bool = False,
         object: str | None = None,
         default_key_size: int | None = None,
+        evicts: bool = False,
     ) -> None:
         self.access, self.percpu, self.value = access, percpu, value
         self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
@@ -220,6 +222,9 @@ class TypeSpec:
         self.needs_btf = needs_btf
         self.default_key_size = default_key_size
         self.object = object  # the kind of kernel object a key (local storage) or value (fd maps) refers to
+        # a full map drops its least recently used entries to make room, and may do so
+        # before max_entries (per-CPU free lists): how much room it has cannot be known
+        self.evicts = evicts
 
     def operations(self, flags: MapFlag = MapFlag(0), frozen: bool = False) -> list[str]:  # noqa: B008
         """The bpfmap verbs that work on a map of this type (with these flags, frozen or
@@ -264,8 +269,8 @@ SPECS: dict[MapType, TypeSpec] = {
         key_size=4, default_value_size=127 * 8, ops=("lookup", "delete", "getnext", "dump", "watch", "clear")
     ),
     MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, object="cgroup", ops=_FD_WRITE_ONLY, **_FD_ARRAY),
-    MapType.LRU_HASH: TypeSpec(batch=True),
-    MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True),
+    MapType.LRU_HASH: TypeSpec(batch=True, evicts=True),
+    MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True, evicts=True),
     MapType.LPM_TRIE: TypeSpec(default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC),
     MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, ops=_ID_VALUES, **_FD_ARRAY),
     MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4, ops=_ID_VALUES),

@@ -8,10 +8,10 @@ import typer
 
 from ..changes import Deletion
 from ..changes import count as count_entries
-from ..errors import UsageError
+from ..errors import EntriesDropped, NoRoom, UsageError, amended
 from ..layout import Layout
 from ..maps import Map
-from ..migrate import Copy, new_spec
+from ..migrate import Copy, Migration, new_spec
 from ..migrate import migrate as run_migration
 from ..output import write_entries
 from ..view import View
@@ -123,6 +123,14 @@ PercpuToPlainOpt = Annotated[
         "--percpu", metavar="HOW", help="Per-CPU source, plain target: sum, max, min, avg or cpu0 of the CPUs' values."
     ),
 ]
+AllowLossOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-loss",
+        help="Write what fits when the target cannot hold every entry (or evicts some), say how many were "
+        "dropped, and exit 0.",
+    ),
+]
 ToCpuOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -146,9 +154,10 @@ def _side_path(path: str) -> str:
     return path if path.split(".")[0].split("[")[0] in ("key", "value") else f"value.{path}"
 
 
-def _copy_options(where, drop, set_, truncate, percpu, to_cpu) -> dict:
+def _copy_options(where, drop, set_, truncate, percpu, to_cpu, allow_loss=False) -> dict:
     return dict(
         where=where,
+        allow_loss=allow_loss,
         drops={_side_path(d) for d in drop or []},
         sets=_sets(set_),
         truncate=truncate,
@@ -201,31 +210,53 @@ def copy(
     truncate: TruncateOpt = False,
     percpu: PercpuToPlainOpt = None,
     to_cpu: ToCpuOpt = None,
+    allow_loss: AllowLossOpt = False,
     quiet: QuietOpt = False,
     filt: FilterOptions = NO_FILTER,
 ) -> None:
     """Copy every entry of SRC (or those --where picks) into DST, whose layout may differ:
     fields matched by name, integers widened (a narrowing checked for every value before
-    anything is written), missing fields zero or --set.  Exit 1 when nothing was copied."""
+    anything is written), missing fields zero or --set.  Entries DST cannot hold (an
+    array's index range, a full map) are refused before anything is written; after
+    writing, DST's keys are read back and the count said is what DST holds.  Exit 1 when
+    nothing was copied, 3 when DST dropped entries (an LRU map evicts) unless --allow-loss."""
     src_layout = _side_layout(from_layout, c_header, from_key_type, from_value_type, "from")
     dst_layout = _side_layout(to_layout, c_header, to_key_type, to_value_type, "to")
     what = f"copy {src} -> {dst}"
     with Map.open(src, readonly=True) as sm, Map.open(dst) as dm:
         sv = View(sm, src_layout)
-        job = Copy(sv, View(dm, dst_layout), **_copy_options(filt.bind(sv), drop, set_, truncate, percpu, to_cpu))
+        options = _copy_options(filt.bind(sv), drop, set_, truncate, percpu, to_cpu, allow_loss)
+        job = Copy(sv, View(dm, dst_layout), **options)
         try:
             keys, values, n = job.read()
         except KeyboardInterrupt:
             say(f"{what}: interrupted while reading; nothing written")
             raise typer.Exit(130) from None
         try:
-            job.write(keys, values, n)
+            held = job.write(keys, values, n)
+        except NoRoom as err:
+            raise amended(err, "; --allow-loss writes what fits and says how many were left out") from None
         except KeyboardInterrupt:
             say(f"{what}: interrupted; {job.written} of {n} entries went in")
             raise typer.Exit(130) from None
-    say(f"{what}: {_entries(n)} copied", quiet)
-    if n == 0:
+    say(f"{what}: {_entries(held)} copied{_dropped(job)}", quiet)
+    if held == 0:
         raise typer.Exit(1)
+
+
+def _dropped(job: Copy) -> str:
+    """What a copy allowed to lose lost, or nothing."""
+    parts = [
+        text
+        for n, text in (
+            (job.left_out, "did not fit and were left out"),
+            (job.lost, "were evicted after they were written"),
+            (job.evicted, f"that {job.target} held before were evicted"),
+        )
+        if n
+        for text in [f"{n} {text}"]
+    ]
+    return f"; {job.dropped} dropped (--allow-loss): {', '.join(parts)}" if parts else ""
 
 
 @app.command(
@@ -269,6 +300,7 @@ def migrate(
     truncate: TruncateOpt = False,
     percpu: PercpuToPlainOpt = None,
     to_cpu: ToCpuOpt = None,
+    allow_loss: AllowLossOpt = False,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
     filt: FilterOptions = NO_FILTER,
@@ -276,7 +308,10 @@ def migrate(
     """Replace the map pinned at PIN by one of a new shape holding the same entries
     (converted as 'copy' does), swapped in with one rename: every later open of PIN gets
     the new map, and no moment has none.  The old map stays pinned at --keep-old.
-    Programs that hold the old map keep using it: reload them after."""
+    A new map too small for the entries is refused before the swap unless --allow-loss.
+    What writers that opened PIN before the swap changed meanwhile is carried over in one
+    pass after it.  Programs and processes that hold the old map keep using it: reload
+    them after.  Exit 3 when changes made meanwhile could not be carried."""
     layout = opts.pick()
     if from_object is not None:
         if max_entries is not None or map_type is not None or flags is not None or layout is not None:
@@ -309,17 +344,34 @@ def migrate(
             old_layout=old_layout,
             new_layout=layout,
             btf_fd=btf_fd,
-            copy_options=_copy_options(where, drop, set_, truncate, percpu, to_cpu),
+            copy_options=_copy_options(where, drop, set_, truncate, percpu, to_cpu, allow_loss),
             on_copy=lambda job: progress.setdefault("copy", job),
+            on_stage=lambda name: progress.__setitem__("stage", name),
         )
+    except NoRoom as err:
+        raise amended(err, "; --allow-loss migrates what fits and says how many were left out") from None
+    except EntriesDropped as err:
+        raise amended(err, "; --allow-loss swaps it in anyway") from None
     except KeyboardInterrupt:
+        if progress.get("stage") == "swapped":
+            say(
+                f"migrate {pin}: interrupted after the swap: {pin} is the new map; changes written to the old map "
+                f"while it ran may not all have been carried over: the old map is at {keep_old or pin + '_old'}"
+            )
+            raise typer.Exit(130) from None
         job = progress.get("copy")
         went = f"{job.written} entries had gone into the new map, which is dropped; " if job is not None else ""
         say(f"migrate {pin}: interrupted before the swap; {went}{pin} is the old map still")
         raise typer.Exit(130) from None
     if result.btf_note:
         say(f"note: {result.btf_note}", quiet)
-    old, new = result.old, result.new
+    say(_migrated(result), quiet)
+    if result.failed:
+        raise typer.Exit(3)
+
+
+def _migrated(result: Migration) -> str:
+    old, new, pin = result.old, result.new, result.pin
     changes = [
         f"{name} {getattr(old, attr)} -> {getattr(new, attr)}"
         for name, attr in (
@@ -331,9 +383,21 @@ def migrate(
         )
         if getattr(old, attr) != getattr(new, attr)
     ]
-    say(
+    text = (
         f"migrate {pin}: {_entries(result.entries)} moved into map id {new.id}"
-        f"{' (' + ', '.join(changes) + ')' if changes else ''}, now pinned at {pin}; the old map (id {old.id}) "
-        f"is at {result.kept}. Programs holding the old map keep using it: reload them so they open {pin} again",
-        quiet,
+        f"{' (' + ', '.join(changes) + ')' if changes else ''}"
+        f"{f', {result.dropped} dropped (--allow-loss)' if result.dropped else ''}, now pinned at {pin}; "
+        f"the old map (id {old.id}) is at {result.kept}"
     )
+    meanwhile = [
+        f"{n} {what}"
+        for n, what in (
+            (result.carried, "carried over"),
+            (result.newer, "not carried: the new map had a newer write"),
+            (result.failed, f"could not be carried: they are only in {result.kept}"),
+        )
+        if n
+    ]
+    if meanwhile:
+        text += f". Changes written through the old map while it ran: {'; '.join(meanwhile)}"
+    return text + f". Programs and processes holding the old map keep using it: reload them so they open {pin} again"
