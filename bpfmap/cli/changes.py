@@ -127,8 +127,8 @@ AllowLossOpt = Annotated[
     bool,
     typer.Option(
         "--allow-loss",
-        help="Write what fits when the target cannot hold every entry (or evicts some), say how many were "
-        "dropped, and exit 0.",
+        help="Write what fits when the target cannot hold every entry (or evicts some) and say how many were "
+        "dropped; the exit is still 3 when any were.",
     ),
 ]
 ToCpuOpt = Annotated[
@@ -219,7 +219,7 @@ def copy(
     anything is written), missing fields zero or --set.  Entries DST cannot hold (an
     array's index range, a full map) are refused before anything is written; after
     writing, DST's keys are read back and the count said is what DST holds.  Exit 1 when
-    nothing was copied, 3 when DST dropped entries (an LRU map evicts) unless --allow-loss."""
+    nothing was copied, 3 when entries were dropped (an LRU map evicts; --allow-loss)."""
     src_layout = _side_layout(from_layout, c_header, from_key_type, from_value_type, "from")
     dst_layout = _side_layout(to_layout, c_header, to_key_type, to_value_type, "to")
     what = f"copy {src} -> {dst}"
@@ -240,6 +240,8 @@ def copy(
             say(f"{what}: interrupted; {job.written} of {n} entries went in")
             raise typer.Exit(130) from None
     say(f"{what}: {_entries(held)} copied{_dropped(job)}", quiet)
+    if job.dropped:  # a loss the user allowed is still a loss: scripts see it
+        raise typer.Exit(3)
     if held == 0:
         raise typer.Exit(1)
 
@@ -311,7 +313,8 @@ def migrate(
     A new map too small for the entries is refused before the swap unless --allow-loss.
     What writers that opened PIN before the swap changed meanwhile is carried over in one
     pass after it.  Programs and processes that hold the old map keep using it: reload
-    them after.  Exit 3 when changes made meanwhile could not be carried."""
+    them after.  Exit 3 when entries were dropped (--allow-loss) or changes made meanwhile
+    could not be carried."""
     layout = opts.pick()
     if from_object is not None:
         if max_entries is not None or map_type is not None or flags is not None or layout is not None:
@@ -366,7 +369,7 @@ def migrate(
     if result.btf_note:
         say(f"note: {result.btf_note}", quiet)
     say(_migrated(result), quiet)
-    if result.failed:
+    if result.failed or result.dropped:
         raise typer.Exit(3)
 
 
