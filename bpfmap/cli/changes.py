@@ -98,8 +98,7 @@ def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False)
             deletion.write(sys.stdout, fmt, stop=lambda: held.caught is not None)
     except DeliveryError as err:
         if not (err.reader_gone and not err.rescued):
-            say(f"{what}: {_summary(deletion)}")
-            raise
+            raise  # its message says how many were written, put back and saved
         say(f"{what}: the reader closed the output; {_summary(deletion)}")
         return
     if held.caught is not None:

@@ -8,7 +8,7 @@ import struct
 import subprocess
 
 import pytest
-from conftest import BPFMAP_SH, create_pin, run_cli
+from conftest import BPFMAP, BPFMAP_SH, create_pin, run_cli
 
 from bpfmap import Map
 
@@ -152,3 +152,19 @@ def test_tests_that_could_never_pass_are_usage_errors(shown, bm):
             code, out, err = bm(verb, shown, *args)
             assert code == 2 and why in err and len(err.splitlines()) == 1 and not out, (verb, args, err)
     assert _keys(bm("dump", shown, "-o", "jsonl")[1]) == [1, 2, 3]  # nothing deleted
+
+
+def test_delete_print_onto_a_full_disk_deletes_nothing(pindir):
+    """Every chunk the output refuses goes back: exit 3, the map as it was."""
+    pin = _filled(pindir)
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [*BPFMAP, "delete", pin, "-l", "u32:u64", "--where", "value>=0", "--print"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert r.returncode == 3 and "No space left on device" in r.stderr and "put back in the map" in r.stderr
+    assert "Exception ignored" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert _left(pin) == {i: 3 * i for i in range(N)}
