@@ -9,8 +9,8 @@ seen: the kernel offers no compare-and-delete."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import IO, Any
 
 from .errors import BpfmapError, KeyNotFound, UsageError
 from .filters import Where
@@ -43,18 +43,18 @@ def _matches(view: View, where: Where | None, size: int | None = None) -> Iterat
     stream = view.raw_batches(size)
     try:
         for keys, values, n in stream:
-            k, v = view.decode_batch(keys, values, n)
-            yield where.columns(k, v) if where else (k, v)
+            yield view.passing(where, keys, values, n)[1:]
     finally:
         stream.close()
 
 
 class Deletion:
     """``delete MAP --where ...``: iterate :meth:`run` for the deleted entries, decoded, a
-    chunk at a time (with ``dry_run``, the entries that match, and nothing is deleted);
-    afterwards ``matched`` (candidates found by the read), ``deleted``, ``changed`` (no
-    longer matched when re-checked: kept) and ``gone`` (deleted by someone else first)
-    add up: matched == deleted + changed + gone.
+    chunk at a time (with ``dry_run``, the entries that match, and nothing is deleted),
+    or :meth:`write` them to an output; afterwards ``matched`` (candidates found by the
+    read), ``deleted``, ``changed`` (no longer matched when re-checked: kept), ``gone``
+    (deleted by someone else first) and ``restored`` (deleted, then put back because
+    they did not reach the output) add up: matched == deleted + changed + gone + restored.
 
     A consumer that stops taking entries (the output failed) gets the chunk it did not
     take put back (where no program has made the key again), so nothing is deleted unseen.
@@ -80,66 +80,115 @@ class Deletion:
             )
         self.view, self.where, self.dry_run, self.chunk = view, where, dry_run, max(1, chunk)
         self.before_recheck = before_recheck
-        self.matched = self.deleted = self.changed = self.gone = 0
+        self.matched = self.deleted = self.changed = self.gone = self.restored = 0
 
     def run(self) -> Iterator[tuple[list, list]]:
-        view, m = self.view, self.view.map
-        ks = m.key_size
-        candidates: list[bytes] = []
+        """The deleted entries (dry run: the matching ones), decoded, a chunk at a time."""
+        view = self.view
+        if self.dry_run:
+            yield from self._read()
+            return
+        for keys, values, n in self.chunks():
+            try:
+                yield view.decode_batch(keys, values, n)
+            except GeneratorExit:
+                self._put_back(keys, values, n)
+                raise
+
+    def chunks(self) -> Generator[tuple[bytes, bytes, int], None, None]:
+        """The deleted entries as raw (keys, values, count) chunks, shaped as Map.batches
+        gives them (what bpfmap.drain takes).  Each chunk is gone from the map when it
+        comes: a consumer that cannot use it must put it back (:meth:`write` does)."""
+        if self.dry_run:
+            raise UsageError("delete --where: a dry run deletes nothing (iterate run() for the matches)")
+        candidates = [raw for raw, _n in self._read()]
+        for start in range(0, len(candidates), self.chunk):
+            chunk = self._delete_chunk(candidates[start : start + self.chunk])
+            if chunk is not None:
+                yield chunk
+
+    def write(self, out: IO[str], fmt: str = "text", stop: Callable[[], bool] = lambda: False) -> int:
+        """Delete, writing each deleted entry to ``out`` as dump writes it (text, jsonl, json,
+        csv) without losing one (see bpfmap.drain): what does not reach the output (a
+        reader that closed its pipe, a full disk) is put back in the map and counted in
+        ``restored``.  ``stop`` is asked after each chunk (a signal came).  Returns how
+        many entries were written.  Raises DeliveryError when the output failed, after
+        putting back what it did not take (a reader gone: ``reader_gone``)."""
+        from .drain import DeliveryError, Sink, drain
+        from .output import EntryTexts
+
+        view = self.view
+        texts = EntryTexts(fmt, view.key, view.value, view.percpu)
+        source = self.chunks()
+        try:
+            return drain(
+                view.map,
+                lambda keys, values, n: texts.batch(*view.decode_batch(keys, values, n)),
+                Sink(out),
+                texts.end,
+                stop=stop,
+                batches=source,
+                action="delete",
+            )
+        except DeliveryError as err:
+            self.deleted -= err.restored
+            self.restored += err.restored
+            raise
+        finally:
+            source.close()
+
+    def _read(self) -> Iterator[Any]:
+        """One pass over the map: dry run, the matching entries' decoded batches; else the
+        raw key of each match (with its count, 1)."""
+        view, ks = self.view, self.view.map.key_size
         self.where.begin()
         stream = view.raw_batches()
         try:
             for keys, values, n in stream:
-                dk, dv = view.decode_batch(keys, values, n)
-                hit = [i for i in range(n) if self.where(dk[i], dv[i])]
+                hit, dk, dv = view.passing(self.where, keys, values, n)
                 self.matched += len(hit)
                 if self.dry_run:
                     if hit:
-                        yield [dk[i] for i in hit], [dv[i] for i in hit]
+                        yield dk, dv
                     continue
-                candidates += [keys[i * ks : (i + 1) * ks] for i in hit]
+                for i in hit:
+                    yield keys[i * ks : (i + 1) * ks], 1
         finally:
             stream.close()
-        for start in range(0, len(candidates), self.chunk):
-            yield from self._delete_chunk(candidates[start : start + self.chunk])
 
-    def _delete_chunk(self, raw_keys: list[bytes]) -> Iterator[tuple[list, list]]:
+    def _delete_chunk(self, raw_keys: list[bytes]) -> tuple[bytes, bytes, int] | None:
+        """Re-check and delete a chunk of candidates: the deleted ones as a raw chunk."""
         view, m = self.view, self.view.map
         if self.before_recheck is not None:
             self.before_recheck(raw_keys)
-        keep_raw: list[tuple[bytes, Any]] = []
-        keys: list[Any] = []
-        values: list[Any] = []
+        keys: list[bytes] = []
+        values: list[bytes] = []
         for raw in raw_keys:  # the re-check: each candidate's value now
             try:
-                value_raw = m.lookup(raw)
+                value = m.lookup(raw)
             except KeyNotFound:
                 self.gone += 1
                 continue
-            key, value = view.key.decode(raw), view.decode_value(value_raw)
-            if not self.where(key, value):
+            if not self.where(*view.stored_entry(raw, value)):
                 self.changed += 1
                 continue
-            keep_raw.append((raw, value_raw))
-            keys.append(key)
-            values.append(value)
-        if not keep_raw:
-            return
-        done = m.delete_batch(b"".join(k for k, _v in keep_raw), len(keep_raw))
+            keys.append(raw)
+            values.append(m.shape.pack(value, "delete") if isinstance(value, list) else value)
+        if not keys:
+            return None
+        done = m.delete_batch(b"".join(keys), len(keys))
         self.deleted += done
-        self.gone += len(keep_raw) - done
-        try:
-            yield keys, values
-        except GeneratorExit:
-            self._put_back(keep_raw)
-            raise
+        self.gone += len(keys) - done
+        return b"".join(keys), b"".join(values), len(keys)
 
-    def _put_back(self, entries: list[tuple[bytes, Any]]) -> None:
+    def _put_back(self, keys: bytes, values: bytes, count: int) -> None:
         """Entries deleted but not shown: back in, unless a program has made the key again."""
         m = self.view.map
-        for raw, value in entries:
+        ks, vs = m.key_size, m.shape.entry
+        for i in range(count):
             try:
-                m.update(raw, value, "noexist")
+                m.update(keys[i * ks : (i + 1) * ks], m.shape.split(values[i * vs : (i + 1) * vs]), "noexist")
                 self.deleted -= 1
+                self.restored += 1
             except BpfmapError:
                 pass

@@ -26,7 +26,7 @@ import sys
 import termios
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
 from . import _sys
@@ -169,11 +169,15 @@ def drain(
     size: int | None = None,
     stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], None] | None = None,
+    batches: Iterable[tuple[bytes, bytes, int]] | None = None,
+    action: str = "drain",
 ) -> int:
     """Drain ``m`` into ``sink``: ``texts(keys, values, count)`` gives each entry's text of
     a raw batch (see Map.batches), ``end()`` what closes the output.  ``stop`` is asked
     after each batch is written (HeldSignals.caught).  Returns how many entries were
-    written.
+    written.  ``batches``: the raw batches already taken out of ``m`` another way (the
+    entries a filtered delete removed), instead of every entry; ``action`` starts the
+    error's message.
 
     Raises DeliveryError (DrainInterrupted) when the output fails (or a second signal
     comes) after entries were deleted: the undelivered ones are put back in the map
@@ -182,7 +186,7 @@ def drain(
     pending: deque[_Batch] = deque()  # drained, not yet surely delivered
     delivered = 0
     try:
-        for keys, values, count in m.batches(delete=True, size=size):
+        for keys, values, count in m.batches(delete=True, size=size) if batches is None else batches:
             batch = _Batch(keys, values, count)
             pending.append(batch)
             batch.data, batch.ends = _encode(sink, texts(keys, values, count))
@@ -197,7 +201,7 @@ def drain(
     except BaseException as exc:
         if not pending:
             raise
-        raise _put_back(m, pending, sink, exc, delivered) from exc
+        raise _put_back(m, pending, sink, exc, delivered, action) from exc
 
 
 def _encode(sink: Sink, texts: Sequence[str]) -> tuple[bytes, list[int]]:
@@ -220,7 +224,9 @@ def _settle(pending: deque[_Batch], settled: int) -> int:
     return n
 
 
-def _put_back(m, pending: deque[_Batch], sink: Sink, exc: BaseException, delivered: int) -> DeliveryError:
+def _put_back(
+    m, pending: deque[_Batch], sink: Sink, exc: BaseException, delivered: int, action: str = "drain"
+) -> DeliveryError:
     """Put the undelivered entries back (BPF_NOEXIST), rescue what the map refuses; the
     error that says so.  ``delivered``: entries written before the pending batches.
 
@@ -260,7 +266,7 @@ def _put_back(m, pending: deque[_Batch], sink: Sink, exc: BaseException, deliver
         what = "the reader closed the output"
     else:
         what = f"writing the output failed ({exc.strerror or exc})"  # type: ignore[attr-defined]
-    msg = f"drain {m.ref}: {what}; {delivered} entries were written"
+    msg = f"{action} {m.ref}: {what}; {delivered} entries were written"
     if restored:
         msg += f", {restored} not written were put back in the map"
     if refused and rescue_path:

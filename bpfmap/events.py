@@ -352,20 +352,31 @@ class RecordDecoder:
     than the type (a trailing array sent only as far as it is used) decode the fields
     that fit and the used part of a cut array or string; longer ones decode the type
     and keep the excess as hex (``extra``); perf samples' padding to 8 bytes is not
-    excess.  ``where`` conditions filter decoded records.  ``notes`` holds one line for
-    each kind of mismatch seen (the caller says each once)."""
+    excess.  ``where`` conditions filter decoded records, comparing what the fields hold:
+    ``stored`` is the codec before display ``formats`` (field path -> format) made
+    ``codec`` of it (None: the same codec).  ``notes`` holds one line for each kind of
+    mismatch seen (the caller says each once)."""
 
-    def __init__(self, codec, where: list[Condition] | None = None, perf: bool = False) -> None:
+    def __init__(
+        self,
+        codec,
+        where: list[Condition] | None = None,
+        perf: bool = False,
+        stored=None,
+        formats: dict[str, str] | None = None,
+    ) -> None:
         from .layout import HexCodec
         from .layout.model import Struct
 
         self.codec, self.where, self.perf = codec, where or [], perf
         t = getattr(codec, "type", None)
         self._struct = t if isinstance(t, Struct) and not t.union else None
+        self._stored = stored if stored is not None and stored is not codec and self.where else None
+        st = getattr(stored if stored is not None else codec, "type", None)
         for c in self.where:
-            if t is None:
+            if st is None:
                 raise UsageError(f"--where {c.text}: records need a layout (--layout, --c-header or --object)")
-            c.check_fields(t)
+            c.check_fields(st, formats)
         self._hex = HexCodec
         self.notes: list[str] = []
         self._noted: set[str] = set()
@@ -389,8 +400,19 @@ class RecordDecoder:
                 out = [self._one(r) for r in batch]
         if self.where:
             conds = self.where
-            out = [o for o in out if all(c(o[1]) for c in conds)]
+            held = (lambda o: o[1]) if self._stored is None else (lambda o: self._held(o[0].data))
+            out = [o for o in out if all(c(v) for v in [held(o)] for c in conds)]
         return out
+
+    def _held(self, data: bytes) -> object:
+        """A record decoded as what its fields hold, not as --as shows them (what --where
+        compares), cut as :meth:`_one` cuts a short one."""
+        stored = self._stored
+        assert stored is not None
+        size = stored.size
+        if len(data) >= size or self._struct is None:
+            return stored.decode(data[:size].ljust(size, b"\0"))
+        return _cut(stored.type, stored.decode(data.ljust(size, b"\0")), len(data))
 
     def _one(self, r: Record) -> tuple[Record, object, str | None]:
         codec, data = self.codec, r.data

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import fields
 from .errors import UsageError, quote
-from .layout.model import Array, Struct, Type
+from .layout.model import Array, Char, Enum, Scalar, Struct, Type
 
 OPS = ("<=", ">=", "!=", "=", "<", ">", "~")
 _CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*(<=|>=|!=|=|<|>|~)(.*)$", re.S)
@@ -36,28 +36,29 @@ CLOCKS = {
 }
 _UNITS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
+DURATIONS = (
+    "a number and a unit, lower case: ns, us, ms, s, m (minutes), h, d; parts add up (1h30m); a bare number is seconds"
+)
 
 
 def parse_duration(text: str) -> int:
     """``90s``, ``10m``, ``2h``, ``1h30m``, ``500ms``, ``1.5d`` (a bare number: seconds)
-    -> nanoseconds; UsageError for anything else."""
-    s = text.strip().lower()
+    -> nanoseconds; UsageError for anything else.  Units are case-sensitive (``10M`` is
+    not ten minutes: it is refused, as ``M`` could as well mean months or mega)."""
+    s = text.strip()
     try:
-        seconds = float(s)
+        total = float(s) * 10**9
     except ValueError:
-        pass
-    else:
-        if seconds < 0 or seconds != seconds:
-            raise UsageError(f"duration {quote(text)}: give a positive length such as 90s, 10m or 2h")
-        return int(seconds * 10**9)
-    total, pos = 0.0, 0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not s or pos != len(s):
-        raise UsageError(f"duration {quote(text)}: write it as 90s, 10m, 2h or 1h30m (units ns, us, ms, s, m, h, d)")
+        total, pos = 0.0, 0
+        for m in _DURATION.finditer(s):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if not s or pos != len(s):
+            raise UsageError(f"duration {quote(text)}: write it as 90s, 10m, 2h or 1h30m ({DURATIONS})") from None
+    if not 0 <= total < float("inf"):  # NaN, infinity (inf, 1e400, 400 nines) and negatives
+        raise UsageError(f"duration {quote(text)}: give a finite positive length such as 90s, 10m or 2h")
     return int(total)
 
 
@@ -88,7 +89,7 @@ def shown(v: Any) -> str:
 class Condition:
     """``FIELD OP VALUE`` on one decoded object (a value, a record): see the module."""
 
-    __slots__ = ("text", "path", "op", "want", "number")
+    __slots__ = ("text", "path", "op", "want", "number", "exact")
 
     def __init__(self, text: str) -> None:
         m = _CONDITION.match(text)
@@ -97,13 +98,57 @@ class Condition:
         self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
         fields.parts(self.path)
         self.number = _number(self.want)
-        if self.op in ("<", "<=", ">", ">=") and self.number is None:
+        self.exact: Any = _MISSING  # VALUE read as what the field holds, when it is not a number
+        if self.op in _ORDER and self.number is None:
             raise UsageError(f"--where {quote(text)}: {self.op} compares numbers; {quote(self.want)} is not one")
 
-    def check_fields(self, t: Type) -> None:
-        """Raise UsageError when type ``t`` has no such field."""
-        if not has_field(t, self.path):
+    def check_fields(self, t: Type, formats: dict[str, str] | None = None) -> None:
+        """Raise UsageError when type ``t`` has no such field, or the field's type can never
+        pass the test; ``formats``: the display formats of ``t``'s fields (see :meth:`bind`)."""
+        ft = field_type(t, self.path)
+        if ft is None:
             raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{_fields_of(t)}")
+        self.bind(ft, shown_as(formats, self.path))
+
+    def bind(self, t: Type | None, fmt: str | None = None, name: str | None = None) -> None:
+        """Check the test against the type ``t`` of the field it reads (None: not known) and
+        read VALUE as what the field holds: a number, or, where display format ``fmt``
+        shows the field, the shown form (``ENOENT`` for errno, an address for ip).  The
+        test always compares what the field holds, whatever it is shown as.  UsageError
+        for a test the field can never pass (or never fail): an order on what is not a
+        number, a number field against a text that is not one."""
+        if t is None or self.op == "~":
+            return
+        name = name or self.path
+        numeric = isinstance(t, Scalar) and t.kind != "bool"
+        if self.op in _ORDER and not (numeric or _enum(t)):
+            raise UsageError(
+                f"--where {self.text}: {name} is {t.c_name()}, which has no order; "
+                f"{self.op} compares number fields (use = or ~ on it)"
+            )
+        if self.number is not None or isinstance(t, Char):  # a char[N] compares as the text it shows
+            return
+        if fmt is not None:
+            from .layout.formats import stored
+
+            try:
+                value = stored(t, fmt, self.want)
+            except UsageError:
+                if numeric:
+                    raise UsageError(
+                        f"--where {self.text}: {name} holds a number (shown as {fmt}); "
+                        f"{quote(self.want)} is neither a number nor a value {fmt} shows"
+                    ) from None
+                return  # compared as the text it shows
+            if _is_number(value):
+                self.number = value
+            else:
+                self.exact = value
+            return
+        if numeric:
+            raise UsageError(
+                f"--where {self.text}: {name} is {t.c_name()}, a number; {quote(self.want)} is not one: give a number"
+            )
 
     def __call__(self, value: Any) -> bool:
         try:
@@ -130,10 +175,28 @@ class Condition:
             if op == ">":
                 return v > n
             return v >= n
-        if op in ("<", "<=", ">", ">="):
+        if op in _ORDER:
             return False  # not a number: no order
-        same = shown(v) == self.want
+        same = v == self.exact if self.exact is not _MISSING else shown(v) == self.want
         return same if op == "=" else not same
+
+
+_ORDER = ("<", "<=", ">", ">=")
+
+
+def _enum(t: Type) -> bool:
+    return isinstance(t, Enum)  # an enum's value shows as its name, but may be one without
+
+
+def shown_as(formats: dict[str, str] | None, path: str) -> str | None:
+    """The display format ``formats`` (field path -> format, as ``--as`` gives them) shows
+    field ``path`` in: its own, or its array's for an element."""
+    if not formats:
+        return None
+    for shown_path, fmt in formats.items():
+        if path == shown_path or path.startswith(shown_path + "["):
+            return fmt
+    return None
 
 
 class Age:
@@ -149,6 +212,14 @@ class Age:
         self.text = f"--older-than {duration} --time-field {time_field}"
         self.limit = 0
 
+    def bind(self, t: Type | None, name: str | None = None) -> None:
+        """UsageError unless the time field's type ``t`` (None: not known) is an integer."""
+        if t is not None and not (isinstance(t, Scalar) and t.kind in ("int", "uint")):
+            raise UsageError(
+                f"--time-field {self.path}: {name or self.path} is {t.c_name()}, not an integer; "
+                f"name the field holding the timestamp in nanoseconds (a u64)"
+            )
+
     def begin(self) -> None:
         self.limit = time.clock_gettime_ns(CLOCKS[self.clock]) - self.ns
 
@@ -158,19 +229,24 @@ class Age:
 
 def has_field(t: Type | None, path: str) -> bool:
     """Whether type ``t`` has the field ``path`` (bitfields included)."""
+    return field_type(t, path) is not None
+
+
+def field_type(t: Type | None, path: str) -> Type | None:
+    """The type of field ``path`` of type ``t`` (members of anonymous structs and unions
+    and bitfields too), None when it has none."""
     for name, index in fields.parts(path):
         if name:
             if not isinstance(t, Struct):
-                return False
-            f = _member(t, name)
-            if f is None:
-                return False
-            t = f
+                return None
+            t = _member(t, name)
+            if t is None:
+                return None
         else:
             if not isinstance(t, Array) or int(index) >= t.count:
-                return False
+                return None
             t = t.elem
-    return True
+    return t
 
 
 def _member(t: Struct, name: str) -> Type | None:
@@ -204,8 +280,11 @@ class Where:
     """Conditions (``--where`` texts and an optional :class:`Age`) bound to a map's key and
     value types; calling it on a decoded (key, value) says whether the entry passes.
 
-    Fields resolve against the types, so a misspelt field fails before the map is read.
-    Per-CPU values (a list of one value per CPU) compare by their sum for numbers, or, for
+    Fields resolve against the types, so a misspelt field, or a test its field could never
+    pass, fails before the map is read.  The types are what the map's fields hold, and
+    the entries it is called on are decoded as that: display formats (``formats``, per
+    side: field path -> format, as View.show_as takes them) only let a VALUE be written in
+    the shown form (``err=ENOENT`` for a field shown as errno).  Per-CPU values (a list of one value per CPU) compare by their sum for numbers, or, for
     an age, by the newest CPU's stamp; reduce them first (--percpu, --cpu) to compare
     otherwise."""
 
@@ -216,6 +295,7 @@ class Where:
         value_type: Type | None = None,
         age: Age | None = None,
         percpu: bool = False,
+        formats: tuple[dict[str, str], dict[str, str]] | None = None,
     ) -> None:
         self.texts = list(conditions or [])
         self.percpu = percpu
@@ -225,11 +305,18 @@ class Where:
         for text in self.texts:
             c = Condition(text)
             side, path = self._resolve(c.path, f"--where {text}")
+            fmt = shown_as(formats[side], path) if formats and path is not None else None
+            c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side])
             self._tests.append(_Test(side, path, c.test, False))
         if age is not None:
             side, path = self._resolve(age.path, f"--time-field {age.path}")
+            age.bind(self._type_of(side, path), path or ("key", "value")[side])
             self._tests.append(_Test(side, path, age.test, True))
         self.begin()
+
+    def _type_of(self, side: int, path: str | None) -> Type | None:
+        t = self._types[side]
+        return t if path is None else field_type(t, path)
 
     def __bool__(self) -> bool:
         return bool(self._tests)

@@ -61,6 +61,8 @@ class View:
 
     def _setup(self, m: Map, layout: Layout, index_keys: bool = False, from_btf: bool = False) -> None:
         self.map = m
+        self._stored: tuple[Codec, Codec] | None = None  # key and value codecs before show_as
+        self.formats: tuple[dict[str, str], dict[str, str]] = ({}, {})  # per side: field path -> format
         keyless = m.key_size == 0
         if m.kind.access is Access.OBJECT:  # local storage: keys are objects, shown as dump finds them
             from .layout.lang import parse_side
@@ -124,17 +126,40 @@ class View:
     def show_as(self, formats: dict[str, str]) -> None:
         """Show some fields of the keys or values as addresses or names (``{"saddr": "ip",
         "ret": "errno"}``; see bpfmap.layout.formats); raises UsageError for a field
-        neither side has."""
+        neither side has.  Filters (:meth:`where`) still compare what the fields hold."""
         from .layout.formats import apply
 
         value, rest = apply(self.value, formats, "value")
-        key, rest = apply(self.key, rest, "key")
-        if rest:
+        key, left = apply(self.key, rest, "key")
+        if left:
             raise UsageError(
-                f"--as {', '.join(rest)}: no such field in the key or value of {self.map.ref} "
+                f"--as {', '.join(left)}: no such field in the key or value of {self.map.ref} "
                 f"(name a field as FIELD or FIELD.SUBFIELD)"
             )
+        if self._stored is None:
+            self._stored = (self.key, self.value)
+        self.formats = (
+            {**self.formats[0], **{p: f for p, f in rest.items() if p not in left}},
+            {**self.formats[1], **{p: f for p, f in formats.items() if p not in rest}},
+        )
         self.key, self.value = key, value  # type: ignore[assignment]
+
+    def where(self, conditions: list[str] | None = None, age: Any = None, percpu: bool | None = None) -> Any:
+        """A filters.Where of ``conditions`` (and a filters.Age) bound to the types the
+        map's keys and values hold, whatever --as shows; it is called on entries decoded by
+        :meth:`stored_batch` (``percpu``: whether values are still per-CPU lists when it
+        sees them; default: the map's)."""
+        from .filters import Where
+
+        key, value = self._stored or (self.key, self.value)
+        return Where(
+            conditions,
+            getattr(key, "type", None),
+            getattr(value, "type", None),
+            age,
+            self.percpu if percpu is None else percpu,
+            self.formats,
+        )
 
     @property
     def percpu(self) -> bool:
@@ -378,17 +403,53 @@ class View:
         """One raw batch (see Map.batches) as lists of decoded keys and values."""
         return self.key.decode_many(keys, count), self._values_many(values, count)
 
+    def stored_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:
+        """A raw batch decoded as what its fields hold, not as --as shows them (what a
+        filter from :meth:`where` compares); the same lists as :meth:`decode_batch` gives
+        when nothing is shown otherwise."""
+        if self._stored is None:
+            return self.decode_batch(keys, values, count)
+        key, value = self._stored
+        return key.decode_many(keys, count), self._values_many(values, count, value)
+
+    def stored_entry(self, key: bytes, value: bytes | list[bytes]) -> tuple[Any, Any]:
+        """One raw entry decoded as :meth:`stored_batch` decodes a batch."""
+        kc, vc = self._stored or (self.key, self.value)
+        return kc.decode(key), [vc.decode(v) for v in value] if isinstance(value, list) else vc.decode(value)
+
+    def passing(
+        self, where: Any, keys: bytes, values: bytes, count: int, reduce: Any = None
+    ) -> tuple[list[int], list, list]:
+        """(indices, decoded keys, decoded values) of the entries of a raw batch that
+        ``where`` (from :meth:`where`) passes, values reduced by ``reduce`` (a per-CPU
+        reducer, see :meth:`reducer`) before the test and in the result."""
+        dk, dv = self.decode_batch(keys, values, count)
+        if reduce is not None:
+            dv = list(map(reduce, dv))
+        if not where:
+            return list(range(count)), dk, dv
+        sk, sv = dk, dv
+        if self._stored is not None:
+            sk, sv = self.stored_batch(keys, values, count)
+            if reduce is not None:
+                sv = list(map(reduce, sv))
+        keep = [i for i in range(count) if where(sk[i], sv[i])]
+        if len(keep) == count:
+            return keep, dk, dv
+        return keep, [dk[i] for i in keep], [dv[i] for i in keep]
+
     def _decode_batches(self, raw) -> Iterator[tuple[list, list]]:
         decode = self.decode_batch
         for keys, values, count in raw:
             yield decode(keys, values, count)
 
-    def _values_many(self, values: bytes, count: int) -> list:
+    def _values_many(self, values: bytes, count: int, codec: Codec | None = None) -> list:
         m = self.map
+        codec = codec or self.value
         if not m.percpu:
-            return self.value.decode_many(values, count)
+            return codec.decode_many(values, count)
         n = m.ncpus
-        flat = self.value.decode_many(m.shape.slots(values, count), count * n)
+        flat = codec.decode_many(m.shape.slots(values, count), count * n)
         return [flat[i * n : (i + 1) * n] for i in range(count)]
 
 

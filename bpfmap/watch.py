@@ -207,18 +207,15 @@ class Watcher:
         where, path = self.where, self.select
         if where:
             where.begin()
+        how = self.how
+        reduce = (lambda v: aggregate(v, how)) if view.percpu else None
         for keys, values, n in view.raw_batches():
             if not n:
                 continue
-            dk, dv = view.decode_batch(keys, values, n)
-            if view.percpu:
-                dv = [aggregate(v, self.how) for v in dv]
+            kept, dk, dv = view.passing(where, keys, values, n, reduce)
             ks = len(keys) // n
-            ids = [keys[i * ks : (i + 1) * ks] for i in range(n)]
-            for i, k, v in zip(ids, dk, dv):
-                if where and not where(k, v):
-                    continue
-                yield i, k, (v if path is None else fields.select(v, path))
+            for i, k, v in zip(kept, dk, dv):
+                yield keys[i * ks : (i + 1) * ks], k, (v if path is None else fields.select(v, path))
 
     def poll(self, limit: int | None = None) -> Snapshot:
         """One snapshot; ``limit``: only the first so many rows are wanted (a screen's

@@ -70,6 +70,9 @@ def delete_where(
         view = opts.view(m)
         deletion = Deletion(view, filt.bind(view), dry_run=dry_run)
         what = f"delete {map_ref}"
+        if print_ and not dry_run:
+            _write_deleted(deletion, what, fmt, quiet)
+            return
         try:
             if print_:
                 write_entries(deletion.run(), fmt, view.key, view.value, view.percpu, sys.stdout)
@@ -84,10 +87,34 @@ def delete_where(
         raise typer.Exit(1)
 
 
+def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False) -> None:
+    """delete --where --print: as dump --delete, what does not reach the output goes back
+    in the map (a reader that closes early is exit 0); Ctrl-C finishes the chunk in hand."""
+    from ..drain import DeliveryError, HeldSignals
+
+    note = "finishing the entries in hand, then stopping; press Ctrl-C again to put them back in the map instead"
+    try:
+        with HeldSignals(note) as held:
+            deletion.write(sys.stdout, fmt, stop=lambda: held.caught is not None)
+    except DeliveryError as err:
+        if not (err.reader_gone and not err.rescued):
+            raise  # its message says how many were written, put back and saved
+        say(f"{what}: the reader closed the output; {_summary(deletion)}")
+        return
+    if held.caught is not None:
+        say(f"{what}: interrupted; {_summary(deletion)}; the rest left in the map")
+        raise typer.Exit(128 + held.caught)
+    say(f"{what}: {_summary(deletion)}", quiet)
+    if deletion.deleted == 0:
+        raise typer.Exit(1)
+
+
 def _summary(d: Deletion) -> str:
     if d.dry_run:
         return f"{_entries(d.matched)} match; nothing deleted (--dry-run)"
     text = f"{_entries(d.deleted)} deleted"
+    if d.restored:
+        text += f", {d.restored} not printed were put back in the map"
     kept = []
     if d.changed:
         kept.append(f"{d.changed} changed since they were read and no longer match: kept")

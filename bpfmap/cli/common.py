@@ -219,18 +219,12 @@ class FilterOptions:
         ``percpu``: whether the values it sees are still per-CPU lists (default: the map's)."""
         if not self:
             return None
-        from ..filters import Age, Where
+        from ..filters import Age
 
         age = None
         if self.older_than is not None and self.time_field is not None:
             age = Age(self.older_than, self.time_field, self.clock)
-        return Where(
-            self.where,
-            getattr(view.key, "type", None),
-            getattr(view.value, "type", None),
-            age,
-            view.percpu if percpu is None else percpu,
-        )
+        return view.where(self.where, age, percpu)
 
 
 NO_FILTER = FilterOptions()

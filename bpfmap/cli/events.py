@@ -85,11 +85,12 @@ def events(
     fmt = output or "text"
     if fmt not in ("text", "jsonl"):
         raise UsageError(f"--output {output}: events writes text or jsonl")
-    codec = _record_codec(opts, object_)
+    codec, stored, formats = _record_codecs(opts, object_)
     conditions = [Condition(w) for w in where or []]
     seen = read = 0
     with Map.open(map_ref) as m, reader(m, pages, [cpu] if cpu is not None else None) as rd:
-        decoder = RecordDecoder(codec, conditions, perf=m.type is MapType.PERF_EVENT_ARRAY)
+        perf = m.type is MapType.PERF_EVENT_ARRAY
+        decoder = RecordDecoder(codec, conditions, perf=perf, stored=stored if formats else None, formats=formats)
         lost_said = 0
         batches = rd.batches(count, timeout, packed=True)
         try:
@@ -176,9 +177,15 @@ def _packed_lines(codec, data: bytes, count: int, cpus: Optional[list], fmt: str
 
 
 def _record_codec(opts: LayoutOptions, object_: Optional[str] = None):
-    """The codec for one record: the value side of --layout (or the whole layout when it
+    """The codec for one record (see :func:`_record_codecs`)."""
+    return _record_codecs(opts, object_)[0]
+
+
+def _record_codecs(opts: LayoutOptions, object_: Optional[str] = None):
+    """(the codec for one record: the value side of --layout (or the whole layout when it
     has one side), --c-header or --object (the object's BTF) with --value-type, shown
-    --as asked; None for hex."""
+    --as asked, None for hex; the same before --as, what --where compares; the --as
+    formats by field)."""
     if sum(x is not None for x in (opts.layout, opts.c_header, object_)) > 1:
         raise UsageError("give one of --layout, --c-header and --object")
     if object_ is not None:
@@ -194,13 +201,15 @@ def _record_codec(opts: LayoutOptions, object_: Optional[str] = None):
             raise UsageError("--value-type needs --c-header FILE or --object OBJ")
         lay = opts.pick()
         codec = None if lay is None else lay.bare if lay.bare is not None else lay.value
+    stored, formats = codec, {}
     if opts.as_:
         from ..layout.formats import apply, parse_spec
 
-        codec, rest = apply(codec, parse_spec(opts.as_))
+        formats = parse_spec(opts.as_)
+        codec, rest = apply(codec, formats)
         if rest:
             raise UsageError(f"--as {', '.join(rest)}: no such field in the record type")
-    return codec
+    return codec, stored, formats
 
 
 @app.command(

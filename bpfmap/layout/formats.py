@@ -435,6 +435,21 @@ _PARSE: dict[str, Callable[[int], Callable[[Any], Any]]] = {
 }
 
 
+def stored(t: Type, fmt: str, text: str) -> Any:
+    """What a field of type ``t`` holds when format ``fmt`` shows it as ``text`` (``ENOENT``
+    -> 2 for errno, ``10.0.0.1`` -> the address's bytes as ``t`` decodes them): the value
+    ``TypeCodec(t)`` decodes, so a filter written in the shown form compares what the field
+    holds.  UsageError when ``fmt`` shows no value of ``t`` as ``text``."""
+    holder = Struct("", (Field("v", t, 0),), t.size, t.align)
+    codec, _rest = apply(TypeCodec(holder), {"v": fmt})
+    assert codec is not None
+    try:
+        raw = codec.encode({"v": _maybe_json(text.strip())})
+    except (UsageError, ValueError, TypeError):
+        raise UsageError(f"{quote(text)} is not a value {fmt} shows") from None
+    return TypeCodec(t).decode(raw)
+
+
 def shown_leaf(fmt: str, size: int) -> Callable[[Any], Any] | None:
     """What display format ``fmt`` makes of one integer of ``size`` bytes (the number
     itself when it has no name), for writers that work on raw items (output.rows); None
@@ -468,5 +483,6 @@ __all__ = [
     "parse_spec",
     "shown_fields",
     "shown_leaf",
+    "stored",
     "syscall_names",
 ]

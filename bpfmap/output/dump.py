@@ -67,17 +67,19 @@ def dump(
     if reduce is not None and sort is None and not where and format != "table":
         lines = _reduced_lines(view, format, percpu, cpu)  # one CPU's, or the CPUs' reduced
     # leaves in structs and arrays: raw batches straight to their lines; else decoded ones
-    stream: Any = view.raw_batches(size=batch_size) if lines is not None else view.column_batches(size=batch_size)
-    batches = progress(stream, lines is not None) if progress is not None else stream
+    # (filtered: from raw batches, for the filter compares what the fields hold, not what --as shows)
+    raw = lines is not None or bool(where)
+    stream: Any = view.raw_batches(size=batch_size) if raw else view.column_batches(size=batch_size)
+    batches = progress(stream, raw) if progress is not None else stream
     try:
         if lines is not None:
             if by is not None:
                 batches = sorted_batches(batches, by, m.key_size, m.shape.entry, reverse, top)
             return write_item_batches(batches, format, lines, out)
-        if reduce is not None:
-            batches = ((k, list(map(reduce, v))) for k, v in batches)
         if where:
-            batches = (where.columns(k, v) for k, v in batches)
+            batches = (view.passing(where, k, v, n, reduce)[1:] for k, v, n in batches)
+        elif reduce is not None:
+            batches = ((k, list(map(reduce, v))) for k, v in batches)
         if sort is not None:
             entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
             batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))

@@ -62,8 +62,28 @@ def test_durations(text, ns):
     assert parse_duration(text) == ns
 
 
-@pytest.mark.parametrize("bad", ["", "10x", "m10", "-5", "5 m s", "1h-2m"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "10x",
+        "m10",
+        "-5",
+        "5 m s",
+        "1h-2m",
+        "10M",
+        "2H",
+        "1D",
+        "90S",
+        "inf",
+        "Infinity",
+        "1e400",
+        pytest.param("9" * 400 + "d", id="400-nines-d"),
+    ],
+)
 def test_bad_durations(bad):
+    """Units are case-sensitive (10M is not ten minutes), and a length past any clock
+    (inf, 1e400, 400 nines of days) is refused rather than an OverflowError."""
     with pytest.raises(UsageError, match="duration"):
         parse_duration(bad)
 
@@ -119,3 +139,62 @@ def test_conversion_rules():
     assert plan.unmatched == ["value.comm (char[8])", "value.hist (u32[4])", "value.gone (u8)"]
     with pytest.raises(UsageError, match="cannot become"):
         converter(types("u32:a=ipv4")[1], types("u32:a=u32")[1], "value", Plan())
+
+
+def test_tests_a_field_could_never_pass_are_refused():
+    k, v = types("u32:n=u32,comm=char[8],hist=u32[4],ok=bool,ratio=f64,ts=u64,stats={a=u32,b=u32}")
+    for where, why in [
+        ("hist>1", "hist is u32\\[4\\], which has no order"),
+        ("comm>1", "comm is char\\[8\\], which has no order"),
+        ("stats<=2", "stats is struct, which has no order"),
+        ("ok>0", "ok is bool, which has no order"),
+        ("n=abc", "n is u32, a number; 'abc' is not one"),
+        ("ratio!=lots", "ratio is f64, a number"),
+    ]:
+        with pytest.raises(UsageError, match=why):
+            Where([where], k, v)
+    Where(["hist[1]>1", "stats.a<=2", "ratio<0.5", "comm=x", "comm~x", "n~12", "hist~3"], k, v)  # these can pass
+    for field in ("comm", "hist", "ratio", "ok", "stats"):
+        with pytest.raises(UsageError, match=f"--time-field {field}: .* not an integer"):
+            Where([], k, v, Age("1s", field))
+    Where([], k, v, Age("1s", "ts"))
+    Where([], k, v, Age("1s", "stats.a"))
+
+
+def test_a_value_in_the_shown_form_means_what_the_field_holds():
+    """With display formats, a filter still compares what the field holds (the number);
+    its VALUE may be written in the shown form too, and both mean the same."""
+    k, v = types("u32:n=u32,e=s32,codes=s32[2],addr=u32")
+    formats = ({}, {"n": "hex", "e": "errno", "codes": "errno", "addr": "ip"})
+    entry = {"n": 9, "e": -2, "codes": [5, 2], "addr": 0x0100000A}
+    for where in [
+        "n>8",
+        "n>0x8",
+        "n=09 00 00 00",
+        "e=-2",
+        "e=-ENOENT",
+        "e!=ENOENT",
+        "codes[1]=ENOENT",
+        "addr=10.0.0.1",
+    ]:
+        assert Where([where], k, v, formats=formats)(1, entry), where
+    for where in ["n>9", "e=ENOENT", "e=2", "codes[0]=ENOENT", "addr=10.0.0.2"]:
+        assert not Where([where], k, v, formats=formats)(1, entry), where
+    with pytest.raises(UsageError, match="'ENOENTX' is neither a number nor a value errno shows"):
+        Where(["e=ENOENTX"], k, v, formats=formats)
+    with pytest.raises(UsageError, match="'ENOENT' is not one"):
+        Where(["e=ENOENT"], k, v)  # not shown as errno: a name means nothing
+
+
+def test_event_filters_read_what_the_record_holds():
+    from bpfmap.events import Record, RecordDecoder
+    from bpfmap.layout import TypeCodec
+    from bpfmap.layout.formats import apply
+
+    stored = TypeCodec(types("u32:pid=u32,err=s32")[1])
+    shown, _rest = apply(stored, {"err": "errno"})
+    records = [Record(bytes.fromhex(h)) for h in ("01000000feffffff", "02000000fbffffff", "03000000")]
+    for where in ("err=-2", "err=-ENOENT", "err<-1"):
+        dec = RecordDecoder(shown, [Condition(where)], stored=stored, formats={"err": "errno"})
+        got = [(v["pid"], v.get("err")) for _r, v, _x in dec.decode(records)]
+        assert got == ([(1, "-ENOENT"), (2, "-EIO")] if where == "err<-1" else [(1, "-ENOENT")]), where
