@@ -29,6 +29,7 @@ from typing import Any
 
 from . import fields
 from .errors import UsageError
+from .layout import format_text
 from .view import aggregate, is_number
 
 SCHEMES = ("log2", "exp2", "bits", "exp2zero", "linear")
@@ -184,18 +185,44 @@ def build(
 
 def slots_field(value: Any) -> str | None:
     """Where a decoded value keeps slot counts: "" when it is an array of numbers, else its
-    first field that is one (or an array of them); None when it keeps none."""
+    first field that is one, or an array of them, or an array of structs that each hold
+    one (runqlen's ``struct hist hists[N]``); None when it keeps none."""
     if _slot_array(value):
         return ""
     if isinstance(value, dict):
         for k, v in value.items():
-            if _slot_array(v) or (isinstance(v, list) and v and all(_slot_array(x) for x in v)):
+            if _slot_array(v) or (isinstance(v, list) and v and all(_slot_array(x) or _holder(x) for x in v)):
                 return k
     return None
 
 
 def _slot_array(v: Any) -> bool:
     return isinstance(v, list) and len(v) > 1 and all(is_number(x) for x in v)
+
+
+def _holder(v: Any) -> bool:
+    """A struct with a field that is an array of counts (``struct hist { u32 slots[N]; }``)."""
+    return isinstance(v, dict) and any(_slot_array(x) for x in v.values())
+
+
+def _rows(arr: Any) -> list[tuple[int | None, list, dict[str, Any]]] | None:
+    """The arrays of counts in ``arr`` with their index (None for ``arr`` itself) and the
+    string fields beside them: ``arr`` itself, or each element of an array of them or of
+    structs holding one; None when it is neither."""
+    if _slot_array(arr):
+        return [(None, arr, {})]
+    if not isinstance(arr, list) or not arr:
+        return None
+    rows: list[tuple[int | None, list, dict[str, Any]]] = []
+    for i, x in enumerate(arr):
+        if _slot_array(x):
+            rows.append((i, x, {}))
+        elif _holder(x):
+            counts = next(v for v in x.values() if _slot_array(v))
+            rows.append((i, counts, {k: v for k, v in x.items() if isinstance(v, str)}))
+        else:
+            return None
+    return rows
 
 
 def build_in_value(
@@ -213,7 +240,9 @@ def build_in_value(
     field path; "" for the value itself), one histogram per entry (and per inner array
     when it holds arrays), headed by the key's fields (``keyed``) and the ``labels``
     fields of the value (default: its string fields, like ``comm``); ``merge`` sums
-    them all into one.  ``sum_slot``: the array's last element is the sum of the values."""
+    them all into one.  An array of arrays, or of structs each holding one (a .bss
+    ``struct hist hists[N]``), gives one histogram per element, labelled by its index
+    (and the element's strings).  ``sum_slot``: the array's last element is the sum of the values."""
     _check_scheme(scheme, step)
     out: list[Histogram] = []
     merged: list[int] = []
@@ -229,10 +258,13 @@ def build_in_value(
             group.update(key if isinstance(key, dict) else {"key": key})
         for name in label_names:
             group[name] = fields.select(value, name)
-        rows = [(None, arr)] if _slot_array(arr) else list(enumerate(arr)) if isinstance(arr, list) else None
-        if rows is None or not all(_slot_array(r) for _i, r in rows):
-            raise UsageError(f"hist --slots {slots or 'value'}: not an array of counts ({str(arr)[:60]})")
-        for i, counts in rows:
+        rows = _rows(arr)
+        if rows is None:
+            raise UsageError(
+                f"hist --slots {slots or 'value'}: not an array of counts, nor an array of them "
+                f"or of structs holding one ({str(arr)[:60]})"
+            )
+        for i, counts, beside in rows:
             total_sum = None
             if sum_slot:
                 counts, total_sum = counts[:-1], counts[-1]
@@ -243,7 +275,7 @@ def build_in_value(
                     merged[j] += c
                 merged_sum += total_sum or 0
                 continue
-            g = dict(group) if i is None else {**group, "index": i}
+            g = dict(group) if i is None else {**group, "index": i, **(beside if labels is None else {})}
             out.append(_from_counts(g or None, counts, scheme, step, minimum, total_sum))
     if merge:
         return [_from_counts(None, merged, scheme, step, minimum, merged_sum if sum_slot else None)] if merged else []
@@ -353,7 +385,7 @@ def render(h: Histogram, width: int = BAR_WIDTH, percentiles: tuple[float, ...] 
     the map keeps a sum) follow them."""
     lines = []
     if h.group:
-        lines.append(", ".join(f"{k} = {v}" for k, v in h.group.items()))
+        lines.append(", ".join(f"{k} = {format_text(v)}" for k, v in h.group.items()))  # strings as dump's text
     if not h.buckets:
         lines.append("(no counts)")
         return lines

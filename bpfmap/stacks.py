@@ -4,18 +4,24 @@ identical stack, and written as folded lines (flamegraph.pl, inferno, speedscope
 offcputime-like text listing, or JSON.
 
 Field names default from what real programs use (libbpf-tools' profile and offcputime,
-bcc, bpftrace); any can be named.  A negative stack id (-EFAULT: no user stack,
+bcc, bpftrace); failing those, a stack id field is found by what it is: an integer the
+size of the stack map's keys whose name holds "stack" and "id" (wakeuptime's
+``w_k_stack_id``), a user stack when its name says so (``u``, ``user``, ``usr``).  Any
+can be named.  A negative stack id (-EFAULT: no user stack,
 -EEXIST: a hash collision dropped it) becomes one frame that says so, and the count is kept.
 """
 
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import fields, symbols
 from .errors import KeyNotFound, UsageError, quote
+from .layout import format_text
+from .layout.model import Char, Scalar
 from .layout.stack import addresses
 from .maps import Map
 from .types import MapType
@@ -26,6 +32,7 @@ USER_FIELDS = ("user_stack_id", "ustack_id", "ustackid", "user_stackid", "user_s
 PID_FIELDS = ("pid", "tgid")
 LABEL_FIELDS = ("comm", "name", "task")
 COUNT_FIELDS = ("count", "counts", "value", "total", "delta", "us", "ns")
+_USER_ID = re.compile(r"(^|_)u(ser|sr)?(_|stack)")  # w_u_stack_id, ustack_id, usr_stackid
 
 
 class Stack:
@@ -70,16 +77,20 @@ class Joiner:
         self.counts, self.stack_map = counts, stack_map
         key_names = _names(counts.key)
         value_names = _names(counts.value)
-        self.kernel = _pick(kernel_field, KERNEL_FIELDS, key_names, value_names, "--kernel-stack")
-        self.user = _pick(user_field, USER_FIELDS, key_names, value_names, "--user-stack")
+        ids = _stack_ids(counts, stack_map.key_size)
+        kernel = kernel_field or _only(ids["kernel"], KERNEL_FIELDS, key_names + value_names, counts, "--kernel-stack")
+        user = user_field or _only(ids["user"], USER_FIELDS, key_names + value_names, counts, "--user-stack")
+        self.kernel = _pick(kernel, KERNEL_FIELDS, key_names, value_names, "--kernel-stack")
+        self.user = _pick(user, USER_FIELDS, key_names, value_names, "--user-stack")
         if self.kernel is None and self.user is None:
             raise UsageError(
                 f"stacks {counts.map.ref}: no stack id field in its key or value (looked for "
-                f"{', '.join(KERNEL_FIELDS[:3] + USER_FIELDS[:2])}); name one with --kernel-stack or --user-stack"
+                f"{', '.join(KERNEL_FIELDS[:3] + USER_FIELDS[:2])} and {stack_map.key_size}-byte integers "
+                f"named like stack_id); name one with --kernel-stack or --user-stack"
             )
         self.pid = _pick(pid_field, PID_FIELDS, key_names, value_names, "--pid")
-        if labels is None:
-            labels = [n for n in LABEL_FIELDS if n in key_names or n in value_names][:1]
+        if labels is None:  # comm (or the like), else the key's strings (wakeuptime's waker and target)
+            labels = [n for n in LABEL_FIELDS if n in key_names or n in value_names][:1] or _strings(counts.key)
         self.labels = [(n, _getter(n, key_names, value_names, "--label")) for n in labels]
         if value_field is not None:
             self.value = _getter(value_field, [], value_names or ["value"], "--value")
@@ -144,8 +155,36 @@ class Joiner:
 
 
 def _names(codec: Any) -> list[str]:
-    t = getattr(codec, "type", None)
-    return [f.name for f in getattr(t, "fields", ()) if f.name]
+    return [f.name for f in _fields(codec) if f.name]
+
+
+def _fields(codec: Any) -> tuple:
+    return tuple(getattr(getattr(codec, "type", None), "fields", ()))
+
+
+def _strings(codec: Any) -> list[str]:
+    return [f.name for f in _fields(codec) if f.name and isinstance(f.type, Char)]
+
+
+def _stack_ids(counts: View, size: int) -> dict[str, list[str]]:
+    """The fields of the counts map that are stack ids by what they are: integers of the
+    stack map's key size named like one, by the stack they say they hold."""
+    found: dict[str, list[str]] = {"kernel": [], "user": []}
+    for f in (*_fields(counts.key), *_fields(counts.value)):
+        name = (f.name or "").lower()
+        integer = isinstance(f.type, Scalar) and f.type.kind in ("int", "uint") and f.bit_size is None
+        if integer and f.type.size == size and "stack" in name and "id" in name:
+            found["user" if _USER_ID.search(name) else "kernel"].append(f.name)
+    return found
+
+
+def _only(found: list[str], defaults: tuple[str, ...], names: list[str], counts: View, opt: str) -> str | None:
+    """The one stack id field of a side when no default name is there; None for none."""
+    if any(n in names for n in defaults) or not found:
+        return None
+    if len(found) > 1:
+        raise UsageError(f"stacks {counts.map.ref}: several stack id fields ({', '.join(found)}); name one with {opt}")
+    return found[0]
 
 
 def _pick(given: str | None, defaults: tuple[str, ...], key_names: list[str], value_names: list[str], opt: str):
@@ -185,7 +224,7 @@ def _name(f: dict[str, Any]) -> str:
 def folded(stacks: Iterable[Stack]) -> Iterator[str]:
     """``comm;user frames outer-to-inner;kernel frames outer-to-inner COUNT`` lines."""
     for s in stacks:
-        parts = [str(v).replace(";", ":").replace(" ", "_") for v in s.labels.values()]
+        parts = [format_text(v).replace(";", ":").replace(" ", "_") for v in s.labels.values()]
         parts += [_name(f) for f in reversed(s.user)]
         parts += [_name(f) for f in reversed(s.kernel)]
         yield f"{';'.join(parts) or '[empty]'} {s.count}\n"
@@ -201,7 +240,7 @@ def text(stacks: Iterable[Stack], top: int | None = None) -> Iterator[str]:
         if s.kernel and s.user:
             lines.append("    --")
         lines += [f"    {symbols.frame_text(f) if f['addr'] else f['symbol']}" for f in s.user]
-        who = " ".join(str(v) for v in s.labels.values())
+        who = " ".join(format_text(v) for v in s.labels.values())
         lines.append(f"    -                {who}{f' ({s.pid})' if s.pid is not None else ''}")
         lines.append(f"        {s.count}")
         yield "\n".join(lines) + "\n\n"

@@ -151,6 +151,10 @@ class _PipeGuard:
         except BrokenPipeError:
             raise StdoutClosed() from None
 
+    def writelines(self, lines) -> None:
+        for text in lines:  # each through write(): the stream's own writelines would pass them unescaped
+            self.write(text)
+
     def flush(self) -> None:
         try:
             self._stream.flush()

@@ -12,7 +12,7 @@ import typer
 
 from ..errors import BpfmapError, KeyNotFound, NotFound, UsageError
 from ..maps import Map
-from ..output import default_format, json_dumps
+from ..output import default_format, inline, json_dumps
 from .verbs import LayoutOptions, element_key, say, single_format
 
 
@@ -23,7 +23,9 @@ def check_some(refs: list[str], ref: str) -> None:
 
 
 def header(i: int, ref: str) -> str:
-    return f"{'' if i == 0 else chr(10)}==> {ref} <==\n"
+    """The line before a map's output (as head's); a name with controls in it shown escaped
+    on a terminal (output.inline)."""
+    return f"{'' if i == 0 else chr(10)}==> {inline(ref, sys.stdout)} <==\n"
 
 
 class _Tagged:

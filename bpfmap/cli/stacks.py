@@ -9,7 +9,7 @@ import typer
 
 from ..errors import UsageError
 from ..maps import Map
-from ..output import json_dumps
+from ..output import json_dumps, unguarded
 from .common import NO_LAYOUT, LayoutOptions, MapArg, check_seconds, examples, layout_options, say
 
 app = typer.Typer()
@@ -115,7 +115,7 @@ def _live(lib, joiner, fmt: str, top: Optional[int], interval: float, count: Opt
                     grown.append(lib.Stack(s.labels, s.user, s.kernel, added, s.pid))
             grown.sort(key=lambda s: -s.count)
             if sys.stdout.isatty():
-                sys.stdout.write("\x1b[H\x1b[2J")
+                unguarded(sys.stdout).write("\x1b[H\x1b[2J")  # our own escape, not the map's
             sys.stdout.write(f"# {time.strftime('%H:%M:%S')}  {len(grown)} stacks grew\n")
             _write(lib, grown, fmt, top)
             before = now

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from ..errors import KeyNotFound, UsageError, quote
 from ..layout import Layout
 from ..maps import Map, UpdateMode
-from ..output import FORMATS, default_format, printable, write_value
+from ..output import FORMATS, cell, default_format, write_value
 from ..types import Access, MapType, Value
 from ..view import AGGREGATES, View, check_cpu, numeric_layout
 
@@ -19,8 +19,8 @@ from ..view import AGGREGATES, View, check_cpu, numeric_layout
 def say(message: str, quiet: bool = False) -> None:
     """A diagnostic line on stderr (counts, notes), unless ``quiet``."""
     if not quiet:
-        if not message.isprintable():  # map or BTF text with controls in it: shown, never acted on
-            message = printable(message)
+        if not message.isprintable():  # map, file or kernel text with controls in it: shown, never acted on
+            message = cell(message)  # one line, a newline in a pin name too
         sys.stderr.write(f"bpfmap: {message}\n")
 
 

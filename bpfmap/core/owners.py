@@ -54,8 +54,8 @@ def holders(map_ids: set[int] | None = None) -> dict[int, list[dict[str, Any]]]:
                 continue
             seen.add(map_id)
             try:
-                with open(f"/proc/{pid}/comm") as f:
-                    comm = f.read().strip()
+                with open(f"/proc/{pid}/comm", "rb") as raw:  # bytes: a \r in a name stays one
+                    comm = raw.read().rstrip(b"\n").decode("utf-8", "surrogateescape")
             except OSError:
                 comm = "?"
             out.setdefault(map_id, []).append({"pid": pid, "comm": comm})

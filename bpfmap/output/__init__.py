@@ -26,7 +26,7 @@ from .entries import (
     write_value,
 )
 from .info import human_size, info_lines, object_map_lines, write_infos, write_object_maps
-from .terminal import cell, colour, console, default_format, printable
+from .terminal import cell, colour, console, default_format, inline, printable, unguarded
 
 __all__ = [
     "FORMATS",
@@ -43,10 +43,12 @@ __all__ = [
     "flatten",
     "human_size",
     "info_lines",
+    "inline",
     "item_writer",
     "json_dumps",
     "object_map_lines",
     "printable",
+    "unguarded",
     "write_entries",
     "write_infos",
     "write_item_batches",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from .entries import _writer
-from .terminal import cell, console
+from .terminal import cell, console, inline
 
 
 def human_size(n: int | None) -> str:
@@ -19,10 +19,10 @@ def human_size(n: int | None) -> str:
     return decimal(n)
 
 
-def usage_facts(info: dict[Any, Any]) -> Iterator[tuple[str, str]]:
+def usage_facts(info: dict[Any, Any], name: Callable[[str], str] = str) -> Iterator[tuple[str, str]]:
     """What show and list add to a map's info, as (fact, text) for the text's lines and
     the table's rows alike: entries (and fill), the processes holding it, the programs
-    using it, the operations its type has."""
+    using it, the operations its type has; ``name`` writes the process names."""
     n = info.get("entries")
     if n is not None:
         if not info.get("entries_exact", True):
@@ -32,15 +32,16 @@ def usage_facts(info: dict[Any, Any]) -> Iterator[tuple[str, str]]:
         else:
             yield "entries", str(n)
     if info.get("pids"):
-        yield "pids", ", ".join(f"{p['comm']}({p['pid']})" for p in info["pids"])
+        yield "pids", ", ".join(f"{name(p['comm'])}({p['pid']})" for p in info["pids"])
     if info.get("programs"):
         yield "programs", ", ".join(f"{p['id']} {p['type']} {p['name'] or '-'}" for p in info["programs"])
     if info.get("operations"):
         yield "operations", ", ".join(info["operations"])
 
 
-def info_lines(info: dict[Any, Any]) -> Iterator[str]:
-    """bpftool-like text for one map."""
+def info_lines(info: dict[Any, Any], name: Callable[[str], str] = str) -> Iterator[str]:
+    """bpftool-like text for one map; ``name`` writes the names from files and the kernel
+    (pins, process names) inside its lines."""
     flags = ",".join(info["flags"]) or "-"
     head = f"{info['id']}: {info['type']}  name {info['name'] or '-'}  flags {flags}"
     if info["frozen"]:
@@ -54,9 +55,9 @@ def info_lines(info: dict[Any, Any]) -> Iterator[str]:
         line += f"  btf_id {info['btf_id']}"
     yield line
     for path in info["pinned"]:
-        yield f"\tpinned {path}"
-    for name, fact in usage_facts(info):
-        yield f"\t{name}{':' if name == 'operations' else ''} {fact}"
+        yield f"\tpinned {name(path)}"
+    for fact_name, fact in usage_facts(info, name):
+        yield f"\t{fact_name}{':' if fact_name == 'operations' else ''} {fact}"
     for side in ("key", "value"):
         text = info.get(f"{side}_type")
         if text:
@@ -90,8 +91,8 @@ def _infos_table(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) ->
                 ("memlock", human_size(info["memlock"])),
                 ("frozen", "yes" if info["frozen"] else "no"),
                 ("btf id", str(info["btf_id"] or "-")),
-                ("pinned", "\n".join(info["pinned"]) or "-"),
-                *usage_facts(info),
+                ("pinned", "\n".join(map(cell, info["pinned"])) or "-"),  # a line each, newlines in names escaped
+                *usage_facts(info, cell),
             ]
             for side in ("key", "value"):
                 if info.get(f"{side}_type"):
@@ -129,7 +130,7 @@ def _infos_table(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) ->
 def _infos_text(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -> int:
     count = 0
     for info in infos:
-        for line in info_lines(info):
+        for line in info_lines(info, lambda text: inline(text, out)):
             out.write(line + "\n")
         count += 1
     return count

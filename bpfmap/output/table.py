@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from ..layout import format_text
 from .rows import SEP
-from .terminal import cell, cells, colour, console
+from .terminal import cell, cells, colour, console, unguarded
 
 SMALL = 1000  # entries rich draws; past that, the table streams
 CHUNK = 4096  # rows written at once
@@ -44,12 +44,12 @@ def write_table(
     if _terminal(out):  # a file or a pipe takes any width; a terminal's lines must fit it
         widths = fit(widths, console(out).width)
     bold = colour(out)
-    out.write(header(head, widths, bold))
+    unguarded(out).write(header(head, widths, bold))  # its own bold; the names are cells
     count = 0
     for chunk in itertools.chain([rows], _chunks(it, cells)):
         out.write(lines(chunk, widths))
         count += len(chunk)
-    out.write(footer(count, bold))
+    unguarded(out).write(footer(count, bold))
     return count
 
 
@@ -80,7 +80,7 @@ def write_raw_table(raw: Iterable[tuple[bytes, bytes, int]], cells_of: Any, out:
     if _terminal(out):  # a file or a pipe takes any width; a terminal's lines must fit it
         widths = fit(widths, console(out).width)
     bold = colour(out)
-    out.write(header(head, widths, bold))
+    unguarded(out).write(header(head, widths, bold))  # its own bold; the names are cells
     row = " " + " │ ".join(f"%-{w}s" for w in widths) + " \n"
     count = 0
     for flat in itertools.chain([held], (flat_cells(k, v, n) for k, v, n in batches)):
@@ -90,7 +90,7 @@ def write_raw_table(raw: Iterable[tuple[bytes, bytes, int]], cells_of: Any, out:
         else:  # some cell is wider than its column: fold it
             out.write(lines([flat[i : i + ncols] for i in range(0, len(flat), ncols)], widths))
         count += n
-    out.write(footer(count, bold))
+    unguarded(out).write(footer(count, bold))
     return count
 
 

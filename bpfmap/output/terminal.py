@@ -44,13 +44,30 @@ def cells(texts: list[str]) -> list[str]:
     return list(map(cell, texts))
 
 
-def colour(stream: IO[str]) -> bool:
-    """Colour on ``stream``: a terminal, NO_COLOR unset (https://no-color.org), TERM not dumb."""
+def inline(text: str, stream: IO[str]) -> str:
+    """``text`` from a file name or the kernel (a pin path, a process name) inside one line
+    of ``stream``: on a terminal as cell() makes it (a newline in it starts no line that
+    looks like output); elsewhere as it is."""
+    return cell(text) if _terminal(stream) else text
+
+
+def unguarded(stream: IO[str]) -> IO[str]:
+    """The stream under the CLI's terminal guard (which shows every control character it
+    is given), for text bpfmap made safe itself: its own escape sequences (bold, screen
+    clears) around cells made with cell()."""
+    return getattr(stream, "unescaped", stream)
+
+
+def _terminal(stream: IO[str]) -> bool:
     try:
-        tty = stream.isatty()
+        return stream.isatty()
     except (AttributeError, ValueError):
         return False
-    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def colour(stream: IO[str]) -> bool:
+    """Colour on ``stream``: a terminal, NO_COLOR unset (https://no-color.org), TERM not dumb."""
+    return _terminal(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def console(stream: IO[str] | None = None, **kwargs: Any) -> Console:
@@ -59,7 +76,7 @@ def console(stream: IO[str] | None = None, **kwargs: Any) -> Console:
     from rich.console import Console
 
     stream = stream or sys.stdout
-    stream = getattr(stream, "unescaped", stream)  # rich draws its own escapes; its cells are made with cell()
+    stream = unguarded(stream)  # rich draws its own escapes; its cells are made with cell()
     return Console(
         file=stream, markup=False, highlight=False, no_color=not colour(stream), force_terminal=None, **kwargs
     )
