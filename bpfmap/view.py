@@ -39,26 +39,29 @@ class View:
     thread its own View (the kernel map itself may be shared)."""
 
     def __init__(self, m: Map, layout: Layout | None = None, btf: bool = True, owns: bool = False) -> None:
-        """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex.
-        An explicit layout wins over BTF, even ``Layout()``, and a side it lays out is
-        shown as laid out on every map type; a side it leaves out gets the type's own
-        display (array indexes and stack ids as numbers, an LPM trie's key as CIDR, a
-        cgroup storage key as the cgroup, a stack trace as frames), else hex.  When BTF
-        cannot be used, ``note`` says why and the map is shown as hex.  ``owns``: closing
-        the View closes the map."""
+        """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex
+        (the 4-byte index keys of array-type maps as numbers).
+        An explicit layout wins over BTF, even ``Layout()`` (all hex), and a side it lays
+        out is shown as laid out on every map type: the type's own display (an LPM
+        trie's key as CIDR, a cgroup storage key as the cgroup, stack ids and frames) is
+        for a side BTF describes or no layout names.  When BTF cannot be used, ``note``
+        says why and the map is shown as hex.  ``owns``: closing the View closes the map."""
         self.note: str | None = None
         self._owns = owns
         if layout is None and btf and m.btf_id and m.kind.value is Value.BYTES:
             try:
                 from_btf = m.btf()
                 if from_btf is not None:
-                    self._setup(m, from_btf.layout(), from_btf=True)
+                    # a key without BTF (global-variable maps: value BTF only) of an array is its index
+                    keyless_index = not from_btf.key_type_id and m.kind.indexed and m.key_size == 4
+                    self._setup(m, from_btf.layout(), index_keys=keyless_index, from_btf=True)
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"
-        self._setup(m, layout or Layout())
+        # array indices are numbers without a layout (a layout's empty side, ``-``, is hex)
+        self._setup(m, layout or Layout(), index_keys=layout is None and m.kind.indexed and m.key_size == 4)
 
-    def _setup(self, m: Map, layout: Layout, from_btf: bool = False) -> None:
+    def _setup(self, m: Map, layout: Layout, index_keys: bool = False, from_btf: bool = False) -> None:
         self.map = m
         keyless = m.key_size == 0
         if m.kind.access is Access.OBJECT:  # local storage: keys are objects, shown as dump finds them
@@ -78,12 +81,11 @@ class View:
             return
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
-        # a side the user lays out is shown as laid out; the type's own display (indexes,
-        # CIDR, cgroup paths, frames) is for a side the layout leaves out, or the map's BTF
+        # a side the user lays out is shown as laid out; the type's own display (CIDR,
+        # cgroup paths, stack ids, frames) is for a side the layout leaves out, or the map's BTF
         default_key = layout.key is None or from_btf
-        # an array's index, a stack's id (a key without BTF too: global-variable maps have value BTF only)
-        indexed = (m.kind.indexed or m.type is MapType.STACK_TRACE) and m.key_size == 4
-        self.key = IndexCodec() if indexed and layout.key is None else self._bind(layout.key, m.key_size, "key", m.ref)
+        stack_ids = m.type is MapType.STACK_TRACE and layout.key is None and m.key_size == 4
+        self.key = IndexCodec() if index_keys or stack_ids else self._bind(layout.key, m.key_size, "key", m.ref)
         if m.type is MapType.LPM_TRIE and default_key:  # prefix and address: CIDR in and out
             self.key = cidr_key(self.key, m.key_size) or self.key
         if m.type in _CGROUP_STORAGE and default_key:
