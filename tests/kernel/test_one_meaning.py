@@ -310,3 +310,50 @@ def test_a_stack_trace_value_laid_out_by_the_user_is_shown_as_laid_out(pindir):
         assert type(view.value).__name__ == "TypeCodec"
         assert type(view.key).__name__ == "IndexCodec"
         assert type(View(m).value).__name__ == "StackCodec"
+
+
+# -- which arrays are strings: plain char in BTF, not unsigned char or __u8 ----------------------
+
+CHARS_PROG = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct val { char comm[8]; unsigned char raw[4]; __u8 addr[4]; };
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, struct val);
+} vals SEC(".maps");
+
+SEC("socket")
+int keep(struct __sk_buff *skb)
+{
+    __u32 k = 0;
+    return bpf_map_lookup_elem(&vals, &k) != 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_only_plain_char_arrays_from_btf_are_strings(tmp_path, pindir, bpftool):
+    import subprocess
+
+    from conftest import compile_bpf
+
+    src = tmp_path / "chars.c"
+    src.write_text(CHARS_PROG)
+    obj = compile_bpf(src, tmp_path / "chars.o")
+    maps = f"{pindir}/maps"
+    subprocess.run([bpftool, "prog", "loadall", obj, f"{pindir}/progs", "pinmaps", maps], check=True)
+    with Map.open(f"{maps}/vals") as m:
+        m.update(bytes(4), b"sh\0zzzz\0" + b"a\0bc" + bytes([10, 0, 0, 1]))
+    for where in ([], ["--where", "key>=0"]):
+        r = run_cli("dump", f"{maps}/vals", "-o", "jsonl", *where)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {
+            "key": 0,
+            "value": {"comm": "sh", "raw": [97, 0, 98, 99], "addr": [10, 0, 0, 1]},
+        }
