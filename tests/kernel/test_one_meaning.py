@@ -10,9 +10,10 @@ import csv
 import io
 import json
 import pwd
+import subprocess
 
 import pytest
-from conftest import create_pin, run_cli
+from conftest import compile_bpf, create_pin, run_cli
 
 from bpfmap import Map, Program, View
 from bpfmap.layout import Layout
@@ -339,10 +340,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 def test_only_plain_char_arrays_from_btf_are_strings(tmp_path, pindir, bpftool):
-    import subprocess
-
-    from conftest import compile_bpf
-
     src = tmp_path / "chars.c"
     src.write_text(CHARS_PROG)
     obj = compile_bpf(src, tmp_path / "chars.o")
