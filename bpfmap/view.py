@@ -41,9 +41,11 @@ class View:
     def __init__(self, m: Map, layout: Layout | None = None, btf: bool = True, owns: bool = False) -> None:
         """``layout`` None means: the map's BTF when it has some (and ``btf``), else hex
         (the 4-byte index keys of array-type maps as numbers).
-        An explicit layout wins over BTF, even ``Layout()`` (all hex).  When BTF cannot
-        be used, ``note`` says why and the map is shown as hex.  ``owns``: closing the
-        View closes the map."""
+        An explicit layout wins over BTF, even ``Layout()`` (all hex), and a side it lays
+        out is shown as laid out on every map type: the type's own display (an LPM
+        trie's key as CIDR, a cgroup storage key as the cgroup, stack ids and frames) is
+        for a side BTF describes or no layout names.  When BTF cannot be used, ``note``
+        says why and the map is shown as hex.  ``owns``: closing the View closes the map."""
         self.note: str | None = None
         self._owns = owns
         if layout is None and btf and m.btf_id and m.kind.value is Value.BYTES:
@@ -56,7 +58,7 @@ class View:
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"
-        # array indices are numbers even without a layout
+        # array indices are numbers without a layout (a layout's empty side, ``-``, is hex)
         self._setup(m, layout or Layout(), index_keys=layout is None and m.kind.indexed and m.key_size == 4)
 
     def _setup(self, m: Map, layout: Layout, index_keys: bool = False, from_btf: bool = False) -> None:
@@ -81,11 +83,14 @@ class View:
             return
         if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
             raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
+        # a side the user lays out is shown as laid out; the type's own display (CIDR,
+        # cgroup paths, stack ids, frames) is for a side the layout leaves out, or the map's BTF
+        default_key = layout.key is None or from_btf
         stack_ids = m.type is MapType.STACK_TRACE and layout.key is None and m.key_size == 4
         self.key = IndexCodec() if index_keys or stack_ids else self._bind(layout.key, m.key_size, "key", m.ref)
-        if m.type is MapType.LPM_TRIE:  # prefix and address: CIDR in and out
+        if m.type is MapType.LPM_TRIE and default_key:  # prefix and address: CIDR in and out
             self.key = cidr_key(self.key, m.key_size) or self.key
-        if m.type in _CGROUP_STORAGE and (layout.key is None or from_btf):
+        if m.type in _CGROUP_STORAGE and default_key:
             from .objrefs import cgroup_storage_key_codec
 
             self.key = cgroup_storage_key_codec(m.key_size)  # shown as the cgroup's path and attach type

@@ -168,12 +168,21 @@ class FormattedCodec(Codec):
                 parent[parts[-1]] = show(parent[parts[-1]], parent.get(fam) if fam else None)
             else:
                 v = parent[parts[-1]]
-                try:
-                    parent[parts[-1]] = [show(x) for x in v] if isinstance(v, list) else show(v)
-                except _Miss:
-                    if self.on_miss is not None:
-                        self.on_miss(".".join(parts), fmt, v)
+                path = ".".join(parts)
+                parent[parts[-1]] = (
+                    [self._one(show, x, path, fmt) for x in v] if isinstance(v, list) else self._one(show, v, path, fmt)
+                )
         return value
+
+    def _one(self, show: Callable[[Any], Any], v: Any, path: str, fmt: str) -> Any:
+        """One integer as ``fmt`` shows it (an array's elements each on its own: a name
+        where it has one, the number where not, as output.rows writes them)."""
+        try:
+            return show(v)
+        except _Miss:
+            if self.on_miss is not None:
+                self.on_miss(path, fmt, v)
+            return v
 
     def decode(self, data: bytes) -> Any:
         return self._show(self.inner.decode(data))

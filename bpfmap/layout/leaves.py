@@ -85,7 +85,7 @@ def unpacking(t: Type, tag: str = "") -> Leaf | None:
     if isinstance(t, Enum):
         return Leaf(native_code(t), f"_names{tag}.get({{v}}, {{v}})", {f"_names{tag}": enum_names(t.values)})
     if isinstance(t, Char):
-        return Leaf(f"{t.size}s", "{v}.rstrip(b'\\0').decode('utf-8', 'surrogateescape')", {})  # cstring
+        return Leaf(f"{t.size}s", "_cstring({v})", {"_cstring": cstring})
     if isinstance(t, Bytes):
         return Leaf(f"{t.size}s", "{v}.hex(' ')", {})
     if isinstance(t, Formatted):
@@ -114,12 +114,14 @@ def ntop(name: str) -> Callable[[bytes], str]:
 
 
 def cstring(raw: bytes) -> str:
-    """A ``char[N]``'s bytes -> its text: up to the first NUL (or, when bytes other than
-    NUL follow it, up to the last of them: nothing is lost), bytes that are not UTF-8 as
-    the lone surrogates U+DC80..U+DCFF (Python's surrogateescape), which every writer
-    shows as the byte (``\\xff`` in text, ``\\udcff`` in JSON) and every reader turns
-    back into it."""
-    return raw.rstrip(b"\0").decode("utf-8", "surrogateescape")  # the last non-NUL byte ends it
+    """A ``char[N]``'s bytes -> its text, as C reads it: up to the first NUL (the whole
+    field when it has none); what lies after the NUL is not the string's (a ring buffer
+    record or a reused slot holds old bytes there) and is shown by no verb or format:
+    ``--as FIELD=hex`` shows every byte.  Bytes that are not UTF-8 become the lone
+    surrogates U+DC80..U+DCFF (Python's surrogateescape), which every writer shows as
+    the byte (``\\xff`` in text, ``\\udcff`` in JSON) and every reader turns back into
+    it.  The one rule every path follows (decoders, raw rows, labels, filters)."""
+    return raw.partition(b"\0")[0].decode("utf-8", "surrogateescape")
 
 
 # -- writing a value -----------------------------------------------------------------------

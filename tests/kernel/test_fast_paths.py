@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bpfmap import Map, View
@@ -540,6 +540,10 @@ def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, c
     data=st.binary(min_size=64, max_size=1024),
     count=st.integers(1, 1500),
 )
+# an array with a named element (0) beside a nameless one (32512), whatever the profile draws;
+# tests/kernel/test_one_meaning.py goes through every element width and format
+@example(fields=["s16[3]"], fmt="uid", pick=0, data=bytes(8) + b"\x00\x7f" + bytes(54), count=1)
+@example(fields=["u8", "s16[3]"], fmt="gid", pick=1, data=bytes(10) + b"\x00\x7f" + bytes(52), count=2)
 def test_rows_of_display_formats_give_the_plain_bytes(fields, fmt, pick, data, count):
     """--as FIELD=FORMAT on integer fields (and arrays of them) straight from raw
     batches: names where the number has one (as a string is written), the number where
