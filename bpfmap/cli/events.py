@@ -204,7 +204,6 @@ def _record_codec(opts: LayoutOptions, object_: Optional[str] = None):
 
 
 @app.command(
-    context_settings={"ignore_unknown_options": True},
     epilog=examples(
         "bpfmap send /sys/fs/bpf/urb --layout 'pid=u32,cmd=u32' 'pid=1,cmd=2' 'pid=7,cmd=0'",
         "bpfmap send /sys/fs/bpf/urb --layout 'pid=u32,cmd=u32' --from records.txt --timeout 5",
