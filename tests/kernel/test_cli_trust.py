@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
+from conftest import BPFMAP, run_cli
 from conftest import create_pin as create
-from conftest import run_cli
 
 pytestmark = pytest.mark.kernel
 
@@ -190,3 +191,38 @@ def test_batch_lines_take_options_after_positionals(pindir, tmp_path):
     r = run_cli("batch", "-", input=f"update {m} -1 -2 --noexist\nlookup {m} -1 -o jsonl\nupdate {m} 1 2 -o json\n")
     assert r.stdout == '{"key": -1, "value": -2}\n'
     assert r.returncode == 2 and "line 3: no such option: -o" in r.stderr.lower(), r.stderr
+
+
+# -- top on references that name no map --------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", [["-o", "jsonl"], []])
+def test_top_on_a_pin_that_does_not_exist_says_so(pindir, output):
+    """As every verb does for a missing pin: exit 3 with 'no such pin', not an empty screen."""
+    create(pindir, "there", "hash", "--layout", "u32:u64")
+    r = run_cli("top", f"{pindir}/missing", *output, "--count", "1")
+    assert (r.returncode, r.stdout) == (3, ""), r.stderr
+    assert "no such pin" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "ref", ["{dir}/missing", "{dir}/nomatch*", "{dir}/empty", "name:nosuchmap_zz", "id:4000000000"]
+)
+def test_top_refuses_what_names_no_map_as_dump_does(pindir, ref):
+    """A glob or a directory matching no map, a name or an id no map has: top exits with the
+    code and the words dump (and every other verb) has for it."""
+    create(pindir, "there", "hash", "--layout", "u32:u64")
+    os.mkdir(f"{pindir}/empty")
+    ref = ref.format(dir=pindir)
+    dump = run_cli("dump", ref)
+    top = run_cli("top", ref, "-o", "jsonl", "--count", "1")
+    assert dump.returncode in (1, 3) and top.stdout == ""
+    assert (top.returncode, top.stderr) == (dump.returncode, dump.stderr)
+
+
+def test_top_takes_a_relative_pin(pindir):
+    pin = create(pindir, "rel", "hash", "--layout", "u32:u64")
+    cmd = [*BPFMAP, "top", "rel", "-o", "jsonl", "--count", "1"]
+    r = subprocess.run(cmd, cwd=pindir, capture_output=True, text=True, timeout=60)  # run_cli has no cwd
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["pinned"] for line in r.stdout.splitlines()] == [[pin]]
