@@ -7,7 +7,7 @@ import typer
 
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
-from ..maps import MAX_BATCH_SIZE, Map, UpdateMode, expand
+from ..maps import MAX_BATCH_SIZE, Map, UpdateMode, expand, require_some
 from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View
@@ -92,9 +92,9 @@ def lookup(
     if several is not None:
         if key is None or percpu is not None or cpu is not None or lock or pid is not None:
             raise UsageError(f"lookup {map_ref}: several maps take a KEY and no --percpu, --cpu, --lock or --pid")
-        from .many import check_some, lookup_many
+        from .many import lookup_many
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         lookup_many(several, key, output, opts)
         return
     do_lookup(map_ref, key, percpu, cpu, output, opts, lock=lock, pid=pid)
@@ -398,9 +398,9 @@ def dump(
     if several is not None:  # a directory, a glob, name:GLOB: each map under its own header
         if delete or recursive or pid is not None:
             raise UsageError(f"dump {map_ref}: --delete, --recursive and --pid take one map; {map_ref} names several")
-        from .many import check_some, dump_many
+        from .many import dump_many
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         options = dict(percpu=percpu, cpu=cpu, sort=sort, reverse=reverse, top=top, batch_size=batch_size)
         dump_many(several, output, opts, filt, **options)
         return
@@ -522,9 +522,9 @@ def getnext(
     at the end.  json: {"key": KEY or null, "next_key": NEXT}."""
     several = expand(map_ref, names=True)
     if several is not None:
-        from .many import check_some, getnext_many
+        from .many import getnext_many
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         getnext_many(several, key, output, opts)
         return
     with Map.open(map_ref, readonly=True) as m:

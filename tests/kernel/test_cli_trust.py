@@ -214,10 +214,16 @@ def test_top_refuses_what_names_no_map_as_dump_does(pindir, ref):
     create(pindir, "there", "hash", "--layout", "u32:u64")
     os.mkdir(f"{pindir}/empty")
     ref = ref.format(dir=pindir)
-    dump = run_cli("dump", ref)
+    dump = run_cli("dump", ref, "-o", "jsonl")
     top = run_cli("top", ref, "-o", "jsonl", "--count", "1")
     assert dump.returncode in (1, 3) and top.stdout == ""
     assert (top.returncode, top.stderr) == (dump.returncode, dump.stderr)
+
+
+def test_a_one_map_verb_on_a_directory_of_no_maps_says_it_in_words(pindir):
+    os.mkdir(f"{pindir}/empty")
+    r = run_cli("update", f"{pindir}/empty", "1", "2")
+    assert r.returncode == 1 and r.stderr == f"bpfmap: {pindir}/empty names no map: no map is pinned there (or matches)\n"
 
 
 def test_top_takes_a_relative_pin(pindir):
