@@ -223,7 +223,9 @@ def test_top_refuses_what_names_no_map_as_dump_does(pindir, ref):
 def test_a_one_map_verb_on_a_directory_of_no_maps_says_it_in_words(pindir):
     os.mkdir(f"{pindir}/empty")
     r = run_cli("update", f"{pindir}/empty", "1", "2")
-    assert r.returncode == 1 and r.stderr == f"bpfmap: {pindir}/empty names no map: no map is pinned there (or matches)\n"
+    assert (
+        r.returncode == 1 and r.stderr == f"bpfmap: {pindir}/empty names no map: no map is pinned there (or matches)\n"
+    )
 
 
 def test_top_takes_a_relative_pin(pindir):
@@ -232,3 +234,23 @@ def test_top_takes_a_relative_pin(pindir):
     r = subprocess.run(cmd, cwd=pindir, capture_output=True, text=True, timeout=60)  # run_cli has no cwd
     assert r.returncode == 0, r.stderr
     assert [json.loads(line)["pinned"] for line in r.stdout.splitlines()] == [[pin]]
+
+
+# -- export: a default label that is the CPU label ---------------------------------------------
+
+
+@pytest.mark.parametrize("filled", [True, False])
+@pytest.mark.parametrize("mode", [["--check"], ["--once"], ["--once", "--textfile", "{tmp}/out.prom"]])
+def test_export_refuses_a_default_label_that_is_the_cpu_label_at_load(pindir, tmp_path, mode, filled):
+    """percpu: cpu, labels left to the key's fields, one of them cpu: refused before any
+    scrape (exit 2, nothing written), as it is when the labels list cpu."""
+    pin = create(pindir, "pc", "percpu_hash", "--layout", "cpu=u32,x=u32:u64", "--max-entries", "8")
+    if filled:
+        assert run_cli("update", pin, "cpu=1,x=2", "5").returncode == 0
+    config = tmp_path / "export.yaml"
+    for labels in ("", "    labels: [cpu, x]\n"):
+        config.write_text(f"metrics:\n  - name: pc_total\n    map: {pin}\n    percpu: cpu\n{labels}")
+        r = run_cli("export", str(config), *[w.format(tmp=tmp_path) for w in mode])
+        assert (r.returncode, r.stdout) == (2, ""), (labels, r.stderr)
+        assert "labels: cpu: the label cpu is the CPU label of percpu: cpu" in r.stderr and r.stderr.count("\n") == 1
+        assert not (tmp_path / "out.prom").exists()
