@@ -254,3 +254,27 @@ def test_export_refuses_a_default_label_that_is_the_cpu_label_at_load(pindir, tm
         assert (r.returncode, r.stdout) == (2, ""), (labels, r.stderr)
         assert "labels: cpu: the label cpu is the CPU label of percpu: cpu" in r.stderr and r.stderr.count("\n") == 1
         assert not (tmp_path / "out.prom").exists()
+
+
+# -- send --from: the bad line by its number ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "number", "problem", "before"),
+    [
+        ("pid=1,cmd=2\n\npid=x,cmd=3\n", 3, "'x' is not a number", "1 record went in before it"),
+        ('pid=1,cmd=2\npid=2,cmd=2\n{"pid": -1, "cmd": 2}\n', 3, "out of range", "2 records went in before it"),
+        ("pid=1\n", 1, "missing field(s) cmd", "0 records went in before it"),
+        ("pid=1,cmd=2\n" + "9" * (2 << 20) + "\n", 2, "longer than", "1 record went in before it"),
+    ],
+    ids=["text", "json", "short", "long"],
+)
+def test_send_from_names_the_bad_line(pindir, tmp_path, lines, number, problem, before):
+    urb = create(pindir, "urb", "user_ringbuf", "--max-entries", "4096")
+    path = tmp_path / "records.txt"
+    path.write_text(lines)
+    for source, stdin in ((str(path), None), ("-", lines)):
+        r = run_cli("send", urb, "--layout", "pid=u32,cmd=u32", "--from", source, input=stdin)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith(f"bpfmap: send {urb} --from {source}: line {number}: "), r.stderr
+        assert problem in r.stderr and before in r.stderr, r.stderr
