@@ -262,10 +262,10 @@ def test_export_refuses_a_default_label_that_is_the_cpu_label_at_load(pindir, tm
 @pytest.mark.parametrize(
     ("lines", "number", "problem", "before"),
     [
-        ("pid=1,cmd=2\n\npid=x,cmd=3\n", 3, "'x' is not a number", "1 record went in before it"),
-        ('pid=1,cmd=2\npid=2,cmd=2\n{"pid": -1, "cmd": 2}\n', 3, "out of range", "2 records went in before it"),
-        ("pid=1\n", 1, "missing field(s) cmd", "0 records went in before it"),
-        ("pid=1,cmd=2\n" + "9" * (2 << 20) + "\n", 2, "longer than", "1 record went in before it"),
+        ("pid=1,cmd=2\n\npid=x,cmd=3\n", 3, "'x' is not a number", "1 record written before it"),
+        ('pid=1,cmd=2\npid=2,cmd=2\n{"pid": -1, "cmd": 2}\n', 3, "out of range", "2 records written before it"),
+        ("pid=1\n", 1, "missing field(s) cmd", "0 records written before it"),
+        ("pid=1,cmd=2\n" + "9" * (2 << 20) + "\n", 2, "longer than", "1 record written before it"),
     ],
     ids=["text", "json", "short", "long"],
 )
