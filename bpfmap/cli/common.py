@@ -28,7 +28,7 @@ class NumbersAreValues(typer.core.TyperCommand):
                 process(word, state)
 
         # typer's parser (its own copy of click's, pinned by pyproject.toml) has no hook for this
-        parser._process_opts = process_opts  # type: ignore[method-assign]
+        parser._process_opts = process_opts  # type: ignore[method-assign,assignment]
         return parser
 
 
