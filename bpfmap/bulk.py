@@ -39,6 +39,18 @@ class LoadError(UsageError):
         super().__init__(message)
         self.line, self.written = line, written
 
+    @classmethod
+    def at(cls, line: int, problem: str, written: int, what: tuple[str, str] = ("entry", "entries")) -> LoadError:
+        """The error of input line ``line``: its ``problem``, and how many of ``what`` (one,
+        several) went in before it.  update --from and send --from say a bad line so."""
+        return cls(f"line {line}: {problem}; {written} {what[written != 1]} written before it", line, written)
+
+
+def line_limit(size: int) -> int:
+    """The longest input line taken for an item of ``size`` bytes: generous for the widest
+    way to write it (JSON with long field names, ~64 characters a byte), plus 1 MiB."""
+    return (1 << 20) + 64 * size
+
 
 Record = tuple[int, Any, Any]  # (line number, key, value or per-CPU list); text fields are str
 
@@ -69,7 +81,9 @@ class TextSource(Protocol):
     def read(self, size: int = -1, /) -> str: ...
 
 
-class _LongLine(Exception):
+class LongLine(Exception):
+    """A line longer than BoundedLines' limit; ``line`` is its number."""
+
     def __init__(self, line: int) -> None:
         self.line = line
 
@@ -103,7 +117,7 @@ class BoundedLines:
             cut = text.rfind("\n") + 1
             self._carry = text[cut:]
             if len(self._carry) > self.limit:
-                raise _LongLine(self._returned + text.count("\n", 0, cut) + 1)
+                raise LongLine(self._returned + text.count("\n", 0, cut) + 1)
             if cut:
                 n = text.count("\n", 0, cut)
                 self._returned += n
@@ -350,20 +364,15 @@ class Loader:
         bounded = BoundedLines(stream, self.line_limit())
         try:
             return self._load_lines(bounded, fmt, name)
-        except _LongLine as long:
+        except LongLine as long:
             self.finish()
-            raise LoadError(
-                f"line {long.line}: longer than {bounded.limit:,} characters without a newline, "
-                f"not an entry of this map; {self.written} entries written before it",
-                long.line,
-                self.written,
-            ) from None
+            problem = f"longer than {bounded.limit:,} characters without a newline, not an entry of this map"
+            raise LoadError.at(long.line, problem, self.written) from None
 
     def line_limit(self) -> int:
-        """The longest input line taken: generous for the widest way to write an entry
-        (JSON with long field names, ~64 characters a byte), plus 1 MiB."""
+        """The longest input line taken (see :func:`line_limit`)."""
         m = self.map
-        return (1 << 20) + 64 * (m.key_size + m.value_size * m.ncpus)
+        return line_limit(m.key_size + m.value_size * m.ncpus)
 
     def _load_lines(self, stream: BoundedLines, fmt: str, name: str) -> int:
         head: list[str] = []
@@ -479,11 +488,7 @@ class Loader:
             if self._stop is not None:
                 line, msg = self._stop
                 self.finish()
-                raise LoadError(
-                    f"line {line}: {msg}; {self.written} entr{'y' if self.written == 1 else 'ies'} written before it",
-                    line,
-                    self.written,
-                )
+                raise LoadError.at(line, msg, self.written)
 
     def _encode(self, chunk: list[Record]) -> tuple[bytes, bytes, int]:
         if not any(isinstance(r[1], BadLine) for r in chunk):

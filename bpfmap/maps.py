@@ -179,8 +179,7 @@ class Map(FdOwner):
         several = expand(ref)
         if several is not None:
             shown = ", ".join(several[:8]) + (", ..." if len(several) > 8 else "")
-            if not several:
-                raise NotFound(f"{ref} names no map: no map is pinned there (or matches)", errno.ENOENT)
+            require_some(several, ref)
             n = len(several)
             raise UsageError(
                 f"{ref} names {n} map{'s' if n != 1 else ''} ({shown}); this command takes one map, by its own "
@@ -688,6 +687,12 @@ def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[
         wanted = set(glob.glob(ref))
         return sorted(path for _id, path in (pins or PinIndex()).found if path in wanted)
     return None
+
+
+def require_some(refs: list[str], ref: str) -> None:
+    """NotFound (exit 1) when ``refs``, what :func:`expand` made of ``ref``, is no map at all."""
+    if not refs:
+        raise NotFound(f"{ref} names no map: no map is pinned there (or matches)")
 
 
 def access_hint(label: str, kind: Any, op: str = "") -> str:

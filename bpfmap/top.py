@@ -10,13 +10,14 @@ previous poll (the net change of its entries per second).
 from __future__ import annotations
 
 import fnmatch
+import os
 import time
 from typing import Any
 
 from .core import owners
 from .core.info import list_maps
 from .errors import BpfmapError, UsageError, quote
-from .maps import Map
+from .maps import Map, expand, require_some
 
 SORTS = ("fill", "entries", "rate", "memory", "name")
 FULL = 0.9  # maps at least this full stand out
@@ -24,12 +25,14 @@ FULL = 0.9  # maps at least this full stand out
 
 class Top:
     """Rows for every map (or those ``refs`` name: pins, id:N, name:NAME, globs of pin
-    paths or names), sorted by ``sort``."""
+    paths or names), sorted by ``sort``.  Each of ``refs`` must name a map now (maps that
+    match it later show up too): raises what Map.open raises for a pin, id or name that
+    names none, NotFound for a directory or glob that matches none."""
 
     def __init__(self, refs: list[str] | None = None, sort: str = "fill") -> None:
         if sort not in SORTS:
             raise UsageError(f"--sort {quote(sort)}: choose one of {', '.join(SORTS)}")
-        self.refs, self.sort, self.filter = refs or [], sort, ""
+        self.refs, self.sort, self.filter = [_checked(r) for r in refs or []], sort, ""
         self._before: dict[int, tuple[float, int | None]] = {}  # id -> (time, entries) at the last poll
         self.time: float | None = None
         self.interval: float | None = None
@@ -117,6 +120,17 @@ class Top:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _checked(ref: str) -> str:
+    """``ref`` as :meth:`Top._wanted` matches it (a path made absolute), once it is known
+    to name a map: opened as every verb opens one, or expanded to at least one."""
+    several = expand(ref, names=True)
+    if several is None:
+        Map.open(ref, readonly=True).close()
+    else:
+        require_some(several, ref)
+    return ref if ref.startswith(("id:", "name:")) else os.path.abspath(ref)
 
 
 def _sort_key(sort: str):

@@ -14,8 +14,9 @@ import mmap
 import select
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
+from .bulk import BoundedLines, LoadError, LongLine, TextSource, line_limit
 from .errors import MapFull, UsageError, translate
 from .maps import Map
 from .types import MapType
@@ -96,6 +97,30 @@ class UserRingBuffer:
                 err.done = n
                 raise err
         return self.sent - start
+
+    def send_lines(self, stream: TextSource, encode: Callable[[str], bytes], timeout: float = 0.0) -> int:
+        """Write a record for every line of ``stream`` that is not blank, made by
+        ``encode`` from the line's text, in order; returns how many.  A line ``encode``
+        refuses (UsageError) or one longer than a record could be written raises LoadError
+        with its number and how many records went in before it, as a bulk load says its
+        bad lines; a ring that stays full raises as :meth:`send_all` does."""
+        start = self.sent
+
+        def records() -> Iterator[bytes]:
+            lines = BoundedLines(stream, line_limit(self.size))
+            n = 0
+            try:
+                for n, line in enumerate(lines, 1):  # noqa: B007  (n: the line a LongLine follows)
+                    text = line.rstrip("\r\n")
+                    if text.strip():
+                        yield encode(text)
+            except UsageError as err:
+                raise LoadError.at(n, str(err), self.sent - start, ("record", "records")) from None
+            except LongLine as long:
+                problem = f"longer than {lines.limit:,} characters without a newline, not a record"
+                raise LoadError.at(long.line, problem, self.sent - start, ("record", "records")) from None
+
+        return self.send_all(records(), timeout)
 
     def close(self) -> None:
         for mm in (self._cons, self._prod):

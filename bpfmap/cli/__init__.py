@@ -108,7 +108,11 @@ def make_app(only: str | None = None, completion: bool = True) -> "typer.Typer":
 def _command(name: str):
     """The typer CommandInfo of verb ``name``, from its module."""
     module = importlib.import_module(f".{COMMANDS[name]}", __name__)
-    return next(i for i in module.app.registered_commands if (i.name or i.callback.__name__.rstrip("_")) == name)
+    info = next(i for i in module.app.registered_commands if (i.name or i.callback.__name__.rstrip("_")) == name)
+    from .common import NumbersAreValues
+
+    info.cls = NumbersAreValues
+    return info
 
 
 def _verb(argv: list[str]) -> str | None:
@@ -317,7 +321,10 @@ def _typer_exit(exc: Exception) -> int | None:
         if getattr(exc, "exit_code", 1) == 0:
             return 0
         cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
-        _error(f"{exc.format_message()}; see '{cmd} --help'", 2)
+        message, hint = exc.format_message(), ""
+        if message.startswith("No such option: "):  # perhaps a value that starts with '-'
+            message, hint = "no such option: " + message[16:], " (put '--' before values that start with '-')"
+        _error(f"{message}; see '{cmd} --help'{hint}", 2)
         return 2
     return None
 

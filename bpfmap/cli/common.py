@@ -8,7 +8,28 @@ import typer
 from ..errors import UsageError, quote
 from ..layout import Layout
 from ..output import FORMATS, default_format
-from .verbs import NO_LAYOUT, LayoutOptions, say  # noqa: F401  (re-exported: the verbs import them from here)
+from .verbs import NO_LAYOUT, LayoutOptions, is_number, say  # noqa: F401  (re-exported: the verbs import them from here)
+
+
+class NumbersAreValues(typer.core.TyperCommand):
+    """Every verb's command: options are options wherever they stand (after the
+    positionals too), a word that parses as a number (-5, -0x10, -1.5) is a value
+    wherever it stands, and '--' ends the options; any other word starting with '-' is an
+    option, and one the verb does not have is refused (never taken as a value)."""
+
+    def make_parser(self, ctx):
+        parser = super().make_parser(ctx)
+        process = parser._process_opts  # the one step that reads a word starting with '-'
+
+        def process_opts(word: str, state) -> None:
+            if is_number(word):
+                state.largs.append(word)
+            else:
+                process(word, state)
+
+        # typer's parser (its own copy of click's, pinned by pyproject.toml) has no hook for this
+        parser._process_opts = process_opts  # type: ignore[method-assign,assignment]
+        return parser
 
 
 def parse_layout(text: str) -> Layout:

@@ -7,7 +7,7 @@ import typer
 
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
-from ..maps import MAX_BATCH_SIZE, Map, UpdateMode, expand
+from ..maps import MAX_BATCH_SIZE, Map, UpdateMode, expand, require_some
 from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View
@@ -31,17 +31,12 @@ from .verbs import (
     do_lookup,
     dump_entries,
     lookup_exists,
-    no_stray_options,
     single_format,
     take_one,
     update_one,
 )
 
 app = typer.Typer()
-
-# Element verbs take negative numbers (-1) as KEY/VALUE: let unknown "options" through
-# as arguments, and reject what still looks like a misspelt long option ourselves.
-_ARGS_MAY_BE_NEGATIVE = {"ignore_unknown_options": True}
 
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
 PercpuOpt = Annotated[
@@ -62,7 +57,6 @@ LockOpt = Annotated[
 
 
 @app.command(
-    context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap lookup /sys/fs/bpf/counts 1",
         "if bpfmap lookup /sys/fs/bpf/counts 1 --exists; then echo present; fi",
@@ -91,7 +85,6 @@ def lookup(
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
     if exists:
-        no_stray_options(key)
         if not lookup_exists(map_ref, key, opts):
             raise typer.Exit(1)
         return
@@ -99,9 +92,9 @@ def lookup(
     if several is not None:
         if key is None or percpu is not None or cpu is not None or lock or pid is not None:
             raise UsageError(f"lookup {map_ref}: several maps take a KEY and no --percpu, --cpu, --lock or --pid")
-        from .many import check_some, lookup_many
+        from .many import lookup_many
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         lookup_many(several, key, output, opts)
         return
     do_lookup(map_ref, key, percpu, cpu, output, opts, lock=lock, pid=pid)
@@ -111,7 +104,6 @@ OptKeyArg = Annotated[Optional[str], typer.Argument(metavar="KEY", help="Hex byt
 
 
 @app.command(
-    context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap update /sys/fs/bpf/counts 3 100 --noexist",
         "bpfmap dump /sys/fs/bpf/counts -o jsonl | bpfmap update /sys/fs/bpf/copy --from -",
@@ -164,7 +156,6 @@ def update(
     """Write VALUE at KEY (create or replace), load many entries with --from FILE, or set
     variables of a global-variable map with --var NAME=VALUE."""
     values = values or []
-    no_stray_options(key, *values)
     if var:
         if values or from_ is not None or percpu_values is not None or cpu is not None or noexist:
             raise UsageError("update --var takes no VALUE, --from, --percpu-values, --cpu or --noexist")
@@ -263,7 +254,6 @@ def _file_size(stream) -> int | None:
 
 
 @app.command(
-    context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap delete /sys/fs/bpf/counts 2 --print -o json",
         "bpfmap delete /sys/fs/bpf/flows --older-than 30s --time-field ts --print",
@@ -293,7 +283,6 @@ def delete(
 ) -> None:
     """Delete KEY (exit 1 if it is absent), every entry with --all, or those --where /
     --older-than pick (each re-checked just before it goes; exit 1 when none)."""
-    no_stray_options(key)
     if output is not None and not print_:
         raise UsageError("delete: --output goes with --print")
     if filt:
@@ -409,9 +398,9 @@ def dump(
     if several is not None:  # a directory, a glob, name:GLOB: each map under its own header
         if delete or recursive or pid is not None:
             raise UsageError(f"dump {map_ref}: --delete, --recursive and --pid take one map; {map_ref} names several")
-        from .many import check_some, dump_many
+        from .many import dump_many
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         options = dict(percpu=percpu, cpu=cpu, sort=sort, reverse=reverse, top=top, batch_size=batch_size)
         dump_many(several, output, opts, filt, **options)
         return
@@ -517,7 +506,6 @@ def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size:
 
 
 @app.command(
-    context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap getnext /sys/fs/bpf/counts",
         'bpfmap getnext /sys/fs/bpf/counts "$(bpfmap getnext /sys/fs/bpf/counts)" -o json',
@@ -532,12 +520,11 @@ def getnext(
 ) -> None:
     """Print the key after KEY (without KEY: the first key), as bpftool map getnext.  Exit 1
     at the end.  json: {"key": KEY or null, "next_key": NEXT}."""
-    no_stray_options(key)
     several = expand(map_ref, names=True)
     if several is not None:
-        from .many import check_some, getnext_many
+        from .many import getnext_many
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         getnext_many(several, key, output, opts)
         return
     with Map.open(map_ref, readonly=True) as m:
@@ -553,7 +540,6 @@ def getnext(
 
 
 @app.command(
-    context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap push /sys/fs/bpf/jobs 7 --layout u32",
     ),
@@ -568,7 +554,6 @@ def push(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
-    no_stray_options(value)
     with Map.open(map_ref) as m:
         m.require("push")
         m.push(opts.view(m).parse_value(value), overwrite=overwrite)
@@ -593,7 +578,6 @@ def pop(
 
 
 @app.command(
-    context_settings=_ARGS_MAY_BE_NEGATIVE,
     epilog=examples(
         "bpfmap peek /sys/fs/bpf/jobs --layout u32 -o json",
     ),
@@ -610,7 +594,6 @@ def peek(
     For a bloom filter, test VALUE: exit 0 if it may be in the set, 1 if it is not."""
     import json
 
-    no_stray_options(value)
     with Map.open(map_ref, readonly=True) as m:
         m.require("peek")
         view = opts.view(m)

@@ -213,7 +213,6 @@ def _record_codecs(opts: LayoutOptions, object_: Optional[str] = None):
 
 
 @app.command(
-    context_settings={"ignore_unknown_options": True},
     epilog=examples(
         "bpfmap send /sys/fs/bpf/urb --layout 'pid=u32,cmd=u32' 'pid=1,cmd=2' 'pid=7,cmd=0'",
         "bpfmap send /sys/fs/bpf/urb --layout 'pid=u32,cmd=u32' --from records.txt --timeout 5",
@@ -272,22 +271,30 @@ def send(
                 pass
         return codec.parse(text)
 
-    def lines():
-        assert from_ is not None
-        f = sys.stdin if from_ == "-" else open(from_, encoding="utf-8", errors="surrogateescape", newline="")
-        try:
-            for line in f:
-                line = line.rstrip("\r\n")
-                if line.strip():
-                    yield line
-        finally:
-            if f is not sys.stdin:
-                f.close()
-
-    source = lines() if from_ is not None else iter(records)
     with Map.open(map_ref) as m, UserRingBuffer(m) as ring:
-        try:
-            sent = ring.send_all((encode(r) for r in source), timeout)
-        except UsageError as err:
-            raise UsageError(f"{err} ({ring.sent} records went in before it)") from None
+        if from_ is not None:
+            sent = _send_from(ring, from_, encode, timeout)
+        else:
+            try:
+                sent = ring.send_all(map(encode, records), timeout)
+            except UsageError as err:
+                raise UsageError(f"{err} ({ring.sent} records went in before it)") from None
     say(f"send {map_ref}: {sent} record{'' if sent == 1 else 's'} sent", quiet)
+
+
+def _send_from(ring, path: str, encode, timeout: float) -> int:
+    """send --from FILE: a record a line; a bad line named by its number, as update --from does."""
+    from ..bulk import LoadError
+
+    where = f"send {ring.map.ref} --from {path}"
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as err:
+        raise UsageError(f"{where}: {err.strerror}") from None
+    try:
+        return ring.send_lines(stream, encode, timeout)
+    except LoadError as err:
+        raise UsageError(f"{where}: {err}") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()

@@ -9,7 +9,7 @@ import typer
 from ..api import sizes_and_btf
 from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
-from ..maps import Map, MapInfo, expand, list_maps
+from ..maps import Map, MapInfo, expand, list_maps, require_some
 from ..output import write_infos, write_object_maps
 from ..pins import DEFAULT_BPFFS, PinIndex, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
@@ -269,9 +269,8 @@ def show(
     several = expand(map_ref, names=True, pins=found)
     if several is not None:  # a directory, a glob, name:GLOB: each map, as list shows them
         from ..core import owners
-        from .many import check_some
 
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         pids, progs = owners.holders(), owners.users()
         infos = []
         for ref in several:

@@ -16,12 +16,6 @@ from ..output import default_format, inline, json_dumps
 from .verbs import LayoutOptions, element_key, say, single_format
 
 
-def check_some(refs: list[str], ref: str) -> None:
-    """Exit 1 (not found) when the reference names no map at all."""
-    if not refs:
-        raise NotFound(f"{ref} names no map: no map is pinned there (or matches)")
-
-
 def header(i: int, ref: str) -> str:
     """The line before a map's output (as head's); a name with controls in it shown escaped
     on a terminal (output.inline)."""

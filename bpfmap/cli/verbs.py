@@ -89,10 +89,17 @@ class LayoutOptions:
 NO_LAYOUT = LayoutOptions()
 
 
-def no_stray_options(*args: str | None) -> None:
-    for a in args:
-        if a and a.startswith("--") and a != "--":
-            raise UsageError(f"no such option: {a}; see 'bpfmap --help' (put '--' before values that start with '--')")
+def is_number(word: str) -> bool:
+    """Whether a command-line word is a number (-5, -0x10, -1.5e3, -inf): a value, never an
+    option, wherever it stands (the one rule of the fast path and the parser's)."""
+    try:
+        int(word, 0)
+    except ValueError:
+        try:
+            float(word)
+        except ValueError:
+            return False
+    return True
 
 
 def do_lookup(
@@ -106,7 +113,6 @@ def do_lookup(
     pid: Optional[int] = None,
 ) -> None:
     """The lookup verb once its arguments are parsed."""
-    no_stray_options(key)
     with Map.open(map_ref, readonly=True) as m:
         view = opts.view(m)
         if pid is not None:
@@ -151,7 +157,6 @@ def element_key(m: Map, view: View, text: str, verb: str) -> Iterator[bytes]:
 
 def lookup_exists(map_ref: str, key: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> bool:
     """lookup --exists: whether KEY is in the map."""
-    no_stray_options(key)
     with (
         Map.open(map_ref, readonly=True) as m,
         element_key(m, opts.view(m), default_key(m, key, "lookup"), "lookup") as raw_key,
@@ -332,9 +337,10 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = No
 # -- the fast path ----------------------------------------------------------------------------
 #
 # lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP, with --layout/-l and
-# (lookup, dump) --output/-o: parsed here, run by the functions above.  A line with anything else (another
-# option, a negative number that looks like one, a bad option value) goes through the
-# command-line parser, which says what is wrong exactly as it always does.
+# (lookup, dump) --output/-o: parsed here, run by the functions above, by the parser's rules
+# (options anywhere, numbers such as -5 are values, '--' ends the options).  A line with
+# anything else (another option, a bad option value) goes through the command-line parser,
+# which says what is wrong exactly as it always does.
 
 _FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2), "dump": (1, 1)}
 _OUTPUT_VERBS = ("lookup", "dump")
@@ -364,8 +370,11 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
     while i < n:
         w = words[i]
         i += 1
-        if w[:1] != "-":
+        if w[:1] != "-" or is_number(w):
             positional.append(w)
+        elif w == "--":
+            positional += words[i:]
+            break
         elif (w == "-l" or w == "--layout") and i < n:
             layout, i = words[i], i + 1
         elif (w == "-o" or w == "--output") and i < n:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import UsageError
-from ..maps import Map, expand
+from ..maps import Map, expand, require_some
 from ..output import cell, console, json_dumps
 from ..view import is_number
 from .common import (
@@ -93,9 +93,7 @@ def watch(
     if several is not None:  # a directory, a glob, name:GLOB: each map's rows, one after another
         if as_hist or var is not None or filt:
             raise UsageError(f"watch {map_ref}: --hist, --var and --where take one map; {map_ref} names several")
-        from .many import check_some
-
-        check_some(several, map_ref)
+        require_some(several, map_ref)
         _watch_many(several, opts, sort, top, interval, count, fmt)
         return
     with Map.open(map_ref, readonly=True) as m:

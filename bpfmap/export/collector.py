@@ -16,7 +16,7 @@ from ..errors import BpfmapError, KernelError, UsageError, quote, translate
 from ..layout import TypeCodec
 from ..maps import Map
 from ..view import View, aggregate, numeric_layout
-from .config import SELF_PREFIX, Metric, _is_num, _label_name, rounded
+from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
 from .exposition import Family, encode, family_text, row_lines, to_client
 from .labels import Chains, Drop, label_text
 from .streams import Sink, Stream, is_stream
@@ -59,6 +59,31 @@ class Exporter:
                     self._stream(metric)
                 except BpfmapError:
                     pass  # the scrape says what is wrong
+        for metric in metrics:
+            if metric.labels is None and metric.map not in self.streams:
+                self._check_default_labels(metric)
+
+    def _check_default_labels(self, metric: Metric) -> None:
+        """Labels left to the key's fields, checked now against the key of the map (one
+        that opens later: at its first scrape): a field whose label is one bpfmap uses (cpu
+        with percpu: cpu, le in a histogram), or two fields that make one label, are refused
+        here (ConfigError), as they are when the config lists them, not at every scrape."""
+        try:
+            view = self._view(metric)
+        except ConfigError:
+            raise
+        except BpfmapError:
+            return  # the scrape says what is wrong
+        if view is None:
+            return
+        m = view.map
+        # the plain codecs: display formats' misses on zeros are no decode errors of the map's
+        key = getattr(view.key, "inner", view.key).decode(bytes(m.key_size))
+        value = getattr(view.value, "inner", view.value).decode(bytes(m.value_size))
+        if metric.hist is not None:
+            metric.label_names(self._histogram_paths(metric, key, value)[0])
+        else:
+            metric.label_names(self._label_paths(metric, key, value))
 
     # prometheus_client calls this at every scrape (OpenMetrics)
     def collect(self) -> list[Any]:
@@ -479,6 +504,25 @@ class Exporter:
         family.samples.extend(items)
         return family
 
+    def _histogram_paths(self, metric: Metric, key: Any, value: Any) -> tuple[list[str], str | None]:
+        """A histogram's label paths and the path of its slot in the key (None: the key
+        itself, or slots in the value), from its first entry."""
+        h = metric.hist
+        assert h is not None
+        slot_path: str | None = None
+        if h.slots is None:  # the slot in the key: the named field, else the key itself
+            if isinstance(key, dict):
+                slot_path = h.slot or ("slot" if "slot" in key else None)
+                if slot_path is None:
+                    raise metric.error("slot", "the key is a struct: name its slot field (slot: NAME)")
+            elif h.slot:
+                raise metric.error("slot", "the key is not a struct; leave slot out")
+        exclude = (slot_path or "key") if h.slots is None else None
+        paths = self._label_paths(metric, key, value, exclude=exclude)
+        if h.slots is None and not isinstance(key, dict) and metric.labels is None:
+            paths = []
+        return paths, slot_path
+
     def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> Family:
         paths: list[str] | None = None
         names: list[str] = []
@@ -496,17 +540,7 @@ class Exporter:
         slot_path: str | None = None
         for key, value, cpu in rows:
             if paths is None:
-                if h.slots is None:  # the slot in the key: the named field, else the key itself
-                    if isinstance(key, dict):
-                        slot_path = h.slot or ("slot" if "slot" in key else None)
-                        if slot_path is None:
-                            raise metric.error("slot", "the key is a struct: name its slot field (slot: NAME)")
-                    elif h.slot:
-                        raise metric.error("slot", "the key is not a struct; leave slot out")
-                exclude = (slot_path or "key") if h.slots is None else None
-                paths = self._label_paths(metric, key, value, exclude=exclude)
-                if h.slots is None and not isinstance(key, dict) and metric.labels is None:
-                    paths = []
+                paths, slot_path = self._histogram_paths(metric, key, value)
                 names = metric.label_names(paths, cpu_label=cpu is not None)
                 labels_of = self._label_getter(metric, paths, key, value)
                 if h.slots is None:
