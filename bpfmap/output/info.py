@@ -35,6 +35,12 @@ def info_lines(info: dict[Any, Any]) -> Iterator[str]:
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {path}"
+    saved = info.get("saved")
+    if saved:
+        yield (
+            f"\tsaved from {saved.get('host', '?')} (kernel {saved.get('kernel', '?')}, "
+            f"{saved.get('ncpus', '?')} possible CPUs) at {saved.get('time', '?')}"
+        )
     if info.get("entries") is not None:
         n = info["entries"]
         if not info.get("entries_exact", True):
