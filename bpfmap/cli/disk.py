@@ -139,4 +139,3 @@ def diff(
     say(result.summary(), quiet)
     if not result.equal:
         raise typer.Exit(1)
-

@@ -181,7 +181,7 @@ class SavedFile:
                 self._map_frame(current, frame, payload)
             # other tags: written by a newer minor version, skipped
 
-    def _map_frame(self, entry: SavedEntry, frame: _Frame, payload: bytes) -> None:
+    def _map_frame(self, entry: SavedEntry, frame: _Frame, payload: bytes | None) -> None:
         if frame.tag == BTF:
             entry.btf = self._inflate(frame, payload)
         elif frame.tag == DATA:
@@ -569,7 +569,9 @@ class SavedMap:
         self.close()
 
 
-def _rebatch(raw: Iterator[tuple[bytes, bytes, int]], size: int, ks: int, vs: int) -> Iterator[tuple[bytes, bytes, int]]:
+def _rebatch(
+    raw: Iterator[tuple[bytes, bytes, int]], size: int, ks: int, vs: int
+) -> Iterator[tuple[bytes, bytes, int]]:
     for keys, values, count in raw:
         for at in range(0, count, size):
             n = min(size, count - at)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
+from typing import Any, cast
 
 from ..core.saved import SavedEntry, SavedFile, SavedMap, split_ref
 from ..core.spec import MapSpec
@@ -89,7 +89,9 @@ def restore(
 def _free(pin: str) -> None:
     if os.path.lexists(pin):
         what = "a symlink" if os.path.islink(pin) else "taken"
-        raise PinExists(f"restore: {quote(pin)} is {what}; a restore never replaces a pin: choose another", errno.EEXIST)
+        raise PinExists(
+            f"restore: {quote(pin)} is {what}; a restore never replaces a pin: choose another", errno.EEXIST
+        )
 
 
 class _made:
@@ -200,7 +202,7 @@ def _cpu_rule(saved: SavedMap, m: Map, cpus: str | None, what: str) -> Any:
         return first
     from ..view import View, aggregate
 
-    view = View(saved)
+    view = View(cast(Map, saved))  # a SavedMap reads as a Map does
 
     def summed(keys: bytes, values: bytes, count: int) -> bytes:
         out = bytearray()
@@ -233,7 +235,7 @@ def _into(file: SavedFile, entry: SavedEntry, ref: str, into: str, report: Resto
             top = max((int.from_bytes(k[:4], "little") for k in saved.keys()), default=-1)
             if top >= target.max_entries:
                 raise UsageError(f"{what}: the saved keys reach index {top}, {into} has {target.max_entries} slots")
-        job = Copy(View(saved), View(target))
+        job = Copy(View(cast(Map, saved)), View(target))  # a SavedMap reads as a Map does
         keys, values, n = job.read()
         job.write(keys, values, n)  # a failure says how many went in (Copy.write)
     report.maps.append((into, n))

@@ -218,4 +218,3 @@ def _save_outer(w: Writer, m: Any, meta: dict[str, Any], btf: bytes | None) -> i
         with Map.open(f"id:{inner_id}", readonly=True) as inner:
             _save_one(w, inner, f"id:{inner_id}", None, {"inner_of": outer, "slot": key.hex()})
     return n
-

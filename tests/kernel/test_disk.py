@@ -158,14 +158,17 @@ def test_a_saved_file_reads_without_privileges_bpffs_or_bpf(pindir, tmp_path):
     # a mount namespace with no bpffs anywhere, and a process with no capabilities at all
     script = (
         "umount -l /sys/fs/bpf 2>/dev/null; "
-        f"grep -q ' bpf ' /proc/self/mounts && grep ' bpf ' /proc/self/mounts | cut -d' ' -f2 | xargs -r umount -l; "
+        "grep -q ' bpf ' /proc/self/mounts && grep ' bpf ' /proc/self/mounts | cut -d' ' -f2 | xargs -r umount -l; "
         "exec setpriv --bounding-set=-all --inh-caps=-all --ambient-caps=-all --no-new-privs -- "
         '"$@"'
     )
     base = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
     python = [os.sys.executable]
     probe = subprocess.run(
-        [*base, *python, "-c", "import bpfmap; bpfmap.Map.create('array', 4, 4, 1)"], capture_output=True, text=True, timeout=60
+        [*base, *python, "-c", "import bpfmap; bpfmap.Map.create('array', 4, 4, 1)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert probe.returncode != 0 and "PermissionDenied" in probe.stderr  # no BPF for this process
     mounts = subprocess.run([*base, "cat", "/proc/self/mounts"], capture_output=True, text=True, timeout=60).stdout
