@@ -4,6 +4,7 @@ saved file reads without root, bpffs or BPF; what cannot be saved is refused wit
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -176,3 +177,23 @@ def test_a_saved_file_reads_without_privileges_bpffs_or_bpf(pindir, tmp_path):
     r = subprocess.run([*base, *python, "-m", "bpfmap", "dump", file, "-o", "jsonl"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == want
+
+
+def test_hist_watch_and_export_read_a_saved_file_as_the_live_map(pindir, tmp_path):
+    lat = make(pindir, "lat", "array", "--layout", "u32:u64", "--max-entries", "16")
+    fill(lat, [(i, i * i) for i in range(16)])
+    file = str(tmp_path / "lat.bpfmap")
+    save(lat, file)
+    for args in (("hist",), ("hist", "--percentiles", "50,99", "-o", "json")):
+        a, b = run_cli(args[0], lat, *args[1:]), run_cli(args[0], file, *args[1:])
+        assert a.returncode == b.returncode == 0 and a.stdout == b.stdout, (args, a.stderr, b.stderr)
+    a, b = (run_cli("watch", m, "--count", "1", "-o", "jsonl") for m in (lat, file))
+    assert b.returncode == 0, b.stderr
+    strip = lambda out: {k: v for k, v in json.loads(out).items() if k != "time"}  # noqa: E731
+    assert strip(a.stdout) == strip(b.stdout)
+    for m, name in ((lat, "live"), (file, "saved")):
+        (tmp_path / f"{name}.yaml").write_text(f"metrics:\n  - name: lat_total\n    map: {m}\n")
+    a, b = (run_cli("export", str(tmp_path / f"{n}.yaml"), "--once") for n in ("live", "saved"))
+    assert b.returncode == 0, b.stderr
+    series = lambda out: [ln for ln in out.splitlines() if ln.startswith("lat_total")]  # noqa: E731
+    assert series(a.stdout) == series(b.stdout) and len(series(a.stdout)) == 16
