@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _sys
 from .core.fd import FdOwner
 from .core.info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
+from .core.saved import open_saved
 from .core.values import ValueShape, possible_cpus
 from .errors import (
     ENOTSUPP,
@@ -147,7 +148,9 @@ class Map(FdOwner):
 
     @classmethod
     def open(cls, ref: str, readonly: bool = False) -> Map:
-        """Open a map by pinned path, ``id:N`` or ``name:NAME``.
+        """Open a map by pinned path, ``id:N`` or ``name:NAME``, or a saved map (a file
+        ``bpfmap save`` wrote, or ``FILE:NAME`` for one of several in it): a read-only
+        :class:`bpfmap.core.saved.SavedMap` that reads as a Map does.
 
         ``readonly`` opens with BPF_F_RDONLY, which works on read-only pins and
         read-only maps.  Inside :func:`shared_opens`, a map opened before with the same
@@ -176,6 +179,9 @@ class Map(FdOwner):
             raise UsageError(
                 "map reference 'name:': the name is empty (an unset variable?); give name:NAME, id:N or a pin"
             )
+        saved = open_saved(ref)  # a saved file (FILE, FILE:NAME): read-only, read as a map is
+        if saved is not None:
+            return cast(Map, saved)  # not a Map, but it reads as one (core/saved.py)
         several = expand(ref)
         if several is not None:
             shown = ", ".join(several[:8]) + (", ..." if len(several) > 8 else "")

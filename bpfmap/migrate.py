@@ -88,7 +88,7 @@ class Copy:
                     f"copy: the {side} {m.ref} is a {m.type_label}; copy moves the entries of maps keyed by "
                     f"data with data values (hash, array, LRU, LPM, their per-CPU kinds, ...)"
                 )
-        if sm.id == dm.id:
+        if sm.id == dm.id and not hasattr(sm, "saved"):  # a saved map is never the live one
             raise UsageError(f"copy: {sm.ref} and {dm.ref} are the same map")
         self._reduce = self._percpu_rule(percpu, to_cpu)
         plan = Plan(drops, sets, truncate)

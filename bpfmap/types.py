@@ -186,6 +186,7 @@ class TypeSpec:
         "object",
         "default_key_size",
         "evicts",
+        "disk",
     )
 
     def __init__(
@@ -208,6 +209,7 @@ class TypeSpec:
         object: str | None = None,
         default_key_size: int | None = None,
         evicts: bool = False,
+        disk: str = "restore",
     ) -> None:
         self.access, self.percpu, self.value = access, percpu, value
         self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
@@ -225,6 +227,9 @@ class TypeSpec:
         # a full map drops its least recently used entries to make room, and may do so
         # before max_entries (per-CPU free lists): how much room it has cannot be known
         self.evicts = evicts
+        # what a saved file can hold of it: "restore" (saved and restored), "read" (saved,
+        # read back, never restored), else why it cannot be saved (DISK_REFUSALS)
+        self.disk = disk
 
     def operations(self, flags: MapFlag = MapFlag(0), frozen: bool = False) -> list[str]:  # noqa: B008
         """The bpfmap verbs that work on a map of this type (with these flags, frozen or
@@ -239,6 +244,15 @@ class TypeSpec:
         return ops or ["none from user space (programs use it)"]
 
 
+# Why a map of a type cannot be saved (TypeSpec.disk names one of these).
+DISK_REFUSALS = {
+    "drains": "reading its elements takes them out of the map",
+    "bloom": "a bloom filter cannot give its elements back",
+    "stream": "it carries a stream of records, not entries",
+    "objects": "its entries are keyed by live kernel objects (tasks, sockets, cgroups, inodes)",
+    "fds": "its values are kernel objects user space cannot read",
+    "none": "user space cannot reach its elements",
+}
 _FD_ARRAY: dict[str, Any] = dict(key_size=4, value_size=4, indexed=True)
 # socket/inode/task/cgroup local storage: keyed by an fd, no entries of their own to make
 _LOCAL_STORAGE: dict[str, Any] = dict(
@@ -248,37 +262,41 @@ _LOCAL_STORAGE: dict[str, Any] = dict(
     required_flags=MapFlag.NO_PREALLOC,
     default_flags=MapFlag.NO_PREALLOC,
     needs_btf=True,
+    disk="objects",
 )
 _LOCAL_OPS = ("lookup", "update", "delete", "dump", "watch")
 _QUEUE_OPS = ("peek", "pop", "push")
 # A socket's value in sockmap/sockhash/reuseport_sockarray: 8 bytes read back as the socket's cookie
-_SOCKETS: dict[str, Any] = dict(value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE)
+_SOCKETS: dict[str, Any] = dict(value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE, disk="read")
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True),
     MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False, indexed=True, ops=_ARRAY),
-    MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, ops=_ID_VALUES, **_FD_ARRAY),
+    MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, ops=_ID_VALUES, disk="read", **_FD_ARRAY),
     # max_entries None: one slot per possible CPU.
     MapType.PERF_EVENT_ARRAY: TypeSpec(
-        access=Access.STREAM, value=Value.FD, default_max_entries=None, ops=("events",), **_FD_ARRAY
+        access=Access.STREAM, value=Value.FD, default_max_entries=None, ops=("events",), disk="stream", **_FD_ARRAY
     ),
     MapType.PERCPU_HASH: TypeSpec(percpu=True, batch=True),
     MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False, indexed=True, ops=_ARRAY),
     # 127 frames of 8 bytes: PERF_MAX_STACK_DEPTH, what libbpf-tools' profilers use
     MapType.STACK_TRACE: TypeSpec(
-        key_size=4, default_value_size=127 * 8, ops=("lookup", "delete", "getnext", "dump", "watch", "clear")
+        key_size=4,
+        default_value_size=127 * 8,
+        ops=("lookup", "delete", "getnext", "dump", "watch", "clear"),
+        disk="read",  # only programs write it (bpf_get_stackid)
     ),
-    MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, object="cgroup", ops=_FD_WRITE_ONLY, **_FD_ARRAY),
+    MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, object="cgroup", ops=_FD_WRITE_ONLY, disk="fds", **_FD_ARRAY),
     MapType.LRU_HASH: TypeSpec(batch=True, evicts=True),
     MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True, evicts=True),
     MapType.LPM_TRIE: TypeSpec(default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC),
     MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, ops=_ID_VALUES, **_FD_ARRAY),
     MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4, ops=_ID_VALUES),
-    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, ops=_ARRAY[:1] + _KEYED[1:]),
+    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, ops=_ARRAY[:1] + _KEYED[1:], disk="read"),
     MapType.SOCKMAP: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
     # max_entries None: one per possible CPU (the kernel caps a cpumap at NR_CPUS)
-    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, default_max_entries=None),
-    MapType.XSKMAP: TypeSpec(value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, **_FD_ARRAY),
+    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, default_max_entries=None, disk="read"),
+    MapType.XSKMAP: TypeSpec(value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, disk="fds", **_FD_ARRAY),
     MapType.SOCKHASH: TypeSpec(**_SOCKETS),
     # key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
     # exist while a program using the map is attached to a cgroup
@@ -287,6 +305,7 @@ SPECS: dict[MapType, TypeSpec] = {
         default_key_size=16,
         ops=("lookup", "update", "getnext", "dump", "watch"),
         object="cgroup",
+        disk="read",  # entries live while a program is attached to a cgroup
     ),
     MapType.REUSEPORT_SOCKARRAY: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
     MapType.PERCPU_CGROUP_STORAGE: TypeSpec(
@@ -295,21 +314,22 @@ SPECS: dict[MapType, TypeSpec] = {
         default_key_size=16,
         ops=("lookup", "update", "getnext", "dump", "watch"),
         object="cgroup",
+        disk="read",  # entries live while a program is attached to a cgroup
     ),
-    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS),
-    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS),
+    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS, disk="drains"),
+    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS, disk="drains"),
     MapType.SK_STORAGE: TypeSpec(object="sock", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
-    MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4),
-    MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=()),
+    MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4, disk="read"),
+    MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=(), disk="none"),
     MapType.RINGBUF: TypeSpec(
-        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("events",)
+        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("events",), disk="stream"
     ),
     # inode storage cannot be enumerated: no dump
     MapType.INODE_STORAGE: TypeSpec(object="file", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
     MapType.TASK_STORAGE: TypeSpec(object="pid", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
-    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push")),
+    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push"), disk="bloom"),
     MapType.USER_RINGBUF: TypeSpec(
-        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("send",)
+        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("send",), disk="stream"
     ),
     MapType.CGRP_STORAGE: TypeSpec(object="cgroup", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     # max_entries: pages; map_extra: the user address it is mapped at (0: any)
@@ -321,6 +341,7 @@ SPECS: dict[MapType, TypeSpec] = {
         required_flags=MapFlag.MMAPABLE,
         default_flags=MapFlag.MMAPABLE,
         ops=(),
+        disk="none",
     ),
 }
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found or empty (lookup miss, pop on an empty queue); "
-    "2 usage or input error; 3 error from the kernel or the system (permission, no such pin, unsupported). "
+    "2 usage or input error; 3 error from the kernel or the system (permission, no such pin, unsupported); "
+    "diff alone exits 1 when the maps differ, as diff(1). "
     "MAP is a pinned path, id:N or name:NAME."
 )
 
@@ -38,6 +39,9 @@ COMMANDS = {
     "count": "changes",
     "copy": "changes",
     "migrate": "changes",
+    "save": "disk",
+    "restore": "disk",
+    "diff": "disk",
     "getnext": "elements",
     "push": "elements",
     "pop": "elements",

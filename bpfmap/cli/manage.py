@@ -285,9 +285,12 @@ def show(
     with Map.open(map_ref, readonly=True) as m:
         mi = m.info(pins=found)
         info = mi.to_dict()
-        _add_owners(info, m, None, owners.holders({mi.id}), owners.users())
+        saved = getattr(m, "saved", None)  # a saved map: no process or program holds it here
+        _add_owners(info, m, None, {} if saved else owners.holders({mi.id}), {} if saved else owners.users())
+        if saved:
+            info["saved"] = saved
         info["key_type"] = info["value_type"] = None
-        info["operations"] = m.kind.operations(MapFlag(mi.flags), mi.frozen)
+        info["operations"] = m.kind.operations(MapFlag(mi.flags), mi.frozen or bool(saved))
         try:
             mb = m.btf()
             if mb is not None:

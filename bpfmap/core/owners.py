@@ -107,11 +107,9 @@ def count(m: Any, budget: float | None = None) -> tuple[int | None, bool]:
         except BpfmapError:  # the kernel would not say: no count, not a failed show
             return None, True
         return (None, True) if unreadable and kind.indexed else (len(pairs), True)
-    from .batch import batches  # batch lookups where the kernel has them, else key by key
-
     deadline = None if budget is None else time.monotonic() + budget
     n = 0
-    for _keys, _values, got in batches(m, False, None):
+    for _keys, _values, got in m.batches():  # batch lookups where the kernel has them (a saved map: its file)
         if n and deadline is not None and time.monotonic() > deadline:
             return n, False  # more to count, and no time left
         n += got

@@ -41,9 +41,11 @@ class ValueShape:
 
     __slots__ = ("value_size", "percpu", "ncpus", "stride", "entry")
 
-    def __init__(self, value_size: int, percpu: bool) -> None:
+    def __init__(self, value_size: int, percpu: bool, ncpus: int | None = None) -> None:
+        """``ncpus``: the slots of a per-CPU value (default: this host's possible CPUs; a
+        saved map's are the saving host's)."""
         self.value_size, self.percpu = value_size, percpu
-        self.ncpus = possible_cpus() if percpu else 1
+        self.ncpus = (ncpus or possible_cpus()) if percpu else 1
         self.stride = round8(value_size) if percpu else value_size
         self.entry = self.stride * self.ncpus
 

@@ -43,7 +43,7 @@ def info_lines(info: dict[Any, Any], name: Callable[[str], str] = str) -> Iterat
     """bpftool-like text for one map; ``name`` writes the names from files and the kernel
     (pins, process names) inside its lines."""
     flags = ",".join(info["flags"]) or "-"
-    head = f"{info['id']}: {info['type']}  name {info['name'] or '-'}  flags {flags}"
+    head = f"{info['id']}: {info['type']}  name {name(info['name']) if info['name'] else '-'}  flags {flags}"
     if info["frozen"]:
         head += "  frozen"
     yield head
@@ -56,6 +56,12 @@ def info_lines(info: dict[Any, Any], name: Callable[[str], str] = str) -> Iterat
     yield line
     for path in info["pinned"]:
         yield f"\tpinned {name(path)}"
+    saved = info.get("saved")
+    if saved:  # facts a file states: shown through the same escaping as names
+        yield "\tsaved from " + name(
+            f"{saved.get('host', '?')} (kernel {saved.get('kernel', '?')}, "
+            f"{saved.get('ncpus', '?')} possible CPUs) at {saved.get('time', '?')}"
+        )
     for fact_name, fact in usage_facts(info, name):
         yield f"\t{fact_name}{':' if fact_name == 'operations' else ''} {fact}"
     for side in ("key", "value"):

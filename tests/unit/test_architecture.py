@@ -70,12 +70,21 @@ def test_no_import_circles():
 LOWER = {  # a module of the left never imports one of the right
     "bpfmap._sys": ("bpfmap.errors", "bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout"),
     "bpfmap.errors": ("bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout", "bpfmap.pins"),
-    "bpfmap.core": ("bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.output", "bpfmap.bulk", "bpfmap.drain"),
+    "bpfmap.core": (
+        "bpfmap.maps",
+        "bpfmap.view",
+        "bpfmap.cli",
+        "bpfmap.output",
+        "bpfmap.bulk",
+        "bpfmap.drain",
+        "bpfmap.entries",
+    ),
     "bpfmap.layout": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.fields": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.filters": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
     "bpfmap.maps": ("bpfmap.view", "bpfmap.cli", "bpfmap.output"),
-    "bpfmap.output": ("bpfmap.maps", "bpfmap.core", "bpfmap.cli", "bpfmap._sys"),
+    "bpfmap.output": ("bpfmap.maps", "bpfmap.core", "bpfmap.cli", "bpfmap._sys", "bpfmap.entries"),
+    "bpfmap.entries": ("bpfmap.cli",),
 }
 
 

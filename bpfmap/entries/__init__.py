@@ -1,0 +1,1 @@
+"""Jobs on many entries at once: saving maps to a file, restoring them, comparing two."""
