@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 from _common import private_bpffs  # noqa: E402
 
 from bpfmap import Map  # noqa: E402
-from bpfmap.events import reader  # noqa: E402
-from bpfmap.maps import Program  # noqa: E402
+from bpfmap.core.maps import Program  # noqa: E402
+from bpfmap.streams.events import reader  # noqa: E402
 
 OUTPUT = {
     "ringbuf": ["r1 = map[out]", "r2 = r10", "r2 += -8", "r3 = 8", "r4 = 0", "call ringbuf_output"],

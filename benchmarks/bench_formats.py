@@ -126,7 +126,7 @@ def watch_polls(pin: str, reps: int) -> dict[str, float]:
     import time
 
     from bpfmap import Map, View
-    from bpfmap.watch import Watcher
+    from bpfmap.live.watch import Watcher
 
     out = {}
     with Map.open(pin) as m:

@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bpfmap import symbols  # noqa: E402
+from bpfmap.host import symbols  # noqa: E402
 
 
 def main() -> None:

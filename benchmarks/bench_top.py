@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import private_bpffs  # noqa: E402
 
 from bpfmap import Map, MapSpec  # noqa: E402
-from bpfmap.top import Top  # noqa: E402
+from bpfmap.live.top import Top  # noqa: E402
 
 
 def main() -> None:

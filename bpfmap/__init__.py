@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .core.maps import Map, MapInfo, list_maps, possible_cpus
+from .core.pins import ensure_bpffs, is_bpffs
 from .errors import (
     BpfmapError,
     Empty,
@@ -34,8 +36,6 @@ from .errors import (
     WrongObjectType,
 )
 from .layout import Layout
-from .maps import Map, MapInfo, list_maps, possible_cpus
-from .pins import ensure_bpffs, is_bpffs
 from .types import MapFlag, MapType
 
 __version__ = "0.2.0"
@@ -77,14 +77,14 @@ _LAZY = {
     "ObjectError": "objects",
     "read_object": "objects",
     "create_maps": "objects",
-    "reader": "events",
-    "DeliveryError": "drain",
-    "DrainInterrupted": "drain",
-    "drain": "drain",
-    "LoadError": "bulk",
-    "Loader": "bulk",
-    "AsmError": "asm",
-    "assemble": "asm",
+    "reader": "streams.events",
+    "DeliveryError": "entries.drain",
+    "DrainInterrupted": "entries.drain",
+    "drain": "entries.drain",
+    "LoadError": "host.inputs",
+    "Loader": "entries.bulk",
+    "AsmError": "core.asm",
+    "assemble": "core.asm",
     "ConfigError": "export",
 }
 

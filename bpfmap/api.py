@@ -15,9 +15,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from .core.maps import Map
 from .errors import UsageError
 from .layout import Layout, TypeCodec
-from .maps import Map
 from .types import MapType
 from .types import spec as type_spec
 from .view import View

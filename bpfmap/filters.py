@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import fields
 from .errors import UsageError, quote
+from .layout import fields
 from .layout.model import Array, Char, Enum, Scalar, Struct, Type
 
 OPS = ("<=", ">=", "!=", "=", "<", ">", "~")

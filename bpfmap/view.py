@@ -10,11 +10,11 @@ import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .core.maps import Map
 from .errors import BpfmapError, UsageError, quote
-from .fields import keys as field_keys
-from .fields import locate as locate_field
 from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
-from .maps import Map
+from .layout.fields import keys as field_keys
+from .layout.fields import locate as locate_field
 from .types import Access, MapFlag, MapType, Value
 
 _CGROUP_STORAGE = (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE)
@@ -67,11 +67,11 @@ class View:
         self.formats: tuple[dict[str, str], dict[str, str]] = ({}, {})  # per side: field path -> format
         keyless = m.key_size == 0
         if m.kind.access is Access.OBJECT:  # local storage: keys are objects, shown as dump finds them
+            from .core.objrefs import WALK_KEYS
             from .layout.lang import parse_side
-            from .objrefs import WALK_KEYS
 
             if m.kind.object == "sock":
-                from .skiter import SocketKey
+                from .core.skiter import SocketKey
 
                 self.key: Codec = SocketKey()
             else:
@@ -91,7 +91,7 @@ class View:
         if m.type is MapType.LPM_TRIE and default_key:  # prefix and address: CIDR in and out
             self.key = cidr_key(self.key, m.key_size) or self.key
         if m.type in _CGROUP_STORAGE and default_key:
-            from .objrefs import cgroup_storage_key_codec
+            from .core.objrefs import cgroup_storage_key_codec
 
             self.key = cgroup_storage_key_codec(m.key_size)  # shown as the cgroup's path and attach type
         if keyless and layout.bare is not None:
@@ -113,7 +113,7 @@ class View:
         if self.map.type is not MapType.STACK_TRACE or not hasattr(self.value, "pid"):
             raise UsageError(f"--pid: {self.map.ref} is a {self.map.type_label}, not a stack_trace map")
         self.value.pid = pid
-        from .symbols import process
+        from .host.symbols import process
 
         if pid is not None and process(pid).gone:
             self.note = f"process {pid} has exited (or cannot be read); its user frames are [unknown]"
@@ -396,10 +396,10 @@ class View:
         if m.kind.access is Access.OBJECT and not delete:
             m.require("dump")
             if m.kind.object == "sock":  # sockets: through the kernel's sk_storage iterator
-                from .skiter import walk as walk_sockets
+                from .core.skiter import walk as walk_sockets
 
                 return walk_sockets(m, size or 256)
-            from .objrefs import walk
+            from .core.objrefs import walk
 
             return walk(m, size or 256)
         return m.batches(delete=delete, size=size)

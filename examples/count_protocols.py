@@ -16,7 +16,7 @@ import struct
 import sys
 
 from bpfmap import Layout, Map
-from bpfmap.maps import Program
+from bpfmap.core.maps import Program
 from bpfmap.view import View
 
 COUNT = """

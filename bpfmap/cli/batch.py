@@ -38,8 +38,8 @@ def batch(
     skipped, a trailing backslash continues a line.  Each command's output comes in
     order, as if run one by one.  A failing line stops the batch with 'line N: ...' on
     stderr and its exit code (2 for a bad line); --keep-going runs the rest."""
-    from ..inputs import read_text
-    from ..maps import shared_opens
+    from ..core.maps import shared_opens
+    from ..host.inputs import read_text
 
     if file == "-":
         text = sys.stdin.read()
@@ -230,7 +230,7 @@ def _reads_stdin(words: list[str]) -> bool:
 
 import bpfmap.cli as _cli  # noqa: E402  (the package that runs command lines; loaded before this module)
 
-from ..maps import forget  # noqa: E402
+from ..core.maps import forget  # noqa: E402
 from .verbs import parse_fast, run_fast  # noqa: E402
 
 __all__ = ["batch"]

@@ -6,13 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..changes import Deletion
-from ..changes import count as count_entries
+from ..core.maps import Map
+from ..entries.changes import Deletion
+from ..entries.changes import count as count_entries
+from ..entries.migrate import Copy, Migration, new_spec
+from ..entries.migrate import migrate as run_migration
 from ..errors import EntriesDropped, NoRoom, UsageError, amended
 from ..layout import Layout
-from ..maps import Map
-from ..migrate import Copy, Migration, new_spec
-from ..migrate import migrate as run_migration
 from ..output import write_entries
 from ..view import View
 from .common import (
@@ -90,7 +90,7 @@ def delete_where(
 def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False) -> None:
     """delete --where --print: as dump --delete, what does not reach the output goes back
     in the map (a reader that closes early is exit 0); Ctrl-C finishes the chunk in hand."""
-    from ..drain import DeliveryError, HeldSignals
+    from ..entries.drain import DeliveryError, HeldSignals
 
     note = "finishing the entries in hand, then stopping; press Ctrl-C again to put them back in the map instead"
     try:

@@ -48,7 +48,7 @@ def _parse_format(text: str) -> str:
 
 def complete_map(incomplete: str) -> list[str]:
     """Pinned maps under the mounted bpffs instances, and id:/name: refs."""
-    from ..maps import list_maps
+    from ..core.maps import list_maps
 
     try:
         infos = list(list_maps(pins=True))

@@ -5,9 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.maps import MAX_BATCH_SIZE, Map, UpdateMode, expand, require_some
 from ..errors import BpfmapError, KernelError, UsageError, quote
 from ..layout import Layout
-from ..maps import MAX_BATCH_SIZE, Map, UpdateMode, expand, require_some
 from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_value
 from ..types import Access, Value
 from ..view import AGGREGATES, View
@@ -186,7 +186,7 @@ def update(
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
-    from ..bulk import FORMATS, Loader, LoadError
+    from ..entries.bulk import FORMATS, Loader, LoadError
 
     if fmt not in FORMATS:
         raise UsageError(f"--input-format {fmt}: choose one of {', '.join(FORMATS)}")
@@ -471,7 +471,7 @@ def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size:
     """dump --delete: nothing drained is dropped (see bpfmap.drain).  Ctrl-C finishes the
     batch in hand, then exits 130 (SIGTERM 143) with the count; a reader that goes away
     (| head) is exit 0, with the entries it did not take put back."""
-    from ..drain import DeliveryError, HeldSignals, Sink, drain
+    from ..entries.drain import DeliveryError, HeldSignals, Sink, drain
     from .term import Progress
 
     texts = EntryTexts(fmt, view.key, view.value, still_percpu)

@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.maps import Map
 from ..errors import UsageError
-from ..maps import Map
 from ..output import json_dumps
 from ..types import MapType
 from .common import (
@@ -77,7 +77,7 @@ def events(
 
     Lost records (perf buffers) are reported on stderr.  jsonl: {"value": V} per record,
     with "cpu" for perf buffers."""
-    from ..events import Condition, RecordDecoder, reader
+    from ..streams.events import Condition, RecordDecoder, reader
 
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
@@ -130,7 +130,7 @@ def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:
     Records all of the type's size, unfiltered, of a type made of leaves are formatted
     straight from their bytes, as dump formats entries (a Packed run without a Record
     each); others go through the decoder (filters, short and long records) one by one."""
-    from ..events import Packed
+    from ..streams.events import Packed
 
     codec = decoder.codec
     if isinstance(batch, Packed):
@@ -249,7 +249,7 @@ def send(
     it with bpf_user_ringbuf_drain.  Says how many went in; a ring that stays full exits 3
     with how many records went in before it."""
     from ..layout import HexCodec
-    from ..userring import UserRingBuffer
+    from ..streams.userring import UserRingBuffer
 
     check_seconds(timeout, "--timeout", zero=True)
     records = records or []
@@ -284,7 +284,7 @@ def send(
 
 def _send_from(ring, path: str, encode, timeout: float) -> int:
     """send --from FILE: a record a line; a bad line named by its number, as update --from does."""
-    from ..bulk import LoadError
+    from ..host.inputs import LoadError
 
     where = f"send {ring.map.ref} --from {path}"
     try:

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.maps import Map
 from ..errors import Empty, UsageError
-from ..maps import Map
 from ..output import json_dumps
 from .common import (
     NO_LAYOUT,

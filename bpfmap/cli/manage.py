@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..api import sizes_and_btf
+from ..core.maps import Map, MapInfo, expand, list_maps, require_some
+from ..core.pins import DEFAULT_BPFFS, PinIndex, check_pin_dir, check_pin_target, ensure_bpffs
 from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
-from ..maps import Map, MapInfo, expand, list_maps, require_some
 from ..output import write_infos, write_object_maps
-from ..pins import DEFAULT_BPFFS, PinIndex, check_pin_dir, check_pin_target, ensure_bpffs
 from ..types import MapFlag, MapType
 from .common import (
     NO_LAYOUT,

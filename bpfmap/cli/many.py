@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import typer
 
+from ..core.maps import Map
 from ..errors import BpfmapError, KeyNotFound, NotFound, UsageError
-from ..maps import Map
 from ..output import default_format, inline, json_dumps
 from .verbs import LayoutOptions, element_key, say, single_format
 

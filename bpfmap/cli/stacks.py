@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.maps import Map
 from ..errors import UsageError
-from ..maps import Map
 from ..output import json_dumps, unguarded
 from .common import NO_LAYOUT, LayoutOptions, MapArg, check_seconds, examples, layout_options, say
 
@@ -69,7 +69,7 @@ def stacks(
     """Stack traces with their counts: COUNTS (keyed by pid, comm and stack ids, as
     profilers keep them) joined with --stack-map STACKS, symbolized (kernel frames through
     /proc/kallsyms, user frames through each process's maps), identical stacks summed."""
-    from .. import stacks as lib
+    from ..live import stacks as lib
 
     fmt = (output or ("text" if sys.stdout.isatty() else "folded")).strip().lower()
     if fmt not in FORMATS:

@@ -42,7 +42,7 @@ def top(
     gained or lost per second, memlock, the programs and processes using it.  Maps at 90%
     fill or more stand out.  Keys: q quits, s cycles the sort, / filters by name, arrows
     scroll.  -o jsonl: one line per map per refresh, for scripts."""
-    from ..top import SORTS, Top
+    from ..live.top import SORTS, Top
 
     check_seconds(interval, "--interval")
     if count is not None and count < 1:
@@ -121,8 +121,8 @@ def _screen(t, rows: list, interval: float, height: int, scroll: int, typing: Op
     from rich.table import Table
     from rich.text import Text
 
+    from ..live.top import FULL
     from ..output.info import human_size
-    from ..top import FULL
 
     head = Text(
         f"bpfmap top  {len(rows)} maps  sort: {t.sort}  filter: {t.filter or '-'}  every {interval:g}s  "

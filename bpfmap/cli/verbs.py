@@ -8,9 +8,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any, Optional
 
+from ..core.maps import Map, UpdateMode
 from ..errors import KeyNotFound, UsageError, quote
 from ..layout import Layout
-from ..maps import Map, UpdateMode
 from ..output import FORMATS, cell, default_format, write_value
 from ..types import Access, MapType, Value
 from ..view import AGGREGATES, View, check_cpu, numeric_layout
@@ -142,14 +142,14 @@ def element_key(m: Map, view: View, text: str, verb: str) -> Iterator[bytes]:
     ...), closed after.  Refuses a verb the map type has not before reading KEY."""
     m.require(verb)
     if m.type in (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE) and text.startswith("cgroup:"):
-        from ..objrefs import cgroup_storage_key
+        from ..core.objrefs import cgroup_storage_key
 
         yield cgroup_storage_key(text, m.key_size)
         return
     if m.kind.access is not Access.OBJECT or m.kind.object is None:
         yield view.parse_key(text)
         return
-    from ..objrefs import open_ref
+    from ..core.objrefs import open_ref
 
     with open_ref(text, m.kind.object) as ref:
         yield ref.key
@@ -232,7 +232,7 @@ def _update_at(
     if m.kind.value is Value.FD and m.kind.object is not None:
         if len(values) != 1:
             raise UsageError(f"update {map_ref}: give one {m.kind.object}: reference as the value")
-        from ..objrefs import open_ref
+        from ..core.objrefs import open_ref
 
         with open_ref(values[0], m.kind.object, "value") as ref:
             m.update(raw_key, ref.fd, mode)

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..core.maps import Map, expand, require_some
 from ..errors import UsageError
-from ..maps import Map, expand, require_some
 from ..output import cell, console, json_dumps
 from ..view import is_number
 from .common import (
@@ -81,7 +81,7 @@ def watch(
 
     Off a terminal (or with -o jsonl), prints one JSON snapshot per interval:
     {"time", "interval", "entries", "rows": [{"key", "value", "delta", "rate"}]}."""
-    from ..watch import Watcher
+    from ..live.watch import Watcher
 
     check_seconds(interval, "--interval")
     if count is not None and count < 1:
@@ -131,7 +131,7 @@ def _watch_many(
 ) -> None:
     """Several maps: each snapshot as a JSON line with "map" first, or on a terminal every
     map's screen one under another (the height shared out), every interval."""
-    from ..watch import Watchers
+    from ..live.watch import Watchers
 
     def note(text: str) -> None:
         say(f"note: {text}")

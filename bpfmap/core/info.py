@@ -10,8 +10,8 @@ from typing import Any
 
 from .. import _sys
 from ..errors import NoSuchObject, UsageError, quote, translate
-from ..pins import PinIndex
 from ..types import MapFlag, MapType, map_type_label
+from .pins import PinIndex
 
 
 class MapInfo:

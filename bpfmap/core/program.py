@@ -7,9 +7,9 @@ from typing import Any
 
 from .. import _sys
 from ..errors import UsageError, VerifierRejected, WrongObjectType, translate
-from ..pins import open_pinned
 from .fd import FdOwner
 from .info import parse_id
+from .pins import open_pinned
 
 
 class Program(FdOwner):
@@ -57,7 +57,7 @@ class Program(FdOwner):
         usual KernelError subclasses.  ``attach_type`` is the expected attach type (enum
         bpf_attach_type), ``attach_btf_id`` the kernel BTF id of the target (tracing and
         iterator programs)."""
-        from ..asm import assemble
+        from .asm import assemble
 
         ptype = _prog_type(prog_type)
         insns = assemble(code, maps) if isinstance(code, str) else bytes(code)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from ..columns import copy_columns
 from ..errors import UsageError
+from .columns import copy_columns
 
 
 @functools.cache

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
+from ..core.maps import Map
 from ..errors import UsageError
-from ..maps import Map
 from ..view import View
 
 

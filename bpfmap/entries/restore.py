@@ -13,11 +13,11 @@ import errno
 import os
 from typing import Any, cast
 
+from ..core.maps import Map
 from ..core.saved import SavedEntry, SavedFile, SavedMap, split_ref
 from ..core.spec import MapSpec
 from ..core.values import possible_cpus
 from ..errors import BpfmapError, PinExists, UsageError, amended, quote
-from ..maps import Map
 from ..types import MapFlag, MapType
 
 CPUS = ("sum", "first")
@@ -218,8 +218,8 @@ def _cpu_rule(saved: SavedMap, m: Map, cpus: str | None, what: str) -> Any:
 def _into(file: SavedFile, entry: SavedEntry, ref: str, into: str, report: RestoreReport) -> None:
     """The saved entries written into the existing map ``into`` (its pin untouched), through
     the copy rules when the layouts differ; shape, room and key range checked first."""
-    from ..migrate import Copy
     from ..view import View
+    from .migrate import Copy
 
     saved = SavedMap(file, entry, ref)
     what = f"restore {ref} -> {into}"

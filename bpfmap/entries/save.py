@@ -13,11 +13,11 @@ import sys
 import time
 from typing import Any
 
+from ..core.maps import Map, expand
 from ..core.saved import Writer
 from ..core.values import possible_cpus
 from ..errors import UsageError
 from ..layout import Layout
-from ..maps import Map, expand
 from ..types import DISK_REFUSALS, MapFlag, MapType, Value
 
 

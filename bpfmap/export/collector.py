@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .. import fields
+from ..core.maps import Map
 from ..errors import BpfmapError, KernelError, UsageError, quote, translate
-from ..layout import TypeCodec
-from ..maps import Map
+from ..layout import TypeCodec, fields
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
 from .exposition import Family, encode, family_text, row_lines, to_client

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UsageError, quote
 from ..hist import MAX_SLOTS, canonical_scheme, slot_range
-from ..inputs import read_text
+from ..host.inputs import read_text
 from ..layout import Layout
 from ..layout.formats import parse_spec
 from .labels import parse as parse_decoders

@@ -18,11 +18,11 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from .. import fields
+from ..core.maps import Map
 from ..errors import BpfmapError, UsageError
-from ..events import RecordDecoder, reader
+from ..layout import fields
 from ..layout.formats import apply
-from ..maps import Map
+from ..streams.events import RecordDecoder, reader
 from ..types import MapType
 from .config import Metric, _is_num, rounded
 from .exposition import Family

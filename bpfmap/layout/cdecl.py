@@ -555,7 +555,7 @@ def types_from_header(
 ) -> list[Type]:
     """Read ``path`` (with the local headers it includes) and resolve each of ``names``
     (``struct flow_key``, ``__u64``, ``counts_t[4]``)."""
-    from ..inputs import read_text
+    from ..host.inputs import read_text
 
     for d in include_dirs or []:
         if not os.path.isdir(d):
@@ -583,7 +583,7 @@ def inline_includes(
     ``include_dirs`` (and each ``#include <file.h>`` found in ``include_dirs``) replaced by
     that file, read once; other includes (system headers) stay, and are dropped later.
     Line markers keep error positions in the file they come from."""
-    from ..inputs import read_text
+    from ..host.inputs import read_text
 
     if depth > 32:
         raise UsageError(f"C header {path}: includes nested more than 32 deep")

@@ -29,10 +29,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .. import fields, hostnames
 from ..errors import UsageError, quote
-from ..symbols import kernel as kernel_symbols
-from . import Codec, TypeCodec, _json, _maybe_json, split_top
+from ..host import hostnames
+from ..host.symbols import kernel as kernel_symbols
+from . import Codec, TypeCodec, _json, _maybe_json, fields, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
 FORMATS = (

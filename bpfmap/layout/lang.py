@@ -187,7 +187,7 @@ def read_layout_file(ref: str) -> str:
         [counters]
         u32 : u64
     """
-    from ..inputs import read_text
+    from ..host.inputs import read_text
 
     path, _, name = ref[1:].partition("#")
     lines = read_text(path, "layout file").splitlines()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UsageError
-from ..symbols import frame_text, frames, is_kernel
+from ..host.symbols import frame_text, frames, is_kernel
 from . import Codec
 
 BUILD_ID_FRAME = 32  # struct bpf_stack_build_id: s32 status, u8 build_id[20], u64 offset or ip

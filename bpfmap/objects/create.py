@@ -11,9 +11,9 @@ import os
 from .. import btf as btfmod
 from ..btf import BtfSpec, spec_for, to_model
 from ..btf.wire import BTF
+from ..core.maps import Map
 from ..errors import BpfmapError, KernelError, PinExists
 from ..layout.model import SCALARS
-from ..maps import Map
 from .elf import BpfObject, MapDef, ObjectError
 from .kconfig import kconfig_values
 

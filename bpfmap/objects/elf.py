@@ -15,7 +15,7 @@ from ..btf.convert import c_declaration, to_model
 from ..btf.wire import BTF, BTFError, Kind
 from ..core.spec import MapSpec
 from ..errors import UsageError, quote
-from ..inputs import OBJECT_LIMIT, read_bytes
+from ..host.inputs import OBJECT_LIMIT, read_bytes
 from ..layout import TypeCodec
 from ..types import MapFlag, MapType
 from .fixups import Damaged, fix_datasecs

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..columns import copy_columns
+from ..core.columns import copy_columns
 from ..layout import TypeCodec
 from ..layout.leaves import CODES
 from ..layout.model import SCALARS, Array, Bytes, Char, Member, Scalar, Struct, Type, layout_struct

@@ -33,7 +33,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..columns import copy_columns
+from ..core.columns import copy_columns
 from ..layout.codec import members
 from ..layout.formats import FormattedCodec, ip_kind, ip_text, shown_fields, shown_leaf
 from ..layout.leaves import (

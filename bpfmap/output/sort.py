@@ -17,10 +17,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..columns import copy_columns
-from ..fields import keys as field_keys
+from ..core.columns import copy_columns
 from ..layout import TypeCodec
 from ..layout.codec import members
+from ..layout.fields import keys as field_keys
 from ..layout.model import Array, Pad, Scalar, Struct, Type
 from ..view import sort_key
 

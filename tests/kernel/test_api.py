@@ -17,9 +17,9 @@ def test_every_name_in_all_resolves():
 
 def test_every_exception_class_is_exported():
     """Every BpfmapError subclass any module defines is reachable as bpfmap.NAME."""
-    import bpfmap.asm
-    import bpfmap.bulk
-    import bpfmap.drain
+    import bpfmap.core.asm
+    import bpfmap.entries.bulk
+    import bpfmap.entries.drain
     import bpfmap.export
     import bpfmap.objects  # noqa: F401  (load every module that defines errors)
 
@@ -42,10 +42,10 @@ def test_import_stays_light():
     )
     for heavy in (
         "bpfmap.objects",
-        "bpfmap.events",
-        "bpfmap.drain",
-        "bpfmap.bulk",
-        "bpfmap.asm",
+        "bpfmap.streams.events",
+        "bpfmap.entries.drain",
+        "bpfmap.entries.bulk",
+        "bpfmap.core.asm",
         "bpfmap.view",
         "elftools",
         "pycparser",

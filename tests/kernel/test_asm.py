@@ -11,9 +11,9 @@ import pytest
 from conftest import need_tool
 
 from bpfmap import Map
-from bpfmap.asm import AsmError, assemble
+from bpfmap.core.asm import AsmError, assemble
+from bpfmap.core.maps import Program
 from bpfmap.errors import UsageError, VerifierRejected
-from bpfmap.maps import Program
 
 
 def _random_line(rng: random.Random) -> str:

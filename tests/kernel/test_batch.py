@@ -228,7 +228,7 @@ def test_lookup_imports_no_rich_and_no_parsers(pindir):
         "pycparser",
         "bpfmap.btf",
         "bpfmap.layout.cdecl",
-        "bpfmap.bulk",
+        "bpfmap.entries.bulk",
         "pydantic",
         "bpfmap.cli.manage",
         "dataclasses",

@@ -109,7 +109,7 @@ def test_keep_going_runs_the_rest_and_exits_with_the_worst(counts):
 
 def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
     from bpfmap.cli import main
-    from bpfmap.maps import Map
+    from bpfmap.core.maps import Map
 
     opened = []
     real = Map._open.__func__

@@ -241,7 +241,7 @@ def test_number_lines_load_as_the_general_path_loads_them(bm, pindir, tmp_path, 
     """Every tricky line after good ones, in blocks of ~64 characters (so the lines fall
     in several blocks): exit code, message (line numbers) and map contents the same as
     when every line goes through the general path."""
-    import bpfmap.bulk as bulk
+    import bpfmap.entries.bulk as bulk
 
     monkeypatch.setattr(bulk, "READ_BYTES", 64)
     head = "key,value\n" if fmt == "csv" else ""
@@ -266,7 +266,7 @@ def test_number_lines_load_as_the_general_path_loads_them(bm, pindir, tmp_path, 
 
 def test_number_lines_take_the_block_path(pindir, tmp_path, monkeypatch):
     """What dump writes of numbers is read by the number path, not line by line."""
-    import bpfmap.bulk as bulk
+    import bpfmap.entries.bulk as bulk
     from bpfmap.layout import Layout
 
     calls = []
@@ -325,7 +325,7 @@ def _count_lines(fmt: str, layout: str, n: int) -> str:
 def test_load_counts_are_exact(bm, pindir, tmp_path, monkeypatch, fmt, layout, read_bytes, sniffed):
     """The count a load prints is the number of entries in the map, whatever the
     format, the layout, the number of blocks and the path each block takes."""
-    import bpfmap.bulk as bulk
+    import bpfmap.entries.bulk as bulk
 
     monkeypatch.setattr(bulk, "READ_BYTES", read_bytes)
     n = 5000
@@ -346,7 +346,7 @@ def test_load_counts_are_exact(bm, pindir, tmp_path, monkeypatch, fmt, layout, r
 def test_counts_in_errors_are_the_streams(bm, pindir, tmp_path, monkeypatch, fmt):
     """A bad line or a full map after several blocks: the message counts every entry
     that went in, not the last block's."""
-    import bpfmap.bulk as bulk
+    import bpfmap.entries.bulk as bulk
 
     monkeypatch.setattr(bulk, "READ_BYTES", 1024)
     good = _count_lines(fmt, _STRUCT, 900)
@@ -497,7 +497,7 @@ def test_struct_csv_rows_load_as_the_csv_reader_loads_them(bm, pindir, tmp_path,
     """CSV of a struct of numbers (`key,value.a,value.b`, as dump writes it) goes a block
     at a time; after a tricky row, the exit code, message (line numbers) and the map's
     contents are those of the CSV reader reading every row."""
-    import bpfmap.bulk as bulk
+    import bpfmap.entries.bulk as bulk
 
     monkeypatch.setattr(bulk, "READ_BYTES", 64)
     f = tmp_path / "in.csv"
@@ -516,7 +516,7 @@ def test_struct_csv_rows_load_as_the_csv_reader_loads_them(bm, pindir, tmp_path,
 
 
 def test_struct_csv_rows_take_the_block_path(bm, pindir, tmp_path, monkeypatch):
-    import bpfmap.bulk as bulk
+    import bpfmap.entries.bulk as bulk
 
     calls = []
     real = bulk.Loader._struct_rows

@@ -12,7 +12,7 @@ import pytest
 from conftest import compile_bpf, create_pin, need_tool, run_cli
 
 from bpfmap import Map, Program, View
-from bpfmap.changes import Deletion
+from bpfmap.entries.changes import Deletion
 from bpfmap.filters import Where
 
 pytestmark = pytest.mark.kernel

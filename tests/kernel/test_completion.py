@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, need_tool
 
 from bpfmap.cli.completion import SHELLS, script
-from bpfmap.maps import Map
+from bpfmap.core.maps import Map
 
 ROOT = REPO
 SCRIPTS = {sh: os.path.abspath(os.path.join(ROOT, "completions", f"bpfmap.{sh}")) for sh in SHELLS}

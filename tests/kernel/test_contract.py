@@ -12,7 +12,7 @@ from conftest import REPO, compile_bpf, run_cli
 from test_help import RINGBUF_TWICE
 
 from bpfmap import Map
-from bpfmap.maps import Program
+from bpfmap.core.maps import Program
 
 DOC = os.path.join(REPO, "docs", "contract.md")
 
@@ -101,7 +101,7 @@ def _object_maps(pindir: str) -> dict[str, object]:
     import socket
 
     from bpfmap import MapSpec, _sys
-    from bpfmap.objrefs import cgroup2_mount
+    from bpfmap.core.objrefs import cgroup2_mount
 
     out: dict[str, object] = {}
     sm, ts, cs = (os.path.join(pindir, n) for n in ("sm", "ts", "cs"))

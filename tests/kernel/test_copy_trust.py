@@ -13,10 +13,10 @@ import sys
 import pytest
 from conftest import create_pin, need_tool
 
-import bpfmap.migrate
+import bpfmap.entries.migrate
 from bpfmap import Map, MapSpec, possible_cpus
+from bpfmap.entries.migrate import migrate
 from bpfmap.layout import Layout
-from bpfmap.migrate import migrate
 
 pytestmark = pytest.mark.kernel
 
@@ -332,14 +332,14 @@ def test_a_change_that_cannot_be_carried_exits_3_and_says_where_it_is(pindir, wr
     pin = create_pin(pindir, "counts", "hash", "--layout", "u32:n=u64", "--max-entries", "64")
     fill(pin, range(10))
     w = writer(pin)
-    real_swap = bpfmap.migrate.swap
+    real_swap = bpfmap.entries.migrate.swap
 
     def swap_with_writes(new, pin_, kept):
         w("old set 5 1099511627776")  # 1 << 40: not a u32
         w("old set 6 66")
         real_swap(new, pin_, kept)
 
-    monkeypatch.setattr(bpfmap.migrate, "swap", swap_with_writes)
+    monkeypatch.setattr(bpfmap.entries.migrate, "swap", swap_with_writes)
     code, _, err = bm("migrate", pin, "--layout", "u32:n=u32")
     assert code == 3, err
     assert "10 entries moved" in err and "1 carried over" in err
@@ -351,12 +351,12 @@ def test_a_change_that_cannot_be_carried_exits_3_and_says_where_it_is(pindir, wr
 
 
 def test_library_copy_reports_the_verified_counts(src, pindir):
-    """bpfmap.migrate.Copy for Python users: write returns what the target holds."""
+    """bpfmap.entries.migrate.Copy for Python users: write returns what the target holds."""
     from bpfmap import View
 
     dst = create_pin(pindir, "dst", "hash", "--layout", "u32:u64", "--max-entries", "1000")
     with Map.open(src) as s, Map.open(dst) as d:
-        job = bpfmap.migrate.Copy(View(s), View(d, Layout.parse("u32:u64")), allow_loss=True)
+        job = bpfmap.entries.migrate.Copy(View(s), View(d, Layout.parse("u32:u64")), allow_loss=True)
         keys, values, n = job.read()
         assert n == 2000
         assert job.write(keys, values, n) == 1000 == job.held

@@ -15,7 +15,7 @@ import pytest
 from conftest import BPFMAP, run_cli
 
 from bpfmap import Map, possible_cpus
-from bpfmap.drain import DeliveryError, Sink, drain
+from bpfmap.entries.drain import DeliveryError, Sink, drain
 from bpfmap.layout import Layout
 from bpfmap.output import EntryTexts
 from bpfmap.view import View

@@ -15,9 +15,9 @@ import pytest
 from conftest import BPFMAP, run_cli
 
 from bpfmap import Map
+from bpfmap.core.maps import Program
 from bpfmap.errors import UsageError
-from bpfmap.events import PerfBufferReader, Record, RingBufferReader, reader
-from bpfmap.maps import Program
+from bpfmap.streams.events import PerfBufferReader, Record, RingBufferReader, reader
 
 
 def _emit(kind: str, record_size: int) -> str:
@@ -174,7 +174,7 @@ def test_ringbuf_skips_discarded_records(bpffs):
 def _drain_all(rd, packed: bool) -> list:
     """Drain until empty: each batch as ("packed", size, count) or ("list", count), and
     every record's bytes in order."""
-    from bpfmap.events import Packed
+    from bpfmap.streams.events import Packed
 
     shapes, datas = [], []
     while True:
@@ -391,7 +391,7 @@ def test_cli_ctrl_c_prints_a_summary(pindir):
 
 
 def test_cli_events_cpu_reads_one_cpus_perf_buffer(pindir):
-    from bpfmap.events import online_cpus
+    from bpfmap.streams.events import online_cpus
 
     online = online_cpus()
     path = os.path.join(pindir, "pe")

@@ -20,7 +20,7 @@ from conftest import create_pin, need_tool, run_cli
 from test_export import Prometheus, exporter, write_config  # noqa: F401  (exporter: a fixture)
 
 from bpfmap import Map, Program
-from bpfmap.objrefs import cgroup2_mount
+from bpfmap.core.objrefs import cgroup2_mount
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -319,9 +319,9 @@ def test_event_records_decoded_by_an_objects_btf(tmp_path):
     still counts)."""
     from conftest import compile_bpf
 
-    from bpfmap.events import Record
     from bpfmap.export import parse_config
     from bpfmap.export.streams import Sink
+    from bpfmap.streams.events import Record
 
     obj = compile_bpf(os.path.join(os.path.dirname(__file__), "..", "bpf", "records.bpf.c"), tmp_path / "records.o")
     [metric] = parse_config(

@@ -182,8 +182,8 @@ def test_event_records_batch_path_gives_the_line_path_bytes(layout, seed, cpus):
     import random
 
     from bpfmap.cli.events import _record_lines
-    from bpfmap.events import Record, RecordDecoder
     from bpfmap.output import json_dumps
+    from bpfmap.streams.events import Record, RecordDecoder
 
     codec = Layout.parse(layout).bare
     rng = random.Random(seed)
@@ -206,7 +206,7 @@ def test_event_records_batch_path_gives_the_line_path_bytes(layout, seed, cpus):
             )
         assert (n, text) == (len(records), expected), (fmt, layout)
         if not cpus:  # a ring buffer's run of same-sized records, packed: the same lines
-            from bpfmap.events import Packed
+            from bpfmap.streams.events import Packed
 
             packed = Packed(b"".join(r.data for r in records), codec.size, len(records))
             assert _record_lines(dec, packed, fmt) == (n, text), (fmt, layout)

@@ -72,7 +72,7 @@ def test_top_works_within_the_fd_limit(many):
 
 
 def test_top_holds_no_map_open_between_refreshes(many):
-    from bpfmap.top import Top
+    from bpfmap.live.top import Top
 
     d, want = many
     before = len(os.listdir("/proc/self/fd"))
@@ -100,7 +100,7 @@ def test_watch_of_a_directory_notes_a_map_gone_and_goes_on(pindir):
     stderr and left out; the others are still watched."""
     from bpfmap import Map
     from bpfmap.errors import NoSuchObject
-    from bpfmap.watch import Watchers
+    from bpfmap.live.watch import Watchers
 
     _fill(pindir, 3)
     gone = os.path.join(pindir, "m1")

@@ -14,7 +14,7 @@ from conftest import BPFMAP_SH, need_tool, run_cli
 
 from bpfmap import Map
 from bpfmap.cli import COMMANDS
-from bpfmap.maps import Program
+from bpfmap.core.maps import Program
 
 
 def _examples(verb: str) -> list[str]:

@@ -389,7 +389,7 @@ def _run_as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
 
     nobody = pwd.getpwnam("nobody")
     pre = (
-        "import os, sys, bpfmap, bpfmap.maps\n"
+        "import os, sys, bpfmap, bpfmap.core.maps\n"
         f"os.setgroups([]); os.setgid({nobody.pw_gid}); os.setuid({nobody.pw_uid})\n"
     )
     env = dict(os.environ, PYTHONPATH=REPO)
@@ -511,7 +511,7 @@ def test_lifecycle_of_every_type(cli, pindir, program, mtype, args, kind):
     # prog_array that restarts the deferred clear that holds the map alive.
     import time
 
-    from bpfmap.maps import map_ids
+    from bpfmap.core.maps import map_ids
 
     for _ in range(500):
         if map_id not in set(map_ids()):

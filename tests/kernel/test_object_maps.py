@@ -17,7 +17,7 @@ from conftest import create_pin as create
 from conftest import need_tool, run_cli
 
 from bpfmap import Map, MapSpec, Program, _sys
-from bpfmap.objrefs import cgroup2_mount
+from bpfmap.core.objrefs import cgroup2_mount
 
 pytestmark = pytest.mark.kernel
 
@@ -137,7 +137,7 @@ def test_sock_reference_needs_ptrace_rights():
     need_tool("setpriv")
     with socket.socket() as s:
         code = (
-            "import sys\nfrom bpfmap.objrefs import open_ref\nfrom bpfmap.errors import BpfmapError\n"
+            "import sys\nfrom bpfmap.core.objrefs import open_ref\nfrom bpfmap.errors import BpfmapError\n"
             f"try:\n    open_ref('sock:{os.getpid()}:{s.fileno()}', 'sock')\n"
             "except BpfmapError as e:\n    print(type(e).__name__, e.exit_code, e)\n"
         )
@@ -259,8 +259,8 @@ def test_sk_storage_iterator_program(pindir):
     """The bpf_sk_storage_map iterator program: assembled from the kernel's BTF offsets;
     where the kernel loads it, its records match the sockets."""
     from bpfmap import Map
+    from bpfmap.core.skiter import RECORD_SIZE, SocketKey, _iterate, load_iterator, program
     from bpfmap.errors import Unsupported
-    from bpfmap.skiter import RECORD_SIZE, SocketKey, _iterate, load_iterator, program
 
     insns, target = program(4)
     assert len(insns) > 40 * 8 and target > 0

@@ -14,8 +14,8 @@ from conftest import BPFMAP, BPFMAP_SH, run_cli
 
 from bpfmap import Layout, Map
 from bpfmap.errors import UsageError
+from bpfmap.live.watch import Watcher, diff, scale, total
 from bpfmap.view import View
-from bpfmap.watch import Watcher, diff, scale, total
 
 
 def test_diff_scale_total_follow_the_value_shape():
@@ -208,7 +208,7 @@ def _plain_poll(entries, last, dt, sort, top):
     """What watch showed before it worked out only the rows it shows: every entry's
     change, the rows sorted whole (by key: _key_order; by value or rate: the total,
     largest first, then the key), then cut to ``top``."""
-    from bpfmap.watch import _key_order
+    from bpfmap.live.watch import _key_order
 
     rows = []
     for k, v in entries:

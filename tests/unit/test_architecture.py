@@ -35,7 +35,10 @@ def _imports(name: str) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
             target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
-            for cand in [target] + [f"{target}.{a.name}" for a in node.names]:
+            submodules = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES]
+            # `from .. import _sys` imports the submodule, not the package's own names
+            cands = submodules if len(submodules) == len(node.names) else [target, *submodules]
+            for cand in cands:
                 if cand in MODULES and cand != name:
                     out.add(cand)
         elif isinstance(node, ast.Import):
@@ -67,33 +70,52 @@ def test_no_import_circles():
     assert not cycles, cycles
 
 
-LOWER = {  # a module of the left never imports one of the right
-    "bpfmap._sys": ("bpfmap.errors", "bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout"),
-    "bpfmap.errors": ("bpfmap.core", "bpfmap.maps", "bpfmap.view", "bpfmap.cli", "bpfmap.layout", "bpfmap.pins"),
-    "bpfmap.core": (
-        "bpfmap.maps",
-        "bpfmap.view",
-        "bpfmap.cli",
-        "bpfmap.output",
-        "bpfmap.bulk",
-        "bpfmap.drain",
-        "bpfmap.entries",
-    ),
-    "bpfmap.layout": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
-    "bpfmap.fields": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
-    "bpfmap.filters": ("bpfmap.maps", "bpfmap.core", "bpfmap.view", "bpfmap.cli", "bpfmap.output"),
-    "bpfmap.maps": ("bpfmap.view", "bpfmap.cli", "bpfmap.output"),
-    "bpfmap.output": ("bpfmap.maps", "bpfmap.core", "bpfmap.cli", "bpfmap._sys", "bpfmap.entries"),
-    "bpfmap.entries": ("bpfmap.cli",),
-}
+# The layers, lowest first: a row per package or top-level module (docs/architecture.md
+# draws the same table).  A module imports only from its own package and from rooms on
+# lower floors: never upward, never sideways into another room of its floor.
+FLOORS = [
+    ["_sys"],
+    ["errors"],
+    ["types", "host"],
+    ["layout"],
+    ["btf", "filters"],
+    ["core"],
+    ["objects", "view"],
+    ["api", "output", "hist", "streams", "live"],
+    ["entries"],
+    ["export"],
+    ["cli"],
+    ["__main__"],
+]
+FLOOR = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "bpfmap"
+
+
+def test_every_package_has_a_floor():
+    rooms = {_room(m) for m in MODULES} - {"bpfmap"}
+    assert sorted(rooms - set(FLOOR)) == [], "give each new package or module a row in FLOORS"
+    assert sorted(set(FLOOR) - rooms) == [], "FLOORS names a room that is gone"
 
 
 def test_lower_layers_never_import_higher_ones():
+    """The package root (bpfmap/__init__.py) re-exports: rooms above every floor it
+    imports may read it (its __version__), no other."""
+    root_floor = max(FLOOR[_room(d)] for d in GRAPH["bpfmap"])
     bad = []
     for m, deps in GRAPH.items():
-        for low, highs in LOWER.items():
-            if m == low or m.startswith(low + "."):
-                bad += [(m, d) for d in deps if any(d == h or d.startswith(h + ".") for h in highs)]
+        room = _room(m)
+        if room == "bpfmap":
+            continue
+        for d in deps:
+            other = _room(d)
+            if other == room:
+                continue
+            if (other == "bpfmap" and FLOOR[room] <= root_floor) or (other != "bpfmap" and FLOOR[other] >= FLOOR[room]):
+                bad.append((m, d))
     assert not bad, bad
 
 

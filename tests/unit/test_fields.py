@@ -9,9 +9,8 @@ import re
 import pytest
 from conftest import REPO
 
-from bpfmap import fields
 from bpfmap.errors import UsageError
-from bpfmap.layout import Layout
+from bpfmap.layout import Layout, fields
 
 ROOT = os.path.join(REPO, "bpfmap")
 

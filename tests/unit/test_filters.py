@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from bpfmap.convert import Plan, converter
 from bpfmap.errors import UsageError
 from bpfmap.filters import Age, Condition, Where, parse_duration
 from bpfmap.layout import Layout
+from bpfmap.layout.convert import Plan, converter
 
 
 def types(text: str):
@@ -187,9 +187,9 @@ def test_a_value_in_the_shown_form_means_what_the_field_holds():
 
 
 def test_event_filters_read_what_the_record_holds():
-    from bpfmap.events import Record, RecordDecoder
     from bpfmap.layout import TypeCodec
     from bpfmap.layout.formats import apply
+    from bpfmap.streams.events import Record, RecordDecoder
 
     stored = TypeCodec(types("u32:pid=u32,err=s32")[1])
     shown, _rest = apply(stored, {"err": "errno"})

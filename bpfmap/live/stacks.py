@@ -18,14 +18,14 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from . import fields, symbols
-from .errors import KeyNotFound, UsageError, quote
-from .layout import format_text
-from .layout.model import Char, Scalar
-from .layout.stack import addresses
-from .maps import Map
-from .types import MapType
-from .view import View, plain
+from ..core.maps import Map
+from ..errors import KeyNotFound, UsageError, quote
+from ..host import symbols
+from ..layout import fields, format_text
+from ..layout.model import Char, Scalar
+from ..layout.stack import addresses
+from ..types import MapType
+from ..view import View, plain
 
 KERNEL_FIELDS = ("kern_stack_id", "kernel_stack_id", "kstack_id", "kstackid", "kern_stackid", "kernel_stack")
 USER_FIELDS = ("user_stack_id", "ustack_id", "ustackid", "user_stackid", "user_stack")

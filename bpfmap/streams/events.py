@@ -21,12 +21,12 @@ import struct
 import time
 from collections.abc import Iterator
 
-from ._sys import perf
-from .columns import copy_columns
-from .errors import UsageError, translate
-from .filters import Condition
-from .maps import Map, verb_list
-from .types import MapType
+from .._sys import perf
+from ..core.columns import copy_columns
+from ..core.maps import Map, verb_list
+from ..errors import UsageError, translate
+from ..filters import Condition
+from ..types import MapType
 
 PAGE = mmap.PAGESIZE
 _U32 = struct.Struct("<I").unpack_from
@@ -263,7 +263,7 @@ class _PerfRing:
 
 def online_cpus() -> list[int]:
     """CPUs online now (perf events open only there), from /sys/devices/system/cpu/online."""
-    from .core.values import parse_cpu_list
+    from ..core.values import parse_cpu_list
 
     with open("/sys/devices/system/cpu/online") as f:
         return parse_cpu_list(f.read())
@@ -365,8 +365,8 @@ class RecordDecoder:
         stored=None,
         formats: dict[str, str] | None = None,
     ) -> None:
-        from .layout import HexCodec
-        from .layout.model import Struct
+        from ..layout import HexCodec
+        from ..layout.model import Struct
 
         self.codec, self.where, self.perf = codec, where or [], perf
         t = getattr(codec, "type", None)
@@ -450,7 +450,7 @@ def _cut(t, value, length: int):
     """The fields of decoded struct ``value`` that lie within ``length`` bytes: a field
     past the end is left out; a cut array keeps its whole elements, a cut string the
     characters sent."""
-    from .layout.model import Array, Char
+    from ..layout.model import Array, Char
 
     if not isinstance(value, dict):
         return value

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import fields
-from .errors import NoSuchObject, UsageError
-from .maps import Map
-from .view import View, aggregate, is_number, sort_key
+from ..core.maps import Map
+from ..errors import NoSuchObject, UsageError
+from ..layout import HexCodec, TypeCodec, fields
+from ..view import View, aggregate, is_number, sort_key
 
 SORTS = ("key", "value", "rate")
 Note = Callable[[str], Any]
@@ -71,7 +71,7 @@ def _kind(t: Any) -> str:
     """What a decoded leaf of type ``t`` always is: "number" (an integer or a float),
     "text" (a string, an address, hex), or "other" (enums are names or numbers, bools,
     structs and arrays)."""
-    from .layout.model import Bytes, Char, Formatted, Scalar
+    from ..layout.model import Bytes, Char, Formatted, Scalar
 
     if isinstance(t, Scalar) and t.kind in ("uint", "int", "float"):
         return "number"
@@ -81,9 +81,8 @@ def _kind(t: Any) -> str:
 def _field_kinds(codec: Any) -> list[tuple[str, str]] | None:
     """(name, _kind) of each field a TypeCodec's struct decodes to (anonymous members'
     in their place); None for another codec or type, or a name twice."""
-    from .layout import TypeCodec
-    from .layout.codec import members
-    from .layout.model import Struct
+    from ..layout.codec import members
+    from ..layout.model import Struct
 
     t = codec.type if type(codec) is TypeCodec else None
     if not isinstance(t, Struct):
@@ -123,7 +122,6 @@ def key_order(codec: Any) -> Callable[[Any], Any]:
     _key_order does: where every field of a struct (or the key itself) always decodes to
     one kind of value (numbers or text), the fields' values themselves (a C itemgetter),
     which compare as their sort keys do; _key_order otherwise."""
-    from .layout import HexCodec, TypeCodec
 
     if type(codec) is HexCodec or (type(codec) is TypeCodec and _kind(codec.type) != "other"):
         return _same

@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .errors import UsageError, quote
-from .layout.model import Array, Struct, Type
+from ..errors import UsageError, quote
+from .model import Array, Struct, Type
 
 Step = tuple[str, str]  # (NAME, "") or ("", INDEX)
 

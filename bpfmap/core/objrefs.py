@@ -20,9 +20,9 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _sys
-from .errors import NotFound, PermissionDenied, UsageError, quote, translate
-from .hostnames import cgroup2_mount, cgroup_by_id, cgroups  # noqa: F401  (re-exported)
+from .. import _sys
+from ..errors import NotFound, PermissionDenied, UsageError, quote, translate
+from ..host.hostnames import cgroup2_mount, cgroup_by_id, cgroups  # noqa: F401  (re-exported)
 
 KINDS = {
     "pid": "pid:N (a process or thread id)",
@@ -202,7 +202,7 @@ def attach_types() -> dict[int, str]:
     global _ATTACH
     if _ATTACH is None:
         try:
-            from .btf.wire import vmlinux
+            from ..btf.wire import vmlinux
 
             values = vmlinux().find("bpf_attach_type").values
         except (OSError, KeyError, ValueError):
@@ -303,7 +303,7 @@ def walk(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
 
 
 def _cgroup_key_codec_class() -> type:
-    from .layout import Codec
+    from ..layout import Codec
 
     class CgroupStorageKey(Codec):
         """The key of a cgroup_storage map (struct bpf_cgroup_storage_key, or the cgroup

@@ -19,10 +19,11 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
-from . import _sys
-from .convert import Plan, converter
-from .core.spec import MapSpec
-from .errors import (
+from .. import _sys
+from ..core.maps import Map
+from ..core.pins import is_bpffs, refuse_symlink
+from ..core.spec import MapSpec
+from ..errors import (
     BpfmapError,
     EntriesDropped,
     KeyExists,
@@ -34,12 +35,11 @@ from .errors import (
     UsageError,
     amended,
 )
-from .filters import Where
-from .layout import Layout
-from .maps import Map
-from .pins import is_bpffs, refuse_symlink
-from .types import Access, Value
-from .view import AGGREGATES, View, aggregate
+from ..filters import Where
+from ..layout import Layout
+from ..layout.convert import Plan, converter
+from ..types import Access, Value
+from ..view import AGGREGATES, View, aggregate
 
 PERCPU_TO_PLAIN = (*AGGREGATES, "cpu0")
 TO_CPU = ("all", "0")
@@ -464,7 +464,7 @@ def new_spec(
     """The spec of the map that replaces ``old``: its own, with the changes (a layout gives
     new sizes and BTF; otherwise the old map's BTF is kept).  Returns (spec, an fd of the
     old BTF to close after creating, or 0)."""
-    from .api import sizes_and_btf
+    from ..api import sizes_and_btf
 
     info = old.info()
     if old.kind.access is not Access.KEYED or old.kind.value is not Value.BYTES:
@@ -485,7 +485,7 @@ def new_spec(
         key, value, types = sizes_and_btf(spec.type, layout, None, None)
         spec = spec.replace(key_size=key, value_size=value, btf=types)
     elif info.btf_id:
-        from .btf import BtfSpec, open_by_id
+        from ..btf import BtfSpec, open_by_id
 
         btf_fd = open_by_id(info.btf_id)
         spec = spec.replace(btf=BtfSpec(b"", info.btf_key_type_id, info.btf_value_type_id, fd=btf_fd))
@@ -594,8 +594,8 @@ def migrate(
 
 def _make(old: Map, spec: MapSpec | None, from_object: str | None, map_name: str | None) -> tuple[Map, Any]:
     if from_object is not None:
-        from .objects import read_object
-        from .objects.create import create_map
+        from ..objects import read_object
+        from ..objects.create import create_map
 
         obj = read_object(from_object)
         if map_name is None:

@@ -27,10 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from . import fields
-from .errors import UsageError
-from .layout import format_text
-from .view import aggregate, is_number
+from ..errors import UsageError
+from ..layout import fields, format_text
+from ..view import aggregate, is_number
 
 SCHEMES = ("log2", "exp2", "bits", "exp2zero", "linear")
 _SAME = {"exp2": "log2", "exp2zero": "bits"}  # the names exporters use for the same slots

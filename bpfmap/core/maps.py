@@ -14,38 +14,31 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from . import _sys
-from .core.fd import FdOwner
-from .core.info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
-from .core.saved import open_saved
-from .core.values import ValueShape, possible_cpus
-from .errors import (
-    ENOTSUPP,
-    BpfmapError,
-    KeyNotFound,
-    NotFound,
-    PermissionDenied,
-    ReadOnly,
-    UsageError,
-    translate,
-)
+from .. import _sys
+from ..errors import ENOTSUPP, BpfmapError, KeyNotFound, NotFound, PermissionDenied, ReadOnly, UsageError, translate
+from ..types import Access, MapType, TypeSpec, Value, map_type_label
+from ..types import spec as type_spec
+from .fd import FdOwner
+from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
 from .pins import PinIndex, open_pinned, pin_fd
-from .types import Access, MapType, TypeSpec, Value, map_type_label
-from .types import spec as type_spec
+from .saved import open_saved
+from .values import ValueShape, possible_cpus
 
 if TYPE_CHECKING:
-    from .core.program import Program
-    from .core.spec import MapSpec
+    from .._sys import CBuffer
+    from ..btf import MapBTF
+    from .program import Program
+    from .spec import MapSpec
 
 # Loaded when first used, not by every command's start-up: batch operations, creation
-# (MapSpec) and programs.  ``from bpfmap.maps import MapSpec, Program`` still works.
-_LAZY = {"MapSpec": "core.spec", "Program": "core.program"}
+# (MapSpec) and programs.  ``from bpfmap.core.maps import MapSpec, Program`` still works.
+_LAZY = {"MapSpec": "spec", "Program": "program"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
@@ -53,6 +46,7 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
 
 
+_T = TypeVar("_T")
 UpdateMode = Literal["any", "exist", "noexist"]
 _UPDATE_FLAGS = {"any": _sys.BPF_ANY, "exist": _sys.BPF_EXIST, "noexist": _sys.BPF_NOEXIST}
 
@@ -130,7 +124,7 @@ class Map(FdOwner):
         ``inner`` describes one.  ``btf`` (see :func:`bpfmap.btf.spec_for`) describes
         the key and value types; when the kernel refuses it the map is created without
         BTF and ``btf_note`` on the result says why, unless ``btf_required``."""
-        from .core.spec import MapSpec, create_fd
+        from .spec import MapSpec, create_fd
 
         spec = MapSpec.of(map_type, *fields, **named)
         spec = spec.resolved()
@@ -224,14 +218,14 @@ class Map(FdOwner):
         not on a bpffs; UsageError when the directory is missing and not ``mkdir``."""
         pin_fd(self.fileno(), path, mkdir=mkdir)
 
-    def btf(self):
+    def btf(self) -> MapBTF | None:
         """The map's BTF (a :class:`bpfmap.btf.MapBTF`), or None when it has none; read
         once per Map (a map's BTF never changes)."""
         if self._btf is _UNREAD:
-            from .btf import map_btf
+            from ..btf import map_btf
 
             self._btf = map_btf(self.btf_id, self.btf_key_type_id, self.btf_value_type_id)
-        return self._btf
+        return cast("MapBTF | None", self._btf)
 
     def close(self) -> None:
         if not self._shared:  # a shared map (shared_opens) closes when its block ends
@@ -341,7 +335,7 @@ class Map(FdOwner):
         once.  Raises IterationAborted if the map changes so fast that the walk
         cannot finish (after 4x max_entries steps)."""
         self.require("getnext", "iterate")
-        from .core import batch
+        from . import batch
 
         return batch.walk_keys(self)
 
@@ -370,7 +364,7 @@ class Map(FdOwner):
         the walk are skipped."""
         return self._split_batches(self.batches())
 
-    def _split_batches(self, batches) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+    def _split_batches(self, batches: Iterable[tuple[bytes, bytes, int]]) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
         ks, vs = self.key_size, self.shape.entry
         split = self.shape.split
         for keys, values, count in batches:
@@ -388,7 +382,7 @@ class Map(FdOwner):
         self.require("delete" if delete else "getnext", "drain" if delete else "iterate")
         if delete and not self.kind.deletable:
             raise UsageError(f"drain {self.ref}: {self.type_label} maps cannot delete elements")
-        from .core import batch
+        from . import batch
 
         return batch.batches(self, delete, size)
 
@@ -400,7 +394,7 @@ class Map(FdOwner):
         self.require("update")
         if len(keys) != count * self.key_size or len(values) != count * self.shape.entry:
             raise UsageError(f"update {self.ref}: batch buffers do not hold {count} elements")
-        from .core import batch
+        from . import batch
 
         return self._writing(lambda: batch.update(self, keys, values, count, _mode_flags(mode)), "update")
 
@@ -409,7 +403,7 @@ class Map(FdOwner):
         self.require("delete")
         if not self.kind.deletable:
             raise UsageError(f"delete {self.ref}: {self.type_label} maps cannot delete elements")
-        from .core import batch
+        from . import batch
 
         return self._writing(lambda: batch.delete(self, keys, count), "delete")
 
@@ -462,7 +456,7 @@ class Map(FdOwner):
             out.append((raw, None))
         return out, unreadable
 
-    def _writing(self, fn, op: str):
+    def _writing(self, fn: Callable[[], _T], op: str) -> _T:
         try:
             return fn()
         except PermissionDenied as err:
@@ -555,13 +549,13 @@ class Map(FdOwner):
         self.require(op)
         self.fileno()
 
-    def _key_buffer(self, key: bytes):
+    def _key_buffer(self, key: bytes) -> CBuffer:
         if len(key) != self.key_size:
             raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {self.key_size} bytes")
         return _sys.buffer(key)
 
     def _encode_value(self, value: object) -> bytes:
-        from .core.program import Program
+        from .program import Program
 
         if isinstance(value, (Map, Program)):
             if self.kind.value not in (Value.MAP_ID, Value.PROG_ID):
@@ -588,13 +582,13 @@ class Map(FdOwner):
             )
         return bytes(value)
 
-    def _call(self, op: str, fn, *args) -> None:
+    def _call(self, op: str, fn: Callable[..., object], *args: Any) -> None:
         try:
             fn(*args)
         except OSError as err:
             raise translate(op, self.ref, err) from err
 
-    def _write(self, op: str, fn, *args) -> None:
+    def _write(self, op: str, fn: Callable[..., object], *args: Any) -> None:
         """A call that changes the map: EPERM there often means frozen or read-only, not root."""
         try:
             fn(*args)

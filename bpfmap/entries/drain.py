@@ -29,8 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
-from . import _sys
-from .errors import BpfmapError
+from .. import _sys
+from ..errors import BpfmapError
 
 _F_GETPIPE_SZ = 1032
 

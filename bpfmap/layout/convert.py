@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import UsageError
-from .layout.codec import compile_type
-from .layout.hexbytes import hex_bytes
-from .layout.model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
+from ..errors import UsageError
+from .codec import compile_type
+from .hexbytes import hex_bytes
+from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
 
 Convert = Callable[[Any], Any]
 _INTS = ("uint", "int", "bool")
@@ -156,7 +156,7 @@ def _array(src: Array, dst: Array, path: str, plan: Plan) -> Convert:
         )
     pad = [zero(dst.elem)] * max(0, m - n)
 
-    def convert(v: list) -> list:
+    def convert(v: list[Any]) -> list[Any]:
         return [elem(x) for x in v[:m]] + pad
 
     return convert

@@ -6,8 +6,8 @@ import errno
 import os
 from collections.abc import Iterator
 
-from . import _sys
-from .errors import NoSuchObject, NotBpffs, PermissionDenied, PinExists, UsageError, WrongObjectType, quote, translate
+from .. import _sys
+from ..errors import NoSuchObject, NotBpffs, PermissionDenied, PinExists, UsageError, WrongObjectType, quote, translate
 
 DEFAULT_BPFFS = "/sys/fs/bpf"
 

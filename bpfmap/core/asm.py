@@ -30,8 +30,8 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._sys.helpers import HELPERS
-from .errors import UsageError
+from .._sys.helpers import HELPERS
+from ..errors import UsageError
 
 # instruction classes, sizes, modes, sources, operations (linux/bpf_common.h, linux/bpf.h)
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
@@ -74,7 +74,7 @@ _REG = r"([rw])(10|[0-9])"
 _NUM = r"([-+]?(?:0x[0-9a-fA-F]+|\d+))"
 _MEMREF = r"\*\(\s*(u8|u16|u32|u64)\s*\*\s*\)\s*\(\s*r(10|[0-9])\s*(?:([-+])\s*(0x[0-9a-fA-F]+|\d+))?\s*\)"
 
-_PATTERNS: list[tuple[str, re.Pattern]] = [
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (name, re.compile(rx))
     for name, rx in [
         ("label", r"([A-Za-z_.][\w.]*):"),
@@ -146,9 +146,9 @@ def assemble(text: str, maps: Mapping[str, Any] | None = None) -> bytes:
     return b"".join(out)
 
 
-def _parse(text: str) -> list[tuple[int, str, re.Match]]:
+def _parse(text: str) -> list[tuple[int, str, re.Match[str]]]:
     """(line number, kind, match) for every instruction and label, in order."""
-    items: list[tuple[int, str, re.Match]] = []
+    items: list[tuple[int, str, re.Match[str]]] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         code = re.split(r";|#|//", raw, maxsplit=1)[0].strip()
         while code:
@@ -167,7 +167,7 @@ def _slots(kind: str) -> int:
     return 2 if kind in ("imm64", "mapfd") else 1  # LD_IMM64 takes two instruction slots
 
 
-def _labels(items: list[tuple[int, str, re.Match]]) -> dict[str, int]:
+def _labels(items: list[tuple[int, str, re.Match[str]]]) -> dict[str, int]:
     """Where each label lands (the first pass)."""
     labels: dict[str, int] = {}
     pc = 0
@@ -201,11 +201,11 @@ class _Context:
         return off
 
 
-def _exit(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _exit(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     return [insn(JMP | EXIT)]
 
 
-def _call(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _call(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     name = g[0]
     helper = int(name) if name.isdigit() else HELPERS.get(name, HELPERS.get(name.removeprefix("bpf_")))
     if helper is None:
@@ -213,11 +213,11 @@ def _call(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
     return [insn(JMP | CALL, imm=helper)]
 
 
-def _goto(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _goto(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     return [insn(JMP | JA, off=ctx.target(g[0], lineno))]
 
 
-def _jcond(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _jcond(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     width, dst, op, swidth, src, num, ref = g
     cls = JMP32 if width == "w" else JMP
     if swidth is not None:
@@ -227,52 +227,52 @@ def _jcond(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
     return [insn(cls | JMP_OPS[op] | K, int(dst), 0, ctx.target(ref, lineno), _int(num, lineno))]
 
 
-def _imm64(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _imm64(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     v = _int(g[1], lineno, 64) & ((1 << 64) - 1)
     return [insn(LD | SIZES["u64"] | IMM, int(g[0]), imm=v & 0xFFFFFFFF), insn(0, imm=v >> 32)]
 
 
-def _mapfd(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _mapfd(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     name = g[1]
     if name not in ctx.maps:
         raise AsmError(f"no map {name!r} given (maps={{{name!r}: Map}})", lineno)
     return [insn(LD | SIZES["u64"] | IMM, int(g[0]), PSEUDO_MAP_FD, imm=_map_fd(ctx.maps[name])), insn(0)]
 
 
-def _load(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _load(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     dst, size, src, sign, off = g
     return [insn(LDX | SIZES[size] | MEM, int(dst), int(src), _off(sign, off, lineno))]
 
 
-def _store(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _store(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     size, dst, sign, off, src, num = g
     if src is not None:
         return [insn(STX | SIZES[size] | MEM, int(dst), int(src), _off(sign, off, lineno))]
     return [insn(ST | SIZES[size] | MEM, int(dst), 0, _off(sign, off, lineno), _int(num, lineno))]
 
 
-def _atomic(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _atomic(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     size, dst, sign, off, src = g
     if size not in ("u32", "u64"):
         raise AsmError("atomic add works on u32 and u64", lineno)
     return [insn(STX | SIZES[size] | ATOMIC, int(dst), int(src), _off(sign, off, lineno), ATOMIC_ADD)]
 
 
-def _neg(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _neg(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     width, dst, swidth, src = g
     if (width, dst) != (swidth, src):
         raise AsmError("negation is in place: rX = -rX", lineno)
     return [insn((ALU if width == "w" else ALU64) | NEG, int(dst))]
 
 
-def _endian(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _endian(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     width, dst, order, bits, swidth, src = g
     if (width, dst) != (swidth, src):
         raise AsmError("byte swaps are in place: rX = be16 rX", lineno)
     return [insn(ALU | END | (TO_BE if order == "be" else TO_LE), int(dst), imm=int(bits))]
 
 
-def _alu(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
+def _alu(g: tuple[str, ...], lineno: int, ctx: _Context) -> list[bytes]:
     width, dst, op, swidth, src, num = g
     cls = ALU if width == "w" else ALU64
     code_op = ALU_OPS[op or ""]
@@ -284,7 +284,7 @@ def _alu(g: tuple, lineno: int, ctx: _Context) -> list[bytes]:
 
 
 # the kind of a parsed line (a name in _PATTERNS) -> its encoder
-_ENCODERS: dict[str, Callable[[tuple, int, _Context], list[bytes]]] = {
+_ENCODERS: dict[str, Callable[[tuple[str, ...], int, _Context], list[bytes]]] = {
     "exit": _exit,
     "call": _call,
     "goto": _goto,

@@ -16,10 +16,10 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from . import _sys
+from .. import _sys
+from ..errors import Unsupported, UsageError, translate
+from ..layout import Codec
 from .asm import assemble
-from .errors import Unsupported, UsageError, translate
-from .layout import Codec
 
 RECORD = struct.Struct(
     "<QQHHHHB3x4s4s16s16s4x"
@@ -48,7 +48,7 @@ PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 262: "mptcp", 1: "icmp", 58: "icm
 def _offset(btf: Any, struct_name: str, path: list[str]) -> int:
     """Byte offset of ``path`` (member names, looked up through anonymous members) in
     ``struct struct_name`` of the kernel's BTF."""
-    from .btf.wire import Kind
+    from ..btf.wire import Kind
 
     t = btf.find(struct_name, Kind.STRUCT)
     off = 0
@@ -63,7 +63,7 @@ def _offset(btf: Any, struct_name: str, path: list[str]) -> int:
 
 
 def _member(btf: Any, t: Any, name: str) -> tuple[int, int] | None:
-    from .btf.wire import Kind
+    from ..btf.wire import Kind
 
     for m in t.members:
         if m.name == name:
@@ -80,7 +80,7 @@ def _member(btf: Any, t: Any, name: str) -> tuple[int, int] | None:
 def program(value_size: int) -> tuple[bytes, int]:
     """The iterator program for values of ``value_size`` bytes, and the BTF id of its
     attach target."""
-    from .btf.wire import Kind, vmlinux
+    from ..btf.wire import Kind, vmlinux
 
     btf = vmlinux()
     o = {

@@ -13,43 +13,22 @@ import csv
 import itertools
 import json
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-from .core.threads import Writer
-from .errors import BpfmapError, UsageError
-from .fields import keys as field_keys
-from .layout.codec import _jsonable
-from .layout.leaves import unquote
-from .layout.model import Array, Char, Scalar, Struct
-from .types import Value
-from .view import View
+from ..core.threads import Writer
+from ..errors import BpfmapError, UsageError
+from ..host.inputs import READ_BYTES, BoundedLines, LoadError, LongLine, TextSource, line_limit, split_lines
+from ..layout.codec import _jsonable
+from ..layout.fields import keys as field_keys
+from ..layout.leaves import unquote
+from ..layout.model import Array, Char, Scalar, Struct
+from ..types import Value
+from ..view import View
 
 FORMATS = ("auto", "text", "jsonl", "csv")
 CHUNK = 65536
-READ_BYTES = 2 << 20
 _TEXT_CHUNK = re.compile(r"(?:[^\t\n]*\t[^\t\n]*\n)*")
-
-
-class LoadError(UsageError):
-    """A bad input line; ``line`` is its number, ``written`` how many entries went in before."""
-
-    def __init__(self, message: str, line: int, written: int) -> None:
-        super().__init__(message)
-        self.line, self.written = line, written
-
-    @classmethod
-    def at(cls, line: int, problem: str, written: int, what: tuple[str, str] = ("entry", "entries")) -> LoadError:
-        """The error of input line ``line``: its ``problem``, and how many of ``what`` (one,
-        several) went in before it.  update --from and send --from say a bad line so."""
-        return cls(f"line {line}: {problem}; {written} {what[written != 1]} written before it", line, written)
-
-
-def line_limit(size: int) -> int:
-    """The longest input line taken for an item of ``size`` bytes: generous for the widest
-    way to write it (JSON with long field names, ~64 characters a byte), plus 1 MiB."""
-    return (1 << 20) + 64 * size
 
 
 Record = tuple[int, Any, Any]  # (line number, key, value or per-CPU list); text fields are str
@@ -73,78 +52,6 @@ def sniff(stream: IO[str], name: str = "") -> tuple[str, list[str]]:
         if line.strip() and not line.startswith("#"):
             break
     return detect(head[-1] if head else "", name), head
-
-
-class TextSource(Protocol):
-    """What a load reads from: a text stream's ``read``."""
-
-    def read(self, size: int = -1, /) -> str: ...
-
-
-class LongLine(Exception):
-    """A line longer than BoundedLines' limit; ``line`` is its number."""
-
-    def __init__(self, line: int) -> None:
-        self.line = line
-
-
-class BoundedLines:
-    """The lines of a text stream (each with its newline), read in chunks, none longer
-    than ``limit`` characters: a stream with no newlines (``/dev/zero``, a binary file)
-    stops at the limit instead of filling memory.  Iterable (lines the iteration read
-    and did not hand out stay for the next call), with ``readlines(hint)``."""
-
-    def __init__(self, stream: TextSource, limit: int) -> None:
-        self._stream, self.limit = stream, limit
-        self._carry = ""
-        self._returned = 0
-        self._ahead: deque[str] = deque()  # read by __iter__, not handed out yet
-
-    def read_block(self, hint: int = READ_BYTES) -> tuple[str, int]:
-        """(whole lines as one string, how many): at least one line, each ending with a
-        newline but the stream's last; ("", 0) at the end."""
-        if self._ahead:
-            lines = list(self._ahead)
-            self._ahead.clear()
-            return "".join(lines), len(lines)
-        while True:
-            chunk = self._stream.read(max(hint, 1))
-            if not chunk:
-                last, self._carry = self._carry, ""
-                self._returned += bool(last)
-                return last, int(bool(last))
-            text = self._carry + chunk
-            cut = text.rfind("\n") + 1
-            self._carry = text[cut:]
-            if len(self._carry) > self.limit:
-                raise LongLine(self._returned + text.count("\n", 0, cut) + 1)
-            if cut:
-                n = text.count("\n", 0, cut)
-                self._returned += n
-                return text[:cut], n
-
-    def readlines(self, hint: int = READ_BYTES) -> list[str]:
-        return split_lines(self.read_block(hint)[0])
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        if not self._ahead:
-            self._ahead.extend(self.readlines(65536))
-            if not self._ahead:
-                raise StopIteration
-        return self._ahead.popleft()
-
-
-def split_lines(block: str) -> list[str]:
-    """A block of lines (read_block) as its lines, each with its newline (the last may have none)."""
-    parts = block.split("\n")
-    last = parts.pop()
-    lines = [p + "\n" for p in parts]
-    if last:
-        lines.append(last)
-    return lines
 
 
 # Lines of plain integers, as ``dump`` writes numbers: what a line is once its digits
@@ -590,7 +497,7 @@ class Loader:
 
 def _is_value_list(view: View, v: list) -> bool:
     """Whether a JSON list is one value (an array layout) rather than per-CPU values."""
-    from .layout import TypeCodec
+    from ..layout import TypeCodec
 
     return (
         isinstance(view.value, TypeCodec) and isinstance(view.value.type, Array) and not (v and isinstance(v[0], list))

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from typing import IO, Any
 
-from .errors import BpfmapError, KeyNotFound, UsageError
-from .filters import Where
-from .types import Access
-from .view import View
+from ..errors import BpfmapError, KeyNotFound, UsageError
+from ..filters import Where
+from ..types import Access
+from ..view import View
 
 CHUNK = 64  # keys re-checked and then deleted together: the window a program's change can miss
 
@@ -25,7 +25,7 @@ def count(view: View, where: Where | None = None) -> int:
     m = view.map
     m.require("dump", "count")
     if not where and m.kind.access is Access.KEYED:
-        from .core.owners import count as count_all
+        from ..core.owners import count as count_all
 
         n, _exact = count_all(m)
         if n is not None:
@@ -114,8 +114,8 @@ class Deletion:
         ``restored``.  ``stop`` is asked after each chunk (a signal came).  Returns how
         many entries were written.  Raises DeliveryError when the output failed, after
         putting back what it did not take (a reader gone: ``reader_gone``)."""
+        from ..output import EntryTexts
         from .drain import DeliveryError, Sink, drain
-        from .output import EntryTexts
 
         view = self.view
         texts = EntryTexts(fmt, view.key, view.value, view.percpu)

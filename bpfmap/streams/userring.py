@@ -16,10 +16,10 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from .bulk import BoundedLines, LoadError, LongLine, TextSource, line_limit
-from .errors import MapFull, UsageError, translate
-from .maps import Map
-from .types import MapType
+from ..core.maps import Map
+from ..errors import MapFull, UsageError, translate
+from ..host.inputs import BoundedLines, LoadError, LongLine, TextSource, line_limit
+from ..types import MapType
 
 BUSY = 1 << 31
 HDR = 8

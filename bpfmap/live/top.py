@@ -14,10 +14,10 @@ import os
 import time
 from typing import Any
 
-from .core import owners
-from .core.info import list_maps
-from .errors import BpfmapError, UsageError, quote
-from .maps import Map, expand, require_some
+from ..core import owners
+from ..core.info import list_maps
+from ..core.maps import Map, expand, require_some
+from ..errors import BpfmapError, UsageError, quote
 
 SORTS = ("fill", "entries", "rate", "memory", "name")
 FULL = 0.9  # maps at least this full stand out
