@@ -5,7 +5,12 @@ opened by pin, id or name; :class:`MapInfo`, :func:`list_maps`; :class:`Program`
 :class:`MapType`, :class:`MapFlag`; :class:`Layout` and :class:`View` (meaning for
 those bytes); and every exception, all derived from :class:`BpfmapError`.  The heavier
 parts (BPF objects, event streams, drains, bulk loads, the assembler) load when first
-used, so ``import bpfmap`` stays cheap.
+used, so ``import bpfmap`` stays cheap.  Every verb of the command line is one call here:
+``count``, ``Deletion`` (delete --where), ``copy``, ``migrate``, ``dump``, ``save``,
+``restore``, ``diff``, ``Watcher`` (watch), ``Top``, ``histograms`` (hist), ``Joiner``
+(stacks), ``UserRingBuffer`` (send), ``reader`` (events), ``drain``, ``Loader``
+(update --from), and the View's element verbs (``update`` with ``cpu=``, references
+such as ``pid:N`` as keys).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from .core.pins import ensure_bpffs, is_bpffs
 from .errors import (
     BpfmapError,
     Empty,
+    EntriesDropped,
     InvalidArgument,
     IterationAborted,
     KernelError,
     KeyExists,
     KeyNotFound,
     MapFull,
+    NoRoom,
     NoSuchObject,
     NotBpffs,
     NotFound,
@@ -67,6 +74,19 @@ _LAZY = {
     "save": "entries.save",
     "restore": "entries.restore",
     "diff": "entries.diff",
+    "count": "entries.changes",
+    "Deletion": "entries.changes",
+    "copy": "entries.migrate",
+    "Copy": "entries.migrate",
+    "migrate": "entries.migrate",
+    "Migration": "entries.migrate",
+    "Watcher": "live.watch",
+    "Watchers": "live.watch",
+    "Top": "live.top",
+    "histograms": "hist",
+    "Histogram": "hist",
+    "Joiner": "live.stacks",
+    "UserRingBuffer": "streams.userring",
     "SavedMap": "core.saved",
     "SavedFileError": "core.saved",
     "MapSpec": "core.spec",
@@ -109,6 +129,19 @@ __all__ = [
     "save",
     "restore",
     "diff",
+    "count",
+    "Deletion",
+    "copy",
+    "Copy",
+    "migrate",
+    "Migration",
+    "Watcher",
+    "Watchers",
+    "Top",
+    "histograms",
+    "Histogram",
+    "Joiner",
+    "UserRingBuffer",
     "SavedMap",
     "SavedFileError",
     "Map",
@@ -150,6 +183,8 @@ __all__ = [
     "ReadOnly",
     "IterationAborted",
     "VerifierRejected",
+    "NoRoom",
+    "EntriesDropped",
     "ObjectError",
     "ConfigError",
     "LoadError",

@@ -16,7 +16,7 @@ import struct
 from typing import Any
 
 from .core.maps import Map
-from .errors import UsageError
+from .errors import Param, UsageError, words
 from .layout import Layout, TypeCodec
 from .types import MapType
 from .types import spec as type_spec
@@ -168,7 +168,11 @@ def sizes_and_btf(mtype: MapType, lay: Layout, key: int | None, value: int | Non
     for what, codec, given in (("key", key_codec, key), ("value", value_codec, value)):
         if codec is not None and given is not None and codec.size != given:
             raise UsageError(
-                f"create {mtype.label}: the layout's {what} is {codec.size} bytes but --{what} says {given}"
+                words(
+                    f"create {mtype.label}: the layout's {what} is {codec.size} bytes but ",
+                    Param(f"{what}_size"),
+                    f" says {given}",
+                )
             )
     key = key if key is not None or key_codec is None else key_codec.size
     value = value if value is not None or value_codec is None else value_codec.size

@@ -14,12 +14,60 @@ from collections.abc import Callable
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
 
 
+class Param:
+    """A parameter named in a message: ``str`` spells it as a Python caller passes it
+    (``cpu``); the command line words it as its option (``--cpu N``, see
+    :meth:`BpfmapError.worded`).  ``metavar`` is what the option's value is called there."""
+
+    __slots__ = ("name", "metavar")
+
+    def __init__(self, name: str, metavar: str = "") -> None:
+        self.name, self.metavar = name, metavar
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r})"
+
+
+class Words(tuple):  # type: ignore[type-arg]  # of str and Param
+    """A message whose pieces name parameters (:class:`Param`): ``str`` says them the
+    Python way; an error built from one keeps them, so the CLI can say them its way."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "".join(map(str, self))
+
+    def worded(self, name: Callable[[Param], str]) -> str:
+        return "".join(name(p) if isinstance(p, Param) else p for p in self)
+
+
+def words(*pieces: str | Param) -> Words:
+    """A message naming parameters: ``words(Param("cpu"), " takes one value")``."""
+    return Words(pieces)
+
+
 class BpfmapError(Exception):
     """Root of every error bpfmap raises.  ``done``: for a batch operation, how many
-    elements went in before the error (None otherwise)."""
+    elements went in before the error (None otherwise).  A message that names
+    parameters (:func:`words`) says them as Python spells them; :meth:`worded` says them
+    another way (the command line's options)."""
 
     exit_code = 3
     done: int | None = None
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The parameters the message names (``("cpu",)``), or ()."""
+        first = self.args[0] if self.args else None
+        return tuple(p.name for p in first if isinstance(p, Param)) if isinstance(first, Words) else ()
+
+    def worded(self, name: Callable[[Param], str]) -> str:
+        """The message with each parameter it names said by ``name``."""
+        first = self.args[0] if self.args else None
+        return first.worded(name) if isinstance(first, Words) else str(self)
 
 
 class UsageError(BpfmapError, ValueError):
@@ -33,7 +81,7 @@ class NoRoom(UsageError):
     keys than the target has room for, keys that become one another's): found before
     anything is written, so nothing was.  ``entries``: how many would be left out."""
 
-    def __init__(self, message: str, entries: int = 0) -> None:
+    def __init__(self, message: str | Words, entries: int = 0) -> None:
         super().__init__(message)
         self.entries = entries
 
@@ -42,7 +90,7 @@ class EntriesDropped(BpfmapError):
     """Entries written went missing (evicted) or could not be carried over: what was
     written stays, and ``dropped`` says how many did not make it."""
 
-    def __init__(self, message: str, dropped: int = 0) -> None:
+    def __init__(self, message: str | Words, dropped: int = 0) -> None:
         super().__init__(message)
         self.dropped = dropped
 
@@ -65,10 +113,10 @@ class Empty(NotFound):
 class KernelError(BpfmapError, OSError):
     """The kernel (or the system) refused; ``errno`` says how."""
 
-    def __init__(self, message: str, errno: int | None = 0) -> None:
+    def __init__(self, message: str | Words, errno: int | None = 0) -> None:
         BpfmapError.__init__(self, message)
         self.errno = errno or 0
-        self.message = message
+        self.message = str(message)
 
     def __str__(self) -> str:
         return self.message
@@ -262,10 +310,11 @@ def amended(exc: BpfmapError, note: str, **attrs: object) -> BpfmapError:
     import copy
 
     new = copy.copy(exc)
-    message = f"{exc}{note}"
+    first = exc.args[0] if exc.args else None
+    message: str | Words = Words((*first, note)) if isinstance(first, Words) else f"{exc}{note}"
     new.args = (message,)
     if isinstance(new, KernelError):
-        new.message = message
+        new.message = str(message)
     for name, value in attrs.items():
         setattr(new, name, value)
     return new

@@ -5,13 +5,14 @@ aggregation, sorting and top-N selection."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .core.maps import Map
-from .errors import BpfmapError, UsageError, quote
+from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, words
 from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
 from .layout.fields import keys as field_keys
 from .layout.fields import locate as locate_field
@@ -210,16 +211,19 @@ class View:
     # -- the mapping --------------------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
-        return record(self.decode_value(self.map.lookup(self.key_bytes(key))))
+        with self.element_key(key, "lookup") as raw:
+            return record(self.decode_value(self.map.lookup(raw)))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.map.update(self.key_bytes(key), self.value_bytes(value))
+        self.update(key, value)
 
     def __delitem__(self, key: Any) -> None:
-        self.map.delete(self.key_bytes(key))
+        with self.element_key(key, "delete") as raw:
+            self.map.delete(raw)
 
     def __contains__(self, key: object) -> bool:
-        return self.map.get(self.key_bytes(key)) is not None
+        with self.element_key(key, "lookup") as raw:
+            return self.map.get(raw) is not None
 
     def __len__(self) -> int:
         """How many entries: counted by reading the map batch by batch (the kernel keeps no
@@ -230,8 +234,86 @@ class View:
         return self.keys()
 
     def get(self, key: Any, default: Any = None) -> Any:
-        raw = self.map.get(self.key_bytes(key))
+        with self.element_key(key, "lookup") as raw_key:
+            raw = self.map.get(raw_key)
         return default if raw is None else record(self.decode_value(raw))  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def element_key(self, key: Any = None, verb: str = "lookup") -> Iterator[bytes]:
+        """``key`` as the map takes it, for one call.  Maps keyed by kernel objects (task,
+        inode, sk and cgroup local storage) take a reference, ``pid:N``, ``file:PATH``,
+        ``sock:PID:FD``, ``cgroup:PATH``, opened for the call and closed after (NotFound
+        when the object does not exist); a cgroup_storage map takes ``cgroup:PATH[,TYPE]``
+        too; other keys go through :meth:`key_bytes`.  ``key`` None: the one key (0) of a
+        global-variable map (a one-entry array such as .data or .bss), else UsageError.
+        A ``verb`` (lookup, update, delete) the map's type has not is refused first."""
+        m = self.map
+        text = self.default_key(key, verb)
+        m.require(verb)
+        if isinstance(text, str) and m.type in _CGROUP_STORAGE and text.startswith("cgroup:"):
+            from .core.objrefs import cgroup_storage_key
+
+            yield cgroup_storage_key(text, m.key_size)
+            return
+        if not isinstance(text, str) or m.kind.access is not Access.OBJECT or m.kind.object is None:
+            yield self.key_bytes(text)
+            return
+        from .core.objrefs import open_ref
+
+        with open_ref(text, m.kind.object) as ref:
+            yield ref.key
+
+    def default_key(self, key: Any, verb: str = "lookup") -> Any:
+        """``key`` as given, or ``"0"`` for a global-variable map (a one-entry array with
+        4-byte keys), the only map where it may be left out (None)."""
+        if key is not None:
+            return key
+        m = self.map
+        if m.kind.indexed and m.max_entries == 1 and m.key_size == 4:
+            return "0"
+        raise UsageError(
+            f"{verb} {m.ref}: missing KEY; only a global-variable map (a one-entry array such as .data or .bss) "
+            f"goes without one, and this is a {m.type_label} of {m.max_entries} entries"
+        )
+
+    def update(self, key: Any, value: Any, mode: str = "any", cpu: int | None = None, lock: bool = False) -> None:
+        """Write one entry (``mode``: any, noexist, exist; ``lock``: under the value's
+        bpf_spin_lock).  ``key`` as :meth:`element_key` takes it (a kernel object's
+        reference too).  ``value`` as :meth:`value_bytes` takes it; for maps of maps and
+        program arrays a Map, a Program, an fd or a reference (``/sys/fs/bpf/m``, ``id:N``,
+        ``name:NAME``); for maps whose values are kernel objects (sockmap, ...) a
+        reference such as ``sock:PID:FD``.  ``cpu``: on a per-CPU map, set that CPU's slot
+        only, the others keeping what they held when read (a read-modify-write: a program's
+        write to another slot between the read and the write is lost); the entry is made
+        (others zero) where it is missing, unless ``mode`` is exist."""
+        m = self.map
+        with self.element_key(key, "update") as raw_key:
+            if m.kind.value is Value.FD and m.kind.object is not None and isinstance(value, str):
+                from .core.objrefs import open_ref
+
+                with open_ref(value, m.kind.object, "value") as ref:
+                    m.update(raw_key, ref.fd, mode)  # type: ignore[arg-type]
+                return
+            if m.kind.value in (Value.MAP_ID, Value.PROG_ID) and isinstance(value, str):
+                with self.open_value_ref(value) as target:
+                    m.update(raw_key, target, mode)  # type: ignore[arg-type]
+                return
+            if cpu is None:
+                m.update(raw_key, self.value_bytes(value), mode, lock=lock)  # type: ignore[arg-type]
+                return
+            if not m.percpu:
+                raise UsageError(words(Param("cpu"), f": {m.type_label} is not a per-CPU map"))
+            slot = self.value_bytes(value)
+            check_cpu(cpu, m.ncpus)
+            try:
+                current = m.lookup(raw_key)
+            except KeyNotFound:
+                if mode == "exist":
+                    raise
+                current = [bytes(m.value_size)] * m.ncpus
+            assert isinstance(current, list)
+            current[cpu] = slot
+            m.update(raw_key, current, "exist" if mode == "exist" else "any")
 
     def keys(self) -> Iterator[Any]:
         return (k for k, _v in self.items())
@@ -266,12 +348,12 @@ class View:
         On other maps a known ``how`` is the identity (scripts need not branch on the type)."""
         if not self.percpu:
             if cpu is not None:
-                raise UsageError(f"--cpu: {self.map.type_label} is not a per-CPU map")
+                raise UsageError(words(Param("cpu"), f": {self.map.type_label} is not a per-CPU map"))
             if how is not None:
                 aggregate([0], how)  # an unknown HOW still fails; a known one is the identity here
             return None, False
         if how is not None and cpu is not None:
-            raise UsageError("give --percpu or --cpu, not both")
+            raise UsageError(words("give ", Param("percpu"), " or ", Param("cpu"), ", not both"))
         if cpu is not None:
             check_cpu(cpu, self.map.ncpus)
             return (lambda vals: vals[cpu]), False
@@ -521,7 +603,7 @@ def aggregate(values: list[Any], how: str) -> Any:
     if how == "all":
         return values
     if how not in AGGREGATES:
-        raise UsageError(f"--percpu {how}: choose one of {', '.join(AGGREGATES)}")
+        raise UsageError(words(Param("percpu"), f" {how}: choose one of {', '.join(AGGREGATES)}"))
     return _combine(values, how)
 
 
@@ -550,7 +632,7 @@ def _combine(values: list[Any], how: str) -> Any:
 def check_cpu(cpu: int, ncpus: int) -> int:
     """``cpu`` if it is a possible CPU, else a UsageError."""
     if not 0 <= cpu < ncpus:
-        raise UsageError(f"--cpu {cpu}: this machine has CPUs 0..{ncpus - 1} (possible)")
+        raise UsageError(words(Param("cpu"), f" {cpu}: this machine has CPUs 0..{ncpus - 1} (possible)"))
     return cpu
 
 

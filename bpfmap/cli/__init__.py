@@ -9,7 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import BpfmapError
+from ..errors import BpfmapError, Param
 
 if TYPE_CHECKING:
     import typer
@@ -267,6 +267,27 @@ def main(argv: list[str] | None = None) -> int:
 
 _ERROR_PREFIX = ""  # "line N: " while bpfmap batch runs a line
 
+# The library names its parameters in messages (bpfmap.errors.Param); the command line says
+# each as its option: --NAME with dashes for underscores, unless this table says otherwise.
+OPTIONS = {
+    "map_type": "--type",
+    "map_name": "--map",
+    "layout": "--layout (or --c-header)",
+    "key_size": "--key",
+    "value_size": "--value",
+}
+
+
+def option(p: Param) -> str:
+    """A library parameter as the option that gives it (``cpu`` -> ``--cpu``), with its metavar."""
+    name = OPTIONS.get(p.name) or "--" + p.name.replace("_", "-")
+    return f"{name} {p.metavar}" if p.metavar else name
+
+
+def worded(exc: BpfmapError) -> str:
+    """An error's message as the command line says it: parameters as options."""
+    return exc.worded(option)
+
 
 def _debug() -> bool:
     return bool(os.environ.get("BPFMAP_DEBUG"))
@@ -294,7 +315,7 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
     except BpfmapError as exc:
         if _debug():
             raise
-        _error(str(exc), exc.exit_code)
+        _error(worded(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted", 130)

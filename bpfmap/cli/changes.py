@@ -9,7 +9,7 @@ import typer
 from ..core.maps import Map
 from ..entries.changes import Deletion
 from ..entries.changes import count as count_entries
-from ..entries.migrate import Copy, Migration, new_spec
+from ..entries.migrate import Copy, Migration
 from ..entries.migrate import migrate as run_migration
 from ..errors import EntriesDropped, NoRoom, UsageError, amended
 from ..layout import Layout
@@ -343,38 +343,20 @@ def migrate(
     them after.  Exit 3 when entries were dropped (--allow-loss) or changes made meanwhile
     could not be carried."""
     layout = opts.pick()
-    if from_object is not None:
-        if max_entries is not None or map_type is not None or flags is not None or layout is not None:
-            raise UsageError("migrate --from-object takes the new shape from the object; drop the other shape options")
-        if map_name is None:
-            raise UsageError(f"migrate --from-object {from_object}: name the map (--map NAME)")
-    elif map_name is not None:
-        raise UsageError("--map NAME goes with --from-object OBJ")
-    elif max_entries is None and map_type is None and flags is None and layout is None:
-        raise UsageError(
-            "migrate: give the new shape: --max-entries, --type, --flags, --layout (or --c-header) or --from-object"
-        )
-    spec, btf_fd = None, 0
-    if from_object is None:
-        with Map.open(pin, readonly=True) as old:
-            spec, btf_fd = new_spec(old, max_entries, map_type, flags, layout)
-            spec = spec.resolved()
-            where = filt.bind(View(old, old_layout))
-    else:
-        with Map.open(pin, readonly=True) as old:
-            where = filt.bind(View(old, old_layout))
     progress: dict = {}
     try:
         result = run_migration(
             pin,
-            spec,
+            max_entries=max_entries,
+            map_type=map_type,
+            flags=flags,
+            layout=layout,
             from_object=from_object,
             map_name=map_name,
             keep_old=keep_old,
             old_layout=old_layout,
-            new_layout=layout,
-            btf_fd=btf_fd,
-            copy_options=_copy_options(where, drop, set_, truncate, percpu, to_cpu, allow_loss),
+            where=filt.bind,
+            copy_options=_copy_options(None, drop, set_, truncate, percpu, to_cpu, allow_loss),
             on_copy=lambda job: progress.setdefault("copy", job),
             on_stage=lambda name: progress.__setitem__("stage", name),
         )

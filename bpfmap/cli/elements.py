@@ -26,7 +26,6 @@ from .common import (
     say,
 )
 from .verbs import (
-    default_key,
     do_delete,
     do_lookup,
     dump_entries,
@@ -166,7 +165,8 @@ def update(
                 raise UsageError(f"--var {quote(item)}: write NAME=VALUE")
             assignments[name.strip()] = text
         with Map.open(map_ref) as m:
-            opts.view(m).set_fields(default_key(m, key, "update"), assignments, text=True)
+            view = opts.view(m)
+            view.set_fields(view.default_key(key, "update"), assignments, text=True)
         return
     if noexist and exist:
         raise UsageError("update: --noexist and --exist exclude each other")

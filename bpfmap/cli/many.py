@@ -13,7 +13,8 @@ import typer
 from ..core.maps import Map
 from ..errors import BpfmapError, KeyNotFound, NotFound, UsageError
 from ..output import default_format, inline, json_dumps
-from .verbs import LayoutOptions, element_key, say, single_format
+from . import worded
+from .verbs import LayoutOptions, say, single_format
 
 
 def header(i: int, ref: str) -> str:
@@ -66,7 +67,7 @@ def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, filt:
                 try:
                     options["where"] = filt.bind(view, view.reducer(options.get("percpu"), options.get("cpu"))[1])
                 except UsageError as err:
-                    say(f"note: {ref}: skipped, {err}")
+                    say(f"note: {ref}: skipped, {worded(err)}")
                     continue
             note = lambda text, ref=ref: say(f"note: {ref}: {text}")  # noqa: E731
             if fmt in ("text", "table"):
@@ -95,12 +96,12 @@ def lookup_many(refs: list[str], key: str, output: Optional[str], opts: LayoutOp
                 continue
             view = opts.view(m)
             try:
-                with element_key(m, view, key, "lookup") as raw:
+                with view.element_key(key, "lookup") as raw:
                     value = view.decode_value(m.lookup(raw))
             except (KeyNotFound, NotFound):
                 continue
             except BpfmapError as err:  # a map KEY does not fit: said, the others still looked in
-                say(f"{ref}: {err}")
+                say(f"{ref}: {worded(err)}")
                 continue
             if fmt == "text":
                 sys.stdout.write(header(len(found), ref) + view.value.format(value) + "\n")
@@ -134,7 +135,7 @@ def getnext_many(refs: list[str], key: Optional[str], output: Optional[str], opt
             except NotFound:
                 continue
             except BpfmapError as err:
-                say(f"{ref}: {err}")
+                say(f"{ref}: {worded(err)}")
                 continue
             if fmt == "text":
                 sys.stdout.write(header(len(found), ref) + view.key.format(nxt) + "\n")

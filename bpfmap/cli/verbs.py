@@ -3,17 +3,15 @@ plain lookup/update/delete/dump lines without the command-line parser: no typer 
 plain ``bpfmap lookup`` (and every line of ``bpfmap batch`` that is one) starts without
 importing it.  The typer commands (elements.py) parse and call these."""
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from typing import Any, Optional
 
 from ..core.maps import Map, UpdateMode
 from ..errors import KeyNotFound, UsageError, quote
 from ..layout import Layout
 from ..output import FORMATS, cell, default_format, write_value
-from ..types import Access, MapType, Value
-from ..view import AGGREGATES, View, check_cpu, numeric_layout
+from ..types import Access, Value
+from ..view import AGGREGATES, View, numeric_layout
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -120,7 +118,7 @@ def do_lookup(
             if view.note:
                 say(f"note: {view.note}")
         reduce, still_percpu = view.reducer(percpu, cpu)
-        with element_key(m, view, default_key(m, key, "lookup"), "lookup") as raw_key:
+        with view.element_key(key, "lookup") as raw_key:
             value = view.decode_value(m.lookup(raw_key, lock=lock))
         if reduce is not None:
             value = reduce(value)
@@ -135,31 +133,11 @@ def shown_key(m: Map, view: View, text: str | None, raw_key: bytes) -> Any:
     return text if m.kind.access is Access.OBJECT else view.key.decode(raw_key)
 
 
-@contextlib.contextmanager
-def element_key(m: Map, view: View, text: str, verb: str) -> Iterator[bytes]:
-    """KEY as the map takes it, for one call: parsed by the view, or for maps keyed by
-    kernel objects (local storage) an open reference's fd (``pid:N``, ``cgroup:PATH``,
-    ...), closed after.  Refuses a verb the map type has not before reading KEY."""
-    m.require(verb)
-    if m.type in (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE) and text.startswith("cgroup:"):
-        from ..core.objrefs import cgroup_storage_key
-
-        yield cgroup_storage_key(text, m.key_size)
-        return
-    if m.kind.access is not Access.OBJECT or m.kind.object is None:
-        yield view.parse_key(text)
-        return
-    from ..core.objrefs import open_ref
-
-    with open_ref(text, m.kind.object) as ref:
-        yield ref.key
-
-
 def lookup_exists(map_ref: str, key: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> bool:
     """lookup --exists: whether KEY is in the map."""
     with (
         Map.open(map_ref, readonly=True) as m,
-        element_key(m, opts.view(m), default_key(m, key, "lookup"), "lookup") as raw_key,
+        opts.view(m).element_key(key, "lookup") as raw_key,
     ):
         try:
             m.lookup(raw_key)
@@ -173,21 +151,9 @@ def single_format(fmt: str | None) -> str:
     return "text" if fmt in (None, "table", "csv") else fmt
 
 
-def default_key(m: Map, key: str | None, verb: str) -> str:
-    """KEY as given, or 0 for a one-entry array (a global-variable map) where it may be left out."""
-    if key is not None:
-        return key
-    if m.kind.indexed and m.max_entries == 1 and m.key_size == 4:
-        return "0"
-    raise UsageError(
-        f"{verb} {m.ref}: missing KEY; only a global-variable map (a one-entry array such as .data or .bss) "
-        f"goes without one, and this is a {m.type_label} of {m.max_entries} entries"
-    )
-
-
 def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
     """The delete verb for one KEY (bpfmap batch calls it directly)."""
-    with Map.open(map_ref) as m, element_key(m, opts.view(m), key, "delete") as raw_key:
+    with Map.open(map_ref) as m, opts.view(m).element_key(key, "delete") as raw_key:
         m.delete(raw_key)
 
 
@@ -195,7 +161,7 @@ def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions 
     """delete KEY --print: the entry taken out in one step, printed as lookup prints it."""
     with Map.open(map_ref) as m:
         view = opts.view(m)
-        with element_key(m, view, key, "delete") as raw_key:
+        with view.element_key(key, "delete") as raw_key:
             value = view.decode_value(m.take(raw_key))
         write_value(
             shown_key(m, view, key, raw_key), value, single_format(output), view.value.format, m.percpu, sys.stdout
@@ -214,7 +180,7 @@ def update_one(
 ) -> None:
     """update MAP KEY VALUE...: one entry, its value given as text (one per CPU, or as JSON
     with --percpu-values, or one CPU's slot with --cpu), a map or a program reference."""
-    with element_key(m, view, key, "update") as raw_key:
+    with view.element_key(key, "update") as raw_key:
         _update_at(m, view, raw_key, values, percpu_values, cpu, mode, lock)
 
 
@@ -232,17 +198,13 @@ def _update_at(
     if m.kind.value is Value.FD and m.kind.object is not None:
         if len(values) != 1:
             raise UsageError(f"update {map_ref}: give one {m.kind.object}: reference as the value")
-        from ..core.objrefs import open_ref
-
-        with open_ref(values[0], m.kind.object, "value") as ref:
-            m.update(raw_key, ref.fd, mode)
+        view.update(raw_key, values[0], mode)
         return
     if m.kind.value in (Value.MAP_ID, Value.PROG_ID):
         if len(values) != 1:
             what = "map" if m.kind.value is Value.MAP_ID else "program"
             raise UsageError(f"update {map_ref}: give one {what} reference as the value")
-        with view.open_value_ref(values[0]) as target:
-            m.update(raw_key, target, mode)
+        view.update(raw_key, values[0], mode)
         return
     if (percpu_values is not None or cpu is not None) and not m.percpu:
         raise UsageError(f"--percpu-values/--cpu: {m.type_label} is not a per-CPU map")
@@ -268,17 +230,7 @@ def _update_at(
     if cpu is not None:
         if len(parsed) != 1:
             raise UsageError("--cpu N takes one VALUE")
-        check_cpu(cpu, m.ncpus)
-        try:
-            current = m.lookup(raw_key)
-        except KeyNotFound:
-            if mode == "exist":
-                raise
-            current = [bytes(m.value_size)] * m.ncpus
-        assert isinstance(current, list)
-        current[cpu] = parsed[0]
-        # Read-modify-write: the other CPUs' slots keep what they held when read.
-        m.update(raw_key, current, "exist" if mode == "exist" else "any")
+        view.update(raw_key, parsed[0], mode, cpu=cpu)  # the other CPUs' slots kept
         return
     m.update(raw_key, parsed if m.percpu else parsed[0], mode, lock=lock)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from typing import IO, Any
 
-from ..errors import BpfmapError, KeyNotFound, UsageError
+from ..errors import BpfmapError, KeyNotFound, Param, UsageError, words
 from ..filters import Where
 from ..types import Access
 from ..view import View
@@ -20,8 +20,10 @@ from ..view import View
 CHUNK = 64  # keys re-checked and then deleted together: the window a program's change can miss
 
 
-def count(view: View, where: Where | None = None) -> int:
-    """How many entries ``view``'s map holds, or how many pass ``where``."""
+def count(view: View, where: Where | list[str] | None = None) -> int:
+    """How many entries ``view``'s map holds, or how many pass ``where`` (a filters.Where,
+    or conditions such as ``["packets>=3"]``)."""
+    where = bound(view, where)
     m = view.map
     m.require("dump", "count")
     if not where and m.kind.access is Access.KEYED:
@@ -34,6 +36,12 @@ def count(view: View, where: Where | None = None) -> int:
     for keys, _values in _matches(view, where):
         n += len(keys)
     return n
+
+
+def bound(view: View, where: Where | list[str] | tuple[str, ...] | None) -> Where | None:
+    """``where`` as a filters.Where of ``view``'s types: conditions (``["packets>=3"]``)
+    bound, a Where as it is."""
+    return view.where(list(where)) if isinstance(where, (list, tuple)) else where
 
 
 def _matches(view: View, where: Where | None, size: int | None = None) -> Iterator[tuple[list, list]]:
@@ -64,21 +72,36 @@ class Deletion:
     def __init__(
         self,
         view: View,
-        where: Where,
+        where: Where | list[str],
         dry_run: bool = False,
         chunk: int = CHUNK,
         before_recheck: Callable[[list[bytes]], None] | None = None,
     ) -> None:
-        if not where:
-            raise UsageError("delete --where: give at least one condition (--where or --older-than)")
+        checked = bound(view, where)
+        if not checked:
+            raise UsageError(
+                words(
+                    "delete ",
+                    Param("where"),
+                    ": give at least one condition (",
+                    Param("where"),
+                    " or ",
+                    Param("older_than"),
+                    ")",
+                )
+            )
         m = view.map
         m.require("delete")
         if m.kind.access is not Access.KEYED:
             raise UsageError(
-                f"delete --where {m.ref}: a {m.type_label}'s entries belong to kernel objects; "
-                f"delete them one object at a time (delete MAP pid:N, cgroup:PATH, ...)"
+                words(
+                    "delete ",
+                    Param("where"),
+                    f" {m.ref}: a {m.type_label}'s entries belong to kernel objects; "
+                    f"delete them one object at a time (delete MAP pid:N, cgroup:PATH, ...)",
+                )
             )
-        self.view, self.where, self.dry_run, self.chunk = view, where, dry_run, max(1, chunk)
+        self.view, self.where, self.dry_run, self.chunk = view, checked, dry_run, max(1, chunk)
         self.before_recheck = before_recheck
         self.matched = self.deleted = self.changed = self.gone = self.restored = 0
 
@@ -100,7 +123,9 @@ class Deletion:
         gives them (what bpfmap.drain takes).  Each chunk is gone from the map when it
         comes: a consumer that cannot use it must put it back (:meth:`write` does)."""
         if self.dry_run:
-            raise UsageError("delete --where: a dry run deletes nothing (iterate run() for the matches)")
+            raise UsageError(
+                words("delete ", Param("where"), ": a dry run deletes nothing (iterate run() for the matches)")
+            )
         candidates = [raw for raw, _n in self._read()]
         for start in range(0, len(candidates), self.chunk):
             chunk = self._delete_chunk(candidates[start : start + self.chunk])

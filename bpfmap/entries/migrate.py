@@ -31,9 +31,11 @@ from ..errors import (
     MapFull,
     NoRoom,
     NoSuchObject,
+    Param,
     PinExists,
     UsageError,
     amended,
+    words,
 )
 from ..filters import Where
 from ..layout import Layout
@@ -113,25 +115,33 @@ class Copy:
     def _percpu_rule(self, percpu: str | None, to_cpu: str | None) -> Callable[[Any], Any] | None:
         s, d = self.src.percpu, self.dst.percpu
         if percpu is not None and not (s and not d):
-            raise UsageError("--percpu is for copying a per-CPU map into a plain one")
+            raise UsageError(words(Param("percpu"), " is for copying a per-CPU map into a plain one"))
         if to_cpu is not None and not (d and not s):
-            raise UsageError("--to-cpu is for copying a plain map into a per-CPU one")
+            raise UsageError(words(Param("to_cpu"), " is for copying a plain map into a per-CPU one"))
         if s and not d:
             if percpu is None:
                 raise UsageError(
-                    f"copy: {self.src.map.ref} is per-CPU and {self.dst.map.ref} is not: "
-                    f"--percpu {'|'.join(PERCPU_TO_PLAIN)} says how to make one value of each"
+                    words(
+                        f"copy: {self.src.map.ref} is per-CPU and {self.dst.map.ref} is not: ",
+                        Param("percpu", "|".join(PERCPU_TO_PLAIN)),
+                        " says how to make one value of each",
+                    )
                 )
             if percpu == "cpu0":
                 return lambda vals: vals[0]
             if percpu not in AGGREGATES:
-                raise UsageError(f"--percpu {percpu}: choose one of {', '.join(PERCPU_TO_PLAIN)}")
+                raise UsageError(words(Param("percpu"), f" {percpu}: choose one of {', '.join(PERCPU_TO_PLAIN)}"))
             return lambda vals: aggregate(vals, percpu)
         if d and not s:
             if to_cpu not in TO_CPU:
                 raise UsageError(
-                    f"copy: {self.dst.map.ref} is per-CPU and {self.src.map.ref} is not: --to-cpu all puts each "
-                    f"value on every CPU, --to-cpu 0 on CPU 0 (the others zero)"
+                    words(
+                        f"copy: {self.dst.map.ref} is per-CPU and {self.src.map.ref} is not: ",
+                        Param("to_cpu", "all"),
+                        " puts each value on every CPU, ",
+                        Param("to_cpu", "0"),
+                        " on CPU 0 (the others zero)",
+                    )
                 )
             n = self.dst.map.ncpus
             if to_cpu == "all":
@@ -405,6 +415,18 @@ class Copy:
         return (kraw, vraw) if self.raw else self._entry(dk[0], dv[0], kraw, vraw)
 
 
+def copy(src: View, dst: View, where: Where | list[str] | None = None, **options: Any) -> Copy:
+    """Copy every entry of ``src`` (those ``where`` passes: a filters.Where or conditions
+    such as ``["packets>=3"]``) into ``dst``, converted between their layouts (``options``:
+    :class:`Copy`'s).  Returns the Copy, whose ``held`` says how many entries ``dst``
+    holds (read back) and ``dropped`` how many did not make it (only with allow_loss;
+    else NoRoom before anything is written, EntriesDropped when the target evicted)."""
+    job = Copy(src, dst, src.where(list(where)) if isinstance(where, (list, tuple)) else where, **options)
+    keys, values, count = job.read()
+    job.write(keys, values, count)
+    return job
+
+
 def _entries(m: Map) -> Iterator[tuple[bytes, bytes]]:
     """Every (key, value) of ``m`` as raw bytes (per-CPU values as one batch entry)."""
     ks, vs = m.key_size, m.shape.entry
@@ -497,12 +519,16 @@ def keep_old_path(pin: str, keep_old: str | None) -> str:
     filesystem than the pin (a rename cannot cross them)."""
     kept = keep_old or pin + "_old"
     if os.path.lexists(kept):
-        raise PinExists(f"migrate {pin}: {kept} exists; remove it or give --keep-old PATH", 17)
+        raise PinExists(words(f"migrate {pin}: {kept} exists; remove it or give ", Param("keep_old", "PATH")), 17)
     here, there = os.path.dirname(os.path.abspath(pin)), os.path.dirname(os.path.abspath(kept))
     if not os.path.isdir(there):
-        raise NoSuchObject(f"migrate {pin}: no directory {there} for --keep-old", 2)
+        raise NoSuchObject(words(f"migrate {pin}: no directory {there} for ", Param("keep_old")), 2)
     if os.stat(here).st_dev != os.stat(there).st_dev:
-        raise UsageError(f"migrate {pin}: --keep-old {kept} is on another filesystem; keep it on the pin's bpffs")
+        raise UsageError(
+            words(
+                f"migrate {pin}: ", Param("keep_old"), f" {kept} is on another filesystem; keep it on the pin's bpffs"
+            )
+        )
     return kept
 
 
@@ -535,20 +561,29 @@ def migrate(
     pin: str,
     spec: MapSpec | None = None,
     *,
+    max_entries: int | None = None,
+    map_type: str | None = None,
+    flags: str | None = None,
+    layout: Layout | None = None,
     from_object: str | None = None,
     map_name: str | None = None,
     keep_old: str | None = None,
     old_layout: Layout | None = None,
     new_layout: Layout | None = None,
+    where: Any = None,
     btf_fd: int = 0,
     copy_options: dict[str, Any] | None = None,
     on_copy: Callable[[Copy], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> Migration:
-    """Replace the map pinned at ``pin`` by one made from ``spec`` (see :func:`new_spec`)
-    or from the map ``map_name`` of the BPF object ``from_object``, with every entry
-    copied (``copy_options``: Copy's; with ``allow_loss`` a new map too small for them
-    takes what fits, else NoRoom or EntriesDropped before the swap), then swapped in (see
+    """Replace the map pinned at ``pin`` by one of a new shape holding the same entries:
+    the old map's own with the changes ``max_entries``, ``map_type``, ``flags`` and
+    ``layout`` (new sizes and BTF; see :func:`new_spec`), or ``spec``, or the map
+    ``map_name`` of the BPF object ``from_object`` (then no other shape); UsageError when
+    no shape or two are given.  Every entry is copied (``where``: a list of conditions,
+    or a function of the old map's View that returns a filters.Where, picks some;
+    ``copy_options``: Copy's; with ``allow_loss`` a new map too small for them takes
+    what fits, else NoRoom or EntriesDropped before the swap), then swapped in (see
     :func:`swap`).  The old map stays pinned at ``keep_old`` (default PIN_old).
 
     Writers that opened ``pin`` before the swap write to the old map: after the swap one
@@ -558,6 +593,60 @@ def migrate(
     filled, not yet swapped in) and "swapped" (before the pass).  A failure or Ctrl-C
     before the swap leaves ``pin`` as it was, the new map gone.  A symbolic link at
     ``pin`` is refused (UsageError naming its target)."""
+    shaped = spec is not None or any(x is not None for x in (max_entries, map_type, flags, layout))
+    if from_object is not None:
+        if shaped:
+            raise UsageError(
+                words(
+                    "migrate ",
+                    Param("from_object"),
+                    " takes the new shape from the object; drop the other shape options",
+                )
+            )
+        if map_name is None:
+            raise UsageError(
+                words(
+                    "migrate ", Param("from_object"), f" {from_object}: name the map (", Param("map_name", "NAME"), ")"
+                )
+            )
+    elif map_name is not None:
+        raise UsageError(words(Param("map_name", "NAME"), " goes with ", Param("from_object", "OBJ")))
+    elif not shaped:
+        raise UsageError(
+            words(
+                "migrate: give the new shape: ",
+                *(Param("max_entries"), ", ", Param("map_type"), ", ", Param("flags"), ", ", Param("layout")),
+                " or ",
+                Param("from_object"),
+            )
+        )
+    layout_ = new_layout if layout is None else layout
+    with Map.open(pin, readonly=True) as old:
+        if spec is None and from_object is None:
+            spec, btf_fd = new_spec(old, max_entries, map_type, flags, layout)
+            spec = spec.resolved()
+        if where is not None:
+            bound = View(old, old_layout)
+            where = bound.where(list(where)) if isinstance(where, (list, tuple)) else where(bound)
+    return _migrate(
+        pin, spec, from_object, map_name, keep_old, old_layout, layout_, where, btf_fd, copy_options, on_copy, on_stage
+    )
+
+
+def _migrate(
+    pin: str,
+    spec: MapSpec | None,
+    from_object: str | None,
+    map_name: str | None,
+    keep_old: str | None,
+    old_layout: Layout | None,
+    new_layout: Layout | None,
+    where: Where | None,
+    btf_fd: int,
+    copy_options: dict[str, Any] | None,
+    on_copy: Callable[[Copy], None] | None,
+    on_stage: Callable[[str], None] | None,
+) -> Migration:
     refuse_symlink(pin, "migrate")
     if not is_bpffs(os.path.dirname(os.path.abspath(pin)) or "."):
         raise UsageError(f"migrate {pin}: give the path of a pin on a bpffs")
@@ -574,7 +663,10 @@ def migrate(
                 diff = definition.spec.compatible(new.info(), "object")
                 if diff:
                     raise UsageError(f"migrate {pin}: the new map differs from {from_object}'s {map_name}: {diff}")
-            copy = Copy(View(old, old_layout), View(new, new_layout), keep_source=True, **(copy_options or {}))
+            options = dict(copy_options or {})
+            if where is not None:
+                options["where"] = where
+            copy = Copy(View(old, old_layout), View(new, new_layout), keep_source=True, **options)
             copy.what, copy.target, copy.untouched = f"migrate {pin}", "the new map", f"{pin} is unchanged"
             if on_copy is not None:
                 on_copy(copy)
@@ -598,8 +690,7 @@ def _make(old: Map, spec: MapSpec | None, from_object: str | None, map_name: str
         from ..objects.create import create_map
 
         obj = read_object(from_object)
-        if map_name is None:
-            raise UsageError(f"migrate --from-object {from_object}: name the map (--map NAME)")
+        assert map_name is not None  # migrate() refused the object without it
         d = obj.map(map_name)
         return create_map(obj, map_name), d
     if spec is None:

@@ -360,6 +360,8 @@ def from_view(
     return hists
 
 
+histograms = from_view  # bpfmap.histograms(view, ...): the public name
+
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E", "Z")
 
 
