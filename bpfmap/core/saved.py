@@ -126,7 +126,7 @@ class SavedFile:
         try:
             self.size = os.fstat(self._f.fileno()).st_size
             self.host: dict[str, Any] = {}
-            self.names: dict[str, Any] = {}
+            self.names: dict[str, Any] | None = None  # the NAME frame's table (None: saved without one)
             self.entries: list[SavedEntry] = []
             self._scan()
         except BaseException:
@@ -360,6 +360,7 @@ class SavedMap:
         meta = entry.meta
         self.file, self.entry, self.ref = file, entry, ref
         self.saved: dict[str, Any] = {**file.host, "pinned": entry.pins}
+        self.host_names = file.names  # what the saving host called the numbers the file holds
         try:
             self.type: MapType | int = MapType(meta["type"])
         except ValueError:
