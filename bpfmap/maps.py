@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from . import _sys
 from .core.fd import FdOwner
 from .core.info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
-from .core.saved import open_saved
+from .core.saved import open_saved, several
 from .core.values import ValueShape, possible_cpus
 from .errors import (
     ENOTSUPP,
@@ -661,13 +661,16 @@ def verb_list(kind: Any) -> str:
 def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[str] | None:
     """The maps a reference to several names, in order (None: it names at most one, for
     Map.open to open or refuse): a directory on a bpffs (every map pinned below it), a glob
-    of pin paths (``/sys/fs/bpf/app/*``), ``name:GLOB``, and with ``names`` a ``name:NAME``
+    of pin paths (``/sys/fs/bpf/app/*``), ``name:GLOB``, a saved file of several maps, and with ``names`` a ``name:NAME``
     that several maps have (as ``id:N``).  ``pins``: the pins found already (the command
     asks it for each map's pins too)."""
     import os
 
     if ref.startswith("id:"):
         return None
+    in_file = several(ref)  # a saved file of several maps: each, as FILE:NAME
+    if in_file is not None:
+        return in_file
     if ref.startswith("name:"):
         pattern = ref[5:]
         wild = any(c in pattern for c in "*?[")
