@@ -297,6 +297,7 @@ class Collector:
 
     def __init__(self) -> None:
         self._known: dict[str, set[int]] | None = None
+        self._any: set[int] | None = None  # every number the host has a name for
         self.found: dict[str, set[int]] = {k: set() for k in KINDS}
         self.ksyms: set[int] = set()  # indexes into the kernel's symbol table
         self.user: dict[int, dict[int, dict[str, Any]]] = {}
@@ -332,19 +333,26 @@ class Collector:
         """The words of ``buf``, entries of ``entry`` bytes back to back."""
         if not buf or not entry:
             return
+        known = self._host()
+        if self._any is None:
+            self._any = set().union(*known.values())
         view = memoryview(buf)
-        w4: set[int] = set()
-        w8: set[int] = set()
-        for words, size in ((w4, 4), (w8, 8)):
+        hits: set[int] = set()
+        for size in (4, 8):
             for off in range(0, size, gcd(entry, size)):
                 n = (len(buf) - off) // size
-                if n > 0:
-                    words.update(view[off : off + n * size].cast("I" if size == 4 else "Q"))
-        for kind, known in self._host().items():
-            self.found[kind] |= known.intersection(w4) | known.intersection(w8)
-        high = sorted(w8)
+                if n <= 0:
+                    continue
+                words = view[off : off + n * size].cast("I" if size == 4 else "Q")
+                hits |= self._any.intersection(words)  # a pass in C, a result as small as the host's tables
+                if size == 8 and max(words) >= 1 << 63:  # kernel addresses: only then kallsyms
+                    self._kernel_words(sorted(set(words)))
+        for kind, numbers in known.items():
+            self.found[kind] |= numbers & hits
+
+    def _kernel_words(self, words: list[int]) -> None:
         ks = symbols.kernel()
-        for a in high[bisect.bisect_left(high, 1 << 63) :]:
+        for a in words[bisect.bisect_left(words, 1 << 63) :]:
             i = bisect.bisect_right(ks.addrs, a) - 1
             if i >= 0:
                 self.ksyms.add(i)
