@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How fast bpfmap drains event streams: a program (built with bpfmap.asm, run in the
+"""How fast bpfmap drains event streams: a program (built with bpfmap.core.asm, run in the
 kernel with BPF_PROG_TEST_RUN, repeat=N) writes N small records while a reader drains
 them; reports records/s and how many the program could not write (ring full).
 

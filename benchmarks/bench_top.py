@@ -1,4 +1,4 @@
-"""One `bpfmap top` refresh (bpfmap.top.Top.poll) over MAPS hash maps holding ENTRIES
+"""One `bpfmap top` refresh (bpfmap.live.top.Top.poll) over MAPS hash maps holding ENTRIES
 entries in all, on a private bpffs.  Target: under 1 s for 100 maps and 1,000,000 entries.
 Run as root:
 

@@ -110,7 +110,7 @@ class Condition:
             raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{_fields_of(t)}")
         self.bind(ft, shown_as(formats, self.path))
 
-    def bind(self, t: Type | None, fmt: str | None = None, name: str | None = None) -> None:
+    def bind(self, t: Type | None, fmt: str | None = None, name: str | None = None, names: Any = None) -> None:
         """Check the test against the type ``t`` of the field it reads (None: not known) and
         read VALUE as what the field holds: a number, or, where display format ``fmt``
         shows the field, the shown form (``ENOENT`` for errno, an address for ip).  The
@@ -132,7 +132,7 @@ class Condition:
             from .layout.formats import stored
 
             try:
-                value = stored(t, fmt, self.want)
+                value = stored(t, fmt, self.want, names)
             except UsageError:
                 if numeric:
                     raise UsageError(
@@ -284,7 +284,8 @@ class Where:
     pass, fails before the map is read.  The types are what the map's fields hold, and
     the entries it is called on are decoded as that: display formats (``formats``, per
     side: field path -> format, as View.show_as takes them) only let a VALUE be written in
-    the shown form (``err=ENOENT`` for a field shown as errno).  Per-CPU values (a list of one value per CPU) compare by their sum for numbers, or, for
+    the shown form (``err=ENOENT`` for a field shown as errno).  ``names``: where those formats
+    get their names (a hostnames.Names; a saved map's are its saving host's).  Per-CPU values (a list of one value per CPU) compare by their sum for numbers, or, for
     an age, by the newest CPU's stamp; reduce them first (--percpu, --cpu) to compare
     otherwise."""
 
@@ -296,6 +297,7 @@ class Where:
         age: Age | None = None,
         percpu: bool = False,
         formats: tuple[dict[str, str], dict[str, str]] | None = None,
+        names: Any = None,
     ) -> None:
         self.texts = list(conditions or [])
         self.percpu = percpu
@@ -306,7 +308,7 @@ class Where:
             c = Condition(text)
             side, path = self._resolve(c.path, f"--where {text}")
             fmt = shown_as(formats[side], path) if formats and path is not None else None
-            c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side])
+            c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side], names)
             self._tests.append(_Test(side, path, c.test, False))
         if age is not None:
             side, path = self._resolve(age.path, f"--time-field {age.path}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.maps import Map
 from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, words
+from .host.hostnames import names_for
 from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
 from .layout.fields import keys as field_keys
 from .layout.fields import locate as locate_field
@@ -64,6 +65,7 @@ class View:
 
     def _setup(self, m: Map, layout: Layout, index_keys: bool = False, from_btf: bool = False) -> None:
         self.map = m
+        self.names = names_for(getattr(m, "host_names", None))  # a saved map's: its saving host's
         self._stored: tuple[Codec, Codec] | None = None  # key and value codecs before show_as
         self.formats: tuple[dict[str, str], dict[str, str]] = ({}, {})  # per side: field path -> format
         keyless = m.key_size == 0
@@ -104,7 +106,7 @@ class View:
         elif m.type is MapType.STACK_TRACE and (layout.value is None or from_btf) and not m.value_size % 8:
             from .layout.stack import StackCodec  # frames, symbolized
 
-            self.value = StackCodec(m.value_size, MapFlag.STACK_BUILD_ID in MapFlag(m.flags))
+            self.value = StackCodec(m.value_size, MapFlag.STACK_BUILD_ID in MapFlag(m.flags), names=self.names)
         else:
             self.value = self._bind(layout.value, m.value_size, "value", m.ref)
 
@@ -114,9 +116,7 @@ class View:
         if self.map.type is not MapType.STACK_TRACE or not hasattr(self.value, "pid"):
             raise UsageError(f"--pid: {self.map.ref} is a {self.map.type_label}, not a stack_trace map")
         self.value.pid = pid
-        from .host.symbols import process
-
-        if pid is not None and process(pid).gone:
+        if pid is not None and self.names.gone(pid):
             self.note = f"process {pid} has exited (or cannot be read); its user frames are [unknown]"
 
     @staticmethod
@@ -135,8 +135,8 @@ class View:
         neither side has.  Filters (:meth:`where`) still compare what the fields hold."""
         from .layout.formats import apply
 
-        value, rest = apply(self.value, formats, "value")
-        key, left = apply(self.key, rest, "key")
+        value, rest = apply(self.value, formats, "value", self.names)
+        key, left = apply(self.key, rest, "key", self.names)
         if left:
             raise UsageError(
                 f"--as {', '.join(left)}: no such field in the key or value of {self.map.ref} "
@@ -165,6 +165,7 @@ class View:
             age,
             self.percpu if percpu is None else percpu,
             self.formats,
+            self.names,
         )
 
     @property
@@ -455,7 +456,7 @@ class View:
         """(keys, values) lists, decoded, one pair per kernel batch (of at most ``size``
         elements when given).  Reading runs a batch ahead in a thread, except when
         draining (a batch read ahead would be deleted before anyone saw it, were the
-        reader to stop; to drain without losing entries, see bpfmap.drain).  Exhaust
+        reader to stop; to drain without losing entries, see bpfmap.entries.drain).  Exhaust
         or ``close()`` the iterator before closing the map: closing it stops and joins
         that thread."""
         raw = self._batches(delete, size)

@@ -15,7 +15,7 @@ from ..errors import BpfmapError, KernelError, UsageError, translate
 from ..layout import Layout, TypeCodec
 from ..layout.model import Type
 from .convert import build_btf, c_declaration, to_model
-from .wire import BTF, BTFError, Kind, _Plain, vmlinux
+from .wire import BTF, SANITIZE_LEVELS, BTFError, Kind, _Plain, sanitize, vmlinux
 
 
 class MapBTF(_Plain):
@@ -134,6 +134,32 @@ def load(spec: BtfSpec) -> int:
         raise exc from err
 
 
+def load_sanitized(spec: BtfSpec) -> tuple[int, str | None]:
+    """BPF_BTF_LOAD of ``spec``; where the kernel refuses it, of the blob with the kinds an
+    older kernel lacks rewritten (btf.wire.sanitize, as libbpf does), the newest kind
+    first, then the next as well...  Returns the fd and a note naming the kinds rewritten
+    (None: loaded as it was).  Raises the first refusal's KernelError when none loads."""
+    try:
+        return load(spec), None
+    except BpfmapError as first:
+        kinds: set[Kind] = set()
+        for kind in SANITIZE_LEVELS:
+            kinds.add(kind)
+            try:
+                data = sanitize(spec.data, kinds)
+            except BTFError:
+                break
+            if data is None:
+                continue
+            try:
+                fd = load(BtfSpec(data, spec.key_type_id, spec.value_type_id))
+            except BpfmapError:
+                continue
+            names = ", ".join(k.name for k in SANITIZE_LEVELS if k in kinds)
+            return fd, f"{first}; loaded it with its {names} types rewritten as an older kernel takes them"
+        raise first from None
+
+
 __all__ = [
     "BTF",
     "BTFError",
@@ -143,6 +169,7 @@ __all__ = [
     "c_declaration",
     "load",
     "load_btf_by_id",
+    "load_sanitized",
     "map_btf",
     "spec_for",
     "to_model",

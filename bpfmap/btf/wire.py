@@ -345,3 +345,54 @@ class Builder:
         types = b"".join(self._types)
         strings = bytes(self._strings)
         return _HDR.pack(MAGIC, 1, 0, _HDR.size, 0, len(types), len(types), len(strings)) + types + strings
+
+
+# -- for older kernels ------------------------------------------------------------------
+
+# The kinds a kernel took last, newest first, as libbpf's bpf_object__sanitize_btf rewrites
+# them for a kernel without them: each level adds one kind to the ones rewritten.
+SANITIZE_LEVELS = (Kind.ENUM64, Kind.TYPE_TAG, Kind.DECL_TAG, Kind.FLOAT)
+_PLACEHOLDER = "enum64_placeholder"
+
+
+def sanitize(data: bytes, kinds: set[Kind] | frozenset[Kind]) -> bytes | None:
+    """``data`` (standalone BTF) with the types of ``kinds`` rewritten as libbpf does for a
+    kernel that lacks them, every type id kept: DECL_TAG -> a 1-byte INT, TYPE_TAG ->
+    CONST, FLOAT -> an anonymous STRUCT of its size, ENUM64 -> a UNION of its size whose
+    members are a 1-byte INT appended at the end (and ENUM's signedness flag cleared).
+    None when the blob holds none of them.  Raises BTFError for a blob that does not parse."""
+    btf = BTF(data)
+    _magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(data, 0)
+    t0 = hdr_len + type_off
+    out = bytearray(data[t0 : t0 + type_len])
+    strings = bytearray(data[hdr_len + str_off : hdr_len + str_off + str_len])
+    changed, placeholder = False, 0
+    for tid in btf.ids():
+        pos = btf.offset_of(tid) - t0
+        name_off, info, size = _TYPE.unpack_from(out, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if kind not in kinds and not (kind == Kind.ENUM and Kind.ENUM64 in kinds and info >> 31):
+            continue
+        changed = True
+        if kind == Kind.DECL_TAG:
+            _TYPE.pack_into(out, pos, 0, Kind.INT << 24, 1)
+            struct.pack_into("<I", out, pos + 12, 8)  # BTF_INT_ENC(0, 0, 8)
+        elif kind == Kind.TYPE_TAG:
+            _TYPE.pack_into(out, pos, 0, Kind.CONST << 24, size)
+        elif kind == Kind.FLOAT:
+            _TYPE.pack_into(out, pos, 0, Kind.STRUCT << 24, size)
+        elif kind == Kind.ENUM:
+            _TYPE.pack_into(out, pos, name_off, info & 0x7FFFFFFF, size)
+        else:  # ENUM64: its 12-byte values become 12-byte members of the same names
+            placeholder = placeholder or btf.count
+            _TYPE.pack_into(out, pos, name_off, Kind.UNION << 24 | vlen, size)
+            for i in range(vlen):
+                struct.pack_into("<II", out, pos + 12 + 12 * i + 4, placeholder, 0)
+    if not changed:
+        return None
+    if placeholder:
+        name = len(strings)
+        strings += _PLACEHOLDER.encode() + b"\0"
+        out += _TYPE.pack(name, Kind.INT << 24, 1) + struct.pack("<I", 8)
+    head = _HDR.pack(MAGIC, version, flags, _HDR.size, 0, len(out), len(out), len(strings))
+    return head + bytes(out) + bytes(strings)

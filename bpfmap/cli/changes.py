@@ -1,5 +1,5 @@
 """Verbs that count or change many entries by a filter, or move them: count, copy,
-migrate, and delete --where (library: bpfmap.changes, bpfmap.migrate)."""
+migrate, and delete --where (library: bpfmap.entries.changes, bpfmap.entries.migrate)."""
 
 import sys
 from typing import Annotated, Optional

@@ -468,7 +468,7 @@ def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
 
 
 def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size: int | None) -> None:
-    """dump --delete: nothing drained is dropped (see bpfmap.drain).  Ctrl-C finishes the
+    """dump --delete: nothing drained is dropped (see bpfmap.entries.drain).  Ctrl-C finishes the
     batch in hand, then exits 130 (SIGTERM 143) with the count; a reader that goes away
     (| head) is exit 0, with the entries it did not take put back."""
     from ..entries.drain import DeliveryError, HeldSignals, Sink, drain

@@ -1,4 +1,4 @@
-"""The events verb: records from ring buffers and perf event arrays (library: bpfmap.events)."""
+"""The events verb: records from ring buffers and perf event arrays (library: bpfmap.streams.events)."""
 
 import sys
 from typing import Annotated, Optional

@@ -1,5 +1,5 @@
 """The stacks verb: a profiler's counts map joined with its stack map, as folded lines for
-flame graphs, an offcputime-like listing or JSON (library: bpfmap.stacks)."""
+flame graphs, an offcputime-like listing or JSON (library: bpfmap.live.stacks)."""
 
 import sys
 import time

@@ -1,4 +1,4 @@
-"""The top verb: the host's maps, refreshed (library: bpfmap.top)."""
+"""The top verb: the host's maps, refreshed (library: bpfmap.live.top)."""
 
 import sys
 import time

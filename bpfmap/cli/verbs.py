@@ -372,7 +372,9 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
 def _may_be_many(ref: str) -> bool:
     import os
 
-    return ref.startswith("name:") or any(c in ref for c in "*?[") or os.path.isdir(ref)
+    from ..core.saved import is_saved  # a saved file may hold several maps
+
+    return ref.startswith("name:") or any(c in ref for c in "*?[") or os.path.isdir(ref) or is_saved(ref)
 
 
 def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""The watch verb: a map live, its entries, their changes and rates (library: bpfmap.watch)."""
+"""The watch verb: a map live, its entries, their changes and rates (library: bpfmap.live.watch)."""
 
 import sys
 import time

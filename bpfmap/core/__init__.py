@@ -10,5 +10,5 @@
 - ``threads``: the read-ahead thread of dumps and the writer thread of bulk loads.
 - ``program``: loaded programs (Program).
 
-``bpfmap.maps.Map`` puts them together; nothing here imports it.
+``core/maps.py`` (the Map) puts them together.
 """

@@ -24,7 +24,7 @@ from ..types import spec as type_spec
 from .fd import FdOwner
 from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
 from .pins import PinIndex, open_pinned, pin_fd
-from .saved import open_saved
+from .saved import open_saved, several
 from .values import ValueShape, possible_cpus
 
 if TYPE_CHECKING:
@@ -657,13 +657,16 @@ def verb_list(kind: Any) -> str:
 def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[str] | None:
     """The maps a reference to several names, in order (None: it names at most one, for
     Map.open to open or refuse): a directory on a bpffs (every map pinned below it), a glob
-    of pin paths (``/sys/fs/bpf/app/*``), ``name:GLOB``, and with ``names`` a ``name:NAME``
+    of pin paths (``/sys/fs/bpf/app/*``), ``name:GLOB``, a saved file of several maps, and with ``names`` a ``name:NAME``
     that several maps have (as ``id:N``).  ``pins``: the pins found already (the command
     asks it for each map's pins too)."""
     import os
 
     if ref.startswith("id:"):
         return None
+    in_file = several(ref)  # a saved file of several maps: each, as FILE:NAME
+    if in_file is not None:
+        return in_file
     if ref.startswith("name:"):
         pattern = ref[5:]
         wild = any(c in pattern for c in "*?[")

@@ -50,7 +50,7 @@ class Program(FdOwner):
         attach_type: int = 0,
         attach_btf_id: int = 0,
     ) -> Program:
-        """Load a program: ``code`` is eBPF assembly (see bpfmap.asm) or instructions
+        """Load a program: ``code`` is eBPF assembly (see bpfmap.core.asm) or instructions
         (bytes); ``maps`` names the maps ``map[NAME]`` refers to.  ``prog_type`` is a
         name (``socket_filter``, ``xdp``, ``raw_tracepoint``...) or a number.  Raises
         AsmError (bad assembly), VerifierRejected (with the verifier's log) or the

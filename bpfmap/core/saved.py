@@ -42,6 +42,7 @@ HOST, MAP, BTF, DATA, END, NAMES, FIN = b"HOST", b"MAP ", b"BTF ", b"DATA", b"EN
 # the most a frame of each kind may hold once decompressed: what a hostile file can make a reader allocate
 _LIMITS = {HOST: 1 << 20, MAP: 1 << 20, BTF: 64 << 20, DATA: 64 << 20, END: 1 << 16, NAMES: 64 << 20, FIN: 1 << 16}
 _MAX_KEY, _MAX_VALUE, _MAX_CPUS = 1 << 16, 1 << 26, 1 << 16
+INDEX_MAX = 1 << 21  # entries up to which lookups go through an index of the keys (~100 bytes each)
 
 
 class SavedFileError(UsageError):
@@ -71,6 +72,21 @@ def split_ref(ref: str) -> tuple[str, str | None] | None:
             return ref[:at], ref[at + 1 :]
         at = ref.rfind(":", 0, at)
     return None
+
+
+def several(ref: str) -> list[str] | None:
+    """``FILE:NAME`` of each map of a saved file that holds several (its inner maps are
+    read through their outer map), in the file's order; None when ``ref`` names one map
+    (or no saved file)."""
+    found = split_ref(ref)
+    if found is None or found[1] is not None:
+        return None
+    f = SavedFile(found[0])
+    try:
+        top = [e for e in f.entries if "inner_of" not in e.meta]
+        return [f"{found[0]}:{f.label(e)}" for e in top] if len(top) > 1 else None
+    finally:
+        f.close()
 
 
 def open_saved(ref: str) -> SavedMap | None:
@@ -126,7 +142,7 @@ class SavedFile:
         try:
             self.size = os.fstat(self._f.fileno()).st_size
             self.host: dict[str, Any] = {}
-            self.names: dict[str, Any] = {}
+            self.names: dict[str, Any] | None = None  # the NAME frame's table (None: saved without one)
             self.entries: list[SavedEntry] = []
             self._scan()
         except BaseException:
@@ -360,6 +376,7 @@ class SavedMap:
         meta = entry.meta
         self.file, self.entry, self.ref = file, entry, ref
         self.saved: dict[str, Any] = {**file.host, "pinned": entry.pins}
+        self.host_names = file.names  # what the saving host called the numbers the file holds
         try:
             self.type: MapType | int = MapType(meta["type"])
         except ValueError:
@@ -380,6 +397,8 @@ class SavedMap:
         self.btf_note: str | None = None
         self.walk_note: str | None = None
         self._closed = False
+        self._keys: dict[bytes, tuple[int, int]] | None = None  # made by the first lookup
+        self._last: tuple[int, tuple[bytes, bytes, int]] | None = None
         self._btf: Any = self._read_btf()
 
     def _read_btf(self) -> Any:
@@ -485,10 +504,18 @@ class SavedMap:
         return (v for _k, v in self.items())
 
     def _find(self, key: bytes) -> tuple[int, bytes, bytes, int] | None:
-        """(position in its batch, keys, values, count) of ``key``, by a scan of the keys."""
+        """(position in its batch, keys, values, count) of ``key``: through an index of
+        the keys made on the first call (a map of up to INDEX_MAX entries), else by a scan."""
         ks = self.key_size
         if len(key) != ks:
             raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {ks} bytes")
+        index = self._index()
+        if index is not None:
+            where = index.get(key)
+            if where is None:
+                return None
+            keys, values, count = self._frame(where[0])
+            return where[1], keys, values, count
         for keys, values, count in self.file.data(self.entry):
             at = keys.find(key)
             while at >= 0:
@@ -496,6 +523,26 @@ class SavedMap:
                     return at // ks if ks else 0, keys, values, count
                 at = keys.find(key, at + 1)
         return None
+
+    def _index(self) -> dict[bytes, tuple[int, int]] | None:
+        """key -> (its data frame, its place there), the first where a key is saved twice."""
+        if self._keys is None and self.entry.entries <= INDEX_MAX:
+            ks = self.key_size
+            index: dict[bytes, tuple[int, int]] = {}
+            for n, (keys, _values, count) in enumerate(self.file.data(self.entry)):
+                for i in range(count):
+                    index.setdefault(keys[i * ks : (i + 1) * ks], (n, i))
+            self._keys = index
+        return self._keys
+
+    def _frame(self, n: int) -> tuple[bytes, bytes, int]:
+        """Data frame ``n``'s (keys, values, count), the last one read kept."""
+        if self._last is None or self._last[0] != n:
+            frame = self.entry.frames[n]
+            raw = self.file._inflate(frame, None)
+            cut = frame.count * self.key_size
+            self._last = (n, (raw[:cut], raw[cut:], frame.count))
+        return self._last[1]
 
     def lookup(self, key: bytes, lock: bool = False) -> bytes | list[bytes]:
         """The value saved at ``key`` (per-CPU: one per saved CPU); raises KeyNotFound."""
@@ -522,6 +569,16 @@ class SavedMap:
         self.require("getnext")
         if key is not None and len(key) != self.key_size:
             raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {self.key_size} bytes")
+        index = self._index()
+        if index is not None and key is not None and key in index:
+            n, i = index[key]
+            ks = self.key_size
+            keys, _values, count = self._frame(n)
+            if i + 1 < count:
+                return keys[(i + 1) * ks : (i + 2) * ks]
+            if n + 1 < len(self.entry.frames):  # a data frame holds at least one entry
+                return self._frame(n + 1)[0][:ks]
+            raise NotFound(f"getnext {self.ref}: no key after it")
         take_next = key is None or self._find(key) is None
         for k in self.keys():
             if take_next:

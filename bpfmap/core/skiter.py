@@ -1,7 +1,7 @@
 """Listing a socket-storage map (sk_storage) through the kernel's ``bpf_sk_storage_map``
 BPF iterator: the only way to find the sockets a map holds values for.
 
-A small iterator program (assembled with bpfmap.asm, field offsets from the kernel's own
+A small iterator program (assembled with bpfmap.core.asm, field offsets from the kernel's own
 BTF) writes, for every socket with a value, a fixed record describing the socket (its
 cookie, inode, family, protocol, state, ports and addresses) and then the value; it is
 attached with BPF_LINK_CREATE over the map and read through BPF_ITER_CREATE.

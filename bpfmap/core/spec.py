@@ -222,10 +222,10 @@ def create_fd(spec: MapSpec, inner_fd: int = 0, btf_required: bool = False) -> t
             note = f"{label} maps cannot carry BTF for their keys and values; created without"
             btf = None
         else:
-            from ..btf import load as load_btf
+            from ..btf import load_sanitized
 
             try:
-                btf_fd = btf.fd or load_btf(btf)
+                btf_fd, note = (btf.fd, None) if btf.fd else load_sanitized(btf)
             except BpfmapError as err:
                 if btf_required:
                     raise

@@ -120,7 +120,7 @@ class Deletion:
 
     def chunks(self) -> Generator[tuple[bytes, bytes, int], None, None]:
         """The deleted entries as raw (keys, values, count) chunks, shaped as Map.batches
-        gives them (what bpfmap.drain takes).  Each chunk is gone from the map when it
+        gives them (what bpfmap.entries.drain takes).  Each chunk is gone from the map when it
         comes: a consumer that cannot use it must put it back (:meth:`write` does)."""
         if self.dry_run:
             raise UsageError(
@@ -134,7 +134,7 @@ class Deletion:
 
     def write(self, out: IO[str], fmt: str = "text", stop: Callable[[], bool] = lambda: False) -> int:
         """Delete, writing each deleted entry to ``out`` as dump writes it (text, jsonl, json,
-        csv) without losing one (see bpfmap.drain): what does not reach the output (a
+        csv) without losing one (see bpfmap.entries.drain): what does not reach the output (a
         reader that closed its pipe, a full disk) is put back in the map and counted in
         ``restored``.  ``stop`` is asked after each chunk (a signal came).  Returns how
         many entries were written.  Raises DeliveryError when the output failed, after

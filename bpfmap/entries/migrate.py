@@ -53,7 +53,7 @@ class Copy:
     """Every entry of ``src`` (that ``where`` passes) converted into ``dst``'s layout:
     :meth:`read` takes them all in (the checks of every value happen there), :meth:`write`
     puts them into ``dst``.  ``drops``, ``sets`` and ``truncate`` as in
-    bpfmap.convert.Plan; ``percpu`` (sum, max, min, avg, cpu0) makes per-CPU values plain,
+    bpfmap.layout.convert.Plan; ``percpu`` (sum, max, min, avg, cpu0) makes per-CPU values plain,
     ``to_cpu`` (all, 0) plain values per-CPU.  UsageError for what does not fit, before
     the source is read.
 

@@ -1,6 +1,6 @@
 """Restoring saved maps (core/saved.py): a new map of the saved shape with its BTF and
 every entry, pinned only once it is whole, or the entries written into an existing map
-through the copy rules (bpfmap.migrate.Copy).
+through the copy rules (bpfmap.entries.migrate.Copy).
 
 A new map is created, filled and frozen (when the saved one was) before it is pinned: a
 restore that fails half way closes it, so no half-filled pin is ever left, and the error

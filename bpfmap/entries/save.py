@@ -4,6 +4,12 @@ Each map is read batch by batch (a batch ahead in a thread, as a dump) and writt
 by frame, so memory stays a batch whatever the map's size.  What a map type can give a
 file is its TypeSpec's ``disk`` column; a map that cannot be saved is refused with the
 reason, and a directory or glob saves what it can and reports what it left out.
+
+The file also holds what this host calls the numbers in it (hostnames.Collector: users,
+groups, interfaces, cgroups, block devices and kernel symbols for any word of an entry
+that has a name here, and user-space frames of the stacks a counts map in the file joins
+with a stack map in it), so display formats read the file as this host would have shown
+it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Any
 from ..core.maps import Map, expand
 from ..core.saved import Writer
 from ..core.values import possible_cpus
-from ..errors import UsageError
+from ..errors import BpfmapError, UsageError
+from ..host.hostnames import Collector
 from ..layout import Layout
 from ..types import DISK_REFUSALS, MapFlag, MapType, Value
 
@@ -89,11 +96,18 @@ def save(
     if not chosen:
         why = "; ".join(f"{r}: {w}" for r, w in report.skipped[:4])
         raise UsageError(f"save {', '.join(refs)}: nothing to save{' (' + why + ')' if why else ''}")
+    names = Collector()
     with Writer(path, level) as w:
         w.host(host_facts())
+        stack_maps = []
         for ref in chosen:
             with Map.open(ref, readonly=True) as m:
-                report.maps.append((ref, _save_one(w, m, ref, layout if len(chosen) == 1 else None)))
+                report.maps.append((ref, _save_one(w, m, ref, layout if len(chosen) == 1 else None, names)))
+                if m.type is MapType.STACK_TRACE:
+                    stack_maps.append(ref)
+        for ref in stack_maps:
+            _user_frames(ref, [r for r in chosen if r not in stack_maps], names)
+        w.names(names.table())
         report.raw = w.bytes_raw
     report.size = os.path.getsize(path)
     return report
@@ -170,7 +184,30 @@ def _btf(m: Any, layout: Layout | None) -> tuple[bytes | None, dict[str, Any]]:
     return spec.data, {**ids, "key_type_id": spec.key_type_id, "value_type_id": spec.value_type_id, "source": "rebuilt"}
 
 
-def _save_one(w: Writer, m: Any, ref: str, layout: Layout | None, extra: dict[str, Any] | None = None) -> int:
+def _user_frames(stack_ref: str, others: list[str], names: Collector) -> None:
+    """The user-space frames of the stacks each map of ``others`` that ``stacks`` would
+    join with stack map ``stack_ref`` holds, named as its processes map them now (a
+    counts map with no pid field or stack ids to join is left alone)."""
+    from ..live.stacks import Joiner
+    from ..view import View
+
+    for ref in others:
+        with Map.open(stack_ref, readonly=True) as sm, Map.open(ref, readonly=True) as cm:
+            try:
+                joiner = Joiner(View(cm), sm)
+                if joiner.pid is None or joiner.user is None:
+                    continue
+                for s in joiner.stacks():
+                    for f in s.user:
+                        if s.pid is not None:
+                            names.user_frame(s.pid, f)
+            except BpfmapError:
+                continue  # not a counts map of this stack map
+
+
+def _save_one(
+    w: Writer, m: Any, ref: str, layout: Layout | None, names: Collector, extra: dict[str, Any] | None = None
+) -> int:
     """Write map ``m`` (and a map of maps' inner maps after it); returns its entries."""
     meta = {**_meta(m, ref), **(extra or {})}
     btf, ids = _btf(m, layout)
@@ -182,10 +219,12 @@ def _save_one(w: Writer, m: Any, ref: str, layout: Layout | None, extra: dict[st
         w.begin(meta, btf)
         zero = bytes(m.value_size)
         if pairs:
-            w.batch(b"".join(k for k, _v in pairs), b"".join(v or zero for _k, v in pairs), len(pairs))
+            keys = b"".join(k for k, _v in pairs)
+            w.batch(keys, b"".join(v or zero for _k, v in pairs), len(pairs))
+            names.feed(keys, m.key_size)
         return w.end()
     if m.kind.value is Value.MAP_ID:
-        return _save_outer(w, m, meta, btf)
+        return _save_outer(w, m, meta, btf, names)
     from ..core.threads import prefetch
 
     w.begin(meta, btf)
@@ -193,12 +232,14 @@ def _save_one(w: Writer, m: Any, ref: str, layout: Layout | None, extra: dict[st
     try:
         for keys, values, count in stream:
             w.batch(keys, values, count)
+            names.feed(keys, m.key_size)
+            names.feed(values, m.stride * m.ncpus)
     finally:
         stream.close()  # type: ignore[attr-defined]  # a generator: stops the read-ahead thread
     return w.end()
 
 
-def _save_outer(w: Writer, m: Any, meta: dict[str, Any], btf: bytes | None) -> int:
+def _save_outer(w: Writer, m: Any, meta: dict[str, Any], btf: bytes | None, names: Collector) -> int:
     """A map of maps: its slots (inner map ids), the shape of its inner maps, then each
     inner map as a map of the file that names its outer map and slot."""
     batches = list(m.batches())  # a map of maps holds few entries: read before its shape is known
@@ -213,8 +254,9 @@ def _save_outer(w: Writer, m: Any, meta: dict[str, Any], btf: bytes | None) -> i
     outer = w.begin(meta, btf)
     for keys, values, count in batches:
         w.batch(keys, values, count)
+        names.feed(keys, m.key_size)
     n = w.end()
     for key, inner_id in slots:
         with Map.open(f"id:{inner_id}", readonly=True) as inner:
-            _save_one(w, inner, f"id:{inner_id}", None, {"inner_of": outer, "slot": key.hex()})
+            _save_one(w, inner, f"id:{inner_id}", None, names, {"inner_of": outer, "slot": key.hex()})
     return n

@@ -26,10 +26,10 @@ _kernel: KernelSymbols | None = None
 class KernelSymbols:
     """/proc/kallsyms, sorted: text symbols of the kernel and its modules."""
 
-    def __init__(self, path: str = "/proc/kallsyms") -> None:
+    def __init__(self, path: str | None = "/proc/kallsyms") -> None:
         rows: list[tuple[int, str, str | None]] = []
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(path or os.devnull, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     parts = line.split()
                     if len(parts) < 3 or parts[1] not in "tTwW":
@@ -40,6 +40,17 @@ class KernelSymbols:
                         rows.append((addr, parts[2], module))
         except OSError:
             pass
+        self._table(rows)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, str, str | None]]) -> KernelSymbols:
+        """A table of (address, name, module) rows (a saved file's: the symbols that name
+        the addresses it holds, which answer for those as the whole table did)."""
+        ks = cls(None)
+        ks._table(rows)
+        return ks
+
+    def _table(self, rows: list[tuple[int, str, str | None]]) -> None:
         rows.sort(key=lambda r: r[0])
         self.addrs = [r[0] for r in rows]
         self.names = [r[1] for r in rows]

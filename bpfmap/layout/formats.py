@@ -30,8 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError, quote
-from ..host import hostnames
-from ..host.symbols import kernel as kernel_symbols
+from ..host.hostnames import KINDS, LIVE, Names
 from . import Codec, TypeCodec, _json, _maybe_json, fields, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
@@ -75,9 +74,12 @@ def parse_spec(text: str | list[str] | None) -> dict[str, str]:
     return out
 
 
-def apply(codec: Codec | None, spec: dict[str, str], what: str = "value") -> tuple[Codec | None, dict[str, str]]:
+def apply(
+    codec: Codec | None, spec: dict[str, str], what: str = "value", names: Names = LIVE
+) -> tuple[Codec | None, dict[str, str]]:
     """``codec`` with the formats of ``spec`` whose fields it has applied; returns it and
-    the part of ``spec`` it does not have (for the other side)."""
+    the part of ``spec`` it does not have (for the other side).  ``names``: where the
+    formats that name the host's objects get their names (a saved map's: its file's)."""
     if not spec or not isinstance(codec, TypeCodec):
         return codec, dict(spec)
     t = codec.type
@@ -113,7 +115,7 @@ def apply(codec: Codec | None, spec: dict[str, str], what: str = "value") -> tup
     rest = {p: f for p, f in spec.items() if p not in mine}
     if not post:
         return inner, rest
-    return FormattedCodec(inner, post), rest
+    return FormattedCodec(inner, post, names), rest
 
 
 def _replace(t: Type, parts: list[str], new: Type) -> Type:
@@ -140,10 +142,10 @@ def _family_field(t: Type, parts: list[str]) -> str | None:
 class FormattedCodec(Codec):
     """A TypeCodec whose decoded values get some fields shown as addresses or names."""
 
-    def __init__(self, inner: TypeCodec, post: list[tuple[list[str], str, int]]) -> None:
-        self.inner, self.size, self.type = inner, inner.size, inner.type
+    def __init__(self, inner: TypeCodec, post: list[tuple[list[str], str, int]], names: Names = LIVE) -> None:
+        self.inner, self.size, self.type, self.names = inner, inner.size, inner.type, names
         self.on_miss: Callable[[str, str, Any], None] | None = None  # (path, format, raw value)
-        self._post = [(parts, fmt, _SHOW[fmt](size), _PARSE[fmt](size)) for parts, fmt, size in post]
+        self._post = [(parts, fmt, _SHOW[fmt](size, names), _PARSE[fmt](size, names)) for parts, fmt, size in post]
         self._family = {tuple(p): _family_field(inner.type, p) for p, fmt, _s in post if fmt == "ip"}
 
     @property
@@ -230,7 +232,7 @@ def _deep_copy(v: Any) -> Any:
 # -- the formats ------------------------------------------------------------------------------
 
 
-def _show_ip(size: int) -> Callable[..., Any]:
+def _show_ip(size: int, names: Names) -> Callable[..., Any]:
     def show(hexed: Any, family: Any = None) -> Any:
         if not isinstance(hexed, str):
             return hexed
@@ -263,7 +265,7 @@ def ip_kind(family: Any, size: int) -> int:
     return 6 if fam == AF_INET6 and size >= 16 else 0
 
 
-def _parse_ip(size: int) -> Callable[[Any], Any]:
+def _parse_ip(size: int, names: Names) -> Callable[[Any], Any]:
     def parse(v: Any) -> Any:
         if not isinstance(v, str) or " " in v.strip():
             return v
@@ -278,11 +280,11 @@ def _parse_ip(size: int) -> Callable[[Any], Any]:
     return parse
 
 
-def _show_ksym(size: int) -> Callable[[Any], Any]:
+def _show_ksym(size: int, names: Names) -> Callable[[Any], Any]:
     def show(v: Any) -> Any:
         if not isinstance(v, int) or v <= 0:
             return v
-        f = kernel_symbols().frame(v)
+        f = names.kernel().frame(v)
         if f["offset"] is None:
             return v
         return f["symbol"] if not f["offset"] else f"{f['symbol']}+{f['offset']:#x}"
@@ -290,20 +292,21 @@ def _show_ksym(size: int) -> Callable[[Any], Any]:
     return show
 
 
-def _parse_ksym(size: int) -> Callable[[Any], Any]:
+def _parse_ksym(size: int, names: Names) -> Callable[[Any], Any]:
     def parse(v: Any) -> Any:
         if not isinstance(v, str) or re.fullmatch(r"\s*-?(0x[0-9a-fA-F]+|\d+)\s*", v):
             return v
         name, _plus, off = v.strip().partition("+")
-        addr = kernel_symbols().address(name)
+        addr = names.kernel().address(name)
         if addr is None:
-            raise UsageError(f"{quote(v)}: no kernel symbol {name} in /proc/kallsyms")
+            where = "the saved file's kernel symbols" if names.saved else "/proc/kallsyms"
+            raise UsageError(f"{quote(v)}: no kernel symbol {name} in {where}")
         return addr + (int(off, 0) if off else 0)
 
     return parse
 
 
-def _show_errno(size: int) -> Callable[[Any], Any]:
+def _show_errno(size: int, names: Names) -> Callable[[Any], Any]:
     def show(v: Any) -> Any:
         if not isinstance(v, int) or not v or abs(v) not in errno_mod.errorcode:
             return v
@@ -312,7 +315,7 @@ def _show_errno(size: int) -> Callable[[Any], Any]:
     return show
 
 
-def _parse_errno(size: int) -> Callable[[Any], Any]:
+def _parse_errno(size: int, names: Names) -> Callable[[Any], Any]:
     def parse(v: Any) -> Any:
         if isinstance(v, str):
             s = v.strip()
@@ -354,14 +357,14 @@ def syscall_names() -> dict[int, str]:
     return _SYSCALLS
 
 
-def _show_syscall(size: int) -> Callable[[Any], Any]:
+def _show_syscall(size: int, names: Names) -> Callable[[Any], Any]:
     def show(v: Any) -> Any:
         return syscall_names().get(v, v) if isinstance(v, int) else v
 
     return show
 
 
-def _parse_syscall(size: int) -> Callable[[Any], Any]:
+def _parse_syscall(size: int, names: Names) -> Callable[[Any], Any]:
     def parse(v: Any) -> Any:
         if isinstance(v, str) and not v.strip().lstrip("-").isdigit():
             by_name = {n: i for i, n in syscall_names().items()}
@@ -376,14 +379,16 @@ class _Miss(Exception):
     """A number with no name (the caller keeps the number)."""
 
 
-def _named(lookup: Callable[[int], str]) -> Callable[[int], Callable[[Any], Any]]:
-    def make(size: int) -> Callable[[Any], Any]:
+def _named(kind: str) -> Callable[[int, Names], Callable[[Any], Any]]:
+    """A format that shows a number as the name the host (``names``) gives it."""
+
+    def make(size: int, names: Names) -> Callable[[Any], Any]:
         def show(v: Any) -> Any:
             if not isinstance(v, int) or isinstance(v, bool):
                 return v
             try:
-                return lookup(v)
-            except LookupError:
+                return names.name(kind, v)
+            except (LookupError, OSError, ValueError, OverflowError):
                 raise _Miss(v) from None
 
         return show
@@ -391,12 +396,12 @@ def _named(lookup: Callable[[int], str]) -> Callable[[int], Callable[[Any], Any]
     return make
 
 
-def _unnamed(lookup: Callable[[str], int]) -> Callable[[int], Callable[[Any], Any]]:
-    def make(size: int) -> Callable[[Any], Any]:
+def _unnamed(kind: str) -> Callable[[int, Names], Callable[[Any], Any]]:
+    def make(size: int, names: Names) -> Callable[[Any], Any]:
         def parse(v: Any) -> Any:
             if isinstance(v, str) and not re.fullmatch(r"\s*-?(0x[0-9a-fA-F]+|\d+)\s*", v):
                 try:
-                    return lookup(v.strip())
+                    return names.number(kind, v.strip())
                 except (LookupError, OSError, ValueError) as err:
                     raise UsageError(f"{quote(v)}: no such name ({err})") from None
             return v
@@ -406,51 +411,29 @@ def _unnamed(lookup: Callable[[str], int]) -> Callable[[int], Callable[[Any], An
     return make
 
 
-def _uid_of(name: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(name).pw_uid
-
-
-def _gid_of(name: str) -> int:
-    import grp
-
-    return grp.getgrnam(name).gr_gid
-
-
-_SHOW: dict[str, Callable[[int], Callable[..., Any]]] = {
+_SHOW: dict[str, Callable[[int, Names], Callable[..., Any]]] = {
     "ip": _show_ip,
     "ksym": _show_ksym,
     "errno": _show_errno,
     "syscall": _show_syscall,
-    "cgroup": _named(hostnames.cgroup_path_of),
-    "ifname": _named(hostnames.ifname),
-    "majorminor": _named(hostnames.block_device),
-    "majorminor_user": _named(hostnames.block_device_user),
-    "uid": _named(hostnames.user_name),
-    "gid": _named(hostnames.group_name),
+    **{kind: _named(kind) for kind in KINDS},
 }
-_PARSE: dict[str, Callable[[int], Callable[[Any], Any]]] = {
+_PARSE: dict[str, Callable[[int, Names], Callable[[Any], Any]]] = {
     "ip": _parse_ip,
     "ksym": _parse_ksym,
     "errno": _parse_errno,
     "syscall": _parse_syscall,
-    "cgroup": _unnamed(hostnames.cgroup_path_of.id_of),
-    "ifname": _unnamed(socket.if_nametoindex),
-    "majorminor": _unnamed(hostnames.block_number),
-    "majorminor_user": _unnamed(lambda name: hostnames.block_number(name, kernel=False)),
-    "uid": _unnamed(_uid_of),
-    "gid": _unnamed(_gid_of),
+    **{kind: _unnamed(kind) for kind in KINDS},
 }
 
 
-def stored(t: Type, fmt: str, text: str) -> Any:
+def stored(t: Type, fmt: str, text: str, names: Names | None = None) -> Any:
     """What a field of type ``t`` holds when format ``fmt`` shows it as ``text`` (``ENOENT``
     -> 2 for errno, ``10.0.0.1`` -> the address's bytes as ``t`` decodes them): the value
     ``TypeCodec(t)`` decodes, so a filter written in the shown form compares what the field
     holds.  UsageError when ``fmt`` shows no value of ``t`` as ``text``."""
     holder = Struct("", (Field("v", t, 0),), t.size, t.align)
-    codec, _rest = apply(TypeCodec(holder), {"v": fmt})
+    codec, _rest = apply(TypeCodec(holder), {"v": fmt}, names=names or LIVE)
     assert codec is not None
     try:
         raw = codec.encode({"v": _maybe_json(text.strip())})
@@ -459,14 +442,14 @@ def stored(t: Type, fmt: str, text: str) -> Any:
     return TypeCodec(t).decode(raw)
 
 
-def shown_leaf(fmt: str, size: int) -> Callable[[Any], Any] | None:
+def shown_leaf(fmt: str, size: int, names: Names = LIVE) -> Callable[[Any], Any] | None:
     """What display format ``fmt`` makes of one integer of ``size`` bytes (the number
     itself when it has no name), for writers that work on raw items (output.rows); None
     for ``ip``, which needs its struct's family field."""
     make = _SHOW.get(fmt)
     if make is None or fmt == "ip":
         return None
-    show = make(size)
+    show = make(size, names)
 
     def one(v: Any) -> Any:
         try:

@@ -1,11 +1,12 @@
-"""A stack_trace map's values as frames, symbolized (see bpfmap.symbols)."""
+"""A stack_trace map's values as frames, symbolized (see bpfmap.host.symbols)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import UsageError
-from ..host.symbols import frame_text, frames, is_kernel
+from ..host.hostnames import LIVE, Names
+from ..host.symbols import frame_text, is_kernel
 from . import Codec
 
 BUILD_ID_FRAME = 32  # struct bpf_stack_build_id: s32 status, u8 build_id[20], u64 offset or ip
@@ -14,18 +15,19 @@ _STATUS_VALID, _STATUS_IP = 1, 2
 
 class StackCodec(Codec):
     """A stack_trace map's value: its frames, innermost first, zero padding cut,
-    symbolized (kernel addresses through kallsyms, user ones through ``pid``'s maps), as
+    symbolized (kernel addresses through kallsyms, user ones through ``pid``'s maps; a
+    saved map's as its saving host named them: ``names``), as
     ``{"frames": [{"addr", "symbol", "offset", "module"}, ...]}``; text: the frames as
     ``symbol+0xOFF`` joined by ``;``.  Maps made with BPF_F_STACK_BUILD_ID hold
     ``{"build_id", "offset"}`` frames (or the address where the kernel fell back to an IP)."""
 
-    def __init__(self, size: int, build_id: bool = False, pid: int | None = None) -> None:
-        self.size, self.build_id, self.pid = size, build_id, pid
+    def __init__(self, size: int, build_id: bool = False, pid: int | None = None, names: Names = LIVE) -> None:
+        self.size, self.build_id, self.pid, self.names = size, build_id, pid, names
 
     def decode(self, data: bytes) -> Any:
         if self.build_id:
             return {"frames": self._build_id_frames(data)}
-        return {"frames": frames(addresses(data), self.pid)}
+        return {"frames": self.names.frames(addresses(data), self.pid)}
 
     def _build_id_frames(self, data: bytes) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -35,7 +37,7 @@ class StackCodec(Codec):
             if status == _STATUS_VALID:
                 out.append({"build_id": data[i + 4 : i + 24].hex(), "offset": tail})
             elif status == _STATUS_IP:
-                out.append(frames([tail], self.pid)[0])
+                out.append(self.names.frames([tail], self.pid)[0])
             else:
                 break
         return out

@@ -21,6 +21,7 @@ from typing import Any
 from ..core.maps import Map
 from ..errors import KeyNotFound, UsageError, quote
 from ..host import symbols
+from ..host.hostnames import names_for
 from ..layout import fields, format_text
 from ..layout.model import Char, Scalar
 from ..layout.stack import addresses
@@ -75,6 +76,7 @@ class Joiner:
         if stack_map.type is not MapType.STACK_TRACE:
             raise UsageError(f"stacks: --stack-map {stack_map.ref} is a {stack_map.type_label}, not a stack_trace map")
         self.counts, self.stack_map = counts, stack_map
+        self.names = names_for(getattr(stack_map, "host_names", None))  # a saved stack map: its host's symbols
         key_names = _names(counts.key)
         value_names = _names(counts.value)
         ids = _stack_ids(counts, stack_map.key_size)
@@ -147,8 +149,8 @@ class Joiner:
                         "module": None}]  # fmt: skip
             else:
                 assert isinstance(raw, bytes)
-                got = symbols.frames(addresses(raw), pid)
-                if pid is not None and what == "user" and symbols.process(pid).gone:
+                got = self.names.frames(addresses(raw), pid)
+                if pid is not None and what == "user" and self.names.gone(pid):
                     self.gone.add(pid)
             self._frames[cache_key] = got
         return got

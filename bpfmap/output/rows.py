@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.columns import copy_columns
+from ..host.hostnames import LIVE, Names
 from ..layout.codec import members
 from ..layout.formats import FormattedCodec, ip_kind, ip_text, shown_fields, shown_leaf
 from ..layout.leaves import (
@@ -224,7 +225,7 @@ class Plan:
         assert text is not None
         string = text[1]
         leaf = raw_written(inner, where)
-        show = shown_leaf(t.fmt, inner.size)
+        show = shown_leaf(t.fmt, inner.size, t.names)
         if leaf is None or show is None or len(leaf[0]) != 1:
             raise NotRow("format")
         codes, piece, number, _repeats = leaf
@@ -330,10 +331,11 @@ class _Shown(Type):
     address's bytes with the type of the family field beside it and where it lies from
     the address (None: no family field)."""
 
-    __slots__ = ("inner", "fmt", "size", "align", "family")
+    __slots__ = ("inner", "fmt", "size", "align", "family", "names")
 
-    def __init__(self, inner: Type, fmt: str, family: tuple[Type, int] | None = None) -> None:
+    def __init__(self, inner: Type, fmt: str, family: tuple[Type, int] | None = None, names: Names = LIVE) -> None:
         self.inner, self.fmt, self.size, self.align, self.family = inner, fmt, inner.size, inner.align, family
+        self.names = names  # where the name of a number comes from (the host's, or a saved file's)
 
     def c_name(self) -> str:
         return self.inner.c_name()
@@ -347,20 +349,20 @@ def _shown_type(codec: Any) -> Type | None:
     for parts, fmt, family in shown:
         if family is not None and any(p == [*parts[:-1], family] for p, _f, _fam in shown):
             return None  # the family as the decoded path sees it would be a name
-        t = _with_shown(t, parts, fmt, family) if t is not None else None
+        t = _with_shown(t, parts, fmt, family, codec.names) if t is not None else None
         if t is None:
             return None
     return t
 
 
-def _with_shown(t: Type, parts: list[str], fmt: str, family: str | None) -> Type | None:
+def _with_shown(t: Type, parts: list[str], fmt: str, family: str | None, names: Names) -> Type | None:
     if not parts:
         if fmt == "ip":
             return None
         if isinstance(t, Scalar) and t.kind in ("uint", "int") and t.size <= 8:
-            return _Shown(t, fmt)
+            return _Shown(t, fmt, names=names)
         if isinstance(t, Array) and isinstance(t.elem, Scalar) and t.elem.kind in ("uint", "int") and t.elem.size <= 8:
-            return Array(_Shown(t.elem, fmt), t.count)
+            return Array(_Shown(t.elem, fmt, names=names), t.count)
         return None
     if not isinstance(t, Struct) or t.union:
         return None
@@ -371,7 +373,7 @@ def _with_shown(t: Type, parts: list[str], fmt: str, family: str | None) -> Type
             if fmt == "ip" and len(parts) == 1:
                 inner: Type | None = _ip_leaf(t, f, family)
             else:
-                inner = _with_shown(f.type, parts[1:], fmt, family)
+                inner = _with_shown(f.type, parts[1:], fmt, family, names)
             if inner is None:
                 return None
             f = Field(f.name, inner, f.offset)

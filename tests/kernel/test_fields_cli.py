@@ -1,4 +1,4 @@
-"""One grammar for field paths (bpfmap.fields), and every option that names a field
+"""One grammar for field paths (bpfmap.layout.fields), and every option that names a field
 reading it: no other module parses paths."""
 
 from __future__ import annotations

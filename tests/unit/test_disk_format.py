@@ -98,7 +98,7 @@ def test_the_cli_reads_a_saved_file_without_the_kernel(tmp_path):
 
 def test_several_maps_are_named_file_colon_name(tmp_path):
     path = write(tmp_path / "f.bpfmap", maps=2)
-    r = run_cli("dump", path)
+    r = run_cli("count", path)  # a verb of one map
     assert r.returncode == 2 and "holds 2 maps (m0, m1)" in r.stderr
     assert run_cli("count", f"{path}:m1").stdout.strip() == "3"
     r = run_cli("count", f"{path}:nope")
@@ -207,3 +207,44 @@ def test_a_file_that_is_not_saved_is_not_taken_for_one(tmp_path):
     r = run_cli("dump", str(other))
     assert r.returncode in (2, 3) and "Traceback" not in r.stderr
     assert saved.split_ref(f"{other}:x") is None
+
+
+def test_a_file_of_several_maps_reads_as_a_directory_of_them(tmp_path):
+    """Verbs that read several maps read each map of the file, named FILE:NAME."""
+    path = write(tmp_path / "f.bpfmap", maps=2)
+    r = run_cli("dump", path, "-l", "u32:u64", "-o", "jsonl")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert rows == [{"map": f"{path}:m{i}", "key": k, "value": k * 10} for i in (0, 1) for k in (1, 2, 3)]
+    r = run_cli("dump", path, "-l", "u32:u64")
+    assert r.returncode == 0 and r.stdout.count("==> ") == 2 and f"==> {path}:m1 <==" in r.stdout
+    r = run_cli("lookup", path, "2", "-l", "u32:u64", "-o", "jsonl")
+    assert [json.loads(x)["map"] for x in r.stdout.splitlines()] == [f"{path}:m0", f"{path}:m1"]
+    r = run_cli("show", path, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert [m["name"] for m in json.loads(r.stdout)] == ["m0", "m1"]
+
+
+def test_lookups_read_each_data_frame_once(tmp_path, monkeypatch):
+    """Lookups and a key walk go through an index of the keys, not a scan per call."""
+    from bpfmap.core.saved import SavedFile
+
+    path = write(tmp_path / "f.bpfmap", [(k, k * 10) for k in range(3000)], batches=6)
+    inflated = []
+    real = SavedFile._inflate
+    monkeypatch.setattr(
+        SavedFile, "_inflate", lambda self, frame, payload: inflated.append(frame) or real(self, frame, payload)
+    )
+    with SavedMap.open(path) as m:
+        inflated.clear()
+        for k in range(0, 3000, 7):
+            assert m.lookup(struct.pack("<I", k)) == struct.pack("<Q", k * 10)
+        key, walked = None, []
+        for _ in range(3000):
+            key = m.next_key(key)
+            walked.append(struct.unpack("<I", key)[0])
+        with pytest.raises(NotFound):
+            m.next_key(key)
+        assert walked == list(range(3000))
+        data = [f for f in inflated if f.tag == b"DATA"]
+        assert len(data) <= 6 + 6 + 1 + 6  # the index, the lookups in key order, the walk
