@@ -11,7 +11,16 @@ from ..entries.changes import Deletion
 from ..entries.changes import count as count_entries
 from ..entries.migrate import Copy, Migration, new_spec
 from ..entries.migrate import migrate as run_migration
-from ..errors import EntriesDropped, NoRoom, UsageError, amended
+from ..errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_SYSTEM,
+    EntriesDropped,
+    NoRoom,
+    UsageError,
+    amended,
+    signal_exit,
+)
 from ..layout import Layout
 from ..output import write_entries
 from ..view import View
@@ -49,7 +58,7 @@ def count(map_ref: MapArg, opts: LayoutOptions = NO_LAYOUT, filt: FilterOptions 
         n = count_entries(view, filt.bind(view))
     print(n)
     if n == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def delete_where(
@@ -81,10 +90,10 @@ def delete_where(
                     pass
         except KeyboardInterrupt:
             say(f"{what}: interrupted; {_summary(deletion)}")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     say(f"{what}: {_summary(deletion)}", quiet)
     if (deletion.matched if dry_run else deletion.deleted) == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False) -> None:
@@ -103,10 +112,10 @@ def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False)
         return
     if held.caught is not None:
         say(f"{what}: interrupted; {_summary(deletion)}; the rest left in the map")
-        raise typer.Exit(128 + held.caught)
+        raise typer.Exit(signal_exit(held.caught))
     say(f"{what}: {_summary(deletion)}", quiet)
     if deletion.deleted == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _summary(d: Deletion) -> str:
@@ -258,19 +267,19 @@ def copy(
             keys, values, n = job.read()
         except KeyboardInterrupt:
             say(f"{what}: interrupted while reading; nothing written")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         try:
             held = job.write(keys, values, n)
         except NoRoom as err:
             raise amended(err, "; --allow-loss writes what fits and says how many were left out") from None
         except KeyboardInterrupt:
             say(f"{what}: interrupted; {job.written} of {n} entries went in")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     say(f"{what}: {_entries(held)} copied{_dropped(job)}", quiet)
     if job.dropped:  # a loss the user allowed is still a loss: scripts see it
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_SYSTEM)
     if held == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _dropped(job: Copy) -> str:
@@ -388,16 +397,16 @@ def migrate(
                 f"migrate {pin}: interrupted after the swap: {pin} is the new map; changes written to the old map "
                 f"while it ran may not all have been carried over: the old map is at {keep_old or pin + '_old'}"
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         job = progress.get("copy")
         went = f"{job.written} entries had gone into the new map, which is dropped; " if job is not None else ""
         say(f"migrate {pin}: interrupted before the swap; {went}{pin} is the old map still")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.btf_note:
         say(f"note: {result.btf_note}", quiet)
     say(_migrated(result), quiet)
     if result.failed or result.dropped:
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_SYSTEM)
 
 
 def _migrated(result: Migration) -> str:

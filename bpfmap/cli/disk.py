@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import EXIT_NOT_FOUND, UsageError
 from .common import QuietOpt, examples, say
 
 app = typer.Typer()
@@ -138,4 +138,4 @@ def diff(
     result = run_diff(a, b, sys.stdout, fmt, where or [])
     say(result.summary(), quiet)
     if not result.equal:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.maps import Map
-from ..errors import UsageError
+from ..errors import EXIT_NOT_FOUND, UsageError
 from ..output import json_dumps
 from ..types import MapType
 from .common import (
@@ -122,7 +122,7 @@ def events(
         matched = f" of {read} read" if conditions else ""
         say(f"events {map_ref}: {seen} records{matched}{lost}", quiet)
     if timeout is not None and seen == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from .common import NO_LAYOUT, LayoutOptions, MapArg, check_seconds, examples, l
 
 app = typer.Typer()
 
-FORMATS = ("folded", "text", "json")
+STACKS_FORMATS = ("folded", "text", "json")
 
 
 @app.command(
@@ -72,8 +72,8 @@ def stacks(
     from ..live import stacks as lib
 
     fmt = (output or ("text" if sys.stdout.isatty() else "folded")).strip().lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"--output {output}: stacks writes {', '.join(FORMATS)}")
+    if fmt not in STACKS_FORMATS:
+        raise UsageError(f"--output {output}: stacks writes {', '.join(STACKS_FORMATS)}")
     check_seconds(interval, "--interval")
     if count is not None and interval is None:
         raise UsageError("--count goes with --interval")

@@ -364,7 +364,9 @@ class Map(FdOwner):
         the walk are skipped."""
         return self._split_batches(self.batches())
 
-    def _split_batches(self, batches: Iterable[tuple[bytes, bytes, int]]) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+    def _split_batches(
+        self, batches: Iterable[tuple[bytes, bytes, int]]
+    ) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
         ks, vs = self.key_size, self.shape.entry
         split = self.shape.split
         for keys, values, count in batches:
@@ -660,11 +662,11 @@ def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[
     asks it for each map's pins too)."""
     import os
 
-    if ref.startswith("id:"):
+    if not may_name_several(ref):
         return None
     if ref.startswith("name:"):
         pattern = ref[5:]
-        wild = any(c in pattern for c in "*?[")
+        wild = _wild(pattern)
         if not pattern or (not wild and (len(pattern) > 15 or not names)):
             return None  # one name: Map.open finds it (and says when several maps have it)
         from fnmatch import fnmatchcase
@@ -681,12 +683,26 @@ def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[
         root = os.path.realpath(ref)
         found = (pins or PinIndex()).found
         return sorted(path for _id, path in found if os.path.realpath(path).startswith(root + os.sep))
-    if any(c in ref for c in "*?[") and not os.path.exists(ref):
+    if _wild(ref) and not os.path.exists(ref):
         import glob
 
         wanted = set(glob.glob(ref))
         return sorted(path for _id, path in (pins or PinIndex()).found if path in wanted)
     return None
+
+
+def may_name_several(ref: str) -> bool:
+    """Whether :func:`expand` may find several maps in ``ref`` (a ``name:``, a directory, a
+    glob that is no path), told without listing any: False, and it names at most one."""
+    import os
+
+    if ref.startswith("id:"):
+        return False
+    return ref.startswith("name:") or os.path.isdir(ref) or (_wild(ref) and not os.path.exists(ref))
+
+
+def _wild(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
 def require_some(refs: list[str], ref: str) -> None:

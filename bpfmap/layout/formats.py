@@ -35,7 +35,7 @@ from ..host.symbols import kernel as kernel_symbols
 from . import Codec, TypeCodec, _json, _maybe_json, fields, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
-FORMATS = (
+DISPLAY_FORMATS = (
     "ip",
     "ipv4",
     "ipv6",
@@ -69,8 +69,10 @@ def parse_spec(text: str | list[str] | None) -> dict[str, str]:
             name, fmt = name.strip(), fmt.strip().lower()
             if not eq or not name:
                 raise UsageError(f"--as {quote(part)}: write FIELD=FORMAT, e.g. saddr=ip")
-            if fmt not in FORMATS:
-                raise UsageError(f"--as {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(FORMATS)}")
+            if fmt not in DISPLAY_FORMATS:
+                raise UsageError(
+                    f"--as {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(DISPLAY_FORMATS)}"
+                )
             out[name] = fmt
     return out
 
@@ -484,7 +486,7 @@ def shown_fields(codec: Any) -> list[tuple[list[str], str, str | None]]:
 
 
 __all__ = [
-    "FORMATS",
+    "DISPLAY_FORMATS",
     "FormattedCodec",
     "apply",
     "ip_kind",
