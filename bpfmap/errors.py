@@ -15,7 +15,8 @@ ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user 
 
 # The command's exit codes, a contract for scripts; the classes below carry theirs.
 EXIT_OK = 0
-EXIT_NOT_FOUND = 1  # not found or empty (and diff's "the maps differ")
+EXIT_NOT_FOUND = 1  # not found or empty
+EXIT_DIFFER = EXIT_NOT_FOUND  # diff: the maps differ, as diff(1) says it
 EXIT_USAGE = 2  # usage or input error
 EXIT_SYSTEM = 3  # error from the kernel or the system
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT)

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..errors import (
+    EXIT_DIFFER,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -30,7 +31,7 @@ EXIT_CODES_HELP = (
     f"Exit codes: {EXIT_OK} ok; {EXIT_NOT_FOUND} not found or empty (lookup miss, pop on an empty queue); "
     f"{EXIT_USAGE} usage or input error; {EXIT_SYSTEM} error from the kernel or the system (permission, "
     f"no such pin, unsupported); {EXIT_INTERRUPTED} stopped by Ctrl-C, {EXIT_TERMINATED} by SIGTERM; "
-    f"diff alone exits {EXIT_NOT_FOUND} when the maps differ, as diff(1). "
+    f"diff alone exits {EXIT_DIFFER} when the maps differ, as diff(1). "
     "MAP is a pinned path, id:N or name:NAME."
 )
 

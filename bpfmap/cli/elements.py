@@ -36,6 +36,7 @@ from .common import (
     parse_layout,
     say,
 )
+from .options import Choices
 from .verbs import (
     default_key,
     do_delete,
@@ -48,6 +49,8 @@ from .verbs import (
 )
 
 app = typer.Typer()
+
+RECURSIVE_OUTPUTS = Choices(("text", "json", "jsonl"))  # dump --recursive's
 
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
 PercpuOpt = Annotated[Optional[str], option(o.PERCPU)]
@@ -381,8 +384,7 @@ def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
     m = view.map
     if m.kind.value is not Value.MAP_ID:
         raise UsageError(f"dump --recursive {m.ref}: {m.type_label} maps hold data; it is for maps of maps")
-    if fmt not in ("text", "json", "jsonl"):
-        raise UsageError(f"dump --recursive: -o {fmt}; use text, json or jsonl")
+    RECURSIVE_OUTPUTS.check(fmt, "--output", "dump --recursive")
 
     def slots():
         for key, inner_id in view.entries():

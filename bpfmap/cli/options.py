@@ -7,6 +7,8 @@ verb is in both or a test fails (tests/unit/test_cli_options.py)."""
 from collections.abc import Callable
 from typing import Any, NamedTuple, Optional
 
+from ..errors import UsageError
+from ..layout.formats import DISPLAY_FORMATS
 from ..output import OUTPUT_FORMATS
 from ..view import AGGREGATES
 
@@ -25,6 +27,11 @@ class Opt(NamedTuple):
     @property
     def flag(self) -> bool:
         return self.metavar is None
+
+
+def _listed(words: list[str]) -> str:
+    """``a, b or c``."""
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
 
 
 def _count(text: str) -> Optional[int]:
@@ -64,9 +71,9 @@ INCLUDE_DIR = Opt(
 AS = Opt(
     "as_",
     ("--as",),
-    "Show fields as: ip (IPv4/IPv6 by the struct's af/family field), ipv4, ipv6, mac, hex, "
-    "ksym (kernel symbol), errno, syscall, cgroup (an id as its path), ifname, majorminor (a kernel "
-    "dev_t; majorminor_user: st_dev's), uid, gid; e.g. --as saddr=ip,daddr=ip.",
+    "Show fields as: "
+    + ", ".join(f"{name} ({note})" if note else name for name, note in DISPLAY_FORMATS.items())
+    + "; e.g. --as saddr=ip,daddr=ip.",
     "FIELD=FMT,...",
 )
 LAYOUT_OPTIONS = (LAYOUT, PACKED, C_HEADER, KEY_TYPE, VALUE_TYPE, INCLUDE_DIR, AS)
@@ -99,7 +106,7 @@ FILTER_OPTIONS = (WHERE, OLDER_THAN, TIME_FIELD, CLOCK)
 OUTPUT = Opt(
     "output",
     ("--output", "-o"),
-    f"{', '.join(OUTPUT_FORMATS[:-1])} or {OUTPUT_FORMATS[-1]} (default: table on a terminal, text otherwise).",
+    f"{_listed(list(OUTPUT_FORMATS))} (default: table on a terminal, text otherwise).",
     "FORMAT",
     read=_format,
 )
@@ -279,3 +286,22 @@ def output_format(args: list[str]) -> Optional[str]:
         elif a.startswith(short) and len(a) > 2 and not a.startswith("--"):
             found = a[2:]
     return found
+
+
+class Choices(NamedTuple):
+    """An option's choices, named once: its help lists them (with ``notes``: a word after
+    a choice), its check and its message read them."""
+
+    names: tuple[str, ...]
+    notes: dict[str, str] = {}
+
+    def help(self) -> str:
+        """The choices as help text: ``text (bars), json or jsonl``."""
+        return _listed([f"{c} ({self.notes[c]})" if c in self.notes else c for c in self.names])
+
+    def check(self, value: str, option: str, verb: Optional[str] = None) -> str:
+        """``value`` if it is a choice, else a UsageError naming ``option`` (what ``verb`` writes)."""
+        if value in self.names:
+            return value
+        said = f"{verb} writes" if verb else "choose"
+        raise UsageError(f"{option} {value}: {said} {_listed(list(self.names))}")

@@ -71,3 +71,54 @@ def test_dump_options_given_as_name_equals_value_are_read_as_the_parser_reads_th
 )
 def test_the_output_a_command_line_gives(args, fmt):
     assert options.output_format(args) == fmt
+
+
+def _cli_trees():
+    import ast
+    import pathlib
+
+    import bpfmap.cli
+
+    for path in sorted(pathlib.Path(bpfmap.cli.__file__).parent.glob("*.py")):
+        yield path.name, ast.parse(path.read_text())
+
+
+def test_exit_codes_in_the_cli_are_named_never_bare_numbers():
+    import ast
+
+    bare = [
+        f"{name}:{node.lineno}"
+        for name, tree in _cli_trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "attr", None) == "Exit" or getattr(node.func, "id", None) == "Exit")
+        and any(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args)
+    ]
+    assert bare == [], "use the EXIT_ constants of bpfmap.errors"
+
+
+def test_choices_in_the_cli_are_named_never_an_inline_tuple_checked_against():
+    import ast
+
+    def literal_strings(node) -> bool:
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts
+        )
+
+    inline = [
+        f"{name}:{node.lineno}"
+        for name, tree in _cli_trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(isinstance(op, ast.NotIn) and literal_strings(c) for op, c in zip(node.ops, node.comparators))
+    ]
+    assert inline == [], "name the choices once (options.Choices) and check them with it"
+
+
+def test_the_top_level_help_lists_every_exit_code():
+    from bpfmap import errors
+    from bpfmap.cli import EXIT_CODES_HELP
+
+    codes = [v for k, v in vars(errors).items() if k.startswith("EXIT_")]
+    assert all(f"{code} " in EXIT_CODES_HELP for code in codes)
+    assert {130, 143} <= set(codes)
