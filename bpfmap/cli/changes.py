@@ -21,7 +21,7 @@ from ..errors import (
     amended,
     signal_exit,
 )
-from ..layout import Layout
+from ..layout import Layout, choose
 from ..output import write_entries
 from ..view import View
 from .common import (
@@ -37,6 +37,7 @@ from .common import (
     parse_layout,
     say,
 )
+from .options import OPTION_NAMES
 
 app = typer.Typer()
 
@@ -203,15 +204,16 @@ def _copy_options(where, drop, set_, truncate, percpu, to_cpu, allow_loss=False)
 
 
 def _side_layout(layout: Optional[Layout], header: Optional[str], key_type, value_type, side: str):
-    if layout is not None and header is not None and (key_type or value_type):
-        raise UsageError(f"the {side}: give --{side}-layout or --c-header with --{side}-key-type/--{side}-value-type")
-    if layout is not None:
-        return layout
-    if key_type or value_type:
-        if header is None:
-            raise UsageError(f"--{side}-key-type and --{side}-value-type name types of --c-header FILE")
-        return Layout.from_c(header, key_type, value_type)
-    return None
+    """The layout of one side of a copy or migration: --SIDE-layout, or the types
+    --SIDE-key-type/--SIDE-value-type name in --c-header FILE (shared by both sides)."""
+    names = OPTION_NAMES | {p: f"--{side}-{OPTION_NAMES[p][2:]}" for p in ("layout", "key_type", "value_type")}
+    return choose(
+        layout,
+        c_header=header if key_type or value_type else None,
+        key_type=key_type,
+        value_type=value_type,
+        names=names,
+    )
 
 
 @app.command(

@@ -8,7 +8,7 @@ import typer
 
 from ..core.maps import Map
 from ..errors import Empty, UsageError
-from ..hist import BAR_WIDTH
+from ..hist import BAR_WIDTH, PERCENTILES, UNITS, from_view, render, subtract
 from ..output import json_dumps
 from .common import (
     NO_LAYOUT,
@@ -125,7 +125,6 @@ def hist(
     libbpf-tools keep them: one histogram per pid, disk...).
 
     Without a layout or BTF, 4- and 8-byte keys and values read as unsigned integers."""
-    from ..hist import PERCENTILES, UNITS, from_view, render, subtract
 
     if linear and scheme not in (None, "linear"):
         raise UsageError(f"--linear and --scheme {scheme} exclude each other")

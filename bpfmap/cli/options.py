@@ -77,6 +77,15 @@ AS = Opt(
     "FIELD=FMT,...",
 )
 LAYOUT_OPTIONS = (LAYOUT, PACKED, C_HEADER, KEY_TYPE, VALUE_TYPE, INCLUDE_DIR, AS)
+# layout.choose's parameters as the command line calls them, for its messages
+OPTION_NAMES = {
+    "layout": LAYOUT.names[0],
+    "packed": PACKED.names[0],
+    "c_header": f"{C_HEADER.names[0]} {C_HEADER.metavar}",
+    "key_type": KEY_TYPE.names[0],
+    "value_type": VALUE_TYPE.names[0],
+    "include_dirs": INCLUDE_DIR.names[0],
+}
 
 WHERE = Opt(
     "where",

@@ -10,11 +10,11 @@ from typing import Any, Optional
 
 from ..core.maps import Map, UpdateMode, may_name_several
 from ..errors import KeyNotFound, UsageError, quote
-from ..layout import Layout
+from ..layout import Layout, choose
 from ..output import cell, default_format, write_value
 from ..types import Access, MapType, Value
 from ..view import View, check_cpu, numeric_layout
-from .options import VERBS, broken_rule, fast_options
+from .options import OPTION_NAMES, VERBS, broken_rule, fast_options
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -48,21 +48,9 @@ class LayoutOptions:
 
     def pick(self) -> Layout | None:
         """The one layout the options give: from --layout (and --packed) or --c-header."""
-        if self.c_header is not None:
-            if self.layout is not None:
-                raise UsageError("give either --layout or --c-header, not both")
-            if self.packed:
-                raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
-            return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dir)
-        if self.key_type or self.value_type:
-            raise UsageError("--key-type and --value-type need --c-header FILE")
-        if self.include_dir:
-            raise UsageError("--include-dir goes with --c-header FILE")
-        if self.packed:
-            if self.layout is None:
-                raise UsageError("--packed needs --layout")
-            return self.layout.packed()
-        return self.layout
+        return choose(
+            self.layout, self.packed, self.c_header, self.key_type, self.value_type, self.include_dir, OPTION_NAMES
+        )
 
     def view(self, m, numeric_default: bool = False):
         """The View a command reads and writes through: the layout the user gave, else
