@@ -1,4 +1,4 @@
-""""A layout or a C header" is decided once (bpfmap.layout.choose): the library's calls
+""" "A layout or a C header" is decided once (bpfmap.layout.choose): the library's calls
 take include directories as the command line's -I does, and every caller words the same
 rules in its own names."""
 
