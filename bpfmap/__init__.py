@@ -54,13 +54,14 @@ def _view(
     c_header: str | None = None,
     key_type: str | None = None,
     value_type: str | None = None,
+    include_dirs: list[str] | None = None,
 ) -> Any:
     """A typed, dict-like View over this map (``m.view("u32:u64")``; no layout: its BTF,
     else hex); closing the View leaves the map open."""
     from .api import as_layout
     from .view import View
 
-    return View(self, as_layout(layout, c_header, key_type, value_type))
+    return View(self, as_layout(layout, c_header, key_type, value_type, include_dirs))
 
 
 # The package, the top layer, joins Map to View here: maps.py never imports view.py.

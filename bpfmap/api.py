@@ -17,7 +17,7 @@ from typing import Any
 
 from .core.maps import Map
 from .errors import Param, UsageError, words
-from .layout import Layout, TypeCodec
+from .layout import Layout, TypeCodec, choose
 from .types import MapType
 from .types import spec as type_spec
 from .view import View
@@ -32,10 +32,12 @@ def open(
     key_type: str | None = None,
     value_type: str | None = None,
     readonly: bool = False,
+    include_dirs: list[str] | None = None,
 ) -> View:
     """Open a map by pin, ``id:N`` or ``name:NAME`` as a typed, dict-like View (which
-    closes the map when closed).  Without a layout: the map's BTF, else bytes as hex."""
-    lay = as_layout(layout, c_header, key_type, value_type)
+    closes the map when closed).  Without a layout: the map's BTF, else bytes as hex.
+    ``include_dirs``: where a ``c_header``'s ``#include`` files are found too."""
+    lay = as_layout(layout, c_header, key_type, value_type, include_dirs)
     m = Map.open(ref, readonly=readonly)
     try:
         return View(m, lay, owns=True)
@@ -52,6 +54,7 @@ def create(
     c_header: str | None = None,
     key_type: str | None = None,
     value_type: str | None = None,
+    include_dirs: list[str] | None = None,
     mkdir: bool = False,
     **named: Any,
 ) -> View:
@@ -59,11 +62,12 @@ def create(
     ``bpfmap.open`` decode it), pin it at ``pin`` when given, and return it as a View.
     ``fields``/``named``: the MapSpec's other fields in its order (key_size, value_size,
     max_entries, flags, name) or by name (also numa_node, map_extra); sizes the layout
-    gives are checked against them."""
+    gives are checked against them.  ``include_dirs``: where a ``c_header``'s ``#include``
+    files are found too."""
     from .core.spec import MapSpec
 
     mspec = MapSpec(map_type, *fields, **named)
-    lay = as_layout(layout, c_header, key_type, value_type)
+    lay = as_layout(layout, c_header, key_type, value_type, include_dirs)
     if lay is not None:
         key_size, value_size, types = sizes_and_btf(mspec.type, lay, mspec.key_size, mspec.value_size)
         mspec = mspec.replace(key_size=key_size, value_size=value_size, btf=types)
@@ -78,14 +82,21 @@ def create(
 
 
 def as_layout(
-    layout: LayoutLike, c_header: str | None = None, key_type: str | None = None, value_type: str | None = None
+    layout: LayoutLike,
+    c_header: str | None = None,
+    key_type: str | None = None,
+    value_type: str | None = None,
+    include_dirs: list[str] | None = None,
+    packed: bool = False,
 ) -> Layout | None:
     """A Layout from what the API takes: a layout string, a Layout, a (key, value) pair of
-    ctypes types, or C declarations (``c_header`` with ``key_type``/``value_type``)."""
-    if c_header is not None:
-        if layout is not None:
-            raise UsageError("give either layout= or c_header=, not both")
-        return Layout.from_c(c_header, key_type, value_type)
+    ctypes types, or C declarations (``c_header`` with ``key_type``/``value_type``, its
+    includes found beside it and in ``include_dirs``); ``packed``: the layout without
+    padding.  Which of them is :func:`bpfmap.layout.choose`'s to say."""
+    return choose(_one_layout(layout), packed, c_header, key_type, value_type, include_dirs)
+
+
+def _one_layout(layout: LayoutLike) -> Layout | None:
     if layout is None or isinstance(layout, Layout):
         return layout
     if isinstance(layout, str):

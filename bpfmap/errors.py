@@ -2,7 +2,7 @@
 
 Every message starts with the operation and the object (``update /sys/fs/bpf/m``)
 and ends with what to try.  The CLI maps classes to exit codes: NotFound -> 1,
-UsageError -> 2, everything else -> 3.
+UsageError -> 2, everything else -> 3 (the EXIT_ constants: the one list of them).
 """
 
 from __future__ import annotations
@@ -12,6 +12,20 @@ import re
 from collections.abc import Callable
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
+
+# The command's exit codes, a contract for scripts; the classes below carry theirs.
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1  # not found or empty
+EXIT_DIFFER = EXIT_NOT_FOUND  # diff: the maps differ, as diff(1) says it
+EXIT_USAGE = 2  # usage or input error
+EXIT_SYSTEM = 3  # error from the kernel or the system
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # stopped by SIGTERM (128 + 15)
+
+
+def signal_exit(signum: int) -> int:
+    """The exit code of a command stopped by signal ``signum``, as a shell reports it."""
+    return 128 + signum
 
 
 class Param:
@@ -55,7 +69,7 @@ class BpfmapError(Exception):
     parameters (:func:`words`) says them as Python spells them; :meth:`worded` says them
     another way (the command line's options)."""
 
-    exit_code = 3
+    exit_code = EXIT_SYSTEM
     done: int | None = None
 
     @property
@@ -73,7 +87,7 @@ class BpfmapError(Exception):
 class UsageError(BpfmapError, ValueError):
     """Bad input: an unknown type, a wrong key size, an invalid combination of options."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class NoRoom(UsageError):
@@ -98,7 +112,7 @@ class EntriesDropped(BpfmapError):
 class NotFound(BpfmapError, LookupError):
     """Nothing there: a key that is not in the map, an empty queue."""
 
-    exit_code = 1
+    exit_code = EXIT_NOT_FOUND
 
 
 class KeyNotFound(NotFound, KeyError):

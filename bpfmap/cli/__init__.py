@@ -1,7 +1,8 @@
 """The bpfmap command line: a thin typer app over the library.
 
-Exit codes (a contract for scripts): 0 ok; 1 not found or empty; 2 usage or input
-error; 3 error from the kernel or the system.
+Exit codes (a contract for scripts, named in bpfmap.errors): 0 ok; 1 not found or
+empty; 2 usage or input error; 3 error from the kernel or the system; 130 and 143
+stopped by Ctrl-C or SIGTERM.
 """
 
 import importlib
@@ -9,7 +10,17 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import BpfmapError, Param
+from ..errors import (
+    EXIT_DIFFER,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_SYSTEM,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    BpfmapError,
+    Param,
+)
 
 if TYPE_CHECKING:
     import typer
@@ -18,9 +29,10 @@ if TYPE_CHECKING:
 # updates and deletes bpfmap.cli.verbs parses itself (start-up is most of their time)
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 not found or empty (lookup miss, pop on an empty queue); "
-    "2 usage or input error; 3 error from the kernel or the system (permission, no such pin, unsupported); "
-    "diff alone exits 1 when the maps differ, as diff(1). "
+    f"Exit codes: {EXIT_OK} ok; {EXIT_NOT_FOUND} not found or empty (lookup miss, pop on an empty queue); "
+    f"{EXIT_USAGE} usage or input error; {EXIT_SYSTEM} error from the kernel or the system (permission, "
+    f"no such pin, unsupported); {EXIT_INTERRUPTED} stopped by Ctrl-C, {EXIT_TERMINATED} by SIGTERM; "
+    f"diff alone exits {EXIT_DIFFER} when the maps differ, as diff(1). "
     "MAP is a pinned path, id:N or name:NAME."
 )
 
@@ -176,23 +188,6 @@ class _PipeGuard:
 _JSON_ERRORS = False  # set by main() for -o json / -o jsonl
 
 
-def _json_output(args: list[str]) -> bool:
-    """Whether the command line asks for JSON output (then errors are JSON too)."""
-    for i, a in enumerate(args):
-        if a == "--":
-            break
-        value = None
-        if a in ("-o", "--output") and i + 1 < len(args):
-            value = args[i + 1]
-        elif a.startswith("--output="):
-            value = a.split("=", 1)[1]
-        elif a.startswith("-o") and len(a) > 2 and not a.startswith("--"):
-            value = a[2:]
-        if value is not None and value.strip().lower() in ("json", "jsonl"):
-            return True
-    return False
-
-
 def _one_line(message: str) -> str:
     """An error message as one readable line: line breaks escaped, and any run of
     characters without a space longer than 300 (user input echoed whole somewhere)
@@ -207,7 +202,7 @@ def _one_line(message: str) -> str:
     return re.sub(r"\S{301,}", lambda m: f"{m.group()[:300]}... ({len(m.group())} chars)", message)
 
 
-def _error(message: str, code: int = 3) -> None:
+def _error(message: str, code: int = EXIT_SYSTEM) -> None:
     """The one error line on stderr; a JSON object ``{"error", "code"}`` with -o json/jsonl;
     the "bpfmap:" prefix in red on a colour terminal."""
     message = _one_line(_ERROR_PREFIX + message)
@@ -245,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args and not os.environ.get("_BPFMAP_COMPLETE"):  # completion comes with no arguments
         sys.stderr.write(short_usage())
-        return 2
+        return EXIT_USAGE
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
     try:
@@ -254,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
 
             fast = parse_fast(args)
             if fast is not None:  # a plain line: no command-line parser (nor typer) to load
-                return run_args(args, call=lambda: run_fast(fast), json_errors=fast[2] in ("json", "jsonl"))
+                return run_args(args, call=lambda: run_fast(fast))
         return run_args(args)
     except (StdoutClosed, BrokenPipeError):
         # The reader went away (| head): not our error; keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, real_stdout.fileno())
-        return 0
+        return EXIT_OK
     finally:
         sys.stdout = real_stdout
 
@@ -299,7 +294,11 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
     batch builds it once), else the app for this verb; ``call``: a function that runs
     the command line already parsed (batch's fast path).  StdoutClosed propagates."""
     global _JSON_ERRORS
-    _JSON_ERRORS = _json_output(args) if json_errors is None else json_errors
+    if json_errors is None:
+        from .options import errors_as_json
+
+        json_errors = errors_as_json(args)
+    _JSON_ERRORS = json_errors
     try:
         if call is not None:
             rv = call()
@@ -318,8 +317,8 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
         _error(worded(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        _error("interrupted", 130)
-        return 130
+        _error("interrupted", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except (StdoutClosed, BrokenPipeError):
         raise
     except Exception as exc:
@@ -327,7 +326,7 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
         if code is None:
             return _other_error(exc)
         return code
-    return rv if isinstance(rv, int) else 0
+    return rv if isinstance(rv, int) else EXIT_OK
 
 
 def _typer_exit(exc: Exception) -> int | None:
@@ -340,17 +339,17 @@ def _typer_exit(exc: Exception) -> int | None:
     if isinstance(exc, Exit):
         return exc.exit_code
     if isinstance(exc, Abort):
-        _error("aborted", 130)
-        return 130
+        _error("aborted", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     if isinstance(exc, TyperException):  # click's usage errors
-        if getattr(exc, "exit_code", 1) == 0:
-            return 0
+        if getattr(exc, "exit_code", EXIT_NOT_FOUND) == EXIT_OK:
+            return EXIT_OK
         cmd = getattr(getattr(exc, "ctx", None), "command_path", "bpfmap") or "bpfmap"
         message, hint = exc.format_message(), ""
         if message.startswith("No such option: "):  # perhaps a value that starts with '-'
             message, hint = "no such option: " + message[16:], " (put '--' before values that start with '-')"
-        _error(f"{message}; see '{cmd} --help'{hint}", 2)
-        return 2
+        _error(f"{message}; see '{cmd} --help'{hint}", EXIT_USAGE)
+        return EXIT_USAGE
     return None
 
 
@@ -361,9 +360,9 @@ def _other_error(exc: Exception) -> int:
         raise exc
     if isinstance(exc, OSError):
         _error(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}")
-        return 3
+        return EXIT_SYSTEM
     _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
-    return 3
+    return EXIT_SYSTEM
 
 
 def run() -> None:

@@ -184,8 +184,7 @@ class _Runner:
                 return cli.run_args(words, call=_raiser(UsageError(refused)))
             fast = parse_fast(words)
             if fast is not None:
-                json_errors = fast[2] in ("json", "jsonl")
-                return cli.run_args(words, call=lambda: run_fast(fast), json_errors=json_errors)
+                return cli.run_args(words, call=lambda: run_fast(fast))
             if words[0] in _CHANGES_PINS:
                 forget()
             code = cli.run_args(words, self._click())

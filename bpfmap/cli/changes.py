@@ -11,8 +11,17 @@ from ..entries.changes import Deletion
 from ..entries.changes import count as count_entries
 from ..entries.migrate import Copy, Migration
 from ..entries.migrate import migrate as run_migration
-from ..errors import EntriesDropped, NoRoom, UsageError, amended
-from ..layout import Layout
+from ..errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_SYSTEM,
+    EntriesDropped,
+    NoRoom,
+    UsageError,
+    amended,
+    signal_exit,
+)
+from ..layout import Layout, choose
 from ..output import write_entries
 from ..view import View
 from .common import (
@@ -28,6 +37,7 @@ from .common import (
     parse_layout,
     say,
 )
+from .options import OPTION_NAMES
 
 app = typer.Typer()
 
@@ -49,7 +59,7 @@ def count(map_ref: MapArg, opts: LayoutOptions = NO_LAYOUT, filt: FilterOptions 
         n = count_entries(view, filt.bind(view))
     print(n)
     if n == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def delete_where(
@@ -81,10 +91,10 @@ def delete_where(
                     pass
         except KeyboardInterrupt:
             say(f"{what}: interrupted; {_summary(deletion)}")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     say(f"{what}: {_summary(deletion)}", quiet)
     if (deletion.matched if dry_run else deletion.deleted) == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False) -> None:
@@ -103,10 +113,10 @@ def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False)
         return
     if held.caught is not None:
         say(f"{what}: interrupted; {_summary(deletion)}; the rest left in the map")
-        raise typer.Exit(128 + held.caught)
+        raise typer.Exit(signal_exit(held.caught))
     say(f"{what}: {_summary(deletion)}", quiet)
     if deletion.deleted == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _summary(d: Deletion) -> str:
@@ -194,15 +204,16 @@ def _copy_options(where, drop, set_, truncate, percpu, to_cpu, allow_loss=False)
 
 
 def _side_layout(layout: Optional[Layout], header: Optional[str], key_type, value_type, side: str):
-    if layout is not None and header is not None and (key_type or value_type):
-        raise UsageError(f"the {side}: give --{side}-layout or --c-header with --{side}-key-type/--{side}-value-type")
-    if layout is not None:
-        return layout
-    if key_type or value_type:
-        if header is None:
-            raise UsageError(f"--{side}-key-type and --{side}-value-type name types of --c-header FILE")
-        return Layout.from_c(header, key_type, value_type)
-    return None
+    """The layout of one side of a copy or migration: --SIDE-layout, or the types
+    --SIDE-key-type/--SIDE-value-type name in --c-header FILE (shared by both sides)."""
+    names = OPTION_NAMES | {p: f"--{side}-{OPTION_NAMES[p][2:]}" for p in ("layout", "key_type", "value_type")}
+    return choose(
+        layout,
+        c_header=header if key_type or value_type else None,
+        key_type=key_type,
+        value_type=value_type,
+        names=names,
+    )
 
 
 @app.command(
@@ -258,19 +269,19 @@ def copy(
             keys, values, n = job.read()
         except KeyboardInterrupt:
             say(f"{what}: interrupted while reading; nothing written")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         try:
             held = job.write(keys, values, n)
         except NoRoom as err:
             raise amended(err, "; --allow-loss writes what fits and says how many were left out") from None
         except KeyboardInterrupt:
             say(f"{what}: interrupted; {job.written} of {n} entries went in")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     say(f"{what}: {_entries(held)} copied{_dropped(job)}", quiet)
     if job.dropped:  # a loss the user allowed is still a loss: scripts see it
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_SYSTEM)
     if held == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _dropped(job: Copy) -> str:
@@ -370,16 +381,16 @@ def migrate(
                 f"migrate {pin}: interrupted after the swap: {pin} is the new map; changes written to the old map "
                 f"while it ran may not all have been carried over: the old map is at {keep_old or pin + '_old'}"
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         job = progress.get("copy")
         went = f"{job.written} entries had gone into the new map, which is dropped; " if job is not None else ""
         say(f"migrate {pin}: interrupted before the swap; {went}{pin} is the old map still")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.btf_note:
         say(f"note: {result.btf_note}", quiet)
     say(_migrated(result), quiet)
     if result.failed or result.dropped:
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_SYSTEM)
 
 
 def _migrated(result: Migration) -> str:

@@ -1,13 +1,29 @@
 """Options and helpers shared by the verbs: parse at the edge, open maps, pick formats."""
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import UsageError, quote
 from ..layout import Layout
-from ..output import FORMATS, default_format
+from ..output import OUTPUT_FORMATS, default_format
+from .options import (
+    AS,
+    C_HEADER,
+    CLOCK,
+    INCLUDE_DIR,
+    KEY_TYPE,
+    LAYOUT,
+    OLDER_THAN,
+    OUTPUT,
+    PACKED,
+    QUIET,
+    TIME_FIELD,
+    VALUE_TYPE,
+    WHERE,
+    Opt,
+)
 from .verbs import NO_LAYOUT, LayoutOptions, is_number, say  # noqa: F401  (re-exported: the verbs import them from here)
 
 
@@ -40,9 +56,9 @@ def parse_layout(text: str) -> Layout:
 
 
 def _parse_format(text: str) -> str:
-    fmt = text.strip().lower()
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"{quote(text)}: choose one of {', '.join(FORMATS)}")
+    fmt: str | None = OUTPUT.read(text)
+    if fmt is None:
+        raise typer.BadParameter(f"{quote(text)}: choose one of {', '.join(OUTPUT_FORMATS)}")
     return fmt
 
 
@@ -74,7 +90,7 @@ def complete_layout(incomplete: str) -> list[str]:
 
 
 def complete_format(incomplete: str) -> list[str]:
-    return [f for f in FORMATS if f.startswith(incomplete)]
+    return [f for f in OUTPUT_FORMATS if f.startswith(incomplete)]
 
 
 def complete_type(incomplete: str) -> list[str]:
@@ -89,62 +105,25 @@ MapArg = Annotated[
         metavar="MAP", help="Pinned path, id:N or name:NAME.", show_default=False, autocompletion=complete_map
     ),
 ]
-LayoutOpt = Annotated[
-    Optional[Layout],
-    typer.Option(
-        "--layout",
-        "-l",
-        parser=parse_layout,
-        metavar="KEY:VALUE",
-        autocompletion=complete_layout,
-        help="Key and value layout, e.g. u32:u64 or 'saddr=ipv4,dport=be16:u64'; '-' leaves a side "
-        "as hex; @FILE[#NAME] reads it from a file.",
-    ),
-]
-PackedOpt = Annotated[bool, typer.Option("--packed", help="Lay out both sides of --layout with no padding.")]
-HeaderOpt = Annotated[
-    Optional[str], typer.Option("--c-header", metavar="FILE", help="C header declaring the key and value types.")
-]
-IncludeOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--include-dir",
-        "-I",
-        metavar="DIR",
-        help="--c-header: look for #include files here too (repeatable); local includes "
-        '(#include "x.h") are found beside the header.',
-    ),
-]
-AsOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--as",
-        metavar="FIELD=FMT,...",
-        help="Show fields as: ip (IPv4/IPv6 by the struct's af/family field), ipv4, ipv6, mac, hex, "
-        "ksym (kernel symbol), errno, syscall, cgroup (an id as its path), ifname, majorminor (a kernel "
-        "dev_t; majorminor_user: st_dev's), uid, gid; e.g. --as saddr=ip,daddr=ip.",
-    ),
-]
-KeyTypeOpt = Annotated[
-    Optional[str], typer.Option("--key-type", metavar="CTYPE", help="C type of the key, e.g. 'struct flow_key'.")
-]
-ValueTypeOpt = Annotated[
-    Optional[str], typer.Option("--value-type", metavar="CTYPE", help="C type of the value, e.g. __u64.")
-]
-OutputOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--output",
-        "-o",
-        parser=_parse_format,
-        metavar="FORMAT",
-        autocompletion=complete_format,
-        help="text, json, jsonl, csv or table (default: table on a terminal, text otherwise).",
-    ),
-]
 
 
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (errors still go to stderr).")]
+def option(opt: Opt, **typer_args: Any) -> Any:
+    """The typer option declared by ``opt`` (names, metavar, help from cli/options), with
+    what only typer takes (parser=, autocompletion=, min=, ...)."""
+    if opt.metavar is not None:
+        typer_args["metavar"] = opt.metavar
+    return typer.Option(*opt.names, help=opt.help, **typer_args)
+
+
+LayoutOpt = Annotated[Optional[Layout], option(LAYOUT, parser=parse_layout, autocompletion=complete_layout)]
+PackedOpt = Annotated[bool, option(PACKED)]
+HeaderOpt = Annotated[Optional[str], option(C_HEADER)]
+IncludeOpt = Annotated[Optional[list[str]], option(INCLUDE_DIR)]
+AsOpt = Annotated[Optional[list[str]], option(AS)]
+KeyTypeOpt = Annotated[Optional[str], option(KEY_TYPE)]
+ValueTypeOpt = Annotated[Optional[str], option(VALUE_TYPE)]
+OutputOpt = Annotated[Optional[str], option(OUTPUT, parser=_parse_format, autocompletion=complete_format)]
+QuietOpt = Annotated[bool, option(QUIET)]
 
 
 MAX_SECONDS = 1e6  # ~11 days: past it epoll and sleep overflow, and no one waits that long
@@ -182,36 +161,10 @@ def layout_options(keys: bool = True):
     return _grouped("opts", options, LayoutOptions)
 
 
-WhereOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--where",
-        metavar="EXPR",
-        help="Only entries where FIELD=VALUE (also !=, ~TEXT, <, <=, >, >= on numbers); FIELD names a field "
-        "of the key or value (key.NAME / value.NAME when both have it); repeat for AND.",
-    ),
-]
-OlderThanOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--older-than",
-        metavar="DURATION",
-        help="Only entries whose --time-field is more than DURATION (90s, 10m, 2h) before now.",
-    ),
-]
-TimeFieldOpt = Annotated[
-    Optional[str],
-    typer.Option("--time-field", metavar="FIELD", help="--older-than: the field holding a timestamp in nanoseconds."),
-]
-ClockOpt = Annotated[
-    str,
-    typer.Option(
-        "--clock",
-        metavar="CLOCK",
-        help="--older-than: the clock of the timestamps: monotonic (bpf_ktime_get_ns), boottime "
-        "(bpf_ktime_get_boot_ns), realtime or tai.",
-    ),
-]
+WhereOpt = Annotated[Optional[list[str]], option(WHERE)]
+OlderThanOpt = Annotated[Optional[str], option(OLDER_THAN)]
+TimeFieldOpt = Annotated[Optional[str], option(TIME_FIELD)]
+ClockOpt = Annotated[str, option(CLOCK)]
 
 
 class FilterOptions:

@@ -5,10 +5,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import EXIT_DIFFER, UsageError
 from .common import QuietOpt, examples, say
+from .options import Choices
 
 app = typer.Typer()
+
+DIFF_OUTPUTS = Choices(("text", "jsonl"), {"text": "default"})
 
 
 def _size(n: int) -> str:
@@ -116,7 +119,7 @@ def diff(
     a: Annotated[str, typer.Argument(metavar="A", help="A map or a saved file.")],
     b: Annotated[str, typer.Argument(metavar="B", help="A map or a saved file.")],
     output: Annotated[
-        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (default) or jsonl.")
+        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help=f"{DIFF_OUTPUTS.help()}.")
     ] = None,
     where: Annotated[
         Optional[list[str]],
@@ -130,12 +133,10 @@ def diff(
     where 1 means 'differ'); 2 or 3 when one cannot be read."""
     from ..entries.diff import diff as run_diff
 
-    fmt = output or "text"
-    if fmt not in ("text", "jsonl"):
-        raise UsageError(f"-o {fmt}: diff writes text or jsonl")
+    fmt = DIFF_OUTPUTS.check(output or "text", "-o", "diff")
     import sys
 
     result = run_diff(a, b, sys.stdout, fmt, where or [])
     say(result.summary(), quiet)
     if not result.equal:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_DIFFER)

@@ -6,11 +6,21 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.maps import MAX_BATCH_SIZE, Map, UpdateMode, expand, require_some
-from ..errors import BpfmapError, KernelError, UsageError, quote
+from ..errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    BpfmapError,
+    KernelError,
+    UsageError,
+    quote,
+    signal_exit,
+)
 from ..layout import Layout
 from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_value
 from ..types import Access, Value
-from ..view import AGGREGATES, View
+from ..view import View
+from . import options as o
 from .common import (
     NO_FILTER,
     NO_LAYOUT,
@@ -22,9 +32,11 @@ from .common import (
     examples,
     filter_options,
     layout_options,
+    option,
     parse_layout,
     say,
 )
+from .options import Choices
 from .verbs import (
     do_delete,
     do_lookup,
@@ -37,22 +49,13 @@ from .verbs import (
 
 app = typer.Typer()
 
+RECURSIVE_OUTPUTS = Choices(("text", "json", "jsonl"))  # dump --recursive's
+
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="Hex bytes ('01 00 00 00') or per the layout.")]
-PercpuOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--percpu", metavar="HOW", help=f"Per-CPU maps: {'|'.join(AGGREGATES)} (default all: one value per CPU)."
-    ),
-]
-CpuOpt = Annotated[Optional[int], typer.Option("--cpu", metavar="N", help="Per-CPU maps: only CPU N's slot.")]
-StackPidOpt = Annotated[
-    Optional[int],
-    typer.Option("--pid", metavar="N", help="stack_trace maps: symbolize user addresses through process N's maps."),
-]
-LockOpt = Annotated[
-    bool,
-    typer.Option("--lock", help="Under the value's struct bpf_spin_lock (BPF_F_LOCK; values that hold one, per BTF)."),
-]
+PercpuOpt = Annotated[Optional[str], option(o.PERCPU)]
+CpuOpt = Annotated[Optional[int], option(o.CPU)]
+StackPidOpt = Annotated[Optional[int], option(o.PID)]
+LockOpt = Annotated[bool, option(o.LOCK)]
 
 
 @app.command(
@@ -75,17 +78,18 @@ def lookup(
     percpu: PercpuOpt = None,
     cpu: CpuOpt = None,
     output: OutputOpt = None,
-    exists: Annotated[
-        bool, typer.Option("--exists", help="Print nothing; exit 0 if KEY is present, 1 if not (for 'if' in scripts).")
-    ] = False,
+    exists: Annotated[bool, option(o.EXISTS)] = False,
     lock: LockOpt = False,
     pid: StackPidOpt = None,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Print the value at KEY (text: the value alone).  Exit 1 if KEY is absent."""
+    broken = o.broken_rule({"percpu": percpu, "cpu": cpu})
+    if broken is not None:
+        raise UsageError(broken)
     if exists:
         if not lookup_exists(map_ref, key, opts):
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_NOT_FOUND)
         return
     several = expand(map_ref, names=True)
     if several is not None:
@@ -120,34 +124,14 @@ def update(
             "a MAP, prog_array a program pin or id:N.",
         ),
     ] = None,
-    noexist: Annotated[bool, typer.Option("--noexist", help="Only create: fail if KEY exists.")] = False,
-    exist: Annotated[bool, typer.Option("--exist", help="Only replace: fail if KEY is absent.")] = False,
-    percpu_values: Annotated[
-        Optional[str],
-        typer.Option("--percpu-values", metavar="JSON", help="Per-CPU maps: a JSON list with one value per CPU."),
-    ] = None,
+    noexist: Annotated[bool, option(o.NOEXIST)] = False,
+    exist: Annotated[bool, option(o.EXIST)] = False,
+    percpu_values: Annotated[Optional[str], option(o.PERCPU_VALUES)] = None,
     cpu: CpuOpt = None,
-    from_: Annotated[
-        Optional[str],
-        typer.Option(
-            "--from",
-            metavar="FILE",
-            help="Bulk load entries from FILE ('-' for stdin): text, jsonl or csv, as dump writes them.",
-        ),
-    ] = None,
-    input_format: Annotated[
-        str, typer.Option("--input-format", metavar="FMT", help="auto, text, jsonl or csv (for --from).")
-    ] = "auto",
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="--from: skip bad lines, report them.")] = False,
-    var: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--var",
-            metavar="NAME=VALUE",
-            help="Set one variable of a global-variable map (.data, .bss) or one field of a struct "
-            "value (NAME, NAME.FIELD, NAME[I]), leaving the rest as it is; repeatable.",
-        ),
-    ] = None,
+    from_: Annotated[Optional[str], option(o.FROM)] = None,
+    input_format: Annotated[str, option(o.INPUT_FORMAT)] = "auto",
+    keep_going: Annotated[bool, option(o.KEEP_GOING)] = False,
+    var: Annotated[Optional[list[str]], option(o.VAR)] = None,
     lock: LockOpt = False,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
@@ -186,10 +170,10 @@ def update(
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
-    from ..entries.bulk import FORMATS, Loader, LoadError
+    from ..entries.bulk import INPUT_FORMATS, Loader, LoadError
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--input-format {fmt}: choose one of {', '.join(FORMATS)}")
+    if fmt not in INPUT_FORMATS:
+        raise UsageError(f"--input-format {fmt}: choose one of {', '.join(INPUT_FORMATS)}")
     loader = Loader(view, mode, keep_going)
     where = f"update {m.ref} --from {path}"
     try:
@@ -212,7 +196,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     except KeyboardInterrupt:
         written = loader.abort()
         say(f"{where}: interrupted; {written} entries written")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except LoadError as err:
         raise UsageError(f"{where}: {err}") from None
     except BpfmapError:
@@ -238,7 +222,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         quiet and not loader.bad,
     )
     if loader.bad:
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
 
 
 def _file_size(stream) -> int | None:
@@ -264,18 +248,9 @@ def _file_size(stream) -> int | None:
 def delete(
     map_ref: MapArg,
     key: OptKeyArg = None,
-    all_: Annotated[bool, typer.Option("--all", help="Delete every entry (same as 'clear').")] = False,
-    print_: Annotated[
-        bool,
-        typer.Option(
-            "--print",
-            help="Print the value deleted, taken out in the same step (hash maps, Linux 5.14+), as lookup prints it; "
-            "with --where, every entry deleted, as dump prints them.",
-        ),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="--where: say how many entries match (--print: which), delete none.")
-    ] = False,
+    all_: Annotated[bool, option(o.ALL)] = False,
+    print_: Annotated[bool, option(o.PRINT)] = False,
+    dry_run: Annotated[bool, option(o.DRY_RUN)] = False,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     opts: LayoutOptions = NO_LAYOUT,
@@ -333,45 +308,13 @@ def dump(
     map_ref: MapArg,
     percpu: PercpuOpt = None,
     cpu: CpuOpt = None,
-    sort: Annotated[
-        Optional[str], typer.Option("--sort", metavar="FIELD", help="Order by FIELD: key, value, value.NAME or NAME.")
-    ] = None,
-    reverse: Annotated[bool, typer.Option("--reverse", help="Descending order (with --top: the smallest).")] = False,
-    top: Annotated[
-        Optional[int], typer.Option("--top", metavar="N", help="Only the N largest by --sort, largest first.")
-    ] = None,
-    delete: Annotated[
-        bool,
-        typer.Option(
-            "--delete",
-            help="Drain: delete entries as they are read "
-            "(atomically per batch where the kernel can); entries "
-            "the output does not take are put back.",
-        ),
-    ] = False,
-    batch_size: Annotated[
-        Optional[int],
-        typer.Option(
-            "--batch-size",
-            metavar="N",
-            min=1,
-            max=MAX_BATCH_SIZE,
-            help="Entries per kernel batch (default: ~1 MiB of them); with --delete, the most a SIGKILL can lose.",
-        ),
-    ] = None,
-    recursive: Annotated[
-        bool,
-        typer.Option("--recursive", "-r", help="Maps of maps: each inner map's entries under its slot."),
-    ] = False,
-    inner_layout: Annotated[
-        Optional[Layout],
-        typer.Option(
-            "--inner-layout",
-            parser=parse_layout,
-            metavar="KEY:VALUE",
-            help="--recursive: the inner maps' layout (default: their BTF, else hex).",
-        ),
-    ] = None,
+    sort: Annotated[Optional[str], option(o.SORT)] = None,
+    reverse: Annotated[bool, option(o.REVERSE)] = False,
+    top: Annotated[Optional[int], option(o.TOP)] = None,
+    delete: Annotated[bool, option(o.DELETE)] = False,
+    batch_size: Annotated[Optional[int], option(o.BATCH_SIZE, min=1, max=MAX_BATCH_SIZE)] = None,
+    recursive: Annotated[bool, option(o.RECURSIVE)] = False,
+    inner_layout: Annotated[Optional[Layout], option(o.INNER_LAYOUT, parser=parse_layout)] = None,
     output: OutputOpt = None,
     pid: StackPidOpt = None,
     opts: LayoutOptions = NO_LAYOUT,
@@ -383,8 +326,9 @@ def dump(
             "dump --where/--older-than takes no --delete or --recursive; to delete what matches, "
             "use 'bpfmap delete MAP --where ... --print'"
         )
-    if top is not None and sort is None:
-        raise UsageError("--top needs --sort FIELD")
+    broken = o.broken_rule({"top": top, "sort": sort, "percpu": percpu, "cpu": cpu})
+    if broken is not None:
+        raise UsageError(broken)
     if delete and sort is not None:
         raise UsageError(
             "dump --delete writes entries as it drains them and cannot --sort or --top; "
@@ -440,8 +384,7 @@ def _dump_recursive(view: View, inner_layout: Layout | None, fmt: str) -> None:
     m = view.map
     if m.kind.value is not Value.MAP_ID:
         raise UsageError(f"dump --recursive {m.ref}: {m.type_label} maps hold data; it is for maps of maps")
-    if fmt not in ("text", "json", "jsonl"):
-        raise UsageError(f"dump --recursive: -o {fmt}; use text, json or jsonl")
+    RECURSIVE_OUTPUTS.check(fmt, "--output", "dump --recursive")
 
     def slots():
         for key, inner_id in view.entries():
@@ -502,7 +445,7 @@ def _drain(m: Map, view: View, reduce, still_percpu: bool, fmt: str, batch_size:
         progress.close()
     if held.caught is not None:
         say(f"dump --delete {m.ref}: interrupted; {n} entries drained and written, the rest left in the map")
-        raise typer.Exit(128 + held.caught)
+        raise typer.Exit(signal_exit(held.caught))
 
 
 @app.command(
@@ -608,7 +551,7 @@ def peek(
             else:
                 sys.stdout.write(json.dumps({"value": view.value.decode(raw), "present": present}) + "\n")
             if not present:
-                raise typer.Exit(1)
+                raise typer.Exit(EXIT_NOT_FOUND)
             return
         got = m.peek(view.parse_value(value) if value is not None else None)
         write_value(

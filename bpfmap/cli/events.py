@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.maps import Map
-from ..errors import UsageError
+from ..errors import EXIT_NOT_FOUND, UsageError
 from ..output import json_dumps
 from ..types import MapType
 from .common import (
@@ -19,8 +19,11 @@ from .common import (
     layout_options,
     say,
 )
+from .options import Choices
 
 app = typer.Typer()
+
+EVENTS_OUTPUTS = Choices(("text", "jsonl"), {"text": "one record per line"})
 
 
 @app.command(
@@ -56,7 +59,7 @@ def events(
         ),
     ] = None,
     output: Annotated[
-        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (one record per line) or jsonl.")
+        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help=f"{EVENTS_OUTPUTS.help()}.")
     ] = None,
     where: Annotated[
         Optional[list[str]],
@@ -82,9 +85,7 @@ def events(
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
     check_seconds(timeout, "--timeout", zero=True)
-    fmt = output or "text"
-    if fmt not in ("text", "jsonl"):
-        raise UsageError(f"--output {output}: events writes text or jsonl")
+    fmt = EVENTS_OUTPUTS.check(output or "text", "--output", "events")
     codec, stored, formats = _record_codecs(opts, object_)
     conditions = [Condition(w) for w in where or []]
     seen = read = 0
@@ -122,7 +123,7 @@ def events(
         matched = f" of {read} read" if conditions else ""
         say(f"events {map_ref}: {seen} records{matched}{lost}", quiet)
     if timeout is not None and seen == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _record_lines(decoder, batch, fmt: str) -> tuple[int, str]:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import BpfmapError, UsageError, amended
+from ..errors import EXIT_SYSTEM, BpfmapError, UsageError, amended
 from .common import QuietOpt, check_seconds, examples, say
 
 app = typer.Typer()
@@ -91,7 +91,7 @@ def export(
                 shutil.copyfileobj(body, sys.stdout.buffer)
             sys.stdout.flush()
         if any(exporter.errors.values()):
-            raise typer.Exit(3)
+            raise typer.Exit(EXIT_SYSTEM)
         return
     with _stop_on_signals() as stop:
         if textfile is not None:

@@ -8,6 +8,7 @@ import typer
 
 from ..core.maps import Map
 from ..errors import Empty, UsageError
+from ..hist import BAR_WIDTH, PERCENTILES, UNITS, from_view, render, subtract
 from ..output import json_dumps
 from .common import (
     NO_LAYOUT,
@@ -17,8 +18,11 @@ from .common import (
     examples,
     layout_options,
 )
+from .options import Choices
 
 app = typer.Typer()
+
+HIST_OUTPUTS = Choices(("text", "json", "jsonl"), {"text": "bars"})
 
 
 @app.command(
@@ -110,9 +114,9 @@ def hist(
     count: Annotated[
         Optional[int], typer.Option("--count", "-c", metavar="N", help="--interval: stop after N refreshes.")
     ] = None,
-    width: Annotated[int, typer.Option("--width", metavar="N", help="Bar width in characters.")] = 52,
+    width: Annotated[int, typer.Option("--width", metavar="N", help="Bar width in characters.")] = BAR_WIDTH,
     output: Annotated[
-        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="text (bars), json or jsonl.")
+        Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help=f"{HIST_OUTPUTS.help()}.")
     ] = None,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
@@ -121,7 +125,6 @@ def hist(
     libbpf-tools keep them: one histogram per pid, disk...).
 
     Without a layout or BTF, 4- and 8-byte keys and values read as unsigned integers."""
-    from ..hist import PERCENTILES, UNITS, from_view, render, subtract
 
     if linear and scheme not in (None, "linear"):
         raise UsageError(f"--linear and --scheme {scheme} exclude each other")
@@ -139,9 +142,7 @@ def hist(
     if unit is not None and unit not in UNITS:
         raise UsageError(f"--unit {unit}: choose one of {', '.join(UNITS)}")
     shown = _percentile_list(percentiles)
-    fmt = output or "text"
-    if fmt not in ("text", "json", "jsonl"):
-        raise UsageError(f"--output {output}: hist writes text, json or jsonl")
+    fmt = HIST_OUTPUTS.check(output or "text", "--output", "hist")
     if interval is not None:
         check_seconds(interval, "--interval")
         if count is not None and count < 1:

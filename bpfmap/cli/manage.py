@@ -27,8 +27,11 @@ from .common import (
     layout_options,
     say,
 )
+from .options import Choices
 
 app = typer.Typer()
+
+BTF_MODES = Choices(("auto", "required", "none"), {"auto": "attach BTF, or say why not"})
 
 
 def _under_default_bpffs(path: str) -> bool:
@@ -78,7 +81,7 @@ def create(
     no_mount: Annotated[bool, typer.Option("--no-mount", help=f"Never mount a bpffs on {DEFAULT_BPFFS}.")] = False,
     btf: Annotated[
         str,
-        typer.Option("--btf", metavar="MODE", help="With a layout: auto (attach BTF, or say why not), required, none."),
+        typer.Option("--btf", metavar="MODE", help=f"With a layout: {BTF_MODES.help()}."),
     ] = "auto",
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -136,8 +139,7 @@ def create(
             f"create {mtype.label}: --pin PATH is required: a map lives only as long as a file "
             f"descriptor or a pin, and this command's descriptors close when it exits"
         )
-    if btf not in ("auto", "required", "none"):
-        raise UsageError(f"--btf {btf}: choose auto, required or none")
+    BTF_MODES.check(btf, "--btf")
     extra = hashes
     if map_extra is not None:
         if hashes:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 
 from ..core.maps import Map
-from ..errors import BpfmapError, KeyNotFound, NotFound, UsageError
+from ..errors import EXIT_NOT_FOUND, BpfmapError, KeyNotFound, NotFound, UsageError
 from ..output import default_format, inline, json_dumps
 from . import worded
 from .verbs import LayoutOptions, say, single_format
@@ -109,7 +109,7 @@ def lookup_many(refs: list[str], key: str, output: Optional[str], opts: LayoutOp
     _write_found(found, fmt)
     if not found:
         say(f"lookup: no map of {len(refs)} has that key")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 def _write_found(found: list[Any], fmt: str) -> None:
@@ -142,4 +142,4 @@ def getnext_many(refs: list[str], key: Optional[str], output: Optional[str], opt
             found.append({"map": ref, "key": view.key.decode(raw) if raw is not None else None, "next_key": nxt})
     _write_found(found, fmt)
     if not found:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_FOUND)

@@ -11,10 +11,11 @@ from ..core.maps import Map
 from ..errors import UsageError
 from ..output import json_dumps, unguarded
 from .common import NO_LAYOUT, LayoutOptions, MapArg, check_seconds, examples, layout_options, say
+from .options import Choices
 
 app = typer.Typer()
 
-FORMATS = ("folded", "text", "json")
+STACKS_OUTPUTS = Choices(("folded", "text", "json"), {"folded": "default off a terminal", "text": "on one"})
 
 
 @app.command(
@@ -52,9 +53,7 @@ def stacks(
     ] = None,
     output: Annotated[
         Optional[str],
-        typer.Option(
-            "--output", "-o", metavar="FORMAT", help="folded (default off a terminal), text (on one) or json."
-        ),
+        typer.Option("--output", "-o", metavar="FORMAT", help=f"{STACKS_OUTPUTS.help()}."),
     ] = None,
     top: Annotated[Optional[int], typer.Option("--top", metavar="N", help="text: only the N largest stacks.")] = None,
     interval: Annotated[
@@ -72,8 +71,7 @@ def stacks(
     from ..live import stacks as lib
 
     fmt = (output or ("text" if sys.stdout.isatty() else "folded")).strip().lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"--output {output}: stacks writes {', '.join(FORMATS)}")
+    STACKS_OUTPUTS.check(fmt, "--output", "stacks")
     check_seconds(interval, "--interval")
     if count is not None and interval is None:
         raise UsageError("--count goes with --interval")

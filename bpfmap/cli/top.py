@@ -10,9 +10,12 @@ from ..errors import UsageError
 from ..output import json_dumps
 from ..output.terminal import cell, console
 from .common import check_seconds, examples
+from .options import Choices
 from .term import Keys, every
 
 app = typer.Typer()
+
+TOP_OUTPUTS = Choices(("table", "jsonl"), {"table": "a live screen, on a terminal"})
 
 
 @app.command(
@@ -35,7 +38,7 @@ def top(
     count: Annotated[Optional[int], typer.Option("--count", "-c", metavar="N", help="Stop after N refreshes.")] = None,
     output: Annotated[
         Optional[str],
-        typer.Option("--output", "-o", metavar="FORMAT", help="table (a live screen, on a terminal) or jsonl."),
+        typer.Option("--output", "-o", metavar="FORMAT", help=f"{TOP_OUTPUTS.help()}."),
     ] = None,
 ) -> None:
     """Every map on the host, refreshed every --interval seconds: entries, fill, entries
@@ -48,8 +51,7 @@ def top(
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
     fmt = (output or ("table" if sys.stdout.isatty() else "jsonl")).strip().lower()
-    if fmt not in ("table", "jsonl"):
-        raise UsageError(f"--output {output}: top writes table or jsonl")
+    TOP_OUTPUTS.check(fmt, "--output", "top")
     with Top(maps, sort) as t:
         try:
             if fmt == "jsonl":

@@ -6,12 +6,13 @@ importing it.  The typer commands (elements.py) parse and call these."""
 import sys
 from typing import Any, Optional
 
-from ..core.maps import Map, UpdateMode
+from ..core.maps import Map, UpdateMode, may_name_several
 from ..errors import KeyNotFound, UsageError, quote
-from ..layout import Layout
-from ..output import FORMATS, cell, default_format, write_value
+from ..layout import Layout, choose
+from ..output import cell, default_format, write_value
 from ..types import Access, Value
-from ..view import AGGREGATES, View, numeric_layout
+from ..view import View, numeric_layout
+from .options import OPTION_NAMES, VERBS, broken_rule, fast_options
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -45,21 +46,9 @@ class LayoutOptions:
 
     def pick(self) -> Layout | None:
         """The one layout the options give: from --layout (and --packed) or --c-header."""
-        if self.c_header is not None:
-            if self.layout is not None:
-                raise UsageError("give either --layout or --c-header, not both")
-            if self.packed:
-                raise UsageError("--packed applies to --layout; mark C structs __attribute__((packed))")
-            return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dir)
-        if self.key_type or self.value_type:
-            raise UsageError("--key-type and --value-type need --c-header FILE")
-        if self.include_dir:
-            raise UsageError("--include-dir goes with --c-header FILE")
-        if self.packed:
-            if self.layout is None:
-                raise UsageError("--packed needs --layout")
-            return self.layout.packed()
-        return self.layout
+        return choose(
+            self.layout, self.packed, self.c_header, self.key_type, self.value_type, self.include_dir, OPTION_NAMES
+        )
 
     def view(self, m, numeric_default: bool = False):
         """The View a command reads and writes through: the layout the user gave, else
@@ -288,73 +277,58 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = No
 
 # -- the fast path ----------------------------------------------------------------------------
 #
-# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP, with --layout/-l and
-# (lookup, dump) --output/-o: parsed here, run by the functions above, by the parser's rules
+# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP, with the options
+# cli/options.VERBS says the fast path reads (--layout, --output, dump's --percpu, --cpu,
+# --sort, --top, --reverse): parsed here, run by the functions above, by the parser's rules
 # (options anywhere, numbers such as -5 are values, '--' ends the options).  A line with
-# anything else (another option, a bad option value) goes through the command-line parser,
-# which says what is wrong exactly as it always does.
+# anything else (another option, a bad option value, a broken rule) goes through the
+# command-line parser, which says what is wrong exactly as it always does.
 
-_FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2), "dump": (1, 1)}
-_OUTPUT_VERBS = ("lookup", "dump")
 _OPTIONS: dict[Optional[str], LayoutOptions] = {}  # --layout text -> its LayoutOptions (views cached in it)
-
-
-# dump's options the fast path also reads: option -> (dump()'s argument, how its text is read)
-_DUMP_OPTIONS: dict[str, tuple[str, Any]] = {
-    "--percpu": ("percpu", lambda t: t if t in AGGREGATES else None),
-    "--cpu": ("cpu", lambda t: int(t) if t.isdigit() else None),
-    "--sort": ("sort", lambda t: t or None),
-    "--top": ("top", lambda t: int(t) if t.isdigit() and int(t) > 0 else None),
-}
 
 
 def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]]:
     """(verb, positional arguments, output format, layout options, dump's other options)
     for a plain line, or None when the command-line parser must read it."""
     verb = words[0] if words else ""
-    span = _FAST_VERBS.get(verb)
-    if span is None:
+    if verb not in VERBS:
         return None
+    known = fast_options(verb)
     positional: list[str] = []
-    layout = output = None
-    extra: dict[str, Any] = {}
+    given: dict[str, Any] = {}
     i, n = 1, len(words)
     while i < n:
         w = words[i]
         i += 1
         if w[:1] != "-" or is_number(w):
             positional.append(w)
-        elif w == "--":
+            continue
+        if w == "--":
             positional += words[i:]
             break
-        elif (w == "-l" or w == "--layout") and i < n:
-            layout, i = words[i], i + 1
-        elif (w == "-o" or w == "--output") and i < n:
-            output, i = words[i], i + 1
-        elif w.startswith("--layout="):
-            layout = w[9:]
-        elif w.startswith("--output="):
-            output = w[9:]
-        elif verb == "dump" and w in _DUMP_OPTIONS and i < n and words[i][:1] != "-":
-            name, read = _DUMP_OPTIONS[w]
-            value = read(words[i])
-            if value is None or name in extra:
-                return None  # the parser says what is wrong with it
-            extra[name], i = value, i + 1
-        elif verb == "dump" and w == "--reverse" and "reverse" not in extra:
-            extra["reverse"] = True
-        else:
+        name, eq, text = w.partition("=") if w.startswith("--") else (w, "", "")
+        opt = known.get(name)
+        if opt is None or (eq and opt.flag):
             return None  # another option (or a negative number): the parser's job
-    if "top" in extra and "sort" not in extra or ("percpu" in extra and "cpu" in extra):
+        if opt.flag:
+            given[opt.param] = True
+            continue
+        if not eq:
+            if i == n:
+                return None
+            text, i = words[i], i + 1
+        value = opt.read(text)
+        if value is None:
+            return None  # the parser says what is wrong with it
+        given[opt.param] = value  # given twice: the last, as the parser takes it
+    if broken_rule(given) is not None:
         return None
-    if not span[0] <= len(positional) <= span[1] or (output is not None and verb not in _OUTPUT_VERBS):
+    low, high = VERBS[verb].args
+    if not low <= len(positional) <= high:
         return None
-    if verb in _OUTPUT_VERBS and _may_be_many(positional[0]):
+    if VERBS[verb].several and may_name_several(positional[0]):
         return None  # a directory, a glob or a name: the parser's verbs read several maps
-    if output is not None:
-        output = output.strip().lower()
-        if output not in FORMATS:
-            return None
+    layout, output = given.pop("layout", None), given.pop("output", None)
     opts = _OPTIONS.get(layout)
     if opts is None:
         lay = None
@@ -366,15 +340,7 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
         opts = LayoutOptions(layout=lay)
         if len(_OPTIONS) < 256:
             _OPTIONS[layout] = opts
-    return verb, positional, output, opts, extra
-
-
-def _may_be_many(ref: str) -> bool:
-    import os
-
-    from ..core.saved import is_saved  # a saved file may hold several maps
-
-    return ref.startswith("name:") or any(c in ref for c in "*?[") or os.path.isdir(ref) or is_saved(ref)
+    return verb, positional, output, opts, given
 
 
 def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> None:

@@ -23,9 +23,14 @@ from .common import (
     say,
 )
 from .hist import hist_live
+from .options import Choices
 from .term import Keys, every
 
 app = typer.Typer()
+
+WATCH_OUTPUTS = Choices(
+    ("live", "jsonl"), {"live": "default on a terminal", "jsonl": "default otherwise: one snapshot per line"}
+)
 
 
 @app.command(
@@ -53,7 +58,7 @@ def watch(
             "--output",
             "-o",
             metavar="FORMAT",
-            help="live (default on a terminal) or jsonl (default otherwise: one snapshot per line).",
+            help=f"{WATCH_OUTPUTS.help()}.",
         ),
     ] = None,
     var: Annotated[
@@ -87,8 +92,7 @@ def watch(
     if count is not None and count < 1:
         raise UsageError(f"--count {count}: give a positive number")
     fmt = output or ("live" if sys.stdout.isatty() else "jsonl")
-    if fmt not in ("live", "jsonl"):
-        raise UsageError(f"--output {output}: watch writes live or jsonl")
+    WATCH_OUTPUTS.check(fmt, "--output", "watch")
     several = expand(map_ref, names=True)
     if several is not None:  # a directory, a glob, name:GLOB: each map's rows, one after another
         if as_hist or var is not None or filt:
@@ -102,7 +106,7 @@ def watch(
         if as_hist:
             if filt:
                 raise UsageError("watch --hist draws every histogram; --where is for entries")
-            from ..hist import PERCENTILES, from_view, render, subtract
+            from ..hist import BAR_WIDTH, PERCENTILES, from_view, render, subtract
 
             hist_live(
                 lambda: from_view(view, slots=var, strict=var is not None),
@@ -111,7 +115,7 @@ def watch(
                 "text" if fmt == "live" else "jsonl",
                 interval,
                 count,
-                52,
+                BAR_WIDTH,
                 PERCENTILES,
                 False,
             )

@@ -24,7 +24,7 @@ from ..types import spec as type_spec
 from .fd import FdOwner
 from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
 from .pins import PinIndex, open_pinned, pin_fd
-from .saved import open_saved, several
+from .saved import is_saved, open_saved, several
 from .values import ValueShape, possible_cpus
 
 if TYPE_CHECKING:
@@ -662,14 +662,14 @@ def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[
     asks it for each map's pins too)."""
     import os
 
-    if ref.startswith("id:"):
+    if not may_name_several(ref):
         return None
     in_file = several(ref)  # a saved file of several maps: each, as FILE:NAME
     if in_file is not None:
         return in_file
     if ref.startswith("name:"):
         pattern = ref[5:]
-        wild = any(c in pattern for c in "*?[")
+        wild = _wild(pattern)
         if not pattern or (not wild and (len(pattern) > 15 or not names)):
             return None  # one name: Map.open finds it (and says when several maps have it)
         from fnmatch import fnmatchcase
@@ -686,12 +686,27 @@ def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[
         root = os.path.realpath(ref)
         found = (pins or PinIndex()).found
         return sorted(path for _id, path in found if os.path.realpath(path).startswith(root + os.sep))
-    if any(c in ref for c in "*?[") and not os.path.exists(ref):
+    if _wild(ref) and not os.path.exists(ref):
         import glob
 
         wanted = set(glob.glob(ref))
         return sorted(path for _id, path in (pins or PinIndex()).found if path in wanted)
     return None
+
+
+def may_name_several(ref: str) -> bool:
+    """Whether :func:`expand` may find several maps in ``ref`` (a ``name:``, a directory, a
+    glob that is no path, a saved file), told without listing any: False, and it names at
+    most one."""
+    import os
+
+    if ref.startswith("id:"):
+        return False
+    return ref.startswith("name:") or os.path.isdir(ref) or (_wild(ref) and not os.path.exists(ref)) or is_saved(ref)
+
+
+def _wild(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
 def require_some(refs: list[str], ref: str) -> None:

@@ -26,7 +26,7 @@ from ..layout.model import Array, Char, Scalar, Struct
 from ..types import Value
 from ..view import View
 
-FORMATS = ("auto", "text", "jsonl", "csv")
+INPUT_FORMATS = ("auto", "text", "jsonl", "csv")
 CHUNK = 65536
 _TEXT_CHUNK = re.compile(r"(?:[^\t\n]*\t[^\t\n]*\n)*")
 
@@ -266,8 +266,8 @@ class Loader:
         Text and JSON Lines are read in chunks of lines and, when every line of a chunk
         is well-formed and the layout is a plain number or hex, encoded with one C call
         per chunk; otherwise line by line, which also finds and reports a bad line."""
-        if fmt not in FORMATS:
-            raise UsageError(f"input format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        if fmt not in INPUT_FORMATS:
+            raise UsageError(f"input format {fmt!r}: choose one of {', '.join(INPUT_FORMATS)}")
         bounded = BoundedLines(stream, self.line_limit())
         try:
             return self._load_lines(bounded, fmt, name)

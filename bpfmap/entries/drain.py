@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
 from .. import _sys
-from ..errors import BpfmapError
+from ..errors import EXIT_INTERRUPTED, EXIT_SYSTEM, BpfmapError
 
 _F_GETPIPE_SZ = 1032
 
@@ -40,7 +40,7 @@ class DeliveryError(BpfmapError):
     written, ``restored`` put back in the map, ``rescued`` saved to ``rescue_path``.
     ``cause`` is the OSError of the output (None when interrupted)."""
 
-    exit_code = 3
+    exit_code = EXIT_SYSTEM
 
     def __init__(
         self,
@@ -64,7 +64,7 @@ class DeliveryError(BpfmapError):
 class DrainInterrupted(DeliveryError):
     """A second SIGINT/SIGTERM stopped the write of the batch in hand."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
 
 
 class Sink:

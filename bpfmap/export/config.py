@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import UsageError, quote
 from ..hist import MAX_SLOTS, canonical_scheme, slot_range
 from ..host.inputs import read_text
-from ..layout import Layout
+from ..layout import Layout, choose, layout_fault
 from ..layout.formats import parse_spec
 from .labels import parse as parse_decoders
 
@@ -90,14 +90,16 @@ class Metric:
         self.key_type = self._str(raw, "key_type")
         self.value_type = self._str(raw, "value_type")
         self.include_dirs = self._strings(raw, "include_dirs") or []
-        if self.layout_text and self.c_header:
-            raise self.error("layout", "give layout or c_header, not both")
-        if self.key_type and not self.c_header:
-            raise self.error("key_type", "needs c_header")
-        if self.value_type and not self.c_header and not raw.get("object"):
-            raise self.error("value_type", "needs c_header (or object, for an event stream's records)")
-        if self.c_header and not (self.key_type or self.value_type):
-            raise self.error("c_header", "name the types with key_type and/or value_type")
+        record = bool(raw.get("object"))  # then value_type names the object's record type
+        fault = layout_fault(
+            bool(self.layout_text),
+            c_header=bool(self.c_header),
+            key_type=bool(self.key_type),
+            value_type=bool(self.value_type) and not (record and not self.c_header),
+            include_dirs=bool(self.include_dirs),
+        )
+        if fault is not None:
+            raise ConfigError(f"{self.where}: {fault}")
         self.value = self._str(raw, "value")
         self.labels = self._strings(raw, "labels")
         self.decoders: dict[str, Any] = {}  # label path -> its label decoders (export.labels)
@@ -221,13 +223,12 @@ class Metric:
     def make_layout(self):
 
         try:
-            if self.layout_text:
-                return Layout.parse(self.layout_text)
-            if self.c_header:
-                return Layout.from_c(self.c_header, self.key_type, self.value_type, include_dirs=self.include_dirs)
+            layout = Layout.parse(self.layout_text) if self.layout_text else None
+            if self.c_header is None:
+                return layout
+            return choose(layout, False, self.c_header, self.key_type, self.value_type, self.include_dirs)
         except UsageError as err:
             raise self.error("layout" if self.layout_text else "c_header", str(err)) from None
-        return None
 
     def help_text(self, exact_sum: bool = False) -> str:
         if self.help:

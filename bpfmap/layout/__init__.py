@@ -405,6 +405,62 @@ class Layout:
         return Layout.parse(self.source, packed=True)
 
 
+LAYOUT_PARAMS = ("layout", "packed", "c_header", "key_type", "value_type", "include_dirs")
+
+
+def layout_fault(
+    layout: bool,
+    packed: bool = False,
+    c_header: bool = False,
+    key_type: bool = False,
+    value_type: bool = False,
+    include_dirs: bool = False,
+    names: dict[str, str] | None = None,
+) -> str | None:
+    """What is wrong with the layout arguments given (each True when given), or None: the
+    one rule of "a layout or a C header".  ``names``: how the caller calls each parameter
+    (the command line its options; default: the parameter names of :func:`choose`)."""
+    n = {p: p for p in LAYOUT_PARAMS} | (names or {})
+    if c_header:
+        if layout:
+            return f"give either {n['layout']} or {n['c_header']}, not both"
+        if packed:
+            return f"{n['packed']} applies to {n['layout']}; mark C structs __attribute__((packed))"
+        if not (key_type or value_type):
+            return f"{n['c_header']}: name the types with {n['key_type']} and/or {n['value_type']}"
+        return None
+    if key_type or value_type:
+        return f"{n['key_type']} and {n['value_type']} need {n['c_header']}"
+    if include_dirs:
+        return f"{n['include_dirs']} goes with {n['c_header']}"
+    if packed and not layout:
+        return f"{n['packed']} needs {n['layout']}"
+    return None
+
+
+def choose(
+    layout: Layout | None = None,
+    packed: bool = False,
+    c_header: str | None = None,
+    key_type: str | None = None,
+    value_type: str | None = None,
+    include_dirs: list[str] | None = None,
+    names: dict[str, str] | None = None,
+) -> Layout | None:
+    """The one Layout the arguments give: ``layout`` (with ``packed``: no padding), or the
+    types ``key_type``/``value_type`` declared in the C header ``c_header`` (its
+    ``#include`` files found beside it and in ``include_dirs``), or None for neither.
+    Raises UsageError for arguments that do not go together (see :func:`layout_fault`)."""
+    fault = layout_fault(
+        layout is not None, packed, c_header is not None, bool(key_type), bool(value_type), bool(include_dirs), names
+    )
+    if fault is not None:
+        raise UsageError(fault)
+    if c_header is not None:
+        return Layout.from_c(c_header, key_type, value_type, include_dirs=include_dirs)
+    return layout.packed() if packed and layout is not None else layout
+
+
 def _codec(t: Type | None) -> TypeCodec | None:
     return TypeCodec(t) if t is not None else None
 

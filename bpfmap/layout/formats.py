@@ -34,22 +34,22 @@ from ..host.hostnames import KINDS, LIVE, Names
 from . import Codec, TypeCodec, _json, _maybe_json, fields, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
-FORMATS = (
-    "ip",
-    "ipv4",
-    "ipv6",
-    "mac",
-    "hex",
-    "ksym",
-    "errno",
-    "syscall",
-    "cgroup",
-    "ifname",
-    "majorminor",
-    "majorminor_user",
-    "uid",
-    "gid",
-)
+DISPLAY_FORMATS = {  # name -> what it shows, where its name does not say it (--as's help)
+    "ip": "IPv4/IPv6 by the struct's af/family field",
+    "ipv4": "",
+    "ipv6": "",
+    "mac": "",
+    "hex": "",
+    "ksym": "kernel symbol",
+    "errno": "",
+    "syscall": "",
+    "cgroup": "an id as its path",
+    "ifname": "",
+    "majorminor": "a kernel dev_t",
+    "majorminor_user": "st_dev's",
+    "uid": "",
+    "gid": "",
+}
 FAMILY_FIELDS = ("af", "family", "sa_family", "ss_family", "sin_family", "sin6_family", "addr_family", "ip_family")
 AF_INET, AF_INET6 = 2, 10
 
@@ -68,8 +68,10 @@ def parse_spec(text: str | list[str] | None) -> dict[str, str]:
             name, fmt = name.strip(), fmt.strip().lower()
             if not eq or not name:
                 raise UsageError(f"--as {quote(part)}: write FIELD=FORMAT, e.g. saddr=ip")
-            if fmt not in FORMATS:
-                raise UsageError(f"--as {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(FORMATS)}")
+            if fmt not in DISPLAY_FORMATS:
+                raise UsageError(
+                    f"--as {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(DISPLAY_FORMATS)}"
+                )
             out[name] = fmt
     return out
 
@@ -467,7 +469,7 @@ def shown_fields(codec: Any) -> list[tuple[list[str], str, str | None]]:
 
 
 __all__ = [
-    "FORMATS",
+    "DISPLAY_FORMATS",
     "FormattedCodec",
     "apply",
     "ip_kind",

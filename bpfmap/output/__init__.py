@@ -10,7 +10,7 @@ Shapes (a contract, see README "Output"):
 """
 
 from .entries import (
-    FORMATS,
+    OUTPUT_FORMATS,
     UNREADABLE,
     Batch,
     Codec,
@@ -29,7 +29,7 @@ from .info import human_size, info_lines, object_map_lines, write_infos, write_o
 from .terminal import cell, colour, console, default_format, inline, printable, unguarded
 
 __all__ = [
-    "FORMATS",
+    "OUTPUT_FORMATS",
     "UNREADABLE",
     "Batch",
     "Codec",

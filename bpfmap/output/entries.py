@@ -13,7 +13,7 @@ from ..layout.leaves import csv_string, non_finite
 from .table import write_raw_table, write_table
 from .templates import templates_of
 
-FORMATS = ("text", "json", "jsonl", "csv", "table")
+OUTPUT_FORMATS = ("text", "json", "jsonl", "csv", "table")
 
 
 def entry_object(key: object, value: object, percpu: bool) -> dict[Any, Any]:
@@ -191,7 +191,7 @@ def write_entries(
     percpu: bool,
     out: IO[str],
 ) -> int:
-    """Stream batches of entries to ``out`` in ``fmt`` (FORMATS), one write per batch
+    """Stream batches of entries to ``out`` in ``fmt`` (OUTPUT_FORMATS), one write per batch
     (memory bounded by a batch; a table holds every entry); returns how many entries were
     written.  ``key_codec``/``value_codec`` give the text form and, through their
     templates, let plain values be formatted a batch at a time by one %-format."""
@@ -356,10 +356,10 @@ class EntryTexts:
     ends in its output: a drain puts back the entries a failed write did not deliver.
     Formats: text, jsonl, json, csv (a table is drawn only once every entry is in)."""
 
-    FORMATS = ("text", "jsonl", "json", "csv")
+    DRAIN_FORMATS = ("text", "jsonl", "json", "csv")
 
     def __init__(self, fmt: str, key_codec: Codec, value_codec: Codec, percpu: bool) -> None:
-        if fmt not in self.FORMATS:
+        if fmt not in self.DRAIN_FORMATS:
             raise ValueError(f"unknown format {fmt}")
         self.fmt, self.count = fmt, 0
         if fmt == "csv":

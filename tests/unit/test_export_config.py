@@ -42,7 +42,7 @@ BAD_FIELDS = [
     ),
     ("metrics: [{name: m, map: /x, type: histogram, multiplier: -1}]", "metric m: multiplier:"),
     ("metrics: [{name: m, map: /x}, {name: m, map: /y}]", "metric m: name: used by another metric"),
-    ("metrics: [{name: m, map: /x, key_type: u32}]", "metric m: key_type: needs c_header"),
+    ("metrics: [{name: m, map: /x, key_type: u32}]", "metric m: key_type and value_type need c_header"),
     ("metrics:\n  - name: m\n   map: x", "not YAML at line"),
 ]
 
