@@ -139,3 +139,11 @@ def test_a_config_past_the_limit_is_refused_while_parsing_in_bounded_memory(tmp_
     )
     assert r.returncode == 2, r.stderr
     assert f"more than {MAX_CONFIG_NODES:,} values" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_regexp_without_re2_says_what_to_install(monkeypatch):
+    from bpfmap.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "re2", None)  # import re2 fails, as where it is not installed
+    with pytest.raises(UsageError, match=r"google-re2 .*pip install 'bpfmap\[export\]'"):
+        _regexp("a")
