@@ -1,11 +1,12 @@
 """The export verb: map contents as Prometheus metrics (library: bpfmap.export)."""
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 import time
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -93,10 +94,11 @@ def export(
         if any(exporter.errors.values()):
             raise typer.Exit(EXIT_SYSTEM)
         return
-    with _stop_on_signals() as stop:
-        if textfile is not None:
+    if textfile is not None:
+        with _stop_on_signals() as stop:
             _keep_textfile(exporter, textfile, interval if interval is not None else 15.0, stop, quiet)
-            return
+        return
+    with _stop_on_signals() as stop:
         host, port = host_port
         server = serve(exporter, host, port)
         shown = f"[{host}]" if ":" in host else host
@@ -107,6 +109,18 @@ def export(
         finally:
             server.shutdown()
             server.server_close()
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process at once, abandoning a scrape the server's worker thread may still
+    be making (however long it would take).  Not through the interpreter's exit: that
+    stops a daemon thread where it next takes the GIL, and one inside a C++ extension
+    (re2 matching a label) aborts the process there instead of exiting."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _check(exporter, config: str, quiet: bool) -> None:
@@ -143,31 +157,63 @@ def _wait(stop: threading.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT during work the main thread may leave half done (a textfile
+    write: its temp file is removed, the textfile stays as it was)."""
+
+
+class _Stop(threading.Event):
+    """Set by SIGTERM or SIGINT; within ``interruptible()`` the signal also stops the main
+    thread's work at once (_Stopped), however long that work would take."""
+
+    _interruptible = False
+
+    def handler(self, *_args: object) -> None:
+        first = not self.is_set()
+        self.set()
+        if first and self._interruptible:
+            raise _Stopped
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+
 @contextlib.contextmanager
 def _stop_on_signals():
-    """An Event set by SIGTERM or SIGINT.  The main thread waits on it in short steps: a
+    """A _Stop set by SIGTERM or SIGINT.  The main thread waits on it in short steps: a
     signal the kernel hands to another thread (a connection's) only marks itself for the
     main thread, which runs the handler when it next wakes; a long wait used to leave a
-    SIGTERM unanswered for as long as the wait."""
-    stop = threading.Event()
-    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    SIGTERM unanswered for as long as the wait.  (A scrape in progress runs in a daemon
+    thread, see export.serve: it never holds up the exit.)"""
+    stop = _Stop()
+    old = {sig: signal.signal(sig, stop.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield stop
+    except _Stopped:
+        pass
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
 
-def _keep_textfile(exporter, textfile: str, every: float, stop, quiet: bool) -> None:
-    """Write the textfile every ``every`` seconds until stopped; a write that fails is
-    said, counted (bpfmap_export_textfile_write_errors_total) and tried again at the next
-    interval."""
+def _keep_textfile(exporter, textfile: str, every: float, stop: _Stop, quiet: bool) -> None:
+    """Write the textfile every ``every`` seconds until stopped (a signal during a write
+    abandons it); a write that fails is said, counted
+    (bpfmap_export_textfile_write_errors_total) and tried again at the next interval."""
     from ..export import write_textfile
 
     say(f"export: writing {textfile} every {every:g} s", quiet)
     while True:
         try:
-            write_textfile(exporter, textfile)
+            with stop.interruptible():
+                if stop.is_set():
+                    return
+                write_textfile(exporter, textfile)
         except BpfmapError as err:
             exporter.textfile_errors += 1
             say(f"{err} (trying again in {every:g} s)")

@@ -11,7 +11,8 @@ or the slot in the key.  Maps are opened read-only (BPF_F_RDONLY) at every scrap
 map that disappears makes its metric absent (and counts an error) and a new map under
 the same pin or name is picked up by the next scrape.
 
-Needs ``prometheus-client`` and ``PyYAML`` (``pip install 'bpfmap[export]'``)."""
+Needs ``prometheus-client`` and ``PyYAML``, and ``google-re2`` for a label ``regexp``
+(``pip install 'bpfmap[export]'``)."""
 
 from .collector import Exporter, describe_error
 from .config import ConfigError, Metric, parse_config, read_config

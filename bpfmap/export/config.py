@@ -372,37 +372,41 @@ def _label_name(path: str, metric: Metric) -> str:
     return name
 
 
-MAX_CONFIG_NODES = 100_000  # values in the config once YAML aliases are expanded
-MAX_CONFIG_DEPTH = 64
+# Values in the config once YAML aliases are expanded: room for a static_map of
+# labels.MAX_TABLE entries (two values each) and the rest of a config.
+MAX_CONFIG_NODES = 262_144
+MAX_CONFIG_DEPTH = 64  # levels of nesting
 
 
 def read_config(path: str) -> list[Metric]:
     """The metrics of the YAML config at ``path``, checked (ConfigError names the metric
     and the field).  A key given twice in one mapping is an error, and so is a config
     that expands (through aliases) past MAX_CONFIG_NODES values or nests deeper than
-    MAX_CONFIG_DEPTH."""
+    MAX_CONFIG_DEPTH: refused while it is parsed, before anything is built."""
     _need_libraries()
     import yaml
 
     text = read_text(path, "export config")
+    loader = _strict_loader()
     try:
-        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506  (a SafeLoader)
+        _check_size(text, path, loader)
+        data = yaml.load(text, Loader=loader)  # noqa: S506  (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: not YAML{where}: {getattr(err, 'problem', None) or err}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a config (over {MAX_CONFIG_DEPTH} levels)") from None
-    _check_size(data, path)
     return parse_config(data, path)
 
 
 def _strict_loader() -> type:
-    """yaml.SafeLoader refusing a key given twice in one mapping (YAML says keys are
-    unique; PyYAML keeps the last silently)."""
+    """yaml.SafeLoader (libyaml's when PyYAML has it: several times faster) refusing a
+    key given twice in one mapping (YAML says keys are unique; PyYAML keeps the last
+    silently)."""
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is optional in PyYAML
+
+    class StrictLoader(base):
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: set[Any] = set()
             for key_node, _value in node.value:
@@ -417,22 +421,34 @@ def _strict_loader() -> type:
     return StrictLoader
 
 
-def _check_size(data: Any, source: str) -> None:
-    """Refuse a config that is larger, with its aliases expanded, than any real one (an
-    alias bomb: a few hundred bytes that expand to billions of values)."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    nodes = 0
-    while stack:
-        obj, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_CONFIG_NODES:
+def _check_size(text: str, source: str, loader: type) -> None:
+    """Refuse a config that is larger, with its aliases expanded, than MAX_CONFIG_NODES
+    values (an alias bomb: a few hundred bytes that expand to billions) or nested deeper
+    than MAX_CONFIG_DEPTH, at the parser event past the limit: what a config past the
+    limits costs is bounded by what one at them costs, and nothing is built."""
+    import yaml
+
+    values = 0
+    anchored: dict[str, int] = {}  # anchor -> the values it stands for
+    open_: list[tuple[str | None, int]] = []  # collections being read: anchor, values before
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            values += anchored.get(event.anchor or "", 0)  # an unknown anchor is the loader's error
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if event.anchor is not None:
+                anchored[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            open_.append((event.anchor, values))
+            values += 1
+            if len(open_) > MAX_CONFIG_DEPTH:
+                raise ConfigError(f"{source}: nested too deeply to be a config (over {MAX_CONFIG_DEPTH} levels)")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, before = open_.pop()
+            if anchor is not None:
+                anchored[anchor] = values - before
+        if values > MAX_CONFIG_NODES:
             raise ConfigError(f"{source}: more than {MAX_CONFIG_NODES:,} values once its aliases are expanded")
-        if depth > MAX_CONFIG_DEPTH:
-            raise ConfigError(f"{source}: nested too deeply to be a config (over {MAX_CONFIG_DEPTH} levels)")
-        if isinstance(obj, dict):
-            stack.extend((x, depth + 1) for kv in obj.items() for x in kv)
-        elif isinstance(obj, list):
-            stack.extend((x, depth + 1) for x in obj)
 
 
 def parse_config(data: Any, source: str = "config") -> list[Metric]:

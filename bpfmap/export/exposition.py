@@ -27,21 +27,33 @@ _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
 CHUNK = 4096  # series formatted at once
 
 
-def _surrogates(err: UnicodeError) -> tuple[str, int]:
-    """Encoding error handler: a lone surrogate (a byte that was not UTF-8) as ``\\\\xNN``."""
-    assert isinstance(err, UnicodeEncodeError)
-    out = []
-    for ch in err.object[err.start : err.end]:
-        c = ord(ch)
-        out.append(f"\\\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\\\u{c:04x}")
-    return "".join(out), err.end
+def _surrogates(backslash: str) -> Callable[[UnicodeError], tuple[str, int]]:
+    """Encoding error handler: a lone surrogate (a byte that was not UTF-8) as
+    ``BACKSLASH xNN``."""
+
+    def handler(err: UnicodeError) -> tuple[str, int]:
+        assert isinstance(err, UnicodeEncodeError)
+        out = []
+        for ch in err.object[err.start : err.end]:
+            c = ord(ch)
+            out.append(f"{backslash}x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"{backslash}u{c:04x}")
+        return "".join(out), err.end
+
+    return handler
 
 
-codecs.register_error("bpfmap_exposition", _surrogates)
+codecs.register_error("bpfmap_exposition", _surrogates("\\\\"))  # in the exposition: the backslash escaped
+codecs.register_error("bpfmap_label", _surrogates("\\"))
 
 
 def encode(text: str) -> bytes:
     return text.encode("utf-8", "bpfmap_exposition")
+
+
+def label_bytes(text: str) -> bytes:
+    """A label value as Prometheus stores it once it has read the exposition: UTF-8, a
+    byte that was not UTF-8 the text ``\\xNN``."""
+    return text.encode("utf-8", "bpfmap_label")
 
 
 label_value = label_escaped  # a label value escaped for the exposition (quotes not included)

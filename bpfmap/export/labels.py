@@ -7,17 +7,23 @@ majorminor, uid, gid, ksym, errno, syscall, ip...) are display formats
 
     as:
       op: {static_map: {1: read, 2: write}, default: other}
-      comm: {regexp: "^(nginx|envoy)$"}
-      cgroup: [cgroup, {regexp: "^/system\\\\.slice/", drop: true}]
+      comm: {regexp: "nginx|envoy"}
+      cgroup: [cgroup, {regexp: "/system\\\\.slice/.*", drop: true}]
+
+A regexp means what it means in Prometheus's relabelling (``keep``/``drop``): RE2
+syntax, matched against the whole label (``^(?s:PATTERN)$``: ``.`` matches a newline
+too), in time linear in the label's length whatever the pattern (google-re2, imported
+only when a config has a regexp).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import UsageError
 from ..layout import inner_text
+from .exposition import label_bytes
 
 MAX_TABLE = 65536  # entries a static_map holds at most
 MAX_PATTERN = 4096  # characters of a regexp
@@ -43,13 +49,36 @@ class StaticMap:
 
 
 class Regexp:
-    def __init__(self, pattern: re.Pattern[str], drop: bool) -> None:
+    """Keeps the series whose label ``pattern`` matches whole (with ``drop``, those it
+    does not), as Prometheus's relabelling does; the label is matched as Prometheus
+    stores it (a byte that was not UTF-8 is the text ``\\xNN``)."""
+
+    def __init__(self, pattern: str, drop: bool) -> None:
         self.pattern, self.drop = pattern, drop
+        self.regex = _re2_compile(f"^(?s:{pattern})$")  # Prometheus's relabel.NewRegexp
 
     def __call__(self, text: str) -> str:
-        if (self.pattern.search(text) is not None) == self.drop:
+        if (self.regex.search(label_bytes(text)) is not None) == self.drop:
             raise Drop(text)
         return text
+
+
+def _re2_compile(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (errors raised, not logged to stderr): ValueError
+    says why RE2 refuses it."""
+    try:
+        import re2
+    except ImportError:
+        raise UsageError(
+            "bpfmap export needs google-re2 for a regexp (re2 is missing): pip install 'bpfmap[export]'"
+        ) from None
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as err:
+        why = err.args[0] if err.args else err
+        raise ValueError(why.decode(errors="replace") if isinstance(why, bytes) else str(why)) from None
 
 
 def label_text(v: Any) -> str:
@@ -116,8 +145,12 @@ def _decoder(item: dict, error) -> Any:
         if not keys <= {"static_map", "default"}:
             raise error(f"static_map takes default, not {', '.join(sorted(keys - {'static_map', 'default'}))}")
         table = item["static_map"]
-        if not isinstance(table, dict) or not table or len(table) > MAX_TABLE:
-            raise error(f"static_map: give a mapping of values to names (1 to {MAX_TABLE} of them)")
+        if not isinstance(table, dict) or not table:
+            raise error(f"static_map: give a mapping of values to names (1 to {MAX_TABLE:,} of them)")
+        if len(table) > MAX_TABLE:
+            raise error(
+                f"static_map: {len(table):,} entries; a static_map holds at most {MAX_TABLE:,} (use default: for the rest)"
+            )
         out: dict[str, str] = {}
         for k, v in table.items():
             ks, vs = _scalar_text(k), _scalar_text(v)
@@ -137,7 +170,9 @@ def _decoder(item: dict, error) -> Any:
         if not isinstance(drop, bool):
             raise error("regexp: drop: give true or false")
         try:
-            return Regexp(re.compile(pattern), drop)
-        except re.error as err:
-            raise error(f"regexp {pattern!r}: {err}") from None
+            return Regexp(pattern, drop)
+        except ValueError as err:
+            raise error(
+                f"regexp {pattern!r}: {err}; write it in RE2 syntax, as Prometheus does (no backreferences or lookaround)"
+            ) from None
     raise error(f"{', '.join(map(str, keys))[:60]}: a decoder is static_map or regexp")

@@ -11,11 +11,15 @@ import socketserver
 import stat
 import tempfile
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import KernelError, UsageError, quote
 from .collector import Exporter
 from .exposition import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 SPOOL = 8 << 20  # a scrape's bytes held in memory before they spill to a temp file
 
@@ -63,9 +67,8 @@ def wsgi_app(exporter: Exporter):
     next, not left in another thread's malloc arena), and then sent in chunks by the
     connection's thread, so a slow client never holds another scrape up."""
     import zlib
-    from concurrent.futures import ThreadPoolExecutor
 
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfmap-scrape")
+    worker = _Worker("bpfmap-scrape")
 
     def app(environ: dict, start_response: Any):
         if environ.get("PATH_INFO") == "/favicon.ico":
@@ -86,6 +89,33 @@ def wsgi_app(exporter: Exporter):
         return _chunks(body, zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None)
 
     return app
+
+
+class _Worker:
+    """One daemon thread running the jobs submitted to it in turn.  A daemon, unlike a
+    ThreadPoolExecutor's (which the interpreter joins at exit): a scrape under way
+    never holds up the process's exit after SIGTERM."""
+
+    def __init__(self, name: str) -> None:
+        import queue
+
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, fn, args = self._jobs.get()
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:  # the connection's thread raises it
+                future.set_exception(err)
 
 
 def _chunks(body: Any, gz: Any) -> Any:

@@ -156,7 +156,7 @@ metrics:
     labels: [op, comm]
     as:
       op: {{static_map: {{1: read, 2: write}}, default: other}}
-      comm: {{regexp: "^nginx"}}
+      comm: {{regexp: "nginx.*"}}
   - name: ops_not_curl_total
     map: {ops}
     labels: [op, comm]
