@@ -16,7 +16,7 @@ from conftest import BPF_SOURCES, BPFMAP, need_tool, run_cli
 from test_real_programs import loaded_program
 
 import bpfmap
-from bpfmap import hostnames, symbols
+from bpfmap.host import hostnames, symbols
 
 pytestmark = pytest.mark.kernel
 
