@@ -12,7 +12,7 @@ from ..core.maps import Map, UpdateMode
 from ..errors import KeyNotFound, UsageError, quote
 from ..layout import Layout
 from ..output import FORMATS, cell, default_format, write_value
-from ..types import Access, MapType, Value
+from ..types import Access, Value
 from ..view import AGGREGATES, View, check_cpu, numeric_layout
 
 
@@ -141,7 +141,7 @@ def element_key(m: Map, view: View, text: str, verb: str) -> Iterator[bytes]:
     kernel objects (local storage) an open reference's fd (``pid:N``, ``cgroup:PATH``,
     ...), closed after.  Refuses a verb the map type has not before reading KEY."""
     m.require(verb)
-    if m.type in (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE) and text.startswith("cgroup:"):
+    if m.kind.key_display == "cgroup_storage" and text.startswith("cgroup:"):
         from ..core.objrefs import cgroup_storage_key
 
         yield cgroup_storage_key(text, m.key_size)

@@ -239,8 +239,6 @@ def delete(m: MapCore, keys: bytes, count: int) -> int:
 
 # -- the key walk ----------------------------------------------------------------------------
 
-_INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS)
-
 
 def walk_keys(m: MapCore) -> Iterator[bytes]:
     """Every key, by BPF_MAP_GET_NEXT_KEY.
@@ -250,7 +248,7 @@ def walk_keys(m: MapCore) -> Iterator[bytes]:
     IterationAborted if the map changes so fast that the walk cannot finish (after 4x
     max_entries steps)."""
     ks = m.key_size
-    seen: set[bytes] | None = None if m.type in _INDEXED else set()  # arrays walk by index, never restart
+    seen: set[bytes] | None = None if m.kind.indexed else set()  # arrays walk by index, never restart
     budget = 4 * max(m.max_entries, 1) + 16
     cur = None
     nxt = _sys.buffer(ks)

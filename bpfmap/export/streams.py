@@ -28,7 +28,6 @@ from .config import Metric, _is_num, rounded
 from .exposition import Family
 from .labels import Chains, Drop, label_text
 
-STREAM_TYPES = (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY)
 WAIT = 0.25  # seconds a reader waits for records before it looks at its stop flag
 
 
@@ -180,4 +179,5 @@ class Stream:
 
 
 def is_stream(m: Map) -> bool:
-    return m.type in STREAM_TYPES
+    """Whether ``m`` carries records bpfmap reads (ring buffers, perf event arrays)."""
+    return "events" in m.kind.ops
