@@ -236,8 +236,6 @@ def _iterate(m: Any, prog: int, size: int) -> Iterator[tuple[bytes, bytes, int]]
 def _by_fds(m: Any, size: int) -> Iterator[tuple[bytes, bytes, int]]:
     """Every socket some process holds (each once, by inode), taken with pidfd_getfd and
     looked up in ``m``; its record made from user space (getsockopt, getsockname)."""
-    from .objrefs import pidfd
-
     vbuf = _sys.buffer(m.value_size)
     seen: set[int] = set()
     keys: list[bytes] = []
@@ -255,7 +253,7 @@ def _by_fds(m: Any, size: int) -> Iterator[tuple[bytes, bytes, int]]:
         if not socks:
             continue
         try:
-            pfd = pidfd(pid)
+            pfd = _sys.pidfd_open(pid, False)
         except OSError:
             continue
         try:
