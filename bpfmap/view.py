@@ -347,17 +347,17 @@ class View:
         return prefetch(self._batches(False, size))  # type: ignore[return-value]  # a generator
 
     def _batches(self, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
-        """The map's raw batches; local storage's by trying every task or cgroup (objrefs.walk)."""
+        """The map's raw batches; local storage's by trying every task or cgroup (objrefs.walk_objects)."""
         m = self.map
         if m.kind.access is Access.OBJECT and not delete:
             m.require("dump")
             if m.kind.object == "sock":  # sockets: through the kernel's sk_storage iterator
-                from .core.skiter import walk as walk_sockets
+                from .core.skiter import walk_sockets
 
                 return walk_sockets(m, size or 256)
-            from .core.objrefs import walk
+            from .core.objrefs import walk_objects
 
-            return walk(m, size or 256)
+            return walk_objects(m, size or 256)
         return m.batches(delete=delete, size=size)
 
     def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:

@@ -245,14 +245,14 @@ def cgroup_storage_key(text: str, key_size: int) -> bytes:
 
 # -- walking the objects a local-storage map may hold values for ---------------------------
 
-# How dump shows the key of each kind it can walk (a layout of the bytes walk() makes).
+# How dump shows the key of each kind it can walk (a layout of the bytes walk_objects() makes).
 WALK_KEYS = {
     "pid": "pid=s32,comm=char[16]",
     "cgroup": "char[4096]",
 }
 
 
-def walk(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
+def walk_objects(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
     """Raw (keys, values, count) batches of a local-storage map, found by trying every
     object of its kind: tasks from /proc, cgroups under the cgroup2 mount.  Keys are the
     bytes WALK_KEYS describes."""

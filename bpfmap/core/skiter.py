@@ -159,7 +159,7 @@ def program(value_size: int) -> tuple[bytes, int]:
     return assemble(text), target
 
 
-def walk(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
+def walk_sockets(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
     """Raw (keys, values, count) batches of an sk_storage map: keys are RECORD_SIZE-byte
     socket records (see :class:`SocketKey`).  Through the kernel's iterator; where the
     kernel refuses it, by trying every socket a process holds (``m.walk_note`` then says

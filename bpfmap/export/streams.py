@@ -52,7 +52,7 @@ def record_codec(metric: Metric) -> Any:
     return codec
 
 
-class Sink:
+class StreamMetric:
     """One metric's counts of a stream's records: its own record type, labels, series."""
 
     def __init__(self, metric: Metric, decode_error, perf: bool) -> None:
@@ -151,7 +151,7 @@ class Stream:
     def __init__(self, m: Map, metrics: list[Metric], log, decode_error) -> None:
         perf = m.type is MapType.PERF_EVENT_ARRAY
         self.map, self.log = m, log
-        self.sinks = {metric.name: Sink(metric, decode_error, perf) for metric in metrics}
+        self.sinks = {metric.name: StreamMetric(metric, decode_error, perf) for metric in metrics}
         self.lost = 0
         self.error: str | None = None
         self._stop = threading.Event()
