@@ -102,3 +102,34 @@ def test_no_two_public_classes_share_a_name():
         for name in _public_names(tree):
             where[name].append(rel)
     assert {n: r for n, r in where.items() if len(r) > 1} == {}
+
+
+def _module_values(tree: ast.Module) -> dict[str, ast.expr | None]:
+    out: dict[str, ast.expr | None] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    out[t.id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out[node.target.id] = node.value
+    return out
+
+
+def test_module_state_is_passed_in_not_written_from_outside():
+    """A module's globals are not a channel between modules: no module sets another's
+    (``cli._ERROR_PREFIX = ...``), and a module rebinds its own only to fill a cache made
+    once (a global that starts as None), never to carry one call's settings to another
+    function (``_JSON_ERRORS``): those are passed as arguments."""
+    found = []
+    for rel, tree in SOURCES.items():
+        values = _module_values(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.lstrip("_").isupper():
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)} set from outside its module")
+            if isinstance(node, ast.Global):
+                for name in node.names:
+                    start = values.get(name)
+                    if not (isinstance(start, ast.Constant) and start.value is None):
+                        found.append(f"{rel}:{node.lineno}: global {name} is not a cache")
+    assert found == []
