@@ -8,7 +8,7 @@ header Debian ships, with the numbers from the kernel source.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class MapType(enum.IntEnum):
@@ -187,6 +187,13 @@ class TypeSpec:
         "default_key_size",
         "evicts",
         "disk",
+        "takes",
+        "fills",
+        "key_display",
+        "value_display",
+        "libbpf_btf",
+        "extra",
+        "ring",
     )
 
     def __init__(
@@ -210,6 +217,13 @@ class TypeSpec:
         default_key_size: int | None = None,
         evicts: bool = False,
         disk: str = "restore",
+        takes: bool = False,
+        fills: bool = False,
+        key_display: str | None = None,
+        value_display: str | None = None,
+        libbpf_btf: bool = True,
+        extra: str | None = None,
+        ring: bool = False,
     ) -> None:
         self.access, self.percpu, self.value = access, percpu, value
         self.key_size, self.value_size, self.default_value_size = key_size, value_size, default_value_size
@@ -219,7 +233,9 @@ class TypeSpec:
             required_flags,
         )
         self.needs_inner_map, self.batch, self.deletable = needs_inner_map, batch, deletable
-        self.indexed = indexed  # keys are 4-byte indices: read and written as numbers without a layout
+        # keys are 4-byte indices: read and written as numbers without a layout, and the
+        # key walk goes from one index to the next, never back to the first
+        self.indexed = indexed
         self.ops = frozenset(ops)
         self.needs_btf = needs_btf
         self.default_key_size = default_key_size
@@ -230,6 +246,15 @@ class TypeSpec:
         # what a saved file can hold of it: "restore" (saved and restored), "read" (saved,
         # read back, never restored), else why it cannot be saved (DISK_REFUSALS)
         self.disk = disk
+        self.takes = takes  # BPF_MAP_LOOKUP_AND_DELETE_ELEM hands an entry over as it goes (Linux 5.14+)
+        self.fills = fills  # programs add and remove entries up to max_entries: how full it is means something
+        # the type's own display of a side no layout names (layout/pick.py reads them):
+        # keys as "cidr" (prefix and address), "cgroup_storage" (the cgroup's path and
+        # attach type), "stack_id" (a number); values as "frames" (symbolized)
+        self.key_display, self.value_display = key_display, value_display
+        self.libbpf_btf = libbpf_btf  # libbpf gives it the key and value BTF of its definition
+        self.extra = extra  # what map_extra holds for it ("hashes", "address"); None: it takes none
+        self.ring = ring  # max_entries is the ring's size in bytes: a power of two, at least a page
 
     def operations(self, flags: MapFlag = MapFlag(0), frozen: bool = False) -> list[str]:  # noqa: B008
         """The bpfmap verbs that work on a map of this type (with these flags, frozen or
@@ -242,6 +267,32 @@ class TypeSpec:
             if op in self.ops and (readable or op not in READS) and (writable or op not in WRITES)
         ]
         return ops or ["none from user space (programs use it)"]
+
+
+class RefForm(NamedTuple):
+    """A way to name a kernel object on the command line: ``pid:N``."""
+
+    form: str  # as help and messages write it
+    says: str  # what it names, where the form does not say it
+    example: str
+    object: bool = True  # a kernel object (opened as an fd for one call), not a map
+
+    @property
+    def described(self) -> str:
+        """``pid:N (a process or thread id)``."""
+        return f"{self.form} ({self.says})" if self.says else self.form
+
+
+# Every reference form, stated here only: kernel objects (TypeSpec.object names one;
+# core/objrefs opens them) and maps (core/maps opens them).
+REF_FORMS = {
+    "pid": RefForm("pid:N", "a process or thread id", "pid:1"),
+    "cgroup": RefForm("cgroup:PATH", "a cgroup2 directory", "cgroup:/"),
+    "file": RefForm("file:PATH", "", "file:/etc/hostname"),
+    "sock": RefForm("sock:PID:FD", "the socket process PID holds as FD", "sock:1234:3"),
+    "id": RefForm("id:N", "a map's id", "id:1", object=False),
+    "name": RefForm("name:NAME", "a map's name", "name:counts", object=False),
+}
 
 
 # Why a map of a type cannot be saved (TypeSpec.disk names one of these).
@@ -270,14 +321,20 @@ _QUEUE_OPS = ("peek", "pop", "push")
 _SOCKETS: dict[str, Any] = dict(value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE, disk="read")
 
 SPECS: dict[MapType, TypeSpec] = {
-    MapType.HASH: TypeSpec(batch=True),
+    MapType.HASH: TypeSpec(batch=True, takes=True, fills=True),
     MapType.ARRAY: TypeSpec(key_size=4, batch=True, deletable=False, indexed=True, ops=_ARRAY),
     MapType.PROG_ARRAY: TypeSpec(value=Value.PROG_ID, ops=_ID_VALUES, disk="read", **_FD_ARRAY),
     # max_entries None: one slot per possible CPU.
     MapType.PERF_EVENT_ARRAY: TypeSpec(
-        access=Access.STREAM, value=Value.FD, default_max_entries=None, ops=("events",), disk="stream", **_FD_ARRAY
+        access=Access.STREAM,
+        value=Value.FD,
+        default_max_entries=None,
+        ops=("events",),
+        disk="stream",
+        libbpf_btf=False,
+        **_FD_ARRAY,
     ),
-    MapType.PERCPU_HASH: TypeSpec(percpu=True, batch=True),
+    MapType.PERCPU_HASH: TypeSpec(percpu=True, batch=True, takes=True, fills=True),
     MapType.PERCPU_ARRAY: TypeSpec(percpu=True, key_size=4, batch=True, deletable=False, indexed=True, ops=_ARRAY),
     # 127 frames of 8 bytes: PERF_MAX_STACK_DEPTH, what libbpf-tools' profilers use
     MapType.STACK_TRACE: TypeSpec(
@@ -285,19 +342,43 @@ SPECS: dict[MapType, TypeSpec] = {
         default_value_size=127 * 8,
         ops=("lookup", "delete", "getnext", "dump", "watch", "clear"),
         disk="read",  # only programs write it (bpf_get_stackid)
+        fills=True,
+        key_display="stack_id",
+        value_display="frames",
+        libbpf_btf=False,
     ),
-    MapType.CGROUP_ARRAY: TypeSpec(value=Value.FD, object="cgroup", ops=_FD_WRITE_ONLY, disk="fds", **_FD_ARRAY),
-    MapType.LRU_HASH: TypeSpec(batch=True, evicts=True),
-    MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True, evicts=True),
-    MapType.LPM_TRIE: TypeSpec(default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC),
-    MapType.ARRAY_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, ops=_ID_VALUES, **_FD_ARRAY),
-    MapType.HASH_OF_MAPS: TypeSpec(value=Value.MAP_ID, needs_inner_map=True, batch=True, value_size=4, ops=_ID_VALUES),
-    MapType.DEVMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, ops=_ARRAY[:1] + _KEYED[1:], disk="read"),
-    MapType.SOCKMAP: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
+    MapType.CGROUP_ARRAY: TypeSpec(
+        value=Value.FD, object="cgroup", ops=_FD_WRITE_ONLY, disk="fds", libbpf_btf=False, **_FD_ARRAY
+    ),
+    MapType.LRU_HASH: TypeSpec(batch=True, evicts=True, takes=True, fills=True),
+    MapType.LRU_PERCPU_HASH: TypeSpec(percpu=True, batch=True, evicts=True, takes=True, fills=True),
+    MapType.LPM_TRIE: TypeSpec(
+        default_flags=MapFlag.NO_PREALLOC, required_flags=MapFlag.NO_PREALLOC, fills=True, key_display="cidr"
+    ),
+    MapType.ARRAY_OF_MAPS: TypeSpec(
+        value=Value.MAP_ID, needs_inner_map=True, batch=True, ops=_ID_VALUES, libbpf_btf=False, **_FD_ARRAY
+    ),
+    MapType.HASH_OF_MAPS: TypeSpec(
+        value=Value.MAP_ID,
+        needs_inner_map=True,
+        batch=True,
+        value_size=4,
+        ops=_ID_VALUES,
+        fills=True,
+        libbpf_btf=False,
+    ),
+    MapType.DEVMAP: TypeSpec(
+        key_size=4, default_value_size=4, indexed=True, ops=_ARRAY[:1] + _KEYED[1:], disk="read", libbpf_btf=False
+    ),
+    MapType.SOCKMAP: TypeSpec(key_size=4, indexed=True, libbpf_btf=False, **_SOCKETS),
     # max_entries None: one per possible CPU (the kernel caps a cpumap at NR_CPUS)
-    MapType.CPUMAP: TypeSpec(key_size=4, default_value_size=4, indexed=True, default_max_entries=None, disk="read"),
-    MapType.XSKMAP: TypeSpec(value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, disk="fds", **_FD_ARRAY),
-    MapType.SOCKHASH: TypeSpec(**_SOCKETS),
+    MapType.CPUMAP: TypeSpec(
+        key_size=4, default_value_size=4, indexed=True, default_max_entries=None, disk="read", libbpf_btf=False
+    ),
+    MapType.XSKMAP: TypeSpec(
+        value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, disk="fds", libbpf_btf=False, **_FD_ARRAY
+    ),
+    MapType.SOCKHASH: TypeSpec(fills=True, libbpf_btf=False, **_SOCKETS),
     # key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
     # exist while a program using the map is attached to a cgroup
     MapType.CGROUP_STORAGE: TypeSpec(
@@ -306,6 +387,7 @@ SPECS: dict[MapType, TypeSpec] = {
         ops=("lookup", "update", "getnext", "dump", "watch"),
         object="cgroup",
         disk="read",  # entries live while a program is attached to a cgroup
+        key_display="cgroup_storage",
     ),
     MapType.REUSEPORT_SOCKARRAY: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
     MapType.PERCPU_CGROUP_STORAGE: TypeSpec(
@@ -315,21 +397,34 @@ SPECS: dict[MapType, TypeSpec] = {
         ops=("lookup", "update", "getnext", "dump", "watch"),
         object="cgroup",
         disk="read",  # entries live while a program is attached to a cgroup
+        key_display="cgroup_storage",
     ),
-    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS, disk="drains"),
-    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS, disk="drains"),
+    MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS, disk="drains", libbpf_btf=False),
+    MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS, disk="drains", libbpf_btf=False),
     MapType.SK_STORAGE: TypeSpec(object="sock", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
-    MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4, disk="read"),
+    MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4, disk="read", fills=True, libbpf_btf=False),
     MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=(), disk="none"),
     MapType.RINGBUF: TypeSpec(
-        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("events",), disk="stream"
+        access=Access.STREAM,
+        key_size=0,
+        value_size=0,
+        default_max_entries=1 << 16,
+        ops=("events",),
+        disk="stream",
+        ring=True,
     ),
     # inode storage cannot be enumerated: no dump
     MapType.INODE_STORAGE: TypeSpec(object="file", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
     MapType.TASK_STORAGE: TypeSpec(object="pid", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
-    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push"), disk="bloom"),
+    MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push"), disk="bloom", extra="hashes"),
     MapType.USER_RINGBUF: TypeSpec(
-        access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, ops=("send",), disk="stream"
+        access=Access.STREAM,
+        key_size=0,
+        value_size=0,
+        default_max_entries=1 << 16,
+        ops=("send",),
+        disk="stream",
+        ring=True,
     ),
     MapType.CGRP_STORAGE: TypeSpec(object="cgroup", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     # max_entries: pages; map_extra: the user address it is mapped at (0: any)
@@ -342,13 +437,18 @@ SPECS: dict[MapType, TypeSpec] = {
         default_flags=MapFlag.MMAPABLE,
         ops=(),
         disk="none",
+        extra="address",
     ),
 }
 
+_BY_NUMBER: dict[int, TypeSpec] = {int(t): s for t, s in SPECS.items()}
 
-def spec(map_type: MapType) -> TypeSpec:
-    """The TypeSpec of a map type; unknown (newer) types are treated as plain keyed maps."""
-    return SPECS.get(map_type, TypeSpec())
+
+def spec(map_type: MapType | int) -> TypeSpec:
+    """The TypeSpec of a map type (or its number); unknown (newer) types are treated as
+    plain keyed maps."""
+    found = SPECS.get(map_type) if isinstance(map_type, MapType) else _BY_NUMBER.get(map_type)
+    return found or TypeSpec()
 
 
 def map_type_label(value: int) -> str:

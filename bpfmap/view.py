@@ -14,17 +14,24 @@ from typing import TYPE_CHECKING, Any
 from .core.maps import Map
 from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, words
 from .host.hostnames import names_for
-from .layout import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
+from .layout import Codec, Layout, TypeCodec
 from .layout.fields import keys as field_keys
 from .layout.fields import locate as locate_field
+from .layout.pick import pick
 from .types import Access, MapFlag, MapType, Value
-
-_CGROUP_STORAGE = (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE)
 
 if TYPE_CHECKING:
     from .core.program import Program
 
 AGGREGATES = ("all", "sum", "max", "min", "avg")
+
+
+def _object_keys(display: str, size: int) -> Codec:
+    """Keys that name live kernel objects (layout.pick asks): built by core/objrefs,
+    imported only for the maps that have them."""
+    from .core.objrefs import key_codec
+
+    return key_codec(display, size)
 
 
 class View:
@@ -55,60 +62,19 @@ class View:
                 from_btf = m.btf()
                 if from_btf is not None:
                     # a key without BTF (global-variable maps: value BTF only) of an array is its index
-                    keyless_index = not from_btf.key_type_id and m.kind.indexed and m.key_size == 4
-                    self._setup(m, from_btf.layout(), index_keys=keyless_index, from_btf=True)
+                    self._setup(m, from_btf.layout(), from_btf=True, btf_key=bool(from_btf.key_type_id))
                     return
             except BpfmapError as err:
                 self.note = f"BTF of {m.ref} not used ({err}); showing hex"
         # array indices are numbers without a layout (a layout's empty side, ``-``, is hex)
-        self._setup(m, layout or Layout(), index_keys=layout is None and m.kind.indexed and m.key_size == 4)
+        self._setup(m, layout)
 
-    def _setup(self, m: Map, layout: Layout, index_keys: bool = False, from_btf: bool = False) -> None:
+    def _setup(self, m: Map, layout: Layout | None, from_btf: bool = False, btf_key: bool = True) -> None:
         self.map = m
         self.names = names_for(getattr(m, "host_names", None))  # a saved map's: its saving host's
         self._stored: tuple[Codec, Codec] | None = None  # key and value codecs before show_as
         self.formats: tuple[dict[str, str], dict[str, str]] = ({}, {})  # per side: field path -> format
-        keyless = m.key_size == 0
-        if m.kind.access is Access.OBJECT:  # local storage: keys are objects, shown as dump finds them
-            from .core.objrefs import WALK_KEYS
-            from .layout.lang import parse_side
-
-            if m.kind.object == "sock":
-                from .core.skiter import SocketKey
-
-                self.key: Codec = SocketKey()
-            else:
-                walk_type = parse_side(WALK_KEYS.get(m.kind.object or "", "hex[4]"), False)
-                assert walk_type is not None
-                self.key = TypeCodec(walk_type)
-            value = layout.value if layout.value is not None else layout.bare
-            self.value: Codec = self._bind(value, m.value_size, "value", m.ref)
-            return
-        if layout.bare is not None and not keyless and layout.key is None and layout.value is None:
-            raise UsageError(f"layout for {m.ref}: {m.type_label} maps have keys; write the layout as KEY:VALUE")
-        # a side the user lays out is shown as laid out; the type's own display (CIDR,
-        # cgroup paths, stack ids, frames) is for a side the layout leaves out, or the map's BTF
-        default_key = layout.key is None or from_btf
-        stack_ids = m.type is MapType.STACK_TRACE and layout.key is None and m.key_size == 4
-        self.key = IndexCodec() if index_keys or stack_ids else self._bind(layout.key, m.key_size, "key", m.ref)
-        if m.type is MapType.LPM_TRIE and default_key:  # prefix and address: CIDR in and out
-            self.key = cidr_key(self.key, m.key_size) or self.key
-        if m.type in _CGROUP_STORAGE and default_key:
-            from .core.objrefs import cgroup_storage_key_codec
-
-            self.key = cgroup_storage_key_codec(m.key_size)  # shown as the cgroup's path and attach type
-        if keyless and layout.bare is not None:
-            self.value = self._bind(layout.bare, m.value_size, "value", m.ref)
-        elif m.kind.value is Value.MAP_ID:
-            self.value = IdCodec("map")
-        elif m.kind.value is Value.PROG_ID:
-            self.value = IdCodec("program")
-        elif m.type is MapType.STACK_TRACE and (layout.value is None or from_btf) and not m.value_size % 8:
-            from .layout.stack import StackCodec  # frames, symbolized
-
-            self.value = StackCodec(m.value_size, MapFlag.STACK_BUILD_ID in MapFlag(m.flags), names=self.names)
-        else:
-            self.value = self._bind(layout.value, m.value_size, "value", m.ref)
+        self.key, self.value = pick(m, layout, _object_keys, from_btf=from_btf, btf_key=btf_key, names=self.names)
 
     def symbolize_for(self, pid: int | None) -> None:
         """A stack_trace map's user addresses through process ``pid``'s memory maps
@@ -118,16 +84,6 @@ class View:
         self.value.pid = pid
         if pid is not None and self.names.gone(pid):
             self.note = f"process {pid} has exited (or cannot be read); its user frames are [unknown]"
-
-    @staticmethod
-    def _bind(codec: Codec | None, size: int, what: str, ref: str) -> Codec:
-        if codec is None:
-            return HexCodec(size)
-        try:
-            codec.check_size(size, what)
-        except UsageError as err:
-            raise UsageError(f"layout for {ref}: {err}") from None
-        return codec
 
     def show_as(self, formats: dict[str, str]) -> None:
         """Show some fields of the keys or values as addresses or names (``{"saddr": "ip",
@@ -251,7 +207,7 @@ class View:
         m = self.map
         text = self.default_key(key, verb)
         m.require(verb)
-        if isinstance(text, str) and m.type in _CGROUP_STORAGE and text.startswith("cgroup:"):
+        if isinstance(text, str) and m.kind.key_display == "cgroup_storage" and text.startswith("cgroup:"):
             from .core.objrefs import cgroup_storage_key
 
             yield cgroup_storage_key(text, m.key_size)
@@ -474,17 +430,17 @@ class View:
         return prefetch(self._batches(False, size))  # type: ignore[return-value]  # a generator
 
     def _batches(self, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
-        """The map's raw batches; local storage's by trying every task or cgroup (objrefs.walk)."""
+        """The map's raw batches; local storage's by trying every task or cgroup (objrefs.walk_objects)."""
         m = self.map
         if m.kind.access is Access.OBJECT and not delete:
             m.require("dump")
             if m.kind.object == "sock":  # sockets: through the kernel's sk_storage iterator
-                from .core.skiter import walk as walk_sockets
+                from .core.skiter import walk_sockets
 
                 return walk_sockets(m, size or 256)
-            from .core.objrefs import walk
+            from .core.objrefs import walk_objects
 
-            return walk(m, size or 256)
+            return walk_objects(m, size or 256)
         return m.batches(delete=delete, size=size)
 
     def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:

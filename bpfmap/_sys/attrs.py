@@ -270,7 +270,7 @@ class ProgTestRunAttr(_Attr):
     ]
 
 
-class MapInfo(_Attr):
+class BpfMapInfo(_Attr):
     """struct bpf_map_info."""
 
     _fields_ = [

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .attrs import (
     BPF_TRACE_ITER,
+    BpfMapInfo,
     BtfInfo,
     BtfLoadAttr,
     Cmd,
@@ -19,7 +20,6 @@ from .attrs import (
     MapBatchAttr,
     MapCreateAttr,
     MapElemAttr,
-    MapInfo,
     ObjAttr,
     ProgAttachAttr,
     ProgInfo,
@@ -224,8 +224,8 @@ def _obj_info(fd: int, info: ctypes.Structure) -> None:
     )
 
 
-def map_info(fd: int) -> MapInfo:
-    info = MapInfo()
+def map_info(fd: int) -> BpfMapInfo:
+    info = BpfMapInfo()
     _obj_info(fd, info)
     return info
 

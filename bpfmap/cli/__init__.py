@@ -8,7 +8,7 @@ stopped by Ctrl-C or SIGTERM.
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import (
     EXIT_DIFFER,
@@ -185,7 +185,12 @@ class _PipeGuard:
         return getattr(self._stream, name)
 
 
-_JSON_ERRORS = False  # set by main() for -o json / -o jsonl
+class ErrorLine(NamedTuple):
+    """How one command's error line is written: as JSON (with -o json / -o jsonl), and
+    after what prefix ("line N: " while bpfmap batch runs line N)."""
+
+    json: bool = False
+    prefix: str = ""
 
 
 def _one_line(message: str) -> str:
@@ -202,11 +207,11 @@ def _one_line(message: str) -> str:
     return re.sub(r"\S{301,}", lambda m: f"{m.group()[:300]}... ({len(m.group())} chars)", message)
 
 
-def _error(message: str, code: int = EXIT_SYSTEM) -> None:
+def _error(style: ErrorLine, message: str, code: int = EXIT_SYSTEM) -> None:
     """The one error line on stderr; a JSON object ``{"error", "code"}`` with -o json/jsonl;
     the "bpfmap:" prefix in red on a colour terminal."""
-    message = _one_line(_ERROR_PREFIX + message)
-    if _JSON_ERRORS:
+    message = _one_line(style.prefix + message)
+    if style.json:
         import json
 
         sys.stderr.write(json.dumps({"error": message, "code": code}) + "\n")
@@ -260,8 +265,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = real_stdout
 
 
-_ERROR_PREFIX = ""  # "line N: " while bpfmap batch runs a line
-
 # The library names its parameters in messages (bpfmap.errors.Param); the command line says
 # each as its option: --NAME with dashes for underscores, unless this table says otherwise.
 OPTIONS = {
@@ -288,17 +291,17 @@ def _debug() -> bool:
     return bool(os.environ.get("BPFMAP_DEBUG"))
 
 
-def run_args(args: list[str], command=None, call=None, json_errors: bool | None = None) -> int:
+def run_args(args: list[str], command=None, call=None, json_errors: bool | None = None, prefix: str = "") -> int:
     """Run one command line (``args`` without 'bpfmap') and return its exit code, saying
-    any error in one line on stderr; ``command``: a click command built before (bpfmap
-    batch builds it once), else the app for this verb; ``call``: a function that runs
-    the command line already parsed (batch's fast path).  StdoutClosed propagates."""
-    global _JSON_ERRORS
+    any error in one line on stderr (JSON when ``json_errors``, by default when the line
+    asks for JSON output; after ``prefix``); ``command``: a click command built before
+    (bpfmap batch builds it once), else the app for this verb; ``call``: a function that
+    runs the command line already parsed (batch's fast path).  StdoutClosed propagates."""
     if json_errors is None:
         from .options import errors_as_json
 
         json_errors = errors_as_json(args)
-    _JSON_ERRORS = json_errors
+    style = ErrorLine(json_errors, prefix)
     try:
         if call is not None:
             rv = call()
@@ -314,22 +317,22 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
     except BpfmapError as exc:
         if _debug():
             raise
-        _error(worded(exc), exc.exit_code)
+        _error(style, worded(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        _error("interrupted", EXIT_INTERRUPTED)
+        _error(style, "interrupted", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except (StdoutClosed, BrokenPipeError):
         raise
     except Exception as exc:
-        code = _typer_exit(exc)
+        code = _typer_exit(style, exc)
         if code is None:
-            return _other_error(exc)
+            return _other_error(style, exc)
         return code
     return rv if isinstance(rv, int) else EXIT_OK
 
 
-def _typer_exit(exc: Exception) -> int | None:
+def _typer_exit(style: ErrorLine, exc: Exception) -> int | None:
     """The exit code for typer's and click's own exceptions (said as one line), or None
     for another exception.  typer is loaded already whenever one of these is raised."""
     if "typer" not in sys.modules:
@@ -339,7 +342,7 @@ def _typer_exit(exc: Exception) -> int | None:
     if isinstance(exc, Exit):
         return exc.exit_code
     if isinstance(exc, Abort):
-        _error("aborted", EXIT_INTERRUPTED)
+        _error(style, "aborted", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     if isinstance(exc, TyperException):  # click's usage errors
         if getattr(exc, "exit_code", EXIT_NOT_FOUND) == EXIT_OK:
@@ -348,20 +351,20 @@ def _typer_exit(exc: Exception) -> int | None:
         message, hint = exc.format_message(), ""
         if message.startswith("No such option: "):  # perhaps a value that starts with '-'
             message, hint = "no such option: " + message[16:], " (put '--' before values that start with '-')"
-        _error(f"{message}; see '{cmd} --help'{hint}", EXIT_USAGE)
+        _error(style, f"{message}; see '{cmd} --help'{hint}", EXIT_USAGE)
         return EXIT_USAGE
     return None
 
 
-def _other_error(exc: Exception) -> int:
+def _other_error(style: ErrorLine, exc: Exception) -> int:
     """An OSError the library did not translate (exit 3), or a bug: one line either way,
     the traceback with BPFMAP_DEBUG=1."""
     if _debug():
         raise exc
     if isinstance(exc, OSError):
-        _error(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}")
+        _error(style, f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}")
         return EXIT_SYSTEM
-    _error(f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
+    _error(style, f"internal error: {type(exc).__name__}: {exc}; rerun with BPFMAP_DEBUG=1 and report it")
     return EXIT_SYSTEM
 
 

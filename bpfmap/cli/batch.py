@@ -174,25 +174,21 @@ class _Runner:
         self._stdin_taken = stdin_taken
 
     def run(self, lineno: int, words: list[str] | UsageError) -> int:
-        cli = _cli
-        cli._ERROR_PREFIX = f"line {lineno}: "
-        try:
-            if isinstance(words, UsageError):
-                return cli.run_args([], call=_raiser(words.with_traceback(None)))
-            refused = self._refused(words)
-            if refused is not None:
-                return cli.run_args(words, call=_raiser(UsageError(refused)))
-            fast = parse_fast(words)
-            if fast is not None:
-                return cli.run_args(words, call=lambda: run_fast(fast))
-            if words[0] in _CHANGES_PINS:
-                forget()
-            code = cli.run_args(words, self._click())
-            if words[0] in _CHANGES_PINS:
-                forget()
-            return code
-        finally:
-            cli._ERROR_PREFIX = ""
+        cli, prefix = _cli, f"line {lineno}: "
+        if isinstance(words, UsageError):
+            return cli.run_args([], call=_raiser(words.with_traceback(None)), prefix=prefix)
+        refused = self._refused(words)
+        if refused is not None:
+            return cli.run_args(words, call=_raiser(UsageError(refused)), prefix=prefix)
+        fast = parse_fast(words)
+        if fast is not None:
+            return cli.run_args(words, call=lambda: run_fast(fast), prefix=prefix)
+        if words[0] in _CHANGES_PINS:
+            forget()
+        code = cli.run_args(words, self._click(), prefix=prefix)
+        if words[0] in _CHANGES_PINS:
+            forget()
+        return code
 
     def _refused(self, words: list[str]) -> str | None:
         """Why a command cannot run inside a batch, or None."""

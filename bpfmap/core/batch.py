@@ -37,7 +37,7 @@ class MapCore(Protocol):
 
 
 BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
-MAX_BATCH = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
+AUTO_BATCH_MAX = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
 _NO_BATCH_ERRNOS = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 _unsupported: set[tuple[int, int]] = set()  # (map type, cmd) the kernel refused to batch
 
@@ -51,11 +51,11 @@ def enabled() -> bool:
 
 
 def batch_count(m: MapCore, size: int | None = None) -> int:
-    """Elements per batch: ``size`` when given, else as many as fit BATCH_BYTES (64..MAX_BATCH)."""
+    """Elements per batch: ``size`` when given, else as many as fit BATCH_BYTES (64..AUTO_BATCH_MAX)."""
     if size is not None:
         return size
     per = m.key_size + m.shape.entry
-    return max(64, min(MAX_BATCH, BATCH_BYTES // max(per, 1)))
+    return max(64, min(AUTO_BATCH_MAX, BATCH_BYTES // max(per, 1)))
 
 
 def _usable(m: MapCore, cmd: _sys.Cmd) -> bool:
@@ -239,8 +239,6 @@ def delete(m: MapCore, keys: bytes, count: int) -> int:
 
 # -- the key walk ----------------------------------------------------------------------------
 
-_INDEXED = (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS)
-
 
 def walk_keys(m: MapCore) -> Iterator[bytes]:
     """Every key, by BPF_MAP_GET_NEXT_KEY.
@@ -250,7 +248,7 @@ def walk_keys(m: MapCore) -> Iterator[bytes]:
     IterationAborted if the map changes so fast that the walk cannot finish (after 4x
     max_entries steps)."""
     ks = m.key_size
-    seen: set[bytes] | None = None if m.type in _INDEXED else set()  # arrays walk by index, never restart
+    seen: set[bytes] | None = None if m.kind.indexed else set()  # arrays walk by index, never restart
     budget = 4 * max(m.max_entries, 1) + 16
     cur = None
     nxt = _sys.buffer(ks)

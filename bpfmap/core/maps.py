@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .. import _sys
 from ..errors import ENOTSUPP, BpfmapError, KeyNotFound, NotFound, PermissionDenied, ReadOnly, UsageError, translate
-from ..types import Access, MapType, TypeSpec, Value, map_type_label
+from ..types import REF_FORMS, SPECS, Access, MapType, TypeSpec, Value, map_type_label
 from ..types import spec as type_spec
 from .fd import FdOwner
 from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
@@ -266,11 +266,11 @@ class Map(FdOwner):
         (BPF_MAP_LOOKUP_AND_DELETE_ELEM: hash maps on Linux 5.14+, so no program's
         update between a read and a delete is lost).  Raises KeyNotFound."""
         self.require("delete")
-        if self.type not in _TAKES:
+        if not self.kind.takes:
+            takers = ", ".join(t.label for t, s in SPECS.items() if s.takes)
             raise UsageError(
                 f"delete --print {self.ref}: the kernel hands an entry over as it deletes it only for hash "
-                f"maps (hash, percpu_hash, lru_hash, lru_percpu_hash), not {self.type_label}; "
-                f"lookup, then delete"
+                f"maps ({takers}), not {self.type_label}; lookup, then delete"
             )
         kbuf = self._key_buffer(key)
         vbuf = _sys.buffer(self.shape.entry)
@@ -614,7 +614,6 @@ class Map(FdOwner):
 
 
 _UNREAD = object()
-_TAKES = (MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH)
 _SHARED: dict[tuple[str, bool], Map] | None = None
 
 
@@ -642,9 +641,6 @@ def forget() -> None:
         m._shared = False
         m.close()
     _SHARED.clear()
-
-
-_REF_FORMS = {"sock": "sock:PID:FD", "file": "file:PATH", "pid": "pid:N", "cgroup": "cgroup:PATH"}
 
 
 def verb_list(kind: Any) -> str:
@@ -733,7 +729,7 @@ def access_hint(label: str, kind: Any, op: str = "") -> str:
         if op in ("dump", "watch", "getnext", "iterate"):
             return (
                 f"{label} maps are keyed by kernel objects the kernel cannot list; "
-                f"look one up by reference: 'bpfmap lookup MAP {_REF_FORMS.get(kind.object, '')}'"
+                f"look one up by reference: 'bpfmap lookup MAP {REF_FORMS[kind.object].form if kind.object else ''}'"
             )
         return f"{label} maps are keyed by kernel objects{use}"
     if access is Access.NONE:

@@ -23,13 +23,8 @@ from typing import Any
 from .. import _sys
 from ..errors import NotFound, PermissionDenied, UsageError, quote, translate
 from ..host.hostnames import cgroup2_mount, cgroup_by_id, cgroups  # noqa: F401  (re-exported)
+from ..types import REF_FORMS
 
-KINDS = {
-    "pid": "pid:N (a process or thread id)",
-    "cgroup": "cgroup:PATH (a cgroup2 directory)",
-    "file": "file:PATH",
-    "sock": "sock:PID:FD (the socket process PID holds as FD)",
-}
 CGROUP2_SUPER_MAGIC = 0x63677270
 
 
@@ -62,16 +57,12 @@ def open_ref(text: str, want: str, what: str = "key") -> ObjectRef:
     """Open ``text`` (``pid:N``, ...) as an object of kind ``want``; UsageError when it is
     another kind or malformed, NotFound when the object does not exist."""
     kind, sep, rest = text.partition(":")
-    if not sep or kind not in KINDS:
-        raise UsageError(f"{what} {quote(text)}: give a {KINDS[want]} reference, e.g. {_example(want)}")
+    form = REF_FORMS[want]
+    if not sep or kind not in _OPENERS:
+        raise UsageError(f"{what} {quote(text)}: give a {form.described} reference, e.g. {form.example}")
     if kind != want:
-        raise UsageError(f"{what} {quote(text)}: this map takes {KINDS[want]}, not a {kind} reference")
-    opener = {"pid": _pid, "cgroup": _cgroup, "file": _file, "sock": _sock}[kind]
-    return ObjectRef(opener(rest, text), kind, text)
-
-
-def _example(kind: str) -> str:
-    return {"pid": "pid:1", "cgroup": "cgroup:/", "file": "file:/etc/hostname", "sock": "sock:1234:3"}[kind]
+        raise UsageError(f"{what} {quote(text)}: this map takes {form.described}, not a {kind} reference")
+    return ObjectRef(_OPENERS[kind](rest, text), kind, text)
 
 
 def _number(text: str, whole: str, what: str) -> int:
@@ -178,6 +169,11 @@ def _sock(rest: str, whole: str) -> int:
     return fd
 
 
+# how each kind of types.REF_FORMS that names a kernel object is opened (test_type_table:
+# one opener per such form, no other kinds)
+_OPENERS: dict[str, Callable[[str, str], int]] = {"pid": _pid, "cgroup": _cgroup, "file": _file, "sock": _sock}
+
+
 def tasks() -> Iterator[tuple[int, int, str]]:
     """(tid, tgid, comm) of every task in /proc, threads included."""
     for entry in os.scandir("/proc"):
@@ -249,14 +245,14 @@ def cgroup_storage_key(text: str, key_size: int) -> bytes:
 
 # -- walking the objects a local-storage map may hold values for ---------------------------
 
-# How dump shows the key of each kind it can walk (a layout of the bytes walk() makes).
+# How dump shows the key of each kind it can walk (a layout of the bytes walk_objects() makes).
 WALK_KEYS = {
     "pid": "pid=s32,comm=char[16]",
     "cgroup": "char[4096]",
 }
 
 
-def walk(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
+def walk_objects(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
     """Raw (keys, values, count) batches of a local-storage map, found by trying every
     object of its kind: tasks from /proc, cgroups under the cgroup2 mount.  Keys are the
     bytes WALK_KEYS describes."""
@@ -348,5 +344,19 @@ def _cgroup_key_codec_class() -> type:
     return CgroupStorageKey
 
 
-def cgroup_storage_key_codec(size: int) -> Any:
-    return _cgroup_key_codec_class()(size)
+def key_codec(display: str, size: int) -> Any:
+    """The codec of a key that names a live kernel object, for layout.pick: local
+    storage's (``display`` the object kind: as dump finds them) or a cgroup storage's
+    (``cgroup_storage``: the cgroup's path and attach type)."""
+    if display == "cgroup_storage":
+        return _cgroup_key_codec_class()(size)
+    if display == "sock":
+        from .skiter import SocketKey
+
+        return SocketKey()
+    from ..layout import TypeCodec
+    from ..layout.lang import parse_side
+
+    walk_type = parse_side(WALK_KEYS.get(display, "hex[4]"), False)
+    assert walk_type is not None
+    return TypeCodec(walk_type)

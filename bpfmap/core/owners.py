@@ -11,20 +11,7 @@ from typing import Any
 
 from .. import _sys
 from ..errors import BpfmapError
-from ..types import Access, MapType, Value
-
-# types whose entries a program adds and removes up to max_entries: fill means something
-FILLS = (
-    MapType.HASH,
-    MapType.LRU_HASH,
-    MapType.PERCPU_HASH,
-    MapType.LRU_PERCPU_HASH,
-    MapType.LPM_TRIE,
-    MapType.HASH_OF_MAPS,
-    MapType.DEVMAP_HASH,
-    MapType.SOCKHASH,
-    MapType.STACK_TRACE,
-)
+from ..types import Access, Value, spec
 
 
 def holders(map_ids: set[int] | None = None) -> dict[int, list[dict[str, Any]]]:
@@ -118,6 +105,6 @@ def count(m: Any, budget: float | None = None) -> tuple[int | None, bool]:
 
 def fill(m: Any, entries: int | None) -> float | None:
     """entries / max_entries for the types a program fills up (hash, LRU, LPM, ...)."""
-    if entries is None or m.type not in FILLS or not m.max_entries:
+    if entries is None or not spec(m.type).fills or not m.max_entries:
         return None
     return entries / int(m.max_entries)

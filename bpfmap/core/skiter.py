@@ -159,7 +159,7 @@ def program(value_size: int) -> tuple[bytes, int]:
     return assemble(text), target
 
 
-def walk(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
+def walk_sockets(m: Any, size: int = 256) -> Iterator[tuple[bytes, bytes, int]]:
     """Raw (keys, values, count) batches of an sk_storage map: keys are RECORD_SIZE-byte
     socket records (see :class:`SocketKey`).  Through the kernel's iterator; where the
     kernel refuses it, by trying every socket a process holds (``m.walk_note`` then says
@@ -236,8 +236,6 @@ def _iterate(m: Any, prog: int, size: int) -> Iterator[tuple[bytes, bytes, int]]
 def _by_fds(m: Any, size: int) -> Iterator[tuple[bytes, bytes, int]]:
     """Every socket some process holds (each once, by inode), taken with pidfd_getfd and
     looked up in ``m``; its record made from user space (getsockopt, getsockname)."""
-    from .objrefs import pidfd
-
     vbuf = _sys.buffer(m.value_size)
     seen: set[int] = set()
     keys: list[bytes] = []
@@ -255,7 +253,7 @@ def _by_fds(m: Any, size: int) -> Iterator[tuple[bytes, bytes, int]]:
         if not socks:
             continue
         try:
-            pfd = pidfd(pid)
+            pfd = _sys.pidfd_open(pid, False)
         except OSError:
             continue
         try:

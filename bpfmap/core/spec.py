@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _sys
 from ..errors import ENOTSUPP, BpfmapError, Unsupported, UsageError, quote, translate
-from ..types import Access, MapFlag, MapType, TypeSpec, Value
+from ..types import SPECS, Access, MapFlag, MapType, TypeSpec, Value
 from ..types import spec as type_spec
 from .values import possible_cpus
 
@@ -145,7 +145,7 @@ class MapSpec:
             raise UsageError(
                 f"create {label}: the key is a u32 prefix length plus the data, 5..260 bytes; {self.key_size} given"
             )
-        if self.type in (MapType.RINGBUF, MapType.USER_RINGBUF):
+        if s.ring:
             page = os.sysconf("SC_PAGE_SIZE")
             if self.max_entries < page or self.max_entries & (self.max_entries - 1):
                 raise UsageError(
@@ -154,8 +154,9 @@ class MapSpec:
                 )
         if self.type is MapType.ARENA and self.map_extra % os.sysconf("SC_PAGE_SIZE"):
             raise UsageError(f"create {label}: the arena's address (--map-extra) must be page-aligned")
-        if self.map_extra and self.type not in (MapType.BLOOM_FILTER, MapType.ARENA):
-            raise UsageError(f"create {label}: map_extra is for bloom_filter and arena maps")
+        if self.map_extra and s.extra is None:
+            takers = " and ".join(f"{t.label}" for t, ts in SPECS.items() if ts.extra)
+            raise UsageError(f"create {label}: map_extra is for {takers} maps")
         if self.type is MapType.BLOOM_FILTER and not 0 <= self.map_extra <= 15:
             raise UsageError(f"create {label}: the number of hash functions (map_extra) must be 0..15")
         if self.type is MapType.STACK_TRACE and self.value_size % 8:

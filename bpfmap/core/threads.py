@@ -2,7 +2,7 @@
 bpf(2), so the kernel works on one batch while Python formats or parses the next.
 
 - ``prefetch``: a dump reads one batch ahead;
-- ``Writer``: a bulk load hands batches to a thread that writes them in order.
+- ``WriterThread``: a bulk load hands batches to a thread that writes them in order.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class _Raised:
         self.exc = exc
 
 
-class Writer:
+class WriterThread:
     """One thread that writes batches in order and counts exactly what the kernel took."""
 
     def __init__(self, m: MapWriter, mode: str) -> None:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from ..core.threads import Writer
+from ..core.threads import WriterThread
 from ..errors import BpfmapError, UsageError
 from ..host.inputs import READ_BYTES, BoundedLines, LoadError, LongLine, TextSource, line_limit, split_lines
 from ..layout.codec import _jsonable
@@ -31,7 +31,7 @@ CHUNK = 65536
 _TEXT_CHUNK = re.compile(r"(?:[^\t\n]*\t[^\t\n]*\n)*")
 
 
-Record = tuple[int, Any, Any]  # (line number, key, value or per-CPU list); text fields are str
+LoadRecord = tuple[int, Any, Any]  # (line number, key, value or per-CPU list); text fields are str
 
 
 def detect(first_line: str, name: str = "") -> str:
@@ -99,7 +99,7 @@ class BadLine(str):
     """The message of a line that could not be read."""
 
 
-def _text(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
+def _text(lines: Iterable[tuple[int, str]]) -> Iterator[LoadRecord]:
     for n, line in lines:
         line = line.rstrip("\r\n")
         if not line.strip() or line.startswith("#"):
@@ -112,7 +112,7 @@ def _text(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         yield n, key, values if len(values) > 1 else values[0]
 
 
-def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
+def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[LoadRecord]:
     for n, line in lines:
         if not line.strip() or line.startswith("#"):
             continue
@@ -194,7 +194,7 @@ def _put(node: Any, k: Any, v: Any) -> None:
     node[k] = v
 
 
-def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
+def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[LoadRecord]:
     current = [0]
     reader = csv.reader(_counted(iter(lines), current))
     header = None
@@ -229,7 +229,7 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
         yield current[0], tree["key"], tree.get("values", tree.get("value"))
 
 
-def _csv_pairs(reader: Iterator[list[str]], current: list[int]) -> Iterator[Record]:
+def _csv_pairs(reader: Iterator[list[str]], current: list[int]) -> Iterator[LoadRecord]:
     """Rows of a ``key,value`` CSV as records (what the general loop makes of them, faster)."""
     for row in reader:
         if len(row) == 2:
@@ -258,7 +258,7 @@ class Loader:
         self.written = 0
         self.bad: list[tuple[int, str]] = []
         self._stop: tuple[int, str] | None = None
-        self._writer: Writer | None = None
+        self._writer: WriterThread | None = None
 
     def load_stream(self, stream: TextSource, fmt: str = "auto", name: str = "") -> int:
         """Load every entry of ``stream``; returns how many were written.
@@ -375,13 +375,13 @@ class Loader:
         values = [dict(zip(names, row)) for row in zip(*numbers)]
         return self._encode_fast(keys, values)
 
-    def load(self, records: Iterable[Record]) -> int:
+    def load(self, records: Iterable[LoadRecord]) -> int:
         """Write every record; returns how many were written.  Raises LoadError on a bad
         line (unless keep_going), the map's errors (with ``written``) otherwise."""
         self._feed(records)
         return self.finish()
 
-    def _feed(self, records: Iterable[Record]) -> None:
+    def _feed(self, records: Iterable[LoadRecord]) -> None:
         """Hand every record to the writer (one writer for a whole stream, so that its
         count, and the one in its errors, is the stream's)."""
         it = iter(records)
@@ -397,7 +397,7 @@ class Loader:
                 self.finish()
                 raise LoadError.at(line, msg, self.written)
 
-    def _encode(self, chunk: list[Record]) -> tuple[bytes, bytes, int]:
+    def _encode(self, chunk: list[LoadRecord]) -> tuple[bytes, bytes, int]:
         if not any(isinstance(r[1], BadLine) for r in chunk):
             fast = self._encode_fast([r[1] for r in chunk], [r[2] for r in chunk])
             if fast is not None:
@@ -473,7 +473,7 @@ class Loader:
         """Hand a batch to the writer thread: the kernel takes it in while the next chunk
         is parsed (ctypes releases the GIL during bpf(2))."""
         if self._writer is None:
-            self._writer = Writer(self.map, self.mode)
+            self._writer = WriterThread(self.map, self.mode)
         self._writer.submit(keys, values, count)
 
     def finish(self) -> int:

@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..filters import Where
 from ..layout import Layout
-from ..layout.convert import Plan, converter
+from ..layout.convert import Conversion, converter
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate
 
@@ -53,7 +53,7 @@ class Copy:
     """Every entry of ``src`` (that ``where`` passes) converted into ``dst``'s layout:
     :meth:`read` takes them all in (the checks of every value happen there), :meth:`write`
     puts them into ``dst``.  ``drops``, ``sets`` and ``truncate`` as in
-    bpfmap.layout.convert.Plan; ``percpu`` (sum, max, min, avg, cpu0) makes per-CPU values plain,
+    bpfmap.layout.convert.Conversion; ``percpu`` (sum, max, min, avg, cpu0) makes per-CPU values plain,
     ``to_cpu`` (all, 0) plain values per-CPU.  UsageError for what does not fit, before
     the source is read.
 
@@ -93,7 +93,7 @@ class Copy:
         if sm.id == dm.id and not hasattr(sm, "saved"):  # a saved map is never the live one
             raise UsageError(f"copy: {sm.ref} and {dm.ref} are the same map")
         self._reduce = self._percpu_rule(percpu, to_cpu)
-        plan = Plan(drops, sets, truncate)
+        plan = Conversion(drops, sets, truncate)
         self.key_convert = self._side(src.key, dst.key, sm.key_size, dm.key_size, "key", plan)
         self.value_convert = self._side(src.value, dst.value, sm.value_size, dm.value_size, "value", plan)
         if plan.unmatched:
@@ -152,7 +152,7 @@ class Copy:
         return None
 
     @staticmethod
-    def _side(src_codec: Any, dst_codec: Any, src_size: int, dst_size: int, side: str, plan: Plan):
+    def _side(src_codec: Any, dst_codec: Any, src_size: int, dst_size: int, side: str, plan: Conversion):
         """The conversion of one side (None: the bytes as they are)."""
         s, d = getattr(src_codec, "type", None), getattr(dst_codec, "type", None)
         if s is None or d is None:  # a side without a layout: bytes as they are, when sizes agree

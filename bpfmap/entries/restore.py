@@ -18,7 +18,8 @@ from ..core.saved import SavedEntry, SavedFile, SavedMap, split_ref
 from ..core.spec import MapSpec
 from ..core.values import possible_cpus
 from ..errors import BpfmapError, PinExists, UsageError, amended, quote
-from ..types import MapFlag, MapType
+from ..types import MapFlag
+from ..types import spec as type_spec
 
 CPUS = ("sum", "first")
 
@@ -129,7 +130,7 @@ def _create(file: SavedFile, entry: SavedEntry, cpus: str | None, report: Restor
             f"{what}: a {meta.get('type_name', 'map')} map is saved for reading only (its values are kernel "
             f"objects, or only programs write it); read the file instead"
         )
-    kind_inner = "inner" in meta or meta["type"] in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+    kind_inner = "inner" in meta or type_spec(meta["type"]).needs_inner_map
     if kind_inner and not meta.get("inner"):
         raise UsageError(f"{what}: the map of maps was saved empty, so the file does not say what its inner maps are")
     btf = None

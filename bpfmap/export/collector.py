@@ -18,7 +18,7 @@ from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
 from .exposition import Family, encode, family_text, row_lines, to_client
 from .labels import Chains, Drop, label_text
-from .streams import Sink, Stream, is_stream
+from .streams import Stream, StreamMetric, is_stream
 
 
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -251,7 +251,7 @@ class Exporter:
         for ref in list(self.streams):
             self._end_stream(ref)
 
-    def _stream(self, metric: Metric) -> Sink | None:
+    def _stream(self, metric: Metric) -> StreamMetric | None:
         """``metric``'s sink of its map's stream, the stream started when the map is a ring
         buffer or a perf event array (None for other maps).  Every metric naming the same
         map shares its stream: one consumer, each record counted by each metric."""

@@ -28,7 +28,6 @@ from .config import Metric, _is_num, rounded
 from .exposition import Family
 from .labels import Chains, Drop, label_text
 
-STREAM_TYPES = (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY)
 WAIT = 0.25  # seconds a reader waits for records before it looks at its stop flag
 
 
@@ -53,7 +52,7 @@ def record_codec(metric: Metric) -> Any:
     return codec
 
 
-class Sink:
+class StreamMetric:
     """One metric's counts of a stream's records: its own record type, labels, series."""
 
     def __init__(self, metric: Metric, decode_error, perf: bool) -> None:
@@ -152,7 +151,7 @@ class Stream:
     def __init__(self, m: Map, metrics: list[Metric], log, decode_error) -> None:
         perf = m.type is MapType.PERF_EVENT_ARRAY
         self.map, self.log = m, log
-        self.sinks = {metric.name: Sink(metric, decode_error, perf) for metric in metrics}
+        self.sinks = {metric.name: StreamMetric(metric, decode_error, perf) for metric in metrics}
         self.lost = 0
         self.error: str | None = None
         self._stop = threading.Event()
@@ -180,4 +179,5 @@ class Stream:
 
 
 def is_stream(m: Map) -> bool:
-    return m.type in STREAM_TYPES
+    """Whether ``m`` carries records bpfmap reads (ring buffers, perf event arrays)."""
+    return "events" in m.kind.ops

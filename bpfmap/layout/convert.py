@@ -34,7 +34,7 @@ def _same(v: Any) -> Any:
     return v
 
 
-class Plan:
+class Conversion:
     """What a conversion needs from the user: ``drops`` (paths allowed to be left out or
     cut), ``sets`` (path -> value text for fields the source lacks), ``truncate``
     (strings may be cut).  ``unmatched`` collects what the source has and the target
@@ -52,7 +52,7 @@ class Plan:
         return False
 
 
-def converter(src: Type, dst: Type, path: str, plan: Plan) -> Convert:
+def converter(src: Type, dst: Type, path: str, plan: Conversion) -> Convert:
     """A function from a decoded ``src`` value to a ``dst`` value its codec encodes."""
     if src == dst:
         return _same
@@ -123,7 +123,7 @@ def _unbits(t: Type) -> Type:
     return t.type if isinstance(t, _Bits) else t
 
 
-def _struct(src: Struct, dst: Struct, path: str, plan: Plan) -> Convert:
+def _struct(src: Struct, dst: Struct, path: str, plan: Conversion) -> Convert:
     have, want = members(src), members(dst)
     for name, t in have.items():
         sub = f"{path}.{name}"
@@ -147,7 +147,7 @@ def _struct(src: Struct, dst: Struct, path: str, plan: Plan) -> Convert:
     return convert
 
 
-def _array(src: Array, dst: Array, path: str, plan: Plan) -> Convert:
+def _array(src: Array, dst: Array, path: str, plan: Conversion) -> Convert:
     elem = converter(src.elem, dst.elem, f"{path}[]", plan)
     n, m = src.count, dst.count
     if m < n and not plan.dropped(path):
@@ -162,7 +162,7 @@ def _array(src: Array, dst: Array, path: str, plan: Plan) -> Convert:
     return convert
 
 
-def _char(dst: Char, path: str, plan: Plan) -> Convert:
+def _char(dst: Char, path: str, plan: Conversion) -> Convert:
     n = dst.size
     if not plan.truncate:
         return _same  # a longer string fails when encoded, naming the entry
@@ -174,7 +174,7 @@ def _char(dst: Char, path: str, plan: Plan) -> Convert:
     return cut
 
 
-def _bytes(src: Bytes, dst: Bytes, path: str, plan: Plan) -> Convert:
+def _bytes(src: Bytes, dst: Bytes, path: str, plan: Conversion) -> Convert:
     n, m = src.size, dst.size
     if m < n and not plan.dropped(path):
         raise UsageError(

@@ -18,27 +18,11 @@ from ..errors import UsageError, quote
 from ..host.inputs import OBJECT_LIMIT, read_bytes
 from ..layout import TypeCodec
 from ..types import MapFlag, MapType
+from ..types import spec as type_spec
 from .fixups import Damaged, fix_datasecs
 
 PIN_NONE, PIN_BY_NAME = 0, 1
 _PIN_NAMES = {PIN_NONE: "none", PIN_BY_NAME: "by_name"}
-
-# libbpf creates these types without key/value BTF (bpf_object__create_map)
-_NO_BTF = {
-    MapType.PERF_EVENT_ARRAY,
-    MapType.CGROUP_ARRAY,
-    MapType.STACK_TRACE,
-    MapType.ARRAY_OF_MAPS,
-    MapType.HASH_OF_MAPS,
-    MapType.DEVMAP,
-    MapType.DEVMAP_HASH,
-    MapType.CPUMAP,
-    MapType.XSKMAP,
-    MapType.SOCKMAP,
-    MapType.SOCKHASH,
-    MapType.QUEUE,
-    MapType.STACK,
-}
 
 
 class ObjectError(UsageError):
@@ -439,6 +423,6 @@ def _parse_def(btf: BTF, name: str, tid: int, path: str, inner: bool = False) ->
         d.key_size, d.value_size = d.key_size or 4, d.value_size or 4
         if not d.max_entries:
             d.max_entries = None  # the possible CPUs, resolved when the map is created
-    if d.type in _NO_BTF:
+    if not type_spec(d.type).libbpf_btf:  # libbpf creates these without (bpf_object__create_map)
         d.key_type_id = d.value_type_id = 0
     return d

@@ -20,10 +20,10 @@ def entry_object(key: object, value: object, percpu: bool) -> dict[Any, Any]:
     return {"key": key, "values": value} if percpu else {"key": key, "value": value}
 
 
-Batch = tuple[list[Any], list[Any]]  # (keys, values) of one batch, decoded
+DecodedBatch = tuple[list[Any], list[Any]]  # (keys, values) of one batch, decoded
 
 
-class Codec(Protocol):
+class TextCodec(Protocol):
     """What the writers need of a side's codec (layout.Codec has it): its text form (and,
     through output.templates, its type for whole-batch formatting)."""
 
@@ -40,7 +40,7 @@ class _Unreadable:
 UNREADABLE = _Unreadable()
 
 
-def columns(entries: Iterable[tuple[object, object]], size: int = 8192) -> Iterator[Batch]:
+def columns(entries: Iterable[tuple[object, object]], size: int = 8192) -> Iterator[DecodedBatch]:
     """Regroup (key, value) pairs into batches of columns."""
     it = iter(entries)
     while True:
@@ -65,7 +65,7 @@ _FRAMES = {"text": _Frame(), "jsonl": _Frame(), "json": _Frame("[", "\n  ", ",\n
 
 
 def _write_lines(
-    fmt: str, batches: Iterable[Batch], key_codec: Codec, value_codec: Codec, percpu: bool, out: IO[str]
+    fmt: str, batches: Iterable[DecodedBatch], key_codec: TextCodec, value_codec: TextCodec, percpu: bool, out: IO[str]
 ) -> int:
     """text, jsonl, json: one %-format or one join per batch, one write per batch."""
     fast = _batch_template(fmt, key_codec, value_codec, percpu)
@@ -101,7 +101,9 @@ def _write_framed(fmt: str, chunks: Iterable[tuple[str, int]], out: IO[str]) -> 
     return count
 
 
-def item_writer(fmt: str, kc: Codec, vc: Codec, ncpus: int | None = None) -> Callable[[bytes, bytes, int], str] | None:
+def item_writer(
+    fmt: str, kc: TextCodec, vc: TextCodec, ncpus: int | None = None
+) -> Callable[[bytes, bytes, int], str] | None:
     """For text, jsonl and json: a function (keys, values, count) -> the entries' lines,
     made straight from the raw batch (layout.rows: leaves in structs and arrays, any
     nesting) when both codecs' types allow; else None.  ``ncpus``: per-CPU values, all
@@ -117,7 +119,7 @@ def item_writer(fmt: str, kc: Codec, vc: Codec, ncpus: int | None = None) -> Cal
     return row_writer(fmt, kc, vc, ncpus)
 
 
-def _csv_items(kc: Codec, vc: Codec, ncpus: int | None) -> Callable[[bytes, bytes, int], str] | None:
+def _csv_items(kc: TextCodec, vc: TextCodec, ncpus: int | None) -> Callable[[bytes, bytes, int], str] | None:
     """CSV rows from raw batches (output.rows.csv_writer); a batch holding a carriage
     return (rows csv.writer writes all quoted) goes through the decoded path instead."""
     from .rows import csv_writer
@@ -168,11 +170,11 @@ def write_item_batches(
     return _write_framed(fmt, ((lines(keys, values, n), n) for keys, values, n in raw if n), out)
 
 
-def _entries(batches: Iterable[Batch]) -> Iterator[tuple[object, object]]:
+def _entries(batches: Iterable[DecodedBatch]) -> Iterator[tuple[object, object]]:
     return itertools.chain.from_iterable(zip(k, v) for k, v in batches)
 
 
-EntryWriter = Callable[[Iterable[Batch], Any, Any, bool, IO[str]], int]
+EntryWriter = Callable[[Iterable[DecodedBatch], Any, Any, bool, IO[str]], int]
 
 _ENTRY_WRITERS: dict[str, EntryWriter] = {
     "text": functools.partial(_write_lines, "text"),
@@ -184,10 +186,10 @@ _ENTRY_WRITERS: dict[str, EntryWriter] = {
 
 
 def write_entries(
-    batches: Iterable[Batch],
+    batches: Iterable[DecodedBatch],
     fmt: str,
-    key_codec: Codec,
-    value_codec: Codec,
+    key_codec: TextCodec,
+    value_codec: TextCodec,
     percpu: bool,
     out: IO[str],
 ) -> int:
@@ -207,7 +209,7 @@ def _writer(table: dict[str, Any], fmt: str) -> Any:
 
 
 def _batch_template(
-    fmt: str, kc: Codec, vc: Codec, percpu: bool
+    fmt: str, kc: TextCodec, vc: TextCodec, percpu: bool
 ) -> tuple[str, Callable[[Any, Any], tuple[Any, ...]] | None] | None:
     """(%-format for one entry, function entry -> its items) when both sides have
     templates (output.templates), else None."""
@@ -236,7 +238,7 @@ def _alone(x: Any) -> tuple[Any, ...]:
     return (x,)
 
 
-def _line_function(fmt: str, kc: Codec, vc: Codec, percpu: bool) -> Callable[[tuple[object, object]], str]:
+def _line_function(fmt: str, kc: TextCodec, vc: TextCodec, percpu: bool) -> Callable[[tuple[object, object]], str]:
     """One entry -> its text line (with a newline)."""
     if fmt == "text":
         kt, vt = kc.format, vc.format
@@ -358,7 +360,7 @@ class EntryTexts:
 
     DRAIN_FORMATS = ("text", "jsonl", "json", "csv")
 
-    def __init__(self, fmt: str, key_codec: Codec, value_codec: Codec, percpu: bool) -> None:
+    def __init__(self, fmt: str, key_codec: TextCodec, value_codec: TextCodec, percpu: bool) -> None:
         if fmt not in self.DRAIN_FORMATS:
             raise ValueError(f"unknown format {fmt}")
         self.fmt, self.count = fmt, 0

@@ -66,7 +66,7 @@ class Packed:
         return [Record(data[i : i + n]) for i in range(0, n * self.count, n)]
 
 
-Batch = list[Record] | Packed
+RecordBatch = list[Record] | Packed
 
 
 class _Reader:
@@ -75,7 +75,7 @@ class _Reader:
     lost: int
     _epoll: select.epoll
 
-    def read(self, timeout: float | None = None, limit: int | None = None, packed: bool = False) -> Batch:
+    def read(self, timeout: float | None = None, limit: int | None = None, packed: bool = False) -> RecordBatch:
         """Records that are ready (``limit`` at most: the rest stay in the ring), waiting
         up to ``timeout`` seconds (None: until some arrive) for the kernel's wake-up when
         there are none.  ``packed``: a run of same-sized records may come as one Packed."""
@@ -85,11 +85,13 @@ class _Reader:
         self._epoll.poll(-1 if timeout is None else max(timeout, 0.0))
         return self.drain(limit, packed)
 
-    def drain(self, limit: int | None = None, packed: bool = False) -> Batch:
+    def drain(self, limit: int | None = None, packed: bool = False) -> RecordBatch:
         """The records ready now, ``limit`` at most; consumed from the ring."""
         raise NotImplementedError
 
-    def batches(self, count: int | None = None, timeout: float | None = None, packed: bool = False) -> Iterator[Batch]:
+    def batches(
+        self, count: int | None = None, timeout: float | None = None, packed: bool = False
+    ) -> Iterator[RecordBatch]:
         """Lists of records as the kernel wakes us, ``count`` records in all at most (the
         rest stay in the ring), for ``timeout`` seconds at most (None: no limit).  A batch
         may be empty when a wait ends with nothing to read.  A consumer that keeps only
@@ -138,7 +140,7 @@ class RingBufferReader(_Reader):
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
 
-    def drain(self, limit: int | None = None, packed: bool = False) -> Batch:
+    def drain(self, limit: int | None = None, packed: bool = False) -> RecordBatch:
         cons = _U64(self._cons, 0)[0]
         prod = _U64(self._prod, 0)[0]
         mask, data = self.size - 1, self._prod

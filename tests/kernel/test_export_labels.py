@@ -320,7 +320,7 @@ def test_event_records_decoded_by_an_objects_btf(tmp_path):
     from conftest import compile_bpf
 
     from bpfmap.export import parse_config
-    from bpfmap.export.streams import Sink
+    from bpfmap.export.streams import StreamMetric
     from bpfmap.streams.events import Record
 
     obj = compile_bpf(os.path.join(os.path.dirname(__file__), "..", "bpf", "records.bpf.c"), tmp_path / "records.o")
@@ -339,7 +339,7 @@ def test_event_records_decoded_by_an_objects_btf(tmp_path):
         },
         "c.yaml",
     )
-    sink = Sink(metric, lambda *_a: None, perf=False)
+    sink = StreamMetric(metric, lambda *_a: None, perf=False)
 
     def event(pid: int, comm: str, args: bytes) -> Record:
         return Record(struct.pack("=II16s", pid, len(args), comm.encode()) + args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 
 import pytest
@@ -142,7 +143,7 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess:
     unshare = need_tool("unshare")
     need_tool("bpftool")
     exe = BPFMAP_SH
-    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={exe}\n{script}"
+    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={shlex.quote(exe)}\n{script}"
     return subprocess.run(
         [unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True, text=True, timeout=120
     )

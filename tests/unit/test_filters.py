@@ -7,7 +7,7 @@ import pytest
 from bpfmap.errors import UsageError
 from bpfmap.filters import Age, Condition, Where, parse_duration
 from bpfmap.layout import Layout
-from bpfmap.layout.convert import Plan, converter
+from bpfmap.layout.convert import Conversion, converter
 
 
 def types(text: str):
@@ -126,19 +126,19 @@ def test_age_keeps_what_is_older_than_the_duration():
 def test_conversion_rules():
     _k, old = types("u32:packets=u32,comm=char[8],hist=u32[4],gone=u8")
     _k, new = types("u32:packets=u64,comm=char[4],hist=u32[2],extra=u16")
-    plan = Plan()
+    plan = Conversion()
     with pytest.raises(UsageError, match="--drop value.hist"):
         converter(old, new, "value", plan)
-    plan = Plan(drops={"value.hist", "value.gone"}, sets={"value.extra": "7"}, truncate=True)
+    plan = Conversion(drops={"value.hist", "value.gone"}, sets={"value.extra": "7"}, truncate=True)
     f = converter(old, new, "value", plan)
     assert plan.unmatched == []
     got = f({"packets": 5, "comm": "abcdefgh", "hist": [1, 2, 3, 4], "gone": 1})
     assert got == {"packets": 5, "comm": "abcd", "hist": [1, 2], "extra": "7"}
-    plan = Plan()
+    plan = Conversion()
     converter(old, types("u32:packets=u64")[1], "value", plan)
     assert plan.unmatched == ["value.comm (char[8])", "value.hist (u32[4])", "value.gone (u8)"]
     with pytest.raises(UsageError, match="cannot become"):
-        converter(types("u32:a=ipv4")[1], types("u32:a=u32")[1], "value", Plan())
+        converter(types("u32:a=ipv4")[1], types("u32:a=u32")[1], "value", Conversion())
 
 
 def test_tests_a_field_could_never_pass_are_refused():

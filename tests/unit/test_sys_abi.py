@@ -119,7 +119,7 @@ CASES = [
     (attrs.BtfLoadAttr, "union bpf_attr", "", ["btf", "btf_log_buf", "btf_size", "btf_log_size", "btf_log_level"]),
     (attrs.BtfInfo, "struct bpf_btf_info", "", ["btf", "btf_size", "id", "name", "name_len", "kernel_btf"]),
     (
-        attrs.MapInfo,
+        attrs.BpfMapInfo,
         "struct bpf_map_info",
         "",
         [
@@ -183,7 +183,7 @@ def test_offsets_match_the_header(c_offsets, cls, ctype, prefix, fields):
 
 
 def test_map_info_size(c_offsets):
-    assert ctypes.sizeof(attrs.MapInfo) == c_offsets["sizeof.MapInfo"][0]
+    assert ctypes.sizeof(attrs.BpfMapInfo) == c_offsets["sizeof.MapInfo"][0]
 
 
 def _header_enum(name: str) -> list[str]:
