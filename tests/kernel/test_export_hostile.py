@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import run_cli
+from conftest import BPFMAP, run_cli
 from test_export import Exporter as ServedExporter
 from test_export import samples, write_config
 
@@ -249,16 +249,21 @@ def test_a_failed_textfile_write_is_counted_and_tried_again(pindir, tmp_path):
     target.mkdir()  # rename onto a directory fails
     (target / "x").write_text("")
     proc = subprocess.Popen(
-        ["bpfmap", "export", config, "--textfile", str(target), "--interval", "0.2"],
+        [*BPFMAP, "export", config, "--textfile", str(target), "--interval", "0.2"],
         stderr=subprocess.PIPE,
         text=True,
     )
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
-        time.sleep(1.0)
-        assert proc.poll() is None  # still running
+        deadline = time.monotonic() + 30  # a guard against a hang, not a speed test
+        while sum("trying again" in line for line in list(said)) < 2:  # two writes failed
+            assert proc.poll() is None, said  # still running
+            assert time.monotonic() < deadline, f"no failed write reported: {said}"
+            time.sleep(0.05)
         (target / "x").unlink()
         target.rmdir()
-        deadline = time.monotonic() + 10
         while not (target.is_file() and "textfile_write_errors" in target.read_text()):
             assert time.monotonic() < deadline, "the textfile never came back"
             time.sleep(0.1)
@@ -267,7 +272,8 @@ def test_a_failed_textfile_write_is_counted_and_tried_again(pindir, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    assert "trying again" in proc.stderr.read()
+        reader.join(timeout=10)
+    assert any("trying again" in line for line in said)
 
 
 # -- serving -----------------------------------------------------------------------------------
