@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from conftest import need_tool, run_cli
+from conftest import BPFMAP, need_tool, run_cli
 from test_real_programs import Loaded, loaded_program, sample
 
 from bpfmap import Map
@@ -203,7 +203,7 @@ def test_textfile_is_written_atomically_and_again_each_interval(flows_prog, tmp_
     out = tmp_path / "bpfmap.prom"
     r = run_cli("export", config, "--textfile", str(out), "--once")
     assert r.returncode == 0 and "flow_packets_total{" in out.read_text()
-    proc = subprocess.Popen(["bpfmap", "export", config, "--textfile", str(out), "--interval", "0.2", "-q"])
+    proc = subprocess.Popen([*BPFMAP, "export", config, "--textfile", str(out), "--interval", "0.2", "-q"])
     try:
         before = _flow_packets(out.read_text())
         send(flows_prog, 4)
@@ -238,7 +238,7 @@ class Exporter:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/metrics"
         self.proc = subprocess.Popen(
-            ["bpfmap", "export", config, "--listen", f"127.0.0.1:{self.port}"],
+            [*BPFMAP, "export", config, "--listen", f"127.0.0.1:{self.port}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

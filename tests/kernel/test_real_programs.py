@@ -15,7 +15,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import BPF_SOURCES, compile_bpf, need_tool, run_cli
+from conftest import BPF_SOURCES, BPFMAP, compile_bpf, need_tool, run_cli
 
 from bpfmap import Map, Program, View
 
@@ -361,7 +361,7 @@ def test_hist_of_a_global_array_of_arrays(globals_prog):
 def test_live_histograms_show_what_was_added_since_the_last_refresh(hists_prog, recorded, command):
     verb, *opts = command
     proc = subprocess.Popen(
-        ["bpfmap", verb, hists_prog.map("hists"), *opts, "-c", "2", "-o", "jsonl"], stdout=subprocess.PIPE, text=True
+        [*BPFMAP, verb, hists_prog.map("hists"), *opts, "-c", "2", "-o", "jsonl"], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     first = [json.loads(proc.stdout.readline())]
