@@ -81,6 +81,7 @@ SIDES = ("key", "value")
 ONE_SIDE = {
     "copy": VALUE,  # copy's sets and drops: the target's value fields (key.NAME for the key's)
     "stack id": KEY,  # a counts map's stack ids are what its entries are counted by
+    "count": VALUE,  # what stacks and export count, hist's counts: numbers a value holds
 }
 
 
@@ -105,18 +106,18 @@ def side(path: str, key: Any, value: Any, what: str, reads: str | None = None) -
         if rest is not None and sides[named] is not None and not _has(sides[named], rest):
             raise UsageError(f"{what}: the {SIDES[named]} has no field {rest}{listing(sides[named])}")
         return named, rest
-    if reads is not None:
-        return ONE_SIDE[reads], path
     found = [s for s in (KEY, VALUE) if _has(sides[s], path)]
+    if reads is not None and (len(found) == 2 or (key, value) == (None, None)):
+        return ONE_SIDE[reads], path
     if len(found) == 2:
         raise UsageError(f"{what}: {path} is a field of the key and of the value; write key.{path} or value.{path}")
     if not found:
         if (key, value) == (None, None):
             raise UsageError(f"{what}: the map has no layout to name fields by; give --layout, --c-header or BTF")
-        have = "; ".join(f"{SIDES[s]}: {n}" for s in (KEY, VALUE) if (n := _names(sides[s])))
+        have = ", ".join(f"{SIDES[s]}.{n}" for s in (KEY, VALUE) for n in _names(sides[s]))
         raise UsageError(
             f"{what}: no field {path} in the key or the value"
-            + (f" ({have})" if have else " (key and value are not structs: use key or value)")
+            + (f" (fields: {have})" if have else " (key and value are not structs: use key or value)")
         )
     return found[0], path
 
@@ -131,18 +132,18 @@ def _has(obj: Any, path: str) -> bool:
     return True
 
 
-def _names(obj: Any) -> str:
+def _names(obj: Any) -> list[str]:
     if isinstance(obj, Struct):
-        return ", ".join(f.name for f in obj.fields if f.name)
+        return [f.name for f in obj.fields if f.name]
     if isinstance(obj, dict):
-        return ", ".join(obj)
-    return ""
+        return list(obj)
+    return []
 
 
 def listing(obj: Any) -> str:
     """' (fields: a, b)' for a struct type or a decoded struct, '' for anything else."""
     have = _names(obj)
-    return f" (fields: {have})" if have else ""
+    return f" (fields: {', '.join(have)})" if have else ""
 
 
 def getter(path: str) -> Callable[[Any], Any]:
