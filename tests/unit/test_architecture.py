@@ -203,3 +203,40 @@ def test_the_architecture_doc_names_every_module_and_only_real_ones():
     for path in re.findall(r"`([a-z_]+(?:/[a-z_]+)*(?:\.py|/))`", doc):
         if not path.startswith(("tests/", "docs/", "benchmarks/")):  # the rest are bpfmap's
             assert os.path.exists(os.path.join(ROOT, path)), path
+
+
+def test_which_side_a_field_names_is_decided_once():
+    """Which side of an entry a field path names is layout/fields.py's rule alone
+    (fields.side): no other module tests a path's head against key/value, searches the
+    sides in an order of its own (value first, or key first through a loop over both), or
+    words the refusal; every module that reads a field option asks fields.side."""
+    found = []
+    for name, path in MODULES.items():
+        if name == "bpfmap.layout.fields":
+            continue
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List)) and _constants(node) in (["value", "key"],):
+                found.append((name, node.lineno, "the value searched before the key"))
+            if isinstance(node, ast.Tuple) and [_constants(e) for e in node.elts] == [[0, "key"], [1, "value"]]:
+                found.append((name, node.lineno, "a loop over both sides"))
+            if (
+                isinstance(node, ast.Compare)
+                and isinstance(node.ops[0], ast.In)
+                and isinstance(node.left, (ast.Subscript, ast.Call))
+                and isinstance(node.comparators[0], (ast.Tuple, ast.List, ast.Set))
+                and sorted(_constants(node.comparators[0])) == ["key", "value"]
+            ):
+                found.append((name, node.lineno, "a path's head tested against key and value"))
+            if isinstance(node, ast.Constant) and "of the key and of the value" in str(node.value):
+                found.append((name, node.lineno, "the refusal worded again"))
+            if isinstance(node, ast.FunctionDef) and node.name in ("_dig", "_side_path"):
+                found.append((name, node.lineno, f"{node.name}: a second path walker"))
+    assert found == []
+    readers = ("filters", "view", "output.sort", "live.stacks", "layout.convert", "export.collector")
+    assert [r for r in readers if "fields.side(" not in open(MODULES[f"bpfmap.{r}"]).read()] == []
+
+
+def _constants(node: ast.AST) -> list:
+    elts = getattr(node, "elts", [])
+    return [e.value for e in elts if isinstance(e, ast.Constant)] if len(elts) == 2 else []
