@@ -240,3 +240,21 @@ def test_which_side_a_field_names_is_decided_once():
 def _constants(node: ast.AST) -> list:
     elts = getattr(node, "elts", [])
     return [e.value for e in elts if isinstance(e, ast.Constant)] if len(elts) == 2 else []
+
+
+def test_histogram_schemes_live_in_one_module():
+    """The slot schemes (their names, what each slot counts) are hist/schemes.py's alone:
+    no other module spells the scheme names in a tuple or computes a slot's range."""
+    found = []
+    for name, path in MODULES.items():
+        if name == "bpfmap.hist.schemes":
+            continue
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                names = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                if {"exp2", "exp2zero"} <= names or {"log2", "bits"} <= names:
+                    found.append((name, node.lineno, "the scheme names listed again"))
+            if isinstance(node, ast.FunctionDef) and node.name in ("slot_range", "canonical_scheme", "check_scheme"):
+                found.append((name, node.lineno, node.name))
+    assert found == []
