@@ -77,7 +77,8 @@ def sort_field(view: Any, field: str) -> SortField | None:
     if view.percpu:
         return None
     try:
-        side, rest = fields.side(field, *view.field_types, f"--sort {field}")
+        key_t, value_t = view.field_types
+        side, rest = fields.side(field, key_t, value_t, f"--sort {field}")
     except Exception:  # the decoded path says what is wrong with it
         return None
     codec = (view.key, view.value)[side]
