@@ -77,7 +77,7 @@ def sort_field(view: Any, field: str) -> SortField | None:
     if view.percpu:
         return None
     try:
-        key_t, value_t = view.field_types
+        key_t, value_t = getattr(view.key, "type", None), getattr(view.value, "type", None)
         side, rest = fields.side(field, key_t, value_t, f"--sort {field}")
     except Exception:  # the decoded path says what is wrong with it
         return None
