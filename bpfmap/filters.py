@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import UsageError, quote
 from .layout import fields
-from .layout.model import Array, Char, Enum, Scalar, Struct, Type
+from .layout.model import Char, Enum, Scalar, Type
 
 OPS = ("<=", ">=", "!=", "=", "<", ">", "~")
 _CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*(<=|>=|!=|=|<|>|~)(.*)$", re.S)
@@ -105,9 +105,9 @@ class Condition:
     def check_fields(self, t: Type, formats: dict[str, str] | None = None) -> None:
         """Raise UsageError when type ``t`` has no such field, or the field's type can never
         pass the test; ``formats``: the display formats of ``t``'s fields (see :meth:`bind`)."""
-        ft = field_type(t, self.path)
+        ft = fields.member(t, self.path)
         if ft is None:
-            raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{_fields_of(t)}")
+            raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{fields.listing(t)}")
         self.bind(ft, shown_as(formats, self.path))
 
     def bind(self, t: Type | None, fmt: str | None = None, name: str | None = None, names: Any = None) -> None:
@@ -227,45 +227,6 @@ class Age:
         return _is_number(v) and v < self.limit
 
 
-def has_field(t: Type | None, path: str) -> bool:
-    """Whether type ``t`` has the field ``path`` (bitfields included)."""
-    return field_type(t, path) is not None
-
-
-def field_type(t: Type | None, path: str) -> Type | None:
-    """The type of field ``path`` of type ``t`` (members of anonymous structs and unions
-    and bitfields too), None when it has none."""
-    for name, index in fields.parts(path):
-        if name:
-            if not isinstance(t, Struct):
-                return None
-            t = _member(t, name)
-            if t is None:
-                return None
-        else:
-            if not isinstance(t, Array) or int(index) >= t.count:
-                return None
-            t = t.elem
-    return t
-
-
-def _member(t: Struct, name: str) -> Type | None:
-    for f in t.fields:
-        if f.name == name:
-            return f.type
-        if not f.name and isinstance(f.type, Struct):  # an anonymous struct or union's members
-            inner = _member(f.type, name)
-            if inner is not None:
-                return inner
-    return None
-
-
-def _fields_of(t: Type | None) -> str:
-    if isinstance(t, Struct):
-        return f" (fields: {', '.join(f.name for f in t.fields if f.name)})"
-    return ""
-
-
 class _Test:
     """One bound test: which side of the entry (0 key, 1 value), the path within it
     (None: the whole side), and the test on the field's value."""
@@ -318,7 +279,7 @@ class Where:
 
     def _type_of(self, side: int, path: str | None) -> Type | None:
         t = self._types[side]
-        return t if path is None else field_type(t, path)
+        return t if path is None else fields.member(t, path)
 
     def __bool__(self) -> bool:
         return bool(self._tests)
@@ -335,31 +296,7 @@ class Where:
             self.age.begin()
 
     def _resolve(self, path: str, what: str) -> tuple[int, str | None]:
-        steps = fields.parts(path)
-        head = steps[0][0]
-        if head in ("key", "value"):
-            side = 0 if head == "key" else 1
-            rest = path[len(head) :].lstrip(".") or None
-            t = self._types[side]
-            if rest is not None and t is not None and not has_field(t, rest):
-                raise UsageError(f"{what}: the {head} has no field {rest}{_fields_of(t)}")
-            return side, rest
-        found = [side for side in (0, 1) if has_field(self._types[side], path)]
-        if len(found) == 2:
-            raise UsageError(f"{what}: {path} is a field of the key and of the value; write key.{path} or value.{path}")
-        if not found:
-            if self._types == (None, None):
-                raise UsageError(f"{what}: the map has no layout to name fields by; give --layout, --c-header or BTF")
-            have = "; ".join(
-                f"{name}: {', '.join(f.name for f in t.fields if f.name)}"
-                for name, t in zip(("key", "value"), self._types)
-                if isinstance(t, Struct)
-            )
-            raise UsageError(
-                f"{what}: no field {path} in the key or the value"
-                + (f" ({have})" if have else " (key and value are not structs: use key or value)")
-            )
-        return found[0], path
+        return fields.side(path, *self._types, what)
 
     def __call__(self, key: Any, value: Any) -> bool:
         entry = (key, value)

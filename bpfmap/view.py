@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 from .core.maps import Map
 from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, words
 from .host.hostnames import names_for
-from .layout import Codec, Layout, TypeCodec
-from .layout.fields import keys as field_keys
+from .layout import Codec, Layout, TypeCodec, fields
 from .layout.fields import locate as locate_field
 from .layout.pick import pick
 from .types import Access, MapFlag, MapType, Value
 
 if TYPE_CHECKING:
     from .core.program import Program
+    from .layout.model import Type
 
 AGGREGATES = ("all", "sum", "max", "min", "avg")
 
@@ -87,23 +87,28 @@ class View:
 
     def show_as(self, formats: dict[str, str]) -> None:
         """Show some fields of the keys or values as addresses or names (``{"saddr": "ip",
-        "ret": "errno"}``; see bpfmap.layout.formats); raises UsageError for a field
-        neither side has.  Filters (:meth:`where`) still compare what the fields hold."""
+        "key.ret": "errno"}``; see bpfmap.layout.formats), each on the side fields.side
+        gives it; raises UsageError for a field neither side has, or both.  Filters
+        (:meth:`where`) still compare what the fields hold."""
         from .layout.formats import apply
 
-        value, rest = apply(self.value, formats, "value", self.names)
-        key, left = apply(self.key, rest, "key", self.names)
-        if left:
+        types = self.field_types
+        sided: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        for path, fmt in formats.items():
+            side, rest = fields.side(path, *types, f"--as {path}={fmt}")
+            if rest is None:
+                raise UsageError(f"--as {path}={fmt}: name a field of the {path} (FIELD or FIELD.SUBFIELD)")
+            sided[side][rest] = fmt
+        key, left = apply(self.key, sided[0], "key", self.names)
+        value, left_v = apply(self.value, sided[1], "value", self.names)
+        if left or left_v:
             raise UsageError(
-                f"--as {', '.join(left)}: no such field in the key or value of {self.map.ref} "
+                f"--as {', '.join([*left, *left_v])}: no such field in the key or value of {self.map.ref} "
                 f"(name a field as FIELD or FIELD.SUBFIELD)"
             )
         if self._stored is None:
             self._stored = (self.key, self.value)
-        self.formats = (
-            {**self.formats[0], **{p: f for p, f in rest.items() if p not in left}},
-            {**self.formats[1], **{p: f for p, f in formats.items() if p not in rest}},
-        )
+        self.formats = ({**self.formats[0], **sided[0]}, {**self.formats[1], **sided[1]})
         self.key, self.value = key, value  # type: ignore[assignment]
 
     def where(self, conditions: list[str] | None = None, age: Any = None, percpu: bool | None = None) -> Any:
@@ -113,16 +118,21 @@ class View:
         sees them; default: the map's)."""
         from .filters import Where
 
-        key, value = self._stored or (self.key, self.value)
         return Where(
             conditions,
-            getattr(key, "type", None),
-            getattr(value, "type", None),
+            *self.field_types,
             age,
             self.percpu if percpu is None else percpu,
             self.formats,
             self.names,
         )
+
+    @property
+    def field_types(self) -> tuple[Type | None, Type | None]:
+        """The types the map's keys and values hold (whatever --as shows; None where a side
+        has no layout): what field paths are looked up in."""
+        key, value = self._stored or (self.key, self.value)
+        return getattr(key, "type", None), getattr(value, "type", None)
 
     @property
     def percpu(self) -> bool:
@@ -596,43 +606,19 @@ def check_cpu(cpu: int, ncpus: int) -> int:
 # -- sorting ---------------------------------------------------------------------------------
 
 
-def field_getter(field: str, sample: tuple[Any, Any]):
+def field_getter(field: str, sample: tuple[Any, Any], types: tuple[Any, Any] | None = None, percpu: bool = False):
     """A function (key, value) -> sort key for ``field``: ``key``, ``value``, ``key.port``,
-    ``value.packets``, ``value.hist[2]`` or a bare field path (looked up in the value,
-    then the key)."""
-    try:
-        path = field_keys(field)
-    except UsageError as err:
-        raise UsageError(f"--sort {err}") from None
-    roots = [path[0]] if path[0] in ("key", "value") else ["value", "key"]
-    rest = path[1:] if path[0] in ("key", "value") else path
-    for root in roots:
-        obj = sample[0] if root == "key" else sample[1]
-        if _dig(obj, rest) is not _MISSING:
-            idx = 0 if root == "key" else 1
-            return lambda entry: sort_key(_dig(entry[idx], rest))
-    raise UsageError(f"--sort {quote(field, bare=True)}: no such field in the entries (try key, value or value.NAME)")
-
-
-_MISSING = object()
-
-
-def _dig(obj: Any, path: list[str | int]) -> Any:
-    for part in path:
-        if isinstance(part, int):
-            if not isinstance(obj, list) or part >= len(obj):
-                return _MISSING
-            obj = obj[part]
-            continue
-        if isinstance(obj, list) and obj and isinstance(obj[0], dict):  # per-CPU 'all': sum across CPUs
-            vals = [_dig(o, [part]) for o in obj]
-            return sum(v for v in vals if isinstance(v, (int, float)))
-        if not isinstance(obj, dict) or part not in obj:
-            return _MISSING
-        obj = obj[part]
-    if isinstance(obj, list) and obj and all(isinstance(v, (int, float)) for v in obj):
-        return sum(obj)
-    return obj
+    ``value.packets``, ``value.hist[2]`` or a bare field path, on the side
+    fields.side gives it (looked up in ``types``, the key's and value's, else in
+    ``sample``, an entry).  ``percpu``: values are lists of one per CPU, summed as
+    ``--percpu sum`` sums them."""
+    side, rest = fields.side(field, *(types or sample), f"--sort {field}")
+    get = fields.getter(rest) if rest is not None else None
+    if side == fields.VALUE and percpu:
+        return lambda entry: sort_key(get(aggregate(entry[1], "sum")) if get else aggregate(entry[1], "sum"))
+    if get is None:
+        return lambda entry: sort_key(entry[side])
+    return lambda entry: sort_key(get(entry[side]))
 
 
 def numeric_layout(m: Map) -> Layout | None:
@@ -649,24 +635,33 @@ def numeric_layout(m: Map) -> Layout | None:
 
 
 def sort_key(v: Any) -> tuple:
-    # numbers before strings, so mixed types never raise
+    """Numbers before strings, so mixed types never raise; an array of numbers sorts by
+    its sum."""
+    if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):
+        v = sum(v)
     if is_number(v):
         return (0, v, "")
     return (1, 0, str(v))
 
 
 def sort_entries(
-    entries: Iterable[tuple[Any, Any]], field: str, reverse: bool = False, top: int | None = None
+    entries: Iterable[tuple[Any, Any]],
+    field: str,
+    reverse: bool = False,
+    top: int | None = None,
+    types: tuple[Any, Any] | None = None,
+    percpu: bool = False,
 ) -> Iterator[tuple[Any, Any]]:
-    """Entries ordered by ``field`` (ascending; ``reverse`` descending).  With ``top``, the
-    ``top`` largest (the smallest with ``reverse``), largest first, holding only ``top``
-    entries in memory."""
+    """Entries ordered by ``field`` (ascending; ``reverse`` descending; ``types`` and
+    ``percpu`` as :func:`field_getter` takes them).  With ``top``, the ``top`` largest
+    (the smallest with ``reverse``), largest first, holding only ``top`` entries in
+    memory."""
     it = iter(entries)
     try:
         first = next(it)
     except StopIteration:
         return iter(())
-    getter = field_getter(field, first)
+    getter = field_getter(field, first, types, percpu)
     stream = itertools.chain([first], it)
     if top is not None:
         if top < 1:

@@ -182,20 +182,15 @@ def _sets(items: Optional[list[str]]) -> dict[str, str]:
         path, eq, value = item.partition("=")
         if not eq or not path.strip():
             raise UsageError(f"--set {item}: write FIELD=VALUE (value.NAME=0)")
-        out[_side_path(path.strip())] = value
+        out[path.strip()] = value
     return out
-
-
-def _side_path(path: str) -> str:
-    """A field path with its side: ``count`` -> ``value.count`` (keys need ``key.``)."""
-    return path if path.split(".")[0].split("[")[0] in ("key", "value") else f"value.{path}"
 
 
 def _copy_options(where, drop, set_, truncate, percpu, to_cpu, allow_loss=False) -> dict:
     return dict(
         where=where,
         allow_loss=allow_loss,
-        drops={_side_path(d) for d in drop or []},
+        drops=set(drop or []),
         sets=_sets(set_),
         truncate=truncate,
         percpu=percpu,

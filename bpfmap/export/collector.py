@@ -385,22 +385,15 @@ class Exporter:
 
     def _label_getter(self, metric: Metric, paths: list[str], key: Any, value: Any):
         """A function (key, value) -> label values for ``paths``, compiled once from the first
-        entry: each path is looked up in the key, else in the value (``comm``)."""
+        entry: each path read on the side fields.side gives it (``comm``, ``key.pid``); the
+        default labels are the key's own fields."""
         getters: list[tuple[int, Any]] = []
         for p in paths:
-            if p == "key" and not isinstance(key, dict):
-                getters.append((0, _identity))
-                continue
-            for side, obj in ((0, key), (1, value)):
-                g = fields.getter(p)
-                try:
-                    g(obj)
-                except (KeyError, IndexError, TypeError):
-                    continue
-                getters.append((side, g))
-                break
-            else:
-                raise metric.error("labels", f"{p}: no such field in the key or the value")
+            try:
+                side, rest = fields.side(p, key, value if metric.labels is not None else None, p)
+            except UsageError as err:
+                raise metric.error("labels", str(err)) from None
+            getters.append((side, fields.getter(rest) if rest is not None else _identity))
 
         if metric.decoders:
             return self._decorated(metric, paths, self._plain_labels(getters))

@@ -9,14 +9,14 @@ import re
 from typing import Any
 
 from ..errors import UsageError, quote
-from ..hist import MAX_SLOTS, canonical_scheme, slot_range
+from ..hist.schemes import MAX_SLOTS, SCHEMES, canonical_scheme, slot_range
 from ..host.inputs import read_text
 from ..layout import Layout, choose, layout_fault
 from ..layout.formats import parse_spec
 from .labels import parse as parse_decoders
 
 TYPES = ("counter", "gauge", "histogram")
-BUCKETS = ("exp2", "log2", "exp2zero", "bits", "linear", "fixed")  # hist.SCHEMES and fixed bounds
+BUCKETS = (*SCHEMES, "fixed")  # the slot schemes and fixed bounds
 PERCPU = ("sum", "cpu")
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -6,17 +6,8 @@
   slots[26]; char comm[16]; }``), one histogram per entry, keyed by pid, cgroup, disk...
   (most libbpf-tools), or a global variable holding such an array or an array of them.
 
-Slot schemes (what range of values slot ``i`` counts):
-
-- ``log2``, also called ``exp2`` (libbpf-tools ``log2l()``: ``slot = floor(log2(v))``):
-  slot 0 holds 0 and 1, slot ``i`` holds ``[2^i, 2^(i+1))``.
-- ``bits``, also called ``exp2zero`` (bit length, the kernel's ``fls64()``; bcc's
-  ``bpf_log2l()``): slot 0 holds 0, slot ``i`` holds ``[2^(i-1), 2^i)``.
-- ``linear`` (``slot = (v - min) / step``): slot ``i`` holds ``[min + i*step, min + (i+1)*step)``.
-
-One vocabulary for ``bpfmap hist`` and ``bpfmap export`` (whose ``buckets:`` adds
-``fixed`` bounds of its own): the names exporters use (exp2, exp2zero) are the same
-schemes as log2 and bits.
+Slot schemes (what range of values slot ``i`` counts: log2/exp2, bits/exp2zero, linear)
+are ``hist/schemes.py``'s, the one vocabulary of ``bpfmap hist`` and ``bpfmap export``.
 
 Per-CPU counts are summed.  A key that is a struct names its slot field (default: a
 field called ``slot``, else the last numeric field); its other fields group entries
@@ -30,17 +21,7 @@ from typing import Any
 from ..errors import UsageError
 from ..layout import fields, format_text
 from ..view import aggregate, is_number
-
-SCHEMES = ("log2", "exp2", "bits", "exp2zero", "linear")
-_SAME = {"exp2": "log2", "exp2zero": "bits"}  # the names exporters use for the same slots
-# slots a scheme has for 64-bit values (log2: floor(log2(2^64 - 1)) = 63; bits: 0..64)
-MAX_SLOTS = {"log2": 64, "bits": 65}
-
-
-def canonical_scheme(scheme: str) -> str:
-    """``scheme``'s own name (exp2 is log2, exp2zero is bits)."""
-    return _SAME.get(scheme, scheme)
-
+from .schemes import check_scheme, slot_range
 
 UNITS = ("nsecs", "usecs", "msecs", "secs", "bytes", "kbytes")
 PERCENTILES = (50.0, 90.0, 99.0)
@@ -106,19 +87,6 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def slot_range(slot: int, scheme: str = "log2", step: Any = 1, minimum: Any = 0) -> tuple[Any, Any]:
-    """The values ``[low, high)`` slot ``slot`` counts under ``scheme`` (ints, or floats
-    where ``step`` and ``minimum`` are)."""
-    scheme = canonical_scheme(scheme)
-    if scheme == "log2":
-        return (0, 2) if slot == 0 else (1 << slot, 1 << (slot + 1))
-    if scheme == "bits":
-        return (0, 1) if slot == 0 else (1 << (slot - 1), 1 << slot)
-    if scheme == "linear":
-        return minimum + slot * step, minimum + (slot + 1) * step
-    raise UsageError(f"histogram scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
-
-
 def _number(obj: Any, what: str) -> int:
     if not is_number(obj):
         raise UsageError(
@@ -156,7 +124,7 @@ def build(
 ) -> list[Histogram]:
     """Histograms from decoded (key, value) entries (per-CPU values already summed).
     Slots are numbers; missing slots (a hash map) count 0."""
-    _check_scheme(scheme, step)
+    check_scheme(scheme, step)
     groups: dict[tuple, tuple[dict | None, dict[int, int]]] = {}
     key_field = value_field = None
     first = True
@@ -242,7 +210,7 @@ def build_in_value(
     them all into one.  An array of arrays, or of structs each holding one (a .bss
     ``struct hist hists[N]``), gives one histogram per element, labelled by its index
     (and the element's strings).  ``sum_slot``: the array's last element is the sum of the values."""
-    _check_scheme(scheme, step)
+    check_scheme(scheme, step)
     out: list[Histogram] = []
     merged: list[int] = []
     merged_sum = 0
@@ -292,13 +260,6 @@ def _from_counts(group: dict | None, counts: list | dict, scheme: str, step: int
     return Histogram(
         group, [Bucket(*slot_range(i, scheme, step, minimum), by_slot.get(i, 0)) for i in range(lo, hi + 1)], total_sum
     )
-
-
-def _check_scheme(scheme: str, step: int) -> None:
-    if scheme not in SCHEMES:
-        raise UsageError(f"histogram scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
-    if step < 1:
-        raise UsageError(f"--step {step}: give a positive number")
 
 
 def subtract(new: list[Histogram], old: list[Histogram]) -> list[Histogram]:

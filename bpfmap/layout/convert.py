@@ -12,8 +12,8 @@ The rules, checked once from the two types (:func:`converter`) and then per valu
   freely, and a string longer than the target is cut only with ``truncate``;
 - anything else (an integer to an address, a struct to a scalar) is refused, naming the field.
 
-Paths (in ``drops``, ``sets`` and messages) are ``key.NAME`` / ``value.NAME``: the side,
-then a field path (``value.stats.bytes``, ``value.hist``); ``key`` / ``value`` alone is
+Paths (in ``drops``, ``sets`` and messages) are ``key.NAME`` / ``value.NAME`` (a bare
+NAME is the value's: fields.ONE_SIDE): the side, then a field path (``value.stats.bytes``, ``value.hist``); ``key`` / ``value`` alone is
 the whole side."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
+from . import fields
 from .codec import compile_type
 from .hexbytes import hex_bytes
 from .model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
@@ -41,7 +42,9 @@ class Conversion:
     lacks; ``used`` which drops and sets matched a field (the rest are misspelt)."""
 
     def __init__(self, drops: set[str] | None = None, sets: dict[str, str] | None = None, truncate: bool = False):
-        self.drops, self.sets, self.truncate = set(drops or ()), dict(sets or {}), truncate
+        self.drops = {_sided(p) for p in drops or ()}
+        self.sets = {_sided(p): v for p, v in (sets or {}).items()}
+        self.truncate = truncate
         self.unmatched: list[str] = []
         self.used: set[str] = set()
 
@@ -50,6 +53,13 @@ class Conversion:
             self.used.add(path)
             return True
         return False
+
+
+def _sided(path: str) -> str:
+    """``path`` with its side (``count`` -> ``value.count``), as fields.side reads a
+    copy's bare names."""
+    side, rest = fields.side(path, None, None, path, "copy")
+    return f"{fields.SIDES[side]}.{rest}" if rest is not None else fields.SIDES[side]
 
 
 def converter(src: Type, dst: Type, path: str, plan: Conversion) -> Convert:

@@ -82,20 +82,20 @@ class Joiner:
         ids = _stack_ids(counts, stack_map.key_size)
         kernel = kernel_field or _only(ids["kernel"], KERNEL_FIELDS, key_names + value_names, counts, "--kernel-stack")
         user = user_field or _only(ids["user"], USER_FIELDS, key_names + value_names, counts, "--user-stack")
-        self.kernel = _pick(kernel, KERNEL_FIELDS, key_names, value_names, "--kernel-stack")
-        self.user = _pick(user, USER_FIELDS, key_names, value_names, "--user-stack")
+        self.kernel = _pick(kernel, KERNEL_FIELDS, counts, "--kernel-stack", "stack id")
+        self.user = _pick(user, USER_FIELDS, counts, "--user-stack", "stack id")
         if self.kernel is None and self.user is None:
             raise UsageError(
                 f"stacks {counts.map.ref}: no stack id field in its key or value (looked for "
                 f"{', '.join(KERNEL_FIELDS[:3] + USER_FIELDS[:2])} and {stack_map.key_size}-byte integers "
                 f"named like stack_id); name one with --kernel-stack or --user-stack"
             )
-        self.pid = _pick(pid_field, PID_FIELDS, key_names, value_names, "--pid")
+        self.pid = _pick(pid_field, PID_FIELDS, counts, "--pid")
         if labels is None:  # comm (or the like), else the key's strings (wakeuptime's waker and target)
             labels = [n for n in LABEL_FIELDS if n in key_names or n in value_names][:1] or _strings(counts.key)
-        self.labels = [(n, _getter(n, key_names, value_names, "--label")) for n in labels]
+        self.labels = [(n, _getter(n, counts, "--label")) for n in labels]
         if value_field is not None:
-            self.value = _getter(value_field, [], value_names or ["value"], "--value")
+            self.value = _getter(value_field, counts, "--value", "count")
         else:
             counted = next((n for n in COUNT_FIELDS if n in value_names), None) if value_names else None
             if value_names and counted is None:
@@ -103,7 +103,7 @@ class Joiner:
                     f"stacks {counts.map.ref}: the value is a struct ({', '.join(value_names)}); "
                     f"name the count with --value FIELD"
                 )
-            self.value = _getter(counted, [], value_names, "--value") if counted else (lambda k, v: v)
+            self.value = _getter(counted, counts, "--value", "count") if counted else (lambda k, v: v)
         self._frames: dict[tuple[int, int | None], list[dict]] = {}
         self.gone: set[int] = set()  # processes that exited: their user frames are [unknown]
 
@@ -189,29 +189,25 @@ def _only(found: list[str], defaults: tuple[str, ...], names: list[str], counts:
     return found[0]
 
 
-def _pick(given: str | None, defaults: tuple[str, ...], key_names: list[str], value_names: list[str], opt: str):
+def _pick(given: str | None, defaults: tuple[str, ...], counts: View, opt: str, reads: str | None = None):
     if given is not None:
-        return _getter(given, key_names, value_names, opt)
+        return _getter(given, counts, opt, reads)
+    key_t, value_t = counts.field_types
     for n in defaults:
-        if n in key_names or n in value_names:
-            return _getter(n, key_names, value_names, opt)
+        if fields.member(key_t, n) is not None or fields.member(value_t, n) is not None:
+            return _getter(n, counts, opt, reads)
     return None
 
 
-def _getter(path: str, key_names: list[str], value_names: list[str], opt: str):
-    side, _, rest = path.partition(".")
-    if side in ("key", "value") and rest:
-        get = fields.getter(rest)
-        return (lambda k, v: get(k)) if side == "key" else (lambda k, v: get(v))
-    top = fields.names(path)[0] if path else ""
-    if top in key_names:
-        get = fields.getter(path)
-        return lambda k, v: get(k)
-    if top in value_names:
-        get = fields.getter(path)
-        return lambda k, v: get(v)
-    known = ", ".join([f"key.{n}" for n in key_names] + [f"value.{n}" for n in value_names]) or "none"
-    raise UsageError(f"{opt} {quote(path)}: no such field in the counts map (fields: {known})")
+def _getter(path: str, counts: View, opt: str, reads: str | None = None):
+    """A function (key, value) -> the field ``path`` of the side fields.side gives it."""
+    side, rest = fields.side(path, *counts.field_types, f"{opt} {path}", reads)
+    get = fields.getter(rest) if rest is not None else _whole
+    return (lambda k, v: get(k)) if side == fields.KEY else (lambda k, v: get(v))
+
+
+def _whole(x: Any) -> Any:
+    return x
 
 
 def _name(f: dict[str, Any]) -> str:

@@ -82,7 +82,7 @@ def dump(
             batches = ((k, list(map(reduce, v))) for k, v in batches)
         if sort is not None:
             entries = itertools.chain.from_iterable(zip(k, v) for k, v in batches)
-            batches = columns(sort_entries(entries, sort, reverse=reverse, top=top))
+            batches = columns(sort_entries(entries, sort, reverse, top, view.field_types, still_percpu))
         return write_entries(batches, format, view.key, view.value, still_percpu, out)
     finally:
         stream.close()  # stops the read-ahead thread before the map's fd is closed

@@ -6,7 +6,7 @@ text, enums by name, strings, addresses) in the same sequence, through the same
 functions (a stable sort; heapq.nlargest/nsmallest for ``--top``), so the output is the
 decoded path's byte for byte, NaN included; ``--top`` holds N entries, a full sort the
 raw bytes of all (a tenth of their decoded size).  An array of numbers sorts by its
-sum, an element (``hist[2]``) as a leaf; structs take the decoded path."""
+sum (view.sort_key's rule), an element (``hist[2]``) as a leaf; structs take the decoded path."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..core.columns import copy_columns
-from ..layout import TypeCodec
+from ..layout import TypeCodec, fields
 from ..layout.codec import members
-from ..layout.fields import keys as field_keys
 from ..layout.model import Array, Pad, Scalar, Struct, Type
 from ..view import sort_key
 
@@ -37,7 +36,7 @@ class SortField:
 
     def __init__(self, side: int, offset: int, t: Type) -> None:
         self.side, self.offset, self.size = side, offset, t.size
-        self.summed: list[SortField] | None = None  # an array of numbers sorts by its sum, as view's _dig makes it
+        self.summed: list[SortField] | None = None  # an array of numbers sorts by its sum (view.sort_key)
         if isinstance(t, Array):
             e = t.elem
             if isinstance(e, Scalar) and e.kind in ("uint", "int") and e.size <= 8:  # summed a column at a time
@@ -72,33 +71,28 @@ class SortField:
 
 
 def sort_field(view: Any, field: str) -> SortField | None:
-    """The field ``field`` names (``key``, ``value``, ``key.NAME``, ``value.NAME``, or a
-    bare path looked up in the value, then the key, as view.field_getter does) when it
-    is an integer this path sorts by; None otherwise."""
+    """The field ``field`` names, on the side fields.side gives it (as
+    view.field_getter reads it), when it is an integer this path sorts by; None
+    otherwise (the decoded path sorts, or says what is wrong)."""
     if view.percpu:
         return None
     try:
-        path = field_keys(field)
+        key_t, value_t = getattr(view.key, "type", None), getattr(view.value, "type", None)
+        side, rest = fields.side(field, key_t, value_t, f"--sort {field}")
     except Exception:  # the decoded path says what is wrong with it
         return None
-    roots = [path[0]] if path[0] in ("key", "value") else ["value", "key"]
-    rest = path[1:] if path[0] in ("key", "value") else path
-    for root in roots:
-        codec = view.key if root == "key" else view.value
-        if type(codec) is not TypeCodec:
-            return None  # display formats change values: the decoded path
-        found = _locate(codec.type, rest)
-        if found is _ABSENT:
-            continue
-        if found is None:
-            return None
-        off, t = found
-        if isinstance(t, Array) and _numbers(t):
-            return SortField(0 if root == "key" else 1, off, t)
-        if isinstance(t, (Array, Struct, Pad)):
-            return None  # a struct sorts by its text, an array of other things too: the decoded path
-        return SortField(0 if root == "key" else 1, off, t)
-    return None
+    codec = (view.key, view.value)[side]
+    if type(codec) is not TypeCodec:
+        return None  # display formats change values: the decoded path
+    found = _locate(codec.type, fields.keys(rest) if rest is not None else [])
+    if found is None:
+        return None
+    off, t = found
+    if isinstance(t, Array) and _numbers(t):
+        return SortField(side, off, t)
+    if isinstance(t, (Array, Struct, Pad)):
+        return None  # a struct sorts by its text, an array of other things too: the decoded path
+    return SortField(side, off, t)
 
 
 def _numbers(t: Array) -> bool:
@@ -113,12 +107,8 @@ def _decoder(t: Type) -> Any:
     return TypeCodec(t).decode_many
 
 
-_ABSENT = object()
-
-
 def _locate(t: Type, path: list[Any]) -> Any:
-    """(offset, type) of ``path`` in ``t``; _ABSENT when ``t`` has no such field (look
-    in the other side); None when it has one this path does not sort by."""
+    """(offset, type) of ``path`` in ``t``; None when it has none this path sorts by."""
     off = 0
     for part in path:
         if not isinstance(part, str):  # an array's element
@@ -128,10 +118,10 @@ def _locate(t: Type, path: list[Any]) -> Any:
             t = t.elem
             continue
         if not isinstance(t, Struct):
-            return _ABSENT
+            return None
         found = [(f, base) for name, f, base in members(t, off) if name == part]
         if not found:
-            return _ABSENT
+            return None
         f, base = found[-1]  # a name twice: the decoded dict keeps the last one's value
         if f.bit_size is not None:
             return None

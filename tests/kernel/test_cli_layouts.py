@@ -121,7 +121,7 @@ def test_sort_reverse_top(bm, flows):
     assert comms("--sort", "bytes", "--top", "1", "--reverse") == ["nsd"]
     assert comms("--sort", "comm") == ["curl", "dig", "nsd"]
     code, _, err = bm("dump", flows, "-l", FLOW, "--sort", "nosuch")
-    assert code == 2 and "--sort nosuch: no such field" in err
+    assert code == 2 and "--sort nosuch: no field nosuch in the key or the value" in err
     code, _, err = bm("dump", flows, "--top", "3")
     assert code == 2 and "--top needs --sort" in err
 

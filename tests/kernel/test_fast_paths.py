@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bpfmap import Map, View
+from bpfmap.errors import UsageError
 from bpfmap.layout import Layout
 from bpfmap.output import item_writer, write_entries, write_item_batches
 from bpfmap.output.entries import _line_function
@@ -730,8 +732,8 @@ struct v {
 )
 def test_sorting_raw_batches_of_c_structs_finds_the_decoded_field(tmp_path_factory, field, data, count, reverse, top):
     """--sort on fields of anonymous members and union members, found where the decoded
-    entries have them: a bare ``packets`` is the value's (in an anonymous struct), not
-    the key's field of that name."""
+    entries have them: a bare ``packets``, a field of the key and of the value (in an
+    anonymous struct), is refused by both paths (fields.side)."""
     from bpfmap.output.entries import columns
     from bpfmap.output.sort import sort_field, sorted_batches
     from bpfmap.view import sort_entries
@@ -746,9 +748,15 @@ def test_sorting_raw_batches_of_c_structs_finds_the_decoded_field(tmp_path_facto
     v = _View()
     v.key, v.value = lay.key, lay.value
     by = sort_field(v, field)
+    ks, vs = lay.key.size, lay.value.size
+    if field == "packets":
+        assert by is None
+        entries = list(zip(lay.key.decode_many(data[:ks], 1), lay.value.decode_many(data[ks : ks + vs], 1)))
+        with pytest.raises(UsageError, match="write key.packets or value.packets"):
+            sort_entries(entries, field)
+        return
     assert by is not None, field
     assert by.side == (0 if field in ("key.packets", "port") else 1)
-    ks, vs = lay.key.size, lay.value.size
     buf = data * (1 + count * (ks + vs) // len(data))
     keys, values = buf[: count * ks], buf[count * ks : count * (ks + vs)]
     got = io.StringIO()

@@ -203,3 +203,58 @@ def test_the_architecture_doc_names_every_module_and_only_real_ones():
     for path in re.findall(r"`([a-z_]+(?:/[a-z_]+)*(?:\.py|/))`", doc):
         if not path.startswith(("tests/", "docs/", "benchmarks/")):  # the rest are bpfmap's
             assert os.path.exists(os.path.join(ROOT, path)), path
+
+
+def test_which_side_a_field_names_is_decided_once():
+    """Which side of an entry a field path names is layout/fields.py's rule alone
+    (fields.side): no other module tests a path's head against key/value, searches the
+    sides in an order of its own (value first, or key first through a loop over both), or
+    words the refusal; every module that reads a field option asks fields.side."""
+    found = []
+    for name, node in _nodes_outside("bpfmap.layout.fields"):
+        if isinstance(node, (ast.Tuple, ast.List)) and _constants(node) in (["value", "key"],):
+            found.append((name, node.lineno, "the value searched before the key"))
+        if isinstance(node, ast.Tuple) and ast.unparse(node) in ("((0, key), (1, value))", "((1, value), (0, key))"):
+            found.append((name, node.lineno, "a loop over both sides"))
+        if (
+            isinstance(node, ast.Compare)
+            and isinstance(node.ops[0], ast.In)
+            and isinstance(node.left, (ast.Subscript, ast.Call))
+            and isinstance(node.comparators[0], (ast.Tuple, ast.List, ast.Set))
+            and sorted(_constants(node.comparators[0])) == ["key", "value"]
+        ):
+            found.append((name, node.lineno, "a path's head tested against key and value"))
+        if isinstance(node, ast.Constant) and "of the key and of the value" in str(node.value):
+            found.append((name, node.lineno, "the refusal worded again"))
+        if isinstance(node, ast.FunctionDef) and node.name in ("_dig", "_side_path"):
+            found.append((name, node.lineno, f"{node.name}: a second path walker"))
+    assert found == []
+    readers = ("filters", "view", "output.sort", "live.stacks", "layout.convert", "export.collector")
+    assert [r for r in readers if "fields.side(" not in open(MODULES[f"bpfmap.{r}"]).read()] == []
+
+
+def _nodes_outside(home: str):
+    """(module, node) for every AST node of every module but ``home``."""
+    for name, path in MODULES.items():
+        if name != home:
+            for node in ast.walk(ast.parse(open(path).read())):
+                yield name, node
+
+
+def _constants(node: ast.AST) -> list:
+    elts = getattr(node, "elts", [])
+    return [e.value for e in elts if isinstance(e, ast.Constant)] if len(elts) == 2 else []
+
+
+def test_histogram_schemes_live_in_one_module():
+    """The slot schemes (their names, what each slot counts) are hist/schemes.py's alone:
+    no other module spells the scheme names in a tuple or computes a slot's range."""
+    found = []
+    for name, node in _nodes_outside("bpfmap.hist.schemes"):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            names = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+            if {"exp2", "exp2zero"} <= names or {"log2", "bits"} <= names:
+                found.append((name, node.lineno, "the scheme names listed again"))
+        if isinstance(node, ast.FunctionDef) and node.name in ("slot_range", "canonical_scheme", "check_scheme"):
+            found.append((name, node.lineno, node.name))
+    assert found == []
