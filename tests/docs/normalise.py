@@ -15,6 +15,7 @@ RULES: list[tuple[str, str, str]] = [
     ("BTF ids", r"\bbtf_id \d+", "btf_id ID"),
     ("ids in JSON", r'"(id|btf_id|map_id|prog_id)": \d+', r'"\1": ID'),
     ("map ids in messages", r"\b(map id|map) (\d+)\b(?=[ ,)])", r"\1 ID"),
+    ("ids in parentheses", r"\(id \d+\)", "(id ID)"),
     ("id: references", r"\bid:\d+", "id:ID"),
     ("program ids in show", r"(?<=programs )\d+|(?<=, )\d+(?= \w+ on_)", "ID"),
     ("ids in top", r"(?m)^ +\d+ (?=│)", " ID "),
@@ -31,6 +32,7 @@ RULES: list[tuple[str, str, str]] = [
     # memory the kernel accounts: it differs between kernels and CPU counts
     ("memlock", r"\bmemlock \d+B", "memlock NB"),
     ("memlock in JSON", r'"memlock": \d+', '"memlock": N'),
+    ("saved file sizes", r"\(\d+ bytes; ", "(N bytes; "),
     ("human sizes", r"\b\d+(\.\d+)? ?[kMG]i?B\b", "N kB"),
     # inodes and socket cookies
     ("inodes", r"\binode=\d+", "inode=N"),
@@ -44,7 +46,7 @@ _COMPILED = [(re.compile(pattern), repl) for _, pattern, repl in RULES]
 
 # Commands whose lines come in the kernel's hash order (or another order that changes from
 # run to run): compared as sorted lines, unless the command sorts itself.
-_UNORDERED = re.compile(r"\bbpfmap (dump|stacks|list|events|count|show)\b")
+_UNORDERED = re.compile(r"\bbpfmap (dump|stacks|list|events|count|show|delete)\b")
 _SORTED = re.compile(r"--sort|--top|\|\s*(sort|head|tail)\b")
 
 
