@@ -82,12 +82,14 @@ def verbs() -> list[Verb]:
     site's reference pages (docs/hooks/reference.py) are written from."""
     root_cmd, root = group()
     out = []
-    for name, cmd in root_cmd.commands.items():  # type: ignore[attr-defined]
+    for name, cmd in root_cmd.commands.items():
         ctx = cmd.make_context(name, [], parent=root, resilient_parsing=True)
         params = []
         for param in cmd.get_params(ctx):
             if param.param_type_name == "argument":
-                params.append(Param(True, [param.make_metavar(ctx).strip("{}[].")], "", getattr(param, "help", None) or "", None))
+                params.append(
+                    Param(True, [param.make_metavar(ctx).strip("{}[].")], "", getattr(param, "help", None) or "", None)
+                )
             elif not getattr(param, "hidden", False):
                 shown = param.metavar or (param.name or "").upper()
                 params.append(

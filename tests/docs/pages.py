@@ -164,7 +164,11 @@ def _bin_dir(bpfmap_sh: str, where: str) -> str:
     """A directory to put first on PATH: ``bpfmap`` and ``python3`` are the checkout's."""
     path = os.path.join(where, "bin")
     os.makedirs(path, exist_ok=True)
-    for name, target in (("bpfmap", bpfmap_sh), ("python3", shlex.quote(sys.executable)), ("python", shlex.quote(sys.executable))):
+    for name, target in (
+        ("bpfmap", bpfmap_sh),
+        ("python3", shlex.quote(sys.executable)),
+        ("python", shlex.quote(sys.executable)),
+    ):
         with open(os.path.join(path, name), "w") as f:
             f.write(f'#!/bin/sh\nexec {target} "$@"\n')
         os.chmod(os.path.join(path, name), 0o755)

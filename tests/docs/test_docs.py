@@ -15,13 +15,15 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import BPFMAP_SH, REPO  # noqa: E402
-from pages import parse, run, check, update  # noqa: E402
+from pages import check, parse, run, update  # noqa: E402
 
 UPDATE = os.environ.get("BPFMAP_DOCS_UPDATE") == "1"
 
 
 def pages() -> list[str]:
-    found = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "**", "*.md"), recursive=True))
+    found = sorted(
+        os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "**", "*.md"), recursive=True)
+    )
     return ["README.md", *found]
 
 
