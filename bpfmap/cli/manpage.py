@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 
 from . import EXIT_CODES_HELP, make_app
 
@@ -38,13 +39,77 @@ def _examples(epilog: str | None) -> list[str]:
     return [ln.strip()[2:] for ln in (epilog or "").splitlines() if ln.strip().startswith("$ ")]
 
 
-def render() -> str:
+@dataclass
+class Param:
+    """One argument or option of a verb, as --help lists it."""
+
+    argument: bool
+    names: list[str]  # an argument's metavar, or an option's names, long ones first
+    metavar: str  # what follows an option ("" for a flag)
+    help: str
+    default: str | None  # as --help shows it, when it shows one
+
+
+@dataclass
+class Verb:
+    name: str
+    usage: str
+    help: list[str]  # paragraphs
+    params: list[Param]
+    examples: list[str]  # the command lines of the --help examples, without "$ "
+    epilog: str
+
+
+def _default(param, ctx) -> str | None:
+    if getattr(param, "show_default", None) is False or param.is_flag and not param.default:
+        return None
+    value = param.get_default(ctx, call=False)
+    if value is None or value == () or callable(value):
+        return None
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def group():
+    """The click group of the typer app, and its root context."""
     import typer
 
+    cmd = typer.main.get_command(make_app(completion=False))
+    return cmd, cmd.make_context("bpfmap", [], resilient_parsing=True)
+
+
+def verbs() -> list[Verb]:
+    """Every verb of the app with its arguments and options: the walk the man page and the
+    site's reference pages (docs/hooks/reference.py) are written from."""
+    root_cmd, root = group()
+    out = []
+    for name, cmd in root_cmd.commands.items():
+        ctx = cmd.make_context(name, [], parent=root, resilient_parsing=True)
+        params = []
+        for param in cmd.get_params(ctx):
+            if param.param_type_name == "argument":
+                params.append(
+                    Param(True, [param.make_metavar(ctx).strip("{}[].")], "", getattr(param, "help", None) or "", None)
+                )
+            elif not getattr(param, "hidden", False):
+                shown = param.metavar or (param.name or "").upper()
+                params.append(
+                    Param(
+                        False,
+                        _long_first(param.opts + param.secondary_opts),
+                        "" if param.is_flag else shown,
+                        getattr(param, "help", None) or "",
+                        _default(param, ctx),
+                    )
+                )
+        usage = " ".join(cmd.collect_usage_pieces(ctx))
+        out.append(Verb(name, usage, _paragraphs(cmd.help or ""), params, _examples(cmd.epilog), cmd.epilog or ""))
+    return out
+
+
+def render() -> str:
     from .. import __version__
 
-    group = typer.main.get_command(make_app(completion=False))
-    root = group.make_context("bpfmap", [], resilient_parsing=True)
+    root_cmd, _ = group()
     out = [
         f'.TH BPFMAP 1 "" "bpfmap {__version__}" "User Commands"',
         ".SH NAME",
@@ -55,27 +120,23 @@ def render() -> str:
         "[\\fIOPTIONS\\fR] [\\fIARGS\\fR]...",
         ".SH DESCRIPTION",
     ]
-    for para in _paragraphs(group.help or ""):
+    for para in _paragraphs(root_cmd.help or ""):
         out += [_esc(para), ".PP"]
     out.append(_esc("Run a verb with --help for its examples; 'bpfmap' alone lists the verbs."))
     out.append(".SH VERBS")
     examples: list[str] = []
-    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
-        ctx = cmd.make_context(name, [], parent=root, resilient_parsing=True)
-        usage = " ".join(cmd.collect_usage_pieces(ctx))
-        out += [f'.SS "bpfmap {_esc(name)} {_esc(usage)}"']
-        for para in _paragraphs(cmd.help or ""):
+    for verb in verbs():
+        out += [f'.SS "bpfmap {_esc(verb.name)} {_esc(verb.usage)}"']
+        for para in verb.help:
             out += [_esc(para), ".PP"]
-        for param in cmd.get_params(ctx):
-            if param.param_type_name == "argument":
-                out += [".TP", f"\\fI{_esc(param.make_metavar(ctx).strip('{}[].'))}\\fR"]
-                out.append(_esc(getattr(param, "help", None) or ""))
-            elif not getattr(param, "hidden", False):
-                flags = ", ".join(f"\\fB{_esc(o)}\\fR" for o in _long_first(param.opts + param.secondary_opts))
-                shown = param.metavar or (param.name or "").upper()
-                metavar = "" if param.is_flag else f" \\fI{_esc(shown)}\\fR"
-                out += [".TP", flags + metavar, _esc(getattr(param, "help", None) or "")]
-        examples += _examples(cmd.epilog)
+        for p in verb.params:
+            if p.argument:
+                out += [".TP", f"\\fI{_esc(p.names[0])}\\fR", _esc(p.help)]
+            else:
+                flags = ", ".join(f"\\fB{_esc(o)}\\fR" for o in p.names)
+                metavar = f" \\fI{_esc(p.metavar)}\\fR" if p.metavar else ""
+                out += [".TP", flags + metavar, _esc(p.help)]
+        examples += verb.examples
     out.append(".SH EXIT STATUS")
     out.append(_esc(EXIT_CODES_HELP))
     out += [".SH EXAMPLES", ".nf"]

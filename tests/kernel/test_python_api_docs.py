@@ -1,6 +1,7 @@
-"""The README's Python API section runs: every ```python block of it, in order, in one
-namespace (a later block uses what an earlier one made), with /sys/fs/bpf read as a
-private bpffs directory and /tmp as a temporary one."""
+"""The Python tutorial (docs/reference/python.md) runs: every ```python block of it, in
+order, in one namespace, with /sys/fs/bpf read as a private bpffs directory and a
+temporary directory as the working one.  (tests/docs runs each block as a script of its
+own, as a reader would, on a fresh bpffs at /sys/fs/bpf.)"""
 
 from __future__ import annotations
 
@@ -11,16 +12,13 @@ import sys
 
 from conftest import REPO
 
-SECTION = "## Python API"
+PAGE = os.path.join("docs", "reference", "python.md")
 
 
 def python_blocks() -> list[str]:
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, PAGE), encoding="utf-8") as f:
         text = f.read()
-    start = text.index(SECTION + "\n")
-    end = text.find("\n## ", start + len(SECTION))
-    section = text[start : end if end >= 0 else len(text)]
-    return re.findall(r"^```python\n(.*?)^```$", section, re.S | re.M)
+    return re.findall(r"^```python\n(.*?)^```$", text, re.S | re.M)
 
 
 def test_the_section_has_an_example_of_every_job():
@@ -35,10 +33,11 @@ def test_every_python_block_runs(pindir, tmp_path, monkeypatch):
     assert len(blocks) >= 5
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "readme"}
     for n, block in enumerate(blocks, 1):
         code = block.replace("/tmp/", f"{tmp_path}/").replace("/sys/fs/bpf", pindir)
-        exec(compile(code, f"README.md, Python API block {n}", "exec"), namespace)  # noqa: S102
+        exec(compile(code, f"{PAGE}, block {n}", "exec"), namespace)  # noqa: S102
     printed = out.getvalue()
     assert "10.0.0.1 443 1" in printed  # the typed API's loop over the flows
     assert "{1: 42}" in printed  # the bytes API's last line
