@@ -37,6 +37,7 @@ RULES: list[tuple[str, str, str]] = [
     # inodes and socket cookies
     ("inodes", r"\binode=\d+", "inode=N"),
     ("cookies", r"\bcookie=\d+", "cookie=N"),
+    ("cookies in JSON", r'"cookie": ?\d+', '"cookie": N'),
     # BPF program names carry a tag of their instructions
     ("program tags", r"\bbpf_prog_[0-9a-f]{16}_", "bpf_prog_TAG_"),
     ("temporary paths", r"/tmp/[\w./-]+", "/tmp/PATH"),
