@@ -250,7 +250,7 @@ class TypeSpec:
         self.fills = fills  # programs add and remove entries up to max_entries: how full it is means something
         # the type's own display of a side no layout names (layout/pick.py reads them):
         # keys as "cidr" (prefix and address), "cgroup_storage" (the cgroup's path and
-        # attach type), "stack_id" (a number); values as "frames" (symbolized)
+        # attach type), "stack_id" (a number); values as "frames" (symbolized), "cookie" (a socket read back as its cookie)
         self.key_display, self.value_display = key_display, value_display
         self.libbpf_btf = libbpf_btf  # libbpf gives it the key and value BTF of its definition
         self.extra = extra  # what map_extra holds for it ("hashes", "address"); None: it takes none
@@ -318,7 +318,10 @@ _LOCAL_STORAGE: dict[str, Any] = dict(
 _LOCAL_OPS = ("lookup", "update", "delete", "dump", "watch")
 _QUEUE_OPS = ("peek", "pop", "push")
 # A socket's value in sockmap/sockhash/reuseport_sockarray: 8 bytes read back as the socket's cookie
-_SOCKETS: dict[str, Any] = dict(value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE, disk="read")
+# a socket's value reads back as its cookie (8-byte values; 4-byte ones read nothing)
+_SOCKETS: dict[str, Any] = dict(
+    value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE, disk="read", value_display="cookie"
+)
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True, takes=True, fills=True),

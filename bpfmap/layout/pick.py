@@ -14,7 +14,8 @@ from typing import Protocol
 from ..errors import UsageError
 from ..host.hostnames import LIVE, Names
 from ..types import Access, MapFlag, TypeSpec, Value
-from . import Codec, HexCodec, IdCodec, IndexCodec, Layout, cidr_key
+from . import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
+from .model import SCALARS
 
 # Builds the key codec of a display that needs the live system (core/objrefs.key_codec):
 # the kind of object local storage is keyed by ("pid", "sock", ...), or "cgroup_storage".
@@ -77,6 +78,8 @@ def pick(
         value = _fit(layout.bare, value_size, "value", ref)
     elif kind.value in _IDS:
         value = IdCodec(_IDS[kind.value])
+    elif kind.value_display == "cookie" and layout.value is None and value_size == 8:
+        value = TypeCodec(SCALARS["u64"])  # a socket, read back as its cookie: a number in every verb
     elif kind.value_display == "frames" and (layout.value is None or from_btf) and not value_size % 8:
         from .stack import StackCodec  # frames, symbolized
 

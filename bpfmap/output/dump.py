@@ -125,13 +125,8 @@ def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | 
     socket's cookie, with 8-byte values) it shows; where it cannot, an array's slots cannot
     be told apart (one note says so, nothing is written) and a hash's keys show with an
     unreadable value (text ``-``, JSON null)."""
-    from ..layout import HexCodec, TypeCodec
-    from ..layout.model import SCALARS
-
     m = view.map
-    value_codec = view.value
-    if isinstance(value_codec, HexCodec) and m.value_size == 8:
-        value_codec = TypeCodec(SCALARS["u64"])  # the socket's cookie
+    value_codec = view.value  # a socket's cookie as a number (layout/pick)
     pairs, unreadable = m.fd_values()
     items = [(view.key.decode(k), None if v is None else value_codec.decode(v)) for k, v in pairs]
     if unreadable and m.kind.indexed:

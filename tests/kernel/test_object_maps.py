@@ -190,6 +190,9 @@ def test_sockmap_shows_occupied_slots_as_cookies(pindir):
         cookie = s.getsockopt(socket.SOL_SOCKET, 57, 8)  # SO_COOKIE
         rows = json.loads(run_cli("dump", pin, "-o", "json").stdout)
         assert rows == [{"key": 3, "value": int.from_bytes(cookie, "little")}]
+        # one meaning: lookup shows the cookie as dump does (it printed its bytes as hex)
+        assert run_cli("lookup", pin, "3").stdout == f"{int.from_bytes(cookie, 'little')}\n"
+        assert json.loads(run_cli("lookup", pin, "3", "-o", "json").stdout)["value"] == rows[0]["value"]
         assert run_cli("clear", pin, "-q").returncode == 0
         assert run_cli("dump", pin).stdout == ""
     small = create(pindir, "s4", "sockmap", "--value", "4", "--max-entries", "8")
