@@ -40,7 +40,7 @@ def _examples(epilog: str | None) -> list[str]:
 
 
 @dataclass
-class Param:
+class HelpParam:
     """One argument or option of a verb, as --help lists it."""
 
     argument: bool
@@ -51,11 +51,11 @@ class Param:
 
 
 @dataclass
-class Verb:
+class VerbHelp:
     name: str
     usage: str
     help: list[str]  # paragraphs
-    params: list[Param]
+    params: list[HelpParam]
     examples: list[str]  # the command lines of the --help examples, without "$ "
     epilog: str
 
@@ -77,7 +77,7 @@ def group():
     return cmd, cmd.make_context("bpfmap", [], resilient_parsing=True)
 
 
-def verbs() -> list[Verb]:
+def verbs() -> list[VerbHelp]:
     """Every verb of the app with its arguments and options: the walk the man page and the
     site's reference pages (docs/hooks/reference.py) are written from."""
     root_cmd, root = group()
@@ -88,12 +88,14 @@ def verbs() -> list[Verb]:
         for param in cmd.get_params(ctx):
             if param.param_type_name == "argument":
                 params.append(
-                    Param(True, [param.make_metavar(ctx).strip("{}[].")], "", getattr(param, "help", None) or "", None)
+                    HelpParam(
+                        True, [param.make_metavar(ctx).strip("{}[].")], "", getattr(param, "help", None) or "", None
+                    )
                 )
             elif not getattr(param, "hidden", False):
                 shown = param.metavar or (param.name or "").upper()
                 params.append(
-                    Param(
+                    HelpParam(
                         False,
                         _long_first(param.opts + param.secondary_opts),
                         "" if param.is_flag else shown,
@@ -102,7 +104,7 @@ def verbs() -> list[Verb]:
                     )
                 )
         usage = " ".join(cmd.collect_usage_pieces(ctx))
-        out.append(Verb(name, usage, _paragraphs(cmd.help or ""), params, _examples(cmd.epilog), cmd.epilog or ""))
+        out.append(VerbHelp(name, usage, _paragraphs(cmd.help or ""), params, _examples(cmd.epilog), cmd.epilog or ""))
     return out
 
 
