@@ -96,9 +96,9 @@ import ctypes  # noqa: E402
 import random  # noqa: E402
 
 import pytest  # noqa: E402
+from helpers.layouts import random_side, value_for  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_layout_oracle import random_side, value_for  # noqa: E402
 
 from bpfmap.layout import Layout  # noqa: E402
 from bpfmap.view import record  # noqa: E402

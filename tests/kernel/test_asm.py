@@ -8,7 +8,7 @@ import random
 import subprocess
 
 import pytest
-from conftest import need_tool
+from helpers import need_tool
 
 from bpfmap import Map
 from bpfmap.core.asm import AsmError, assemble
@@ -157,7 +157,7 @@ def test_verifier_log_in_the_error(bpffs):
 
 def test_kernel_pushes_to_a_queue_that_bpfmap_pops(pindir):
     """bpf_map_push_elem from a program; pop from the command line sees the kernel's order."""
-    from conftest import run_cli
+    from helpers import run_cli
 
     path = os.path.join(pindir, "jobs")
     assert run_cli("create", "queue", "--value", "4", "--max-entries", "8", "--pin", path, "-q").returncode == 0

@@ -8,8 +8,8 @@ import random
 import subprocess
 
 import pytest
-from conftest import compile_bpf
-from test_layout_oracle import random_side
+from helpers import compile_bpf
+from helpers.layouts import random_side
 
 from bpfmap import Map, possible_cpus
 from bpfmap.btf import BTF, Kind, c_declaration, spec_for, to_model, vmlinux

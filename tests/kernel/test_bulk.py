@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP, run_cli
+from helpers import BPFMAP, run_cli
 
 from bpfmap import Map, possible_cpus
 

@@ -258,7 +258,7 @@ def test_reader_closing_the_pipe_is_not_an_error(pindir):
     import struct
     import subprocess
 
-    from conftest import BPFMAP_SH
+    from helpers import BPFMAP_SH
 
     pin = f"{pindir}/many"
     n = 200000

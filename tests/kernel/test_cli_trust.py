@@ -10,8 +10,8 @@ import os
 import subprocess
 
 import pytest
-from conftest import BPFMAP, run_cli
-from conftest import create_pin as create
+from helpers import BPFMAP, run_cli
+from helpers import create_pin as create
 
 pytestmark = pytest.mark.kernel
 

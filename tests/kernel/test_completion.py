@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO, need_tool
+from helpers import REPO, need_tool
 
 from bpfmap.cli.completion import SHELLS, script
 from bpfmap.core.maps import Map

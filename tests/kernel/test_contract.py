@@ -8,8 +8,9 @@ import os
 import re
 
 import pytest
-from conftest import REPO, compile_bpf, run_cli
-from test_help import RINGBUF_TWICE
+from helpers import REPO, compile_bpf, run_cli
+from helpers.events import events_while_writing
+from helpers.programs import OBJECT_SOURCE, RINGBUF_TWICE, load
 
 from bpfmap import Map
 from bpfmap.core.maps import Program
@@ -77,11 +78,10 @@ def maps(pindir, tmp_path):
         prog.test_run(bytes(20))
         prog.close()
     pe = make("pe", "perf_event_array")
-    from test_objects import SOURCE
 
     src, obj = os.path.join(tmp_path, "o.c"), os.path.join(tmp_path, "o.o")
     with open(src, "w") as f:
-        f.write(SOURCE)
+        f.write(OBJECT_SOURCE)
     compile_bpf(src, obj)
     return {
         "dir": pindir,
@@ -138,7 +138,6 @@ def _object_maps(pindir: str) -> dict[str, object]:
         os.rmdir(path)
         prog.close()
         m.close()
-    from test_real_programs import load
 
     prof = load("stacks", pindir, _Factory(pindir))
     with Program.open(os.path.join(prof.progs, "profile")) as p:
@@ -167,7 +166,6 @@ class _Factory:
 
 def _perf_record(path: str) -> object:
     """One record through a perf buffer that 'bpfmap events' opens, written while it waits."""
-    from test_events import events_while_writing
 
     code, out, err = events_while_writing(
         path, "--layout", "pid=u32,comm=char[16],pad[4]", "--count", "1", "-o", "jsonl", record_size=24

@@ -10,7 +10,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP_SH, need_tool, run_cli
+from helpers import BPFMAP_SH, need_tool, run_cli
+from helpers.programs import RINGBUF_TWICE
 
 from bpfmap import Map
 from bpfmap.cli import COMMANDS
@@ -34,33 +35,6 @@ def test_every_command_has_examples():
     for verb in COMMANDS:
         for cmd in _examples(verb):
             assert cmd.split()[0] in ("bpfmap", "if") and f"bpfmap {verb}" in cmd, (verb, cmd)
-
-
-# writes two 24-byte records {pid, comm[16], pad} ('pid=u32,comm=char[16]' reads their start)
-RINGBUF_TWICE = """
-    r1 = 0
-    *(u64 *)(r10 - 24) = r1
-    *(u64 *)(r10 - 16) = r1
-    *(u64 *)(r10 - 8) = r1
-    r1 = 42
-    *(u32 *)(r10 - 24) = r1
-    r1 = 0x6c7275
-    *(u32 *)(r10 - 20) = r1
-    r1 = map[rb]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
-    r1 = map[rb]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
-    r0 = 0
-    exit
-"""
 
 
 @pytest.fixture

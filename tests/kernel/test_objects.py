@@ -9,101 +9,13 @@ import os
 import subprocess
 
 import pytest
-from conftest import BPFMAP_SH, compile_bpf, need_tool, run_cli
+from helpers import BPFMAP_SH, compile_bpf, need_tool, run_cli
 
 from bpfmap import Map, possible_cpus
 from bpfmap.errors import PinExists
 from bpfmap.objects import ObjectError, create_maps, read_object
 
-SOURCE = r"""
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-struct flow_key { __u32 saddr, daddr; __u16 sport, dport; __u8 proto; };
-struct flow_stats { __u64 packets, bytes; char comm[16]; };
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1024);
-    __type(key, struct flow_key);
-    __type(value, struct flow_stats);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} flows SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 4);
-    __type(key, __u32);
-    __type(value, __u64);
-} counters SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 128);
-    __uint(map_flags, BPF_F_NO_COMMON_LRU);
-    __type(key, __u64);
-    __type(value, __u32);
-} recent SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 4096);
-} events SEC(".maps");
-
-struct inner_map {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 2);
-    __type(key, __u32);
-    __type(value, __u64);
-} inner_a SEC(".maps"), inner_b SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-    __uint(max_entries, 4);
-    __type(key, __u32);
-    __array(values, struct inner_map);
-} outer SEC(".maps") = {
-    .values = { [1] = &inner_a, [3] = &inner_b },
-};
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-    __uint(max_entries, 8);
-    __type(key, __u32);
-    __array(values, struct {
-        __uint(type, BPF_MAP_TYPE_HASH);
-        __uint(max_entries, 16);
-        __type(key, __u32);
-        __type(value, __u32);
-    });
-} by_cpu SEC(".maps");
-
-SEC("socket")
-int prog(struct __sk_buff *skb)
-{
-    __u32 k = 0;
-    struct flow_key fk = {};
-    __u64 *v = bpf_map_lookup_elem(&counters, &k);
-    if (v)
-        __sync_fetch_and_add(v, 1);
-    bpf_map_lookup_elem(&flows, &fk);
-    void *in = bpf_map_lookup_elem(&outer, &k);
-    if (in)
-        bpf_map_lookup_elem(in, &k);
-    return 0;
-}
-
-char LICENSE[] SEC("license") = "GPL";
-"""
-
 NAMES = ["inner_a", "inner_b", "outer", "counters", "flows", "recent", "events", "by_cpu"]
-
-
-@pytest.fixture(scope="module")
-def obj(tmp_path_factory):
-    d = tmp_path_factory.mktemp("obj")
-    (d / "prog.c").write_text(SOURCE)
-    return compile_bpf(d / "prog.c", d / "prog.o")
 
 
 def test_read_object_parses_btf_defined_maps(obj):
@@ -280,7 +192,7 @@ def test_reuse_only_and_show(obj, pindir):
 
 
 def test_events_decode_records_with_a_type_from_the_object(obj, pindir):
-    from test_events import Producer
+    from helpers.events import Producer
 
     path = os.path.join(pindir, "rb")
     assert run_cli("create", "ringbuf", "--pin", path, "-q").returncode == 0
@@ -361,7 +273,7 @@ def test_reading_an_object_is_the_same_on_any_machine(tmp_path, pindir, monkeypa
     """What depends on the machine (possible CPUs for a perf buffer's max_entries, the
     kernel's config and version for .kconfig) is not read with the object: the same file
     reads the same whatever the machine says; creating the maps resolves it."""
-    from test_real_programs import kernel_version_code
+    from helpers.programs import kernel_version_code
 
     import bpfmap.core.values as values
     import bpfmap.objects.kconfig as kconfig

@@ -7,7 +7,7 @@ import json
 import struct
 import subprocess
 
-from conftest import BPFMAP, run_cli
+from helpers import BPFMAP, run_cli
 
 from bpfmap import Map
 

@@ -9,8 +9,7 @@ import struct
 import subprocess
 
 import pytest
-from conftest import BPFMAP, need_tool, run_cli
-from test_objects import obj  # noqa: F401  (the compiled object fixture)
+from helpers import BPFMAP, need_tool, run_cli
 
 from bpfmap import Map
 

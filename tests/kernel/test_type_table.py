@@ -10,7 +10,7 @@ import os
 import socket
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from bpfmap.types import MapType, spec
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP, BPFMAP_SH, run_cli
+from helpers import BPFMAP, BPFMAP_SH, run_cli
 
 from bpfmap import Layout, Map
 from bpfmap.errors import UsageError

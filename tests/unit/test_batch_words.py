@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_bad_files(tmp_path):

@@ -6,9 +6,9 @@ import io
 import json
 
 import pytest
+from helpers.layouts import value_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_layout_oracle import value_for
 
 from bpfmap.layout import HexCodec, Layout
 from bpfmap.output import EntryTexts, columns, write_entries

@@ -9,7 +9,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import REPO, need_tool
+from helpers import REPO, need_tool
 
 ROOT = REPO
 
