@@ -32,29 +32,38 @@ from hypothesis import settings
 from bpfmap import _sys
 
 # Property tests: the "ci" profile (the default) keeps the whole suite within minutes on
-# two CPUs; HYPOTHESIS_PROFILE=deep tries twenty times as many examples of every test.
-settings.register_profile("ci", max_examples=20, deadline=None, print_blob=True)
-settings.register_profile("deep", max_examples=400, deadline=None, print_blob=True)
+# two CPUs: each test runs the examples its @settings(max_examples=examples(N)) names, or
+# 100.  The "deep" profile runs ten times as many of every test, for local runs:
+# HYPOTHESIS_PROFILE=deep python -m pytest -q -m "not kernel" (or --hypothesis-profile=deep).
+settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("deep", max_examples=1000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 # Fixtures that reach the kernel's BPF: a test that uses one (or is marked kernel) is a
-# kernel test; tests/unit/ holds none (pytest -m "not kernel" runs anywhere, unprivileged).
+# kernel test.  tests/unit/ holds none (pytest -m "not kernel" runs anywhere, unprivileged),
+# tests/kernel/ only those.
 KERNEL_FIXTURES = {"bpffs", "pindir", "program"}
-UNIT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "unit") + os.sep
+TESTS = os.path.dirname(os.path.abspath(__file__))
+UNIT_DIR, KERNEL_DIR = os.path.join(TESTS, "unit") + os.sep, os.path.join(TESTS, "kernel") + os.sep
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         uses = KERNEL_FIXTURES.intersection(item.fixturenames)
-        if not uses and item.get_closest_marker("kernel") is None:
-            continue
-        if str(item.path).startswith(UNIT_DIR):
+        kernel = bool(uses) or item.get_closest_marker("kernel") is not None
+        if kernel and str(item.path).startswith(UNIT_DIR):
             raise pytest.UsageError(
                 f"{item.nodeid}: a unit test reaches the kernel ({', '.join(sorted(uses)) or 'marked kernel'}); "
                 "move it to tests/kernel/"
             )
-        item.add_marker(pytest.mark.kernel)
+        if not kernel and str(item.path).startswith(KERNEL_DIR):
+            raise pytest.UsageError(
+                f"{item.nodeid}: uses no kernel fixture ({', '.join(sorted(KERNEL_FIXTURES))}) and is not marked "
+                "kernel; move it to tests/unit/, or mark it @pytest.mark.kernel if it makes maps itself"
+            )
+        if kernel:
+            item.add_marker(pytest.mark.kernel)
 
 
 @pytest.fixture(autouse=True)

@@ -168,3 +168,78 @@ def create_pin(pindir: str, name: str, *args: str) -> str:
     r = run_cli("create", *args, "--pin", pin, "-q")
     assert r.returncode == 0, r.stderr
     return pin
+
+
+def help_examples(verb: str) -> list[str]:
+    """The example command lines at the end of ``bpfmap VERB --help`` (one or two)."""
+    import re
+
+    r = run_cli(verb, "--help")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "Examples:" in text, f"{verb} --help has no examples"
+    tail = text[text.index("Examples:") :]
+    cmds = [m.group(1) for m in re.finditer(r"^\s+\$ (.+)$", tail, re.M)]
+    assert 1 <= len(cmds) <= 2, (verb, cmds)
+    # the examples are the last thing help prints
+    assert text.rstrip().endswith(cmds[-1])
+    return cmds
+
+
+def _kind(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return type(v).__name__
+
+
+def same_shape(doc: object, real: object, where: str = "$") -> None:
+    """What docs/contract.md shows against what bpfmap printed: ``real`` has the documented fields and types (null matches anything: the doc says
+    which fields may be null)."""
+    if doc is None or real is None:
+        return
+    assert _kind(doc) == _kind(real), f"{where}: documented {_kind(doc)}, printed {_kind(real)} ({real!r})"
+    if isinstance(doc, dict):
+        assert set(doc) == set(real), f"{where}: documented fields {sorted(doc)}, printed {sorted(real)}"
+        for k in doc:
+            same_shape(doc[k], real[k], f"{where}.{k}")
+    elif isinstance(doc, list) and doc and real:
+        same_shape(doc[0], real[0], f"{where}[0]")
+
+
+def kernel_map_types() -> list[tuple[str, int]]:
+    """(name, number) of every map type the running kernel's BTF lists (enum bpf_map_type);
+    none without /sys/kernel/btf/vmlinux."""
+    try:
+        from bpfmap.btf.wire import vmlinux
+
+        values = vmlinux().find("bpf_map_type").values
+    except (OSError, KeyError):
+        return []
+    seen, out = set(), []
+    for name, n in values:
+        if name.startswith("__") or n == 0 or n in seen or "DEPRECATED" in name:
+            continue
+        seen.add(n)
+        out.append((name.removeprefix("BPF_MAP_TYPE_").lower(), n))
+    return out
+
+
+def one_line_error(err: str) -> str:
+    """The one line of an error message (never a traceback or an internal error)."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    return lines[0]
+
+
+def examples(n: int) -> int:
+    """A property test's max_examples: ``n`` under the "ci" profile (the default), as many
+    more under another profile as its max_examples is above 100 (tests/conftest.py:
+    "deep" runs ten times as many)."""
+    from hypothesis import settings
+
+    return max(1, n * settings.default.max_examples // 100)

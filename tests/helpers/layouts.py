@@ -70,3 +70,33 @@ def value_for(t, draw):
         cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
         return str(cls(draw(st.binary(min_size=t.size, max_size=t.size))))
     raise AssertionError(t)
+
+
+# leaves every fast output path writes (flat_side makes a struct of them: f0=..,f1=..)
+FLAT_LEAVES = [
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "s8",
+    "s16",
+    "s32",
+    "s64",
+    "be16",
+    "be32",
+    "be64",
+    "le32",
+    "u128",
+    "s128",
+    "bool",
+    "ipv4",
+    "ipv6",
+    "mac",
+    "char[5]",
+    "hex[3]",
+    "f64",
+]
+
+
+def flat_side(draw_fields) -> str:
+    return ",".join(f"f{i}={t}" for i, t in enumerate(draw_fields))

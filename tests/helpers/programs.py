@@ -6,6 +6,7 @@ loaded_program); an object declaring maps of every kind (OBJECT_SOURCE); assembl
 from __future__ import annotations
 
 import os
+import random
 import struct
 import subprocess
 import uuid
@@ -180,3 +181,27 @@ int prog(struct __sk_buff *skb)
 
 char LICENSE[] SEC("license") = "GPL";
 """
+
+OBJECT_MAPS = ["inner_a", "inner_b", "outer", "counters", "flows", "recent", "events", "by_cpu"]  # in ELF order
+
+
+def object_mutants(data: bytes, n: int, seed: int):
+    """Bit flips, random words, truncations and damaged section headers of ``data``."""
+    rng = random.Random(seed)
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shnum = struct.unpack_from("<H", data, 0x3C)[0]
+    for _ in range(n):
+        b = bytearray(data)
+        kind = rng.randrange(4)
+        if kind == 0:
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            b = b[: rng.randrange(len(b))]
+        elif kind == 2:
+            i = rng.randrange(len(b) - 8)
+            b[i : i + 8] = rng.getrandbits(64).to_bytes(8, "little")
+        else:  # sh_name, sh_type, sh_offset, sh_size, sh_link or sh_info of one section
+            i = shoff + 64 * rng.randrange(shnum) + rng.choice([0, 4, 0x18, 0x20, 0x28, 0x2C])
+            b[i : i + 4] = rng.getrandbits(32).to_bytes(4, "little")
+        yield bytes(b)

@@ -8,7 +8,7 @@ import os
 import re
 
 import pytest
-from helpers import REPO, compile_bpf, run_cli
+from helpers import REPO, compile_bpf, run_cli, same_shape
 from helpers.events import events_while_writing
 from helpers.programs import OBJECT_SOURCE, RINGBUF_TWICE, load
 
@@ -22,37 +22,6 @@ def _shapes() -> dict[str, object]:
     text = open(DOC, encoding="utf-8").read()
     found = re.findall(r"<!-- shape: ([\w-]+) -->\s*```json\n(.*?)```", text, re.S)
     return {name: json.loads(body) for name, body in found}
-
-
-def _kind(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    return type(v).__name__
-
-
-def same_shape(doc: object, real: object, where: str = "$") -> None:
-    """``real`` has the documented fields and types (null matches anything: the doc says
-    which fields may be null)."""
-    if doc is None or real is None:
-        return
-    assert _kind(doc) == _kind(real), f"{where}: documented {_kind(doc)}, printed {_kind(real)} ({real!r})"
-    if isinstance(doc, dict):
-        assert set(doc) == set(real), f"{where}: documented fields {sorted(doc)}, printed {sorted(real)}"
-        for k in doc:
-            same_shape(doc[k], real[k], f"{where}.{k}")
-    elif isinstance(doc, list) and doc and real:
-        same_shape(doc[0], real[0], f"{where}[0]")
-
-
-def test_same_shape_catches_drift():
-    same_shape({"a": 1, "b": [1]}, {"a": 2.5, "b": []})
-    for bad in ({"a": "1", "b": [1]}, {"a": 1}, {"a": 1, "b": [1], "c": 0}, {"a": 1, "b": ["x"]}):
-        with pytest.raises(AssertionError):
-            same_shape({"a": 1, "b": [1]}, bad)
 
 
 @pytest.fixture
@@ -244,27 +213,3 @@ def test_documented_shapes_match_the_program(maps):
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)
     assert printed["error"]["code"] == 1 and run_cli("lookup", counts, "99", "-o", "json").returncode == 1
-
-
-@pytest.mark.parametrize(
-    "args, code",
-    [
-        (["lookup", "/nonexistent/pin", "1", "-o", "json"], 3),
-        (["dump", "--bogus", "-o", "jsonl"], 2),
-        (["dump", "x", "--output=json", "--layout", "u33"], 2),
-    ],
-)
-def test_errors_are_json_objects_with_json_output(args, code):
-    r = run_cli(*args)
-    assert r.returncode == code and r.stdout == ""
-    obj = json.loads(r.stderr)
-    assert obj["code"] == code and obj["error"] and set(obj) == {"error", "code"}
-
-
-def test_exit_code_table_lists_every_code_the_cli_uses():
-    from bpfmap import errors
-
-    text = open(DOC, encoding="utf-8").read()
-    table = set(map(int, re.findall(r"^\| (\d+) \|", text, re.M)))
-    used = {c.exit_code for c in vars(errors).values() if isinstance(c, type) and hasattr(c, "exit_code")}
-    assert used | {0, 130, 143} == table  # 130, 143: Ctrl-C, SIGTERM (128 + the signal)

@@ -10,42 +10,11 @@ import subprocess
 
 import pytest
 from helpers import BPFMAP_SH, compile_bpf, need_tool, run_cli
+from helpers.programs import OBJECT_MAPS
 
 from bpfmap import Map, possible_cpus
 from bpfmap.errors import PinExists
-from bpfmap.objects import ObjectError, create_maps, read_object
-
-NAMES = ["inner_a", "inner_b", "outer", "counters", "flows", "recent", "events", "by_cpu"]
-
-
-def test_read_object_parses_btf_defined_maps(obj):
-    o = read_object(obj)
-    assert [d.name for d in o.maps] == NAMES
-    flows = o.map("flows")
-    assert (flows.type.label, flows.key_size, flows.value_size, flows.max_entries, flows.pinning) == (
-        "hash",
-        16,
-        32,
-        1024,
-        1,
-    )
-    assert "struct flow_key {" in flows.key_c and "char comm[16];" in flows.value_c
-    recent = o.map("recent")
-    assert recent.flags == 2 and (recent.key_size, recent.value_size) == (8, 4)  # BPF_F_NO_COMMON_LRU
-    outer = o.map("outer")
-    assert outer.slots == {1: "inner_a", 3: "inner_b"} and outer.value_size == 4
-    assert (outer.inner.type.label, outer.inner.value_size, outer.inner.max_entries) == ("array", 8, 2)
-    assert o.map("by_cpu").inner.type.label == "hash" and o.map("by_cpu").slots == {}
-    assert o.map("events").max_entries == 4096 and o.map("events").key_size == 0
-
-
-def test_not_an_object(tmp_path):
-    for path, message in (("/bin/true", "not BPF"), (str(tmp_path / "x"), "No such file")):
-        with pytest.raises(ObjectError, match=message):
-            read_object(path)
-    (tmp_path / "t.txt").write_text("hello")
-    with pytest.raises(ObjectError, match="not an ELF"):
-        read_object(str(tmp_path / "t.txt"))
+from bpfmap.objects import create_maps, read_object
 
 
 def _in_namespace(script: str) -> subprocess.CompletedProcess:
@@ -69,7 +38,7 @@ def test_maps_match_what_libbpf_creates(obj):
     side in the same namespace; bpftool's map show must agree on every field but ids."""
     # libbpf pins the pin-by-name map under /sys/fs/bpf whatever pinmaps says, and refuses
     # a second path for it: so its maps go to /sys/fs/bpf/NAME, ours to /sys/fs/bpf/ours/NAME
-    shows = " ".join(f"bpftool -j map show pinned {{d}}/{n};" for n in NAMES)
+    shows = " ".join(f"bpftool -j map show pinned {{d}}/{n};" for n in OBJECT_MAPS)
     outer = "bpftool -j map dump pinned {d}/outer;"
     script = f"""
 mkdir /sys/fs/bpf/ours
@@ -95,7 +64,7 @@ echo '=== libbpf'; {shows.format(d="/sys/fs/bpf")} echo; {outer.format(d="/sys/f
         return out
 
     ours, theirs = objects(ours_text), objects(libbpf_text)
-    assert len(ours) == len(theirs) == len(NAMES) + 1
+    assert len(ours) == len(theirs) == len(OBJECT_MAPS) + 1
     for a, b in zip(ours[:-1], theirs[:-1]):
         assert {k: a.get(k) for k in SHOW_FIELDS} == {k: b.get(k) for k in SHOW_FIELDS}
         assert ("btf_id" in a) == ("btf_id" in b), (a, b)
@@ -179,7 +148,7 @@ def test_reuse_only_and_show(obj, pindir):
     dumped = json.loads(run_cli("dump", os.path.join(pindir, "flows"), "-o", "jsonl").stdout)
     assert dumped["value"]["packets"] == 3 and set(dumped["key"]) == {"saddr", "daddr", "sport", "dport", "proto"}
     shown = json.loads(run_cli("show", "--object", obj, "-o", "json").stdout)
-    assert [d["name"] for d in shown] == NAMES and shown[4]["pinning"] == "by_name"
+    assert [d["name"] for d in shown] == OBJECT_MAPS and shown[4]["pinning"] == "by_name"
     assert "slots 1=inner_a, 3=inner_b" in run_cli("show", "--object", obj).stdout
     for bad in (
         ["create", "hash", "--from-object", obj, "--pin-dir", pindir],

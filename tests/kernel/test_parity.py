@@ -128,15 +128,6 @@ def test_percpu_options_are_the_identity_on_other_maps(pindir):
     assert run_cli("lookup", pin, "10", "-l", "u32:u64", "--percpu", "sum").stdout == "1\n"
 
 
-def test_bpfmap_alone_prints_the_verbs():
-    r = subprocess.run(CMD, capture_output=True, text=True)
-    assert r.returncode == 2 and r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert lines[0].startswith("Usage: bpfmap VERB")
-    verbs = {line.split()[0] for line in lines[3:]}
-    assert {"create", "dump", "getnext", "enqueue", "dequeue", "events"} <= verbs
-
-
 def test_dump_recursive_shows_each_inner_map_under_its_slot(pindir):
     a, b, outer = f"{pindir}/inner_a", f"{pindir}/inner_b", f"{pindir}/outer"
     assert run_cli("create", "array", "--layout", "u32:u64", "--max-entries", "2", "--pin", a, "-q").returncode == 0

@@ -326,18 +326,6 @@ def test_live_histograms_show_what_was_added_since_the_last_refresh(hists_prog, 
         assert changed[0]["group"] == {"key": 42, "comm": "curl"}
 
 
-def test_hist_schemes_and_sum_slot():
-    from bpfmap.hist import build_in_value
-
-    entries = [({"pid": 1}, {"slots": [1, 0, 2, 0, 30]})]
-    [bits] = build_in_value(entries, "slots", scheme="exp2zero", sum_slot=True)
-    assert [(b.low, b.high, b.count) for b in bits.buckets] == [(0, 1, 1), (1, 2, 0), (2, 4, 2)]
-    assert bits.sum == 30 and bits.group == {"pid": 1}
-    [lin] = build_in_value(entries, "slots", scheme="linear", step=10, minimum=100)
-    assert [(b.low, b.high) for b in lin.buckets][-1] == (140, 150)
-    assert lin.percentile(100) == 150
-
-
 # -- event records as programs send them -------------------------------------------------------
 
 HEADER = os.path.join(SOURCES, "events.h")  # includes "records.h" from beside it

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+from helpers import examples
 from helpers.layouts import C_SCALARS, random_side, value_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,7 +78,7 @@ def test_random_layouts_match_gcc(gcc, tmp_path):
         assert ours == [size, align, *offsets], f"{'packed ' if packed else ''}{text}"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.randoms(use_true_random=False), st.booleans(), st.data())
 def test_round_trip(rng, packed, data):
     text = random_side(rng)
@@ -141,7 +142,7 @@ def test_deep_json_value():
         codec.parse("[" * 100000 + "]" * 100000)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.randoms(use_true_random=False), st.data())
 def test_batch_decoding_equals_one_by_one(rng, data):
     """decode_many has fast paths (casts, one struct.Struct, generated code); they must
@@ -157,7 +158,7 @@ def test_batch_decoding_equals_one_by_one(rng, data):
     "text",
     ["u32", "s16", "f64", "be16", "a=u32,b=be16,c=ipv4,d=mac,e=char[4],f=hex[2]", "x=u8,y=u64", "e=ipv6,z=bool,q=le32"],
 )
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
 def test_batch_encoding_and_decoding_fast_paths(text, data):
     codec = Layout.parse(text + ":u8").key
