@@ -8,7 +8,6 @@ import typer
 
 from ..core.maps import Map
 from ..entries.changes import Deletion
-from ..entries.changes import count as count_entries
 from ..entries.migrate import Copy, Migration, new_spec
 from ..entries.migrate import migrate as run_migration
 from ..errors import EntriesDropped, NoRoom, UsageError, amended
@@ -28,6 +27,7 @@ from .common import (
     parse_layout,
     say,
 )
+from .verbs import do_count
 
 app = typer.Typer()
 
@@ -43,13 +43,9 @@ app = typer.Typer()
 def count(map_ref: MapArg, opts: LayoutOptions = NO_LAYOUT, filt: FilterOptions = NO_FILTER) -> None:
     """Print how many entries the map holds, or how many --where / --older-than pick.
     Exit 1 when that is none (as grep -c)."""
-    with Map.open(map_ref, readonly=True) as m:
-        m.require("dump", "count")
-        view = opts.view(m)
-        n = count_entries(view, filt.bind(view))
-    print(n)
-    if n == 0:
-        raise typer.Exit(1)
+    code = do_count(map_ref, opts, filt.bind)
+    if code:
+        raise typer.Exit(code)
 
 
 def delete_where(

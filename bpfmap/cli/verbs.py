@@ -191,6 +191,35 @@ def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
         m.delete(raw_key)
 
 
+def do_push(map_ref: str, value: str, overwrite: bool = False, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """The push verb once its arguments are parsed."""
+    with Map.open(map_ref) as m:
+        m.require("push")
+        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
+
+
+def do_pop(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """The pop verb once its arguments are parsed."""
+    with Map.open(map_ref) as m:
+        view = opts.view(m)
+        value = view.value.decode(m.pop())
+        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
+
+
+def do_count(map_ref: str, opts: LayoutOptions = NO_LAYOUT, where: Any = None) -> int:
+    """The count verb once its arguments are parsed: prints the count; returns the exit
+    code (1 when it is none, as grep -c).  ``where``: a function of the map's View that
+    gives the filter (cli.common.FilterOptions.bind), or None for every entry."""
+    from ..entries.changes import count
+
+    with Map.open(map_ref, readonly=True) as m:
+        m.require("dump", "count")
+        view = opts.view(m)
+        n = count(view, where(view) if where is not None else None)
+    print(n)
+    return 1 if n == 0 else 0
+
+
 def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> None:
     """delete KEY --print: the entry taken out in one step, printed as lookup prints it."""
     with Map.open(map_ref) as m:
@@ -336,14 +365,22 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = No
 
 # -- the fast path ----------------------------------------------------------------------------
 #
-# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP, with --layout/-l and
-# (lookup, dump) --output/-o: parsed here, run by the functions above, by the parser's rules
+# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP / push MAP VALUE /
+# pop MAP / count MAP, with --layout/-l and (lookup, dump, pop) --output/-o: parsed here, run by the functions above, by the parser's rules
 # (options anywhere, numbers such as -5 are values, '--' ends the options).  A line with
 # anything else (another option, a bad option value) goes through the command-line parser,
 # which says what is wrong exactly as it always does.
 
-_FAST_VERBS = {"lookup": (1, 2), "update": (3, 3), "delete": (2, 2), "dump": (1, 1)}
-_OUTPUT_VERBS = ("lookup", "dump")
+_FAST_VERBS = {  # verb -> how many positionals; cli.FAST_VERBS sends these verbs here
+    "lookup": (1, 2),
+    "update": (3, 3),
+    "delete": (2, 2),
+    "dump": (1, 1),
+    "push": (2, 2),
+    "pop": (1, 1),
+    "count": (1, 1),
+}
+_OUTPUT_VERBS = ("lookup", "dump", "pop")
 _OPTIONS: dict[Optional[str], LayoutOptions] = {}  # --layout text -> its LayoutOptions (views cached in it)
 
 
@@ -397,7 +434,7 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
         return None
     if not span[0] <= len(positional) <= span[1] or (output is not None and verb not in _OUTPUT_VERBS):
         return None
-    if verb in _OUTPUT_VERBS and _may_be_many(positional[0]):
+    if verb != "update" and verb != "delete" and _may_be_many(positional[0]):
         return None  # a directory, a glob or a name: the parser's verbs read several maps
     if output is not None:
         output = output.strip().lower()
@@ -423,8 +460,8 @@ def _may_be_many(ref: str) -> bool:
     return ref.startswith("name:") or any(c in ref for c in "*?[") or os.path.isdir(ref)
 
 
-def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> None:
-    """Run a line parse_fast read, through the verb's own function."""
+def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> int:
+    """Run a line parse_fast read, through the verb's own function; returns the exit code."""
     verb, positional, output, opts, extra = parsed
     if verb == "dump":
         do_dump(positional[0], output, opts, **extra)
@@ -432,6 +469,13 @@ def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[st
         do_lookup(positional[0], positional[1] if len(positional) > 1 else None, output=output, opts=opts)
     elif verb == "delete":
         do_delete(positional[0], positional[1], opts)
+    elif verb == "push":
+        do_push(positional[0], positional[1], opts=opts)
+    elif verb == "pop":
+        do_pop(positional[0], output, opts)
+    elif verb == "count":
+        return do_count(positional[0], opts)
     else:
         with Map.open(positional[0]) as m:
             update_one(m, opts.view(m), positional[1], [positional[2]], None, None, "any")
+    return 0
