@@ -364,7 +364,9 @@ class Map(FdOwner):
         the walk are skipped."""
         return self._split_batches(self.batches())
 
-    def _split_batches(self, batches: Iterable[tuple[bytes, bytes, int]]) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+    def _split_batches(
+        self, batches: Iterable[tuple[bytes, bytes, int]]
+    ) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
         ks, vs = self.key_size, self.shape.entry
         split = self.shape.split
         for keys, values, count in batches:
