@@ -6,6 +6,7 @@ the conftest)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -170,13 +171,40 @@ def create_pin(pindir: str, name: str, *args: str) -> str:
     return pin
 
 
+_HELP = """import sys
+from bpfmap.cli import main
+for verb in sys.argv[1:]:
+    sys.stdout.write("\\0" + verb + "\\n")
+    sys.stdout.flush()
+    code = main([verb, "--help"])
+    sys.stdout.flush()
+    if code:
+        sys.exit(f"{verb} --help: exit {code}")
+"""
+
+
+@functools.cache
+def _help_texts() -> dict[str, str]:
+    """``bpfmap VERB --help`` of every verb, as the checkout's bpfmap prints it to a pipe:
+    one interpreter for all of them (a start-up per verb was most of the time), once a session."""
+    from bpfmap.cli import COMMANDS
+
+    r = subprocess.run(
+        [sys.executable, "-c", _HELP, *COMMANDS], capture_output=True, text=True, timeout=120, check=True
+    )
+    texts = {}
+    for part in r.stdout.split("\0")[1:]:
+        verb, _, text = part.partition("\n")
+        texts[verb] = text
+    assert set(texts) == set(COMMANDS), r.stderr
+    return texts
+
+
 def help_examples(verb: str) -> list[str]:
     """The example command lines at the end of ``bpfmap VERB --help`` (one or two)."""
     import re
 
-    r = run_cli(verb, "--help")
-    assert r.returncode == 0, r.stderr
-    text = r.stdout
+    text = _help_texts()[verb]
     assert "Examples:" in text, f"{verb} --help has no examples"
     tail = text[text.index("Examples:") :]
     cmds = [m.group(1) for m in re.finditer(r"^\s+\$ (.+)$", tail, re.M)]
