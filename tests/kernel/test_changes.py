@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import compile_bpf, create_pin, need_tool, run_cli
+from helpers import BPFMAP, compile_bpf, create_pin, need_tool, run_cli
 
 from bpfmap import Map, Program, View
 from bpfmap.entries.changes import Deletion
@@ -416,7 +416,7 @@ def test_an_interrupted_migration_leaves_the_old_pin(pindir, sig):
         keys = b"".join(k.to_bytes(4, "little") for k in range(n))
         m.update_batch(keys, bytes(8 * n), n)
     old_id = info(pin)["id"]
-    cmd = ["bpfmap", "migrate", pin, "--old-layout", "u32:a=u32,b=u32", "--layout", "u32:a=u64,b=u64,c=u64"]
+    cmd = [*BPFMAP, "migrate", pin, "--old-layout", "u32:a=u32,b=u32", "--layout", "u32:a=u64,b=u64,c=u64"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     assert p.poll() is None, p.communicate()
@@ -436,7 +436,7 @@ def test_an_interrupted_copy_writes_nothing(pindir):
         n = 400000
         m.update_batch(b"".join(k.to_bytes(4, "little") for k in range(n)), bytes(8 * n), n)
     p = subprocess.Popen(
-        ["bpfmap", "copy", src, dst, "--from-layout", "u32:a=u32,b=u32"],
+        [*BPFMAP, "copy", src, dst, "--from-layout", "u32:a=u32,b=u32"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

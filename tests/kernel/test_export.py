@@ -14,7 +14,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import need_tool, run_cli
+from helpers import BPFMAP, need_tool, run_cli
 from helpers.programs import Loaded, loaded_program, sample
 from helpers.prometheus import Prometheus, samples, write_config
 
@@ -191,7 +191,7 @@ def test_textfile_is_written_atomically_and_again_each_interval(flows_prog, tmp_
     out = tmp_path / "bpfmap.prom"
     r = run_cli("export", config, "--textfile", str(out), "--once")
     assert r.returncode == 0 and "flow_packets_total{" in out.read_text()
-    proc = subprocess.Popen(["bpfmap", "export", config, "--textfile", str(out), "--interval", "0.2", "-q"])
+    proc = subprocess.Popen([*BPFMAP, "export", config, "--textfile", str(out), "--interval", "0.2", "-q"])
     try:
         before = _flow_packets(out.read_text())
         send(flows_prog, 4)

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from helpers import run_cli
+from helpers import BPFMAP, run_cli
 from helpers.prometheus import Exporter as ServedExporter
 from helpers.prometheus import samples, write_config
 
@@ -249,7 +249,7 @@ def test_a_failed_textfile_write_is_counted_and_tried_again(pindir, tmp_path):
     target.mkdir()  # rename onto a directory fails
     (target / "x").write_text("")
     proc = subprocess.Popen(
-        ["bpfmap", "export", config, "--textfile", str(target), "--interval", "0.2"],
+        [*BPFMAP, "export", config, "--textfile", str(target), "--interval", "0.2"],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -14,7 +14,7 @@ import struct
 import subprocess
 
 import pytest
-from helpers import BPF_SOURCES, compile_bpf, need_tool, run_cli
+from helpers import BPF_SOURCES, BPFMAP, compile_bpf, need_tool, run_cli
 from helpers.programs import Loaded, kernel_version_code, loaded_program, sample
 
 from bpfmap import Map, Program, View
@@ -309,7 +309,7 @@ def test_hist_of_a_global_array_of_arrays(globals_prog):
 def test_live_histograms_show_what_was_added_since_the_last_refresh(hists_prog, recorded, command):
     verb, *opts = command
     proc = subprocess.Popen(
-        ["bpfmap", verb, hists_prog.map("hists"), *opts, "-c", "2", "-o", "jsonl"], stdout=subprocess.PIPE, text=True
+        [*BPFMAP, verb, hists_prog.map("hists"), *opts, "-c", "2", "-o", "jsonl"], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     first = [json.loads(proc.stdout.readline())]

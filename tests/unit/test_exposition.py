@@ -81,7 +81,7 @@ class _Collector:
         return [to_client(f) for f in self.fams]
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(families())
 def test_our_exposition_parses_to_what_prometheus_client_writes(fams):
     registry = CollectorRegistry(auto_describe=False)
