@@ -271,3 +271,15 @@ def examples(n: int) -> int:
     from hypothesis import settings
 
     return max(1, n * settings.default.max_examples // 100)
+
+
+def own_bpfmap_on_path(directory) -> str:
+    """A PATH whose first ``bpfmap`` is the checkout's (a script in DIRECTORY/bin running
+    BPFMAP): for shells and scripts that call the command by name."""
+    bindir = os.path.join(str(directory), "bin")
+    os.makedirs(bindir, exist_ok=True)
+    script = os.path.join(bindir, "bpfmap")
+    with open(script, "w") as f:
+        f.write(f'#!/bin/sh\nexec {BPFMAP_SH} "$@"\n')
+    os.chmod(script, 0o755)
+    return os.pathsep.join([bindir, os.environ.get("PATH", "")])

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from helpers import REPO, need_tool
+from helpers import REPO, need_tool, own_bpfmap_on_path
 
 from bpfmap.cli.completion import SHELLS, script
 
@@ -26,7 +26,7 @@ def test_install_completion(shell, tmp_path):
     exe = need_tool(shell)
     home = tmp_path / "home"
     home.mkdir()
-    env = dict(os.environ, HOME=str(home), SHELL=exe)
+    env = dict(os.environ, HOME=str(home), SHELL=exe, PATH=own_bpfmap_on_path(tmp_path))
     # run from the shell itself: typer (shellingham) detects the shell of the parent process
     r = subprocess.run(
         [exe, "-c", "bpfmap --install-completion; true"], capture_output=True, text=True, env=env, timeout=60
