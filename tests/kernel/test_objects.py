@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 
 import pytest
@@ -22,8 +23,8 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess:
     libbpf pins LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf, and this keeps the real one clean."""
     unshare = need_tool("unshare")
     need_tool("bpftool")
-    exe = BPFMAP_SH
-    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={exe}\n{script}"
+    # $BPFMAP unquoted in the script: the checkout's command, one word or several (python -m bpfmap)
+    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={shlex.quote(BPFMAP_SH)}\n{script}"
     return subprocess.run(
         [unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True, text=True, timeout=120
     )
