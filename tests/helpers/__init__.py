@@ -52,8 +52,9 @@ BPFMAP_SH = " ".join(shlex.quote(a) for a in BPFMAP)  # the same, for a shell li
 
 
 def unavailable(reason: str) -> None:
+    """Skip the test for want of ``reason``; with CI=true, fail it."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the kernel's BPF is required)", pytrace=False)
+        pytest.fail(f"{reason} (CI=true: what a test needs must be there)", pytrace=False)
     pytest.skip(reason)
 
 
