@@ -188,7 +188,8 @@ def update(
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
-    from ..entries.bulk import FORMATS, Loader, LoadError
+    from ..entries.bulk import FORMATS, Loader
+    from ..host.inputs import LoadError
 
     if fmt not in FORMATS:
         raise UsageError(f"--input-format {fmt}: choose one of {', '.join(FORMATS)}")

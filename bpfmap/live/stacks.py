@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..core.maps import Map
@@ -26,6 +26,8 @@ from ..layout.model import Char, Scalar
 from ..layout.stack import addresses
 from ..types import MapType
 from ..view import View, plain
+
+Getter = Callable[[Any, Any], Any]  # (key, value) -> a field of one of them
 
 KERNEL_FIELDS = ("kern_stack_id", "kernel_stack_id", "kstack_id", "kstackid", "kern_stackid", "kernel_stack")
 USER_FIELDS = ("user_stack_id", "ustack_id", "ustackid", "user_stackid", "user_stack")
@@ -41,7 +43,14 @@ class Stack:
 
     __slots__ = ("labels", "user", "kernel", "count", "pid")
 
-    def __init__(self, labels: dict[str, Any], user: list[dict], kernel: list[dict], count: int, pid: int | None):
+    def __init__(
+        self,
+        labels: dict[str, Any],
+        user: list[dict[str, Any]],
+        kernel: list[dict[str, Any]],
+        count: int,
+        pid: int | None,
+    ):
         self.labels, self.user, self.kernel, self.count, self.pid = labels, user, kernel, count, pid
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +111,7 @@ class Joiner:
                     f"name the count with --value FIELD"
                 )
             self.value = _getter(counted, [], value_names, "--value") if counted else (lambda k, v: v)
-        self._frames: dict[tuple[int, int | None], list[dict]] = {}
+        self._frames: dict[tuple[int, int | None], list[dict[str, Any]]] = {}
         self.gone: set[int] = set()  # processes that exited: their user frames are [unknown]
 
     def entries(self) -> Iterator[tuple[Any, Any]]:
@@ -111,7 +120,7 @@ class Joiner:
 
     def stacks(self, entries: Iterable[tuple[Any, Any]] | None = None) -> list[Stack]:
         """Every distinct stack of the counts map with its summed count, largest first."""
-        merged: dict[tuple, Stack] = {}
+        merged: dict[tuple[Any, ...], Stack] = {}
         for k, v in entries if entries is not None else self.entries():
             count = self.value(k, v)
             if not isinstance(count, int):
@@ -158,7 +167,7 @@ def _names(codec: Any) -> list[str]:
     return [f.name for f in _fields(codec) if f.name]
 
 
-def _fields(codec: Any) -> tuple:
+def _fields(codec: Any) -> tuple[Any, ...]:
     return tuple(getattr(getattr(codec, "type", None), "fields", ()))
 
 
@@ -187,7 +196,9 @@ def _only(found: list[str], defaults: tuple[str, ...], names: list[str], counts:
     return found[0]
 
 
-def _pick(given: str | None, defaults: tuple[str, ...], key_names: list[str], value_names: list[str], opt: str):
+def _pick(
+    given: str | None, defaults: tuple[str, ...], key_names: list[str], value_names: list[str], opt: str
+) -> Getter | None:
     if given is not None:
         return _getter(given, key_names, value_names, opt)
     for n in defaults:
@@ -196,7 +207,7 @@ def _pick(given: str | None, defaults: tuple[str, ...], key_names: list[str], va
     return None
 
 
-def _getter(path: str, key_names: list[str], value_names: list[str], opt: str):
+def _getter(path: str, key_names: list[str], value_names: list[str], opt: str) -> Getter:
     side, _, rest = path.partition(".")
     if side in ("key", "value") and rest:
         get = fields.getter(rest)
@@ -215,7 +226,7 @@ def _getter(path: str, key_names: list[str], value_names: list[str], opt: str):
 def _name(f: dict[str, Any]) -> str:
     """A frame as a flame graph names it: the function (``module+0xOFF`` for a user frame
     without a symbol), with no ``;`` in it."""
-    sym = f["symbol"]
+    sym: str = f["symbol"]
     if sym == symbols.UNKNOWN and f.get("module") and f.get("offset") is not None:
         sym = f"{f['module']}+{f['offset']:#x}"
     return sym.replace(";", ":").replace(" ", "_")
