@@ -167,7 +167,7 @@ def _rows_against_plain(lay, data: bytes, count: int, ncpus: int | None = None) 
         assert got.getvalue() == want.getvalue(), fmt
 
 
-@settings(max_examples=examples(20), deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(
     key=st.one_of(st.sampled_from(FLAT_LEAVES), nested_layouts),
     value=nested_layouts,
