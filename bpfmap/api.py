@@ -13,7 +13,7 @@ Layouts are a layout string (``"u32:u64"``), a Layout, C declarations (``c_heade
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.maps import Map
 from .errors import Param, UsageError, words
@@ -21,6 +21,9 @@ from .layout import Layout, TypeCodec, choose
 from .types import MapType
 from .types import spec as type_spec
 from .view import View
+
+if TYPE_CHECKING:
+    from .btf import BtfSpec
 
 LayoutLike = Any  # str | Layout | tuple of ctypes types | None
 
@@ -154,7 +157,9 @@ def _field_type(ftype: Any, big: bool) -> str:
     return f"{'s' if code.islower() else 'u'}{size * 8}"
 
 
-def sizes_and_btf(mtype: MapType, lay: Layout, key: int | None, value: int | None, btf: bool = True):
+def sizes_and_btf(
+    mtype: MapType, lay: Layout, key: int | None, value: int | None, btf: bool = True
+) -> tuple[int | None, int | None, BtfSpec | None]:
     """(key size, value size, BtfSpec or None) for creating a ``mtype`` map through a layout:
     the sizes from the layout (checked against ``key``/``value`` when given)."""
     from .btf import spec_for

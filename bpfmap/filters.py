@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import UsageError, quote
 from .layout import fields
@@ -75,7 +75,7 @@ def _number(text: str) -> int | float | None:
     return f if f == f else None  # NaN compares with nothing
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -310,7 +310,7 @@ class Where:
                 return False
         return True
 
-    def columns(self, keys: list, values: list) -> tuple[list, list]:
+    def columns(self, keys: list[Any], values: list[Any]) -> tuple[list[Any], list[Any]]:
         """The entries of a decoded batch that pass."""
         keep = [i for i, (k, v) in enumerate(zip(keys, values)) if self(k, v)]
         if len(keep) == len(keys):
@@ -328,7 +328,7 @@ def _pick(obj: Any, path: str) -> Any:
         return _MISSING
 
 
-def _per_cpu(values: list, path: str | None, latest: bool) -> Any:
+def _per_cpu(values: list[Any], path: str | None, latest: bool) -> Any:
     """One CPU's worth of a per-CPU value's field: numbers summed (an age: the newest
     stamp), anything else as CPU 0 has it."""
     vals = [o if path is None else _pick(o, path) for o in values]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .core.maps import Map
 from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, words
@@ -31,7 +31,8 @@ def _object_keys(display: str, size: int) -> Codec:
     imported only for the maps that have them."""
     from .core.objrefs import key_codec
 
-    return key_codec(display, size)
+    codec: Codec = key_codec(display, size)
+    return codec
 
 
 class View:
@@ -418,7 +419,7 @@ class View:
         """Lists of decoded (key, value) pairs, one per kernel batch."""
         return (list(zip(k, v)) for k, v in self.column_batches(delete))
 
-    def column_batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[list, list]]:
+    def column_batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[list[Any], list[Any]]]:
         """(keys, values) lists, decoded, one pair per kernel batch (of at most ``size``
         elements when given).  Reading runs a batch ahead in a thread, except when
         draining (a batch read ahead would be deleted before anyone saw it, were the
@@ -453,11 +454,11 @@ class View:
             return walk_objects(m, size or 256)
         return m.batches(delete=delete, size=size)
 
-    def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:
+    def decode_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list[Any], list[Any]]:
         """One raw batch (see Map.batches) as lists of decoded keys and values."""
         return self.key.decode_many(keys, count), self._values_many(values, count)
 
-    def stored_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list, list]:
+    def stored_batch(self, keys: bytes, values: bytes, count: int) -> tuple[list[Any], list[Any]]:
         """A raw batch decoded as what its fields hold, not as --as shows them (what a
         filter from :meth:`where` compares); the same lists as :meth:`decode_batch` gives
         when nothing is shown otherwise."""
@@ -473,7 +474,7 @@ class View:
 
     def passing(
         self, where: Any, keys: bytes, values: bytes, count: int, reduce: Any = None
-    ) -> tuple[list[int], list, list]:
+    ) -> tuple[list[int], list[Any], list[Any]]:
         """(indices, decoded keys, decoded values) of the entries of a raw batch that
         ``where`` (from :meth:`where`) passes, values reduced by ``reduce`` (a per-CPU
         reducer, see :meth:`reducer`) before the test and in the result."""
@@ -492,12 +493,12 @@ class View:
             return keep, dk, dv
         return keep, [dk[i] for i in keep], [dv[i] for i in keep]
 
-    def _decode_batches(self, raw) -> Iterator[tuple[list, list]]:
+    def _decode_batches(self, raw: Iterable[tuple[bytes, bytes, int]]) -> Iterator[tuple[list[Any], list[Any]]]:
         decode = self.decode_batch
         for keys, values, count in raw:
             yield decode(keys, values, count)
 
-    def _values_many(self, values: bytes, count: int, codec: Codec | None = None) -> list:
+    def _values_many(self, values: bytes, count: int, codec: Codec | None = None) -> list[Any]:
         m = self.map
         codec = codec or self.value
         if not m.percpu:
@@ -548,7 +549,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _to_bytes(codec: Codec, value: Any, parse) -> bytes:
+def _to_bytes(codec: Codec, value: Any, parse: Callable[[str], bytes]) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     if hasattr(value, "_b_base_") or hasattr(value, "_objects"):  # a ctypes instance
@@ -574,7 +575,7 @@ def aggregate(values: list[Any], how: str) -> Any:
     return _combine(values, how)
 
 
-def is_number(x: Any) -> bool:
+def is_number(x: Any) -> TypeGuard[int | float]:
     """An int or float decoded from a map (bools, which are ints to Python, are not)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -606,7 +607,9 @@ def check_cpu(cpu: int, ncpus: int) -> int:
 # -- sorting ---------------------------------------------------------------------------------
 
 
-def field_getter(field: str, sample: tuple[Any, Any], types: tuple[Any, Any] | None = None, percpu: bool = False):
+def field_getter(
+    field: str, sample: tuple[Any, Any], types: tuple[Any, Any] | None = None, percpu: bool = False
+) -> Callable[[tuple[Any, Any]], tuple[Any, ...]]:
     """A function (key, value) -> sort key for ``field``: ``key``, ``value``, ``key.port``,
     ``value.packets``, ``value.hist[2]`` or a bare field path, on the side
     fields.side gives it (looked up in ``types``, the key's and value's, else in
@@ -634,7 +637,7 @@ def numeric_layout(m: Map) -> Layout | None:
     return None
 
 
-def sort_key(v: Any) -> tuple:
+def sort_key(v: Any) -> tuple[Any, ...]:
     """Numbers before strings, so mixed types never raise; an array of numbers sorts by
     its sum."""
     if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):

@@ -67,6 +67,8 @@ COMMANDS = {
     "export": "exporter",
     "batch": "batch",
 }
+# The verbs cli.verbs.parse_fast reads without the command-line parser (cli/options.VERBS)
+FAST_VERBS = ("lookup", "update", "delete", "dump")
 # Other names of a verb (bpftool's): alias -> verb
 ALIASES = {"enqueue": "push", "dequeue": "pop"}
 
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
     try:
-        if args and args[0] in ("lookup", "update", "delete", "dump") and not os.environ.get("_BPFMAP_COMPLETE"):
+        if args and args[0] in FAST_VERBS and not os.environ.get("_BPFMAP_COMPLETE"):
             from .verbs import parse_fast, run_fast
 
             fast = parse_fast(args)

@@ -40,6 +40,8 @@ from .options import Choices
 from .verbs import (
     do_delete,
     do_lookup,
+    do_pop,
+    do_push,
     dump_entries,
     lookup_exists,
     single_format,
@@ -170,7 +172,8 @@ def update(
 
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
-    from ..entries.bulk import INPUT_FORMATS, Loader, LoadError
+    from ..entries.bulk import INPUT_FORMATS, Loader
+    from ..host.inputs import LoadError
 
     if fmt not in INPUT_FORMATS:
         raise UsageError(f"--input-format {fmt}: choose one of {', '.join(INPUT_FORMATS)}")
@@ -497,9 +500,7 @@ def push(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
-    with Map.open(map_ref) as m:
-        m.require("push")
-        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
+    do_push(map_ref, value, overwrite, opts)
 
 
 @app.command(
@@ -514,10 +515,7 @@ def pop(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Remove and print the next element of a queue (oldest) or stack (newest).  Exit 1 if empty."""
-    with Map.open(map_ref) as m:
-        view = opts.view(m)
-        value = view.value.decode(m.pop())
-        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
+    do_pop(map_ref, output, opts)
 
 
 @app.command(

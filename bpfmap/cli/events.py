@@ -1,7 +1,7 @@
 """The events verb: records from ring buffers and perf event arrays (library: bpfmap.streams.events)."""
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -20,6 +20,9 @@ from .common import (
     say,
 )
 from .options import Choices
+
+if TYPE_CHECKING:
+    from ..layout import Codec
 
 app = typer.Typer()
 
@@ -189,6 +192,7 @@ def _record_codecs(opts: LayoutOptions, object_: Optional[str] = None):
     formats by field)."""
     if sum(x is not None for x in (opts.layout, opts.c_header, object_)) > 1:
         raise UsageError("give one of --layout, --c-header and --object")
+    codec: Optional[Codec]
     if object_ is not None:
         if opts.value_type is None:
             raise UsageError("--object needs --value-type CTYPE: the record's type, e.g. 'struct event'")

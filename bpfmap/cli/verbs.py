@@ -7,7 +7,7 @@ import sys
 from typing import Any, Optional
 
 from ..core.maps import Map, UpdateMode, may_name_several
-from ..errors import KeyNotFound, UsageError, quote
+from ..errors import EXIT_NOT_FOUND, EXIT_OK, KeyNotFound, UsageError, quote
 from ..layout import Layout, choose
 from ..output import cell, default_format, write_value
 from ..types import Access, Value
@@ -144,6 +144,35 @@ def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
     """The delete verb for one KEY (bpfmap batch calls it directly)."""
     with Map.open(map_ref) as m, opts.view(m).element_key(key, "delete") as raw_key:
         m.delete(raw_key)
+
+
+def do_push(map_ref: str, value: str, overwrite: bool = False, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """The push verb once its arguments are parsed."""
+    with Map.open(map_ref) as m:
+        m.require("push")
+        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
+
+
+def do_pop(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT) -> None:
+    """The pop verb once its arguments are parsed."""
+    with Map.open(map_ref) as m:
+        view = opts.view(m)
+        value = view.value.decode(m.pop())
+        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
+
+
+def do_count(map_ref: str, opts: LayoutOptions = NO_LAYOUT, where: Any = None) -> int:
+    """The count verb once its arguments are parsed: prints the count; returns the exit
+    code (1 when it is none, as grep -c).  ``where``: a function of the map's View that
+    gives the filter (cli.common.FilterOptions.bind), or None for every entry."""
+    from ..entries.changes import count
+
+    with Map.open(map_ref, readonly=True) as m:
+        m.require("dump", "count")
+        view = opts.view(m)
+        n = count(view, where(view) if where is not None else None)
+    print(n)
+    return EXIT_NOT_FOUND if n == 0 else EXIT_OK
 
 
 def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> None:
@@ -343,8 +372,8 @@ def parse_fast(words: list[str]) -> Optional[tuple[str, list[str], Optional[str]
     return verb, positional, output, opts, given
 
 
-def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> None:
-    """Run a line parse_fast read, through the verb's own function."""
+def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[str, Any]]) -> int:
+    """Run a line parse_fast read, through the verb's own function; returns the exit code."""
     verb, positional, output, opts, extra = parsed
     if verb == "dump":
         do_dump(positional[0], output, opts, **extra)
@@ -352,6 +381,13 @@ def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[st
         do_lookup(positional[0], positional[1] if len(positional) > 1 else None, output=output, opts=opts)
     elif verb == "delete":
         do_delete(positional[0], positional[1], opts)
+    elif verb == "push":
+        do_push(positional[0], positional[1], opts=opts)
+    elif verb == "pop":
+        do_pop(positional[0], output, opts)
+    elif verb == "count":
+        return do_count(positional[0], opts)
     else:
         with Map.open(positional[0]) as m:
             update_one(m, opts.view(m), positional[1], [positional[2]], None, None, "any")
+    return 0

@@ -13,7 +13,7 @@ import csv
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..core.threads import WriterThread
@@ -140,7 +140,7 @@ def _as_json(v: Any) -> Any:
     return JsonString(v) if type(v) is str else v
 
 
-def _row_builder(header: list[str]):
+def _row_builder(header: list[str]) -> Callable[[list[str]], dict[Any, Any]]:
     """A function CSV row -> its tree, for this header: the columns' paths parsed once;
     a header of top-level names only (``key,value``) zips the row into a dict."""
     paths = [field_keys(h) for h in header]
@@ -150,9 +150,9 @@ def _row_builder(header: list[str]):
     return lambda row: _build(paths, row)
 
 
-def _build(paths: list[list[Any]], values: list[str]) -> dict:
+def _build(paths: list[list[Any]], values: list[str]) -> dict[str, Any]:
     """Cells at ``paths`` (``key.a``, ``value[0]``, parsed) -> ``{"key": {"a": ...}, "value": [...]}``."""
-    root: dict = {}
+    root: dict[str, Any] = {}
     for keys, value in zip(paths, values):
         node: Any = root
         for k, nxt in zip(keys, keys[1:] + [None]):
@@ -425,7 +425,7 @@ class Loader:
             self.bad.append((line, msg))
         return bytes(kb), bytes(vb), count
 
-    def _encode_fast(self, keys: list, values: list) -> tuple[bytes, bytes, int] | None:
+    def _encode_fast(self, keys: list[Any], values: list[Any]) -> tuple[bytes, bytes, int] | None:
         """Every key and value at once, when both codecs can and every item is good."""
         if self.map.percpu:
             return None
@@ -440,22 +440,22 @@ class Loader:
             return None
         return kb, vb, len(keys)
 
-    def _key_encoder(self):
+    def _key_encoder(self) -> Callable[[Any], bytes]:
         view = self.view
         as_is = _takes_strings(view.key)
 
-        def key(k):
+        def key(k: Any) -> bytes:
             if isinstance(k, str) and not (as_is and type(k) is JsonString):
                 return view.parse_key(k)
             return _encode(view.key, str(k) if type(k) is JsonString else k, "key")
 
         return key
 
-    def _value_encoder(self):
+    def _value_encoder(self) -> Callable[[Any], bytes]:
         view, m = self.view, self.map
         as_is = _takes_strings(view.value)
 
-        def one(v):
+        def one(v: Any) -> bytes:
             if isinstance(v, str) and not (as_is and type(v) is JsonString):
                 return view.parse_value(v)
             return _encode(view.value, str(v) if type(v) is JsonString else v, "value")
@@ -463,7 +463,7 @@ class Loader:
         if not m.percpu:
             return one
 
-        def per_cpu(v):
+        def per_cpu(v: Any) -> bytes:
             vals = v if isinstance(v, list) and not _is_value_list(view, v) else [v]
             return m.shape.pack([one(x) for x in vals], "values")
 
@@ -495,7 +495,7 @@ class Loader:
         return self.written
 
 
-def _is_value_list(view: View, v: list) -> bool:
+def _is_value_list(view: View, v: list[Any]) -> bool:
     """Whether a JSON list is one value (an array layout) rather than per-CPU values."""
     from ..layout import TypeCodec
 
@@ -504,8 +504,9 @@ def _is_value_list(view: View, v: list) -> bool:
     )
 
 
-def _encode(codec, value: Any, what: str) -> bytes:
+def _encode(codec: Any, value: Any, what: str) -> bytes:
     try:
-        return codec.encode(value)
+        encoded: bytes = codec.encode(value)
+        return encoded
     except UsageError as err:
         raise UsageError(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: {err}") from None

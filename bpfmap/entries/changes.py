@@ -44,7 +44,7 @@ def bound(view: View, where: Where | list[str] | tuple[str, ...] | None) -> Wher
     return view.where(list(where)) if isinstance(where, (list, tuple)) else where
 
 
-def _matches(view: View, where: Where | None, size: int | None = None) -> Iterator[tuple[list, list]]:
+def _matches(view: View, where: Where | None, size: int | None = None) -> Iterator[tuple[list[Any], list[Any]]]:
     """Decoded batches of the entries that pass ``where`` (every entry without one)."""
     if where is not None:
         where.begin()
@@ -105,7 +105,7 @@ class Deletion:
         self.before_recheck = before_recheck
         self.matched = self.deleted = self.changed = self.gone = self.restored = 0
 
-    def run(self) -> Iterator[tuple[list, list]]:
+    def run(self) -> Iterator[tuple[list[Any], list[Any]]]:
         """The deleted entries (dry run: the matching ones), decoded, a chunk at a time."""
         view = self.view
         if self.dry_run:

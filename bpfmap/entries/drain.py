@@ -27,10 +27,13 @@ import termios
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .. import _sys
 from ..errors import EXIT_INTERRUPTED, EXIT_SYSTEM, BpfmapError
+
+if TYPE_CHECKING:
+    from ..core.maps import Map
 
 _F_GETPIPE_SZ = 1032
 
@@ -137,7 +140,8 @@ class Sink:
             return 0
         try:
             got = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")  # type: ignore[arg-type]
-            return min(struct.unpack("i", got)[0], self.written)
+            waiting: int = struct.unpack("i", got)[0]
+            return min(waiting, self.written)
         except OSError:
             return min(self.pipe_size(), self.written)  # not knowing, assume the pipe was full
 
@@ -162,7 +166,7 @@ Formatter = Callable[[bytes, bytes, int], Sequence[str]]
 
 
 def drain(
-    m,
+    m: Map,
     texts: Formatter,
     sink: Sink,
     end: Callable[[], str] = lambda: "",
@@ -225,7 +229,7 @@ def _settle(pending: deque[_Batch], settled: int) -> int:
 
 
 def _put_back(
-    m, pending: deque[_Batch], sink: Sink, exc: BaseException, delivered: int, action: str = "drain"
+    m: Map, pending: deque[_Batch], sink: Sink, exc: BaseException, delivered: int, action: str = "drain"
 ) -> DeliveryError:
     """Put the undelivered entries back (BPF_NOEXIST), rescue what the map refuses; the
     error that says so.  ``delivered``: entries written before the pending batches.
@@ -294,7 +298,7 @@ def _finish_entry(batch: _Batch, sink: Sink) -> None:
         begin = end
 
 
-def _rescue(m, entries: list[tuple[bytes, bytes, str]]) -> str:
+def _rescue(m: Map, entries: list[tuple[bytes, bytes, str]]) -> str:
     """Write ``entries`` as hex text lines (KEY<TAB>VALUE, per-CPU KEY<TAB>CPU0<TAB>...,
     what ``dump --layout -:-`` writes) to a new file; returns its path.  The directory:
     $BPFMAP_RESCUE_DIR, else the current one, else the temp directory."""

@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..filters import Where
 from ..layout import Layout
-from ..layout.convert import Conversion, converter
+from ..layout.convert import Conversion, Convert, converter
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate
 
@@ -152,7 +152,9 @@ class Copy:
         return None
 
     @staticmethod
-    def _side(src_codec: Any, dst_codec: Any, src_size: int, dst_size: int, side: str, plan: Conversion):
+    def _side(
+        src_codec: Any, dst_codec: Any, src_size: int, dst_size: int, side: str, plan: Conversion
+    ) -> Convert | None:
         """The conversion of one side (None: the bytes as they are)."""
         s, d = getattr(src_codec, "type", None), getattr(dst_codec, "type", None)
         if s is None or d is None:  # a side without a layout: bytes as they are, when sizes agree
@@ -217,14 +219,14 @@ class Copy:
             if vc is None and spread is None:
                 vb = vraw
             elif src.percpu and dst.percpu:  # CPU by CPU
-                vb = pack([enc(vc(x)) for x in value], "value")
+                vb = pack([enc(vc(x)) for x in value], "value")  # type: ignore[misc]  # vc: not None here (no _reduce, bytes differ)
             elif src.percpu:  # one value of all CPUs'
                 v = spread(value)  # type: ignore[misc]
                 vb = enc(vc(v) if vc is not None else v)
             elif dst.percpu:  # onto every CPU, or CPU 0
                 vb = pack([enc(x) for x in spread(vc(value) if vc is not None else value)], "value")  # type: ignore[misc]
             else:
-                vb = enc(vc(value))
+                vb = enc(vc(value))  # type: ignore[misc]  # vc: not None here (no _reduce, bytes differ)
         except UsageError as err:
             raise UsageError(
                 f"copy {src.map.ref} -> {dst.map.ref}: entry {src.key.format(key)}: {err}; nothing was written"

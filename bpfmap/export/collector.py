@@ -20,6 +20,8 @@ from .exposition import Family, encode, family_text, row_lines, to_client
 from .labels import Chains, Drop, label_text
 from .streams import Stream, StreamMetric, is_stream
 
+Labels = Callable[[Any, Any], tuple[Any, ...]]  # (key, value) -> a series' label values
+
 
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted path, value) of every non-struct leaf of a decoded key."""
@@ -39,14 +41,14 @@ class Exporter:
     scrape at a time, so a scrape never reads through an fd another one closed.  A
     metric that fails is left out of that scrape and counted; the others are served."""
 
-    def __init__(self, metrics: list[Metric], log=None) -> None:
+    def __init__(self, metrics: list[Metric], log: Callable[[str], object] | None = None) -> None:
         self.metrics = metrics
         self.errors = {m.name: 0 for m in metrics}
         self.textfile_errors = 0
         self.decode_errors: dict[tuple[str, str], int] = {}
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
-        self._views: dict[str, Any] = {}
+        self._views: dict[str, View] = {}
         self._lock = threading.Lock()
         self._scrape_errors: set[str] = set()  # metrics that counted an error in this scrape
         self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
@@ -195,7 +197,7 @@ class Exporter:
             self.errors[metric.name] += 1
         self._say(metric.name, text)
 
-    def describe(self) -> list:
+    def describe(self) -> list[Any]:
         return []  # no describe-time reading: the registry must not scrape at registration
 
     def _say(self, key: str, text: str) -> None:
@@ -203,7 +205,7 @@ class Exporter:
             self._said[key] = text
             self.log(text)
 
-    def _view(self, metric: Metric):
+    def _view(self, metric: Metric) -> View | None:
         """The View for ``metric``'s map: opened (read-only) at every scrape, so that a map
         gone or replaced under its pin or name is seen; the View built for the same map
         (by id) at an earlier scrape is kept, its BTF read and decoders compiled once."""
@@ -307,7 +309,9 @@ class Exporter:
                 return family, lambda: self._counted, m.max_entries
         count = 0
 
-        def batches(source: Iterable[tuple[list, list]]) -> Iterator[tuple[list, list, list | None]]:
+        def batches(
+            source: Iterable[tuple[list[Any], list[Any]]],
+        ) -> Iterator[tuple[list[Any], list[Any], list[Any] | None]]:
             nonlocal count
             for keys, values in source:
                 count += len(keys)
@@ -324,7 +328,7 @@ class Exporter:
                         cpus * len(keys),
                     )
 
-        def family_of(source: Iterable[tuple[list, list]]) -> Family:
+        def family_of(source: Iterable[tuple[list[Any], list[Any]]]) -> Family:
             if metric.type == "histogram":
                 rows = (
                     (k, v, c[i] if c else None) for ks, vs, c in batches(source) for i, (k, v) in enumerate(zip(ks, vs))
@@ -383,7 +387,7 @@ class Exporter:
             return metric.labels
         return [p for p, _v in _leaves(key) if p != exclude]
 
-    def _label_getter(self, metric: Metric, paths: list[str], key: Any, value: Any):
+    def _label_getter(self, metric: Metric, paths: list[str], key: Any, value: Any) -> Labels:
         """A function (key, value) -> label values for ``paths``, compiled once from the first
         entry: each path read on the side fields.side gives it (``comm``, ``key.pid``); the
         default labels are the key's own fields."""
@@ -412,13 +416,13 @@ class Exporter:
         return self._plain_labels(getters)
 
     @staticmethod
-    def _plain_labels(getters: list[tuple[int, Any]]):
-        def labels(k: Any, v: Any) -> tuple:
+    def _plain_labels(getters: list[tuple[int, Any]]) -> Labels:
+        def labels(k: Any, v: Any) -> tuple[Any, ...]:
             return tuple(label_text(g(v if side else k)) for side, g in getters)
 
         return labels
 
-    def _decorated(self, metric: Metric, paths: list[str], base: Any):
+    def _decorated(self, metric: Metric, paths: list[str], base: Any) -> Labels:
         """``base`` label getter with the metric's label decoders (static_map, regexp)
         applied to the labels they name; a series a regexp leaves out raises Drop."""
         chains = Chains(metric.decoders, paths, [_label_name(p, metric) for p in paths], metric.error)
@@ -426,7 +430,7 @@ class Exporter:
         def miss(label: str) -> None:
             self.decode_error(metric.name, label)
 
-        def labels(k: Any, v: Any) -> tuple:
+        def labels(k: Any, v: Any) -> tuple[Any, ...]:
             return chains.apply(list(base(k, v)), miss)
 
         return labels
@@ -436,7 +440,7 @@ class Exporter:
         key = (metric, label)
         self.decode_errors[key] = self.decode_errors.get(key, 0) + 1
 
-    def _number_getter(self, metric: Metric, value: Any):
+    def _number_getter(self, metric: Metric, value: Any) -> Callable[[Any], Any]:
         """A function value -> the metric's number, compiled from the first value."""
         if metric.value:
             g = fields.getter(metric.value)
@@ -454,12 +458,12 @@ class Exporter:
             raise metric.error("value", f"{metric.value or 'the value'} is not a number ({str(v)[:40]})")
         return g
 
-    def _scalar(self, metric: Metric, batches: Iterable[tuple[list, list, list | None]]) -> Family:
+    def _scalar(self, metric: Metric, batches: Iterable[tuple[list[Any], list[Any], list[Any] | None]]) -> Family:
         """A counter or gauge, batch by batch: label tuples and numbers made a batch at a
         time, summed where several entries share labels."""
         names: list[str] = []
-        sums: dict[tuple, float] = {}
-        unique: list[tuple[tuple, float]] = []  # labels name every key field: no two entries share them
+        sums: dict[tuple[Any, ...], float] = {}
+        unique: list[tuple[tuple[Any, ...], float]] = []  # labels name every key field: no two entries share them
         labels_of: Any = None
         number: Any = None
         distinct = False
@@ -522,9 +526,9 @@ class Exporter:
         number: Any = None
         slot_of: Any = None
         slots_of: Any = None
-        groups: dict[tuple, list[float]] = {}
-        sums: dict[tuple, float] = {}
-        overflow: dict[tuple, float] = {}  # counts of slots past the last bucket: they go to +Inf
+        groups: dict[tuple[Any, ...], list[float]] = {}
+        sums: dict[tuple[Any, ...], float] = {}
+        overflow: dict[tuple[Any, ...], float] = {}  # counts of slots past the last bucket: they go to +Inf
         h = metric.hist
         assert h is not None
         limit = h.max_slots
@@ -591,7 +595,9 @@ class Exporter:
         return family
 
 
-def _kept(labels_of: Any, keys: list, values: list, cpus: list | None) -> tuple[list, list, list, list | None]:
+def _kept(
+    labels_of: Any, keys: list[Any], values: list[Any], cpus: list[Any] | None
+) -> tuple[list[Any], list[Any], list[Any], list[Any] | None]:
     """Label tuples of the entries a regexp keeps, and those entries."""
     out, ks, vs, cs = [], [], [], []
     for i, (k, v) in enumerate(zip(keys, values)):

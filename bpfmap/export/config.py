@@ -67,7 +67,7 @@ class ConfigError(UsageError):
 class Metric:
     """One metric of the config, checked."""
 
-    def __init__(self, raw: dict, index: int, source: str) -> None:
+    def __init__(self, raw: dict[str, Any], index: int, source: str) -> None:
         name = raw.get("name")
         self.where = f"{source}: metric {name if isinstance(name, str) and name else f'#{index + 1}'}"
         odd = [k for k in raw if not isinstance(k, str)]
@@ -132,12 +132,12 @@ class Metric:
     def error(self, field: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.where}: {field}: {problem}")
 
-    def _required(self, raw: dict, key: str) -> str:
+    def _required(self, raw: dict[str, Any], key: str) -> str:
         v = self._str(raw, key, required=True)
         assert v is not None
         return v
 
-    def _str(self, raw: dict, key: str, required: bool = False) -> str | None:
+    def _str(self, raw: dict[str, Any], key: str, required: bool = False) -> str | None:
         v = raw.get(key)
         if v is None:
             if required:
@@ -147,7 +147,7 @@ class Metric:
             raise self.error(key, f"give a string, not {type(v).__name__}")
         return str(v)
 
-    def _strings(self, raw: dict, key: str) -> list[str] | None:
+    def _strings(self, raw: dict[str, Any], key: str) -> list[str] | None:
         v = raw.get(key)
         if v is None:
             return None
@@ -157,7 +157,7 @@ class Metric:
             raise self.error(key, "give a list of names")
         return v
 
-    def _number(self, raw: dict, key: str, default: float | None, positive: bool = False) -> Any:
+    def _number(self, raw: dict[str, Any], key: str, default: float | None, positive: bool = False) -> Any:
         v = raw.get(key, default)
         if v is None:
             return None
@@ -220,7 +220,7 @@ class Metric:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def make_layout(self):
+    def make_layout(self) -> Layout | None:
 
         try:
             layout = Layout.parse(self.layout_text) if self.layout_text else None
@@ -251,7 +251,7 @@ class HistogramSpec:
     """The histogram part of a metric (``type: histogram``): where the counts are, what
     each slot counts (the schemes of ``bpfmap hist``, plus ``fixed`` bounds), units."""
 
-    def __init__(self, metric: Metric, raw: dict) -> None:
+    def __init__(self, metric: Metric, raw: dict[str, Any]) -> None:
         self.slots = metric._str(raw, "slots")
         self.slot = metric._str(raw, "slot")
         if self.slots and self.slot:
@@ -406,7 +406,7 @@ def _strict_loader() -> type:
 
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is optional in PyYAML
 
-    class StrictLoader(base):
+    class StrictLoader(base):  # type: ignore[misc]  # PyYAML ships no types for its loaders
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: set[Any] = set()
             for key_node, _value in node.value:

@@ -91,7 +91,9 @@ class Chains:
     the config) for the labels ``paths`` named ``names``; ``error(field, text)`` makes the
     ConfigError for a decoder on a field that is not a label."""
 
-    def __init__(self, decoders: dict[str, list[Any]], paths: list[str], names: list[str], error) -> None:
+    def __init__(
+        self, decoders: dict[str, list[Any]], paths: list[str], names: list[str], error: Callable[[str, str], Exception]
+    ) -> None:
         stray = [p for p in decoders if p not in paths]
         if stray:
             raise error(
@@ -99,7 +101,7 @@ class Chains:
             )
         self.chains = [(paths.index(p), decs, names[paths.index(p)]) for p, decs in decoders.items()]
 
-    def apply(self, labels: list[str], miss: Callable[[str], None]) -> tuple:
+    def apply(self, labels: list[str], miss: Callable[[str], None]) -> tuple[str, ...]:
         """``labels`` decoded (a value a decoder has no name for stays, and ``miss`` hears
         the label's name); Drop when a regexp leaves the series out."""
         for i, decs, name in self.chains:
@@ -119,7 +121,7 @@ def _scalar_text(v: Any) -> str | None:
     return None
 
 
-def parse(spec: Any, error) -> tuple[str | None, list[Any]]:
+def parse(spec: Any, error: Callable[..., Exception]) -> tuple[str | None, list[Any]]:
     """An ``as:`` entry -> (its display format or None, its text decoders); ``error(text)``
     makes the ConfigError to raise."""
     items = spec if isinstance(spec, list) else [spec]
@@ -139,7 +141,7 @@ def parse(spec: Any, error) -> tuple[str | None, list[Any]]:
     return fmt, decoders
 
 
-def _decoder(item: dict, error) -> Any:
+def _decoder(item: dict[str, Any], error: Callable[..., Exception]) -> Any:
     keys = set(item)
     if "static_map" in keys:
         if not keys <= {"static_map", "default"}:

@@ -12,7 +12,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import KernelError, UsageError, quote
 from .collector import Exporter
@@ -20,11 +20,12 @@ from .exposition import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from wsgiref.simple_server import WSGIServer
 
 SPOOL = 8 << 20  # a scrape's bytes held in memory before they spill to a temp file
 
 
-def registry_for(exporter: Exporter):
+def registry_for(exporter: Exporter) -> Any:  # a prometheus_client CollectorRegistry
     from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry(auto_describe=False)
@@ -32,7 +33,7 @@ def registry_for(exporter: Exporter):
     return registry
 
 
-def scrape(exporter: Exporter, openmetrics: bool = False) -> Any:
+def scrape(exporter: Exporter, openmetrics: bool = False) -> IO[bytes]:
     """One scrape in a file positioned at its start: the text format 0.0.4 written by
     bpfmap (export.exposition), or OpenMetrics through prometheus-client.  The file is in
     memory up to SPOOL bytes, on disk past that, so a big map's scrape holds little."""
@@ -41,7 +42,7 @@ def scrape(exporter: Exporter, openmetrics: bool = False) -> Any:
         if openmetrics:
             from prometheus_client.openmetrics.exposition import generate_latest as om_latest
 
-            out.write(om_latest(registry_for(exporter)))
+            out.write(om_latest(registry_for(exporter)))  # type: ignore[no-untyped-call]  # prometheus-client has no annotations
         else:
             exporter.scrape(out)
         out.seek(0)
@@ -60,7 +61,7 @@ def exposition(exporter: Exporter, openmetrics: bool = False) -> bytes:
 OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-def wsgi_app(exporter: Exporter):
+def wsgi_app(exporter: Exporter) -> Callable[[dict[str, Any], Any], Any]:
     """The /metrics endpoint: OpenMetrics when the Accept header asks for it, else text
     0.0.4; gzip when the scraper accepts it.  Each scrape is made whole, one at a time,
     by one worker thread (always the same: the memory a scrape used is reused by the
@@ -70,7 +71,7 @@ def wsgi_app(exporter: Exporter):
 
     worker = _Worker("bpfmap-scrape")
 
-    def app(environ: dict, start_response: Any):
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == "/favicon.ico":
             start_response("200 OK", [])
             return [b""]
@@ -150,7 +151,7 @@ LISTEN_BACKLOG = 128  # connections the kernel queues before accept (socketserve
 CLIENT_TIMEOUT = 10.0  # seconds a client may take to send its request or read the answer
 
 
-def serve(exporter: Exporter, host: str, port: int):
+def serve(exporter: Exporter, host: str, port: int) -> WSGIServer:
     """Serve /metrics on HOST:PORT in a background thread (plain text, or OpenMetrics when
     the scraper asks for it), a thread per connection with a listen backlog of
     LISTEN_BACKLOG and CLIENT_TIMEOUT seconds for a client to send its request; returns

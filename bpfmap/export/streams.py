@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ..core.maps import Map
 from ..errors import BpfmapError, UsageError
-from ..layout import fields
+from ..layout import Codec, fields
 from ..layout.formats import apply
 from ..streams.events import RecordDecoder, reader
 from ..types import MapType
@@ -33,6 +34,7 @@ WAIT = 0.25  # seconds a reader waits for records before it looks at its stop fl
 
 def record_codec(metric: Metric) -> Any:
     """The codec of one record of ``metric``'s stream (None: hex, which has no fields)."""
+    codec: Codec | None
     if metric.object is not None:
         from ..objects import read_object
 
@@ -55,7 +57,7 @@ def record_codec(metric: Metric) -> Any:
 class StreamMetric:
     """One metric's counts of a stream's records: its own record type, labels, series."""
 
-    def __init__(self, metric: Metric, decode_error, perf: bool) -> None:
+    def __init__(self, metric: Metric, decode_error: Callable[[str, str], None], perf: bool) -> None:
         if metric.type == "histogram" and not metric.value:
             raise metric.error("value", "a histogram of events needs the field it counts (value: NAME)")
         self.metric, self.decode_error = metric, decode_error
@@ -66,7 +68,7 @@ class StreamMetric:
             self.codec.on_miss = lambda path, _f, _v: decode_error(metric.name, path.replace(".", "_"))
         self.decoder = RecordDecoder(self.codec, perf=perf)
         self.lock = threading.Lock()
-        self.series: OrderedDict[tuple, Any] = OrderedDict()
+        self.series: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.records = self.dropped = 0
         paths = metric.labels or []
         self._getters = [fields.getter(p) for p in paths]
@@ -104,7 +106,7 @@ class StreamMetric:
                     held += number
                 series[labels] = held
 
-    def _label_tuple(self, value: Any) -> tuple:
+    def _label_tuple(self, value: Any) -> tuple[Any, ...]:
         out = []
         for g in self._getters:
             try:
@@ -148,7 +150,9 @@ class Stream:
     """One ring buffer's or perf buffer's reader (a thread of its own, on ``m``, which it
     owns) feeding the sinks of every metric that names the map, until :meth:`stop`."""
 
-    def __init__(self, m: Map, metrics: list[Metric], log, decode_error) -> None:
+    def __init__(
+        self, m: Map, metrics: list[Metric], log: Callable[[str], object], decode_error: Callable[[str, str], None]
+    ) -> None:
         perf = m.type is MapType.PERF_EVENT_ARRAY
         self.map, self.log = m, log
         self.sinks = {metric.name: StreamMetric(metric, decode_error, perf) for metric in metrics}

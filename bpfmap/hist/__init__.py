@@ -36,7 +36,7 @@ class Bucket:
     def __init__(self, low: int, high: int, count: int) -> None:
         self.low, self.high, self.count = low, high, count
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"low": self.low, "high": self.high, "count": self.count}
 
 
@@ -46,7 +46,7 @@ class Histogram:
     value the key's fields and label fields (None for a plain key or a merged one);
     ``sum`` the sum of the values counted when the map keeps one (a sum slot)."""
 
-    def __init__(self, group: dict | None, buckets: list[Bucket], sum: int | None = None) -> None:
+    def __init__(self, group: dict[str, Any] | None, buckets: list[Bucket], sum: int | None = None) -> None:
         self.group, self.buckets, self.sum = group, buckets, sum
         self.unit: str | None = None
 
@@ -68,7 +68,7 @@ class Histogram:
             seen += b.count
         return float(self.buckets[-1].high)
 
-    def to_dict(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict:
+    def to_dict(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
         return {
             "group": self.group,
             "total": self.total,
@@ -93,7 +93,7 @@ def _number(obj: Any, what: str) -> int:
             f"hist: the {what} must be a number, not {obj!r}; give a layout (--layout u32:u64) "
             f"or pick a field (--slot NAME / --field NAME)"
         )
-    return obj
+    return obj  # type: ignore[return-value]  # a float passes as it is (counts kept in f64)
 
 
 def _pick(obj: Any, name: str | None, what: str, option: str) -> Any:
@@ -125,7 +125,7 @@ def build(
     """Histograms from decoded (key, value) entries (per-CPU values already summed).
     Slots are numbers; missing slots (a hash map) count 0."""
     check_scheme(scheme, step)
-    groups: dict[tuple, tuple[dict | None, dict[int, int]]] = {}
+    groups: dict[tuple[Any, ...], tuple[dict[str, Any] | None, dict[int, int]]] = {}
     key_field = value_field = None
     first = True
     for key, value in entries:
@@ -159,7 +159,7 @@ def slots_field(value: Any) -> str | None:
     if isinstance(value, dict):
         for k, v in value.items():
             if _slot_array(v) or (isinstance(v, list) and v and all(_slot_array(x) or _holder(x) for x in v)):
-                return k
+                return k  # type: ignore[no-any-return]  # a decoded struct's field names are str
     return None
 
 
@@ -172,7 +172,7 @@ def _holder(v: Any) -> bool:
     return isinstance(v, dict) and any(_slot_array(x) for x in v.values())
 
 
-def _rows(arr: Any) -> list[tuple[int | None, list, dict[str, Any]]] | None:
+def _rows(arr: Any) -> list[tuple[int | None, list[Any], dict[str, Any]]] | None:
     """The arrays of counts in ``arr`` with their index (None for ``arr`` itself) and the
     string fields beside them: ``arr`` itself, or each element of an array of them or of
     structs holding one; None when it is neither."""
@@ -180,7 +180,7 @@ def _rows(arr: Any) -> list[tuple[int | None, list, dict[str, Any]]] | None:
         return [(None, arr, {})]
     if not isinstance(arr, list) or not arr:
         return None
-    rows: list[tuple[int | None, list, dict[str, Any]]] = []
+    rows: list[tuple[int | None, list[Any], dict[str, Any]]] = []
     for i, x in enumerate(arr):
         if _slot_array(x):
             rows.append((i, x, {}))
@@ -220,7 +220,7 @@ def build_in_value(
         if label_names is None:  # default: the value's strings (comm), when entries stand for something
             strings = [k for k, v in value.items() if isinstance(v, str)] if isinstance(value, dict) else []
             label_names = strings if keyed else []
-        group: dict = {}
+        group: dict[str, Any] = {}
         if keyed:
             group.update(key if isinstance(key, dict) else {"key": key})
         for name in label_names:
@@ -249,7 +249,14 @@ def build_in_value(
     return out
 
 
-def _from_counts(group: dict | None, counts: list | dict, scheme: str, step: int, minimum: int, total_sum) -> Histogram:
+def _from_counts(
+    group: dict[str, Any] | None,
+    counts: list[int] | dict[int, int],
+    scheme: str,
+    step: int,
+    minimum: int,
+    total_sum: int | None,
+) -> Histogram:
     """A histogram of slot counts (a list by slot, or slot -> count): buckets from the first
     to the last non-empty slot, the empty ones between kept."""
     by_slot = counts if isinstance(counts, dict) else dict(enumerate(counts))

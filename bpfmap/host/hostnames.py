@@ -119,7 +119,7 @@ class _Cgroups:
         return os.stat(os.path.join(root, path.lstrip("/"))).st_ino
 
 
-def _block_device(kernel: bool):
+def _block_device(kernel: bool) -> Callable[[int], str]:
     def lookup(dev: int) -> str:
         major, minor = (dev >> 20, dev & 0xFFFFF) if kernel else (os.major(dev), os.minor(dev))
         return os.path.basename(os.readlink(f"/sys/dev/block/{major}:{minor}"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..core.maps import Map
@@ -27,6 +27,8 @@ from ..layout.model import Char, Scalar
 from ..layout.stack import addresses
 from ..types import MapType
 from ..view import View, plain
+
+Getter = Callable[[Any, Any], Any]  # (key, value) -> a field of one of them
 
 KERNEL_FIELDS = ("kern_stack_id", "kernel_stack_id", "kstack_id", "kstackid", "kern_stackid", "kernel_stack")
 USER_FIELDS = ("user_stack_id", "ustack_id", "ustackid", "user_stackid", "user_stack")
@@ -42,7 +44,14 @@ class Stack:
 
     __slots__ = ("labels", "user", "kernel", "count", "pid")
 
-    def __init__(self, labels: dict[str, Any], user: list[dict], kernel: list[dict], count: int, pid: int | None):
+    def __init__(
+        self,
+        labels: dict[str, Any],
+        user: list[dict[str, Any]],
+        kernel: list[dict[str, Any]],
+        count: int,
+        pid: int | None,
+    ):
         self.labels, self.user, self.kernel, self.count, self.pid = labels, user, kernel, count, pid
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,7 +113,7 @@ class Joiner:
                     f"name the count with --value FIELD"
                 )
             self.value = _getter(counted, counts, "--value", "count") if counted else (lambda k, v: v)
-        self._frames: dict[tuple[int, int | None], list[dict]] = {}
+        self._frames: dict[tuple[int, int | None], list[dict[str, Any]]] = {}
         self.gone: set[int] = set()  # processes that exited: their user frames are [unknown]
 
     def entries(self) -> Iterator[tuple[Any, Any]]:
@@ -113,7 +122,7 @@ class Joiner:
 
     def stacks(self, entries: Iterable[tuple[Any, Any]] | None = None) -> list[Stack]:
         """Every distinct stack of the counts map with its summed count, largest first."""
-        merged: dict[tuple, Stack] = {}
+        merged: dict[tuple[Any, ...], Stack] = {}
         for k, v in entries if entries is not None else self.entries():
             count = self.value(k, v)
             if not isinstance(count, int):
@@ -160,7 +169,7 @@ def _names(codec: Any) -> list[str]:
     return [f.name for f in _fields(codec) if f.name]
 
 
-def _fields(codec: Any) -> tuple:
+def _fields(codec: Any) -> tuple[Any, ...]:
     return tuple(getattr(getattr(codec, "type", None), "fields", ()))
 
 
@@ -189,7 +198,9 @@ def _only(found: list[str], defaults: tuple[str, ...], names: list[str], counts:
     return found[0]
 
 
-def _pick(given: str | None, defaults: tuple[str, ...], counts: View, opt: str, reads: str | None = None):
+def _pick(
+    given: str | None, defaults: tuple[str, ...], counts: View, opt: str, reads: str | None = None
+) -> Getter | None:
     if given is not None:
         return _getter(given, counts, opt, reads)
     key_t, value_t = counts.field_types
@@ -199,7 +210,7 @@ def _pick(given: str | None, defaults: tuple[str, ...], counts: View, opt: str, 
     return None
 
 
-def _getter(path: str, counts: View, opt: str, reads: str | None = None):
+def _getter(path: str, counts: View, opt: str, reads: str | None = None) -> Getter:
     """A function (key, value) -> the field ``path`` of the side fields.side gives it."""
     side, rest = fields.side(path, *counts.field_types, f"{opt} {path}", reads)
     get = fields.getter(rest) if rest is not None else _whole
@@ -213,7 +224,7 @@ def _whole(x: Any) -> Any:
 def _name(f: dict[str, Any]) -> str:
     """A frame as a flame graph names it: the function (``module+0xOFF`` for a user frame
     without a symbol), with no ``;`` in it."""
-    sym = f["symbol"]
+    sym: str = f["symbol"]
     if sym == symbols.UNKNOWN and f.get("module") and f.get("offset") is not None:
         sym = f"{f['module']}+{f['offset']:#x}"
     return sym.replace(";", ":").replace(" ", "_")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..core import owners
@@ -133,7 +134,7 @@ def _checked(ref: str) -> str:
     return ref if ref.startswith(("id:", "name:")) else os.path.abspath(ref)
 
 
-def _sort_key(sort: str):
+def _sort_key(sort: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     if sort == "name":
         return lambda r: (r["name"], r["id"])
     field = {"fill": "fill", "entries": "entries", "rate": "rate", "memory": "memlock"}[sort]

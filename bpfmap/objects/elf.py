@@ -82,7 +82,7 @@ class MapDef:
         writes the dots of global-variable map names (``prog.bss``) as ``_``."""
         return self.name.replace(".", "_") if self.section else self.name
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type.label if self.type else None,
@@ -108,7 +108,7 @@ class BpfObject:
         self.path, self.maps, self.btf_data = path, maps, btf_data
         self.btf_note: str | None = None  # set by create_maps when the kernel refused this BTF
 
-    def type_codec(self, ctype: str):
+    def type_codec(self, ctype: str) -> TypeCodec:
         """A codec for a type of the object's BTF named as in C: ``struct event``,
         ``union u``, ``enum e`` or a typedef/base name (``__u64``, ``event_t``); ``struct
         X`` also finds a typedef X of a struct, and a bare name a struct, union or enum.
@@ -196,7 +196,7 @@ def read_object(path: str) -> BpfObject:
         raise
 
 
-def _check_layout(elf, size: int) -> None:
+def _check_layout(elf: Any, size: int) -> None:  # elf: an elftools ELFFile
     """Every section's bytes inside the file, and the tables we read of the type we read
     them as, before any is read (a damaged size would otherwise ask for gigabytes)."""
     from elftools.elf.relocation import RelocationSection
@@ -220,7 +220,7 @@ def _check_layout(elf, size: int) -> None:
                 raise Damaged(f"relocation section {i} ({sec.name!r}) links to section {link}, not a symbol table")
 
 
-def _read(path: str, elf) -> BpfObject:
+def _read(path: str, elf: Any) -> BpfObject:
     if elf["e_machine"] != "EM_BPF":
         raise ObjectError(f"object {path}: an ELF file for {elf['e_machine']}, not BPF (clang -target bpf)")
     if elf.little_endian is not (struct.pack("=H", 1) == b"\x01\x00"):
@@ -297,7 +297,7 @@ def internal_map_name(obj_path: str, section: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", name)
 
 
-def _global_maps(path: str, btf: BTF, sections: dict) -> list[MapDef]:
+def _global_maps(path: str, btf: BTF, sections: dict[str, Any]) -> list[MapDef]:
     """The one-entry arrays libbpf makes of an object's global variables (.data, .rodata,
     .bss, .data.NAME..., and .kconfig for ``__kconfig`` externs), in section order: value
     BTF the section's DATASEC, no key BTF, BPF_F_MMAPABLE when the section holds a variable
@@ -343,7 +343,7 @@ def _has_global_variable(btf: BTF, datasec: Any) -> bool:
     return False
 
 
-def _map_relocations(elf, maps_idx: int) -> list[tuple[int, str]]:
+def _map_relocations(elf: Any, maps_idx: int) -> list[tuple[int, str]]:
     """(offset in .maps, symbol name) for every relocation against .maps: the map
     pointers map-in-map definitions hold in ``values``."""
     from elftools.elf.relocation import RelocationSection

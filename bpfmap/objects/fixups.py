@@ -5,15 +5,16 @@ variables laid out as allocated ones."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 
-from ..btf.wire import BTF, Kind
+from ..btf.wire import BTF, BtfType, Kind
 
 
 class Damaged(Exception):
     """A size or offset in the file that cannot be right (the object is damaged)."""
 
 
-def fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> None:
+def fix_datasecs(raw: bytearray, btf: BTF, sections: dict[str, Any], symbols: dict[tuple[int, str], int]) -> None:
     """As libbpf's btf_fixup_datasec: DATASEC sizes from the ELF sections and variable
     offsets from the symbols (clang leaves them 0); the kernel refuses a 0-size DATASEC.
     Extern variables (``__kconfig``) become allocated ones laid out one after another,
@@ -39,7 +40,7 @@ def fix_datasecs(raw: bytearray, btf: BTF, sections: dict, symbols: dict) -> Non
                 struct.pack_into("<I", raw, pos + 12 + 12 * i + 4, value)
 
 
-def _fix_extern_datasec(raw: bytearray, btf: BTF, sec) -> None:
+def _fix_extern_datasec(raw: bytearray, btf: BTF, sec: BtfType) -> None:
     pos = btf.offset_of(sec.id)
     off = 0
     for i, m in enumerate(sec.members):

@@ -8,10 +8,10 @@ import gzip
 import os
 import re
 
-from ..btf.wire import BTF, Kind
+from ..btf.wire import BTF, BtfType, Kind
 
 
-def kconfig_values(btf: BTF, sec) -> bytes:
+def kconfig_values(btf: BTF, sec: BtfType) -> bytes:
     """The .kconfig map's bytes as libbpf fills them: LINUX_KERNEL_VERSION from uname,
     CONFIG_* from the running kernel's config (/proc/config.gz or /boot/config-RELEASE):
     bools and tristates (``enum libbpf_tristate``: n 0, y 1, m 2), integers and char
@@ -46,7 +46,7 @@ def _release_numbers() -> list[str]:
     return re.findall(r"\d+", os.uname().release.split("-")[0])[:3]
 
 
-def _kconfig_value(t, raw: str) -> int | bytes:
+def _kconfig_value(t: BtfType, raw: str) -> int | bytes:
     if t.kind == Kind.ARRAY:
         return raw.strip('"').encode()
     if t.kind == Kind.ENUM and t.name == "libbpf_tristate":

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from ..layout.leaves import csv_string, non_finite
-from .table import write_raw_table, write_table
 from .templates import templates_of
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv", "table")
@@ -154,6 +153,8 @@ def write_item_batches(
     """Raw batches through ``lines`` (item_writer), framed as write_entries frames them;
     a piece at a time where ``lines`` makes a batch in pieces (layout.rows)."""
     if hasattr(lines, "columns"):  # a table's cells
+        from .table import write_raw_table  # rich and the row plans: only a table needs them
+
         return write_raw_table(raw, lines, out)
     header = getattr(lines, "header", None)
     if header is not None:  # csv: the column row before the first row
@@ -174,6 +175,12 @@ def _entries(batches: Iterable[DecodedBatch]) -> Iterator[tuple[object, object]]
     return itertools.chain.from_iterable(zip(k, v) for k, v in batches)
 
 
+def _write_table(batches: Iterable[DecodedBatch], kc: TextCodec, vc: TextCodec, percpu: bool, out: IO[str]) -> int:
+    from .table import write_table  # rich and the row plans: only a table needs them
+
+    return write_table(_entries(batches), kc.format, vc.format, percpu, out)
+
+
 EntryWriter = Callable[[Iterable[DecodedBatch], Any, Any, bool, IO[str]], int]
 
 _ENTRY_WRITERS: dict[str, EntryWriter] = {
@@ -181,7 +188,7 @@ _ENTRY_WRITERS: dict[str, EntryWriter] = {
     "jsonl": functools.partial(_write_lines, "jsonl"),
     "json": functools.partial(_write_lines, "json"),
     "csv": lambda batches, _kc, _vc, percpu, out: _entries_csv(_entries(batches), percpu, out),
-    "table": lambda batches, kc, vc, percpu, out: write_table(_entries(batches), kc.format, vc.format, percpu, out),
+    "table": _write_table,
 }
 
 

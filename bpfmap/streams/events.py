@@ -19,7 +19,8 @@ import os
 import select
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .._sys import perf
 from ..core.columns import copy_columns
@@ -27,6 +28,9 @@ from ..core.maps import Map, verb_list
 from ..errors import UsageError, translate
 from ..filters import Condition
 from ..types import MapType
+
+if TYPE_CHECKING:
+    from ..layout.model import Struct
 
 PAGE = mmap.PAGESIZE
 _U32 = struct.Struct("<I").unpack_from
@@ -91,7 +95,7 @@ class _Reader:
 
     def batches(
         self, count: int | None = None, timeout: float | None = None, packed: bool = False
-    ) -> Iterator[RecordBatch]:
+    ) -> Generator[RecordBatch, int | None, None]:
         """Lists of records as the kernel wakes us, ``count`` records in all at most (the
         rest stay in the ring), for ``timeout`` seconds at most (None: no limit).  A batch
         may be empty when a wait ends with nothing to read.  A consumer that keeps only
@@ -113,10 +117,10 @@ class _Reader:
         for batch in self.batches(count, timeout):
             yield from batch  # type: ignore[misc]  # never Packed: not asked for
 
-    def __enter__(self):
+    def __enter__(self) -> _Reader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -361,10 +365,10 @@ class RecordDecoder:
 
     def __init__(
         self,
-        codec,
+        codec: Any,
         where: list[Condition] | None = None,
         perf: bool = False,
-        stored=None,
+        stored: Any = None,
         formats: dict[str, str] | None = None,
     ) -> None:
         from ..layout import HexCodec
@@ -448,7 +452,7 @@ class RecordDecoder:
             self.notes.append(text)
 
 
-def _cut(t, value, length: int):
+def _cut(t: Struct, value: Any, length: int) -> Any:
     """The fields of decoded struct ``value`` that lie within ``length`` bytes: a field
     past the end is left out; a cut array keeps its whole elements, a cut string the
     characters sent."""

@@ -56,8 +56,8 @@ class UserRingBuffer:
 
     def free(self) -> int:
         """Bytes free in the ring now."""
-        cons = struct.unpack_from("<Q", self._cons, 0)[0]
-        prod = struct.unpack_from("<Q", self._prod, 0)[0]
+        cons: int = struct.unpack_from("<Q", self._cons, 0)[0]
+        prod: int = struct.unpack_from("<Q", self._prod, 0)[0]
         return self.size - (prod - cons)
 
     def send(self, record: bytes, timeout: float = 0.0) -> bool:

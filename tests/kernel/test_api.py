@@ -3,65 +3,8 @@
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 
 import bpfmap
-from bpfmap.errors import BpfmapError
-
-
-def test_every_name_in_all_resolves():
-    for name in bpfmap.__all__:
-        assert getattr(bpfmap, name) is not None, name
-
-
-def test_every_exception_class_is_exported():
-    """Every BpfmapError subclass any module defines is reachable as bpfmap.NAME."""
-    import bpfmap.core.asm
-    import bpfmap.entries.bulk
-    import bpfmap.entries.drain
-    import bpfmap.export
-    import bpfmap.objects  # noqa: F401  (load every module that defines errors)
-
-    def subclasses(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
-
-    ours = {c for c in subclasses(BpfmapError) if c.__module__.startswith("bpfmap")}
-    assert len(ours) > 15
-    for cls in ours:
-        assert getattr(bpfmap, cls.__name__) is cls, cls
-        assert cls.__name__ in bpfmap.__all__
-
-
-def test_import_stays_light():
-    code = "import sys, bpfmap; print(','.join(sorted(sys.modules)))"
-    mods = set(
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(",")
-    )
-    for heavy in (
-        "bpfmap.objects",
-        "bpfmap.streams.events",
-        "bpfmap.entries.drain",
-        "bpfmap.entries.bulk",
-        "bpfmap.core.asm",
-        "bpfmap.view",
-        "elftools",
-        "pycparser",
-        "rich",
-        "typer",
-        "dataclasses",
-    ):
-        assert heavy not in mods, heavy
-
-
-def test_lazy_names_are_the_modules_objects():
-    from bpfmap.objects import read_object
-    from bpfmap.view import View
-
-    assert bpfmap.View is View and bpfmap.read_object is read_object
-    assert "View" in dir(bpfmap)
 
 
 def test_map_create_takes_a_spec(bpffs):
@@ -96,9 +39,10 @@ import ctypes  # noqa: E402
 import random  # noqa: E402
 
 import pytest  # noqa: E402
+from helpers import examples  # noqa: E402
+from helpers.layouts import random_side, value_for  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_layout_oracle import random_side, value_for  # noqa: E402
 
 from bpfmap.layout import Layout  # noqa: E402
 from bpfmap.view import record  # noqa: E402
@@ -160,7 +104,7 @@ def test_per_cpu_values_and_their_aggregates(bpffs):
         assert not plain_map.closed  # a View over a Map it does not own leaves it open
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.randoms(use_true_random=False), st.data())
 def test_records_round_trip_through_random_layouts(bpffs, rng: random.Random, data):
     text = random_side(rng)

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from bpfmap import Map
 from bpfmap.core import batch as batch_mod
@@ -205,7 +205,7 @@ def test_four_processes_bulk_load_disjoint_ranges(pindir, tmp_path):
 
 
 def _cmd() -> list[str]:
-    from conftest import BPFMAP
+    from helpers import BPFMAP
 
     return list(BPFMAP)
 

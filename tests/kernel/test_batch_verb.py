@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 
 @pytest.fixture

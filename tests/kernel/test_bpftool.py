@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from bpfmap import Map, MapFlag, MapType, possible_cpus
 from bpfmap.types import spec

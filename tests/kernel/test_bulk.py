@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP, run_cli
+from helpers import BPFMAP, examples, run_cli
 
 from bpfmap import Map, possible_cpus
 
@@ -403,7 +403,7 @@ def test_every_format_round_trips_any_text(pindir, tmp_path):
     entry = st.tuples(st.integers(0, 65535), text(12), st.integers(0, 2**32 - 1), text(16), text(6))
     counter = itertools.count()
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(entry, min_size=1, max_size=12, unique_by=lambda e: (e[0], e[1])))
     def check(entries):
         i = next(counter)
@@ -452,7 +452,7 @@ def test_every_format_round_trips_any_bytes(pindir, tmp_path):
     struct_entry = st.tuples(st.integers(0, 65535), raw(12), st.integers(0, 2**32 - 1), raw(16), raw(6))
     string_entry = st.tuples(st.integers(0, 2**32 - 1), raw(10))
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(
         st.lists(struct_entry, min_size=1, max_size=10, unique_by=lambda e: (e[0], e[1])),
         st.lists(string_entry, min_size=1, max_size=10, unique_by=lambda e: e[0]),

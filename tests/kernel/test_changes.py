@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP, compile_bpf, create_pin, need_tool, run_cli
+from helpers import BPFMAP, compile_bpf, create_pin, need_tool, run_cli
 
 from bpfmap import Map, Program, View
 from bpfmap.entries.changes import Deletion

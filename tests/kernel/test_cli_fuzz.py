@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,7 +66,7 @@ text = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layout=st.sampled_from(LAYOUTS), key=text, value=text, verb=st.sampled_from(["update", "lookup", "delete"]))
 def test_no_internal_errors(bm, fuzz_map, layout, key, value, verb):
     path, _m = fuzz_map

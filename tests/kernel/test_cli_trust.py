@@ -10,8 +10,10 @@ import os
 import subprocess
 
 import pytest
-from conftest import BPFMAP, run_cli
-from conftest import create_pin as create
+from helpers import BPFMAP, run_cli
+from helpers import create_pin as create
+
+import bpfmap
 
 pytestmark = pytest.mark.kernel
 
@@ -22,20 +24,28 @@ pytestmark = pytest.mark.kernel
 @pytest.fixture
 def maps(pindir):
     """A hash map with BTF (u32 -> u64, entries 1: 10 and 2: 20), a queue, a ring buffer, a
-    user ring buffer, a stack-counts map with its stack map, and a batch file."""
-    h = create(pindir, "h", "hash", "--layout", "u32:u64", "--max-entries", "16")
-    assert run_cli("update", h, "--from", "-", input="1\t10\n2\t20\n").returncode == 0
-    out = {
+    user ring buffer, a stack-counts map with its stack map, and a batch file: made in this
+    process through the library (the verbs under test run as commands; 39 tests x 8
+    commands of set-up were most of this module's time)."""
+
+    def made(name: str, kind: str, layout: str | None = None, **fields) -> str:
+        path = os.path.join(pindir, name)
+        bpfmap.create(kind, layout, path, **fields).close()
+        return path
+
+    h = made("h", "hash", "u32:u64", max_entries=16)
+    with bpfmap.open(h) as v:
+        v[1], v[2] = 10, 20
+    return {
         "h": h,
         "dir": pindir,
-        "q": create(pindir, "q", "queue", "--value", "4", "--max-entries", "8"),
-        "rb": create(pindir, "rb", "ringbuf", "--max-entries", "4096"),
-        "urb": create(pindir, "urb", "user_ringbuf", "--max-entries", "4096"),
-        "cnt": create(pindir, "cnt", "hash", "--layout", "kern_stack_id=s32:u64"),
-        "st": create(pindir, "st", "stack_trace", "--key", "4", "--value", "1016", "--max-entries", "4"),
-        "empty": create(pindir, "empty", "hash", "--layout", "u32:u64"),
+        "q": made("q", "queue", value_size=4, max_entries=8),
+        "rb": made("rb", "ringbuf", max_entries=4096),
+        "urb": made("urb", "user_ringbuf", max_entries=4096),
+        "cnt": made("cnt", "hash", "kern_stack_id=s32:u64"),
+        "st": made("st", "stack_trace", key_size=4, value_size=1016, max_entries=4),
+        "empty": made("empty", "hash", "u32:u64"),
     }
-    return out
 
 
 def _json(text: str):

@@ -8,8 +8,9 @@ import os
 import re
 
 import pytest
-from conftest import REPO, compile_bpf, run_cli
-from test_help import RINGBUF_TWICE
+from helpers import REPO, compile_bpf, run_cli, same_shape
+from helpers.events import events_while_writing
+from helpers.programs import OBJECT_SOURCE, RINGBUF_TWICE, load
 
 from bpfmap import Map
 from bpfmap.core.maps import Program
@@ -21,37 +22,6 @@ def _shapes() -> dict[str, object]:
     text = open(DOC, encoding="utf-8").read()
     found = re.findall(r"<!-- shape: ([\w-]+) -->\s*```json\n(.*?)```", text, re.S)
     return {name: json.loads(body) for name, body in found}
-
-
-def _kind(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    return type(v).__name__
-
-
-def same_shape(doc: object, real: object, where: str = "$") -> None:
-    """``real`` has the documented fields and types (null matches anything: the doc says
-    which fields may be null)."""
-    if doc is None or real is None:
-        return
-    assert _kind(doc) == _kind(real), f"{where}: documented {_kind(doc)}, printed {_kind(real)} ({real!r})"
-    if isinstance(doc, dict):
-        assert set(doc) == set(real), f"{where}: documented fields {sorted(doc)}, printed {sorted(real)}"
-        for k in doc:
-            same_shape(doc[k], real[k], f"{where}.{k}")
-    elif isinstance(doc, list) and doc and real:
-        same_shape(doc[0], real[0], f"{where}[0]")
-
-
-def test_same_shape_catches_drift():
-    same_shape({"a": 1, "b": [1]}, {"a": 2.5, "b": []})
-    for bad in ({"a": "1", "b": [1]}, {"a": 1}, {"a": 1, "b": [1], "c": 0}, {"a": 1, "b": ["x"]}):
-        with pytest.raises(AssertionError):
-            same_shape({"a": 1, "b": [1]}, bad)
 
 
 @pytest.fixture
@@ -77,11 +47,10 @@ def maps(pindir, tmp_path):
         prog.test_run(bytes(20))
         prog.close()
     pe = make("pe", "perf_event_array")
-    from test_objects import SOURCE
 
     src, obj = os.path.join(tmp_path, "o.c"), os.path.join(tmp_path, "o.o")
     with open(src, "w") as f:
-        f.write(SOURCE)
+        f.write(OBJECT_SOURCE)
     compile_bpf(src, obj)
     return {
         "dir": pindir,
@@ -138,7 +107,6 @@ def _object_maps(pindir: str) -> dict[str, object]:
         os.rmdir(path)
         prog.close()
         m.close()
-    from test_real_programs import load
 
     prof = load("stacks", pindir, _Factory(pindir))
     with Program.open(os.path.join(prof.progs, "profile")) as p:
@@ -167,7 +135,6 @@ class _Factory:
 
 def _perf_record(path: str) -> object:
     """One record through a perf buffer that 'bpfmap events' opens, written while it waits."""
-    from test_events import events_while_writing
 
     code, out, err = events_while_writing(
         path, "--layout", "pid=u32,comm=char[16],pad[4]", "--count", "1", "-o", "jsonl", record_size=24
@@ -246,27 +213,3 @@ def test_documented_shapes_match_the_program(maps):
     for name, shape in shapes.items():
         same_shape(shape, printed[name], name)
     assert printed["error"]["code"] == 1 and run_cli("lookup", counts, "99", "-o", "json").returncode == 1
-
-
-@pytest.mark.parametrize(
-    "args, code",
-    [
-        (["lookup", "/nonexistent/pin", "1", "-o", "json"], 3),
-        (["dump", "--bogus", "-o", "jsonl"], 2),
-        (["dump", "x", "--output=json", "--layout", "u33"], 2),
-    ],
-)
-def test_errors_are_json_objects_with_json_output(args, code):
-    r = run_cli(*args)
-    assert r.returncode == code and r.stdout == ""
-    obj = json.loads(r.stderr)
-    assert obj["code"] == code and obj["error"] and set(obj) == {"error", "code"}
-
-
-def test_exit_code_table_lists_every_code_the_cli_uses():
-    from bpfmap import errors
-
-    text = open(DOC, encoding="utf-8").read()
-    table = set(map(int, re.findall(r"^\| (\d+) \|", text, re.M)))
-    used = {c.exit_code for c in vars(errors).values() if isinstance(c, type) and hasattr(c, "exit_code")}
-    assert used | {0, 130, 143} == table  # 130, 143: Ctrl-C, SIGTERM (128 + the signal)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import create_pin, need_tool
+from helpers import create_pin, need_tool
 
 import bpfmap.entries.migrate
 from bpfmap import Map, MapSpec, possible_cpus

@@ -11,7 +11,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import BPF_SOURCES, compile_bpf, need_tool, run_cli
+from helpers import BPF_SOURCES, compile_bpf, need_tool, run_cli
 
 import bpfmap
 from bpfmap import Map

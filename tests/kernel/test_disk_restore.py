@@ -10,7 +10,7 @@ import struct
 import subprocess
 
 import pytest
-from conftest import need_tool, run_cli
+from helpers import need_tool, run_cli
 
 import bpfmap
 from bpfmap import Map

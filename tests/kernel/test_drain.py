@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP, run_cli
+from helpers import BPFMAP, run_cli
 
 from bpfmap import Map, possible_cpus
 from bpfmap.entries.drain import DeliveryError, Sink, drain

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 ROOT = REPO
 

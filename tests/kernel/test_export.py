@@ -5,7 +5,6 @@ BPF_PROG_TEST_RUN) counts between scrapes."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -13,12 +12,11 @@ import socket
 import struct
 import subprocess
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
-from conftest import BPFMAP, need_tool, run_cli
-from test_real_programs import Loaded, loaded_program, sample
+from helpers import BPFMAP, need_tool, run_cli
+from helpers.programs import Loaded, loaded_program, sample
+from helpers.prometheus import Prometheus, samples, write_config
 
 from bpfmap import Map
 
@@ -36,12 +34,6 @@ def flow_sample(saddr: str, daddr: str, dport: int, proto: int, length: int, use
 
 def send(loaded: Loaded, times: int, saddr="10.0.0.1", daddr="10.0.0.2", dport=443, proto=6, length=100, usecs=100):
     loaded.run("flow", flow_sample(saddr, daddr, dport, proto, length, usecs, "curl"), times=times)
-
-
-def write_config(tmp_path, text: str) -> str:
-    path = tmp_path / "export.yaml"
-    path.write_text(text)
-    return str(path)
 
 
 def flows_config(flows_prog: Loaded, hists_prog: Loaded | None = None, extra: str = "") -> str:
@@ -85,10 +77,6 @@ def once(config: str, *args: str) -> dict:
     r = run_cli("export", config, "--once", *args)
     assert r.returncode == 0, r.stderr
     return {f.name: f for f in text_string_to_metric_families(r.stdout)}
-
-
-def samples(family, suffix: str = "") -> dict:
-    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == family.name + suffix}
 
 
 # -- one exposition ---------------------------------------------------------------------------
@@ -225,70 +213,6 @@ def _flow_packets(text: str) -> float:
 # -- serving ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Exporter:
-    """`bpfmap export --listen` in the background; always stopped."""
-
-    def __init__(self, config: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/metrics"
-        self.proc = subprocess.Popen(
-            [*BPFMAP, "export", config, "--listen", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                self.get()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError(  # noqa: B904 (the OSError says nothing more)
-                        f"exporter did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
-                    )
-                time.sleep(0.1)
-
-    def get(self, accept: str | None = None) -> tuple[str, str]:
-        req = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.read().decode(), resp.headers["Content-Type"]
-
-    def families(self) -> dict:
-        return {f.name: f for f in text_string_to_metric_families(self.get()[0])}
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.stderr.read() if self.proc.stderr else ""
-
-
-@pytest.fixture
-def exporter():
-    started: list[Exporter] = []
-
-    def start(config: str) -> Exporter:
-        e = Exporter(config)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.stop()
-
-
 def test_served_metrics_follow_a_map_that_goes_and_comes_back(exporter, pindir, tmp_path):
     pin = os.path.join(pindir, "c")
     layout = "u32:u64"
@@ -325,74 +249,6 @@ def test_listen_refuses_a_port_in_use(flows_prog, tmp_path):
 
 
 # -- a real Prometheus ------------------------------------------------------------------------
-
-
-class Prometheus:
-    """A Prometheus server on 127.0.0.1 with a temp config and TSDB, scraping one target
-    every second; always stopped."""
-
-    def __init__(self, tmp_path, target: str) -> None:
-        binary = need_tool("prometheus")
-        self.port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: bpfmap\n    static_configs: [{{targets: ['{target}']}}]\n"
-        )
-        (tmp_path / "tsdb").mkdir()
-        self.log = open(tmp_path / "prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_for(lambda: self._get("/-/ready") is not None, "ready", 30)
-
-    def _get(self, path: str) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.read().decode()
-        except OSError:
-            return None
-
-    def query(self, expr: str) -> list:
-        text = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        if text is None:
-            return []
-        data = json.loads(text)
-        assert data["status"] == "success", data
-        return data["data"]["result"]
-
-    def value(self, expr: str) -> float | None:
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if len(result) == 1 else None
-
-    def wait_for(self, cond, what: str, seconds: float = 20) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited {self.proc.returncode}")
-            if cond():
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"prometheus: {what} not within {seconds} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def test_a_real_prometheus_scrapes_counters_rates_and_quantiles(flows_prog, hists_prog, exporter, tmp_path):

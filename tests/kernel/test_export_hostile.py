@@ -14,9 +14,9 @@ import threading
 import time
 
 import pytest
-from conftest import BPFMAP, run_cli
-from test_export import Exporter as ServedExporter
-from test_export import samples, write_config
+from helpers import BPFMAP, run_cli
+from helpers.prometheus import Exporter as ServedExporter
+from helpers.prometheus import samples, write_config
 
 from bpfmap import Map
 

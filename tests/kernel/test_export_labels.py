@@ -16,8 +16,8 @@ import time
 import uuid
 
 import pytest
-from conftest import create_pin, need_tool, run_cli
-from test_export import Prometheus, exporter, write_config  # noqa: F401  (exporter: a fixture)
+from helpers import create_pin, need_tool, run_cli
+from helpers.prometheus import Prometheus, write_config
 
 from bpfmap import Map, Program
 from bpfmap.core.objrefs import cgroup2_mount
@@ -317,7 +317,7 @@ def test_event_records_decoded_by_an_objects_btf(tmp_path):
     """object: + value_type: a stream's records read through the object's BTF (a record
     shorter than the type, as programs send a trailing array only as far as it is used,
     still counts)."""
-    from conftest import compile_bpf
+    from helpers import compile_bpf
 
     from bpfmap.export import parse_config
     from bpfmap.export.streams import StreamMetric

@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import BPFMAP, create_pin, run_cli
+from helpers import BPFMAP, create_pin, run_cli
 
 pytestmark = pytest.mark.kernel
 

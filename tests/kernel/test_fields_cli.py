@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 ROOT = os.path.join(REPO, "bpfmap")
 

@@ -8,7 +8,7 @@ import struct
 import subprocess
 
 import pytest
-from conftest import BPFMAP, BPFMAP_SH, create_pin, run_cli
+from helpers import BPFMAP, BPFMAP_SH, create_pin, run_cli
 
 from bpfmap import Map
 

@@ -4,63 +4,17 @@ standing in for /sys/fs/bpf, with the maps the examples name created first."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
 
 import pytest
-from conftest import BPFMAP_SH, need_tool, run_cli
+from helpers import BPFMAP_SH, help_examples, need_tool, run_cli
+from helpers.programs import RINGBUF_TWICE
 
 from bpfmap import Map
 from bpfmap.cli import COMMANDS
 from bpfmap.core.maps import Program
-
-
-def _examples(verb: str) -> list[str]:
-    r = run_cli(verb, "--help")
-    assert r.returncode == 0, r.stderr
-    text = r.stdout
-    assert "Examples:" in text, f"{verb} --help has no examples"
-    tail = text[text.index("Examples:") :]
-    cmds = [m.group(1) for m in re.finditer(r"^\s+\$ (.+)$", tail, re.M)]
-    assert 1 <= len(cmds) <= 2, (verb, cmds)
-    # the examples are the last thing help prints
-    assert text.rstrip().endswith(cmds[-1])
-    return cmds
-
-
-def test_every_command_has_examples():
-    for verb in COMMANDS:
-        for cmd in _examples(verb):
-            assert cmd.split()[0] in ("bpfmap", "if") and f"bpfmap {verb}" in cmd, (verb, cmd)
-
-
-# writes two 24-byte records {pid, comm[16], pad} ('pid=u32,comm=char[16]' reads their start)
-RINGBUF_TWICE = """
-    r1 = 0
-    *(u64 *)(r10 - 24) = r1
-    *(u64 *)(r10 - 16) = r1
-    *(u64 *)(r10 - 8) = r1
-    r1 = 42
-    *(u32 *)(r10 - 24) = r1
-    r1 = 0x6c7275
-    *(u32 *)(r10 - 20) = r1
-    r1 = map[rb]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
-    r1 = map[rb]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
-    r0 = 0
-    exit
-"""
 
 
 @pytest.fixture
@@ -119,7 +73,7 @@ def test_every_example_runs(fake_sys_fs_bpf, tmp_path):
     config.write_text(f"metrics:\n  - name: counts_total\n    map: {fake_sys_fs_bpf}/counts\n")
     (tmp_path / "records.txt").write_text("pid=1,cmd=2\npid=3,cmd=4\n")  # send's example reads it
     for verb in COMMANDS:
-        for cmd in _examples(verb):
+        for cmd in help_examples(verb):
             # the map name 'counts' is unique on this machine only if no other test made one
             real = (
                 cmd.replace("/sys/fs/bpf", fake_sys_fs_bpf)

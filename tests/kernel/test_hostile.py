@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from bpfmap import Map
 

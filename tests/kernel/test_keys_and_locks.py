@@ -7,8 +7,8 @@ import json
 import subprocess
 
 import pytest
-from conftest import create_pin as create
-from conftest import run_cli
+from helpers import create_pin as create
+from helpers import run_cli
 
 from bpfmap import Map
 

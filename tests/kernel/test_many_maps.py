@@ -10,7 +10,7 @@ import os
 import uuid
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 pytestmark = pytest.mark.kernel
 

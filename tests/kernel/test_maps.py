@@ -9,7 +9,7 @@ import sys
 import threading
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from bpfmap import (
     Empty,

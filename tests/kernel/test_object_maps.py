@@ -13,8 +13,8 @@ import sys
 import uuid
 
 import pytest
-from conftest import create_pin as create
-from conftest import need_tool, run_cli
+from helpers import create_pin as create
+from helpers import need_tool, run_cli
 
 from bpfmap import Map, MapSpec, Program, _sys
 from bpfmap.core.objrefs import cgroup2_mount

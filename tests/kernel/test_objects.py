@@ -10,131 +10,12 @@ import shlex
 import subprocess
 
 import pytest
-from conftest import BPFMAP_SH, compile_bpf, need_tool, run_cli
+from helpers import BPFMAP_SH, compile_bpf, need_tool, run_cli
+from helpers.programs import OBJECT_MAPS
 
 from bpfmap import Map, possible_cpus
 from bpfmap.errors import PinExists
-from bpfmap.objects import ObjectError, create_maps, read_object
-
-SOURCE = r"""
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-struct flow_key { __u32 saddr, daddr; __u16 sport, dport; __u8 proto; };
-struct flow_stats { __u64 packets, bytes; char comm[16]; };
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1024);
-    __type(key, struct flow_key);
-    __type(value, struct flow_stats);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} flows SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 4);
-    __type(key, __u32);
-    __type(value, __u64);
-} counters SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 128);
-    __uint(map_flags, BPF_F_NO_COMMON_LRU);
-    __type(key, __u64);
-    __type(value, __u32);
-} recent SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 4096);
-} events SEC(".maps");
-
-struct inner_map {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 2);
-    __type(key, __u32);
-    __type(value, __u64);
-} inner_a SEC(".maps"), inner_b SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-    __uint(max_entries, 4);
-    __type(key, __u32);
-    __array(values, struct inner_map);
-} outer SEC(".maps") = {
-    .values = { [1] = &inner_a, [3] = &inner_b },
-};
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-    __uint(max_entries, 8);
-    __type(key, __u32);
-    __array(values, struct {
-        __uint(type, BPF_MAP_TYPE_HASH);
-        __uint(max_entries, 16);
-        __type(key, __u32);
-        __type(value, __u32);
-    });
-} by_cpu SEC(".maps");
-
-SEC("socket")
-int prog(struct __sk_buff *skb)
-{
-    __u32 k = 0;
-    struct flow_key fk = {};
-    __u64 *v = bpf_map_lookup_elem(&counters, &k);
-    if (v)
-        __sync_fetch_and_add(v, 1);
-    bpf_map_lookup_elem(&flows, &fk);
-    void *in = bpf_map_lookup_elem(&outer, &k);
-    if (in)
-        bpf_map_lookup_elem(in, &k);
-    return 0;
-}
-
-char LICENSE[] SEC("license") = "GPL";
-"""
-
-NAMES = ["inner_a", "inner_b", "outer", "counters", "flows", "recent", "events", "by_cpu"]
-
-
-@pytest.fixture(scope="module")
-def obj(tmp_path_factory):
-    d = tmp_path_factory.mktemp("obj")
-    (d / "prog.c").write_text(SOURCE)
-    return compile_bpf(d / "prog.c", d / "prog.o")
-
-
-def test_read_object_parses_btf_defined_maps(obj):
-    o = read_object(obj)
-    assert [d.name for d in o.maps] == NAMES
-    flows = o.map("flows")
-    assert (flows.type.label, flows.key_size, flows.value_size, flows.max_entries, flows.pinning) == (
-        "hash",
-        16,
-        32,
-        1024,
-        1,
-    )
-    assert "struct flow_key {" in flows.key_c and "char comm[16];" in flows.value_c
-    recent = o.map("recent")
-    assert recent.flags == 2 and (recent.key_size, recent.value_size) == (8, 4)  # BPF_F_NO_COMMON_LRU
-    outer = o.map("outer")
-    assert outer.slots == {1: "inner_a", 3: "inner_b"} and outer.value_size == 4
-    assert (outer.inner.type.label, outer.inner.value_size, outer.inner.max_entries) == ("array", 8, 2)
-    assert o.map("by_cpu").inner.type.label == "hash" and o.map("by_cpu").slots == {}
-    assert o.map("events").max_entries == 4096 and o.map("events").key_size == 0
-
-
-def test_not_an_object(tmp_path):
-    for path, message in (("/bin/true", "not BPF"), (str(tmp_path / "x"), "No such file")):
-        with pytest.raises(ObjectError, match=message):
-            read_object(path)
-    (tmp_path / "t.txt").write_text("hello")
-    with pytest.raises(ObjectError, match="not an ELF"):
-        read_object(str(tmp_path / "t.txt"))
+from bpfmap.objects import create_maps, read_object
 
 
 def _in_namespace(script: str) -> subprocess.CompletedProcess:
@@ -142,8 +23,8 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess:
     libbpf pins LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf, and this keeps the real one clean."""
     unshare = need_tool("unshare")
     need_tool("bpftool")
-    exe = BPFMAP_SH
-    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={shlex.quote(exe)}\n{script}"
+    # $BPFMAP unquoted in the script: the checkout's command, one word or several (python -m bpfmap)
+    full = f"set -e; mount -t bpf bpf /sys/fs/bpf; BPFMAP={shlex.quote(BPFMAP_SH)}\n{script}"
     return subprocess.run(
         [unshare, "-m", "--propagation", "private", "sh", "-c", full], capture_output=True, text=True, timeout=120
     )
@@ -158,7 +39,7 @@ def test_maps_match_what_libbpf_creates(obj):
     side in the same namespace; bpftool's map show must agree on every field but ids."""
     # libbpf pins the pin-by-name map under /sys/fs/bpf whatever pinmaps says, and refuses
     # a second path for it: so its maps go to /sys/fs/bpf/NAME, ours to /sys/fs/bpf/ours/NAME
-    shows = " ".join(f"bpftool -j map show pinned {{d}}/{n};" for n in NAMES)
+    shows = " ".join(f"bpftool -j map show pinned {{d}}/{n};" for n in OBJECT_MAPS)
     outer = "bpftool -j map dump pinned {d}/outer;"
     script = f"""
 mkdir /sys/fs/bpf/ours
@@ -184,7 +65,7 @@ echo '=== libbpf'; {shows.format(d="/sys/fs/bpf")} echo; {outer.format(d="/sys/f
         return out
 
     ours, theirs = objects(ours_text), objects(libbpf_text)
-    assert len(ours) == len(theirs) == len(NAMES) + 1
+    assert len(ours) == len(theirs) == len(OBJECT_MAPS) + 1
     for a, b in zip(ours[:-1], theirs[:-1]):
         assert {k: a.get(k) for k in SHOW_FIELDS} == {k: b.get(k) for k in SHOW_FIELDS}
         assert ("btf_id" in a) == ("btf_id" in b), (a, b)
@@ -268,7 +149,7 @@ def test_reuse_only_and_show(obj, pindir):
     dumped = json.loads(run_cli("dump", os.path.join(pindir, "flows"), "-o", "jsonl").stdout)
     assert dumped["value"]["packets"] == 3 and set(dumped["key"]) == {"saddr", "daddr", "sport", "dport", "proto"}
     shown = json.loads(run_cli("show", "--object", obj, "-o", "json").stdout)
-    assert [d["name"] for d in shown] == NAMES and shown[4]["pinning"] == "by_name"
+    assert [d["name"] for d in shown] == OBJECT_MAPS and shown[4]["pinning"] == "by_name"
     assert "slots 1=inner_a, 3=inner_b" in run_cli("show", "--object", obj).stdout
     for bad in (
         ["create", "hash", "--from-object", obj, "--pin-dir", pindir],
@@ -281,7 +162,7 @@ def test_reuse_only_and_show(obj, pindir):
 
 
 def test_events_decode_records_with_a_type_from_the_object(obj, pindir):
-    from test_events import Producer
+    from helpers.events import Producer
 
     path = os.path.join(pindir, "rb")
     assert run_cli("create", "ringbuf", "--pin", path, "-q").returncode == 0
@@ -362,7 +243,7 @@ def test_reading_an_object_is_the_same_on_any_machine(tmp_path, pindir, monkeypa
     """What depends on the machine (possible CPUs for a perf buffer's max_entries, the
     kernel's config and version for .kconfig) is not read with the object: the same file
     reads the same whatever the machine says; creating the maps resolves it."""
-    from test_real_programs import kernel_version_code
+    from helpers.programs import kernel_version_code
 
     import bpfmap.core.values as values
     import bpfmap.objects.kconfig as kconfig

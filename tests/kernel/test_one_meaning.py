@@ -13,7 +13,7 @@ import pwd
 import subprocess
 
 import pytest
-from conftest import compile_bpf, create_pin, run_cli
+from helpers import compile_bpf, create_pin, run_cli
 
 from bpfmap import Map, Program, View
 from bpfmap.layout import Layout

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import create_pin as create
-from conftest import need_tool, run_cli
-from test_real_programs import loaded_program
+from helpers import create_pin as create
+from helpers import need_tool, run_cli
+from helpers.programs import loaded_program
 
 pytestmark = pytest.mark.kernel
 

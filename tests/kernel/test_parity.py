@@ -7,7 +7,7 @@ import json
 import struct
 import subprocess
 
-from conftest import BPFMAP, run_cli
+from helpers import BPFMAP, run_cli
 
 from bpfmap import Map
 
@@ -126,15 +126,6 @@ def test_percpu_options_are_the_identity_on_other_maps(pindir):
     for how in ("sum", "max", "min", "avg", "all"):
         assert run_cli("dump", pin, "-l", "u32:u64", "--percpu", how).stdout == plain
     assert run_cli("lookup", pin, "10", "-l", "u32:u64", "--percpu", "sum").stdout == "1\n"
-
-
-def test_bpfmap_alone_prints_the_verbs():
-    r = subprocess.run(CMD, capture_output=True, text=True)
-    assert r.returncode == 2 and r.stdout == ""
-    lines = r.stderr.splitlines()
-    assert lines[0].startswith("Usage: bpfmap VERB")
-    verbs = {line.split()[0] for line in lines[3:]}
-    assert {"create", "dump", "getnext", "enqueue", "dequeue", "events"} <= verbs
 
 
 def test_dump_recursive_shows_each_inner_map_under_its_slot(pindir):

@@ -12,55 +12,14 @@ import json
 import os
 import struct
 import subprocess
-import uuid
 
 import pytest
-from conftest import BPF_SOURCES, BPFMAP, compile_bpf, need_tool, run_cli
+from helpers import BPF_SOURCES, BPFMAP, compile_bpf, need_tool, run_cli
+from helpers.programs import Loaded, kernel_version_code, loaded_program, sample
 
 from bpfmap import Map, Program, View
 
 SOURCES = BPF_SOURCES
-
-
-class Loaded:
-    """One object loaded by libbpf: its programs and maps pinned under a fresh directory."""
-
-    def __init__(self, obj: str, root: str) -> None:
-        self.obj, self.root = obj, root
-        self.maps, self.progs = os.path.join(root, "maps"), os.path.join(root, "progs")
-
-    def map(self, name: str) -> str:
-        return os.path.join(self.maps, name)
-
-    def run(self, prog: str, payload: bytes, times: int = 1) -> None:
-        """Run a program on a packet: 14 bytes of Ethernet header (a socket filter sees
-        what follows them), then ``payload``."""
-        with Program.open(os.path.join(self.progs, prog)) as p:
-            for _ in range(times):
-                p.test_run(bytes(14) + payload)
-
-
-def load(name: str, bpffs: str, tmp_path_factory) -> Loaded:
-    bpftool = need_tool("bpftool")
-    obj = compile_bpf(os.path.join(SOURCES, f"{name}.bpf.c"), tmp_path_factory.mktemp(name) / f"{name}.o")
-    root = os.path.join(bpffs, f"{name}{uuid.uuid4().hex[:8]}")
-    os.mkdir(root)
-    loaded = Loaded(obj, root)
-    subprocess.run([bpftool, "prog", "loadall", obj, loaded.progs, "pinmaps", loaded.maps], check=True)
-    return loaded
-
-
-def loaded_program(name: str):
-    """A module-scoped fixture: tests/bpf/NAME.bpf.c compiled, loaded by libbpf, pinned;
-    everything it pinned removed after the module."""
-
-    @pytest.fixture(scope="module")
-    def fixture(bpffs, tmp_path_factory):
-        loaded = load(name, bpffs, tmp_path_factory)
-        yield loaded
-        subprocess.run(["rm", "-rf", loaded.root])
-
-    return fixture
 
 
 globals_prog = loaded_program("globals")
@@ -93,13 +52,6 @@ def dump_json(path: str, *args: str) -> list:
 # -- global variables ---------------------------------------------------------------------
 
 SECTIONS = ["globals_rodata", "globals_data", "_data_knobs", "globals_bss", "globals_kconfig"]
-
-
-def kernel_version_code() -> int:
-    import re
-
-    major, minor, patch = (int(x) for x in re.findall(r"\d+", os.uname().release.split("-")[0])[:3])
-    return (major << 16) + (minor << 8) + min(patch, 255)
 
 
 def test_global_variables_decode_by_name_as_the_program_wrote_them(globals_prog):
@@ -281,10 +233,6 @@ def test_libbpf_runs_its_program_on_our_global_maps(globals_prog, pindir):
 # -- histograms in the value -----------------------------------------------------------------
 
 
-def sample(pid: int, usecs: int, comm: str) -> bytes:
-    return struct.pack("<II16s", pid, usecs, comm.encode())
-
-
 def floor_log2(v: int) -> int:
     return max(v.bit_length() - 1, 0)
 
@@ -376,18 +324,6 @@ def test_live_histograms_show_what_was_added_since_the_last_refresh(hists_prog, 
     assert [h["buckets"] for h in changed] == [[{"low": 64, "high": 128, "count": 3}]]
     if verb == "watch":
         assert changed[0]["group"] == {"key": 42, "comm": "curl"}
-
-
-def test_hist_schemes_and_sum_slot():
-    from bpfmap.hist import build_in_value
-
-    entries = [({"pid": 1}, {"slots": [1, 0, 2, 0, 30]})]
-    [bits] = build_in_value(entries, "slots", scheme="exp2zero", sum_slot=True)
-    assert [(b.low, b.high, b.count) for b in bits.buckets] == [(0, 1, 1), (1, 2, 0), (2, 4, 2)]
-    assert bits.sum == 30 and bits.group == {"pid": 1}
-    [lin] = build_in_value(entries, "slots", scheme="linear", step=10, minimum=100)
-    assert [(b.low, b.high) for b in lin.buckets][-1] == (140, 150)
-    assert lin.percentile(100) == 150
 
 
 # -- event records as programs send them -------------------------------------------------------

@@ -13,8 +13,8 @@ import re
 import subprocess
 
 import pytest
-from conftest import BPF_SOURCES, need_tool, run_cli
-from test_real_programs import loaded_program
+from helpers import BPF_SOURCES, need_tool, run_cli
+from helpers.programs import loaded_program
 
 from bpfmap import Map, Program
 

@@ -19,9 +19,9 @@ import sys
 import uuid
 
 import pytest
-from conftest import run_cli
-from test_real_programs import loaded_program
-from test_terminal import ANSI, on_terminal
+from helpers import run_cli
+from helpers.programs import loaded_program
+from helpers.terminal import ANSI, on_terminal
 
 from bpfmap import Map, Program
 from bpfmap.layout.leaves import c_quote

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-from conftest import BPFMAP_SH, run_cli
-from conftest import create_pin as create
+from helpers import BPFMAP_SH, run_cli
+from helpers import create_pin as create
 
 pytestmark = pytest.mark.kernel
 

@@ -10,41 +10,14 @@ import os
 import socket
 
 import pytest
-from conftest import run_cli
+from helpers import kernel_map_types, run_cli
 
 from bpfmap.types import MapType, spec
 
 VERBS = ("lookup", "getnext", "dump", "watch", "update", "delete", "clear", "peek", "pop", "push", "events", "send")
 
 
-def kernel_map_types() -> list[tuple[str, int]]:
-    try:
-        from bpfmap.btf.wire import vmlinux
-
-        values = vmlinux().find("bpf_map_type").values
-    except (OSError, KeyError):
-        return []
-    seen, out = set(), []
-    for name, n in values:
-        if name.startswith("__") or n == 0 or n in seen or "DEPRECATED" in name:
-            continue
-        seen.add(n)
-        out.append((name.removeprefix("BPF_MAP_TYPE_").lower(), n))
-    return out
-
-
 TYPES = kernel_map_types()
-
-
-def test_the_kernel_lists_its_map_types():
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        pytest.skip("the kernel has no BTF (/sys/kernel/btf/vmlinux): cannot list its map types")
-    assert len(TYPES) >= 30, TYPES
-
-
-@pytest.mark.parametrize("name,number", TYPES, ids=[t[0] for t in TYPES])
-def test_bpfmap_knows_every_kernel_map_type(name, number):
-    assert MapType(number).label == name
 
 
 class Objects:

@@ -12,8 +12,8 @@ import threading
 import time
 
 import pytest
-from conftest import run_cli
-from test_real_programs import loaded_program
+from helpers import run_cli
+from helpers.programs import loaded_program
 
 from bpfmap import Map, Program
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import os
 
-from conftest import REPO
+from helpers import REPO
 
 ROOT = os.path.join(REPO, "bpfmap")
 

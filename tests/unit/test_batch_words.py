@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_cli
+from helpers import examples, run_cli
 
 
 def test_bad_files(tmp_path):
@@ -28,7 +28,7 @@ def test_words_split_as_shlex_splits_them():
     from bpfmap.cli.batch import split_words
     from bpfmap.errors import UsageError
 
-    @settings(max_examples=600, deadline=None)
+    @settings(max_examples=examples(600), deadline=None)
     @given(st.text(alphabet="ab '\"\\\t=,", max_size=30), st.sampled_from(["", " #c", " # 'x"]))
     def check(line, comment):
         # shlex ends a word at any '#'; a shell (and bpfmap) only at the start of a word:

@@ -4,6 +4,7 @@ after positionals are options, numbers such as -5 are values, '--' ends the opti
 from __future__ import annotations
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,7 +53,7 @@ def test_numbers_and_double_dash_take_the_fast_path_and_read_as_the_parser_reads
 WORDS = st.sampled_from(["M", "1", "2", "-5", "-0x10", "-1.5", "--", "-o", "json", "-l", "s32:s64", "-x", "--nope"])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(verb=st.sampled_from(["lookup", "update", "delete", "dump"]), rest=st.lists(WORDS, max_size=7))
 def test_fast_path_never_reads_a_line_otherwise_than_the_parser(verb, rest):
     words = [verb, "M", *rest]

@@ -9,7 +9,7 @@ import struct
 import zlib
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from bpfmap.core import saved
 from bpfmap.core.saved import FRAME, HEADER, SavedFileError, SavedMap, Writer

@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 pytest.importorskip("prometheus_client")
 yaml = pytest.importorskip("yaml")

@@ -8,6 +8,7 @@ import math
 import struct
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,7 +81,7 @@ class _Collector:
         return [to_client(f) for f in self.fams]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(families())
 def test_our_exposition_parses_to_what_prometheus_client_writes(fams):
     registry = CollectorRegistry(auto_describe=False)
@@ -114,7 +115,7 @@ def layouts(draw):
     return f"{key}:{value}"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(layouts(), st.data())
 def test_the_fast_path_writes_what_the_decoded_path_writes(layout_text, data):
     lay = Layout.parse(layout_text)

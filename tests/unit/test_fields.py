@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from bpfmap.errors import UsageError
 from bpfmap.layout import Layout, fields

@@ -63,3 +63,15 @@ def test_one_scheme_vocabulary_for_hist_and_export():
         assert low <= (1 << 64) - 1 < high
     log2 = Metric({"name": "m", "map": "/x", "type": "histogram", "buckets": "log2"}, 0, "test").hist
     assert log2 is not None and log2.max_slots == 64
+
+
+def test_hist_schemes_and_sum_slot():
+    from bpfmap.hist import build_in_value
+
+    entries = [({"pid": 1}, {"slots": [1, 0, 2, 0, 30]})]
+    [bits] = build_in_value(entries, "slots", scheme="exp2zero", sum_slot=True)
+    assert [(b.low, b.high, b.count) for b in bits.buckets] == [(0, 1, 1), (1, 2, 0), (2, 4, 2)]
+    assert bits.sum == 30 and bits.group == {"pid": 1}
+    [lin] = build_in_value(entries, "slots", scheme="linear", step=10, minimum=100)
+    assert [(b.low, b.high) for b in lin.buckets][-1] == (140, 150)
+    assert lin.percentile(100) == 150

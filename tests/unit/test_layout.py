@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 
 import pytest
+from helpers import examples
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -150,7 +151,7 @@ def test_flat_structs_encode_many_at_once_as_each_one_alone():
 
     kinds = {"u8": (0, 255), "s16": (-(2**15), 2**15 - 1), "u32": (0, 2**32 - 1), "s64": (-(2**63), 2**63 - 1)}
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=examples(200), deadline=None)
     @given(
         st.lists(st.sampled_from([*kinds, "f64"]), min_size=1, max_size=5).flatmap(
             lambda ts: st.tuples(

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 
 import pytest
+from helpers import examples
+from helpers.layouts import C_SCALARS, random_side, value_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,40 +17,6 @@ from bpfmap import UsageError
 from bpfmap.layout import Layout
 from bpfmap.layout.lang import parse_side
 from bpfmap.layout.model import Array, Bytes, Char, Formatted, Pad, Scalar, Struct
-
-C_SCALARS = {
-    "u8": "unsigned char",
-    "u16": "unsigned short",
-    "u32": "unsigned int",
-    "u64": "unsigned long long",
-    "s8": "signed char",
-    "s16": "short",
-    "s32": "int",
-    "s64": "long long",
-    "be16": "unsigned short",
-    "be32": "unsigned int",
-    "be64": "unsigned long long",
-    "le16": "unsigned short",
-    "le32": "unsigned int",
-    "le64": "unsigned long long",
-    "f32": "float",
-    "f64": "double",
-    "bool": "_Bool",
-}
-LEAVES = list(C_SCALARS) + ["char[{n}]", "hex[{n}]", "ipv4", "ipv6", "mac", "pad[{n}]"]
-
-
-def random_side(rng: random.Random, depth: int = 0) -> str:
-    fields = []
-    for i in range(rng.randint(1, 5)):
-        if depth < 2 and rng.random() < 0.2:
-            t = "{" + random_side(rng, depth + 1) + "}"
-        else:
-            t = rng.choice(LEAVES).format(n=rng.randint(1, 9))
-        if rng.random() < 0.25 and not t.startswith("pad"):
-            t += f"[{rng.randint(1, 3)}]"
-        fields.append(f"x{depth}_{i}={t}" if not t.startswith("pad") else t)
-    return ",".join(fields)
 
 
 def c_decl(t, name: str, packed: bool) -> str:
@@ -110,34 +78,7 @@ def test_random_layouts_match_gcc(gcc, tmp_path):
         assert ours == [size, align, *offsets], f"{'packed ' if packed else ''}{text}"
 
 
-def value_for(t, draw):
-    if isinstance(t, Array):
-        return [value_for(t.elem, draw) for _ in range(t.count)]
-    if isinstance(t, Struct):
-        return {f.name: value_for(f.type, draw) for f in t.fields if not isinstance(f.type, Pad)}
-    if isinstance(t, Scalar):
-        if t.kind == "float":
-            return draw(st.floats(width=t.size * 8, allow_nan=False, allow_infinity=False))
-        if t.kind == "bool":
-            return draw(st.booleans())
-        bits = t.size * 8
-        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if t.kind == "int" else (0, (1 << bits) - 1)
-        return draw(st.integers(lo, hi))
-    if isinstance(t, Char):
-        return draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=t.size))
-    if isinstance(t, Bytes):
-        return draw(st.binary(min_size=t.size, max_size=t.size)).hex(" ")
-    if isinstance(t, Formatted):
-        import ipaddress
-
-        if t.name == "mac":
-            return draw(st.binary(min_size=6, max_size=6)).hex(":")
-        cls = ipaddress.IPv4Address if t.name == "ipv4" else ipaddress.IPv6Address
-        return str(cls(draw(st.binary(min_size=t.size, max_size=t.size))))
-    raise AssertionError(t)
-
-
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.randoms(use_true_random=False), st.booleans(), st.data())
 def test_round_trip(rng, packed, data):
     text = random_side(rng)
@@ -201,7 +142,7 @@ def test_deep_json_value():
         codec.parse("[" * 100000 + "]" * 100000)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.randoms(use_true_random=False), st.data())
 def test_batch_decoding_equals_one_by_one(rng, data):
     """decode_many has fast paths (casts, one struct.Struct, generated code); they must
@@ -217,7 +158,7 @@ def test_batch_decoding_equals_one_by_one(rng, data):
     "text",
     ["u32", "s16", "f64", "be16", "a=u32,b=be16,c=ipv4,d=mac,e=char[4],f=hex[2]", "x=u8,y=u64", "e=ipv6,z=bool,q=le32"],
 )
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
 def test_batch_encoding_and_decoding_fast_paths(text, data):
     codec = Layout.parse(text + ":u8").key

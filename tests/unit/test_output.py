@@ -6,9 +6,10 @@ import io
 import json
 
 import pytest
+from helpers import examples
+from helpers.layouts import value_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_layout_oracle import value_for
 
 from bpfmap.layout import HexCodec, Layout
 from bpfmap.output import EntryTexts, columns, write_entries
@@ -27,7 +28,7 @@ FLAT = [
 
 @pytest.mark.parametrize("layout", FLAT)
 @pytest.mark.parametrize("fmt", ["text", "jsonl", "json"])
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(data=st.data())
 def test_fast_and_plain_paths_agree(layout, fmt, data):
     lay = Layout.parse(layout)
@@ -110,7 +111,7 @@ def test_a_streamed_table_draws_what_rich_draws():
         st.characters(min_codepoint=0x20, max_codepoint=0x2FF, blacklist_categories=("Cc", "Mn")), max_size=12
     )
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=examples(150), deadline=None)
     @given(st.integers(1, 5).flatmap(lambda n: st.tuples(
         st.lists(st.from_regex(r"[a-z][a-z.]{0,8}", fullmatch=True), min_size=n, max_size=n),
         st.lists(st.lists(text, min_size=n, max_size=n), min_size=1, max_size=8),

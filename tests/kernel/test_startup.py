@@ -1,0 +1,74 @@
+"""Start-up is a feature for a tool called from shell loops: the light verbs (lookup,
+update, delete, push, pop, count to a pipe) load no parser, no rich, no table machinery
+and no export package.  Checked on the real command (the checkout's bpfmap, as a user
+runs it), through the interpreter's own import log (PYTHONPROFILEIMPORTTIME)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from helpers import BPFMAP, create_pin
+
+# what a light verb must not load: package names, and any module under them
+HEAVY = ("typer", "click", "rich", "bpfmap.output.table", "bpfmap.output.rows", "bpfmap.export")
+
+
+def imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run bpfmap ARGS with its stdout a pipe; returns the run and every module it imported."""
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    env.pop("BPFMAP_DEBUG", None)
+    r = subprocess.run([*BPFMAP, *args], capture_output=True, text=True, env=env, timeout=60)
+    mods, said = set(), []
+    for line in r.stderr.splitlines():
+        if line.startswith("import time:"):
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "package":  # the log's header row
+                mods.add(name)
+        else:
+            said.append(line)
+    r.stderr = "\n".join(said)
+    return r, mods
+
+
+def heavy(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.fixture
+def pins(pindir):
+    return {
+        "hash": create_pin(pindir, "h", "hash", "--layout", "u32:u64", "--max-entries", "8"),
+        "queue": create_pin(pindir, "q", "queue", "--value", "4", "--max-entries", "8"),
+    }
+
+
+# in order, on one pair of maps: each line reads what the lines before it did
+LIGHT = [
+    (["update", "{hash}", "1", "10", "-l", "u32:u64"], 0, ""),
+    (["lookup", "{hash}", "1", "-l", "u32:u64"], 0, "10\n"),
+    (["lookup", "{hash}", "1", "-l", "u32:u64", "-o", "jsonl"], 0, '{"key": 1, "value": 10}\n'),
+    (["count", "{hash}"], 0, "1\n"),
+    (["delete", "{hash}", "1", "-l", "u32:u64"], 0, ""),
+    (["count", "{hash}"], 1, "0\n"),
+    (["push", "{queue}", "7", "-l", "u32"], 0, ""),
+    (["pop", "{queue}", "-l", "u32"], 0, "7\n"),
+    (["pop", "{queue}", "-l", "u32", "-o", "json"], 1, ""),
+]
+
+
+def test_light_verbs_load_no_parser_no_rich_no_tables_no_export(pins):
+    for line, code, out in LIGHT:
+        r, mods = imported(*(w.format(**pins) for w in line))
+        assert (r.returncode, r.stdout) == (code, out), (line, r.stderr)
+        assert "bpfmap.cli" in mods  # the log is real: it saw bpfmap's own modules
+        assert heavy(mods) == [], f"{' '.join(line)} imported {heavy(mods)}"
+
+
+def test_the_check_sees_heavy_lines(pins):
+    """The same check on lines that need the parser (another option) or a table: it sees them."""
+    r, mods = imported("count", pins["hash"], "--where", "value>0")
+    assert r.returncode == 1 and "typer" in heavy(mods), r.stderr
+    r, mods = imported("dump", pins["hash"], "-o", "table")
+    assert r.returncode == 0 and {"rich", "bpfmap.output.table"} <= set(heavy(mods)), r.stderr
