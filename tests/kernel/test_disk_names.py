@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from conftest import BPF_SOURCES, BPFMAP, need_tool, run_cli
-from test_real_programs import loaded_program
+from helpers.programs import loaded_program
 
 import bpfmap
 from bpfmap.host import hostnames, symbols

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 from conftest import BPFMAP, run_cli
-from test_export import free_port, write_config
+from helpers.prometheus import free_port, write_config
 
 from bpfmap import Map
 
