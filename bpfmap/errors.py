@@ -58,9 +58,16 @@ class Words(tuple):  # type: ignore[type-arg]  # of str and Param
         return "".join(name(p) if isinstance(p, Param) else p for p in self)
 
 
-def words(*pieces: str | Param) -> Words:
-    """A message naming parameters: ``words(Param("cpu"), " takes one value")``."""
-    return Words(pieces)
+def words(*pieces: str | Param | Words) -> Words:
+    """A message naming parameters: ``words(Param("cpu"), " takes one value")``; a piece
+    that is itself a Words message is taken in its pieces."""
+    flat: list[str | Param] = []
+    for piece in pieces:
+        if isinstance(piece, Words):
+            flat.extend(piece)
+        else:
+            flat.append(piece)
+    return Words(flat)
 
 
 class BpfmapError(Exception):

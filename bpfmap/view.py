@@ -81,7 +81,7 @@ class View:
         """A stack_trace map's user addresses through process ``pid``'s memory maps
         (``note`` says so when the process has exited: its frames are ``[unknown]``)."""
         if self.map.type is not MapType.STACK_TRACE or not hasattr(self.value, "pid"):
-            raise UsageError(f"--pid: {self.map.ref} is a {self.map.type_label}, not a stack_trace map")
+            raise UsageError(words(Param("pid"), f": {self.map.ref} is a {self.map.type_label}, not a stack_trace map"))
         self.value.pid = pid
         if pid is not None and self.names.gone(pid):
             self.note = f"process {pid} has exited (or cannot be read); its user frames are [unknown]"
@@ -96,16 +96,21 @@ class View:
         types = self.field_types
         sided: tuple[dict[str, str], dict[str, str]] = ({}, {})
         for path, fmt in formats.items():
-            side, rest = fields.side(path, *types, f"--as {path}={fmt}")
+            side, rest = fields.side(path, *types, words(Param("as"), f" {path}={fmt}"))
             if rest is None:
-                raise UsageError(f"--as {path}={fmt}: name a field of the {path} (FIELD or FIELD.SUBFIELD)")
+                raise UsageError(
+                    words(Param("as"), f" {path}={fmt}: name a field of the {path} (FIELD or FIELD.SUBFIELD)")
+                )
             sided[side][rest] = fmt
         key, left = apply(self.key, sided[0], "key", self.names)
         value, left_v = apply(self.value, sided[1], "value", self.names)
         if left or left_v:
             raise UsageError(
-                f"--as {', '.join([*left, *left_v])}: no such field in the key or value of {self.map.ref} "
-                f"(name a field as FIELD or FIELD.SUBFIELD)"
+                words(
+                    Param("as"),
+                    f" {', '.join([*left, *left_v])}: no such field in the key or value of {self.map.ref} "
+                    "(name a field as FIELD or FIELD.SUBFIELD)",
+                )
             )
         if self._stored is None:
             self._stored = (self.key, self.value)
@@ -615,7 +620,7 @@ def field_getter(
     fields.side gives it (looked up in ``types``, the key's and value's, else in
     ``sample``, an entry).  ``percpu``: values are lists of one per CPU, summed as
     ``--percpu sum`` sums them."""
-    side, rest = fields.side(field, *(types or sample), f"--sort {field}")
+    side, rest = fields.side(field, *(types or sample), words(Param("sort"), f" {field}"))
     get = fields.getter(rest) if rest is not None else None
     if side == fields.VALUE and percpu:
         return lambda entry: sort_key(get(aggregate(entry[1], "sum")) if get else aggregate(entry[1], "sum"))
@@ -668,7 +673,7 @@ def sort_entries(
     stream = itertools.chain([first], it)
     if top is not None:
         if top < 1:
-            raise UsageError("--top must be at least 1")
+            raise UsageError(words(Param("top"), " must be at least 1"))
         pick = heapq.nsmallest if reverse else heapq.nlargest
         return iter(pick(top, stream, key=getter))
     return iter(sorted(stream, key=getter, reverse=reverse))

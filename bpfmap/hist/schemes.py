@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import Param, UsageError, words
 
 SCHEMES = ("log2", "exp2", "bits", "exp2zero", "linear")
 _SAME = {"exp2": "log2", "exp2zero": "bits"}  # the names exporters use for the same slots
@@ -43,4 +43,4 @@ def check_scheme(scheme: str, step: int) -> None:
     if scheme not in SCHEMES:
         raise UsageError(f"histogram scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
     if step < 1:
-        raise UsageError(f"--step {step}: give a positive number")
+        raise UsageError(words(Param("step"), f" {step}: give a positive number"))

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UsageError, quote
+from ..errors import Param, UsageError, Words, quote, words
 from .model import Array, Struct, Type
 
 Step = tuple[str, str]  # (NAME, "") or ("", INDEX)
@@ -94,7 +94,7 @@ def split(path: str) -> tuple[int | None, str | None]:
     return SIDES.index(head), _text(steps[1:]) or None
 
 
-def side(path: str, key: Any, value: Any, what: str, reads: str | None = None) -> tuple[int, str | None]:
+def side(path: str, key: Any, value: Any, what: str | Words, reads: str | None = None) -> tuple[int, str | None]:
     """(KEY or VALUE, the path within that side; None: the whole side) for ``path``, by
     THE rule (see the module).  ``key`` and ``value`` are what a field is looked up in:
     the sides' types (a Type, or None where there is none), else a decoded entry's key
@@ -104,20 +104,27 @@ def side(path: str, key: Any, value: Any, what: str, reads: str | None = None) -
     sides = (key, value)
     if named is not None:
         if rest is not None and sides[named] is not None and not _has(sides[named], rest):
-            raise UsageError(f"{what}: the {SIDES[named]} has no field {rest}{listing(sides[named])}")
+            raise UsageError(words(what, f": the {SIDES[named]} has no field {rest}{listing(sides[named])}"))
         return named, rest
     found = [s for s in (KEY, VALUE) if _has(sides[s], path)]
     if reads is not None and (len(found) == 2 or (key, value) == (None, None)):
         return ONE_SIDE[reads], path
     if len(found) == 2:
-        raise UsageError(f"{what}: {path} is a field of the key and of the value; write key.{path} or value.{path}")
+        raise UsageError(
+            words(what, f": {path} is a field of the key and of the value; write key.{path} or value.{path}")
+        )
     if not found:
         if (key, value) == (None, None):
-            raise UsageError(f"{what}: the map has no layout to name fields by; give --layout, --c-header or BTF")
+            raise UsageError(
+                words(what, ": the map has no layout to name fields by; give ", Param("layout"), " or BTF")
+            )
         have = ", ".join(f"{SIDES[s]}.{n}" for s in (KEY, VALUE) for n in _names(sides[s]))
         raise UsageError(
-            f"{what}: no field {path} in the key or the value"
-            + (f" (fields: {have})" if have else " (key and value are not structs: use key or value)")
+            words(
+                what,
+                f": no field {path} in the key or the value"
+                + (f" (fields: {have})" if have else " (key and value are not structs: use key or value)"),
+            )
         )
     return found[0], path
 

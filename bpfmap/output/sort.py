@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..core.columns import copy_columns
+from ..errors import Param, words
 from ..layout import TypeCodec, fields
 from ..layout.codec import members
 from ..layout.model import Array, Pad, Scalar, Struct, Type
@@ -78,7 +79,7 @@ def sort_field(view: Any, field: str) -> SortField | None:
         return None
     try:
         key_t, value_t = getattr(view.key, "type", None), getattr(view.value, "type", None)
-        side, rest = fields.side(field, key_t, value_t, f"--sort {field}")
+        side, rest = fields.side(field, key_t, value_t, words(Param("sort"), f" {field}"))
     except Exception:  # the decoded path says what is wrong with it
         return None
     codec = (view.key, view.value)[side]

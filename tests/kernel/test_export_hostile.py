@@ -175,7 +175,7 @@ def test_an_internal_error_in_one_metric_is_counted_not_the_whole_scrape(pindir,
         ("cpu=u32:u64", "    percpu: cpu\n", "labels: cpu: the label cpu is the CPU"),
         ("a_b=u32,a=u32:u64", "    labels: [a_b, a.b]\n", "labels:"),
         ("k=u32:n=u64", "    value: m\n", "value: no field m in the value"),
-        ("k=u32:n=u64", "    value: n\n    labels: [nope]\n", "labels: nope: no such field"),
+        ("k=u32:n=u64", "    value: n\n    labels: [nope]\n", "labels: nope: no field nope in the key or the value"),
     ],
 )
 def test_check_finds_what_is_wrong_even_when_the_map_is_empty(bm, pindir, tmp_path, layout, extra, message):

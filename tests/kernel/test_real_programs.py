@@ -553,7 +553,7 @@ def test_as_formats_errno_syscall_ksym_mac_hex(pindir):
         f"ret=-1,nr=0,addr={addr},hw=aa bb cc dd ee ff,raw=1\n"
     )
     for bad, msg in (
-        ("nope=ip", "no such field"),
+        ("nope=ip", "no field nope in the key or the value"),
         ("ret=ipv6", "is 4 bytes"),
         ("ret=base64", "unknown format"),
         ("hw=errno", "not an integer"),
