@@ -89,7 +89,14 @@ def export(
             import shutil
 
             with scrape(exporter, openmetrics) as body:  # streamed: a big scrape is not held whole
-                shutil.copyfileobj(body, sys.stdout.buffer)
+                if sys.stdout.isatty():  # label values come from maps: through the terminal's escaping
+                    import codecs
+
+                    text = codecs.getreader("utf-8")(body, errors="surrogateescape")
+                    for chunk in iter(lambda: text.read(1 << 16), ""):
+                        sys.stdout.write(chunk)
+                else:
+                    shutil.copyfileobj(body, sys.stdout.buffer)
             sys.stdout.flush()
         if any(exporter.errors.values()):
             raise typer.Exit(EXIT_SYSTEM)

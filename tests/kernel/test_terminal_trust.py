@@ -236,3 +236,21 @@ def test_a_streamed_table_keeps_its_own_bold_on_a_terminal(pindir):
     text = shown(screen)
     assert "\x1b" not in text and "\\x1b[1m" not in text and "1200 entries" in text
     assert "\\x1b]0;pwn" in text  # the map's escape, shown
+
+
+def test_export_once_on_a_terminal_escapes_what_maps_hold(pindir, tmp_path):
+    """export --once writes label values a map holds (a char[16] with ESC, BEL and an
+    OSC title sequence): on a terminal they go through the escaping every verb uses."""
+    pin = f"{pindir}/names"
+    assert run_cli("create", "hash", "--layout", "comm=char[16]:n=u64", "--pin", pin).returncode == 0
+    hostile = "\x1b]0;pwn\x07x"
+    with Map.open(pin) as m:
+        m.update(hostile.encode().ljust(16, b"\0"), (7).to_bytes(8, "little"))
+    config = tmp_path / "export.yaml"
+    config.write_text(f"metrics:\n  - name: n_total\n    map: {pin}\n    value: n\n    labels: [comm]\n")
+    code, screen = on_terminal(["export", str(config), "--once"])
+    assert code == 0, screen
+    assert "n_total{" in screen and "\x1b]0;" not in screen and "\x07" not in screen, repr(screen)
+    assert "pwn" in screen  # shown, escaped, not acted on
+    piped = run_cli("export", str(config), "--once")  # a pipe gets the exposition's own bytes
+    assert "\x1b]0;pwn\x07x" in piped.stdout
