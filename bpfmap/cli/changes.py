@@ -8,7 +8,6 @@ import typer
 
 from ..core.maps import Map
 from ..entries.changes import Deletion
-from ..entries.changes import count as count_entries
 from ..entries.migrate import Copy, Migration
 from ..entries.migrate import migrate as run_migration
 from ..errors import (
@@ -38,6 +37,7 @@ from .common import (
     say,
 )
 from .options import OPTION_NAMES
+from .verbs import do_count
 
 app = typer.Typer()
 
@@ -53,13 +53,9 @@ app = typer.Typer()
 def count(map_ref: MapArg, opts: LayoutOptions = NO_LAYOUT, filt: FilterOptions = NO_FILTER) -> None:
     """Print how many entries the map holds, or how many --where / --older-than pick.
     Exit 1 when that is none (as grep -c)."""
-    with Map.open(map_ref, readonly=True) as m:
-        m.require("dump", "count")
-        view = opts.view(m)
-        n = count_entries(view, filt.bind(view))
-    print(n)
-    if n == 0:
-        raise typer.Exit(EXIT_NOT_FOUND)
+    code = do_count(map_ref, opts, filt)
+    if code:
+        raise typer.Exit(code)
 
 
 def delete_where(

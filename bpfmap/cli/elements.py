@@ -40,6 +40,8 @@ from .options import Choices
 from .verbs import (
     do_delete,
     do_lookup,
+    do_pop,
+    do_push,
     dump_entries,
     lookup_exists,
     single_format,
@@ -491,15 +493,11 @@ def getnext(
 def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Queue/stack: drop the oldest element when full.")
-    ] = False,
+    overwrite: Annotated[bool, option(o.OVERWRITE)] = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
-    with Map.open(map_ref) as m:
-        m.require("push")
-        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
+    do_push(map_ref, value, opts, overwrite)
 
 
 @app.command(
@@ -514,10 +512,7 @@ def pop(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Remove and print the next element of a queue (oldest) or stack (newest).  Exit 1 if empty."""
-    with Map.open(map_ref) as m:
-        view = opts.view(m)
-        value = view.value.decode(m.pop())
-        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
+    do_pop(map_ref, output, opts)
 
 
 @app.command(

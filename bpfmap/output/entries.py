@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from ..layout.leaves import csv_string, non_finite
-from .table import write_raw_table, write_table
-from .templates import templates_of
+
+# tables (rich) and templates load with the first dump that writes them: one lookup's
+# value needs neither (start-up is most of a one-entry verb's time)
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv", "table")
 
@@ -154,6 +155,8 @@ def write_item_batches(
     """Raw batches through ``lines`` (item_writer), framed as write_entries frames them;
     a piece at a time where ``lines`` makes a batch in pieces (layout.rows)."""
     if hasattr(lines, "columns"):  # a table's cells
+        from .table import write_raw_table
+
         return write_raw_table(raw, lines, out)
     header = getattr(lines, "header", None)
     if header is not None:  # csv: the column row before the first row
@@ -181,8 +184,14 @@ _ENTRY_WRITERS: dict[str, EntryWriter] = {
     "jsonl": functools.partial(_write_lines, "jsonl"),
     "json": functools.partial(_write_lines, "json"),
     "csv": lambda batches, _kc, _vc, percpu, out: _entries_csv(_entries(batches), percpu, out),
-    "table": lambda batches, kc, vc, percpu, out: write_table(_entries(batches), kc.format, vc.format, percpu, out),
+    "table": lambda batches, kc, vc, percpu, out: _write_table(_entries(batches), kc.format, vc.format, percpu, out),
 }
+
+
+def _write_table(*args: Any) -> int:
+    from .table import write_table
+
+    return write_table(*args)
 
 
 def write_entries(
@@ -215,6 +224,8 @@ def _batch_template(
     templates (output.templates), else None."""
     if percpu:
         return None
+    from .templates import templates_of
+
     kt, vt = templates_of(kc), templates_of(vc)
     if fmt == "text":
         kp, vp, head, mid, tail = kt.text, vt.text, "", "\t", "\n"

@@ -28,7 +28,6 @@ _MAX_ITEMS leaves) return None and go through the decoded path.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -263,6 +262,8 @@ class Plan:
             raise NotRow("family field")
         self._swap(self._item(off + delta, ftype.size, native_code(ftype)), ftype)
         kinds = _memo(lambda f: ip_kind(family(f), size))  # the family's few values: a dict lookup each
+        import socket  # only here: an import that costs more than a short dump
+
         ntop, v4, v6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
 
         def pair(raws: list[bytes], fams: list[Any]) -> list[str]:
