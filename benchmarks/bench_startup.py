@@ -69,7 +69,7 @@ def run_once(cmd: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one run of ``cmd``, its stdout a pipe read to the end."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, env=ENV, check=False)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, env=ENV, cwd=REPO, check=False)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:

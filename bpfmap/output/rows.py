@@ -53,7 +53,7 @@ from ..layout.leaves import (
 from ..layout.model import IPV6, Array, Bytes, Char, Enum, Field, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
-_CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
+CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
 _MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
 
 Column = Callable[[list[Any]], list[Any]]  # a conversion of one column of items
@@ -606,12 +606,12 @@ def compile_plan(plan: Plan, line: str, ksize: int, vsize: int) -> Callable[[byt
         """(lines, how many) for each chunk of a kernel batch: the items of a chunk stay
         in the CPU's caches, and a writer writes each piece without joining them."""
         kv, vv = memoryview(keys), memoryview(values)
-        for i in range(0, count, _CHUNK):
-            n = min(_CHUNK, count - i)
+        for i in range(0, count, CHUNK):
+            n = min(CHUNK, count - i)
             yield chunk(kv[i * ksize :], vv[i * vsize :], n), n
 
     def lines(keys: bytes, values: bytes, count: int) -> str:
-        if count > _CHUNK:
+        if count > CHUNK:
             return "".join(text for text, _n in pieces(keys, values, count))
         return chunk(keys, values, count)
 

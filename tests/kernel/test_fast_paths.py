@@ -92,7 +92,7 @@ def test_fast_and_plain_writers_give_the_same_bytes(bpffs, layout, seed, count):
 def test_the_comparison_can_fail(bpffs, monkeypatch):
     """A fast path that wrote one byte differently would be caught: the same check on a
     value template that is wrong on purpose fails."""
-    import bpfmap.output.entries as entries
+    import bpfmap.output.templates as templates
     from bpfmap.output.templates import templates_of
 
     lay = Layout.parse("u32:u64")
@@ -101,7 +101,7 @@ def test_the_comparison_can_fail(bpffs, monkeypatch):
         view = View(m, lay)
         batches = list(view.column_batches())
     wrong = templates_of(view.value)._replace(text="%s ")  # a stray space
-    monkeypatch.setattr(entries, "templates_of", lambda c: wrong if c is view.value else templates_of(c))
+    monkeypatch.setattr(templates, "templates_of", lambda c: wrong if c is view.value else templates_of(c))
     out = io.StringIO()
     write_entries(batches, "text", view.key, view.value, False, out)
     assert out.getvalue() != plain("text", batches, view.key, view.value)
@@ -486,6 +486,12 @@ PERCPU_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "bool", "
     how=st.sampled_from(["sum", "max", "min", "avg", "cpu"]),
     fmt=st.sampled_from(["text", "jsonl", "json", "csv"]),
 )
+# batches of more entries than a chunk (output.rows.CHUNK): worked a chunk at a time, a
+# chunk whose sums overflow (every one, with 0xff bytes) written the decoded way alone
+@example(value="u64", data=bytes(range(256)), count=5000, ncpus=2, how="max", fmt="text")
+@example(value="a=u8,b=u32", data=bytes(range(7, 256)), count=4097, ncpus=3, how="cpu", fmt="json")
+@example(value="u64", data=b"\xff" * 64, count=4100, ncpus=2, how="sum", fmt="csv")
+@example(value="u32", data=bytes(range(256)), count=6000, ncpus=3, how="avg", fmt="jsonl")
 def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, count, ncpus, how, fmt):
     """--percpu sum|max|min and --cpu N straight from per-CPU raw batches against
     view.aggregate on the decoded values (sums past a field's range included: random
