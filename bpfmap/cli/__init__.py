@@ -67,10 +67,11 @@ COMMANDS = {
     "export": "exporter",
     "batch": "batch",
 }
-# The verbs cli.verbs.parse_fast reads without the command-line parser (cli/options.VERBS)
-FAST_VERBS = ("lookup", "update", "delete", "dump")
 # Other names of a verb (bpftool's): alias -> verb
 ALIASES = {"enqueue": "push", "dequeue": "pop"}
+# The verbs whose plain lines bpfmap.cli.verbs reads without the parser: cli/options.VERBS's
+# (named here too so that other verbs do not import it; a test checks they agree)
+FAST_VERBS = ("lookup", "update", "delete", "dump", "push", "pop", "count")
 
 
 def make_app(only: str | None = None, completion: bool = True) -> "typer.Typer":
@@ -251,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout)
     try:
-        if args and args[0] in FAST_VERBS and not os.environ.get("_BPFMAP_COMPLETE"):
+        verb = ALIASES.get(args[0], args[0]) if args else None
+        if verb in FAST_VERBS and not os.environ.get("_BPFMAP_COMPLETE"):
             from .verbs import parse_fast, run_fast
 
-            fast = parse_fast(args)
+            fast = parse_fast([verb, *args[1:]])
             if fast is not None:  # a plain line: no command-line parser (nor typer) to load
                 return run_args(args, call=lambda: run_fast(fast))
         return run_args(args)

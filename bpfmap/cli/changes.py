@@ -53,7 +53,7 @@ app = typer.Typer()
 def count(map_ref: MapArg, opts: LayoutOptions = NO_LAYOUT, filt: FilterOptions = NO_FILTER) -> None:
     """Print how many entries the map holds, or how many --where / --older-than pick.
     Exit 1 when that is none (as grep -c)."""
-    code = do_count(map_ref, opts, filt.bind)
+    code = do_count(map_ref, opts, filt)
     if code:
         raise typer.Exit(code)
 

@@ -494,13 +494,11 @@ def getnext(
 def push(
     map_ref: MapArg,
     value: Annotated[str, typer.Argument(metavar="VALUE")],
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Queue/stack: drop the oldest element when full.")
-    ] = False,
+    overwrite: Annotated[bool, option(o.OVERWRITE)] = False,
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Push VALUE onto a queue or stack, or add it to a bloom filter."""
-    do_push(map_ref, value, overwrite, opts)
+    do_push(map_ref, value, opts, overwrite)
 
 
 @app.command(

@@ -90,9 +90,9 @@ def export(
 
             with scrape(exporter, openmetrics) as body:  # streamed: a big scrape is not held whole
                 if sys.stdout.isatty():  # label values come from maps: through the terminal's escaping
-                    import codecs
+                    import io
 
-                    text = codecs.getreader("utf-8")(body, errors="surrogateescape")
+                    text = io.TextIOWrapper(body, encoding="utf-8", errors="surrogateescape")
                     for chunk in iter(lambda: text.read(1 << 16), ""):
                         sys.stdout.write(chunk)
                 else:

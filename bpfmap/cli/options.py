@@ -1,4 +1,5 @@
-"""The options of the verbs the fast path reads (lookup, update, delete, dump), declared
+"""The options of the verbs the fast path reads (lookup, update, delete, dump, push, pop,
+count), declared
 once: names, metavar, help, how the fast path reads a value, and the rules between them.
 No typer here: the typer commands build their options from this table (common.option),
 and the fast path (verbs.parse_fast) reads command lines by it, so an option added to a
@@ -77,6 +78,7 @@ AS = Opt(
     "FIELD=FMT,...",
 )
 LAYOUT_OPTIONS = (LAYOUT, PACKED, C_HEADER, KEY_TYPE, VALUE_TYPE, INCLUDE_DIR, AS)
+VALUE_LAYOUT_OPTIONS = tuple(opt for opt in LAYOUT_OPTIONS if opt is not KEY_TYPE)  # maps with no keys: queues
 # layout.choose's parameters as the command line calls them, for its messages
 OPTION_NAMES = {
     "layout": LAYOUT.names[0],
@@ -159,6 +161,7 @@ PRINT = Opt(
     "Print the value deleted, taken out in the same step (hash maps, Linux 5.14+), as lookup prints it; "
     "with --where, every entry deleted, as dump prints them.",
 )
+OVERWRITE = Opt("overwrite", ("--overwrite",), "Queue/stack: drop the oldest element when full.")
 DRY_RUN = Opt("dry_run", ("--dry-run",), "--where: say how many entries match (--print: which), delete none.")
 SORT = Opt(
     "sort",
@@ -263,6 +266,9 @@ VERBS = {
         (LAYOUT, OUTPUT, PERCPU, CPU, SORT, TOP, REVERSE),
         True,
     ),
+    "push": Verb((2, 2), (OVERWRITE, *VALUE_LAYOUT_OPTIONS), (LAYOUT, OVERWRITE)),
+    "pop": Verb((1, 1), (OUTPUT, *VALUE_LAYOUT_OPTIONS), (LAYOUT, OUTPUT)),
+    "count": Verb((1, 1), (*LAYOUT_OPTIONS, *FILTER_OPTIONS), (LAYOUT,)),
 }
 
 

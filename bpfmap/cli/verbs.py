@@ -1,7 +1,8 @@
 """The verbs' own code once their arguments are parsed, and the fast path that parses
-plain lookup/update/delete/dump lines without the command-line parser: no typer here, so a
-plain ``bpfmap lookup`` (and every line of ``bpfmap batch`` that is one) starts without
-importing it.  The typer commands (elements.py) parse and call these."""
+plain lookup/update/delete/dump/push/pop/count lines without the command-line parser: no
+typer here, so a plain ``bpfmap lookup`` (and every line of ``bpfmap batch`` that is one)
+starts without importing it, nor anything else the verb does not use.  The typer
+commands (elements.py, changes.py) parse and call these."""
 
 import sys
 from typing import Any, Optional
@@ -146,35 +147,6 @@ def do_delete(map_ref: str, key: str, opts: LayoutOptions = NO_LAYOUT) -> None:
         m.delete(raw_key)
 
 
-def do_push(map_ref: str, value: str, overwrite: bool = False, opts: LayoutOptions = NO_LAYOUT) -> None:
-    """The push verb once its arguments are parsed."""
-    with Map.open(map_ref) as m:
-        m.require("push")
-        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
-
-
-def do_pop(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT) -> None:
-    """The pop verb once its arguments are parsed."""
-    with Map.open(map_ref) as m:
-        view = opts.view(m)
-        value = view.value.decode(m.pop())
-        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
-
-
-def do_count(map_ref: str, opts: LayoutOptions = NO_LAYOUT, where: Any = None) -> int:
-    """The count verb once its arguments are parsed: prints the count; returns the exit
-    code (1 when it is none, as grep -c).  ``where``: a function of the map's View that
-    gives the filter (cli.common.FilterOptions.bind), or None for every entry."""
-    from ..entries.changes import count
-
-    with Map.open(map_ref, readonly=True) as m:
-        m.require("dump", "count")
-        view = opts.view(m)
-        n = count(view, where(view) if where is not None else None)
-    print(n)
-    return EXIT_NOT_FOUND if n == 0 else EXIT_OK
-
-
 def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> None:
     """delete KEY --print: the entry taken out in one step, printed as lookup prints it."""
     with Map.open(map_ref) as m:
@@ -267,6 +239,34 @@ def json_list(text: str) -> list[Any]:
     return items
 
 
+def do_push(map_ref: str, value: str, opts: LayoutOptions = NO_LAYOUT, overwrite: bool = False) -> None:
+    """push MAP VALUE: onto a queue or stack, or into a bloom filter."""
+    with Map.open(map_ref) as m:
+        m.require("push")
+        m.push(opts.view(m).parse_value(value), overwrite=overwrite)
+
+
+def do_pop(map_ref: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT) -> None:
+    """pop MAP: the next element of a queue (oldest) or stack (newest) taken out and printed."""
+    with Map.open(map_ref) as m:
+        view = opts.view(m)
+        value = view.value.decode(m.pop())
+        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
+
+
+def do_count(map_ref: str, opts: LayoutOptions = NO_LAYOUT, filt: Any = None) -> int:
+    """count MAP: how many entries it holds, or how many ``filt`` (the command's
+    FilterOptions) picks, printed; the exit code: EXIT_NOT_FOUND when none (as grep -c)."""
+    from ..entries.changes import count
+
+    with Map.open(map_ref, readonly=True) as m:
+        m.require("dump", "count")
+        view = opts.view(m)
+        n = count(view, filt.bind(view) if filt else None)
+    sys.stdout.write(f"{n}\n")
+    return EXIT_OK if n else EXIT_NOT_FOUND
+
+
 def do_dump(map_ref: str, output: Optional[str] = None, opts: LayoutOptions = NO_LAYOUT, **options: Any) -> None:
     """dump MAP with no other options than --layout, --output, --percpu, --cpu, --sort,
     --top and --reverse (the fast path runs it)."""
@@ -306,9 +306,10 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = No
 
 # -- the fast path ----------------------------------------------------------------------------
 #
-# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP, with the options
-# cli/options.VERBS says the fast path reads (--layout, --output, dump's --percpu, --cpu,
-# --sort, --top, --reverse): parsed here, run by the functions above, by the parser's rules
+# lookup MAP [KEY] / update MAP KEY VALUE / delete MAP KEY / dump MAP / push MAP VALUE /
+# pop MAP / count MAP, with the options cli/options.VERBS says the fast path reads
+# (--layout, --output, dump's --percpu, --cpu, --sort, --top, --reverse, push's
+# --overwrite): parsed here, run by the functions above, by the parser's rules
 # (options anywhere, numbers such as -5 are values, '--' ends the options).  A line with
 # anything else (another option, a bad option value, a broken rule) goes through the
 # command-line parser, which says what is wrong exactly as it always does.
@@ -382,7 +383,7 @@ def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[st
     elif verb == "delete":
         do_delete(positional[0], positional[1], opts)
     elif verb == "push":
-        do_push(positional[0], positional[1], opts=opts)
+        do_push(positional[0], positional[1], opts, **extra)
     elif verb == "pop":
         do_pop(positional[0], output, opts)
     elif verb == "count":
@@ -390,4 +391,4 @@ def run_fast(parsed: tuple[str, list[str], Optional[str], LayoutOptions, dict[st
     else:
         with Map.open(positional[0]) as m:
             update_one(m, opts.view(m), positional[1], [positional[2]], None, None, "any")
-    return 0
+    return EXIT_OK

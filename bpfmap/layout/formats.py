@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import re
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -247,6 +246,8 @@ def ip_text(raw: bytes, family: Any, size: int) -> str:
     """``ip``'s text of a ``size``-byte field's bytes: by the family field's value (a
     number, or an enum's name AF_INET/AF_INET6), else by the size (4: IPv4, other:
     IPv6); the bytes as hex for another family (AF_UNIX, ...)."""
+    import socket  # here: socket takes longer to import than a lookup takes to run
+
     kind = ip_kind(family, size)
     if kind == 4:
         return socket.inet_ntop(socket.AF_INET, raw[:4])

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from ..layout.leaves import csv_string, non_finite
-from .templates import templates_of
+
+# tables (rich) and templates load with the first dump that writes them: one lookup's
+# value needs neither (start-up is most of a one-entry verb's time)
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv", "table")
 
@@ -222,6 +224,8 @@ def _batch_template(
     templates (output.templates), else None."""
     if percpu:
         return None
+    from .templates import templates_of
+
     kt, vt = templates_of(kc), templates_of(vc)
     if fmt == "text":
         kp, vp, head, mid, tail = kt.text, vt.text, "", "\t", "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -143,6 +142,7 @@ def _infos_text(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) ->
 
 
 def _infos_jsonl(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -> int:
+    import json
 
     count = 0
     for info in infos:
@@ -152,6 +152,7 @@ def _infos_jsonl(infos: Iterable[dict[Any, Any]], _single: bool, out: IO[str]) -
 
 
 def _infos_json(infos: Iterable[dict[Any, Any]], single: bool, out: IO[str]) -> int:
+    import json
 
     items = list(infos)
     out.write(json.dumps(items[0] if single and items else items, indent=2) + "\n")
@@ -199,11 +200,13 @@ def _object_maps_text(defs: list[dict[Any, Any]], out: IO[str]) -> None:
 
 
 def _object_maps_json(defs: list[dict[Any, Any]], out: IO[str]) -> None:
+    import json
 
     out.write(json.dumps(defs, indent=2) + "\n")
 
 
 def _object_maps_jsonl(defs: list[dict[Any, Any]], out: IO[str]) -> None:
+    import json
 
     for d in defs:
         out.write(json.dumps(d) + "\n")

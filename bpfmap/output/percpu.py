@@ -7,12 +7,15 @@ over CPUs past 2^64) is written by the decoded path, which shows the whole numbe
 ``avg`` makes every integer a float (the sum over the CPUs, divided once), written
 through the same type with those fields as f64.  Values with floats (whose sums depend
 on the order), enums (names), bitfields, unions or fields in the other byte order take
-the decoded path."""
+the decoded path.  A kernel batch is worked a chunk of entries at a time, as the row
+writer works one (output.rows.CHUNK): a chunk's items stay in the caches and its memory
+is used again by the next, where a whole batch's would be fresh pages each time."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from operator import add
 from typing import Any
 
 from ..core.columns import copy_columns
@@ -20,9 +23,10 @@ from ..layout import TypeCodec
 from ..layout.leaves import CODES
 from ..layout.model import SCALARS, Array, Bytes, Char, Member, Scalar, Struct, Type, layout_struct
 from ..view import aggregate
+from .rows import CHUNK
 
 Lines = Callable[[bytes, bytes, int], str]
-_REDUCE: dict[str, Callable[[Any], Any]] = {"sum": sum, "max": max, "min": min}
+_REDUCTIONS = ("sum", "max", "min", "avg")
 
 
 def one_cpu(lines: Lines, cpu: int, vsize: int, entry: int) -> Lines:
@@ -34,11 +38,50 @@ def one_cpu(lines: Lines, cpu: int, vsize: int, entry: int) -> Lines:
         copy_columns(plain, vsize, 0, values, entry, cpu * stride, vsize, count)
         return lines(keys, bytes(plain), count)
 
-    return pick
+    return chunked(pick, entry)
 
 
-def _avg(values: Any) -> Any:
-    return sum(values) / len(values)
+def chunked(chunk: Lines, entry: int) -> Lines:
+    """``chunk`` (the lines of a few entries) over whole kernel batches of values ``entry``
+    bytes each: CHUNK entries at a time, with ``pieces`` for a writer that writes each
+    chunk's lines as they come (output.entries.write_item_batches)."""
+
+    def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
+        ks = len(keys) // count if count else 0
+        for i in range(0, count, CHUNK):
+            n = min(CHUNK, count - i)
+            yield chunk(keys[i * ks : (i + n) * ks], values[i * entry : (i + n) * entry], n), n
+
+    def lines(keys: bytes, values: bytes, count: int) -> str:
+        if count <= CHUNK:
+            return chunk(keys, values, count)
+        return "".join(text for text, _n in pieces(keys, values, count))
+
+    lines.pieces = pieces  # type: ignore[attr-defined]
+    return lines
+
+
+def _fold(how: str, ncpus: int) -> Callable[[list[Any]], list[Any]]:
+    """The CPUs' columns of one leaf (a chunk's numbers, a tuple per CPU) -> the column of
+    their reductions, folded a column at a time: no tuple and no call per entry (the
+    builtins max() and sum() on each entry's values cost several times more)."""
+    if ncpus == 1 and how != "avg":
+        return lambda cols: list(cols[0])
+
+    def fold(cols: list[Any]) -> list[Any]:
+        acc = cols[0]
+        for col in cols[1:]:
+            if how == "max":
+                acc = [a if a >= b else b for a, b in zip(acc, col)]
+            elif how == "min":
+                acc = [a if a <= b else b for a, b in zip(acc, col)]
+            else:  # integers: exact, the same sum as view.aggregate's in any order
+                acc = list(map(add, acc, col))
+        if how == "avg":  # the sum divided once, as view.aggregate divides it
+            return [a / ncpus for a in acc]
+        return list(acc)
+
+    return fold
 
 
 def avg_type(t: Type) -> Type:
@@ -60,7 +103,7 @@ def reduced(
     (sum, max, min, avg), written by ``make_lines(codec)`` for the reduced values' codec;
     ``slow(keys, values)`` writes a decoded batch (reduced values) for the batches whose
     results do not fit.  None when the value's type is not one this path reduces."""
-    if how not in (*_REDUCE, "avg") or type(view.value) is not TypeCodec:
+    if how not in _REDUCTIONS or type(view.value) is not TypeCodec:
         return None
     leaves: list[tuple[int, str, bool]] = []  # (offset, struct code, a number?)
     if not _leaves(view.value.type, 0, leaves):
@@ -80,7 +123,7 @@ def reduced(
     nleaves = len(leaves)
     numbers = [i for i, (_o, _c, num) in enumerate(leaves) if num]
     firsts = [i for i, (_o, _c, num) in enumerate(leaves) if not num]
-    fold = _avg if how == "avg" else _REDUCE[how]
+    fold = _fold(how, ncpus)
     if how == "avg":
         out_slot = "".join("d" if num else code for _o, code, num in leaves)
         lines = make_lines(TypeCodec(avg_type(view.value.type)))
@@ -101,13 +144,12 @@ def reduced(
                 cache[n] = s
         return s
 
-    def reduce_batch(keys: bytes, values: bytes, count: int) -> str:
+    def reduce_chunk(keys: bytes, values: bytes, count: int) -> str:
         items = per_count(unpackers, count * ncpus).unpack(shape.slots(values, count))
         row = nleaves * ncpus  # an entry's items: CPU 0's leaves, then CPU 1's...
         out: list[Any] = [None] * (count * nleaves)
         for j in numbers:
-            cols = [items[c * nleaves + j :: row] for c in range(ncpus)]
-            out[j::nleaves] = list(map(fold, zip(*cols))) if ncpus > 1 or how == "avg" else cols[0]
+            out[j::nleaves] = fold([items[c * nleaves + j :: row] for c in range(ncpus)])
         for j in firsts:
             out[j::nleaves] = items[j::row]
         try:
@@ -118,7 +160,7 @@ def reduced(
             return slow(dk, [aggregate(v, how) for v in dv])
         return lines(keys, plain, count)
 
-    return reduce_batch
+    return chunked(reduce_chunk, shape.entry)
 
 
 def _leaves(t: Type, base: int, out: list[tuple[int, str, bool]]) -> bool:

@@ -28,7 +28,6 @@ _MAX_ITEMS leaves) return None and go through the decoded path.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -54,7 +53,7 @@ from ..layout.leaves import (
 from ..layout.model import IPV6, Array, Bytes, Char, Enum, Field, Scalar, Struct, Type
 
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
-_CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
+CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
 _MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
 
 Column = Callable[[list[Any]], list[Any]]  # a conversion of one column of items
@@ -263,6 +262,8 @@ class Plan:
             raise NotRow("family field")
         self._swap(self._item(off + delta, ftype.size, native_code(ftype)), ftype)
         kinds = _memo(lambda f: ip_kind(family(f), size))  # the family's few values: a dict lookup each
+        import socket  # only here: an import that costs more than a short dump
+
         ntop, v4, v6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
 
         def pair(raws: list[bytes], fams: list[Any]) -> list[str]:
@@ -605,12 +606,12 @@ def compile_plan(plan: Plan, line: str, ksize: int, vsize: int) -> Callable[[byt
         """(lines, how many) for each chunk of a kernel batch: the items of a chunk stay
         in the CPU's caches, and a writer writes each piece without joining them."""
         kv, vv = memoryview(keys), memoryview(values)
-        for i in range(0, count, _CHUNK):
-            n = min(_CHUNK, count - i)
+        for i in range(0, count, CHUNK):
+            n = min(CHUNK, count - i)
             yield chunk(kv[i * ksize :], vv[i * vsize :], n), n
 
     def lines(keys: bytes, values: bytes, count: int) -> str:
-        if count > _CHUNK:
+        if count > CHUNK:
             return "".join(text for text, _n in pieces(keys, values, count))
         return chunk(keys, values, count)
 

@@ -210,27 +210,69 @@ def _cmd() -> list[str]:
     return list(BPFMAP)
 
 
-def test_lookup_imports_no_rich_and_no_parsers(pindir):
-    pin = os.path.join(pindir, "m")
+# what no one-entry verb needs: the parser, rich and its tables, the dump's row machinery,
+# C and BTF parsing, the exporter, the jobs on many entries, socket (an import slower than
+# a lookup)
+HEAVY = (
+    "typer",
+    "click",
+    "rich",
+    "pycparser",
+    "pydantic",
+    "dataclasses",
+    "socket",
+    "json",
+    "bpfmap.btf",
+    "bpfmap.layout.cdecl",
+    "bpfmap.output.table",
+    "bpfmap.output.rows",
+    "bpfmap.output.templates",
+    "bpfmap.output.dump",
+    "bpfmap.export",
+    "bpfmap.entries.bulk",
+    "bpfmap.entries.drain",
+    "bpfmap.entries.migrate",
+    "bpfmap.cli.common",
+    "bpfmap.cli.manage",
+    "bpfmap.cli.elements",
+    "bpfmap.cli.changes",
+)
+
+
+def _imports_of(args: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """A command line run as the console script runs it, and the modules it imported."""
+    code = (
+        "import sys\nfrom bpfmap.cli import main\nrc = main(sys.argv[1:])\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\nsys.exit(rc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    return r, set(r.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "args, out",
+    [
+        (["lookup", "h", "1", "-l", "u32:u64"], "2\n"),
+        (["lookup", "h", "01 00 00 00"], "02 00 00 00 00 00 00 00\n"),
+        (["update", "h", "3", "4", "--layout", "u32:u64"], ""),
+        (["delete", "h", "1", "-l", "u32:u64"], ""),
+        (["count", "h"], "1\n"),
+        (["push", "q", "7", "-l", "u64"], ""),
+        (["enqueue", "q", "7", "-l", "u64"], ""),
+        (["pop", "q", "-l", "u64"], "5\n"),
+        (["dequeue", "q"], "05 00 00 00 00 00 00 00\n"),
+    ],
+)
+def test_a_one_entry_verb_imports_only_what_it_needs(pindir, args, out):
+    h, q = os.path.join(pindir, "h"), os.path.join(pindir, "q")
     with Map.create("hash", 4, 8, max_entries=4) as m:
         m.update(struct.pack("=I", 1), struct.pack("=Q", 2))
-        m.pin(pin)
-    code = (
-        "import sys, runpy\nsys.argv = ['bpfmap', 'lookup', %r, '1', '-l', 'u32:u64']\n"
-        "try:\n    runpy.run_module('bpfmap', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print(' '.join(sorted(m for m in sys.modules)), file=sys.stderr)\n"
-    ) % pin
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.stdout == "2\n", r.stderr
-    mods = set(r.stderr.split())
-    for heavy in (
-        "rich",
-        "pycparser",
-        "bpfmap.btf",
-        "bpfmap.layout.cdecl",
-        "bpfmap.entries.bulk",
-        "pydantic",
-        "bpfmap.cli.manage",
-        "dataclasses",
-    ):
-        assert heavy not in mods, f"{heavy} imported by a plain lookup"
+        m.pin(h)
+    with Map.create("queue", 0, 8, max_entries=4) as m:
+        m.push(struct.pack("=Q", 5))
+        m.pin(q)
+    r, mods = _imports_of([args[0], {"h": h, "q": q}[args[1]], *args[2:]])
+    assert r.returncode == 0 and r.stdout == out, r.stderr
+    assert "bpfmap.cli.verbs" in mods  # the fast path ran it
+    for heavy in HEAVY:
+        assert not any(m == heavy or m.startswith(heavy + ".") for m in mods), f"{heavy} imported by {args[0]}"

@@ -135,8 +135,9 @@ def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
 def _maps(root: str) -> dict[str, str]:
     """The same maps, made afresh under ``root``."""
     os.mkdir(root)
-    paths = {n: os.path.join(root, n) for n in ("counts", "pcpu", "flows")}
+    paths = {n: os.path.join(root, n) for n in ("counts", "pcpu", "flows", "jobs")}
     made = [
+        ("queue", "--value", "8", "--max-entries", "2", "--pin", paths["jobs"]),
         ("hash", "--layout", "u32:u64", "--pin", paths["counts"]),
         ("percpu_array", "--layout", "u32:u64", "--max-entries", "4", "--pin", paths["pcpu"]),
         ("hash", "--layout", "saddr=ipv4,dport=be16:packets=u64,comm=char[8]", "--pin", paths["flows"]),
@@ -183,6 +184,24 @@ CASES = [
     ["dump", "flows", "-l", "hex[6]:u64,char[8]"],
     ["dump", "flows", "-l", "u32:u64"],
     ["dump", "nope"],
+    ["count", "counts"],
+    ["count", "counts", "-l", "u32:u64"],
+    ["count", "jobs"],
+    ["count", "nope"],
+    ["pop", "jobs"],
+    ["push", "jobs", "7", "-l", "u64"],
+    ["push", "jobs", "-8", "--layout", "s64"],
+    ["push", "jobs", "9", "-l", "u64"],
+    ["push", "jobs", "9", "-l", "u64", "--overwrite"],
+    ["push", "jobs", "x", "-l", "u64"],
+    ["push", "counts", "1"],
+    ["pop", "jobs", "-l", "u64", "-o", "json"],
+    ["pop", "jobs", "-o", "jsonl", "-l", "s64"],
+    ["pop", "jobs", "-l", "u64"],
+    ["pop", "counts"],
+    ["delete", "counts", "1"],
+    ["delete", "counts", "2"],
+    ["count", "counts"],
 ]
 
 

@@ -67,7 +67,7 @@ def test_fast_and_plain_writers_give_the_same_bytes(bpffs, layout, seed, count):
 def test_the_comparison_can_fail(bpffs, monkeypatch):
     """A fast path that wrote one byte differently would be caught: the same check on a
     value template that is wrong on purpose fails."""
-    import bpfmap.output.entries as entries
+    import bpfmap.output.templates as templates
     from bpfmap.output.templates import templates_of
 
     lay = Layout.parse("u32:u64")
@@ -76,7 +76,7 @@ def test_the_comparison_can_fail(bpffs, monkeypatch):
         view = View(m, lay)
         batches = list(view.column_batches())
     wrong = templates_of(view.value)._replace(text="%s ")  # a stray space
-    monkeypatch.setattr(entries, "templates_of", lambda c: wrong if c is view.value else templates_of(c))
+    monkeypatch.setattr(templates, "templates_of", lambda c: wrong if c is view.value else templates_of(c))
     out = io.StringIO()
     write_entries(batches, "text", view.key, view.value, False, out)
     assert out.getvalue() != plain("text", batches, view.key, view.value)

@@ -38,6 +38,12 @@ def test_the_fast_path_reads_only_options_its_verb_has(verb):
     assert set(spec.fast) <= set(spec.options)
 
 
+def test_the_command_line_sends_to_the_fast_path_the_verbs_the_table_declares():
+    from bpfmap.cli import FAST_VERBS
+
+    assert sorted(FAST_VERBS) == sorted(options.VERBS)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -47,6 +53,9 @@ def test_the_fast_path_reads_only_options_its_verb_has(verb):
         "update M 1 2 -o json",
         "lookup M 1 --cpu 1",
         "dump M --delete",
+        "count M --where x=1",  # filters: the parser's command
+        "pop M --c-header h.h",
+        "push M 1 2",  # one VALUE
     ],
 )
 def test_a_line_the_table_does_not_let_the_fast_path_read_goes_to_the_parser(line):

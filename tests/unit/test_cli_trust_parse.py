@@ -25,7 +25,8 @@ def parsed_by_typer(words: list[str]) -> tuple[list[str], str | None] | None:
     except Exception:
         return None
     p = ctx.params
-    positional = [p["map_ref"]] + [x for x in [p.get("key")] if x is not None] + list(p.get("values") or [])
+    positional = [p["map_ref"]] + [x for x in [p.get("key"), p.get("value")] if x is not None]
+    positional += list(p.get("values") or [])
     return positional, p.get("output")
 
 
@@ -40,6 +41,10 @@ def parsed_by_typer(words: list[str]) -> tuple[list[str], str | None] | None:
         "delete M -l s32:s64 -- --x",
         "update M -l char[4]:s64 -- -abc -1",
         "dump M -o jsonl -l s32:s64",
+        "push M -5 -l s64",
+        "push M --overwrite -l s64 -- -5",
+        "pop M -o json -l s64",
+        "count M -l s32:s64",
     ],
 )
 def test_numbers_and_double_dash_take_the_fast_path_and_read_as_the_parser_reads_them(line):
@@ -54,7 +59,10 @@ WORDS = st.sampled_from(["M", "1", "2", "-5", "-0x10", "-1.5", "--", "-o", "json
 
 
 @settings(max_examples=examples(150), deadline=None)
-@given(verb=st.sampled_from(["lookup", "update", "delete", "dump"]), rest=st.lists(WORDS, max_size=7))
+@given(
+    verb=st.sampled_from(["lookup", "update", "delete", "dump", "push", "pop", "count"]),
+    rest=st.lists(WORDS, max_size=7),
+)
 def test_fast_path_never_reads_a_line_otherwise_than_the_parser(verb, rest):
     words = [verb, "M", *rest]
     fast = parse_fast(words)

@@ -343,6 +343,12 @@ PERCPU_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "bool", "
     how=st.sampled_from(["sum", "max", "min", "avg", "cpu"]),
     fmt=st.sampled_from(["text", "jsonl", "json", "csv"]),
 )
+# batches of more entries than a chunk (output.rows.CHUNK): worked a chunk at a time, a
+# chunk whose sums overflow (every one, with 0xff bytes) written the decoded way alone
+@example(value="u64", data=bytes(range(256)), count=5000, ncpus=2, how="max", fmt="text")
+@example(value="a=u8,b=u32", data=bytes(range(7, 256)), count=4097, ncpus=3, how="cpu", fmt="json")
+@example(value="u64", data=b"\xff" * 64, count=4100, ncpus=2, how="sum", fmt="csv")
+@example(value="u32", data=bytes(range(256)), count=6000, ncpus=3, how="avg", fmt="jsonl")
 def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, count, ncpus, how, fmt):
     """--percpu sum|max|min and --cpu N straight from per-CPU raw batches against
     view.aggregate on the decoded values (sums past a field's range included: random
