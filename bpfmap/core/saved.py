@@ -161,6 +161,8 @@ class SavedFile:
         if len(head) < HEADER.size or not head.startswith(MAGIC):
             raise SavedFileError(f"read {quote(self.path)}: not a saved map file (no bpfmap magic number)")
         _magic, major, minor = HEADER.unpack(head)
+        if head[len(MAGIC)] != 0:
+            raise self._bad("the header's reserved byte is not zero", len(MAGIC))
         if major > MAJOR:
             raise SavedFileError(
                 f"read {quote(self.path)}: saved in format version {major}.{minor}, newer than the "
@@ -230,6 +232,8 @@ class SavedFile:
         if len(head) < FRAME.size:
             raise self._bad("a frame header is cut short", pos)
         tag, codec, map_, count, raw_len, stored_len, crc = FRAME.unpack(head)
+        if head[_CRC_AT + 4 :] != bytes(FRAME.size - _CRC_AT - 4):  # after the checksum: reserved, zero
+            raise self._bad("a frame header's reserved bytes are not zero", pos)
         label = tag.decode("ascii", "replace").strip() or "?"
         if codec not in CODECS:
             raise self._bad(f"a {label} frame has an unknown compression {codec}", pos)

@@ -143,6 +143,27 @@ def test_a_flipped_byte_fails_its_checksum(tmp_path):
     expect_bad(tmp_path / "bad.bpfmap", "checksum", f"at byte {pos:,}")
 
 
+def test_every_byte_of_a_file_is_checked(tmp_path):
+    """A change to any one byte of a saved file is refused when the file is read: no
+    reserved or padding byte goes unchecked (a reader could not tell a damaged file).  The
+    minor version is the exception: a newer minor version reads, by design."""
+    data = open(write(tmp_path / "f.bpfmap", [(k, k) for k in range(3)]), "rb").read()
+    bad = tmp_path / "bad.bpfmap"
+    unnoticed = []
+    minor = range(HEADER.size - 2, HEADER.size)
+    for at in (i for i in range(len(data)) if i not in minor):
+        changed = bytearray(data)
+        changed[at] ^= 0xFF
+        bad.write_bytes(changed)
+        try:
+            with SavedMap.open(str(bad)) as m:
+                list(m.items())
+        except SavedFileError:
+            continue
+        unnoticed.append(at)
+    assert unnoticed == []
+
+
 def test_counts_that_claim_more_than_the_file_holds(tmp_path):
     data = bytearray(open(write(tmp_path / "f.bpfmap", level=0), "rb").read())
     pos = next(p for p, t, _f in frames(bytes(data)) if t == saved.DATA)
