@@ -219,6 +219,55 @@ def filter_options():
     )
 
 
+LinearOpt = Annotated[bool, typer.Option("--linear", help="Linear buckets: slot i is [MIN+i*STEP, MIN+(i+1)*STEP).")]
+StepOpt = Annotated[int, typer.Option("--step", metavar="STEP", help="--linear: bucket width.")]
+MinOpt = Annotated[int, typer.Option("--min", metavar="MIN", help="--linear: where slot 0 starts.")]
+SchemeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--scheme",
+        metavar="S",
+        help="log2 or exp2 (default; libbpf-tools log2l: slot i is [2^i, 2^(i+1)), slot 0 has 0 and 1), "
+        "bits or exp2zero (bcc bpf_log2l, fls: slot 0 only 0, slot i is [2^(i-1), 2^i)) or linear.",
+    ),
+]
+
+
+class SchemeOptions:
+    """--linear, --step, --min and --scheme: what a histogram's slots count, for hist and
+    watch --hist (see :func:`scheme_options`)."""
+
+    __slots__ = ("linear", "step", "minimum", "scheme")
+
+    def __init__(self, linear: bool = False, step: int = 1, minimum: int = 0, scheme: Optional[str] = None) -> None:
+        self.linear, self.step, self.minimum, self.scheme = linear, step, minimum, scheme
+
+    def given(self) -> bool:
+        return self.linear or self.scheme is not None or self.step != 1 or self.minimum != 0
+
+    def resolve(self) -> tuple[str, int, int]:
+        """(scheme, step, minimum), the combinations checked."""
+        if self.linear and self.scheme not in (None, "linear"):
+            raise UsageError(f"--linear and --scheme {self.scheme} exclude each other")
+        scheme = "linear" if self.linear else (self.scheme or "log2")
+        if scheme != "linear" and (self.step != 1 or self.minimum != 0):
+            raise UsageError("--step and --min apply to --linear histograms")
+        return scheme, self.step, self.minimum
+
+
+NO_SCHEME = SchemeOptions()
+
+
+def scheme_options():
+    """A command decorator: its ``sch: SchemeOptions`` parameter appears on the command
+    line as --linear, --step, --min and --scheme."""
+    return _grouped(
+        "sch",
+        {"linear": (LinearOpt, False), "step": (StepOpt, 1), "minimum": (MinOpt, 0), "scheme": (SchemeOpt, None)},
+        SchemeOptions,
+    )
+
+
 def _grouped(param: str, options: dict, make):
     """A command decorator turning parameter ``param`` into the command-line ``options``
     ({name: (annotation, default)}) and those back into ``make(**options)``."""

@@ -12,11 +12,14 @@ from ..hist import BAR_WIDTH, PERCENTILES, UNITS, from_view, render, subtract
 from ..output import json_dumps
 from .common import (
     NO_LAYOUT,
+    NO_SCHEME,
     LayoutOptions,
     MapArg,
+    SchemeOptions,
     check_seconds,
     examples,
     layout_options,
+    scheme_options,
 )
 from .options import Choices
 
@@ -32,22 +35,10 @@ HIST_OUTPUTS = Choices(("text", "json", "jsonl"), {"text": "bars"})
     )
 )
 @layout_options()
+@scheme_options()
 def hist(
     map_ref: MapArg,
-    linear: Annotated[
-        bool, typer.Option("--linear", help="Linear buckets: slot i is [MIN+i*STEP, MIN+(i+1)*STEP).")
-    ] = False,
-    step: Annotated[int, typer.Option("--step", metavar="STEP", help="--linear: bucket width.")] = 1,
-    minimum: Annotated[int, typer.Option("--min", metavar="MIN", help="--linear: where slot 0 starts.")] = 0,
-    scheme: Annotated[
-        Optional[str],
-        typer.Option(
-            "--scheme",
-            metavar="S",
-            help="log2 or exp2 (default; libbpf-tools log2l: slot i is [2^i, 2^(i+1)), slot 0 has 0 and 1), "
-            "bits or exp2zero (bcc bpf_log2l, fls: slot 0 only 0, slot i is [2^(i-1), 2^i)) or linear.",
-        ),
-    ] = None,
+    sch: SchemeOptions = NO_SCHEME,
     slot: Annotated[
         Optional[str],
         typer.Option(
@@ -126,11 +117,7 @@ def hist(
 
     Without a layout or BTF, 4- and 8-byte keys and values read as unsigned integers."""
 
-    if linear and scheme not in (None, "linear"):
-        raise UsageError(f"--linear and --scheme {scheme} exclude each other")
-    scheme = "linear" if linear else (scheme or "log2")
-    if scheme != "linear" and (step != 1 or minimum != 0):
-        raise UsageError("--step and --min apply to --linear histograms")
+    scheme, step, minimum = sch.resolve()
     if width < 1:
         raise UsageError(f"--width {width}: give a positive number")
     if slots is not None and var is not None:

@@ -13,14 +13,17 @@ from ..view import is_number
 from .common import (
     NO_FILTER,
     NO_LAYOUT,
+    NO_SCHEME,
     FilterOptions,
     LayoutOptions,
     MapArg,
+    SchemeOptions,
     check_seconds,
     examples,
     filter_options,
     layout_options,
     say,
+    scheme_options,
 )
 from .hist import hist_live
 from .options import Choices
@@ -41,6 +44,7 @@ WATCH_OUTPUTS = Choices(
 )
 @layout_options()
 @filter_options()
+@scheme_options()
 def watch(
     map_ref: MapArg,
     interval: Annotated[float, typer.Option("--interval", "-i", metavar="S", help="Seconds between refreshes.")] = 1.0,
@@ -75,9 +79,11 @@ def watch(
         typer.Option(
             "--hist",
             help="A histogram map: draw its histograms (as 'hist') with the counts added since the "
-            "last refresh; with --var, the histograms a global variable holds.",
+            "last refresh; with --var, the histograms a global variable holds; --linear, --step, --min "
+            "and --scheme say what the slots count, as hist's.",
         ),
     ] = False,
+    sch: SchemeOptions = NO_SCHEME,
     opts: LayoutOptions = NO_LAYOUT,
     filt: FilterOptions = NO_FILTER,
 ) -> None:
@@ -93,6 +99,9 @@ def watch(
         raise UsageError(f"--count {count}: give a positive number")
     fmt = output or ("live" if sys.stdout.isatty() else "jsonl")
     WATCH_OUTPUTS.check(fmt, "--output", "watch")
+    scheme, step, minimum = sch.resolve()
+    if sch.given() and not as_hist:
+        raise UsageError("--linear, --step, --min and --scheme go with --hist")
     several = expand(map_ref, names=True)
     if several is not None:  # a directory, a glob, name:GLOB: each map's rows, one after another
         if as_hist or var is not None or filt:
@@ -109,7 +118,7 @@ def watch(
             from ..hist import BAR_WIDTH, PERCENTILES, from_view, render, subtract
 
             hist_live(
-                lambda: from_view(view, slots=var, strict=var is not None),
+                lambda: from_view(view, scheme, step, minimum, slots=var, strict=var is not None),
                 subtract,
                 render,
                 "text" if fmt == "live" else "jsonl",

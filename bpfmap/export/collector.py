@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.maps import Map
 from ..errors import BpfmapError, KernelError, UsageError, quote, translate
+from ..hist.extract import Place, SlotError, Tally, locate
 from ..layout import TypeCodec, fields
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
@@ -500,99 +501,63 @@ class Exporter:
         family.samples.extend(items)
         return family
 
-    def _histogram_paths(self, metric: Metric, key: Any, value: Any) -> tuple[list[str], str | None]:
-        """A histogram's label paths and the path of its slot in the key (None: the key
-        itself, or slots in the value), from its first entry."""
+    def _histogram_paths(self, metric: Metric, key: Any, value: Any) -> tuple[list[str], Place]:
+        """A histogram's label paths and where its counts are (hist's extractor, by its
+        defaults), from its first entry."""
         h = metric.hist
         assert h is not None
-        slot_path: str | None = None
-        if h.slots is None:  # the slot in the key: the named field, else the key itself
-            if isinstance(key, dict):
-                slot_path = h.slot or ("slot" if "slot" in key else None)
-                if slot_path is None:
-                    raise metric.error("slot", "the key is a struct: name its slot field (slot: NAME)")
-            elif h.slot:
-                raise metric.error("slot", "the key is not a struct; leave slot out")
-        exclude = (slot_path or "key") if h.slots is None else None
-        paths = self._label_paths(metric, key, value, exclude=exclude)
-        if h.slots is None and not isinstance(key, dict) and metric.labels is None:
+        try:
+            place = locate(key, value, h.slot, metric.value, h.slots)
+        except SlotError as err:
+            raise _config_error(metric, err) from None
+        in_key = place.slots is None
+        paths = self._label_paths(metric, key, value, exclude=(place.slot or "key") if in_key else None)
+        if in_key and not isinstance(key, dict) and metric.labels is None:
             paths = []
-        return paths, slot_path
+        return paths, place
 
     def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> Family:
-        paths: list[str] | None = None
-        names: list[str] = []
-        labels_of: Any = None
-        number: Any = None
-        slot_of: Any = None
-        slots_of: Any = None
-        groups: dict[tuple[Any, ...], list[float]] = {}
-        sums: dict[tuple[Any, ...], float] = {}
-        overflow: dict[tuple[Any, ...], float] = {}  # counts of slots past the last bucket: they go to +Inf
+        """A histogram family: each entry's counts walked by hist's extractor into one
+        tally per label set; slots past the scheme's last count in +Inf."""
         h = metric.hist
         assert h is not None
-        limit = h.max_slots
-        past: int | None = None
-        slot_path: str | None = None
+        names: list[str] = []
+        labels_of: Any = None
+        tally: Tally | None = None
         for key, value, cpu in rows:
-            if paths is None:
-                paths, slot_path = self._histogram_paths(metric, key, value)
+            if tally is None:
+                paths, place = self._histogram_paths(metric, key, value)
                 names = metric.label_names(paths, cpu_label=cpu is not None)
                 labels_of = self._label_getter(metric, paths, key, value)
-                if h.slots is None:
-                    number = self._number_getter(metric, value)
-                    slot_of = fields.getter(slot_path) if slot_path else _identity
-                else:
-                    slots_of = fields.getter(h.slots)
+                tally = Tally(place, h.sum_slot, h.max_slots)
             try:
                 labels = labels_of(key, value) + ((cpu,) if cpu is not None else ())
             except Drop:
                 continue
-            counts = groups.setdefault(labels, [])
-            if h.slots is not None:
-                try:
-                    arr = slots_of(value)
-                except (KeyError, IndexError, TypeError):
-                    raise metric.error("slots", f"no field {h.slots} in the value") from None
-                if not isinstance(arr, list) or not all(_is_num(x) for x in arr):
-                    raise metric.error("slots", f"{h.slots} is not an array of counts")
-                if h.sum_slot:
-                    arr, total = arr[:-1], arr[-1]
-                    sums[labels] = sums.get(labels, 0) + total
-                if len(arr) > limit:
-                    past = len(arr) - 1
-                    overflow[labels] = overflow.get(labels, 0) + sum(arr[limit:])
-                    arr = arr[:limit]
-                if len(counts) < len(arr):
-                    counts += [0] * (len(arr) - len(counts))
-                for i, c in enumerate(arr):
-                    counts[i] += c
-            else:
-                try:
-                    slot = slot_of(key)
-                except (KeyError, IndexError, TypeError):
-                    raise metric.error("slot", f"no field {slot_path} in the key") from None
-                if not isinstance(slot, int) or slot < 0:
-                    raise metric.error("slot", f"slot {slot!r} is not a slot number")
-                if slot >= limit:
-                    past = slot
-                    overflow[labels] = overflow.get(labels, 0) + number(value)
-                    continue
-                if len(counts) <= slot:
-                    counts += [0] * (slot + 1 - len(counts))
-                counts[slot] += number(value)
-        if past is not None:
+            try:
+                tally.add(key, value, labels)
+            except SlotError as err:
+                raise _config_error(metric, err) from None
+        if tally is not None and tally.past is not None:
             self.count_error(
                 metric,
-                f"export: {metric.name}: slot {past} is past the last of the {limit} {h.buckets} buckets; "
-                "such counts go to +Inf",
+                f"export: {metric.name}: slot {tally.past} is past the last of the {h.max_slots} {h.buckets} "
+                "buckets; such counts go to +Inf",
             )
         family = Family(metric.name, metric.help_text(), "histogram", names)
-        for labels, counts in groups.items():
-            buckets, estimate = h.cumulative(counts, overflow.get(labels, 0))
-            total_sum = sums[labels] * h.multiplier if h.sum_slot else estimate
-            family.add_histogram(labels, buckets, rounded(total_sum))
+        for labels, counts in tally.groups.items() if tally is not None else ():
+            buckets, estimate = h.cumulative(counts.dense(), counts.overflow)
+            total_sum = counts.sum * h.multiplier if h.sum_slot else estimate
+            family.add_histogram(labels, buckets, rounded(total_sum))  # type: ignore[arg-type]  # the label tuples added above
         return family
+
+
+# the config field each of the extractor's parameters is
+_CONFIG_FIELDS = {"slot": "slot", "count": "value", "slots": "slots"}
+
+
+def _config_error(metric: Metric, err: SlotError) -> ConfigError:
+    return metric.error(_CONFIG_FIELDS[err.param], err.problem)
 
 
 def _kept(

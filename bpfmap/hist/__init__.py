@@ -9,9 +9,11 @@
 Slot schemes (what range of values slot ``i`` counts: log2/exp2, bits/exp2zero, linear)
 are ``hist/schemes.py``'s, the one vocabulary of ``bpfmap hist`` and ``bpfmap export``.
 
-Per-CPU counts are summed.  A key that is a struct names its slot field (default: a
-field called ``slot``, else the last numeric field); its other fields group entries
-into one histogram each, as bcc's ``print_log2_hist(section_header=...)`` does."""
+Where the counts are is ``hist/extract.py``'s (the one extractor ``hist``, ``watch --hist``
+and ``export`` read maps through).  Per-CPU counts are summed.  A key that is a struct
+names its slot field (default: a field called ``slot``, else the last numeric field); its
+other fields group entries into one histogram each, as bcc's
+``print_log2_hist(section_header=...)`` does."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..layout import fields, format_text
-from ..view import aggregate, is_number
+from ..view import aggregate
+from .extract import Place, SlotError, Tally, in_key, locate
 from .schemes import check_scheme, slot_range
 
 UNITS = ("nsecs", "usecs", "msecs", "secs", "bytes", "kbytes")
@@ -87,31 +90,22 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def _number(obj: Any, what: str) -> int:
-    if not is_number(obj):
-        raise UsageError(
-            f"hist: the {what} must be a number, not {obj!r}; give a layout (--layout u32:u64) "
-            f"or pick a field (--slot NAME / --field NAME)"
+# the options a SlotError's parameter is on the command line
+_OPTIONS = {"slot": "--slot", "count": "--field", "slots": "--slots"}
+
+
+def _worded(err: SlotError, given: dict[str, str | None]) -> UsageError:
+    """The extractor's refusal in hist's words: the option at fault, or what to give."""
+    option, name = _OPTIONS[err.param], given.get(err.param)
+    if "must be a number" in err.problem:
+        return UsageError(
+            f"hist: {err.problem}; give a layout (--layout u32:u64) or pick a field (--slot NAME / --field NAME)"
         )
-    return obj  # type: ignore[return-value]  # a float passes as it is (counts kept in f64)
-
-
-def _pick(obj: Any, name: str | None, what: str, option: str) -> Any:
-    """A numeric field of a struct: ``name``, else (keys) ``slot``, else the last numeric one."""
-    if not isinstance(obj, dict):
-        if name is not None:
-            raise UsageError(f"hist {option} {name}: the {what} is not a struct")
-        return obj
     if name is not None:
-        if name not in obj:
-            raise UsageError(f"hist {option} {name}: the {what} has fields {', '.join(obj)}")
-        return name
-    if what == "key" and "slot" in obj:
-        return "slot"
-    numeric = [k for k, v in obj.items() if is_number(v)]
-    if not numeric:
-        raise UsageError(f"hist: the {what} has no numeric field; give {option} NAME")
-    return numeric[-1] if what == "key" else numeric[0]
+        return UsageError(f"hist {option} {name}: {err.problem}")
+    if err.problem.endswith("; name one"):
+        return UsageError(f"hist: {err.problem.removesuffix('; name one')}; give {option} NAME")
+    return UsageError(f"hist: {err.problem}")
 
 
 def build(
@@ -122,74 +116,23 @@ def build(
     slot_field: str | None = None,
     count_field: str | None = None,
 ) -> list[Histogram]:
-    """Histograms from decoded (key, value) entries (per-CPU values already summed).
-    Slots are numbers; missing slots (a hash map) count 0."""
+    """Histograms from decoded (key, value) entries (per-CPU values already summed), the
+    slot in the key: a struct key's other fields group them.  Slots are numbers; missing
+    slots (a hash map) count 0."""
     check_scheme(scheme, step)
-    groups: dict[tuple[Any, ...], tuple[dict[str, Any] | None, dict[int, int]]] = {}
-    key_field = value_field = None
-    first = True
-    for key, value in entries:
-        if first:
-            key_field = _pick(key, slot_field, "key", "--slot")
-            value_field = _pick(value, count_field, "value", "--field")
-            first = False
-        if isinstance(key, dict):
-            slot = _number(key[key_field], "slot")
-            group = {k: v for k, v in key.items() if k != key_field}
-            gid = tuple(map(repr, group.values()))
-        else:
-            slot, group, gid = _number(key, "key (slot)"), None, ()
-        count = _number(value[value_field] if isinstance(value, dict) else value, "value (count)")
-        if slot < 0:
-            raise UsageError(f"hist: slot {slot} is negative; is the key signed?")
-        counts = groups.setdefault(gid, (group, {}))[1]
-        counts[int(slot)] = counts.get(int(slot), 0) + count
-    out = []
-    for group, counts in groups.values():
-        out.append(_from_counts(group, counts, scheme, step, minimum, None))
-    return out
-
-
-def slots_field(value: Any) -> str | None:
-    """Where a decoded value keeps slot counts: "" when it is an array of numbers, else its
-    first field that is one, or an array of them, or an array of structs that each hold
-    one (runqlen's ``struct hist hists[N]``); None when it keeps none."""
-    if _slot_array(value):
-        return ""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if _slot_array(v) or (isinstance(v, list) and v and all(_slot_array(x) or _holder(x) for x in v)):
-                return k  # type: ignore[no-any-return]  # a decoded struct's field names are str
-    return None
-
-
-def _slot_array(v: Any) -> bool:
-    return isinstance(v, list) and len(v) > 1 and all(is_number(x) for x in v)
-
-
-def _holder(v: Any) -> bool:
-    """A struct with a field that is an array of counts (``struct hist { u32 slots[N]; }``)."""
-    return isinstance(v, dict) and any(_slot_array(x) for x in v.values())
-
-
-def _rows(arr: Any) -> list[tuple[int | None, list[Any], dict[str, Any]]] | None:
-    """The arrays of counts in ``arr`` with their index (None for ``arr`` itself) and the
-    string fields beside them: ``arr`` itself, or each element of an array of them or of
-    structs holding one; None when it is neither."""
-    if _slot_array(arr):
-        return [(None, arr, {})]
-    if not isinstance(arr, list) or not arr:
-        return None
-    rows: list[tuple[int | None, list[Any], dict[str, Any]]] = []
-    for i, x in enumerate(arr):
-        if _slot_array(x):
-            rows.append((i, x, {}))
-        elif _holder(x):
-            counts = next(v for v in x.values() if _slot_array(v))
-            rows.append((i, counts, {k: v for k, v in x.items() if isinstance(v, str)}))
-        else:
-            return None
-    return rows
+    tally: Tally | None = None
+    given = {"slot": slot_field, "count": count_field}
+    try:
+        for key, value in entries:
+            if tally is None:
+                tally = Tally(in_key(key, value, slot_field, count_field))
+            group = tally.place.rest(key)
+            tally.add(key, value, tuple(map(repr, group.values())) if group is not None else (), group)
+    except SlotError as err:
+        raise _worded(err, given) from None
+    return [
+        _from_counts(c.group, c.by_slot, scheme, step, minimum, None) for c in (tally.groups.values() if tally else ())
+    ]
 
 
 def build_in_value(
@@ -211,61 +154,44 @@ def build_in_value(
     ``struct hist hists[N]``), gives one histogram per element, labelled by its index
     (and the element's strings).  ``sum_slot``: the array's last element is the sum of the values."""
     check_scheme(scheme, step)
-    out: list[Histogram] = []
-    merged: list[int] = []
-    merged_sum = 0
+    tally = Tally(Place(slots), sum_slot)
     label_names = labels
-    for key, value in entries:
-        arr = fields.select(value, slots) if slots else value
-        if label_names is None:  # default: the value's strings (comm), when entries stand for something
-            strings = [k for k, v in value.items() if isinstance(v, str)] if isinstance(value, dict) else []
-            label_names = strings if keyed else []
-        group: dict[str, Any] = {}
-        if keyed:
-            group.update(key if isinstance(key, dict) else {"key": key})
-        for name in label_names:
-            group[name] = fields.select(value, name)
-        rows = _rows(arr)
-        if rows is None:
-            raise UsageError(
-                f"hist --slots {slots or 'value'}: not an array of counts, nor an array of them "
-                f"or of structs holding one ({str(arr)[:60]})"
-            )
-        for i, counts, beside in rows:
-            total_sum = None
-            if sum_slot:
-                counts, total_sum = counts[:-1], counts[-1]
-            if merge:
-                if len(merged) < len(counts):
-                    merged += [0] * (len(counts) - len(merged))
-                for j, c in enumerate(counts):
-                    merged[j] += c
-                merged_sum += total_sum or 0
-                continue
-            g = dict(group) if i is None else {**group, "index": i, **(beside if labels is None else {})}
-            out.append(_from_counts(g or None, counts, scheme, step, minimum, total_sum))
-    if merge:
-        return [_from_counts(None, merged, scheme, step, minimum, merged_sum if sum_slot else None)] if merged else []
-    return out
+
+    def per_row(i: int, beside: dict[str, Any], gid: Any, group: Any) -> tuple[Any, Any]:
+        if merge:
+            return gid, None
+        return (gid, i), {**(group or {}), "index": i, **(beside if labels is None else {})}
+
+    try:
+        for n, (key, value) in enumerate(entries):
+            if label_names is None:  # default: the value's strings (comm), when entries stand for something
+                strings = [k for k, v in value.items() if isinstance(v, str)] if isinstance(value, dict) else []
+                label_names = strings if keyed else []
+            group: dict[str, Any] = {}
+            if keyed:
+                group.update(key if isinstance(key, dict) else {"key": key})
+            for name in label_names:
+                group[name] = fields.select(value, name)
+            tally.add(key, value, () if merge else n, None if merge else group or None, per_row)
+    except SlotError as err:
+        raise _worded(err, {"slots": slots or "value"}) from None
+    total = sum_slot or None
+    return [
+        _from_counts(c.group, c.by_slot, scheme, step, minimum, c.sum if total else None) for c in tally.groups.values()
+    ]
 
 
 def _from_counts(
-    group: dict[str, Any] | None,
-    counts: list[int] | dict[int, int],
-    scheme: str,
-    step: int,
-    minimum: int,
-    total_sum: int | None,
+    group: dict[str, Any] | None, counts: dict[int, Any], scheme: str, step: int, minimum: int, total_sum: Any
 ) -> Histogram:
-    """A histogram of slot counts (a list by slot, or slot -> count): buckets from the first
-    to the last non-empty slot, the empty ones between kept."""
-    by_slot = counts if isinstance(counts, dict) else dict(enumerate(counts))
-    used = [i for i, c in by_slot.items() if c]
+    """A histogram of slot counts (slot -> count): buckets from the first to the last
+    non-empty slot, the empty ones between kept."""
+    used = [i for i, c in counts.items() if c]
     if not used:
         return Histogram(group, [], total_sum)
     lo, hi = min(used), max(used)
     return Histogram(
-        group, [Bucket(*slot_range(i, scheme, step, minimum), by_slot.get(i, 0)) for i in range(lo, hi + 1)], total_sum
+        group, [Bucket(*slot_range(i, scheme, step, minimum), counts.get(i, 0)) for i in range(lo, hi + 1)], total_sum
     )
 
 
@@ -315,14 +241,17 @@ def from_view(
     if first is None:
         return []
     entries = itertools.chain([first], it)
-    where = slots if slots is not None else (None if slot_field or count_field else slots_field(first[1]))
-    if where is None:
-        if strict or sum_slot:
-            raise UsageError(f"hist {view.map.ref}: the values hold no array of counts; give --slots FIELD")
+    try:
+        place = locate(*first, slot_field, count_field, slots, strict or sum_slot)
+    except SlotError as err:
+        if err.param == "slots" and slots is None:
+            raise UsageError(f"hist {view.map.ref}: the values hold no array of counts; give --slots FIELD") from None
+        raise _worded(err, {"slot": slot_field, "count": count_field, "slots": slots}) from None
+    if place.slots is None:
         hists = build(entries, scheme, step, minimum, slot_field, count_field)
     else:
         single = view.map.kind.indexed and view.map.max_entries == 1  # a global-variable map: its key says nothing
-        hists = build_in_value(entries, where, scheme, step, minimum, labels, merge, sum_slot, keyed=not single)
+        hists = build_in_value(entries, place.slots, scheme, step, minimum, labels, merge, sum_slot, keyed=not single)
     for h in hists:
         h.unit = unit
     return hists

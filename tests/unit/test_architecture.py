@@ -258,3 +258,51 @@ def test_histogram_schemes_live_in_one_module():
         if isinstance(node, ast.FunctionDef) and node.name in ("slot_range", "canonical_scheme", "check_scheme"):
             found.append((name, node.lineno, node.name))
     assert found == []
+
+
+def test_histogram_counts_are_read_by_one_extractor():
+    """Where a map keeps its histogram's counts, and walking them into buckets, is
+    hist/extract.py's alone (hist, watch --hist and export read maps through it): no
+    module outside bpfmap/hist/ reads a slot field or an array of slots by path, sums
+    counts by slot, or splits off a sum slot; export's collector calls the extractor."""
+    found = []
+    for name, node in _nodes_outside("bpfmap.hist.extract"):
+        if name.startswith("bpfmap.hist") or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for sub in ast.walk(node):
+            if (
+                isinstance(sub, ast.Call)
+                and _called(sub) in ("getter", "select", "itemgetter")
+                and any("slot" in _ident(a) for a in sub.args)
+            ):
+                found.append((name, sub.lineno, f"{node.name}: a slot field read by path"))
+            if (
+                isinstance(sub, ast.AugAssign)
+                and isinstance(sub.target, ast.Subscript)
+                and "slot" in _ident(sub.target.slice)
+            ):
+                found.append((name, sub.lineno, f"{node.name}: counts summed by slot"))
+        if any(isinstance(s, ast.Attribute) and s.attr == "sum_slot" for s in ast.walk(node)) and any(
+            isinstance(s, ast.Subscript) and ast.unparse(s.slice) in ("-1", ":-1") for s in ast.walk(node)
+        ):
+            found.append((name, node.lineno, f"{node.name}: a sum slot split off"))
+    assert found == []
+    collector = ast.parse(open(MODULES["bpfmap.export.collector"]).read())
+    calls = {_called(n) for n in ast.walk(collector) if isinstance(n, ast.Call)}
+    assert {"locate", "Tally"} <= calls
+    assert "bpfmap.hist.extract" in GRAPH["bpfmap.export.collector"]
+    assert "bpfmap.hist.extract" in GRAPH["bpfmap.hist"]
+
+
+def _called(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+
+
+def _ident(node: ast.AST) -> str:
+    """The name or attribute ``node`` is (``slot``, ``h.slots``: its last part), else ""."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
