@@ -110,13 +110,17 @@ class Condition:
             raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{fields.listing(t)}")
         self.bind(ft, shown_as(formats, self.path))
 
-    def bind(self, t: Type | None, fmt: str | None = None, name: str | None = None, names: Any = None) -> None:
+    def bind(
+        self, t: Type | None, fmt: str | None = None, name: str | None = None, names: Any = None, summed: bool = False
+    ) -> None:
         """Check the test against the type ``t`` of the field it reads (None: not known) and
         read VALUE as what the field holds: a number, or, where display format ``fmt``
         shows the field, the shown form (``ENOENT`` for errno, an address for ip).  The
         test always compares what the field holds, whatever it is shown as.  UsageError
         for a test the field can never pass (or never fail): an order on what is not a
-        number, a number field against a text that is not one."""
+        number, a number field against a text that is not one, an integer against a number
+        it can never equal or pass (past its range, a fraction).  ``summed``: the field is
+        compared as a sum over CPUs (per-CPU values), whose range is wider."""
         if t is None or self.op == "~":
             return
         name = name or self.path
@@ -126,7 +130,10 @@ class Condition:
                 f"--where {self.text}: {name} is {t.c_name()}, which has no order; "
                 f"{self.op} compares number fields (use = or ~ on it)"
             )
-        if self.number is not None or isinstance(t, Char):  # a char[N] compares as the text it shows
+        if self.number is not None:
+            self._check_range(t, name, summed)
+            return
+        if isinstance(t, Char):  # a char[N] compares as the text it shows
             return
         if fmt is not None:
             from .layout.formats import stored
@@ -142,12 +149,39 @@ class Condition:
                 return  # compared as the text it shows
             if _is_number(value):
                 self.number = value
+                self._check_range(t, name, summed)
             else:
                 self.exact = value
             return
         if numeric:
             raise UsageError(
                 f"--where {self.text}: {name} is {t.c_name()}, a number; {quote(self.want)} is not one: give a number"
+            )
+
+    def _check_range(self, t: Type, name: str, summed: bool) -> None:
+        """UsageError when the integer field ``t`` can never pass ``OP number``: a number
+        past its range (a sum over CPUs has no upper bound, nor a lower one when signed), or
+        a fraction it should equal."""
+        n = self.number
+        if n is None or not isinstance(t, Scalar) or t.kind not in ("int", "uint"):
+            return
+        bits = 8 * t.size
+        lo: float = -(1 << (bits - 1)) if t.kind == "int" else 0
+        hi: float = (1 << (bits - 1)) - 1 if t.kind == "int" else (1 << bits) - 1
+        if summed:
+            lo, hi = (float("-inf") if t.kind == "int" else 0), float("inf")
+        op = self.op
+        never = {
+            "=": n < lo or n > hi or (isinstance(n, float) and not n.is_integer()),
+            "<": n <= lo,
+            "<=": n < lo,
+            ">": n >= hi,
+            ">=": n > hi,
+        }.get(op, False)
+        if never:
+            held = "summed over CPUs" if summed else f"{int(lo)}..{int(hi)}"
+            raise UsageError(
+                f"--where {self.text}: {name} is {t.c_name()} (whole numbers, {held}); no entry can pass it"
             )
 
     def __call__(self, value: Any) -> bool:
@@ -269,7 +303,7 @@ class Where:
             c = Condition(text)
             side, path = self._resolve(c.path, f"--where {text}")
             fmt = shown_as(formats[side], path) if formats and path is not None else None
-            c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side], names)
+            c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side], names, self.percpu and side == 1)
             self._tests.append(_Test(side, path, c.test, False))
         if age is not None:
             side, path = self._resolve(age.path, f"--time-field {age.path}")

@@ -225,7 +225,9 @@ def test_poll_gives_the_plain_rows(pindir):
     def side(fields):
         return ",".join(f"f{i}={t}" for i, t in enumerate(fields))
 
-    key_leaves = [t for t in WATCH_LEAVES if t not in ("bool", "f64")]  # distinct bytes, distinct keys
+    # distinct bytes, distinct keys: not bools, floats (NaNs) or char[N] (a C string: bytes
+    # after its NUL are not shown, so two keys may show as one; watch keeps both, by bytes)
+    key_leaves = [t for t in WATCH_LEAVES if t not in ("bool", "f64") and not t.startswith("char")]
 
     @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(

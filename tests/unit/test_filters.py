@@ -198,3 +198,30 @@ def test_event_filters_read_what_the_record_holds():
         dec = RecordDecoder(shown, [Condition(where)], stored=stored, formats={"err": "errno"})
         got = [(v["pid"], v.get("err")) for _r, v, _x in dec.decode(records)]
         assert got == ([(1, "-ENOENT"), (2, "-EIO")] if where == "err<-1" else [(1, "-ENOENT")]), where
+
+
+@pytest.mark.parametrize(
+    "cond",
+    ["key<0", "key<=-1", "key=-1", "key=4294967296", "key>4294967295", "key>=5000000000", "key=1.5", "value=1e400",
+     "value<0", "s<-128", "s>127", "s=200"],
+)  # fmt: skip
+def test_an_integer_compared_past_its_range_is_refused(cond):
+    """A test no value of the field can pass (past its range, or a fraction it should
+    equal) is exit 2 before the map is read, not an empty answer."""
+    lay = Layout.parse("u32:u64") if not cond.startswith("s") else Layout.parse("u32:s=s8,n=u8")
+    with pytest.raises(UsageError, match="no entry can pass it"):
+        Where([cond], lay.key.type, lay.value.type)
+
+
+@pytest.mark.parametrize("cond", ["key>=0", "key<4294967296", "key!=1.5", "key=4294967295", "s>=-128", "s!=200"])
+def test_an_integer_compared_within_its_range_is_taken(cond):
+    lay = Layout.parse("u32:s=s8,n=u8")
+    Where([cond], lay.key.type, lay.value.type)
+
+
+def test_a_per_cpu_sum_has_no_upper_bound():
+    """Per-CPU values compare by their sum: past one CPU's range is a value the sum can take."""
+    lay = Layout.parse("u32:u8")
+    Where(["value>255"], lay.key.type, lay.value.type, percpu=True)
+    with pytest.raises(UsageError, match="no entry can pass it"):
+        Where(["value<0"], lay.key.type, lay.value.type, percpu=True)
