@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .. import _sys
-from ..errors import ENOTSUPP, BpfmapError, KeyNotFound, NotFound, PermissionDenied, ReadOnly, UsageError, translate
+from ..errors import ENOTSUPP, BpfmapError, NotFound, PermissionDenied, ReadOnly, UsageError, translate
 from ..types import REF_FORMS, SPECS, Access, MapType, TypeSpec, Value, map_type_label
 from ..types import spec as type_spec
 from .fd import FdOwner
 from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
 from .pins import PinIndex, open_pinned, pin_fd
 from .saved import is_saved, open_saved, several
-from .values import ValueShape, possible_cpus
+from .values import ValueReads, ValueShape, possible_cpus
 
 if TYPE_CHECKING:
     from .._sys import CBuffer
@@ -53,7 +53,7 @@ _UPDATE_FLAGS = {"any": _sys.BPF_ANY, "exist": _sys.BPF_EXIST, "noexist": _sys.B
 MAX_BATCH_SIZE = 1 << 20  # elements per batch a caller may ask for (buffers stay in memory)
 
 
-class Map(FdOwner):
+class Map(FdOwner, ValueReads):
     """A BPF map, owned through its file descriptor; a context manager that closes it.
 
     Make one with :meth:`create` or :meth:`open`.  Raises UsageError for keys and
@@ -88,18 +88,7 @@ class Map(FdOwner):
         self.walk_note: str | None = None  # how a dump found a local-storage map's objects, when it matters
         self._btf: Any = _UNREAD
 
-    # The value layout, as attributes (per-CPU maps: ncpus slots of stride bytes each).
-    @property
-    def percpu(self) -> bool:
-        return self.shape.percpu
-
-    @property
-    def ncpus(self) -> int:
-        return self.shape.ncpus
-
-    @property
-    def stride(self) -> int:
-        return self.shape.stride
+    # (the value layout as attributes, type_label, get and `in`: core/values.ValueReads)
 
     # -- making and opening --------------------------------------------------------
 
@@ -286,15 +275,6 @@ class Map(FdOwner):
                 f"{'' if mb is not None else ' (the map has no BTF to say so)'}; --lock is for values that do"
             )
         return _sys.BPF_F_LOCK
-
-    def get(self, key: bytes, default: object = None) -> object:
-        try:
-            return self.lookup(key)
-        except KeyNotFound:
-            return default
-
-    def __contains__(self, key: bytes) -> bool:
-        return self.get(key) is not None
 
     def update(
         self,
@@ -513,10 +493,6 @@ class Map(FdOwner):
         return vbuf.raw[: self.value_size]
 
     # -- helpers -------------------------------------------------------------------------
-
-    @property
-    def type_label(self) -> str:
-        return map_type_label(int(self.type))
 
     def put_fd(self, index: int, fd: int) -> None:
         """Store a file descriptor at ``index`` of an fd array (perf_event_array: a perf

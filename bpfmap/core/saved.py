@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ..errors import KeyNotFound, NotFound, UsageError, quote
-from ..types import READS, MapFlag, MapType, TypeSpec, map_type_label
+from ..types import READS, MapFlag, MapType, TypeSpec
 from ..types import spec as type_spec
 from .info import MapInfo
-from .values import ValueShape
+from .values import ValueReads, ValueShape
 
 MAGIC = b"\x89BPFMAP\r\n\x1a\n"  # PNG's trick: a high byte, CR LF, ^Z and LF catch text-mode damage
 MAJOR, MINOR = 1, 0
@@ -368,7 +368,7 @@ def _check_meta(meta: dict[str, Any], bad: Any, at: int) -> None:
         raise bad("a map's name or pins are not text", at)
 
 
-class SavedMap:
+class SavedMap(ValueReads):
     """One map of a saved file, read-only, with the reading interface of bpfmap.Map:
     ``batches``, ``lookup``, ``get``, ``next_key``, ``keys``, ``items``, ``btf``, ``info``
     and the shape attributes.  Writes raise UsageError; ``saved`` holds where the map
@@ -432,23 +432,7 @@ class SavedMap:
             f"max_entries={self.max_entries} entries={self.entry.entries}>"
         )
 
-    # -- the shape, as Map has it -------------------------------------------------------
-
-    @property
-    def percpu(self) -> bool:
-        return self.shape.percpu
-
-    @property
-    def ncpus(self) -> int:
-        return self.shape.ncpus
-
-    @property
-    def stride(self) -> int:
-        return self.shape.stride
-
-    @property
-    def type_label(self) -> str:
-        return map_type_label(int(self.type))
+    # -- the shape, as Map has it (percpu, ncpus, stride, type_label: ValueReads) ----------
 
     @property
     def entries(self) -> int:
@@ -557,15 +541,6 @@ class SavedMap:
         i, _keys, values, _count = found
         vs = self.shape.entry
         return self.shape.split(values[i * vs : (i + 1) * vs])
-
-    def get(self, key: bytes, default: object = None) -> object:
-        try:
-            return self.lookup(key)
-        except KeyNotFound:
-            return default
-
-    def __contains__(self, key: bytes) -> bool:
-        return self.get(key) is not None
 
     def next_key(self, key: bytes | None = None) -> bytes:
         """The key saved after ``key``; the first one when ``key`` is None or not in the map

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
-from ..errors import UsageError
+from ..errors import KeyNotFound, UsageError
+from ..types import map_type_label
 from .columns import copy_columns
 
 
@@ -83,3 +85,40 @@ class ValueShape:
         out = bytearray(n * slots)
         copy_columns(out, n, 0, values, self.stride, 0, n, slots)
         return bytes(out)
+
+
+class ValueReads:
+    """What every map that can be read says the same way, a live Map as a SavedMap: its
+    value layout as attributes (``shape``), its type's name, and ``get``/``in`` over
+    its ``lookup``."""
+
+    shape: ValueShape
+    type: Any
+
+    @property
+    def percpu(self) -> bool:
+        return self.shape.percpu
+
+    @property
+    def ncpus(self) -> int:
+        return self.shape.ncpus
+
+    @property
+    def stride(self) -> int:
+        return self.shape.stride
+
+    @property
+    def type_label(self) -> str:
+        return map_type_label(int(self.type))
+
+    def lookup(self, key: bytes, lock: bool = False) -> bytes | list[bytes]:
+        raise NotImplementedError
+
+    def get(self, key: bytes, default: object = None) -> object:
+        try:
+            return self.lookup(key)
+        except KeyNotFound:
+            return default
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.get(key) is not None
