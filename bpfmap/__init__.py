@@ -107,6 +107,7 @@ _LAZY = {
     "AsmError": "core.asm",
     "assemble": "core.asm",
     "ConfigError": "export",
+    "SlotError": "hist.extract",
 }
 
 
@@ -188,6 +189,7 @@ __all__ = [
     "EntriesDropped",
     "ObjectError",
     "ConfigError",
+    "SlotError",
     "LoadError",
     "DeliveryError",
     "DrainInterrupted",

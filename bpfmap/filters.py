@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
-from .errors import UsageError, quote
+from .errors import Param, UsageError, quote, words
 from .layout import fields
 from .layout.model import Char, Enum, Scalar, Type
 
@@ -181,7 +181,10 @@ class Condition:
         if never:
             held = "summed over CPUs" if summed else f"{int(lo)}..{int(hi)}"
             raise UsageError(
-                f"--where {self.text}: {name} is {t.c_name()} (whole numbers, {held}); no entry can pass it"
+                words(
+                    Param("where"),
+                    f" {self.text}: {name} is {t.c_name()} (whole numbers, {held}); no entry can pass it",
+                )
             )
 
     def __call__(self, value: Any) -> bool:

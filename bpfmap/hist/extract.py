@@ -20,7 +20,7 @@ from ..view import is_number
 
 # One row of counts: its index in an array of them (None: the array itself, or a slot in
 # the key), the strings beside it in its struct, its counts by slot.
-Row = tuple[int | None, dict[str, Any], list]
+SlotRow = tuple[int | None, dict[str, Any], list]
 
 
 class SlotError(UsageError):
@@ -70,7 +70,7 @@ class Place:
             raise SlotError("count", f"the count must be a number, not {count!r}")
         return int(slot), count
 
-    def rows(self, value: Any) -> list[Row]:
+    def rows(self, value: Any) -> list[SlotRow]:
         """A slots-in-the-value entry's arrays of counts: the array at ``slots`` itself, or
         each element of an array of them or of structs holding one."""
         try:
@@ -159,12 +159,12 @@ def _holder(v: Any) -> bool:
     return isinstance(v, dict) and any(_slot_array(x) for x in v.values())
 
 
-def _rows(arr: Any) -> list[Row] | None:
+def _rows(arr: Any) -> list[SlotRow] | None:
     """Each element of an array of arrays of counts, or of structs holding one, with its
     index and the string fields beside it; None when ``arr`` is neither."""
     if not isinstance(arr, list) or not arr:
         return None
-    rows: list[Row] = []
+    rows: list[SlotRow] = []
     for i, x in enumerate(arr):
         if _slot_array(x):
             rows.append((i, {}, x))

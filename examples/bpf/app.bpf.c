@@ -6,13 +6,14 @@
 //   syscalls        hash, struct syscall_key (its number) -> how many times it was called
 //   counters        per-CPU array: [0] execs, [1] syscalls
 //   events          ring buffer: one struct exec_event per exec
-//   stacks          stack_trace: kernel and user stacks of the syscalls
+//   stacks          stack_trace: kernel and user stacks of job-work's getppid() calls
 //   stack_counts    hash, struct stack_key -> how many times that stack was seen
 //   syscalls_hist   array of log2 slots: how many syscalls each process made in its life
 //   .bss, .rodata   globals: total_execs, and the name prefix it watches
 //
 // Build: sh examples/bpf/build.sh; load: examples/bpf/load app.bpf.o /sys/fs/bpf/app
 #include <linux/bpf.h>
+#include <asm/unistd.h> /* __NR_getppid: the syscall job-work makes for the stacks */
 #include <bpf/bpf_helpers.h>
 
 #ifndef PROCS_MAX
@@ -74,7 +75,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 8192); /* stacks hash to buckets: room makes a shared one unlikely */
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, 127 * sizeof(__u64));
 } stacks SEC(".maps");
@@ -142,6 +143,8 @@ int on_syscall(struct bpf_raw_tracepoint_args *ctx)
 		fresh.last_seen = bpf_ktime_get_ns();
 		bpf_map_update_elem(&procs, &pid, &fresh, BPF_NOEXIST);
 	}
+	if (ctx->args[1] != __NR_getppid)
+		return 0; /* stacks of job-work's own calls alone: a few stacks, no bucket shared */
 	sk.pid = pid.pid;
 	__builtin_memcpy(sk.comm, fresh.comm, 16);
 	sk.kern_stack_id = bpf_get_stackid(ctx, &stacks, 0);
