@@ -287,6 +287,9 @@ def names_for(table: dict[str, Any] | None) -> Names:
     return LIVE if table is None else SavedNames(table)
 
 
+_LOW_BYTES = bytes(range(128))  # deleted from a word's top bytes, what is left has its top bit set
+
+
 class Collector:
     """The names this host gives to the numbers some buffers hold, for a saved file's
     table: fed each batch of keys and values (``feed``), it keeps only numbers the host
@@ -298,6 +301,7 @@ class Collector:
     def __init__(self) -> None:
         self._known: dict[str, set[int]] | None = None
         self._any: set[int] | None = None  # every number the host has a name for
+        self._wide = False  # one of them needs more than 4 bytes
         self.found: dict[str, set[int]] = {k: set() for k in KINDS}
         self.ksyms: set[int] = set()  # indexes into the kernel's symbol table
         self.user: dict[int, dict[int, dict[str, Any]]] = {}
@@ -336,6 +340,10 @@ class Collector:
         known = self._host()
         if self._any is None:
             self._any = set().union(*known.values())
+            # every number the host names fits 4 bytes (the usual case): an 8-byte word holding
+            # one has it in its low half, which the 4-byte pass sees at the same offset (every
+            # 8-byte offset is a 4-byte one), so the 8-byte pass only looks for kernel text
+            self._wide = any(n >= 1 << 32 for n in self._any)
         view = memoryview(buf)
         hits: set[int] = set()
         for size in (4, 8):
@@ -343,8 +351,12 @@ class Collector:
                 n = (len(buf) - off) // size
                 if n <= 0:
                     continue
+                top = bytes(buf[off + 7 : off + n * 8 : 8]) if size == 8 and not self._wide else None
+                if top is not None and not top.translate(None, _LOW_BYTES):
+                    continue  # no word with its top bit set: no kernel address here
                 words = view[off : off + n * size].cast("I" if size == 4 else "Q")
-                hits |= self._any.intersection(words)  # a pass in C, a result as small as the host's tables
+                if size == 4 or self._wide:
+                    hits |= self._any.intersection(words)  # a pass in C, a result as small as the host's tables
                 if size == 8 and max(words) >= 1 << 63:  # kernel addresses: only then kallsyms
                     self._kernel_words(sorted(set(words)))
         for kind, numbers in known.items():

@@ -47,3 +47,30 @@ def test_a_table_answers_only_what_it_holds_and_junk_is_ignored():
         raise AssertionError((kind, n))
     assert names.frames([4096], 42) == [{"addr": 4096, "symbol": "main", "offset": 16, "module": "prog"}]
     assert names.frames([4096], 43)[0]["symbol"] == "[unknown]" and names.gone(43) and not names.gone(42)
+
+
+@given(
+    data=st.binary(max_size=400),
+    entry=st.sampled_from([1, 2, 3, 4, 6, 8, 12, 16, 20, 24]),
+    known=st.lists(st.integers(0, (1 << 32) - 1), max_size=6),
+)
+def test_the_collector_finds_every_aligned_word_the_host_names(data, entry, known):
+    """Collector.feed keeps exactly the numbers the host names that some 4- or 8-byte word
+    of the buffer holds (at offsets a multiple of gcd(entry, size), as a field can be):
+    the shortcut that skips the 8-byte pass when every named number fits 4 bytes loses none."""
+    import math
+
+    from bpfmap.host import hostnames
+
+    data = data[: len(data) - len(data) % entry]
+    sets = {"uid": set(known[::2]), "gid": set(known[1::2])}
+    c = hostnames.Collector()
+    c._host = lambda: sets  # type: ignore[method-assign]  # the host's names: these, not this machine's
+    c._kernel_words = lambda words: None  # type: ignore[method-assign]
+    c.feed(data, entry)
+    words = set()
+    for size in (4, 8):
+        step = math.gcd(entry, size)
+        words |= {int.from_bytes(data[i : i + size], "little") for i in range(0, len(data) - size + 1, step)}
+    for kind, numbers in sets.items():
+        assert c.found.get(kind, set()) == numbers & words, kind
