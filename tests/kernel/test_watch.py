@@ -176,11 +176,11 @@ def test_ctrl_c_leaves_the_live_screen_cleanly(pindir, tmux, tmp_path):
     exe = BPFMAP_SH
     tmux.start(
         f"{exe} watch {shlex.quote(path)} --interval 0.2 2>{tmp_path / 'err'}; echo $? > {rc_file}; "
-        f"stty -a > {tmp_path / 'stty'}; sleep 30"
+        f"stty -a > {tmp_path / 'stty.part'} && mv {tmp_path / 'stty.part'} {tmp_path / 'stty'}; sleep 30"
     )
     tmux.wait_for("2 entries")
     tmux.keys("C-c")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 10  # a guard against a hang; the file appears whole (mv)
     while not (tmp_path / "stty").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert rc_file.read_text().strip() == "0"
