@@ -164,8 +164,8 @@ def test_live_screen_in_a_real_terminal(pindir, tmux, tmp_path):
     assert "curl" in rows[1] and "+0" in rows[1] and " 0.0/s" in rows[1]
     tmux.keys("q")
     deadline = time.monotonic() + 10
-    while not rc_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while not (rc_file.exists() and rc_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the shell opens the file before echo writes it
     assert rc_file.read_text().strip() == "0"
 
 
