@@ -24,7 +24,7 @@ from ..types import spec as type_spec
 from .fd import FdOwner
 from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
 from .pins import PinIndex, open_pinned, pin_fd
-from .saved import is_saved, open_saved, several
+from .savedref import is_saved, split_ref
 from .values import ValueReads, ValueShape, possible_cpus
 
 if TYPE_CHECKING:
@@ -162,9 +162,11 @@ class Map(FdOwner, ValueReads):
             raise UsageError(
                 "map reference 'name:': the name is empty (an unset variable?); give name:NAME, id:N or a pin"
             )
-        saved = open_saved(ref)  # a saved file (FILE, FILE:NAME): read-only, read as a map is
+        saved = split_ref(ref)  # a saved file (FILE, FILE:NAME): read-only, read as a map is
         if saved is not None:
-            return cast(Map, saved)  # not a Map, but it reads as one (core/saved.py)
+            from .saved import SavedFile  # only for a saved file: opening a pin does without the reader
+
+            return cast(Map, SavedFile(saved[0]).map(saved[1], ref))  # not a Map, but it reads as one
         several = expand(ref)
         if several is not None:
             shown = ", ".join(several[:8]) + (", ..." if len(several) > 8 else "")
@@ -636,9 +638,10 @@ def expand(ref: str, names: bool = False, pins: PinIndex | None = None) -> list[
 
     if not may_name_several(ref):
         return None
-    in_file = several(ref)  # a saved file of several maps: each, as FILE:NAME
-    if in_file is not None:
-        return in_file
+    if is_saved(ref):  # a saved file: each of its maps as FILE:NAME, when it holds several
+        from .saved import several
+
+        return several(ref)
     if ref.startswith("name:"):
         pattern = ref[5:]
         wild = _wild(pattern)

@@ -27,9 +27,9 @@ from ..errors import KeyNotFound, NotFound, UsageError, quote
 from ..types import READS, MapFlag, MapType, TypeSpec
 from ..types import spec as type_spec
 from .info import MapInfo
+from .savedref import MAGIC, split_ref
 from .values import ValueReads, ValueShape
 
-MAGIC = b"\x89BPFMAP\r\n\x1a\n"  # PNG's trick: a high byte, CR LF, ^Z and LF catch text-mode damage
 MAJOR, MINOR = 1, 0
 HEADER = struct.Struct("<11sxHH")  # magic, 0, major, minor: 16 bytes
 FRAME = struct.Struct("<4sB3xIIQQI4x")  # tag, codec, map, count, raw length, stored length, crc32: 40 bytes
@@ -50,30 +50,6 @@ class SavedFileError(UsageError):
     version, or claiming more than it holds.  Exit code 2 (input error)."""
 
 
-def is_saved(path: str) -> bool:
-    """Whether ``path`` is a regular file that starts with a saved file's magic number
-    (a pin on a bpffs never is: it cannot be read as a file)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
-
-
-def split_ref(ref: str) -> tuple[str, str | None] | None:
-    """(file, map name or None) when ``ref`` names a saved file (``FILE``) or a map in one
-    (``FILE:NAME``); None otherwise.  ``X:NAME`` is a map in a file only when X is a saved
-    file, so pin paths that hold ``:`` still mean their pins."""
-    if is_saved(ref):
-        return ref, None
-    at = ref.rfind(":")
-    while at > 0:
-        if is_saved(ref[:at]):
-            return ref[:at], ref[at + 1 :]
-        at = ref.rfind(":", 0, at)
-    return None
-
-
 def several(ref: str) -> list[str] | None:
     """``FILE:NAME`` of each map of a saved file that holds several (its inner maps are
     read through their outer map), in the file's order; None when ``ref`` names one map
@@ -87,15 +63,6 @@ def several(ref: str) -> list[str] | None:
         return [f"{found[0]}:{f.label(e)}" for e in top] if len(top) > 1 else None
     finally:
         f.close()
-
-
-def open_saved(ref: str) -> SavedMap | None:
-    """The map ``ref`` names in a saved file, or None when ``ref`` names no saved file."""
-    found = split_ref(ref)
-    if found is None:
-        return None
-    path, name = found
-    return SavedFile(path).map(name, ref)
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import os
 from typing import Any, cast
 
 from ..core.maps import Map
-from ..core.saved import SavedEntry, SavedFile, SavedMap, split_ref
+from ..core.saved import SavedEntry, SavedFile, SavedMap
+from ..core.savedref import split_ref
 from ..core.spec import MapSpec
 from ..core.values import possible_cpus
 from ..errors import BpfmapError, PinExists, UsageError, amended, quote

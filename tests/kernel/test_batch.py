@@ -212,7 +212,7 @@ def _cmd() -> list[str]:
 
 # what no one-entry verb needs: the parser, rich and its tables, the dump's row machinery,
 # C and BTF parsing, the exporter, the jobs on many entries, socket (an import slower than
-# a lookup)
+# a lookup), the saved-file reader (a pin is told from a saved file by its magic alone)
 HEAVY = (
     "typer",
     "click",
@@ -236,6 +236,7 @@ HEAVY = (
     "bpfmap.cli.manage",
     "bpfmap.cli.elements",
     "bpfmap.cli.changes",
+    "bpfmap.core.saved",
 )
 
 
