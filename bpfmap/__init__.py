@@ -15,9 +15,9 @@ such as ``pid:N`` as keys).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from ._lazy import reexport
 from .core.maps import Map, MapInfo, list_maps, possible_cpus
 from .core.pins import ensure_bpffs, is_bpffs
 from .errors import (
@@ -111,18 +111,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bpfmap' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = reexport(__name__, _LAZY)
 
 __all__ = [
     "open",

@@ -1,4 +1,8 @@
-"""The only package that imports ctypes or knows syscall numbers and attr layouts."""
+"""The only package that imports ctypes or knows syscall numbers and attr layouts.
+
+Private: the library's own layer over bpf(2), not an API (its names change with the code
+above it); the public API is the package root's.  Everything here is what the lowest
+floor needs at once, so it loads whole."""
 
 from typing import TYPE_CHECKING
 

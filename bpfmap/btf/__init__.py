@@ -3,6 +3,13 @@ BTF for the maps bpfmap creates so that every tool can decode them.
 
 Reading needs CAP_SYS_ADMIN (BTF_GET_FD_BY_ID); loading needs CAP_BPF.  Maps get
 BTF on Linux >= 4.18, value-only BTF for queue/stack from 5.2.
+
+Public: a map's BTF (:func:`map_btf`, :class:`MapBTF`), BTF objects read from the kernel
+(:func:`load_btf_by_id`, :func:`open_by_id`, :func:`parse_btf`, :func:`vmlinux`) or loaded
+into it (:class:`BtfSpec`, :func:`spec_for`, :func:`load`, :func:`load_sanitized`), the
+format (:class:`BTF`, :class:`Kind`, :class:`BTFError`) and its meaning
+(:func:`to_model`, :func:`c_declaration`).  Its two modules, ``wire`` and ``convert``, are
+what this package's own code runs on, so importing it loads them.
 """
 
 from __future__ import annotations
@@ -171,6 +178,8 @@ __all__ = [
     "load_btf_by_id",
     "load_sanitized",
     "map_btf",
+    "open_by_id",
+    "parse_btf",
     "spec_for",
     "to_model",
     "vmlinux",

@@ -3,6 +3,9 @@
 Exit codes (a contract for scripts, named in bpfmap.errors): 0 ok; 1 not found or
 empty; 2 usage or input error; 3 error from the kernel or the system; 130 and 143
 stopped by Ctrl-C or SIGTERM.
+
+Not a library API: the command line's own code (``main`` and ``run`` are what the console
+script calls); a Python user calls the package root, which every verb calls once.
 """
 
 import importlib

@@ -1,14 +1,89 @@
 """The bytes core: maps and programs reached through file descriptors, one concern per module.
 
-- ``fd``: owning a file descriptor (FdOwner).
-- ``values``: how values sit in kernel buffers (per-CPU slots and their stride): the
-  only place that knows it.
-- ``spec``: MapSpec, the description of a map, its checks and its creation.
-- ``info``: what the kernel says about maps (MapInfo), listing, ids and names.
-- ``batch``: batch operations over any object with a map's shape (MapCore), with the
-  per-element fallback, and the key walk.
+- ``fd``: owning a file descriptor (:class:`FdOwner`).
+- ``values``: how values sit in kernel buffers (per-CPU slots and their stride:
+  :class:`ValueShape`, :func:`possible_cpus`): the only place that knows it.
+- ``spec``: :class:`MapSpec`, the description of a map, its checks and its creation.
+- ``info``: what the kernel says about maps (:class:`MapInfo`), listing
+  (:func:`list_maps`), ids and names.
+- ``batch``: batch operations over any object with a map's shape (:class:`MapCore`), with
+  the per-element fallback, and the key walk.
 - ``threads``: the read-ahead thread of dumps and the writer thread of bulk loads.
-- ``program``: loaded programs (Program).
+- ``program``: loaded programs (:class:`Program`).
+- ``owners``: entries counted, fill, the processes holding a map and the programs using it.
+- ``columns``: fixed-size records copied between buffers a column at a time.
+- ``pins``: bpffs mounts and pins (:class:`PinIndex`, :func:`is_bpffs`, :func:`ensure_bpffs`).
+- ``maps``: :class:`Map`, which puts them together, and :func:`shared_opens`.
+- ``savedref`` and ``saved``: which references name a saved file, and the read-only map
+  backed by one (:class:`SavedMap`, :class:`SavedFileError`).
+- ``objrefs``: kernel objects by reference (:class:`ObjectRef`, :func:`open_ref`).
+- ``skiter``: the sockets of an sk_storage map (:func:`walk_sockets`).
+- ``asm``: the assembler (:func:`assemble`, :class:`AsmError`).
 
-``core/maps.py`` (the Map) puts them together.
+Each name loads its module on first use.
 """
+
+from typing import TYPE_CHECKING
+
+from .._lazy import reexport
+
+if TYPE_CHECKING:
+    from .asm import AsmError, assemble
+    from .batch import MapCore
+    from .fd import FdOwner
+    from .info import MapInfo, list_maps
+    from .maps import Map, shared_opens
+    from .objrefs import ObjectRef, open_ref
+    from .pins import PinIndex, ensure_bpffs, is_bpffs
+    from .program import Program
+    from .saved import SavedFileError, SavedMap
+    from .skiter import walk_sockets
+    from .spec import MapSpec
+    from .values import ValueShape, possible_cpus
+
+_LAZY = {
+    "AsmError": "asm",
+    "assemble": "asm",
+    "MapCore": "batch",
+    "FdOwner": "fd",
+    "MapInfo": "info",
+    "list_maps": "info",
+    "Map": "maps",
+    "shared_opens": "maps",
+    "ObjectRef": "objrefs",
+    "open_ref": "objrefs",
+    "PinIndex": "pins",
+    "ensure_bpffs": "pins",
+    "is_bpffs": "pins",
+    "Program": "program",
+    "SavedFileError": "saved",
+    "SavedMap": "saved",
+    "walk_sockets": "skiter",
+    "MapSpec": "spec",
+    "ValueShape": "values",
+    "possible_cpus": "values",
+}
+__getattr__, __dir__ = reexport(__name__, _LAZY)
+
+__all__ = [
+    "AsmError",
+    "FdOwner",
+    "Map",
+    "MapCore",
+    "MapInfo",
+    "MapSpec",
+    "ObjectRef",
+    "PinIndex",
+    "Program",
+    "SavedFileError",
+    "SavedMap",
+    "ValueShape",
+    "assemble",
+    "ensure_bpffs",
+    "is_bpffs",
+    "list_maps",
+    "open_ref",
+    "possible_cpus",
+    "shared_opens",
+    "walk_sockets",
+]

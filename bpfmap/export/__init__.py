@@ -12,7 +12,11 @@ map that disappears makes its metric absent (and counts an error) and a new map 
 the same pin or name is picked up by the next scrape.
 
 Needs ``prometheus-client`` and ``PyYAML``, and ``google-re2`` for a label ``regexp``
-(``pip install 'bpfmap[export]'``)."""
+(``pip install 'bpfmap[export]'``).
+
+Public: the names of ``__all__``.  They load with the package, not lazily as other
+packages' names do: ``serve`` and ``exposition`` are also the names of its modules, and
+only binding the functions when the package is imported keeps them the functions."""
 
 from .collector import Exporter, describe_error
 from .config import ConfigError, Metric, parse_config, read_config

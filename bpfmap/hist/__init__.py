@@ -13,7 +13,13 @@ Where the counts are is ``hist/extract.py``'s (the one extractor ``hist``, ``wat
 and ``export`` read maps through).  Per-CPU counts are summed.  A key that is a struct
 names its slot field (default: a field called ``slot``, else the last numeric field); its
 other fields group entries into one histogram each, as bcc's
-``print_log2_hist(section_header=...)`` does."""
+``print_log2_hist(section_header=...)`` does.
+
+Public: :func:`histograms` (``from_view``) and :func:`build`, :func:`build_in_value` make
+:class:`Histogram` objects of :class:`Bucket` rows; :func:`subtract`, :func:`render`,
+:func:`label`, :func:`short` and the ``UNITS``, ``PERCENTILES`` and ``BAR_WIDTH`` the
+command line shows them with; :class:`SlotError` when the counts are not where asked.
+This package's own code runs on its two modules, so importing it loads them."""
 
 from __future__ import annotations
 
@@ -303,3 +309,21 @@ def render(h: Histogram, width: int = BAR_WIDTH, percentiles: tuple[float, ...] 
     if extra:
         lines.append(", ".join(extra))
     return lines
+
+
+__all__ = [
+    "BAR_WIDTH",
+    "PERCENTILES",
+    "UNITS",
+    "Bucket",
+    "Histogram",
+    "SlotError",
+    "build",
+    "build_in_value",
+    "from_view",
+    "histograms",
+    "label",
+    "render",
+    "short",
+    "subtract",
+]

@@ -5,18 +5,41 @@ into Python values (``decode``) and back (``encode``), reads the text a user typ
 (``parse``) and writes the text a user reads (``format``).  Codecs come from the
 layout language (:mod:`.lang`), C declarations (:mod:`.cdecl`) or BTF; all three
 build the same model (:mod:`.model`), compiled once by :mod:`.codec`.
+
+Public: :class:`Layout` and the codecs (:class:`Codec`, :class:`TypeCodec`,
+:class:`HexCodec`, :class:`IdCodec`, :class:`CidrCodec`), the one rule of "a layout or a
+C header" (:func:`choose`, :func:`layout_fault`), the text forms (:func:`format_text`,
+:func:`inner_text`, :func:`parse_hex`, :func:`split_top`); and, each loaded with its
+module on first use, the layout language's sides (:func:`parse_side`, :func:`type_names`),
+C declarations (:func:`types_from_header`) and conversions between types
+(:class:`Conversion`, :func:`converter`).  Field paths are :mod:`.fields`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._lazy import reexport
 from ..errors import UsageError, quote
 from .hexbytes import hex_bytes
 from .leaves import text_string, unquote
 from .model import SCALARS, Array, Bytes, Formatted, Pad, Scalar, Struct, Type
+
+if TYPE_CHECKING:
+    from .cdecl import types_from_header
+    from .convert import Conversion, converter
+    from .lang import parse_side, type_names
+
+_LAZY = {
+    "types_from_header": "cdecl",
+    "Conversion": "convert",
+    "converter": "convert",
+    "parse_side": "lang",
+    "type_names": "lang",
+}
+__getattr__, __dir__ = reexport(__name__, _LAZY)
 
 
 class Codec:
@@ -466,17 +489,25 @@ def _codec(t: Type | None) -> TypeCodec | None:
 
 
 __all__ = [
+    "LAYOUT_PARAMS",
     "CidrCodec",
     "Codec",
+    "Conversion",
     "HexCodec",
     "IdCodec",
     "Layout",
     "TypeCodec",
+    "choose",
     "cidr_key",
+    "converter",
     "format_text",
     "inner_text",
+    "layout_fault",
     "parse_hex",
+    "parse_side",
     "split_top",
+    "type_names",
+    "types_from_header",
 ]
 
 

@@ -1,2 +1,18 @@
-"""Views of a live system, refreshed: a map's entries and their rates (``watch``), the
-host's maps (``top``), profilers' stacks joined with their stack maps (``stacks``)."""
+"""Views of a live system, refreshed: a map's entries and their rates (``watch``:
+:class:`Watcher`, :class:`Watchers` for many maps), the host's maps (``top``:
+:class:`Top`), profilers' stacks joined with their stack maps (``stacks``:
+:class:`Joiner`).  Each name loads its module on first use."""
+
+from typing import TYPE_CHECKING
+
+from .._lazy import reexport
+
+if TYPE_CHECKING:
+    from .stacks import Joiner
+    from .top import Top
+    from .watch import Watcher, Watchers
+
+_LAZY = {"Joiner": "stacks", "Top": "top", "Watcher": "watch", "Watchers": "watch"}
+__getattr__, __dir__ = reexport(__name__, _LAZY)
+
+__all__ = ["Joiner", "Top", "Watcher", "Watchers"]

@@ -10,9 +10,36 @@ fills map-in-map slots the object initialises, and pins each map as DIR/NAME,
 reusing a compatible pin as libbpf's pin-by-name does.
 
 ELF is read with pyelftools; BTF with bpfmap.btf.  Needs Linux 5.x+ for BTF-defined maps
-the way libbpf creates them."""
+the way libbpf creates them.  Each name loads its module on first use (``elf`` needs
+pyelftools)."""
 
-from .create import Created, create_maps
-from .elf import BpfObject, MapDef, ObjectError, internal_map_name, read_object
+from typing import TYPE_CHECKING
 
-__all__ = ["BpfObject", "Created", "MapDef", "ObjectError", "create_maps", "internal_map_name", "read_object"]
+from .._lazy import reexport
+
+if TYPE_CHECKING:
+    from .create import Created, create_map, create_maps
+    from .elf import BpfObject, MapDef, ObjectError, internal_map_name, read_object
+
+_LAZY = {
+    "Created": "create",
+    "create_map": "create",
+    "create_maps": "create",
+    "BpfObject": "elf",
+    "MapDef": "elf",
+    "ObjectError": "elf",
+    "internal_map_name": "elf",
+    "read_object": "elf",
+}
+__getattr__, __dir__ = reexport(__name__, _LAZY)
+
+__all__ = [
+    "BpfObject",
+    "Created",
+    "MapDef",
+    "ObjectError",
+    "create_map",
+    "create_maps",
+    "internal_map_name",
+    "read_object",
+]
