@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .. import _sys
@@ -340,21 +340,6 @@ class Map(FdOwner, ValueReads):
             raise translate("getnext", self.ref, err) from err
         return _sys.contents(nxt, self.key_size)
 
-    def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
-        """(key, value) pairs, read batch by batch (BPF_MAP_LOOKUP_BATCH where the kernel
-        and the map type have it, GET_NEXT_KEY + LOOKUP otherwise); keys deleted during
-        the walk are skipped."""
-        return self._split_batches(self.batches())
-
-    def _split_batches(
-        self, batches: Iterable[tuple[bytes, bytes, int]]
-    ) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
-        ks, vs = self.key_size, self.shape.entry
-        split = self.shape.split
-        for keys, values, count in batches:
-            for i in range(count):
-                yield keys[i * ks : (i + 1) * ks], split(values[i * vs : (i + 1) * vs])
-
     def batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
         """Raw (keys, values, count) batches: ``count`` keys back to back, and their values
         at the map's value stride (per-CPU: ``round_up(value_size, 8)`` per possible CPU).
@@ -449,9 +434,6 @@ class Map(FdOwner, ValueReads):
                 raise
             raise refined from err
 
-    def values(self) -> Iterator[bytes | list[bytes]]:
-        return (value for _key, value in self.items())
-
     # -- queue, stack, bloom filter ------------------------------------------------------
 
     def push(self, value: bytes, overwrite: bool = False) -> None:
@@ -530,8 +512,7 @@ class Map(FdOwner, ValueReads):
         self.fileno()
 
     def _key_buffer(self, key: bytes) -> CBuffer:
-        if len(key) != self.key_size:
-            raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {self.key_size} bytes")
+        self.check_key(key)
         return _sys.buffer(key)
 
     def _encode_value(self, value: object) -> bytes:

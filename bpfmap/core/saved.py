@@ -400,6 +400,7 @@ class SavedMap(ValueReads):
         )
 
     # -- the shape, as Map has it (percpu, ncpus, stride, type_label: ValueReads) ----------
+    # (items, values, get, in and the key's size check are ValueReads' too)
 
     @property
     def entries(self) -> int:
@@ -446,24 +447,14 @@ class SavedMap(ValueReads):
         raw = self.file.data(self.entry)
         return raw if size is None else _rebatch(raw, size, self.key_size, self.shape.entry)
 
-    def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
-        ks, vs, split = self.key_size, self.shape.entry, self.shape.split
-        for keys, values, count in self.batches():
-            for i in range(count):
-                yield keys[i * ks : (i + 1) * ks], split(values[i * vs : (i + 1) * vs])
-
     def keys(self) -> Iterator[bytes]:
         return (k for k, _v in self.items())
-
-    def values(self) -> Iterator[bytes | list[bytes]]:
-        return (v for _k, v in self.items())
 
     def _find(self, key: bytes) -> tuple[int, bytes, bytes, int] | None:
         """(position in its batch, keys, values, count) of ``key``: through an index of
         the keys made on the first call (a map of up to INDEX_MAX entries), else by a scan."""
+        self.check_key(key)
         ks = self.key_size
-        if len(key) != ks:
-            raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {ks} bytes")
         index = self._index()
         if index is not None:
             where = index.get(key)
@@ -513,8 +504,8 @@ class SavedMap(ValueReads):
         """The key saved after ``key``; the first one when ``key`` is None or not in the map
         (as the kernel answers for a hash); NotFound after the last."""
         self.require("getnext")
-        if key is not None and len(key) != self.key_size:
-            raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {self.key_size} bytes")
+        if key is not None:
+            self.check_key(key)
         index = self._index()
         if index is not None and key is not None and key in index:
             n, i = index[key]

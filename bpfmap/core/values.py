@@ -8,7 +8,7 @@ stride; the kernel copies ``round_up(value_size, 8)`` per CPU); any other map's 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import KeyNotFound, UsageError
@@ -89,11 +89,13 @@ class ValueShape:
 
 class ValueReads:
     """What every map that can be read says the same way, a live Map as a SavedMap: its
-    value layout as attributes (``shape``), its type's name, and ``get``/``in`` over
-    its ``lookup``."""
+    value layout as attributes (``shape``), its type's name, ``get``/``in`` over its
+    ``lookup``, ``items``/``values`` over its ``batches``, and the check of a key's size."""
 
     shape: ValueShape
     type: Any
+    ref: str
+    key_size: int
 
     @property
     def percpu(self) -> bool:
@@ -113,6 +115,27 @@ class ValueReads:
 
     def lookup(self, key: bytes, lock: bool = False) -> bytes | list[bytes]:
         raise NotImplementedError
+
+    def batches(self, delete: bool = False, size: int | None = None) -> Iterator[tuple[bytes, bytes, int]]:
+        raise NotImplementedError
+
+    def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+        """(key, value) pairs read batch by batch through ``batches`` (a live map's:
+        BPF_MAP_LOOKUP_BATCH where the kernel and the map type have it, GET_NEXT_KEY +
+        LOOKUP otherwise, keys deleted during the walk skipped; a saved map's: as saved);
+        a per-CPU value is a list of its slots."""
+        ks, vs, split = self.key_size, self.shape.entry, self.shape.split
+        for keys, values, count in self.batches():
+            for i in range(count):
+                yield keys[i * ks : (i + 1) * ks], split(values[i * vs : (i + 1) * vs])
+
+    def values(self) -> Iterator[bytes | list[bytes]]:
+        return (value for _key, value in self.items())
+
+    def check_key(self, key: bytes) -> None:
+        """Raise UsageError when ``key`` is not the map's key size."""
+        if len(key) != self.key_size:
+            raise UsageError(f"key for {self.ref}: {len(key)} bytes given, the map's keys are {self.key_size} bytes")
 
     def get(self, key: bytes, default: object = None) -> object:
         try:

@@ -306,3 +306,20 @@ def _ident(node: ast.AST) -> str:
     if isinstance(node, ast.Attribute):
         return node.attr
     return ""
+
+
+def test_a_saved_map_reads_through_the_same_code_as_a_live_one():
+    """What a live Map and a SavedMap read the same way has one home, core/values.ValueReads:
+    neither restates the pairs made of batches, the values, get/in or the key's size check."""
+    from bpfmap.core.maps import Map
+    from bpfmap.core.saved import SavedMap
+    from bpfmap.core.values import ValueReads
+
+    for name in ("items", "values", "get", "__contains__", "check_key"):
+        assert getattr(Map, name) is getattr(ValueReads, name) is getattr(SavedMap, name), name
+    found = [
+        (name, node.lineno)
+        for name, node in _nodes_outside("bpfmap.core.values")
+        if isinstance(node, ast.Constant) and "bytes given, the map's keys are" in str(node.value)
+    ]
+    assert found == []
