@@ -172,6 +172,22 @@ def create_pin(pindir: str, name: str, *args: str) -> str:
     return pin
 
 
+def cli_ok(*args: str) -> subprocess.CompletedProcess:
+    """``bpfmap ARGS`` (it must succeed); returns the finished process."""
+    r = run_cli(*args)
+    assert r.returncode == 0, (args, r.stderr)
+    return r
+
+
+def fill_pin(pin: str, pairs) -> None:
+    """Write ``(key, value)`` pairs to the pinned map, through the layout its BTF gives."""
+    import bpfmap
+
+    with bpfmap.open(pin) as v:
+        for k, val in pairs:
+            v[k] = val
+
+
 _HELP = """import sys
 from bpfmap.cli import main
 for verb in sys.argv[1:]:
