@@ -14,6 +14,7 @@ from bpfmap import Map
 from bpfmap.core.maps import Program
 
 from . import BPFMAP
+from .programs import ringbuf_output
 
 
 def _emit(kind: str, record_size: int) -> str:
@@ -29,14 +30,7 @@ def _emit(kind: str, record_size: int) -> str:
         f"*(u32 *)(r10 - {record_size - 4}) = r1",
     ]
     if kind == "ringbuf":
-        lines += [
-            "r1 = map[out]",
-            "r2 = r10",
-            f"r2 += -{record_size}",
-            f"r3 = {record_size}",
-            "r4 = 0",
-            "call ringbuf_output",
-        ]
+        lines.append(ringbuf_output(record_size, "out"))
     else:
         lines += [
             "r1 = r6",

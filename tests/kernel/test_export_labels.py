@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 from helpers import create_pin, need_tool, run_cli
+from helpers.programs import packet_to_ringbuf
 from helpers.prometheus import Prometheus, write_config
 
 from bpfmap import Map, Program
@@ -53,22 +54,7 @@ out:
     exit
 """
 
-# a socket filter sending the 8 bytes after the Ethernet header as a ring buffer record
-EVENT = """
-    r2 = 0
-    r3 = r10
-    r3 += -8
-    r4 = 8
-    call skb_load_bytes
-    r1 = map[ev]
-    r2 = r10
-    r2 += -8
-    r3 = 8
-    r4 = 0
-    call ringbuf_output
-    r0 = 0
-    exit
-"""
+EVENT = packet_to_ringbuf(8)  # the 8 bytes after the test packet's Ethernet header
 
 
 @pytest.fixture
