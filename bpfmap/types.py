@@ -317,10 +317,19 @@ _LOCAL_STORAGE: dict[str, Any] = dict(
 )
 _LOCAL_OPS = ("lookup", "update", "delete", "dump", "watch")
 _QUEUE_OPS = ("peek", "pop", "push")
-# A socket's value in sockmap/sockhash/reuseport_sockarray: 8 bytes read back as the socket's cookie
 # a socket's value reads back as its cookie (8-byte values; 4-byte ones read nothing)
 _SOCKETS: dict[str, Any] = dict(
     value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE, disk="read", value_display="cookie"
+)
+# key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
+# exist while a program using the map is attached to a cgroup (saved files keep what is read)
+_CGROUP_STORAGE: dict[str, Any] = dict(
+    default_max_entries=0,
+    default_key_size=16,
+    ops=("lookup", "update", "getnext", "dump", "watch"),
+    object="cgroup",
+    disk="read",
+    key_display="cgroup_storage",
 )
 
 SPECS: dict[MapType, TypeSpec] = {
@@ -382,26 +391,9 @@ SPECS: dict[MapType, TypeSpec] = {
         value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, disk="fds", libbpf_btf=False, **_FD_ARRAY
     ),
     MapType.SOCKHASH: TypeSpec(fills=True, libbpf_btf=False, **_SOCKETS),
-    # key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
-    # exist while a program using the map is attached to a cgroup
-    MapType.CGROUP_STORAGE: TypeSpec(
-        default_max_entries=0,
-        default_key_size=16,
-        ops=("lookup", "update", "getnext", "dump", "watch"),
-        object="cgroup",
-        disk="read",  # entries live while a program is attached to a cgroup
-        key_display="cgroup_storage",
-    ),
+    MapType.CGROUP_STORAGE: TypeSpec(**_CGROUP_STORAGE),
     MapType.REUSEPORT_SOCKARRAY: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
-    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(
-        default_max_entries=0,
-        percpu=True,
-        default_key_size=16,
-        ops=("lookup", "update", "getnext", "dump", "watch"),
-        object="cgroup",
-        disk="read",  # entries live while a program is attached to a cgroup
-        key_display="cgroup_storage",
-    ),
+    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(percpu=True, **_CGROUP_STORAGE),
     MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS, disk="drains", libbpf_btf=False),
     MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS, disk="drains", libbpf_btf=False),
     MapType.SK_STORAGE: TypeSpec(object="sock", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
