@@ -1,7 +1,7 @@
 """BPF programs for tests: the C programs in tests/bpf/ compiled, loaded by libbpf
 (bpftool prog loadall ... pinmaps) and run with BPF_PROG_TEST_RUN (Loaded,
 loaded_program); an object declaring maps of every kind (OBJECT_SOURCE); assembler text
-(RINGBUF_TWICE, ringbuf_output, packet_to_ringbuf)."""
+(RINGBUF_TWICE, ringbuf_output, update_elem, packet_to_ringbuf)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,20 @@ def ringbuf_output(size: int, map_name: str) -> str:
     r3 = {size}
     r4 = 0
     call ringbuf_output
+"""
+
+
+def update_elem(map_name: str, key_at: int, value_at: int) -> str:
+    """Assembler lines writing the key at r10 - key_at and the value at r10 - value_at into
+    ``map_name`` (flags 0: any; r0: 0 or the error)."""
+    return f"""
+    r1 = map[{map_name}]
+    r2 = r10
+    r2 += -{key_at}
+    r3 = r10
+    r3 += -{value_at}
+    r4 = 0
+    call map_update_elem
 """
 
 
