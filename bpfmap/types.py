@@ -331,6 +331,11 @@ _CGROUP_STORAGE: dict[str, Any] = dict(
     disk="read",
     key_display="cgroup_storage",
 )
+# a ring buffer, the kernel's (the program writes) or the user's (the program reads):
+# max_entries is its size in bytes (a power of 2, whole pages)
+_RING: dict[str, Any] = dict(
+    access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, disk="stream", ring=True
+)
 
 SPECS: dict[MapType, TypeSpec] = {
     MapType.HASH: TypeSpec(batch=True, takes=True, fills=True),
@@ -399,28 +404,12 @@ SPECS: dict[MapType, TypeSpec] = {
     MapType.SK_STORAGE: TypeSpec(object="sock", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4, disk="read", fills=True, libbpf_btf=False),
     MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=(), disk="none"),
-    MapType.RINGBUF: TypeSpec(
-        access=Access.STREAM,
-        key_size=0,
-        value_size=0,
-        default_max_entries=1 << 16,
-        ops=("events",),
-        disk="stream",
-        ring=True,
-    ),
+    MapType.RINGBUF: TypeSpec(ops=("events",), **_RING),
     # inode storage cannot be enumerated: no dump
     MapType.INODE_STORAGE: TypeSpec(object="file", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
     MapType.TASK_STORAGE: TypeSpec(object="pid", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push"), disk="bloom", extra="hashes"),
-    MapType.USER_RINGBUF: TypeSpec(
-        access=Access.STREAM,
-        key_size=0,
-        value_size=0,
-        default_max_entries=1 << 16,
-        ops=("send",),
-        disk="stream",
-        ring=True,
-    ),
+    MapType.USER_RINGBUF: TypeSpec(ops=("send",), **_RING),
     MapType.CGRP_STORAGE: TypeSpec(object="cgroup", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     # max_entries: pages; map_extra: the user address it is mapped at (0: any)
     MapType.ARENA: TypeSpec(
