@@ -1,8 +1,9 @@
-"""What the benchmark scripts share: a private bpffs for their maps, and the times of one
-run of a child command."""
+"""What the benchmark scripts share: their options, a private bpffs for their maps, the
+times of one run of a child command, and rounds of commands run in alternation."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import resource
@@ -11,11 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bpfmap import _sys  # noqa: E402
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -32,12 +36,50 @@ def private_bpffs(prefix: str) -> Iterator[tuple[str, str]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def child_times(cmd: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run of ``cmd``, its output discarded; CPU is the child's
-    user + system time."""
+def child_usage(cmd: list[str], **run: Any) -> tuple[float, float, float]:
+    """(wall, user, system) seconds of one run of ``cmd`` (``run``: subprocess.run's
+    stdout, env, cwd; the output is discarded unless stdout says otherwise); exits with
+    a message when it fails."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    p = subprocess.run(cmd, **({"stdout": subprocess.DEVNULL} | run), check=False)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}")
+    return wall, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+
+
+def child_times(cmd: list[str], **run: Any) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``cmd``, as child_usage; CPU is the child's user +
+    system time."""
+    wall, user, system = child_usage(cmd, **run)
+    return wall, user + system
+
+
+def alternating(
+    cmds: dict[str, list[str]], rounds: int, run: Callable[[list[str]], T], warm: bool = False
+) -> dict[str, list[T]]:
+    """name -> what ``run(cmd)`` returned in each round; a round runs every command in turn,
+    so that a busy machine slows them alike.  ``warm``: each runs once before, not counted
+    (caches filled, .pyc written)."""
+    if warm:
+        for cmd in cmds.values():
+            run(cmd)
+    times: dict[str, list[T]] = {name: [] for name in cmds}
+    for _ in range(rounds):
+        for name, cmd in cmds.items():
+            times[name].append(run(cmd))
+    return times
+
+
+def options(root: bool = True, **numbers: int) -> argparse.Namespace:
+    """A benchmark's options, ``--NAME N`` for each of ``numbers`` (its default; ``_`` in
+    a name is ``-`` on the command line); with ``root``, exits unless run as root."""
+    ap = argparse.ArgumentParser()
+    for name, default in numbers.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    args = ap.parse_args()
+    if root and os.geteuid() != 0:
+        sys.exit("run as root")
+    return args

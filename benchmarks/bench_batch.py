@@ -10,23 +10,17 @@ Target (issue 14): bpfmap within 5x of bpftool.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 
-from _common import child_times, private_bpffs
+from _common import child_times, options, private_bpffs
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lookups", type=int, default=10000)
-    ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
+    args = options(lookups=10000, reps=5)
     bpftool = shutil.which("bpftool")
     if bpftool is None:
         sys.exit("needs bpftool")

@@ -6,7 +6,6 @@ a 1,000,000-entry u32 -> u64 hash.  Target: under 0.5 s.  Run as root:
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import struct
@@ -15,15 +14,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _common import options  # noqa: E402
+
 from bpfmap import Map, MapSpec  # noqa: E402
 from bpfmap.core.owners import count  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--reps", type=int, default=5)
-    a = ap.parse_args()
+    a = options(entries=1_000_000, reps=5)
     n = a.entries
     with Map.create(MapSpec("hash", 4, 8, n)) as m:
         keys = struct.pack(f"<{n}I", *range(n))

@@ -8,13 +8,12 @@ best of --runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import struct
 import subprocess
 import sys
 
-from _common import child_times, private_bpffs
+from _common import child_times, options, private_bpffs
 
 from bpfmap import Map
 
@@ -26,10 +25,7 @@ def best(cmd: list[str], runs: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=1)
-    args = ap.parse_args()
+    args = options(entries=1_000_000, runs=1)
     n = args.entries
     env_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.environ["PYTHONPATH"] = os.pathsep.join([env_root, os.environ.get("PYTHONPATH", "")])

@@ -25,7 +25,6 @@ dump of the same format; --percpu/--cpu <= 1.3x the plain per-CPU dump.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -35,7 +34,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import child_times, private_bpffs  # noqa: E402
+from _common import child_times, options, private_bpffs  # noqa: E402
 
 FLOWS = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
 
@@ -158,12 +157,7 @@ def median(cmd: list[str], reps: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--entries", type=int, default=100000)
-    ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root (maps and a private bpffs)")
+    args = options(entries=100000, reps=5)
     n, reps = args.entries, args.reps
     with private_bpffs("bpfmapformats") as (_tmp, fs):
         flows, pcpu = os.path.join(fs, "flows"), os.path.join(fs, "pcpu")

@@ -19,7 +19,6 @@ line, against the same C time.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -29,18 +28,20 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import child_times, private_bpffs  # noqa: E402
+from _common import alternating, child_times, options, private_bpffs  # noqa: E402
 
 from bpfmap import Map  # noqa: E402
 
 
+def load(pin: str, cmd: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``cmd`` loading the map at ``pin``, emptied first."""
+    with Map.open(pin) as m:
+        m.clear()
+    return child_times(cmd)
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
+    args = options(entries=1_000_000, reps=5)
     gcc = shutil.which("gcc")
     if not gcc or not os.path.exists("/usr/include/bpf/bpf.h"):
         sys.exit("needs gcc and libbpf-dev for the C program")
@@ -59,10 +60,6 @@ def main() -> int:
             with open(files[fmt], "w") as f:
                 subprocess.run(["bpfmap", "dump", target, "-l", "u32:u64", "-o", fmt], stdout=f, check=True)
 
-        def clear() -> None:
-            with Map.open(target) as m:
-                m.clear()
-
         cases = {
             "C from memory (batch update)": [exe, "loadmem", target, str(n)],
             "bpfmap update --from (JSON Lines)": [
@@ -78,11 +75,7 @@ def main() -> int:
             "bpfmap update --from (text)": ["bpfmap", "update", target, "--from", files["text"], "-l", "u32:u64", "-q"],
             "bpfmap update --from (CSV)": ["bpfmap", "update", target, "--from", files["csv"], "-l", "u32:u64", "-q"],
         }
-        times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
-        for _ in range(args.reps):
-            for name, cmd in cases.items():
-                clear()
-                times[name].append(child_times(cmd))
+        times = alternating(cases, args.reps, lambda cmd: load(target, cmd))
         with Map.open(target) as m:
             assert sum(1 for _ in m.keys()) == n, "the last load did not write every entry"
         e2e = os.path.join(fs, "e2e")
@@ -124,9 +117,7 @@ def main() -> int:
         for fmt in ("jsonl", "text"):
             runs = []
             for _ in range(args.reps):
-                with Map.open(structs) as m:
-                    m.clear()
-                runs.append(child_times(["bpfmap", "update", structs, "--from", files["struct " + fmt], "-q"])[0])
+                runs.append(load(structs, ["bpfmap", "update", structs, "--from", files["struct " + fmt], "-q"])[0])
             struct_times[fmt] = statistics.median(runs)
         wall = {k: statistics.median(w for w, _c in v) for k, v in times.items()}
         cpu = {k: statistics.median(c for _w, c in v) for k, v in times.items()}

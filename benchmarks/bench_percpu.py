@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import private_bpffs  # noqa: E402
+from _common import alternating, child_usage, private_bpffs  # noqa: E402
 
 from bpfmap import Map, MapSpec  # noqa: E402
 
@@ -43,14 +41,7 @@ def make_map(pin: str, entries: int) -> None:
 
 def run_once(cmd: list[str]) -> tuple[float, float, float]:
     """(wall, user, system) seconds of one run of ``cmd``, its stdout a pipe read to the end."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, env=ENV, cwd=REPO, check=False)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}")
-    return wall, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+    return child_usage(cmd, stdout=subprocess.PIPE, env=ENV, cwd=REPO)
 
 
 def main() -> None:
@@ -70,12 +61,7 @@ def main() -> None:
             "--percpu avg": [*dump, "--percpu", "avg"],
             "--cpu 0": [*dump, "--cpu", "0"],
         }
-        for cmd in cmds.values():
-            run_once(cmd)
-        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cmds}
-        for _ in range(args.rounds):
-            for name, cmd in cmds.items():
-                times[name].append(run_once(cmd))
+        times = alternating(cmds, args.rounds, run_once, warm=True)
     med = {name: [statistics.median(x[i] for x in runs) for i in range(3)] for name, runs in times.items()}
     print(
         f"{args.entries:,} entries, {args.rounds} alternating rounds, medians; "

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import private_bpffs  # noqa: E402
+from _common import alternating, child_times, private_bpffs  # noqa: E402
 
 from bpfmap import Map, MapSpec  # noqa: E402
 
@@ -67,14 +65,7 @@ def commands(pins: dict[str, str], flags: list[str]) -> dict[str, list[str]]:
 
 def run_once(cmd: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one run of ``cmd``, its stdout a pipe read to the end."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, env=ENV, cwd=REPO, check=False)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}")
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return child_times(cmd, stdout=subprocess.PIPE, env=ENV, cwd=REPO)
 
 
 def main() -> None:
@@ -84,12 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     with private_bpffs("bench-startup-") as (_tmp, fs):
         cmds = commands(make_maps(fs), args.python_flag)
-        for cmd in cmds.values():  # warm the caches (.pyc written, page cache)
-            run_once(cmd)
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
-        for _ in range(args.rounds):
-            for name, cmd in cmds.items():
-                times[name].append(run_once(cmd))
+        times = alternating(cmds, args.rounds, run_once, warm=True)
     load = os.getloadavg()[0]
     base_wall = statistics.median(w for w, _ in times["python -c pass"])
     base_cpu = statistics.median(c for _, c in times["python -c pass"])

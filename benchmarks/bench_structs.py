@@ -15,7 +15,6 @@ Issue 14 asks for bpfmap at least 3x faster than bpftool on both.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import child_times, private_bpffs  # noqa: E402
+from _common import alternating, child_times, options, private_bpffs  # noqa: E402
 
 FLAT = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
 
@@ -51,12 +50,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--entries", type=int, default=100_000)
-    ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
+    args = options(entries=100_000, reps=5)
     clang, bpftool = shutil.which("clang"), shutil.which("bpftool")
     if not clang or not bpftool:
         sys.exit("needs clang and bpftool")
@@ -110,10 +104,7 @@ def main() -> None:
                 "bpftool map dump": [bpftool, "map", "dump", "pinned", path],
                 "bpftool -j map dump": [bpftool, "-j", "map", "dump", "pinned", path],
             }
-            times: dict[str, list[float]] = {k: [] for k in cases}
-            for _ in range(args.reps):
-                for name, cmd in cases.items():
-                    times[name].append(child_times(cmd)[1])
+            times = alternating(cases, args.reps, lambda cmd: child_times(cmd)[1])
             med = {k: statistics.median(v) for k, v in times.items()}
             print(f"{args.entries} entries, {label}, CPU seconds:")
             for name, v in times.items():

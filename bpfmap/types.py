@@ -317,10 +317,24 @@ _LOCAL_STORAGE: dict[str, Any] = dict(
 )
 _LOCAL_OPS = ("lookup", "update", "delete", "dump", "watch")
 _QUEUE_OPS = ("peek", "pop", "push")
-# A socket's value in sockmap/sockhash/reuseport_sockarray: 8 bytes read back as the socket's cookie
 # a socket's value reads back as its cookie (8-byte values; 4-byte ones read nothing)
 _SOCKETS: dict[str, Any] = dict(
     value=Value.FD, default_value_size=8, object="sock", ops=_FD_READABLE, disk="read", value_display="cookie"
+)
+# key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
+# exist while a program using the map is attached to a cgroup (saved files keep what is read)
+_CGROUP_STORAGE: dict[str, Any] = dict(
+    default_max_entries=0,
+    default_key_size=16,
+    ops=("lookup", "update", "getnext", "dump", "watch"),
+    object="cgroup",
+    disk="read",
+    key_display="cgroup_storage",
+)
+# a ring buffer, the kernel's (the program writes) or the user's (the program reads):
+# max_entries is its size in bytes (a power of 2, whole pages)
+_RING: dict[str, Any] = dict(
+    access=Access.STREAM, key_size=0, value_size=0, default_max_entries=1 << 16, disk="stream", ring=True
 )
 
 SPECS: dict[MapType, TypeSpec] = {
@@ -382,53 +396,20 @@ SPECS: dict[MapType, TypeSpec] = {
         value=Value.FD, object="sock", ops=_FD_WRITE_ONLY, disk="fds", libbpf_btf=False, **_FD_ARRAY
     ),
     MapType.SOCKHASH: TypeSpec(fills=True, libbpf_btf=False, **_SOCKETS),
-    # key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}; entries
-    # exist while a program using the map is attached to a cgroup
-    MapType.CGROUP_STORAGE: TypeSpec(
-        default_max_entries=0,
-        default_key_size=16,
-        ops=("lookup", "update", "getnext", "dump", "watch"),
-        object="cgroup",
-        disk="read",  # entries live while a program is attached to a cgroup
-        key_display="cgroup_storage",
-    ),
+    MapType.CGROUP_STORAGE: TypeSpec(**_CGROUP_STORAGE),
     MapType.REUSEPORT_SOCKARRAY: TypeSpec(key_size=4, indexed=True, **_SOCKETS),
-    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(
-        default_max_entries=0,
-        percpu=True,
-        default_key_size=16,
-        ops=("lookup", "update", "getnext", "dump", "watch"),
-        object="cgroup",
-        disk="read",  # entries live while a program is attached to a cgroup
-        key_display="cgroup_storage",
-    ),
+    MapType.PERCPU_CGROUP_STORAGE: TypeSpec(percpu=True, **_CGROUP_STORAGE),
     MapType.QUEUE: TypeSpec(access=Access.QUEUE, key_size=0, ops=_QUEUE_OPS, disk="drains", libbpf_btf=False),
     MapType.STACK: TypeSpec(access=Access.STACK, key_size=0, ops=_QUEUE_OPS, disk="drains", libbpf_btf=False),
     MapType.SK_STORAGE: TypeSpec(object="sock", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     MapType.DEVMAP_HASH: TypeSpec(key_size=4, default_value_size=4, disk="read", fills=True, libbpf_btf=False),
     MapType.STRUCT_OPS: TypeSpec(access=Access.NONE, key_size=4, ops=(), disk="none"),
-    MapType.RINGBUF: TypeSpec(
-        access=Access.STREAM,
-        key_size=0,
-        value_size=0,
-        default_max_entries=1 << 16,
-        ops=("events",),
-        disk="stream",
-        ring=True,
-    ),
+    MapType.RINGBUF: TypeSpec(ops=("events",), **_RING),
     # inode storage cannot be enumerated: no dump
     MapType.INODE_STORAGE: TypeSpec(object="file", ops=("lookup", "update", "delete"), **_LOCAL_STORAGE),
     MapType.TASK_STORAGE: TypeSpec(object="pid", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     MapType.BLOOM_FILTER: TypeSpec(access=Access.BLOOM, key_size=0, ops=("peek", "push"), disk="bloom", extra="hashes"),
-    MapType.USER_RINGBUF: TypeSpec(
-        access=Access.STREAM,
-        key_size=0,
-        value_size=0,
-        default_max_entries=1 << 16,
-        ops=("send",),
-        disk="stream",
-        ring=True,
-    ),
+    MapType.USER_RINGBUF: TypeSpec(ops=("send",), **_RING),
     MapType.CGRP_STORAGE: TypeSpec(object="cgroup", ops=_LOCAL_OPS, **_LOCAL_STORAGE),
     # max_entries: pages; map_extra: the user address it is mapped at (0: any)
     MapType.ARENA: TypeSpec(

@@ -23,6 +23,7 @@ from helpers import (  # noqa: F401  (re-exported: tests written before helpers/
     bpftool_path,
     compile_bpf,
     create_pin,
+    each_finished,
     need_tool,
     run_cli,
     unavailable,
@@ -169,13 +170,4 @@ def exporter():
     """Start `bpfmap export --listen CONFIG` with exporter(CONFIG); every one started is stopped after."""
     from helpers.prometheus import Exporter
 
-    started: list = []
-
-    def start(config: str) -> Exporter:
-        e = Exporter(config)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.stop()
+    yield from each_finished(Exporter, Exporter.stop)

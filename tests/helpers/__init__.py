@@ -12,8 +12,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
@@ -170,6 +174,36 @@ def create_pin(pindir: str, name: str, *args: str) -> str:
     r = run_cli("create", *args, "--pin", pin, "-q")
     assert r.returncode == 0, r.stderr
     return pin
+
+
+def cli_ok(*args: str) -> subprocess.CompletedProcess:
+    """``bpfmap ARGS`` (it must succeed); returns the finished process."""
+    r = run_cli(*args)
+    assert r.returncode == 0, (args, r.stderr)
+    return r
+
+
+def fill_pin(pin: str, pairs) -> None:
+    """Write ``(key, value)`` pairs to the pinned map, through the layout its BTF gives."""
+    import bpfmap
+
+    with bpfmap.open(pin) as v:
+        for k, val in pairs:
+            v[k] = val
+
+
+def each_finished(make: Callable[..., T], finish: Callable[[T], object]) -> Iterator[Callable[..., T]]:
+    """For a fixture to ``yield from``: a function that calls ``make`` and keeps what it
+    returns; once the test is done, ``finish`` is called on each of them."""
+    made: list[T] = []
+
+    def one(*args: Any) -> T:
+        made.append(make(*args))
+        return made[-1]
+
+    yield one
+    for thing in made:
+        finish(thing)
 
 
 _HELP = """import sys

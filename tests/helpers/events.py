@@ -8,11 +8,13 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 from bpfmap import Map
 from bpfmap.core.maps import Program
 
 from . import BPFMAP
+from .programs import ringbuf_output
 
 
 def _emit(kind: str, record_size: int) -> str:
@@ -28,14 +30,7 @@ def _emit(kind: str, record_size: int) -> str:
         f"*(u32 *)(r10 - {record_size - 4}) = r1",
     ]
     if kind == "ringbuf":
-        lines += [
-            "r1 = map[out]",
-            "r2 = r10",
-            f"r2 += -{record_size}",
-            f"r3 = {record_size}",
-            "r4 = 0",
-            "call ringbuf_output",
-        ]
+        lines.append(ringbuf_output(record_size, "out"))
     else:
         lines += [
             "r1 = r6",
@@ -92,30 +87,40 @@ class Producer:
         self.drops.close()
 
 
+def communicate_while(
+    proc: subprocess.Popen, write: Callable[[], object], timeout: float = 30, cpu: int | None = None
+) -> tuple[str, str]:
+    """``proc.communicate()`` while a thread calls ``write()`` every 20 ms until proc ends
+    (a perf buffer only sees what is written after its reader attached), on ``cpu`` when
+    given; returns (stdout, stderr)."""
+    stop = threading.Event()
+
+    def writer() -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})  # this thread: a program it runs writes on that CPU
+        while not stop.is_set():
+            write()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        stop.set()
+        t.join()
+
+
 def events_while_writing(path: str, *args: str, record_size: int = 8, cpu: int | None = None) -> tuple[int, str, str]:
     """Run 'bpfmap events PATH ARGS' while a program writes a record every 20 ms (until
-    the command ends: a perf buffer only sees what is written after it attached), on
-    ``cpu`` when given; returns (exit code, stdout, stderr)."""
+    the command ends), on ``cpu`` when given; returns (exit code, stdout, stderr)."""
     with Map.open(path) as m:
         prod = Producer(m, record_size=record_size)
         proc = subprocess.Popen(
             [*BPFMAP, "events", path, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        stop = threading.Event()
-
-        def produce():
-            if cpu is not None:
-                os.sched_setaffinity(0, {cpu})  # this thread: the program runs (and writes) on that CPU
-            while not stop.is_set():
-                prod.run(1)
-                time.sleep(0.02)
-
-        t = threading.Thread(target=produce)
-        t.start()
         try:
-            out, err = proc.communicate(timeout=30)
+            out, err = communicate_while(proc, lambda: prod.run(1), cpu=cpu)
         finally:
-            stop.set()
-            t.join()
             prod.close()
     return proc.returncode, out, err

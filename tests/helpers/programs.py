@@ -1,7 +1,7 @@
 """BPF programs for tests: the C programs in tests/bpf/ compiled, loaded by libbpf
 (bpftool prog loadall ... pinmaps) and run with BPF_PROG_TEST_RUN (Loaded,
 loaded_program); an object declaring maps of every kind (OBJECT_SOURCE); assembler text
-(RINGBUF_TWICE)."""
+(RINGBUF_TWICE, ringbuf_output, update_elem, packet_to_ringbuf)."""
 
 from __future__ import annotations
 
@@ -72,8 +72,50 @@ def sample(pid: int, usecs: int, comm: str) -> bytes:
     return struct.pack("<II16s", pid, usecs, comm.encode())
 
 
+def ringbuf_output(size: int, map_name: str) -> str:
+    """Assembler lines sending the ``size`` bytes at r10 - size to ring buffer ``map_name``
+    (r0: 0 or the error)."""
+    return f"""
+    r1 = map[{map_name}]
+    r2 = r10
+    r2 += -{size}
+    r3 = {size}
+    r4 = 0
+    call ringbuf_output
+"""
+
+
+def update_elem(map_name: str, key_at: int, value_at: int) -> str:
+    """Assembler lines writing the key at r10 - key_at and the value at r10 - value_at into
+    ``map_name`` (flags 0: any; r0: 0 or the error)."""
+    return f"""
+    r1 = map[{map_name}]
+    r2 = r10
+    r2 += -{key_at}
+    r3 = r10
+    r3 += -{value_at}
+    r4 = 0
+    call map_update_elem
+"""
+
+
+def packet_to_ringbuf(size: int, map_name: str = "ev") -> str:
+    """A socket filter sending the ``size`` bytes after the test packet's Ethernet header
+    as a ring buffer record."""
+    return f"""
+    r2 = 0
+    r3 = r10
+    r3 += -{size}
+    r4 = {size}
+    call skb_load_bytes
+    {ringbuf_output(size, map_name)}
+    r0 = 0
+    exit
+"""
+
+
 # writes two 24-byte records {pid, comm[16], pad} ('pid=u32,comm=char[16]' reads their start)
-RINGBUF_TWICE = """
+RINGBUF_TWICE = f"""
     r1 = 0
     *(u64 *)(r10 - 24) = r1
     *(u64 *)(r10 - 16) = r1
@@ -82,18 +124,7 @@ RINGBUF_TWICE = """
     *(u32 *)(r10 - 24) = r1
     r1 = 0x6c7275
     *(u32 *)(r10 - 20) = r1
-    r1 = map[rb]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
-    r1 = map[rb]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
+    {ringbuf_output(24, "rb") * 2}
     r0 = 0
     exit
 """

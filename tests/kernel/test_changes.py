@@ -10,6 +10,7 @@ import time
 
 import pytest
 from helpers import BPFMAP, compile_bpf, create_pin, need_tool, run_cli
+from helpers.programs import update_elem
 
 from bpfmap import Map, Program, View
 from bpfmap.entries.changes import Deletion
@@ -161,20 +162,14 @@ def test_a_racing_writer_never_loses_a_refreshed_entry(flows):
         assert survivors >= {p for p in refreshed if p not in {k["pid"] for keys, _ in [first, *rest] for k in keys}}
 
 
-STAMP = """
-    r1 = {key}
+STAMP = f"""
+    r1 = {{key}}
     *(u32 *)(r10 - 4) = r1
     call ktime_get_ns
     *(u64 *)(r10 - 16) = r0
-    r1 = {key}
+    r1 = {{key}}
     *(u64 *)(r10 - 24) = r1
-    r1 = map[stamps]
-    r2 = r10
-    r2 += -4
-    r3 = r10
-    r3 += -24
-    r4 = 0
-    call map_update_elem
+    {update_elem("stamps", 4, 24)}
     r0 = 0
     exit
 """

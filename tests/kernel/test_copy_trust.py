@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import create_pin, need_tool
+from helpers import create_pin, each_finished, need_tool
 
 import bpfmap.entries.migrate
 from bpfmap import Map, MapSpec, possible_cpus
@@ -284,16 +284,7 @@ class Writer:
 
 @pytest.fixture
 def writer(pindir):
-    made = []
-
-    def make(pin):
-        w = Writer(pin)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.close()
+    yield from each_finished(Writer, Writer.close)
 
 
 def test_writes_through_the_old_map_while_migrate_runs_are_carried(pindir, writer):

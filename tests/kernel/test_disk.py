@@ -11,31 +11,12 @@ import subprocess
 import uuid
 
 import pytest
-from helpers import BPF_SOURCES, compile_bpf, need_tool, run_cli
+from helpers import BPF_SOURCES, cli_ok, compile_bpf, create_pin, fill_pin, need_tool, run_cli
 
 import bpfmap
 from bpfmap import Map
 
 FORMATS = ("text", "jsonl", "json", "csv")
-
-
-def make(pindir: str, name: str, mtype: str, *args: str) -> str:
-    pin = os.path.join(pindir, name)
-    r = run_cli("create", mtype, *args, "--pin", pin, "-q")
-    assert r.returncode == 0, r.stderr
-    return pin
-
-
-def fill(pin: str, pairs) -> None:
-    with bpfmap.open(pin) as v:
-        for k, val in pairs:
-            v[k] = val
-
-
-def save(*args: str) -> subprocess.CompletedProcess:
-    r = run_cli("save", *args)
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def assert_same_dumps(live: str, file: str, *extra: str) -> None:
@@ -64,10 +45,10 @@ MAPS = {
 @pytest.mark.parametrize("kind", sorted(MAPS))
 def test_a_saved_map_dumps_byte_for_byte_as_the_live_one(pindir, tmp_path, kind):
     args, pairs = MAPS[kind]
-    pin = make(pindir, kind, *args)
-    fill(pin, pairs)
+    pin = create_pin(pindir, kind, *args)
+    fill_pin(pin, pairs)
     file = str(tmp_path / f"{kind}.bpfmap")
-    save(pin, file)
+    cli_ok("save", pin, file)
     assert_same_dumps(pin, file)
     for extra in (["--sort", "key", "--top", "5"], ["-o", "table"]):
         a, b = run_cli("dump", pin, *extra), run_cli("dump", file, *extra)
@@ -87,10 +68,10 @@ def test_a_saved_map_dumps_byte_for_byte_as_the_live_one(pindir, tmp_path, kind)
 
 
 def test_per_cpu_options_where_and_as_read_a_saved_map_as_a_live_one(pindir, tmp_path):
-    pin = make(pindir, "pc", "percpu_hash", "--layout", "u32:u64")
-    fill(pin, [(i, i) for i in range(20)])
+    pin = create_pin(pindir, "pc", "percpu_hash", "--layout", "u32:u64")
+    fill_pin(pin, [(i, i) for i in range(20)])
     file = str(tmp_path / "pc.bpfmap")
-    save(pin, file)
+    cli_ok("save", pin, file)
     for extra in (["--percpu", "sum"], ["--cpu", "0"], ["--where", "key>=10"], ["--sort", "key", "--reverse"]):
         assert_same_dumps(pin, file, *extra)
     for verb, *rest in (("lookup", "3"), ("count",), ("getnext", "3"), ("show", "-o", "text")):
@@ -124,7 +105,7 @@ def globals_maps(bpffs, tmp_path):
 
 def test_the_btf_maps_of_a_real_program_save_whole_and_dump_as_live(globals_maps, tmp_path):
     file = str(tmp_path / "globals.bpfmap")
-    r = save(globals_maps, file)
+    r = cli_ok("save", globals_maps, file)
     names = sorted(os.listdir(globals_maps))
     assert f"{len(names)} maps" in r.stderr
     for name in names:
@@ -134,12 +115,12 @@ def test_the_btf_maps_of_a_real_program_save_whole_and_dump_as_live(globals_maps
 
 
 def test_a_directory_saves_what_it_can_and_says_what_it_left_out(pindir, tmp_path):
-    counts = make(pindir, "counts", "hash", "--layout", "u32:u64")
-    fill(counts, [(1, 2)])
-    make(pindir, "jobs", "queue", "--layout", "u32", "--max-entries", "4")
-    make(pindir, "rb", "ringbuf")
+    counts = create_pin(pindir, "counts", "hash", "--layout", "u32:u64")
+    fill_pin(counts, [(1, 2)])
+    create_pin(pindir, "jobs", "queue", "--layout", "u32", "--max-entries", "4")
+    create_pin(pindir, "rb", "ringbuf")
     file = str(tmp_path / "dir.bpfmap")
-    r = save(pindir, file)
+    r = cli_ok("save", pindir, file)
     assert "left out" in r.stderr and "jobs" in r.stderr and "takes them out" in r.stderr
     assert "rb" in r.stderr and "stream of records" in r.stderr
     assert run_cli("dump", f"{file}:counts").stdout == run_cli("dump", counts).stdout
@@ -151,10 +132,10 @@ def test_a_directory_saves_what_it_can_and_says_what_it_left_out(pindir, tmp_pat
 def test_a_saved_file_reads_without_privileges_bpffs_or_bpf(pindir, tmp_path):
     need_tool("unshare")
     need_tool("setpriv")
-    pin = make(pindir, "flows", "hash", "--layout", "u32:packets=u64,comm=char[8]")
-    fill(pin, [(i, (i, f"p{i}")) for i in range(10)])
+    pin = create_pin(pindir, "flows", "hash", "--layout", "u32:packets=u64,comm=char[8]")
+    fill_pin(pin, [(i, (i, f"p{i}")) for i in range(10)])
     file = str(tmp_path / "flows.bpfmap")
-    save(pin, file)
+    cli_ok("save", pin, file)
     want = run_cli("dump", pin, "-o", "jsonl").stdout
     # a mount namespace with no bpffs anywhere, and a process with no capabilities at all
     script = (
@@ -180,10 +161,10 @@ def test_a_saved_file_reads_without_privileges_bpffs_or_bpf(pindir, tmp_path):
 
 
 def test_hist_watch_and_export_read_a_saved_file_as_the_live_map(pindir, tmp_path):
-    lat = make(pindir, "lat", "array", "--layout", "u32:u64", "--max-entries", "16")
-    fill(lat, [(i, i * i) for i in range(16)])
+    lat = create_pin(pindir, "lat", "array", "--layout", "u32:u64", "--max-entries", "16")
+    fill_pin(lat, [(i, i * i) for i in range(16)])
     file = str(tmp_path / "lat.bpfmap")
-    save(lat, file)
+    cli_ok("save", lat, file)
     for args in (("hist",), ("hist", "--percentiles", "50,99", "-o", "json")):
         a, b = run_cli(args[0], lat, *args[1:]), run_cli(args[0], file, *args[1:])
         assert a.returncode == b.returncode == 0 and a.stdout == b.stdout, (args, a.stderr, b.stderr)

@@ -10,32 +10,13 @@ import struct
 import subprocess
 
 import pytest
-from helpers import need_tool, run_cli
+from helpers import cli_ok, create_pin, fill_pin, need_tool, run_cli
 
 import bpfmap
 from bpfmap import Map
 from bpfmap.btf import spec_for
 from bpfmap.core.saved import Writer
 from bpfmap.layout.model import SCALARS
-
-
-def make(pindir: str, name: str, mtype: str, *args: str) -> str:
-    pin = os.path.join(pindir, name)
-    r = run_cli("create", mtype, *args, "--pin", pin, "-q")
-    assert r.returncode == 0, r.stderr
-    return pin
-
-
-def fill(pin: str, pairs) -> None:
-    with bpfmap.open(pin) as v:
-        for k, val in pairs:
-            v[k] = val
-
-
-def ok(*args: str) -> subprocess.CompletedProcess:
-    r = run_cli(*args)
-    assert r.returncode == 0, (args, r.stderr)
-    return r
 
 
 def bpftool_entries(pin: str) -> list:
@@ -65,25 +46,25 @@ KINDS = {
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_restore_makes_the_saved_map_again_byte_for_byte(pindir, tmp_path, kind):
     args, pairs = KINDS[kind]
-    pin = make(pindir, kind, *args)
-    fill(pin, pairs)
+    pin = create_pin(pindir, kind, *args)
+    fill_pin(pin, pairs)
     file = str(tmp_path / "m.bpfmap")
-    ok("save", pin, file)
+    cli_ok("save", pin, file)
     again = os.path.join(pindir, f"{kind}_again")
-    r = ok("restore", file, "--pin", again)
+    r = cli_ok("restore", file, "--pin", again)
     assert f"{len(pairs):,} entr" in r.stderr
     assert bpftool_entries(again) == bpftool_entries(pin)
     assert bpftool_show(again) == bpftool_show(pin)
     with Map.open(again) as m:
         assert m.btf() is not None  # with its BTF: dumps decode as the saved map's did
-    assert ok("dump", again, "--sort", "key").stdout == ok("dump", file, "--sort", "key").stdout
+    assert cli_ok("dump", again, "--sort", "key").stdout == cli_ok("dump", file, "--sort", "key").stdout
 
 
 def test_restore_never_replaces_a_pin_nor_follows_a_symlink(pindir, tmp_path):
-    pin = make(pindir, "counts", "hash", "--layout", "u32:u64")
-    fill(pin, [(1, 1)])
+    pin = create_pin(pindir, "counts", "hash", "--layout", "u32:u64")
+    fill_pin(pin, [(1, 1)])
     file = str(tmp_path / "c.bpfmap")
-    ok("save", pin, file)
+    cli_ok("save", pin, file)
     with Map.open(pin) as m:
         before = m.id
     r = run_cli("restore", file, "--pin", pin)
@@ -113,39 +94,39 @@ def test_a_restore_that_fails_half_way_leaves_no_pin_and_says_how_many_went_in(p
 
 
 def test_restore_into_an_existing_map_converts_and_keeps_its_pin(pindir, tmp_path):
-    src = make(pindir, "src", "hash", "--layout", "u32:u32")
-    fill(src, [(i, i * 2) for i in range(10)])
+    src = create_pin(pindir, "src", "hash", "--layout", "u32:u32")
+    fill_pin(src, [(i, i * 2) for i in range(10)])
     file = str(tmp_path / "s.bpfmap")
-    ok("save", src, file)
-    dst = make(pindir, "dst", "hash", "--layout", "u32:u64")  # wider values: converted
-    fill(dst, [(100, 1)])
+    cli_ok("save", src, file)
+    dst = create_pin(pindir, "dst", "hash", "--layout", "u32:u64")  # wider values: converted
+    fill_pin(dst, [(100, 1)])
     with Map.open(dst) as m:
         before = m.id
-    r = ok("restore", file, "--into", dst)
+    r = cli_ok("restore", file, "--into", dst)
     assert "10 entries" in r.stderr
-    assert json.loads(ok("lookup", dst, "7", "-o", "json").stdout)["value"] == 14
-    assert ok("count", dst).stdout.strip() == "11"
+    assert json.loads(cli_ok("lookup", dst, "7", "-o", "json").stdout)["value"] == 14
+    assert cli_ok("count", dst).stdout.strip() == "11"
     with Map.open(dst) as m:
         assert m.id == before
-    small = make(pindir, "small", "hash", "--layout", "u32:u32", "--max-entries", "4")
+    small = create_pin(pindir, "small", "hash", "--layout", "u32:u32", "--max-entries", "4")
     r = run_cli("restore", file, "--into", small)
     assert r.returncode == 2 and "holds at most 4" in r.stderr
     assert run_cli("count", small).returncode == 1  # nothing written
 
 
 def test_a_map_of_maps_restores_with_its_inner_maps(pindir, tmp_path):
-    inner = make(pindir, "inner", "array", "--layout", "u32:u32", "--max-entries", "4")
+    inner = create_pin(pindir, "inner", "array", "--layout", "u32:u32", "--max-entries", "4")
     outer = os.path.join(pindir, "outer")
-    ok("create", "hash_of_maps", "--key", "4", "--inner-map", inner, "--pin", outer, "-q")
+    cli_ok("create", "hash_of_maps", "--key", "4", "--inner-map", inner, "--pin", outer, "-q")
     with Map.open(outer) as o:
         for slot in (1, 2):
             with Map.create("array", 4, 4, 4) as m:
                 m.update(struct.pack("<I", 0), struct.pack("<I", slot * 10))
                 o.update(struct.pack("<I", slot), m)
     file = str(tmp_path / "mom.bpfmap")
-    ok("save", outer, file)
+    cli_ok("save", outer, file)
     again = os.path.join(pindir, "outer_again")
-    ok("restore", file, "--pin", again)
+    cli_ok("restore", file, "--pin", again)
     with Map.open(again) as o:
         assert o.type is bpfmap.MapType.HASH_OF_MAPS
         for key in o.keys():
@@ -155,16 +136,16 @@ def test_a_map_of_maps_restores_with_its_inner_maps(pindir, tmp_path):
 
 
 def test_a_frozen_map_is_restored_frozen(pindir, tmp_path):
-    pin = make(pindir, "ro", "array", "--layout", "u32:u64", "--max-entries", "2")
-    fill(pin, [(0, 5), (1, 6)])
-    ok("freeze", pin)
+    pin = create_pin(pindir, "ro", "array", "--layout", "u32:u64", "--max-entries", "2")
+    fill_pin(pin, [(0, 5), (1, 6)])
+    cli_ok("freeze", pin)
     file = str(tmp_path / "ro.bpfmap")
-    ok("save", pin, file)
+    cli_ok("save", pin, file)
     again = os.path.join(pindir, "ro_again")
-    ok("restore", file, "--pin", again)
-    shown = json.loads(ok("show", again, "-o", "json").stdout)
+    cli_ok("restore", file, "--pin", again)
+    shown = json.loads(cli_ok("show", again, "-o", "json").stdout)
     assert shown["frozen"] is True
-    assert ok("dump", again).stdout == ok("dump", pin).stdout
+    assert cli_ok("dump", again).stdout == cli_ok("dump", pin).stdout
 
 
 def test_per_cpu_values_from_another_cpu_count_need_to_be_told_how(pindir, tmp_path):
@@ -183,21 +164,21 @@ def test_per_cpu_values_from_another_cpu_count_need_to_be_told_how(pindir, tmp_p
     r = run_cli("restore", path, "--pin", target)
     assert r.returncode == 2 and f"{ncpus} possible CPUs" in r.stderr and "sum" in r.stderr
     assert not os.path.lexists(target)
-    ok("restore", path, "--pin", target, "--cpus", "sum")
-    values = json.loads(ok("lookup", target, "1", "-o", "json").stdout)["values"]
+    cli_ok("restore", path, "--pin", target, "--cpus", "sum")
+    values = json.loads(cli_ok("lookup", target, "1", "-o", "json").stdout)["values"]
     assert values[0] == sum(range(1, ncpus + 1)) and not any(values[1:])
     r = run_cli("restore", path, "--pin", target + "2", "--cpus", "first")
     assert r.returncode == 2 and "drop" in r.stderr
 
 
 def test_diff_exit_codes_and_output(pindir, tmp_path):
-    pin = make(pindir, "flows", "hash", "--layout", "u32:packets=u64,comm=char[8]")
-    fill(pin, [(i, (i, f"c{i}")) for i in range(6)])
+    pin = create_pin(pindir, "flows", "hash", "--layout", "u32:packets=u64,comm=char[8]")
+    fill_pin(pin, [(i, (i, f"c{i}")) for i in range(6)])
     file = str(tmp_path / "f.bpfmap")
-    ok("save", pin, file)
-    r = ok("diff", file, pin)
+    cli_ok("save", pin, file)
+    r = cli_ok("diff", file, pin)
     assert r.stdout == "" and "0 added, 0 removed, 0 changed, 6 the same" in r.stderr
-    fill(pin, [(1, (100, "c1")), (9, (9, "new"))])
+    fill_pin(pin, [(1, (100, "c1")), (9, (9, "new"))])
     with bpfmap.open(pin) as v:
         del v[2]
     r = run_cli("diff", file, pin)
@@ -219,7 +200,7 @@ def test_diff_exit_codes_and_output(pindir, tmp_path):
     ]
     r = run_cli("diff", file, os.path.join(pindir, "missing"))
     assert r.returncode == 3 and "Traceback" not in r.stderr
-    other = make(pindir, "other", "hash", "--layout", "u64:u64")
+    other = create_pin(pindir, "other", "hash", "--layout", "u64:u64")
     r = run_cli("diff", file, other)
     assert r.returncode == 2 and "cannot be compared" in r.stderr
     bad = tmp_path / "bad.bpfmap"

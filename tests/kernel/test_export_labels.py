@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 from helpers import create_pin, need_tool, run_cli
+from helpers.programs import packet_to_ringbuf, update_elem
 from helpers.prometheus import Prometheus, write_config
 
 from bpfmap import Map, Program
@@ -27,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 pytestmark = pytest.mark.kernel
 
-CGROUP_RUNS = """
+CGROUP_RUNS = f"""
     call get_current_cgroup_id
     *(u64 *)(r10 - 8) = r0
     r1 = map[runs]
@@ -41,34 +42,13 @@ CGROUP_RUNS = """
 new:
     r1 = 1
     *(u64 *)(r10 - 16) = r1
-    r1 = map[runs]
-    r2 = r10
-    r2 += -8
-    r3 = r10
-    r3 += -16
-    r4 = 0
-    call map_update_elem
+    {update_elem("runs", 8, 16)}
 out:
     r0 = 0
     exit
 """
 
-# a socket filter sending the 8 bytes after the Ethernet header as a ring buffer record
-EVENT = """
-    r2 = 0
-    r3 = r10
-    r3 += -8
-    r4 = 8
-    call skb_load_bytes
-    r1 = map[ev]
-    r2 = r10
-    r2 += -8
-    r3 = 8
-    r4 = 0
-    call ringbuf_output
-    r0 = 0
-    exit
-"""
+EVENT = packet_to_ringbuf(8)  # the 8 bytes after the test packet's Ethernet header
 
 
 @pytest.fixture

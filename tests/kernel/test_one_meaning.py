@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 from helpers import compile_bpf, create_pin, run_cli
+from helpers.programs import packet_to_ringbuf
 
 from bpfmap import Map, Program, View
 from bpfmap.layout import Layout
@@ -128,22 +129,7 @@ def test_a_dump_loaded_back_keeps_nul_free_strings_and_zeros_after_a_nul(comms, 
 
 # -- a ring buffer record: old bytes after a string's NUL (records are not zeroed) -----------
 
-# a socket filter sending the 24 bytes after the test packet's Ethernet header as a record
-RECORD = """
-    r2 = 0
-    r3 = r10
-    r3 += -24
-    r4 = 24
-    call skb_load_bytes
-    r1 = map[ev]
-    r2 = r10
-    r2 += -24
-    r3 = 24
-    r4 = 0
-    call ringbuf_output
-    r0 = 0
-    exit
-"""
+RECORD = packet_to_ringbuf(24)  # the 24 bytes after the test packet's Ethernet header
 FNAME = b"/etc/ld.so\0" + b'( \0"old,\xff'
 assert len(FNAME) == 20
 

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from helpers import BPF_SOURCES, BPFMAP, compile_bpf, need_tool, run_cli
+from helpers.events import communicate_while
 from helpers.programs import Loaded, kernel_version_code, loaded_program, sample
 
 from bpfmap import Map, Program, View
@@ -455,14 +456,16 @@ def test_int128_addresses_by_family_over_btf_and_bpftool(records_prog):
 
 
 def test_perf_records_with_int128_from_the_object_by_typedef(records_prog):
-    import threading
-    import time
-
     path = records_prog.map("conns")
+
+    def write() -> None:
+        run_tc(records_prog, conn_event(2, "10.0.0.1", "192.168.1.20", 443, 100))
+        run_tc(records_prog, conn_event(10, "2001:db8::1", "fe80::2", 80, 200))
+
     for where, want in (("family=10", "2001:db8::1"), ("family=2", "10.0.0.1")):
         proc = subprocess.Popen(
             [
-                "bpfmap",
+                *BPFMAP,
                 "events",
                 path,
                 "--object",
@@ -482,21 +485,7 @@ def test_perf_records_with_int128_from_the_object_by_typedef(records_prog):
             stderr=subprocess.PIPE,
             text=True,
         )
-        stop = threading.Event()
-
-        def write(stop: threading.Event = stop) -> None:
-            while not stop.is_set():
-                run_tc(records_prog, conn_event(2, "10.0.0.1", "192.168.1.20", 443, 100))
-                run_tc(records_prog, conn_event(10, "2001:db8::1", "fe80::2", 80, 200))
-                time.sleep(0.02)
-
-        t = threading.Thread(target=write)
-        t.start()
-        try:
-            out, err = proc.communicate(timeout=20)
-        finally:
-            stop.set()
-            t.join()
+        out, err = communicate_while(proc, write, timeout=20)
         assert proc.returncode == 0, err
         rec = json.loads(out)
         assert rec["value"]["saddr"] == want and "cpu" in rec and "extra" not in rec

@@ -13,22 +13,17 @@ import time
 import pytest
 from helpers import BPFMAP_SH, run_cli
 from helpers import create_pin as create
+from helpers.programs import update_elem
 
 pytestmark = pytest.mark.kernel
 
 
-ADD_RANDOM_KEY = """
+ADD_RANDOM_KEY = f"""
     call get_prandom_u32
     *(u32 *)(r10 - 4) = r0
     r1 = 1
     *(u64 *)(r10 - 16) = r1
-    r1 = map[m]
-    r2 = r10
-    r2 += -4
-    r3 = r10
-    r3 += -16
-    r4 = 0
-    call map_update_elem
+    {update_elem("m", 4, 16)}
     r0 = 0
     exit
 """
