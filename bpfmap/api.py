@@ -59,6 +59,7 @@ def create(
     value_type: str | None = None,
     include_dirs: list[str] | None = None,
     mkdir: bool = False,
+    mount: bool = True,
     **named: Any,
 ) -> View:
     """Create a map (sizes from the layout, which is attached as BTF so bpftool and a later
@@ -66,7 +67,9 @@ def create(
     ``fields``/``named``: the MapSpec's other fields in its order (key_size, value_size,
     max_entries, flags, name) or by name (also numa_node, map_extra); sizes the layout
     gives are checked against them.  ``include_dirs``: where a ``c_header``'s ``#include``
-    files are found too."""
+    files are found too.  The pin is checked before the map is made, as
+    :meth:`Map.create <bpfmap.core.maps.Map.create>` does: never replaced, its
+    directories made with ``mkdir``, a bpffs mounted on /sys/fs/bpf with ``mount``."""
     from .core.spec import MapSpec
 
     mspec = MapSpec(map_type, *fields, **named)
@@ -74,10 +77,8 @@ def create(
     if lay is not None:
         key_size, value_size, types = sizes_and_btf(mspec.type, lay, mspec.key_size, mspec.value_size)
         mspec = mspec.replace(key_size=key_size, value_size=value_size, btf=types)
-    m = Map.create(mspec)
+    m = Map.create(mspec, pin=pin, mkdir=mkdir, mount=mount)
     try:
-        if pin is not None:
-            m.pin(pin, mkdir=mkdir)
         return View(m, lay, owns=True)
     except BaseException:
         m.close()

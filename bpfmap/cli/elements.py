@@ -173,26 +173,14 @@ def update(
 
 def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: bool, quiet: bool) -> None:
     from ..entries.bulk import INPUT_FORMATS, Loader
-    from ..host.inputs import LoadError
+    from ..host.inputs import LoadError, open_input
+    from .term import Progress, ReadCounter
 
     if fmt not in INPUT_FORMATS:
         raise UsageError(f"--input-format {fmt}: choose one of {', '.join(INPUT_FORMATS)}")
     loader = Loader(view, mode, keep_going)
     where = f"update {m.ref} --from {path}"
-    try:
-        # newline="": a carriage return inside a quoted CSV cell is data, not a line end
-        if path == "-":
-            stream = sys.stdin
-            try:
-                stream.reconfigure(newline="", errors="surrogateescape")  # type: ignore[union-attr]
-            except (AttributeError, ValueError, OSError):
-                pass  # not a TextIOWrapper (a test's stdin), or read from already
-        else:
-            stream = open(path, encoding="utf-8", errors="surrogateescape", newline="")
-    except OSError as err:
-        raise UsageError(f"{where}: {err.strerror}") from None
-    from .term import Progress, ReadCounter
-
+    stream = open_input(path, where)
     progress = Progress(f"load {path}", _file_size(stream), unit="bytes", enabled=not quiet)
     try:
         loader.load_stream(ReadCounter(stream, progress), fmt, path)

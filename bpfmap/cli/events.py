@@ -289,13 +289,10 @@ def send(
 
 def _send_from(ring, path: str, encode, timeout: float) -> int:
     """send --from FILE: a record a line; a bad line named by its number, as update --from does."""
-    from ..host.inputs import LoadError
+    from ..host.inputs import LoadError, open_input
 
     where = f"send {ring.map.ref} --from {path}"
-    try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape", newline="")
-    except OSError as err:
-        raise UsageError(f"{where}: {err.strerror}") from None
+    stream = open_input(path, where)
     try:
         return ring.send_lines(stream, encode, timeout)
     except LoadError as err:

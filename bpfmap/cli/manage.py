@@ -1,14 +1,13 @@
 """Verbs on maps as a whole: create, show, list, pin, freeze."""
 
-import os
 import sys
 from typing import Annotated, Optional
 
 import typer
 
 from ..api import sizes_and_btf
-from ..core.maps import Map, MapInfo, expand, list_maps, require_some
-from ..core.pins import DEFAULT_BPFFS, PinIndex, check_pin_dir, check_pin_target, ensure_bpffs
+from ..core.maps import Map, expand, list_maps, require_some
+from ..core.pins import DEFAULT_BPFFS, PinIndex
 from ..core.spec import MapSpec
 from ..errors import BpfmapError, UsageError
 from ..output import write_infos, write_object_maps
@@ -32,11 +31,6 @@ from .options import Choices
 app = typer.Typer()
 
 BTF_MODES = Choices(("auto", "required", "none"), {"auto": "attach BTF, or say why not"})
-
-
-def _under_default_bpffs(path: str) -> bool:
-    full = os.path.abspath(path)
-    return full.startswith(DEFAULT_BPFFS + "/")
 
 
 @app.command(
@@ -165,32 +159,15 @@ def create(
         map_extra=extra,
         btf=types,
     ).resolved()  # a bad combination fails here, before any pin is checked or mounted
-    info = _create_and_pin(spec, pin, inner_map, btf == "required", mkdir, no_mount, quiet)
-    if not quiet:
-        write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
-
-
-def _create_and_pin(
-    spec: MapSpec, pin: str, inner_map: Optional[str], btf_required: bool, mkdir: bool, no_mount: bool, quiet: bool
-) -> MapInfo:
-    """Create the map and pin it; the pin target is checked first, so a refused pin leaves
-    nothing behind.  Returns the new map's info."""
-    if _under_default_bpffs(pin) and not no_mount:
-        ensure_bpffs(DEFAULT_BPFFS)
-    check_pin_target(pin, mkdir=mkdir)
-    inner = Map.open(inner_map, readonly=True) if inner_map else None
-    try:
-        m = Map.create(spec, inner_map=inner, btf_required=btf_required)
-    finally:
-        if inner is not None:
-            inner.close()
+    m = Map.create(
+        spec, inner_map=inner_map or None, btf_required=btf == "required", pin=pin, mkdir=mkdir, mount=not no_mount
+    )
     with m:
         if m.btf_note:
             say(f"note: {m.btf_note}", quiet)
-        m.pin(pin, mkdir=mkdir)
         info = m.info()
-    info.pinned = [pin]
-    return info
+    if not quiet:
+        write_infos([info.to_dict()], fmt_or_default(output), sys.stdout, single=True)
 
 
 def _create_from_object(
@@ -208,15 +185,7 @@ def _create_from_object(
         raise UsageError(f"create --from-object {obj_path}: --pin-dir DIR is required (maps are pinned as DIR/NAME)")
     obj = read_object(obj_path)
     names = [n.strip() for n in only.split(",") if n.strip()] if only is not None else None
-    if names is not None:
-        for n in names:
-            obj.map(n)  # an unknown name fails before anything is made
-    if not obj.maps:
-        raise UsageError(f"create --from-object {obj_path}: the object declares no maps in .maps")
-    if _under_default_bpffs(os.path.join(pin_dir, "x")) and not no_mount:
-        ensure_bpffs(DEFAULT_BPFFS)
-    check_pin_dir(pin_dir, mkdir, f"create --from-object {obj_path}")
-    created = create_maps(obj, pin_dir, names)
+    created = create_maps(obj, pin_dir, names, mkdir=mkdir, mount=not no_mount)
     if obj.btf_note:
         say(f"note: {obj.btf_note}", quiet)
     infos = []

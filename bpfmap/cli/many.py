@@ -6,12 +6,13 @@ object.  Each map reads through its own BTF (or the layout given)."""
 import io
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, Optional
 
 import typer
 
 from ..core.maps import Map
-from ..errors import EXIT_NOT_FOUND, BpfmapError, KeyNotFound, NotFound, UsageError
+from ..errors import EXIT_NOT_FOUND, BpfmapError, NotFound, UsageError
 from ..output import default_format, inline, json_dumps
 from . import worded
 from .verbs import LayoutOptions, say, single_format
@@ -88,58 +89,52 @@ def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, filt:
 def lookup_many(refs: list[str], key: str, output: Optional[str], opts: LayoutOptions) -> None:
     """KEY in each map: its value under each map's header (text), or one object per map
     that has it; exit 1 when none has it."""
-    fmt = single_format(output)
-    found: list[Any] = []
-    for ref in refs:
-        with Map.open(ref, readonly=True) as m:
-            if "lookup" not in m.kind.ops:
-                continue
-            view = opts.view(m)
-            try:
-                with view.element_key(key, "lookup") as raw:
-                    value = view.decode_value(m.lookup(raw))
-            except (KeyNotFound, NotFound):
-                continue
-            except BpfmapError as err:  # a map KEY does not fit: said, the others still looked in
-                say(f"{ref}: {worded(err)}")
-                continue
-            if fmt == "text":
-                sys.stdout.write(header(len(found), ref) + view.value.format(value) + "\n")
-            found.append({"map": ref, "key": view.key.decode(raw), "value": value})
-    _write_found(found, fmt)
-    if not found:
+
+    def ask(m: Map, view: Any) -> tuple[dict[str, Any], Any, Any]:
+        with view.element_key(key, "lookup") as raw:
+            value = view.decode_value(m.lookup(raw))
+        return {"key": view.key.decode(raw), "value": value}, view.value, value
+
+    if not _ask_each(refs, "lookup", output, opts, ask):
         say(f"lookup: no map of {len(refs)} has that key")
         raise typer.Exit(EXIT_NOT_FOUND)
 
 
-def _write_found(found: list[Any], fmt: str) -> None:
-    """lookup's and getnext's objects: a line each (jsonl) or one array (json); text was
-    written map by map."""
-    if fmt == "jsonl":
-        sys.stdout.writelines(json_dumps(o) + "\n" for o in found)
-    elif fmt == "json":
-        sys.stdout.write(json_dumps(found, indent=2) + "\n")
-
-
 def getnext_many(refs: list[str], key: Optional[str], output: Optional[str], opts: LayoutOptions) -> None:
+    def ask(m: Map, view: Any) -> tuple[dict[str, Any], Any, Any]:
+        raw = view.parse_key(key) if key is not None else None
+        nxt = view.key.decode(m.next_key(raw))
+        return {"key": view.key.decode(raw) if raw is not None else None, "next_key": nxt}, view.key, nxt
+
+    if not _ask_each(refs, "getnext", output, opts, ask):
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def _ask_each(refs: list[str], op: str, output: Optional[str], opts: LayoutOptions, ask: Callable) -> list[Any]:
+    """Ask each map that has ``op`` one question: ``ask(m, view)`` gives the answer's
+    object, and the codec and item that write it as text, under the map's header; a map
+    without an answer (NotFound) is passed over, one the question does not fit (a KEY of
+    another size) says why and the others are still asked.  The objects go out as a line
+    each (jsonl) or one array (json); returns them."""
     fmt = single_format(output)
     found: list[Any] = []
     for ref in refs:
         with Map.open(ref, readonly=True) as m:
-            if "getnext" not in m.kind.ops:
+            if op not in m.kind.ops:
                 continue
             view = opts.view(m)
             try:
-                raw = view.parse_key(key) if key is not None else None
-                nxt = view.key.decode(m.next_key(raw))
+                answer, codec, item = ask(m, view)
             except NotFound:
                 continue
             except BpfmapError as err:
                 say(f"{ref}: {worded(err)}")
                 continue
             if fmt == "text":
-                sys.stdout.write(header(len(found), ref) + view.key.format(nxt) + "\n")
-            found.append({"map": ref, "key": view.key.decode(raw) if raw is not None else None, "next_key": nxt})
-    _write_found(found, fmt)
-    if not found:
-        raise typer.Exit(EXIT_NOT_FOUND)
+                sys.stdout.write(header(len(found), ref) + codec.format(item) + "\n")
+            found.append({"map": ref, **answer})
+    if fmt == "jsonl":
+        sys.stdout.writelines(json_dumps(o) + "\n" for o in found)
+    elif fmt == "json":
+        sys.stdout.write(json_dumps(found, indent=2) + "\n")
+    return found

@@ -23,7 +23,7 @@ from ..types import REF_FORMS, SPECS, Access, MapType, TypeSpec, Value, map_type
 from ..types import spec as type_spec
 from .fd import FdOwner
 from .info import MapInfo, id_by_name, info_from_fd, list_maps, map_ids, parse_id
-from .pins import PinIndex, open_pinned, pin_fd
+from .pins import PinIndex, check_pin_target, open_pinned, pin_fd
 from .savedref import is_saved, split_ref
 from .values import ValueReads, ValueShape, possible_cpus
 
@@ -97,28 +97,54 @@ class Map(FdOwner, ValueReads):
         cls,
         map_type: MapSpec | MapType | str,
         *fields: Any,
-        inner_map: Map | None = None,
+        inner_map: Map | str | None = None,
         btf_required: bool = False,
+        pin: str | None = None,
+        mkdir: bool = False,
+        mount: bool = True,
         **named: Any,
     ) -> Map:
         """Create a map from a :class:`MapSpec`, or from its fields: a type, then the
         others in MapSpec's order (key_size, value_size, max_entries, flags, ...) or by
         name; what is not given defaults from the type (see types.SPECS).
 
-        The map lives as long as the returned object (or a pin, see :meth:`pin`).
-        Raises UsageError for combinations the kernel would refuse with a bare
-        EINVAL, Unsupported when the kernel does not know the type.
+        The map lives as long as the returned object, or a pin: with ``pin``, it is pinned
+        there (see :meth:`pin`) and known by that path (``ref``).  The pin is checked
+        before the map is made, so a refused pin leaves nothing behind: PinExists (a pin
+        is never replaced), NotBpffs (with how to mount one), UsageError for a missing
+        directory unless ``mkdir``, which makes it.  With ``mount`` (the default) a bpffs
+        is mounted on /sys/fs/bpf first when the pin is under it and none is there.
+        Raises UsageError for combinations the kernel would refuse with a bare EINVAL,
+        Unsupported when the kernel does not know the type.
 
-        A map of maps needs ``inner_map`` (an open template map) or a spec whose
-        ``inner`` describes one.  ``btf`` (see :func:`bpfmap.btf.spec_for`) describes
-        the key and value types; when the kernel refuses it the map is created without
-        BTF and ``btf_note`` on the result says why, unless ``btf_required``."""
-        from .spec import MapSpec, create_fd
+        A map of maps needs ``inner_map`` (an open template map, or a reference opened
+        read-only for the while) or a spec whose ``inner`` describes one.  ``btf`` (see
+        :func:`bpfmap.btf.spec_for`) describes the key and value types; when the kernel
+        refuses it the map is created without BTF and ``btf_note`` on the result says
+        why, unless ``btf_required``."""
+        from .spec import MapSpec
 
-        spec = MapSpec.of(map_type, *fields, **named)
-        spec = spec.resolved()
+        spec = MapSpec.of(map_type, *fields, **named).resolved()
+        if pin is None:
+            return cls._made(spec, inner_map, btf_required)
+        check_pin_target(pin, mkdir, mount)
+        m = cls._made(spec, inner_map, btf_required)
+        try:
+            m.pin(pin, mkdir=mkdir)
+        except BaseException:
+            m.close()
+            raise
+        m.ref = pin
+        return m
+
+    @classmethod
+    def _made(cls, spec: MapSpec, inner_map: Map | str | None, btf_required: bool) -> Map:
+        from .spec import create_fd
+
         template = None
-        if inner_map is None and spec.inner is not None:
+        if isinstance(inner_map, str):
+            template = inner_map = cls.open(inner_map, readonly=True)
+        elif inner_map is None and spec.inner is not None:
             template = inner_map = cls.create(spec.inner)
         try:
             fd, note = create_fd(spec, inner_map.fileno() if inner_map is not None else 0, btf_required)

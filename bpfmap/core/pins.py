@@ -7,7 +7,18 @@ import os
 from collections.abc import Iterator
 
 from .. import _sys
-from ..errors import NoSuchObject, NotBpffs, PermissionDenied, PinExists, UsageError, WrongObjectType, quote, translate
+from ..errors import (
+    NoSuchObject,
+    NotBpffs,
+    PermissionDenied,
+    PinExists,
+    UsageError,
+    Words,
+    WrongObjectType,
+    quote,
+    translate,
+    words,
+)
 
 DEFAULT_BPFFS = "/sys/fs/bpf"
 
@@ -40,6 +51,13 @@ def ensure_bpffs(directory: str = DEFAULT_BPFFS) -> bool:
     return True
 
 
+def mount_for(path: str) -> None:
+    """Mount a bpffs on /sys/fs/bpf when ``path`` is under it and none is there (see
+    :func:`ensure_bpffs`); a path anywhere else is left as it is."""
+    if os.path.abspath(path).startswith(DEFAULT_BPFFS + "/"):
+        ensure_bpffs(DEFAULT_BPFFS)
+
+
 def bpffs_mounts() -> list[str]:
     """Mount points of every bpffs this process can see, /sys/fs/bpf first."""
     seen: list[str] = []
@@ -57,10 +75,14 @@ def bpffs_mounts() -> list[str]:
     return seen
 
 
-def check_pin_target(path: str, mkdir: bool = False) -> None:
+def check_pin_target(path: str, mkdir: bool = False, mount: bool = False) -> None:
     """Raise unless ``path`` is a free name in an existing bpffs directory.
 
-    With ``mkdir``, missing directories are created (bpffs supports mkdir)."""
+    With ``mkdir``, missing directories are created (bpffs supports mkdir); with
+    ``mount``, a bpffs is mounted on /sys/fs/bpf first when ``path`` is under it and
+    none is there (:func:`mount_for`)."""
+    if mount:
+        mount_for(path)
     if not path:
         raise UsageError("pin: the path is empty (an unset variable?); give a path on a bpffs")
     if os.path.lexists(path):
@@ -78,24 +100,31 @@ def check_pin_target(path: str, mkdir: bool = False) -> None:
     check_pin_dir(os.path.dirname(os.path.abspath(path)) or "/", mkdir, f"pin {path}")
 
 
-def check_pin_dir(directory: str, mkdir: bool = False, what: str = "") -> None:
+def check_pin_dir(directory: str, mkdir: bool = False, what: str | Words = "", mount: bool = False) -> None:
     """Raise unless ``directory`` is a directory on a bpffs (with ``mkdir``, create it
-    and its missing parents on the bpffs they are under)."""
+    and its missing parents on the bpffs they are under; with ``mount``, mount a bpffs
+    on /sys/fs/bpf first when ``directory`` is it or under it and none is there).
+    ``what``: the operation the messages start with."""
+    if mount:
+        mount_for(os.path.join(directory, "x"))
     what = what or f"pin directory {directory}"
     if not os.path.isdir(directory):
         if not mkdir:
             raise UsageError(
-                f"{what}: directory {directory} does not exist; create it (mkdir -p {directory}) or pass --mkdir"
+                words(what, f": directory {directory} does not exist; create it (mkdir -p {directory}) or pass --mkdir")
             )
         if not is_bpffs(_existing_ancestor(directory)):
             raise NotBpffs(
-                f"{what}: {_existing_ancestor(directory)} is not on a BPF filesystem; "
-                f"{_mount_hint(_existing_ancestor(directory))}",
+                words(
+                    what,
+                    f": {_existing_ancestor(directory)} is not on a BPF filesystem; "
+                    f"{_mount_hint(_existing_ancestor(directory))}",
+                ),
                 errno.EPERM,
             )
         os.makedirs(directory, exist_ok=True)
     if not is_bpffs(directory):
-        raise NotBpffs(f"{what}: {directory} is not on a BPF filesystem; {_mount_hint(directory)}", errno.EPERM)
+        raise NotBpffs(words(what, f": {directory} is not on a BPF filesystem; {_mount_hint(directory)}"), errno.EPERM)
 
 
 def _existing_ancestor(directory: str) -> str:

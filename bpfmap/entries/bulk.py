@@ -17,8 +17,17 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..core.threads import WriterThread
-from ..errors import BpfmapError, UsageError
-from ..host.inputs import READ_BYTES, BoundedLines, LoadError, LongLine, TextSource, line_limit, split_lines
+from ..errors import BpfmapError, UsageError, quote
+from ..host.inputs import (
+    READ_BYTES,
+    BoundedLines,
+    LoadError,
+    LongLine,
+    TextSource,
+    line_limit,
+    open_input,
+    split_lines,
+)
 from ..layout.codec import _jsonable
 from ..layout.fields import keys as field_keys
 from ..layout.leaves import unquote
@@ -275,6 +284,19 @@ class Loader:
             self.finish()
             problem = f"longer than {bounded.limit:,} characters without a newline, not an entry of this map"
             raise LoadError.at(long.line, problem, self.written) from None
+
+    def load_file(self, path: str, fmt: str = "auto") -> int:
+        """Load every entry of the file at ``path`` (``-``: standard input), opened as
+        :func:`bpfmap.host.inputs.open_input` opens it, so a carriage return inside a
+        quoted CSV cell stays data; ``fmt`` "auto" reads the format from the first line
+        (or a name ending in ``.csv``).  Returns how many entries were written; UsageError
+        when the file cannot be opened, LoadError for a bad line (as load_stream)."""
+        stream = open_input(path, f"update {self.map.ref}: load {quote(path, bare=True)}")
+        try:
+            return self.load_stream(stream, fmt, path)
+        finally:
+            if path != "-":
+                stream.close()
 
     def line_limit(self) -> int:
         """The longest input line taken (see :func:`line_limit`)."""

@@ -2,16 +2,17 @@
 bounded: a device (``/dev/zero``), a FIFO or a directory is refused before anything is
 read, and a regular file over the limit is refused by its size, so a wrong path is a
 one-line usage error, never a read without end.  (Streams, where a stream makes sense:
-``update --from``, ``send --from``, are read line by line with a bound per line:
-BoundedLines, and LoadError names the line that was bad.)"""
+``update --from``, ``send --from``, are opened by open_input and read line by line with
+a bound per line: BoundedLines, and LoadError names the line that was bad.)"""
 
 from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections import deque
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from ..errors import UsageError, quote
 
@@ -78,6 +79,25 @@ def read_text(path: str, what: str, limit: int = TEXT_LIMIT) -> str:
 
 
 READ_BYTES = 2 << 20  # what a streamed load reads at once
+
+
+def open_input(path: str, where: str = "") -> TextIO:
+    """The text stream a load reads ``path`` as (``-``: standard input, which the caller
+    leaves open): UTF-8, bytes that are not UTF-8 kept as they are (surrogate escapes),
+    and no newline translation: a carriage return inside a quoted CSV cell is data, not a
+    line end (the line readers take ``\\r\\n`` endings themselves).  UsageError
+    (``where``, by default ``input PATH``, then what the system said) when it cannot be
+    opened."""
+    if path == "-":
+        try:
+            sys.stdin.reconfigure(newline="", errors="surrogateescape")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass  # not a TextIOWrapper (a test's stdin), or read from already
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as err:
+        raise UsageError(f"{where or f'input {quote(path, bare=True)}'}: {err.strerror}") from None
 
 
 class LoadError(UsageError):

@@ -12,7 +12,8 @@ from .. import btf as btfmod
 from ..btf import BtfSpec, spec_for, to_model
 from ..btf.wire import BTF
 from ..core.maps import Map
-from ..errors import BpfmapError, KernelError, PinExists
+from ..core.pins import check_pin_dir
+from ..errors import BpfmapError, KernelError, Param, PinExists, UsageError, words
 from ..layout.model import SCALARS
 from .elf import BpfObject, MapDef, ObjectError
 from .kconfig import kconfig_values
@@ -25,14 +26,24 @@ class Created:
         self.definition, self.map, self.path, self.reused = d, m, path, reused
 
 
-def create_maps(obj: BpfObject, pin_dir: str, only: list[str] | None = None) -> list[Created]:
+def create_maps(
+    obj: BpfObject, pin_dir: str, only: list[str] | None = None, mkdir: bool = False, mount: bool = True
+) -> list[Created]:
     """Create the maps of ``obj`` (those named in ``only``, default all) and pin each at
     ``pin_dir``/NAME; an existing compatible pin is reused, an incompatible one is
-    refused (PinExists, with the differences) before anything is created.  On failure,
-    maps pinned by this call are unpinned again."""
+    refused (PinExists, with the differences) before anything is created; an object
+    that declares no maps is a UsageError.  On failure, maps pinned by this call are
+    unpinned again.  ``pin_dir`` is checked first, as
+    :meth:`Map.create <bpfmap.core.maps.Map.create>` checks a pin: on a bpffs (NotBpffs,
+    with how to mount one), made with ``mkdir`` (else UsageError when missing), a bpffs
+    mounted on /sys/fs/bpf with ``mount``."""
     if only is not None:
         for n in only:
             obj.map(n)  # unknown names fail here
+    what = words("create ", Param("from_object"), f" {obj.path}")
+    if not obj.maps:
+        raise UsageError(words(what, ": the object declares no maps in .maps"))
+    check_pin_dir(pin_dir, mkdir, what, mount)
     wanted = [
         _for_this_machine(obj, d) for d in obj.maps if only is None or any(obj.map(n) is d for n in only)
     ]  # object order: inner maps first

@@ -36,10 +36,14 @@ def test_map_create_takes_a_spec(bpffs):
 # -- the typed, dict-like API -----------------------------------------------------------------
 
 import ctypes  # noqa: E402
+import os  # noqa: E402
+import pathlib  # noqa: E402
 import random  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
-from helpers import examples  # noqa: E402
+from helpers import examples, need_tool  # noqa: E402
 from helpers.layouts import random_side, value_for  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -102,6 +106,69 @@ def test_per_cpu_values_and_their_aggregates(bpffs):
         plain_map.view("u32:u64")[5] = 9
         assert plain_map.view("u32:u64").sum(5) == 9  # the identity on a map that is not per-CPU
         assert not plain_map.closed  # a View over a Map it does not own leaves it open
+
+
+def _created(call: str, pin: str, name: str, **kw):
+    if call == "Map.create":
+        return bpfmap.Map.create("hash", 4, 8, 4, name=name, pin=pin, **kw)
+    return bpfmap.create("hash", "u32:u64", pin, max_entries=4, name=name, **kw).map
+
+
+@pytest.mark.parametrize("call", ["Map.create", "bpfmap.create"])
+def test_create_checks_the_pin_before_it_makes_the_map(call, pindir, tmp_path):
+    """create --pin's checks, in the one call a Python caller makes: a pin is never
+    replaced and a refused one leaves no map behind, a directory off a bpffs says how to
+    mount one, missing directories are made with mkdir."""
+    taken = f"{pindir}/taken"
+    with bpfmap.Map.create("array", 4, 4, 1, pin=taken) as first:
+        assert first.ref == taken and first.info().pinned == [taken]
+    name = "p" + os.urandom(6).hex()
+    with pytest.raises(bpfmap.PinExists, match="never replaces a pin"):
+        _created(call, taken, name)
+    with bpfmap.Map.open(taken) as still:
+        assert still.id == first.id  # the pin holds the map it held
+    with pytest.raises(bpfmap.NoSuchObject):
+        bpfmap.Map.open(f"name:{name}")  # and none was made: the pin was checked first
+    with pytest.raises(bpfmap.NotBpffs, match=f"{tmp_path} is not on a BPF filesystem; mount one with 'mount -t bpf"):
+        _created(call, str(tmp_path / "m"), name)
+    deep = f"{pindir}/sub/dir/m"
+    with pytest.raises(bpfmap.UsageError, match="does not exist"):
+        _created(call, deep, name)
+    with _created(call, deep, name, mkdir=True) as made, bpfmap.Map.open(deep) as again:
+        assert again.id == made.id and made.ref == deep
+
+
+@pytest.mark.kernel
+def test_create_mounts_a_bpffs_on_sys_fs_bpf_unless_told_not_to():
+    """With a pin under /sys/fs/bpf and no bpffs there, create mounts one first (as the
+    command line does unless --no-mount); mount=False leaves it to the caller.  In a mount
+    namespace of its own, with a tmpfs hiding the host's bpffs: nothing reaches the host."""
+    script = """
+import bpfmap
+try:
+    bpfmap.Map.create("array", 4, 4, 1, pin="/sys/fs/bpf/d/m", mkdir=True, mount=False)
+except bpfmap.NotBpffs as err:
+    print("refused:", err)
+print("bpffs before:", bpfmap.is_bpffs("/sys/fs/bpf"))
+with bpfmap.Map.create("array", 4, 4, 1, pin="/sys/fs/bpf/d/m", mkdir=True) as m:
+    print("bpffs after:", bpfmap.is_bpffs("/sys/fs/bpf"), m.info().pinned)
+"""
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(bpfmap.__file__).parents[1]))
+    r = subprocess.run(
+        [need_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none /sys/fs/bpf && "$@"']
+        + ["sh", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "refused: pin /sys/fs/bpf/d/m: /sys/fs/bpf is not on a BPF filesystem; mount one with "
+        "'mount -t bpf bpf /sys/fs/bpf'",
+        "bpffs before: False",
+        "bpffs after: True ['/sys/fs/bpf/d/m']",
+    ]
 
 
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -529,3 +529,28 @@ def test_struct_csv_rows_take_the_block_path(bm, pindir, tmp_path, monkeypatch):
     assert sum(calls) == 1000
     with Map.open(pin) as m:
         assert len(list(m.items())) == 1000
+
+
+def test_the_library_loads_a_csv_file_with_carriage_returns_in_its_cells(bpffs, tmp_path):
+    """Loader.load_file opens a file as update --from does: a carriage return inside a
+    quoted CSV cell is data (a file opened with newline translation would read it as a line
+    end, and the cell would come back changed)."""
+    import io
+
+    import bpfmap
+    from bpfmap.entries.bulk import Loader
+
+    with Map.create("hash", 4, 16, max_entries=8) as m:
+        view = m.view("u32:comm=char[16]")
+        for k, comm in enumerate(("a\rb", "c\r\nd", "e\r", "\rf"), 1):
+            view[k] = comm
+        want = sorted(m.items())
+        dumped = io.StringIO(newline="")
+        bpfmap.dump(view, dumped, "csv")
+        assert '"a\rb"' in dumped.getvalue()
+        f = tmp_path / "entries.csv"
+        f.write_text(dumped.getvalue(), newline="")
+        m.clear()
+        assert Loader(view).load_file(str(f)) == 4
+        assert sorted(m.items()) == want
+        assert view[1].comm == "a\rb" and view[2].comm == "c\r\nd"

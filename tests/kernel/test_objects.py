@@ -14,7 +14,7 @@ from helpers import BPFMAP_SH, compile_bpf, need_tool, run_cli
 from helpers.programs import OBJECT_MAPS
 
 from bpfmap import Map, possible_cpus
-from bpfmap.errors import PinExists
+from bpfmap.errors import NotBpffs, PinExists, UsageError
 from bpfmap.objects import create_maps, read_object
 
 
@@ -134,6 +134,25 @@ def test_incompatible_pin_is_refused_and_nothing_is_created(obj, pindir):
     with pytest.raises(PinExists):
         create_maps(read_object(obj), pindir)
     assert sorted(os.listdir(pindir)) == ["recent"]
+
+
+def test_create_maps_checks_the_pin_directory_first(obj, pindir, tmp_path):
+    """create --from-object's directory checks, in the library's one call: a directory off a
+    bpffs says how to mount one, a missing one is made with mkdir; nothing is made before."""
+    parsed = read_object(obj)
+    with pytest.raises(NotBpffs, match=f"create from_object {obj}: {tmp_path} is not on a BPF filesystem; mount"):
+        create_maps(parsed, str(tmp_path))
+    deep = f"{pindir}/sub/dir"
+    with pytest.raises(UsageError, match=f"create from_object {obj}: directory {deep} does not exist"):
+        create_maps(parsed, deep, ["flows"])
+    assert os.listdir(pindir) == []
+    made = create_maps(parsed, deep, ["flows"], mkdir=True)
+    try:
+        with Map.open(f"{deep}/flows") as pinned:
+            assert [c.path for c in made] == [pinned.ref] and pinned.id == made[0].map.id
+    finally:
+        for c in made:
+            c.map.close()
 
 
 def test_reuse_only_and_show(obj, pindir):
