@@ -81,7 +81,7 @@ def _fold(how: str, ncpus: int) -> Callable[[list[Any]], list[Any]]:
                 acc = [a if a <= b else b for a, b in zip(acc, col)]
             else:  # integers: exact, the same sum as view.aggregate's in any order (avg: divided after)
                 acc = list(map(add, acc, col))
-        return list(acc)
+        return acc  # a new list: at least one column was folded in
 
     return fold
 
