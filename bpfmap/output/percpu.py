@@ -73,7 +73,7 @@ def _fold(how: str, ncpus: int) -> Callable[[list[Any]], list[Any]]:
         return lambda cols: list(cols[0])
 
     def fold(cols: list[Any]) -> list[Any]:
-        acc = cols[0]
+        acc: list[Any] = cols[0]
         for col in cols[1:]:
             if how == "max":
                 acc = [a if a >= b else b for a, b in zip(acc, col)]
