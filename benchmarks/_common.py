@@ -15,10 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from bpfmap import _sys  # noqa: E402
 
+# this checkout's bpfmap (not an installed one), its bytecode written once as a pip install
+# leaves it (this machine sets PYTHONDONTWRITEBYTECODE, which would make every start compile)
+BPFMAP = [sys.executable, "-m", "bpfmap"]
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": REPO}
 T = TypeVar("T")
 
 
@@ -38,11 +43,12 @@ def private_bpffs(prefix: str) -> Iterator[tuple[str, str]]:
 
 def child_usage(cmd: list[str], **run: Any) -> tuple[float, float, float]:
     """(wall, user, system) seconds of one run of ``cmd`` (``run``: subprocess.run's
-    stdout, env, cwd; the output is discarded unless stdout says otherwise); exits with
-    a message when it fails."""
+    stdout, env, cwd; the output is discarded unless stdout says otherwise; by default in
+    the checkout with ENV, so that ``BPFMAP`` is this checkout's); exits with a message
+    when it fails."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, **({"stdout": subprocess.DEVNULL} | run), check=False)
+    p = subprocess.run(cmd, **({"stdout": subprocess.DEVNULL, "env": ENV, "cwd": REPO} | run), check=False)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:

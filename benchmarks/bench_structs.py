@@ -10,7 +10,7 @@ Run as root, with clang and bpftool (not in CI):
 
     python benchmarks/bench_structs.py [--entries 100000] [--reps 5]
 
-Issue 14 asks for bpfmap at least 3x faster than bpftool on both.
+Issue 14 asked for bpfmap at least 3x faster than bpftool on both; issue 37 for 4x.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import alternating, child_times, options, private_bpffs  # noqa: E402
+from _common import BPFMAP, alternating, child_times, options, private_bpffs  # noqa: E402
 
 FLAT = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
 
@@ -60,10 +60,10 @@ def main() -> None:
             f.write(SOURCE)
         arch = f"-I/usr/include/{platform.machine()}-linux-gnu"
         subprocess.run([clang, "-O2", "-g", "-target", "bpf", arch, "-c", src, "-o", obj], check=True)
-        subprocess.run(["bpfmap", "create", "--from-object", obj, "--pin-dir", fs, "-q"], check=True)
+        subprocess.run([*BPFMAP, "create", "--from-object", obj, "--pin-dir", fs, "-q"], check=True)
         flat = os.path.join(fs, "flat")
         subprocess.run(
-            ["bpfmap", "create", "hash", "--layout", FLAT, "--max-entries", str(args.entries), "--pin", flat, "-q"],
+            [*BPFMAP, "create", "hash", "--layout", FLAT, "--max-entries", str(args.entries), "--pin", flat, "-q"],
             check=True,
         )
         rows = [
@@ -82,7 +82,7 @@ def main() -> None:
             for i in range(args.entries)
         ]
         subprocess.run(
-            ["bpfmap", "update", flat, "--from", "-", "-q"], input="\n".join(rows) + "\n", text=True, check=True
+            [*BPFMAP, "update", flat, "--from", "-", "-q"], input="\n".join(rows) + "\n", text=True, check=True
         )
         pin = os.path.join(fs, "flows")
         rows = []
@@ -95,12 +95,12 @@ def main() -> None:
             }
             rows.append(json.dumps({"key": i, "value": value}))
         subprocess.run(
-            ["bpfmap", "update", pin, "--from", "-", "-q"], input="\n".join(rows) + "\n", text=True, check=True
+            [*BPFMAP, "update", pin, "--from", "-", "-q"], input="\n".join(rows) + "\n", text=True, check=True
         )
         for label, path in (("flat flow map (--layout, BTF)", flat), ("nested struct flow (clang BTF)", pin)):
             cases = {
-                "bpfmap dump -o text": ["bpfmap", "dump", path, "-o", "text"],
-                "bpfmap dump -o jsonl": ["bpfmap", "dump", path, "-o", "jsonl"],
+                "bpfmap dump -o text": [*BPFMAP, "dump", path, "-o", "text"],
+                "bpfmap dump -o jsonl": [*BPFMAP, "dump", path, "-o", "jsonl"],
                 "bpftool map dump": [bpftool, "map", "dump", "pinned", path],
                 "bpftool -j map dump": [bpftool, "-j", "map", "dump", "pinned", path],
             }
@@ -114,7 +114,7 @@ def main() -> None:
                 ("bpfmap dump -o jsonl", "bpftool -j map dump"),
             ):
                 ratio = med[theirs] / med[ours]
-                print(f"{'PASS' if ratio >= 3 else 'FAIL'}  {ours} >= 3x faster than {theirs} ({ratio:.2f}x)")
+                print(f"{'PASS' if ratio >= 4 else 'FAIL'}  {ours} >= 4x faster than {theirs} ({ratio:.2f}x)")
 
 
 if __name__ == "__main__":

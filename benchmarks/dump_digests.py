@@ -108,6 +108,7 @@ def main() -> None:
             ("structs --c-header", structs, c),
             ("percpu", percpu, []),
             ("percpu --percpu sum", percpu, ["--percpu", "sum"]),
+            ("percpu --percpu avg", percpu, ["--percpu", "avg"]),
             ("hex", flows, ["--layout", "-:-"]),
         ]
         for name, pin, opts in cases:

@@ -166,26 +166,42 @@ def split_words(line: str) -> list[str]:
     return words
 
 
+_MEMO_MAX = 4096  # command lines whose reading is kept (a batch repeats a few lines many times)
+
+
 class _Runner:
-    """Runs one command line at a time, with the click command built once."""
+    """Runs one command line at a time, with the click command built once, and each
+    plain line's reading (parse_fast's, whether its errors are JSON) kept for the lines
+    that repeat it: until a line runs through the parser, which may create, pin or
+    write what a reading looked at (may_name_several: a directory, a saved file)."""
 
     def __init__(self, stdin_taken: bool = False) -> None:
         self._command: Any = None
         self._stdin_taken = stdin_taken
+        self._read: dict[tuple[str, ...], tuple[Any, bool]] = {}
 
     def run(self, lineno: int, words: list[str] | UsageError) -> int:
         cli, prefix = _cli, f"line {lineno}: "
         if isinstance(words, UsageError):
             return cli.run_args([], call=_raiser(words.with_traceback(None)), prefix=prefix)
-        refused = self._refused(words)
-        if refused is not None:
-            return cli.run_args(words, call=_raiser(UsageError(refused)), prefix=prefix)
-        fast = parse_fast(words)
+        line = tuple(words)
+        read = self._read.get(line)
+        if read is None:
+            refused = self._refused(words)
+            if refused is not None:
+                return cli.run_args(words, call=_raiser(UsageError(refused)), prefix=prefix)
+            read = parse_fast(words), errors_as_json(words)
+            if read[0] is not None:
+                if len(self._read) >= _MEMO_MAX:
+                    self._read.clear()
+                self._read[line] = read
+        fast, json_errors = read
         if fast is not None:
-            return cli.run_args(words, call=lambda: run_fast(fast), prefix=prefix)
+            return cli.run_args(words, call=lambda: run_fast(fast), json_errors=json_errors, prefix=prefix)
+        self._read.clear()
         if words[0] in _CHANGES_PINS:
             forget()
-        code = cli.run_args(words, self._click(), prefix=prefix)
+        code = cli.run_args(words, self._click(), json_errors=json_errors, prefix=prefix)
         if words[0] in _CHANGES_PINS:
             forget()
         return code
@@ -226,6 +242,7 @@ def _reads_stdin(words: list[str]) -> bool:
 import bpfmap.cli as _cli  # noqa: E402  (the package that runs command lines; loaded before this module)
 
 from ..core.maps import forget  # noqa: E402
+from .options import errors_as_json  # noqa: E402
 from .verbs import parse_fast, run_fast  # noqa: E402
 
 __all__ = ["batch"]

@@ -5,7 +5,10 @@ decoded values (numbers summed or compared, strings and bools from CPU 0), so th
 are the decoded path's; a batch whose sum does not fit the field (a u64 counter summed
 over CPUs past 2^64) is written by the decoded path, which shows the whole number.
 ``avg`` makes every integer a float (the sum over the CPUs, divided once), written
-through the same type with those fields as f64.  Values with floats (whose sums depend
+through the same type with those fields as f64; with a power-of-two count of CPUs a
+chunk whose sums are all small enough (output.rows.exact_bits) is written from each
+sum's quotient and remainder instead (output.rows.Mean: the same text, with no float
+formatted, which costs several times an integer's).  Values with floats (whose sums depend
 on the order), enums (names), bitfields, unions or fields in the other byte order take
 the decoded path.  A kernel batch is worked a chunk of entries at a time, as the row
 writer works one (output.rows.CHUNK): a chunk's items stay in the caches and its memory
@@ -23,9 +26,10 @@ from ..layout import TypeCodec
 from ..layout.leaves import CODES
 from ..layout.model import SCALARS, Array, Bytes, Char, Member, Scalar, Struct, Type, layout_struct
 from ..view import aggregate
-from .rows import CHUNK
+from .rows import CHUNK, Mean, exact_bits
 
 Lines = Callable[[bytes, bytes, int], str]
+Means = Callable[[bytes, list[Any], int], "str | None"]
 _REDUCTIONS = ("sum", "max", "min", "avg")
 
 
@@ -65,33 +69,32 @@ def _fold(how: str, ncpus: int) -> Callable[[list[Any]], list[Any]]:
     """The CPUs' columns of one leaf (a chunk's numbers, a tuple per CPU) -> the column of
     their reductions, folded a column at a time: no tuple and no call per entry (the
     builtins max() and sum() on each entry's values cost several times more)."""
-    if ncpus == 1 and how != "avg":
+    if ncpus == 1:
         return lambda cols: list(cols[0])
 
     def fold(cols: list[Any]) -> list[Any]:
-        acc = cols[0]
+        acc: list[Any] = cols[0]
         for col in cols[1:]:
             if how == "max":
                 acc = [a if a >= b else b for a, b in zip(acc, col)]
             elif how == "min":
                 acc = [a if a <= b else b for a, b in zip(acc, col)]
-            else:  # integers: exact, the same sum as view.aggregate's in any order
+            else:  # integers: exact, the same sum as view.aggregate's in any order (avg: divided after)
                 acc = list(map(add, acc, col))
-        if how == "avg":  # the sum divided once, as view.aggregate divides it
-            return [a / ncpus for a in acc]
-        return list(acc)
+        return acc  # a new list: at least one column was folded in
 
     return fold
 
 
-def avg_type(t: Type) -> Type:
-    """``t`` with every integer an f64 (what ``avg`` makes of it), packed in field order."""
+def avg_type(t: Type, mean: Type = SCALARS["f64"]) -> Type:
+    """``t`` with every integer an f64 (what ``avg`` makes of it), or ``mean``, packed in
+    field order."""
     if isinstance(t, Scalar) and t.kind in ("uint", "int"):
-        return SCALARS["f64"]
+        return mean
     if isinstance(t, Array):
-        return Array(avg_type(t.elem), t.count)
+        return Array(avg_type(t.elem, mean), t.count)
     if isinstance(t, Struct):
-        members = [Member(f.name, avg_type(f.type)) for f in t.fields if f.name]
+        members = [Member(f.name, avg_type(f.type, mean)) for f in t.fields if f.name]
         return layout_struct(t.name, members, packed=True)
     return t
 
@@ -124,9 +127,13 @@ def reduced(
     numbers = [i for i, (_o, _c, num) in enumerate(leaves) if num]
     firsts = [i for i, (_o, _c, num) in enumerate(leaves) if not num]
     fold = _fold(how, ncpus)
+    mean = None
     if how == "avg":
         out_slot = "".join("d" if num else code for _o, code, num in leaves)
         lines = make_lines(TypeCodec(avg_type(view.value.type)))
+        # not CSV's rows (they have a header): a batch holding a carriage return is decoded there, and a Mean is not
+        if lines is not None and not hasattr(lines, "header") and ncpus & (ncpus - 1) == 0 and ncpus <= 256:
+            mean = _means(make_lines(TypeCodec(avg_type(view.value.type, Mean(ncpus)))), leaves, ncpus)
     else:
         out_slot = slot
         lines = make_lines(view.value)
@@ -136,24 +143,23 @@ def reduced(
     unpackers: dict[int, Any] = {}
     packers: dict[int, Any] = {}
 
-    def per_count(cache: dict[int, Any], n: int) -> Any:
-        s = cache.get(n)
-        if s is None:
-            s = struct.Struct("=" + (slot if cache is unpackers else out_slot) * n)
-            if len(cache) < 8:
-                cache[n] = s
-        return s
-
     def reduce_chunk(keys: bytes, values: bytes, count: int) -> str:
-        items = per_count(unpackers, count * ncpus).unpack(shape.slots(values, count))
+        items = _per_count(unpackers, slot, count * ncpus).unpack(shape.slots(values, count))
         row = nleaves * ncpus  # an entry's items: CPU 0's leaves, then CPU 1's...
         out: list[Any] = [None] * (count * nleaves)
         for j in numbers:
             out[j::nleaves] = fold([items[c * nleaves + j :: row] for c in range(ncpus)])
         for j in firsts:
             out[j::nleaves] = items[j::row]
+        if mean is not None:
+            text = mean(keys, out, count)
+            if text is not None:
+                return text
+        if how == "avg":  # the sum divided once, as view.aggregate divides it
+            for j in numbers:
+                out[j::nleaves] = [a / ncpus for a in out[j::nleaves]]
         try:
-            plain = per_count(packers, count).pack(*out)
+            plain = _per_count(packers, out_slot, count).pack(*out)
         except struct.error:  # a sum past the field's range: the decoded path shows it whole
             dk = view.key.decode_many(keys, count)
             dv = view.decode_batch(keys, values, count)[1]
@@ -161,6 +167,61 @@ def reduced(
         return lines(keys, plain, count)
 
     return chunked(reduce_chunk, shape.entry)
+
+
+def _per_count(cache: dict[int, Any], fmt: str, n: int) -> Any:
+    """The struct of ``n`` times ``fmt``, kept for a few counts (the chunk size, a batch's last)."""
+    s = cache.get(n)
+    if s is None:
+        s = struct.Struct("=" + fmt * n)
+        if len(cache) < 8:
+            cache[n] = s
+    return s
+
+
+def _means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus: int) -> Means | None:
+    """``avg`` through output.rows.Mean: (keys, a chunk's items with each number the sum
+    over the CPUs, count) -> the lines, or None for a chunk with a sum the Mean does not
+    write as the float (negative, or past rows.exact_bits).  Each sum is packed in 16
+    bytes and the whole chunk worked as one integer (no Python operation per entry):
+    shifted right by m bits (ncpus = 2**m) for the quotients, and its remainders' bits
+    times 5**m moved into each sum's upper 8 bytes."""
+    if lines is None:
+        return None
+    m = ncpus.bit_length() - 1
+    fmt = "".join("Q8x" if num else code for _o, code, num in leaves)  # a sum, and the room its Mean takes
+    # per entry: the quotient's bytes, the remainder's bits, the bits of a sum too big, other leaves' bytes
+    masks: tuple[bytearray, ...] = bytearray(), bytearray(), bytearray(), bytearray()
+    for _o, code, num in leaves:
+        size = struct.calcsize("=" + code)
+        fields = ((1 << 64) - 1, (1 << m) - 1, (1 << 64) - (1 << exact_bits(ncpus)), 0) if num else (0, 0, 0, -1)
+        for mask, field in zip(masks, fields):
+            mask += field.to_bytes(16, "little") if num else (b"\xff" if field else b"\0") * size
+    packers: dict[int, Any] = {}
+    whole_masks: dict[int, tuple[int, ...]] = {}
+
+    def means(keys: bytes, items: list[Any], count: int) -> str | None:
+        try:
+            buf = _per_count(packers, fmt, count).pack(*items)
+        except struct.error:  # a negative sum, or one past 64 bits
+            return None
+        q, r, high, other = whole_masks.get(count) or _whole_masks(whole_masks, masks, count)
+        whole = int.from_bytes(buf, "little")
+        if whole & high:
+            return None
+        means = (whole >> m & q) | (whole & r) * 5**m << 64 | (whole & other)
+        assert lines is not None
+        return lines(keys, means.to_bytes(len(buf), "little"), count)
+
+    return means
+
+
+def _whole_masks(cache: dict[int, tuple[int, ...]], masks: tuple[bytearray, ...], count: int) -> tuple[int, ...]:
+    """Each entry's ``masks`` repeated over ``count`` entries, as integers; kept for a few counts."""
+    whole = tuple(int.from_bytes(mask * count, "little") for mask in masks)
+    if len(cache) < 8:
+        cache[count] = whole
+    return whole
 
 
 def _leaves(t: Type, base: int, out: list[tuple[int, str, bool]]) -> bool:

@@ -129,8 +129,11 @@ class Plan:
             if at > self.pos:
                 self.fmt += f"{at - self.pos}x"
             run[3] = at + size - run[2]
-        else:
-            at = self.pos
+        else:  # a new run, at a row offset as aligned as its source bytes (up to 8): columns.copy_columns
+            low = (off | size) & -(off | size)  # copies a column of the widest unit that all allow
+            at = -(-self.pos // min(low, 8)) * min(low, 8)
+            if at > self.pos:
+                self.fmt += f"{at - self.pos}x"
             self.runs.append([self.source, off, at, size])
         self.open = not closed
         self.pos = at + size
@@ -159,6 +162,10 @@ class Plan:
         """The template of a value of ``t`` at ``off`` written ``where``."""
         if isinstance(t, _Shown):
             return self._shown(t, off, where)
+        if isinstance(t, Mean):  # a float's text from two integers: no float formatted
+            self._item(off, 8, "Q")  # the quotient
+            self._item(off + 8, 4, "I", None if t.ncpus <= 2 else _each(t.fractions.__getitem__))
+            return "%s.%s"
         leaf = raw_written(t, where)  # every leaf's rule: layout.leaves
         if leaf is not None:
             codes, piece, conv, repeats = leaf
@@ -340,6 +347,41 @@ class _Shown(Type):
 
     def c_name(self) -> str:
         return self.inner.c_name()
+
+
+class Mean(Type):
+    """An integer leaf of ``--percpu avg``: its sum s over ``ncpus`` CPUs (2**m, up to
+    256) stored as the quotient s >> m (u64) and the remainder's fraction's digits as a
+    number, F = (s & (2**m - 1)) * 5**m (u32: r / 2**m == r * 5**m / 10**m), 16 bytes in
+    all, and written ``Q.F``: F's m digits, zeros cut at the end (no conversion with 1
+    or 2 CPUs: F is 0 or 5).  That is the text of the float s / ncpus (repr: what %s and
+    json.dumps write) for s from 0 to below 2**exact_bits(ncpus), and only there:
+    output.percpu writes other sums as floats."""
+
+    __slots__ = ("ncpus", "size", "align", "fractions")
+
+    def __init__(self, ncpus: int) -> None:
+        m = ncpus.bit_length() - 1
+        if ncpus != 1 << m or m > 8:
+            raise ValueError(f"ncpus {ncpus}: a power of two up to 256")
+        self.ncpus, self.size, self.align = ncpus, 16, 8
+        self.fractions = {r * 5**m: str(r * 5**m).rjust(m, "0").rstrip("0") or "0" for r in range(ncpus)}
+
+    def __hash__(self) -> int:
+        return hash((Mean, self.ncpus))
+
+    def c_name(self) -> str:
+        return "double"
+
+
+def exact_bits(ncpus: int) -> int:
+    """E such that a Mean's text is the float's for sums below 2**E: s / ncpus is exact
+    (s < 2**53) and its repr is that exact decimal when the float's spacing (at most
+    s / ncpus / 2**52) is under twice the place of its last fraction digit (10**-m at
+    most, ncpus = 2**m), so no shorter decimal reads back as the same float: s < 2**53 /
+    5**m.  (Fixed notation, as repr writes from 1e-4 up to 1e16: 1 / 256 is over 1e-4.)"""
+    bound: int = (1 << 53) // 5 ** (ncpus.bit_length() - 1)
+    return bound.bit_length() - 1
 
 
 def _shown_type(codec: Any) -> Type | None:
@@ -592,8 +634,8 @@ def _vsize(vt: Type, ncpus: int | None) -> int:
 def compile_plan(plan: Plan, line: str, ksize: int, vsize: int) -> Callable[[bytes, bytes, int], str]:
     """The lines function of one entry's template ``line`` over ``plan``'s items, from
     batches of keys ``ksize`` and values ``vsize`` bytes each."""
-    size = plan.pos  # a row: the entry's items in the order the line writes them
-    row = plan.fmt[1:]
+    size = -(-plan.pos // 8) * 8  # a row: the entry's items in the order the line writes them, 8-byte aligned
+    row = plan.fmt[1:] + "x" * (size - plan.pos)
     if struct.calcsize("=" + row) != size:
         raise NotRow("size")
     strides = (ksize, vsize)

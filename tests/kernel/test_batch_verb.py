@@ -129,6 +129,35 @@ def test_maps_are_opened_once(counts, tmp_path, monkeypatch, capsys):
     assert len(os.listdir("/proc/self/fd")) == fds  # and both closed when the batch ended
 
 
+def test_a_repeated_line_is_read_once_until_the_parser_runs_a_line(counts, pindir, tmp_path, monkeypatch, capsys):
+    """A plain line that comes again is not read again (the file system checks of its map
+    reference included); after a line the parser runs (which may make pins and files),
+    every line is read afresh: a pin made there is seen by the line after it."""
+    from bpfmap.cli import batch, main
+
+    reads = []
+    real = batch.parse_fast
+
+    def counting(words):
+        reads.append(" ".join(words))
+        return real(words)
+
+    monkeypatch.setattr(batch, "parse_fast", counting)
+    made = os.path.join(pindir, "made")
+    lookup = f"lookup {counts} 1"
+    script = tmp_path / "many"
+    script.write_text(
+        f"{lookup}\n" * 100
+        + f"create hash --layout u32:u64 --pin {made} -q\n"
+        + f"{lookup}\n" * 50
+        + f"update {made} 7 70\nlookup {made} 7\n"
+    )
+    assert main(["batch", str(script)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["10"] * 150 + ["70"]
+    assert reads.count(lookup) == 2  # once before the create, once after
+    assert reads.count(f"update {made} 7 70") == 1
+
+
 # -- the parser-free path of plain lookups, updates, deletes and dumps -----------------------------
 
 

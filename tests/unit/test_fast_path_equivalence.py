@@ -353,10 +353,20 @@ def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, c
     """--percpu sum|max|min and --cpu N straight from per-CPU raw batches against
     view.aggregate on the decoded values (sums past a field's range included: random
     u64s summed overflow, and those batches go the decoded way)."""
+    lay = Layout.parse(f"u32:{value}")
+    stride = (lay.value.size + 7) & ~7
+    buf = data * (1 + count * (4 + stride * ncpus) // len(data))
+    keys, values = buf[: count * 4], buf[count * 4 : count * (4 + stride * ncpus)]
+    got, want = _reduced_outputs(lay, keys, values, count, ncpus, how, fmt)
+    assert got == want
+
+
+def _reduced_outputs(lay, keys, values, count, ncpus, how, fmt):
+    """(the lines output.percpu writes from per-CPU raw batches, those write_entries
+    writes for view.aggregate's reductions of the decoded values)."""
     from bpfmap.output.dump import _reduced_lines
     from bpfmap.view import aggregate
 
-    lay = Layout.parse(f"u32:{value}")
     vs = lay.value.size
     stride = (vs + 7) & ~7
 
@@ -384,15 +394,74 @@ def test_per_cpu_reductions_on_raw_batches_give_the_decoded_bytes(value, data, c
     cpu = ncpus - 1 if how == "cpu" else None
     lines = _reduced_lines(view, fmt, None if how == "cpu" else how, cpu)
     assert lines is not None
-    buf = data * (1 + count * (4 + stride * ncpus) // len(data))
-    keys, values = buf[: count * 4], buf[count * 4 : count * (4 + stride * ncpus)]
     got = io.StringIO()
     write_item_batches([(keys, values, count)], fmt, lines, got)
     dk, dv = view.decode_batch(keys, values, count)
     reduced = [v[cpu] for v in dv] if cpu is not None else [aggregate(v, how) for v in dv]
     want = io.StringIO()
     write_entries([(dk, reduced)], fmt, lay.key, lay.value, False, want)  # what dump does, avg's floats too
-    assert got.getvalue() == want.getvalue()
+    return got.getvalue(), want.getvalue()
+
+
+@st.composite
+def _sums_about_the_exact_bound(draw):
+    """(CPUs, sums over them) with sums at and around the largest a Mean writes."""
+    from bpfmap.output.rows import exact_bits
+
+    ncpus = 1 << draw(st.integers(0, 8))
+    top = 1 << exact_bits(ncpus)
+    near = st.integers(top - 3 * ncpus, top + 3 * ncpus)
+    sums = st.one_of(st.integers(0, 4 * ncpus), near, st.integers(0, top - 1), st.integers(0, 2**64 - 1))
+    return ncpus, draw(st.lists(sums, min_size=1, max_size=40))
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(
+    cpus_sums=_sums_about_the_exact_bound(),
+    value=st.sampled_from(["u64", "s64", "a=u32,b=char[3],c=u64[2]"]),
+    fmt=st.sampled_from(["text", "jsonl", "json"]),
+)
+@example(cpus_sums=(2, [0, 1, 2, 3, 2**50 - 1, 2**50]), value="u64", fmt="text")
+@example(cpus_sums=(256, [1, 255, 256, 257, 2**19 - 1]), value="u64", fmt="jsonl")
+def test_avg_written_from_quotients_is_the_floats_text(cpus_sums, value, fmt):
+    """--percpu avg with a power-of-two count of CPUs: chunks of sums below
+    rows.exact_bits are written from each sum's quotient and remainder (rows.Mean), the
+    others as floats; every byte is the decoded path's (repr of the float), at the bound
+    and past it."""
+    from bpfmap.output import percpu
+
+    ncpus, sums = cpus_sums
+    lay = Layout.parse(f"u32:{value}")
+    vs = lay.value.size
+    stride = (vs + 7) & ~7
+    keys = b"".join(i.to_bytes(4, "little") for i in range(len(sums)))
+    values = bytearray()
+    for s in sums:  # each number leaf of the value holds the sum over the CPUs, spread over them
+        for c in range(ncpus):
+            part = s // ncpus + (s % ncpus if c == 0 else 0)
+            slot = bytearray(stride)
+            for off, size in {"u64": [(0, 8)], "s64": [(0, 8)]}.get(value, [(0, 4), (8, 8), (16, 8)]):
+                slot[off : off + size] = (part % (1 << 8 * size)).to_bytes(size, "little")
+            values += slot
+    written = []
+    means = percpu._means
+
+    def spy(*args):
+        inner = means(*args)
+
+        def counted(keys, items, count):
+            text = inner(keys, items, count)
+            written.append(text is not None)
+            return text
+
+        return counted
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(percpu, "_means", spy)
+        got, want = _reduced_outputs(lay, keys, bytes(values), len(sums), ncpus, "avg", fmt)
+    assert got == want
+    if value == "u64":  # one chunk: the Mean wrote it exactly when every sum is below the bound
+        assert written == [all(s < 1 << percpu.exact_bits(ncpus) for s in sums)]
 
 
 @settings(max_examples=examples(20), deadline=None)
