@@ -1,0 +1,96 @@
+"""Library errors name the Python parameter (bpfmap.errors.Param), never a command-line
+option; the command line words each as its option, in the very text it said before the
+messages named parameters (cli.worded)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bpfmap.cli import worded
+from bpfmap.errors import BpfmapError
+from bpfmap.filters import Age, Condition, Where
+from bpfmap.layout import Layout
+
+
+def types(text: str):
+    lay = Layout.parse(text)
+    return lay.key.type, lay.value.type
+
+
+KV = "pid=u32:n=u32,comm=char[8],ok=bool,ts=u64"
+FIELDS = "(fields: key.pid, value.n, value.comm, value.ok, value.ts)"
+
+# name: (the parameter the message names, what raises it, the command line's text of it)
+CASES: dict[str, tuple[str, Callable[[], object], str]] = {
+    "where grammar": (
+        "where",
+        lambda: Condition("pid"),
+        "--where 'pid': write FIELD=VALUE, FIELD!=VALUE, FIELD~TEXT, or FIELD<N (also <=, >, >=)",
+    ),
+    "where order on text": (
+        "where",
+        lambda: Condition("pid<lots"),
+        "--where 'pid<lots': < compares numbers; 'lots' is not one",
+    ),
+    "where no field": (
+        "where",
+        lambda: Condition("nope=1").check_fields(types(KV)[1]),
+        "--where nope=1: no field nope in struct (fields: n, comm, ok, ts)",
+    ),
+    "where no order": (
+        "where",
+        lambda: Where(["comm>1"], *types(KV)),
+        "--where comm>1: comm is char[8], which has no order; > compares number fields (use = or ~ on it)",
+    ),
+    "where not a number": (
+        "where",
+        lambda: Where(["n=abc"], *types(KV)),
+        "--where n=abc: n is u32, a number; 'abc' is not one: give a number",
+    ),
+    "where shown number": (
+        "where",
+        lambda: Where(["n=ENOENTX"], *types(KV), formats=({}, {"n": "errno"})),
+        "--where n=ENOENTX: n holds a number (shown as errno); 'ENOENTX' is neither a number nor a value errno shows",
+    ),
+    "where side": (
+        "where",
+        lambda: Where(["nope=1"], *types(KV)),
+        f"--where nope=1: no field nope in the key or the value {FIELDS}",
+    ),
+    "clock": (
+        "clock",
+        lambda: Age("1s", "ts", "jiffies"),
+        "--clock jiffies: choose one of monotonic, boottime, realtime, tai",
+    ),
+    "time_field not an integer": (
+        "time_field",
+        lambda: Where([], *types(KV), Age("1s", "comm")),
+        "--time-field comm: comm is char[8], not an integer; name the field holding the timestamp in nanoseconds (a u64)",
+    ),
+    "time_field side": (
+        "time_field",
+        lambda: Where([], *types(KV), Age("1s", "nope")),
+        f"--time-field nope: no field nope in the key or the value {FIELDS}",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_message_names_the_parameter_and_the_command_line_its_option(name):
+    param, call, cli_text = CASES[name]
+    with pytest.raises(BpfmapError) as info:
+        call()
+    err = info.value
+    assert "--" not in str(err) and param in err.params, str(err)
+    assert str(err).startswith(param) or f" {param}" in str(err)
+    assert worded(err) == cli_text
+
+
+def test_a_filter_describes_itself_by_its_parameters():
+    w = Where(["n>1"], *types(KV), Age("1s", "ts"))
+    assert str(w.describe()) == "where n>1 older_than 1s time_field ts"
+    assert (
+        w.describe().worded(lambda p: "--" + p.name.replace("_", "-")) == "--where n>1 --older-than 1s --time-field ts"
+    )
