@@ -277,6 +277,11 @@ OPTIONS = {
     "layout": "--layout (or --c-header)",
     "key_size": "--key",
     "value_size": "--value",
+    "kernel_field": "--kernel-stack",  # stacks
+    "user_field": "--user-stack",
+    "pid_field": "--pid",
+    "value_field": "--value",
+    "labels": "--label",
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import struct
 
 import pytest
 
@@ -20,45 +19,112 @@ L = f"--layout {KV}"
 FIELDS = "(fields: key.pid, value.n, value.comm, value.ok, value.ts)"
 
 
-def make(directory: str) -> str:
-    """A hash map of one entry whose value is KV's, pinned at DIRECTORY/m."""
-    pin = os.path.join(directory, "m")
-    size = Layout.parse(KV).value.size
-    with Map.create("hash", 4, size, max_entries=8) as m:
-        m.update(struct.pack("I", 1), bytes(size))
-        m.pin(pin)
-    return pin
-
-
-# The command line ({pin}: the map make() pinned; {dir}: its directory) -> its stderr.
-LINES = {
-    f"dump {{pin}} {L} --where pid": "--where 'pid': write FIELD=VALUE, FIELD!=VALUE, FIELD~TEXT, or FIELD<N (also <=, >, >=)",
-    f"dump {{pin}} {L} --where 'pid<lots'": "--where 'pid<lots': < compares numbers; 'lots' is not one",
-    f"dump {{pin}} {L} --where 'comm>1'": (
-        "--where comm>1: comm is char[8], which has no order; > compares number fields (use = or ~ on it)"
-    ),
-    f"count {{pin}} {L} --where n=abc": "--where n=abc: n is u32, a number; 'abc' is not one: give a number",
-    f"dump {{pin}} {L} --as n=errno --where n=ENOENTX": (
-        "--where n=ENOENTX: n holds a number (shown as errno); 'ENOENTX' is neither a number nor a value errno shows"
-    ),
-    f"delete {{pin}} {L} --where nope=1": f"--where nope=1: no field nope in the key or the value {FIELDS}",
-    f"dump {{pin}} {L} --older-than 1s --time-field ts --clock jiffies": (
-        "--clock jiffies: choose one of monotonic, boottime, realtime, tai"
-    ),
-    f"dump {{pin}} {L} --older-than 1s --time-field comm": (
-        "--time-field comm: comm is char[8], not an integer; name the field holding the timestamp in nanoseconds (a u64)"
-    ),
-    f"dump {{pin}} {L} --older-than 1s --time-field nope": (
-        f"--time-field nope: no field nope in the key or the value {FIELDS}"
-    ),
+MAPS = {  # name: (type, layout) of the maps make() pins
+    "m": ("hash", KV),
+    "st": ("stack_trace", "u32:u64[4]"),
+    "ids": ("hash", "pid=u32,a_stack_id=u32,b_stack_id=u32:u64"),
+    "sv": ("hash", "pid=u32,kern_stack_id=u32:n=u64,c=u64"),
 }
 
 
-def argv(line: str, pin: str) -> list[str]:
-    return [a.format(pin=pin, dir=os.path.dirname(pin)) for a in shlex.split(line)]
+def make(directory: str) -> dict[str, str]:
+    """The maps of MAPS pinned in DIRECTORY (each with one entry of zeros but the stack
+    map): name -> pin, and "dir" -> DIRECTORY."""
+    pins = {"dir": directory}
+    for name, (kind, layout) in MAPS.items():
+        lay = Layout.parse(layout)
+        pins[name] = os.path.join(directory, name)
+        with Map.create(kind, lay.key.size, lay.value.size, max_entries=8) as m:
+            if kind == "hash":
+                m.update(bytes(lay.key.size), bytes(lay.value.size))
+            m.pin(pins[name])
+    return pins
+
+
+# The command line ({m}, {st}, ...: the maps make() pinned; {dir}: their directory) -> its stderr.
+LINES = {
+    f"dump {{m}} {L} --where pid": "--where 'pid': write FIELD=VALUE, FIELD!=VALUE, FIELD~TEXT, or FIELD<N (also <=, >, >=)",
+    f"dump {{m}} {L} --where 'pid<lots'": "--where 'pid<lots': < compares numbers; 'lots' is not one",
+    f"dump {{m}} {L} --where 'comm>1'": (
+        "--where comm>1: comm is char[8], which has no order; > compares number fields (use = or ~ on it)"
+    ),
+    f"count {{m}} {L} --where n=abc": "--where n=abc: n is u32, a number; 'abc' is not one: give a number",
+    f"dump {{m}} {L} --as n=errno --where n=ENOENTX": (
+        "--where n=ENOENTX: n holds a number (shown as errno); 'ENOENTX' is neither a number nor a value errno shows"
+    ),
+    f"delete {{m}} {L} --where nope=1": f"--where nope=1: no field nope in the key or the value {FIELDS}",
+    f"dump {{m}} {L} --older-than 1s --time-field ts --clock jiffies": (
+        "--clock jiffies: choose one of monotonic, boottime, realtime, tai"
+    ),
+    f"dump {{m}} {L} --older-than 1s --time-field comm": (
+        "--time-field comm: comm is char[8], not an integer; name the field holding the timestamp in nanoseconds (a u64)"
+    ),
+    f"dump {{m}} {L} --older-than 1s --time-field nope": (
+        f"--time-field nope: no field nope in the key or the value {FIELDS}"
+    ),
+    # stacks
+    "stacks {m} --stack-map {m}": "stacks: --stack-map {dir}/m is a hash, not a stack_trace map",
+    f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}": "stacks {dir}/ids: several stack id fields (a_stack_id, b_stack_id); name one with --kernel-stack",
+    f"stacks {{m}} --stack-map {{st}} {L}": "stacks {dir}/m: no stack id field in its key or value (looked for kern_stack_id, kernel_stack_id, kstack_id, user_stack_id, ustack_id and 4-byte integers named like stack_id); name one with --kernel-stack or --user-stack",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]}": "stacks {dir}/sv: the value is a struct (n, c); name the count with --value FIELD",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --kernel-stack nope": "--kernel-stack nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --user-stack nope": "--user-stack nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --pid nope --value n": "--pid nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n": "--label nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --value nope": "--value nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+}
+
+
+def argv(line: str, pins: dict[str, str]) -> list[str]:
+    return [a.format(**pins) for a in shlex.split(line)]
 
 
 @pytest.mark.parametrize("line", LINES)
 def test_the_refusal_names_the_option(line, pindir, bm):
     code, out, err = bm(*argv(line, make(pindir)))
     assert (code, out, err) == (2, "", f"bpfmap: {LINES[line].format(dir=pindir)}\n")
+
+
+def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
+    from bpfmap import View
+    from bpfmap.live.stacks import Joiner
+
+    with Map.open(pins[name]) as counts, Map.open(pins[stack_map]) as sm:
+        return Joiner(View(counts, Layout.parse(MAPS[name][1])), sm, **fields)
+
+
+# The library's own refusals, for Python callers: (what raises it, the parameter it names,
+# the command line's LINES entry that says the same).
+LIBRARY = {
+    "stack_map": (lambda p: _joiner(p, "m", "m"), "stacks {m} --stack-map {m}"),
+    "kernel_field": (
+        lambda p: _joiner(p, "ids"),
+        f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}",
+    ),
+    "value_field": (lambda p: _joiner(p, "sv"), f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]}"),
+    "user_field": (
+        lambda p: _joiner(p, "sv", user_field="nope"),
+        f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --user-stack nope",
+    ),
+    "pid_field": (
+        lambda p: _joiner(p, "sv", pid_field="nope", value_field="n"),
+        f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --pid nope --value n",
+    ),
+    "labels": (
+        lambda p: _joiner(p, "sv", labels=["nope"], value_field="n"),
+        f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n",
+    ),
+}
+
+
+@pytest.mark.parametrize("param", LIBRARY)
+def test_the_library_names_the_parameter(param, pindir):
+    from bpfmap.cli import worded
+    from bpfmap.errors import BpfmapError
+
+    call, line = LIBRARY[param]
+    with pytest.raises(BpfmapError) as info:
+        call(make(pindir))
+    err = info.value
+    assert "--" not in str(err) and param in err.params and param in str(err), str(err)
+    assert worded(err) == LINES[line].format(dir=pindir)
