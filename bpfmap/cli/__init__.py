@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
 OPTIONS = {
     "map_type": "--type",
     "map_name": "--map",
-    "layout": "--layout (or --c-header)",
+    "slot_field": "--slot",  # hist
+    "count_field": "--field",
     "key_size": "--key",
     "value_size": "--value",
     "kernel_field": "--kernel-stack",  # stacks
@@ -285,9 +286,16 @@ OPTIONS = {
 }
 
 
+# The other options that give a parameter, named after it where a message means any way of
+# giving it (Param.also).
+ALSO = {"layout": " (or --c-header)"}
+
+
 def option(p: Param) -> str:
     """A library parameter as the option that gives it (``cpu`` -> ``--cpu``), with its metavar."""
     name = OPTIONS.get(p.name) or "--" + p.name.replace("_", "-")
+    if p.also:
+        name += ALSO.get(p.name, "")
     return f"{name} {p.metavar}" if p.metavar else name
 
 

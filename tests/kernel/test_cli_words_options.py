@@ -9,7 +9,7 @@ import shlex
 
 import pytest
 
-from bpfmap import Map
+from bpfmap import Map, View, hist
 from bpfmap.layout import Layout
 
 pytestmark = pytest.mark.kernel
@@ -24,6 +24,8 @@ MAPS = {  # name: (type, layout) of the maps make() pins
     "st": ("stack_trace", "u32:u64[4]"),
     "ids": ("hash", "pid=u32,a_stack_id=u32,b_stack_id=u32:u64"),
     "sv": ("hash", "pid=u32,kern_stack_id=u32:n=u64,c=u64"),
+    "ck": ("hash", "name=char[4]:u64"),
+    "cv": ("hash", "k=u32:s=char[8]"),
 }
 
 
@@ -62,6 +64,8 @@ LINES = {
     f"dump {{m}} {L} --older-than 1s --time-field nope": (
         f"--time-field nope: no field nope in the key or the value {FIELDS}"
     ),
+    "dump {m} --where n=1": "--where n=1: the map has no layout to name fields by; give --layout (or --c-header) or BTF",
+    "migrate {m}": "migrate: give the new shape: --max-entries, --type, --flags, --layout (or --c-header) or --from-object",
     # stacks
     "stacks {m} --stack-map {m}": "stacks: --stack-map {dir}/m is a hash, not a stack_trace map",
     f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}": "stacks {dir}/ids: several stack id fields (a_stack_id, b_stack_id); name one with --kernel-stack",
@@ -72,6 +76,15 @@ LINES = {
     f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --pid nope --value n": "--pid nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
     f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n": "--label nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
     f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --value nope": "--value nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    # hist
+    "hist {m}": "hist: the slot must be a number, not '00 00 00 00'; give a layout (--layout u32:u64) or pick a field (--slot NAME / --field NAME)",
+    f"hist {{m}} {L} --slot nope": "hist --slot nope: the key has fields pid",
+    f"hist {{m}} {L} --field nope": "hist --field nope: the value has fields n, comm, ok, ts",
+    f"hist {{m}} {L} --slots nope": "hist --slots nope: 'nope': no field nope (fields: n, comm, ok, ts)",
+    f"hist {{ck}} --layout {MAPS['ck'][1]}": "hist: the key has no numeric field; give --slot NAME",
+    f"hist {{cv}} --layout {MAPS['cv'][1]}": "hist: the value has no numeric field; give --field NAME",
+    f"hist {{m}} {L} --merge": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
+    f"hist {{m}} {L} --sum-slot": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
 }
 
 
@@ -86,11 +99,15 @@ def test_the_refusal_names_the_option(line, pindir, bm):
 
 
 def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
-    from bpfmap import View
     from bpfmap.live.stacks import Joiner
 
     with Map.open(pins[name]) as counts, Map.open(pins[stack_map]) as sm:
         return Joiner(View(counts, Layout.parse(MAPS[name][1])), sm, **fields)
+
+
+def _hist(pin: str, **options):
+    with Map.open(pin) as m:
+        return hist.from_view(View(m, Layout.parse(KV)), **options)
 
 
 # The library's own refusals, for Python callers: (what raises it, the parameter it names,
@@ -113,6 +130,10 @@ LIBRARY = {
     "labels": (
         lambda p: _joiner(p, "sv", labels=["nope"], value_field="n"),
         f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n",
+    ),
+    "slots": (
+        lambda p: _hist(p["m"], merge=True, strict=True),
+        f"hist {{m}} {L} --merge",
     ),
 }
 
