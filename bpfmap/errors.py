@@ -72,6 +72,13 @@ def words(*pieces: str | Param | Words) -> Words:
     return Words(flat)
 
 
+def said(exc: BaseException) -> str | Words:
+    """``exc``'s message as it was raised: the Words naming parameters (to say again in a
+    message of one's own: ``words("key 'x': ", said(err))``), else its text."""
+    first = exc.args[0] if isinstance(exc, BpfmapError) and exc.args else None
+    return first if isinstance(first, Words) else str(exc)
+
+
 class BpfmapError(Exception):
     """Root of every error bpfmap raises.  ``done``: for a batch operation, how many
     elements went in before the error (None otherwise).  A message that names

@@ -20,6 +20,7 @@ from ..errors import (
     EXIT_USAGE,
     BpfmapError,
     Param,
+    Words,
 )
 
 if TYPE_CHECKING:
@@ -299,9 +300,12 @@ def option(p: Param) -> str:
     return f"{name} {p.metavar}" if p.metavar else name
 
 
-def worded(exc: BpfmapError) -> str:
-    """An error's message as the command line says it: parameters as options."""
-    return exc.worded(option)
+def worded(said: BpfmapError | Words | str) -> str:
+    """An error's message (or a message, errors.said) as the command line says it:
+    parameters as options."""
+    if isinstance(said, str):
+        return said
+    return said.worded(option)
 
 
 def _debug() -> bool:

@@ -52,7 +52,9 @@ def parse_layout(text: str) -> Layout:
     try:
         return Layout.parse(text)
     except UsageError as err:
-        raise typer.BadParameter(str(err)) from None
+        from . import worded
+
+        raise typer.BadParameter(worded(err)) from None
 
 
 def _parse_format(text: str) -> str:

@@ -29,10 +29,18 @@ MAPS = {  # name: (type, layout) of the maps make() pins
 }
 
 
-def make(directory: str) -> dict[str, str]:
+FILES = {
+    "bad.jsonl": '{"key": "00 00 00 01", "value": "%s"}\n{"key": "1x", "value": "00"}\n' % ("00 " * 24).strip(),
+}
+
+
+def make(directory: str, tmp: str) -> dict[str, str]:
     """The maps of MAPS pinned in DIRECTORY (each with one entry of zeros but the stack
-    map): name -> pin, and "dir" -> DIRECTORY."""
-    pins = {"dir": directory}
+    map): name -> pin, "dir" -> DIRECTORY; and the files of FILES in TMP ("tmp")."""
+    pins = {"dir": directory, "tmp": tmp}
+    for name, text in FILES.items():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
     for name, (kind, layout) in MAPS.items():
         lay = Layout.parse(layout)
         pins[name] = os.path.join(directory, name)
@@ -66,6 +74,11 @@ LINES = {
     ),
     "dump {m} --where n=1": "--where n=1: the map has no layout to name fields by; give --layout (or --c-header) or BTF",
     "migrate {m}": "migrate: give the new shape: --max-entries, --type, --flags, --layout (or --c-header) or --from-object",
+    # layouts
+    "lookup {m} 01": "key '01': 1 bytes given, 4 expected; give hex bytes such as '00 00 00 00' or use --layout",
+    "lookup {m} 1x": "key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)",
+    "update {m} --from {tmp}/bad.jsonl": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64); 1 entry written before it",
+    "update {m} --from {tmp}/bad.jsonl --keep-going": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64) (skipped)\nbpfmap: update {dir}/m --from {tmp}/bad.jsonl: 1 entries written, 1 bad lines skipped",
     # stacks
     "stacks {m} --stack-map {m}": "stacks: --stack-map {dir}/m is a hash, not a stack_trace map",
     f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}": "stacks {dir}/ids: several stack id fields (a_stack_id, b_stack_id); name one with --kernel-stack",
@@ -93,9 +106,9 @@ def argv(line: str, pins: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("line", LINES)
-def test_the_refusal_names_the_option(line, pindir, bm):
-    code, out, err = bm(*argv(line, make(pindir)))
-    assert (code, out, err) == (2, "", f"bpfmap: {LINES[line].format(dir=pindir)}\n")
+def test_the_refusal_names_the_option(line, pindir, tmp_path, bm):
+    code, out, err = bm(*argv(line, make(pindir, str(tmp_path))))
+    assert (code, out, err) == (2, "", f"bpfmap: {LINES[line].format(dir=pindir, tmp=tmp_path)}\n")
 
 
 def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
@@ -139,13 +152,13 @@ LIBRARY = {
 
 
 @pytest.mark.parametrize("param", LIBRARY)
-def test_the_library_names_the_parameter(param, pindir):
+def test_the_library_names_the_parameter(param, pindir, tmp_path):
     from bpfmap.cli import worded
     from bpfmap.errors import BpfmapError
 
     call, line = LIBRARY[param]
     with pytest.raises(BpfmapError) as info:
-        call(make(pindir))
+        call(make(pindir, str(tmp_path)))
     err = info.value
     assert "--" not in str(err) and param in err.params and param in str(err), str(err)
-    assert worded(err) == LINES[line].format(dir=pindir)
+    assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path)

@@ -13,7 +13,7 @@ from bpfmap import hist
 from bpfmap.cli import worded
 from bpfmap.errors import BpfmapError
 from bpfmap.filters import Age, Condition, Where
-from bpfmap.layout import Layout
+from bpfmap.layout import HexCodec, Layout, parse_hex
 
 
 def types(text: str):
@@ -96,6 +96,27 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         "slot_field",
         lambda: hist.build([({"name": "a"}, 5)]),
         "hist: the key has no numeric field; give --slot NAME",
+    ),
+    "hex size": (
+        "layout",
+        lambda: HexCodec(4).parse("01"),
+        "1 bytes given, 4 expected; give hex bytes such as '00 00 00 00' or use --layout",
+    ),
+    "hex bytes": (
+        "layout",
+        lambda: parse_hex("1x"),
+        "bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 "
+        "(numbers need --layout, e.g. --layout u32:u64)",
+    ),
+    "c header types": (
+        "key_type",
+        lambda: Layout.from_c("k.h"),
+        "C header k.h: name the types with --key-type and/or --value-type",
+    ),
+    "packed": (
+        "packed",
+        lambda: Layout(HexCodec(4), HexCodec(8)).packed(),
+        "--packed applies to --layout, not to C declarations or BTF (use __attribute__((packed)) there)",
     ),
 }
 
