@@ -30,6 +30,7 @@ MAPS = {  # name: (type, layout) of the maps make() pins
 
 
 FILES = {
+    "c.yaml": "metrics: [{name: m, map: /x}]\n",
     "bad.jsonl": '{"key": "00 00 00 01", "value": "%s"}\n{"key": "1x", "value": "00"}\n' % ("00 " * 24).strip(),
 }
 
@@ -79,6 +80,12 @@ LINES = {
     "lookup {m} 1x": "key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)",
     "update {m} --from {tmp}/bad.jsonl": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64); 1 entry written before it",
     "update {m} --from {tmp}/bad.jsonl --keep-going": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64) (skipped)\nbpfmap: update {dir}/m --from {tmp}/bad.jsonl: 1 entries written, 1 bad lines skipped",
+    # export
+    "export {tmp}/c.yaml --listen nope": "--listen 'nope': write HOST:PORT with an address or host name and ASCII digits, e.g. 127.0.0.1:9435 or [::1]:9435",
+    "export {tmp}/c.yaml --listen :70000": "--listen ':70000': port 70000 is not 1..65535",
+    "export {tmp}/c.yaml --textfile ''": "--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom",
+    "export {tmp}/c.yaml --textfile {tmp}/no/x.prom": "--textfile {tmp}/no/x.prom: directory {tmp}/no: No such file or directory",
+    "export {tmp}/c.yaml --textfile {tmp}/c.yaml/x.prom": "--textfile {tmp}/c.yaml/x.prom: {tmp}/c.yaml is not a directory",
     # stacks
     "stacks {m} --stack-map {m}": "stacks: --stack-map {dir}/m is a hash, not a stack_trace map",
     f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}": "stacks {dir}/ids: several stack id fields (a_stack_id, b_stack_id); name one with --kernel-stack",

@@ -12,6 +12,7 @@ import pytest
 from bpfmap import hist
 from bpfmap.cli import worded
 from bpfmap.errors import BpfmapError
+from bpfmap.export.serve import check_textfile, parse_listen
 from bpfmap.filters import Age, Condition, Where
 from bpfmap.layout import HexCodec, Layout, parse_hex
 
@@ -117,6 +118,22 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         "packed",
         lambda: Layout(HexCodec(4), HexCodec(8)).packed(),
         "--packed applies to --layout, not to C declarations or BTF (use __attribute__((packed)) there)",
+    ),
+    "listen": (
+        "listen",
+        lambda: parse_listen("nope"),
+        "--listen 'nope': write HOST:PORT with an address or host name and ASCII digits, e.g. 127.0.0.1:9435 or [::1]:9435",
+    ),
+    "listen port": ("listen", lambda: parse_listen(":70000"), "--listen ':70000': port 70000 is not 1..65535"),
+    "textfile empty": (
+        "textfile",
+        lambda: check_textfile(""),
+        "--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom",
+    ),
+    "textfile directory": (
+        "textfile",
+        lambda: check_textfile("/proc/version/x.prom"),
+        "--textfile /proc/version/x.prom: /proc/version is not a directory",
     ),
 }
 
