@@ -31,6 +31,8 @@ MAPS = {  # name: (type, layout) of the maps make() pins
 
 FILES = {
     "c.yaml": "metrics: [{name: m, map: /x}]\n",
+    "as.yaml": "metrics: [{name: m, map: /x, as: {n: nope}}]\n",
+    "asmap.yaml": f"metrics: [{{name: m, map: 'MAP', layout: '{KV}', value: n, as: {{n: ipv6}}}}]\n",
     "bad.jsonl": '{"key": "00 00 00 01", "value": "%s"}\n{"key": "1x", "value": "00"}\n' % ("00 " * 24).strip(),
 }
 
@@ -39,16 +41,16 @@ def make(directory: str, tmp: str) -> dict[str, str]:
     """The maps of MAPS pinned in DIRECTORY (each with one entry of zeros but the stack
     map): name -> pin, "dir" -> DIRECTORY; and the files of FILES in TMP ("tmp")."""
     pins = {"dir": directory, "tmp": tmp}
-    for name, text in FILES.items():
-        with open(os.path.join(tmp, name), "w") as f:
-            f.write(text)
+    pins.update((name, os.path.join(directory, name)) for name in MAPS)
     for name, (kind, layout) in MAPS.items():
         lay = Layout.parse(layout)
-        pins[name] = os.path.join(directory, name)
         with Map.create(kind, lay.key.size, lay.value.size, max_entries=8) as m:
             if kind == "hash":
                 m.update(bytes(lay.key.size), bytes(lay.value.size))
             m.pin(pins[name])
+    for name, text in FILES.items():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text.replace("MAP", pins["m"]))
     return pins
 
 
@@ -80,12 +82,21 @@ LINES = {
     "lookup {m} 1x": "key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)",
     "update {m} --from {tmp}/bad.jsonl": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64); 1 entry written before it",
     "update {m} --from {tmp}/bad.jsonl --keep-going": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64) (skipped)\nbpfmap: update {dir}/m --from {tmp}/bad.jsonl: 1 entries written, 1 bad lines skipped",
+    # --as
+    f"dump {{m}} {L} --as n": "--as 'n': write FIELD=FORMAT, e.g. saddr=ip",
+    f"dump {{m}} {L} --as n=nope": "--as 'n=nope': unknown format 'nope'; formats: ip, ipv4, ipv6, mac, hex, ksym, errno, syscall, cgroup, ifname, majorminor, majorminor_user, uid, gid",
+    f"dump {{m}} {L} --as n=ipv6": "--as n=ipv6: n is 4 bytes (u32), ipv6 is 16",
+    f"dump {{m}} {L} --as ok=ip": "--as ok=ip: ok is 1 bytes (bool), too small for an address",
+    f"dump {{m}} {L} --as ts=ip": "--as ts=ip: no address-family field (af, family, sa_family...) beside ts, and 8 bytes is neither IPv4 nor IPv6; use ipv4 or ipv6",
+    f"dump {{m}} {L} --as comm=errno": "--as comm=errno: comm is char[8], not an integer or an array of them",
     # export
     "export {tmp}/c.yaml --listen nope": "--listen 'nope': write HOST:PORT with an address or host name and ASCII digits, e.g. 127.0.0.1:9435 or [::1]:9435",
     "export {tmp}/c.yaml --listen :70000": "--listen ':70000': port 70000 is not 1..65535",
     "export {tmp}/c.yaml --textfile ''": "--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom",
     "export {tmp}/c.yaml --textfile {tmp}/no/x.prom": "--textfile {tmp}/no/x.prom: directory {tmp}/no: No such file or directory",
     "export {tmp}/c.yaml --textfile {tmp}/c.yaml/x.prom": "--textfile {tmp}/c.yaml/x.prom: {tmp}/c.yaml is not a directory",
+    "export {tmp}/as.yaml --check": "{tmp}/as.yaml: metric m: as: 'n=nope': unknown format 'nope'; formats: ip, ipv4, ipv6, mac, hex, ksym, errno, syscall, cgroup, ifname, majorminor, majorminor_user, uid, gid",
+    "export {tmp}/asmap.yaml --check": "{tmp}/asmap.yaml: metric m: as: n=ipv6: n is 4 bytes (u32), ipv6 is 16",
     # stacks
     "stacks {m} --stack-map {m}": "stacks: --stack-map {dir}/m is a hash, not a stack_trace map",
     f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}": "stacks {dir}/ids: several stack id fields (a_stack_id, b_stack_id); name one with --kernel-stack",

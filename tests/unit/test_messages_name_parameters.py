@@ -15,6 +15,7 @@ from bpfmap.errors import BpfmapError
 from bpfmap.export.serve import check_textfile, parse_listen
 from bpfmap.filters import Age, Condition, Where
 from bpfmap.layout import HexCodec, Layout, parse_hex
+from bpfmap.layout.formats import apply, parse_spec
 
 
 def types(text: str):
@@ -134,6 +135,12 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         "textfile",
         lambda: check_textfile("/proc/version/x.prom"),
         "--textfile /proc/version/x.prom: /proc/version is not a directory",
+    ),
+    "as grammar": ("as", lambda: parse_spec("n"), "--as 'n': write FIELD=FORMAT, e.g. saddr=ip"),
+    "as size": (
+        "as",
+        lambda: apply(Layout.parse(KV).value, {"n": "ipv6"}),
+        "--as n=ipv6: n is 4 bytes (u32), ipv6 is 16",
     ),
 }
 
