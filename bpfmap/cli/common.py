@@ -52,9 +52,7 @@ def parse_layout(text: str) -> Layout:
     try:
         return Layout.parse(text)
     except UsageError as err:
-        from . import worded
-
-        raise typer.BadParameter(worded(err)) from None
+        raise typer.BadParameter(str(err)) from None
 
 
 def _parse_format(text: str) -> str:
