@@ -14,9 +14,10 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "bpfmap"
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
 
 # What is left, by module, and why it is left: the messages of these modules still name the
-# options of the verbs they serve (--where conditions, stacks' field options, hist's slot
-# options, --as formats, export's config and serve options, layout parsing's --layout and
-# --c-header...), and each is to become a Param as the modules are visited.  A few are not
+# options of the verbs they serve (create's sizes and --inner-map, copy's --drop and --set,
+# C declarations' --key-type/--value-type and --include-dir, watch's and top's --sort and
+# --top, events' --where and --cpu...), and each is to become a Param as the modules are
+# visited.  A few are not
 # messages to a Python caller at all: core/pins (a hint to pass --mkdir to the CLI's create),
 # errors (the KeyExists hint "drop --noexist", said by the kernel's errno for every caller).
 ALLOWED = {
