@@ -31,12 +31,14 @@ def signal_exit(signum: int) -> int:
 class Param:
     """A parameter named in a message: ``str`` spells it as a Python caller passes it
     (``cpu``); the command line words it as its option (``--cpu N``, see
-    :meth:`BpfmapError.worded`).  ``metavar`` is what the option's value is called there."""
+    :meth:`BpfmapError.worded`).  ``metavar`` is what the option's value is called there;
+    ``also``: the message means any way of giving the parameter, so the command line names
+    its other options that give it too (``--layout (or --c-header)``)."""
 
-    __slots__ = ("name", "metavar")
+    __slots__ = ("name", "metavar", "also")
 
-    def __init__(self, name: str, metavar: str = "") -> None:
-        self.name, self.metavar = name, metavar
+    def __init__(self, name: str, metavar: str = "", also: bool = False) -> None:
+        self.name, self.metavar, self.also = name, metavar, also
 
     def __str__(self) -> str:
         return self.name
@@ -68,6 +70,13 @@ def words(*pieces: str | Param | Words) -> Words:
         else:
             flat.append(piece)
     return Words(flat)
+
+
+def said(exc: BaseException) -> str | Words:
+    """``exc``'s message as it was raised: the Words naming parameters (to say again in a
+    message of one's own: ``words("key 'x': ", said(err))``), else its text."""
+    first = exc.args[0] if isinstance(exc, BpfmapError) and exc.args else None
+    return first if isinstance(first, Words) else str(exc)
 
 
 class BpfmapError(Exception):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
-from .errors import Param, UsageError, quote, words
+from .errors import Param, UsageError, Words, quote, words
 from .layout import fields
 from .layout.model import Char, Enum, Scalar, Type
 
@@ -94,20 +94,24 @@ class Condition:
     def __init__(self, text: str) -> None:
         m = _CONDITION.match(text)
         if not m:
-            raise UsageError(f"--where {quote(text)}: write {GRAMMAR}")
+            raise UsageError(words(Param("where"), f" {quote(text)}: write {GRAMMAR}"))
         self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
         fields.parts(self.path)
         self.number = _number(self.want)
         self.exact: Any = _MISSING  # VALUE read as what the field holds, when it is not a number
         if self.op in _ORDER and self.number is None:
-            raise UsageError(f"--where {quote(text)}: {self.op} compares numbers; {quote(self.want)} is not one")
+            raise UsageError(
+                words(Param("where"), f" {quote(text)}: {self.op} compares numbers; {quote(self.want)} is not one")
+            )
 
     def check_fields(self, t: Type, formats: dict[str, str] | None = None) -> None:
         """Raise UsageError when type ``t`` has no such field, or the field's type can never
         pass the test; ``formats``: the display formats of ``t``'s fields (see :meth:`bind`)."""
         ft = fields.member(t, self.path)
         if ft is None:
-            raise UsageError(f"--where {self.text}: no field {self.path} in {t.c_name()}{fields.listing(t)}")
+            raise UsageError(
+                words(Param("where"), f" {self.text}: no field {self.path} in {t.c_name()}{fields.listing(t)}")
+            )
         self.bind(ft, shown_as(formats, self.path))
 
     def bind(
@@ -127,8 +131,11 @@ class Condition:
         numeric = isinstance(t, Scalar) and t.kind != "bool"
         if self.op in _ORDER and not (numeric or _enum(t)):
             raise UsageError(
-                f"--where {self.text}: {name} is {t.c_name()}, which has no order; "
-                f"{self.op} compares number fields (use = or ~ on it)"
+                words(
+                    Param("where"),
+                    f" {self.text}: {name} is {t.c_name()}, which has no order; "
+                    f"{self.op} compares number fields (use = or ~ on it)",
+                )
             )
         if self.number is not None:
             self._check_range(t, name, summed)
@@ -143,8 +150,11 @@ class Condition:
             except UsageError:
                 if numeric:
                     raise UsageError(
-                        f"--where {self.text}: {name} holds a number (shown as {fmt}); "
-                        f"{quote(self.want)} is neither a number nor a value {fmt} shows"
+                        words(
+                            Param("where"),
+                            f" {self.text}: {name} holds a number (shown as {fmt}); "
+                            f"{quote(self.want)} is neither a number nor a value {fmt} shows",
+                        )
                     ) from None
                 return  # compared as the text it shows
             if _is_number(value):
@@ -155,7 +165,10 @@ class Condition:
             return
         if numeric:
             raise UsageError(
-                f"--where {self.text}: {name} is {t.c_name()}, a number; {quote(self.want)} is not one: give a number"
+                words(
+                    Param("where"),
+                    f" {self.text}: {name} is {t.c_name()}, a number; {quote(self.want)} is not one: give a number",
+                )
             )
 
     def _check_range(self, t: Type, name: str, summed: bool) -> None:
@@ -243,18 +256,21 @@ class Age:
 
     def __init__(self, duration: str, time_field: str, clock: str = "monotonic") -> None:
         if clock not in CLOCKS:
-            raise UsageError(f"--clock {clock}: choose one of {', '.join(CLOCKS)}")
+            raise UsageError(words(Param("clock"), f" {clock}: choose one of {', '.join(CLOCKS)}"))
         fields.parts(time_field)
         self.path, self.ns, self.clock = time_field, parse_duration(duration), clock
-        self.text = f"--older-than {duration} --time-field {time_field}"
+        self.text = words(Param("older_than"), f" {duration} ", Param("time_field"), f" {time_field}")
         self.limit = 0
 
     def bind(self, t: Type | None, name: str | None = None) -> None:
         """UsageError unless the time field's type ``t`` (None: not known) is an integer."""
         if t is not None and not (isinstance(t, Scalar) and t.kind in ("int", "uint")):
             raise UsageError(
-                f"--time-field {self.path}: {name or self.path} is {t.c_name()}, not an integer; "
-                f"name the field holding the timestamp in nanoseconds (a u64)"
+                words(
+                    Param("time_field"),
+                    f" {self.path}: {name or self.path} is {t.c_name()}, not an integer; "
+                    f"name the field holding the timestamp in nanoseconds (a u64)",
+                )
             )
 
     def begin(self) -> None:
@@ -304,12 +320,12 @@ class Where:
         self._tests: list[_Test] = []
         for text in self.texts:
             c = Condition(text)
-            side, path = self._resolve(c.path, f"--where {text}")
+            side, path = self._resolve(c.path, words(Param("where"), f" {text}"))
             fmt = shown_as(formats[side], path) if formats and path is not None else None
             c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side], names, self.percpu and side == 1)
             self._tests.append(_Test(side, path, c.test, False))
         if age is not None:
-            side, path = self._resolve(age.path, f"--time-field {age.path}")
+            side, path = self._resolve(age.path, words(Param("time_field"), f" {age.path}"))
             age.bind(self._type_of(side, path), path or ("key", "value")[side])
             self._tests.append(_Test(side, path, age.test, True))
         self.begin()
@@ -321,18 +337,19 @@ class Where:
     def __bool__(self) -> bool:
         return bool(self._tests)
 
-    def describe(self) -> str:
-        parts = [f"--where {t}" for t in self.texts]
+    def describe(self) -> Words:
+        """The conditions as a message names them: ``where pid>1`` (the CLI: ``--where pid>1``)."""
+        parts = [words(" " if i else "", Param("where"), f" {t}") for i, t in enumerate(self.texts)]
         if self.age is not None:
-            parts.append(self.age.text)
-        return " ".join(parts)
+            parts.append(words(" " if parts else "", self.age.text))
+        return words(*parts)
 
     def begin(self) -> None:
         """Start a pass: an age condition reads the clock now."""
         if self.age is not None:
             self.age.begin()
 
-    def _resolve(self, path: str, what: str) -> tuple[int, str | None]:
+    def _resolve(self, path: str, what: Words) -> tuple[int, str | None]:
         return fields.side(path, *self._types, what)
 
     def __call__(self, key: Any, value: Any) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .core.maps import Map
-from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, words
+from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, said, words
 from .host.hostnames import names_for
 from .layout import Codec, Layout, TypeCodec, fields
 from .layout.fields import locate as locate_field
@@ -148,19 +148,19 @@ class View:
         try:
             return self.key.parse(text)
         except UsageError as err:
-            raise UsageError(f"key {quote(text)}: {err}") from None
+            raise UsageError(words(f"key {quote(text)}: ", said(err))) from None
 
     def parse_value(self, text: str) -> bytes:
         try:
             return self.value.parse(text)
         except UsageError as err:
-            raise UsageError(f"value {quote(text)}: {err}") from None
+            raise UsageError(words(f"value {quote(text)}: ", said(err))) from None
 
     def encode_value(self, value: Any) -> bytes:
         try:
             return self.value.encode(value)
         except UsageError as err:
-            raise UsageError(f"value {quote(repr(value), bare=True)}: {err}") from None
+            raise UsageError(words(f"value {quote(repr(value), bare=True)}: ", said(err))) from None
 
     def open_value_ref(self, text: str) -> Map | Program:
         """For maps of maps and prog_array: open the map or program a value refers to."""
@@ -376,7 +376,7 @@ class View:
             try:
                 data = codec.parse(v) if text and isinstance(v, str) else codec.encode(v)
             except UsageError as err:
-                raise UsageError(f"{name}: {err}") from None
+                raise UsageError(words(f"{name}: ", said(err))) from None
             patches.append((offset, data))
         raw_key = self.key_bytes(key)
         if self._write_in_place(raw_key, patches):
@@ -564,7 +564,7 @@ def _to_bytes(codec: Codec, value: Any, parse: Callable[[str], bytes]) -> bytes:
     try:
         return codec.encode(plain(value))
     except UsageError as err:
-        raise UsageError(f"{quote(repr(value), bare=True)}: {err}") from None
+        raise UsageError(words(f"{quote(repr(value), bare=True)}: ", said(err))) from None
 
 
 # -- per-CPU --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..errors import (
     EXIT_USAGE,
     BpfmapError,
     Param,
+    Words,
 )
 
 if TYPE_CHECKING:
@@ -277,21 +278,37 @@ def main(argv: list[str] | None = None) -> int:
 OPTIONS = {
     "map_type": "--type",
     "map_name": "--map",
-    "layout": "--layout (or --c-header)",
+    "slot_field": "--slot",  # hist
+    "count_field": "--field",
     "key_size": "--key",
     "value_size": "--value",
+    "kernel_field": "--kernel-stack",  # stacks
+    "user_field": "--user-stack",
+    "pid_field": "--pid",
+    "value_field": "--value",
+    "labels": "--label",
 }
+
+
+# The other options that give a parameter, named after it where a message means any way of
+# giving it (Param.also).
+ALSO = {"layout": " (or --c-header)"}
 
 
 def option(p: Param) -> str:
     """A library parameter as the option that gives it (``cpu`` -> ``--cpu``), with its metavar."""
     name = OPTIONS.get(p.name) or "--" + p.name.replace("_", "-")
+    if p.also:
+        name += ALSO.get(p.name, "")
     return f"{name} {p.metavar}" if p.metavar else name
 
 
-def worded(exc: BpfmapError) -> str:
-    """An error's message as the command line says it: parameters as options."""
-    return exc.worded(option)
+def worded(said: BpfmapError | Words | str) -> str:
+    """An error's message (or a message, errors.said) as the command line says it:
+    parameters as options."""
+    if isinstance(said, str):
+        return said
+    return said.worded(option)
 
 
 def _debug() -> bool:

@@ -21,6 +21,7 @@ from ..output import EntryTexts, entry_object, json_dumps, write_objects, write_
 from ..types import Access, Value
 from ..view import View
 from . import options as o
+from . import worded
 from .common import (
     NO_FILTER,
     NO_LAYOUT,
@@ -189,7 +190,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         say(f"{where}: interrupted; {written} entries written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except LoadError as err:
-        raise UsageError(f"{where}: {err}") from None
+        raise UsageError(f"{where}: {worded(err)}") from None
     except BpfmapError:
         # the map refused (MapFull, ...): the writer's error already says how many went in
         try:
@@ -207,7 +208,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         if stream is not sys.stdin:
             stream.close()
     for line, msg in loader.bad:
-        say(f"{where}: line {line}: {msg} (skipped)")
+        say(f"{where}: line {line}: {worded(msg)} (skipped)")
     say(
         f"{where}: {loader.written} entries written{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}",
         quiet and not loader.bad,

@@ -9,6 +9,7 @@ from ..core.maps import Map
 from ..errors import EXIT_NOT_FOUND, UsageError
 from ..output import json_dumps
 from ..types import MapType
+from . import worded
 from .common import (
     NO_LAYOUT,
     LayoutOptions,
@@ -283,7 +284,7 @@ def send(
             try:
                 sent = ring.send_all(map(encode, records), timeout)
             except UsageError as err:
-                raise UsageError(f"{err} ({ring.sent} records went in before it)") from None
+                raise UsageError(f"{worded(err)} ({ring.sent} records went in before it)") from None
     say(f"send {map_ref}: {sent} record{'' if sent == 1 else 's'} sent", quiet)
 
 
@@ -296,7 +297,7 @@ def _send_from(ring, path: str, encode, timeout: float) -> int:
     try:
         return ring.send_lines(stream, encode, timeout)
     except LoadError as err:
-        raise UsageError(f"{where}: {err}") from None
+        raise UsageError(f"{where}: {worded(err)}") from None
     finally:
         if stream is not sys.stdin:
             stream.close()

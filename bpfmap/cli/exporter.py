@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from ..errors import EXIT_SYSTEM, BpfmapError, UsageError, amended
+from . import worded
 from .common import QuietOpt, check_seconds, examples, say
 
 app = typer.Typer()
@@ -223,6 +224,6 @@ def _keep_textfile(exporter, textfile: str, every: float, stop: _Stop, quiet: bo
                 write_textfile(exporter, textfile)
         except BpfmapError as err:
             exporter.textfile_errors += 1
-            say(f"{err} (trying again in {every:g} s)")
+            say(f"{worded(err)} (trying again in {every:g} s)")
         if _wait(stop, every):
             return

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..core.threads import WriterThread
-from ..errors import BpfmapError, UsageError, quote
+from ..errors import BpfmapError, UsageError, Words, quote, said, words
 from ..host.inputs import (
     READ_BYTES,
     BoundedLines,
@@ -265,8 +265,8 @@ class Loader:
             )
         self.view, self.map, self.mode, self.keep_going = view, m, mode, keep_going
         self.written = 0
-        self.bad: list[tuple[int, str]] = []
-        self._stop: tuple[int, str] | None = None
+        self.bad: list[tuple[int, str | Words]] = []
+        self._stop: tuple[int, str | Words] | None = None
         self._writer: WriterThread | None = None
 
     def load_stream(self, stream: TextSource, fmt: str = "auto", name: str = "") -> int:
@@ -428,6 +428,7 @@ class Loader:
         count = 0
         key_enc, value_enc = self._key_encoder(), self._value_encoder()
         for line, key, value in chunk:
+            msg: str | Words
             if isinstance(key, BadLine):
                 msg = str(key)
             else:
@@ -435,7 +436,7 @@ class Loader:
                     k = key_enc(key)
                     v = value_enc(value)
                 except BpfmapError as err:
-                    msg = str(err)
+                    msg = said(err)
                 else:
                     kb += k
                     vb += v
@@ -531,4 +532,4 @@ def _encode(codec: Any, value: Any, what: str) -> bytes:
         encoded: bytes = codec.encode(value)
         return encoded
     except UsageError as err:
-        raise UsageError(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: {err}") from None
+        raise UsageError(words(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: ", said(err))) from None

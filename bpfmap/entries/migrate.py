@@ -617,7 +617,8 @@ def migrate(
         raise UsageError(
             words(
                 "migrate: give the new shape: ",
-                *(Param("max_entries"), ", ", Param("map_type"), ", ", Param("flags"), ", ", Param("layout")),
+                *(Param("max_entries"), ", ", Param("map_type"), ", ", Param("flags"), ", "),
+                Param("layout", also=True),
                 " or ",
                 Param("from_object"),
             )

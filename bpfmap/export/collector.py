@@ -230,7 +230,7 @@ class Exporter:
                 try:
                     view.show_as(metric.formats)
                 except UsageError as err:
-                    raise metric.error("as", str(err).removeprefix("--as ")) from None
+                    raise metric.error("as", str(err).removeprefix("as ")) from None  # the field says it
                 for codec in (view.key, view.value):
                     if hasattr(codec, "on_miss"):
                         codec.on_miss = lambda path, _fmt, _v, name=metric.name: self.decode_error(

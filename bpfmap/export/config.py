@@ -189,7 +189,7 @@ class Metric:
             try:
                 formats.update(parse_spec(f"{k}={fmt}"))
             except UsageError as err:
-                raise self.error("as", str(err).removeprefix("--as ")) from None
+                raise self.error("as", str(err).removeprefix("as ")) from None  # the field says it
         return formats
 
     def label_names(self, paths: list[str], cpu_label: bool = False) -> list[str]:

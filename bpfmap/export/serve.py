@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import KernelError, UsageError, quote
+from ..errors import KernelError, Param, UsageError, quote, words
 from .collector import Exporter
 from .exposition import CONTENT_TYPE
 
@@ -137,13 +137,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})|([A-Za-z0-9.-]*):([0-9]{1,5})", text.strip())
     if not m:
         raise UsageError(
-            f"--listen {quote(text)}: write HOST:PORT with an address or host name and ASCII digits, "
-            "e.g. 127.0.0.1:9435 or [::1]:9435"
+            words(
+                Param("listen"),
+                f" {quote(text)}: write HOST:PORT with an address or host name and ASCII digits, "
+                "e.g. 127.0.0.1:9435 or [::1]:9435",
+            )
         )
     host = m.group(1) or m.group(3) or "127.0.0.1"
     port = int(m.group(2) or m.group(4))
     if not 0 < port < 65536:
-        raise UsageError(f"--listen {quote(text)}: port {port} is not 1..65535")
+        raise UsageError(words(Param("listen"), f" {quote(text)}: port {port} is not 1..65535"))
     return host, port
 
 
@@ -187,18 +190,24 @@ def check_textfile(path: str) -> None:
     directory, or a directory anyone may write to without the sticky bit (anyone could
     then replace the file between our write and node_exporter's read)."""
     if not path:
-        raise UsageError("--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom")
+        raise UsageError(
+            words(Param("textfile"), ": the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom")
+        )
     directory = os.path.dirname(os.path.abspath(path))
+    textfile = words(Param("textfile"), f" {quote(path, bare=True)}")
     try:
         st = os.stat(directory)
     except OSError as err:
-        raise UsageError(f"--textfile {quote(path, bare=True)}: directory {directory}: {err.strerror}") from None
+        raise UsageError(words(textfile, f": directory {directory}: {err.strerror}")) from None
     if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"--textfile {quote(path, bare=True)}: {directory} is not a directory")
+        raise UsageError(words(textfile, f": {directory} is not a directory"))
     if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
         raise UsageError(
-            f"--textfile {quote(path, bare=True)}: {directory} is writable by anyone and not sticky; "
-            f"write into a directory only trusted users can write to (or chmod +t {directory})"
+            words(
+                textfile,
+                f": {directory} is writable by anyone and not sticky; "
+                f"write into a directory only trusted users can write to (or chmod +t {directory})",
+            )
         )
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import Param, UsageError, words
 from ..layout import fields, format_text
 from ..view import aggregate
 from .extract import Place, SlotError, Tally, in_key, locate
@@ -96,21 +96,29 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-# the options a SlotError's parameter is on the command line
-_OPTIONS = {"slot": "--slot", "count": "--field", "slots": "--slots"}
+# hist's parameter of each of a SlotError's
+_PARAMS = {"slot": "slot_field", "count": "count_field", "slots": "slots"}
 
 
 def _worded(err: SlotError, given: dict[str, str | None]) -> UsageError:
-    """The extractor's refusal in hist's words: the option at fault, or what to give."""
-    option, name = _OPTIONS[err.param], given.get(err.param)
+    """The extractor's refusal in hist's words: the parameter at fault, or what to give."""
+    param, name = _PARAMS[err.param], given.get(err.param)
     if "must be a number" in err.problem:
         return UsageError(
-            f"hist: {err.problem}; give a layout (--layout u32:u64) or pick a field (--slot NAME / --field NAME)"
+            words(
+                f"hist: {err.problem}; give a layout (",
+                Param("layout", "u32:u64"),
+                ") or pick a field (",
+                Param("slot_field", "NAME"),
+                " / ",
+                Param("count_field", "NAME"),
+                ")",
+            )
         )
     if name is not None:
-        return UsageError(f"hist {option} {name}: {err.problem}")
+        return UsageError(words("hist ", Param(param), f" {name}: {err.problem}"))
     if err.problem.endswith("; name one"):
-        return UsageError(f"hist: {err.problem.removesuffix('; name one')}; give {option} NAME")
+        return UsageError(words(f"hist: {err.problem.removesuffix('; name one')}; give ", Param(param, "NAME")))
     return UsageError(f"hist: {err.problem}")
 
 
@@ -251,7 +259,9 @@ def from_view(
         place = locate(*first, slot_field, count_field, slots, strict or sum_slot)
     except SlotError as err:
         if err.param == "slots" and slots is None:
-            raise UsageError(f"hist {view.map.ref}: the values hold no array of counts; give --slots FIELD") from None
+            raise UsageError(
+                words(f"hist {view.map.ref}: the values hold no array of counts; give ", Param("slots", "FIELD"))
+            ) from None
         raise _worded(err, {"slot": slot_field, "count": count_field, "slots": slots}) from None
     if place.slots is None:
         hists = build(entries, scheme, step, minimum, slot_field, count_field)

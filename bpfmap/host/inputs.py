@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Protocol, TextIO
 
-from ..errors import UsageError, quote
+from ..errors import UsageError, Words, quote, words
 
 TEXT_LIMIT = 16 << 20  # layouts and C headers
 OBJECT_LIMIT = 256 << 20  # BPF objects (ELF)
@@ -103,15 +103,19 @@ def open_input(path: str, where: str = "") -> TextIO:
 class LoadError(UsageError):
     """A bad input line; ``line`` is its number, ``written`` how many entries went in before."""
 
-    def __init__(self, message: str, line: int, written: int) -> None:
+    def __init__(self, message: str | Words, line: int, written: int) -> None:
         super().__init__(message)
         self.line, self.written = line, written
 
     @classmethod
-    def at(cls, line: int, problem: str, written: int, what: tuple[str, str] = ("entry", "entries")) -> LoadError:
+    def at(
+        cls, line: int, problem: str | Words, written: int, what: tuple[str, str] = ("entry", "entries")
+    ) -> LoadError:
         """The error of input line ``line``: its ``problem``, and how many of ``what`` (one,
         several) went in before it.  update --from and send --from say a bad line so."""
-        return cls(f"line {line}: {problem}; {written} {what[written != 1]} written before it", line, written)
+        return cls(
+            words(f"line {line}: ", problem, f"; {written} {what[written != 1]} written before it"), line, written
+        )
 
 
 def line_limit(size: int) -> int:

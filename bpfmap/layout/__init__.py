@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import reexport
-from ..errors import UsageError, quote
+from ..errors import Param, UsageError, quote, words
 from .hexbytes import hex_bytes
 from .leaves import text_string, unquote
 from .model import SCALARS, Array, Bytes, Formatted, Pad, Scalar, Struct, Type
@@ -147,8 +147,11 @@ class HexCodec(Codec):
     def _sized(self, data: bytes) -> bytes:
         if len(data) != self.size:
             raise UsageError(
-                f"{len(data)} bytes given, {self.size} expected; give hex bytes "
-                f"such as '{' '.join(['00'] * min(self.size, 8))}' or use --layout"
+                words(
+                    f"{len(data)} bytes given, {self.size} expected; give hex bytes "
+                    f"such as '{' '.join(['00'] * min(self.size, 8))}' or use ",
+                    Param("layout"),
+                )
             )
         return data
 
@@ -158,8 +161,10 @@ def parse_hex(text: str) -> bytes:
     data = hex_bytes(text)
     if data is None:
         raise UsageError(
-            f"bad hex bytes {quote(text)}: write two hex digits per byte, e.g. "
-            f"'01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)"
+            words(
+                f"bad hex bytes {quote(text)}: write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 ",
+                *("(numbers need ", Param("layout"), ", e.g. ", Param("layout", "u32:u64"), ")"),
+            )
         )
     return data
 
@@ -411,7 +416,9 @@ class Layout:
 
         names = [n for n in (key_type, value_type) if n]
         if not names:
-            raise UsageError(f"C header {header}: name the types with --key-type and/or --value-type")
+            raise UsageError(
+                words(f"C header {header}: name the types with ", Param("key_type"), " and/or ", Param("value_type"))
+            )
         types = dict(zip(names, types_from_header(header, names, use_cpp=use_cpp, include_dirs=include_dirs)))
         return cls(
             _codec(types.get(key_type)) if key_type else None,
@@ -423,7 +430,12 @@ class Layout:
         """The same layout with no padding on either side (``--packed``)."""
         if not self.source:
             raise UsageError(
-                "--packed applies to --layout, not to C declarations or BTF (use __attribute__((packed)) there)"
+                words(
+                    Param("packed"),
+                    " applies to ",
+                    Param("layout"),
+                    ", not to C declarations or BTF (use __attribute__((packed)) there)",
+                )
             )
         return Layout.parse(self.source, packed=True)
 

@@ -116,7 +116,7 @@ def side(path: str, key: Any, value: Any, what: str | Words, reads: str | None =
     if not found:
         if (key, value) == (None, None):
             raise UsageError(
-                words(what, ": the map has no layout to name fields by; give ", Param("layout"), " or BTF")
+                words(what, ": the map has no layout to name fields by; give ", Param("layout", also=True), " or BTF")
             )
         have = ", ".join(f"{SIDES[s]}.{n}" for s in (KEY, VALUE) for n in _names(sides[s]))
         raise UsageError(

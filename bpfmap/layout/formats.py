@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UsageError, quote
+from ..errors import Param, UsageError, quote, words
 from ..host.hostnames import KINDS, LIVE, Names
 from . import Codec, TypeCodec, _json, _maybe_json, fields, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
@@ -66,10 +66,13 @@ def parse_spec(text: str | list[str] | None) -> dict[str, str]:
             name, eq, fmt = part.partition("=")
             name, fmt = name.strip(), fmt.strip().lower()
             if not eq or not name:
-                raise UsageError(f"--as {quote(part)}: write FIELD=FORMAT, e.g. saddr=ip")
+                raise UsageError(words(Param("as"), f" {quote(part)}: write FIELD=FORMAT, e.g. saddr=ip"))
             if fmt not in DISPLAY_FORMATS:
                 raise UsageError(
-                    f"--as {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(DISPLAY_FORMATS)}"
+                    words(
+                        Param("as"),
+                        f" {quote(part)}: unknown format {quote(fmt)}; formats: {', '.join(DISPLAY_FORMATS)}",
+                    )
                 )
             out[name] = fmt
     return out
@@ -94,23 +97,34 @@ def apply(
         if fmt in ("ipv4", "ipv6", "mac", "hex"):
             new = {"ipv4": IPV4, "ipv6": IPV6, "mac": MAC}.get(fmt) or Bytes(ft.size)
             if new.size != ft.size:
-                raise UsageError(f"--as {path}={fmt}: {path} is {ft.size} bytes ({ft.c_name()}), {fmt} is {new.size}")
+                raise UsageError(
+                    words(Param("as"), f" {path}={fmt}: {path} is {ft.size} bytes ({ft.c_name()}), {fmt} is {new.size}")
+                )
             t = _replace(t, parts, new)
         elif fmt == "ip":
             if ft.size < 4:
-                raise UsageError(f"--as {path}=ip: {path} is {ft.size} bytes ({ft.c_name()}), too small for an address")
+                raise UsageError(
+                    words(
+                        Param("as"), f" {path}=ip: {path} is {ft.size} bytes ({ft.c_name()}), too small for an address"
+                    )
+                )
             family = _family_field(t, parts)
             if family is None and ft.size not in (4, 16):
                 raise UsageError(
-                    f"--as {path}=ip: no address-family field ({', '.join(FAMILY_FIELDS[:3])}...) beside "
-                    f"{parts[-1]}, and {ft.size} bytes is neither IPv4 nor IPv6; use ipv4 or ipv6"
+                    words(
+                        Param("as"),
+                        f" {path}=ip: no address-family field ({', '.join(FAMILY_FIELDS[:3])}...) beside "
+                        f"{parts[-1]}, and {ft.size} bytes is neither IPv4 nor IPv6; use ipv4 or ipv6",
+                    )
                 )
             t = _replace(t, parts, Bytes(ft.size))
             post.append((parts, "ip", ft.size))
         else:
             elem = ft.elem if isinstance(ft, Array) else ft  # arrays of integers: every element (stack frames)
             if not (isinstance(elem, (Scalar, Enum)) and getattr(elem, "kind", "int") != "float"):
-                raise UsageError(f"--as {path}={fmt}: {path} is {ft.c_name()}, not an integer or an array of them")
+                raise UsageError(
+                    words(Param("as"), f" {path}={fmt}: {path} is {ft.c_name()}, not an integer or an array of them")
+                )
             post.append((parts, fmt, elem.size))
     inner = TypeCodec(t)
     rest = {p: f for p, f in spec.items() if p not in mine}

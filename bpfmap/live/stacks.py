@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..core.maps import Map
-from ..errors import KeyNotFound, UsageError, quote
+from ..errors import KeyNotFound, Param, UsageError, quote, words
 from ..host import symbols
 from ..host.hostnames import names_for
 from ..layout import fields, format_text
@@ -83,36 +83,50 @@ class Joiner:
         labels: list[str] | None = None,
     ) -> None:
         if stack_map.type is not MapType.STACK_TRACE:
-            raise UsageError(f"stacks: --stack-map {stack_map.ref} is a {stack_map.type_label}, not a stack_trace map")
+            raise UsageError(
+                words(
+                    "stacks: ",
+                    Param("stack_map"),
+                    f" {stack_map.ref} is a {stack_map.type_label}, not a stack_trace map",
+                )
+            )
         self.counts, self.stack_map = counts, stack_map
         self.names = names_for(getattr(stack_map, "host_names", None))  # a saved stack map: its host's symbols
         key_names = _names(counts.key)
         value_names = _names(counts.value)
         ids = _stack_ids(counts, stack_map.key_size)
-        kernel = kernel_field or _only(ids["kernel"], KERNEL_FIELDS, key_names + value_names, counts, "--kernel-stack")
-        user = user_field or _only(ids["user"], USER_FIELDS, key_names + value_names, counts, "--user-stack")
-        self.kernel = _pick(kernel, KERNEL_FIELDS, counts, "--kernel-stack", "stack id")
-        self.user = _pick(user, USER_FIELDS, counts, "--user-stack", "stack id")
+        kernel_p, user_p = Param("kernel_field"), Param("user_field")
+        kernel = kernel_field or _only(ids["kernel"], KERNEL_FIELDS, key_names + value_names, counts, kernel_p)
+        user = user_field or _only(ids["user"], USER_FIELDS, key_names + value_names, counts, user_p)
+        self.kernel = _pick(kernel, KERNEL_FIELDS, counts, kernel_p, "stack id")
+        self.user = _pick(user, USER_FIELDS, counts, user_p, "stack id")
         if self.kernel is None and self.user is None:
             raise UsageError(
-                f"stacks {counts.map.ref}: no stack id field in its key or value (looked for "
-                f"{', '.join(KERNEL_FIELDS[:3] + USER_FIELDS[:2])} and {stack_map.key_size}-byte integers "
-                f"named like stack_id); name one with --kernel-stack or --user-stack"
+                words(
+                    f"stacks {counts.map.ref}: no stack id field in its key or value (looked for "
+                    f"{', '.join(KERNEL_FIELDS[:3] + USER_FIELDS[:2])} and {stack_map.key_size}-byte integers "
+                    "named like stack_id); name one with ",
+                    kernel_p,
+                    " or ",
+                    user_p,
+                )
             )
-        self.pid = _pick(pid_field, PID_FIELDS, counts, "--pid")
+        self.pid = _pick(pid_field, PID_FIELDS, counts, Param("pid_field"))
         if labels is None:  # comm (or the like), else the key's strings (wakeuptime's waker and target)
             labels = [n for n in LABEL_FIELDS if n in key_names or n in value_names][:1] or _strings(counts.key)
-        self.labels = [(n, _getter(n, counts, "--label")) for n in labels]
+        self.labels = [(n, _getter(n, counts, Param("labels"))) for n in labels]
         if value_field is not None:
-            self.value = _getter(value_field, counts, "--value", "count")
+            self.value = _getter(value_field, counts, Param("value_field"), "count")
         else:
             counted = next((n for n in COUNT_FIELDS if n in value_names), None) if value_names else None
             if value_names and counted is None:
                 raise UsageError(
-                    f"stacks {counts.map.ref}: the value is a struct ({', '.join(value_names)}); "
-                    f"name the count with --value FIELD"
+                    words(
+                        f"stacks {counts.map.ref}: the value is a struct ({', '.join(value_names)}); name the count with ",
+                        Param("value_field", "FIELD"),
+                    )
                 )
-            self.value = _getter(counted, counts, "--value", "count") if counted else (lambda k, v: v)
+            self.value = _getter(counted, counts, Param("value_field"), "count") if counted else (lambda k, v: v)
         self._frames: dict[tuple[int, int | None], list[dict[str, Any]]] = {}
         self.gone: set[int] = set()  # processes that exited: their user frames are [unknown]
 
@@ -189,17 +203,19 @@ def _stack_ids(counts: View, size: int) -> dict[str, list[str]]:
     return found
 
 
-def _only(found: list[str], defaults: tuple[str, ...], names: list[str], counts: View, opt: str) -> str | None:
+def _only(found: list[str], defaults: tuple[str, ...], names: list[str], counts: View, opt: Param) -> str | None:
     """The one stack id field of a side when no default name is there; None for none."""
     if any(n in names for n in defaults) or not found:
         return None
     if len(found) > 1:
-        raise UsageError(f"stacks {counts.map.ref}: several stack id fields ({', '.join(found)}); name one with {opt}")
+        raise UsageError(
+            words(f"stacks {counts.map.ref}: several stack id fields ({', '.join(found)}); name one with ", opt)
+        )
     return found[0]
 
 
 def _pick(
-    given: str | None, defaults: tuple[str, ...], counts: View, opt: str, reads: str | None = None
+    given: str | None, defaults: tuple[str, ...], counts: View, opt: Param, reads: str | None = None
 ) -> Getter | None:
     if given is not None:
         return _getter(given, counts, opt, reads)
@@ -210,9 +226,9 @@ def _pick(
     return None
 
 
-def _getter(path: str, counts: View, opt: str, reads: str | None = None) -> Getter:
+def _getter(path: str, counts: View, opt: Param, reads: str | None = None) -> Getter:
     """A function (key, value) -> the field ``path`` of the side fields.side gives it."""
-    side, rest = fields.side(path, *counts.field_types, f"{opt} {path}", reads)
+    side, rest = fields.side(path, *counts.field_types, words(opt, f" {path}"), reads)
     get = fields.getter(rest) if rest is not None else _whole
     return (lambda k, v: get(k)) if side == fields.KEY else (lambda k, v: get(v))
 

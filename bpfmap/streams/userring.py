@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from ..core.maps import Map
-from ..errors import MapFull, UsageError, translate
+from ..errors import MapFull, UsageError, said, translate
 from ..host.inputs import BoundedLines, LoadError, LongLine, TextSource, line_limit
 from ..types import MapType
 
@@ -115,7 +115,7 @@ class UserRingBuffer:
                     if text.strip():
                         yield encode(text)
             except UsageError as err:
-                raise LoadError.at(n, str(err), self.sent - start, ("record", "records")) from None
+                raise LoadError.at(n, said(err), self.sent - start, ("record", "records")) from None
             except LongLine as long:
                 problem = f"longer than {lines.limit:,} characters without a newline, not a record"
                 raise LoadError.at(long.line, problem, self.sent - start, ("record", "records")) from None

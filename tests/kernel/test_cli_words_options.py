@@ -1,0 +1,182 @@
+"""The command line says each parameter a library message names as its option, in the very
+line it said before the library's messages named parameters: the whole stderr line of each
+refusal, exit code 2."""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import pytest
+
+from bpfmap import Map, View, hist
+from bpfmap.layout import Layout
+
+pytestmark = pytest.mark.kernel
+
+KV = "pid=u32:n=u32,comm=char[8],ok=bool,ts=u64"
+L = f"--layout {KV}"
+FIELDS = "(fields: key.pid, value.n, value.comm, value.ok, value.ts)"
+
+
+MAPS = {  # name: (type, layout) of the maps make() pins
+    "m": ("hash", KV),
+    "st": ("stack_trace", "u32:u64[4]"),
+    "ids": ("hash", "pid=u32,a_stack_id=u32,b_stack_id=u32:u64"),
+    "sv": ("hash", "pid=u32,kern_stack_id=u32:n=u64,c=u64"),
+    "ck": ("hash", "name=char[4]:u64"),
+    "cv": ("hash", "k=u32:s=char[8]"),
+}
+
+
+FILES = {
+    "c.yaml": "metrics: [{name: m, map: /x}]\n",
+    "as.yaml": "metrics: [{name: m, map: /x, as: {n: nope}}]\n",
+    "asmap.yaml": f"metrics: [{{name: m, map: 'MAP', layout: '{KV}', value: n, as: {{n: ipv6}}}}]\n",
+    "bad.jsonl": '{"key": "00 00 00 01", "value": "%s"}\n{"key": "1x", "value": "00"}\n' % ("00 " * 24).strip(),
+}
+
+
+def make(directory: str, tmp: str) -> dict[str, str]:
+    """The maps of MAPS pinned in DIRECTORY (each with one entry of zeros but the stack
+    map): name -> pin, "dir" -> DIRECTORY; and the files of FILES in TMP ("tmp")."""
+    pins = {"dir": directory, "tmp": tmp}
+    pins.update((name, os.path.join(directory, name)) for name in MAPS)
+    for name, (kind, layout) in MAPS.items():
+        lay = Layout.parse(layout)
+        with Map.create(kind, lay.key.size, lay.value.size, max_entries=8) as m:
+            if kind == "hash":
+                m.update(bytes(lay.key.size), bytes(lay.value.size))
+            m.pin(pins[name])
+    for name, text in FILES.items():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text.replace("MAP", pins["m"]))
+    return pins
+
+
+# The command line ({m}, {st}, ...: the maps make() pinned; {dir}: their directory) -> its stderr.
+LINES = {
+    f"dump {{m}} {L} --where pid": "--where 'pid': write FIELD=VALUE, FIELD!=VALUE, FIELD~TEXT, or FIELD<N (also <=, >, >=)",
+    f"dump {{m}} {L} --where 'pid<lots'": "--where 'pid<lots': < compares numbers; 'lots' is not one",
+    f"dump {{m}} {L} --where 'comm>1'": (
+        "--where comm>1: comm is char[8], which has no order; > compares number fields (use = or ~ on it)"
+    ),
+    f"count {{m}} {L} --where n=abc": "--where n=abc: n is u32, a number; 'abc' is not one: give a number",
+    f"dump {{m}} {L} --as n=errno --where n=ENOENTX": (
+        "--where n=ENOENTX: n holds a number (shown as errno); 'ENOENTX' is neither a number nor a value errno shows"
+    ),
+    f"delete {{m}} {L} --where nope=1": f"--where nope=1: no field nope in the key or the value {FIELDS}",
+    f"dump {{m}} {L} --older-than 1s --time-field ts --clock jiffies": (
+        "--clock jiffies: choose one of monotonic, boottime, realtime, tai"
+    ),
+    f"dump {{m}} {L} --older-than 1s --time-field comm": (
+        "--time-field comm: comm is char[8], not an integer; name the field holding the timestamp in nanoseconds (a u64)"
+    ),
+    f"dump {{m}} {L} --older-than 1s --time-field nope": (
+        f"--time-field nope: no field nope in the key or the value {FIELDS}"
+    ),
+    "dump {m} --where n=1": "--where n=1: the map has no layout to name fields by; give --layout (or --c-header) or BTF",
+    "migrate {m}": "migrate: give the new shape: --max-entries, --type, --flags, --layout (or --c-header) or --from-object",
+    # layouts
+    "lookup {m} 01": "key '01': 1 bytes given, 4 expected; give hex bytes such as '00 00 00 00' or use --layout",
+    "lookup {m} 1x": "key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)",
+    "update {m} --from {tmp}/bad.jsonl": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64); 1 entry written before it",
+    "update {m} --from {tmp}/bad.jsonl --keep-going": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64) (skipped)\nbpfmap: update {dir}/m --from {tmp}/bad.jsonl: 1 entries written, 1 bad lines skipped",
+    # --as
+    f"dump {{m}} {L} --as n": "--as 'n': write FIELD=FORMAT, e.g. saddr=ip",
+    f"dump {{m}} {L} --as n=nope": "--as 'n=nope': unknown format 'nope'; formats: ip, ipv4, ipv6, mac, hex, ksym, errno, syscall, cgroup, ifname, majorminor, majorminor_user, uid, gid",
+    f"dump {{m}} {L} --as n=ipv6": "--as n=ipv6: n is 4 bytes (u32), ipv6 is 16",
+    f"dump {{m}} {L} --as ok=ip": "--as ok=ip: ok is 1 bytes (bool), too small for an address",
+    f"dump {{m}} {L} --as ts=ip": "--as ts=ip: no address-family field (af, family, sa_family...) beside ts, and 8 bytes is neither IPv4 nor IPv6; use ipv4 or ipv6",
+    f"dump {{m}} {L} --as comm=errno": "--as comm=errno: comm is char[8], not an integer or an array of them",
+    # export
+    "export {tmp}/c.yaml --listen nope": "--listen 'nope': write HOST:PORT with an address or host name and ASCII digits, e.g. 127.0.0.1:9435 or [::1]:9435",
+    "export {tmp}/c.yaml --listen :70000": "--listen ':70000': port 70000 is not 1..65535",
+    "export {tmp}/c.yaml --textfile ''": "--textfile: the path is empty (an unset variable?); give a file such as DIR/bpfmap.prom",
+    "export {tmp}/c.yaml --textfile {tmp}/no/x.prom": "--textfile {tmp}/no/x.prom: directory {tmp}/no: No such file or directory",
+    "export {tmp}/c.yaml --textfile {tmp}/c.yaml/x.prom": "--textfile {tmp}/c.yaml/x.prom: {tmp}/c.yaml is not a directory",
+    "export {tmp}/as.yaml --check": "{tmp}/as.yaml: metric m: as: 'n=nope': unknown format 'nope'; formats: ip, ipv4, ipv6, mac, hex, ksym, errno, syscall, cgroup, ifname, majorminor, majorminor_user, uid, gid",
+    "export {tmp}/asmap.yaml --check": "{tmp}/asmap.yaml: metric m: as: n=ipv6: n is 4 bytes (u32), ipv6 is 16",
+    # stacks
+    "stacks {m} --stack-map {m}": "stacks: --stack-map {dir}/m is a hash, not a stack_trace map",
+    f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}": "stacks {dir}/ids: several stack id fields (a_stack_id, b_stack_id); name one with --kernel-stack",
+    f"stacks {{m}} --stack-map {{st}} {L}": "stacks {dir}/m: no stack id field in its key or value (looked for kern_stack_id, kernel_stack_id, kstack_id, user_stack_id, ustack_id and 4-byte integers named like stack_id); name one with --kernel-stack or --user-stack",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]}": "stacks {dir}/sv: the value is a struct (n, c); name the count with --value FIELD",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --kernel-stack nope": "--kernel-stack nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --user-stack nope": "--user-stack nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --pid nope --value n": "--pid nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n": "--label nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --value nope": "--value nope: no field nope in the key or the value (fields: key.pid, key.kern_stack_id, value.n, value.c)",
+    # hist
+    "hist {m}": "hist: the slot must be a number, not '00 00 00 00'; give a layout (--layout u32:u64) or pick a field (--slot NAME / --field NAME)",
+    f"hist {{m}} {L} --slot nope": "hist --slot nope: the key has fields pid",
+    f"hist {{m}} {L} --field nope": "hist --field nope: the value has fields n, comm, ok, ts",
+    f"hist {{m}} {L} --slots nope": "hist --slots nope: 'nope': no field nope (fields: n, comm, ok, ts)",
+    f"hist {{ck}} --layout {MAPS['ck'][1]}": "hist: the key has no numeric field; give --slot NAME",
+    f"hist {{cv}} --layout {MAPS['cv'][1]}": "hist: the value has no numeric field; give --field NAME",
+    f"hist {{m}} {L} --merge": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
+    f"hist {{m}} {L} --sum-slot": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
+}
+
+
+def argv(line: str, pins: dict[str, str]) -> list[str]:
+    return [a.format(**pins) for a in shlex.split(line)]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_the_refusal_names_the_option(line, pindir, tmp_path, bm):
+    code, out, err = bm(*argv(line, make(pindir, str(tmp_path))))
+    assert (code, out, err) == (2, "", f"bpfmap: {LINES[line].format(dir=pindir, tmp=tmp_path)}\n")
+
+
+def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
+    from bpfmap.live.stacks import Joiner
+
+    with Map.open(pins[name]) as counts, Map.open(pins[stack_map]) as sm:
+        return Joiner(View(counts, Layout.parse(MAPS[name][1])), sm, **fields)
+
+
+def _hist(pin: str, **options):
+    with Map.open(pin) as m:
+        return hist.from_view(View(m, Layout.parse(KV)), **options)
+
+
+# The library's own refusals, for Python callers: (what raises it, the parameter it names,
+# the command line's LINES entry that says the same).
+LIBRARY = {
+    "stack_map": (lambda p: _joiner(p, "m", "m"), "stacks {m} --stack-map {m}"),
+    "kernel_field": (
+        lambda p: _joiner(p, "ids"),
+        f"stacks {{ids}} --stack-map {{st}} --layout {MAPS['ids'][1]}",
+    ),
+    "value_field": (lambda p: _joiner(p, "sv"), f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]}"),
+    "user_field": (
+        lambda p: _joiner(p, "sv", user_field="nope"),
+        f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --user-stack nope",
+    ),
+    "pid_field": (
+        lambda p: _joiner(p, "sv", pid_field="nope", value_field="n"),
+        f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --pid nope --value n",
+    ),
+    "labels": (
+        lambda p: _joiner(p, "sv", labels=["nope"], value_field="n"),
+        f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n",
+    ),
+    "slots": (
+        lambda p: _hist(p["m"], merge=True, strict=True),
+        f"hist {{m}} {L} --merge",
+    ),
+}
+
+
+@pytest.mark.parametrize("param", LIBRARY)
+def test_the_library_names_the_parameter(param, pindir, tmp_path):
+    from bpfmap.cli import worded
+    from bpfmap.errors import BpfmapError
+
+    call, line = LIBRARY[param]
+    with pytest.raises(BpfmapError) as info:
+        call(make(pindir, str(tmp_path)))
+    err = info.value
+    assert "--" not in str(err) and param in err.params and param in str(err), str(err)
+    assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path)
