@@ -19,10 +19,9 @@ from ..layout.formats import FormattedCodec, shown_fields
 from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
-from .exposition import Family, encode, family_text, row_lines, to_client
+from .exposition import Family, encode, family_text, row_lines, summed_lines, to_client
 from .labels import Chains, Drop, label_text
 from .streams import Stream, StreamMetric, is_stream
-from .summed import summed_lines
 
 Labels = Callable[[Any, Any], tuple[Any, ...]]  # (key, value) -> a series' label values
 
