@@ -1,5 +1,5 @@
 """bpfmap export's series straight from raw batches where labels leave key fields out
-(entries summed per series) or show fields through display formats (export.summed),
+(entries summed per series) or show fields through display formats (export.exposition.Summed),
 against the decoded path and prometheus-client (the oracle), on real kernel maps with
 random layouts, random labels and entries that share label values."""
 
