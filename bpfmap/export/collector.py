@@ -351,7 +351,7 @@ class Exporter:
         """A counter or gauge of leaves the row writer takes: a family whose lines are
         written from the kernel's batches (straight as read where the labels name every
         field of the key, so no two entries share a series; else summed per series, see
-        export.summed); None when the decoded path must do it."""
+        exposition.Summed); None when the decoded path must do it."""
         if metric.type == "histogram" or view.percpu or metric.decoders:
             return None
         m = view.map
@@ -394,7 +394,7 @@ class Exporter:
         self, metric: Metric, view: View, family: Family, paths: list[str], key0: Any, value0: Any, distinct: bool
     ) -> Iterator[str] | None:
         """The series of labels that leave key fields out, or are shown through display
-        formats, from raw batches (export.summed); None where the decoded path must do it."""
+        formats, from raw batches (exposition.Summed); None where the decoded path must do it."""
         sides = []
         for p in paths:  # each label on the side the decoded path reads it (fields.side)
             try:
