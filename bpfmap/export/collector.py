@@ -15,9 +15,11 @@ from ..core.maps import Map
 from ..errors import BpfmapError, KernelError, UsageError, quote, translate
 from ..hist.extract import Place, SlotError, Tally, locate
 from ..layout import TypeCodec, fields
+from ..layout.formats import FormattedCodec, shown_fields
+from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
-from .exposition import Family, encode, family_text, row_lines, to_client
+from .exposition import Family, encode, family_text, row_lines, summed_lines, to_client
 from .labels import Chains, Drop, label_text
 from .streams import Stream, StreamMetric, is_stream
 
@@ -346,42 +348,91 @@ class Exporter:
         return family, lambda: n, m.max_entries
 
     def _fast(self, metric: Metric, view: View) -> Family | None:
-        """A counter or gauge whose labels name every field of the key (so no two entries
-        share a series) of leaves the row writer takes: a family whose lines are written
-        straight from the kernel's batches; None when the decoded path must do it."""
+        """A counter or gauge of leaves the row writer takes: a family whose lines are
+        written from the kernel's batches (straight as read where the labels name every
+        field of the key, so no two entries share a series; else summed per series, see
+        exposition.Summed); None when the decoded path must do it."""
         if metric.type == "histogram" or view.percpu or metric.decoders:
             return None
-        if type(view.key) is not TypeCodec or type(view.value) is not TypeCodec:
-            return None  # display formats (--as ksym, ...) work on decoded values
         m = view.map
-        key0 = view.key.decode(bytes(m.key_size))
+        # the plain codecs: a display format's miss on zeros is no decode error of the map's
+        key0 = getattr(view.key, "inner", view.key).decode(bytes(m.key_size))
+        value0 = getattr(view.value, "inner", view.value).decode(bytes(m.value_size))
         every = [p for p, _v in _leaves(key0)]
         paths = metric.labels if metric.labels is not None else every
-        if not set(paths) >= set(every):
-            return None
-        value0 = view.value.decode(bytes(m.value_size))
         if metric.value is None and isinstance(value0, dict):
             return None  # the decoded path says what to name
         names = metric.label_names(paths)
         family = Family(metric.name, metric.help_text(), metric.type, names)
-        lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
-        if lines is None:
+        distinct = set(paths) >= set(every)
+        if type(view.key) is TypeCodec and type(view.value) is TypeCodec and distinct:
+            lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
+            if lines is None:
+                return None
+            family.lines = self._straight(view, lines)
+            return family
+        summed = self._summed(metric, view, family, paths, key0, value0, distinct)
+        if summed is None:
+            return None
+        family.lines = summed
+        return family
+
+    def _straight(self, view: View, lines: Any) -> Iterator[str]:
+        """Each raw batch's series lines as it is read."""
+        self._counted = 0
+        stream = view.raw_batches()
+        try:
+            pieces = lines.pieces
+            for keys, values, n in stream:
+                self._counted += n
+                for text, _count in pieces(keys, values, n):
+                    yield text
+        finally:
+            stream.close()
+
+    def _summed(
+        self, metric: Metric, view: View, family: Family, paths: list[str], key0: Any, value0: Any, distinct: bool
+    ) -> Iterator[str] | None:
+        """The series of labels that leave key fields out, or are shown through display
+        formats, from raw batches (exposition.Summed); None where the decoded path must do it."""
+        sides = []
+        for p in paths:  # each label on the side the decoded path reads it (fields.side)
+            try:
+                sides.append(fields.side(p, key0, value0 if metric.labels is not None else None, p))
+            except UsageError:
+                return None  # the decoded path says what is wrong
+        shown = {
+            (side, ".".join(parts)): fmt
+            for side, codec in enumerate((view.key, view.value))
+            if isinstance(codec, FormattedCodec)
+            for parts, fmt, _family in shown_fields(codec)
+        }
+        summed = summed_lines(
+            family.sample_name,
+            family.labels,
+            row_type(view.key),
+            row_type(view.value),
+            sides,
+            metric.value,
+            shown,
+            distinct,
+            lambda label, n: self.decode_error(metric.name, label, n),
+        )
+        if summed is None:
             return None
         self._counted = 0
 
         def text() -> Iterator[str]:
             stream = view.raw_batches()
             try:
-                pieces = lines.pieces  # type: ignore[attr-defined]
                 for keys, values, n in stream:
-                    self._counted += n
-                    for text, _count in pieces(keys, values, n):
-                        yield text
+                    yield from summed.add(keys, values, n)
+                    self._counted = summed.counted
             finally:
                 stream.close()
+            yield from summed.text()
 
-        family.lines = text()
-        return family
+        return text()
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
         if metric.labels is not None:
@@ -436,10 +487,10 @@ class Exporter:
 
         return labels
 
-    def decode_error(self, metric: str, label: str) -> None:
-        """Count a label value a decoder could not decode (it is shown raw)."""
+    def decode_error(self, metric: str, label: str, n: int = 1) -> None:
+        """Count ``n`` label values a decoder could not decode (they are shown raw)."""
         key = (metric, label)
-        self.decode_errors[key] = self.decode_errors.get(key, 0) + 1
+        self.decode_errors[key] = self.decode_errors.get(key, 0) + n
 
     def _number_getter(self, metric: Metric, value: Any) -> Callable[[Any], Any]:
         """A function value -> the metric's number, compiled from the first value."""

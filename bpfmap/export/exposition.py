@@ -16,15 +16,18 @@ backslash, escaped, then x and the hex), so a scrape is always valid UTF-8."""
 from __future__ import annotations
 
 import codecs
+import struct
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from ..layout.leaves import LABEL, SAMPLE, label_escaped, prometheus_number
-from ..layout.model import Array, Struct, Type
+from ..layout.leaves import CODES, LABEL, SAMPLE, label_escaped, native_code, prometheus_number
+from ..layout.model import Array, Bytes, Enum, Formatted, Scalar, Struct, Type
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
 CHUNK = 4096  # series formatted at once
+_ROW_CHUNK = 2048  # entries of a kernel batch summed at once (output.rows.CHUNK)
 
 
 def _surrogates(backslash: str) -> Callable[[UnicodeError], tuple[str, int]]:
@@ -235,3 +238,279 @@ def row_lines(
         return compile_plan(plan, line, key_type.size, value_type.size)
     except NotRow:
         return None
+
+
+# -- summed: labels that leave key fields out, or show fields by display formats -----------
+#
+# Counters and gauges straight from the kernel's raw batches where export.exposition's
+# row_lines does not take them: labels that leave key fields out (entries summed per
+# series) and labels shown through display formats (``as: {uid: uid}``).
+#
+# Each entry's labelled fields are copied a column at a time into a row of their own
+# (with the number beside them), the rows of a chunk unpacked by one struct into (label
+# bytes, number) pairs, and the numbers summed per label bytes: one dict entry per
+# distinct label bytes, so memory grows with the series, not the entries.  Once the map
+# is read, the distinct label bytes are written by the row writer (output.rows) as the
+# series' label text, the same text the decoded path gives each label tuple; label bytes
+# whose text is the same (a string's bytes past its NUL, two uids of one name) are summed
+# again by their text, in the order the decoded path first sees them.  A float number with
+# such labels would be summed in another order than the decoded path sums it (float sums
+# depend on it): those go the decoded way.  Where no two entries share a series (every key
+# field a label), the series are written a chunk at a time as they are read.
+#
+# A number a display format has no name for is counted as the decoded path counts it: once
+# per entry, under the label's field path (``bpfmap_decode_errors``).  tests/kernel/
+# test_export_summed.py holds this to the decoded path and to prometheus-client.
+
+Label = tuple[int, str | None]  # (0 key / 1 value, the path on that side; None: the side itself)
+
+
+class Summed:
+    """A metric's series from raw batches (see the module): ``add`` each kernel batch,
+    then ``text()``; ``distinct``: no two entries share a series, each chunk's series are
+    the text ``add`` returns.  ``misses(label, n)`` hears of numbers a format could not
+    name."""
+
+    def __init__(
+        self,
+        spans: list[tuple[int, int, int, int]],
+        width: int,
+        number: tuple[int, Scalar],
+        heads: Callable[[Any, int], str],
+        lines: Callable[[Any, int], str] | None,
+        shown: list[tuple[str, int, Any, Callable[[Any], bool]]],
+        merge: bool,
+        sizes: tuple[int, int],
+        misses: Callable[[str, int], None],
+        sum_writer: Callable[[Scalar], Callable[[Any, int], str]],
+    ) -> None:
+        self.spans, self.width, self.sizes = spans, width, sizes  # spans: (source, offset, size, row offset)
+        self.value_at, t = number
+        self.vsize, self.stride = t.size, width + t.size
+        self.order = t.order if t.order in ("<", ">") else "="
+        self.code = CODES[(t.kind, t.size)]
+        self.heads, self.lines, self.shown, self.merge, self.misses = heads, lines, shown, merge, misses
+        self.sum_writer = sum_writer  # the lines of rows of labels and a sum of this type
+        self.sums: dict[bytes, Any] = {}
+        self.hits: Counter[bytes] = Counter()  # entries per label bytes, where a format may miss
+        self.counted = 0
+        self._unpack: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
+
+    def _rows(self, keys: memoryview, values: memoryview, count: int) -> bytearray:
+        """Each entry's labelled fields, then its number, ``stride`` bytes an entry."""
+        from ..core.columns import copy_columns
+
+        rows = bytearray(count * self.stride)
+        sources, sizes = (keys, values), self.sizes
+        for source, lo, size, at in self.spans:
+            copy_columns(rows, self.stride, at, sources[source], sizes[source], lo, size, count)
+        copy_columns(rows, self.stride, self.width, values, sizes[1], self.value_at, self.vsize, count)
+        return rows
+
+    def _items(self, rows: bytearray, count: int) -> tuple[Any, ...]:
+        unpack = self._unpack.get(count)
+        if unpack is None:
+            unpack = struct.Struct(self.order + f"{self.width}s{self.code}" * count).unpack
+            if len(self._unpack) < 8:
+                self._unpack[count] = unpack
+        return unpack(rows)
+
+    def chunks(self, keys: bytes, values: bytes, count: int) -> Iterator[tuple[bytearray, int]]:
+        kv, vv = memoryview(keys), memoryview(values)
+        ks, vs = self.sizes
+        for i in range(0, count, _ROW_CHUNK):
+            n = min(_ROW_CHUNK, count - i)
+            yield self._rows(kv[i * ks :], vv[i * vs :], n), n
+
+    def add(self, keys: bytes, values: bytes, count: int) -> Iterator[str]:
+        """Read one kernel batch: summed, or (``distinct``) its series' lines."""
+        self.counted += count
+        for rows, n in self.chunks(keys, values, count):
+            if self.lines is not None:
+                self._count_misses(rows, self.stride, n, None)
+                yield self.lines(rows, n)
+                continue
+            items = self._items(rows, n)
+            labels = items[0::2]
+            sums = self.sums
+            get = sums.get
+            for k, v in zip(labels, items[1::2]):
+                sums[k] = get(k, 0) + v
+            if self.shown:
+                self.hits.update(labels)
+
+    def text(self) -> Iterator[str]:
+        """The summed series, a chunk at a time (after every batch is added)."""
+        keys = list(self.sums)
+        if not keys:
+            return
+        if self.shown:
+            self._count_misses(b"".join(keys), self.width, len(keys), [self.hits[k] for k in keys])
+        numbers = list(self.sums.values())
+        series: Iterable[tuple[str, Any]]
+        if self.merge:  # label bytes of one text: summed again by the text
+            merged: dict[str, Any] = {}
+            get = merged.get
+            for head, v in zip(self._head_text(keys), numbers):
+                merged[head] = get(head, 0) + v
+            series = merged.items()
+        else:
+            code = _sum_code(numbers)
+            if code is not None:  # the sums packed beside their labels: the row writer writes the lines
+                yield from self._packed(keys, numbers, code)
+                return
+            series = zip(self._head_text(keys), numbers)
+        out: list[str] = []
+        for head, v in series:
+            out.append(f"{head} {value_text(v)}\n")
+            if len(out) >= _ROW_CHUNK:
+                yield "".join(out)
+                out = []
+        if out:
+            yield "".join(out)
+
+    def _packed(self, keys: list[bytes], numbers: list[Any], code: str) -> Iterator[str]:
+        lines = self.sum_writer(_SUM_TYPES[code])
+        row = f"{self.width}s{code}"
+        for i in range(0, len(keys), _ROW_CHUNK):
+            n = min(_ROW_CHUNK, len(keys) - i)
+            items: list[Any] = [None] * (2 * n)
+            items[0::2], items[1::2] = keys[i : i + n], numbers[i : i + n]
+            yield lines(struct.pack("=" + row * n, *items), n)
+
+    def _head_text(self, keys: list[bytes]) -> Iterator[str]:
+        for i in range(0, len(keys), _ROW_CHUNK):
+            part = keys[i : i + _ROW_CHUNK]
+            yield from self.heads(b"".join(part), len(part)).split("\n")[:-1]
+
+    def _count_misses(self, rows: Any, stride: int, count: int, weights: list[int] | None) -> None:
+        """Count each entry whose shown label has no name (``weights``: entries per row)."""
+        for path, at, t, miss in self.shown:
+            order = "=" if getattr(t, "order", "=") not in ("<", ">") else t.order
+            unpack = struct.Struct(order + f"{at}x{native_code(t)}{stride - at - t.size}x" * count).unpack
+            column = unpack(rows)
+            unnamed = set(filter(miss, set(column)))
+            if not unnamed:
+                continue
+            if weights is None:
+                n = sum(map(unnamed.__contains__, column))
+            else:
+                n = sum(w for v, w in zip(column, weights) if v in unnamed)
+            self.misses(path, n)
+
+
+def summed_lines(
+    sample: str,
+    label_names: list[str],
+    key_type: Type | None,
+    value_type: Type | None,
+    labels: list[Label],
+    value_path: str | None,
+    shown: dict[tuple[int, str], str],
+    distinct: bool,
+    misses: Callable[[str, int], None],
+) -> Summed | None:
+    """A Summed for series labelled by ``labels`` (each a side and a field path there) with
+    the number at ``value_path`` of the value; ``shown``: (side, path) -> the format a
+    FormattedCodec shows it through (each must be a label: the decoded path counts misses
+    of every shown field); ``distinct``: every key field is a label; ``misses(label,
+    n)``: ``n`` entries' label (its field path, ``_`` for ``.``) had no name.  None where the
+    decoded path must do it (a field of a kind the row writer does not write, a number
+    that is not an integer or a float of up to 8 bytes, ...)."""
+    from ..layout.formats import missed
+    from ..output.rows import NotRow
+
+    if key_type is None or value_type is None:
+        return None
+    sides = (key_type, value_type)
+    found = _locate(value_type, value_path)
+    if found is None:
+        return None
+    value_at, number = found
+    if not isinstance(number, Scalar) or (number.kind, number.size) not in _NUMBERS:
+        return None
+    spans: list[tuple[int, int, int, int]] = []
+    leaves: list[tuple[Type, int]] = []  # each label's type and where it lies in the row
+    width = 0
+    for side, path in labels:
+        where = _locate(sides[side], path, "")
+        if where is None or isinstance(where[1], (Array, Struct)):
+            return None
+        off, t = where
+        lo, hi = off, off + t.size
+        family = getattr(t, "family", None)  # output.rows' _Shown ip: its family field is read too
+        if family is not None:  # ip: its family field is read too
+            ftype, delta = family
+            lo, hi = min(lo, off + delta), max(hi, off + delta + ftype.size)
+        spans.append((side, lo, hi - lo, width))
+        leaves.append((t, width + off - lo))
+        width += hi - lo
+    if set(shown) - {(s, p) for s, p in labels if p is not None}:
+        return None  # a shown field that is no label: the decoded path counts its misses
+    injective = all(_injective(t) for t, _at in leaves)
+    if not injective and number.kind == "float" and not distinct:
+        return None
+    label_paths = [p or "" for _s, p in labels]
+    shown_leaves: list[tuple[str, Any, int]] = [  # output.rows' _Shown leaves but ip (it has no misses)
+        (p, t, at) for p, (t, at) in zip(label_paths, leaves) if getattr(t, "fmt", "ip") != "ip"
+    ]
+    checked = [(p.replace(".", "_"), at, t.inner, missed(t.fmt, t.size, t.names)) for p, t, at in shown_leaves]
+    try:
+        heads = _writer(sample, label_names, leaves, width, None)
+        lines = _writer(sample, label_names, leaves, width + number.size, (width, number)) if distinct else None
+    except NotRow:
+        return None
+    sizes = (key_type.size, value_type.size)
+
+    def sum_writer(t: Scalar) -> Callable[[Any, int], str]:
+        return _writer(sample, label_names, leaves, width + t.size, (width, t))
+
+    return Summed(spans, width, (value_at, number), heads, lines, checked, not injective, sizes, misses, sum_writer)
+
+
+_SUM_TYPES = {"Q": Scalar("u64", "uint", 8), "q": Scalar("s64", "int", 8), "d": Scalar("f64", "float", 8)}
+
+
+def _sum_code(numbers: list[Any]) -> str | None:
+    """The struct code that holds every sum exactly (u64, s64 or f64), or None."""
+    if type(numbers[0]) is float:
+        return "d"
+    lo, hi = min(numbers), max(numbers)
+    if lo >= 0 and hi < 1 << 64:
+        return "Q"
+    if lo >= -(1 << 63) and hi < 1 << 63:
+        return "q"
+    return None
+
+
+_NUMBERS = {("uint", n) for n in (1, 2, 4, 8)} | {("int", n) for n in (1, 2, 4, 8)} | {("float", 4), ("float", 8)}
+
+
+def _injective(t: Type) -> bool:
+    """Whether two different bytes of ``t`` always make two different label texts."""
+    from ..output.rows import _Shown
+
+    if isinstance(t, _Shown):
+        return False
+    if isinstance(t, Scalar):
+        return t.kind in ("uint", "int")
+    return isinstance(t, (Enum, Bytes, Formatted))
+
+
+def _writer(
+    sample: str, names: list[str], leaves: list[tuple[Type, int]], stride: int, number: tuple[int, Scalar] | None
+) -> Callable[[Any, int], str]:
+    """The lines of rows ``stride`` bytes apart holding the labels at their places: each
+    series' ``sample{labels}`` then, with ``number`` (its place and type), `` NUMBER``; a
+    newline after each."""
+    from ..output.rows import Plan, compile_plan
+
+    plan = Plan()
+    pieces = [plan.piece(t, at, LABEL) for t, at in leaves]
+    line = sample.replace("%", "%%")
+    if names:
+        line += "{" + ",".join(f'{n}="{p}"' for n, p in zip(names, pieces)) + "}"
+    if number is not None:
+        line += " " + plan.piece(number[1], number[0], SAMPLE)
+    lines = compile_plan(plan, line + "\n", stride, 0)
+    return lambda rows, count: lines(rows, b"", count)

@@ -477,6 +477,21 @@ def shown_leaf(fmt: str, size: int, names: Names = LIVE) -> Callable[[Any], Any]
     return one
 
 
+def missed(fmt: str, size: int, names: Names = LIVE) -> Callable[[Any], bool]:
+    """Whether display format ``fmt`` has no name for an integer of ``size`` bytes (what a
+    FormattedCodec's ``on_miss`` hears of), for writers that work on raw items."""
+    show = _SHOW[fmt](size, names)
+
+    def miss(v: Any) -> bool:
+        try:
+            show(v)
+        except _Miss:
+            return True
+        return False
+
+    return miss
+
+
 def shown_fields(codec: Any) -> list[tuple[list[str], str, str | None]]:
     """(field path, format, the family field beside it for ``ip``) of each field a
     FormattedCodec shows, in the order it shows them."""
@@ -489,6 +504,7 @@ __all__ = [
     "apply",
     "ip_kind",
     "ip_text",
+    "missed",
     "parse_spec",
     "shown_fields",
     "shown_leaf",

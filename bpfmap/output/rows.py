@@ -454,6 +454,8 @@ def _type_of(codec: Any) -> Type | None:
     return None
 
 
+row_type = _type_of  # a codec's type as the row writer writes it (display formats as its leaves), or None
+
 _LE32 = Scalar("u32", "uint", 4, "<")  # a kernel object id, as IdCodec reads it; a record's CPU
 
 _WRITERS: dict[tuple[Any, ...], Callable[[bytes, bytes, int], str] | None] = {}

@@ -1,0 +1,158 @@
+"""bpfmap export's series straight from raw batches where labels leave key fields out
+(entries summed per series) or show fields through display formats (export.exposition.Summed),
+against the decoded path and prometheus-client (the oracle), on real kernel maps with
+random layouts, random labels and entries that share label values."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import uuid
+
+import pytest
+from helpers import examples
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bpfmap import Map
+from bpfmap.export import Exporter, parse_config
+from bpfmap.export.exposition import family_text, to_client
+from bpfmap.layout import Layout
+
+prometheus_client = pytest.importorskip("prometheus_client")
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+pytestmark = pytest.mark.kernel
+
+KEY_LEAVES = ["u8", "u16", "u32", "u64", "s8", "s32", "be16", "be32", "le64", "bool", "ipv4", "ipv6", "char[4]",
+              "mac", "hex[3]", "pad[1]"]  # fmt: skip
+NUMBERS = ["u64", "u32", "s64", "s16", "be32", "f64", "f32", "u8"]
+FORMATS = ["uid", "gid", "ifname", "cgroup", "errno"]
+
+
+@st.composite
+def cases(draw):
+    n = draw(st.integers(1, 4))
+    leaves = [draw(st.sampled_from(KEY_LEAVES)) for _ in range(n)]
+    key = ",".join(t if t.startswith("pad") else f"k{i}={t}" for i, t in enumerate(leaves))
+    if not key.replace("pad[1]", "").strip(","):
+        key = "k9=u16," + key
+    number = draw(st.sampled_from(NUMBERS))
+    value = f"n={number}" + (",v=u16" if draw(st.booleans()) else "")
+    fields = [f for f in key.split(",") if not f.startswith("pad")]
+    names = [f.split("=")[0] for f in fields]
+    labels = draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names)))
+    if "v=" in value and draw(st.booleans()):
+        labels.append("v")  # a label from the value
+    shown = {}
+    for f in fields:
+        name, t = f.split("=")
+        if name in labels and t in ("u32", "u16", "s32") and draw(st.booleans()):
+            shown[name] = draw(st.sampled_from(FORMATS))
+    return f"{key}:{value}", labels, shown
+
+
+def scrape_pair(pin, layout, labels, shown, raw_path=True):
+    """(the fast path's text, its decode errors, the decoded path's text, its decode
+    errors, the decoded family)"""
+    raw = {"name": "m_total", "map": pin, "layout": layout, "value": "n", "labels": labels}
+    if shown:
+        raw["as"] = shown
+    e = Exporter(parse_config({"metrics": [raw]}), log=lambda _t: None)
+    try:
+        [metric] = e.metrics
+        fast, _n, _m = e.read(metric, fast=True)
+        assert (fast.lines is not None) == raw_path, (layout, labels, shown)  # the raw path where it can
+        fast_text = "".join(family_text(fast))
+        fast_errors = dict(e.decode_errors)
+        e.decode_errors.clear()
+        slow, _n, _m = e.read(metric, fast=False)
+        assert slow.lines is None
+        return fast_text, fast_errors, "".join(family_text(slow)), dict(e.decode_errors), slow
+    finally:
+        e.close()
+
+
+def parsed(data: str) -> list:
+    out = []
+    for fam in text_string_to_metric_families(data):
+        for s in fam.samples:
+            v = "nan" if math.isnan(s.value) else float(s.value)
+            out.append((s.name, tuple(sorted(s.labels.items())), v))
+    return sorted(out, key=repr)
+
+
+class _Collector:
+    def __init__(self, fams):
+        self.fams = fams
+
+    def collect(self):
+        return [to_client(f) for f in self.fams]
+
+
+def fill(m, lay, rng, count):
+    """``count`` entries whose fields come from a few values each, so labels repeat."""
+    ks, vs = lay.key.size, lay.value.size
+    pools = [bytes(rng.randrange(256) for _ in range(ks)) for _ in range(3)]
+    for _ in range(count):
+        key = bytes(rng.choice(pools)[i] if rng.random() < 0.7 else rng.randrange(256) for i in range(ks))
+        value = bytes(rng.randrange(256) for _ in range(vs))
+        m.update(key, value)
+
+
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), seed=st.binary(min_size=8, max_size=8), count=st.integers(0, 60))
+def test_summed_series_are_what_the_decoded_path_and_prometheus_client_give(bpffs, case, seed, count):
+    layout, labels, shown = case
+    lay = Layout.parse(layout)
+    rng = random.Random(seed)
+    pin = os.path.join(bpffs, "s" + uuid.uuid4().hex[:12])
+    with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
+        fill(m, lay, rng, count)
+        if "f64" in layout or "f32" in layout:  # NaN payloads: the decoded path's floats are plain numbers
+            for k, v in list(m.items()):
+                n = lay.value.decode(v)["n"]
+                if isinstance(n, float) and not math.isfinite(n):
+                    m.delete(k)
+        m.pin(pin)
+    types = dict(f.split("=") for f in layout.replace(":", ",").split(",") if "=" in f)
+    # floats summed over labels whose bytes are not one text each go the decoded way (a
+    # float sum depends on its order)
+    every = {n for n in types if n.startswith("k")}
+    raw_path = (
+        ":n=f" not in layout
+        or set(labels) >= every
+        or not any(types[p] in ("bool", "char[4]") or p in shown for p in labels)
+    )
+    try:
+        fast, fast_errors, slow, slow_errors, family = scrape_pair(pin, layout, labels, shown, raw_path)
+        assert fast == slow, (layout, labels, shown)
+        if count or not shown:  # an empty map: the decoded path checks the fields on a zero entry
+            assert fast_errors == slow_errors
+        if fast.isascii() or not any(0xDC80 <= ord(c) <= 0xDCFF for c in fast):  # prometheus-client takes UTF-8
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Collector([family]))
+            assert parsed(fast) == parsed(generate_latest(registry).decode())
+    finally:
+        os.unlink(pin)
+
+
+def test_a_summed_map_of_many_entries_per_series(pindir):
+    """1,000 entries summed into 10 series, each series' sum the entries' own."""
+    pin = os.path.join(pindir, "flows")
+    layout = "saddr=ipv4,daddr=ipv4,dport=u16,proto=u8,pad[1]:n=u64"
+    lay = Layout.parse(layout)
+    with Map.create("hash", lay.key.size, lay.value.size, max_entries=1000) as m:
+        for i in range(1000):
+            key = {"saddr": f"10.0.0.{i % 10}", "daddr": "10.0.1.1", "dport": 80, "proto": i // 10}
+            m.update(lay.key.encode(key), lay.value.encode({"n": i}))
+        m.pin(pin)
+    fast, _fe, slow, _se, _family = scrape_pair(pin, layout, ["saddr", "daddr", "dport"], {})
+    assert fast == slow
+    lines = fast.splitlines()[2:]
+    assert len(lines) == 10
+    want = {f"10.0.0.{j}": sum(range(j, 1000, 10)) for j in range(10)}
+    got = {line.split('"')[1]: int(line.rsplit(" ", 1)[1]) for line in lines}
+    assert got == want
