@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from . import forkserver
+
 T = TypeVar("T")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -63,11 +65,15 @@ def unavailable(reason: str) -> None:
 
 
 def run_cli(*args: str, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the checkout's bpfmap (BPFMAP) as a subprocess."""
-    cmd = BPFMAP
+    """Run the checkout's bpfmap (BPFMAP) in a process of its own, forked from a server that
+    has imported it once (tests/helpers/forkserver.py; BPFMAP_TEST_FRESH=1: a fresh
+    interpreter for each, as BPFMAP)."""
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("BPFMAP_DEBUG", None)
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, input=input, env=full_env, timeout=60)
+    fork = forkserver.server(BPFMAP)
+    if fork is not None:
+        return fork.run(BPFMAP, args, input, full_env, timeout=60)
+    return subprocess.run([*BPFMAP, *args], capture_output=True, text=True, input=input, env=full_env, timeout=60)
 
 
 # BPF_MOV64_IMM(R0, 0); BPF_EXIT_INSN(): the smallest program the verifier accepts.
