@@ -61,6 +61,8 @@ for target, fd in enumerate(fds[1:]):
     os.dup2(fd, target)
 os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") < 65536 else 65536)
 os.chdir(req["cwd"])
+os.sched_setaffinity(0, req["cpus"])
+os.umask(req["umask"])
 os.environ.clear()
 os.environ.update(req["env"])
 if req.get("comm"):
@@ -70,8 +72,11 @@ sys.argv = [req["argv0"], *req["args"]]
 sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", closefd=False)
 sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)
 sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-from bpfmap.cli import run
-run()
+if req.get("main"):
+    exec(req["main"])
+else:
+    from bpfmap.cli import run
+    run()
 """
 
 
@@ -87,13 +92,31 @@ class ForkServer:
         theirs.close()
 
     def run(
-        self, argv: list[str], args: tuple[str, ...], input: str | None, env: dict, timeout: float
+        self,
+        argv: list[str],
+        args: tuple[str, ...],
+        input: str | None,
+        env: dict,
+        timeout: float,
+        main: str | None = None,
     ) -> subprocess.CompletedProcess:
+        """``argv`` + ``args`` in a child (``main``: Python code it runs instead of bpfmap's)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         in_r, in_w = os.pipe() if input is not None else (None, None)
-        request = {"args": list(args), "env": env, "cwd": os.getcwd(), "argv0": self.argv0, "comm": self.comm}
+        umask = os.umask(0o22)
+        os.umask(umask)
+        request = {
+            "args": list(args),
+            "env": env,
+            "cwd": os.getcwd(),
+            "cpus": sorted(os.sched_getaffinity(0)),  # a test may hold itself to one CPU
+            "umask": umask,
+            "argv0": self.argv0,
+            "comm": self.comm,
+            "main": main,
+        }
         stdin = in_r if in_r is not None else 0
         try:
             with self.lock:

@@ -138,6 +138,13 @@ def test_nested_layouts_take_the_generated_decoder():
     assert _whole_struct(decls.resolve("struct out")) is None  # bitfields keep the field-by-field decoder
 
 
+def counts(top: int) -> st.SearchStrategy[int]:
+    """Entry counts: every count up to ``top`` under a deep profile; under the ci profile up
+    to 200 (a batch's rows are formatted one way whatever their number; the chunk's edge,
+    2048 entries, is an @example where it matters)."""
+    return st.integers(1, top if settings.default.max_examples > 100 else 200)
+
+
 def _rows_against_plain(lay, data: bytes, count: int, ncpus: int | None = None) -> None:
     """row_writer's lines for ``count`` entries cut from ``data`` against the decoded
     entries written one line at a time (text, jsonl) and framed (json); ``ncpus``: the
@@ -174,7 +181,7 @@ def _rows_against_plain(lay, data: bytes, count: int, ncpus: int | None = None) 
     key=st.one_of(st.sampled_from(FLAT_LEAVES), nested_layouts),
     value=nested_layouts,
     data=st.binary(min_size=64, max_size=4096),
-    count=st.integers(1, 3000),
+    count=counts(3000),
 )
 # past one chunk of 2048 entries, whatever the profile draws
 @example(key="a=u16,b={c=u8[3]}", value="x={y=s32,z=f64}[2],w=char[5]", data=bytes(range(256)) * 3, count=2049)
@@ -189,7 +196,7 @@ def test_rows_of_nested_layouts_give_the_plain_bytes(key, value, data, count):
     key=st.sampled_from(FLAT_LEAVES),
     value=st.one_of(st.sampled_from(FLAT_LEAVES), nested_layouts),
     data=st.binary(min_size=64, max_size=2048),
-    count=st.integers(1, 2500),
+    count=counts(2500),
     ncpus=st.integers(1, 5),
 )
 def test_rows_of_per_cpu_values_give_the_plain_bytes(key, value, data, count, ncpus):
@@ -472,7 +479,7 @@ def test_avg_written_from_quotients_is_the_floats_text(cpus_sums, value, fmt):
     fmt=st.sampled_from(["errno", "syscall", "uid", "gid", "ifname", "ksym", "majorminor", "cgroup"]),
     pick=st.integers(0, 10),
     data=st.binary(min_size=64, max_size=1024),
-    count=st.integers(1, 1500),
+    count=counts(1500),
 )
 # an array with a named element (0) beside a nameless one (32512), whatever the profile draws;
 # tests/kernel/test_one_meaning.py goes through every element width and format
@@ -542,7 +549,7 @@ def _c_layout(tmp_path_factory, value) -> Layout:
 
 
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=c_types, data=st.binary(min_size=64, max_size=2048), count=st.integers(1, 2500))
+@given(value=c_types, data=st.binary(min_size=64, max_size=2048), count=counts(2500))
 def test_rows_of_unions_bitfields_and_anonymous_members_give_the_plain_bytes(tmp_path_factory, value, data, count):
     """Random C structs and unions: bitfields of every width (signed ones sign-extended,
     enums by name, unnamed and :0 ones left out), unions (every member from the same
@@ -596,7 +603,7 @@ IP_FIELDS = st.sampled_from(["u8", "u16", "be16", "u32", "char[3]"])
     others=st.lists(IP_FIELDS, max_size=3),
     nested=st.booleans(),
     data=st.binary(min_size=64, max_size=1024),
-    count=st.integers(1, 1500),
+    count=counts(1500),
 )
 def test_rows_of_ip_addresses_by_family_give_the_plain_bytes(
     size, family, family_type, families, others, nested, data, count
