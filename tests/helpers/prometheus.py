@@ -5,6 +5,7 @@ Prometheus server scraping it (Prometheus)."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import BPFMAP, need_tool
@@ -25,6 +27,31 @@ def write_config(tmp_path, text: str) -> str:
 
 def samples(family, suffix: str = "") -> dict:
     return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == family.name + suffix}
+
+
+def parsed(data: str, family: bool = False) -> list:
+    """An exposition's samples, sorted: (name, labels, value), NaN as "nan" (Prometheus
+    keeps float64); with ``family``, each led by its family's name, type and help."""
+    out = []
+    for fam in text_string_to_metric_families(data):
+        for s in fam.samples:
+            v = "nan" if math.isnan(s.value) else float(s.value)
+            head = (fam.name, fam.type, fam.documentation) if family else ()
+            out.append((*head, s.name, tuple(sorted(s.labels.items())), v))
+    return sorted(out, key=repr)
+
+
+def client_exposition(fams) -> str:
+    """What prometheus-client writes for bpfmap's families (the oracle of our exposition)."""
+    from bpfmap.export.exposition import to_client
+
+    class Collector:
+        def collect(self):
+            return [to_client(f) for f in fams]
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    return generate_latest(registry).decode()
 
 
 def free_port() -> int:

@@ -12,17 +12,16 @@ import uuid
 
 import pytest
 from helpers import examples
+from helpers.prometheus import client_exposition, parsed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpfmap import Map
 from bpfmap.export import Exporter, parse_config
-from bpfmap.export.exposition import family_text, to_client
+from bpfmap.export.exposition import family_text
 from bpfmap.layout import Layout
 
 prometheus_client = pytest.importorskip("prometheus_client")
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
@@ -75,23 +74,6 @@ def scrape_pair(pin, layout, labels, shown, raw_path=True):
         e.close()
 
 
-def parsed(data: str) -> list:
-    out = []
-    for fam in text_string_to_metric_families(data):
-        for s in fam.samples:
-            v = "nan" if math.isnan(s.value) else float(s.value)
-            out.append((s.name, tuple(sorted(s.labels.items())), v))
-    return sorted(out, key=repr)
-
-
-class _Collector:
-    def __init__(self, fams):
-        self.fams = fams
-
-    def collect(self):
-        return [to_client(f) for f in self.fams]
-
-
 def fill(m, lay, rng, count):
     """``count`` entries whose fields come from a few values each, so labels repeat."""
     ks, vs = lay.key.size, lay.value.size
@@ -132,9 +114,7 @@ def test_summed_series_are_what_the_decoded_path_and_prometheus_client_give(bpff
         if count or not shown:  # an empty map: the decoded path checks the fields on a zero entry
             assert fast_errors == slow_errors
         if fast.isascii() or not any(0xDC80 <= ord(c) <= 0xDCFF for c in fast):  # prometheus-client takes UTF-8
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(_Collector([family]))
-            assert parsed(fast) == parsed(generate_latest(registry).decode())
+            assert parsed(fast) == parsed(client_exposition([family]))
     finally:
         os.unlink(pin)
 
