@@ -187,6 +187,7 @@ def test_check_opens_and_decodes_every_map(flows_prog, tmp_path):
 
 
 def test_textfile_is_written_atomically_and_again_each_interval(flows_prog, tmp_path):
+    send(flows_prog, 2)  # flows of its own: the test does not hang on what others sent
     config = write_config(tmp_path, flows_config(flows_prog))
     out = tmp_path / "bpfmap.prom"
     r = run_cli("export", config, "--textfile", str(out), "--once")
