@@ -193,7 +193,7 @@ def write_item_batches(
     pieces = getattr(lines, "pieces", None)
     utf8_pieces = getattr(lines, "utf8_pieces", None)
     sink = utf8_sink(out) if utf8_pieces is not None else None
-    if sink is not None:  # the lines' bytes as they are: no text made and encoded again
+    if utf8_pieces is not None and sink is not None:  # the lines' bytes as they are: no text made and encoded again
         data = itertools.chain.from_iterable(utf8_pieces(keys, values, n) for keys, values, n in raw if n)
         return _write_framed(fmt, data, sink, b"\n")
     if pieces is not None:
