@@ -6,7 +6,6 @@ aggregation, sorting and top-N selection."""
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -674,6 +673,8 @@ def sort_entries(
     if top is not None:
         if top < 1:
             raise UsageError(words(Param("top"), " must be at least 1"))
+        import heapq  # --top only
+
         pick = heapq.nsmallest if reverse else heapq.nlargest
         return iter(pick(top, stream, key=getter))
     return iter(sorted(stream, key=getter, reverse=reverse))

@@ -7,13 +7,15 @@ bpf(2), so the kernel works on one batch while Python formats or parses the next
 
 from __future__ import annotations
 
-import queue
-import signal
 import threading
+from collections import deque
 from collections.abc import Iterator
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import BpfmapError, amended
+
+if TYPE_CHECKING:
+    import queue
 
 T = TypeVar("T")
 
@@ -30,22 +32,24 @@ def prefetch(it: Iterator[T], depth: int = 2) -> Iterator[T]:
 
     When the caller stops early, the thread is told to stop and joined before this
     generator returns, so it never touches the map's fd after the caller closes it."""
-    q: queue.Queue[Any] = queue.Queue(depth)
-    stop = threading.Event()
+    ready: deque[Any] = deque()  # the items read ahead (a deque and a condition: no queue module to load)
+    cond = threading.Condition()
+    stopped = False
     done = object()
 
     def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        with cond:
+            while len(ready) >= depth and not stopped:
+                cond.wait()
+            if stopped:
+                return False
+            ready.append(item)
+            cond.notify()
+            return True
 
     def run() -> None:
         try:
-            while not stop.is_set():
+            while not stopped:
                 try:
                     item = next(it)
                 except StopIteration:
@@ -60,14 +64,20 @@ def prefetch(it: Iterator[T], depth: int = 2) -> Iterator[T]:
     thread.start()
     try:
         while True:
-            item = q.get()
+            with cond:
+                while not ready:
+                    cond.wait()
+                item = ready.popleft()
+                cond.notify()
             if item is done:
                 return
             if isinstance(item, _Raised):
                 raise item.exc
             yield item
     finally:
-        stop.set()
+        with cond:
+            stopped = True
+            cond.notify()
         thread.join()
 
 
@@ -83,12 +93,16 @@ class WriterThread:
         self.map, self.mode = m, mode
         self.written = 0
         self.error: BaseException | None = None
+        import queue  # here: a dump's start-up needs neither it nor signal
+
         self._q: queue.Queue[tuple[bytes, bytes, int] | None] = queue.Queue(1)
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bpfmap-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        import signal
+
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # Ctrl-C goes to the main thread
         while True:
             item = self._q.get()

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._lazy import lazy_pattern
 from .model import Bytes, Char, Enum, Formatted, Scalar, Type
 
 try:  # what json.dumps escapes strings with, at C speed, without importing json (start-up)
@@ -131,7 +132,7 @@ def cstring(raw: bytes) -> str:
 # lines), a comma or bracket (they split and nest fields), a quote (quoting starts there),
 # a byte that is not UTF-8 (a lone surrogate: see cstring).
 _TEXT_UNSAFE = re.compile(r'\A\s|\s\Z|[\x00-\x1f\x7f,\[\]{}"\ud800-\udfff]')
-_C_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\\ud800-\udfff]')
+_c_unsafe = lazy_pattern(r'[\x00-\x1f\x7f"\\\ud800-\udfff]')  # compiled when a string needs quoting
 _C_NAMED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -158,10 +159,10 @@ def text_string(v: str) -> str:
 
 def c_quote(v: str) -> str:
     """``v`` in double quotes with C escapes (see text_string)."""
-    return '"' + _C_UNSAFE.sub(_c_escape, v) + '"'
+    return '"' + _c_unsafe().sub(_c_escape, v) + '"'
 
 
-_ESCAPE = re.compile(r"\\(?:x([0-9A-Fa-f]{2})|(.))", re.S)
+_escape = lazy_pattern(r"\\(?:x([0-9A-Fa-f]{2})|(.))", re.S)
 
 
 def _json_escape(m: re.Match[str]) -> str:
@@ -177,7 +178,7 @@ def unquote(text: str) -> str:
     ``\\r``, ``\\\\``, ``\\"``, and JSON's) back to the string; ValueError when it is not one."""
     import json
 
-    v = json.loads(_ESCAPE.sub(_json_escape, text) if "\\x" in text else text)
+    v = json.loads(_escape().sub(_json_escape, text) if "\\x" in text else text)
     if not isinstance(v, str):
         raise ValueError("not a string")
     return v
@@ -270,8 +271,8 @@ def written(t: Type, where: str) -> tuple[str, Callable[[Any], str] | None] | No
 # is UTF-8 text); a whole key or value (a ``key``/``value`` column, read as text output
 # is read) whatever text output quotes.  Such a cell holds the C-quoted form, inside the
 # cell's own CSV quoting (what csv.writer's QUOTE_MINIMAL does).
-_CSV_UNSAFE = re.compile(r'\A"|[\ud800-\udfff]')
-_CSV_QUOTE = re.compile(r'[,"\r\n]')
+_csv_unsafe = lazy_pattern(r'\A"|[\ud800-\udfff]')  # compiled by the first CSV cell
+_csv_quote = lazy_pattern(r'[,"\r\n]')
 
 
 def csv_string(v: str, whole: bool = False) -> str:
@@ -281,12 +282,12 @@ def csv_string(v: str, whole: bool = False) -> str:
         return text_string(v)
     if v.isascii():  # the common case, at C speed: only a leading quote matters
         return c_quote(v) if v[:1] == '"' else v
-    return v if _CSV_UNSAFE.search(v) is None else c_quote(v)
+    return v if _csv_unsafe().search(v) is None else c_quote(v)
 
 
 def csv_quoted(v: str) -> str:
     """A cell as csv.writer (QUOTE_MINIMAL) writes it."""
-    return '"' + v.replace('"', '""') + '"' if _CSV_QUOTE.search(v) else v
+    return '"' + v.replace('"', '""') + '"' if _csv_quote().search(v) else v
 
 
 def csv_field_cell(v: str) -> str:

@@ -16,8 +16,6 @@ from ..errors import UsageError
 from ..types import Value
 from ..view import View, sort_entries
 from .entries import UNREADABLE, _CsvRows, _line_function, columns, item_writer, write_entries, write_item_batches
-from .percpu import one_cpu, reduced
-from .sort import sort_field, sorted_batches
 
 Batches = Iterator[Any]
 
@@ -61,6 +59,8 @@ def dump(
         if sort is not None:
             if top is not None and top < 1:
                 raise UsageError("--top must be at least 1")
+            from .sort import sort_field  # sorts, per-CPU reductions: loaded by the dumps that use them
+
             by = sort_field(view, sort)  # an integer field: sorted on the raw bytes
         if sort is None or by is not None:
             lines = item_writer(format, view.key, view.value, m.ncpus if still_percpu else None)
@@ -74,6 +74,8 @@ def dump(
     try:
         if lines is not None:
             if by is not None:
+                from .sort import sorted_batches
+
                 batches = sorted_batches(batches, by, m.key_size, m.shape.entry, reverse, top)
             return write_item_batches(batches, format, lines, out)
         if where:
@@ -94,6 +96,8 @@ def dump(
 def _reduced_lines(view: View, fmt: str, how: str | None, cpu: int | None) -> Any:
     """A lines function over per-CPU raw batches giving plain values: CPU ``cpu``'s, or
     the CPUs' reduced by ``how`` (output.percpu); None for the decoded path."""
+    from .percpu import one_cpu, reduced
+
     plain = item_writer(fmt, view.key, view.value, None)
     if plain is None:
         return None

@@ -63,6 +63,29 @@ class _Frame:
 
 
 _FRAMES = {"text": _Frame(), "jsonl": _Frame(), "json": _Frame("[", "\n  ", ",\n  ", "]\n", "\n]\n")}
+_UTF8_FRAMES = {
+    fmt: _Frame(*(getattr(f, part).encode() for part in ("start", "first", "between", "empty_end", "end")))
+    for fmt, f in _FRAMES.items()
+}
+
+
+def utf8_sink(out: IO[str]) -> IO[bytes] | None:
+    """The binary stream under ``out`` when UTF-8 bytes written there are the bytes
+    ``out.write`` would write of their text (a UTF-8 text stream that is not a terminal:
+    on a terminal the command line's stdout makes control characters visible), its text
+    layer flushed; else None."""
+    import codecs
+
+    try:
+        if out.isatty():
+            return None
+        buffer, encoding = out.buffer, out.encoding  # type: ignore[attr-defined]
+        if codecs.lookup(encoding).name != "utf-8":
+            return None
+    except (AttributeError, LookupError, TypeError, ValueError, OSError):  # no buffer, closed, not a stream
+        return None
+    out.flush()
+    return buffer  # type: ignore[no-any-return]
 
 
 def _write_lines(
@@ -87,15 +110,16 @@ def _write_lines(
     return _write_framed(fmt, chunks(), out)
 
 
-def _write_framed(fmt: str, chunks: Iterable[tuple[str, int]], out: IO[str]) -> int:
+def _write_framed(fmt: str, chunks: Iterable[tuple[Any, int]], out: IO[Any], newline: Any = "\n") -> int:
     """Write (lines, entries) chunks framed for ``fmt`` (json: one array, an entry per
-    line); returns the entries written."""
-    frame = _FRAMES[fmt]
+    line); returns the entries written.  ``newline`` ``b"\\n"``: the lines are UTF-8
+    bytes, written to a binary ``out``."""
+    frame = _FRAMES[fmt] if type(newline) is str else _UTF8_FRAMES[fmt]
     count = 0
     out.write(frame.start)
     for lines, n in chunks:
         if frame.between:  # one entry per line, never a raw newline inside one
-            lines = (frame.first if count == 0 else frame.between) + lines[:-1].replace("\n", frame.between)
+            lines = (frame.first if count == 0 else frame.between) + lines[:-1].replace(newline, frame.between)
         out.write(lines)
         count += n
     out.write(frame.end if count else frame.empty_end)
@@ -167,6 +191,11 @@ def write_item_batches(
                 count += n
         return count
     pieces = getattr(lines, "pieces", None)
+    utf8_pieces = getattr(lines, "utf8_pieces", None)
+    sink = utf8_sink(out) if utf8_pieces is not None else None
+    if utf8_pieces is not None and sink is not None:  # the lines' bytes as they are: no text made and encoded again
+        data = itertools.chain.from_iterable(utf8_pieces(keys, values, n) for keys, values, n in raw if n)
+        return _write_framed(fmt, data, sink, b"\n")
     if pieces is not None:
         chunks = itertools.chain.from_iterable(pieces(keys, values, n) for keys, values, n in raw if n)
         return _write_framed(fmt, chunks, out)

@@ -28,6 +28,7 @@ _MAX_ITEMS leaves) return None and go through the decoded path.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -55,6 +56,7 @@ from ..layout.model import IPV6, Array, Bytes, Char, Enum, Field, Scalar, Struct
 _MAX_ITEMS = 1024  # leaves per entry past which a template is more text than it is worth
 CHUNK = 2048  # entries formatted at once (a kernel batch holds ~1 MiB of them)
 _MEMO_MAX = 1 << 16  # values a memoised conversion keeps (a few MiB at most)
+_INTS = frozenset("bBhHiIlLqQ")  # struct codes of integers: written by %d
 
 Column = Callable[[list[Any]], list[Any]]  # a conversion of one column of items
 
@@ -84,6 +86,17 @@ def _each(convert: Callable[[Any], Any]) -> Column:
     return lambda items: list(map(convert, items))
 
 
+def _utf8(text: Any) -> bytes:
+    """What ``%s`` writes of ``text``, as the bytes a row's template holds (a lone
+    surrogate too: the lines are decoded back the same way)."""
+    return (text if type(text) is str else str(text)).encode("utf-8", "surrogatepass")
+
+
+def _text(convert: Callable[[Any], Any]) -> Callable[[Any], bytes]:
+    """An item's conversion to the bytes of its text (the memo keeps those)."""
+    return lambda v: _utf8(convert(v))
+
+
 def _bits(shift: int, bits: int, signed: bool, named: Callable[[int], Any] | None) -> Column:
     """A column of a bitfield's storage units -> its values: shifted, masked and
     sign-extended (``(v ^ sign) - sign``) in one comprehension, then an enum's names."""
@@ -96,7 +109,7 @@ def _bits(shift: int, bits: int, signed: bool, named: Callable[[int], Any] | Non
         column = lambda items: [v & mask for v in items]  # noqa: E731
     if named is None:
         return column
-    names = _memo(named)
+    names = _memo(_text(named))
     return lambda items: names(column(items))
 
 
@@ -119,6 +132,8 @@ class Plan:
         self.swaps: list[tuple[int, int]] = []  # (row offset, size) of fields to byte-swap
         self.convs: dict[int, Column] = {}  # item index -> its column conversion
         self.pairs: dict[int, Callable[[list[Any], list[Any]], list[Any]]] = {}  # item -> conversion with the next
+        self.specs: list[str] = []  # each item's spec in the bytes template: %d an int, %a a float, %s its text
+        self.claimed: list[tuple[int, int]] = []  # the row bytes items are read from (the rest: pad)
 
     def _place(self, off: int, size: int, closed: bool = False) -> int:
         """The row offset of ``size`` bytes copied from ``off`` in the kernel's bytes;
@@ -137,6 +152,7 @@ class Plan:
             self.runs.append([self.source, off, at, size])
         self.open = not closed
         self.pos = at + size
+        self.claimed.append((at, at + size))
         return at
 
     def _item(self, off: int, size: int, code: str, conv: Column | None = None) -> int:
@@ -144,10 +160,15 @@ class Plan:
         self._code(code, conv)
         return at
 
-    def _code(self, code: str, conv: Column | None = None) -> None:
+    def _code(self, code: str, conv: Column | None = None, spec: str | None = None) -> None:
+        """One item of struct code ``code``, through ``conv`` (a column of items -> the
+        bytes of their texts; ``spec`` says when it gives something else)."""
         self.fmt += code
         if conv is not None:
             self.convs[self.n] = conv
+        self.specs.append(
+            spec or ("%s" if conv is not None else "%d" if code in _INTS else "%a" if code in "efd" else "%s")
+        )
         self.n += 1
         if self.n > _MAX_ITEMS:
             raise NotRow("too many leaves")
@@ -164,7 +185,8 @@ class Plan:
             return self._shown(t, off, where)
         if isinstance(t, Mean):  # a float's text from two integers: no float formatted
             self._item(off, 8, "Q")  # the quotient
-            self._item(off + 8, 4, "I", None if t.ncpus <= 2 else _each(t.fractions.__getitem__))
+            digits = {f: _utf8(text) for f, text in t.fractions.items()}
+            self._item(off + 8, 4, "I", None if t.ncpus <= 2 else _each(digits.__getitem__))
             return "%s.%s"
         leaf = raw_written(t, where)  # every leaf's rule: layout.leaves
         if leaf is not None:
@@ -174,7 +196,7 @@ class Plan:
                 for code in codes:
                     self._code(code)
                 return piece
-            column = None if conv is None else _memo(conv) if repeats else _each(conv)
+            column = None if conv is None else _memo(_text(conv)) if repeats else _each(_text(conv))
             self._swap(self._item(off, t.size, codes[0], column), t)
             return piece
         inner = NESTED if where == TEXT else where  # nested data in text is compact JSON
@@ -216,9 +238,11 @@ class Plan:
             raise NotRow("bitfield size")
         at = self._place(first, nbytes, closed=True)
         self.pos = at + slot  # bytes past the bitfield's in the slot stay zero (a row starts zeroed)
+        self.claimed.append((at, at + slot))
         if HOST != "<" and slot > 1:
             self.swaps.append((at, slot))
-        self._code(CODES[("uint", slot)], _bits(shift, bits, getattr(t, "signed", False), named))
+        column = _bits(shift, bits, getattr(t, "signed", False), named)
+        self._code(CODES[("uint", slot)], column, None if named is not None else "%d")
         return "%s"
 
     def _shown(self, t: _Shown, off: int, where: str) -> str:
@@ -244,7 +268,7 @@ class Plan:
                 return string(r)
             return number(r) if number is not None else r
 
-        self._swap(self._item(off, inner.size, codes[0], _memo(conv)), inner)
+        self._swap(self._item(off, inner.size, codes[0], _memo(_text(conv))), inner)
         return piece
 
     def _ip(self, t: _Shown, off: int, where: str) -> str:
@@ -257,7 +281,7 @@ class Plan:
         piece = written(IPV6, where)
         assert piece is not None
         if t.family is None:
-            self.convs[self.n - 1] = _each(lambda raw: ip_text(raw, None, size))
+            self.convs[self.n - 1] = _each(lambda raw: ip_text(raw, None, size).encode())
             return piece[0]
         ftype, delta = t.family
         if isinstance(ftype, Enum):
@@ -273,13 +297,14 @@ class Plan:
 
         ntop, v4, v6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
 
-        def pair(raws: list[bytes], fams: list[Any]) -> list[str]:
+        def pair(raws: list[bytes], fams: list[Any]) -> list[bytes]:
             return [
-                ntop(v4, r[:4]) if k == 4 else ntop(v6, r[:16]) if k == 6 else r.hex(" ")
+                (ntop(v4, r[:4]) if k == 4 else ntop(v6, r[:16]) if k == 6 else r.hex(" ")).encode()
                 for r, k in zip(raws, kinds(fams))
             ]
 
         self.pairs[self.n - 2] = pair
+        self.specs[-1] = "%s"  # the family field's item: the pair's empty text
         return piece[0].replace("%s", "%s%s")
 
     def top(self, t: Type, fmt: str, base: int = 0) -> str:
@@ -640,26 +665,36 @@ def compile_plan(plan: Plan, line: str, ksize: int, vsize: int) -> Callable[[byt
     row = plan.fmt[1:] + "x" * (size - plan.pos)
     if struct.calcsize("=" + row) != size:
         raise NotRow("size")
+    template = _bytes_template(plan, line)
     strides = (ksize, vsize)
-    copies = [(at, source, strides[source], src, n) for source, src, at, n in plan.runs]
+    copies = [
+        (at, source, strides[source], src, _widened(plan, size, strides[source], src, at, n))
+        for source, src, at, n in plan.runs
+    ]
     swaps, per = plan.swaps, plan.n
     convs, pairs = sorted(plan.convs.items()), sorted(plan.pairs.items())
     unpackers: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
 
-    def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
-        """(lines, how many) for each chunk of a kernel batch: the items of a chunk stay
-        in the CPU's caches, and a writer writes each piece without joining them."""
+    def utf8_pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[bytes, int]]:
+        """(lines in UTF-8, how many) for each chunk of a kernel batch: the items of a
+        chunk stay in the CPU's caches, and a writer writes each piece without joining
+        them (to a UTF-8 stream's bytes as they are: output.entries.utf8_sink)."""
         kv, vv = memoryview(keys), memoryview(values)
         for i in range(0, count, CHUNK):
             n = min(CHUNK, count - i)
             yield chunk(kv[i * ksize :], vv[i * vsize :], n), n
 
+    def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
+        """(lines, how many) for each chunk, as utf8_pieces, as text."""
+        for data, n in utf8_pieces(keys, values, count):
+            yield data.decode("utf-8", "surrogatepass"), n
+
     def lines(keys: bytes, values: bytes, count: int) -> str:
         if count > CHUNK:
             return "".join(text for text, _n in pieces(keys, values, count))
-        return chunk(keys, values, count)
+        return chunk(keys, values, count).decode("utf-8", "surrogatepass")
 
-    def chunk(keys: bytes | memoryview, values: bytes | memoryview, count: int) -> str:
+    def chunk(keys: bytes | memoryview, values: bytes | memoryview, count: int) -> bytes:
         rows = bytearray(count * size)  # each entry's items, in template order
         sources = (keys, values)
         for at, source, stride, src, n in copies:  # a struct's fields in order: one copy
@@ -680,10 +715,43 @@ def compile_plan(plan: Plan, line: str, ksize: int, vsize: int) -> Callable[[byt
                 items[j::per] = conv(items[j::per])
             for j, pair in pairs:  # an address and its family: the text, and nothing
                 items[j::per] = pair(items[j::per], items[j + 1 :: per])
-                items[j + 1 :: per] = [""] * count
+                items[j + 1 :: per] = [b""] * count
             items = tuple(items)
-        text: str = (line * count) % items
-        return text
+        # bytes: a %-format of bytes copies its literals whole and writes integers in place
+        data: bytes = (template * count) % items
+        return data
 
     lines.pieces = pieces  # type: ignore[attr-defined]  # write_item_batches writes chunk by chunk
+    lines.utf8_pieces = utf8_pieces  # type: ignore[attr-defined]
     return lines
+
+
+def _bytes_template(plan: Plan, line: str) -> bytes:
+    """``line`` (one ``%s`` per item) as the bytes template of the row's items: ``%d``
+    for an integer, ``%a`` for a float (its repr, as ``%s`` writes it), ``%s`` for the
+    bytes of a text a conversion gave."""
+    converted = set(plan.convs) | set(plan.pairs) | {j + 1 for j in plan.pairs}
+    if any(spec == "%s" and j not in converted for j, spec in enumerate(plan.specs)):
+        raise NotRow("an item with no text")
+    specs = iter(plan.specs)
+    try:
+        text = re.sub("%[%s]", lambda m: "%%" if m.group() == "%%" else next(specs), line)
+    except StopIteration:
+        raise NotRow("template") from None
+    if next(specs, None) is not None:
+        raise NotRow("template")
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _widened(plan: Plan, size: int, stride: int, src: int, at: int, n: int) -> int:
+    """The bytes to copy for a run of ``n`` at row offset ``at`` from ``src`` in records
+    ``stride`` apart: rounded up to a wider unit (8, 4, 2) where the bytes past it are pad
+    in the row and inside the record, so copy_columns moves fewer, wider columns (13 bytes
+    of a 16-byte key: two 8-byte columns, not 13 single bytes)."""
+    for unit in (8, 4, 2):
+        end = at + -(-n // unit) * unit
+        if (at | src | stride | size) % unit or src + end - at > stride or end > size:
+            continue
+        if all(b <= at + n or a >= end for a, b in plan.claimed):
+            return end - at
+    return n

@@ -8,6 +8,8 @@ import re
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from .._lazy import lazy_pattern
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -16,8 +18,9 @@ if TYPE_CHECKING:
 # and OSC sequences; CR rewrites a line), DEL, C1 controls (0x9b is a one-byte CSI) and
 # the Unicode controls that reorder text.  A stream keeps its tabs and newlines; a table
 # cell keeps nothing.
-_UNSAFE_IN_STREAM = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# compiled on first use: a dump to a file or a pipe needs neither (start-up)
+_unsafe_in_stream = lazy_pattern("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_unsafe_in_cell = lazy_pattern("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(m: re.Match[str]) -> str:
@@ -28,18 +31,18 @@ def _escaped(m: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """``text`` for a terminal: every character it would act on (escape sequences,
     carriage returns, bidi overrides) shown as ``\\xNN``/``\\uNNNN``; tabs and newlines kept."""
-    return _UNSAFE_IN_STREAM.sub(_escaped, text) if _UNSAFE_IN_STREAM.search(text) else text
+    return _unsafe_in_stream().sub(_escaped, text) if _unsafe_in_stream().search(text) else text
 
 
 def cell(text: str) -> str:
     """``text`` for one cell of a table on a terminal: as printable(), tabs and
     newlines escaped too (map and BTF data drawn by rich, which passes them through)."""
-    return _UNSAFE_IN_CELL.sub(_escaped, text) if _UNSAFE_IN_CELL.search(text) else text
+    return _unsafe_in_cell().sub(_escaped, text) if _unsafe_in_cell().search(text) else text
 
 
 def cells(texts: list[str]) -> list[str]:
     """``cell`` of each text; one search over them all when none needs it (the usual case)."""
-    if _UNSAFE_IN_CELL.search(" ".join(texts)) is None:
+    if _unsafe_in_cell().search(" ".join(texts)) is None:
         return texts
     return list(map(cell, texts))
 

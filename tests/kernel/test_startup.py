@@ -72,3 +72,17 @@ def test_the_check_sees_heavy_lines(pins):
     assert r.returncode == 1 and "typer" in heavy(mods), r.stderr
     r, mods = imported("dump", pins["hash"], "-o", "table")
     assert r.returncode == 0 and {"rich", "bpfmap.output.table"} <= set(heavy(mods)), r.stderr
+
+
+# what a plain dump (no --sort, no --percpu) reads to a pipe without: sorting, per-CPU
+# reductions, and the standard modules only those, bulk loads and drains use
+NOT_FOR_A_PLAIN_DUMP = ("bpfmap.output.sort", "bpfmap.output.percpu", "queue", "signal", "heapq", "array")
+
+
+def test_a_plain_dump_loads_no_sorting_no_reductions(pins):
+    r, mods = imported("dump", pins["hash"], "-l", "u32:u64", "-o", "jsonl")
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr  # the map is empty: nothing written
+    assert {"bpfmap.cli", "bpfmap.output.dump", "bpfmap.output.rows"} <= mods  # the log saw the dump's own
+    assert sorted(mods.intersection(NOT_FOR_A_PLAIN_DUMP)) == []
+    r, mods = imported("dump", pins["hash"], "-l", "u32:u64", "--sort", "value", "--top", "1")
+    assert r.returncode == 0 and "bpfmap.output.sort" in mods, r.stderr  # the check sees them
