@@ -120,8 +120,10 @@ class View:
     def where(self, conditions: list[str] | None = None, age: Any = None, percpu: bool | None = None) -> Any:
         """A filters.Where of ``conditions`` (and a filters.Age) bound to the types the
         map's keys and values hold, whatever --as shows; it is called on entries decoded by
-        :meth:`stored_batch` (``percpu``: whether values are still per-CPU lists when it
-        sees them; default: the map's)."""
+        :meth:`stored_batch`, and its ``~`` tests on the same entries as
+        :meth:`decode_batch` shows them (:meth:`passing`, :meth:`passes` give it both;
+        ``percpu``: whether values are still per-CPU lists when it sees them; default: the
+        map's)."""
         from .filters import Where
 
         return Where(
@@ -477,6 +479,14 @@ class View:
         kc, vc = self._stored or (self.key, self.value)
         return kc.decode(key), [vc.decode(v) for v in value] if isinstance(value, list) else vc.decode(value)
 
+    def passes(self, where: Any, key: bytes, value: bytes | list[bytes]) -> bool:
+        """Whether ``where`` (from :meth:`where`) passes one raw entry (a per-CPU value: a
+        list of each CPU's bytes), as :meth:`passing` tests a batch's."""
+        held = self.stored_entry(key, value)
+        if self._stored is None or not where.reads_shown:
+            return bool(where(*held))
+        return bool(where(*held, (self.key.decode(key), self.decode_value(value))))
+
     def passing(
         self, where: Any, keys: bytes, values: bytes, count: int, reduce: Any = None
     ) -> tuple[list[int], list[Any], list[Any]]:
@@ -493,7 +503,10 @@ class View:
             sk, sv = self.stored_batch(keys, values, count)
             if reduce is not None:
                 sv = list(map(reduce, sv))
-        keep = [i for i in range(count) if where(sk[i], sv[i])]
+        if sk is not dk and where.reads_shown:  # a ~ test looks in the text the entry shows
+            keep = [i for i in range(count) if where(sk[i], sv[i], (dk[i], dv[i]))]
+        else:
+            keep = [i for i in range(count) if where(sk[i], sv[i])]
         if len(keep) == count:
             return keep, dk, dv
         return keep, [dk[i] for i in keep], [dv[i] for i in keep]
