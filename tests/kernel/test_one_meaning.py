@@ -475,6 +475,35 @@ def test_where_tilde_in_the_python_api(tilde):
         assert sorted(int.from_bytes(k, "little") for k in m.keys()) == [1, 3]
 
 
+def test_copy_and_migrate_where_tilde(tilde, pindir):
+    """copy (no --as: the text shown by default) and migrate (its --as read by --where)."""
+    dst = create_pin(pindir, "dst", "hash", "--layout", TILDE_LAYOUT)
+    r = run_cli("copy", tilde, dst, "--where", "comm~ABC", "--where", "addr~10.")
+    assert r.returncode == 0 and "1 entry copied" in r.stderr, r.stderr
+    with Map.open(dst) as m:
+        assert dict(m.items()) == {(3).to_bytes(4, "little"): TILDE_ENTRIES[3]}
+    r = run_cli("migrate", tilde, "--max-entries", "8", "--as", TILDE_AS, "--where", "a~10.0.0.", "--where", "e~EIO")
+    assert r.returncode == 0 and "1 entry moved" in r.stderr, r.stderr
+    with Map.open(tilde) as new, Map.open(f"{tilde}_old") as old:
+        assert dict(new.items()) == {(2).to_bytes(4, "little"): TILDE_ENTRIES[2]}
+        assert len(dict(old.items())) == 3
+    r = run_cli("migrate", f"{tilde}_old", "--max-entries", "8", "--as", "e=errno", "--where", "e=ENOENT")
+    assert r.returncode == 0 and "1 entry moved" in r.stderr, r.stderr  # a VALUE in the shown form too
+
+
+def test_copy_from_a_view_shown_through_formats(tilde, pindir):
+    """The Python API: a source View with display formats is filtered by what it shows
+    (``~``) and holds (``=``), and copied as what its fields hold."""
+    import bpfmap
+
+    with Map.open(tilde) as m, bpfmap.create("hash", TILDE_LAYOUT, max_entries=8) as dst:
+        src = View(m, Layout.parse(TILDE_LAYOUT))
+        src.show_as({"e": "errno", "a": "ip", "uid": "uid"})
+        job = bpfmap.copy(src, dst, where=[f"uid~{ROOT}", "a~.168."])
+        assert job.held == 1
+        assert dict(dst.map.items()) == {(3).to_bytes(4, "little"): TILDE_ENTRIES[3]}
+
+
 # -- events: a record's field shown through --as -----------------------------------------------
 
 EVENT = packet_to_ringbuf(len(TILDE_ENTRIES[1]))
