@@ -360,8 +360,8 @@ class RecordDecoder:
     and keep the excess as hex (``extra``); perf samples' padding to 8 bytes is not
     excess.  ``where`` conditions filter decoded records, comparing what the fields hold
     (``~``: looking in the text the record shows): ``stored`` is the codec before display
-    ``formats`` (field path -> format) made ``codec`` of it (None: the same codec).  ``notes`` holds one line for each kind of
-    mismatch seen (the caller says each once)."""
+    ``formats`` (field path -> format) made ``codec`` of it (None: the same codec).
+    ``notes`` holds one line for each kind of mismatch seen (the caller says each once)."""
 
     def __init__(
         self,
