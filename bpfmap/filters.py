@@ -3,7 +3,9 @@ deletes entries (dump, watch, delete, count, copy) and for event records.
 
 A condition is ``FIELD OP VALUE`` with OP one of ``=``, ``!=``, ``~`` (contains), ``<``,
 ``<=``, ``>``, ``>=``.  Numbers compare as numbers (``pid>=0x10``, ``ratio<0.5``), the
-rest as the text an entry shows (``comm=curl``, ``saddr=10.0.0.1``, ``ok=true``).  On
+rest as the text an entry shows (``comm=curl``, ``saddr=10.0.0.1``, ``ok=true``);
+``~TEXT`` looks for TEXT in the text the entry shows for the field, under the display
+formats in effect (``err~NOENT`` where errno shows ``-ENOENT``, ``uid~root``).  On
 entries, FIELD is a field of the key or the value by name (``pid``, ``stats.bytes``,
 ``hist[2]``); ``key.NAME`` / ``value.NAME`` when a name is in both; ``key`` and ``value``
 alone are the whole of a scalar key or value.  Conditions are ANDed.
@@ -80,7 +82,8 @@ def _is_number(v: Any) -> TypeGuard[int | float]:
 
 
 def shown(v: Any) -> str:
-    """The text a decoded leaf shows in text output (what ``=`` and ``~`` compare with)."""
+    """The text a decoded leaf shows in text output (what ``=`` compares with where VALUE
+    is no number, and what ``~`` looks in)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
@@ -104,6 +107,12 @@ class Condition:
                 words(Param("where"), f" {quote(text)}: {self.op} compares numbers; {quote(self.want)} is not one")
             )
 
+    @property
+    def reads_shown(self) -> bool:
+        """Whether the test reads the field as the entry shows it (``~``: its text under the
+        display formats), not as what the field holds."""
+        return self.op == "~"
+
     def check_fields(self, t: Type, formats: dict[str, str] | None = None) -> None:
         """Raise UsageError when type ``t`` has no such field, or the field's type can never
         pass the test; ``formats``: the display formats of ``t``'s fields (see :meth:`bind`)."""
@@ -119,8 +128,9 @@ class Condition:
     ) -> None:
         """Check the test against the type ``t`` of the field it reads (None: not known) and
         read VALUE as what the field holds: a number, or, where display format ``fmt``
-        shows the field, the shown form (``ENOENT`` for errno, an address for ip).  The
-        test always compares what the field holds, whatever it is shown as.  UsageError
+        shows the field, the shown form (``ENOENT`` for errno, an address for ip).  ``=``,
+        ``!=`` and the orders compare what the field holds, whatever it is shown as; ``~``
+        looks in the text it shows (:attr:`reads_shown`), so nothing is read here.  UsageError
         for a test the field can never pass (or never fail): an order on what is not a
         number, a number field against a text that is not one, an integer against a number
         it can never equal or pass (past its range, a fraction).  ``summed``: the field is
@@ -200,7 +210,12 @@ class Condition:
                 )
             )
 
-    def __call__(self, value: Any) -> bool:
+    def __call__(self, value: Any, shown: Any = None) -> bool:
+        """Whether the decoded object ``value`` (what its fields hold) passes; ``shown``:
+        the same object as the output shows it (display formats applied), which ``~``
+        reads (None: ``value`` is shown as it is)."""
+        if shown is not None and self.reads_shown:
+            value = shown
         try:
             v = fields.select(value, self.path)
         except UsageError:
@@ -282,12 +297,15 @@ class Age:
 
 class _Test:
     """One bound test: which side of the entry (0 key, 1 value), the path within it
-    (None: the whole side), and the test on the field's value."""
+    (None: the whole side), the test on the field's value, and whether it reads the entry
+    as shown (``~``) rather than as held."""
 
-    __slots__ = ("side", "path", "test", "latest")
+    __slots__ = ("side", "path", "test", "latest", "shown")
 
-    def __init__(self, side: int, path: str | None, test: Callable[[Any], bool], latest: bool) -> None:
-        self.side, self.path, self.test, self.latest = side, path, test, latest
+    def __init__(
+        self, side: int, path: str | None, test: Callable[[Any], bool], latest: bool, shown: bool = False
+    ) -> None:
+        self.side, self.path, self.test, self.latest, self.shown = side, path, test, latest, shown
 
 
 class Where:
@@ -296,8 +314,9 @@ class Where:
 
     Fields resolve against the types, so a misspelt field, or a test its field could never
     pass, fails before the map is read.  The types are what the map's fields hold, and
-    the entries it is called on are decoded as that: display formats (``formats``, per
-    side: field path -> format, as View.show_as takes them) only let a VALUE be written in
+    the entries it is called on are decoded as that; ``~`` tests read the same entry as
+    the output shows it (``shown``, see :meth:`__call__`).  Display formats (``formats``, per
+    side: field path -> format, as View.show_as takes them) let a VALUE be written in
     the shown form (``err=ENOENT`` for a field shown as errno).  ``names``: where those formats
     get their names (a hostnames.Names; a saved map's are its saving host's).  Per-CPU values (a list of one value per CPU) compare by their sum for numbers, or, for
     an age, by the newest CPU's stamp; reduce them first (--percpu, --cpu) to compare
@@ -323,7 +342,7 @@ class Where:
             side, path = self._resolve(c.path, words(Param("where"), f" {text}"))
             fmt = shown_as(formats[side], path) if formats and path is not None else None
             c.bind(self._type_of(side, path), fmt, path or ("key", "value")[side], names, self.percpu and side == 1)
-            self._tests.append(_Test(side, path, c.test, False))
+            self._tests.append(_Test(side, path, c.test, False, c.reads_shown))
         if age is not None:
             side, path = self._resolve(age.path, words(Param("time_field"), f" {age.path}"))
             age.bind(self._type_of(side, path), path or ("key", "value")[side])
@@ -336,6 +355,12 @@ class Where:
 
     def __bool__(self) -> bool:
         return bool(self._tests)
+
+    @property
+    def reads_shown(self) -> bool:
+        """Whether a test reads the entry as the output shows it (a ``~`` test): then the
+        caller passes ``shown`` where display formats make it differ from what is held."""
+        return any(t.shown for t in self._tests)
 
     def describe(self) -> Words:
         """The conditions as a message names them: ``where pid>1`` (the CLI: ``--where pid>1``)."""
@@ -352,10 +377,14 @@ class Where:
     def _resolve(self, path: str, what: Words) -> tuple[int, str | None]:
         return fields.side(path, *self._types, what)
 
-    def __call__(self, key: Any, value: Any) -> bool:
+    def __call__(self, key: Any, value: Any, shown: tuple[Any, Any] | None = None) -> bool:
+        """Whether the entry passes: ``key`` and ``value`` decoded as what their fields hold
+        (View.stored_batch), ``shown`` the same entry as the output shows it
+        (View.decode_batch: display formats applied), which ``~`` tests read (None: the
+        entry is shown as it is held)."""
         entry = (key, value)
         for t in self._tests:
-            obj = entry[t.side]
+            obj = (shown or entry)[t.side] if t.shown else entry[t.side]
             if t.side == 1 and self.percpu:
                 obj = _per_cpu(obj, t.path, t.latest)
             elif t.path is not None:

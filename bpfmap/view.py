@@ -119,8 +119,10 @@ class View:
     def where(self, conditions: list[str] | None = None, age: Any = None, percpu: bool | None = None) -> Any:
         """A filters.Where of ``conditions`` (and a filters.Age) bound to the types the
         map's keys and values hold, whatever --as shows; it is called on entries decoded by
-        :meth:`stored_batch` (``percpu``: whether values are still per-CPU lists when it
-        sees them; default: the map's)."""
+        :meth:`stored_batch`, and its ``~`` tests on the same entries as
+        :meth:`decode_batch` shows them (:meth:`passing`, :meth:`passes` give it both;
+        ``percpu``: whether values are still per-CPU lists when it sees them; default: the
+        map's)."""
         from .filters import Where
 
         return Where(
@@ -476,6 +478,12 @@ class View:
         kc, vc = self._stored or (self.key, self.value)
         return kc.decode(key), [vc.decode(v) for v in value] if isinstance(value, list) else vc.decode(value)
 
+    def passes(self, where: Any, key: bytes, value: bytes | list[bytes]) -> bool:
+        """Whether ``where`` (from :meth:`where`) passes one raw entry (a per-CPU value: a
+        list of each CPU's bytes), as :meth:`passing` tests a batch's."""
+        k, v = self.stored_entry(key, value)
+        return bool(self._kept(where, [k], [v], lambda: ([self.key.decode(key)], [self.decode_value(value)])))
+
     def passing(
         self, where: Any, keys: bytes, values: bytes, count: int, reduce: Any = None
     ) -> tuple[list[int], list[Any], list[Any]]:
@@ -492,10 +500,32 @@ class View:
             sk, sv = self.stored_batch(keys, values, count)
             if reduce is not None:
                 sv = list(map(reduce, sv))
-        keep = [i for i in range(count) if where(sk[i], sv[i])]
+        keep = self._kept(where, sk, sv, lambda: (dk, dv))
         if len(keep) == count:
             return keep, dk, dv
         return keep, [dk[i] for i in keep], [dv[i] for i in keep]
+
+    def stored_passing(
+        self, where: Any, keys: bytes, values: bytes, count: int
+    ) -> tuple[list[int], list[Any], list[Any]]:
+        """(indices of the entries of a raw batch that ``where`` passes, every entry's key and
+        value as :meth:`stored_batch` decodes them): for jobs on what the fields hold (a
+        copy converts it), filtered as :meth:`passing` filters."""
+        sk, sv = self.stored_batch(keys, values, count)
+        if not where:
+            return list(range(count)), sk, sv
+        return self._kept(where, sk, sv, lambda: self.decode_batch(keys, values, count)), sk, sv
+
+    def _kept(
+        self, where: Any, keys: list[Any], values: list[Any], shown: Callable[[], tuple[list[Any], list[Any]]]
+    ) -> list[int]:
+        """The indices of the entries ``where`` passes: ``keys`` and ``values`` decoded as
+        what the fields hold, ``shown()`` the same as the output shows them (asked for only
+        where a ``~`` test looks in a text display formats change)."""
+        if self._stored is None or not where.reads_shown:
+            return [i for i in range(len(keys)) if where(keys[i], values[i])]
+        dk, dv = shown()
+        return [i for i in range(len(keys)) if where(keys[i], values[i], (dk[i], dv[i]))]
 
     def _decode_batches(self, raw: Iterable[tuple[bytes, bytes, int]]) -> Iterator[tuple[list[Any], list[Any]]]:
         decode = self.decode_batch

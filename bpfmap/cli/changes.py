@@ -358,6 +358,7 @@ def migrate(
             keep_old=keep_old,
             old_layout=old_layout,
             where=filt.bind,
+            show_as=opts.formats(),
             copy_options=_copy_options(None, drop, set_, truncate, percpu, to_cpu, allow_loss),
             on_copy=lambda job: progress.setdefault("copy", job),
             on_stage=lambda name: progress.__setitem__("stage", name),

@@ -51,6 +51,12 @@ class LayoutOptions:
             self.layout, self.packed, self.c_header, self.key_type, self.value_type, self.include_dir, OPTION_NAMES
         )
 
+    def formats(self) -> dict[str, str]:
+        """--as: field path -> display format (empty without it)."""
+        from ..layout.formats import parse_spec
+
+        return parse_spec(self.as_)
+
     def view(self, m, numeric_default: bool = False):
         """The View a command reads and writes through: the layout the user gave, else
         the map's BTF, else hex (a note on stderr when BTF was unusable).
@@ -66,9 +72,7 @@ class LayoutOptions:
         if view.note:
             say(f"note: {view.note}")
         if self.as_:
-            from ..layout.formats import parse_spec
-
-            view.show_as(parse_spec(self.as_))
+            view.show_as(self.formats())
         if shared:
             self._views[(m, numeric_default)] = view
         return view

@@ -194,7 +194,7 @@ class Deletion:
             except KeyNotFound:
                 self.gone += 1
                 continue
-            if not self.where(*view.stored_entry(raw, value)):
+            if not view.passes(self.where, raw, value):
                 self.changed += 1
                 continue
             keys.append(raw)

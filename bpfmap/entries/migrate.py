@@ -40,6 +40,7 @@ from ..errors import (
 from ..filters import Where
 from ..layout import Layout
 from ..layout.convert import Conversion, Convert, converter
+from ..layout.model import Type
 from ..types import Access, Value
 from ..view import AGGREGATES, View, aggregate
 
@@ -94,8 +95,10 @@ class Copy:
             raise UsageError(f"copy: {sm.ref} and {dm.ref} are the same map")
         self._reduce = self._percpu_rule(percpu, to_cpu)
         plan = Conversion(drops, sets, truncate)
-        self.key_convert = self._side(src.key, dst.key, sm.key_size, dm.key_size, "key", plan)
-        self.value_convert = self._side(src.value, dst.value, sm.value_size, dm.value_size, "value", plan)
+        # what the fields hold is converted, whatever display formats show (they serve the filter)
+        (sk, sv), (dk, dv) = src.field_types, dst.field_types
+        self.key_convert = self._side(sk, dk, sm.key_size, dm.key_size, "key", plan)
+        self.value_convert = self._side(sv, dv, sm.value_size, dm.value_size, "value", plan)
         if plan.unmatched:
             raise UsageError(
                 f"copy {sm.ref} -> {dm.ref}: the target has no {', '.join(plan.unmatched)}; "
@@ -153,10 +156,9 @@ class Copy:
 
     @staticmethod
     def _side(
-        src_codec: Any, dst_codec: Any, src_size: int, dst_size: int, side: str, plan: Conversion
+        s: Type | None, d: Type | None, src_size: int, dst_size: int, side: str, plan: Conversion
     ) -> Convert | None:
-        """The conversion of one side (None: the bytes as they are)."""
-        s, d = getattr(src_codec, "type", None), getattr(dst_codec, "type", None)
+        """The conversion of one side from type ``s`` to ``d`` (None: the bytes as they are)."""
         if s is None or d is None:  # a side without a layout: bytes as they are, when sizes agree
             if src_size != dst_size:
                 raise UsageError(
@@ -188,10 +190,8 @@ class Copy:
                     values += vraw[: n * vs]
                     count += n
                     continue
-                dk, dv = src.decode_batch(kraw, vraw, n)
-                for i in range(n):
-                    if where and not where(dk[i], dv[i]):
-                        continue
+                picked, dk, dv = src.stored_passing(where, kraw, vraw, n)
+                for i in picked:
                     kb, vb = kraw[i * ks : (i + 1) * ks], vraw[i * vs : (i + 1) * vs]
                     if keep:
                         src_keys += kb
@@ -411,8 +411,8 @@ class Copy:
         """One source entry in the target's bytes, or None when the filter leaves it out."""
         if self.raw and not self.where:
             return kraw, vraw
-        dk, dv = self.src.decode_batch(kraw, vraw, 1)
-        if self.where and not self.where(dk[0], dv[0]):
+        picked, dk, dv = self.src.stored_passing(self.where, kraw, vraw, 1)
+        if not picked:
             return None
         return (kraw, vraw) if self.raw else self._entry(dk[0], dv[0], kraw, vraw)
 
@@ -573,6 +573,7 @@ def migrate(
     old_layout: Layout | None = None,
     new_layout: Layout | None = None,
     where: Any = None,
+    show_as: dict[str, str] | None = None,
     btf_fd: int = 0,
     copy_options: dict[str, Any] | None = None,
     on_copy: Callable[[Copy], None] | None = None,
@@ -583,7 +584,9 @@ def migrate(
     ``layout`` (new sizes and BTF; see :func:`new_spec`), or ``spec``, or the map
     ``map_name`` of the BPF object ``from_object`` (then no other shape); UsageError when
     no shape or two are given.  Every entry is copied (``where``: a list of conditions,
-    or a function of the old map's View that returns a filters.Where, picks some;
+    or a function of the old map's View that returns a filters.Where, picks some; its
+    conditions read the old map's fields through display formats ``show_as``, as
+    View.show_as takes them: a VALUE in the shown form, ``~`` in the text shown;
     ``copy_options``: Copy's; with ``allow_loss`` a new map too small for them takes
     what fits, else NoRoom or EntriesDropped before the swap), then swapped in (see
     :func:`swap`).  The old map stays pinned at ``keep_old`` (default PIN_old).
@@ -628,11 +631,26 @@ def migrate(
         if spec is None and from_object is None:
             spec, btf_fd = new_spec(old, max_entries, map_type, flags, layout)
             spec = spec.resolved()
-        if where is not None:
+        if where is not None or show_as:
             bound = View(old, old_layout)
-            where = bound.where(list(where)) if isinstance(where, (list, tuple)) else where(bound)
+            if show_as:
+                bound.show_as(show_as)  # a field neither side has: refused before anything is made
+            if where is not None:
+                where = bound.where(list(where)) if isinstance(where, (list, tuple)) else where(bound)
     return _migrate(
-        pin, spec, from_object, map_name, keep_old, old_layout, layout_, where, btf_fd, copy_options, on_copy, on_stage
+        pin,
+        spec,
+        from_object,
+        map_name,
+        keep_old,
+        old_layout,
+        layout_,
+        where,
+        show_as,
+        btf_fd,
+        copy_options,
+        on_copy,
+        on_stage,
     )
 
 
@@ -645,6 +663,7 @@ def _migrate(
     old_layout: Layout | None,
     new_layout: Layout | None,
     where: Where | None,
+    show_as: dict[str, str] | None,
     btf_fd: int,
     copy_options: dict[str, Any] | None,
     on_copy: Callable[[Copy], None] | None,
@@ -669,7 +688,10 @@ def _migrate(
             options = dict(copy_options or {})
             if where is not None:
                 options["where"] = where
-            copy = Copy(View(old, old_layout), View(new, new_layout), keep_source=True, **options)
+            src = View(old, old_layout)
+            if show_as:
+                src.show_as(show_as)  # what the filter's ~ tests read
+            copy = Copy(src, View(new, new_layout), keep_source=True, **options)
             copy.what, copy.target, copy.untouched = f"migrate {pin}", "the new map", f"{pin} is unchanged"
             if on_copy is not None:
                 on_copy(copy)

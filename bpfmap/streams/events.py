@@ -358,10 +358,10 @@ class RecordDecoder:
     than the type (a trailing array sent only as far as it is used) decode the fields
     that fit and the used part of a cut array or string; longer ones decode the type
     and keep the excess as hex (``extra``); perf samples' padding to 8 bytes is not
-    excess.  ``where`` conditions filter decoded records, comparing what the fields hold:
-    ``stored`` is the codec before display ``formats`` (field path -> format) made
-    ``codec`` of it (None: the same codec).  ``notes`` holds one line for each kind of
-    mismatch seen (the caller says each once)."""
+    excess.  ``where`` conditions filter decoded records, comparing what the fields hold
+    (``~``: looking in the text the record shows): ``stored`` is the codec before display
+    ``formats`` (field path -> format) made ``codec`` of it (None: the same codec).
+    ``notes`` holds one line for each kind of mismatch seen (the caller says each once)."""
 
     def __init__(
         self,
@@ -407,7 +407,7 @@ class RecordDecoder:
         if self.where:
             conds = self.where
             held = (lambda o: o[1]) if self._stored is None else (lambda o: self._held(o[0].data))
-            out = [o for o in out if all(c(v) for v in [held(o)] for c in conds)]
+            out = [o for o in out if all(c(v, o[1]) for v in [held(o)] for c in conds)]
         return out
 
     def _held(self, data: bytes) -> object:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import pwd
+import socket
 import subprocess
 
 import pytest
@@ -340,3 +341,186 @@ def test_only_plain_char_arrays_from_btf_are_strings(tmp_path, pindir, bpftool):
             "key": 0,
             "value": {"comm": "sh", "raw": [97, 0, 98, 99], "addr": [10, 0, 0, 1]},
         }
+
+
+# -- --where FIELD~TEXT: the text the entry shows for the field, under the --as in effect -----
+
+TILDE_LAYOUT = "k=u32:e=s32,a=u32,addr=ipv4,comm=char[16],uid=u32"
+TILDE_AS = "e=errno,a=ip,uid=uid"
+NAMELESS = _nameless_uid(4, False)
+
+
+def _tilde_value(e: int, a: str, addr: str, comm: bytes, uid: int) -> bytes:
+    return (
+        e.to_bytes(4, "little", signed=True)
+        + socket.inet_aton(a)
+        + socket.inet_aton(addr)
+        + comm.ljust(16, b"\0")
+        + uid.to_bytes(4, "little")
+    )
+
+
+TILDE_ENTRIES = {  # key -> value: errno, an address shown by --as ip, an ipv4 field, a string, a user
+    1: _tilde_value(2, "10.0.0.1", "192.168.1.20", COMM, 0),  # ENOENT, "curl" with old bytes ABC after its NUL
+    2: _tilde_value(-5, "10.0.0.2", "10.1.2.3", b"bash", NAMELESS),  # -EIO, a uid with no user
+    3: _tilde_value(0, "192.168.1.20", "10.0.0.1", b"ABC", 0),
+}
+
+
+@pytest.fixture
+def tilde(pindir):
+    pin = create_pin(pindir, "tilde", "hash", "--layout", TILDE_LAYOUT)
+    with Map.open(pin) as m:
+        for k, v in TILDE_ENTRIES.items():
+            m.update(k.to_bytes(4, "little"), v)
+    return pin
+
+
+ROOT = pwd.getpwuid(0).pw_name
+# (--as, condition, the keys whose shown text of the field holds TEXT)
+TILDES = [
+    (TILDE_AS, "e~NOENT", [1]),
+    (TILDE_AS, "e~-EIO", [2]),
+    (TILDE_AS, "a~10.0.0.", [1, 2]),
+    (TILDE_AS, "a~.168.", [3]),
+    (TILDE_AS, "addr~10.", [2, 3]),
+    (TILDE_AS, "comm~url", [1]),
+    (TILDE_AS, "comm~ABC", [3]),  # the bytes after curl's NUL are not its text
+    (TILDE_AS, f"uid~{ROOT[:3]}", [1, 3]),
+    (TILDE_AS, f"uid~{NAMELESS}", [2]),  # no name: the number is what it shows
+    ("uid=uid", "uid~0", []),  # root shows as its name
+    ("", "uid~0", [1, 3]),  # no --as: the number
+    ("", "e~-", [2]),
+    ("", "addr~.168.", [1]),
+]
+TILDE_IDS = [f"{show or 'as-is'}:{cond}" for show, cond, _keys in TILDES]
+
+
+def _as(show: str) -> list[str]:
+    return ["--as", show] if show else []
+
+
+def _shown_lines(pin: str, show: str, fmt: str, *where: str) -> dict[int, str]:
+    """key -> the line dump writes for it (no --where: the fast path, raw batches straight
+    to lines; with one: the decoded path)."""
+    r = run_cli("dump", pin, "-l", TILDE_LAYOUT, *_as(show), "-o", fmt, *where)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines(keepends=True)
+    if fmt == "jsonl":
+        return {json.loads(x)["key"]["k"]: x for x in lines}
+    return {int(x.split("\t")[0].removeprefix("k=")): x for x in lines}
+
+
+def _holding(pin: str, show: str, cond: str) -> list[int]:
+    """The keys whose field, as the fast path's JSON shows it, holds the condition's TEXT."""
+    field, _tilde, text = cond.partition("~")
+    rows = [json.loads(x) for x in _shown_lines(pin, show, "jsonl").values()]
+    return sorted(row["key"]["k"] for row in rows if text in str(row["value"][field]))
+
+
+@pytest.mark.parametrize("show, cond, keys", TILDES, ids=TILDE_IDS)
+def test_where_tilde_matches_the_text_the_field_shows(tilde, show, cond, keys):
+    """dump (text, jsonl) and count: ``~TEXT`` picks the entries whose field shows TEXT,
+    those lines exactly as the fast path writes them."""
+    assert _holding(tilde, show, cond) == keys
+    for fmt in ("text", "jsonl"):
+        every = _shown_lines(tilde, show, fmt)
+        picked = _shown_lines(tilde, show, fmt, "--where", cond)
+        assert picked == {k: every[k] for k in keys}, (fmt, picked)
+    r = run_cli("count", tilde, "-l", TILDE_LAYOUT, *_as(show), "--where", cond)
+    assert (r.returncode, r.stdout) == ((0 if keys else 1), f"{len(keys)}\n"), r.stderr
+
+
+@pytest.mark.parametrize("show, cond, keys", TILDES, ids=TILDE_IDS)
+def test_delete_where_tilde_deletes_the_entries_that_show_the_text(tilde, show, cond, keys):
+    r = run_cli("delete", tilde, "-l", TILDE_LAYOUT, *_as(show), "--where", cond)
+    assert r.returncode == (0 if keys else 1), r.stderr
+    assert f": {len(keys)} entr{'y' if len(keys) == 1 else 'ies'} deleted" in r.stderr, r.stderr
+    with Map.open(tilde) as m:
+        left = sorted(int.from_bytes(k, "little") for k in m.keys())
+    assert left == sorted(set(TILDE_ENTRIES) - set(keys))
+
+
+def test_where_tilde_on_a_saved_map_and_in_watch(tilde, tmp_path):
+    """A saved map read as a live one (its names the saving host's) and watch's snapshot
+    pick by the shown text too."""
+    saved = str(tmp_path / "tilde.bpfmap")
+    assert run_cli("save", tilde, saved, "-l", TILDE_LAYOUT, "-q").returncode == 0
+    for show, cond, keys in TILDES:
+        r = run_cli("count", saved, "-l", TILDE_LAYOUT, *_as(show), "--where", cond)
+        assert r.stdout == f"{len(keys)}\n", (show, cond, r.stderr)
+        r = run_cli("dump", saved, "-l", TILDE_LAYOUT, *_as(show), "--where", cond, "-o", "jsonl")
+        assert sorted(json.loads(x)["key"]["k"] for x in r.stdout.splitlines()) == keys, (show, cond, r.stderr)
+    r = run_cli("watch", tilde, "-l", TILDE_LAYOUT, "--as", TILDE_AS, "--where", "e~NOENT", "--count", "1")
+    assert r.returncode == 0, r.stderr
+    [snap] = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(row["key"]["k"], row["value"]["e"]) for row in snap["rows"]] == [(1, "ENOENT")]
+
+
+def test_where_tilde_in_the_python_api(tilde):
+    """A View shown through formats: count, Deletion, dump and the Where itself read
+    ``~`` as the shown text, ``=`` as what the field holds."""
+    import bpfmap
+
+    with Map.open(tilde) as m:
+        view = View(m, Layout.parse(TILDE_LAYOUT))
+        view.show_as({"e": "errno", "a": "ip", "uid": "uid"})
+        assert bpfmap.count(view, ["e~NOENT"]) == 1
+        assert bpfmap.count(view, ["a~10.0.0.", "e=ENOENT"]) == 1
+        out = io.StringIO()
+        bpfmap.dump(view, out, "jsonl", where=view.where([f"uid~{ROOT}"]))
+        assert sorted(json.loads(x)["key"]["k"] for x in out.getvalue().splitlines()) == [1, 3]
+        gone = bpfmap.Deletion(view, ["e~EIO"])
+        assert sum(len(k) for k, _v in gone.run()) == 1 and gone.deleted == 1
+        assert sorted(int.from_bytes(k, "little") for k in m.keys()) == [1, 3]
+
+
+def test_copy_and_migrate_where_tilde(tilde, pindir):
+    """copy (no --as: the text shown by default) and migrate (its --as read by --where)."""
+    dst = create_pin(pindir, "dst", "hash", "--layout", TILDE_LAYOUT)
+    r = run_cli("copy", tilde, dst, "--where", "comm~ABC", "--where", "addr~10.")
+    assert r.returncode == 0 and "1 entry copied" in r.stderr, r.stderr
+    with Map.open(dst) as m:
+        assert dict(m.items()) == {(3).to_bytes(4, "little"): TILDE_ENTRIES[3]}
+    r = run_cli("migrate", tilde, "--max-entries", "8", "--as", TILDE_AS, "--where", "a~10.0.0.", "--where", "e~EIO")
+    assert r.returncode == 0 and "1 entry moved" in r.stderr, r.stderr
+    with Map.open(tilde) as new, Map.open(f"{tilde}_old") as old:
+        assert dict(new.items()) == {(2).to_bytes(4, "little"): TILDE_ENTRIES[2]}
+        assert len(dict(old.items())) == 3
+    r = run_cli("migrate", f"{tilde}_old", "--max-entries", "8", "--as", "e=errno", "--where", "e=ENOENT")
+    assert r.returncode == 0 and "1 entry moved" in r.stderr, r.stderr  # a VALUE in the shown form too
+
+
+def test_copy_from_a_view_shown_through_formats(tilde, pindir):
+    """The Python API: a source View with display formats is filtered by what it shows
+    (``~``) and holds (``=``), and copied as what its fields hold."""
+    import bpfmap
+
+    with Map.open(tilde) as m, bpfmap.create("hash", TILDE_LAYOUT, max_entries=8) as dst:
+        src = View(m, Layout.parse(TILDE_LAYOUT))
+        src.show_as({"e": "errno", "a": "ip", "uid": "uid"})
+        job = bpfmap.copy(src, dst, where=[f"uid~{ROOT}", "a~.168."])
+        assert job.held == 1
+        assert dict(dst.map.items()) == {(3).to_bytes(4, "little"): TILDE_ENTRIES[3]}
+
+
+# -- events: a record's field shown through --as -----------------------------------------------
+
+EVENT = packet_to_ringbuf(len(TILDE_ENTRIES[1]))
+
+
+def test_events_where_tilde_matches_the_shown_text(pindir):
+    layout = "e=s32,a=u32,addr=ipv4,comm=char[16],uid=u32"
+    for i, (cond, keys) in enumerate(
+        [("e~NOENT", [1]), ("a~10.0.0.", [1, 2]), (f"uid~{ROOT}", [1, 3]), ("comm~ABC", [3])]
+    ):
+        pin = create_pin(pindir, f"evs{i}", "ringbuf", "--max-entries", "4096")  # events takes what it reads
+        with Map.open(pin) as m, Program.load("socket_filter", EVENT, {"ev": m}) as prog:
+            for v in TILDE_ENTRIES.values():  # in key order
+                assert prog.test_run(bytes(14) + v)[0] == 0
+        # every record is in the ring already: -c stops at the matches, -t when they never come
+        where = ["--where", cond, "-c", str(len(keys)), "-t", "5"]
+        r = run_cli("events", pin, "--layout", layout, "--as", TILDE_AS, *where, "-o", "jsonl")
+        assert r.returncode == 0, (cond, r.stderr)
+        got = [json.loads(x)["value"] for x in r.stdout.splitlines()]
+        assert [v["e"] for v in got] == [{1: "ENOENT", 2: "-EIO", 3: 0}[k] for k in keys], (cond, got)

@@ -200,6 +200,35 @@ def test_event_filters_read_what_the_record_holds():
         assert got == ([(1, "-ENOENT"), (2, "-EIO")] if where == "err<-1" else [(1, "-ENOENT")]), where
 
 
+def test_tilde_looks_in_the_text_the_entry_shows():
+    """``~`` reads the entry as the output shows it (``shown``), the other tests what the
+    fields hold; without ``shown`` the entry is shown as it is held."""
+    k, v = types("u32:e=s32,addr=u32,n=u32")
+    formats = ({}, {"e": "errno", "addr": "ip"})
+    held = {"e": -2, "addr": 0x0100000A, "n": 7}
+    shown = {"e": "-ENOENT", "addr": "10.0.0.1", "n": 7}
+    for where in (["e~NOENT"], ["addr~10.0.0."], ["e~NOENT", "e=-2", "n~7"], ["e~-ENOENT", "e=-ENOENT"]):
+        w = Where(where, k, v, formats=formats)
+        assert w.reads_shown and w(1, held, (1, shown)), where
+        assert not w(1, held), where  # the held entry shows no name
+    for where in (["e~-2"], ["addr~16777226"], ["e~NOENT", "n~8"]):
+        assert not Where(where, k, v, formats=formats)(1, held, (1, shown)), where
+    assert not Where(["e=-2", "n>1"], k, v, formats=formats).reads_shown
+
+
+def test_event_filters_look_in_the_text_a_record_shows():
+    from bpfmap.layout import TypeCodec
+    from bpfmap.layout.formats import apply
+    from bpfmap.streams.events import Record, RecordDecoder
+
+    stored = TypeCodec(types("u32:pid=u32,err=s32")[1])
+    shown, _rest = apply(stored, {"err": "errno"})
+    records = [Record(bytes.fromhex(h)) for h in ("01000000feffffff", "02000000fbffffff", "03000000")]
+    for where, pids in [("err~NOENT", [1]), ("err~E", [1, 2]), ("err~-2", []), ("pid~3", [3])]:
+        dec = RecordDecoder(shown, [Condition(where)], stored=stored, formats={"err": "errno"})
+        assert [v["pid"] for _r, v, _x in dec.decode(records)] == pids, where
+
+
 @pytest.mark.parametrize(
     "cond",
     ["key<0", "key<=-1", "key=-1", "key=4294967296", "key>4294967295", "key>=5000000000", "key=1.5", "value=1e400",
