@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from .errors import Param, UsageError, Words, quote, words
-from .layout import fields
+from .layout import fields, inner_text
 from .layout.model import Char, Enum, Scalar, Type
 
 OPS = ("<=", ">=", "!=", "=", "<", ">", "~")
@@ -82,11 +82,10 @@ def _is_number(v: Any) -> TypeGuard[int | float]:
 
 
 def shown(v: Any) -> str:
-    """The text a decoded leaf shows in text output (what ``=`` compares with where VALUE
-    is no number, and what ``~`` looks in)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    """The text a decoded field shows in text output (what ``=`` compares with where VALUE
+    is no number, and what ``~`` looks in): bools as true/false, arrays and structs as
+    compact JSON (layout.inner_text); a string as it is (its quoting aside)."""
+    return v if isinstance(v, str) else inner_text(v)
 
 
 class Condition:

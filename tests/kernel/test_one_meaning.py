@@ -524,3 +524,18 @@ def test_events_where_tilde_matches_the_shown_text(pindir):
         assert r.returncode == 0, (cond, r.stderr)
         got = [json.loads(x)["value"] for x in r.stdout.splitlines()]
         assert [v["e"] for v in got] == [{1: "ENOENT", 2: "-EIO", 3: 0}[k] for k in keys], (cond, got)
+
+
+def test_where_on_arrays_structs_and_floats_reads_the_text_dump_prints(pindir):
+    """An array, a struct and a float field: ``=`` and ``~`` take the text `dump -o text`
+    prints for the field (compact JSON for arrays and structs), not Python's str()."""
+    pin = create_pin(pindir, "agg", "hash", "--layout", "u32:h=u16[2],s={a=u8,b=u8},f=f64")
+    for key, value in (("1", 'h=[1,2],s={"a":3,"b":4},f=0.5'), ("2", 'h=[5,6],s={"a":7,"b":8},f=2.5')):
+        r = run_cli("update", pin, key, value)
+        assert r.returncode == 0, r.stderr
+    text = run_cli("dump", pin, "-o", "text").stdout
+    assert "h=[1,2]" in text and 's={"a":3,"b":4}' in text, text
+    for cond, keys in (("h~1,2", [1]), ("h=[5,6]", [2]), ('s~"a":7', [2]), ("f~.5", [1, 2]), ("h~1, 2", [])):
+        r = run_cli("dump", pin, "--where", cond, "-o", "jsonl")
+        assert r.returncode in (0, 1), r.stderr
+        assert sorted(json.loads(x)["key"] for x in r.stdout.splitlines()) == keys, (cond, r.stdout, r.stderr)
