@@ -29,8 +29,21 @@ MAPS = {  # name: (type, layout) of the maps make() pins
 }
 
 
+# Maps make() creates from their facts, with no entry (MapSpec fields but the type).
+OTHER_MAPS = {
+    "lpm": ("lpm_trie", {"key_size": 8, "value_size": 4, "flags": "no_prealloc"}),
+    "q": ("queue", {"value_size": 4}),
+    "rb": ("ringbuf", {"max_entries": 4096}),
+    "ur": ("user_ringbuf", {"max_entries": 4096}),
+    "sk": ("sockmap", {"key_size": 4, "value_size": 4, "max_entries": 2}),
+}
+
+Z8 = " ".join(["00"] * 8)
 FILES = {
     "c.yaml": "metrics: [{name: m, map: /x}]\n",
+    "k.h": "struct v { unsigned int n; unsigned char c[8]; unsigned long long t[2]; };\n",
+    "m.jsonl": '{"key": "00 00 00 00", "value": "%s"}\n' % " ".join(["00"] * 24),
+    "full.txt": "0000000000000000\n" * 300,  # 4096 bytes of ring hold 256 records of 8 bytes
     "as.yaml": "metrics: [{name: m, map: /x, as: {n: nope}}]\n",
     "asmap.yaml": f"metrics: [{{name: m, map: 'MAP', layout: '{KV}', value: n, as: {{n: ipv6}}}}]\n",
     "bad.jsonl": '{"key": "00 00 00 01", "value": "%s"}\n{"key": "1x", "value": "00"}\n' % ("00 " * 24).strip(),
@@ -48,6 +61,9 @@ def make(directory: str, tmp: str) -> dict[str, str]:
             if kind == "hash":
                 m.update(bytes(lay.key.size), bytes(lay.value.size))
             m.pin(pins[name])
+    for name, (kind, facts) in OTHER_MAPS.items():
+        pins[name] = os.path.join(directory, name)
+        Map.create(kind, pin=pins[name], **facts).close()
     for name, text in FILES.items():
         with open(os.path.join(tmp, name), "w") as f:
             f.write(text.replace("MAP", pins["m"]))
@@ -116,6 +132,99 @@ LINES = {
     f"hist {{cv}} --layout {MAPS['cv'][1]}": "hist: the value has no numeric field; give --field NAME",
     f"hist {{m}} {L} --merge": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
     f"hist {{m}} {L} --sum-slot": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
+    # C declarations
+    "dump {m} --c-header {tmp}/k.h --key-type 'unsigned int' --value-type 'struct v' --include-dir {tmp}/nodir": (
+        "--include-dir {tmp}/nodir: not a directory"
+    ),
+    "dump {m} --c-header {tmp}/k.h --key-type 'unsigned int' --value-type 'struct v[1'": (
+        "C type unsigned int/struct v[1: before: [; is the type declared in {tmp}/k.h?"
+    ),
+    # events and send
+    "events {rb} --cpu 0": "events {dir}/rb: a ring buffer is one for every CPU; --cpu is for perf event arrays",
+    "events {rb} --where pid=1": "--where pid=1: records need a layout (--layout, --c-header or --object)",
+    "send {ur} --from {tmp}/full.txt": (
+        "send {dir}/ur: the ring stayed full for 0 s after 256 records went in; no program drained it "
+        "(wait longer with --timeout)"
+    ),
+    # the Map
+    "delete {lpm} 2000000001020304 --print": (
+        "delete --print {dir}/lpm: the kernel hands an entry over as it deletes it only for hash maps "
+        "(hash, percpu_hash, lru_hash, lru_percpu_hash), not lpm_trie; lookup, then delete"
+    ),
+    "lookup {m} 00000000 --lock": (
+        "lookup --lock {dir}/m: its values hold no struct bpf_spin_lock (the map has no BTF to say so); "
+        "--lock is for values that do"
+    ),
+    f"update {{m}} 00000000 '{Z8} {Z8} {Z8}' --lock": (
+        "update --lock {dir}/m: its values hold no struct bpf_spin_lock (the map has no BTF to say so); "
+        "--lock is for values that do"
+    ),
+    f"update {{m}} 00000000 '{Z8} {Z8} {Z8}' --noexist": "update {dir}/m: key already exists; drop --noexist to overwrite",
+    "update {m} --from {tmp}/m.jsonl --noexist": (
+        "update {dir}/m: key already exists; drop --noexist to overwrite (after 0 element(s) of the batch); "
+        "0 entries written"
+    ),
+    "update {q} --from {tmp}/m.jsonl": "update {dir}/q --from: bulk load is for maps with keys and data values, not queue",
+    # create
+    "create hash --key 4 --value 4 --max-entries 1 --pin {dir}/no/m": (
+        "pin {dir}/no/m: directory {dir}/no does not exist; create it (mkdir -p {dir}/no) or pass --mkdir"
+    ),
+    "create ringbuf --max-entries 1000 --pin {dir}/x": (
+        "create ringbuf: the size (--max-entries) must be a power of two and at least the page size (4096); 1000 given"
+    ),
+    "create arena --max-entries 1 --map-extra 1 --pin {dir}/x": (
+        "create arena: the arena's address (--map-extra) must be page-aligned"
+    ),
+    "create hash_of_maps --key 4 --max-entries 1 --pin {dir}/x": (
+        "create hash_of_maps: maps of maps need a template inner map (--inner-map MAP)"
+    ),
+    "create hash --key 4 --value 4 --max-entries 1 --inner-map {m} --pin {dir}/x": (
+        "create hash: --inner-map is only for array_of_maps and hash_of_maps"
+    ),
+    "create hash --value 4 --max-entries 1 --pin {dir}/x": "create hash: give the key size in bytes (--key N)",
+    "create hash --key 4 --max-entries 1 --pin {dir}/x": "create hash: give the value size in bytes (--value N)",
+    # copy's conversions
+    f"copy {{m}} {{cv}} --from-layout {KV} --to-layout {MAPS['cv'][1]}": (
+        "copy {dir}/m -> {dir}/cv: the target has no key.pid (u32), value.n (u32), value.comm (char[8]), "
+        "value.ok (bool), value.ts (u64); --drop key.pid --drop value.n --drop value.comm --drop value.ok "
+        "--drop value.ts to leave them behind"
+    ),
+    f"copy {{cv}} {{ck}} --from-layout {MAPS['cv'][1]} --to-layout k=u32:s=u64": (
+        "value.s: char[8] cannot become u64; --drop value.s and --set value.s=VALUE"
+    ),
+    "copy {sv} {cv} --from-layout k=u64:h=u32[4] --to-layout k=u32:h=u32[2]": (
+        "value.h: u32[4] does not fit u32[2]; --drop value.h to keep the first 2 elements"
+    ),
+    "copy {sv} {cv} --from-layout k=u64:h=bytes[16] --to-layout k=u32:h=bytes[8]": (
+        "value.h: hex[16] does not fit hex[8]; --drop value.h to keep the first 8 bytes"
+    ),
+    "copy {m} {lpm}": (
+        "copy: the keys are 4 and 8 bytes and neither has layout to convert them by; "
+        "give both (--from-layout, --to-layout, or BTF)"
+    ),
+    # objects
+    "migrate {m} --from-object {obj} --map outer": "{obj}: outer is a map of maps; create it with create --from-object",
+    "create --from-object {obj} --pin-dir {dir} --only outer": (
+        "create outer from {obj}: slot 1 holds map inner_a, which was not created (add it to --only)"
+    ),
+    # watch, top, dump
+    "top --sort nope": "--sort 'nope': choose one of fill, entries, rate, memory, name",
+    "watch {m} --sort nope": "--sort nope: choose one of key, value, rate",
+    "watch {m} --top 0": "--top 0: give a positive number",
+    "dump {m} --sort key --top 0": "--top must be at least 1",
+    "dump {sk}": (
+        "note: sockmap {dir}/sk: 2 slots; user space cannot read a sockmap's values of 4 bytes (make it with "
+        "--value 8 to read sockets back as cookies), so occupied slots cannot be told from empty ones"
+    ),
+}
+
+# The exit code and stdout of the LINES that say something other than a refusal (2, "").
+OTHER_ENDS = {
+    "send {ur} --from {tmp}/full.txt": (3, ""),  # the ring is full: MapFull
+    f"update {{m}} 00000000 '{Z8} {Z8} {Z8}' --noexist": (3, ""),
+    "update {m} --from {tmp}/m.jsonl --noexist": (3, ""),
+    "create --from-object {obj} --pin-dir {dir} --only outer": (3, ""),  # the kernel's ENOENT
+    "dump {sk}": (0, ""),  # a note, and no entry to show
 }
 
 
@@ -124,9 +233,12 @@ def argv(line: str, pins: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("line", LINES)
-def test_the_refusal_names_the_option(line, pindir, tmp_path, bm):
-    code, out, err = bm(*argv(line, make(pindir, str(tmp_path))))
-    assert (code, out, err) == (2, "", f"bpfmap: {LINES[line].format(dir=pindir, tmp=tmp_path)}\n")
+def test_the_refusal_names_the_option(line, pindir, tmp_path, bm, request):
+    pins = make(pindir, str(tmp_path))
+    pins["obj"] = str(request.getfixturevalue("obj")) if "{obj}" in line else ""
+    code, out, err = bm(*argv(line, pins))
+    ends = OTHER_ENDS.get(line, (2, ""))
+    assert (code, out, err) == (*ends, f"bpfmap: {LINES[line].format(dir=pindir, tmp=tmp_path, obj=pins['obj'])}\n")
 
 
 def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
