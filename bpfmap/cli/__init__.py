@@ -287,6 +287,7 @@ OPTIONS = {
     "pid_field": "--pid",
     "value_field": "--value",
     "labels": "--label",
+    "include_dirs": "--include-dir",
 }
 
 

@@ -136,6 +136,11 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         lambda: check_textfile("/proc/version/x.prom"),
         "--textfile /proc/version/x.prom: /proc/version is not a directory",
     ),
+    "include_dirs": (
+        "include_dirs",
+        lambda: Layout.from_c("k.h", "unsigned int", include_dirs=["/nonexistent"]),
+        "--include-dir /nonexistent: not a directory",
+    ),
     "as grammar": ("as", lambda: parse_spec("n"), "--as 'n': write FIELD=FORMAT, e.g. saddr=ip"),
     "as size": (
         "as",
