@@ -288,6 +288,8 @@ OPTIONS = {
     "value_field": "--value",
     "labels": "--label",
     "include_dirs": "--include-dir",
+    "cpus": "--cpu",  # events
+    "codec": "--layout, --c-header or --object",  # events: what gives the records' codec
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bpfmap import Map, View, hist
 from bpfmap.layout import Layout
+from bpfmap.streams.events import reader
 
 pytestmark = pytest.mark.kernel
 
@@ -253,6 +254,11 @@ def _hist(pin: str, **options):
         return hist.from_view(View(m, Layout.parse(KV)), **options)
 
 
+def _reader(pin: str, **options):
+    with Map.open(pin) as m:
+        reader(m, **options).close()
+
+
 # The library's own refusals, for Python callers: (what raises it, the parameter it names,
 # the command line's LINES entry that says the same).
 LIBRARY = {
@@ -274,6 +280,7 @@ LIBRARY = {
         lambda p: _joiner(p, "sv", labels=["nope"], value_field="n"),
         f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n",
     ),
+    "cpus": (lambda p: _reader(p["rb"], cpus=[0]), "events {rb} --cpu 0"),
     "slots": (
         lambda p: _hist(p["m"], merge=True, strict=True),
         f"hist {{m}} {L} --merge",

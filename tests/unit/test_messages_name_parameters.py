@@ -16,6 +16,7 @@ from bpfmap.export.serve import check_textfile, parse_listen
 from bpfmap.filters import Age, Condition, Where
 from bpfmap.layout import HexCodec, Layout, parse_hex
 from bpfmap.layout.formats import apply, parse_spec
+from bpfmap.streams.events import RecordDecoder
 
 
 def types(text: str):
@@ -140,6 +141,11 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         "include_dirs",
         lambda: Layout.from_c("k.h", "unsigned int", include_dirs=["/nonexistent"]),
         "--include-dir /nonexistent: not a directory",
+    ),
+    "records' where": (
+        "where",
+        lambda: RecordDecoder(HexCodec(8), [Condition("pid=1")]),
+        "--where pid=1: records need a layout (--layout, --c-header or --object)",
     ),
     "as grammar": ("as", lambda: parse_spec("n"), "--as 'n': write FIELD=FORMAT, e.g. saddr=ip"),
     "as size": (
