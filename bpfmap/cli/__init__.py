@@ -290,6 +290,10 @@ OPTIONS = {
     "include_dirs": "--include-dir",
     "cpus": "--cpu",  # events
     "codec": "--layout, --c-header or --object",  # events: what gives the records' codec
+    "drops": "--drop",  # copy, migrate
+    "sets": "--set",
+    "src_layout": "--from-layout",  # copy: the layouts of the source's and the target's View
+    "dst_layout": "--to-layout",
 }
 
 

@@ -254,6 +254,14 @@ def _hist(pin: str, **options):
         return hist.from_view(View(m, Layout.parse(KV)), **options)
 
 
+def _copy(src: str, dst: str, src_layout: str | None = None, dst_layout: str | None = None):
+    from bpfmap.entries.migrate import Copy
+
+    with Map.open(src) as sm, Map.open(dst) as dm:
+        lay = (Layout.parse(t) if t else None for t in (src_layout, dst_layout))
+        return Copy(View(sm, next(lay)), View(dm, next(lay)))
+
+
 def _reader(pin: str, **options):
     with Map.open(pin) as m:
         reader(m, **options).close()
@@ -281,6 +289,11 @@ LIBRARY = {
         f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n",
     ),
     "cpus": (lambda p: _reader(p["rb"], cpus=[0]), "events {rb} --cpu 0"),
+    "drops": (
+        lambda p: _copy(p["m"], p["cv"], KV, MAPS["cv"][1]),
+        f"copy {{m}} {{cv}} --from-layout {KV} --to-layout {MAPS['cv'][1]}",
+    ),
+    "src_layout": (lambda p: _copy(p["m"], p["lpm"]), "copy {m} {lpm}"),
     "slots": (
         lambda p: _hist(p["m"], merge=True, strict=True),
         f"hist {{m}} {L} --merge",

@@ -15,6 +15,7 @@ from bpfmap.errors import BpfmapError
 from bpfmap.export.serve import check_textfile, parse_listen
 from bpfmap.filters import Age, Condition, Where
 from bpfmap.layout import HexCodec, Layout, parse_hex
+from bpfmap.layout.convert import Conversion, converter
 from bpfmap.layout.formats import apply, parse_spec
 from bpfmap.streams.events import RecordDecoder
 
@@ -146,6 +147,21 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         "where",
         lambda: RecordDecoder(HexCodec(8), [Condition("pid=1")]),
         "--where pid=1: records need a layout (--layout, --c-header or --object)",
+    ),
+    "drops and sets": (
+        "drops",
+        lambda: converter(types("u32:s=char[8]")[1], types("u32:s=u32")[1], "value", Conversion()),
+        "value.s: char[8] cannot become u32; --drop value.s and --set value.s=VALUE",
+    ),
+    "drops an array's end": (
+        "drops",
+        lambda: converter(*types("u32[4]:u32[2]"), "value", Conversion()),
+        "value: u32[4] does not fit u32[2]; --drop value to keep the first 2 elements",
+    ),
+    "drops bytes": (
+        "drops",
+        lambda: converter(*types("bytes[16]:bytes[8]"), "value", Conversion()),
+        "value: hex[16] does not fit hex[8]; --drop value to keep the first 8 bytes",
     ),
     "as grammar": ("as", lambda: parse_spec("n"), "--as 'n': write FIELD=FORMAT, e.g. saddr=ip"),
     "as size": (
