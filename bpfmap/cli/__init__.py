@@ -294,6 +294,8 @@ OPTIONS = {
     "sets": "--set",
     "src_layout": "--from-layout",  # copy: the layouts of the source's and the target's View
     "dst_layout": "--to-layout",
+    "take": "delete --print",  # Map.take: the verb and option that call it
+    "create_maps": "create --from-object",  # objects.create_maps: the same
 }
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from bpfmap import Map, View, hist
 from bpfmap.layout import Layout
+from bpfmap.objects import create_maps, read_object
+from bpfmap.objects.create import create_map
 from bpfmap.streams.events import reader
 
 pytestmark = pytest.mark.kernel
@@ -262,6 +264,11 @@ def _copy(src: str, dst: str, src_layout: str | None = None, dst_layout: str | N
         return Copy(View(sm, next(lay)), View(dm, next(lay)))
 
 
+def _on(pin: str, call):
+    with Map.open(pin) as m:
+        return call(m)
+
+
 def _reader(pin: str, **options):
     with Map.open(pin) as m:
         reader(m, **options).close()
@@ -294,6 +301,16 @@ LIBRARY = {
         f"copy {{m}} {{cv}} --from-layout {KV} --to-layout {MAPS['cv'][1]}",
     ),
     "src_layout": (lambda p: _copy(p["m"], p["lpm"]), "copy {m} {lpm}"),
+    "take": (lambda p: _on(p["lpm"], lambda m: m.take(bytes(8))), "delete {lpm} 2000000001020304 --print"),
+    "lock": (lambda p: _on(p["m"], lambda m: m.lookup(bytes(4), lock=True)), "lookup {m} 00000000 --lock"),
+    "create_maps": (
+        lambda p: create_map(read_object(p["obj"]), "outer"),
+        "migrate {m} --from-object {obj} --map outer",
+    ),
+    "only": (
+        lambda p: create_maps(read_object(p["obj"]), p["dir"], only=["outer"]),
+        "create --from-object {obj} --pin-dir {dir} --only outer",
+    ),
     "slots": (
         lambda p: _hist(p["m"], merge=True, strict=True),
         f"hist {{m}} {L} --merge",
@@ -302,13 +319,15 @@ LIBRARY = {
 
 
 @pytest.mark.parametrize("param", LIBRARY)
-def test_the_library_names_the_parameter(param, pindir, tmp_path):
+def test_the_library_names_the_parameter(param, pindir, tmp_path, request):
     from bpfmap.cli import worded
     from bpfmap.errors import BpfmapError
 
     call, line = LIBRARY[param]
+    pins = make(pindir, str(tmp_path))
+    pins["obj"] = str(request.getfixturevalue("obj")) if "{obj}" in line else ""
     with pytest.raises(BpfmapError) as info:
-        call(make(pindir, str(tmp_path)))
+        call(pins)
     err = info.value
     assert "--" not in str(err) and param in err.params and param in str(err), str(err)
-    assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path)
+    assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path, obj=pins["obj"])
