@@ -10,7 +10,9 @@ import shlex
 import pytest
 
 from bpfmap import Map, View, hist
+from bpfmap.entries.bulk import Loader
 from bpfmap.layout import Layout
+from bpfmap.live.watch import Watcher
 from bpfmap.objects import create_maps, read_object
 from bpfmap.objects.create import create_map
 from bpfmap.streams.events import reader
@@ -269,6 +271,13 @@ def _on(pin: str, call):
         return call(m)
 
 
+def _send(pin: str, records: list[bytes]):
+    from bpfmap.streams.userring import UserRingBuffer
+
+    with Map.open(pin) as m, UserRingBuffer(m) as ring:
+        return ring.send_all(records, 0)
+
+
 def _reader(pin: str, **options):
     with Map.open(pin) as m:
         reader(m, **options).close()
@@ -311,6 +320,10 @@ LIBRARY = {
         lambda p: create_maps(read_object(p["obj"]), p["dir"], only=["outer"]),
         "create --from-object {obj} --pin-dir {dir} --only outer",
     ),
+    "sort": (lambda p: _on(p["m"], lambda m: Watcher(View(m), sort="nope")), "watch {m} --sort nope"),
+    "top": (lambda p: _on(p["m"], lambda m: Watcher(View(m), top=0)), "watch {m} --top 0"),
+    "timeout": (lambda p: _send(p["ur"], [bytes(8)] * 300), "send {ur} --from {tmp}/full.txt"),
+    "load": (lambda p: _on(p["q"], lambda m: Loader(View(m))), "update {q} --from {tmp}/m.jsonl"),
     "slots": (
         lambda p: _hist(p["m"], merge=True, strict=True),
         f"hist {{m}} {L} --merge",
@@ -331,3 +344,25 @@ def test_the_library_names_the_parameter(param, pindir, tmp_path, request):
     err = info.value
     assert "--" not in str(err) and param in err.params and param in str(err), str(err)
     assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path, obj=pins["obj"])
+
+
+def test_dump_says_the_top_and_its_note_by_parameters(pindir, tmp_path):
+    """dump()'s top refusal and its note on a sockmap's 4-byte values name parameters; the
+    command line's lines (LINES) say them as options."""
+    import io
+
+    from bpfmap.cli import worded
+    from bpfmap.errors import UsageError
+    from bpfmap.output.dump import dump
+
+    pins = make(pindir, str(tmp_path))
+    with Map.open(pins["m"]) as m, pytest.raises(UsageError) as info:
+        dump(View(m), io.StringIO(), sort="key", top=0)
+    assert (str(info.value), info.value.params) == ("top must be at least 1", ("top",))
+    assert worded(info.value) == LINES["dump {m} --sort key --top 0"]
+    notes: list = []
+    with Map.open(pins["sk"]) as m:
+        assert dump(View(m), io.StringIO(), note=notes.append) == 0
+    (note,) = notes
+    assert "--" not in str(note) and " (make it with value_size 8 to read sockets back as cookies)" in str(note)
+    assert "note: " + worded(note) == LINES["dump {sk}"].format(dir=pindir)

@@ -21,12 +21,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-z]")
 # messages to a Python caller at all: core/pins (a hint to pass --mkdir to the CLI's create),
 # errors (the KeyExists hint "drop --noexist", said by the kernel's errno for every caller).
 ALLOWED = {
-    "entries/bulk.py": 1,
     "entries/drain.py": 2,
-    "live/top.py": 1,
-    "live/watch.py": 2,
-    "output/dump.py": 2,
-    "streams/userring.py": 1,
 }
 
 

@@ -21,6 +21,7 @@ from bpfmap.filters import Age, Condition, Where
 from bpfmap.layout import HexCodec, Layout, parse_hex
 from bpfmap.layout.convert import Conversion, converter
 from bpfmap.layout.formats import apply, parse_spec
+from bpfmap.live.top import Top
 from bpfmap.streams.events import RecordDecoder
 
 
@@ -221,6 +222,7 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         ),
         "update /sys/fs/bpf/m: key already exists; drop --noexist to overwrite (after 0 element(s))",
     ),
+    "top's sort": ("sort", lambda: Top(sort="nope"), "--sort 'nope': choose one of fill, entries, rate, memory, name"),
     "as grammar": ("as", lambda: parse_spec("n"), "--as 'n': write FIELD=FORMAT, e.g. saddr=ip"),
     "as size": (
         "as",
