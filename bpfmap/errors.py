@@ -328,7 +328,8 @@ def translate(op: str, target: str, err: OSError, detail: str = "", done: int | 
     """
     cls, text = _classify(op, target, err)
     code = err.errno or 0
-    exc = cls(text + detail, code) if issubclass(cls, KernelError) else cls(text + detail)
+    message = words(text, detail) if isinstance(text, Words) else text + detail
+    exc = cls(message, code) if issubclass(cls, KernelError) else cls(message)
     exc.done = done
     return exc
 
@@ -350,7 +351,7 @@ def amended(exc: BpfmapError, note: str, **attrs: object) -> BpfmapError:
     return new
 
 
-def _classify(op: str, target: str, err: OSError) -> tuple[type[BpfmapError], str]:
+def _classify(op: str, target: str, err: OSError) -> tuple[type[BpfmapError], str | Words]:
     code = err.errno or 0
     where = f"{op} {quote(target, bare=True)}".rstrip()
     if code in (_errno.EPERM, _errno.EACCES):
@@ -364,7 +365,7 @@ def _classify(op: str, target: str, err: OSError) -> tuple[type[BpfmapError], st
     if code == _errno.EEXIST:
         if op == "pin":
             return PinExists, f"{where}: a pin already exists there; choose another path or unpin it (rm)"
-        return KeyExists, f"{where}: key already exists; drop --noexist to overwrite"
+        return KeyExists, words(f"{where}: key already exists; drop ", Param("noexist"), " to overwrite")
     if code == _errno.E2BIG:
         if op in ("update", "push"):
             return MapFull, f"{where}: map is full (max_entries reached); delete entries or create a bigger map"

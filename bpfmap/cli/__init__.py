@@ -22,9 +22,8 @@ from ..errors import (
     EXIT_TERMINATED,
     EXIT_USAGE,
     BpfmapError,
-    Param,
-    Words,
 )
+from .wording import ALSO, OPTIONS, option, worded  # noqa: F401  # re-exported: bpfmap.cli.worded
 
 if TYPE_CHECKING:
     import typer
@@ -271,44 +270,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     finally:
         sys.stdout = real_stdout
-
-
-# The library names its parameters in messages (bpfmap.errors.Param); the command line says
-# each as its option: --NAME with dashes for underscores, unless this table says otherwise.
-OPTIONS = {
-    "map_type": "--type",
-    "map_name": "--map",
-    "slot_field": "--slot",  # hist
-    "count_field": "--field",
-    "key_size": "--key",
-    "value_size": "--value",
-    "kernel_field": "--kernel-stack",  # stacks
-    "user_field": "--user-stack",
-    "pid_field": "--pid",
-    "value_field": "--value",
-    "labels": "--label",
-}
-
-
-# The other options that give a parameter, named after it where a message means any way of
-# giving it (Param.also).
-ALSO = {"layout": " (or --c-header)"}
-
-
-def option(p: Param) -> str:
-    """A library parameter as the option that gives it (``cpu`` -> ``--cpu``), with its metavar."""
-    name = OPTIONS.get(p.name) or "--" + p.name.replace("_", "-")
-    if p.also:
-        name += ALSO.get(p.name, "")
-    return f"{name} {p.metavar}" if p.metavar else name
-
-
-def worded(said: BpfmapError | Words | str) -> str:
-    """An error's message (or a message, errors.said) as the command line says it:
-    parameters as options."""
-    if isinstance(said, str):
-        return said
-    return said.worded(option)
 
 
 def _debug() -> bool:

@@ -70,7 +70,7 @@ def dump_many(refs: list[str], output: Optional[str], opts: LayoutOptions, filt:
                 except UsageError as err:
                     say(f"note: {ref}: skipped, {worded(err)}")
                     continue
-            note = lambda text, ref=ref: say(f"note: {ref}: {text}")  # noqa: E731
+            note = lambda text, ref=ref: say(f"note: {ref}: {worded(text)}")  # noqa: E731
             if fmt in ("text", "table"):
                 sys.stdout.write(header(i, ref))
                 dump(view, sys.stdout, fmt, note=note, **options)

@@ -14,6 +14,7 @@ from ..output import cell, default_format, write_value
 from ..types import Access, Value
 from ..view import View, numeric_layout
 from .options import OPTION_NAMES, VERBS, broken_rule, fast_options
+from .wording import worded
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -300,7 +301,7 @@ def dump_entries(view: View, map_ref: str, output: Optional[str], filt: Any = No
             sys.stdout,
             output or default_format(sys.stdout),
             progress=progress.count_batches if progress is not None else None,
-            note=lambda text: say(f"note: {text}"),
+            note=lambda text: say(f"note: {worded(text)}"),
             **options,
         )
     finally:

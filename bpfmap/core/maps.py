@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .. import _sys
-from ..errors import ENOTSUPP, BpfmapError, NotFound, PermissionDenied, ReadOnly, UsageError, translate
+from ..errors import ENOTSUPP, BpfmapError, NotFound, Param, PermissionDenied, ReadOnly, UsageError, translate, words
 from ..types import REF_FORMS, SPECS, Access, MapType, TypeSpec, Value, map_type_label
 from ..types import spec as type_spec
 from .fd import FdOwner
@@ -286,8 +286,11 @@ class Map(FdOwner, ValueReads):
         if not self.kind.takes:
             takers = ", ".join(t.label for t, s in SPECS.items() if s.takes)
             raise UsageError(
-                f"delete --print {self.ref}: the kernel hands an entry over as it deletes it only for hash "
-                f"maps ({takers}), not {self.type_label}; lookup, then delete"
+                words(
+                    Param("take"),
+                    f" {self.ref}: the kernel hands an entry over as it deletes it only for hash "
+                    f"maps ({takers}), not {self.type_label}; lookup, then delete",
+                )
             )
         kbuf = self._key_buffer(key)
         vbuf = _sys.buffer(self.shape.entry)
@@ -299,8 +302,14 @@ class Map(FdOwner, ValueReads):
         mb = self.btf()
         if mb is None or not mb.value_has_spin_lock():
             raise UsageError(
-                f"{op} --lock {self.ref}: its values hold no struct bpf_spin_lock"
-                f"{'' if mb is not None else ' (the map has no BTF to say so)'}; --lock is for values that do"
+                words(
+                    f"{op} ",
+                    Param("lock"),
+                    f" {self.ref}: its values hold no struct bpf_spin_lock"
+                    f"{'' if mb is not None else ' (the map has no BTF to say so)'}; ",
+                    Param("lock"),
+                    " is for values that do",
+                )
             )
         return _sys.BPF_F_LOCK
 

@@ -10,6 +10,7 @@ from .. import _sys
 from ..errors import (
     NoSuchObject,
     NotBpffs,
+    Param,
     PermissionDenied,
     PinExists,
     UsageError,
@@ -111,7 +112,11 @@ def check_pin_dir(directory: str, mkdir: bool = False, what: str | Words = "", m
     if not os.path.isdir(directory):
         if not mkdir:
             raise UsageError(
-                words(what, f": directory {directory} does not exist; create it (mkdir -p {directory}) or pass --mkdir")
+                words(
+                    what,
+                    f": directory {directory} does not exist; create it (mkdir -p {directory}) or pass ",
+                    Param("mkdir"),
+                )
             )
         if not is_bpffs(_existing_ancestor(directory)):
             raise NotBpffs(

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .. import _sys
-from ..errors import ENOTSUPP, BpfmapError, Unsupported, UsageError, quote, translate
+from ..errors import ENOTSUPP, BpfmapError, Param, Unsupported, UsageError, quote, translate, words
 from ..types import SPECS, Access, MapFlag, MapType, TypeSpec, Value
 from ..types import spec as type_spec
 from .values import possible_cpus
@@ -149,11 +149,16 @@ class MapSpec:
             page = os.sysconf("SC_PAGE_SIZE")
             if self.max_entries < page or self.max_entries & (self.max_entries - 1):
                 raise UsageError(
-                    f"create {label}: the size (--max-entries) must be a power of two "
-                    f"and at least the page size ({page}); {self.max_entries} given"
+                    words(
+                        f"create {label}: the size (",
+                        Param("max_entries"),
+                        f") must be a power of two and at least the page size ({page}); {self.max_entries} given",
+                    )
                 )
         if self.type is MapType.ARENA and self.map_extra % os.sysconf("SC_PAGE_SIZE"):
-            raise UsageError(f"create {label}: the arena's address (--map-extra) must be page-aligned")
+            raise UsageError(
+                words(f"create {label}: the arena's address (", Param("map_extra"), ") must be page-aligned")
+            )
         if self.map_extra and s.extra is None:
             takers = " and ".join(f"{t.label}" for t, ts in SPECS.items() if ts.extra)
             raise UsageError(f"create {label}: map_extra is for {takers} maps")
@@ -193,7 +198,7 @@ def _pick_size(label: str, what: str, given: int | None, required: int | None, d
     if given is None:
         if default is not None:
             return default
-        raise UsageError(f"create {label}: give the {what} size in bytes (--{what} N)")
+        raise UsageError(words(f"create {label}: give the {what} size in bytes (", Param(f"{what}_size", "N"), ")"))
     if given <= 0:
         raise UsageError(f"create {label}: {what} size must be positive, not {given}")
     return given
@@ -210,9 +215,11 @@ def create_fd(spec: MapSpec, inner_fd: int = 0, btf_required: bool = False) -> t
     key_size, value_size, max_entries = spec.key_size, spec.value_size, spec.max_entries
     assert key_size is not None and value_size is not None and max_entries is not None, "resolve the spec first"
     if s.needs_inner_map and not inner_fd:
-        raise UsageError(f"create {label}: maps of maps need a template inner map (--inner-map MAP)")
+        raise UsageError(
+            words(f"create {label}: maps of maps need a template inner map (", Param("inner_map", "MAP"), ")")
+        )
     if not s.needs_inner_map and inner_fd:
-        raise UsageError(f"create {label}: --inner-map is only for array_of_maps and hash_of_maps")
+        raise UsageError(words(f"create {label}: ", Param("inner_map"), " is only for array_of_maps and hash_of_maps"))
     flags = MapFlag(spec.flags or 0)
     btf, note, btf_fd = spec.btf, None, 0
     if s.needs_btf:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..core.threads import WriterThread
-from ..errors import BpfmapError, UsageError, Words, quote, said, words
+from ..errors import BpfmapError, Param, UsageError, Words, quote, said, words
 from ..host.inputs import (
     READ_BYTES,
     BoundedLines,
@@ -261,7 +261,11 @@ class Loader:
         m = view.map
         if m.key_size == 0 or m.kind.value is not Value.BYTES:
             raise UsageError(
-                f"update {m.ref} --from: bulk load is for maps with keys and data values, not {m.type_label}"
+                words(
+                    f"update {m.ref} ",
+                    Param("load"),
+                    f": bulk load is for maps with keys and data values, not {m.type_label}",
+                )
             )
         self.view, self.map, self.mode, self.keep_going = view, m, mode, keep_going
         self.written = 0

@@ -100,10 +100,15 @@ class Copy:
         self.key_convert = self._side(sk, dk, sm.key_size, dm.key_size, "key", plan)
         self.value_convert = self._side(sv, dv, sm.value_size, dm.value_size, "value", plan)
         if plan.unmatched:
+            each = [
+                words(" " if i else "", Param("drops"), f" {p.split(' ')[0]}") for i, p in enumerate(plan.unmatched)
+            ]
             raise UsageError(
-                f"copy {sm.ref} -> {dm.ref}: the target has no {', '.join(plan.unmatched)}; "
-                f"--drop {' --drop '.join(p.split(' ')[0] for p in plan.unmatched)} to leave "
-                f"{'it' if len(plan.unmatched) == 1 else 'them'} behind"
+                words(
+                    f"copy {sm.ref} -> {dm.ref}: the target has no {', '.join(plan.unmatched)}; ",
+                    *each,
+                    f" to leave {'it' if len(plan.unmatched) == 1 else 'them'} behind",
+                )
             )
         unused = sorted((plan.drops | set(plan.sets)) - plan.used)
         if unused:
@@ -162,9 +167,12 @@ class Copy:
         if s is None or d is None:  # a side without a layout: bytes as they are, when sizes agree
             if src_size != dst_size:
                 raise UsageError(
-                    f"copy: the {side}s are {src_size} and {dst_size} bytes and "
-                    f"{'neither has' if s is None and d is None else 'one has no'} layout to convert them by; "
-                    f"give both (--from-layout, --to-layout, or BTF)"
+                    words(
+                        f"copy: the {side}s are {src_size} and {dst_size} bytes and "
+                        f"{'neither has' if s is None and d is None else 'one has no'} layout to convert them by; "
+                        "give both (",
+                        *(Param("src_layout"), ", ", Param("dst_layout"), ", or BTF)"),
+                    )
                 )
             return None
         if s == d:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import Param, UsageError, words
 from .model import SCALARS, Array, Char, Enum, Member, Struct, Type, layout_struct
 
 # Typedefs every BPF header may use without its #includes (LP64: long is 64-bit).
@@ -282,6 +282,11 @@ def _drop_function_bodies(text: str) -> str:
 # -- the AST -> model ------------------------------------------------------------------------
 
 
+# The file name pycparser gives the typedefs of the queried types (key_type, value_type):
+# an error there is in a query, not in the header.
+_QUERIES = "<bpfmap queries>"
+
+
 class CDecls:
     """Parsed C declarations; :meth:`resolve` turns a type name into a model type."""
 
@@ -313,14 +318,14 @@ class CDecls:
             tail.append(f"typedef {base} {alias}{dims};")
         source = (
             f'# 1 "<bpfmap prelude>"\n{_typedef_prelude(expanded)}\n{expanded}\n'
-            f'# 1 "<--key-type/--value-type>"\n' + "\n".join(tail) + "\n"
+            f'# 1 "{_QUERIES}"\n' + "\n".join(tail) + "\n"
         )
         try:
             self.ast = c_parser.CParser().parse(source, filename)
         except Exception as err:  # pycparser's ParseError
             msg = str(err)
-            if "<--key-type/--value-type>" in msg:
-                header_only = source[: source.index('# 1 "<--key-type/--value-type>"')]
+            if _QUERIES in msg:
+                header_only = source[: source.index(f'# 1 "{_QUERIES}"')]
                 try:  # an unfinished declaration in the header only shows up at our queries
                     c_parser.CParser().parse(header_only + "\n", filename)
                 except Exception:
@@ -355,7 +360,7 @@ class CDecls:
     # -- public --
 
     def resolve(self, name: str) -> Type:
-        """The model type of a C type name as given to --key-type/--value-type."""
+        """The model type of a C type name as given as key_type or value_type."""
         alias = self.queries.get(name)
         if alias is None:
             raise KeyError(name)
@@ -559,7 +564,7 @@ def types_from_header(
 
     for d in include_dirs or []:
         if not os.path.isdir(d):
-            raise UsageError(f"--include-dir {d}: not a directory")
+            raise UsageError(words(Param("include_dirs"), f" {d}: not a directory"))
     missing: list[str] = []
     text = inline_includes(read_text(path, "C header"), path, list(include_dirs or []), set(), missing=missing)
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import Param, UsageError, Words, words
 from . import fields
 from .codec import compile_type
 from .hexbytes import hex_bytes
@@ -80,7 +80,17 @@ def converter(src: Type, dst: Type, path: str, plan: Conversion) -> Convert:
         return _same
     if isinstance(src, Formatted) and isinstance(dst, Formatted) and src.name == dst.name:
         return _same
-    raise UsageError(f"{path}: {src.c_name()} cannot become {dst.c_name()}; --drop {path} and --set {path}=VALUE")
+    raise UsageError(
+        words(
+            f"{path}: {src.c_name()} cannot become {dst.c_name()}; ",
+            *(Param("drops"), f" {path} and ", Param("sets"), f" {path}=VALUE"),
+        )
+    )
+
+
+def _drop(path: str, kept: str) -> Words:
+    """How to let ``path`` be cut to what the target holds (``kept``)."""
+    return words(Param("drops"), f" {path} to keep {kept}")
 
 
 def _integer(t: Type) -> bool:
@@ -162,7 +172,7 @@ def _array(src: Array, dst: Array, path: str, plan: Conversion) -> Convert:
     n, m = src.count, dst.count
     if m < n and not plan.dropped(path):
         raise UsageError(
-            f"{path}: {src.c_name()} does not fit {dst.c_name()}; --drop {path} to keep the first {m} elements"
+            words(f"{path}: {src.c_name()} does not fit {dst.c_name()}; ", _drop(path, f"the first {m} elements"))
         )
     pad = [zero(dst.elem)] * max(0, m - n)
 
@@ -188,7 +198,7 @@ def _bytes(src: Bytes, dst: Bytes, path: str, plan: Conversion) -> Convert:
     n, m = src.size, dst.size
     if m < n and not plan.dropped(path):
         raise UsageError(
-            f"{path}: {src.c_name()} does not fit {dst.c_name()}; --drop {path} to keep the first {m} bytes"
+            words(f"{path}: {src.c_name()} does not fit {dst.c_name()}; ", _drop(path, f"the first {m} bytes"))
         )
 
     def convert(v: str) -> bytes:

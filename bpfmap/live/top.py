@@ -18,7 +18,7 @@ from typing import Any
 from ..core import owners
 from ..core.info import list_maps
 from ..core.maps import Map, expand, require_some
-from ..errors import BpfmapError, UsageError, quote
+from ..errors import BpfmapError, Param, UsageError, quote, words
 
 SORTS = ("fill", "entries", "rate", "memory", "name")
 FULL = 0.9  # maps at least this full stand out
@@ -32,7 +32,7 @@ class Top:
 
     def __init__(self, refs: list[str] | None = None, sort: str = "fill") -> None:
         if sort not in SORTS:
-            raise UsageError(f"--sort {quote(sort)}: choose one of {', '.join(SORTS)}")
+            raise UsageError(words(Param("sort"), f" {quote(sort)}: choose one of {', '.join(SORTS)}"))
         self.refs, self.sort, self.filter = [_checked(r) for r in refs or []], sort, ""
         self._before: dict[int, tuple[float, int | None]] = {}  # id -> (time, entries) at the last poll
         self.time: float | None = None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.maps import Map
-from ..errors import NoSuchObject, UsageError
+from ..errors import NoSuchObject, Param, UsageError, words
 from ..layout import HexCodec, TypeCodec, fields
 from ..view import View, aggregate, is_number, sort_key
 
@@ -190,9 +190,9 @@ class Watcher:
             fields.parts(select)  # a malformed path fails before the first refresh
         self.select = select
         if sort not in SORTS:
-            raise UsageError(f"--sort {sort}: choose one of {', '.join(SORTS)}")
+            raise UsageError(words(Param("sort"), f" {sort}: choose one of {', '.join(SORTS)}"))
         if top is not None and top < 1:
-            raise UsageError(f"--top {top}: give a positive number")
+            raise UsageError(words(Param("top"), f" {top}: give a positive number"))
         self.view, self.sort, self.top, self.how, self.where = view, sort, top, how, where
         self._key_order = key_order(view.key)
         self._total = total_of(view.value) if select is None and how != "all" else total

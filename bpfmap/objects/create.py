@@ -84,7 +84,7 @@ def create_map(obj: BpfObject, name: str) -> Map:
     BTF, this machine's facts), but not pinned: the caller pins or closes it."""
     d = _for_this_machine(obj, obj.map(name))
     if d.inner is not None:
-        raise ObjectError(f"{obj.path}: {name} is a map of maps; create it with create --from-object")
+        raise ObjectError(words(f"{obj.path}: {name} is a map of maps; create it with ", Param("create_maps")))
     btf_fd, generated = _load_object_btf(obj, [d])
     try:
         return _create_one(d, btf_fd, obj if generated else None)
@@ -204,8 +204,12 @@ def _fill_slots(obj: BpfObject, created: list[Created], pin_dir: str) -> None:
                     opened = target = Map.open(os.path.join(pin_dir, name))
                 except BpfmapError:
                     raise KernelError(
-                        f"create {c.definition.name} from {obj.path}: slot {index} holds map "
-                        f"{name}, which was not created (add it to --only)",
+                        words(
+                            f"create {c.definition.name} from {obj.path}: slot {index} holds map "
+                            f"{name}, which was not created (add it to ",
+                            Param("only"),
+                            ")",
+                        ),
                         errno.ENOENT,
                     ) from None
             try:

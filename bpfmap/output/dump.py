@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from ..errors import UsageError
+from ..errors import Param, UsageError, Words, words
 from ..types import Value
 from ..view import View, sort_entries
 from .entries import UNREADABLE, _CsvRows, _line_function, columns, item_writer, write_entries, write_item_batches
@@ -33,7 +33,7 @@ def dump(
     where: Any = None,
     batch_size: int | None = None,
     progress: Callable[[Batches, bool], Batches] | None = None,
-    note: Callable[[str], None] | None = None,
+    note: Callable[[str | Words], None] | None = None,
 ) -> int:
     """Write every entry of ``source`` (a View, or a Map: read through its BTF) to ``out``
     in ``format`` (text, jsonl, json, csv, table); returns how many were written.
@@ -43,7 +43,8 @@ def dump(
     ``reverse``: ascending/smallest); ``where`` (a filters.Where bound to the view, seeing
     values as ``percpu``/``cpu`` leave them) keeps the entries it passes; ``batch_size`` bounds a kernel batch.  ``progress``
     wraps the batch stream (raw batches when its second argument is True) to count it;
-    ``note`` is told about what cannot be shown (values of fd maps).  Raises UsageError for
+    ``note`` is told about what cannot be shown (values of fd maps; a message that may name
+    parameters, errors.words).  Raises UsageError for
     options that do not fit the map, the map's errors otherwise."""
     view = source if isinstance(source, View) else View(source)
     m = view.map
@@ -58,7 +59,7 @@ def dump(
     if reduce is None and not where:  # every value whole
         if sort is not None:
             if top is not None and top < 1:
-                raise UsageError("--top must be at least 1")
+                raise UsageError(words(Param("top"), " must be at least 1"))
             from .sort import sort_field  # sorts, per-CPU reductions: loaded by the dumps that use them
 
             by = sort_field(view, sort)  # an integer field: sorted on the raw bytes
@@ -123,7 +124,7 @@ def _reduced_lines(view: View, fmt: str, how: str | None, cpu: int | None) -> An
     return lines
 
 
-def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | None) -> int:
+def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str | Words], None] | None) -> int:
     """Maps whose values are kernel objects (sockmap, sockhash, reuseport_sockarray,
     cgroup_array, xskmap): the occupied slots.  Where the kernel reads a value back (a
     socket's cookie, with 8-byte values) it shows; where it cannot, an array's slots cannot
@@ -135,10 +136,13 @@ def _fd_slots(view: View, fmt: str, out: IO[str], note: Callable[[str], None] | 
     items = [(view.key.decode(k), None if v is None else value_codec.decode(v)) for k, v in pairs]
     if unreadable and m.kind.indexed:
         if note is not None:
+            cookies = words(" of 4 bytes (make it with ", Param("value_size"), " 8 to read sockets back as cookies)")
             note(
-                f"{m.type_label} {m.ref}: {m.max_entries} slots; user space cannot read a {m.type_label}'s "
-                f"values{' of 4 bytes (make it with --value 8 to read sockets back as cookies)' if m.kind.object == 'sock' else ''}"
-                f", so occupied slots cannot be told from empty ones"
+                words(
+                    f"{m.type_label} {m.ref}: {m.max_entries} slots; user space cannot read a {m.type_label}'s values",
+                    cookies if m.kind.object == "sock" else "",
+                    ", so occupied slots cannot be told from empty ones",
+                )
             )
         return write_entries(columns([]), fmt, view.key, UNREADABLE, False, out)  # an empty dump (json: [])
     if unreadable and note is not None:

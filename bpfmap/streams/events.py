@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .._sys import perf
 from ..core.columns import copy_columns
 from ..core.maps import Map, verb_list
-from ..errors import UsageError, translate
+from ..errors import Param, UsageError, translate, words
 from ..filters import Condition
 from ..types import MapType
 
@@ -334,7 +334,11 @@ def reader(m: Map, pages: int = 64, cpus: list[int] | None = None) -> _Reader:
     array, read only these CPUs' buffers)."""
     if m.type is MapType.RINGBUF:
         if cpus is not None:
-            raise UsageError(f"events {m.ref}: a ring buffer is one for every CPU; --cpu is for perf event arrays")
+            raise UsageError(
+                words(
+                    f"events {m.ref}: a ring buffer is one for every CPU; ", Param("cpus"), " is for perf event arrays"
+                )
+            )
         return RingBufferReader(m)
     if m.type is MapType.PERF_EVENT_ARRAY:
         return PerfBufferReader(m, pages, cpus)
@@ -381,7 +385,7 @@ class RecordDecoder:
         st = getattr(stored if stored is not None else codec, "type", None)
         for c in self.where:
             if st is None:
-                raise UsageError(f"--where {c.text}: records need a layout (--layout, --c-header or --object)")
+                raise UsageError(words(Param("where"), f" {c.text}: records need a layout (", Param("codec"), ")"))
             c.check_fields(st, formats)
         self._hex = HexCodec
         self.notes: list[str] = []

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from ..core.maps import Map
-from ..errors import MapFull, UsageError, said, translate
+from ..errors import MapFull, Param, UsageError, said, translate, words
 from ..host.inputs import BoundedLines, LoadError, LongLine, TextSource, line_limit
 from ..types import MapType
 
@@ -91,8 +91,12 @@ class UserRingBuffer:
             if not self.send(record, timeout):
                 n = self.sent - start
                 err = MapFull(
-                    f"send {self.map.ref}: the ring stayed full for {timeout:g} s after {n} record"
-                    f"{'' if n == 1 else 's'} went in; no program drained it (wait longer with --timeout)"
+                    words(
+                        f"send {self.map.ref}: the ring stayed full for {timeout:g} s after {n} record"
+                        f"{'' if n == 1 else 's'} went in; no program drained it (wait longer with ",
+                        Param("timeout"),
+                        ")",
+                    )
                 )
                 err.done = n
                 raise err

@@ -10,7 +10,12 @@ import shlex
 import pytest
 
 from bpfmap import Map, View, hist
+from bpfmap.entries.bulk import Loader
 from bpfmap.layout import Layout
+from bpfmap.live.watch import Watcher
+from bpfmap.objects import create_maps, read_object
+from bpfmap.objects.create import create_map
+from bpfmap.streams.events import reader
 
 pytestmark = pytest.mark.kernel
 
@@ -29,8 +34,21 @@ MAPS = {  # name: (type, layout) of the maps make() pins
 }
 
 
+# Maps make() creates from their facts, with no entry (MapSpec fields but the type).
+OTHER_MAPS = {
+    "lpm": ("lpm_trie", {"key_size": 8, "value_size": 4, "flags": "no_prealloc"}),
+    "q": ("queue", {"value_size": 4}),
+    "rb": ("ringbuf", {"max_entries": 4096}),
+    "ur": ("user_ringbuf", {"max_entries": 4096}),
+    "sk": ("sockmap", {"key_size": 4, "value_size": 4, "max_entries": 2}),
+}
+
+Z8 = " ".join(["00"] * 8)
 FILES = {
     "c.yaml": "metrics: [{name: m, map: /x}]\n",
+    "k.h": "struct v { unsigned int n; unsigned char c[8]; unsigned long long t[2]; };\n",
+    "m.jsonl": '{"key": "00 00 00 00", "value": "%s"}\n' % " ".join(["00"] * 24),
+    "full.txt": "0000000000000000\n" * 300,  # 4096 bytes of ring hold 256 records of 8 bytes
     "as.yaml": "metrics: [{name: m, map: /x, as: {n: nope}}]\n",
     "asmap.yaml": f"metrics: [{{name: m, map: 'MAP', layout: '{KV}', value: n, as: {{n: ipv6}}}}]\n",
     "bad.jsonl": '{"key": "00 00 00 01", "value": "%s"}\n{"key": "1x", "value": "00"}\n' % ("00 " * 24).strip(),
@@ -48,6 +66,9 @@ def make(directory: str, tmp: str) -> dict[str, str]:
             if kind == "hash":
                 m.update(bytes(lay.key.size), bytes(lay.value.size))
             m.pin(pins[name])
+    for name, (kind, facts) in OTHER_MAPS.items():
+        pins[name] = os.path.join(directory, name)
+        Map.create(kind, pin=pins[name], **facts).close()
     for name, text in FILES.items():
         with open(os.path.join(tmp, name), "w") as f:
             f.write(text.replace("MAP", pins["m"]))
@@ -116,6 +137,99 @@ LINES = {
     f"hist {{cv}} --layout {MAPS['cv'][1]}": "hist: the value has no numeric field; give --field NAME",
     f"hist {{m}} {L} --merge": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
     f"hist {{m}} {L} --sum-slot": "hist {dir}/m: the values hold no array of counts; give --slots FIELD",
+    # C declarations
+    "dump {m} --c-header {tmp}/k.h --key-type 'unsigned int' --value-type 'struct v' --include-dir {tmp}/nodir": (
+        "--include-dir {tmp}/nodir: not a directory"
+    ),
+    "dump {m} --c-header {tmp}/k.h --key-type 'unsigned int' --value-type 'struct v[1'": (
+        "C type unsigned int/struct v[1: before: [; is the type declared in {tmp}/k.h?"
+    ),
+    # events and send
+    "events {rb} --cpu 0": "events {dir}/rb: a ring buffer is one for every CPU; --cpu is for perf event arrays",
+    "events {rb} --where pid=1": "--where pid=1: records need a layout (--layout, --c-header or --object)",
+    "send {ur} --from {tmp}/full.txt": (
+        "send {dir}/ur: the ring stayed full for 0 s after 256 records went in; no program drained it "
+        "(wait longer with --timeout)"
+    ),
+    # the Map
+    "delete {lpm} 2000000001020304 --print": (
+        "delete --print {dir}/lpm: the kernel hands an entry over as it deletes it only for hash maps "
+        "(hash, percpu_hash, lru_hash, lru_percpu_hash), not lpm_trie; lookup, then delete"
+    ),
+    "lookup {m} 00000000 --lock": (
+        "lookup --lock {dir}/m: its values hold no struct bpf_spin_lock (the map has no BTF to say so); "
+        "--lock is for values that do"
+    ),
+    f"update {{m}} 00000000 '{Z8} {Z8} {Z8}' --lock": (
+        "update --lock {dir}/m: its values hold no struct bpf_spin_lock (the map has no BTF to say so); "
+        "--lock is for values that do"
+    ),
+    f"update {{m}} 00000000 '{Z8} {Z8} {Z8}' --noexist": "update {dir}/m: key already exists; drop --noexist to overwrite",
+    "update {m} --from {tmp}/m.jsonl --noexist": (
+        "update {dir}/m: key already exists; drop --noexist to overwrite (after 0 element(s) of the batch); "
+        "0 entries written"
+    ),
+    "update {q} --from {tmp}/m.jsonl": "update {dir}/q --from: bulk load is for maps with keys and data values, not queue",
+    # create
+    "create hash --key 4 --value 4 --max-entries 1 --pin {dir}/no/m": (
+        "pin {dir}/no/m: directory {dir}/no does not exist; create it (mkdir -p {dir}/no) or pass --mkdir"
+    ),
+    "create ringbuf --max-entries 1000 --pin {dir}/x": (
+        "create ringbuf: the size (--max-entries) must be a power of two and at least the page size (4096); 1000 given"
+    ),
+    "create arena --max-entries 1 --map-extra 1 --pin {dir}/x": (
+        "create arena: the arena's address (--map-extra) must be page-aligned"
+    ),
+    "create hash_of_maps --key 4 --max-entries 1 --pin {dir}/x": (
+        "create hash_of_maps: maps of maps need a template inner map (--inner-map MAP)"
+    ),
+    "create hash --key 4 --value 4 --max-entries 1 --inner-map {m} --pin {dir}/x": (
+        "create hash: --inner-map is only for array_of_maps and hash_of_maps"
+    ),
+    "create hash --value 4 --max-entries 1 --pin {dir}/x": "create hash: give the key size in bytes (--key N)",
+    "create hash --key 4 --max-entries 1 --pin {dir}/x": "create hash: give the value size in bytes (--value N)",
+    # copy's conversions
+    f"copy {{m}} {{cv}} --from-layout {KV} --to-layout {MAPS['cv'][1]}": (
+        "copy {dir}/m -> {dir}/cv: the target has no key.pid (u32), value.n (u32), value.comm (char[8]), "
+        "value.ok (bool), value.ts (u64); --drop key.pid --drop value.n --drop value.comm --drop value.ok "
+        "--drop value.ts to leave them behind"
+    ),
+    f"copy {{cv}} {{ck}} --from-layout {MAPS['cv'][1]} --to-layout k=u32:s=u64": (
+        "value.s: char[8] cannot become u64; --drop value.s and --set value.s=VALUE"
+    ),
+    "copy {sv} {cv} --from-layout k=u64:h=u32[4] --to-layout k=u32:h=u32[2]": (
+        "value.h: u32[4] does not fit u32[2]; --drop value.h to keep the first 2 elements"
+    ),
+    "copy {sv} {cv} --from-layout k=u64:h=bytes[16] --to-layout k=u32:h=bytes[8]": (
+        "value.h: hex[16] does not fit hex[8]; --drop value.h to keep the first 8 bytes"
+    ),
+    "copy {m} {lpm}": (
+        "copy: the keys are 4 and 8 bytes and neither has layout to convert them by; "
+        "give both (--from-layout, --to-layout, or BTF)"
+    ),
+    # objects
+    "migrate {m} --from-object {obj} --map outer": "{obj}: outer is a map of maps; create it with create --from-object",
+    "create --from-object {obj} --pin-dir {dir} --only outer": (
+        "create outer from {obj}: slot 1 holds map inner_a, which was not created (add it to --only)"
+    ),
+    # watch, top, dump
+    "top --sort nope": "--sort 'nope': choose one of fill, entries, rate, memory, name",
+    "watch {m} --sort nope": "--sort nope: choose one of key, value, rate",
+    "watch {m} --top 0": "--top 0: give a positive number",
+    "dump {m} --sort key --top 0": "--top must be at least 1",
+    "dump {sk}": (
+        "note: sockmap {dir}/sk: 2 slots; user space cannot read a sockmap's values of 4 bytes (make it with "
+        "--value 8 to read sockets back as cookies), so occupied slots cannot be told from empty ones"
+    ),
+}
+
+# The exit code and stdout of the LINES that say something other than a refusal (2, "").
+OTHER_ENDS = {
+    "send {ur} --from {tmp}/full.txt": (3, ""),  # the ring is full: MapFull
+    f"update {{m}} 00000000 '{Z8} {Z8} {Z8}' --noexist": (3, ""),
+    "update {m} --from {tmp}/m.jsonl --noexist": (3, ""),
+    "create --from-object {obj} --pin-dir {dir} --only outer": (3, ""),  # the kernel's ENOENT
+    "dump {sk}": (0, ""),  # a note, and no entry to show
 }
 
 
@@ -124,9 +238,12 @@ def argv(line: str, pins: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("line", LINES)
-def test_the_refusal_names_the_option(line, pindir, tmp_path, bm):
-    code, out, err = bm(*argv(line, make(pindir, str(tmp_path))))
-    assert (code, out, err) == (2, "", f"bpfmap: {LINES[line].format(dir=pindir, tmp=tmp_path)}\n")
+def test_the_refusal_names_the_option(line, pindir, tmp_path, bm, request):
+    pins = make(pindir, str(tmp_path))
+    pins["obj"] = str(request.getfixturevalue("obj")) if "{obj}" in line else ""
+    code, out, err = bm(*argv(line, pins))
+    ends = OTHER_ENDS.get(line, (2, ""))
+    assert (code, out, err) == (*ends, f"bpfmap: {LINES[line].format(dir=pindir, tmp=tmp_path, obj=pins['obj'])}\n")
 
 
 def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
@@ -139,6 +256,31 @@ def _joiner(pins: dict[str, str], name: str, stack_map: str = "st", **fields):
 def _hist(pin: str, **options):
     with Map.open(pin) as m:
         return hist.from_view(View(m, Layout.parse(KV)), **options)
+
+
+def _copy(src: str, dst: str, src_layout: str | None = None, dst_layout: str | None = None):
+    from bpfmap.entries.migrate import Copy
+
+    with Map.open(src) as sm, Map.open(dst) as dm:
+        lay = (Layout.parse(t) if t else None for t in (src_layout, dst_layout))
+        return Copy(View(sm, next(lay)), View(dm, next(lay)))
+
+
+def _on(pin: str, call):
+    with Map.open(pin) as m:
+        return call(m)
+
+
+def _send(pin: str, records: list[bytes]):
+    from bpfmap.streams.userring import UserRingBuffer
+
+    with Map.open(pin) as m, UserRingBuffer(m) as ring:
+        return ring.send_all(records, 0)
+
+
+def _reader(pin: str, **options):
+    with Map.open(pin) as m:
+        reader(m, **options).close()
 
 
 # The library's own refusals, for Python callers: (what raises it, the parameter it names,
@@ -162,6 +304,26 @@ LIBRARY = {
         lambda p: _joiner(p, "sv", labels=["nope"], value_field="n"),
         f"stacks {{sv}} --stack-map {{st}} --layout {MAPS['sv'][1]} --label nope --value n",
     ),
+    "cpus": (lambda p: _reader(p["rb"], cpus=[0]), "events {rb} --cpu 0"),
+    "drops": (
+        lambda p: _copy(p["m"], p["cv"], KV, MAPS["cv"][1]),
+        f"copy {{m}} {{cv}} --from-layout {KV} --to-layout {MAPS['cv'][1]}",
+    ),
+    "src_layout": (lambda p: _copy(p["m"], p["lpm"]), "copy {m} {lpm}"),
+    "take": (lambda p: _on(p["lpm"], lambda m: m.take(bytes(8))), "delete {lpm} 2000000001020304 --print"),
+    "lock": (lambda p: _on(p["m"], lambda m: m.lookup(bytes(4), lock=True)), "lookup {m} 00000000 --lock"),
+    "create_maps": (
+        lambda p: create_map(read_object(p["obj"]), "outer"),
+        "migrate {m} --from-object {obj} --map outer",
+    ),
+    "only": (
+        lambda p: create_maps(read_object(p["obj"]), p["dir"], only=["outer"]),
+        "create --from-object {obj} --pin-dir {dir} --only outer",
+    ),
+    "sort": (lambda p: _on(p["m"], lambda m: Watcher(View(m), sort="nope")), "watch {m} --sort nope"),
+    "top": (lambda p: _on(p["m"], lambda m: Watcher(View(m), top=0)), "watch {m} --top 0"),
+    "timeout": (lambda p: _send(p["ur"], [bytes(8)] * 300), "send {ur} --from {tmp}/full.txt"),
+    "load": (lambda p: _on(p["q"], lambda m: Loader(View(m))), "update {q} --from {tmp}/m.jsonl"),
     "slots": (
         lambda p: _hist(p["m"], merge=True, strict=True),
         f"hist {{m}} {L} --merge",
@@ -170,13 +332,37 @@ LIBRARY = {
 
 
 @pytest.mark.parametrize("param", LIBRARY)
-def test_the_library_names_the_parameter(param, pindir, tmp_path):
+def test_the_library_names_the_parameter(param, pindir, tmp_path, request):
     from bpfmap.cli import worded
     from bpfmap.errors import BpfmapError
 
     call, line = LIBRARY[param]
+    pins = make(pindir, str(tmp_path))
+    pins["obj"] = str(request.getfixturevalue("obj")) if "{obj}" in line else ""
     with pytest.raises(BpfmapError) as info:
-        call(make(pindir, str(tmp_path)))
+        call(pins)
     err = info.value
     assert "--" not in str(err) and param in err.params and param in str(err), str(err)
-    assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path)
+    assert worded(err) == LINES[line].format(dir=pindir, tmp=tmp_path, obj=pins["obj"])
+
+
+def test_dump_says_the_top_and_its_note_by_parameters(pindir, tmp_path):
+    """dump()'s top refusal and its note on a sockmap's 4-byte values name parameters; the
+    command line's lines (LINES) say them as options."""
+    import io
+
+    from bpfmap.cli import worded
+    from bpfmap.errors import UsageError
+    from bpfmap.output.dump import dump
+
+    pins = make(pindir, str(tmp_path))
+    with Map.open(pins["m"]) as m, pytest.raises(UsageError) as info:
+        dump(View(m), io.StringIO(), sort="key", top=0)
+    assert (str(info.value), info.value.params) == ("top must be at least 1", ("top",))
+    assert worded(info.value) == LINES["dump {m} --sort key --top 0"]
+    notes: list = []
+    with Map.open(pins["sk"]) as m:
+        assert dump(View(m), io.StringIO(), note=notes.append) == 0
+    (note,) = notes
+    assert "--" not in str(note) and " (make it with value_size 8 to read sockets back as cookies)" in str(note)
+    assert "note: " + worded(note) == LINES["dump {sk}"].format(dir=pindir)

@@ -288,7 +288,7 @@ def test_pin_errors(pindir, tmp_path):
             m.pin(path)
         with pytest.raises(NotBpffs, match="mount -t bpf bpf"):
             m.pin(str(tmp_path / "x"))
-        with pytest.raises(UsageError, match="does not exist.*--mkdir"):
+        with pytest.raises(UsageError, match="does not exist.*or pass mkdir$"):
             m.pin(os.path.join(pindir, "sub", "dir", "a"))
         m.pin(os.path.join(pindir, "sub", "dir", "a"), mkdir=True)
         assert Map.open(os.path.join(pindir, "sub", "dir", "a")).id == m.id

@@ -127,7 +127,7 @@ def test_conversion_rules():
     _k, old = types("u32:packets=u32,comm=char[8],hist=u32[4],gone=u8")
     _k, new = types("u32:packets=u64,comm=char[4],hist=u32[2],extra=u16")
     plan = Conversion()
-    with pytest.raises(UsageError, match="--drop value.hist"):
+    with pytest.raises(UsageError, match="drops value.hist to keep the first"):
         converter(old, new, "value", plan)
     plan = Conversion(drops={"value.hist", "value.gone"}, sets={"value.extra": "7"}, truncate=True)
     f = converter(old, new, "value", plan)

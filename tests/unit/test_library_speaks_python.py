@@ -12,30 +12,15 @@ import re
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "bpfmap"
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
+OPEN_FLAG = re.compile(r"(?<![\w-])--$")
 
-# What is left, by module, and why it is left: the messages of these modules still name the
-# options of the verbs they serve (create's sizes and --inner-map, copy's --drop and --set,
-# C declarations' --key-type/--value-type and --include-dir, watch's and top's --sort and
-# --top, events' --where and --cpu...), and each is to become a Param as the modules are
-# visited.  A few are not
-# messages to a Python caller at all: core/pins (a hint to pass --mkdir to the CLI's create),
-# errors (the KeyExists hint "drop --noexist", said by the kernel's errno for every caller).
+# What is left, by module, and why it is left.  Only a whole command line stays: a hint of
+# what to run, the same for a Python caller and the command line's user (as errors' 'bpfmap
+# list'), not a parameter said as an option.
 ALLOWED = {
-    "core/maps.py": 3,
-    "core/pins.py": 1,
-    "core/spec.py": 4,
-    "entries/bulk.py": 1,
+    # a drain that could not put entries back saves them to a file and says the command
+    # that loads them: 'bpfmap update MAP --from FILE --layout -:-'
     "entries/drain.py": 2,
-    "entries/migrate.py": 4,
-    "errors.py": 1,
-    "layout/cdecl.py": 7,
-    "layout/convert.py": 4,
-    "live/top.py": 1,
-    "live/watch.py": 2,
-    "objects/create.py": 2,
-    "output/dump.py": 2,
-    "streams/events.py": 5,
-    "streams/userring.py": 1,
 }
 
 
@@ -60,6 +45,14 @@ def flag_mentions() -> dict[str, int]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 counts[rel] += len(FLAG.findall(node.value))
+            if isinstance(node, ast.JoinedStr):  # f"(--{what} N)": an option named by a value
+                pieces = list(zip(node.values, node.values[1:]))
+                counts[rel] += sum(
+                    isinstance(a, ast.Constant)
+                    and isinstance(b, ast.FormattedValue)
+                    and bool(OPEN_FLAG.search(a.value))
+                    for a, b in pieces
+                )
     return {k: v for k, v in counts.items() if v}
 
 

@@ -4,6 +4,8 @@ messages named parameters (cli.worded)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Callable
 
@@ -11,11 +13,16 @@ import pytest
 
 from bpfmap import hist
 from bpfmap.cli import worded
-from bpfmap.errors import BpfmapError
+from bpfmap.core.pins import check_pin_dir
+from bpfmap.core.spec import MapSpec, create_fd
+from bpfmap.errors import BpfmapError, KeyExists, translate
 from bpfmap.export.serve import check_textfile, parse_listen
 from bpfmap.filters import Age, Condition, Where
 from bpfmap.layout import HexCodec, Layout, parse_hex
+from bpfmap.layout.convert import Conversion, converter
 from bpfmap.layout.formats import apply, parse_spec
+from bpfmap.live.top import Top
+from bpfmap.streams.events import RecordDecoder
 
 
 def types(text: str):
@@ -25,6 +32,16 @@ def types(text: str):
 
 KV = "pid=u32:n=u32,comm=char[8],ok=bool,ts=u64"
 FIELDS = "(fields: key.pid, value.n, value.comm, value.ok, value.ts)"
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _raise(err: BaseException) -> Callable[[], object]:
+    def call() -> object:
+        raise err
+
+    return call
+
 
 # name: (the parameter the message names, what raises it, the command line's text of it)
 CASES: dict[str, tuple[str, Callable[[], object], str]] = {
@@ -136,6 +153,76 @@ CASES: dict[str, tuple[str, Callable[[], object], str]] = {
         lambda: check_textfile("/proc/version/x.prom"),
         "--textfile /proc/version/x.prom: /proc/version is not a directory",
     ),
+    "include_dirs": (
+        "include_dirs",
+        lambda: Layout.from_c("k.h", "unsigned int", include_dirs=["/nonexistent"]),
+        "--include-dir /nonexistent: not a directory",
+    ),
+    "records' where": (
+        "where",
+        lambda: RecordDecoder(HexCodec(8), [Condition("pid=1")]),
+        "--where pid=1: records need a layout (--layout, --c-header or --object)",
+    ),
+    "drops and sets": (
+        "drops",
+        lambda: converter(types("u32:s=char[8]")[1], types("u32:s=u32")[1], "value", Conversion()),
+        "value.s: char[8] cannot become u32; --drop value.s and --set value.s=VALUE",
+    ),
+    "drops an array's end": (
+        "drops",
+        lambda: converter(*types("u32[4]:u32[2]"), "value", Conversion()),
+        "value: u32[4] does not fit u32[2]; --drop value to keep the first 2 elements",
+    ),
+    "drops bytes": (
+        "drops",
+        lambda: converter(*types("bytes[16]:bytes[8]"), "value", Conversion()),
+        "value: hex[16] does not fit hex[8]; --drop value to keep the first 8 bytes",
+    ),
+    "max_entries of a ring": (
+        "max_entries",
+        lambda: MapSpec("ringbuf", max_entries=1000).resolved(),
+        f"create ringbuf: the size (--max-entries) must be a power of two and at least the page size ({PAGE}); "
+        "1000 given",
+    ),
+    "map_extra of an arena": (
+        "map_extra",
+        lambda: MapSpec("arena", max_entries=1, flags="mmapable", map_extra=1).resolved(),
+        "create arena: the arena's address (--map-extra) must be page-aligned",
+    ),
+    "key_size": (
+        "key_size",
+        lambda: MapSpec("hash", value_size=4).resolved(),
+        "create hash: give the key size in bytes (--key N)",
+    ),
+    "value_size": (
+        "value_size",
+        lambda: MapSpec("hash", 4).resolved(),
+        "create hash: give the value size in bytes (--value N)",
+    ),
+    "inner_map needed": (
+        "inner_map",
+        lambda: create_fd(MapSpec("hash_of_maps", 4, max_entries=1).resolved()),
+        "create hash_of_maps: maps of maps need a template inner map (--inner-map MAP)",
+    ),
+    "inner_map not wanted": (
+        "inner_map",
+        lambda: create_fd(MapSpec("hash", 4, 4, 1).resolved(), inner_fd=99),
+        "create hash: --inner-map is only for array_of_maps and hash_of_maps",
+    ),
+    "mkdir": (
+        "mkdir",
+        lambda: check_pin_dir("/nonexistent/dir", what="pin /nonexistent/dir/m"),
+        "pin /nonexistent/dir/m: directory /nonexistent/dir does not exist; create it (mkdir -p /nonexistent/dir) "
+        "or pass --mkdir",
+    ),
+    "noexist": (
+        "noexist",
+        _raise(
+            translate("update", "/sys/fs/bpf/m", OSError(errno.EEXIST, "File exists"), detail=" (after 0 element(s))")
+        ),
+        "update /sys/fs/bpf/m: key already exists; drop --noexist to overwrite (after 0 element(s))",
+    ),
+    "top's sort": ("sort", lambda: Top(sort="nope"), "--sort 'nope': choose one of fill, entries, rate, memory, name"),
     "as grammar": ("as", lambda: parse_spec("n"), "--as 'n': write FIELD=FORMAT, e.g. saddr=ip"),
     "as size": (
         "as",
@@ -154,6 +241,12 @@ def test_the_message_names_the_parameter_and_the_command_line_its_option(name):
     assert "--" not in str(err) and param in err.params, str(err)
     assert re.search(rf"(^|\W){param}\b", str(err)), str(err)
     assert worded(err) == cli_text
+
+
+def test_a_translated_error_keeps_its_class_and_errno():
+    err = translate("update", "/sys/fs/bpf/m", OSError(errno.EEXIST, "File exists"), done=3)
+    assert isinstance(err, KeyExists) and (err.errno, err.done) == (errno.EEXIST, 3)
+    assert str(err) == err.message == "update /sys/fs/bpf/m: key already exists; drop noexist to overwrite"
 
 
 def test_a_filter_describes_itself_by_its_parameters():
