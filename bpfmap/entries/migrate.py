@@ -77,7 +77,10 @@ class Copy:
         to_cpu: str | None = None,
         allow_loss: bool = False,
         keep_source: bool = False,
+        layouts: tuple[str, str, str] = ("copy", "src_layout", "dst_layout"),
     ) -> None:
+        """``layouts``: the verb and the parameters that give the source's and the target's
+        layouts, as a message names them (migrate's are its old and new layouts)."""
         self.src, self.dst, self.where = src, dst, where
         self.allow_loss, self.keep_source = allow_loss, keep_source
         sm, dm = src.map, dst.map
@@ -97,8 +100,8 @@ class Copy:
         plan = Conversion(drops, sets, truncate)
         # what the fields hold is converted, whatever display formats show (they serve the filter)
         (sk, sv), (dk, dv) = src.field_types, dst.field_types
-        self.key_convert = self._side(sk, dk, sm.key_size, dm.key_size, "key", plan)
-        self.value_convert = self._side(sv, dv, sm.value_size, dm.value_size, "value", plan)
+        self.key_convert = self._side(sk, dk, sm.key_size, dm.key_size, "key", plan, layouts)
+        self.value_convert = self._side(sv, dv, sm.value_size, dm.value_size, "value", plan, layouts)
         if plan.unmatched:
             each = [
                 words(" " if i else "", Param("drops"), f" {p.split(' ')[0]}") for i, p in enumerate(plan.unmatched)
@@ -161,17 +164,23 @@ class Copy:
 
     @staticmethod
     def _side(
-        s: Type | None, d: Type | None, src_size: int, dst_size: int, side: str, plan: Conversion
+        s: Type | None,
+        d: Type | None,
+        src_size: int,
+        dst_size: int,
+        side: str,
+        plan: Conversion,
+        layouts: tuple[str, str, str],
     ) -> Convert | None:
         """The conversion of one side from type ``s`` to ``d`` (None: the bytes as they are)."""
         if s is None or d is None:  # a side without a layout: bytes as they are, when sizes agree
             if src_size != dst_size:
                 raise UsageError(
                     words(
-                        f"copy: the {side}s are {src_size} and {dst_size} bytes and "
+                        f"{layouts[0]}: the {side}s are {src_size} and {dst_size} bytes and "
                         f"{'neither has' if s is None and d is None else 'one has no'} layout to convert them by; "
                         "give both (",
-                        *(Param("src_layout"), ", ", Param("dst_layout"), ", or BTF)"),
+                        *(Param(layouts[1]), ", ", Param(layouts[2]), ", or BTF)"),
                     )
                 )
             return None
@@ -699,7 +708,8 @@ def _migrate(
             src = View(old, old_layout)
             if show_as:
                 src.show_as(show_as)  # what the filter's ~ tests read
-            copy = Copy(src, View(new, new_layout), keep_source=True, **options)
+            layouts = ("migrate", "old_layout", "layout")
+            copy = Copy(src, View(new, new_layout), keep_source=True, layouts=layouts, **options)
             copy.what, copy.target, copy.untouched = f"migrate {pin}", "the new map", f"{pin} is unchanged"
             if on_copy is not None:
                 on_copy(copy)

@@ -98,6 +98,10 @@ LINES = {
     ),
     "dump {m} --where n=1": "--where n=1: the map has no layout to name fields by; give --layout (or --c-header) or BTF",
     "migrate {m}": "migrate: give the new shape: --max-entries, --type, --flags, --layout (or --c-header) or --from-object",
+    "migrate {m} --layout u64:u64": (
+        "migrate: the keys are 4 and 8 bytes and one has no layout to convert them by; "
+        "give both (--old-layout, --layout, or BTF)"
+    ),
     # layouts
     "lookup {m} 01": "key '01': 1 bytes given, 4 expected; give hex bytes such as '00 00 00 00' or use --layout",
     "lookup {m} 1x": "key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)",
