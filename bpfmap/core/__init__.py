@@ -28,62 +28,25 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .asm import AsmError, assemble
-    from .batch import MapCore
-    from .fd import FdOwner
-    from .info import MapInfo, list_maps
-    from .maps import Map, shared_opens
-    from .objrefs import ObjectRef, open_ref
-    from .pins import PinIndex, ensure_bpffs, is_bpffs
-    from .program import Program
-    from .saved import SavedFileError, SavedMap
-    from .skiter import walk_sockets
-    from .spec import MapSpec
-    from .values import ValueShape, possible_cpus
+    from .asm import AsmError as AsmError
+    from .asm import assemble as assemble
+    from .batch import MapCore as MapCore
+    from .fd import FdOwner as FdOwner
+    from .info import MapInfo as MapInfo
+    from .info import list_maps as list_maps
+    from .maps import Map as Map
+    from .maps import shared_opens as shared_opens
+    from .objrefs import ObjectRef as ObjectRef
+    from .objrefs import open_ref as open_ref
+    from .pins import PinIndex as PinIndex
+    from .pins import ensure_bpffs as ensure_bpffs
+    from .pins import is_bpffs as is_bpffs
+    from .program import Program as Program
+    from .saved import SavedFileError as SavedFileError
+    from .saved import SavedMap as SavedMap
+    from .skiter import walk_sockets as walk_sockets
+    from .spec import MapSpec as MapSpec
+    from .values import ValueShape as ValueShape
+    from .values import possible_cpus as possible_cpus
 
-_LAZY = {
-    "AsmError": "asm",
-    "assemble": "asm",
-    "MapCore": "batch",
-    "FdOwner": "fd",
-    "MapInfo": "info",
-    "list_maps": "info",
-    "Map": "maps",
-    "shared_opens": "maps",
-    "ObjectRef": "objrefs",
-    "open_ref": "objrefs",
-    "PinIndex": "pins",
-    "ensure_bpffs": "pins",
-    "is_bpffs": "pins",
-    "Program": "program",
-    "SavedFileError": "saved",
-    "SavedMap": "saved",
-    "walk_sockets": "skiter",
-    "MapSpec": "spec",
-    "ValueShape": "values",
-    "possible_cpus": "values",
-}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = [
-    "AsmError",
-    "FdOwner",
-    "Map",
-    "MapCore",
-    "MapInfo",
-    "MapSpec",
-    "ObjectRef",
-    "PinIndex",
-    "Program",
-    "SavedFileError",
-    "SavedMap",
-    "ValueShape",
-    "assemble",
-    "ensure_bpffs",
-    "is_bpffs",
-    "list_maps",
-    "open_ref",
-    "possible_cpus",
-    "shared_opens",
-    "walk_sockets",
-]
+__getattr__, __dir__ = reexport(__name__)

@@ -12,22 +12,14 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .bulk import Loader
-    from .changes import Deletion, count
-    from .drain import DeliveryError, DrainInterrupted, Sink
-    from .migrate import Copy, Migration, copy
+    from .bulk import Loader as Loader
+    from .changes import Deletion as Deletion
+    from .changes import count as count
+    from .drain import DeliveryError as DeliveryError
+    from .drain import DrainInterrupted as DrainInterrupted
+    from .drain import Sink as Sink
+    from .migrate import Copy as Copy
+    from .migrate import Migration as Migration
+    from .migrate import copy as copy
 
-_LAZY = {
-    "Loader": "bulk",
-    "Deletion": "changes",
-    "count": "changes",
-    "DeliveryError": "drain",
-    "DrainInterrupted": "drain",
-    "Sink": "drain",
-    "Copy": "migrate",
-    "Migration": "migrate",
-    "copy": "migrate",
-}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = ["Copy", "Deletion", "DeliveryError", "DrainInterrupted", "Loader", "Migration", "Sink", "copy", "count"]
+__getattr__, __dir__ = reexport(__name__)

@@ -12,33 +12,15 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .hostnames import Collector, Names, names_for
-    from .inputs import BoundedLines, LoadError, read_bytes, read_text
-    from .symbols import KernelSymbols, ProcessSymbols, frame_text
+    from .hostnames import Collector as Collector
+    from .hostnames import Names as Names
+    from .hostnames import names_for as names_for
+    from .inputs import BoundedLines as BoundedLines
+    from .inputs import LoadError as LoadError
+    from .inputs import read_bytes as read_bytes
+    from .inputs import read_text as read_text
+    from .symbols import KernelSymbols as KernelSymbols
+    from .symbols import ProcessSymbols as ProcessSymbols
+    from .symbols import frame_text as frame_text
 
-_LAZY = {
-    "Collector": "hostnames",
-    "Names": "hostnames",
-    "names_for": "hostnames",
-    "BoundedLines": "inputs",
-    "LoadError": "inputs",
-    "read_bytes": "inputs",
-    "read_text": "inputs",
-    "KernelSymbols": "symbols",
-    "ProcessSymbols": "symbols",
-    "frame_text": "symbols",
-}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = [
-    "BoundedLines",
-    "Collector",
-    "KernelSymbols",
-    "LoadError",
-    "Names",
-    "ProcessSymbols",
-    "frame_text",
-    "names_for",
-    "read_bytes",
-    "read_text",
-]
+__getattr__, __dir__ = reexport(__name__)

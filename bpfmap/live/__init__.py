@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .stacks import Joiner
-    from .top import Top
-    from .watch import Watcher, Watchers
+    from .stacks import Joiner as Joiner
+    from .top import Top as Top
+    from .watch import Watcher as Watcher
+    from .watch import Watchers as Watchers
 
-_LAZY = {"Joiner": "stacks", "Top": "top", "Watcher": "watch", "Watchers": "watch"}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = ["Joiner", "Top", "Watcher", "Watchers"]
+__getattr__, __dir__ = reexport(__name__)

@@ -18,28 +18,13 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .create import Created, create_map, create_maps
-    from .elf import BpfObject, MapDef, ObjectError, internal_map_name, read_object
+    from .create import Created as Created
+    from .create import create_map as create_map
+    from .create import create_maps as create_maps
+    from .elf import BpfObject as BpfObject
+    from .elf import MapDef as MapDef
+    from .elf import ObjectError as ObjectError
+    from .elf import internal_map_name as internal_map_name
+    from .elf import read_object as read_object
 
-_LAZY = {
-    "Created": "create",
-    "create_map": "create",
-    "create_maps": "create",
-    "BpfObject": "elf",
-    "MapDef": "elf",
-    "ObjectError": "elf",
-    "internal_map_name": "elf",
-    "read_object": "elf",
-}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = [
-    "BpfObject",
-    "Created",
-    "MapDef",
-    "ObjectError",
-    "create_map",
-    "create_maps",
-    "internal_map_name",
-    "read_object",
-]
+__getattr__, __dir__ = reexport(__name__)

@@ -20,80 +20,31 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .entries import (
-        OUTPUT_FORMATS,
-        UNREADABLE,
-        DecodedBatch,
-        EntryTexts,
-        TextCodec,
-        columns,
-        entry_object,
-        flatten,
-        item_writer,
-        json_dumps,
-        write_entries,
-        write_item_batches,
-        write_objects,
-        write_value,
-    )
-    from .info import human_size, info_lines, object_map_lines, write_infos, write_object_maps
-    from .terminal import cell, colour, console, default_format, inline, printable, unguarded
+    from .entries import OUTPUT_FORMATS as OUTPUT_FORMATS
+    from .entries import UNREADABLE as UNREADABLE
+    from .entries import DecodedBatch as DecodedBatch
+    from .entries import EntryTexts as EntryTexts
+    from .entries import TextCodec as TextCodec
+    from .entries import columns as columns
+    from .entries import entry_object as entry_object
+    from .entries import flatten as flatten
+    from .entries import item_writer as item_writer
+    from .entries import json_dumps as json_dumps
+    from .entries import write_entries as write_entries
+    from .entries import write_item_batches as write_item_batches
+    from .entries import write_objects as write_objects
+    from .entries import write_value as write_value
+    from .info import human_size as human_size
+    from .info import info_lines as info_lines
+    from .info import object_map_lines as object_map_lines
+    from .info import write_infos as write_infos
+    from .info import write_object_maps as write_object_maps
+    from .terminal import cell as cell
+    from .terminal import colour as colour
+    from .terminal import console as console
+    from .terminal import default_format as default_format
+    from .terminal import inline as inline
+    from .terminal import printable as printable
+    from .terminal import unguarded as unguarded
 
-_LAZY = {
-    "OUTPUT_FORMATS": "entries",
-    "UNREADABLE": "entries",
-    "DecodedBatch": "entries",
-    "EntryTexts": "entries",
-    "TextCodec": "entries",
-    "columns": "entries",
-    "entry_object": "entries",
-    "flatten": "entries",
-    "item_writer": "entries",
-    "json_dumps": "entries",
-    "write_entries": "entries",
-    "write_item_batches": "entries",
-    "write_objects": "entries",
-    "write_value": "entries",
-    "human_size": "info",
-    "info_lines": "info",
-    "object_map_lines": "info",
-    "write_infos": "info",
-    "write_object_maps": "info",
-    "cell": "terminal",
-    "colour": "terminal",
-    "console": "terminal",
-    "default_format": "terminal",
-    "inline": "terminal",
-    "printable": "terminal",
-    "unguarded": "terminal",
-}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = [
-    "DecodedBatch",
-    "EntryTexts",
-    "OUTPUT_FORMATS",
-    "TextCodec",
-    "UNREADABLE",
-    "cell",
-    "colour",
-    "columns",
-    "console",
-    "default_format",
-    "entry_object",
-    "flatten",
-    "human_size",
-    "info_lines",
-    "inline",
-    "item_writer",
-    "json_dumps",
-    "object_map_lines",
-    "printable",
-    "unguarded",
-    "write_entries",
-    "write_infos",
-    "write_item_batches",
-    "write_object_maps",
-    "write_objects",
-    "write_value",
-]
+__getattr__, __dir__ = reexport(__name__)

@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING
 from .._lazy import reexport
 
 if TYPE_CHECKING:
-    from .events import Packed, Record, RecordDecoder, reader
-    from .userring import UserRingBuffer
+    from .events import Packed as Packed
+    from .events import Record as Record
+    from .events import RecordDecoder as RecordDecoder
+    from .events import reader as reader
+    from .userring import UserRingBuffer as UserRingBuffer
 
-_LAZY = {
-    "Packed": "events",
-    "Record": "events",
-    "RecordDecoder": "events",
-    "reader": "events",
-    "UserRingBuffer": "userring",
-}
-__getattr__, __dir__ = reexport(__name__, _LAZY)
-
-__all__ = ["Packed", "Record", "RecordDecoder", "UserRingBuffer", "reader"]
+__getattr__, __dir__ = reexport(__name__)

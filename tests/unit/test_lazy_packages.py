@@ -89,17 +89,28 @@ def _type_checking_imports(tree: ast.Module) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("package", ["", *sorted(HEAVY)])
-def test_mypy_reads_the_names_the_table_loads(package):
-    """A package that loads names lazily imports the same names from the same modules
-    under ``if TYPE_CHECKING:`` (what mypy reads), and lists them in ``__all__``.  The
-    package root is the exception: its lazy names come from floors that read it."""
+def test_mypy_reads_the_names_the_package_loads(package):
+    """A package that loads names lazily says each once: the ``from .MODULE import NAME as
+    NAME`` lines under ``if TYPE_CHECKING:`` (what mypy reads) are what it loads and its
+    ``__all__``.  The package root and layout keep a table (their lazy names come from
+    floors that read them, or beside eager ones): it lists names of its ``__all__``."""
+    from bpfmap._lazy import _type_checking_names
+
     path = os.path.join(REPO, "bpfmap", package, "__init__.py")
     tree = ast.parse(open(path).read())
     table = _lazy_table(tree)
     mod = importlib.import_module(f"bpfmap.{package}".rstrip("."))
-    if table is None:
-        assert not hasattr(mod, "_LAZY")
+    said = _type_checking_imports(tree)
+    if table is not None:
+        assert set(table) <= set(mod.__all__)
+        if package:
+            assert said == table
         return
-    assert set(table) <= set(mod.__all__)
-    if package:
-        assert _type_checking_imports(tree) == table
+    if not said:  # an eager package: its names are bound when it is imported
+        assert "__getattr__" not in vars(mod)
+        return
+    assert _type_checking_names(path) == said
+    assert mod.__all__ == sorted(said)
+    for node in tree.body:  # each import re-exports its name explicitly (NAME as NAME)
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            assert all(a.asname == a.name for imp in node.body for a in imp.names), package
