@@ -13,17 +13,19 @@ from typing import Any
 
 from ..core.maps import Map
 from ..errors import BpfmapError, KernelError, UsageError, quote, translate
-from ..hist.extract import Place, SlotError, Tally, locate
+from ..hist.extract import Place, SlotError, SlotSums, Tally, locate, raw_counts
 from ..layout import TypeCodec, fields
 from ..layout.formats import FormattedCodec, shown_fields
+from ..layout.model import Array, Struct
 from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
-from .exposition import Family, encode, family_text, row_lines, summed_lines, to_client
+from .exposition import CHUNK, Family, encode, family_text, row_lines, summed_lines, to_client
 from .labels import Chains, Drop, label_text
 from .streams import Stream, StreamMetric, is_stream
 
 Labels = Callable[[Any, Any], tuple[Any, ...]]  # (key, value) -> a series' label values
+_CODECS = (TypeCodec, FormattedCodec)  # codecs whose fields the raw paths read
 
 
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -49,6 +51,7 @@ class Exporter:
         self.errors = {m.name: 0 for m in metrics}
         self.textfile_errors = 0
         self.decode_errors: dict[tuple[str, str], int] = {}
+        self._miss_weight = 1  # entries each value decoded now stands for (0: the entry of zeros a check reads)
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
         self._views: dict[str, View] = {}
@@ -235,14 +238,29 @@ class Exporter:
                     raise metric.error("as", str(err).removeprefix("as ")) from None  # the field says it
                 for codec in (view.key, view.value):
                     if hasattr(codec, "on_miss"):
-                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self.decode_error(
-                            name, path.replace(".", "_")
-                        )
+                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self._missed(name, path)
         except BaseException:
             m.close()
             raise
         self._views[metric.name] = view
         return view
+
+    def _missed(self, name: str, path: str) -> None:
+        """A display format had no name for the field ``path`` of an entry decoded now."""
+        if self._miss_weight:
+            self.decode_error(name, path.replace(".", "_"), self._miss_weight)
+
+    def _zeros(self, view: View) -> tuple[Any, Any]:
+        """The map's entry of zeros, decoded: what the config's fields are checked against
+        where no entry was read.  It is no entry of the map: a display format's miss on it
+        is not counted."""
+        m = view.map
+        self._miss_weight = 0
+        try:
+            keys, values = view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)
+        finally:
+            self._miss_weight = 1
+        return keys[0], values[0]
 
     def _drop(self, name: str) -> None:
         old = self._views.pop(name, None)
@@ -307,7 +325,7 @@ class Exporter:
             return sink.family(), None, 0
         m = view.map
         if fast:
-            family = self._fast(metric, view)
+            family = self._fast_histogram(metric, view) if metric.type == "histogram" else self._fast(metric, view)
             if family is not None:
                 return family, lambda: self._counted, m.max_entries
         count = 0
@@ -331,19 +349,22 @@ class Exporter:
                         cpus * len(keys),
                     )
 
-        def family_of(source: Iterable[tuple[list[Any], list[Any]]]) -> Family:
+        def family_of(source: Iterable[tuple[list[Any], list[Any]]], check: bool = False) -> Family | None:
             if metric.type == "histogram":
                 rows = (
                     (k, v, c[i] if c else None) for ks, vs, c in batches(source) for i, (k, v) in enumerate(zip(ks, vs))
                 )
-                return self._histogram(metric, rows)
+                names, tally = self._tally(metric, rows)
+                return None if check else self._histogram_family(metric, names, tally)
             return self._scalar(metric, batches(source))
 
         family = family_of(view.column_batches())
+        assert family is not None
         if count == 0:
             # nothing to read the fields from: check value:, labels:, slots: against an
             # entry of zeros (the map's BTF or layout), as the first real entry would be
-            family_of([view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)])
+            key, value = self._zeros(view)
+            family_of([([key], [value])], check=True)
         n = count
         return family, lambda: n, m.max_entries
 
@@ -433,6 +454,96 @@ class Exporter:
             yield from summed.text()
 
         return text()
+
+    def _fast_histogram(self, metric: Metric, view: View) -> Family | None:
+        """A histogram whose counts are an array of unsigned integers in the value, from
+        the kernel's batches: the arrays summed slot by slot per label set
+        (hist.extract.SlotSums) and counted by the extractor's Tally as each entry would be;
+        each label set's first entry decoded for its labels.  None when the decoded path
+        must do it (the counts in the key, per-CPU values, label decoders, a label that is
+        a struct or an array...)."""
+        if view.percpu or metric.decoders or not all(type(c) in _CODECS for c in (view.key, view.value)):
+            return None
+        key0, value0 = self._zeros(view)
+        try:
+            paths, place = self._histogram_paths(metric, key0, value0)
+            rows = place.rows(value0) if place.slots is not None else []
+        except (ConfigError, SlotError):
+            return None  # the decoded path says what is wrong, at the entry it says it of
+        found = raw_counts(_type(view.value), place.slots or "") if [r[0] for r in rows] == [None] else None
+        spans = self._label_spans(metric, view, paths, key0, value0)
+        if found is None or spans is None:
+            return None
+        names = metric.label_names(paths)
+        m = view.map
+        sums = SlotSums(spans, *found, (m.key_size, m.value_size))
+        stream = view.raw_batches()
+        try:
+            for keys, values, n in stream:
+                sums.add(keys, values, n)
+        finally:
+            stream.close()
+        self._counted = sums.counted
+        h = metric.hist
+        assert h is not None
+        tally = Tally(place, h.sum_slot, h.max_slots)
+        labels_of: Labels | None = None
+        for (key, value), summed in zip(self._firsts(view, sums), sums.sums.values()):
+            if labels_of is None:
+                labels_of = self._label_getter(metric, paths, key, value)
+            tally.add_counts(sums.counts(summed), labels_of(key, value))
+        return self._histogram_family(metric, names if sums.sums else [], tally if sums.sums else None)
+
+    def _label_spans(
+        self, metric: Metric, view: View, paths: list[str], key0: Any, value0: Any
+    ) -> list[tuple[int, int, int]] | None:
+        """The bytes labels ``paths`` are made from, as (side, offset, size): each label's
+        field and the family field an ``ip`` label reads; None where the decoded path must
+        do it (a label that is a struct, an array or a bitfield; a field shown through a
+        display format that no label holds, whose misses the decoded path counts)."""
+        types = (_type(view.key), _type(view.value))
+        spans = []
+        for p in paths:
+            try:
+                side, rest = fields.side(p, key0, value0 if metric.labels is not None else None, p)
+                off, t = fields.locate(types[side], rest) if rest is not None else (0, types[side])
+            except UsageError:
+                return None
+            if isinstance(t, (Array, Struct)):
+                return None
+            spans.append((side, off, t.size))
+        for side, codec in enumerate((view.key, view.value)):
+            for parts, _fmt, family in shown_fields(codec) if isinstance(codec, FormattedCodec) else ():
+                try:
+                    off, t = fields.locate(types[side], ".".join(parts))
+                    beside = fields.locate(types[side], ".".join([*parts[:-1], family])) if family else None
+                except UsageError:
+                    return None
+                if (side, off, t.size) not in spans:
+                    return None
+                if beside is not None:
+                    spans.append((side, beside[0], beside[1].size))
+        return spans
+
+    def _firsts(self, view: View, sums: SlotSums) -> Iterator[tuple[Any, Any]]:
+        """The first entry of each of ``sums``' label sets, decoded: a display format's miss
+        on it counts once for each entry it stands for, as the decoded path counts them."""
+        firsts = [sums.first[k] for k in sums.sums]
+        if not any(isinstance(c, FormattedCodec) for c in (view.key, view.value)):
+            for i in range(0, len(firsts), CHUNK):
+                part = firsts[i : i + CHUNK]
+                keys, values = view.decode_batch(
+                    b"".join(k for k, _v in part), b"".join(v for _k, v in part), len(part)
+                )
+                yield from zip(keys, values)
+            return
+        for (key, value), label_bytes in zip(firsts, sums.sums):
+            self._miss_weight = sums.entries[label_bytes]
+            try:
+                [k], [v] = view.decode_batch(key, value, 1)
+            finally:
+                self._miss_weight = 1
+            yield k, v
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
         if metric.labels is not None:
@@ -567,9 +678,9 @@ class Exporter:
             paths = []
         return paths, place
 
-    def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> Family:
-        """A histogram family: each entry's counts walked by hist's extractor into one
-        tally per label set; slots past the scheme's last count in +Inf."""
+    def _tally(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> tuple[list[str], Tally | None]:
+        """A histogram's label names and each entry's counts walked by hist's extractor
+        into one tally per label set (None: no entries)."""
         h = metric.hist
         assert h is not None
         names: list[str] = []
@@ -589,6 +700,13 @@ class Exporter:
                 tally.add(key, value, labels)
             except SlotError as err:
                 raise _config_error(metric, err) from None
+        return names, tally
+
+    def _histogram_family(self, metric: Metric, names: list[str], tally: Tally | None) -> Family:
+        """A histogram family from its tally: cumulative buckets per label set; slots past
+        the scheme's last count in +Inf (an error of the scrape's, said)."""
+        h = metric.hist
+        assert h is not None
         if tally is not None and tally.past is not None:
             self.count_error(
                 metric,
@@ -626,6 +744,11 @@ def _kept(
         if cpus is not None:
             cs.append(cpus[i])
     return out, ks, vs, cs if cpus is not None else None
+
+
+def _type(codec: Any) -> Any:
+    """The layout type of a TypeCodec or a FormattedCodec (_CODECS)."""
+    return codec.type
 
 
 def _identity(x: Any) -> Any:
