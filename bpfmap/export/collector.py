@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..core.maps import Map
@@ -21,7 +22,7 @@ from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
 from .exposition import CHUNK, Family, encode, family_text, row_lines, summed_lines, to_client
-from .labels import Chains, Drop, label_text
+from .labels import Chains, Drop, StaticMap, label_text
 from .streams import Stream, StreamMetric, is_stream
 
 Labels = Callable[[Any, Any], tuple[Any, ...]]  # (key, value) -> a series' label values
@@ -238,29 +239,38 @@ class Exporter:
                     raise metric.error("as", str(err).removeprefix("as ")) from None  # the field says it
                 for codec in (view.key, view.value):
                     if hasattr(codec, "on_miss"):
-                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self._missed(name, path)
+                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self._missed(
+                            name, path.replace(".", "_")
+                        )
         except BaseException:
             m.close()
             raise
         self._views[metric.name] = view
         return view
 
-    def _missed(self, name: str, path: str) -> None:
-        """A display format had no name for the field ``path`` of an entry decoded now."""
+    def _missed(self, name: str, label: str) -> None:
+        """A display format or a label decoder had no name for ``label`` of the entry
+        decoded now (counted for the entries it stands for)."""
         if self._miss_weight:
-            self.decode_error(name, path.replace(".", "_"), self._miss_weight)
+            self.decode_error(name, label, self._miss_weight)
 
     def _zeros(self, view: View) -> tuple[Any, Any]:
         """The map's entry of zeros, decoded: what the config's fields are checked against
         where no entry was read.  It is no entry of the map: a display format's miss on it
         is not counted."""
         m = view.map
-        self._miss_weight = 0
-        try:
+        with self._standing_for(0):
             keys, values = view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)
+        return keys[0], values[0]
+
+    @contextmanager
+    def _standing_for(self, entries: int) -> Iterator[None]:
+        """Misses heard meanwhile count ``entries`` times (0: not at all)."""
+        self._miss_weight = entries
+        try:
+            yield
         finally:
             self._miss_weight = 1
-        return keys[0], values[0]
 
     def _drop(self, name: str) -> None:
         old = self._views.pop(name, None)
@@ -364,7 +374,8 @@ class Exporter:
             # nothing to read the fields from: check value:, labels:, slots: against an
             # entry of zeros (the map's BTF or layout), as the first real entry would be
             key, value = self._zeros(view)
-            family_of([([key], [value])], check=True)
+            with self._standing_for(0):  # a label decoder's miss on it is none of the map's either
+                family_of([([key], [value])], check=True)
         n = count
         return family, lambda: n, m.max_entries
 
@@ -372,8 +383,9 @@ class Exporter:
         """A counter or gauge of leaves the row writer takes: a family whose lines are
         written from the kernel's batches (straight as read where the labels name every
         field of the key, so no two entries share a series; else summed per series, see
-        exposition.Summed); None when the decoded path must do it."""
-        if metric.type == "histogram" or view.percpu or metric.decoders:
+        exposition.Summed; label decoders through exposition.Relabel); None when the decoded
+        path must do it."""
+        if view.percpu:
             return None
         m = view.map
         # the plain codecs: a display format's miss on zeros is no decode error of the map's
@@ -385,7 +397,7 @@ class Exporter:
             return None  # the decoded path says what to name
         names = metric.label_names(paths)
         family = Family(metric.name, metric.help_text(), metric.type, names)
-        distinct = set(paths) >= set(every)
+        distinct = set(paths) >= set(every) and not metric.decoders  # a static_map may merge series
         if type(view.key) is TypeCodec and type(view.value) is TypeCodec and distinct:
             lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
             if lines is None:
@@ -428,6 +440,9 @@ class Exporter:
             if isinstance(codec, FormattedCodec)
             for parts, fmt, _family in shown_fields(codec)
         }
+        decoders = self._relabelling(metric, paths, family.labels) if metric.decoders else None
+        if metric.decoders and decoders is None:
+            return None
         summed = summed_lines(
             family.sample_name,
             family.labels,
@@ -438,6 +453,7 @@ class Exporter:
             shown,
             distinct,
             lambda label, n: self.decode_error(metric.name, label, n),
+            decoders,
         )
         if summed is None:
             return None
@@ -538,12 +554,43 @@ class Exporter:
                 yield from zip(keys, values)
             return
         for (key, value), label_bytes in zip(firsts, sums.sums):
-            self._miss_weight = sums.entries[label_bytes]
-            try:
+            with self._standing_for(sums.entries[label_bytes]):
                 [k], [v] = view.decode_batch(key, value, 1)
-            finally:
-                self._miss_weight = 1
             yield k, v
+
+    def _relabelling(
+        self, metric: Metric, paths: list[str], names: list[str]
+    ) -> tuple[list[int], Callable[[tuple[str, ...]], tuple[tuple[str, ...] | None, list[str]]], bool] | None:
+        """The labels ``metric``'s label decoders work on (by index); a function from
+        their texts to their decoded texts (None: a regexp drops the series) and the
+        labels a decoder had no text for, as the decoded path's Chains decode them; and
+        whether one may have none (a static_map without default).  None
+        where the decoded path must do it (it says what is wrong; a static_map name the
+        raw path cannot write as a char[N]: with a NUL, or not UTF-8)."""
+        try:
+            chains = Chains(metric.decoders, paths, names, metric.error)
+        except ConfigError:
+            return None
+        for decs in metric.decoders.values():
+            for d in decs:
+                for name in [*getattr(d, "table", {}).values(), getattr(d, "default", None)]:
+                    if name is not None and ("\0" in name or not _utf8(name)):
+                        return None
+        at = sorted({i for i, _decs, _name in chains.chains})
+
+        def decorate(texts: tuple[str, ...]) -> tuple[tuple[str, ...] | None, list[str]]:
+            labels = [""] * len(paths)
+            for i, text in zip(at, texts):
+                labels[i] = text
+            missed: list[str] = []
+            try:
+                out = chains.apply(labels, missed.append)
+            except Drop:
+                return None, missed
+            return tuple(out[i] for i in at), missed
+
+        may_miss = any(isinstance(d, StaticMap) and d.default is None for ds in metric.decoders.values() for d in ds)
+        return at, decorate, may_miss
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
         if metric.labels is not None:
@@ -591,7 +638,7 @@ class Exporter:
         chains = Chains(metric.decoders, paths, [_label_name(p, metric) for p in paths], metric.error)
 
         def miss(label: str) -> None:
-            self.decode_error(metric.name, label)
+            self._missed(metric.name, label)
 
         def labels(k: Any, v: Any) -> tuple[Any, ...]:
             return chains.apply(list(base(k, v)), miss)
@@ -744,6 +791,14 @@ def _kept(
         if cpus is not None:
             cs.append(cpus[i])
     return out, ks, vs, cs if cpus is not None else None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _type(codec: Any) -> Any:
