@@ -476,9 +476,9 @@ class Exporter:
         the kernel's batches: the arrays summed slot by slot per label set
         (hist.extract.SlotSums) and counted by the extractor's Tally as each entry would be;
         each label set's first entry decoded for its labels.  None when the decoded path
-        must do it (the counts in the key, per-CPU values, label decoders, a label that is
-        a struct or an array...)."""
-        if view.percpu or metric.decoders or not all(type(c) in _CODECS for c in (view.key, view.value)):
+        must do it (the counts in the key, per-CPU values, a label that is a struct or an
+        array...)."""
+        if view.percpu or not all(type(c) in _CODECS for c in (view.key, view.value)):
             return None
         key0, value0 = self._zeros(view)
         try:
@@ -504,10 +504,15 @@ class Exporter:
         assert h is not None
         tally = Tally(place, h.sum_slot, h.max_slots)
         labels_of: Labels | None = None
-        for (key, value), summed in zip(self._firsts(view, sums), sums.sums.values()):
-            if labels_of is None:
-                labels_of = self._label_getter(metric, paths, key, value)
-            tally.add_counts(sums.counts(summed), labels_of(key, value))
+        for (key, value), (label_bytes, summed) in zip(self._firsts(view, sums), sums.sums.items()):
+            with self._standing_for(sums.entries[label_bytes]):  # a label decoder's miss, for each entry
+                if labels_of is None:
+                    labels_of = self._label_getter(metric, paths, key, value)
+                try:
+                    labels = labels_of(key, value)
+                except Drop:
+                    continue
+            tally.add_counts(sums.counts(summed), labels)
         return self._histogram_family(metric, names if sums.sums else [], tally if sums.sums else None)
 
     def _label_spans(

@@ -32,6 +32,8 @@ NATIVE = "le64" if sys.byteorder == "little" else "be32"
 RAW_COUNTS = ["u64", "u32", "u16", "u8", NATIVE]  # what the raw path sums: unsigned, in the host's order
 COUNTS = RAW_COUNTS + ["s32", "s8", "be32" if NATIVE == "le64" else "le64"]
 FORMATS = ["uid", "gid", "ifname", "cgroup", "errno"]
+TEXTS = ["0", "1", "2", "65", "true", "A", "AA", "0.0.0.1"]  # label texts a static_map names
+NAMES = ["zero", "one", "other", 'q"uote']
 
 
 @st.composite
@@ -57,6 +59,18 @@ def cases(draw):
         name, t = f.split("=")
         if (labels is None or name in labels) and t in ("u32", "u16", "s32") and draw(st.booleans()):
             shown[name] = draw(st.sampled_from(FORMATS))
+    if draw(st.booleans()):  # label decoders
+        named = labels if labels is not None else names
+        for label in draw(st.lists(st.sampled_from(named), unique=True, max_size=2)) if named else []:
+            chain = [shown.pop(label)] if label in shown else []
+            if draw(st.booleans()):
+                table = draw(st.dictionaries(st.sampled_from(TEXTS), st.sampled_from(NAMES), min_size=1, max_size=3))
+                chain.append({"static_map": table, **({"default": "other"} if draw(st.booleans()) else {})})
+            else:
+                chain.append(
+                    {"regexp": draw(st.sampled_from(["[0-9]+", "1.*", "A.*", ""])), "drop": draw(st.booleans())}
+                )
+            shown[label] = chain
     extra = draw(
         st.sampled_from(
             [
@@ -121,7 +135,8 @@ def fill(m, lay, rng, count, small):
     """``count`` entries whose key fields come from a few values each, so labels repeat;
     counts small (``small``) or any bytes."""
     ks, vs = lay.key.size, lay.value.size
-    pools = [bytes(rng.randrange(256) for _ in range(ks)) for _ in range(3)]
+    alphabet = [0, 1, 2, 0x41] if rng.random() < 0.5 else range(256)
+    pools = [bytes(rng.choice(alphabet) for _ in range(ks)) for _ in range(3)]
     for _ in range(count):
         key = bytearray(rng.choice(pools))
         if rng.random() < 0.5:
