@@ -573,7 +573,7 @@ class Exporter:
         where the decoded path must do it (it says what is wrong; a static_map name the
         raw path cannot write as a char[N]: with a NUL, or not UTF-8)."""
         try:
-            chains = Chains(metric.decoders, paths, names, metric.error)
+            Chains(metric.decoders, paths, names, metric.error)  # each on a label
         except ConfigError:
             return None
         for decs in metric.decoders.values():
@@ -581,18 +581,15 @@ class Exporter:
                 for name in [*getattr(d, "table", {}).values(), getattr(d, "default", None)]:
                     if name is not None and ("\0" in name or not _utf8(name)):
                         return None
-        at = sorted({i for i, _decs, _name in chains.chains})
+        at = [i for i, p in enumerate(paths) if p in metric.decoders]
+        chains = Chains(metric.decoders, [paths[i] for i in at], [names[i] for i in at], metric.error)
 
         def decorate(texts: tuple[str, ...]) -> tuple[tuple[str, ...] | None, list[str]]:
-            labels = [""] * len(paths)
-            for i, text in zip(at, texts):
-                labels[i] = text
             missed: list[str] = []
             try:
-                out = chains.apply(labels, missed.append)
+                return chains.apply(list(texts), missed.append), missed
             except Drop:
                 return None, missed
-            return tuple(out[i] for i in at), missed
 
         may_miss = any(isinstance(d, StaticMap) and d.default is None for ds in metric.decoders.values() for d in ds)
         return at, decorate, may_miss
