@@ -304,8 +304,6 @@ class Summed:
 
     def _rows(self, keys: memoryview, values: memoryview, count: int) -> bytearray:
         """Each entry's labelled fields, then its number, ``stride`` bytes an entry."""
-        from ..core.columns import copy_columns
-
         rows = bytearray(count * self.stride)
         sources, sizes = (keys, values), self.sizes
         for source, lo, size, at in self.spans:
