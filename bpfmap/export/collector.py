@@ -476,11 +476,14 @@ class Exporter:
         the kernel's batches: the arrays summed slot by slot per label set
         (hist.extract.SlotSums) and counted by the extractor's Tally as each entry would be;
         each label set's first entry decoded for its labels.  None when the decoded path
-        must do it (the counts in the key, per-CPU values, a label that is a struct or an
-        array...)."""
-        if view.percpu or not all(type(c) in _CODECS for c in (view.key, view.value)):
+        must do it (the counts in the key, a series per CPU, a label that is a struct or
+        an array...).  A per-CPU map's counts are summed over its CPUs (``percpu: sum``)."""
+        percpu = view.percpu
+        if (percpu and metric.percpu != "sum") or not all(type(c) in _CODECS for c in (view.key, view.value)):
             return None
         key0, value0 = self._zeros(view)
+        if percpu:
+            value0 = aggregate(value0, "sum")
         try:
             paths, place = self._histogram_paths(metric, key0, value0)
             rows = place.rows(value0) if place.slots is not None else []
@@ -488,11 +491,11 @@ class Exporter:
             return None  # the decoded path says what is wrong, at the entry it says it of
         found = raw_counts(_type(view.value), place.slots or "") if [r[0] for r in rows] == [None] else None
         spans = self._label_spans(metric, view, paths, key0, value0)
-        if found is None or spans is None:
-            return None
+        if found is None or spans is None or (percpu and any(side for side, _o, _n in spans)):
+            return None  # (a per-CPU map's labels from its values: the decoded path sums them first)
         names = metric.label_names(paths)
         m = view.map
-        sums = SlotSums(spans, *found, (m.key_size, m.value_size))
+        sums = SlotSums(spans, *found, (m.key_size, m.shape.stride), m.shape.ncpus)
         stream = view.raw_batches()
         try:
             for keys, values, n in stream:
@@ -505,6 +508,8 @@ class Exporter:
         tally = Tally(place, h.sum_slot, h.max_slots)
         labels_of: Labels | None = None
         for (key, value), (label_bytes, summed) in zip(self._firsts(view, sums), sums.sums.items()):
+            if percpu:
+                value = aggregate(value, "sum")
             with self._standing_for(sums.entries[label_bytes]):  # a label decoder's miss, for each entry
                 if labels_of is None:
                     labels_of = self._label_getter(metric, paths, key, value)

@@ -292,11 +292,14 @@ class SlotSums:
     label bytes (the bytes of ``spans`` of an entry, joined) in the order first read, the
     summed counts (see :meth:`counts`), ``first`` the key and value bytes of the first entry
     of each, ``entries`` how many entries each summed.  ``at``: where the array of
-    ``count`` unsigned integers of ``size`` bytes in the host's order lies in the value."""
+    ``count`` unsigned integers of ``size`` bytes in the host's order lies in the value.
+    ``per``: a per-CPU map's values, ``per`` values of ``sizes[1]`` bytes an entry, each
+    entry's summed (as ``percpu: sum`` sums them; its labels are the key's)."""
 
-    def __init__(self, spans: list[Span], at: int, size: int, count: int, sizes: tuple[int, int]) -> None:
-        self.spans, self.at, self.size, self.count = spans, at, size, count
+    def __init__(self, spans: list[Span], at: int, size: int, count: int, sizes: tuple[int, int], per: int = 1) -> None:
+        self.spans, self.at, self.size, self.count, self.per = spans, at, size, count, per
         self.ks, self.vs = sizes
+        self.es = self.vs * per  # bytes of values an entry
         self.width = sum(n for _s, _o, n in spans)
         self.cell = size + _ROOM
         self.sums: dict[bytes, int] = {}
@@ -308,10 +311,10 @@ class SlotSums:
     def add(self, keys: bytes, values: bytes, n: int) -> None:
         self.counted += n
         kv, vv = memoryview(keys), memoryview(values)
-        ks, vs = self.ks, self.vs
+        ks, es = self.ks, self.es
         for i in range(0, n, _CHUNK):
             m = min(_CHUNK, n - i)
-            self._chunk(kv[i * ks : (i + m) * ks], vv[i * vs : (i + m) * vs], m)
+            self._chunk(kv[i * ks : (i + m) * ks], vv[i * es : (i + m) * es], m)
 
     def counts(self, summed: int) -> list[int]:
         """The counts by slot of one of ``sums``."""
@@ -325,19 +328,20 @@ class SlotSums:
         if labels.count(labels[0]) == n:  # one histogram: each slot's column summed at once
             one = labels[0]
             if one not in sums:
-                self.first[one] = (bytes(keys[: self.ks]), bytes(values[: self.vs]))
-            sums[one] = sums.get(one, 0) + self._columns(values, n)
+                self.first[one] = (bytes(keys[: self.ks]), bytes(values[: self.es]))
+            sums[one] = sums.get(one, 0) + self._columns(values, n * self.per)
             self.entries[one] += n
             return
         fresh = [k for k in dict.fromkeys(labels) if k not in sums]
         if fresh:
             at = dict(zip(reversed(labels), range(n - 1, -1, -1)))  # each label bytes' first entry
-            ks, vs = self.ks, self.vs
+            ks, es = self.ks, self.es
             for k in fresh:
                 i = at[k]
-                self.first[k] = (bytes(keys[i * ks : (i + 1) * ks]), bytes(values[i * vs : (i + 1) * vs]))
+                self.first[k] = (bytes(keys[i * ks : (i + 1) * ks]), bytes(values[i * es : (i + 1) * es]))
         get = sums.get
-        for k, v in zip(labels, self._cells(values, n)):
+        per = self.per
+        for k, v in zip(labels if per == 1 else [k for k in labels for _c in range(per)], self._cells(values, n * per)):
             sums[k] = get(k, 0) + v
         self.entries.update(labels)
 
@@ -346,7 +350,7 @@ class SlotSums:
         if not self.width:
             return [b""] * n
         rows = bytearray(n * self.width)
-        sources, sizes = (keys, values), (self.ks, self.vs)
+        sources, sizes = (keys, values), (self.ks, self.es)
         at = 0
         for side, off, size in self.spans:
             copy_columns(rows, self.width, at, sources[side], sizes[side], off, size, n)

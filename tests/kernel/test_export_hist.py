@@ -141,23 +141,34 @@ def fill(m, lay, rng, count, small):
         key = bytearray(rng.choice(pools))
         if rng.random() < 0.5:
             key[rng.randrange(ks)] = rng.randrange(256)
-        value = bytes(rng.randrange(4) if small else rng.randrange(256) for _ in range(vs))
-        m.update(bytes(key), value)
+        values = [bytes(rng.randrange(4) if small else rng.randrange(256) for _ in range(vs)) for _c in range(m.ncpus)]
+        m.update(bytes(key), values if m.percpu else values[0])
 
 
 @settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=cases(), seed=st.binary(min_size=8, max_size=8), count=st.integers(0, 60), small=st.booleans())
-def test_raw_histograms_are_what_the_decoded_path_and_prometheus_client_give(bpffs, case, seed, count, small):
+@given(
+    case=cases(),
+    seed=st.binary(min_size=8, max_size=8),
+    count=st.integers(0, 60),
+    small=st.booleans(),
+    percpu=st.sampled_from([None, None, {}, {"percpu": "sum"}, {"percpu": "cpu"}]),
+)
+def test_raw_histograms_are_what_the_decoded_path_and_prometheus_client_give(bpffs, case, seed, count, small, percpu):
+    """Per-CPU maps too (``percpu``: None a hash map, else a per-CPU one's config)."""
     layout, labels, shown, extra, counts = case
     lay = Layout.parse(layout)
     rng = random.Random(seed)
     pin = os.path.join(bpffs, "h" + uuid.uuid4().hex[:12])
-    with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
+    with Map.create("hash" if percpu is None else "percpu_hash", lay.key.size, lay.value.size, max_entries=64) as m:
         fill(m, lay, rng, count, small)
         m.pin(pin)
+    # a per-CPU map's raw path sums the CPUs' counts, with labels from the key
+    summed = percpu is None or (percpu.get("percpu", "sum") == "sum" and "comm" not in (labels or []))
     try:
-        raw, fast, fast_errors, slow, slow_errors, family = scrape_pair(pin, layout, labels, shown, extra)
-        assert raw == (counts in RAW_COUNTS), (layout, labels, shown, extra)  # the raw path where it can
+        raw, fast, fast_errors, slow, slow_errors, family = scrape_pair(
+            pin, layout, labels, shown, {**extra, **(percpu or {})}
+        )
+        assert raw == (counts in RAW_COUNTS and summed), (layout, labels, shown, extra)  # the raw path where it can
         assert fast == slow, (layout, labels, shown, extra)
         assert fast_errors == slow_errors
         if not any(0xDC80 <= ord(c) <= 0xDCFF for c in fast):  # prometheus-client takes UTF-8
