@@ -494,6 +494,10 @@ class Exporter:
         if found is None or spans is None or (percpu and any(side for side, _o, _n in spans)):
             return None  # (a per-CPU map's labels from its values: the decoded path sums them first)
         names = metric.label_names(paths)
+        try:
+            Chains(metric.decoders, paths, names, metric.error)  # each on a label
+        except ConfigError:
+            return None
         m = view.map
         sums = SlotSums(spans, *found, (m.key_size, m.shape.stride), m.shape.ncpus)
         stream = view.raw_batches()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpfmap import Map
-from bpfmap.export import Exporter, parse_config
+from bpfmap.export import ConfigError, Exporter, parse_config
 from bpfmap.export.exposition import family_text, to_client
 from bpfmap.layout import Layout
 
@@ -228,5 +228,31 @@ def test_an_empty_map_counts_no_error(pindir, metric):
         family, _n, _m = e.read(metric, fast=False)
         assert family.samples == []
         assert e.decode_errors == {} and e.errors == {metric.name: 0}
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("count", [0, 3])
+def test_a_label_decoder_on_no_label_is_refused_on_either_path(pindir, count):
+    """A static_map on a field that is no label is a config error, whether the map has
+    entries or not, on the raw path as on the decoded one."""
+    pin = os.path.join(pindir, "h")
+    layout = "k0=u32,k1=u32:slots=u64[4]"
+    lay = Layout.parse(layout)
+    with Map.create("hash", lay.key.size, lay.value.size, max_entries=4) as m:
+        for i in range(count):
+            m.update(lay.key.encode({"k0": i, "k1": i}), bytes(lay.value.size))
+        m.pin(pin)
+    raw = {"name": "lat_seconds", "type": "histogram", "map": pin, "layout": layout, "labels": ["k0"]}
+    raw["as"] = {"k1": {"static_map": {0: "zero"}}}
+    e = Exporter(parse_config({"metrics": [raw]}), log=lambda _t: None)
+    try:
+        [metric] = e.metrics
+        said = []
+        for fast in (True, False):
+            with pytest.raises(ConfigError) as err:
+                e.read(metric, fast=fast)
+            said.append(str(err.value))
+        assert said[0] == said[1] and "k1 is not one" in said[0]
     finally:
         e.close()
