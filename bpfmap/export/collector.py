@@ -9,21 +9,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..core.maps import Map
 from ..errors import BpfmapError, KernelError, UsageError, quote, translate
-from ..hist.extract import Place, SlotError, Tally, locate
+from ..hist.extract import Place, SlotError, SlotSums, Tally, locate, raw_counts
 from ..layout import TypeCodec, fields
 from ..layout.formats import FormattedCodec, shown_fields
+from ..layout.model import Array, Struct
 from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
-from .exposition import Family, encode, family_text, row_lines, summed_lines, to_client
-from .labels import Chains, Drop, label_text
+from .exposition import CHUNK, Family, encode, family_text, row_lines, summed_lines, to_client
+from .labels import Chains, Drop, StaticMap, label_text
 from .streams import Stream, StreamMetric, is_stream
 
 Labels = Callable[[Any, Any], tuple[Any, ...]]  # (key, value) -> a series' label values
+_CODECS = (TypeCodec, FormattedCodec)  # codecs whose fields the raw paths read
 
 
 def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -49,6 +52,7 @@ class Exporter:
         self.errors = {m.name: 0 for m in metrics}
         self.textfile_errors = 0
         self.decode_errors: dict[tuple[str, str], int] = {}
+        self._miss_weight = 1  # entries each value decoded now stands for (0: the entry of zeros a check reads)
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
         self._views: dict[str, View] = {}
@@ -235,7 +239,7 @@ class Exporter:
                     raise metric.error("as", str(err).removeprefix("as ")) from None  # the field says it
                 for codec in (view.key, view.value):
                     if hasattr(codec, "on_miss"):
-                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self.decode_error(
+                        codec.on_miss = lambda path, _fmt, _v, name=metric.name: self._missed(
                             name, path.replace(".", "_")
                         )
         except BaseException:
@@ -243,6 +247,30 @@ class Exporter:
             raise
         self._views[metric.name] = view
         return view
+
+    def _missed(self, name: str, label: str) -> None:
+        """A display format or a label decoder had no name for ``label`` of the entry
+        decoded now (counted for the entries it stands for)."""
+        if self._miss_weight:
+            self.decode_error(name, label, self._miss_weight)
+
+    def _zeros(self, view: View) -> tuple[Any, Any]:
+        """The map's entry of zeros, decoded: what the config's fields are checked against
+        where no entry was read.  It is no entry of the map: a display format's miss on it
+        is not counted."""
+        m = view.map
+        with self._standing_for(0):
+            keys, values = view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)
+        return keys[0], values[0]
+
+    @contextmanager
+    def _standing_for(self, entries: int) -> Iterator[None]:
+        """Misses heard meanwhile count ``entries`` times (0: not at all)."""
+        self._miss_weight = entries
+        try:
+            yield
+        finally:
+            self._miss_weight = 1
 
     def _drop(self, name: str) -> None:
         old = self._views.pop(name, None)
@@ -307,7 +335,7 @@ class Exporter:
             return sink.family(), None, 0
         m = view.map
         if fast:
-            family = self._fast(metric, view)
+            family = self._fast_histogram(metric, view) if metric.type == "histogram" else self._fast(metric, view)
             if family is not None:
                 return family, lambda: self._counted, m.max_entries
         count = 0
@@ -331,19 +359,23 @@ class Exporter:
                         cpus * len(keys),
                     )
 
-        def family_of(source: Iterable[tuple[list[Any], list[Any]]]) -> Family:
+        def family_of(source: Iterable[tuple[list[Any], list[Any]]], check: bool = False) -> Family | None:
             if metric.type == "histogram":
                 rows = (
                     (k, v, c[i] if c else None) for ks, vs, c in batches(source) for i, (k, v) in enumerate(zip(ks, vs))
                 )
-                return self._histogram(metric, rows)
+                names, tally = self._tally(metric, rows)
+                return None if check else self._histogram_family(metric, names, tally)
             return self._scalar(metric, batches(source))
 
         family = family_of(view.column_batches())
+        assert family is not None
         if count == 0:
             # nothing to read the fields from: check value:, labels:, slots: against an
             # entry of zeros (the map's BTF or layout), as the first real entry would be
-            family_of([view.decode_batch(bytes(m.key_size), bytes(m.shape.entry), 1)])
+            key, value = self._zeros(view)
+            with self._standing_for(0):  # a label decoder's miss on it is none of the map's either
+                family_of([([key], [value])], check=True)
         n = count
         return family, lambda: n, m.max_entries
 
@@ -351,8 +383,9 @@ class Exporter:
         """A counter or gauge of leaves the row writer takes: a family whose lines are
         written from the kernel's batches (straight as read where the labels name every
         field of the key, so no two entries share a series; else summed per series, see
-        exposition.Summed); None when the decoded path must do it."""
-        if metric.type == "histogram" or view.percpu or metric.decoders:
+        exposition.Summed; label decoders through exposition.Relabel); None when the decoded
+        path must do it."""
+        if view.percpu:
             return None
         m = view.map
         # the plain codecs: a display format's miss on zeros is no decode error of the map's
@@ -364,7 +397,7 @@ class Exporter:
             return None  # the decoded path says what to name
         names = metric.label_names(paths)
         family = Family(metric.name, metric.help_text(), metric.type, names)
-        distinct = set(paths) >= set(every)
+        distinct = set(paths) >= set(every) and not metric.decoders  # a static_map may merge series
         if type(view.key) is TypeCodec and type(view.value) is TypeCodec and distinct:
             lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
             if lines is None:
@@ -407,6 +440,9 @@ class Exporter:
             if isinstance(codec, FormattedCodec)
             for parts, fmt, _family in shown_fields(codec)
         }
+        decoders = self._relabelling(metric, paths, family.labels) if metric.decoders else None
+        if metric.decoders and decoders is None:
+            return None
         summed = summed_lines(
             family.sample_name,
             family.labels,
@@ -417,6 +453,7 @@ class Exporter:
             shown,
             distinct,
             lambda label, n: self.decode_error(metric.name, label, n),
+            decoders,
         )
         if summed is None:
             return None
@@ -433,6 +470,138 @@ class Exporter:
             yield from summed.text()
 
         return text()
+
+    def _fast_histogram(self, metric: Metric, view: View) -> Family | None:
+        """A histogram whose counts are an array of unsigned integers in the value, from
+        the kernel's batches: the arrays summed slot by slot per label set
+        (hist.extract.SlotSums) and counted by the extractor's Tally as each entry would be;
+        each label set's first entry decoded for its labels.  None when the decoded path
+        must do it (the counts in the key, a series per CPU, a label that is a struct or
+        an array...).  A per-CPU map's counts are summed over its CPUs (``percpu: sum``)."""
+        percpu = view.percpu
+        if (percpu and metric.percpu != "sum") or not all(type(c) in _CODECS for c in (view.key, view.value)):
+            return None
+        key0, value0 = self._zeros(view)
+        if percpu:
+            value0 = aggregate(value0, "sum")
+        try:
+            paths, place = self._histogram_paths(metric, key0, value0)
+            rows = place.rows(value0) if place.slots is not None else []
+        except (ConfigError, SlotError):
+            return None  # the decoded path says what is wrong, at the entry it says it of
+        found = raw_counts(_type(view.value), place.slots or "") if [r[0] for r in rows] == [None] else None
+        spans = self._label_spans(metric, view, paths, key0, value0)
+        if found is None or spans is None or (percpu and any(side for side, _o, _n in spans)):
+            return None  # (a per-CPU map's labels from its values: the decoded path sums them first)
+        names = metric.label_names(paths)
+        try:
+            Chains(metric.decoders, paths, names, metric.error)  # each on a label
+        except ConfigError:
+            return None
+        m = view.map
+        sums = SlotSums(spans, *found, (m.key_size, m.shape.stride), m.shape.ncpus)
+        stream = view.raw_batches()
+        try:
+            for keys, values, n in stream:
+                sums.add(keys, values, n)
+        finally:
+            stream.close()
+        self._counted = sums.counted
+        h = metric.hist
+        assert h is not None
+        tally = Tally(place, h.sum_slot, h.max_slots)
+        labels_of: Labels | None = None
+        for (key, value), (label_bytes, summed) in zip(self._firsts(view, sums), sums.sums.items()):
+            if percpu:
+                value = aggregate(value, "sum")
+            with self._standing_for(sums.entries[label_bytes]):  # a label decoder's miss, for each entry
+                if labels_of is None:
+                    labels_of = self._label_getter(metric, paths, key, value)
+                try:
+                    labels = labels_of(key, value)
+                except Drop:
+                    continue
+            tally.add_counts(sums.counts(summed), labels)
+        return self._histogram_family(metric, names if sums.sums else [], tally if sums.sums else None)
+
+    def _label_spans(
+        self, metric: Metric, view: View, paths: list[str], key0: Any, value0: Any
+    ) -> list[tuple[int, int, int]] | None:
+        """The bytes labels ``paths`` are made from, as (side, offset, size): each label's
+        field and the family field an ``ip`` label reads; None where the decoded path must
+        do it (a label that is a struct, an array or a bitfield; a field shown through a
+        display format that no label holds, whose misses the decoded path counts)."""
+        types = (_type(view.key), _type(view.value))
+        spans = []
+        for p in paths:
+            try:
+                side, rest = fields.side(p, key0, value0 if metric.labels is not None else None, p)
+                off, t = fields.locate(types[side], rest) if rest is not None else (0, types[side])
+            except UsageError:
+                return None
+            if isinstance(t, (Array, Struct)):
+                return None
+            spans.append((side, off, t.size))
+        for side, codec in enumerate((view.key, view.value)):
+            for parts, _fmt, family in shown_fields(codec) if isinstance(codec, FormattedCodec) else ():
+                try:
+                    off, t = fields.locate(types[side], ".".join(parts))
+                    beside = fields.locate(types[side], ".".join([*parts[:-1], family])) if family else None
+                except UsageError:
+                    return None
+                if (side, off, t.size) not in spans:
+                    return None
+                if beside is not None:
+                    spans.append((side, beside[0], beside[1].size))
+        return spans
+
+    def _firsts(self, view: View, sums: SlotSums) -> Iterator[tuple[Any, Any]]:
+        """The first entry of each of ``sums``' label sets, decoded: a display format's miss
+        on it counts once for each entry it stands for, as the decoded path counts them."""
+        firsts = [sums.first[k] for k in sums.sums]
+        if not any(isinstance(c, FormattedCodec) for c in (view.key, view.value)):
+            for i in range(0, len(firsts), CHUNK):
+                part = firsts[i : i + CHUNK]
+                keys, values = view.decode_batch(
+                    b"".join(k for k, _v in part), b"".join(v for _k, v in part), len(part)
+                )
+                yield from zip(keys, values)
+            return
+        for (key, value), label_bytes in zip(firsts, sums.sums):
+            with self._standing_for(sums.entries[label_bytes]):
+                [k], [v] = view.decode_batch(key, value, 1)
+            yield k, v
+
+    def _relabelling(
+        self, metric: Metric, paths: list[str], names: list[str]
+    ) -> tuple[list[int], Callable[[tuple[str, ...]], tuple[tuple[str, ...] | None, list[str]]], bool] | None:
+        """The labels ``metric``'s label decoders work on (by index); a function from
+        their texts to their decoded texts (None: a regexp drops the series) and the
+        labels a decoder had no text for, as the decoded path's Chains decode them; and
+        whether one may have none (a static_map without default).  None
+        where the decoded path must do it (it says what is wrong; a static_map name the
+        raw path cannot write as a char[N]: with a NUL, or not UTF-8)."""
+        try:
+            Chains(metric.decoders, paths, names, metric.error)  # each on a label
+        except ConfigError:
+            return None
+        for decs in metric.decoders.values():
+            for d in decs:
+                for name in [*getattr(d, "table", {}).values(), getattr(d, "default", None)]:
+                    if name is not None and ("\0" in name or not _utf8(name)):
+                        return None
+        at = [i for i, p in enumerate(paths) if p in metric.decoders]
+        chains = Chains(metric.decoders, [paths[i] for i in at], [names[i] for i in at], metric.error)
+
+        def decorate(texts: tuple[str, ...]) -> tuple[tuple[str, ...] | None, list[str]]:
+            missed: list[str] = []
+            try:
+                return chains.apply(list(texts), missed.append), missed
+            except Drop:
+                return None, missed
+
+        may_miss = any(isinstance(d, StaticMap) and d.default is None for ds in metric.decoders.values() for d in ds)
+        return at, decorate, may_miss
 
     def _label_paths(self, metric: Metric, key: Any, value: Any, exclude: str | None = None) -> list[str]:
         if metric.labels is not None:
@@ -480,7 +649,7 @@ class Exporter:
         chains = Chains(metric.decoders, paths, [_label_name(p, metric) for p in paths], metric.error)
 
         def miss(label: str) -> None:
-            self.decode_error(metric.name, label)
+            self._missed(metric.name, label)
 
         def labels(k: Any, v: Any) -> tuple[Any, ...]:
             return chains.apply(list(base(k, v)), miss)
@@ -567,9 +736,9 @@ class Exporter:
             paths = []
         return paths, place
 
-    def _histogram(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> Family:
-        """A histogram family: each entry's counts walked by hist's extractor into one
-        tally per label set; slots past the scheme's last count in +Inf."""
+    def _tally(self, metric: Metric, rows: Iterable[tuple[Any, Any, str | None]]) -> tuple[list[str], Tally | None]:
+        """A histogram's label names and each entry's counts walked by hist's extractor
+        into one tally per label set (None: no entries)."""
         h = metric.hist
         assert h is not None
         names: list[str] = []
@@ -589,6 +758,13 @@ class Exporter:
                 tally.add(key, value, labels)
             except SlotError as err:
                 raise _config_error(metric, err) from None
+        return names, tally
+
+    def _histogram_family(self, metric: Metric, names: list[str], tally: Tally | None) -> Family:
+        """A histogram family from its tally: cumulative buckets per label set; slots past
+        the scheme's last count in +Inf (an error of the scrape's, said)."""
+        h = metric.hist
+        assert h is not None
         if tally is not None and tally.past is not None:
             self.count_error(
                 metric,
@@ -626,6 +802,19 @@ def _kept(
         if cpus is not None:
             cs.append(cpus[i])
     return out, ks, vs, cs if cpus is not None else None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _type(codec: Any) -> Any:
+    """The layout type of a TypeCodec or a FormattedCodec (_CODECS)."""
+    return codec.type
 
 
 def _identity(x: Any) -> Any:

@@ -16,13 +16,16 @@ backslash, escaped, then x and the hex), so a scrape is always valid UTF-8."""
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import compress
 from typing import IO, Any
 
+from ..core.columns import copy_columns
 from ..layout.leaves import CODES, LABEL, SAMPLE, label_escaped, native_code, prometheus_number
-from ..layout.model import Array, Bytes, Enum, Formatted, Scalar, Struct, Type
+from ..layout.model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
@@ -276,21 +279,24 @@ class Summed:
         spans: list[tuple[int, int, int, int]],
         width: int,
         number: tuple[int, Scalar],
-        heads: Callable[[Any, int], str],
+        leaves: list[tuple[Type, int]],
+        write: Writer,
         lines: Callable[[Any, int], str] | None,
         shown: list[tuple[str, int, Any, Callable[[Any], bool]]],
         merge: bool,
         sizes: tuple[int, int],
         misses: Callable[[str, int], None],
-        sum_writer: Callable[[Scalar], Callable[[Any, int], str]],
+        relabel: Relabel | None = None,
     ) -> None:
         self.spans, self.width, self.sizes = spans, width, sizes  # spans: (source, offset, size, row offset)
         self.value_at, t = number
         self.vsize, self.stride = t.size, width + t.size
         self.order = t.order if t.order in ("<", ">") else "="
         self.code = CODES[(t.kind, t.size)]
-        self.heads, self.lines, self.shown, self.merge, self.misses = heads, lines, shown, merge, misses
-        self.sum_writer = sum_writer  # the lines of rows of labels and a sum of this type
+        self.leaves, self.write = leaves, write  # the labels' types and places in a row; their writer
+        self.lines, self.shown, self.merge, self.misses = lines, shown, merge, misses
+        self.relabel = relabel
+        self.weigh = bool(shown) or (relabel is not None and relabel.misses)  # entries per label bytes in hits
         self.sums: dict[bytes, Any] = {}
         self.hits: Counter[bytes] = Counter()  # entries per label bytes, where a format may miss
         self.counted = 0
@@ -298,8 +304,6 @@ class Summed:
 
     def _rows(self, keys: memoryview, values: memoryview, count: int) -> bytearray:
         """Each entry's labelled fields, then its number, ``stride`` bytes an entry."""
-        from ..core.columns import copy_columns
-
         rows = bytearray(count * self.stride)
         sources, sizes = (keys, values), self.sizes
         for source, lo, size, at in self.spans:
@@ -336,7 +340,7 @@ class Summed:
             get = sums.get
             for k, v in zip(labels, items[1::2]):
                 sums[k] = get(k, 0) + v
-            if self.shown:
+            if self.weigh:
                 self.hits.update(labels)
 
     def text(self) -> Iterator[str]:
@@ -347,19 +351,27 @@ class Summed:
         if self.shown:
             self._count_misses(b"".join(keys), self.width, len(keys), [self.hits[k] for k in keys])
         numbers = list(self.sums.values())
+        leaves, width = self.leaves, self.width
+        if self.relabel is not None:
+            hits = [self.hits[k] for k in keys] if self.weigh else []
+            keys, numbers, leaves, width = self.relabel.apply(keys, numbers, hits, self.misses)
+            if not keys:
+                return
+            if not self.merge:  # the other labels are one text each: label bytes of one text are equal
+                keys, numbers = _merged(keys, numbers)
         series: Iterable[tuple[str, Any]]
         if self.merge:  # label bytes of one text: summed again by the text
             merged: dict[str, Any] = {}
             get = merged.get
-            for head, v in zip(self._head_text(keys), numbers):
+            for head, v in zip(self._head_text(keys, self.write(leaves, width, None)), numbers):
                 merged[head] = get(head, 0) + v
             series = merged.items()
         else:
             code = _sum_code(numbers)
             if code is not None:  # the sums packed beside their labels: the row writer writes the lines
-                yield from self._packed(keys, numbers, code)
+                yield from self._packed(keys, numbers, code, leaves, width)
                 return
-            series = zip(self._head_text(keys), numbers)
+            series = zip(self._head_text(keys, self.write(leaves, width, None)), numbers)
         out: list[str] = []
         for head, v in series:
             out.append(f"{head} {value_text(v)}\n")
@@ -369,19 +381,22 @@ class Summed:
         if out:
             yield "".join(out)
 
-    def _packed(self, keys: list[bytes], numbers: list[Any], code: str) -> Iterator[str]:
-        lines = self.sum_writer(_SUM_TYPES[code])
-        row = f"{self.width}s{code}"
+    def _packed(
+        self, keys: list[bytes], numbers: list[Any], code: str, leaves: list[tuple[Type, int]], width: int
+    ) -> Iterator[str]:
+        t = _SUM_TYPES[code]
+        lines = self.write(leaves, width + t.size, (width, t))
+        row = f"{width}s{code}"
         for i in range(0, len(keys), _ROW_CHUNK):
             n = min(_ROW_CHUNK, len(keys) - i)
             items: list[Any] = [None] * (2 * n)
             items[0::2], items[1::2] = keys[i : i + n], numbers[i : i + n]
             yield lines(struct.pack("=" + row * n, *items), n)
 
-    def _head_text(self, keys: list[bytes]) -> Iterator[str]:
+    def _head_text(self, keys: list[bytes], heads: Callable[[Any, int], str]) -> Iterator[str]:
         for i in range(0, len(keys), _ROW_CHUNK):
             part = keys[i : i + _ROW_CHUNK]
-            yield from self.heads(b"".join(part), len(part)).split("\n")[:-1]
+            yield from heads(b"".join(part), len(part)).split("\n")[:-1]
 
     def _count_misses(self, rows: Any, stride: int, count: int, weights: list[int] | None) -> None:
         """Count each entry whose shown label has no name (``weights``: entries per row)."""
@@ -399,6 +414,112 @@ class Summed:
             self.misses(path, n)
 
 
+# (the texts of the labels a Relabel decodes) -> (their texts decoded, or None: the series is
+# dropped; the names of the labels a decoder had no text for)
+Writer = Callable[[list[tuple[Type, int]], int, "tuple[int, Scalar] | None"], Callable[[Any, int], str]]
+Decorate = Callable[[tuple[str, ...]], tuple[tuple[str, ...] | None, list[str]]]
+_UNESCAPE = re.compile(r'\\([\\"n])')
+
+
+class Relabel:
+    """Label decoders that work on a label's text (export.labels: static_map, regexp) on
+    the series Summed read: each label they decode written as text from the label bytes
+    (what the decoded path hands them), each distinct tuple of those texts decoded once
+    by ``decorate``, a miss counted once for each entry of the series; series dropped
+    are left out, and the decoded texts written from the rows as a ``char[N]`` each
+    (their UTF-8, NUL-padded), so the row writer writes every series' head.  Series
+    whose heads come out the same are summed again by Summed (merge)."""
+
+    def __init__(
+        self,
+        at: list[int],
+        leaves: list[tuple[Type, int]],
+        spans: list[tuple[int, int]],
+        width: int,
+        decorate: Decorate,
+        misses: bool,
+    ) -> None:
+        self.at, self.leaves, self.width, self.decorate = at, leaves, width, decorate
+        self.misses = misses  # whether a decoder may have no text for a label (a static_map without default)
+        self.spans = [spans[i] for i in at]  # (row offset, size) of the bytes each is written from
+        self.texts = [_text_writer(leaves[i], width) for i in at]
+
+    def apply(
+        self, keys: list[bytes], numbers: list[Any], hits: list[int], misses: Callable[[str, int], None]
+    ) -> tuple[list[bytes], list[Any], list[tuple[Type, int]], int]:
+        """The series' label bytes, those of the labels decoded zeroed and the decoded texts
+        after them; their numbers (the series dropped left out); the labels' types and
+        places in these rows, and their width."""
+        texts = list(zip(*(_texts(write, keys) for write in self.texts)))
+        done = {t: self.decorate(t) for t in dict.fromkeys(texts)}
+        if self.misses and any(missed for _out, missed in done.values()):
+            entries: Counter[tuple[str, ...]] = Counter()
+            for t, n in zip(texts, hits):
+                entries[t] += n
+            for t, (_out, missed) in done.items():
+                for label in missed:
+                    misses(label, entries[t])
+        if any(out is None for out, _missed in done.values()):
+            kept = [done[t][0] is not None for t in texts]
+            keys, numbers, texts = (
+                list(compress(keys, kept)),
+                list(compress(numbers, kept)),
+                list(compress(texts, kept)),
+            )
+        leaves, columns, stride = list(self.leaves), [], self.width
+        for j, i in enumerate(self.at):
+            shown = {t: out[j].encode("utf-8", "surrogateescape") for t, (out, _m) in done.items() if out is not None}
+            size = max(map(len, shown.values()), default=0) + 1
+            padded = {t: text.ljust(size, b"\0") for t, text in shown.items()}
+            columns.append((stride, size, b"".join(map(padded.__getitem__, texts))))
+            leaves[i] = (Char(size), stride)
+            stride += size
+        n = len(keys)
+        rows = bytearray(n * stride)
+        copy_columns(rows, stride, 0, b"".join(keys), self.width, 0, self.width, n)
+        for at, size in self.spans:
+            copy_columns(rows, stride, at, bytes(size * n), size, 0, size, n)
+        for at, size, column in columns:
+            copy_columns(rows, stride, at, column, size, 0, size, n)
+        split = struct.Struct(f"{stride}s" * n).unpack
+        return list(split(rows)), numbers, leaves, stride
+
+
+def _merged(keys: list[bytes], numbers: list[Any]) -> tuple[list[bytes], list[Any]]:
+    """Numbers of equal label bytes summed, in the order first seen."""
+    if len(set(keys)) == len(keys):
+        return keys, numbers
+    sums: dict[bytes, Any] = {}
+    get = sums.get
+    for k, v in zip(keys, numbers):
+        sums[k] = get(k, 0) + v
+    return list(sums), list(sums.values())
+
+
+def _texts(write: Callable[[Any, int], str], rows: list[bytes]) -> list[str]:
+    """One label's text of each row, as the decoded path has it (written for the
+    exposition by ``write``, one a line, then unescaped)."""
+    out: list[str] = []
+    for i in range(0, len(rows), _ROW_CHUNK):
+        part = rows[i : i + _ROW_CHUNK]
+        out.extend(write(b"".join(part), len(part)).split("\n")[:-1])
+    return [_UNESCAPE.sub(_unescaped, t) if "\\" in t else t for t in out]
+
+
+def _unescaped(m: re.Match[str]) -> str:
+    return "\n" if m[1] == "n" else m[1]
+
+
+def _text_writer(leaf: tuple[Type, int], stride: int) -> Callable[[Any, int], str]:
+    """The lines of rows ``stride`` bytes apart holding the label ``leaf`` (its type and
+    place): its text as a label value, one a line."""
+    from ..output.rows import Plan, compile_plan
+
+    plan = Plan()
+    lines = compile_plan(plan, plan.piece(leaf[0], leaf[1], LABEL) + "\n", stride, 0)
+    return lambda rows, count: lines(rows, b"", count)
+
+
 def summed_lines(
     sample: str,
     label_names: list[str],
@@ -409,13 +530,15 @@ def summed_lines(
     shown: dict[tuple[int, str], str],
     distinct: bool,
     misses: Callable[[str, int], None],
+    decoders: tuple[list[int], Decorate, bool] | None = None,
 ) -> Summed | None:
     """A Summed for series labelled by ``labels`` (each a side and a field path there) with
     the number at ``value_path`` of the value; ``shown``: (side, path) -> the format a
     FormattedCodec shows it through (each must be a label: the decoded path counts misses
     of every shown field); ``distinct``: every key field is a label; ``misses(label,
-    n)``: ``n`` entries' label (its field path, ``_`` for ``.``) had no name.  None where the
-    decoded path must do it (a field of a kind the row writer does not write, a number
+    n)``: ``n`` entries' label (its field path, ``_`` for ``.``; a label decoder's: the label's
+    name) had no name; ``decoders``: the labels (by index) label decoders work on, the
+    function that decodes their texts and whether one may have no text (see Relabel).  None where the decoded path must do it (a field of a kind the row writer does not write, a number
     that is not an integer or a float of up to 8 bytes, ...)."""
     from ..layout.formats import missed
     from ..output.rows import NotRow
@@ -447,25 +570,33 @@ def summed_lines(
         width += hi - lo
     if set(shown) - {(s, p) for s, p in labels if p is not None}:
         return None  # a shown field that is no label: the decoded path counts its misses
-    injective = all(_injective(t) for t, _at in leaves)
-    if not injective and number.kind == "float" and not distinct:
+    decoded = set(decoders[0]) if decoders is not None else set()
+    injective = all(_injective(t) for i, (t, _at) in enumerate(leaves) if i not in decoded)
+    distinct = distinct and decoders is None  # a static_map makes one series of several
+    if (not injective or decoded) and number.kind == "float" and not distinct:
         return None
     label_paths = [p or "" for _s, p in labels]
     shown_leaves: list[tuple[str, Any, int]] = [  # output.rows' _Shown leaves but ip (it has no misses)
         (p, t, at) for p, (t, at) in zip(label_paths, leaves) if getattr(t, "fmt", "ip") != "ip"
     ]
     checked = [(p.replace(".", "_"), at, t.inner, missed(t.fmt, t.size, t.names)) for p, t, at in shown_leaves]
+
+    def write(leaves: list[tuple[Type, int]], stride: int, number: tuple[int, Scalar] | None) -> Any:
+        return _writer(sample, label_names, leaves, stride, number)
+
     try:
-        heads = _writer(sample, label_names, leaves, width, None)
-        lines = _writer(sample, label_names, leaves, width + number.size, (width, number)) if distinct else None
+        write(leaves, width, None)  # the row writer writes these labels
+        lines = write(leaves, width + number.size, (width, number)) if distinct else None
+        relabel = None
+        if decoders is not None:
+            at, decorate, may_miss = decoders
+            relabel = Relabel(at, leaves, [(a, n) for _s, _o, n, a in spans], width, decorate, may_miss)
     except NotRow:
         return None
     sizes = (key_type.size, value_type.size)
-
-    def sum_writer(t: Scalar) -> Callable[[Any, int], str]:
-        return _writer(sample, label_names, leaves, width + t.size, (width, t))
-
-    return Summed(spans, width, (value_at, number), heads, lines, checked, not injective, sizes, misses, sum_writer)
+    return Summed(
+        spans, width, (value_at, number), leaves, write, lines, checked, not injective, sizes, misses, relabel
+    )
 
 
 _SUM_TYPES = {"Q": Scalar("u64", "uint", 8), "q": Scalar("s64", "int", 8), "d": Scalar("f64", "float", 8)}

@@ -11,11 +11,17 @@ its field named by ``count``, else its first numeric field."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import Any
+import struct
+import sys
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator
+from functools import partial
+from typing import Any, Literal
 
+from ..core.columns import copy_columns
 from ..errors import UsageError
 from ..layout import fields
+from ..layout.model import Array, Scalar
 from ..view import is_number
 
 # One row of counts: its index in an array of them (None: the array itself, or a slot in
@@ -237,18 +243,165 @@ class Tally:
                 raise SlotError("slots", f"{place.slots or 'the value'} is an array of arrays, not of counts")
             else:
                 c = self._counts(*per_row(index, beside, gid, group))
-            if self.sum_slot:
-                if not counts:
-                    raise SlotError("slots", "the array is empty: it has no sum slot")
-                counts, total = counts[:-1], counts[-1]
-                c.sum += total
-            if limit is not None and len(counts) > limit:
-                self.past = len(counts) - 1
-                c.overflow += sum(counts[limit:])
-                counts = counts[:limit]
-            by = c.by_slot
-            for i, n in enumerate(counts):
-                by[i] = by.get(i, 0) + n
+            self._add_row(c, counts)
+
+    def add_counts(self, counts: list, gid: Hashable, group: Any = None) -> None:
+        """Count an array of counts in the histogram ``gid``: one entry's, or the sums
+        slot by slot of several entries' arrays (what :class:`SlotSums` reads), which
+        count as the entries would one by one."""
+        self._add_row(self._counts(gid, group), counts)
+
+    def _add_row(self, c: Counts, counts: list) -> None:
+        """One array of counts into ``c``: its sum slot, the slots past the last, the rest."""
+        limit = self.max_slots
+        if self.sum_slot:
+            if not counts:
+                raise SlotError("slots", "the array is empty: it has no sum slot")
+            counts, total = counts[:-1], counts[-1]
+            c.sum += total
+        if limit is not None and len(counts) > limit:
+            self.past = len(counts) - 1
+            c.overflow += sum(counts[limit:])
+            counts = counts[:limit]
+        by = c.by_slot
+        for i, n in enumerate(counts):
+            by[i] = by.get(i, 0) + n
+
+
+# -- counts summed straight from raw batches ---------------------------------------------------
+#
+# A map whose counts are one array of unsigned integers in the value (``slots``) need not be
+# decoded entry by entry: the arrays are summed slot by slot per label bytes (the bytes of the
+# fields its histograms are told apart by), and the sums counted in a Tally with
+# add_counts, which counts them as it counts the entries one by one (integer sums are the
+# same in any order).  Where a chunk of entries is one histogram, each slot's column of the
+# chunk is summed at once (``sum`` over a strided memoryview); else each entry's counts are
+# copied into cells with 8 bytes of room above each and read as one integer, and the entries'
+# integers added: each cell holds its slot's sum, the room keeping carries out of the next.
+
+_CHUNK = 2048  # entries read at once
+_ROOM = 8  # zero bytes above each count in a cell
+_UNSIGNED: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_little = partial(int.from_bytes, byteorder="little")
+Span = tuple[int, int, int]  # (0 key / 1 value, offset, size) of bytes that tell histograms apart
+
+
+class SlotSums:
+    """Entries' arrays of counts summed per label bytes, from raw batches: ``add`` each
+    batch (keys ``sizes[0]`` bytes apart, values ``sizes[1]``); then ``sums`` holds, per
+    label bytes (the bytes of ``spans`` of an entry, joined) in the order first read, the
+    summed counts (see :meth:`counts`), ``first`` the key and value bytes of the first entry
+    of each, ``entries`` how many entries each summed.  ``at``: where the array of
+    ``count`` unsigned integers of ``size`` bytes in the host's order lies in the value.
+    ``per``: a per-CPU map's values, ``per`` values of ``sizes[1]`` bytes an entry, each
+    entry's summed (as ``percpu: sum`` sums them; its labels are the key's)."""
+
+    def __init__(self, spans: list[Span], at: int, size: int, count: int, sizes: tuple[int, int], per: int = 1) -> None:
+        self.spans, self.at, self.size, self.count, self.per = spans, at, size, count, per
+        self.ks, self.vs = sizes
+        self.es = self.vs * per  # bytes of values an entry
+        self.width = sum(n for _s, _o, n in spans)
+        self.cell = size + _ROOM
+        self.sums: dict[bytes, int] = {}
+        self.first: dict[bytes, tuple[bytes, bytes]] = {}
+        self.entries: Counter[bytes] = Counter()
+        self.counted = 0
+        self._split: dict[tuple[int, int], Callable[[Any], tuple[bytes, ...]]] = {}
+
+    def add(self, keys: bytes, values: bytes, n: int) -> None:
+        self.counted += n
+        kv, vv = memoryview(keys), memoryview(values)
+        ks, es = self.ks, self.es
+        for i in range(0, n, _CHUNK):
+            m = min(_CHUNK, n - i)
+            self._chunk(kv[i * ks : (i + m) * ks], vv[i * es : (i + m) * es], m)
+
+    def counts(self, summed: int) -> list[int]:
+        """The counts by slot of one of ``sums``."""
+        cell = self.cell
+        data = summed.to_bytes(self.count * cell, "little")
+        return [int.from_bytes(data[j : j + cell], "little") for j in range(0, len(data), cell)]
+
+    def _chunk(self, keys: memoryview, values: memoryview, n: int) -> None:
+        labels = self._labels(keys, values, n)
+        sums = self.sums
+        if labels.count(labels[0]) == n:  # one histogram: each slot's column summed at once
+            one = labels[0]
+            if one not in sums:
+                self.first[one] = (bytes(keys[: self.ks]), bytes(values[: self.es]))
+            sums[one] = sums.get(one, 0) + self._columns(values, n * self.per)
+            self.entries[one] += n
+            return
+        fresh = [k for k in dict.fromkeys(labels) if k not in sums]
+        if fresh:
+            at = dict(zip(reversed(labels), range(n - 1, -1, -1)))  # each label bytes' first entry
+            ks, es = self.ks, self.es
+            for k in fresh:
+                i = at[k]
+                self.first[k] = (bytes(keys[i * ks : (i + 1) * ks]), bytes(values[i * es : (i + 1) * es]))
+        get = sums.get
+        per = self.per
+        for k, v in zip(labels if per == 1 else [k for k in labels for _c in range(per)], self._cells(values, n * per)):
+            sums[k] = get(k, 0) + v
+        self.entries.update(labels)
+
+    def _labels(self, keys: memoryview, values: memoryview, n: int) -> list[bytes]:
+        """Each entry's label bytes."""
+        if not self.width:
+            return [b""] * n
+        rows = bytearray(n * self.width)
+        sources, sizes = (keys, values), (self.ks, self.es)
+        at = 0
+        for side, off, size in self.spans:
+            copy_columns(rows, self.width, at, sources[side], sizes[side], off, size, n)
+            at += size
+        return list(self._splitter(self.width, n)(rows))
+
+    def _columns(self, values: memoryview, n: int) -> int:
+        """The chunk's counts summed slot by slot, as one integer of cells."""
+        size, vs = self.size, self.vs
+        if (vs | self.at) % size:  # not aligned to its counts: copied together first
+            packed = bytearray(n * self.count * size)
+            copy_columns(packed, self.count * size, 0, values, vs, self.at, self.count * size, n)
+            column, stride, start = memoryview(packed).cast(_UNSIGNED[size]), self.count, 0
+        else:
+            column, stride, start = values.cast(_UNSIGNED[size]), vs // size, self.at // size
+        bits = self.cell * 8
+        return sum(sum(column[start + j :: stride]) << (j * bits) for j in range(self.count))
+
+    def _cells(self, values: memoryview, n: int) -> Iterator[int]:
+        """Each entry's counts as one integer of cells."""
+        size, cell, row = self.size, self.cell, self.count * self.cell
+        cells = bytearray(n * row)
+        for j in range(self.count):
+            copy_columns(cells, row, j * cell, values, self.vs, self.at + j * size, size, n)
+        return map(_little, self._splitter(row, n)(cells))
+
+    def _splitter(self, width: int, n: int) -> Callable[[Any], tuple[bytes, ...]]:
+        """Bytes of ``n`` rows of ``width`` bytes, split into the rows."""
+        split = self._split.get((width, n))
+        if split is None:
+            split = struct.Struct(f"{width}s" * n).unpack
+            if len(self._split) < 8:
+                self._split[(width, n)] = split
+        return split
+
+
+def raw_counts(t: Any, path: str) -> tuple[int, int, int] | None:
+    """(offset, size, count) of the array of counts at ``path`` ("" the value itself) of the
+    value type ``t`` where :class:`SlotSums` reads it: unsigned integers in the host's
+    order; None for any other."""
+    try:
+        at, arr = fields.locate(t, path) if path else (0, t)
+    except UsageError:
+        return None
+    if not isinstance(arr, Array) or not isinstance(arr.elem, Scalar) or arr.count < 2:
+        return None
+    elem = arr.elem
+    native = "<" if sys.byteorder == "little" else ">"
+    if elem.kind != "uint" or elem.size not in _UNSIGNED or elem.order not in ("=", native):
+        return None
+    return at, elem.size, arr.count
 
 
 def _identity(x: Any) -> Any:
