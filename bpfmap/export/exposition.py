@@ -280,7 +280,7 @@ class Summed:
         width: int,
         number: tuple[int, Scalar],
         leaves: list[tuple[Type, int]],
-        write: Writer,
+        write: RowsWriter,
         lines: Callable[[Any, int], str] | None,
         shown: list[tuple[str, int, Any, Callable[[Any], bool]]],
         merge: bool,
@@ -416,7 +416,7 @@ class Summed:
 
 # (the texts of the labels a Relabel decodes) -> (their texts decoded, or None: the series is
 # dropped; the names of the labels a decoder had no text for)
-Writer = Callable[[list[tuple[Type, int]], int, "tuple[int, Scalar] | None"], Callable[[Any, int], str]]
+RowsWriter = Callable[[list[tuple[Type, int]], int, "tuple[int, Scalar] | None"], Callable[[Any, int], str]]
 Decorate = Callable[[tuple[str, ...]], tuple[tuple[str, ...] | None, list[str]]]
 _UNESCAPE = re.compile(r'\\([\\"n])')
 
