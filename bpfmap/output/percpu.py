@@ -29,39 +29,54 @@ from ..view import aggregate
 from .rows import CHUNK, Mean, exact_bits
 
 Lines = Callable[[bytes, bytes, int], str]
-Means = Callable[[bytes, list[Any], int], "str | None"]
+Utf8 = Callable[[bytes, bytes, int], bytes]  # a chunk's lines in UTF-8
+Means = Callable[[bytes, list[Any], int], "bytes | None"]
 _REDUCTIONS = ("sum", "max", "min", "avg")
 
 
 def one_cpu(lines: Lines, cpu: int, vsize: int, entry: int) -> Lines:
     """``lines`` of plain values over per-CPU raw batches: CPU ``cpu``'s slot of each."""
     stride = (vsize + 7) & ~7
+    utf8 = _utf8(lines)
 
-    def pick(keys: bytes, values: bytes, count: int) -> str:
+    def pick(keys: bytes, values: bytes, count: int) -> bytes:
         plain = bytearray(vsize * count)
         copy_columns(plain, vsize, 0, values, entry, cpu * stride, vsize, count)
-        return lines(keys, bytes(plain), count)
+        return utf8(keys, bytes(plain), count)
 
     return chunked(pick, entry)
 
 
-def chunked(chunk: Lines, entry: int) -> Lines:
-    """``chunk`` (the lines of a few entries) over whole kernel batches of values ``entry``
-    bytes each: CHUNK entries at a time, with ``pieces`` for a writer that writes each
-    chunk's lines as they come (output.entries.write_item_batches)."""
+def _utf8(lines: Lines) -> Utf8:
+    """``lines``' UTF-8: the row writer's own bytes where it makes them (no text made and
+    encoded again), else its text encoded as the row writer's bytes are decoded."""
+    pieces = getattr(lines, "utf8_pieces", None)
+    if pieces is None:
+        return lambda keys, values, count: lines(keys, values, count).encode("utf-8", "surrogatepass")
+    return lambda keys, values, count: b"".join(data for data, _n in pieces(keys, values, count))
 
-    def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
+
+def chunked(chunk: Utf8, entry: int) -> Lines:
+    """``chunk`` (the lines of a few entries, in UTF-8) over whole kernel batches of values
+    ``entry`` bytes each: CHUNK entries at a time, with ``utf8_pieces`` and ``pieces`` for
+    a writer that writes each chunk's lines as they come, as bytes to a UTF-8 stream
+    (output.entries.write_item_batches), as the row writer's lines are written."""
+
+    def utf8_pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[bytes, int]]:
         ks = len(keys) // count if count else 0
         for i in range(0, count, CHUNK):
             n = min(CHUNK, count - i)
             yield chunk(keys[i * ks : (i + n) * ks], values[i * entry : (i + n) * entry], n), n
 
+    def pieces(keys: bytes, values: bytes, count: int) -> Iterator[tuple[str, int]]:
+        for data, n in utf8_pieces(keys, values, count):
+            yield data.decode("utf-8", "surrogatepass"), n
+
     def lines(keys: bytes, values: bytes, count: int) -> str:
-        if count <= CHUNK:
-            return chunk(keys, values, count)
         return "".join(text for text, _n in pieces(keys, values, count))
 
     lines.pieces = pieces  # type: ignore[attr-defined]
+    lines.utf8_pieces = utf8_pieces  # type: ignore[attr-defined]
     return lines
 
 
@@ -142,8 +157,9 @@ def reduced(
     shape = m.shape
     unpackers: dict[int, Any] = {}
     packers: dict[int, Any] = {}
+    utf8 = _utf8(lines)
 
-    def reduce_chunk(keys: bytes, values: bytes, count: int) -> str:
+    def reduce_chunk(keys: bytes, values: bytes, count: int) -> bytes:
         items = _per_count(unpackers, slot, count * ncpus).unpack(shape.slots(values, count))
         row = nleaves * ncpus  # an entry's items: CPU 0's leaves, then CPU 1's...
         out: list[Any] = [None] * (count * nleaves)
@@ -152,9 +168,9 @@ def reduced(
         for j in firsts:
             out[j::nleaves] = items[j::row]
         if mean is not None:
-            text = mean(keys, out, count)
-            if text is not None:
-                return text
+            data = mean(keys, out, count)
+            if data is not None:
+                return data
         if how == "avg":  # the sum divided once, as view.aggregate divides it
             for j in numbers:
                 out[j::nleaves] = [a / ncpus for a in out[j::nleaves]]
@@ -163,8 +179,8 @@ def reduced(
         except struct.error:  # a sum past the field's range: the decoded path shows it whole
             dk = view.key.decode_many(keys, count)
             dv = view.decode_batch(keys, values, count)[1]
-            return slow(dk, [aggregate(v, how) for v in dv])
-        return lines(keys, plain, count)
+            return slow(dk, [aggregate(v, how) for v in dv]).encode("utf-8", "surrogatepass")
+        return utf8(keys, plain, count)
 
     return chunked(reduce_chunk, shape.entry)
 
@@ -200,7 +216,9 @@ def _means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus: int)
     packers: dict[int, Any] = {}
     whole_masks: dict[int, tuple[int, ...]] = {}
 
-    def means(keys: bytes, items: list[Any], count: int) -> str | None:
+    utf8 = _utf8(lines)
+
+    def means(keys: bytes, items: list[Any], count: int) -> bytes | None:
         try:
             buf = _per_count(packers, fmt, count).pack(*items)
         except struct.error:  # a negative sum, or one past 64 bits
@@ -210,8 +228,7 @@ def _means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus: int)
         if whole & high:
             return None
         means = (whole >> m & q) | (whole & r) * 5**m << 64 | (whole & other)
-        assert lines is not None
-        return lines(keys, means.to_bytes(len(buf), "little"), count)
+        return utf8(keys, means.to_bytes(len(buf), "little"), count)
 
     return means
 
