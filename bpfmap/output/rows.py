@@ -87,7 +87,7 @@ def half_texts(order: str = HOST) -> tuple[bytes, ...]:
     """The texts "a.b" of the 65,536 halves of an ipv4 address (octets a, b), indexed by
     the half's bytes read as an ``order`` (``<`` or ``>``) 16-bit integer: one lookup
     and one ``%s`` a half, where its octets were two ``%d`` (the table is made the first
-    time a dump needs it, ~3 ms, so a dump of ~40,000 addresses gains it back)."""
+    time a dump needs it, ~4 ms; ~40 ns saved an address gain it back by ~100,000)."""
     octets = [b"%d" % i for i in range(256)]
     if order == "<":  # a | b << 8: a block of 256 per second octet
         text = b"".join([(b"." + b + b"\n").join(octets) + b"." + b + b"\n" for b in octets])
