@@ -726,6 +726,15 @@ def test_ipv4_half_texts_are_each_halfs_octets(order, byteorder):
             assert table[int.from_bytes(bytes((a, b)), byteorder)].decode() == dotted.rsplit(".", 2)[0], (a, b)
 
 
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_ipv4_halves_octet_by_octet_are_the_tables(order):
+    """What a small dump writes before the table is made (octet_texts) is the table's
+    text for every half, in either byte order."""
+    from bpfmap.output.rows import half_texts, octet_texts
+
+    assert octet_texts(list(range(1 << 16)), order) == list(half_texts(order))
+
+
 def test_rows_write_every_ipv4_half_as_the_decoded_path():
     """Every pair of octets in each half of an address (65,536 entries: both halves of a
     key's and a nested value's address take every value): the rows' table lookups give
