@@ -303,15 +303,16 @@ def raw_written(t: Type, where: str) -> tuple[list[str], str, Callable[[Any], An
     items, host byte order, one item unless said; its template piece; a conversion of the
     unpacked item to its text, or None: as ``%s`` writes it; whether values tend to repeat,
     so a memo pays).  Numbers in the other byte order are unpacked as host-order numbers
-    after their bytes are swapped (the caller swaps); an ipv4 address is four bytes in
-    its template, with no conversion at all.  None for arrays, structs and padding."""
+    after their bytes are swapped (the caller swaps); an ipv4 address is its two halves,
+    two host-order ``H`` items whose texts ("a.b") the caller looks up in a table
+    (output.rows.half_texts), the conversion None.  None for arrays, structs and padding."""
     piece_conv = written(t, where)
     if piece_conv is None:
         return None
     piece, conv = piece_conv
     if isinstance(t, Formatted) and t.name == "ipv4":
         quote = '"' if where in (JSON, NESTED) else ""
-        return ["B", "B", "B", "B"], f"{quote}%s.%s.%s.%s{quote}", None, False
+        return ["H", "H"], f"{quote}%s.%s{quote}", None, False
     if isinstance(t, Scalar) and t.size != 16:
         return [native_code(t)], piece, conv, False
     if isinstance(t, Enum):

@@ -707,3 +707,52 @@ def test_sorting_raw_batches_of_c_structs_finds_the_decoded_field(tmp_path_facto
         columns(sort_entries(entries, field, reverse=reverse, top=top)), "jsonl", lay.key, lay.value, False, want
     )
     assert got.getvalue() == want.getvalue()
+
+
+@pytest.mark.parametrize("order, byteorder", [("<", "little"), (">", "big")])
+def test_ipv4_half_texts_are_each_halfs_octets(order, byteorder):
+    """The table an ipv4 address is written from: the entry of every half (both octets
+    each of 0..255), read as a 16-bit integer in either byte order, is the text of those
+    two octets as the address's own notation writes them."""
+    import ipaddress
+
+    from bpfmap.output.rows import half_texts
+
+    table = half_texts(order)
+    assert len(table) == 1 << 16
+    for a in range(256):
+        for b in range(256):
+            dotted = str(ipaddress.IPv4Address(bytes((a, b, 255 - b, 255 - a))))
+            assert table[int.from_bytes(bytes((a, b)), byteorder)].decode() == dotted.rsplit(".", 2)[0], (a, b)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_ipv4_halves_octet_by_octet_are_the_tables(order):
+    """What a small dump writes before the table is made (octet_texts) is the table's
+    text for every half, in either byte order."""
+    from bpfmap.output.rows import half_texts, octet_texts
+
+    assert octet_texts(list(range(1 << 16)), order) == list(half_texts(order))
+
+
+def test_rows_write_every_ipv4_half_as_the_decoded_path():
+    """Every pair of octets in each half of an address (65,536 entries: both halves of a
+    key's and a nested value's address take every value): the rows' table lookups give
+    the decoded path's lines (text and JSON; the other formats share the leaf's template,
+    _rows_against_plain compares them on the random layouts)."""
+    from bpfmap.output.rows import row_writer
+
+    lay = Layout.parse("a=ipv4,b=ipv4:c={d=ipv4}")
+    count = 1 << 16
+    keys = b"".join(bytes((i & 255, i >> 8, i >> 8, i & 255, i >> 8, i & 255, i & 255, i >> 8)) for i in range(count))
+    values = b"".join(bytes((255 - (i >> 8), i & 255, 7, i >> 8)) for i in range(count))
+    batch = list(zip(lay.key.decode_many(keys, count), lay.value.decode_many(values, count)))
+    for fmt in ("text", "jsonl"):
+        rows = row_writer(fmt, lay.key, lay.value)
+        assert rows is not None
+        got = io.StringIO()
+        write_item_batches([(keys, values, count)], fmt, rows, got)
+        want = list(map(_line_function(fmt, lay.key, lay.value, False), batch))
+        lines = got.getvalue().splitlines(keepends=True)
+        assert len(lines) == count, fmt
+        assert next(((g, w) for g, w in zip(lines, want) if g != w), None) is None, fmt  # the first wrong line
