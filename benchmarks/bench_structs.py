@@ -10,7 +10,8 @@ Run as root, with clang and bpftool (not in CI):
 
     python benchmarks/bench_structs.py [--entries 100000] [--reps 5]
 
-Issue 14 asked for bpfmap at least 3x faster than bpftool on both; issue 37 for 4x.
+Issue 14 asked for bpfmap at least 3x faster than bpftool on both; issue 37 for 4x (wall
+time, as a user waits for it; the CPU ratio is printed beside it).
 """
 
 from __future__ import annotations
@@ -104,18 +105,21 @@ def main() -> None:
                 "bpftool map dump": [bpftool, "map", "dump", "pinned", path],
                 "bpftool -j map dump": [bpftool, "-j", "map", "dump", "pinned", path],
             }
-            times = alternating(cases, args.reps, lambda cmd: child_times(cmd)[1])
-            med = {k: statistics.median(v) for k, v in times.items()}
-            print(f"{args.entries} entries, {label}, CPU seconds:")
-            for name, v in times.items():
-                print(f"  {name:22s} median {med[name]:.3f} (min {min(v):.3f})")
+            times = alternating(cases, args.reps, child_times)  # (wall, CPU) of each run
+            wall = {k: statistics.median(w for w, _c in v) for k, v in times.items()}
+            cpu = {k: statistics.median(c for _w, c in v) for k, v in times.items()}
+            print(f"{args.entries} entries, {label}, medians in seconds:")
+            for name in times:
+                print(f"  {name:22s} wall {wall[name]:.3f}  CPU {cpu[name]:.3f}")
             for ours, theirs in (
                 ("bpfmap dump -o text", "bpftool map dump"),
                 ("bpfmap dump -o jsonl", "bpftool -j map dump"),
             ):
-                ratio = med[theirs] / med[ours]
-                print(f"{'PASS' if ratio >= 4 else 'FAIL'}  {ours} >= 4x faster than {theirs} ({ratio:.2f}x)")
-
+                ratio, by_cpu = wall[theirs] / wall[ours], cpu[theirs] / cpu[ours]
+                print(
+                    f"{'PASS' if ratio >= 4 else 'FAIL'}  {ours} >= 4x faster than {theirs} "
+                    f"(wall {ratio:.2f}x; CPU {by_cpu:.2f}x)"
+                )
 
 if __name__ == "__main__":
     main()
