@@ -96,9 +96,15 @@ def half_texts(order: str = HOST) -> tuple[bytes, ...]:
     return tuple(text.splitlines())
 
 
-_HALVES: tuple[bytes, ...] = ()  # half_texts(), once a process has written TABLE_AFTER halves
 TABLE_AFTER = 32_768  # halves written octet by octet before the table pays (~140 ns a half against its 4 ms)
-_written = 0
+
+
+class _Halves:
+    """The process's half_texts(), made once it has written TABLE_AFTER halves octet by
+    octet (a small dump does not pay for the table)."""
+
+    table: tuple[bytes, ...] = ()
+    written = 0
 
 
 def octet_texts(items: list[int], order: str = HOST) -> list[bytes]:
@@ -121,17 +127,16 @@ def _octets() -> list[bytes]:
 
 def _halves(items: list[Any]) -> list[Any]:
     """A column of ipv4 address halves -> their texts: octet by octet for a process's first
-    TABLE_AFTER halves (a small dump does not pay for the table), then from half_texts()
-    (itemgetter: a lookup at C speed)."""
-    global _HALVES, _written
-    if not _HALVES:
-        if _written < TABLE_AFTER:
-            _written += len(items)
+    TABLE_AFTER halves, then from half_texts() (itemgetter: a lookup at C speed)."""
+    table = _Halves.table
+    if not table:
+        if _Halves.written < TABLE_AFTER:
+            _Halves.written += len(items)
             return octet_texts(items)
-        _HALVES = half_texts()
+        table = _Halves.table = half_texts()
     if len(items) < 2:  # itemgetter of one index gives the item, not a tuple
-        return [_HALVES[i] for i in items]
-    return itemgetter(*items)(_HALVES)  # type: ignore[no-any-return]  # a tuple, for a slice
+        return [table[i] for i in items]
+    return itemgetter(*items)(table)  # type: ignore[no-any-return]  # a tuple, for a slice
 
 
 def _each(convert: Callable[[Any], Any]) -> Column:
