@@ -37,6 +37,7 @@ class MapCore(Protocol):
 
 
 BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
+FIRST_BATCH = 2048  # a read's first batch at most (output.rows.CHUNK: one chunk of lines)
 AUTO_BATCH_MAX = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
 _NO_BATCH_ERRNOS = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 _unsupported: set[tuple[int, int]] = set()  # (map type, cmd) the kernel refused to batch
@@ -85,7 +86,10 @@ def batches(m: MapCore, delete: bool = False, size: int | None = None) -> Iterat
 
 def _kernel_batches(m: MapCore, cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
     ks, vs = m.key_size, m.shape.entry
-    n = batch_count(m, size)
+    full = batch_count(m, size)
+    # the first batch small (unless one was asked for): a reader formats it while the next
+    # is read, rather than waiting for a whole first batch
+    n = full if size is not None else min(full, FIRST_BATCH)
     keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
     in_b, out_b = None, _sys.buffer(max(ks, 4))
     first = True
@@ -105,6 +109,9 @@ def _kernel_batches(m: MapCore, cmd: _sys.Cmd, size: int | None) -> Iterator[tup
             yield _sys.contents(keys, count * ks), _sys.contents(values, count * vs), count
         if err == errno.ENOENT:
             return
+        if n < full:
+            n = full
+            keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
         if in_b is None:
             in_b = _sys.buffer(max(ks, 4))
         in_b, out_b = out_b, in_b

@@ -285,3 +285,19 @@ def test_a_one_entry_verb_imports_only_what_it_needs(pindir, args, out):
     assert "bpfmap.cli.verbs" in mods  # the fast path ran it
     for heavy in HEAVY:
         assert not any(m == heavy or m.startswith(heavy + ".") for m in mods), f"{heavy} imported by {args[0]}"
+
+
+def test_a_reads_first_batch_is_small_and_the_rest_full():
+    """A reader formats the first batch while the next is read, so the first is one chunk
+    at most (core.batch.FIRST_BATCH); the others fill the buffers; every key once; a size
+    asked for is every batch's."""
+    from bpfmap.core.batch import FIRST_BATCH, batch_count
+
+    with Map.create("hash", 4, 8, max_entries=8192) as m:
+        n = 6000
+        m.update_batch(struct.pack(f"={n}I", *range(n)), struct.pack(f"={n}Q", *range(n)), n)
+        counts = [count for _k, _v, count in m.batches()]
+        assert counts[0] <= FIRST_BATCH < batch_count(m) and sum(counts) == n
+        assert len(counts) == 2 and counts[1] == n - counts[0]  # the rest in one full batch
+        assert len({k for k, _ in pairs(m, m.batches())}) == n
+        assert [count for _k, _v, count in m.batches(size=3000)][0] > FIRST_BATCH
