@@ -100,3 +100,14 @@ FLAT_LEAVES = [
 
 def flat_side(draw_fields) -> str:
     return ",".join(f"f{i}={t}" for i, t in enumerate(draw_fields))
+
+
+def key_side(draw, leaves: list[str], most: int) -> str:
+    """A key side of 1 to ``most`` leaves drawn from ``leaves`` (hypothesis's ``draw``):
+    ``kI=TYPE`` each, ``pad[N]`` unnamed, never padding alone (a ``k9=u16`` first then)."""
+    n = draw(st.integers(1, most))
+    drawn = [draw(st.sampled_from(leaves)) for _ in range(n)]
+    key = ",".join(t if t.startswith("pad") else f"k{i}={t}" for i, t in enumerate(drawn))
+    if not key.replace("pad[1]", "").strip(","):
+        key = "k9=u16," + key
+    return key

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from helpers import examples
+from helpers.layouts import key_side
 from helpers.prometheus import client_exposition, parsed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,11 +39,7 @@ NAMES = ["zero", "one", "other", 'q"uote']
 
 @st.composite
 def cases(draw):
-    n = draw(st.integers(1, 3))
-    leaves = [draw(st.sampled_from(KEY_LEAVES)) for _ in range(n)]
-    key = ",".join(t if t.startswith("pad") else f"k{i}={t}" for i, t in enumerate(leaves))
-    if not key.replace("pad[1]", "").strip(","):
-        key = "k9=u16," + key
+    key = key_side(draw, KEY_LEAVES, 3)
     counts = draw(st.sampled_from(COUNTS))
     slots = draw(st.integers(2, 30))
     before = draw(st.sampled_from(["", "n=u32,", "comm=char[4],", "n=u8,"]))

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from helpers import examples
+from helpers.layouts import key_side
 from helpers.prometheus import client_exposition, parsed
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -33,11 +34,7 @@ FORMATS = ["uid", "gid", "ifname", "cgroup", "errno"]
 
 @st.composite
 def cases(draw):
-    n = draw(st.integers(1, 4))
-    leaves = [draw(st.sampled_from(KEY_LEAVES)) for _ in range(n)]
-    key = ",".join(t if t.startswith("pad") else f"k{i}={t}" for i, t in enumerate(leaves))
-    if not key.replace("pad[1]", "").strip(","):
-        key = "k9=u16," + key
+    key = key_side(draw, KEY_LEAVES, 4)
     number = draw(st.sampled_from(NUMBERS))
     value = f"n={number}" + (",v=u16" if draw(st.booleans()) else "")
     fields = [f for f in key.split(",") if not f.startswith("pad")]
@@ -84,6 +81,17 @@ def fill(m, lay, rng, count):
         m.update(key, value)
 
 
+def drop_non_finite(m, lay, layout: str) -> None:
+    """Delete the entries whose float ``n`` is NaN or infinite (NaN payloads: the decoded
+    path's floats are plain numbers)."""
+    if "f64" not in layout and "f32" not in layout:
+        return
+    for k, v in list(m.items()):
+        n = lay.value.decode(v)["n"]
+        if isinstance(n, float) and not math.isfinite(n):
+            m.delete(k)
+
+
 @settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases(), seed=st.binary(min_size=8, max_size=8), count=st.integers(0, 60))
 @example(case=("k0=u32,k1=u8:n=u64", ["k0"], {"k0": "cgroup"}), seed=bytes(8), count=0)  # cgroup id 0 has no path
@@ -94,11 +102,7 @@ def test_summed_series_are_what_the_decoded_path_and_prometheus_client_give(bpff
     pin = os.path.join(bpffs, "s" + uuid.uuid4().hex[:12])
     with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
         fill(m, lay, rng, count)
-        if "f64" in layout or "f32" in layout:  # NaN payloads: the decoded path's floats are plain numbers
-            for k, v in list(m.items()):
-                n = lay.value.decode(v)["n"]
-                if isinstance(n, float) and not math.isfinite(n):
-                    m.delete(k)
+        drop_non_finite(m, lay, layout)
         m.pin(pin)
     types = dict(f.split("=") for f in layout.replace(":", ",").split(",") if "=" in f)
     # floats summed over labels whose bytes are not one text each go the decoded way (a
@@ -189,11 +193,7 @@ def test_label_decoders_on_raw_batches_are_what_the_decoded_path_gives(bpffs, ca
     pin = os.path.join(bpffs, "d" + uuid.uuid4().hex[:12])
     with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
         fill_small(m, lay, rng, count)
-        if "f64" in layout or "f32" in layout:
-            for k, v in list(m.items()):
-                n = lay.value.decode(v)["n"]
-                if isinstance(n, float) and not math.isfinite(n):
-                    m.delete(k)
+        drop_non_finite(m, lay, layout)
         m.pin(pin)
     raw_path = ":n=f" not in layout  # floats over decoded labels go the decoded way
     try:
