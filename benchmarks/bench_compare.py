@@ -5,7 +5,7 @@ anything slower?  Run as root (not in CI):
     python benchmarks/bench_compare.py REV [--entries 1000000] [--rounds 7]
 
 REV (a commit, a branch) is checked out into a temporary git worktree; both run as
-``python -m bpfmap`` with their own checkout first on PYTHONPATH, alternately (a busy
+``python -m bpfmap`` in their own checkout, with it on PYTHONPATH, alternately (a busy
 machine slows them alike), on the same maps in a private bpffs: dumps of a u32 -> u64
 hash (text, JSON Lines), of a struct-keyed hash of ENTRIES/10 (text, JSON Lines), a per-CPU
 hash summed, a bulk load, a count and a one-key lookup.  Prints the medians of CPU (user +
@@ -75,9 +75,10 @@ def compare(old: str, fs: str, tmp: str, entries: int, rounds: int) -> None:
         "lookup one key": ["lookup", plain, "5"],
     }
     for name, argv in cases.items():
-        # the same command line; the checkout on PYTHONPATH tells them apart (env(1) costs both alike)
-        cmds = {side: ["env", f"PYTHONPATH={where}", sys.executable, "-m", "bpfmap", *argv] for side, where in
-                (("old", old), ("new", REPO))}  # fmt: skip
+        # the same command line, run in each checkout with it on PYTHONPATH (``-m`` puts the
+        # working directory first on sys.path: run from one checkout, both sides would be it)
+        cmds = {side: ["env", "-C", where, f"PYTHONPATH={where}", sys.executable, "-m", "bpfmap", *argv]
+                for side, where in (("old", old), ("new", REPO))}  # fmt: skip
         times = alternating(cmds, rounds, lambda cmd: child_usage(cmd), warm=True)
         cpu = {s: statistics.median(u + y for _w, u, y in t) for s, t in times.items()}
         wall = {s: statistics.median(w for w, _u, _y in t) for s, t in times.items()}
