@@ -31,6 +31,7 @@ from .rows import CHUNK, Mean, exact_bits
 Lines = Callable[[bytes, bytes, int], str]
 Utf8 = Callable[[bytes, bytes, int], bytes]  # a chunk's lines in UTF-8
 Means = Callable[[bytes, list[Any], int], "bytes | None"]
+Lanes = Callable[[bytes, bytes, int], "bytes | None"]  # (keys, a chunk's raw values, count) -> lines, or None
 _REDUCTIONS = ("sum", "max", "min", "avg")
 
 
@@ -142,13 +143,15 @@ def reduced(
     numbers = [i for i, (_o, _c, num) in enumerate(leaves) if num]
     firsts = [i for i, (_o, _c, num) in enumerate(leaves) if not num]
     fold = _fold(how, ncpus)
-    mean = None
+    mean = lanes = None
     if how == "avg":
         out_slot = "".join("d" if num else code for _o, code, num in leaves)
         lines = make_lines(TypeCodec(avg_type(view.value.type)))
         # not CSV's rows (they have a header): a batch holding a carriage return is decoded there, and a Mean is not
         if lines is not None and not hasattr(lines, "header") and ncpus & (ncpus - 1) == 0 and ncpus <= 256:
-            mean = _means(make_lines(TypeCodec(avg_type(view.value.type, Mean(ncpus)))), leaves, ncpus)
+            mean_lines = make_lines(TypeCodec(avg_type(view.value.type, Mean(ncpus))))
+            mean = _means(mean_lines, leaves, ncpus)
+            lanes = _lane_means(mean_lines, leaves, ncpus, vsize)
     else:
         out_slot = slot
         lines = make_lines(view.value)
@@ -160,6 +163,10 @@ def reduced(
     utf8 = _utf8(lines)
 
     def reduce_chunk(keys: bytes, values: bytes, count: int) -> bytes:
+        if lanes is not None:
+            data = lanes(keys, values, count)
+            if data is not None:
+                return data
         items = _per_count(unpackers, slot, count * ncpus).unpack(shape.slots(values, count))
         row = nleaves * ncpus  # an entry's items: CPU 0's leaves, then CPU 1's...
         out: list[Any] = [None] * (count * nleaves)
@@ -229,6 +236,71 @@ def _means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus: int)
             return None
         means = (whole >> m & q) | (whole & r) * 5**m << 64 | (whole & other)
         return utf8(keys, means.to_bytes(len(buf), "little"), count)
+
+    return means
+
+
+def _lane_means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus: int, vsize: int) -> Lanes | None:
+    """``avg`` of values made of u64 numbers only (a counter, a struct of counters), 2**m
+    CPUs (m >= 1), with no Python number made per value: (keys, a chunk's raw values,
+    count) -> the lines through output.rows.Mean, or None for a chunk with a value of
+    2**(exact_bits - m) or more (those go through _means or the floats).
+
+    The chunk's values are one integer, each u64 a lane of it.  With every value below
+    that bound, no sum of 2**m of them carries out of its lane, so the CPUs' slots of each
+    entry are summed in m steps (the upper half of an entry's slots shifted onto the lower
+    half and added, the lower half kept); each leaf's sum is moved to its Mean's 16 bytes
+    (the entry's slots hold 16 bytes per leaf from 2 CPUs on) and written as
+    quotient and remainder, as _means writes them; the entries are then packed to the
+    Means' size when more than 2 CPUs leave room between them."""
+    if lines is None or ncpus < 2 or vsize != 8 * len(leaves):
+        return None
+    if any(code != "Q" or not num or off != 8 * i for i, (off, code, num) in enumerate(leaves)):
+        return None
+    m = ncpus.bit_length() - 1
+    nleaves = len(leaves)
+    entry, cell = vsize * ncpus, 16 * nleaves  # an entry's bytes in the batch; its Means' bytes
+    lane = (1 << 64) - 1
+    bound = exact_bits(ncpus) - m  # every value below 2**bound: every sum below 2**exact_bits
+    utf8 = _utf8(lines)
+    cache: dict[int, tuple[int, ...]] = {}
+
+    def masks(count: int) -> tuple[int, ...]:
+        """(bits at or past the bound in every lane, then for each step the lower half of
+        each entry's slots, the first lane of each entry, the quotient and remainder bits
+        of each Mean) over ``count`` entries."""
+        every = int.from_bytes(((lane >> bound) << bound).to_bytes(8, "little") * (entry // 8) * count, "little")
+        halves = []
+        for step in range(m):
+            low = vsize * (ncpus >> (step + 1))  # the bytes of the slots kept
+            halves.append(int.from_bytes((b"\xff" * low + bytes(entry - low)) * count, "little"))
+        first = int.from_bytes((b"\xff" * 8 + bytes(entry - 8)) * count, "little")
+        quot = int.from_bytes(((b"\xff" * 8 + bytes(8)) * nleaves + bytes(entry - cell)) * count, "little")
+        rem = int.from_bytes((((1 << m) - 1).to_bytes(16, "little") * nleaves + bytes(entry - cell)) * count, "little")
+        found = (every, first, quot, rem, *halves)
+        if len(cache) < 8:
+            cache[count] = found
+        return found
+
+    def means(keys: bytes, values: bytes, count: int) -> bytes | None:
+        every, first, quot, rem, *halves = cache.get(count) or masks(count)
+        whole = int.from_bytes(values[: entry * count], "little")
+        if whole & every:
+            return None
+        for step, low in enumerate(halves):  # 2**m slots -> 1: the upper half added onto the lower
+            whole = (whole & low) + ((whole >> (8 * vsize * (ncpus >> (step + 1)))) & low)
+        if nleaves > 1:  # leaf i's sum, at 8i bytes of its entry, to its Mean's 16i
+            spread = 0
+            for i in range(nleaves):
+                spread |= ((whole >> 64 * i) & first) << 128 * i
+            whole = spread
+        means = (whole >> m & quot) | (whole & rem) * 5**m << 64
+        data = means.to_bytes(entry * count, "little")
+        if entry != cell:
+            packed = bytearray(cell * count)
+            copy_columns(packed, cell, 0, data, entry, 0, cell, count)
+            data = bytes(packed)
+        return utf8(keys, data, count)
 
     return means
 

@@ -48,3 +48,26 @@ def test_a_reduced_dump_writes_the_texts_bytes(view, how, fmt):
     spy.flush()
     assert raw.getvalue() == as_text.getvalue().encode()
     assert spy.texts <= len("[\n  ") + len("\n]\n")  # json's frame at most: no line through the text layer
+
+
+def test_avg_of_u64_counters_on_a_map_is_each_entrys_float():
+    """--percpu avg of a value made of u64s (summed as lanes of one integer, output.percpu)
+    on a real per-CPU map: each entry's line holds the float mean of its CPUs' values, a
+    chunk with a value past the lanes' bound (written the other way) too."""
+    import json
+
+    lay = Layout.parse("id=u32:a=u64,b=u64")
+    n = 4500  # three chunks
+    with Map.create("percpu_hash", lay.key.size, lay.value.size, max_entries=n) as m:
+        means = {}
+        for i in range(n):
+            per = [(i * 7 + c * 3, (i * 11 + c) * (1 << 40 if i == 4400 else 1)) for c in range(m.ncpus)]
+            m.update(lay.key.encode({"id": i}), [lay.value.encode({"a": a, "b": b}) for a, b in per])
+            means[i] = {"a": sum(a for a, _b in per) / m.ncpus, "b": sum(b for _a, b in per) / m.ncpus}
+        out = io.StringIO()
+        assert dump(View(m, lay), out, "jsonl", percpu="avg") == n
+    rows = out.getvalue().splitlines()
+    assert len(rows) == n
+    for line in rows:
+        row = json.loads(line)
+        assert line == json.dumps({"key": row["key"], "value": means[row["key"]["id"]]})

@@ -69,7 +69,11 @@ def test_unflushed_output_is_written(tmp_path):
     r = script("", "create", "--help", env={"COLUMNS": "100"})
     assert r.returncode == 0
     full = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.argv=['bpfmap','create','--help']; from bpfmap.cli import main; sys.exit(main())"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv=['bpfmap','create','--help']; from bpfmap.cli import main; sys.exit(main())",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

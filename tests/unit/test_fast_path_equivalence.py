@@ -4,6 +4,7 @@ time give every byte the plain path gives."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import pytest
@@ -450,25 +451,108 @@ def test_avg_written_from_quotients_is_the_floats_text(cpus_sums, value, fmt):
             for off, size in {"u64": [(0, 8)], "s64": [(0, 8)]}.get(value, [(0, 4), (8, 8), (16, 8)]):
                 slot[off : off + size] = (part % (1 << 8 * size)).to_bytes(size, "little")
             values += slot
-    written = []
-    means = percpu._means
+    with _spied_means() as written:
+        got, want = _reduced_outputs(lay, keys, bytes(values), len(sums), ncpus, "avg", fmt)
+    assert got == want
+    if value == "u64":  # one chunk: a Mean wrote it (the lanes' or _means') exactly when every sum is below the bound
+        assert [lanes or means for lanes, means in written] == [all(s < 1 << percpu.exact_bits(ncpus) for s in sums)]
 
-    def spy(*args):
+
+@contextlib.contextmanager
+def _spied_means():
+    """Record, for each chunk --percpu avg writes, whether percpu._lane_means wrote it and
+    whether percpu._means did (a list of [lanes, means])."""
+    from bpfmap.output import percpu
+
+    written: list[list[bool]] = []
+    means, lane_means = percpu._means, percpu._lane_means
+
+    def spy_means(*args):
         inner = means(*args)
 
         def counted(keys, items, count):
             text = inner(keys, items, count)
-            written.append(text is not None)
+            if not written or written[-1][1] is not None:
+                written.append([False, None])  # no lanes for this chunk
+            written[-1][1] = text is not None
+            return text
+
+        return counted
+
+    def spy_lanes(*args):
+        inner = lane_means(*args)
+        if inner is None:
+            return None
+
+        def counted(keys, values, count):
+            text = inner(keys, values, count)
+            written.append([text is not None, None if text is None else False])
             return text
 
         return counted
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(percpu, "_means", spy)
-        got, want = _reduced_outputs(lay, keys, bytes(values), len(sums), ncpus, "avg", fmt)
+        mp.setattr(percpu, "_means", spy_means)
+        mp.setattr(percpu, "_lane_means", spy_lanes)
+        yield written
+
+
+@st.composite
+def _u64_lanes(draw):
+    """(CPUs, value layout, its number of u64 leaves, each entry's per-CPU u64s): values
+    below, at and past the largest the lanes sum (2**(exact_bits - m))."""
+    from bpfmap.output.rows import exact_bits
+
+    ncpus = 1 << draw(st.integers(1, 4))
+    value, nleaves = draw(st.sampled_from([("u64", 1), ("a=u64,b=u64", 2), ("u64[3]", 3)]))
+    top = 1 << (exact_bits(ncpus) - (ncpus.bit_length() - 1))
+    small = st.integers(0, 1000)
+    part = st.one_of(small, st.integers(0, top - 1), st.integers(top - 2, top), st.integers(0, 2**64 - 1))
+    few_big = draw(st.booleans())
+    each = part if few_big else st.one_of(small, st.integers(0, top - 1))
+    count = draw(st.integers(1, 40))
+    entries = draw(
+        st.lists(st.lists(each, min_size=ncpus * nleaves, max_size=ncpus * nleaves), min_size=count, max_size=count)
+    )
+    return ncpus, value, top, entries
+
+
+@settings(max_examples=examples(120), deadline=None)
+@given(case=_u64_lanes(), fmt=st.sampled_from(["text", "jsonl", "json"]))
+@example(case=(2, "u64", 1 << 49, [[1, 2], [2**49 - 1, 2**49 - 1], [0, 0]]), fmt="text")
+@example(case=(2, "u64", 1 << 49, [[1, 2], [2**49, 0]]), fmt="jsonl")
+@example(case=(16, "a=u64,b=u64", 1 << 39, [[7] * 32, [2**39 - 1] * 32]), fmt="json")
+def test_avg_of_u64_values_summed_in_lanes_is_the_floats_text(case, fmt):
+    """--percpu avg of values made of u64s only (2**m CPUs): chunks whose every value is
+    below 2**(exact_bits - m) are summed as lanes of one integer (percpu._lane_means),
+    the others as before; every byte is the decoded path's either way."""
+    from bpfmap.output import percpu
+
+    ncpus, value, top, entries = case
+    lay = Layout.parse(f"u32:{value}")
+    keys = b"".join(i.to_bytes(4, "little") for i in range(len(entries)))
+    values = b"".join(v.to_bytes(8, "little") for e in entries for v in e)  # CPU 0's leaves, then CPU 1's...
+    with _spied_means() as written:
+        got, want = _reduced_outputs(lay, keys, values, len(entries), ncpus, "avg", fmt)
     assert got == want
-    if value == "u64":  # one chunk: the Mean wrote it exactly when every sum is below the bound
-        assert written == [all(s < 1 << percpu.exact_bits(ncpus) for s in sums)]
+    assert [lanes for lanes, _means in written] == [all(v < top for e in entries for v in e)]
+
+
+def test_avg_lanes_take_every_chunk_of_a_big_batch():
+    """A batch of several chunks (output.rows.CHUNK), the last one partial: each chunk
+    summed in lanes, 4 CPUs, two u64 leaves."""
+    from bpfmap.output.rows import CHUNK
+
+    ncpus, n = 4, 2 * CHUNK + 5
+    lay = Layout.parse("u32:a=u64,b=u64")
+    keys = b"".join(i.to_bytes(4, "little") for i in range(n))
+    values = b"".join(
+        (i * 7 + c * 3 + leaf).to_bytes(8, "little") for i in range(n) for c in range(ncpus) for leaf in range(2)
+    )
+    with _spied_means() as written:
+        got, want = _reduced_outputs(lay, keys, values, n, ncpus, "avg", "jsonl")
+    assert got == want
+    assert written == [[True, False]] * 3
 
 
 @settings(max_examples=examples(20), deadline=None)
