@@ -526,7 +526,6 @@ def test_avg_of_u64_values_summed_in_lanes_is_the_floats_text(case, fmt):
     """--percpu avg of values made of u64s only (2**m CPUs): chunks whose every value is
     below 2**(exact_bits - m) are summed as lanes of one integer (percpu._lane_means),
     the others as before; every byte is the decoded path's either way."""
-    from bpfmap.output import percpu
 
     ncpus, value, top, entries = case
     lay = Layout.parse(f"u32:{value}")
