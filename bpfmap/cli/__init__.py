@@ -191,6 +191,26 @@ class _PipeGuard:
         return getattr(self._stream, name)
 
 
+class _ClosedStdout:
+    """stdout when the command started with it closed (``>&-``: Python makes it None): a
+    command that writes nothing there runs; one that writes fails with one line, exit 3."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        import errno
+
+        raise OSError(
+            errno.EBADF, "standard output is closed; give the command somewhere to write (> FILE, or > /dev/null)"
+        )
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 class ErrorLine(NamedTuple):
     """How one command's error line is written: as JSON (with -o json / -o jsonl), and
     after what prefix ("line N: " while bpfmap batch runs line N)."""
@@ -253,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(short_usage())
         return EXIT_USAGE
     real_stdout = sys.stdout
-    sys.stdout = _PipeGuard(real_stdout)
+    sys.stdout = _PipeGuard(real_stdout if real_stdout is not None else _ClosedStdout())
     try:
         verb = ALIASES.get(args[0], args[0]) if args else None
         if verb in FAST_VERBS and not os.environ.get("_BPFMAP_COMPLETE"):
@@ -374,7 +394,8 @@ def leave(code: int) -> NoReturn:
     atexit._run_exitfuncs()  # what a normal exit runs first (weakref.finalize's too)
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: closed when the command started
+                stream.flush()
         except (OSError, ValueError):  # a reader gone or a stream closed: what main() makes of it already
             pass
     os._exit(code)

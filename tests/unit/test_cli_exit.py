@@ -6,6 +6,7 @@ finalized) does not happen."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -81,3 +82,28 @@ def test_unflushed_output_is_written(tmp_path):
         cwd=REPO,
     )
     assert r.stdout == full.stdout and len(r.stdout) > 1000
+
+
+def closed_stdout(*args: str) -> subprocess.CompletedProcess:
+    """The command line with its standard output closed (``>&-``)."""
+    line = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bpfmap", *args])
+    full = dict(os.environ, PYTHONPATH=REPO)
+    full.pop("BPFMAP_DEBUG", None)
+    return subprocess.run(
+        ["sh", "-c", f"exec {line} >&-"], capture_output=True, text=True, timeout=60, env=full, cwd=REPO
+    )
+
+
+def test_a_closed_stdout_is_one_line_and_exit_3():
+    r = closed_stdout("--version")
+    assert r.returncode == 3
+    assert (
+        r.stderr == "bpfmap: standard output is closed; give the command somewhere to write (> FILE, or > /dev/null)\n"
+    )
+
+
+def test_a_command_that_writes_nothing_there_runs_with_stdout_closed():
+    r = closed_stdout("lookup", "/nonexistent/m", "1")  # its answer is on stderr
+    assert r.returncode == 3
+    assert r.stderr.startswith("bpfmap: open /nonexistent/m: no such pin")
+    assert "Traceback" not in r.stderr
