@@ -573,7 +573,13 @@ def types_from_header(
     except UsageError as err:
         if not missing:
             raise
-        raise UsageError(f"{err}; includes not found: {', '.join(missing[:5])} (add -I DIR)") from None
+        raise UsageError(
+            words(
+                f"{err}; includes not found: {', '.join(missing[:5])} (add their directory to ",
+                Param("include_dirs"),
+                ")",
+            )
+        ) from None
 
 
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"]+)[>"].*$', re.M)

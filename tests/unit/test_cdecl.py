@@ -194,3 +194,15 @@ def test_errors_name_the_problem(tmp_path, text, ctype, match):
 def test_missing_header(tmp_path):
     with pytest.raises(UsageError, match="No such file"):
         Layout.from_c(str(tmp_path / "none.h"), "int", None)
+
+
+def test_an_include_not_found_names_include_dirs(tmp_path):
+    """Python callers read the parameter's name, the command line its option."""
+    from bpfmap.cli import worded
+
+    header = tmp_path / "k.h"
+    header.write_text('#include "missing.h"\nstruct k { my_t a; };\n')
+    with pytest.raises(UsageError) as err:
+        Layout.from_c(str(header), "struct k", None)
+    assert str(err.value).endswith("includes not found: missing.h (add their directory to include_dirs)")
+    assert worded(err.value).endswith("includes not found: missing.h (add their directory to --include-dir)")
