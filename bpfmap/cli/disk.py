@@ -91,6 +91,7 @@ def restore(
             "added into CPU 0) or first (CPU N keeps saved CPU N's value; refused when that drops a value).",
         ),
     ] = None,
+    mkdir: Annotated[bool, typer.Option("--mkdir", help="Create missing directories of --pin or --pin-dir.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Make a map of a saved one again (--pin, --pin-dir), with its BTF and every entry, or
@@ -102,7 +103,7 @@ def restore(
     given = [o for o, v in (("--pin", pin), ("--pin-dir", pin_dir), ("--into", into)) if v is not None]
     if len(given) != 1:
         raise UsageError("restore: give one of --pin PIN, --pin-dir DIR or --into MAP")
-    report = run_restore(file, pin=pin, pin_dir=pin_dir, into=into, cpus=cpus)
+    report = run_restore(file, pin=pin, pin_dir=pin_dir, into=into, cpus=cpus, mkdir=mkdir)
     for line in report.notes:
         say(f"note: {line}")
     for target, n in report.maps:

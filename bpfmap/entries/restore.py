@@ -14,11 +14,12 @@ import os
 from typing import Any, cast
 
 from ..core.maps import Map
+from ..core.pins import check_pin_dir, check_pin_target
 from ..core.saved import SavedEntry, SavedFile, SavedMap
 from ..core.savedref import split_ref
 from ..core.spec import MapSpec
 from ..core.values import possible_cpus
-from ..errors import BpfmapError, PinExists, UsageError, amended, quote
+from ..errors import BpfmapError, Param, PinExists, UsageError, amended, quote, words
 from ..types import MapFlag
 from ..types import spec as type_spec
 
@@ -40,11 +41,14 @@ def restore(
     pin_dir: str | None = None,
     into: str | None = None,
     cpus: str | None = None,
+    mkdir: bool = False,
 ) -> RestoreReport:
     """Restore the saved map ``ref`` names (``FILE`` or ``FILE:NAME``): as a new map pinned
     at ``pin``, every map of the file under ``pin_dir`` (each at its name), or into the
     existing map ``into``.  ``cpus`` (sum, first) says what to do with per-CPU values saved
-    on a host with another number of CPUs (refused without it).
+    on a host with another number of CPUs (refused without it).  ``mkdir``: create the
+    missing directories of ``pin`` or ``pin_dir`` (on a bpffs); without it a missing one
+    is refused before any map is made.
 
     Raises PinExists for a pin that exists, UsageError for a map saved for reading only
     (fd maps) or what does not fit, the kernel's errors otherwise (with how many entries
@@ -65,6 +69,7 @@ def restore(
         elif pin is not None:
             entry = file.find(name)
             _free(pin)
+            check_pin_target(pin, mkdir=mkdir)
             with _made(file, entry, cpus, report) as (m, n):
                 m.pin(pin)
             report.maps.append((pin, n))
@@ -74,6 +79,7 @@ def restore(
             targets = [os.path.join(pin_dir, os.path.basename(file.label(e))) for e in tops]
             for t in targets:
                 _free(t)
+            check_pin_dir(pin_dir, mkdir=mkdir, what=words("restore ", Param("pin_dir"), f" {pin_dir}"))
             made = [_made(file, e, cpus, report) for e in tops]
             opened = [cm.__enter__() for cm in made]  # all filled before any is pinned
             try:

@@ -93,6 +93,44 @@ def test_a_restore_that_fails_half_way_leaves_no_pin_and_says_how_many_went_in(p
     assert not os.path.lexists(target)
 
 
+def test_a_missing_pin_directory_is_refused_before_a_map_is_made_or_made_with_mkdir(pindir, tmp_path):
+    pin = create_pin(pindir, "counts", "hash", "--layout", "u32:u64")
+    fill_pin(pin, [(1, 7)])
+    file = str(tmp_path / "c.bpfmap")
+    cli_ok("save", pin, file)
+    deep = os.path.join(pindir, "a", "b")
+    r = run_cli("restore", file, "--pin", f"{deep}/c")
+    assert r.returncode == 2
+    assert (
+        r.stderr
+        == f"bpfmap: pin {deep}/c: directory {deep} does not exist; create it (mkdir -p {deep}) or pass --mkdir\n"
+    )
+    r = run_cli("restore", file, "--pin-dir", deep)
+    assert r.returncode == 2
+    assert (
+        r.stderr
+        == f"bpfmap: restore --pin-dir {deep}: directory {deep} does not exist; create it (mkdir -p {deep}) or pass --mkdir\n"
+    )
+    assert not os.path.exists(os.path.join(pindir, "a"))
+    cli_ok("restore", file, "--pin", f"{deep}/c", "--mkdir")
+    assert cli_ok("dump", f"{deep}/c").stdout == "1\t7\n"
+    cli_ok("restore", file, "--pin-dir", f"{pindir}/d/e", "--mkdir")
+    assert cli_ok("dump", f"{pindir}/d/e/counts").stdout == "1\t7\n"
+    # Python: the directory is checked before the map is made (this file's restore would
+    # fail filling it, after making it), and mkdir makes it
+    big = str(tmp_path / "big.bpfmap")
+    meta = {"type": 1, "key_size": 4, "value_size": 8, "max_entries": 3, "flags": 0, "map_extra": 0}
+    with Writer(big) as w:
+        w.host({})
+        w.begin({**meta, "name": "big", "ncpus": 1, "value_stride": 8, "pinned": []})
+        w.batch(b"".join(struct.pack("<I", i) for i in range(5)), bytes(40), 5)
+        w.end()
+    with pytest.raises(bpfmap.UsageError, match=r"does not exist; create it \(mkdir -p .*\) or pass mkdir$"):
+        bpfmap.restore(big, pin=f"{pindir}/f/g")
+    report = bpfmap.restore(file, pin=f"{pindir}/f/g", mkdir=True)
+    assert report.maps == [(f"{pindir}/f/g", 1)]
+
+
 def test_restore_into_an_existing_map_converts_and_keeps_its_pin(pindir, tmp_path):
     src = create_pin(pindir, "src", "hash", "--layout", "u32:u32")
     fill_pin(src, [(i, i * 2) for i in range(10)])
