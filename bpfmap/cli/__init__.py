@@ -198,11 +198,7 @@ class _ClosedStdout:
     encoding = "utf-8"
 
     def write(self, text: str) -> int:
-        import errno
-
-        raise OSError(
-            errno.EBADF, "standard output is closed; give the command somewhere to write (> FILE, or > /dev/null)"
-        )
+        raise OSError("standard output is closed; give the command somewhere to write (> FILE, or > /dev/null)")
 
     def flush(self) -> None:
         pass
