@@ -206,6 +206,11 @@ class _ClosedStdout:
     def isatty(self) -> bool:
         return False
 
+    @property
+    def buffer(self) -> "_ClosedStdout":
+        """The bytes under it (export writes bytes): closed as well."""
+        return self
+
 
 class ErrorLine(NamedTuple):
     """How one command's error line is written: as JSON (with -o json / -o jsonl), and
@@ -236,12 +241,22 @@ def _error(style: ErrorLine, message: str, code: int = EXIT_SYSTEM) -> None:
     if style.json:
         import json
 
-        sys.stderr.write(json.dumps({"error": message, "code": code}) + "\n")
+        _to_stderr(json.dumps({"error": message, "code": code}) + "\n")
         return
     from ..output import colour
 
-    prefix = "\x1b[1;31mbpfmap:\x1b[0m" if colour(sys.stderr) else "bpfmap:"
-    sys.stderr.write(f"{prefix} {message}\n")
+    prefix = "\x1b[1;31mbpfmap:\x1b[0m" if sys.stderr is not None and colour(sys.stderr) else "bpfmap:"
+    _to_stderr(f"{prefix} {message}\n")
+
+
+def _to_stderr(text: str) -> None:
+    """``text`` on stderr, if there is one to write on (closed or full: the exit code still says it)."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def short_usage() -> str:
@@ -266,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = sys.argv[1:] if argv is None else argv
     if not args and not os.environ.get("_BPFMAP_COMPLETE"):  # completion comes with no arguments
-        sys.stderr.write(short_usage())
+        _to_stderr(short_usage())
         return EXIT_USAGE
     real_stdout = sys.stdout
     sys.stdout = _PipeGuard(real_stdout if real_stdout is not None else _ClosedStdout())
@@ -323,8 +338,10 @@ def run_args(args: list[str], command=None, call=None, json_errors: bool | None 
     except KeyboardInterrupt:
         _error(style, "interrupted", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
-    except (StdoutClosed, BrokenPipeError):
+    except StdoutClosed:
         raise
+    except BrokenPipeError:  # the reader went away: said as StdoutClosed, which click (batch) passes on
+        raise StdoutClosed() from None
     except Exception as exc:
         code = _typer_exit(style, exc)
         if code is None:

@@ -261,6 +261,40 @@ def test_reader_closing_the_pipe_is_not_an_error(pindir):
         text=True,
     )
     assert r.stdout.splitlines()[-1] == "rc=0" and r.stderr == ""
+    # the same dump as a line of `bpfmap batch`: the reader going away is not an error there either
+    r = subprocess.run(
+        ["bash", "-c", f"echo 'dump {pin} -l u32:u64' | {cmd} batch - | head -1; echo rc=${{PIPESTATUS[1]}}"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.stdout.splitlines()[-1] == "rc=0" and r.stderr == ""
+
+
+def test_closed_or_full_streams_keep_the_exit_code_and_say_it_in_one_line(pindir, tmp_path):
+    """stdout closed (`>&-`): a command that writes there says so in one line, exit 3,
+    export's bytes too; stderr closed or full: the exit code is still the error's."""
+    import subprocess
+
+    from helpers import BPFMAP_SH
+
+    pin = f"{pindir}/m"
+    with Map.create("hash", 4, 8, max_entries=4) as m:
+        m.update((5).to_bytes(4, "little"), (9).to_bytes(8, "little"))
+        m.pin(pin)
+    config = tmp_path / "e.yaml"
+    config.write_text(f'metrics:\n  - name: t\n    map: {pin}\n    layout: "u32:u64"\n    labels: [key]\n')
+    closed = "bpfmap: standard output is closed; give the command somewhere to write (> FILE, or > /dev/null)\n"
+    for line, code, err in (
+        (f"dump {pin} -l u32:u64 >&-", 3, closed),
+        (f"export {config} --once >&-", 3, closed),
+        (f"update {pin} 5 10 -l u32:u64 >&-", 0, ""),  # writes nothing on stdout
+        (f"lookup {pin} 6 -l u32:u64 2>&-", 1, ""),
+        (f"dump {pindir}/nope 2>&-", 3, ""),
+        (f"dump {pindir}/nope 2>/dev/full", 3, ""),
+        ("2>/dev/full", 2, ""),  # no arguments: the short usage, on a full stderr
+    ):
+        r = subprocess.run(["bash", "-c", f"{BPFMAP_SH} {line}"], capture_output=True, text=True)
+        assert (r.returncode, r.stderr) == (code, err), line
 
 
 def test_maps_with_unreadable_values_say_so_once(cli, pindir):
