@@ -102,11 +102,16 @@ class Exporter:
     def scrape(self, out: Any) -> None:
         """The text exposition of one scrape into ``out`` (a seekable binary file): each
         metric as it is read (a metric that fails is cut out again and counted), then
-        bpfmap's own.  One scrape at a time."""
-        with self._lock:
-            for family in self._families(fast=True, out=out):
-                for text in family_text(family):
-                    out.write(encode(text))
+        bpfmap's own.  One scrape at a time.  An error writing ``out`` (a full disk) is
+        the scrape's, raised as it is: never counted as a metric's."""
+        guarded = _Guarded(out)
+        try:
+            with self._lock:
+                for family in self._families(fast=True, out=guarded):
+                    for text in family_text(family):
+                        guarded.write(encode(text))
+        except _Unwritable as failed:
+            raise failed.err from None
 
     def families(self) -> list[Family]:
         """One scrape's families, read into samples."""
@@ -140,6 +145,8 @@ class Exporter:
                     for text in family_text(family):
                         out.write(encode(text))
                     family = None
+            except _Unwritable:  # the scrape's output failed, not the metric
+                raise
             except Exception as err:  # one metric's failure is never the whole scrape's
                 if out is not None:
                     out.seek(mark)
@@ -827,3 +834,34 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, BpfmapError):
         return str(err)
     return f"internal error reading it ({type(err).__name__}: {quote(str(err), 200, bare=True)})"
+
+
+class _Unwritable(Exception):
+    """An error writing a scrape's output (carried past the per-metric error handling)."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+class _Guarded:
+    """A scrape's output whose write errors are _Unwritable: a metric's read errors stay
+    OSErrors, so the two are told apart."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.out.write(data)  # type: ignore[no-any-return]
+        except OSError as err:
+            raise _Unwritable(err) from err
+
+    def tell(self) -> int:
+        return self.out.tell()  # type: ignore[no-any-return]
+
+    def seek(self, pos: int) -> int:
+        return self.out.seek(pos)  # type: ignore[no-any-return]
+
+    def truncate(self) -> int:
+        return self.out.truncate()  # type: ignore[no-any-return]

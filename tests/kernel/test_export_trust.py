@@ -215,3 +215,28 @@ def test_a_static_map_of_the_documented_limit_loads_and_one_more_is_refused(pind
     r = run_cli("export", _static_map_config(tmp_path, pin, MAX_TABLE + 1), "--check")
     assert r.returncode == 2, r.stderr
     assert "static_map" in r.stderr and "65,536" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_full_disk_under_the_textfile_keeps_the_last_one_and_says_so(pindir, tmp_path):
+    """Writing the textfile fails (ENOSPC) part way: the scrape fails whole (exit 3, "cannot
+    write"), the textfile written before stays as it was, no temp file is left, and no
+    metric is counted as failing to read its map (it was the output that failed)."""
+    pin = os.path.join(pindir, "many")
+    n = 4000
+    with Map.create("hash", 4, 8, max_entries=n) as m:
+        m.update_batch(struct.pack(f"={n}I", *range(n)), struct.pack(f"={n}Q", *range(n)), n)
+        m.pin(pin)
+    config = write_config(tmp_path, f"metrics:\n  - name: ops_total\n    map: {pin}\n    labels: [key]\n")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(small)], check=True)
+    try:
+        textfile = small / "bpfmap.prom"
+        textfile.write_text("ops_total 1\n")  # the last good write
+        r = run_cli("export", config, "--once", "--textfile", str(textfile))
+        assert r.returncode == 3, r.stderr
+        assert r.stderr == f"bpfmap: export: cannot write {textfile}: No space left on device\n"
+        assert textfile.read_text() == "ops_total 1\n"
+        assert os.listdir(small) == ["bpfmap.prom"]
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
