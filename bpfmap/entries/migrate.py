@@ -30,7 +30,6 @@ from ..errors import (
     KeyNotFound,
     MapFull,
     NoRoom,
-    NoSuchObject,
     Param,
     PinExists,
     UsageError,
@@ -541,7 +540,11 @@ def keep_old_path(pin: str, keep_old: str | None) -> str:
         raise PinExists(words(f"migrate {pin}: {kept} exists; remove it or give ", Param("keep_old", "PATH")), 17)
     here, there = os.path.dirname(os.path.abspath(pin)), os.path.dirname(os.path.abspath(kept))
     if not os.path.isdir(there):
-        raise NoSuchObject(words(f"migrate {pin}: no directory {there} for ", Param("keep_old")), 2)
+        raise UsageError(
+            words(
+                f"migrate {pin}: no directory {there} for ", Param("keep_old"), f"; create it (mkdir -p {there}) first"
+            )
+        )
     if os.stat(here).st_dev != os.stat(there).st_dev:
         raise UsageError(
             words(

@@ -353,6 +353,11 @@ def test_migrate_grows_a_map_and_keeps_the_old_one(pindir, bm):
     assert code == 0 and info(pin)["type"] == "lru_hash" and info(pin + "_v2")["id"] == new["id"]
     code, _, err = bm("migrate", pin)
     assert code == 2 and "give the new shape" in err
+    missing = f"{pindir}/no/such"
+    code, _, err = bm("migrate", pin, "--max-entries", "256", "--keep-old", f"{missing}/old")
+    assert code == 2  # a usage error, as create --pin into a missing directory
+    assert err == f"bpfmap: migrate {pin}: no directory {missing} for --keep-old; create it (mkdir -p {missing}) first\n"
+    assert info(pin)["max_entries"] == 64  # nothing changed
 
 
 def test_migrate_to_a_new_layout_drops_stale_entries_on_the_way(pindir, bm):
