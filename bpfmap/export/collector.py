@@ -17,7 +17,7 @@ from ..errors import BpfmapError, KernelError, UsageError, quote, translate
 from ..hist.extract import Place, SlotError, SlotSums, Tally, locate, raw_counts
 from ..layout import TypeCodec, fields
 from ..layout.formats import FormattedCodec, shown_fields
-from ..layout.model import Array, Struct
+from ..layout.model import Array, Char, Struct
 from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
@@ -404,7 +404,9 @@ class Exporter:
             return None  # the decoded path says what to name
         names = metric.label_names(paths)
         family = Family(metric.name, metric.help_text(), metric.type, names)
-        distinct = set(paths) >= set(every) and not metric.decoders  # a static_map may merge series
+        # every key field a label and nothing that shows two keys as one (a static_map, a
+        # string's bytes past its NUL): each entry its own series, written straight
+        distinct = set(paths) >= set(every) and not metric.decoders and not _has_string(view.key)
         if type(view.key) is TypeCodec and type(view.value) is TypeCodec and distinct:
             lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
             if lines is None:
@@ -865,3 +867,20 @@ class _Guarded:
 
     def truncate(self) -> int:
         return self.out.truncate()  # type: ignore[no-any-return]
+
+
+def _has_string(codec: Any) -> bool:
+    """Whether the key holds a char[N] anywhere: two keys that differ only past its NUL
+    show one text, so share a series."""
+    t = getattr(getattr(codec, "inner", codec), "type", None)
+
+    def walk(t: Any) -> bool:
+        if isinstance(t, Char):
+            return True
+        if isinstance(t, Array):
+            return walk(t.elem)
+        if isinstance(t, Struct):
+            return any(walk(f.type) for f in t.fields)
+        return False
+
+    return t is None or walk(t)

@@ -288,3 +288,20 @@ def test_once_prints_what_it_can_and_exits_3_when_a_map_is_missing(flows_prog, t
     assert "flow_packets" in got and "lat_seconds" not in got
     assert samples(got["bpfmap_export_errors"], "_total")[(("metric", "lat_seconds"),)] == 1
     assert "export: lat_seconds:" in r.stderr and "no such pin" in r.stderr
+
+
+def test_keys_that_show_one_string_are_one_series(pindir, tmp_path):
+    """Every key field a label, one of them a char[N]: two keys that differ only past the
+    NUL show one text, so they are one label set and their values are summed (one sample
+    per label set, contract.md), never two samples of one series."""
+    pin = os.path.join(pindir, "comms")
+    with Map.create("hash", 8, 8, max_entries=8) as m:
+        for key, n in ((b"ab\0\x01xyzw", 3), (b"ab\0\x02xyzw", 4), (b"cd\0\0\0\0\0\0", 5)):
+            m.update(key, struct.pack("=Q", n))
+        m.pin(pin)
+    config = write_config(tmp_path, f'metrics:\n  - name: app_total\n    map: {pin}\n    layout: "comm=char[8]:u64"\n')
+    r = run_cli("export", config, "--once")
+    assert r.returncode == 0, r.stderr
+    family = next(f for f in text_string_to_metric_families(r.stdout) if f.name == "app")
+    got = [(s.labels["comm"], s.value) for s in family.samples if s.name == "app_total"]
+    assert sorted(got) == [("ab", 7.0), ("cd", 5.0)]
