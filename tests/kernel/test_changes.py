@@ -356,7 +356,9 @@ def test_migrate_grows_a_map_and_keeps_the_old_one(pindir, bm):
     missing = f"{pindir}/no/such"
     code, _, err = bm("migrate", pin, "--max-entries", "256", "--keep-old", f"{missing}/old")
     assert code == 2  # a usage error, as create --pin into a missing directory
-    assert err == f"bpfmap: migrate {pin}: no directory {missing} for --keep-old; create it (mkdir -p {missing}) first\n"
+    assert (
+        err == f"bpfmap: migrate {pin}: no directory {missing} for --keep-old; create it (mkdir -p {missing}) first\n"
+    )
     assert info(pin)["max_entries"] == 64  # nothing changed
 
 
