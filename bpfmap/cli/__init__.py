@@ -387,16 +387,16 @@ def _other_error(style: ErrorLine, exc: Exception) -> int:
 
 
 def run() -> None:
-    """The console script: main(), then leave (leave)."""
+    """The console script: main(), and its exit code through leave()."""
     leave(main())
 
 
 def leave(code: int) -> NoReturn:
     """Exit with ``code`` without Python's own teardown: the atexit handlers run and
     stdout and stderr are flushed, as at a normal exit, but the modules are not torn down
-    and no last collection walks every object (8-14 ms of a one-entry verb's ~55 here, as
-    long again as its own work).  A process with a thread that is not a daemon (none of
-    bpfmap's) exits the normal way, which waits for it."""
+    and no last collection walks every object (8-14 ms here: about as long as a lookup's
+    own work).  A process with a thread that is not a daemon (none of bpfmap's) exits the
+    normal way, which waits for it."""
     threading = sys.modules.get("threading")
     if threading is not None and any(
         t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()
