@@ -17,8 +17,8 @@ from ..errors import BpfmapError, KernelError, UsageError, quote, translate
 from ..hist.extract import Place, SlotError, SlotSums, Tally, locate, raw_counts
 from ..layout import TypeCodec, fields
 from ..layout.formats import FormattedCodec, shown_fields
-from ..layout.model import Array, Char, Struct
-from ..output.rows import row_type
+from ..layout.model import Array, Struct
+from ..output.rows import has_text, row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
 from .exposition import CHUNK, Family, encode, family_text, row_lines, summed_lines, to_client
@@ -873,14 +873,4 @@ def _has_string(codec: Any) -> bool:
     """Whether the key holds a char[N] anywhere: two keys that differ only past its NUL
     show one text, so share a series."""
     t = getattr(getattr(codec, "inner", codec), "type", None)
-
-    def walk(t: Any) -> bool:
-        if isinstance(t, Char):
-            return True
-        if isinstance(t, Array):
-            return walk(t.elem)
-        if isinstance(t, Struct):
-            return any(walk(f.type) for f in t.fields)
-        return False
-
-    return t is None or walk(t)
+    return t is None or has_text(t)
