@@ -263,32 +263,25 @@ def _lane_means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus:
     lane = (1 << 64) - 1
     bound = exact_bits(ncpus) - m  # every value below 2**bound: every sum below 2**exact_bits
     utf8 = _utf8(lines)
-    cache: dict[int, tuple[int, ...]] = {}
-
-    def masks(count: int) -> tuple[int, ...]:
-        """(bits at or past the bound in every lane, then for each step the lower half of
-        each entry's slots, the first lane of each entry, the quotient and remainder bits
-        of each Mean) over ``count`` entries."""
-        every = int.from_bytes(((lane >> bound) << bound).to_bytes(8, "little") * (entry // 8) * count, "little")
-        halves = []
-        for step in range(m):
-            low = vsize * (ncpus >> (step + 1))  # the bytes of the slots kept
-            halves.append(int.from_bytes((b"\xff" * low + bytes(entry - low)) * count, "little"))
-        first = int.from_bytes((b"\xff" * 8 + bytes(entry - 8)) * count, "little")
-        quot = int.from_bytes(((b"\xff" * 8 + bytes(8)) * nleaves + bytes(entry - cell)) * count, "little")
-        rem = int.from_bytes((((1 << m) - 1).to_bytes(16, "little") * nleaves + bytes(entry - cell)) * count, "little")
-        found = (every, first, quot, rem, *halves)
-        if len(cache) < 8:
-            cache[count] = found
-        return found
+    # each entry's masks: the bits at or past the bound in every lane, the first lane, the
+    # quotient and remainder bits of each Mean, then for each step the slots it keeps
+    shifts = [8 * vsize * (ncpus >> (step + 1)) for step in range(m)]  # the bits of the slots kept
+    masks = (
+        ((lane >> bound) << bound).to_bytes(8, "little") * (entry // 8),
+        b"\xff" * 8 + bytes(entry - 8),
+        (b"\xff" * 8 + bytes(8)) * nleaves + bytes(entry - cell),
+        ((1 << m) - 1).to_bytes(16, "little") * nleaves + bytes(entry - cell),
+        *(b"\xff" * (bits // 8) + bytes(entry - bits // 8) for bits in shifts),
+    )
+    whole_masks: dict[int, tuple[int, ...]] = {}
 
     def means(keys: bytes, values: bytes, count: int) -> bytes | None:
-        every, first, quot, rem, *halves = cache.get(count) or masks(count)
+        every, first, quot, rem, *halves = whole_masks.get(count) or _whole_masks(whole_masks, masks, count)
         whole = int.from_bytes(values[: entry * count], "little")
         if whole & every:
             return None
-        for step, low in enumerate(halves):  # 2**m slots -> 1: the upper half added onto the lower
-            whole = (whole & low) + ((whole >> (8 * vsize * (ncpus >> (step + 1)))) & low)
+        for shift, low in zip(shifts, halves):  # 2**m slots -> 1: the upper half added onto the lower
+            whole = (whole & low) + ((whole >> shift) & low)
         if nleaves > 1:  # leaf i's sum, at 8i bytes of its entry, to its Mean's 16i
             spread = 0
             for i in range(nleaves):
@@ -305,7 +298,9 @@ def _lane_means(lines: Lines | None, leaves: list[tuple[int, str, bool]], ncpus:
     return means
 
 
-def _whole_masks(cache: dict[int, tuple[int, ...]], masks: tuple[bytearray, ...], count: int) -> tuple[int, ...]:
+def _whole_masks(
+    cache: dict[int, tuple[int, ...]], masks: tuple[bytes | bytearray, ...], count: int
+) -> tuple[int, ...]:
     """Each entry's ``masks`` repeated over ``count`` entries, as integers; kept for a few counts."""
     whole = tuple(int.from_bytes(mask * count, "little") for mask in masks)
     if len(cache) < 8:
