@@ -81,6 +81,18 @@ def fill(m, lay, rng, count):
         m.update(key, value)
 
 
+def random_map(bpffs, layout: str, filler, seed: bytes, count: int) -> str:
+    """A hash map of ``layout`` (64 entries at most) pinned on ``bpffs``: ``filler(m, lay,
+    rng, count)`` fills it from ``seed``, then its non-finite floats are dropped."""
+    lay = Layout.parse(layout)
+    pin = os.path.join(bpffs, "m" + uuid.uuid4().hex[:12])
+    with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
+        filler(m, lay, random.Random(seed), count)
+        drop_non_finite(m, lay, layout)
+        m.pin(pin)
+    return pin
+
+
 def drop_non_finite(m, lay, layout: str) -> None:
     """Delete the entries whose float ``n`` is NaN or infinite (NaN payloads: the decoded
     path's floats are plain numbers)."""
@@ -97,13 +109,7 @@ def drop_non_finite(m, lay, layout: str) -> None:
 @example(case=("k0=u32,k1=u8:n=u64", ["k0"], {"k0": "cgroup"}), seed=bytes(8), count=0)  # cgroup id 0 has no path
 def test_summed_series_are_what_the_decoded_path_and_prometheus_client_give(bpffs, case, seed, count):
     layout, labels, shown = case
-    lay = Layout.parse(layout)
-    rng = random.Random(seed)
-    pin = os.path.join(bpffs, "s" + uuid.uuid4().hex[:12])
-    with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
-        fill(m, lay, rng, count)
-        drop_non_finite(m, lay, layout)
-        m.pin(pin)
+    pin = random_map(bpffs, layout, fill, seed, count)
     types = dict(f.split("=") for f in layout.replace(":", ",").split(",") if "=" in f)
     # floats summed over labels whose bytes are not one text each go the decoded way (a
     # float sum depends on its order)
@@ -188,13 +194,7 @@ def test_label_decoders_on_raw_batches_are_what_the_decoded_path_gives(bpffs, ca
     """static_map and regexp on the series summed from raw batches: the same series,
     numbers and decode errors as the decoded path, and as prometheus-client reads them."""
     layout, labels, shown = case
-    lay = Layout.parse(layout)
-    rng = random.Random(seed)
-    pin = os.path.join(bpffs, "d" + uuid.uuid4().hex[:12])
-    with Map.create("hash", lay.key.size, lay.value.size, max_entries=64) as m:
-        fill_small(m, lay, rng, count)
-        drop_non_finite(m, lay, layout)
-        m.pin(pin)
+    pin = random_map(bpffs, layout, fill_small, seed, count)
     raw_path = ":n=f" not in layout  # floats over decoded labels go the decoded way
     try:
         fast, fast_errors, slow, slow_errors, family = scrape_pair(pin, layout, labels, shown, raw_path)
