@@ -13,13 +13,18 @@ import sys
 from helpers import REPO
 
 
+def run_in_checkout(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    """``argv`` run in the checkout with it on PYTHONPATH (and ``env``), its output captured."""
+    full = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    full.pop("BPFMAP_DEBUG", None)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=full, cwd=REPO)
+
+
 def script(before: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -c`` running ``before`` and then the console script's entry, bpfmap.cli.run,
     with ``args`` as its command line."""
     code = f"import sys\n{before}\nsys.argv = ['bpfmap', *{list(args)!r}]\nfrom bpfmap.cli import run\nrun()\n"
-    full = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
-    full.pop("BPFMAP_DEBUG", None)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=full, cwd=REPO)
+    return run_in_checkout([sys.executable, "-c", code], env)
 
 
 TEARDOWN = """
@@ -69,29 +74,15 @@ def test_unflushed_output_is_written(tmp_path):
     # a large answer through a pipe: every byte of it, after which the process leaves
     r = script("", "create", "--help", env={"COLUMNS": "100"})
     assert r.returncode == 0
-    full = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; sys.argv=['bpfmap','create','--help']; from bpfmap.cli import main; sys.exit(main())",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PYTHONPATH=REPO, COLUMNS="100"),
-        cwd=REPO,
-    )
+    normal = "import sys; sys.argv=['bpfmap','create','--help']; from bpfmap.cli import main; sys.exit(main())"
+    full = run_in_checkout([sys.executable, "-c", normal], {"COLUMNS": "100"})
     assert r.stdout == full.stdout and len(r.stdout) > 1000
 
 
 def closed_stdout(*args: str) -> subprocess.CompletedProcess:
     """The command line with its standard output closed (``>&-``)."""
     line = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bpfmap", *args])
-    full = dict(os.environ, PYTHONPATH=REPO)
-    full.pop("BPFMAP_DEBUG", None)
-    return subprocess.run(
-        ["sh", "-c", f"exec {line} >&-"], capture_output=True, text=True, timeout=60, env=full, cwd=REPO
-    )
+    return run_in_checkout(["sh", "-c", f"exec {line} >&-"])
 
 
 def test_a_closed_stdout_is_one_line_and_exit_3():
