@@ -634,20 +634,18 @@ def _top_cells(side: Plan, t: Type, base: int, name: str, out: list[tuple[str, s
                 piece = side.top(f.type, "text", b + f.offset)  # name=value,... as format_text writes it
             else:
                 piece = side.member(f, b, TEXT)
-            out.append((f"{name}.{n}" if name == "key" else n, piece, has_text(f.type)))
+            out.append((f"{name}.{n}" if name == "key" else n, piece, _has_text(f.type)))
         return
-    out.append((name, side.top(t, "text", base), has_text(t)))
+    out.append((name, side.top(t, "text", base), _has_text(t)))
 
 
-def has_text(t: Type) -> bool:
-    """Whether ``t`` holds a string anywhere (a char[N], or a leaf shown through a display
-    format): its cells are text, and two values that differ past a string's NUL show one."""
+def _has_text(t: Type) -> bool:
     if isinstance(t, (Char, _Shown)):
         return True
     if isinstance(t, Array):
-        return has_text(t.elem)
+        return _has_text(t.elem)
     if isinstance(t, Struct):
-        return any(has_text(f.type) for f in t.fields)
+        return any(_has_text(f.type) for f in t.fields)
     return False
 
 
@@ -661,7 +659,7 @@ def _compile_cells(kt: Type, vt: Type, ncpus: int | None) -> Callable[[bytes, by
     else:
         stride = (vt.size + 7) & ~7
         for c in range(ncpus):
-            cells.append((f"cpu{c}", row.top(vt, "text", c * stride), has_text(vt)))
+            cells.append((f"cpu{c}", row.top(vt, "text", c * stride), _has_text(vt)))
     line = "".join(p + SEP for _n, p, _t in cells)
     lines = compile_plan(row, line, kt.size, _vsize(vt, ncpus))
     lines.columns = [n for n, _p, _t in cells]  # type: ignore[attr-defined]
