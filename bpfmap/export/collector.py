@@ -21,7 +21,7 @@ from ..layout.model import Array, Struct
 from ..output.rows import row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
-from .exposition import CHUNK, Family, encode, family_text, one_text_each, row_lines, summed_lines, to_client
+from .exposition import CHUNK, Family, encode, family_text, row_lines, summed_lines, to_client
 from .labels import Chains, Drop, StaticMap, label_text
 from .streams import Stream, StreamMetric, is_stream
 
@@ -373,7 +373,7 @@ class Exporter:
                 )
                 names, tally = self._tally(metric, rows)
                 return None if check else self._histogram_family(metric, names, tally)
-            return self._scalar(metric, batches(source), _one_text_each(view))
+            return self._scalar(metric, batches(source))
 
         family = family_of(view.column_batches())
         assert family is not None
@@ -404,9 +404,7 @@ class Exporter:
             return None  # the decoded path says what to name
         names = metric.label_names(paths)
         family = Family(metric.name, metric.help_text(), metric.type, names)
-        # every key field a label and nothing that shows two keys as one (a static_map; a
-        # string's bytes past its NUL, a bool's number, padding): each entry its own series
-        distinct = set(paths) >= set(every) and not metric.decoders and _one_text_each(view)
+        distinct = set(paths) >= set(every) and not metric.decoders  # a static_map may merge series
         if type(view.key) is TypeCodec and type(view.value) is TypeCodec and distinct:
             lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
             if lines is None:
@@ -688,12 +686,9 @@ class Exporter:
             raise metric.error("value", f"{metric.value or 'the value'} is not a number ({str(v)[:40]})")
         return g
 
-    def _scalar(
-        self, metric: Metric, batches: Iterable[tuple[list[Any], list[Any], list[Any] | None]], keys_distinct: bool
-    ) -> Family:
+    def _scalar(self, metric: Metric, batches: Iterable[tuple[list[Any], list[Any], list[Any] | None]]) -> Family:
         """A counter or gauge, batch by batch: label tuples and numbers made a batch at a
-        time, summed where several entries share labels (``keys_distinct``: no two keys
-        show one text, see exposition.one_text_each)."""
+        time, summed where several entries share labels."""
         names: list[str] = []
         sums: dict[tuple[Any, ...], float] = {}
         unique: list[tuple[tuple[Any, ...], float]] = []  # labels name every key field: no two entries share them
@@ -709,7 +704,7 @@ class Exporter:
                 labels_of = self._label_getter(metric, paths, keys[0], values[0])
                 number = self._number_getter(metric, values[0])
                 # every key field a label: no two entries share a series (unless a static_map merges them)
-                distinct = keys_distinct and set(paths) >= {p for p, _v in _leaves(keys[0])} and not metric.decoders
+                distinct = set(paths) >= {p for p, _v in _leaves(keys[0])} and not metric.decoders
             if metric.decoders:  # a regexp may leave series out
                 labels, keys, values, cpus = _kept(labels_of, keys, values, cpus)
             else:
@@ -870,9 +865,3 @@ class _Guarded:
 
     def truncate(self) -> int:
         return self.out.truncate()  # type: ignore[no-any-return]
-
-
-def _one_text_each(view: View) -> bool:
-    """Whether no two keys of the view's map show one text (exposition.one_text_each; a key
-    shown through display formats: not known, so taken as not)."""
-    return type(view.key) is TypeCodec and one_text_each(view.key.type)

@@ -628,23 +628,6 @@ def _injective(t: Type) -> bool:
     return isinstance(t, (Enum, Bytes, Formatted))
 
 
-def one_text_each(t: Type) -> bool:
-    """Whether two different values of the whole type ``t`` (a key) always make two
-    different label texts: every leaf _injective, and each struct's fields covering its
-    every byte (no padding, bitfield or union: bytes no label shows).  Entries whose key
-    is of such a type, labelled by every key field, are each their own series."""
-    if isinstance(t, Array):
-        return one_text_each(t.elem)
-    if isinstance(t, Struct):
-        at = 0
-        for f in sorted(t.fields, key=lambda f: f.offset):
-            if t.union or f.bit_size is not None or f.offset != at or not one_text_each(f.type):
-                return False
-            at += f.type.size
-        return at == t.size
-    return _injective(t)
-
-
 def _writer(
     sample: str, names: list[str], leaves: list[tuple[Type, int]], stride: int, number: tuple[int, Scalar] | None
 ) -> Callable[[Any, int], str]:

@@ -288,37 +288,3 @@ def test_once_prints_what_it_can_and_exits_3_when_a_map_is_missing(flows_prog, t
     assert "flow_packets" in got and "lat_seconds" not in got
     assert samples(got["bpfmap_export_errors"], "_total")[(("metric", "lat_seconds"),)] == 1
     assert "export: lat_seconds:" in r.stderr and "no such pin" in r.stderr
-
-
-@pytest.mark.parametrize(
-    "layout, keys, want",
-    [
-        # a string's bytes past its NUL
-        ("comm=char[8]:u64", [b"ab\0\x01xyzw", b"ab\0\x02xyzw", b"cd\0\0\0\0\0\0"], {("ab",): 7.0, ("cd",): 5.0}),
-        # a bool's number (1 and 2 are both true)
-        ("f=bool,g=u8:u64", [b"\x01\x07", b"\x02\x07", b"\x00\x07"], {("true", "7"): 7.0, ("false", "7"): 5.0}),
-        # padding: bytes 5-7 of the key are no field's
-        (
-            "a=u32,b=u8:u64",
-            [b"\x01\0\0\0\x02\x01\0\0", b"\x01\0\0\0\x02\x02\0\0", bytes(8)],
-            {("1", "2"): 7.0, ("0", "0"): 5.0},
-        ),
-    ],
-)
-@pytest.mark.parametrize("kind", ["hash", "percpu_hash"])  # the path from raw batches, and the decoded path
-def test_keys_that_show_one_text_are_one_series(pindir, tmp_path, layout, keys, want, kind):
-    """Every key field a label: two keys whose labels read the same (a string past its NUL,
-    a bool, padding) are one label set, their values summed (one sample per label set,
-    contract.md), never two samples of one series."""
-    pin = os.path.join(pindir, "keys")
-    with Map.create(kind, len(keys[0]), 8, max_entries=8) as m:
-        for key, n in zip(keys, (3, 4, 5)):
-            value = struct.pack("=Q", n)
-            m.update(key, value if kind == "hash" else [value] + [bytes(8)] * (m.ncpus - 1))
-        m.pin(pin)
-    config = write_config(tmp_path, f'metrics:\n  - name: app_total\n    map: {pin}\n    layout: "{layout}"\n')
-    r = run_cli("export", config, "--once")
-    assert r.returncode == 0, r.stderr
-    family = next(f for f in text_string_to_metric_families(r.stdout) if f.name == "app")
-    got = [(tuple(s.labels.values()), s.value) for s in family.samples if s.name == "app_total"]
-    assert sorted(got) == sorted(want.items())
