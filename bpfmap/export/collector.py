@@ -18,10 +18,20 @@ from ..hist.extract import Place, SlotError, SlotSums, Tally, locate, raw_counts
 from ..layout import TypeCodec, fields
 from ..layout.formats import FormattedCodec, shown_fields
 from ..layout.model import Array, Struct
-from ..output.rows import row_type
+from ..output.rows import NotRow, row_type
 from ..view import View, aggregate, numeric_layout
 from .config import SELF_PREFIX, ConfigError, Metric, _is_num, _label_name, rounded
-from .exposition import CHUNK, Family, encode, family_text, row_lines, summed_lines, to_client
+from .exposition import (
+    CHUNK,
+    Family,
+    ReadsAlike,
+    alike_check,
+    encode,
+    family_text,
+    row_lines,
+    summed_lines,
+    to_client,
+)
 from .labels import Chains, Drop, StaticMap, label_text
 from .streams import Stream, StreamMetric, is_stream
 
@@ -56,6 +66,7 @@ class Exporter:
         self._layouts = {m.name: m.make_layout() for m in metrics}  # config errors surface here, once
         self._said: dict[str, str] = {}
         self._views: dict[str, View] = {}
+        self._alike: set[str] = set()  # metrics whose map held keys that read alike: summed since
         self._lock = threading.Lock()
         self._scrape_errors: set[str] = set()  # metrics that counted an error in this scrape
         self.log = log or (lambda text: sys.stderr.write(f"bpfmap: {text}\n"))
@@ -140,10 +151,21 @@ class Exporter:
             mark = out.tell() if out is not None else 0
             family: Family | None = None
             try:
+                misses = dict(self.decode_errors) if out is not None else {}
                 family, count_of, max_e = self.read(metric, fast)
                 if out is not None:
-                    for text in family_text(family):
-                        out.write(encode(text))
+                    try:
+                        for text in family_text(family):
+                            out.write(encode(text))
+                    except ReadsAlike:  # two keys may read the same: their series summed by text
+                        out.seek(mark)
+                        out.truncate()
+                        self.decode_errors.clear()  # what the cut lines counted
+                        self.decode_errors.update(misses)
+                        self._alike.add(metric.name)
+                        family, count_of, max_e = self.read(metric, fast)
+                        for text in family_text(family):
+                            out.write(encode(text))
                     family = None
             except _Unwritable:  # the scrape's output failed, not the metric
                 raise
@@ -280,6 +302,7 @@ class Exporter:
             self._miss_weight = 1
 
     def _drop(self, name: str) -> None:
+        self._alike.discard(name)
         old = self._views.pop(name, None)
         if old is not None:
             old.map.close()
@@ -404,26 +427,38 @@ class Exporter:
             return None  # the decoded path says what to name
         names = metric.label_names(paths)
         family = Family(metric.name, metric.help_text(), metric.type, names)
-        distinct = set(paths) >= set(every) and not metric.decoders  # a static_map may merge series
+        # every key field a label: each entry its own series, written as read, while no key
+        # read holds bytes no label shows (exposition.alike_check); a static_map may merge series
+        distinct = set(paths) >= set(every) and not metric.decoders and metric.name not in self._alike
+        alike = None
+        if distinct:
+            try:
+                key_type = row_type(view.key)
+                alike = alike_check(key_type) if key_type is not None else None
+            except NotRow:
+                distinct = False
         if type(view.key) is TypeCodec and type(view.value) is TypeCodec and distinct:
             lines = row_lines(family.sample_name, names, view.key.type, view.value.type, paths, metric.value)
             if lines is None:
                 return None
-            family.lines = self._straight(view, lines)
+            family.lines = self._straight(view, lines, alike)
             return family
-        summed = self._summed(metric, view, family, paths, key0, value0, distinct)
+        summed = self._summed(metric, view, family, paths, key0, value0, distinct, alike)
         if summed is None:
             return None
         family.lines = summed
         return family
 
-    def _straight(self, view: View, lines: Any) -> Iterator[str]:
-        """Each raw batch's series lines as it is read."""
+    def _straight(self, view: View, lines: Any, alike: Callable[[Any, int], bool] | None) -> Iterator[str]:
+        """Each raw batch's series lines as it is read (ReadsAlike: a key may read like
+        another, see exposition.alike_check)."""
         self._counted = 0
         stream = view.raw_batches()
         try:
             pieces = lines.pieces
             for keys, values, n in stream:
+                if alike is not None and alike(keys, n):
+                    raise ReadsAlike
                 self._counted += n
                 for text, _count in pieces(keys, values, n):
                     yield text
@@ -431,7 +466,15 @@ class Exporter:
             stream.close()
 
     def _summed(
-        self, metric: Metric, view: View, family: Family, paths: list[str], key0: Any, value0: Any, distinct: bool
+        self,
+        metric: Metric,
+        view: View,
+        family: Family,
+        paths: list[str],
+        key0: Any,
+        value0: Any,
+        distinct: bool,
+        alike: Callable[[Any, int], bool] | None,
     ) -> Iterator[str] | None:
         """The series of labels that leave key fields out, or are shown through display
         formats, from raw batches (exposition.Summed); None where the decoded path must do it."""
@@ -464,6 +507,7 @@ class Exporter:
         )
         if summed is None:
             return None
+        summed.alike = alike
         self._counted = 0
 
         def text() -> Iterator[str]:
@@ -721,6 +765,11 @@ class Exporter:
             get = sums.get
             for t, v in zip(labels, numbers):
                 sums[t] = get(t, 0) + v
+        if len({t for t, _v in unique}) < len(unique):  # keys that read the same (a string past its NUL)
+            get = sums.get
+            for t, v in unique:
+                sums[t] = get(t, 0) + v
+            unique = []
         items = unique or list(sums.items())
         if items and not _is_num(items[0][1]):
             raise metric.error("value", f"{metric.value or 'the value'} is not a number")

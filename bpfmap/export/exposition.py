@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from ..core.columns import copy_columns
 from ..layout.leaves import CODES, LABEL, SAMPLE, label_escaped, native_code, prometheus_number
-from ..layout.model import Array, Bytes, Char, Enum, Formatted, Scalar, Struct, Type
+from ..layout.model import Array, Bytes, Char, Enum, Formatted, Pad, Scalar, Struct, Type
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
@@ -296,6 +296,7 @@ class Summed:
         self.leaves, self.write = leaves, write  # the labels' types and places in a row; their writer
         self.lines, self.shown, self.merge, self.misses = lines, shown, merge, misses
         self.relabel = relabel
+        self.alike: Callable[[Any, int], bool] | None = None  # with lines: whether keys may read alike
         self.weigh = bool(shown) or (relabel is not None and relabel.misses)  # entries per label bytes in hits
         self.sums: dict[bytes, Any] = {}
         self.hits: Counter[bytes] = Counter()  # entries per label bytes, where a format may miss
@@ -327,7 +328,10 @@ class Summed:
             yield self._rows(kv[i * ks :], vv[i * vs :], n), n
 
     def add(self, keys: bytes, values: bytes, count: int) -> Iterator[str]:
-        """Read one kernel batch: summed, or (``distinct``) its series' lines."""
+        """Read one kernel batch: summed, or (``distinct``) its series' lines (ReadsAlike
+        when ``alike`` finds a key that may read like another)."""
+        if self.lines is not None and self.alike is not None and self.alike(keys, count):
+            raise ReadsAlike
         self.counted += count
         for rows, n in self.chunks(keys, values, count):
             if self.lines is not None:
@@ -626,6 +630,86 @@ def _injective(t: Type) -> bool:
     if isinstance(t, Scalar):
         return t.kind in ("uint", "int")
     return isinstance(t, (Enum, Bytes, Formatted))
+
+
+class ReadsAlike(Exception):
+    """A batch held a key that another key may read like (see :func:`alike_check`): its
+    series must be summed by their text, so the metric is read again that way."""
+
+
+_NONZERO = bytes([0] + [1] * 255)  # bytes.translate: a NUL stays 0, any other byte is 1
+
+
+def alike_check(t: Type) -> Callable[[Any, int], bool] | None:
+    """For keys of type ``t`` whose every field is a label: None when two different keys
+    always read as two different label sets; else a function (a batch's keys, their
+    count) -> whether a key of the batch holds bytes no label shows, so it may read like
+    another key (a ``char[N]``'s bytes past its NUL, a bool other than 0 or 1, padding
+    that is not zero).  Such keys are rare (a program that copies a string into a key
+    without zeroing it first), the check is a few column copies and byte scans a batch:
+    the straight path (every entry its own series) stays, and a batch that fails the
+    check sends the metric the summed way (:class:`ReadsAlike`).  NotRow where the bytes
+    cannot tell (a float, a bitfield, a union)."""
+    from ..output.rows import NotRow, _Shown
+
+    pads: list[tuple[int, int]] = []
+    bools: list[int] = []
+    strings: list[tuple[int, int]] = []
+
+    def walk(t: Type, off: int) -> None:
+        if isinstance(t, Struct):
+            if t.union:
+                raise NotRow("union")
+            at = 0
+            for f in sorted(t.fields, key=lambda f: f.offset):
+                if f.bit_size is not None or f.offset < at:
+                    raise NotRow("bitfield")
+                if f.offset > at:
+                    pads.append((off + at, f.offset - at))
+                walk(f.type, off + f.offset)
+                at = f.offset + f.type.size
+            if t.size > at:
+                pads.append((off + at, t.size - at))
+        elif isinstance(t, Array):
+            for i in range(t.count):
+                walk(t.elem, off + i * t.elem.size)
+        elif isinstance(t, Pad):
+            pads.append((off, t.size))
+        elif isinstance(t, Char):
+            strings.append((off, t.size))
+        elif isinstance(t, Scalar) and t.kind == "bool" and t.size == 1:
+            bools.append(off)
+        elif isinstance(t, _Shown) and (t.fmt == "ksym" or t.family is not None):
+            raise NotRow("a symbol (two addresses may share one), an address by its family")
+        elif not _injective(t) and not isinstance(t, _Shown):  # other formats: a name or the number
+            raise NotRow("a key leaf whose bytes do not tell its text")
+
+    walk(t, 0)
+    if not (pads or bools or strings):
+        return None
+    size = t.size
+
+    def column(keys: Any, off: int, width: int, count: int, fill: bytes = b"\0", gap: int = 0) -> bytearray:
+        out = bytearray(fill * (count * (width + gap)))
+        copy_columns(out, width + gap, 0, keys, size, off, width, count)
+        return out
+
+    def alike(keys: Any, count: int) -> bool:
+        for off, width in pads:  # not zero
+            if column(keys, off, width, count).count(0) != count * width:
+                return True
+        for off in bools:  # not 0 or 1
+            if column(keys, off, 1, count).translate(None, b"\0\1"):
+                return True
+        if strings:  # a NUL then a byte that is not: each string apart from the next (2s between,
+            # up to a multiple of 8 bytes: copied in wide units)
+            flags = bytes(memoryview(keys)[: count * size]).translate(_NONZERO)
+            for off, width in strings:
+                if b"\0\1" in column(flags, off, width, count, b"\2", -(width + 1) % 8 + 1):
+                    return True
+        return False
+
+    return alike
 
 
 def _writer(

@@ -288,3 +288,101 @@ def test_once_prints_what_it_can_and_exits_3_when_a_map_is_missing(flows_prog, t
     assert "flow_packets" in got and "lat_seconds" not in got
     assert samples(got["bpfmap_export_errors"], "_total")[(("metric", "lat_seconds"),)] == 1
     assert "export: lat_seconds:" in r.stderr and "no such pin" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "layout, keys, want",
+    [
+        # a string's bytes past its NUL
+        ("comm=char[8]:u64", [b"ab\0\x01xyzw", b"ab\0\x02xyzw", b"cd\0\0\0\0\0\0"], {("ab",): 7.0, ("cd",): 5.0}),
+        # a bool's number (1 and 2 are both true)
+        ("f=bool,g=u8:u64", [b"\x01\x07", b"\x02\x07", b"\x00\x07"], {("true", "7"): 7.0, ("false", "7"): 5.0}),
+        # padding: bytes 5-7 of the key are no field's
+        (
+            "a=u32,b=u8:u64",
+            [b"\x01\0\0\0\x02\x01\0\0", b"\x01\0\0\0\x02\x02\0\0", bytes(8)],
+            {("1", "2"): 7.0, ("0", "0"): 5.0},
+        ),
+        # a display format on the other field: the summed path's straight lines
+        ("comm=char[8],u=u32:u64", [b"ab\0\x01" + bytes(8), b"ab\0\x02" + bytes(8), b"cd" + bytes(10)], None),
+    ],
+)
+@pytest.mark.parametrize("kind", ["hash", "percpu_hash"])  # the path from raw batches, and the decoded path
+def test_keys_that_read_the_same_are_one_series(pindir, tmp_path, layout, keys, want, kind):
+    """Every key field a label: two keys whose labels read the same (a string past its NUL,
+    a bool, padding) are one label set, their values summed (one sample per label set,
+    contract.md), never two samples of one series."""
+    pin = os.path.join(pindir, "keys")
+    with Map.create(kind, len(keys[0]), 8, max_entries=8) as m:
+        for key, n in zip(keys, (3, 4, 5)):
+            value = struct.pack("=Q", n)
+            m.update(key, value if kind == "hash" else [value] + [bytes(8)] * (m.ncpus - 1))
+        m.pin(pin)
+    shown = "" if want is not None else "    as: {u: uid}\n"
+    if want is None:
+        want = {("ab", "root"): 7.0, ("cd", "root"): 5.0}
+    config = write_config(tmp_path, f'metrics:\n  - name: app_total\n    map: {pin}\n    layout: "{layout}"\n{shown}')
+    r = run_cli("export", config, "--once")
+    assert r.returncode == 0, r.stderr
+    family = next(f for f in text_string_to_metric_families(r.stdout) if f.name == "app")
+    got = [(tuple(s.labels.values()), s.value) for s in family.samples if s.name == "app_total"]
+    assert sorted(got) == sorted(want.items())
+
+
+def late_twin(m, n, key, value):
+    """Fill ``m`` with ``n`` entries ``key(i)`` -> ``value(i)``, then a twin of one of them
+    (a byte past its string's NUL) that the map holds past its first two batches (2,048
+    entries at most each): the index of the key it twins."""
+    for i in range(n):
+        m.update(key(i), value(i))
+    for i in range(200):
+        twin = bytearray(key(i))
+        twin[twin.index(0, 1) + 1] = 1
+        m.update(bytes(twin), value(1000))
+        order = b"".join(keys for keys, _v, _c in m.batches())
+        if order.index(twin) // len(twin) >= 4096:
+            return i
+        m.delete(bytes(twin))
+    pytest.fail("no twin landed past the first batches")
+
+
+def test_a_key_that_reads_like_another_late_in_the_map_recuts_the_scrape(pindir, tmp_path):
+    """A key that reads like another in a batch after the first: the lines the straight
+    path wrote for the metric are cut, and the metric is written again summed; the metric
+    before it stays whole."""
+    pin = os.path.join(pindir, "late")
+    n = 6000
+    with Map.create("hash", 8, 8, max_entries=n + 8) as m:
+        i = late_twin(m, n, lambda j: b"k%05d\0\0" % j, lambda j: struct.pack("=Q", j))
+        m.pin(pin)
+    metrics = "".join(
+        f'  - name: {name}_total\n    map: {pin}\n    layout: "comm=char[8]:u64"\n' for name in ("first", "second")
+    )
+    r = run_cli("export", write_config(tmp_path, "metrics:\n" + metrics), "--once")
+    assert r.returncode == 0, r.stderr
+    want = {f"k{j:05d}": float(j) for j in range(n)}
+    want[f"k{i:05d}"] += 1000
+    for name in ("first", "second"):
+        family = next(f for f in text_string_to_metric_families(r.stdout) if f.name == name)
+        got = [(s.labels["comm"], s.value) for s in family.samples if s.name == name + "_total"]
+        assert len(got) == n and dict(got) == want
+
+
+def test_decode_errors_of_lines_cut_again_count_once(pindir, tmp_path):
+    """A metric written again summed counts its decode errors (uids with no name) once per
+    entry, as the decoded path does, not again for the lines it cut."""
+    pin = os.path.join(pindir, "lateuid")
+    n = 6000
+    with Map.create("hash", 12, 8, max_entries=n + 8) as m:
+        late_twin(m, n, lambda j: b"k%05d\0\0" % j + struct.pack("=I", 4_000_000_000), lambda j: struct.pack("=Q", j))
+        m.pin(pin)
+    config = write_config(
+        tmp_path,
+        f'metrics:\n  - name: app_total\n    map: {pin}\n    layout: "comm=char[8],u=u32:u64"\n    as: {{u: uid}}\n',
+    )
+    r = run_cli("export", config, "--once")
+    assert r.returncode == 0, r.stderr
+    families = {f.name: f for f in text_string_to_metric_families(r.stdout)}
+    assert len(samples(families["app"], "_total")) == n
+    errors = samples(families["bpfmap_export_decode_errors"], "_total")
+    assert errors == {(("label", "u"), ("metric", "app_total")): n + 1}

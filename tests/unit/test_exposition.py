@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpfmap.export.collector import _leaves
-from bpfmap.export.exposition import Family, family_text, row_lines, text
+from bpfmap.export.exposition import Family, alike_check, family_text, row_lines, text
 from bpfmap.export.labels import label_text
 from bpfmap.layout import Layout
 
@@ -122,3 +122,48 @@ def test_the_fast_path_writes_what_the_decoded_path_writes(layout_text, data):
         f.add([label_text(k[p] if p in k else v[p]) for p in paths], v["n"])
     slow = "".join(list(family_text(f))[1:])
     assert fast == slow
+
+
+KEY_LEAVES = [t for t in LEAVES if not t.startswith("f")] + ["pad[3]", "char[3]"]
+
+
+@st.composite
+def key_layouts(draw):
+    leaves = draw(st.lists(st.sampled_from(KEY_LEAVES), min_size=1, max_size=4))
+    return ",".join(t if t.startswith("pad") else f"f{i}={t}" for i, t in enumerate(leaves)) + ":u64"
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(key_layouts(), st.data())
+def test_alike_check_finds_exactly_the_keys_another_may_read_like(layout_text, data):
+    """alike_check of a key type says a batch may hold keys that read the same exactly when
+    one of its keys is not the bytes its decoded form encodes to (a string past its NUL, a
+    bool past 1, padding that is not zero); where it says not, different keys read as
+    different labels."""
+    kt = Layout.parse(layout_text).key
+    count = data.draw(st.integers(1, 30))
+    # canonical keys (decoded and encoded again), a few with one byte changed
+    size = kt.type.size
+    keys = [kt.encode(kt.decode(data.draw(st.binary(min_size=size, max_size=size)))) for _ in range(count)]
+    for _ in range(data.draw(st.integers(0, 2))):
+        i, at = data.draw(st.integers(0, count - 1)), data.draw(st.integers(0, size - 1))
+        byte = data.draw(st.sampled_from([0, 1, 2, 65, 255]))
+        keys[i] = keys[i][:at] + bytes([byte]) + keys[i][at + 1 :]
+    check = alike_check(kt.type)
+    canonical = all(kt.encode(kt.decode(k)) == k for k in keys)
+    if check is None:
+        assert canonical
+        return
+    assert check(b"".join(keys), count) is not canonical
+    if canonical:
+        paths = [p for p, _v in _leaves(kt.decode(bytes(kt.type.size)))]
+        texts = {tuple(label_text(kt.decode(k)[p]) for p in paths) for k in set(keys)}
+        assert len(texts) == len(set(keys))
+
+
+@pytest.mark.parametrize("layout_text", ["f=f64:u64", "f=u32,g=f32:u64"])
+def test_alike_check_refuses_keys_whose_bytes_do_not_tell_their_text(layout_text):
+    from bpfmap.output.rows import NotRow
+
+    with pytest.raises(NotRow):
+        alike_check(Layout.parse(layout_text).key.type)
