@@ -187,7 +187,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         loader.load_stream(ReadCounter(stream, progress), fmt, path)
     except KeyboardInterrupt:
         written = loader.abort()
-        say(f"{where}: interrupted; {written} entries written")
+        say(f"{where}: interrupted; {_entries(written)} written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except LoadError as err:
         raise UsageError(f"{where}: {worded(err)}") from None
@@ -201,7 +201,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
         written = loader.abort()
         raise KernelError(
-            f"{where}: reading the input failed ({err.strerror or err}); {written} entries written", err.errno or 0
+            f"{where}: reading the input failed ({err.strerror or err}); {_entries(written)} written", err.errno or 0
         ) from None
     finally:
         progress.close()
@@ -210,11 +210,16 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     for line, msg in loader.bad:
         say(f"{where}: line {line}: {worded(msg)} (skipped)")
     say(
-        f"{where}: {loader.written} entries written{f', {len(loader.bad)} bad lines skipped' if loader.bad else ''}",
+        f"{where}: {_entries(loader.written)} written"
+        + (f", {len(loader.bad)} bad line{'s' * (len(loader.bad) != 1)} skipped" if loader.bad else ""),
         quiet and not loader.bad,
     )
     if loader.bad:
         raise typer.Exit(EXIT_USAGE)
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def _file_size(stream) -> int | None:

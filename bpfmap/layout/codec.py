@@ -296,6 +296,13 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
             ) from None
         if len(data) > n:
             raise _fail(path, t, f"{_q(v)} is {len(data)} bytes, longer than {n}")
+        if b"\0" in data:  # it would read back as the text before the NUL, another key's or value's text
+            raise _fail(
+                path,
+                t,
+                f"{_q(v)} holds a NUL at byte {data.index(0)}: a char[{n}] is a C string, the text "
+                f"before its first NUL; give that text, or the field's bytes as hex[{n}] in the layout",
+            )
         buf[off : off + n] = data + b"\0" * (n - len(data))
 
     return dec, enc

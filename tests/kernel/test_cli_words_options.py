@@ -106,7 +106,7 @@ LINES = {
     "lookup {m} 01": "key '01': 1 bytes given, 4 expected; give hex bytes such as '00 00 00 00' or use --layout",
     "lookup {m} 1x": "key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64)",
     "update {m} --from {tmp}/bad.jsonl": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64); 1 entry written before it",
-    "update {m} --from {tmp}/bad.jsonl --keep-going": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64) (skipped)\nbpfmap: update {dir}/m --from {tmp}/bad.jsonl: 1 entries written, 1 bad lines skipped",
+    "update {m} --from {tmp}/bad.jsonl --keep-going": "update {dir}/m --from {tmp}/bad.jsonl: line 2: key '1x': bad hex bytes '1x': write two hex digits per byte, e.g. '01 00 00 00' or 0x01000000 (numbers need --layout, e.g. --layout u32:u64) (skipped)\nbpfmap: update {dir}/m --from {tmp}/bad.jsonl: 1 entry written, 1 bad line skipped",
     # --as
     f"dump {{m}} {L} --as n": "--as 'n': write FIELD=FORMAT, e.g. saddr=ip",
     f"dump {{m}} {L} --as n=nope": "--as 'n=nope': unknown format 'nope'; formats: ip, ipv4, ipv6, mac, hex, ksym, errno, syscall, cgroup, ifname, majorminor, majorminor_user, uid, gid",

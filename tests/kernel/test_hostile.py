@@ -42,6 +42,23 @@ def test_a_lone_surrogate_from_json_is_a_usage_error(smap):
         assert list(m.keys()) == []
 
 
+@pytest.mark.parametrize("from_file", [False, True])
+def test_a_string_holding_a_nul_is_a_usage_error(smap, tmp_path, from_file):
+    """A char[N] is a C string, the text before its first NUL: "ab\\u0000x" would read back
+    as "ab", as another entry's "ab" does, so it is refused, nothing written."""
+    value = '{"n": 1, "comm": "ab\\u0000x"}'
+    if from_file:
+        f = tmp_path / "in.jsonl"
+        f.write_text('{"key": {"k": 1}, "value": %s}\n' % value)
+        r = run_cli("update", smap, "--from", str(f))
+    else:
+        r = run_cli("update", smap, "1", value)
+    assert r.returncode == 2, r.stderr
+    assert "holds a NUL at byte 2" in r.stderr and "C string" in r.stderr, r.stderr
+    with Map.open(smap) as m:
+        assert list(m.keys()) == []
+
+
 def test_var_with_raw_bytes_and_var_on_a_hash(bm, pindir, smap):
     g = f"{pindir}/g"
     assert bm("create", "array", "--layout", "u32:x=u32,comm=char[8]", "--max-entries", "1", "--pin", g)[0] == 0
@@ -72,7 +89,7 @@ def test_bad_text_in_a_file_names_its_line_and_keep_going_skips_it(smap, tmp_pat
     assert r.returncode == 2 and f"line {bad_line}:" in r.stderr and why in r.stderr, r.stderr
     assert "1 entry written before it" in r.stderr
     r = run_cli("update", smap, "--from", str(f), "--keep-going")
-    assert r.returncode == 2 and "(skipped)" in r.stderr and "2 entries written, 1 bad lines skipped" in r.stderr
+    assert r.returncode == 2 and "(skipped)" in r.stderr and "2 entries written, 1 bad line skipped" in r.stderr
     with Map.open(smap) as m:
         assert len(list(m.keys())) == 2
 
