@@ -679,9 +679,9 @@ class Exporter:
             and all("." not in p and "[" not in p and p != "key" for p in paths)
         ):
             # every label a top-level field of a struct key: one C-level itemgetter makes the
-            # tuple; numbers and strings become text by str() (what label_text does for them)
+            # tuple; numbers become text by str() (what label_text does for them)
             many = operator.itemgetter(*paths)
-            plain = all(type(x) in (str, int) for x in many(key))
+            plain = all(type(x) is int for x in many(key))
             text = str if plain else label_text
             return lambda k, v: tuple(map(text, many(k)))
 

@@ -364,10 +364,13 @@ class Summed:
             if not self.merge:  # the other labels are one text each: label bytes of one text are equal
                 keys, numbers = _merged(keys, numbers)
         series: Iterable[tuple[str, Any]]
-        if self.merge:  # label bytes of one text: summed again by the text
+        if self.merge:  # label bytes of one text: summed again by the text (as written: a
+            # byte that is not UTF-8 and the text \xNN are one)
             merged: dict[str, Any] = {}
             get = merged.get
             for head, v in zip(self._head_text(keys, self.write(leaves, width, None)), numbers):
+                if not head.isascii():
+                    head = encode(head).decode("utf-8")
                 merged[head] = get(head, 0) + v
             series = merged.items()
         else:
@@ -507,7 +510,8 @@ def _texts(write: Callable[[Any, int], str], rows: list[bytes]) -> list[str]:
     for i in range(0, len(rows), _ROW_CHUNK):
         part = rows[i : i + _ROW_CHUNK]
         out.extend(write(b"".join(part), len(part)).split("\n")[:-1])
-    return [_UNESCAPE.sub(_unescaped, t) if "\\" in t else t for t in out]
+    texts = [_UNESCAPE.sub(_unescaped, t) if "\\" in t else t for t in out]
+    return [t if t.isascii() else label_bytes(t).decode("utf-8") for t in texts]  # as label_text has it
 
 
 def _unescaped(m: re.Match[str]) -> str:
@@ -642,19 +646,24 @@ _NONZERO = bytes([0] + [1] * 255)  # bytes.translate: a NUL stays 0, any other b
 
 def alike_check(t: Type) -> Callable[[Any, int], bool] | None:
     """For keys of type ``t`` whose every field is a label: None when two different keys
-    always read as two different label sets; else a function (a batch's keys, their
-    count) -> whether a key of the batch holds bytes no label shows, so it may read like
-    another key (a ``char[N]``'s bytes past its NUL, a bool other than 0 or 1, padding
-    that is not zero).  Such keys are rare (a program that copies a string into a key
-    without zeroing it first), the check is a few column copies and byte scans a batch:
-    the straight path (every entry its own series) stays, and a batch that fails the
-    check sends the metric the summed way (:class:`ReadsAlike`).  NotRow where the bytes
-    cannot tell (a float, a bitfield, a union)."""
+    always read as two different label sets; else a function for one scrape (a batch's
+    keys, their count) -> whether a key of the batch may read like another key: it holds
+    bytes no label shows (a ``char[N]``'s bytes past its NUL, a bool other than 0 or 1,
+    padding that is not zero), or the scrape's strings so far hold both a byte that is not
+    UTF-8 (written ``\\xNN``) and a backslash (the text ``\\xNN`` is written the same), or a
+    display format gave two values of the scrape one text (a name the host gives two
+    values, a user named 5000 beside uid 5000, which has no name).
+    Such keys are rare (a program that copies a string into a key without zeroing it
+    first), the check is a few column copies and byte scans a batch: the straight path
+    (every entry its own series) stays, and a batch that fails the check sends the metric
+    the summed way (:class:`ReadsAlike`).  NotRow where the bytes cannot tell (a float, a
+    bitfield, a union, an ``ip`` address read by its family field)."""
     from ..output.rows import NotRow, _Shown
 
     pads: list[tuple[int, int]] = []
     bools: list[int] = []
     strings: list[tuple[int, int]] = []
+    named: list[tuple[int, Any]] = []  # numbers shown by a display format (a name, else the number)
 
     def walk(t: Type, off: int) -> None:
         if isinstance(t, Struct):
@@ -679,15 +688,20 @@ def alike_check(t: Type) -> Callable[[Any, int], bool] | None:
             strings.append((off, t.size))
         elif isinstance(t, Scalar) and t.kind == "bool" and t.size == 1:
             bools.append(off)
-        elif isinstance(t, _Shown) and (t.fmt == "ksym" or t.family is not None):
-            raise NotRow("a symbol (two addresses may share one), an address by its family")
-        elif not _injective(t) and not isinstance(t, _Shown):  # other formats: a name or the number
+        elif isinstance(t, _Shown) and t.fmt != "ip":
+            named.append((off, t))
+        elif isinstance(t, _Shown) and t.family is not None:  # the address's text depends on the family field
+            raise NotRow("an address by its family")
+        elif isinstance(t, _Shown):  # ip of a plain number: its bytes as an address, one text each
+            pass
+        elif not _injective(t):
             raise NotRow("a key leaf whose bytes do not tell its text")
 
     walk(t, 0)
-    if not (pads or bools or strings):
+    if not (pads or bools or strings or named):
         return None
     size = t.size
+    seen = [False, False]  # in this scrape's strings: a byte that is not UTF-8, a backslash
 
     def column(keys: Any, off: int, width: int, count: int, fill: bytes = b"\0", gap: int = 0) -> bytearray:
         out = bytearray(fill * (count * (width + gap)))
@@ -705,10 +719,44 @@ def alike_check(t: Type) -> Callable[[Any, int], bool] | None:
             # up to a multiple of 8 bytes: copied in wide units)
             flags = bytes(memoryview(keys)[: count * size]).translate(_NONZERO)
             for off, width in strings:
-                if b"\0\1" in column(flags, off, width, count, b"\2", -(width + 1) % 8 + 1):
+                gap = -(width + 1) % 8 + 1
+                if b"\0\1" in column(flags, off, width, count, b"\2", gap):
                     return True
+                # a byte that is not UTF-8 is written \xNN, as the text \xNN is: both kinds
+                # seen in the scrape (such a byte, a backslash), the texts may meet
+                raw = column(keys, off, width, count, b"\2", gap)
+                if not seen[0] and not raw.isascii():
+                    try:
+                        raw.decode("utf-8")  # each string apart (the 2s), its NULs past the text
+                    except UnicodeDecodeError:
+                        seen[0] = True
+                seen[1] = seen[1] or b"\\" in raw
+                if seen[0] and seen[1]:
+                    return True
+        for (off, shown), (show, code, texts, by_text) in zip(named, names):
+            # a name the host gives two values, or one that spells another value's number (a
+            # user named 5000, an interface named 7): each value's text once a scrape
+            values = struct.unpack(code[0] + str(count) + code[1:], column(keys, off, shown.size, count))
+            for v in set(values).difference(texts):
+                r = show(v)
+                text = r if type(r) is str else str(r)
+                if by_text.setdefault(text, v) != v:
+                    return True
+                texts[v] = text
         return False
 
+    from ..layout.formats import shown_leaf
+
+    # each such leaf: its format's text of a value, the struct code of a column of values
+    # (byte order first), and the texts of this scrape by value and by text
+    names: list[tuple[Callable[[Any], Any], str, dict[int, str], dict[str, int]]] = []
+    for _off, shown in named:
+        inner = shown.inner
+        show = shown_leaf(shown.fmt, inner.size, shown.names)
+        if show is None or not isinstance(inner, Scalar):
+            raise NotRow("format")
+        order = inner.order if inner.order in ("<", ">") else "="
+        names.append((show, order + native_code(inner), {}, {}))
     return alike
 
 

@@ -82,8 +82,12 @@ def _re2_compile(pattern: str) -> Any:
 
 
 def label_text(v: Any) -> str:
-    """A label value: what text output shows of it (bools true/false, arrays as JSON)."""
-    return v if type(v) is str else inner_text(v)
+    """A label value: what text output shows of it (bools true/false, arrays as JSON), as
+    Prometheus stores it: a byte that was not UTF-8 (a lone surrogate) as the text
+    ``\\xNN``, so that it is one label with the text that spells it (the exposition
+    writes both the same) and prometheus-client's OpenMetrics can write it."""
+    text = v if type(v) is str else inner_text(v)
+    return text if text.isascii() else label_bytes(text).decode("utf-8")
 
 
 class Chains:

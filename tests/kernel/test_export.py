@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import struct
@@ -303,6 +304,12 @@ def test_once_prints_what_it_can_and_exits_3_when_a_map_is_missing(flows_prog, t
             [b"\x01\0\0\0\x02\x01\0\0", b"\x01\0\0\0\x02\x02\0\0", bytes(8)],
             {("1", "2"): 7.0, ("0", "0"): 5.0},
         ),
+        # a byte that is not UTF-8 is written \\x80, as the text \x80 is
+        (
+            "comm=char[8]:u64",
+            [b"\\x80" + bytes(4), b"\x80" + bytes(7), b"cd" + bytes(6)],
+            {("\\x80",): 7.0, ("cd",): 5.0},
+        ),
         # a display format on the other field: the summed path's straight lines
         ("comm=char[8],u=u32:u64", [b"ab\0\x01" + bytes(8), b"ab\0\x02" + bytes(8), b"cd" + bytes(10)], None),
     ],
@@ -386,3 +393,48 @@ def test_decode_errors_of_lines_cut_again_count_once(pindir, tmp_path):
     assert len(samples(families["app"], "_total")) == n
     errors = samples(families["bpfmap_export_decode_errors"], "_total")
     assert errors == {(("label", "u"), ("metric", "app_total")): n + 1}
+
+
+def test_openmetrics_writes_a_byte_that_is_not_utf8_as_the_text_does(pindir, tmp_path):
+    """prometheus-client's OpenMetrics gets the label as Prometheus stores it (the text
+    \\x80), the same samples as the text exposition (it failed: a lone surrogate)."""
+    pin = os.path.join(pindir, "utf")
+    with Map.create("hash", 8, 8, max_entries=8) as m:
+        m.update(b"a\x80" + bytes(6), struct.pack("=Q", 3))
+        m.update(b"ok" + bytes(6), struct.pack("=Q", 4))
+        m.pin(pin)
+    config = write_config(tmp_path, f'metrics:\n  - name: app_total\n    map: {pin}\n    layout: "comm=char[8]:u64"\n')
+    text = run_cli("export", config, "--once")
+    om = run_cli("export", config, "--once", "--openmetrics")
+    assert text.returncode == 0 and om.returncode == 0, text.stderr + om.stderr
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
+
+    got = {f.name: samples(f, "_total") for f in text_string_to_metric_families(text.stdout)}["app"]
+    assert got == {(("comm", "a\\x80"),): 3.0, (("comm", "ok"),): 4.0}
+    assert {f.name: samples(f, "_total") for f in om_families(om.stdout)}["app"] == got
+
+
+def test_a_host_name_that_spells_a_number_is_one_series_with_that_number(pindir, tmp_path):
+    """Interface 1 named "7" (in a network namespace of its own) and an interface index 7
+    that has no name read the same: one series, their values summed."""
+    need_tool("ip")
+    need_tool("unshare")
+    pin = os.path.join(pindir, "ifs")
+    with Map.create("hash", 4, 8, max_entries=8) as m:
+        m.update(struct.pack("=I", 1), struct.pack("=Q", 3))
+        m.update(struct.pack("=I", 7), struct.pack("=Q", 4))
+        m.pin(pin)
+    config = write_config(
+        tmp_path,
+        f'metrics:\n  - name: app_total\n    map: {pin}\n    layout: "ifindex=u32:u64"\n    as: {{ifindex: ifname}}\n',
+    )
+    command = " ".join(shlex.quote(a) for a in [*BPFMAP, "export", config, "--once"])
+    r = subprocess.run(
+        ["unshare", "-n", "sh", "-c", f"ip link set dev lo name 7 && exec {command}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    got = {f.name: samples(f, "_total") for f in text_string_to_metric_families(r.stdout)}["app"]
+    assert got == {(("ifindex", "7"),): 7.0}

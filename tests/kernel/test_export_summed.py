@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from bpfmap import Map
 from bpfmap.export import Exporter, parse_config
-from bpfmap.export.exposition import ReadsAlike, family_text
+from bpfmap.export.exposition import ReadsAlike, encode, family_text
 from bpfmap.layout import Layout
 
 prometheus_client = pytest.importorskip("prometheus_client")
@@ -50,6 +50,10 @@ def cases(draw):
     return f"{key}:{value}", labels, shown
 
 
+def wire(text: str) -> str:
+    return encode(text).decode("utf-8")
+
+
 def scrape_pair(pin, layout, labels, shown, raw_path=True):
     """(the fast path's text, its decode errors, the decoded path's text, its decode
     errors, the decoded family)"""
@@ -66,14 +70,16 @@ def scrape_pair(pin, layout, labels, shown, raw_path=True):
         except ReadsAlike:  # a key holds bytes no label shows (padding): read again summed, as a scrape does
             e.decode_errors.clear()
             e._alike.add(metric.name)
-            fast, _n, _m = e.read(metric, fast=True)
-            assert fast.lines is not None
+            fast, _n, _m = e.read(metric, fast=True)  # the decoded path for floats over such labels
             fast_text = "".join(family_text(fast))
         fast_errors = dict(e.decode_errors)
         e.decode_errors.clear()
         slow, _n, _m = e.read(metric, fast=False)
         assert slow.lines is None
-        return fast_text, fast_errors, "".join(family_text(slow)), dict(e.decode_errors), slow
+        slow_text = "".join(family_text(slow))
+        # as written: a byte that was not UTF-8 is \\xNN, whether a line holds it as a
+        # lone surrogate (the raw path) or as that text (the decoded path's labels)
+        return wire(fast_text), fast_errors, wire(slow_text), dict(e.decode_errors), slow
     finally:
         e.close()
 
