@@ -27,6 +27,26 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | 
 T = TypeVar("T")
 
 
+def interpreter_note() -> str:
+    """A line naming the interpreter the commands run with and what its ``site`` imports
+    before any command: a base interpreter whose site-packages holds ``.pth`` files that
+    import modules (this machine's sandbox imports certifi, and with it re, typing and
+    enum: ~37 ms) slows ``python -c pass`` and prepays the standard library bpfmap
+    imports, so ratios to it, and to bpftool, are not what a user's virtual environment
+    gives.  Run the benchmarks with a virtual environment's python, made as the README
+    installs bpfmap (``python3 -m venv V && V/bin/pip install typer rich``)."""
+    code = "import sys; print(len(sys.modules), *[m for m in ('re', 'typing', 'enum', 'certifi') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    note = f"python: {sys.executable} (Python {sys.version.split()[0]}; {out[0]} modules at start-up)"
+    if len(out) > 1:
+        note += (
+            f"\nWARNING: its site imports {', '.join(out[1:])} before any command (.pth files): start-up"
+            " is slower and bpfmap's imports are partly prepaid; run this with a virtual environment's"
+            " python (python3 -m venv V && V/bin/pip install typer rich)"
+        )
+    return note
+
+
 @contextlib.contextmanager
 def private_bpffs(prefix: str) -> Iterator[tuple[str, str]]:
     """(a temporary directory, a bpffs mounted at DIR/fs), unmounted and removed after."""

@@ -3,11 +3,13 @@ per entry (lookup, update, delete, push, pop, count), each a child process writi
 pipe, run in alternation with ``python -c pass`` (and bpftool's lookup, for scale) so a
 busy machine slows them alike.  Prints each command's median wall and CPU (user + system)
 time over the rounds and its ratio to ``python -c pass``; on a shared machine the CPU
-ratio is the steadier figure.  Target: every verb at most 2x ``python -c pass``.  The
-command is the console script's (``from bpfmap.cli import run``) over this checkout.
-Run as root:
+ratio is the steadier figure.  Target: every verb at most 2x ``python -c pass`` of a
+virtual environment (issue 37).  The command is the console script's (``from bpfmap.cli
+import run``) over this checkout.  Run as root, with a virtual environment's python (see
+_common.interpreter_note: a base interpreter whose site imports modules makes the ratio
+meaningless):
 
-    python benchmarks/bench_startup.py [--rounds 30] [--python-flag -S]
+    V/bin/python benchmarks/bench_startup.py [--rounds 30] [--python-flag -S]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import alternating, child_times, private_bpffs  # noqa: E402
+from _common import alternating, child_times, interpreter_note, private_bpffs  # noqa: E402
 
 from bpfmap import Map, MapSpec  # noqa: E402
 
@@ -79,6 +81,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     base_wall = statistics.median(w for w, _ in times["python -c pass"])
     base_cpu = statistics.median(c for _, c in times["python -c pass"])
+    print(interpreter_note())
     print(f"{args.rounds} alternating rounds, medians; load average {load:.2f} on {os.cpu_count()} CPUs")
     print(f"{'command':<16} {'wall ms':>8} {'x pass':>7} {'CPU ms':>8} {'x pass':>7}")
     for name, runs in times.items():

@@ -27,7 +27,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import BPFMAP, alternating, child_times, options, private_bpffs  # noqa: E402
+from _common import BPFMAP, alternating, child_times, interpreter_note, options, private_bpffs  # noqa: E402
 
 FLAT = "saddr=ipv4,daddr=ipv4,sport=be16,dport=be16,proto=u8:packets=u64,bytes=u64,comm=char[16]"
 
@@ -55,6 +55,7 @@ def main() -> None:
     clang, bpftool = shutil.which("clang"), shutil.which("bpftool")
     if not clang or not bpftool:
         sys.exit("needs clang and bpftool")
+    print(interpreter_note())
     with private_bpffs("bpfmapstructs") as (tmp, fs):
         src, obj = os.path.join(tmp, "nested.c"), os.path.join(tmp, "nested.o")
         with open(src, "w") as f:
