@@ -367,6 +367,8 @@ class Exporter:
         if fast:
             family = self._fast_histogram(metric, view) if metric.type == "histogram" else self._fast(metric, view)
             if family is not None:
+                if family.lines is not None:
+                    family.lines = self._or_summed(metric, family.lines)
                 return family, lambda: self._counted, m.max_entries
         count = 0
 
@@ -448,6 +450,27 @@ class Exporter:
             return None
         family.lines = summed
         return family
+
+    def _or_summed(self, metric: Metric, lines: Iterator[str]) -> Iterator[str]:
+        """``lines``; where the map's first batch holds keys that may read alike (ReadsAlike
+        before any line: a small map, most often), the metric's series read again summed,
+        in their place.  ReadsAlike from a later batch reaches the caller, which cuts what
+        it wrote of the metric and reads it again (Exporter._families)."""
+        try:
+            first = next(lines)
+        except StopIteration:
+            return
+        except ReadsAlike:
+            self._alike.add(metric.name)
+            family, count_of, _m = self.read(metric, fast=True)
+            texts = family_text(family)
+            next(texts)  # its header: the caller writes this family's
+            yield from texts
+            if count_of is not None:
+                self._counted = count_of()
+            return
+        yield first
+        yield from lines
 
     def _straight(self, view: View, lines: Any, alike: Callable[[Any, int], bool] | None) -> Iterator[str]:
         """Each raw batch's series lines as it is read (ReadsAlike: a key may read like
