@@ -252,8 +252,8 @@ def send(
     opts: LayoutOptions = NO_LAYOUT,
 ) -> None:
     """Write records into a user ring buffer (user_ringbuf), for the programs that drain
-    it with bpf_user_ringbuf_drain.  Says how many went in; a ring that stays full exits 3
-    with how many records went in before it."""
+    it with bpf_user_ringbuf_drain.  Says how many went in; a bad RECORD sends none; a
+    ring that stays full exits 3 with how many records went in before it."""
     from ..layout import HexCodec
     from ..streams.userring import UserRingBuffer
 
@@ -280,11 +280,18 @@ def send(
     with Map.open(map_ref) as m, UserRingBuffer(m) as ring:
         if from_ is not None:
             sent = _send_from(ring, from_, encode, timeout)
-        else:
+        else:  # every record encoded before any is sent: a bad one sends none
+            encoded = []
+            for i, text in enumerate(records, 1):
+                try:
+                    encoded.append(encode(text))
+                except UsageError as err:
+                    raise UsageError(f"send {map_ref}: record {i}: {worded(err)}; nothing sent") from None
             try:
-                sent = ring.send_all(map(encode, records), timeout)
-            except UsageError as err:
-                raise UsageError(f"{worded(err)} ({ring.sent} records went in before it)") from None
+                sent = ring.send_all(encoded, timeout)
+            except UsageError as err:  # a record the ring cannot take
+                went = f"{ring.sent} record{'' if ring.sent == 1 else 's'}"
+                raise UsageError(f"{worded(err)} ({went} went in before it)") from None
     say(f"send {map_ref}: {sent} record{'' if sent == 1 else 's'} sent", quiet)
 
 

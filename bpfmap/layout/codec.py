@@ -294,9 +294,10 @@ def _char(t: Char) -> tuple[Decoder, Encoder]:
             raise _fail(
                 path, t, f"{_q(v)} is not text (lone surrogate U+{ord(v[err.start]):04X} at character {err.start})"
             ) from None
+        data = data.rstrip(b"\0")  # NULs at the end: the C string's padding (a ctypes buffer's text)
         if len(data) > n:
             raise _fail(path, t, f"{_q(v)} is {len(data)} bytes, longer than {n}")
-        if b"\0" in data:  # it would read back as the text before the NUL, another key's or value's text
+        if b"\0" in data:  # it would read back as the text before the NUL, another's text
             raise _fail(
                 path,
                 t,

@@ -57,6 +57,10 @@ def test_a_string_holding_a_nul_is_a_usage_error(smap, tmp_path, from_file):
     assert "holds a NUL at byte 2" in r.stderr and "C string" in r.stderr, r.stderr
     with Map.open(smap) as m:
         assert list(m.keys()) == []
+    # NULs at the end are the C string's padding: the text before them, written
+    r = run_cli("update", smap, "1", '{"n": 1, "comm": "ab\\u0000\\u0000"}')
+    assert r.returncode == 0, r.stderr
+    assert run_cli("lookup", smap, "1").stdout == "n=1,comm=ab\n"
 
 
 def test_var_with_raw_bytes_and_var_on_a_hash(bm, pindir, smap):

@@ -119,5 +119,8 @@ def test_send_refusals(ring, pindir):
     assert r.returncode == 2 and "'bpfmap send'" in r.stderr
     r = run_cli("send", ring.urb, "00" * 5000)
     assert r.returncode == 2 and "does not fit a ring of 4096 bytes" in r.stderr
-    r = run_cli("send", ring.urb, "--layout", "u64", "1", "x")
-    assert r.returncode == 2 and "1 records went in before it" in r.stderr
+    before = ring.totals()
+    r = run_cli("send", ring.urb, "--layout", "u64", "1", "x")  # every record encoded first: none sent
+    assert r.returncode == 2 and "record 2:" in r.stderr and "nothing sent" in r.stderr, r.stderr
+    ring.drain()
+    assert ring.totals() == before
