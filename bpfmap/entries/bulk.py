@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..core.threads import WriterThread
-from ..errors import BpfmapError, Param, UsageError, Words, quote, said, words
+from ..errors import BpfmapError, EntriesDropped, Param, UsageError, Words, quote, said, words
 from ..host.inputs import (
     READ_BYTES,
     BoundedLines,
@@ -272,6 +272,11 @@ class Loader:
         self.bad: list[tuple[int, str | Words]] = []
         self._stop: tuple[int, str | Words] | None = None
         self._writer: WriterThread | None = None
+        # a map that evicts (LRU) drops entries to make room without an error: the keys
+        # written, and those it held before, to read back when the load is done
+        self._sent: set[Any] | None = None
+        self._before: set[Any] = set()
+        self._name = ""
 
     def load_stream(self, stream: TextSource, fmt: str = "auto", name: str = "") -> int:
         """Load every entry of ``stream``; returns how many were written.
@@ -282,6 +287,7 @@ class Loader:
         if fmt not in INPUT_FORMATS:
             raise UsageError(f"input format {fmt!r}: choose one of {', '.join(INPUT_FORMATS)}")
         bounded = BoundedLines(stream, self.line_limit())
+        self._name = name
         try:
             return self._load_lines(bounded, fmt, name)
         except LongLine as long:
@@ -294,7 +300,8 @@ class Loader:
         :func:`bpfmap.host.inputs.open_input` opens it, so a carriage return inside a
         quoted CSV cell stays data; ``fmt`` "auto" reads the format from the first line
         (or a name ending in ``.csv``).  Returns how many entries were written; UsageError
-        when the file cannot be opened, LoadError for a bad line (as load_stream)."""
+        when the file cannot be opened, LoadError for a bad line (as load_stream),
+        EntriesDropped when a map that evicts (LRU) no longer holds them all (finish)."""
         stream = open_input(path, f"update {self.map.ref}: load {quote(path, bare=True)}")
         try:
             return self.load_stream(stream, fmt, path)
@@ -499,19 +506,46 @@ class Loader:
     def _write(self, keys: bytes, values: bytes, count: int) -> None:
         """Hand a batch to the writer thread: the kernel takes it in while the next chunk
         is parsed (ctypes releases the GIL during bpf(2))."""
+        if self.map.kind.evicts:
+            if self._sent is None:
+                self._sent, self._before = set(), _keys(self.map)
+            self._sent.update(_split(keys, self.map.key_size, count))
         if self._writer is None:
             self._writer = WriterThread(self.map, self.mode)
         self._writer.submit(keys, values, count)
 
     def finish(self) -> int:
-        """Wait for every batch handed over; returns how many entries are in."""
+        """Wait for every batch handed over; returns how many entries are in.  A map that
+        evicts (LRU) is read back: EntriesDropped when it no longer holds every key
+        written, or one it held before (the kernel made room)."""
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
                 writer.close()
             finally:
                 self.written += writer.written
+        sent, self._sent = self._sent, None
+        if sent:
+            self._verify(sent)
         return self.written
+
+    def _verify(self, sent: set[Any]) -> None:
+        m = self.map
+        after = _keys(m)
+        held = len(sent & after)
+        evicted = len(self._before - sent - after)
+        lost = len(sent) - held
+        if lost or evicted:
+            what = f"update {m.ref}" + (f" --from {self._name}" if self._name else "")
+            gone = [f"{m.ref} holds {held} of them"] if lost else []
+            if evicted:
+                gone.append(f"{_entries(evicted)} it held before {'are' if evicted != 1 else 'is'} gone")
+            raise EntriesDropped(
+                f"{what}: {_entries(len(sent))} written, but {', and '.join(gone)}: {lost + evicted} dropped (the "
+                f"kernel evicts entries from an LRU map to make room, even before it holds max_entries "
+                f"{m.max_entries}); give a map with more room",
+                lost + evicted,
+            )
 
     def abort(self) -> int:
         """Stop after the batch being written (Ctrl-C); returns exactly how many entries are in."""
@@ -537,3 +571,19 @@ def _encode(codec: Any, value: Any, what: str) -> bytes:
         return encoded
     except UsageError as err:
         raise UsageError(words(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: ", said(err))) from None
+
+
+def _keys(m: Any) -> set[Any]:
+    from .migrate import _keys as keys
+
+    return keys(m)
+
+
+def _split(buf: bytes, size: int, n: int) -> Any:
+    from .migrate import _split as split
+
+    return split(buf, size, n)
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"

@@ -554,3 +554,31 @@ def test_the_library_loads_a_csv_file_with_carriage_returns_in_its_cells(bpffs, 
         assert Loader(view).load_file(str(f)) == 4
         assert sorted(m.items()) == want
         assert view[1].comm == "a\rb" and view[2].comm == "c\r\nd"
+
+
+def test_a_load_into_an_lru_map_that_evicts_says_how_many_were_dropped(pindir, tmp_path):
+    """An LRU map makes room for new keys by evicting others, without an error: the load
+    reads the map back and exits 3 saying how many of the entries written, and of those
+    the map held before, are gone; one that fits says only how many went in."""
+    pin = f"{pindir}/lru"
+    with Map.create("lru_hash", 4, 8, max_entries=100) as m:
+        m.pin(pin)
+    lines = "".join(f"{i}\t{i}\n" for i in range(1, 301))
+    r = run_cli("update", pin, "--from", "-", "--layout", "u32:u64", input=lines)
+    with Map.open(pin) as m:
+        held = len(list(m.keys()))
+    assert r.returncode == 3, r.stderr
+    assert f"300 entries written, but {pin} holds {held} of them: {300 - held} dropped" in r.stderr
+    assert "LRU" in r.stderr
+    # full: 50 new keys evict 50 it held before
+    r = run_cli(
+        "update", pin, "--from", "-", "--layout", "u32:u64", input="".join(f"{i}\t{i}\n" for i in range(1001, 1051))
+    )
+    assert r.returncode == 3, r.stderr
+    assert "50 entries written, but" in r.stderr and "it held before are gone" in r.stderr, r.stderr
+    # what fits: no word of loss
+    roomy = f"{pindir}/roomy"
+    with Map.create("lru_hash", 4, 8, max_entries=100_000) as m:
+        m.pin(roomy)
+    r = run_cli("update", roomy, "--from", "-", "--layout", "u32:u64", input=lines)
+    assert r.returncode == 0 and r.stderr == f"bpfmap: update {roomy} --from -: 300 entries written\n", r.stderr
