@@ -19,7 +19,7 @@ from ..core.saved import SavedEntry, SavedFile, SavedMap
 from ..core.savedref import split_ref
 from ..core.spec import MapSpec
 from ..core.values import possible_cpus
-from ..errors import BpfmapError, Param, PinExists, UsageError, amended, quote, words
+from ..errors import BpfmapError, EntriesDropped, Param, PinExists, UsageError, amended, quote, words
 from ..types import MapFlag
 from ..types import spec as type_spec
 
@@ -171,6 +171,16 @@ def _fill(file: SavedFile, entry: SavedEntry, m: Map, cpus: str | None, what: st
     except BpfmapError as err:
         done = n + int(getattr(err, "done", 0) or 0)
         raise amended(err, f"; {what}: {done:,} of {entry.entries:,} entries went in, nothing was pinned") from err
+    if m.kind.evicts:  # an LRU map makes room by evicting, without an error, even before it is full
+        held = sum(count for _k, _v, count in m.batches())
+        if held < n:
+            raise EntriesDropped(
+                f"{what}: {n:,} entries written, but the new map holds {held:,} of them: {n - held:,} dropped (the "
+                f"kernel evicts entries from an LRU map to make room, even before it holds max_entries "
+                f"{m.max_entries:,}); nothing was pinned: create a larger map (bpfmap create --max-entries) and "
+                f"restore --into it",
+                n - held,
+            )
     return n
 
 

@@ -93,6 +93,29 @@ def test_a_restore_that_fails_half_way_leaves_no_pin_and_says_how_many_went_in(p
     assert not os.path.lexists(target)
 
 
+def test_a_restore_into_an_lru_map_that_evicts_says_so_and_pins_nothing(pindir, tmp_path):
+    """An LRU map makes room by evicting, without an error (even before it holds
+    max_entries): a restore reads the new map back, and one that lost entries is not
+    pinned; restore --into a larger map takes them all."""
+    path = str(tmp_path / "lru.bpfmap")
+    meta = {"type": 9, "key_size": 4, "value_size": 8, "max_entries": 64, "flags": 0, "map_extra": 0}
+    with Writer(path) as w:  # 200 entries saved from an LRU map that claims room for 64
+        w.host({})
+        w.begin({**meta, "name": "lru", "ncpus": 1, "value_stride": 8, "pinned": []})
+        w.batch(b"".join(struct.pack("<I", i) for i in range(200)), bytes(1600), 200)
+        w.end()
+    target = os.path.join(pindir, "lru")
+    r = run_cli("restore", path, "--pin", target)
+    assert r.returncode == 3, r.stderr
+    assert "200 entries written, but the new map holds" in r.stderr and "nothing was pinned" in r.stderr, r.stderr
+    assert not os.path.lexists(target)
+    big = create_pin(pindir, "big", "lru_hash", "--key", "4", "--value", "8", "--max-entries", "100000")
+    r = run_cli("restore", path, "--into", big)
+    assert r.returncode == 0, r.stderr
+    with Map.open(big) as m:
+        assert len(list(m.keys())) == 200
+
+
 def test_a_missing_pin_directory_is_refused_before_a_map_is_made_or_made_with_mkdir(pindir, tmp_path):
     pin = create_pin(pindir, "counts", "hash", "--layout", "u32:u64")
     fill_pin(pin, [(1, 7)])
