@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .core.maps import Map
 from .errors import BpfmapError, KeyNotFound, Param, UsageError, quote, said, words
-from .host.hostnames import names_for
 from .layout import Codec, Layout, TypeCodec, fields
 from .layout.fields import locate as locate_field
 from .layout.pick import pick
@@ -20,6 +19,7 @@ from .types import Access, MapFlag, MapType, Value
 
 if TYPE_CHECKING:
     from .core.program import Program
+    from .host.hostnames import Names
     from .layout.model import Type
 
 AGGREGATES = ("all", "sum", "max", "min", "avg")
@@ -71,10 +71,22 @@ class View:
 
     def _setup(self, m: Map, layout: Layout | None, from_btf: bool = False, btf_key: bool = True) -> None:
         self.map = m
-        self.names = names_for(getattr(m, "host_names", None))  # a saved map's: its saving host's
+        self._host_names = getattr(m, "host_names", None)  # a saved map's: its saving host's names
+        self._names: Names | None = None
         self._stored: tuple[Codec, Codec] | None = None  # key and value codecs before show_as
         self.formats: tuple[dict[str, str], dict[str, str]] = ({}, {})  # per side: field path -> format
-        self.key, self.value = pick(m, layout, _object_keys, from_btf=from_btf, btf_key=btf_key, names=self.names)
+        names = self.names if self._host_names is not None else None  # None: the host's, when asked
+        self.key, self.value = pick(m, layout, _object_keys, from_btf=from_btf, btf_key=btf_key, names=names)
+
+    @property
+    def names(self) -> Names:
+        """Who names the host's objects for display formats and stack frames: a saved
+        map's saving host (its file's table), else this host (loaded when first asked)."""
+        if self._names is None:
+            from .host.hostnames import names_for
+
+            self._names = names_for(self._host_names)
+        return self._names
 
     def symbolize_for(self, pid: int | None) -> None:
         """A stack_trace map's user addresses through process ``pid``'s memory maps

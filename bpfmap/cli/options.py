@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Optional
 
 from ..errors import UsageError
-from ..layout.formats import DISPLAY_FORMATS
+from ..layout import DISPLAY_FORMATS
 from ..output import OUTPUT_FORMATS
 from ..view import AGGREGATES
 

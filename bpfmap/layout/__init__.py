@@ -496,6 +496,26 @@ def choose(
     return layout.packed() if packed and layout is not None else layout
 
 
+# the display formats (layout.formats), here so that a command's help names them without
+# loading them
+DISPLAY_FORMATS = {  # name -> what it shows, where its name does not say it (--as's help)
+    "ip": "IPv4/IPv6 by the struct's af/family field",
+    "ipv4": "",
+    "ipv6": "",
+    "mac": "",
+    "hex": "",
+    "ksym": "kernel symbol",
+    "errno": "",
+    "syscall": "",
+    "cgroup": "an id as its path",
+    "ifname": "",
+    "majorminor": "a kernel dev_t",
+    "majorminor_user": "st_dev's",
+    "uid": "",
+    "gid": "",
+}
+
+
 def _codec(t: Type | None) -> TypeCodec | None:
     return TypeCodec(t) if t is not None else None
 

@@ -30,25 +30,9 @@ from typing import Any
 
 from ..errors import Param, UsageError, quote, words
 from ..host.hostnames import KINDS, LIVE, Names
-from . import Codec, TypeCodec, _json, _maybe_json, fields, split_top
+from . import DISPLAY_FORMATS, Codec, TypeCodec, _json, _maybe_json, fields, split_top
 from .model import IPV4, IPV6, MAC, Array, Bytes, Enum, Field, Scalar, Struct, Type
 
-DISPLAY_FORMATS = {  # name -> what it shows, where its name does not say it (--as's help)
-    "ip": "IPv4/IPv6 by the struct's af/family field",
-    "ipv4": "",
-    "ipv6": "",
-    "mac": "",
-    "hex": "",
-    "ksym": "kernel symbol",
-    "errno": "",
-    "syscall": "",
-    "cgroup": "an id as its path",
-    "ifname": "",
-    "majorminor": "a kernel dev_t",
-    "majorminor_user": "st_dev's",
-    "uid": "",
-    "gid": "",
-}
 FAMILY_FIELDS = ("af", "family", "sa_family", "ss_family", "sin_family", "sin6_family", "addr_family", "ip_family")
 AF_INET, AF_INET6 = 2, 10
 

@@ -9,13 +9,15 @@ keyed by) is for a side that no layout names, or that the map's BTF describes.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import UsageError
-from ..host.hostnames import LIVE, Names
 from ..types import Access, MapFlag, TypeSpec, Value
 from . import Codec, HexCodec, IdCodec, IndexCodec, Layout, TypeCodec, cidr_key
 from .model import SCALARS
+
+if TYPE_CHECKING:
+    from ..host.hostnames import Names
 
 # Builds the key codec of a display that needs the live system (core/objrefs.key_codec):
 # the kind of object local storage is keyed by ("pid", "sock", ...), or "cgroup_storage".
@@ -47,13 +49,13 @@ def pick(
     object_keys: ObjectKeys,
     from_btf: bool = False,
     btf_key: bool = True,
-    names: Names = LIVE,
+    names: Names | None = None,
 ) -> tuple[Codec, Codec]:
     """The key and value codecs of map ``m`` seen through ``layout`` (None: none given, so
     hex, with 4-byte array indices as numbers); ``from_btf``: the layout is the map's BTF,
     which has a key type when ``btf_key``.  Raises UsageError for a layout whose sizes do
     not fit the map's.  ``names``: who names the host's objects in frames (a saved map's
-    saving host, else this one)."""
+    saving host; None: this one)."""
     kind, key_size, value_size, ref = m.kind, m.key_size, m.value_size, m.ref
     index_keys = kind.indexed and key_size == 4 and (not btf_key if from_btf else layout is None)
     layout = layout or Layout()
@@ -83,6 +85,10 @@ def pick(
     elif kind.value_display == "frames" and (layout.value is None or from_btf) and not value_size % 8:
         from .stack import StackCodec  # frames, symbolized
 
+        if names is None:
+            from ..host.hostnames import LIVE
+
+            names = LIVE
         value = StackCodec(value_size, MapFlag.STACK_BUILD_ID in MapFlag(m.flags), names=names)
     else:
         value = _fit(layout.value, value_size, "value", ref)
