@@ -192,11 +192,14 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     except LoadError as err:
         raise UsageError(f"{where}: {worded(err)}") from None
     except BpfmapError:
-        # the map refused (MapFull, ...): the writer's error already says how many went in
+        # the map refused (MapFull, ...), or lost entries (an LRU map): the error already
+        # says how many went in; the lines skipped before it are said first
         try:
             loader.finish()  # joins the writer thread
         except BpfmapError:
             pass
+        for line, msg in loader.bad:
+            say(f"{where}: line {line}: {worded(msg)} (skipped)")
         raise
     except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
         written = loader.abort()

@@ -13,11 +13,12 @@ import csv
 import itertools
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from ..core.threads import WriterThread
-from ..errors import BpfmapError, EntriesDropped, Param, UsageError, Words, quote, said, words
+from ..errors import BpfmapError, EntriesDropped, KeyNotFound, Param, UsageError, Words, amended, quote, said, words
 from ..host.inputs import (
     READ_BYTES,
     BoundedLines,
@@ -273,9 +274,9 @@ class Loader:
         self._stop: tuple[int, str | Words] | None = None
         self._writer: WriterThread | None = None
         # a map that evicts (LRU) drops entries to make room without an error: the keys
-        # written, and those it held before, to read back when the load is done
-        self._sent: set[Any] | None = None
-        self._before: set[Any] = set()
+        # written, to read back when the load is done
+        self._sent: bytearray | None = None  # keys in the order written: the writer's count says how many went in
+        self._lost = self._missing_of = 0  # of the keys written, those a map that evicts lost
         self._name = ""
 
     def load_stream(self, stream: TextSource, fmt: str = "auto", name: str = "") -> int:
@@ -291,9 +292,9 @@ class Loader:
         try:
             return self._load_lines(bounded, fmt, name)
         except LongLine as long:
-            self.finish()
+            missing = self._settle()
             problem = f"longer than {bounded.limit:,} characters without a newline, not an entry of this map"
-            raise LoadError.at(long.line, problem, self.written) from None
+            raise _with(LoadError.at(long.line, problem, self.written), missing) from None
 
     def load_file(self, path: str, fmt: str = "auto") -> int:
         """Load every entry of the file at ``path`` (``-``: standard input), opened as
@@ -411,6 +412,7 @@ class Loader:
     def load(self, records: Iterable[LoadRecord]) -> int:
         """Write every record; returns how many were written.  Raises LoadError on a bad
         line (unless keep_going), the map's errors (with ``written``) otherwise."""
+        self._name = ""
         self._feed(records)
         return self.finish()
 
@@ -427,8 +429,8 @@ class Loader:
                 self._write(keys, values, count)
             if self._stop is not None:
                 line, msg = self._stop
-                self.finish()
-                raise LoadError.at(line, msg, self.written)
+                missing = self._settle()
+                raise _with(LoadError.at(line, msg, self.written), missing)
 
     def _encode(self, chunk: list[LoadRecord]) -> tuple[bytes, bytes, int]:
         if not any(isinstance(r[1], BadLine) for r in chunk):
@@ -508,8 +510,8 @@ class Loader:
         is parsed (ctypes releases the GIL during bpf(2))."""
         if self.map.kind.evicts:
             if self._sent is None:
-                self._sent, self._before = set(), _keys(self.map)
-            self._sent.update(_split(keys, self.map.key_size, count))
+                self._sent = bytearray()
+            self._sent += memoryview(keys)[: count * self.map.key_size]
         if self._writer is None:
             self._writer = WriterThread(self.map, self.mode)
         self._writer.submit(keys, values, count)
@@ -517,39 +519,63 @@ class Loader:
     def finish(self) -> int:
         """Wait for every batch handed over; returns how many entries are in.  A map that
         evicts (LRU) is read back: EntriesDropped when it no longer holds every key
-        written, or one it held before (the kernel made room)."""
+        written (the kernel made room, or a program deleted them)."""
+        missing = self._settle()
+        if missing is not None:
+            what = words(f"update {self.map.ref} ", Param("load"), f" {self._name}") if self._name else ""
+            keys = f" ({self._missing_of} keys)" if self._missing_of != self.written else ""
+            raise EntriesDropped(
+                words(
+                    what or f"update {self.map.ref}",
+                    f": {_entries(self.written)} written{keys}, but {missing}; give a map with more room",
+                ),
+                self._lost,
+            )
+        return self.written
+
+    def _settle(self) -> str | None:
+        """Wait for the writer; for a map that evicts, what it no longer holds of the keys
+        written (None: every one), with any error of the writer's amended to say it."""
         writer, self._writer = self._writer, None
+        sent, self._sent = self._sent, None
         if writer is not None:
             try:
                 writer.close()
-            finally:
+            except BpfmapError as err:
                 self.written += writer.written
-        sent, self._sent = self._sent, None
-        if sent:
-            self._verify(sent)
-        return self.written
+                raise _with(err, self._missing(sent, writer.written) if sent else None) from None
+            self.written += writer.written
+        return self._missing(sent, writer.written) if sent and writer is not None else None
 
-    def _verify(self, sent: set[Any]) -> None:
+    def _missing(self, buf: bytearray, count: int) -> str | None:
+        """What the map no longer holds of the first ``count`` keys in ``buf``."""
         m = self.map
-        after = _keys(m)
-        held = len(sent & after)
-        evicted = len(self._before - sent - after)
-        lost = len(sent) - held
-        if lost or evicted:
-            what = f"update {m.ref}" + (f" --from {self._name}" if self._name else "")
-            gone = [f"{m.ref} holds {held} of them"] if lost else []
-            if evicted:
-                gone.append(f"{_entries(evicted)} it held before {'are' if evicted != 1 else 'is'} gone")
-            raise EntriesDropped(
-                f"{what}: {_entries(len(sent))} written, but {', and '.join(gone)}: {lost + evicted} dropped (the "
-                f"kernel evicts entries from an LRU map to make room, even before it holds max_entries "
-                f"{m.max_entries}); give a map with more room",
-                lost + evicted,
-            )
+        ks = m.key_size
+        sent = set(_split(bytes(buf[: count * ks]), ks, count))
+        del buf[:]
+        if len(sent) * 4 < m.max_entries:  # few keys: each looked up, not the whole map read
+            held = 0
+            for k in sent:
+                try:
+                    m.lookup(k if isinstance(k, bytes) else k.to_bytes(ks, sys.byteorder))
+                    held += 1
+                except KeyNotFound:
+                    pass
+        else:
+            held = sum(len(sent.intersection(_split(keys, ks, n))) for keys, _v, n in m.batches())
+        self._lost, self._missing_of = len(sent) - held, len(sent)
+        if not self._lost:
+            return None
+        return (
+            f"{m.ref} holds {held} of them: {self._lost} dropped (an LRU map evicts entries to make room, even "
+            f"before it holds max_entries {m.max_entries}; a program may also have deleted them)"
+        )
 
     def abort(self) -> int:
-        """Stop after the batch being written (Ctrl-C); returns exactly how many entries are in."""
+        """Stop after the batch being written (Ctrl-C); returns exactly how many entries are
+        in (not read back: a map that evicts may hold fewer)."""
         writer, self._writer = self._writer, None
+        self._sent = None
         if writer is not None:
             writer.close(abort=True)
             self.written += writer.written
@@ -573,12 +599,6 @@ def _encode(codec: Any, value: Any, what: str) -> bytes:
         raise UsageError(words(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: ", said(err))) from None
 
 
-def _keys(m: Any) -> set[Any]:
-    from .migrate import _keys as keys
-
-    return keys(m)
-
-
 def _split(buf: bytes, size: int, n: int) -> Any:
     from .migrate import _split as split
 
@@ -587,3 +607,8 @@ def _split(buf: bytes, size: int, n: int) -> Any:
 
 def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
+
+
+def _with(err: BpfmapError, missing: str | None) -> BpfmapError:
+    """``err``, saying what a map that evicts no longer holds of the keys written."""
+    return amended(err, f"; and {missing}") if missing else err

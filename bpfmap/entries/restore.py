@@ -175,10 +175,13 @@ def _fill(file: SavedFile, entry: SavedEntry, m: Map, cpus: str | None, what: st
         held = sum(count for _k, _v, count in m.batches())
         if held < n:
             raise EntriesDropped(
-                f"{what}: {n:,} entries written, but the new map holds {held:,} of them: {n - held:,} dropped (the "
-                f"kernel evicts entries from an LRU map to make room, even before it holds max_entries "
-                f"{m.max_entries:,}); nothing was pinned: create a larger map (bpfmap create --max-entries) and "
-                f"restore --into it",
+                words(
+                    f"{what}: {n:,} entries written, but the new map holds {held:,} of them: {n - held:,} dropped "
+                    f"(the kernel evicts entries from an LRU map to make room, even before it holds max_entries "
+                    f"{m.max_entries:,}); nothing was pinned: restore ",
+                    Param("into"),
+                    " a larger map",
+                ),
                 n - held,
             )
     return n

@@ -12,7 +12,7 @@ import stat
 import sys
 from collections import deque
 from collections.abc import Iterator
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from ..errors import UsageError, Words, quote, words
 
@@ -106,6 +106,9 @@ class LoadError(UsageError):
     def __init__(self, message: str | Words, line: int, written: int) -> None:
         super().__init__(message)
         self.line, self.written = line, written
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copied whole (errors.amended), not from its message alone
+        return type(self), (self.args[0], self.line, self.written), self.__dict__
 
     @classmethod
     def at(

@@ -558,8 +558,9 @@ def test_the_library_loads_a_csv_file_with_carriage_returns_in_its_cells(bpffs, 
 
 def test_a_load_into_an_lru_map_that_evicts_says_how_many_were_dropped(pindir, tmp_path):
     """An LRU map makes room for new keys by evicting others, without an error: the load
-    reads the map back and exits 3 saying how many of the entries written, and of those
-    the map held before, are gone; one that fits says only how many went in."""
+    reads the keys it wrote back and exits 3 saying how many are gone, with a bad line's
+    error too; one that fits says only how many went in (entries the map held before and
+    evicted for the new ones are not the load's to count: programs evict them as well)."""
     pin = f"{pindir}/lru"
     with Map.create("lru_hash", 4, 8, max_entries=100) as m:
         m.pin(pin)
@@ -570,12 +571,18 @@ def test_a_load_into_an_lru_map_that_evicts_says_how_many_were_dropped(pindir, t
     assert r.returncode == 3, r.stderr
     assert f"300 entries written, but {pin} holds {held} of them: {300 - held} dropped" in r.stderr
     assert "LRU" in r.stderr
-    # full: 50 new keys evict 50 it held before
-    r = run_cli(
-        "update", pin, "--from", "-", "--layout", "u32:u64", input="".join(f"{i}\t{i}\n" for i in range(1001, 1051))
-    )
+    # a bad line after the evictions: its error, and what was lost
+    bad = lines + "garbage\n"
+    r = run_cli("update", pin, "--from", "-", "--layout", "u32:u64", input=bad)
+    assert r.returncode == 2, r.stderr
+    assert "line 301:" in r.stderr and "300 entries written before it; and" in r.stderr and "dropped" in r.stderr
+    r = run_cli("update", pin, "--from", "-", "--layout", "u32:u64", "--keep-going", input=bad)
     assert r.returncode == 3, r.stderr
-    assert "50 entries written, but" in r.stderr and "it held before are gone" in r.stderr, r.stderr
+    assert "line 301: " in r.stderr and "(skipped)" in r.stderr and "dropped" in r.stderr, r.stderr
+    # full: 50 new keys go in (the map evicts 50 it held before for them)
+    new = "".join(f"{i}\t{i}\n" for i in range(1001, 1051))
+    r = run_cli("update", pin, "--from", "-", "--layout", "u32:u64", input=new)
+    assert r.returncode == 0 and r.stderr.endswith("50 entries written\n"), r.stderr
     # what fits: no word of loss
     roomy = f"{pindir}/roomy"
     with Map.create("lru_hash", 4, 8, max_entries=100_000) as m:
