@@ -1,8 +1,9 @@
 """``--where`` and ``--older-than``: one filter grammar for every verb that reads, counts or
 deletes entries (dump, watch, delete, count, copy) and for event records.
 
-A condition is ``FIELD OP VALUE`` with OP one of ``=``, ``!=``, ``~`` (contains), ``<``,
-``<=``, ``>``, ``>=``.  Numbers compare as numbers (``pid>=0x10``, ``ratio<0.5``), the
+A condition is ``FIELD OP VALUE`` with OP one of ``=`` (or ``==``), ``!=``, ``~``
+(contains), ``<``, ``<=``, ``>``, ``>=``; a VALUE in double quotes is the string it spells,
+as text output writes strings and update reads them (``comm="a\\xffb"``).  Numbers compare as numbers (``pid>=0x10``, ``ratio<0.5``), the
 rest as the text an entry shows (``comm=curl``, ``saddr=10.0.0.1``, ``ok=true``);
 ``~TEXT`` looks for TEXT in the text the entry shows for the field, under the display
 formats in effect (``err~NOENT`` where errno shows ``-ENOENT``, ``uid~root``).  On
@@ -24,6 +25,7 @@ from typing import Any, TypeGuard
 
 from .errors import Param, UsageError, Words, quote, words
 from .layout import fields, inner_text
+from .layout.leaves import unquote
 from .layout.model import Char, Enum, Scalar, Type
 
 OPS = ("<=", ">=", "!=", "=", "<", ">", "~")
@@ -77,6 +79,18 @@ def _number(text: str) -> int | float | None:
     return f if f == f else None  # NaN compares with nothing
 
 
+def _unquoted(text: str) -> str:
+    """A VALUE in double quotes as the string it spells, as text output writes strings and
+    update reads them (``comm="a b"``, ``comm="a\\xffb"``); other text as it is."""
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] == '"':
+        try:
+            return unquote(t)
+        except ValueError:
+            pass
+    return text
+
+
 def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -98,6 +112,9 @@ class Condition:
         if not m:
             raise UsageError(words(Param("where"), f" {quote(text)}: write {GRAMMAR}"))
         self.text, self.path, self.op, self.want = text, m.group(1), m.group(2), m.group(3)
+        if self.op == "=" and self.want.startswith("="):  # FIELD==VALUE: C's equality is ours
+            self.want = self.want[1:]
+        self.want = _unquoted(self.want)
         fields.parts(self.path)
         self.number = _number(self.want)
         self.exact: Any = _MISSING  # VALUE read as what the field holds, when it is not a number

@@ -539,3 +539,16 @@ def test_where_on_arrays_structs_and_floats_reads_the_text_dump_prints(pindir):
         r = run_cli("dump", pin, "--where", cond, "-o", "jsonl")
         assert r.returncode in (0, 1), r.stderr
         assert sorted(json.loads(x)["key"] for x in r.stdout.splitlines()) == keys, (cond, r.stdout, r.stderr)
+
+
+def test_where_takes_a_string_as_text_output_writes_it(pindir):
+    """A string text output shows quoted (a byte that is not UTF-8, a space) matches --where
+    in that same form, and == is =: what a user copies from a dump finds its entry."""
+    pin = create_pin(pindir, "quoted", "hash", "--layout", "k=u32:n=u64,comm=char[8]")
+    assert run_cli("update", pin, "1", 'n=1,comm="a\\xffb"').returncode == 0
+    assert run_cli("update", pin, "2", "n=2,comm=a b").returncode == 0
+    shown = run_cli("lookup", pin, "1").stdout.strip()
+    assert shown == 'n=1,comm="a\\xffb"'
+    for where in (shown.split(",", 1)[1], 'comm=="a\\xffb"', 'comm="a b"', "k==2"):
+        r = run_cli("count", pin, "--where", where)
+        assert r.returncode == 0 and r.stdout == "1\n", (where, r.stdout, r.stderr)

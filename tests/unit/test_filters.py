@@ -34,6 +34,16 @@ def types(text: str):
         ("ok=true", {"ok": True}, True),
         ("a.b[1]=3", {"a": {"b": [1, 3]}}, True),
         ("missing=1", {"pid": 1}, False),
+        # == is =, and a quoted VALUE is the string it spells (as text output writes it)
+        ("pid==10", {"pid": 10}, True),
+        ('comm=="curl"', {"comm": "curl"}, True),
+        ('comm="curl"', {"comm": "curl"}, True),
+        ('comm!="curl"', {"comm": "curl"}, False),
+        ('comm~"ur"', {"comm": "curl"}, True),
+        ('comm="a b"', {"comm": "a b"}, True),
+        ('comm="a\\xffb"', {"comm": "a\udcffb"}, True),
+        ('comm="say \\"hi\\""', {"comm": 'say "hi"'}, True),
+        ('comm="x', {"comm": '"x'}, True),  # not a quoted string: as it is
     ],
 )
 def test_condition(text, value, passes):
