@@ -164,9 +164,17 @@ class View:
             raise UsageError(words(f"key {quote(text)}: ", said(err))) from None
 
     def parse_value(self, text: str) -> bytes:
+        """A value from its text, or the JSON a one-element read writes (``peek``/``pop -o
+        json``: ``{"value": V}``), so what a read printed can be written back."""
         try:
             return self.value.parse(text)
         except UsageError as err:
+            wrapped = _wrapped_value(text)
+            if wrapped is None:
+                raise UsageError(words(f"value {quote(text)}: ", said(err))) from None
+        try:
+            return self.value.encode(wrapped)
+        except UsageError as err:  # what is wrong with V
             raise UsageError(words(f"value {quote(text)}: ", said(err))) from None
 
     def encode_value(self, value: Any) -> bytes:
@@ -720,3 +728,16 @@ def sort_entries(
         pick = heapq.nsmallest if reverse else heapq.nlargest
         return iter(pick(top, stream, key=getter))
     return iter(sorted(stream, key=getter, reverse=reverse))
+
+
+def _wrapped_value(text: str) -> Any:
+    """V of a JSON object ``{"value": V}`` (and nothing else), else None."""
+    if not text.lstrip().startswith("{"):
+        return None
+    import json
+
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj["value"] if isinstance(obj, dict) and list(obj) == ["value"] else None

@@ -552,3 +552,18 @@ def test_where_takes_a_string_as_text_output_writes_it(pindir):
     for where in (shown.split(",", 1)[1], 'comm=="a\\xffb"', 'comm="a b"', "k==2"):
         r = run_cli("count", pin, "--where", where)
         assert r.returncode == 0 and r.stdout == "1\n", (where, r.stdout, r.stderr)
+
+
+def test_what_peek_and_pop_write_as_json_push_takes_back(pindir):
+    """`pop -o json` writes {"value": V}; push takes that document (and V alone), so a
+    value read can be written back as it was printed."""
+    pin = create_pin(pindir, "jobs", "queue", "--value", "16", "--max-entries", "4")
+    layout = ["--layout", "a=u64,b=u64"]
+    assert run_cli("push", pin, "a=1,b=2", *layout).returncode == 0
+    printed = run_cli("pop", pin, "-o", "json", *layout).stdout
+    assert json.loads(printed) == {"value": {"a": 1, "b": 2}}
+    r = run_cli("push", pin, printed, *layout)
+    assert r.returncode == 0, r.stderr
+    assert run_cli("peek", pin, *layout).stdout == "a=1,b=2\n"
+    r = run_cli("push", pin, '{"value": {"c": 1}}', *layout)  # what is wrong with V is said
+    assert r.returncode == 2 and "unknown field(s) c" in r.stderr, r.stderr
