@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ..errors import KeyNotFound, NotFound, UsageError, quote
+from ..errors import BpfmapError, KeyNotFound, NotFound, UsageError, quote
 from ..types import READS, MapFlag, MapType, TypeSpec
 from ..types import spec as type_spec
 from .info import MapInfo
@@ -586,6 +586,7 @@ class Writer:
 
     def __init__(self, path: str, level: int = 1) -> None:
         self.path, self.level = path, level
+        _check_target(path)
         directory = os.path.dirname(os.path.abspath(path))
         self._tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.part")
         try:
@@ -606,8 +607,16 @@ class Writer:
                 codec, stored = ZLIB, packed
         head = FRAME.pack(tag, codec, map_, count, len(raw), len(stored), 0)
         crc = zlib.crc32(stored, zlib.crc32(head[:_CRC_AT]))
-        self._f.write(head[:_CRC_AT] + struct.pack("<I4x", crc))
-        self._f.write(stored)
+        try:
+            self._f.write(head[:_CRC_AT] + struct.pack("<I4x", crc))
+            self._f.write(stored)
+        except OSError as err:
+            raise self._failed(err) from err
+
+    def _failed(self, err: OSError) -> BpfmapError:
+        """The error of a write that failed (a full disk): the file named, nothing left."""
+        self.abort()
+        return BpfmapError(f"save to {quote(self.path)}: cannot write it: {err.strerror or err}; nothing was written")
 
     def _json(self, tag: bytes, value: dict[str, Any], map_: int = 0) -> None:
         import json
@@ -645,13 +654,23 @@ class Writer:
 
     def close(self) -> None:
         self._json(FIN, {"maps": self.maps})
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            _check_target(self.path)  # still not a device or a link (it is replaced only if a file)
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            raise self._failed(err) from err
+        except BpfmapError:
+            self.abort()
+            raise
 
     def abort(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:
+            pass  # a buffer that could not be written: the file goes anyway
         try:
             os.unlink(self._tmp)
         except OSError:
@@ -665,3 +684,34 @@ class Writer:
             self.close()
         else:
             self.abort()
+
+
+def _check_target(path: str) -> None:
+    """UsageError unless ``path`` is a new name or a regular file (what a saved file
+    replaces when it is whole): never a device, a pipe, a directory or a symbolic link,
+    and not ``-`` (standard output: the file is written whole, then moved into place)."""
+    import stat
+
+    if path == "-":
+        raise UsageError(
+            "save to '-': a saved file is written whole and then moved into place, so it cannot go "
+            "to standard output; give a file's path"
+        )
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise UsageError(f"save to {quote(path)}: {err.strerror}") from err
+    if not stat.S_ISREG(st.st_mode):
+        what = (
+            "a symbolic link"
+            if stat.S_ISLNK(st.st_mode)
+            else "a directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "a device, pipe or socket"
+        )
+        raise UsageError(
+            f"save to {quote(path)}: it is {what}, not a file; a saved file replaces only a regular file: "
+            f"give another path"
+        )

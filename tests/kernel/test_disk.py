@@ -179,3 +179,33 @@ def test_hist_watch_and_export_read_a_saved_file_as_the_live_map(pindir, tmp_pat
     assert b.returncode == 0, b.stderr
     series = lambda out: [ln for ln in out.splitlines() if ln.startswith("lat_total")]  # noqa: E731
     assert series(a.stdout) == series(b.stdout) and len(series(a.stdout)) == 16
+
+
+def test_save_replaces_only_a_regular_file_and_leaves_nothing_on_a_full_disk(pindir, tmp_path):
+    """A saved file is written whole, then moved into place: over a regular file only,
+    never over a device node (it turned /dev/full into a file), a symbolic link, or to
+    '-'; a disk that fills says so, leaves no partial file, and keeps the old file."""
+    pin = create_pin(pindir, "c", "hash", "--layout", "u32:u64")
+    fill_pin(pin, [(i, i) for i in range(200)])
+    device = tmp_path / "full"
+    os.mknod(device, 0o666 | 0o020000, os.makedev(1, 7))  # a character device: /dev/full's numbers
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere")
+    for target in (str(device), "-", str(link)):
+        r = run_cli("save", pin, target)
+        assert r.returncode == 2 and "save to" in r.stderr, (target, r.stderr)
+    assert os.path.exists(device) and not os.path.isfile(device)  # still the device
+    assert link.is_symlink() and not os.path.lexists(tmp_path / "elsewhere")
+    assert not os.path.lexists("-")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(tiny)], check=True)
+    try:
+        old = tiny / "x.bpfmap"
+        old.write_bytes(b"old")
+        r = run_cli("save", pin, str(old), "--level", "0")
+        assert r.returncode == 3, r.stderr
+        assert "cannot write it: No space left on device" in r.stderr and str(old) in r.stderr
+        assert sorted(os.listdir(tiny)) == ["x.bpfmap"] and old.read_bytes() == b"old"
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
