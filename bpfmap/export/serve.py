@@ -209,6 +209,13 @@ def check_textfile(path: str) -> None:
                 f"write into a directory only trusted users can write to (or chmod +t {directory})",
             )
         )
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return  # a new file
+    if not stat.S_ISREG(mode):  # renamed over, a device or a link would be replaced by the file
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or pipe"
+        raise UsageError(words(textfile, f": it is {what}, not a file; give a file's path (it is replaced whole)"))
 
 
 def write_textfile(exporter: Exporter, path: str) -> None:

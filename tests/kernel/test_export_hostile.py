@@ -320,3 +320,16 @@ def test_sigterm_stops_the_server_within_a_second_while_slow_clients_hold_connec
                 s.close()
             e.stop()
         assert code == 0 and took < 1.0, took
+
+
+def test_a_textfile_path_that_is_not_a_file_is_refused(pindir, tmp_path):
+    """The textfile is renamed over its path: a device node (or a link) there would be
+    replaced by it, so such a path is refused before anything is read."""
+    pin = f"{pindir}/c"
+    _map(pin, {1: 10})
+    device = tmp_path / "full"
+    os.mknod(device, 0o666 | 0o020000, os.makedev(1, 7))  # /dev/full's numbers
+    config = write_config(tmp_path, f"metrics:\n  - name: c_total\n    map: {pin}\n    labels: [key]\n")
+    r = run_cli("export", config, "--textfile", str(device), "--once")
+    assert r.returncode == 2 and "not a file" in r.stderr, r.stderr
+    assert os.path.exists(device) and not os.path.isfile(device)
