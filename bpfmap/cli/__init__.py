@@ -23,7 +23,7 @@ from ..errors import (
     EXIT_USAGE,
     BpfmapError,
 )
-from .wording import ALSO, OPTIONS, option, worded  # noqa: F401  # re-exported: bpfmap.cli.worded
+from .wording import ALSO, OPTIONS, StdoutClosed, option, worded  # noqa: F401  # re-exported: bpfmap.cli.worded
 
 if TYPE_CHECKING:
     import typer
@@ -142,10 +142,6 @@ def _verb(argv: list[str]) -> str | None:
     if os.environ.get("_BPFMAP_COMPLETE"):
         return None  # completion needs every verb
     return argv[0] if argv and (argv[0] in COMMANDS or argv[0] in ALIASES) else None
-
-
-class StdoutClosed(Exception):
-    """The reader of stdout went away (``| head``)."""
 
 
 class _PipeGuard:

@@ -8,13 +8,13 @@ import sys
 from typing import Any, Optional
 
 from ..core.maps import Map, UpdateMode, may_name_several
-from ..errors import EXIT_NOT_FOUND, EXIT_OK, KeyNotFound, UsageError, quote
+from ..errors import EXIT_NOT_FOUND, EXIT_OK, BpfmapError, KeyNotFound, UsageError, quote
 from ..layout import Layout, choose
 from ..output import cell, default_format, write_value
 from ..types import Access, Value
 from ..view import View, numeric_layout
 from .options import OPTION_NAMES, VERBS, broken_rule, fast_options
-from .wording import worded
+from .wording import StdoutClosed, worded
 
 
 def say(message: str, quiet: bool = False) -> None:
@@ -157,9 +157,18 @@ def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions 
     with Map.open(map_ref) as m:
         view = opts.view(m)
         with view.element_key(key, "delete") as raw_key:
-            value = view.decode_value(m.take(raw_key))
-        write_value(
-            shown_key(m, view, key, raw_key), value, single_format(output), view.value.format, m.percpu, sys.stdout
+            raw = m.take(raw_key)
+        value = view.decode_value(raw)
+        fmt = single_format(output)
+
+        def put_back() -> str:
+            m.update(raw_key, raw, "noexist")  # a key a program wrote again meanwhile is its
+            return "the entry was put back in the map"
+
+        _printed_or_put_back(
+            f"delete {map_ref} {key} --print",
+            lambda: write_value(shown_key(m, view, key, raw_key), value, fmt, view.value.format, m.percpu, sys.stdout),
+            put_back,
         )
 
 
@@ -255,8 +264,48 @@ def do_pop(map_ref: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT)
     """pop MAP: the next element of a queue (oldest) or stack (newest) taken out and printed."""
     with Map.open(map_ref) as m:
         view = opts.view(m)
-        value = view.value.decode(m.pop())
-        write_value(None, value, single_format(output), view.value.format, False, sys.stdout, with_key=False)
+        raw = m.pop()
+        value = view.value.decode(raw)
+        fmt = single_format(output)
+
+        def put_back() -> str:
+            m.push(raw)
+            return "the element was put back" + (" (at the tail of the queue)" if m.type_label == "queue" else "")
+
+        _printed_or_put_back(
+            f"pop {map_ref}",
+            lambda: write_value(None, value, fmt, view.value.format, False, sys.stdout, with_key=False),
+            put_back,
+        )
+
+
+def _printed_or_put_back(action: str, write: Any, put_back: Any) -> None:
+    """``write`` an element taken out of a map (pop, delete --print) to stdout, flushed;
+    when the output fails (a full disk, a closed stdout, a reader gone) it was not
+    delivered: ``put_back`` puts it back and says where, and the command says so (exit 3;
+    a reader gone, exit 0, as a drain's).  If it cannot go back either, its text goes to
+    stderr: never lost without a word."""
+    try:
+        write()
+        sys.stdout.flush()
+    except (OSError, StdoutClosed) as err:
+        try:
+            where = put_back()
+        except BpfmapError as refused:
+            import io
+
+            text = io.StringIO()
+            write_to = sys.stdout
+            try:
+                sys.stdout = text
+                write()
+            finally:
+                sys.stdout = write_to
+            where = f"it could not be put back ({worded(refused)}); it was: {text.getvalue().strip()}"
+        if isinstance(err, (StdoutClosed, BrokenPipeError)):
+            say(f"{action}: the reader closed the output; {where}")
+            return
+        raise BpfmapError(f"{action}: writing the output failed ({err.strerror or err}); {where}") from None
 
 
 def do_count(map_ref: str, opts: LayoutOptions = NO_LAYOUT, filt: Any = None) -> int:

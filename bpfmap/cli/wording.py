@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from ..errors import BpfmapError, Param, Words
 
+
+class StdoutClosed(Exception):
+    """The reader of stdout went away (``| head``): here, a leaf, so that any module of the
+    command line may catch it."""
+
+
 # The library names its parameters in messages (bpfmap.errors.Param); the command line says
 # each as its option: --NAME with dashes for underscores, unless this table says otherwise.
 OPTIONS = {

@@ -10,7 +10,7 @@ import os
 import subprocess
 
 import pytest
-from helpers import BPFMAP, run_cli
+from helpers import BPFMAP, BPFMAP_SH, run_cli
 from helpers import create_pin as create
 
 import bpfmap
@@ -288,3 +288,26 @@ def test_send_from_names_the_bad_line(pindir, tmp_path, lines, number, problem, 
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert r.stderr.startswith(f"bpfmap: send {urb} --from {source}: line {number}: "), r.stderr
         assert problem in r.stderr and before in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("out", ["full", "closed"])
+def test_pop_and_delete_print_put_back_what_the_output_did_not_take(pindir, out):
+    """pop and delete KEY --print take an element out, then write it: an output that fails
+    (a full disk, a closed stdout) did not get it, so it goes back into the map, and the
+    error says so (exit 3); nothing is lost without a word."""
+    q = create(pindir, "q", "queue", "--value", "4", "--max-entries", "4")
+    h = create(pindir, "h", "hash", "--key", "4", "--value", "8")
+    for i in (1, 2, 3):
+        assert run_cli("push", q, str(i), "--layout", "u32").returncode == 0
+    assert run_cli("update", h, "1", "11", "--layout", "u32:u64").returncode == 0
+    redirect = "> /dev/full" if out == "full" else ">&-"
+    for command, said in (
+        (f"pop {q} --layout u32", "the element was put back (at the tail of the queue)"),
+        (f"delete {h} 1 --print --layout u32:u64", "the entry was put back in the map"),
+    ):
+        r = subprocess.run(f"{BPFMAP_SH} {command} {redirect}", shell=True, capture_output=True, text=True)
+        assert r.returncode == 3 and said in r.stderr, r.stderr
+    # the queue's first element went to its tail; the hash holds its entry
+    popped = [run_cli("pop", q, "--layout", "u32").stdout.strip() for _ in range(3)]
+    assert popped == ["2", "3", "1"]
+    assert run_cli("lookup", h, "1", "--layout", "u32:u64").stdout == "11\n"
