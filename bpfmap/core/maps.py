@@ -18,7 +18,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .. import _sys
-from ..errors import ENOTSUPP, BpfmapError, NotFound, Param, PermissionDenied, ReadOnly, UsageError, translate, words
+from ..errors import (
+    ENOTSUPP,
+    BpfmapError,
+    MapFull,
+    NotFound,
+    Param,
+    PermissionDenied,
+    ReadOnly,
+    UsageError,
+    translate,
+    words,
+)
 from ..types import REF_FORMS, SPECS, Access, MapType, TypeSpec, Value, map_type_label
 from ..types import spec as type_spec
 from .fd import FdOwner
@@ -604,6 +615,11 @@ class Map(FdOwner, ValueReads):
                     f"loading); create a new map to write",
                     exc.errno,
                 )
+        if isinstance(exc, MapFull) and self.kind.indexed and not self.kind.deletable:  # E2BIG of an array
+            top = self.max_entries
+            return UsageError(
+                f"{op} {self.ref}: an index past the end of the array (max_entries {top}: indices 0..{top - 1})"
+            )
         return exc
 
 

@@ -467,8 +467,8 @@ class Loader:
             return None
         try:
             kb = self.view.key.encode_many(keys)
-            if kb is None:
-                return None
+            if kb is None or self._past_end(kb, len(keys)):
+                return None  # (an index past an array's end: the slow path says which line)
             vb = self.view.value.encode_many(values)
         except (ValueError, TypeError, OverflowError):
             return None  # a bad line somewhere: the slow path finds and reports it
@@ -482,10 +482,26 @@ class Loader:
 
         def key(k: Any) -> bytes:
             if isinstance(k, str) and not (as_is and type(k) is JsonString):
-                return view.parse_key(k)
-            return _encode(view.key, str(k) if type(k) is JsonString else k, "key")
+                raw = view.parse_key(k)
+            else:
+                raw = _encode(view.key, str(k) if type(k) is JsonString else k, "key")
+            if self._past_end(raw, 1):
+                top = self.map.max_entries
+                raise UsageError(
+                    f"index {int.from_bytes(raw, sys.byteorder)} is past the end of {self.map.ref}, an array of "
+                    f"indices 0..{top - 1}"
+                )
+            return raw
 
         return key
+
+    def _past_end(self, keys: bytes, count: int) -> bool:
+        """Whether an index of an array's ``count`` keys is past its end (the kernel would
+        refuse that entry half way through a batch)."""
+        m = self.map
+        if not (m.kind.indexed and not m.kind.deletable and m.key_size == 4 and count):
+            return False
+        return max(memoryview(keys)[: 4 * count].cast("I")) >= m.max_entries
 
     def _value_encoder(self) -> Callable[[Any], bytes]:
         view, m = self.view, self.map

@@ -589,3 +589,18 @@ def test_a_load_into_an_lru_map_that_evicts_says_how_many_were_dropped(pindir, t
         m.pin(roomy)
     r = run_cli("update", roomy, "--from", "-", "--layout", "u32:u64", input=lines)
     assert r.returncode == 0 and r.stderr == f"bpfmap: update {roomy} --from -: 300 entries written\n", r.stderr
+
+
+def test_an_index_past_an_arrays_end_is_a_bad_line_not_a_full_map(pindir):
+    """An array holds indices 0..max_entries-1: an index past its end is the input's
+    error (exit 2, the line named; skipped with --keep-going), not a full map."""
+    pin = f"{pindir}/arr"
+    with Map.create("array", 4, 8, max_entries=8) as m:
+        m.pin(pin)
+    r = run_cli("update", pin, "8", "1", "--layout", "u32:u64")
+    assert r.returncode == 2 and "index past the end of the array" in r.stderr and "0..7" in r.stderr, r.stderr
+    r = run_cli("update", pin, "--from", "-", "--layout", "u32:u64", input="7\t70\n8\t80\n6\t60\n")
+    assert r.returncode == 2 and "line 2: index 8 is past the end" in r.stderr and "1 entry written" in r.stderr
+    r = run_cli("update", pin, "--from", "-", "--layout", "u32:u64", "--keep-going", input="7\t71\n8\t80\n6\t60\n")
+    assert r.returncode == 2 and "(skipped)" in r.stderr and "2 entries written, 1 bad line skipped" in r.stderr
+    assert run_cli("lookup", pin, "6", "--layout", "u32:u64").stdout == "60\n"
