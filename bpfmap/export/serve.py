@@ -213,9 +213,10 @@ def check_textfile(path: str) -> None:
         mode = os.lstat(path).st_mode
     except OSError:
         return  # a new file
-    if not stat.S_ISREG(mode):  # renamed over, a device or a link would be replaced by the file
-        what = "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or pipe"
-        raise UsageError(words(textfile, f": it is {what}, not a file; give a file's path (it is replaced whole)"))
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        # the file is renamed over its path: a device would be replaced by it (a directory
+        # refuses the rename: a failed write, counted and tried again)
+        raise UsageError(words(textfile, ": it is a device, pipe or socket, not a file; give a file's path"))
 
 
 def write_textfile(exporter: Exporter, path: str) -> None:
