@@ -38,6 +38,7 @@ from .common import (
 )
 from .options import OPTION_NAMES
 from .verbs import do_count
+from .wording import n_entries
 
 app = typer.Typer()
 
@@ -117,8 +118,8 @@ def _write_deleted(deletion: Deletion, what: str, fmt: str, quiet: bool = False)
 
 def _summary(d: Deletion) -> str:
     if d.dry_run:
-        return f"{_entries(d.matched)} match; nothing deleted (--dry-run)"
-    text = f"{_entries(d.deleted)} deleted"
+        return f"{n_entries(d.matched)} match; nothing deleted (--dry-run)"
+    text = f"{n_entries(d.deleted)} deleted"
     if d.restored:
         text += f", {d.restored} not printed were put back in the map"
     kept = []
@@ -127,10 +128,6 @@ def _summary(d: Deletion) -> str:
     if d.gone:
         kept.append(f"{d.gone} already gone")
     return text + (f" ({'; '.join(kept)})" if kept else "")
-
-
-def _entries(n: int) -> str:
-    return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
 # -- copy and migrate ----------------------------------------------------------------------
@@ -268,7 +265,7 @@ def copy(
         except KeyboardInterrupt:
             say(f"{what}: interrupted; {job.written} of {n} entries went in")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-    say(f"{what}: {_entries(held)} copied{_dropped(job)}", quiet)
+    say(f"{what}: {n_entries(held)} copied{_dropped(job)}", quiet)
     if job.dropped:  # a loss the user allowed is still a loss: scripts see it
         raise typer.Exit(EXIT_SYSTEM)
     if held == 0:
@@ -399,7 +396,7 @@ def _migrated(result: Migration) -> str:
         if getattr(old, attr) != getattr(new, attr)
     ]
     text = (
-        f"migrate {pin}: {_entries(result.entries)} moved into map id {new.id}"
+        f"migrate {pin}: {n_entries(result.entries)} moved into map id {new.id}"
         f"{' (' + ', '.join(changes) + ')' if changes else ''}"
         f"{f', {result.dropped} dropped (--allow-loss)' if result.dropped else ''}, now pinned at {pin}; "
         f"the old map (id {old.id}) is at {result.kept}"

@@ -49,6 +49,7 @@ from .verbs import (
     take_one,
     update_one,
 )
+from .wording import n_entries
 
 app = typer.Typer()
 
@@ -187,7 +188,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
         loader.load_stream(ReadCounter(stream, progress), fmt, path)
     except KeyboardInterrupt:
         written = loader.abort()
-        say(f"{where}: interrupted; {_entries(written)} written")
+        say(f"{where}: interrupted; {n_entries(written)} written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except LoadError as err:
         raise UsageError(f"{where}: {worded(err)}") from None
@@ -204,7 +205,7 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     except OSError as err:  # reading the input failed (EIO, ...): say so with what went in
         written = loader.abort()
         raise KernelError(
-            f"{where}: reading the input failed ({err.strerror or err}); {_entries(written)} written", err.errno or 0
+            f"{where}: reading the input failed ({err.strerror or err}); {n_entries(written)} written", err.errno or 0
         ) from None
     finally:
         progress.close()
@@ -213,16 +214,12 @@ def _bulk_load(m: Map, view: View, path: str, fmt: str, mode: str, keep_going: b
     for line, msg in loader.bad:
         say(f"{where}: line {line}: {worded(msg)} (skipped)")
     say(
-        f"{where}: {_entries(loader.written)} written"
+        f"{where}: {n_entries(loader.written)} written"
         + (f", {len(loader.bad)} bad line{'s' * (len(loader.bad) != 1)} skipped" if loader.bad else ""),
         quiet and not loader.bad,
     )
     if loader.bad:
         raise typer.Exit(EXIT_USAGE)
-
-
-def _entries(n: int) -> str:
-    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def _file_size(stream) -> int | None:
@@ -293,7 +290,7 @@ def clear(map_ref: MapArg, quiet: QuietOpt = False) -> None:
     """Delete every entry, batch by batch (arrays: zero every value).  Says how many on stderr."""
     with Map.open(map_ref) as m:
         n = m.clear()
-    say(f"clear {map_ref}: {n} entr{'y' if n == 1 else 'ies'} removed", quiet)
+    say(f"clear {map_ref}: {n_entries(n)} removed", quiet)
 
 
 @app.command(

@@ -167,7 +167,7 @@ def take_one(map_ref: str, key: str, output: Optional[str], opts: LayoutOptions 
 
         _printed_or_put_back(
             f"delete {map_ref} {key} --print",
-            lambda: write_value(shown_key(m, view, key, raw_key), value, fmt, view.value.format, m.percpu, sys.stdout),
+            lambda out: write_value(shown_key(m, view, key, raw_key), value, fmt, view.value.format, m.percpu, out),
             put_back,
         )
 
@@ -274,19 +274,19 @@ def do_pop(map_ref: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT)
 
         _printed_or_put_back(
             f"pop {map_ref}",
-            lambda: write_value(None, value, fmt, view.value.format, False, sys.stdout, with_key=False),
+            lambda out: write_value(None, value, fmt, view.value.format, False, out, with_key=False),
             put_back,
         )
 
 
 def _printed_or_put_back(action: str, write: Any, put_back: Any) -> None:
-    """``write`` an element taken out of a map (pop, delete --print) to stdout, flushed;
+    """``write(stream)`` an element taken out of a map (pop, delete --print) to stdout, flushed;
     when the output fails (a full disk, a closed stdout, a reader gone) it was not
     delivered: ``put_back`` puts it back and says where, and the command says so (exit 3;
     a reader gone, exit 0, as a drain's).  If it cannot go back either, its text goes to
     stderr: never lost without a word."""
     try:
-        write()
+        write(sys.stdout)
         sys.stdout.flush()
     except (OSError, StdoutClosed) as err:
         try:
@@ -295,12 +295,7 @@ def _printed_or_put_back(action: str, write: Any, put_back: Any) -> None:
             import io
 
             text = io.StringIO()
-            write_to = sys.stdout
-            try:
-                sys.stdout = text
-                write()
-            finally:
-                sys.stdout = write_to
+            write(text)
             where = f"it could not be put back ({worded(refused)}); it was: {text.getvalue().strip()}"
         if isinstance(err, (StdoutClosed, BrokenPipeError)):
             say(f"{action}: the reader closed the output; {where}")

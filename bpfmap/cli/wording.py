@@ -7,6 +7,11 @@ from __future__ import annotations
 from ..errors import BpfmapError, Param, Words
 
 
+def n_entries(n: int) -> str:
+    """``1 entry``, ``2 entries``: how a command's last line counts entries."""
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 class StdoutClosed(Exception):
     """The reader of stdout went away (``| head``): here, a leaf, so that any module of the
     command line may catch it."""

@@ -538,12 +538,14 @@ class Loader:
         written (the kernel made room, or a program deleted them)."""
         missing = self._settle()
         if missing is not None:
+            from .migrate import _n  # (the load's count as copy words it)
+
             what = words(f"update {self.map.ref} ", Param("load"), f" {self._name}") if self._name else ""
             keys = f" ({self._missing_of} keys)" if self._missing_of != self.written else ""
             raise EntriesDropped(
                 words(
                     what or f"update {self.map.ref}",
-                    f": {_entries(self.written)} written{keys}, but {missing}; give a map with more room",
+                    f": {_n(self.written)} written{keys}, but {missing}; give a map with more room",
                 ),
                 self._lost,
             )
@@ -565,6 +567,8 @@ class Loader:
 
     def _missing(self, buf: bytearray, count: int) -> str | None:
         """What the map no longer holds of the first ``count`` keys in ``buf``."""
+        from .migrate import _split  # keys as copy compares them (loaded only for a map that evicts)
+
         m = self.map
         ks = m.key_size
         sent = set(_split(bytes(buf[: count * ks]), ks, count))
@@ -613,16 +617,6 @@ def _encode(codec: Any, value: Any, what: str) -> bytes:
         return encoded
     except UsageError as err:
         raise UsageError(words(f"{what} {json.dumps(value) if _jsonable(value) else value!r}: ", said(err))) from None
-
-
-def _split(buf: bytes, size: int, n: int) -> Any:
-    from .migrate import _split as split
-
-    return split(buf, size, n)
-
-
-def _entries(n: int) -> str:
-    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def _with(err: BpfmapError, missing: str | None) -> BpfmapError:

@@ -62,6 +62,12 @@ def label_bytes(text: str) -> bytes:
     return text.encode("utf-8", "bpfmap_label")
 
 
+def stored_text(text: str) -> str:
+    """A label value as the text Prometheus stores (label_bytes, as text): a byte that
+    was not UTF-8 (a lone surrogate) becomes the four characters ``\\xNN``."""
+    return text if text.isascii() else label_bytes(text).decode("utf-8")
+
+
 label_value = label_escaped  # a label value escaped for the exposition (quotes not included)
 
 
@@ -511,7 +517,7 @@ def _texts(write: Callable[[Any, int], str], rows: list[bytes]) -> list[str]:
         part = rows[i : i + _ROW_CHUNK]
         out.extend(write(b"".join(part), len(part)).split("\n")[:-1])
     texts = [_UNESCAPE.sub(_unescaped, t) if "\\" in t else t for t in out]
-    return [t if t.isascii() else label_bytes(t).decode("utf-8") for t in texts]  # as label_text has it
+    return list(map(stored_text, texts))  # as label_text has it
 
 
 def _unescaped(m: re.Match[str]) -> str:

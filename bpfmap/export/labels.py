@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..layout import inner_text
-from .exposition import label_bytes
+from .exposition import label_bytes, stored_text
 
 MAX_TABLE = 65536  # entries a static_map holds at most
 MAX_PATTERN = 4096  # characters of a regexp
@@ -87,7 +87,7 @@ def label_text(v: Any) -> str:
     ``\\xNN``, so that it is one label with the text that spells it (the exposition
     writes both the same) and prometheus-client's OpenMetrics can write it."""
     text = v if type(v) is str else inner_text(v)
-    return text if text.isascii() else label_bytes(text).decode("utf-8")
+    return stored_text(text)
 
 
 class Chains:

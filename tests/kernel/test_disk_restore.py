@@ -78,14 +78,20 @@ def test_restore_never_replaces_a_pin_nor_follows_a_symlink(pindir, tmp_path):
         assert m.id == before
 
 
-def test_a_restore_that_fails_half_way_leaves_no_pin_and_says_how_many_went_in(pindir, tmp_path):
-    path = str(tmp_path / "big.bpfmap")
-    meta = {"type": 1, "key_size": 4, "value_size": 8, "max_entries": 3, "flags": 0, "map_extra": 0}
-    with Writer(path) as w:  # five entries saved from a map that claims room for three
+def saved_beyond_room(path: str, name: str, map_type: int, max_entries: int, count: int) -> str:
+    """A saved file of a u32 -> u64 map of ``map_type`` that claims room for
+    ``max_entries`` and holds ``count`` entries (keys 0..count-1, values zero)."""
+    meta = {"type": map_type, "key_size": 4, "value_size": 8, "max_entries": max_entries, "flags": 0, "map_extra": 0}
+    with Writer(path) as w:
         w.host({})
-        w.begin({**meta, "name": "big", "ncpus": 1, "value_stride": 8, "pinned": []})
-        w.batch(b"".join(struct.pack("<I", i) for i in range(5)), bytes(40), 5)
+        w.begin({**meta, "name": name, "ncpus": 1, "value_stride": 8, "pinned": []})
+        w.batch(b"".join(struct.pack("<I", i) for i in range(count)), bytes(8 * count), count)
         w.end()
+    return path
+
+
+def test_a_restore_that_fails_half_way_leaves_no_pin_and_says_how_many_went_in(pindir, tmp_path):
+    path = saved_beyond_room(str(tmp_path / "big.bpfmap"), "big", 1, 3, 5)  # a hash: five entries, room for three
     target = os.path.join(pindir, "big")
     r = run_cli("restore", path, "--pin", target)
     assert r.returncode == 3, r.stderr
@@ -97,13 +103,7 @@ def test_a_restore_into_an_lru_map_that_evicts_says_so_and_pins_nothing(pindir, 
     """An LRU map makes room by evicting, without an error (even before it holds
     max_entries): a restore reads the new map back, and one that lost entries is not
     pinned; restore --into a larger map takes them all."""
-    path = str(tmp_path / "lru.bpfmap")
-    meta = {"type": 9, "key_size": 4, "value_size": 8, "max_entries": 64, "flags": 0, "map_extra": 0}
-    with Writer(path) as w:  # 200 entries saved from an LRU map that claims room for 64
-        w.host({})
-        w.begin({**meta, "name": "lru", "ncpus": 1, "value_stride": 8, "pinned": []})
-        w.batch(b"".join(struct.pack("<I", i) for i in range(200)), bytes(1600), 200)
-        w.end()
+    path = saved_beyond_room(str(tmp_path / "lru.bpfmap"), "lru", 9, 64, 200)  # an LRU map: 200, room for 64
     target = os.path.join(pindir, "lru")
     r = run_cli("restore", path, "--pin", target)
     assert r.returncode == 3, r.stderr
