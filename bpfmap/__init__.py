@@ -15,35 +15,37 @@ such as ``pid:N`` as keys).
 
 from __future__ import annotations
 
-from typing import Any
+from ._lazy import TYPE_CHECKING, reexport
 
-from ._lazy import reexport
-from .core.maps import Map, MapInfo, list_maps, possible_cpus
-from .core.pins import ensure_bpffs, is_bpffs
-from .errors import (
-    BpfmapError,
-    Empty,
-    EntriesDropped,
-    InvalidArgument,
-    IterationAborted,
-    KernelError,
-    KeyExists,
-    KeyNotFound,
-    MapFull,
-    NoRoom,
-    NoSuchObject,
-    NotBpffs,
-    NotFound,
-    PermissionDenied,
-    PinExists,
-    ReadOnly,
-    Unsupported,
-    UsageError,
-    VerifierRejected,
-    WrongObjectType,
-)
-from .layout import Layout
-from .types import MapFlag, MapType
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .core.maps import Map, MapInfo, list_maps, possible_cpus
+    from .core.pins import ensure_bpffs, is_bpffs
+    from .errors import (
+        BpfmapError,
+        Empty,
+        EntriesDropped,
+        InvalidArgument,
+        IterationAborted,
+        KernelError,
+        KeyExists,
+        KeyNotFound,
+        MapFull,
+        NoRoom,
+        NoSuchObject,
+        NotBpffs,
+        NotFound,
+        PermissionDenied,
+        PinExists,
+        ReadOnly,
+        Unsupported,
+        UsageError,
+        VerifierRejected,
+        WrongObjectType,
+    )
+    from .layout import Layout
+    from .types import MapFlag, MapType
 
 __version__ = "0.2.0"
 
@@ -64,11 +66,37 @@ def _view(
     return View(self, as_layout(layout, c_header, key_type, value_type, include_dirs))
 
 
-# The package, the top layer, joins Map to View here: maps.py never imports view.py.
-Map.view = _view  # type: ignore[attr-defined]
-
 # name -> module, imported on first use (module __getattr__, PEP 562)
 _LAZY = {
+    "Map": "core.maps",
+    "MapInfo": "core.maps",
+    "list_maps": "core.maps",
+    "possible_cpus": "core.maps",
+    "ensure_bpffs": "core.pins",
+    "is_bpffs": "core.pins",
+    "Layout": "layout",
+    "MapFlag": "types",
+    "MapType": "types",
+    "BpfmapError": "errors",
+    "Empty": "errors",
+    "EntriesDropped": "errors",
+    "InvalidArgument": "errors",
+    "IterationAborted": "errors",
+    "KernelError": "errors",
+    "KeyExists": "errors",
+    "KeyNotFound": "errors",
+    "MapFull": "errors",
+    "NoRoom": "errors",
+    "NoSuchObject": "errors",
+    "NotBpffs": "errors",
+    "NotFound": "errors",
+    "PermissionDenied": "errors",
+    "PinExists": "errors",
+    "ReadOnly": "errors",
+    "Unsupported": "errors",
+    "UsageError": "errors",
+    "VerifierRejected": "errors",
+    "WrongObjectType": "errors",
     "open": "api",
     "create": "api",
     "dump": "output.dump",
@@ -111,7 +139,18 @@ _LAZY = {
 }
 
 
-__getattr__, __dir__ = reexport(__name__, _LAZY)
+_resolve, __dir__ = reexport(__name__, _LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported on first use (every name here loads lazily: the command
+    line's one-entry verbs import this package, and the library's modules would cost
+    them more than their own work).  The first use also joins Map to View (``m.view()``),
+    which the package, the top layer, does: maps.py never imports view.py."""
+    if name in _LAZY and "view" not in vars(_resolve("Map")):
+        _resolve("Map").view = _view
+    return _resolve(name)
+
 
 __all__ = [
     "open",

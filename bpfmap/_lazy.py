@@ -5,11 +5,17 @@ name loads only what that name needs (start-up is most of a one-entry command's 
 
 from __future__ import annotations
 
-import importlib
-import re
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads the name as True)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from re import Pattern
+    from typing import Any
+
+# Nothing here imports more than sys at load time: the package roots and the one-entry
+# verbs' quick path (cli/quick.py) load this module, and re, typing and collections cost
+# a one-entry command more than its own work.
 
 
 def reexport(
@@ -41,7 +47,9 @@ def reexport(
             module = known().get(name)
             if module is None:
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
-            value = getattr(importlib.import_module(f".{module}", package), name)
+            full = f"{package}.{module}"
+            __import__(full)
+            value = getattr(sys.modules[full], name)
         namespace[name] = value
         return value
 
@@ -54,6 +62,8 @@ def reexport(
 def _type_checking_names(path: str) -> dict[str, str]:
     """name -> module of each ``from .MODULE import NAME as NAME`` in the block under the
     file's ``if TYPE_CHECKING:`` (read as text: the ast module would cost start-up)."""
+    import re
+
     with open(path, encoding="utf-8") as f:
         text = f.read()
     start = text.index("\nif TYPE_CHECKING:\n") + len("\nif TYPE_CHECKING:\n")
@@ -67,14 +77,16 @@ def _type_checking_names(path: str) -> dict[str, str]:
     return found
 
 
-def lazy_pattern(pattern: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
+def lazy_pattern(pattern: str, flags: int = 0) -> Callable[[], Pattern[str]]:
     """A function giving ``re.compile(pattern, flags)``, compiled on its first call: the
     patterns of a module that only some commands use cost their start-up nothing (a
     character class of surrogates or controls takes ~0.2-0.4 ms to compile)."""
-    compiled: list[re.Pattern[str]] = []
+    compiled: list[Pattern[str]] = []
 
-    def get() -> re.Pattern[str]:
+    def get() -> Pattern[str]:
         if not compiled:
+            import re
+
             compiled.append(re.compile(pattern, flags))
         return compiled[0]
 

@@ -8,8 +8,11 @@ UsageError -> 2, everything else -> 3 (the EXIT_ constants: the one list of them
 from __future__ import annotations
 
 import errno as _errno
-import re
-from collections.abc import Callable
+
+from ._lazy import TYPE_CHECKING, lazy_pattern
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
 
@@ -218,17 +221,18 @@ def quote(text: str, limit: int = 200, bare: bool = False, at: int | None = None
     return f"...{show(text[start : start + limit])}{'...' if start + limit < len(text) else ''} ({len(text)} chars)"
 
 
-_ESCAPED_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")
+_escaped_byte = lazy_pattern(r"\\udc([89a-f][0-9a-f])")  # compiled by the first such message
 
 
 def _shown(text: str) -> str:
     """repr(), with the bytes that were not UTF-8 (surrogate escapes, as Python reads
     argv and files) shown as the bytes they were: ``\\xff``, not ``\\udcff``."""
-    return _ESCAPED_BYTE.sub(r"\\x\1", repr(text))
+    shown = repr(text)
+    return _escaped_byte().sub(r"\\x\1", shown) if "\\udc" in shown else shown
 
 
 def _shown_bare(text: str) -> str:
-    return _shown(text)[1:-1] if _ESCAPED_BYTE.search(repr(text)) else text
+    return _shown(text)[1:-1] if "\\udc" in repr(text) and _escaped_byte().search(repr(text)) else text
 
 
 _PERM_HINT = "run as root or with CAP_BPF (CAP_SYS_ADMIN on kernels before 5.8)"

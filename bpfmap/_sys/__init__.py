@@ -4,8 +4,6 @@ Private: the library's own layer over bpf(2), not an API (its names change with 
 above it); the public API is the package root's.  Everything here is what the lowest
 floor needs at once, so it loads whole."""
 
-from typing import TYPE_CHECKING
-
 from . import attrs
 from .attrs import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_F_RDONLY, BPF_F_WRONLY, BPF_NOEXIST, Cmd
 from .syscall import (
@@ -24,6 +22,7 @@ from .syscall import (
     iter_create,
     iter_link,
     map_batch,
+    map_count,
     map_create,
     map_elem,
     map_freeze,
@@ -42,6 +41,7 @@ from .syscall import (
     rename_exchange,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads the name as True)
 if TYPE_CHECKING:
     from .syscall import CBuffer as CBuffer  # a type only: the C buffers buffer() makes
 
@@ -68,6 +68,7 @@ __all__ = [
     "iter_create",
     "iter_link",
     "map_batch",
+    "map_count",
     "map_create",
     "map_elem",
     "map_freeze",

@@ -10,14 +10,14 @@ every offset against what gcc computes from the installed header.
 from __future__ import annotations
 
 import ctypes
-import enum
 from ctypes import c_char, c_uint8, c_uint32, c_uint64
 
 OBJ_NAME_LEN = 16
 
 
-class Cmd(enum.IntEnum):
-    """enum bpf_cmd."""
+class Cmd:
+    """enum bpf_cmd, as plain integers (no enum module: the one-entry verbs' quick path
+    loads this module, and ``enum`` costs it as much as its own work)."""
 
     MAP_CREATE = 0
     MAP_LOOKUP_ELEM = 1
@@ -61,44 +61,7 @@ BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 
 
-class ProgType(enum.IntEnum):
-    """enum bpf_prog_type (Linux 6.1 uapi; newer types load by number)."""
-
-    UNSPEC = 0
-    SOCKET_FILTER = 1
-    KPROBE = 2
-    SCHED_CLS = 3
-    SCHED_ACT = 4
-    TRACEPOINT = 5
-    XDP = 6
-    PERF_EVENT = 7
-    CGROUP_SKB = 8
-    CGROUP_SOCK = 9
-    LWT_IN = 10
-    LWT_OUT = 11
-    LWT_XMIT = 12
-    SOCK_OPS = 13
-    SK_SKB = 14
-    CGROUP_DEVICE = 15
-    SK_MSG = 16
-    RAW_TRACEPOINT = 17
-    CGROUP_SOCK_ADDR = 18
-    LWT_SEG6LOCAL = 19
-    LIRC_MODE2 = 20
-    SK_REUSEPORT = 21
-    FLOW_DISSECTOR = 22
-    CGROUP_SYSCTL = 23
-    RAW_TRACEPOINT_WRITABLE = 24
-    CGROUP_SOCKOPT = 25
-    TRACING = 26
-    STRUCT_OPS = 27
-    EXT = 28
-    LSM = 29
-    SK_LOOKUP = 30
-    SYSCALL = 31
-
-
-PROG_TYPE_SOCKET_FILTER = ProgType.SOCKET_FILTER
+PROG_TYPE_SOCKET_FILTER = 1  # enum bpf_prog_type: bpfmap.types.ProgType names them all
 
 # BPF_PROG_TEST_RUN flags
 BPF_F_TEST_RUN_ON_CPU = 1 << 0

@@ -4,8 +4,8 @@ bpfmap needs (statfs for the bpffs check, mount to create one)."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
-from typing import TYPE_CHECKING, Protocol
 
 from .attrs import (
     BPF_TRACE_ITER,
@@ -27,8 +27,33 @@ from .attrs import (
     ProgTestRunAttr,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads the name as True)
 if TYPE_CHECKING:
+    from typing import Protocol
+
     CBuffer = ctypes.Array[ctypes.c_char]  # what buffer() makes: the bytes a kernel call reads or fills
+
+    class CreateParams(Protocol):
+        """What MAP_CREATE takes of a map's description (bpfmap.MapSpec, resolved): every
+        field that is not the inner map's fd or BTF's."""
+
+        @property
+        def type(self) -> int: ...
+        @property
+        def key_size(self) -> int | None: ...
+        @property
+        def value_size(self) -> int | None: ...
+        @property
+        def max_entries(self) -> int | None: ...
+        @property
+        def flags(self) -> int | None: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def numa_node(self) -> int | None: ...
+        @property
+        def map_extra(self) -> int: ...
+
 
 # __NR_bpf per architecture (arch/*/entry/syscalls or include/uapi/asm-generic/unistd.h).
 _NR_BPF = {
@@ -62,7 +87,7 @@ def _nr_bpf() -> int:
 NR_BPF = _nr_bpf()
 
 
-def bpf(cmd: Cmd, attr: ctypes.Structure) -> int:
+def bpf(cmd: int, attr: ctypes.Structure) -> int:
     """Call bpf(cmd, &attr, sizeof(attr)); return the result or raise OSError(errno)."""
     ret: int = _syscall(NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
@@ -113,28 +138,6 @@ def contents(buf: CBuffer, size: int) -> bytes:
     return ctypes.string_at(buf, size)
 
 
-class CreateParams(Protocol):
-    """What MAP_CREATE takes of a map's description (bpfmap.MapSpec, resolved): every
-    field that is not the inner map's fd or BTF's."""
-
-    @property
-    def type(self) -> int: ...
-    @property
-    def key_size(self) -> int | None: ...
-    @property
-    def value_size(self) -> int | None: ...
-    @property
-    def max_entries(self) -> int | None: ...
-    @property
-    def flags(self) -> int | None: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def numa_node(self) -> int | None: ...
-    @property
-    def map_extra(self) -> int: ...
-
-
 def map_create(
     spec: CreateParams,
     inner_map_fd: int = 0,
@@ -160,7 +163,7 @@ def map_create(
     return bpf(Cmd.MAP_CREATE, attr)
 
 
-def map_elem(cmd: Cmd, fd: int, key: CBuffer | None, value: CBuffer | None, flags: int = 0) -> None:
+def map_elem(cmd: int, fd: int, key: CBuffer | None, value: CBuffer | None, flags: int = 0) -> None:
     """LOOKUP/UPDATE/DELETE/GET_NEXT_KEY/LOOKUP_AND_DELETE: ``value`` is next_key for GET_NEXT_KEY."""
     bpf(cmd, MapElemAttr(map_fd=fd, key=_addr(key), value=_addr(value), flags=flags))
 
@@ -170,7 +173,7 @@ def map_freeze(fd: int) -> None:
 
 
 def map_batch(
-    cmd: Cmd,
+    cmd: int,
     fd: int,
     keys: CBuffer | None,
     values: CBuffer | None,
@@ -195,6 +198,29 @@ def map_batch(
     return attr.count, (ctypes.get_errno() if ret < 0 else 0)
 
 
+def map_count(fd: int, key_size: int, value_size: int, batch: int = 4096) -> int:
+    """How many elements a hash-type map (not per-CPU) holds, counted with
+    BPF_MAP_LOOKUP_BATCH into buffers that are dropped (a hash bucket bigger than
+    ``batch`` doubles it); OSError for any error but the end (EINVAL: no batch
+    operations for this map or kernel)."""
+    n = batch
+    keys, values = buffer(n * key_size), buffer(n * value_size)
+    in_b, out_b, other = None, buffer(max(key_size, 4)), buffer(max(key_size, 4))
+    total = 0
+    while True:
+        count, err = map_batch(Cmd.MAP_LOOKUP_BATCH, fd, keys, values, n, in_b, out_b)
+        if err == errno.ENOSPC and count == 0:
+            n *= 2
+            keys, values = buffer(n * key_size), buffer(n * value_size)
+            continue
+        if err and err != errno.ENOENT:
+            raise OSError(err, os.strerror(err))
+        total += count
+        if err == errno.ENOENT:
+            return total
+        in_b, out_b = out_b, other if in_b is None else in_b  # where the next batch starts, and room for the one after
+
+
 def obj_pin(fd: int, path: str) -> None:
     p = ctypes.create_string_buffer(os.fsencode(path))
     bpf(Cmd.OBJ_PIN, ObjAttr(pathname=ctypes.addressof(p), bpf_fd=fd))
@@ -205,13 +231,13 @@ def obj_get(path: str, flags: int = 0) -> int:
     return bpf(Cmd.OBJ_GET, ObjAttr(pathname=ctypes.addressof(p), file_flags=flags))
 
 
-def get_next_id(cmd: Cmd, start_id: int) -> int:
+def get_next_id(cmd: int, start_id: int) -> int:
     attr = GetIdAttr(start_id=start_id)
     bpf(cmd, attr)
     return int(attr.next_id)
 
 
-def get_fd_by_id(cmd: Cmd, obj_id: int, flags: int = 0) -> int:
+def get_fd_by_id(cmd: int, obj_id: int, flags: int = 0) -> int:
     return bpf(cmd, GetIdAttr(start_id=obj_id, open_flags=flags))
 
 

@@ -8,11 +8,12 @@ Not a library API: the command line's own code (``main`` and ``run`` are what th
 script calls); a Python user calls the package root, which every verb calls once.
 """
 
-import importlib
+from __future__ import annotations
+
 import os
 import sys
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
+from .._lazy import TYPE_CHECKING
 from ..errors import (
     EXIT_DIFFER,
     EXIT_INTERRUPTED,
@@ -26,6 +27,8 @@ from ..errors import (
 from .wording import ALSO, OPTIONS, StdoutClosed, option, worded  # noqa: F401  # re-exported: bpfmap.cli.worded
 
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     import typer
 
 # typer is imported when a command line needs its parser: not for the plain lookups,
@@ -75,9 +78,11 @@ ALIASES = {"enqueue": "push", "dequeue": "pop"}
 # The verbs whose plain lines bpfmap.cli.verbs reads without the parser: cli/options.VERBS's
 # (named here too so that other verbs do not import it; a test checks they agree)
 FAST_VERBS = ("lookup", "update", "delete", "dump", "push", "pop", "count")
+# The verbs whose plain lines of integers cli/quick.py runs on bpf(2) alone (its VERBS)
+QUICK_VERBS = ("lookup", "update", "delete", "count", "push", "pop")
 
 
-def make_app(only: str | None = None, completion: bool = True) -> "typer.Typer":
+def make_app(only: str | None = None, completion: bool = True) -> typer.Typer:
     """The typer app; with ``only``, just that verb (typer inspects every command's
     signature when it builds the app, so a single command starts faster).
     ``completion``: the command line completes or installs completion, so typer's
@@ -129,6 +134,8 @@ def make_app(only: str | None = None, completion: bool = True) -> "typer.Typer":
 
 def _command(name: str):
     """The typer CommandInfo of verb ``name``, from its module."""
+    import importlib
+
     module = importlib.import_module(f".{COMMANDS[name]}", __name__)
     info = next(i for i in module.app.registered_commands if (i.name or i.callback.__name__.rstrip("_")) == name)
     from .common import NumbersAreValues
@@ -203,17 +210,19 @@ class _ClosedStdout:
         return False
 
     @property
-    def buffer(self) -> "_ClosedStdout":
+    def buffer(self) -> _ClosedStdout:
         """The bytes under it (export writes bytes): closed as well."""
         return self
 
 
-class ErrorLine(NamedTuple):
+class ErrorLine:
     """How one command's error line is written: as JSON (with -o json / -o jsonl), and
     after what prefix ("line N: " while bpfmap batch runs line N)."""
 
-    json: bool = False
-    prefix: str = ""
+    __slots__ = ("json", "prefix")
+
+    def __init__(self, json: bool = False, prefix: str = "") -> None:
+        self.json, self.prefix = json, prefix
 
 
 def _one_line(message: str) -> str:
@@ -283,6 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = _PipeGuard(real_stdout if real_stdout is not None else _ClosedStdout())
     try:
         verb = ALIASES.get(args[0], args[0]) if args else None
+        if verb in QUICK_VERBS and not os.environ.get("_BPFMAP_COMPLETE"):
+            from .quick import attempt
+
+            try:
+                done = attempt(verb, args[1:])  # run on bpf(2) alone: nothing else to import
+            except KeyboardInterrupt:
+                _error(ErrorLine(), "interrupted", EXIT_INTERRUPTED)
+                return EXIT_INTERRUPTED
+            if done is not None:  # its answer, written as every command's is (errors: run_args)
+                write, json_errors = done
+                return run_args(args, call=write, json_errors=json_errors)
         if verb in FAST_VERBS and not os.environ.get("_BPFMAP_COMPLETE"):
             from .verbs import parse_fast, run_fast
 

@@ -268,15 +268,17 @@ def do_pop(map_ref: str, output: Optional[str], opts: LayoutOptions = NO_LAYOUT)
         value = view.value.decode(raw)
         fmt = single_format(output)
 
-        def put_back() -> str:
-            m.push(raw)
-            return "the element was put back" + (" (at the tail of the queue)" if m.type_label == "queue" else "")
-
         _printed_or_put_back(
             f"pop {map_ref}",
             lambda out: write_value(None, value, fmt, view.value.format, False, out, with_key=False),
-            put_back,
+            lambda: pushed_back(m, raw),
         )
+
+
+def pushed_back(m: Map, raw: bytes) -> str:
+    """An element popped from ``m`` pushed back (its output failed), and where it went."""
+    m.push(raw)
+    return "the element was put back" + (" (at the tail of the queue)" if m.type_label == "queue" else "")
 
 
 def _printed_or_put_back(action: str, write: Any, put_back: Any) -> None:
@@ -289,18 +291,24 @@ def _printed_or_put_back(action: str, write: Any, put_back: Any) -> None:
         write(sys.stdout)
         sys.stdout.flush()
     except (OSError, StdoutClosed) as err:
-        try:
-            where = put_back()
-        except BpfmapError as refused:
-            import io
+        undelivered(action, err, write, put_back)
 
-            text = io.StringIO()
-            write(text)
-            where = f"it could not be put back ({worded(refused)}); it was: {text.getvalue().strip()}"
-        if isinstance(err, (StdoutClosed, BrokenPipeError)):
-            say(f"{action}: the reader closed the output; {where}")
-            return
-        raise BpfmapError(f"{action}: writing the output failed ({err.strerror or err}); {where}") from None
+
+def undelivered(action: str, err: OSError | StdoutClosed, write: Any, put_back: Any) -> None:
+    """What :func:`_printed_or_put_back` does when the output failed with ``err`` (the
+    quick path's pop calls it too): the element put back, and said."""
+    try:
+        where = put_back()
+    except BpfmapError as refused:
+        import io
+
+        text = io.StringIO()
+        write(text)
+        where = f"it could not be put back ({worded(refused)}); it was: {text.getvalue().strip()}"
+    if isinstance(err, (StdoutClosed, BrokenPipeError)):
+        say(f"{action}: the reader closed the output; {where}")
+        return
+    raise BpfmapError(f"{action}: writing the output failed ({err.strerror or err}); {where}") from None
 
 
 def do_count(map_ref: str, opts: LayoutOptions = NO_LAYOUT, filt: Any = None) -> int:

@@ -59,11 +59,11 @@ def batch_count(m: MapCore, size: int | None = None) -> int:
     return max(64, min(AUTO_BATCH_MAX, BATCH_BYTES // max(per, 1)))
 
 
-def _usable(m: MapCore, cmd: _sys.Cmd) -> bool:
+def _usable(m: MapCore, cmd: int) -> bool:
     return m.kind.batch and enabled() and (int(m.type), int(cmd)) not in _unsupported
 
 
-def _refused(m: MapCore, cmd: _sys.Cmd) -> None:
+def _refused(m: MapCore, cmd: int) -> None:
     _unsupported.add((int(m.type), int(cmd)))
 
 
@@ -84,7 +84,7 @@ def batches(m: MapCore, delete: bool = False, size: int | None = None) -> Iterat
     yield from _element_batches(m, delete, size)
 
 
-def _kernel_batches(m: MapCore, cmd: _sys.Cmd, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
+def _kernel_batches(m: MapCore, cmd: int, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:
     ks, vs = m.key_size, m.shape.entry
     full = batch_count(m, size)
     # the first batch small (unless one was asked for): a reader formats it while the next

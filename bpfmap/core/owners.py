@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import _sys
 from ..errors import BpfmapError
-from ..types import Access, Value, spec
+from ..types import Access, ProgType, Value, spec
 
 
 def holders(map_ids: set[int] | None = None) -> dict[int, list[dict[str, Any]]]:
@@ -69,7 +69,7 @@ def users() -> dict[int, list[dict[str, Any]]]:
         finally:
             os.close(fd)
         try:
-            kind = _sys.attrs.ProgType(info.type).name.lower()
+            kind = ProgType(info.type).name.lower()
         except ValueError:
             kind = f"type_{info.type}"
         prog = {"id": info.id, "type": kind, "name": info.name.decode(errors="replace")}

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _sys
 from ..errors import UsageError, VerifierRejected, WrongObjectType, translate
+from ..types import ProgType
 from .fd import FdOwner
 from .info import parse_id
 from .pins import open_pinned
@@ -101,14 +102,14 @@ class Program(FdOwner):
         return retval, out
 
 
-_RUN_ONCE = (_sys.attrs.ProgType.RAW_TRACEPOINT, _sys.attrs.ProgType.RAW_TRACEPOINT_WRITABLE)
+_RUN_ONCE = (ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE)
 
 
-def _prog_type(value: str | int) -> _sys.attrs.ProgType:
+def _prog_type(value: str | int) -> ProgType:
     if isinstance(value, int):
-        return _sys.attrs.ProgType(value)
+        return ProgType(value)
     try:
-        return _sys.attrs.ProgType[value.upper().replace("-", "_")]
+        return ProgType[value.upper().replace("-", "_")]
     except KeyError:
-        names = ", ".join(t.name.lower() for t in _sys.attrs.ProgType if t.value)
+        names = ", ".join(t.name.lower() for t in ProgType if t.value)
         raise UsageError(f"program type {value!r}: choose one of {names}") from None

@@ -19,6 +19,7 @@ from typing import Any
 from .. import _sys
 from ..errors import Unsupported, UsageError, translate
 from ..layout import Codec
+from ..types import ProgType
 from .asm import assemble
 
 RECORD = struct.Struct(
@@ -185,7 +186,7 @@ def load_iterator(m: Any) -> int:
         raise Unsupported(f"this kernel has no BTF for the bpf_sk_storage_map iterator ({err})") from None
     try:
         return _sys.prog_load(
-            _sys.attrs.ProgType.TRACING,
+            ProgType.TRACING,
             insns,
             b"GPL\0",
             b"bpfmap_sk_iter",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 from helpers import BPFMAP, create_pin
@@ -86,3 +87,52 @@ def test_a_plain_dump_loads_no_sorting_no_reductions(pins):
     assert sorted(mods.intersection(NOT_FOR_A_PLAIN_DUMP)) == []
     r, mods = imported("dump", pins["hash"], "-l", "u32:u64", "--sort", "value", "--top", "1")
     assert r.returncode == 0 and "bpfmap.output.sort" in mods, r.stderr  # the check sees them
+
+
+# All a plain one-entry line of integers loads (cli/quick.py: bpf(2) through ctypes, and
+# nothing of bpfmap that imports typing, re, enum or collections)
+QUICK_MODULES = {
+    "bpfmap",
+    "bpfmap._lazy",
+    "bpfmap.errors",
+    "bpfmap._sys",
+    "bpfmap._sys.attrs",
+    "bpfmap._sys.syscall",
+    "bpfmap.cli",
+    "bpfmap.cli.wording",
+    "bpfmap.cli.quick",
+}
+NOT_FOR_QUICK = ("typing", "re", "enum", "collections", "functools", "contextlib", "importlib", "typer", "rich")
+
+
+def loaded_by(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run the console script's code on ARGS in a python without site (whose .pth files may
+    load modules first); returns the run and the modules the command added."""
+    code = (
+        "import sys; before = set(sys.modules); from bpfmap.cli import main; code = main(sys.argv[1:]); "
+        "sys.stdout.flush(); print(' '.join(sorted(set(sys.modules) - before)), file=sys.stderr); sys.exit(code)"
+    )
+    import site
+
+    env = {k: v for k, v in os.environ.items() if k != "BPFMAP_DEBUG"}
+    env["PYTHONPATH"] = os.pathsep.join([env.get("PYTHONPATH", ""), *site.getsitepackages()])  # what -S leaves out
+    r = subprocess.run([sys.executable, "-S", "-c", code, *args], capture_output=True, text=True, env=env, timeout=60)
+    *said, mods = r.stderr.splitlines() or [""]
+    r.stderr = "\n".join(said)
+    return r, set(mods.split())
+
+
+def test_the_quick_lines_load_only_bpf2_and_their_own_modules(pins):
+    for line, code, out in LIGHT:
+        if ("count" in line and "{hash}" in line) or ("pop" in line and code):
+            continue  # BTF (the hash map was made with --layout) to read, or the kernel's ENOENT: the full path's
+        r, mods = loaded_by(*(w.format(**pins) for w in line))
+        assert (r.returncode, r.stdout) == (code, out), (line, r.stderr)
+        ours = {m for m in mods if m.split(".")[0] == "bpfmap"}
+        assert ours == QUICK_MODULES, (line, sorted(ours ^ QUICK_MODULES))
+        assert sorted(m for m in NOT_FOR_QUICK if m in mods) == [], line
+
+
+def test_the_quick_check_sees_a_line_it_hands_over(pins):
+    r, mods = loaded_by("lookup", pins["hash"], "1", "-l", "u32:u64", "-o", "yaml")
+    assert r.returncode == 2 and "typing" in mods and "bpfmap.view" in mods, r.stderr

@@ -49,7 +49,7 @@ def wheel(tmp_path_factory):
     import shutil
 
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "LICENSE", "bpfmap", "man", "completions"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "bpfmap", "man", "completions", "scripts"):
         copy = shutil.copytree if os.path.isdir(os.path.join(ROOT, name)) else shutil.copy
         copy(os.path.join(ROOT, name), src / name)
     out = tmp_path_factory.mktemp("wheel")
@@ -77,6 +77,23 @@ def test_wheel_ships_the_man_page_completions_and_typing(wheel):
     assert "License :: OSI Approved :: MIT License" in meta and "Keywords:" in meta
     assert "](" not in meta.split("\n\n", 1)[1].replace("](http", ""), "relative links do not render on an index"
     assert any(n.endswith("LICENSE") for n in names)
+
+
+def test_the_command_is_our_script_without_re(wheel):
+    """The wheel's bpfmap command is scripts/bpfmap (pip writes the interpreter on its
+    first line): it runs bpfmap.cli.run and imports nothing else, where the wrapper pip
+    generates for an entry point imports re (issue 37: a lookup's start-up)."""
+    import ast
+
+    names = wheel.namelist()
+    assert [n.split(".data/scripts/", 1)[1] for n in names if ".data/scripts/" in n] == ["bpfmap"]
+    assert not any(n.endswith("entry_points.txt") for n in names), "a [project.scripts] wrapper would replace it"
+    text = wheel.read(next(n for n in names if n.endswith(".data/scripts/bpfmap"))).decode()
+    assert text.startswith("#!python\n")
+    tree = ast.parse(text)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert imported == {"sys", "bpfmap.cli.run"}
 
 
 def test_one_version_everywhere():

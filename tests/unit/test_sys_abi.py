@@ -197,8 +197,10 @@ def test_command_numbers_match_the_header():
     if not __import__("os").path.exists(HEADER):
         pytest.skip("no linux/bpf.h")
     names = _header_enum("bpf_cmd")
-    for cmd in attrs.Cmd:
-        assert names.index("BPF_" + cmd.name) == cmd.value, cmd
+    commands = {name: value for name, value in vars(attrs.Cmd).items() if name.isupper()}
+    assert len(commands) > 20
+    for name, value in commands.items():
+        assert names.index("BPF_" + name) == value, name
 
 
 def test_every_header_map_type_is_known():
