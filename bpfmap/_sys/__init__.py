@@ -39,6 +39,7 @@ from .syscall import (
     prog_map_ids,
     prog_test_run,
     rename_exchange,
+    retain_heap,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads the name as True)
@@ -75,6 +76,7 @@ __all__ = [
     "map_info",
     "mount_bpffs",
     "rename_exchange",
+    "retain_heap",
     "obj_get",
     "obj_pin",
     "pidfd_getfd",

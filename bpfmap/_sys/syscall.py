@@ -104,6 +104,23 @@ NR_PIDFD_OPEN, NR_PIDFD_GETFD = 434, 438
 PIDFD_THREAD = os.O_EXCL  # pidfd_open: a thread's pidfd (Linux 6.9)
 
 
+# glibc's mallopt(3) parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def retain_heap(mmap_below: int = 32 << 20, trim_above: int = 256 << 20) -> bool:
+    """Ask glibc's malloc to serve blocks below ``mmap_below`` bytes from the heap (not
+    each from an mmap of its own, unmapped again when freed) and to keep up to
+    ``trim_above`` bytes of freed heap: a long-running process that allocates and frees
+    the same large buffers over and over (a scrape's) then reuses their pages instead of
+    faulting fresh ones in each time.  False where the C library has no mallopt (musl)
+    or refuses the values."""
+    mallopt = getattr(_libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_below)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_above))
+
+
 def pidfd_open(pid: int, thread: bool = False) -> int:
     """A pidfd of process ``pid`` (``thread``: of a thread that need not lead its group)."""
     ret: int = _syscall(NR_PIDFD_OPEN, pid, PIDFD_THREAD if thread else 0, 0)

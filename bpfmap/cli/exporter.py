@@ -103,6 +103,9 @@ def export(
             raise typer.Exit(EXIT_SYSTEM)
         return
     if textfile is not None:
+        from ..export.serve import long_running
+
+        long_running()
         with _stop_on_signals() as stop:
             _keep_textfile(exporter, textfile, interval if interval is not None else 15.0, stop, quiet)
         return

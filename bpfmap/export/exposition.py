@@ -31,6 +31,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _HELP_ESC = str.maketrans({"\\": "\\\\", "\n": "\\n"})
 CHUNK = 4096  # series formatted at once
 _ROW_CHUNK = 2048  # entries of a kernel batch summed at once (output.rows.CHUNK)
+_FLOAT_CODES = frozenset("efd")  # struct codes of floating-point numbers
 
 
 def _surrogates(backslash: str) -> Callable[[UnicodeError], tuple[str, int]]:
@@ -308,6 +309,12 @@ class Summed:
         self.hits: Counter[bytes] = Counter()  # entries per label bytes, where a format may miss
         self.counted = 0
         self._unpack: dict[int, Callable[[Any], tuple[Any, ...]]] = {}
+        # labels that are one run of the key's bytes (the leading fields, the common case)
+        # and their number are read from the kernel's batch in place, no row copied
+        start = spans[0][1] if spans else 0
+        run = all(src == 0 and at == lo - start for src, lo, _size, at in spans)  # the key's bytes as they lie
+        self._in_place = (start, width) if spans and run and sum(s[2] for s in spans) == width else None
+        self._direct: dict[tuple[int, int], Callable[[Any], tuple[Any, ...]]] = {}
 
     def _rows(self, keys: memoryview, values: memoryview, count: int) -> bytearray:
         """Each entry's labelled fields, then its number, ``stride`` bytes an entry."""
@@ -339,6 +346,9 @@ class Summed:
         if self.lines is not None and self.alike is not None and self.alike(keys, count):
             raise ReadsAlike
         self.counted += count
+        if self.lines is None and self._in_place is not None:
+            yield from self._add_in_place(keys, values, count)
+            return
         for rows, n in self.chunks(keys, values, count):
             if self.lines is not None:
                 self._count_misses(rows, self.stride, n, None)
@@ -346,12 +356,49 @@ class Summed:
                 continue
             items = self._items(rows, n)
             labels = items[0::2]
-            sums = self.sums
-            get = sums.get
-            for k, v in zip(labels, items[1::2]):
-                sums[k] = get(k, 0) + v
+            self._sum(labels, items[1::2])
             if self.weigh:
                 self.hits.update(labels)
+
+    def _add_in_place(self, keys: bytes, values: bytes, count: int) -> Iterator[str]:
+        """``add`` for labels that are one run of the key's bytes: each chunk's label bytes
+        unpacked from the keys and its numbers from the values where they lie."""
+        assert self._in_place is not None
+        lo, size = self._in_place
+        (ks, vs), at = self.sizes, self.value_at
+        kv, vv = memoryview(keys), memoryview(values)
+        for i in range(0, count, _ROW_CHUNK):
+            n = min(_ROW_CHUNK, count - i)
+            labels_of, numbers_of = self._direct.get((n, 0)), self._direct.get((n, 1))
+            if labels_of is None or numbers_of is None:
+                labels_of = struct.Struct("=" + f"{lo}x{size}s{ks - lo - size}x" * n).unpack
+                numbers_of = struct.Struct(self.order + f"{at}x{self.code}{vs - at - self.vsize}x" * n).unpack
+                if len(self._direct) < 16:  # the chunk size, and a batch's last chunks
+                    self._direct[(n, 0)], self._direct[(n, 1)] = labels_of, numbers_of
+            labels = labels_of(kv[i * ks : (i + n) * ks])
+            self._sum(labels, numbers_of(vv[i * vs : (i + n) * vs]))
+            if self.weigh:
+                self.hits.update(labels)
+        return
+        yield  # a generator, as add is
+
+    def _sum(self, labels: tuple[bytes, ...], numbers: tuple[Any, ...]) -> None:
+        """Add a chunk's numbers to the sums of their label bytes.  A chunk whose label
+        bytes are all different (one entry a series: the common case) is added with dict
+        operations, no Python step per entry: the sums it shares with chunks before are
+        added first, in the order the entry-by-entry loop adds them (old + new), so every
+        sum is the loop's to the bit; integers only (a float's 0 + -0.0 is not -0.0)."""
+        sums = self.sums
+        if self.code not in _FLOAT_CODES:
+            chunk = dict(zip(labels, numbers))
+            if len(chunk) == len(labels):
+                for k in chunk.keys() & sums.keys():
+                    chunk[k] = sums[k] + chunk[k]
+                sums.update(chunk)
+                return
+        get = sums.get
+        for k, v in zip(labels, numbers):
+            sums[k] = get(k, 0) + v
 
     def text(self) -> Iterator[str]:
         """The summed series, a chunk at a time (after every batch is added)."""

@@ -174,3 +174,31 @@ def test_alike_check_refuses_keys_whose_bytes_do_not_tell_their_text(layout_text
 
     with pytest.raises(NotRow):
         alike_check(Layout.parse(layout_text).key.type)
+
+
+CHUNKS = st.lists(
+    st.lists(st.tuples(st.binary(min_size=1, max_size=2), st.integers(-(2**63), 2**64 - 1)), max_size=12),
+    max_size=6,
+)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(chunks=CHUNKS, floats=st.booleans())
+def test_a_chunks_sums_are_the_entry_by_entry_loops(chunks, floats):
+    """Summed._sum adds a chunk of label bytes without repeats through dict operations:
+    every sum is the entry-by-entry loop's (old + new, in entry order), for chunks with
+    repeats, sums shared with chunks before, and (floats: the loop itself) float sums."""
+    from bpfmap.export.exposition import Summed
+
+    summed = object.__new__(Summed)
+    summed.sums, summed.code = {}, "d" if floats else "Q"
+    loop: dict = {}
+    for chunk in chunks:
+        labels = tuple(k for k, _ in chunk)
+        numbers = tuple(float(v) if floats else v for _, v in chunk)
+        summed._sum(labels, numbers)
+        for k, v in zip(labels, numbers):
+            loop[k] = loop.get(k, 0) + v
+    assert summed.sums == loop
+    assert [type(v) for v in summed.sums.values()] == [type(v) for v in loop.values()]
+    assert list(summed.sums) == list(loop)  # the series in the loop's order too
