@@ -9,6 +9,7 @@ from .attrs import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_F_RDONLY, BPF_F_WRONLY, B
 from .syscall import (
     BPF_FS_MAGIC,
     VerifierError,
+    batch_elements,
     bpf,
     btf_info,
     btf_load,
@@ -59,6 +60,7 @@ __all__ = [
     "BPF_F_RDONLY",
     "BPF_F_WRONLY",
     "BPF_FS_MAGIC",
+    "batch_elements",
     "bpf",
     "buffer",
     "fd_kind",

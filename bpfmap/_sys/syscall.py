@@ -215,11 +215,21 @@ def map_batch(
     return attr.count, (ctypes.get_errno() if ret < 0 else 0)
 
 
-def map_count(fd: int, key_size: int, value_size: int, batch: int = 4096) -> int:
+BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
+AUTO_BATCH_MAX = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
+
+
+def batch_elements(entry: int) -> int:
+    """Elements a batch reads of entries ``entry`` bytes each (key and value stride): as
+    many as fit BATCH_BYTES, 64 to AUTO_BATCH_MAX (every batch read's default)."""
+    return max(64, min(AUTO_BATCH_MAX, BATCH_BYTES // max(entry, 1)))
+
+
+def map_count(fd: int, key_size: int, value_size: int, batch: int) -> int:
     """How many elements a hash-type map (not per-CPU) holds, counted with
-    BPF_MAP_LOOKUP_BATCH into buffers that are dropped (a hash bucket bigger than
-    ``batch`` doubles it); OSError for any error but the end (EINVAL: no batch
-    operations for this map or kernel)."""
+    BPF_MAP_LOOKUP_BATCH, ``batch`` elements at a time (batch_elements), into buffers
+    that are dropped (a hash bucket bigger than a batch doubles it); OSError for any
+    error but the end (EINVAL: no batch operations for this map or kernel)."""
     n = batch
     keys, values = buffer(n * key_size), buffer(n * value_size)
     in_b, out_b, other = None, buffer(max(key_size, 4)), buffer(max(key_size, 4))

@@ -298,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 done = attempt(verb, args[1:])  # run on bpf(2) alone: nothing else to import
             except KeyboardInterrupt:
-                _error(ErrorLine(), "interrupted", EXIT_INTERRUPTED)
+                from .options import errors_as_json
+
+                _error(ErrorLine(errors_as_json(args)), "interrupted", EXIT_INTERRUPTED)
                 return EXIT_INTERRUPTED
             if done is not None:  # its answer, written as every command's is (errors: run_args)
                 write, json_errors = done

@@ -83,11 +83,16 @@ def attempt(verb: str, words: list[str]) -> tuple[Callable[[], int], bool] | Non
         elif info.key_size != (key_type[0] if key_type is not None else 0) or info.value_size != value_type[0]:
             return None
         write = _run(verb, fd, info, ref, positional[1:], key_type, value_type, output)
-        return (write, output in JSON_OUTPUTS) if write is not None else None
-    except OSError:
+        if write is None:
+            return None
+        if verb == "pop":
+            fd = -1  # the writer's now: an element whose output fails goes back through it
+        return write, output in JSON_OUTPUTS
+    except (OSError, MemoryError, ValueError):  # the kernel's refusal, or anything unforeseen before it
         return None
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _parse(verb: str, words: list[str]) -> tuple[list[str], str | None, str] | None:
@@ -174,7 +179,13 @@ def _run(
     """The kernel call of the verb (OSError from it: the caller hands over), and the writer
     of its answer; None when an argument is not in the quick path's form."""
     if verb == "count":
-        n = info.max_entries if info.type == ARRAY else _sys.map_count(fd, info.key_size, info.value_size)
+        if info.type == ARRAY:
+            n = info.max_entries
+        elif os.environ.get("BPFMAP_NO_BATCH", "") not in ("", "0"):
+            return None  # the full path walks the keys, as asked
+        else:
+            batch = _sys.batch_elements(info.key_size + info.value_size)  # about 1 MiB, as every batch read
+            n = _sys.map_count(fd, info.key_size, info.value_size, batch)
         return _writer(f"{n}\n", EXIT_OK if n else EXIT_NOT_FOUND)
     key = None
     if key_type is not None:
@@ -205,7 +216,7 @@ def _run(
     raw = vbuf.raw[:value_size]
     text = _shown(key, key_type, int.from_bytes(raw, sys.byteorder, signed=signed), output)
     if verb == "pop":
-        return _popped(ref, text, raw)
+        return _popped(fd, ref, text, raw)
     return _writer(text, EXIT_OK)
 
 
@@ -232,9 +243,10 @@ def _writer(text: str, code: int) -> Callable[[], int]:
     return write
 
 
-def _popped(ref: str, text: str, raw: bytes) -> Callable[[], int]:
-    """The writer of a popped element: when the output fails, the element goes back (as
-    the full path's pop does it, cli/verbs.undelivered)."""
+def _popped(fd: int, ref: str, text: str, raw: bytes) -> Callable[[], int]:
+    """The writer of an element popped from the map open at ``fd`` (which it closes): when
+    the output fails, the element goes back into that map, through that fd (whatever is
+    pinned at ``ref`` by then), as the full path's pop does it (cli/verbs.undelivered)."""
 
     def write() -> int:
         try:
@@ -244,11 +256,10 @@ def _popped(ref: str, text: str, raw: bytes) -> Callable[[], int]:
             from ..core.maps import Map
             from .verbs import pushed_back, undelivered
 
-            def put_back() -> str:
-                with Map.open(ref) as m:
-                    return pushed_back(m, raw)
-
-            undelivered(f"pop {ref}", err, lambda out: out.write(text), put_back)
+            with Map(os.dup(fd), ref) as m:
+                undelivered(f"pop {ref}", err, lambda out: out.write(text), lambda: pushed_back(m, raw))
+        finally:
+            os.close(fd)
         return EXIT_OK
 
     return write

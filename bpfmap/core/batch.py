@@ -36,9 +36,7 @@ class MapCore(Protocol):
     def fileno(self) -> int: ...
 
 
-BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
 FIRST_BATCH = 2048  # a read's first batch at most (output.rows.CHUNK: one chunk of lines)
-AUTO_BATCH_MAX = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
 _NO_BATCH_ERRNOS = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 _unsupported: set[tuple[int, int]] = set()  # (map type, cmd) the kernel refused to batch
 
@@ -52,11 +50,10 @@ def enabled() -> bool:
 
 
 def batch_count(m: MapCore, size: int | None = None) -> int:
-    """Elements per batch: ``size`` when given, else as many as fit BATCH_BYTES (64..AUTO_BATCH_MAX)."""
+    """Elements per batch: ``size`` when given, else _sys.batch_elements's (about 1 MiB of buffers)."""
     if size is not None:
         return size
-    per = m.key_size + m.shape.entry
-    return max(64, min(AUTO_BATCH_MAX, BATCH_BYTES // max(per, 1)))
+    return _sys.batch_elements(m.key_size + m.shape.entry)
 
 
 def _usable(m: MapCore, cmd: int) -> bool:

@@ -236,3 +236,74 @@ def _contents_kept(pin: str) -> list:
         if m.key_size == 0:
             return [m.peek()]
         return sorted((k, m.lookup(k)) for k in m.keys())
+
+
+class _SwapsThenFails:
+    """A stdout whose write first puts another queue at ``pin`` (the map popped from stays
+    pinned at ``pin``_old), then fails as a full disk does."""
+
+    def __init__(self, pin: str) -> None:
+        self.pin = pin
+
+    def write(self, text: str) -> int:
+        os.unlink(self.pin)
+        with Map.create(MapSpec("queue", 0, 8, 3)) as other:
+            other.pin(self.pin)
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_pop_whose_output_fails_goes_back_into_its_own_map(pindir, monkeypatch, capsys):
+    """The element goes back through the fd it was popped with, as the full path's does: not
+    into whatever another process pinned at the path meanwhile."""
+    for use_quick in (True, False):
+        pin = _make(pindir, "queue")  # holds 9, then 2**64-1
+        with Map.open(pin) as m:
+            m.pin(pin + "_old")
+        monkeypatch.setattr(sys, "stdout", _SwapsThenFails(pin))
+        code, out, err = _run(monkeypatch, capsys, ["pop", pin, "-l", "u64"], use_quick)
+        monkeypatch.undo()
+        assert code == 3 and "the element was put back (at the tail of the queue)" in err, (use_quick, err)
+        assert _contents(pin) == [], use_quick  # the queue pinned there since: untouched
+        held = [int.from_bytes(v, sys.byteorder) for v in _contents(pin + "_old")]
+        assert held == [2**64 - 1, 9], use_quick  # the popped element, back at the tail
+        os.unlink(pin)
+        os.unlink(pin + "_old")
+
+
+def test_a_count_of_big_values_reads_batches_of_about_a_mebibyte(pindir):
+    """count reads a hash in batches of about 1 MiB of keys and values, as every batch read
+    does: a map of 256 KiB values is counted in a few MiB, not 4,096 values at a time."""
+    import subprocess
+
+    with Map.create(MapSpec("hash", 4, 256 << 10, 4, flags="no_prealloc")) as m:
+        for i in range(3):
+            m.update(i.to_bytes(4, sys.byteorder), bytes(256 << 10))
+        m.pin(os.path.join(pindir, "big"))
+    code = (
+        "import resource, sys; from bpfmap.cli import main; rc = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "count", os.path.join(pindir, "big")], capture_output=True, text=True
+    )
+    *said, peak_kib = r.stderr.split()
+    assert (r.returncode, r.stdout, said) == (0, "3\n", [])
+    assert int(peak_kib) < 200 << 10, f"count held {peak_kib} KiB"
+
+
+def test_ctrl_c_in_the_quick_path_is_said_as_the_line_asks(pindir, monkeypatch, capsys):
+    pin = _make(pindir, "hash")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quick._sys, "map_info", interrupted)
+    for options, said in ((["-o", "json"], '{"error": "interrupted", "code": 130}\n'), ([], "bpfmap: interrupted\n")):
+        code, out, err = _run(monkeypatch, capsys, ["lookup", pin, "1", "-l", "u32:u64", *options], True)
+        assert (code, out, err) == (130, "", said)
