@@ -219,6 +219,12 @@ BATCH_BYTES = 1 << 20  # a batch's key + value buffers aim at this size
 AUTO_BATCH_MAX = 65536  # and hold at most this many elements: decoded, each costs ~100+ bytes of Python objects
 
 
+def batches_enabled() -> bool:
+    """Whether reads may use batch operations: not with BPFMAP_NO_BATCH set (to 1, or
+    anything but 0), which forces the per-element path."""
+    return os.environ.get("BPFMAP_NO_BATCH", "") in ("", "0")
+
+
 def batch_elements(entry: int) -> int:
     """Elements a batch reads of entries ``entry`` bytes each (key and value stride): as
     many as fit BATCH_BYTES, 64 to AUTO_BATCH_MAX (every batch read's default)."""

@@ -181,7 +181,7 @@ def _run(
     if verb == "count":
         if info.type == ARRAY:
             n = info.max_entries
-        elif os.environ.get("BPFMAP_NO_BATCH", "") not in ("", "0"):
+        elif not _sys.batches_enabled():
             return None  # the full path walks the keys, as asked
         else:
             batch = _sys.batch_elements(info.key_size + info.value_size)  # about 1 MiB, as every batch read

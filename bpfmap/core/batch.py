@@ -46,7 +46,7 @@ class _NoBatch(Exception):
 
 
 def enabled() -> bool:
-    return os.environ.get("BPFMAP_NO_BATCH", "") in ("", "0")
+    return _sys.batches_enabled()
 
 
 def batch_count(m: MapCore, size: int | None = None) -> int:
