@@ -61,7 +61,7 @@ BPF_F_RDONLY = 1 << 3
 BPF_F_WRONLY = 1 << 4
 
 
-PROG_TYPE_SOCKET_FILTER = 1  # enum bpf_prog_type: bpfmap.types.ProgType names them all
+PROG_TYPE_SOCKET_FILTER = 1  # enum bpf_prog_type: bpfmap.core.program.ProgType names them all
 
 # BPF_PROG_TEST_RUN flags
 BPF_F_TEST_RUN_ON_CPU = 1 << 0

@@ -11,7 +11,8 @@ from typing import Any
 
 from .. import _sys
 from ..errors import BpfmapError
-from ..types import Access, ProgType, Value, spec
+from ..types import Access, Value, spec
+from .program import ProgType
 
 
 def holders(map_ids: set[int] | None = None) -> dict[int, list[dict[str, Any]]]:

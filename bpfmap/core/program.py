@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import enum
 import errno
 from typing import Any
 
 from .. import _sys
 from ..errors import UsageError, VerifierRejected, WrongObjectType, translate
-from ..types import ProgType
 from .fd import FdOwner
 from .info import parse_id
 from .pins import open_pinned
+
+
+class ProgType(enum.IntEnum):
+    """enum bpf_prog_type (Linux 6.1 uapi; newer types load by number): here, beside the
+    programs, not in bpfmap.types, whose enums every command builds at start-up."""
+
+    UNSPEC = 0
+    SOCKET_FILTER = 1
+    KPROBE = 2
+    SCHED_CLS = 3
+    SCHED_ACT = 4
+    TRACEPOINT = 5
+    XDP = 6
+    PERF_EVENT = 7
+    CGROUP_SKB = 8
+    CGROUP_SOCK = 9
+    LWT_IN = 10
+    LWT_OUT = 11
+    LWT_XMIT = 12
+    SOCK_OPS = 13
+    SK_SKB = 14
+    CGROUP_DEVICE = 15
+    SK_MSG = 16
+    RAW_TRACEPOINT = 17
+    CGROUP_SOCK_ADDR = 18
+    LWT_SEG6LOCAL = 19
+    LIRC_MODE2 = 20
+    SK_REUSEPORT = 21
+    FLOW_DISSECTOR = 22
+    CGROUP_SYSCTL = 23
+    RAW_TRACEPOINT_WRITABLE = 24
+    CGROUP_SOCKOPT = 25
+    TRACING = 26
+    STRUCT_OPS = 27
+    EXT = 28
+    LSM = 29
+    SK_LOOKUP = 30
+    SYSCALL = 31
 
 
 class Program(FdOwner):

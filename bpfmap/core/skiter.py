@@ -19,8 +19,8 @@ from typing import Any
 from .. import _sys
 from ..errors import Unsupported, UsageError, translate
 from ..layout import Codec
-from ..types import ProgType
 from .asm import assemble
+from .program import ProgType
 
 RECORD = struct.Struct(
     "<QQHHHHB3x4s4s16s16s4x"
