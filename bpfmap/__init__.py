@@ -15,7 +15,7 @@ such as ``pid:N`` as keys).
 
 from __future__ import annotations
 
-from ._lazy import TYPE_CHECKING, reexport
+from ._lazy import JOINS, TYPE_CHECKING, reexport
 
 if TYPE_CHECKING:
     from typing import Any
@@ -64,6 +64,10 @@ def _view(
     from .view import View
 
     return View(self, as_layout(layout, c_header, key_type, value_type, include_dirs))
+
+
+# The package, the top layer, joins Map to View (Map.view calls this): maps.py never imports view.py.
+JOINS["view"] = _view
 
 
 # name -> module, imported on first use (module __getattr__, PEP 562)
@@ -145,10 +149,7 @@ _resolve, __dir__ = reexport(__name__, _LAZY)
 def __getattr__(name: str) -> Any:
     """A public name, imported on first use (every name here loads lazily: the command
     line's one-entry verbs import this package, and the library's modules would cost
-    them more than their own work).  The first use also joins Map to View (``m.view()``),
-    which the package, the top layer, does: maps.py never imports view.py."""
-    if name in _LAZY and "view" not in vars(_resolve("Map")):
-        _resolve("Map").view = _view
+    them more than their own work)."""
     return _resolve(name)
 
 

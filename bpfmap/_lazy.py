@@ -13,6 +13,12 @@ if TYPE_CHECKING:
     from re import Pattern
     from typing import Any
 
+# What a higher layer lends a lower one, by name, set when the higher one is imported: the
+# package root puts "view" here (what Map.view calls: api and view are floors above core,
+# which never imports them).  The root is imported before any of its modules, so a join
+# is there before anything can call it.
+JOINS: dict[str, Callable[..., Any]] = {}
+
 # Nothing here imports more than sys at load time: the package roots and the one-entry
 # verbs' quick path (cli/quick.py) load this module, and re, typing and collections cost
 # a one-entry command more than its own work.

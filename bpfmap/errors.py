@@ -8,11 +8,9 @@ UsageError -> 2, everything else -> 3 (the EXIT_ constants: the one list of them
 from __future__ import annotations
 
 import errno as _errno
+from _collections_abc import Callable  # collections.abc's, loaded with os: no collections package to import
 
-from ._lazy import TYPE_CHECKING, lazy_pattern
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from ._lazy import lazy_pattern
 
 ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
 

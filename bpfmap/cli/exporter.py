@@ -102,10 +102,10 @@ def export(
         if any(exporter.errors.values()):
             raise typer.Exit(EXIT_SYSTEM)
         return
-    if textfile is not None:
-        from ..export.serve import long_running
+    from ..export.serve import long_running
 
-        long_running()
+    long_running()  # scrape after scrape from here on: keep the freed memory for the next
+    if textfile is not None:
         with _stop_on_signals() as stop:
             _keep_textfile(exporter, textfile, interval if interval is not None else 15.0, stop, quiet)
         return

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .. import _sys
+from .._lazy import JOINS
 from ..errors import (
     ENOTSUPP,
     BpfmapError,
@@ -226,6 +227,19 @@ class Map(FdOwner, ValueReads):
             f"<Map {self.ref} id={self.id} type={map_type_label(int(self.type))} "
             f"key={self.key_size} value={self.value_size} max_entries={self.max_entries}>"
         )
+
+    def view(
+        self,
+        layout: Any = None,
+        c_header: str | None = None,
+        key_type: str | None = None,
+        value_type: str | None = None,
+        include_dirs: list[str] | None = None,
+    ) -> Any:
+        """A typed, dict-like View over this map (``m.view("u32:u64")``; no layout: its BTF,
+        else hex); closing the View leaves the map open.  (The package joins it to
+        bpfmap.View: _lazy.JOINS.)"""
+        return JOINS["view"](self, layout, c_header, key_type, value_type, include_dirs)
 
     # -- metadata ----------------------------------------------------------------------
 

@@ -161,7 +161,10 @@ def long_running() -> None:
     its sums and label bytes), and glibc's malloc would give most of them back to the
     system and fault them in again at the next scrape (~4,000 page faults, ~10% of the
     scrape's CPU here).  Keep them in the heap instead: the process's RSS stays at its
-    peak between scrapes, which a server's does anyway.  A no-op without glibc."""
+    peak between scrapes, which a server's does anyway.  A no-op without glibc.  It
+    changes malloc for the whole process, so the library never calls it on its own:
+    ``bpfmap export`` does, for --listen and --textfile; a program serving metrics
+    with :func:`serve` may."""
     _sys.retain_heap()
 
 
@@ -186,7 +189,6 @@ def serve(exporter: Exporter, host: str, port: int) -> WSGIServer:
         def handle_error(self, request: Any, client_address: Any) -> None:
             pass  # a client that timed out or hung up: its connection is closed, nothing to say
 
-    long_running()
     try:
         Server.address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         httpd = make_server(host, port, wsgi_app(exporter), Server, handler_class=Handler)

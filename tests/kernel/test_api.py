@@ -214,3 +214,22 @@ def test_library_dump_writes_what_the_cli_writes(bm, pindir):
             assert n == (5 if "top" in options else 39)
         with pytest.raises(bpfmap.UsageError, match="not both"):
             bpfmap.dump(m, io.StringIO(), "text", percpu="sum", cpu=0)
+
+
+def test_a_map_reached_through_its_module_has_view(pindir):
+    """Map.view works however Map is reached in a fresh interpreter: through the package
+    root (whose names load lazily) or straight from bpfmap.core.maps."""
+    import subprocess
+    import sys
+
+    pin = os.path.join(pindir, "m")
+    with bpfmap.Map.create("hash", 4, 8, max_entries=4) as m:
+        m.update((1).to_bytes(4, sys.byteorder), (7).to_bytes(8, sys.byteorder))
+        m.pin(pin)
+    for code in (
+        "from bpfmap.core.maps import Map; print(Map.open(PIN).view('u32:u64')[1])",
+        "import bpfmap.core.maps as maps; print(maps.Map.open(PIN).view('u32:u64')[1])",
+        "import bpfmap; print(bpfmap.Map.open(PIN).view('u32:u64')[1])",
+    ):
+        r = subprocess.run([sys.executable, "-c", code.replace("PIN", repr(pin))], capture_output=True, text=True)
+        assert (r.returncode, r.stdout) == (0, "7\n"), (code, r.stderr)

@@ -61,3 +61,33 @@ def test_lazy_names_are_the_modules_objects():
 
     assert bpfmap.View is View and bpfmap.read_object is read_object
     assert "View" in dir(bpfmap)
+
+
+def test_public_signatures_name_no_standard_type_only_at_type_checking():
+    """typing.get_type_hints works on the public functions and methods as far as the
+    standard names go (Any, Callable, Iterator...: documentation tools and validators call
+    it): the modules that keep typing and collections out of start-up still bind the names
+    their public annotations use.  (A class of a higher floor, named under TYPE_CHECKING
+    to keep the layers, stays a forward reference: Map.btf's MapBTF, Map.update's Program.)"""
+    import collections.abc
+    import inspect
+    import typing
+
+    import bpfmap
+
+    standard = set(dir(typing)) | set(dir(collections.abc))
+    failed = []
+    for name in bpfmap.__all__:
+        obj = getattr(bpfmap, name)
+        members = [obj]
+        if inspect.isclass(obj):
+            members += [m for k, m in vars(obj).items() if inspect.isfunction(m) and not k.startswith("_")]
+        for member in members:
+            if not callable(member):
+                continue
+            try:
+                typing.get_type_hints(member)
+            except NameError as err:
+                if err.name in standard:
+                    failed.append(f"{name}.{getattr(member, '__name__', '')}: {err}")
+    assert failed == []
