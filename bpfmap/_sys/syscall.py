@@ -29,6 +29,7 @@ from .attrs import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads the name as True)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Protocol
 
     CBuffer = ctypes.Array[ctypes.c_char]  # what buffer() makes: the bytes a kernel call reads or fills
@@ -231,27 +232,40 @@ def batch_elements(entry: int) -> int:
     return max(64, min(AUTO_BATCH_MAX, BATCH_BYTES // max(entry, 1)))
 
 
-def map_count(fd: int, key_size: int, value_size: int, batch: int) -> int:
-    """How many elements a hash-type map (not per-CPU) holds, counted with
-    BPF_MAP_LOOKUP_BATCH, ``batch`` elements at a time (batch_elements), into buffers
-    that are dropped (a hash bucket bigger than a batch doubles it); OSError for any
-    error but the end (EINVAL: no batch operations for this map or kernel)."""
-    n = batch
+def batch_reads(
+    cmd: int, fd: int, key_size: int, value_size: int, first: int, full: int
+) -> Iterator[tuple[CBuffer, CBuffer, int]]:
+    """Every element of the map at ``fd`` read by ``cmd`` (BPF_MAP_LOOKUP_BATCH, or
+    LOOKUP_AND_DELETE_BATCH to drain it): (keys, values, count) for each batch, the C
+    buffers themselves (copy what you keep before the next), ``first`` elements in the
+    first batch and ``full`` in the others (``value_size``: the value stride); a hash
+    bucket holding more than a batch doubles it.  OSError for any error but the end
+    (EINVAL on the first call: no batch operations for this map or kernel)."""
+    n = first
     keys, values = buffer(n * key_size), buffer(n * value_size)
     in_b, out_b, other = None, buffer(max(key_size, 4)), buffer(max(key_size, 4))
-    total = 0
     while True:
-        count, err = map_batch(Cmd.MAP_LOOKUP_BATCH, fd, keys, values, n, in_b, out_b)
+        count, err = map_batch(cmd, fd, keys, values, n, in_b, out_b)
         if err == errno.ENOSPC and count == 0:
-            n *= 2
+            n *= 2  # a hash bucket holds more than a batch: grow and retry from the same place
             keys, values = buffer(n * key_size), buffer(n * value_size)
             continue
         if err and err != errno.ENOENT:
             raise OSError(err, os.strerror(err))
-        total += count
+        if count:
+            yield keys, values, count
         if err == errno.ENOENT:
-            return total
+            return
+        if n < full:
+            n = full
+            keys, values = buffer(n * key_size), buffer(n * value_size)
         in_b, out_b = out_b, other if in_b is None else in_b  # where the next batch starts, and room for the one after
+
+
+def map_count(fd: int, key_size: int, value_size: int, batch: int) -> int:
+    """How many elements a hash-type map (not per-CPU) holds: its batch_reads, ``batch``
+    elements at a time (batch_elements), counted; OSError as batch_reads raises it."""
+    return sum(count for _k, _v, count in batch_reads(Cmd.MAP_LOOKUP_BATCH, fd, key_size, value_size, batch, batch))
 
 
 def obj_pin(fd: int, path: str) -> None:

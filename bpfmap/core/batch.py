@@ -86,32 +86,16 @@ def _kernel_batches(m: MapCore, cmd: int, size: int | None) -> Iterator[tuple[by
     full = batch_count(m, size)
     # the first batch small (unless one was asked for): a reader formats it while the next
     # is read, rather than waiting for a whole first batch
-    n = full if size is not None else min(full, FIRST_BATCH)
-    keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
-    in_b, out_b = None, _sys.buffer(max(ks, 4))
-    first = True
-    fd = m.fileno()
-    while True:
-        count, err = _sys.map_batch(cmd, fd, keys, values, n, in_b, out_b)
-        if err == errno.ENOSPC and count == 0:
-            n *= 2  # a hash bucket holds more than a batch: grow and retry from the same place
-            keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
-            continue
-        if err and err != errno.ENOENT:
-            if first and err in _NO_BATCH_ERRNOS:
-                raise _NoBatch()
-            raise translate("iterate", m.ref, OSError(err, os.strerror(err)))
-        first = False
-        if count:
+    first = full if size is not None else min(full, FIRST_BATCH)
+    read = False
+    try:
+        for keys, values, count in _sys.batch_reads(cmd, m.fileno(), ks, vs, first, full):
+            read = True
             yield _sys.contents(keys, count * ks), _sys.contents(values, count * vs), count
-        if err == errno.ENOENT:
-            return
-        if n < full:
-            n = full
-            keys, values = _sys.buffer(n * ks), _sys.buffer(n * vs)
-        if in_b is None:
-            in_b = _sys.buffer(max(ks, 4))
-        in_b, out_b = out_b, in_b
+    except OSError as err:
+        if not read and err.errno in _NO_BATCH_ERRNOS:
+            raise _NoBatch() from None
+        raise translate("iterate", m.ref, err) from None
 
 
 def _element_batches(m: MapCore, delete: bool, size: int | None) -> Iterator[tuple[bytes, bytes, int]]:

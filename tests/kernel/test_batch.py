@@ -68,7 +68,8 @@ def test_kernel_batches_really_are_used(no_batch, monkeypatch):
         calls.append(cmd)
         return real(cmd, *a, **k)
 
-    monkeypatch.setattr(batch_mod._sys, "map_batch", spy)
+    monkeypatch.setattr(batch_mod._sys, "map_batch", spy)  # batch writes (core/batch)
+    monkeypatch.setattr(batch_mod._sys.syscall, "map_batch", spy)  # batch reads (_sys.batch_reads)
     with Map.create("hash", 4, 8, max_entries=100000) as m:
         n = 70000
         keys = struct.pack(f"={n}I", *range(n))
