@@ -50,20 +50,13 @@ if TYPE_CHECKING:
 __version__ = "0.2.0"
 
 
-def _view(
-    self: Map,
-    layout: Any = None,
-    c_header: str | None = None,
-    key_type: str | None = None,
-    value_type: str | None = None,
-    include_dirs: list[str] | None = None,
-) -> Any:
-    """A typed, dict-like View over this map (``m.view("u32:u64")``; no layout: its BTF,
-    else hex); closing the View leaves the map open."""
+def _view(m: Map, *layout: Any) -> Any:
+    """Map.view's body: ``m`` seen through the layout its arguments give (api.as_layout's:
+    a layout, or a C header and its key and value types; none: the map's BTF, else hex)."""
     from .api import as_layout
     from .view import View
 
-    return View(self, as_layout(layout, c_header, key_type, value_type, include_dirs))
+    return View(m, as_layout(*layout))
 
 
 # The package, the top layer, joins Map to View (Map.view calls this): maps.py never imports view.py.
@@ -143,14 +136,9 @@ _LAZY = {
 }
 
 
-_resolve, __dir__ = reexport(__name__, _LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported on first use (every name here loads lazily: the command
-    line's one-entry verbs import this package, and the library's modules would cost
-    them more than their own work)."""
-    return _resolve(name)
+# every name here loads lazily: the command line's one-entry verbs import this package,
+# and the library's modules would cost them more than their own work
+__getattr__, __dir__ = reexport(__name__, _LAZY)
 
 
 __all__ = [
