@@ -314,7 +314,7 @@ class Summed:
         start = spans[0][1] if spans else 0
         run = all(src == 0 and at == lo - start for src, lo, _size, at in spans)  # the key's bytes as they lie
         self._in_place = (start, width) if spans and run and sum(s[2] for s in spans) == width else None
-        self._direct: dict[tuple[int, int], Callable[[Any], tuple[Any, ...]]] = {}
+        self._direct: dict[int, tuple[Callable[[Any], tuple[Any, ...]], Callable[[Any], tuple[Any, ...]]]] = {}
 
     def _rows(self, keys: memoryview, values: memoryview, count: int) -> bytearray:
         """Each entry's labelled fields, then its number, ``stride`` bytes an entry."""
@@ -347,7 +347,7 @@ class Summed:
             raise ReadsAlike
         self.counted += count
         if self.lines is None and self._in_place is not None:
-            yield from self._add_in_place(keys, values, count)
+            self._add_in_place(keys, values, count)
             return
         for rows, n in self.chunks(keys, values, count):
             if self.lines is not None:
@@ -360,7 +360,7 @@ class Summed:
             if self.weigh:
                 self.hits.update(labels)
 
-    def _add_in_place(self, keys: bytes, values: bytes, count: int) -> Iterator[str]:
+    def _add_in_place(self, keys: bytes, values: bytes, count: int) -> None:
         """``add`` for labels that are one run of the key's bytes: each chunk's label bytes
         unpacked from the keys and its numbers from the values where they lie."""
         assert self._in_place is not None
@@ -369,18 +369,19 @@ class Summed:
         kv, vv = memoryview(keys), memoryview(values)
         for i in range(0, count, _ROW_CHUNK):
             n = min(_ROW_CHUNK, count - i)
-            labels_of, numbers_of = self._direct.get((n, 0)), self._direct.get((n, 1))
-            if labels_of is None or numbers_of is None:
-                labels_of = struct.Struct("=" + f"{lo}x{size}s{ks - lo - size}x" * n).unpack
-                numbers_of = struct.Struct(self.order + f"{at}x{self.code}{vs - at - self.vsize}x" * n).unpack
-                if len(self._direct) < 16:  # the chunk size, and a batch's last chunks
-                    self._direct[(n, 0)], self._direct[(n, 1)] = labels_of, numbers_of
+            unpackers = self._direct.get(n)
+            if unpackers is None:
+                unpackers = (
+                    struct.Struct("=" + f"{lo}x{size}s{ks - lo - size}x" * n).unpack,
+                    struct.Struct(self.order + f"{at}x{self.code}{vs - at - self.vsize}x" * n).unpack,
+                )
+                if len(self._direct) < 8:  # the chunk size, and a batch's last chunks
+                    self._direct[n] = unpackers
+            labels_of, numbers_of = unpackers
             labels = labels_of(kv[i * ks : (i + n) * ks])
             self._sum(labels, numbers_of(vv[i * vs : (i + n) * vs]))
             if self.weigh:
                 self.hits.update(labels)
-        return
-        yield  # a generator, as add is
 
     def _sum(self, labels: tuple[bytes, ...], numbers: tuple[Any, ...]) -> None:
         """Add a chunk's numbers to the sums of their label bytes.  A chunk whose label
